@@ -1,0 +1,4 @@
+//! `waitless-bench`: the comparison report.
+fn main() {
+    println!("usage: waitless-bench [--quick]");
+}

@@ -1,0 +1,43 @@
+//! # waitless
+//!
+//! Lock-free and wait-free data structures with their own memory reclamation,
+//! built to be checked (loom models, Miri, linearizability checking with
+//! `waitless-check`) and measured (`waitless-bench`).
+//!
+//! | module | what | progress |
+//! |---|---|---|
+//! | [`epoch`] | epoch-based reclamation | lock-free |
+//! | [`hazard`] | hazard pointers with asymmetric fences | lock-free (protect is wait-free per attempt) |
+//! | [`stack`] | Treiber stack with elimination backoff | lock-free |
+//! | [`map`] | hash map with lock-free growth | lock-free |
+//! | [`queue`] | bounded MPMC queue (wCQ family) | wait-free |
+//! | [`channel`] | ordering-parameterised channel, blocking handles, SPSC | lock-free core |
+//! | [`rcu`] | read-copy-update cell | wait-free reads |
+//!
+//! Shared utilities: [`CachePadded`] and [`Backoff`].
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub(crate) mod sync;
+
+mod utils;
+pub use utils::{Backoff, CachePadded};
+
+// One structure per module. Each line below is owned by the issue that adds
+// the module; keep one blank line between them so parallel work merges.
+
+// --- epoch (issue 3)
+
+// --- stack (issue 3)
+
+// --- hazard (issue 4)
+
+// --- map (issue 4)
+
+// --- queue (issue 5)
+
+// --- channel (issue 6)
+
+// --- contention (issue 7)
+
+// --- rcu (issue 8)
