@@ -4,3 +4,6 @@
 //! a lock.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+
+pub mod measure;
+pub mod workloads;

@@ -39,5 +39,6 @@ pub use utils::{Backoff, CachePadded};
 // --- channel (issue 6)
 
 // --- contention (issue 7)
+pub mod contention;
 
 // --- rcu (issue 8)

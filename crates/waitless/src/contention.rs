@@ -1,0 +1,244 @@
+//! Contention counters: how often each CAS retry loop succeeds and fails.
+//!
+//! Every retry loop in waitless reports its CAS attempts here through a
+//! [`Site`] (a named place in the code). The counters exist only with the
+//! `contention` cargo feature; without it [`Site::record`] is an empty inline
+//! function and costs nothing. With the feature they are still off until
+//! [`enable`] is called, so a build that merely has the feature pays one
+//! relaxed load of a global flag per CAS (measured in `waitless-bench`).
+//!
+//! Counters are per thread (each thread writes only its own cache lines, so
+//! counting adds no shared write to the hot path) and are summed on
+//! [`snapshot`].
+//!
+//! ```
+//! use waitless::contention;
+//! contention::enable(true);
+//! // ... run a workload ...
+//! let snap = contention::snapshot();
+//! for site in &snap.sites {
+//!     println!("{}: {} attempts, {} failures", site.name, site.attempts, site.failures);
+//! }
+//! contention::enable(false);
+//! ```
+
+/// A named CAS site. Declare one `static` per retry loop.
+#[derive(Debug)]
+pub struct Site {
+    name: &'static str,
+    #[cfg(feature = "contention")]
+    id: std::sync::OnceLock<usize>,
+}
+
+impl Site {
+    /// A site called `name` (by convention `"module.operation"`).
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            #[cfg(feature = "contention")]
+            id: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The site's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Records one CAS attempt at this site and whether it succeeded.
+    #[inline(always)]
+    pub fn record(&'static self, success: bool) {
+        #[cfg(feature = "contention")]
+        imp::record(self, success);
+        #[cfg(not(feature = "contention"))]
+        let _ = success;
+    }
+}
+
+/// Counts for one site, summed over every thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteCounts {
+    /// The site's name.
+    pub name: &'static str,
+    /// CAS attempts.
+    pub attempts: u64,
+    /// Failed CAS attempts (retries).
+    pub failures: u64,
+}
+
+/// Every site's counts at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContentionSnapshot {
+    /// Sites with at least one attempt, most failures first.
+    pub sites: Vec<SiteCounts>,
+}
+
+impl ContentionSnapshot {
+    /// Total attempts over all sites.
+    pub fn attempts(&self) -> u64 {
+        self.sites.iter().map(|s| s.attempts).sum()
+    }
+
+    /// Total failures over all sites.
+    pub fn failures(&self) -> u64 {
+        self.sites.iter().map(|s| s.failures).sum()
+    }
+
+    /// Counts accumulated since `earlier` (site by site).
+    pub fn since(&self, earlier: &ContentionSnapshot) -> ContentionSnapshot {
+        let mut sites: Vec<SiteCounts> = self
+            .sites
+            .iter()
+            .map(|s| {
+                let before = earlier.sites.iter().find(|e| e.name == s.name);
+                SiteCounts {
+                    name: s.name,
+                    attempts: s.attempts - before.map_or(0, |b| b.attempts),
+                    failures: s.failures - before.map_or(0, |b| b.failures),
+                }
+            })
+            .filter(|s| s.attempts > 0)
+            .collect();
+        sites.sort_by(|a, b| b.failures.cmp(&a.failures).then(a.name.cmp(b.name)));
+        ContentionSnapshot { sites }
+    }
+}
+
+/// `true` when this build has the `contention` feature.
+pub const fn is_compiled_in() -> bool {
+    cfg!(feature = "contention")
+}
+
+/// Turns counting on or off (process-wide). A no-op without the feature.
+pub fn enable(on: bool) {
+    #[cfg(feature = "contention")]
+    imp::ENABLED.store(on, std::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(feature = "contention"))]
+    let _ = on;
+}
+
+/// Sums every thread's counters. Empty without the feature.
+pub fn snapshot() -> ContentionSnapshot {
+    #[cfg(feature = "contention")]
+    {
+        imp::snapshot()
+    }
+    #[cfg(not(feature = "contention"))]
+    {
+        ContentionSnapshot::default()
+    }
+}
+
+// The counters are statistics read after the fact, never synchronization, so
+// they use std atomics directly with Relaxed ordering and are invisible to
+// loom (they would only multiply its state space).
+#[cfg(feature = "contention")]
+mod imp {
+    use super::{ContentionSnapshot, Site, SiteCounts};
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+    use std::sync::{Arc, Mutex};
+
+    /// Most distinct sites a process can have; later ones share the last slot.
+    pub(super) const MAX_SITES: usize = 64;
+
+    pub(super) static ENABLED: AtomicBool = AtomicBool::new(false);
+    static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+    static NAMES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    static THREADS: Mutex<Vec<Arc<ThreadCounters>>> = Mutex::new(Vec::new());
+
+    pub(super) struct ThreadCounters {
+        attempts: [AtomicU64; MAX_SITES],
+        failures: [AtomicU64; MAX_SITES],
+    }
+
+    std::thread_local! {
+        static LOCAL: Arc<ThreadCounters> = {
+            let c = Arc::new(ThreadCounters {
+                attempts: [const { AtomicU64::new(0) }; MAX_SITES],
+                failures: [const { AtomicU64::new(0) }; MAX_SITES],
+            });
+            THREADS.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::clone(&c));
+            c
+        };
+    }
+
+    fn id_of(site: &'static Site) -> usize {
+        *site.id.get_or_init(|| {
+            let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = names.iter().position(|n| *n == site.name) {
+                return i;
+            }
+            let id = NEXT_ID.fetch_add(1, Relaxed).min(MAX_SITES - 1);
+            if names.len() <= id {
+                names.push(site.name);
+            }
+            id
+        })
+    }
+
+    #[inline]
+    pub(super) fn record(site: &'static Site, success: bool) {
+        if !ENABLED.load(Relaxed) {
+            return;
+        }
+        let id = id_of(site);
+        // `try_with`: a CAS during thread-local destruction is not counted.
+        let _ = LOCAL.try_with(|c| {
+            // Only this thread writes these counters; a load+store is enough
+            // and avoids a locked RMW on the hot path.
+            let a = &c.attempts[id];
+            a.store(a.load(Relaxed) + 1, Relaxed);
+            if !success {
+                let f = &c.failures[id];
+                f.store(f.load(Relaxed) + 1, Relaxed);
+            }
+        });
+    }
+
+    pub(super) fn snapshot() -> ContentionSnapshot {
+        let names = NAMES.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let threads = THREADS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sites: Vec<SiteCounts> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| SiteCounts {
+                name,
+                attempts: threads.iter().map(|t| t.attempts[i].load(Relaxed)).sum(),
+                failures: threads.iter().map(|t| t.failures[i].load(Relaxed)).sum(),
+            })
+            .filter(|s| s.attempts > 0)
+            .collect();
+        sites.sort_by(|a, b| b.failures.cmp(&a.failures).then(a.name.cmp(b.name)));
+        ContentionSnapshot { sites }
+    }
+}
+
+#[cfg(all(test, feature = "contention", not(loom)))]
+mod tests {
+    use super::*;
+
+    static A: Site = Site::new("test.a");
+
+    #[test]
+    fn counts_attempts_and_failures_across_threads() {
+        enable(true);
+        let before = snapshot();
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    for i in 0..100 {
+                        A.record(i % 4 != 0);
+                    }
+                });
+            }
+        });
+        let d = snapshot().since(&before);
+        let a = d
+            .sites
+            .iter()
+            .find(|s| s.name == "test.a")
+            .expect("site recorded");
+        assert_eq!(a.attempts, 200);
+        assert_eq!(a.failures, 50);
+    }
+}
