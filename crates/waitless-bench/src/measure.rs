@@ -157,6 +157,74 @@ pub fn run_workload<S>(
     }
 }
 
+/// Several runs of the same contender at the same thread count, summarised.
+///
+/// Throughput is reported as the median of the runs (robust against one run
+/// that a noisy neighbour slowed down) with the minimum, maximum and a
+/// relative spread, so a reader can tell a real difference from noise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// Threads that ran.
+    pub threads: usize,
+    /// Median of the runs' `ops_per_sec`.
+    pub median_ops_per_sec: f64,
+    /// Slowest run.
+    pub min_ops_per_sec: f64,
+    /// Fastest run.
+    pub max_ops_per_sec: f64,
+    /// `(max - min) / median`: 0.1 means the runs differed by 10 % of the median.
+    pub spread: f64,
+    /// Latency percentiles of the run whose throughput is the median.
+    pub latency: Percentiles,
+    /// Every run, in the order they ran.
+    pub runs: Vec<RunResult>,
+}
+
+impl Measurement {
+    /// Summarises `runs` (all at the same thread count).
+    ///
+    /// # Panics
+    /// If `runs` is empty.
+    pub fn from_runs(runs: Vec<RunResult>) -> Self {
+        assert!(!runs.is_empty(), "a measurement needs at least one run");
+        let mut order: Vec<usize> = (0..runs.len()).collect();
+        order.sort_by(|&a, &b| runs[a].ops_per_sec.total_cmp(&runs[b].ops_per_sec));
+        let mid = order[(order.len() - 1) / 2];
+        let median = if order.len() % 2 == 1 {
+            runs[mid].ops_per_sec
+        } else {
+            let hi = order[order.len() / 2];
+            (runs[mid].ops_per_sec + runs[hi].ops_per_sec) / 2.0
+        };
+        let min = runs[order[0]].ops_per_sec;
+        let max = runs[order[order.len() - 1]].ops_per_sec;
+        Self {
+            threads: runs[0].threads,
+            median_ops_per_sec: median,
+            min_ops_per_sec: min,
+            max_ops_per_sec: max,
+            spread: if median > 0.0 {
+                (max - min) / median
+            } else {
+                0.0
+            },
+            latency: runs[mid].latency,
+            runs,
+        }
+    }
+}
+
+/// Runs `run(cfg, threads)` `repeats` times (at least once) and summarises.
+pub fn run_repeated(
+    cfg: &RunConfig,
+    threads: usize,
+    repeats: usize,
+    run: impl Fn(&RunConfig, usize) -> RunResult,
+) -> Measurement {
+    let runs = (0..repeats.max(1)).map(|_| run(cfg, threads)).collect();
+    Measurement::from_runs(runs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +262,56 @@ mod tests {
         };
         let r = run_workload(&cfg, 2, |t| t, |t| u64::from(*t == 0));
         assert!(r.ops > 0);
+    }
+
+    fn fake(threads: usize, ops_per_sec: f64) -> RunResult {
+        RunResult {
+            threads,
+            ops: ops_per_sec as u64,
+            elapsed: Duration::from_secs(1),
+            ops_per_sec,
+            latency: Percentiles {
+                p50_ns: ops_per_sec as u64,
+                ..Percentiles::default()
+            },
+        }
+    }
+
+    #[test]
+    fn measurement_takes_the_median_and_its_latency() {
+        let m = Measurement::from_runs(vec![fake(2, 30.0), fake(2, 10.0), fake(2, 20.0)]);
+        assert_eq!(m.threads, 2);
+        assert_eq!(m.median_ops_per_sec, 20.0);
+        assert_eq!(m.min_ops_per_sec, 10.0);
+        assert_eq!(m.max_ops_per_sec, 30.0);
+        assert!((m.spread - 1.0).abs() < 1e-12);
+        assert_eq!(m.latency.p50_ns, 20);
+        assert_eq!(m.runs.len(), 3);
+    }
+
+    #[test]
+    fn even_number_of_runs_averages_the_middle_two() {
+        let m = Measurement::from_runs(vec![
+            fake(1, 40.0),
+            fake(1, 10.0),
+            fake(1, 20.0),
+            fake(1, 30.0),
+        ]);
+        assert_eq!(m.median_ops_per_sec, 25.0);
+    }
+
+    #[test]
+    fn run_repeated_runs_at_least_once() {
+        let calls = AtomicU64::new(0);
+        let cfg = RunConfig {
+            warmup: Duration::ZERO,
+            window: Duration::from_millis(1),
+        };
+        let m = run_repeated(&cfg, 1, 0, |_, t| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            fake(t, 5.0)
+        });
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+        assert_eq!(m.median_ops_per_sec, 5.0);
     }
 }
