@@ -300,12 +300,8 @@ impl ProgressView {
         let mut err = std::io::stderr().lock();
         if self.tty {
             let width = 24;
-            let filled = if p.total == 0 {
-                width
-            } else {
-                p.done * width / p.total
-            };
-            let left = p.total - p.done;
+            let filled = (p.done * width).checked_div(p.total).unwrap_or(width);
+            let left = p.total.saturating_sub(p.done);
             let eta = if p.done > 0 {
                 self.start.elapsed().mul_f64(left as f64 / p.done as f64)
             } else {

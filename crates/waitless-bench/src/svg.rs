@@ -372,7 +372,7 @@ mod tests {
     #[test]
     fn linear_ticks_cover_the_maximum() {
         let (top, ticks) = linear_ticks(87.0);
-        assert!(top >= 87.0 && top <= 100.0);
+        assert!((87.0..=100.0).contains(&top));
         assert_eq!(ticks.first(), Some(&0.0));
         assert_eq!(ticks.last(), Some(&top));
         assert!(ticks.len() <= 7);
