@@ -215,11 +215,18 @@ mod imp {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn record(site: &'static Site, success: bool) {
-        if !ENABLED.load(Relaxed) {
-            return;
+        // The only code a retry loop pays while counting is off: one relaxed
+        // load and a branch. Counting itself is out of line so that the
+        // caller's loop keeps its registers (no spills for the slow path).
+        if ENABLED.load(Relaxed) {
+            record_enabled(site, success);
         }
+    }
+
+    #[inline(never)]
+    fn record_enabled(site: &'static Site, success: bool) {
         let id = id_of(site);
         // `try_with`: a CAS during thread-local destruction is not counted.
         let _ = LOCAL.try_with(|Local(c)| {
