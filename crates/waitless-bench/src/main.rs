@@ -26,7 +26,8 @@ latency SVG per workload, and index.html.
 OPTIONS:
     --group G[,G...]       only these groups (stack, map, queue, channel, rcu, counter…)
     --workload W[,W...]    only these workloads (full name, e.g. counter/increment)
-    --threads N[,N...]     thread counts (default 1,2,4,8)
+    --threads N[,N...]     thread counts (default 1,2,4,8; workloads with fixed
+                           counts, e.g. SPSC at 2, keep theirs)
     --duration D           measurement window of each run (e.g. 200ms, 1s);
                            default: computed so the whole run fits the budget
     --budget D             target wall time of the whole run (default 120s; 15s with --quick)

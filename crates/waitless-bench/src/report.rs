@@ -33,9 +33,11 @@ const RUN_OVERHEAD: Duration = Duration::from_millis(4);
 pub struct Settings {
     /// Thread counts for entries without fixed ones.
     pub thread_counts: Vec<usize>,
-    /// Measurement window of one run.
+    /// Measurement window of one run (with a budget: of the first
+    /// workload's runs; later ones adapt, see [`adapted_config`]).
     pub window: Duration,
-    /// Warm-up before each run's window.
+    /// Warm-up before each run's window (with a budget: kept in the same
+    /// proportion to the window).
     pub warmup: Duration,
     /// Runs per measurement (the median is reported).
     pub repeats: usize,
@@ -207,6 +209,11 @@ pub struct WorkloadReport {
     pub unit: String,
     /// Every thread count measured, ascending.
     pub thread_counts: Vec<usize>,
+    /// Measurement window of each run of this workload (with a budget, the
+    /// planner adapts it workload by workload).
+    pub window: Duration,
+    /// Warm-up before each run of this workload.
+    pub warmup: Duration,
     /// Every contender.
     pub contenders: Vec<ContenderReport>,
     /// One analysis per waitless contender when a baseline exists.
@@ -261,14 +268,12 @@ pub fn run_plan(
     settings: &Settings,
     mut progress: impl FnMut(Progress<'_>),
 ) -> Vec<WorkloadReport> {
-    let cfg = RunConfig {
-        warmup: settings.warmup,
-        window: settings.window,
-    };
     let total = count_runs(plan, settings.repeats, settings.profile_contention);
+    let started = Instant::now();
     let mut done = 0usize;
     let mut reports = Vec::with_capacity(plan.len());
     for w in plan {
+        let cfg = adapted_config(settings, started.elapsed(), done, total);
         let counts = w.thread_counts();
         // runs[c][t] = results of contender c at thread count t.
         let mut runs: Vec<BTreeMap<usize, Vec<RunResult>>> =
@@ -344,12 +349,50 @@ pub fn run_plan(
             workload: w.workload.to_owned(),
             unit: w.unit.to_owned(),
             thread_counts: counts,
+            window: cfg.window,
+            warmup: cfg.warmup,
             contenders,
             analyses,
             plots: Vec::new(),
         });
     }
     reports
+}
+
+/// The run configuration for the next workload. With a budget, the window
+/// is recomputed from the time and runs left and the per-run overhead
+/// observed so far (building structures, spawning threads), so a plan whose
+/// runs cost more than estimated still ends near its budget; the warm-up
+/// keeps its proportion to the window.
+pub fn adapted_config(
+    settings: &Settings,
+    spent: Duration,
+    done: usize,
+    total: usize,
+) -> RunConfig {
+    let base = RunConfig {
+        warmup: settings.warmup,
+        window: settings.window,
+    };
+    let Some(budget) = settings.budget else {
+        return base;
+    };
+    if done == 0 || total <= done {
+        return base;
+    }
+    let nominal = (settings.window + settings.warmup) * done as u32;
+    let overhead = (spent.saturating_sub(nominal) / done as u32).max(RUN_OVERHEAD);
+    let left = total - done;
+    let per_run = budget.saturating_sub(spent) / left as u32;
+    let window = per_run
+        .saturating_sub(overhead)
+        .mul_f64(1.0 / 1.1)
+        .clamp(MIN_WINDOW, MAX_WINDOW);
+    let share = settings.warmup.as_secs_f64() / settings.window.as_secs_f64().max(1e-9);
+    RunConfig {
+        window,
+        warmup: window.mul_f64(share.min(0.2)),
+    }
 }
 
 /// Compares every waitless contender with the first lock baseline (at the
@@ -773,7 +816,7 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
     }
 
     // Summary of every workload.
-    h.push_str("<h2>Crossover summary</h2>\n<table><tr><th>workload</th><th>waitless contender</th><th>vs lock</th><th>crossover</th><th>best vs lock</th><th>vs best peer (largest count)</th></tr>\n");
+    h.push_str("<h2>Crossover summary</h2>\n<p class=\"sub\">Ratios are waitless ÷ contender, medians measured in the same run (above 1: waitless is faster). The crossover is the smallest thread count from which waitless beats the lock at that count and every larger one measured. Uncoloured ratios are within noise (the two sides' min–max ranges overlap).</p>\n<table><tr><th>workload</th><th>waitless contender</th><th>vs lock</th><th>crossover</th><th>best vs lock</th><th>vs best peer (largest count)</th></tr>\n");
     for w in &report.workloads {
         if w.analyses.is_empty() {
             let _ = writeln!(
@@ -819,12 +862,14 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
         }
         let _ = writeln!(
             h,
-            "<h3 id=\"{}\">{}</h3>\n<p class=\"sub\">{}/s, median of {} run{} per cell, ± is (max−min)/median.</p>",
+            "<h3 id=\"{}\">{}</h3>\n<p class=\"sub\">{}/s, median of {} run{} of {} (+{} warm-up) per cell, ± is (max−min)/median.</p>",
             slug(&w.workload),
             esc(&w.workload),
             esc(&w.unit),
             st.repeats,
-            if st.repeats == 1 { "" } else { "s" }
+            if st.repeats == 1 { "" } else { "s" },
+            fmt_dur(w.window),
+            fmt_dur(w.warmup)
         );
         h.push_str("<table><tr><th>contender</th><th>role</th>");
         for t in &w.thread_counts {
@@ -1182,6 +1227,26 @@ mod tests {
         assert_eq!(back.workloads[0].contenders[0].name, "mine");
         assert_eq!(back.settings, r.settings);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn budget_adapts_the_window_to_what_is_left() {
+        let mut s = settings();
+        s.window = Duration::from_millis(100);
+        s.warmup = Duration::from_millis(10);
+        // No budget: fixed.
+        let c = adapted_config(&s, Duration::from_secs(100), 10, 20);
+        assert_eq!(c.window, s.window);
+        s.budget = Some(Duration::from_secs(10));
+        // On schedule: 10 runs took 1.2 s, 10 left in 8.8 s.
+        let c = adapted_config(&s, Duration::from_millis(1200), 10, 20);
+        assert!(c.window > Duration::from_millis(600), "{c:?}");
+        assert!(c.warmup <= c.window / 5);
+        // Runs cost far more than planned: shrink, but not below the minimum.
+        let c = adapted_config(&s, Duration::from_secs(9), 10, 20);
+        assert!(c.window < Duration::from_millis(100), "{c:?}");
+        let c = adapted_config(&s, Duration::from_secs(60), 10, 20);
+        assert_eq!(c.window, MIN_WINDOW);
     }
 
     #[test]
