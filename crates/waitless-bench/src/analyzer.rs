@@ -218,6 +218,33 @@ impl LockFreePerformanceAnalyzer {
     /// The counters are process-wide: profile one thing at a time. Only
     /// waitless code (and code that reports to a
     /// [`waitless::contention::Site`]) shows up in the CAS numbers.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    /// use std::time::Duration;
+    /// use waitless::contention::Site;
+    /// use waitless_bench::LockFreePerformanceAnalyzer;
+    ///
+    /// static PUSH: Site = Site::new("example.push");
+    /// let head = AtomicU64::new(0);
+    /// let analyzer = LockFreePerformanceAnalyzer::new(Duration::from_millis(20))
+    ///     .thread_counts(vec![2]);
+    /// let profile = analyzer.profile_contention(
+    ///     || {
+    ///         let mut cur = head.load(Relaxed);
+    ///         loop {
+    ///             match head.compare_exchange_weak(cur, cur + 1, Relaxed, Relaxed) {
+    ///                 Ok(_) => { PUSH.record(true); return 1; }
+    ///                 Err(seen) => { PUSH.record(false); cur = seen; }
+    ///             }
+    ///         }
+    ///     },
+    ///     Duration::from_millis(20),
+    /// );
+    /// assert_eq!(profile.hot_spots[0].site, "example.push");
+    /// assert!(profile.cas_success_rate.unwrap() > 0.0);
+    /// println!("{}", profile.summary());
+    /// ```
     pub fn profile_contention<F>(&self, f: F, duration: Duration) -> ContentionProfile
     where
         F: Fn() -> u64 + Sync,

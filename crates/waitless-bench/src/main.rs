@@ -317,6 +317,13 @@ impl ProgressView {
                 eta.as_secs(),
                 what
             );
+            // Stay on one line of a narrow terminal ($COLUMNS when exported).
+            let cols = std::env::var("COLUMNS")
+                .ok()
+                .and_then(|c| c.parse::<usize>().ok())
+                .unwrap_or(100)
+                .max(40);
+            let line: String = line.chars().take(cols - 1).collect();
             let pad = self.last_len.saturating_sub(line.chars().count());
             let _ = write!(err, "\r{line}{}", " ".repeat(pad));
             self.last_len = line.chars().count();
