@@ -8,6 +8,7 @@
 //! (one operation in [`LATENCY_SAMPLE_EVERY`] is timed, so reading the clock
 //! does not dominate what is measured).
 
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
@@ -85,7 +86,8 @@ const PHASE_STOP: u8 = 2;
 /// found the queue empty; those calls are not counted and not timed).
 ///
 /// # Panics
-/// If `threads` is zero.
+/// If `threads` is zero, or when `setup` or `op` panics on any thread (after
+/// the run's window, with the first thread's panic).
 pub fn run_workload<S>(
     cfg: &RunConfig,
     threads: usize,
@@ -100,10 +102,14 @@ pub fn run_workload<S>(
             .map(|t| {
                 let (setup, op, phase, barrier) = (&setup, &op, &phase, &barrier);
                 s.spawn(move || {
-                    let mut state = setup(t);
+                    // A panicking setup must still reach the barrier, or
+                    // every other thread would wait there forever; the panic
+                    // resumes right after it.
+                    let state = catch_unwind(AssertUnwindSafe(|| setup(t)));
                     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 2)
                         .expect("valid histogram bounds");
                     barrier.wait();
+                    let mut state = state.unwrap_or_else(|p| resume_unwind(p));
                     while phase.load(Ordering::Relaxed) == PHASE_WARMUP {
                         for _ in 0..16 {
                             op(&mut state);
@@ -142,7 +148,7 @@ pub fn run_workload<S>(
         let mut merged = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 2)
             .expect("valid histogram bounds");
         for h in handles {
-            let (ops, hist) = h.join().expect("workload thread panicked");
+            let (ops, hist) = h.join().unwrap_or_else(|p| resume_unwind(p));
             total += ops;
             merged.add(&hist).expect("same histogram bounds");
         }
@@ -262,6 +268,23 @@ mod tests {
         };
         let r = run_workload(&cfg, 2, |t| t, |t| u64::from(*t == 0));
         assert!(r.ops > 0);
+    }
+
+    #[test]
+    fn a_panicking_setup_fails_the_run_instead_of_hanging_it() {
+        let cfg = RunConfig {
+            warmup: Duration::ZERO,
+            window: Duration::from_millis(5),
+        };
+        let r = std::panic::catch_unwind(|| {
+            run_workload(
+                &cfg,
+                3,
+                |t| assert!(t != 1, "setup of thread 1 fails"),
+                |_| 1,
+            )
+        });
+        assert!(r.is_err());
     }
 
     fn fake(threads: usize, ops_per_sec: f64) -> RunResult {
