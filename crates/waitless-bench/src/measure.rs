@@ -9,15 +9,21 @@
 //! does not dominate what is measured).
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+use waitless::CachePadded;
 
 /// One operation in this many is timed individually for the latency histogram.
 pub const LATENCY_SAMPLE_EVERY: u64 = 64;
+
+/// Every thread makes at least this many calls in the measurement window
+/// (the window is extended until it has, see [`run_workload`]), so every
+/// thread contributes at least one latency sample.
+pub const MIN_CALLS_PER_THREAD: u64 = LATENCY_SAMPLE_EVERY;
 
 /// How long to warm up and measure.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -80,6 +86,11 @@ const PHASE_STOP: u8 = 2;
 
 /// Runs `op` on `threads` OS threads for `cfg.window` after `cfg.warmup`.
 ///
+/// The window lasts `cfg.window`, or longer if some thread has not yet made
+/// [`MIN_CALLS_PER_THREAD`] calls in it (a thread the OS did not schedule in
+/// time on a loaded machine), up to ten times the window (at least a
+/// second); `elapsed` is the actual length.
+///
 /// `setup(thread_index)` builds each thread's private state (role, RNG,
 /// guard…) before the start barrier. `op(&mut state)` performs one unit of
 /// work and returns how many operations it completed (0 when, say, a consumer
@@ -97,10 +108,15 @@ pub fn run_workload<S>(
     assert!(threads > 0, "run_workload needs at least one thread");
     let phase = AtomicU8::new(PHASE_WARMUP);
     let barrier = Barrier::new(threads + 1);
+    // ran[t]: thread t made MIN_CALLS_PER_THREAD calls in the window. A
+    // progress signal only (the counts travel through `join`): Relaxed.
+    let ran: Vec<CachePadded<AtomicBool>> = (0..threads)
+        .map(|_| CachePadded::new(AtomicBool::new(false)))
+        .collect();
     let (ops, hist, elapsed) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let (setup, op, phase, barrier) = (&setup, &op, &phase, &barrier);
+                let (setup, op, phase, barrier, ran) = (&setup, &op, &phase, &barrier, &ran);
                 s.spawn(move || {
                     // A panicking setup must still reach the barrier, or
                     // every other thread would wait there forever; the panic
@@ -117,6 +133,7 @@ pub fn run_workload<S>(
                     }
                     let mut ops = 0u64;
                     let mut calls = 0u64;
+                    let mut reported = false;
                     while phase.load(Ordering::Relaxed) == PHASE_MEASURE {
                         for _ in 0..16 {
                             calls += 1;
@@ -132,6 +149,10 @@ pub fn run_workload<S>(
                                 ops += op(&mut state);
                             }
                         }
+                        if !reported && calls >= MIN_CALLS_PER_THREAD {
+                            ran[t].store(true, Ordering::Relaxed);
+                            reported = true;
+                        }
                     }
                     (ops, hist)
                 })
@@ -142,6 +163,15 @@ pub fn run_workload<S>(
         let t0 = Instant::now();
         phase.store(PHASE_MEASURE, Ordering::Relaxed);
         std::thread::sleep(cfg.window);
+        // On an oversubscribed or loaded machine a thread may not have been
+        // scheduled at all during a short window; extend the window (the
+        // elapsed time is measured, so the rate stays honest) until every
+        // thread made its minimum number of calls, within a bound so a
+        // thread stuck in `op` cannot hang the run.
+        let limit = Instant::now() + cfg.window.max(Duration::from_millis(100)) * 10;
+        while !ran.iter().all(|r| r.load(Ordering::Relaxed)) && Instant::now() < limit {
+            std::thread::sleep(Duration::from_micros(200));
+        }
         phase.store(PHASE_STOP, Ordering::Relaxed);
         let elapsed = t0.elapsed();
         let mut total = 0u64;
@@ -256,7 +286,9 @@ mod tests {
         assert!(r.ops > 0);
         // Warm-up calls are executed but not counted.
         assert!(counter.load(Ordering::Relaxed) >= r.ops);
-        assert!(r.latency.samples > 0);
+        // Every thread made its minimum number of calls, each timed once.
+        assert!(r.ops >= 3 * MIN_CALLS_PER_THREAD, "{r:?}");
+        assert!(r.latency.samples >= 3, "{r:?}");
         assert!(r.latency.p50_ns <= r.latency.max_ns);
     }
 
@@ -266,8 +298,24 @@ mod tests {
             warmup: Duration::ZERO,
             window: Duration::from_millis(10),
         };
-        let r = run_workload(&cfg, 2, |t| t, |t| u64::from(*t == 0));
-        assert!(r.ops > 0);
+        let calls0 = AtomicU64::new(0);
+        let r = run_workload(
+            &cfg,
+            2,
+            |t| t,
+            |t| {
+                if *t == 0 {
+                    calls0.fetch_add(1, Ordering::Relaxed);
+                    1
+                } else {
+                    0
+                }
+            },
+        );
+        // Thread 0 made at least its minimum number of calls in the window;
+        // thread 1's calls (each returning 0) add nothing.
+        assert!(r.ops >= MIN_CALLS_PER_THREAD, "{r:?}");
+        assert!(r.ops <= calls0.load(Ordering::Relaxed));
     }
 
     #[test]

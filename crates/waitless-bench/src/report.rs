@@ -384,9 +384,13 @@ pub fn adapted_config(
     let overhead = (spent.saturating_sub(nominal) / done as u32).max(RUN_OVERHEAD);
     let left = total - done;
     let per_run = budget.saturating_sub(spent) / left as u32;
+    // Stay within a factor of two of the planned window, so workloads
+    // remain comparable; a badly overloaded machine overruns its budget
+    // rather than measuring slivers.
     let window = per_run
         .saturating_sub(overhead)
         .mul_f64(1.0 / 1.1)
+        .clamp(settings.window / 2, settings.window * 2)
         .clamp(MIN_WINDOW, MAX_WINDOW);
     let share = settings.warmup.as_secs_f64() / settings.window.as_secs_f64().max(1e-9);
     RunConfig {
@@ -493,9 +497,9 @@ pub fn text_table(report: &Report) -> String {
             for &t in &w.thread_counts {
                 let cell = match c.at(t) {
                     Some(m) => format!(
-                        "{} ±{:.0}%",
+                        "{} ±{}",
                         human_rate(m.median_ops_per_sec),
-                        m.spread * 100.0
+                        spread_pct(m.spread)
                     ),
                     None => "-".to_owned(),
                 };
@@ -795,8 +799,8 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
             .map(|t| t.to_string())
             .collect::<Vec<_>>()
             .join(", "),
-        fmt_dur(st.window),
-        fmt_dur(st.warmup),
+        window_range(report, |w| w.window),
+        window_range(report, |w| w.warmup),
         st.repeats,
         report.wall_time.as_secs_f64()
     );
@@ -890,11 +894,11 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
                     Some(m) => {
                         let _ = write!(
                             h,
-                            "<td title=\"min {} max {}\">{} <small>±{:.0}%</small></td>",
+                            "<td title=\"min {} max {}\">{} <small>±{}</small></td>",
                             human_rate(m.min_ops_per_sec),
                             human_rate(m.max_ops_per_sec),
                             human_rate(m.median_ops_per_sec),
-                            m.spread * 100.0
+                            esc(&spread_pct(m.spread))
                         );
                     }
                     None => h.push_str("<td>–</td>"),
@@ -1032,6 +1036,25 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
         report.wall_time.as_secs_f64()
     );
     h
+}
+
+/// `"82 ms"`, or `"41 ms – 82 ms"` when workloads used different values.
+fn window_range(report: &Report, f: impl Fn(&WorkloadReport) -> Duration) -> String {
+    let v: Vec<Duration> = report.workloads.iter().map(f).collect();
+    match (v.iter().min(), v.iter().max()) {
+        (Some(a), Some(b)) if a != b => format!("{} – {}", fmt_dur(*a), fmt_dur(*b)),
+        (Some(a), _) => fmt_dur(*a),
+        _ => fmt_dur(report.settings.window),
+    }
+}
+
+/// A spread as a percentage, capped for display (`>999%`).
+pub fn spread_pct(spread: f64) -> String {
+    if spread > 9.99 {
+        ">999%".to_owned()
+    } else {
+        format!("{:.0}%", spread * 100.0)
+    }
 }
 
 fn fmt_dur(d: Duration) -> String {
@@ -1237,16 +1260,22 @@ mod tests {
         // No budget: fixed.
         let c = adapted_config(&s, Duration::from_secs(100), 10, 20);
         assert_eq!(c.window, s.window);
-        s.budget = Some(Duration::from_secs(10));
-        // On schedule: 10 runs took 1.2 s, 10 left in 8.8 s.
+        s.budget = Some(Duration::from_millis(2400));
+        // On schedule: 10 runs took 1.2 s (10 ms overhead each), 10 left in 1.2 s.
         let c = adapted_config(&s, Duration::from_millis(1200), 10, 20);
-        assert!(c.window > Duration::from_millis(600), "{c:?}");
+        assert!(
+            c.window > Duration::from_millis(90) && c.window < Duration::from_millis(110),
+            "{c:?}"
+        );
         assert!(c.warmup <= c.window / 5);
-        // Runs cost far more than planned: shrink, but not below the minimum.
-        let c = adapted_config(&s, Duration::from_secs(9), 10, 20);
-        assert!(c.window < Duration::from_millis(100), "{c:?}");
+        // Runs cost more than planned: shrink, but not below half the plan.
+        let c = adapted_config(&s, Duration::from_millis(1600), 10, 20);
+        assert!(c.window < Duration::from_millis(90), "{c:?}");
         let c = adapted_config(&s, Duration::from_secs(60), 10, 20);
-        assert_eq!(c.window, MIN_WINDOW);
+        assert_eq!(c.window, Duration::from_millis(50));
+        // Far ahead of schedule: grow, but at most to twice the plan.
+        let c = adapted_config(&s, Duration::from_millis(100), 10, 20);
+        assert_eq!(c.window, Duration::from_millis(200));
     }
 
     #[test]
