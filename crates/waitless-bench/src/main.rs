@@ -412,6 +412,10 @@ fn main() -> ExitCode {
     };
     let mut rep = report::run_report(&entries, &settings, |p| view.show(p));
     view.finish();
+    rep.command = std::iter::once("waitless-bench".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
 
     println!("waitless-bench on {}", rep.machine.summary());
     print!("{}", report::text_table(&rep));

@@ -233,6 +233,9 @@ pub struct Report {
     pub machine: Machine,
     /// How it was run.
     pub settings: Settings,
+    /// The command line that produced it (empty when run as a library).
+    #[serde(default)]
+    pub command: String,
     /// Start time, seconds since the Unix epoch.
     pub started_unix_s: u64,
     /// Wall-clock time of the whole run.
@@ -781,6 +784,7 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
 <tr><td>Threads</td><td class="l">{}</td></tr>
 <tr><td>Window / warm-up / repeats</td><td class="l">{} / {} / {} (median reported)</td></tr>
 <tr><td>Wall time</td><td class="l">{:.1} s</td></tr>
+<tr><td>Command</td><td class="l"><code>{}</code></td></tr>
 </table>
 "#,
         esc(&m.cpu_model),
@@ -802,7 +806,12 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
         window_range(report, |w| w.window),
         window_range(report, |w| w.warmup),
         st.repeats,
-        report.wall_time.as_secs_f64()
+        report.wall_time.as_secs_f64(),
+        if report.command.is_empty() {
+            "(library call)".to_owned()
+        } else {
+            esc(&report.command)
+        }
     );
     if m.profile != "release" {
         h.push_str("<p class=\"err\">This binary was not built with --release: the numbers measure debug code.</p>\n");
@@ -1084,6 +1093,7 @@ pub fn run_report(
         version: env!("CARGO_PKG_VERSION").to_owned(),
         machine,
         settings: settings.clone(),
+        command: String::new(),
         started_unix_s,
         wall_time: started.elapsed(),
         workloads,
