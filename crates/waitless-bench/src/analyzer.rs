@@ -162,9 +162,9 @@ impl LockFreePerformanceAnalyzer {
         })
     }
 
-    /// Measures both implementations at every thread count (interleaved:
-    /// lock-free then mutex at each count, so slow drift of the machine hits
-    /// both alike).
+    /// Measures both implementations at every thread count, `repeats` times
+    /// each, interleaved (lock-free, mutex, lock-free, mutex…) so slow drift
+    /// of the machine hits both alike.
     ///
     /// Each closure gets the thread count and the run configuration and
     /// returns one run's result; it should build a fresh instance each time
@@ -192,11 +192,17 @@ impl LockFreePerformanceAnalyzer {
             counts.iter().all(|&t| t > 0),
             "thread counts must be positive"
         );
+        let cfg = self.run_config();
         let mut lf = Vec::with_capacity(counts.len());
         let mut mx = Vec::with_capacity(counts.len());
         for &t in &counts {
-            lf.push(self.measure(t, &lock_free));
-            mx.push(self.measure(t, &mutex));
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for _ in 0..self.repeats {
+                a.push(lock_free(t, &cfg));
+                b.push(mutex(t, &cfg));
+            }
+            lf.push(Measurement::from_runs(a));
+            mx.push(Measurement::from_runs(b));
         }
         ComparisonResults::from_measurements("lock-free", "mutex", lf, mx)
             .expect("both sides measured at the same thread counts")
