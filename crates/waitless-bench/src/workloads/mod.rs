@@ -61,6 +61,9 @@ impl std::fmt::Debug for Entry {
 
 // --- rcu (issue 8)
 
+// --- counter (issue 7: bench demonstration group)
+pub mod counter;
+
 /// Every workload entry of every structure.
 pub fn all() -> Vec<Entry> {
     #[allow(unused_mut)]
@@ -74,6 +77,9 @@ pub fn all() -> Vec<Entry> {
     // --- entries: channel
 
     // --- entries: rcu
+
+    // --- entries: counter
+    v.extend(counter::entries());
 
     v
 }
