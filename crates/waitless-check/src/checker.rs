@@ -250,6 +250,15 @@ impl<'a, M: Model> Search<'a, M> {
         }
     }
 
+    /// Clears a set bit, keeping `low`'s invariant (every word below `low`
+    /// is full): `key` may have moved `low` past this bit's word.
+    fn unset(&mut self, op: usize) {
+        self.flip(op);
+        if op < self.completed {
+            self.low = self.low.min(op / 64);
+        }
+    }
+
     /// The cache key of the linearized set: `[low, hi, done[low..hi], pend]`.
     /// Completed operations are numbered by call time and an operation can
     /// be linearized only before every operation that returned before its
@@ -334,7 +343,7 @@ impl<'a, M: Model> Search<'a, M> {
                         node = self.next[HEAD as usize];
                         continue;
                     }
-                    self.flip(op);
+                    self.unset(op);
                     self.hi = old_hi;
                 }
                 node = self.next[node as usize];
@@ -345,9 +354,8 @@ impl<'a, M: Model> Search<'a, M> {
                     return Run::Fail { max_depth };
                 };
                 let op = self.node_op[frame.node as usize] as usize;
-                self.flip(op);
+                self.unset(op);
                 if op < self.completed {
-                    self.low = self.low.min(op / 64);
                     remaining += 1;
                 }
                 self.hi = frame.hi;
