@@ -105,7 +105,17 @@
 //! O(n · w) steps for n operations and concurrency width w, each step one
 //! model step plus one hash of (O(w)-word key, state). Memory is one cache
 //! entry (key + state clone) per explored step, so keep states small
-//! (bounded queues, per-key partitions). [`check_with_limit`] bounds the
+//! (bounded queues, per-key partitions).
+//!
+//! Queues and stacks are the expensive case even with unique values: when
+//! two enqueues overlap, the search guesses their order and only learns it
+//! guessed wrong when one of the values reaches the front, so the work per
+//! operation grows with concurrency × the number of elements held. Keep
+//! capacities small (the `check_time` benchmark uses 8) and checks to a few
+//! thousand operations; the bench shows a 100k-operation queue history with
+//! about four operations always open taking seconds where the same-size
+//! map history takes tens of milliseconds. Lowe's just-in-time
+//! linearization would cut this; it is not implemented. [`check_with_limit`] bounds the
 //! search; [`assert_linearizable`] uses [`ASSERT_STEP_LIMIT`] so a test can
 //! never hang on a pathological history.
 #![deny(unsafe_op_in_unsafe_fn)]
