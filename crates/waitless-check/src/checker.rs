@@ -1,7 +1,7 @@
 //! The Wing–Gong–Lowe search (see the crate docs for the algorithm).
 
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use crate::history::{History, Operation};
 use crate::model::{Model, Partition};
@@ -117,16 +117,85 @@ enum Run<S> {
     },
 }
 
-struct Frame<S> {
+struct Frame {
     /// The lifted call node.
     node: u32,
-    /// The state before the operation.
-    state: S,
+    /// The cache entry holding the state before the operation.
+    state: u32,
     /// `hi` before the operation (see `Search::hi`).
     hi: usize,
 }
 
-type FxSet<T> = HashSet<T, BuildHasherDefault<FxHasher>>;
+/// Lowe's cache of explored (linearized set, state) configurations.
+///
+/// Entries live in an arena and are never removed, so the search refers to
+/// states by entry index (no state is cloned to be cached) and keys are
+/// slices of one word buffer (no allocation per key). The hash table maps
+/// a configuration's hash to its newest entry; entries with equal hashes
+/// are chained.
+struct Cache<S> {
+    words: Vec<u64>,
+    entries: Vec<CacheEntry<S>>,
+    index: HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>,
+}
+
+struct CacheEntry<S> {
+    key_start: usize,
+    key_len: usize,
+    state: S,
+    /// An older entry with the same hash, or NIL.
+    next: u32,
+}
+
+impl<S: Eq + Hash> Cache<S> {
+    fn with_capacity(n: usize) -> Self {
+        Cache {
+            words: Vec::with_capacity(4 * n),
+            entries: Vec::with_capacity(n),
+            index: HashMap::with_capacity_and_hasher(n, Default::default()),
+        }
+    }
+
+    /// Adds the configuration unless it is already there; returns the new
+    /// entry's index, or `None` if it was explored before.
+    fn insert(&mut self, key: &[u64], state: S) -> Option<u32> {
+        let mut h = FxHasher::default();
+        for &w in key {
+            h.add(w);
+        }
+        h.add(key.len() as u64);
+        state.hash(&mut h);
+        let hash = h.finish();
+        let head = self.index.get(&hash).copied().unwrap_or(NIL);
+        let mut e = head;
+        while e != NIL {
+            let entry = &self.entries[e as usize];
+            if entry.state == state
+                && &self.words[entry.key_start..entry.key_start + entry.key_len] == key
+            {
+                return None;
+            }
+            e = entry.next;
+        }
+        let idx = u32::try_from(self.entries.len())
+            .ok()
+            .filter(|&i| i != NIL)
+            .expect("waitless-check: more than 2^32 cached configurations");
+        self.entries.push(CacheEntry {
+            key_start: self.words.len(),
+            key_len: key.len(),
+            state,
+            next: head,
+        });
+        self.words.extend_from_slice(key);
+        self.index.insert(hash, idx);
+        Some(idx)
+    }
+
+    fn state(&self, idx: u32) -> &S {
+        &self.entries[idx as usize].state
+    }
+}
 
 /// One partition's search state.
 struct Search<'a, M: Model> {
@@ -153,6 +222,8 @@ struct Search<'a, M: Model> {
     /// One past the last word of `done` with a bit set (exact: restored
     /// from the stack on backtrack).
     hi: usize,
+    /// Scratch buffer for `key`.
+    key: Vec<u64>,
 }
 
 const RET_BIT: u32 = 1 << 31;
@@ -204,6 +275,7 @@ impl<'a, M: Model> Search<'a, M> {
             ret_node,
             low: 0,
             hi: 0,
+            key: Vec::new(),
         }
     }
 
@@ -265,7 +337,7 @@ impl<'a, M: Model> Search<'a, M> {
     /// call, so the set is "everything below `low` words" plus a window whose
     /// width is bounded by the history's concurrency: keys stay small even
     /// for 100k-operation histories.
-    fn key(&mut self) -> Vec<u64> {
+    fn fill_key(&mut self) {
         while self.low < self.done.len() && self.done[self.low] == u64::MAX {
             self.low += 1;
         }
@@ -274,12 +346,11 @@ impl<'a, M: Model> Search<'a, M> {
         } else {
             &[]
         };
-        let mut k = Vec::with_capacity(2 + window.len() + self.pend.len());
-        k.push(self.low as u64);
-        k.push(window.len() as u64);
-        k.extend_from_slice(window);
-        k.extend_from_slice(&self.pend);
-        k
+        self.key.clear();
+        self.key.push(self.low as u64);
+        self.key.push(window.len() as u64);
+        self.key.extend_from_slice(window);
+        self.key.extend_from_slice(&self.pend);
     }
 
     fn try_step(&self, state: &M::State, op: usize) -> Option<M::State> {
@@ -293,9 +364,12 @@ impl<'a, M: Model> Search<'a, M> {
     /// The search. With `stop_at`, returns `Stuck` the first time the
     /// linearized prefix reaches that length.
     fn run(&mut self, budget: &mut u64, stop_at: Option<usize>) -> Run<M::State> {
-        let mut state = self.model.init();
-        let mut cache: FxSet<(Vec<u64>, M::State)> = FxSet::default();
-        let mut stack: Vec<Frame<M::State>> = Vec::new();
+        let mut cache = Cache::with_capacity(4 * self.ops.len() + 16);
+        self.fill_key();
+        let mut state = cache
+            .insert(&self.key, self.model.init())
+            .expect("the cache starts empty");
+        let mut stack: Vec<Frame> = Vec::new();
         let mut remaining = self.completed;
         let mut max_depth = 0;
         let mut node = self.next[HEAD as usize];
@@ -305,7 +379,10 @@ impl<'a, M: Model> Search<'a, M> {
                     .iter()
                     .map(|f| self.node_op[f.node as usize])
                     .collect();
-                return Run::Stuck { prefix, state };
+                return Run::Stuck {
+                    prefix,
+                    state: cache.state(state).clone(),
+                };
             }
             if remaining == 0 {
                 return Run::Linearizable;
@@ -320,19 +397,17 @@ impl<'a, M: Model> Search<'a, M> {
                     return Run::Unknown;
                 }
                 *budget -= 1;
-                if let Some(next_state) = self.try_step(&state, op) {
+                if let Some(next_state) = self.try_step(cache.state(state), op) {
                     self.flip(op);
                     let old_hi = self.hi;
                     if op < self.completed {
                         self.hi = self.hi.max(op / 64 + 1);
                     }
-                    let entry = (self.key(), next_state);
-                    if !cache.contains(&entry) {
-                        let next_state = entry.1.clone();
-                        cache.insert(entry);
+                    self.fill_key();
+                    if let Some(next) = cache.insert(&self.key, next_state) {
                         stack.push(Frame {
                             node,
-                            state: std::mem::replace(&mut state, next_state),
+                            state: std::mem::replace(&mut state, next),
                             hi: old_hi,
                         });
                         max_depth = max_depth.max(stack.len());
@@ -431,6 +506,30 @@ impl<'a, M: Model> Search<'a, M> {
             state: self.model.describe(state),
             stuck,
         }
+    }
+}
+
+/// Passes a precomputed `u64` hash through (the cache hashes its
+/// configurations itself, once).
+#[derive(Default, Clone, Copy)]
+struct IdentityHasher {
+    hash: u64,
+}
+
+impl Hasher for IdentityHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed with this hasher; fold anything else.
+        let mut fx = FxHasher { hash: self.hash };
+        fx.write(bytes);
+        self.hash = fx.hash;
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.hash = i;
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.hash
     }
 }
 
