@@ -584,3 +584,90 @@ impl Hasher for FxHasher {
         self.hash
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{QueueModel, QueueOp, QueueRet};
+
+    #[test]
+    fn cache_deduplicates_by_key_and_state() {
+        let mut c: Cache<u8> = Cache::with_capacity(0);
+        assert_eq!(c.insert(&[0, 1, 5], 1), Some(0));
+        assert_eq!(c.insert(&[0, 1, 5], 1), None);
+        assert_eq!(c.insert(&[0, 1, 5], 2), Some(1));
+        assert_eq!(c.insert(&[0, 1, 6], 1), Some(2));
+        assert_eq!(c.insert(&[0, 1], 1), Some(3));
+        assert_eq!(c.insert(&[0, 1, 6], 1), None);
+        assert_eq!(*c.state(1), 2);
+    }
+
+    #[test]
+    fn keys_are_canonical_after_set_and_clear() {
+        // 200 sequential enqueues: 4 words of `done`.
+        let ops: Vec<Operation<QueueOp<u32>, QueueRet<u32>>> = (0..200u32)
+            .map(|i| {
+                Operation::new(
+                    0,
+                    QueueOp::Enqueue(i),
+                    QueueRet::Enqueued,
+                    10 * i as u64,
+                    10 * i as u64 + 5,
+                )
+            })
+            .collect();
+        let model = QueueModel::unbounded();
+        let mut s = Search::new(&model, ops.iter().collect());
+        let mut set = |s: &mut Search<'_, _>, op: usize| {
+            s.flip(op);
+            s.hi = s.hi.max(op / 64 + 1);
+        };
+        for op in 0..130 {
+            set(&mut s, op);
+        }
+        s.fill_key();
+        let full = s.key.clone();
+        assert_eq!(full[0], 2, "two full words");
+        // Clear a bit in a full word, then set it again: same key.
+        s.unset(5);
+        s.fill_key();
+        assert_ne!(s.key, full);
+        assert_eq!(s.key[0], 0);
+        set(&mut s, 5);
+        s.fill_key();
+        assert_eq!(s.key, full);
+        // The same set reached in another order gives the same key.
+        let mut t = Search::new(&model, ops.iter().collect());
+        for op in (0..130).rev() {
+            set(&mut t, op);
+        }
+        t.fill_key();
+        assert_eq!(t.key, full);
+    }
+
+    #[test]
+    fn lift_and_unlift_restore_the_list() {
+        let ops: Vec<Operation<QueueOp<u32>, QueueRet<u32>>> = (0..4u32)
+            .map(|i| {
+                Operation::new(
+                    0,
+                    QueueOp::Enqueue(i),
+                    QueueRet::Enqueued,
+                    i as u64,
+                    10 + i as u64,
+                )
+            })
+            .collect();
+        let model = QueueModel::unbounded();
+        let mut s = Search::new(&model, ops.iter().collect());
+        let (next, prev) = (s.next.clone(), s.prev.clone());
+        let first = s.next[HEAD as usize];
+        s.lift(first);
+        let second = s.next[HEAD as usize];
+        assert_ne!(second, first);
+        s.lift(second);
+        s.unlift(second);
+        s.unlift(first);
+        assert_eq!((s.next.clone(), s.prev.clone()), (next, prev));
+    }
+}

@@ -120,6 +120,35 @@ proptest! {
     }
 
     #[test]
+    fn stack_checker_agrees_with_brute_force(raw in prop::collection::vec(raw_op(), 0..7)) {
+        let h = History::from_ops(raw.iter().map(|r| {
+            if r.kind == 0 {
+                let got = if r.answer == 0 { None } else { Some(r.value) };
+                r.op(StackOp::Pop, StackRet::Popped(got))
+            } else {
+                r.op(StackOp::Push(r.value), StackRet::Pushed)
+            }
+        }).collect());
+        let model = StackModel::new();
+        prop_assert_eq!(check(&model, &h).is_ok(), brute_force(&model, h.ops()), "{:?}", h);
+    }
+
+    #[test]
+    fn set_checker_agrees_with_brute_force(raw in prop::collection::vec(raw_op(), 0..7)) {
+        let h = History::from_ops(raw.iter().map(|r| {
+            let x = r.value % 2;
+            let answer = SetRet(r.answer % 2 == 0);
+            match (r.kind, r.answer / 2) {
+                (0, _) => r.op(SetOp::Contains(x), answer),
+                (_, 0) => r.op(SetOp::Insert(x), answer),
+                _ => r.op(SetOp::Remove(x), answer),
+            }
+        }).collect());
+        let model = SetModel::new();
+        prop_assert_eq!(check(&model, &h).is_ok(), brute_force(&model, h.ops()), "{:?}", h);
+    }
+
+    #[test]
     fn map_checker_agrees_with_brute_force(raw in prop::collection::vec(raw_op(), 0..7)) {
         let h = History::from_ops(raw.iter().map(|r| {
             let key = r.answer % 2; // two keys: partitions matter
