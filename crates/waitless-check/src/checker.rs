@@ -618,7 +618,7 @@ mod tests {
             .collect();
         let model = QueueModel::unbounded();
         let mut s = Search::new(&model, ops.iter().collect());
-        let mut set = |s: &mut Search<'_, _>, op: usize| {
+        let set = |s: &mut Search<'_, _>, op: usize| {
             s.flip(op);
             s.hi = s.hi.max(op / 64 + 1);
         };
