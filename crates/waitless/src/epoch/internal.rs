@@ -75,7 +75,7 @@ impl Participant {
                 bag: Bag::new(),
             }),
             bag_len: AtomicUsize::new(0),
-            counters: [const { AtomicU64::new(0) }; COUNTERS],
+            counters: core::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 

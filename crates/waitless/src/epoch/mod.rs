@@ -408,12 +408,10 @@ mod local {
     }
 
     crate::sync::thread_local! {
-        static LOCAL: Local = const {
-            Local {
-                fast_key: Cell::new(core::ptr::null()),
-                fast_participant: Cell::new(core::ptr::null()),
-                entries: RefCell::new(Vec::new()),
-            }
+        static LOCAL: Local = Local {
+            fast_key: Cell::new(core::ptr::null()),
+            fast_participant: Cell::new(core::ptr::null()),
+            entries: RefCell::new(Vec::new()),
         };
     }
 
@@ -507,3 +505,6 @@ mod local {
 
 #[cfg(all(test, not(loom)))]
 mod tests;
+
+#[cfg(all(test, loom))]
+mod loom_tests;

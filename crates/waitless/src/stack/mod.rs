@@ -472,3 +472,6 @@ unsafe fn drop_list<T>(mut cur: *mut Node<T>) {
 
 #[cfg(all(test, not(loom)))]
 mod tests;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
