@@ -22,7 +22,7 @@ fn main() {
     let mut baseline: Vec<f64> = vec![];
     for e in entries
         .iter()
-        .filter(|e| filter.as_deref().is_none_or(|f| e.workload.contains(f)))
+        .filter(|e| filter.as_deref().map_or(true, |f| e.workload.contains(f)))
     {
         if e.workload != workload {
             workload = e.workload;
