@@ -1,6 +1,7 @@
 //! Runs the stack and epoch workloads at 1, 2, 4 and 8 threads and prints
 //! a table: `cargo run --release -p waitless-bench --example stack [-- window_ms reps]`.
-//! Each cell is the median of `reps` runs (default 3 × 300 ms).
+//! Each cell is the median of `reps` runs (default 3 × 300 ms); a third
+//! argument filters workloads by name, `THREADS=1,2,4` sets thread counts.
 
 use std::time::Duration;
 
@@ -16,7 +17,11 @@ fn main() {
         warmup: Duration::from_millis(window_ms / 5),
         window: Duration::from_millis(window_ms),
     };
-    let threads = [1usize, 2, 4, 8];
+    // THREADS=1,2,4,8,16 overrides the thread counts.
+    let threads: Vec<usize> = std::env::var("THREADS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|t| t.parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 2, 4, 8]);
     let entries = stack::entries();
     let mut workload = "";
     let mut baseline: Vec<f64> = vec![];
@@ -32,14 +37,14 @@ fn main() {
                 e.workload, e.unit
             );
             print!("{:<34}", "contender");
-            for t in threads {
+            for &t in &threads {
                 print!("{:>16}", format!("T={t}"));
             }
             println!();
         }
         print!("{:<34}", e.contender);
         let mut row = vec![];
-        for t in threads {
+        for &t in &threads {
             let mut v: Vec<f64> = (0..reps).map(|_| (e.run)(&cfg, t).ops_per_sec).collect();
             v.sort_by(|a, b| a.partial_cmp(b).unwrap());
             let m = v[v.len() / 2];

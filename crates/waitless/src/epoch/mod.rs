@@ -42,7 +42,7 @@
 //! - **Pinning** is re-entrant. The outermost pin stores the epoch in the
 //!   thread's own record and issues one `SeqCst` fence; nested pins touch
 //!   only thread-owned state (no shared write, no fence).
-//! - **Bags.** Deferred functions go into the thread's bag (64 entries). A
+//! - **Bags.** Deferred functions go into the thread's bag (31 entries). A
 //!   full bag is sealed with the global epoch and pushed on the collector's
 //!   lock-free garbage list; it runs once the global epoch is two past the
 //!   seal. Every 128th pin, and whenever a bag is sealed, the thread tries to
