@@ -406,7 +406,12 @@ impl Global {
         while !cur.is_null() {
             // SAFETY: the swap made the whole chain ours.
             let (next, epoch) = unsafe { ((*cur).next, (*cur).epoch) };
-            if global.wrapping_sub(epoch) >= 2 {
+            // Signed distance: a bag sealed *after* our load of the global
+            // epoch (its sealer saw `global + 1`) is one step in the future,
+            // not `usize::MAX` steps in the past. (Treating that difference
+            // as unsigned freed such bags at once — Miri caught it as a
+            // use-after-free in the 8-thread stack test.)
+            if (global.wrapping_sub(epoch) as isize) >= 2 {
                 // SAFETY: as above.
                 unsafe { (*cur).next = expired };
                 expired = cur;
@@ -496,5 +501,45 @@ impl Drop for Global {
             free_chain(garbage, &self.garbage_count);
         }
         drop(free);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize as StdUsize;
+    use std::sync::Arc;
+
+    /// A bag sealed by a thread that already saw the next epoch must not
+    /// be run by a collector that loaded the previous one (regression: an
+    /// unsigned epoch difference made it look `usize::MAX` epochs old).
+    #[test]
+    fn a_bag_from_the_next_epoch_is_not_expired() {
+        let g = Global::new();
+        let ran = Arc::new(StdUsize::new(0));
+        let mut bag = Bag::new();
+        let r = Arc::clone(&ran);
+        assert!(bag
+            .try_push(Deferred::new(move || {
+                r.fetch_add(1, Ordering::Relaxed);
+            }))
+            .is_ok());
+        g.garbage_count.fetch_add(1, Ordering::Relaxed);
+        // Sealed at epoch 1 while the global epoch is still 0: it sits in
+        // list 1, exactly the list `collect` examines at epoch 0.
+        let node = Box::into_raw(Box::new(SealedBag {
+            epoch: 1,
+            bag,
+            next: ptr::null_mut(),
+        }));
+        g.push_sealed(1, node, node);
+        g.collect();
+        assert_eq!(ran.load(Ordering::Relaxed), 0, "ran a bag from the future");
+        assert_eq!(g.pending(), 1);
+        // Epochs 1 → 3: now it is two behind and runs.
+        g.epoch.store(3, Ordering::Relaxed);
+        g.collect();
+        assert_eq!(ran.load(Ordering::Relaxed), 1);
+        assert_eq!(g.pending(), 0);
     }
 }
