@@ -107,3 +107,57 @@ fn concurrent_retire_runs_each_destructor_once() {
         assert_eq!(runs.load(Ordering::Relaxed), 2);
     });
 }
+
+/// As above, with a third thread advancing and collecting concurrently, so
+/// a seal can race with an advance and a collection (a bag may be sealed
+/// with an epoch newer than the collector's load).
+#[test]
+fn concurrent_advancer_never_frees_under_a_pinned_reader() {
+    loom::model(|| {
+        let c = Arc::new(Collector::new());
+        let shared = Arc::new(AtomicPtr::new(new_node(1)));
+
+        let reader = {
+            let (c, shared) = (Arc::clone(&c), Arc::clone(&shared));
+            thread::spawn(move || {
+                let g = c.pin();
+                let p = shared.load(Ordering::Acquire);
+                // SAFETY: pinned: `p` is not freed until `g` drops.
+                let v = unsafe { (*p).value.with(|v| *v) };
+                assert!(v == 1 || v == 2, "read a destroyed node: {v}");
+                drop(g);
+            })
+        };
+        let advancer = {
+            let c = Arc::clone(&c);
+            thread::spawn(move || {
+                c.try_advance();
+                c.try_advance();
+            })
+        };
+
+        let old = shared.swap(new_node(2), Ordering::AcqRel);
+        {
+            let g = c.pin();
+            let old = SendPtr(old);
+            let f = move || {
+                let old = old;
+                // SAFETY: as in the test above.
+                unsafe {
+                    (*old.0).value.with_mut(|v| *v = 0);
+                    drop(Box::from_raw(old.0));
+                }
+            };
+            // SAFETY: as in the test above.
+            unsafe { g.defer_unchecked(f) };
+            g.flush();
+        }
+        c.try_advance();
+        reader.join().unwrap();
+        advancer.join().unwrap();
+        let last = shared.load(Ordering::Relaxed);
+        // SAFETY: all threads are done; `last` is still owned by `shared`.
+        drop(unsafe { Box::from_raw(last) });
+        drop(c);
+    });
+}
