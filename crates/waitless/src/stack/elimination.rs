@@ -24,7 +24,9 @@
 //! touches it again and other poppers only compare its address, never
 //! dereference it, so the popper frees it immediately (no epoch needed).
 //! A stale popper whose CAS succeeds because the address was reused for a
-//! new offer simply takes that new, valid offer.
+//! new offer simply takes that new, valid offer — through the pointer value
+//! its CAS read from the slot, which carries the new node's provenance, not
+//! through the stale pointer it compared with.
 
 use core::ptr::{self, NonNull};
 
@@ -110,11 +112,14 @@ impl<T> Elimination<T> {
             return None;
         }
         // Acquire pairs with the Release offer CAS in `offer`.
-        let ok = s
-            .compare_exchange(p, taken::<T>(), Ordering::Acquire, Ordering::Relaxed)
-            .is_ok();
-        TAKE_SITE.record(ok);
-        ok.then_some(p)
+        let r = s.compare_exchange(p, taken::<T>(), Ordering::Acquire, Ordering::Relaxed);
+        TAKE_SITE.record(r.is_ok());
+        // Use the pointer the CAS read, not `p`: if the slot was refilled
+        // with a new node at a reused address, `p` still carries the
+        // provenance of the freed node, and reading through it would be
+        // undefined behaviour even though the address matches (Miri caught
+        // exactly this). The value in the slot carries the new node's.
+        r.ok()
     }
 
     /// `true` when no offer is in a slot (at quiescence it always is).

@@ -245,12 +245,27 @@ fn unique_values_run(threads: u64, per: u64, cfg: StackConfig) {
     assert_eq!(Arc::strong_count(&drops), 1);
 }
 
-#[test]
-fn unique_values_no_loss_no_duplication_8_threads() {
-    let per = if cfg!(miri) { 30 } else { 20_000 };
-    for cfg in configs() {
-        unique_values_run(8, per, cfg);
+fn unique_per_thread() -> u64 {
+    if cfg!(miri) {
+        30
+    } else {
+        20_000
     }
+}
+
+#[test]
+fn unique_values_8_threads_elimination() {
+    unique_values_run(8, unique_per_thread(), configs()[0]);
+}
+
+#[test]
+fn unique_values_8_threads_no_elimination() {
+    unique_values_run(8, unique_per_thread(), configs()[1]);
+}
+
+#[test]
+fn unique_values_8_threads_no_stats() {
+    unique_values_run(8, unique_per_thread(), configs()[2]);
 }
 
 #[test]
