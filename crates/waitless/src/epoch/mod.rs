@@ -263,6 +263,16 @@ impl Drop for Collector {
 /// While a guard lives, nothing deferred in its collector after the guard
 /// was created (by any thread) is run. Guards are re-entrant and `!Send`;
 /// dropping the last one of a thread unpins it.
+///
+/// A guard cannot move to another thread:
+///
+/// ```compile_fail
+/// let c = waitless::epoch::Collector::new();
+/// let g = c.pin();
+/// std::thread::scope(|s| {
+///     s.spawn(move || drop(g));
+/// });
+/// ```
 pub struct Guard<'a> {
     collector: &'a Collector,
     participant: *const Participant,

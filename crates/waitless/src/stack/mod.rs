@@ -159,7 +159,15 @@ unsafe impl<T: Send> Send for LockFreeStack<T> {}
 unsafe impl<T: Send> Sync for LockFreeStack<T> {}
 
 /// A pinned section on one stack, from [`LockFreeStack::enter`]. Nodes this
-/// thread may see are not freed while it lives. `!Send`.
+/// thread may see are not freed while it lives. `!Send`:
+///
+/// ```compile_fail
+/// let s = waitless::stack::LockFreeStack::<u8>::new();
+/// let g = s.enter();
+/// std::thread::scope(|sc| {
+///     sc.spawn(move || drop(g));
+/// });
+/// ```
 pub struct EpochGuard<'a, T> {
     guard: Guard<'a>,
     _stack: PhantomData<&'a LockFreeStack<T>>,
