@@ -1,7 +1,8 @@
 //! Runs the stack and epoch workloads at 1, 2, 4 and 8 threads and prints
 //! a table: `cargo run --release -p waitless-bench --example stack [-- window_ms reps]`.
 //! Each cell is the median of `reps` runs (default 3 × 300 ms); a third
-//! argument filters workloads by name, `THREADS=1,2,4` sets thread counts.
+//! argument filters workloads by name, `THREADS=1,2,4` sets thread counts,
+//! `CONTENTION=1` prints CAS success rates per site under each row.
 
 use std::time::Duration;
 
@@ -18,6 +19,10 @@ fn main() {
         window: Duration::from_millis(window_ms),
     };
     // THREADS=1,2,4,8,16 overrides the thread counts.
+    // CONTENTION=1 prints each waitless CAS site's attempts and failures
+    // (elimination offers/takes included) under each row.
+    let counting = std::env::var_os("CONTENTION").is_some();
+    waitless::contention::enable(counting);
     let threads: Vec<usize> = std::env::var("THREADS")
         .ok()
         .map(|v| v.split(',').filter_map(|t| t.parse().ok()).collect())
@@ -43,6 +48,7 @@ fn main() {
             println!();
         }
         print!("{:<34}", e.contender);
+        let before = waitless::contention::snapshot();
         let mut row = vec![];
         for &t in &threads {
             let mut v: Vec<f64> = (0..reps).map(|_| (e.run)(&cfg, t).ops_per_sec).collect();
@@ -57,6 +63,17 @@ fn main() {
             print!("{:>16}", format!("{:.1}M{ratio}", m / 1e6));
         }
         println!();
+        if counting {
+            for site in waitless::contention::snapshot().since(&before).sites {
+                println!(
+                    "    {:<28} {:>12} attempts {:>12} failures ({:.1}% ok)",
+                    site.name,
+                    site.attempts,
+                    site.failures,
+                    100.0 * (site.attempts - site.failures) as f64 / site.attempts.max(1) as f64
+                );
+            }
+        }
         if baseline.is_empty() {
             baseline = row;
         }
