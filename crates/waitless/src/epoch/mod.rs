@@ -212,6 +212,57 @@ impl Collector {
         }
     }
 
+    /// Waits for a grace period: returns once every thread that was pinned
+    /// in this collector when the call began has unpinned, after sealing the
+    /// caller's own bag and running everything that became safe. Blocks
+    /// (spinning, then yielding) while such a thread stays pinned — this is
+    /// the one blocking call of the module, meant for RCU-style writers.
+    ///
+    /// # Panics
+    /// If the calling thread is pinned in this collector (it would wait for
+    /// itself forever).
+    ///
+    /// ```
+    /// use waitless::epoch::Collector;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// let c = Collector::new();
+    /// let ran = std::sync::Arc::new(AtomicBool::new(false));
+    /// let r = ran.clone();
+    /// c.pin().defer(move || r.store(true, Ordering::Relaxed));
+    /// c.synchronize();
+    /// assert!(ran.load(Ordering::Relaxed), "what was deferred before is run");
+    /// ```
+    pub fn synchronize(&self) {
+        if let Some(p) = local::participant(self) {
+            // SAFETY: `p` is this thread's record in this collector.
+            let pinned = unsafe { &*p }.local.with(|l| {
+                // SAFETY: owner-only state of our own record.
+                unsafe { (*l).guards > 0 }
+            });
+            assert!(
+                !pinned,
+                "Collector::synchronize called while this thread holds a Guard of the same \
+                 collector: it would wait for itself forever"
+            );
+            // SAFETY: this thread owns `p`, a record of this collector.
+            unsafe { self.global.flush(&*p) };
+        }
+        // SeqCst: in S with the pins' epoch loads and the advance CAS (see
+        // `internal::Global::pin`): a thread whose pin precedes this load
+        // pinned with an epoch <= `start`, so it blocks the advance from
+        // `start + 1` to `start + 2` until it unpins.
+        let start = self.global.epoch.load(Ordering::SeqCst);
+        let backoff = crate::Backoff::new();
+        loop {
+            let now = self.global.try_advance();
+            self.global.collect();
+            if (now.wrapping_sub(start) as isize) >= 2 {
+                break;
+            }
+            backoff.snooze();
+        }
+    }
+
     /// Runs `f` with this thread's record, registering one if needed.
     /// `None` when thread-locals are already destroyed.
     #[inline]

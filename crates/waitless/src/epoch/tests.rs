@@ -237,3 +237,43 @@ fn pin_from_a_thread_local_destructor_is_sound() {
     // Whichever destructor ran first, the deferred function is not lost.
     assert!(c.pending() + ran.load(O::Relaxed) == 1);
 }
+
+#[test]
+fn synchronize_waits_for_threads_pinned_before_it() {
+    let c = Collector::new();
+    let pinned = AtomicBool::new(false);
+    let go = AtomicBool::new(false);
+    let unpinned = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let g = c.pin();
+            pinned.store(true, O::Release);
+            while !go.load(O::Acquire) {
+                std::thread::yield_now();
+            }
+            unpinned.store(true, O::Relaxed);
+            drop(g);
+        });
+        while !pinned.load(O::Acquire) {
+            std::thread::yield_now();
+        }
+        s.spawn(|| {
+            c.synchronize();
+            // The reader's unpin (Release) happens before the advance that
+            // let `synchronize` return, so its earlier store is visible.
+            assert!(
+                unpinned.load(O::Relaxed),
+                "synchronize returned while a reader pinned before it was still pinned"
+            );
+        });
+        go.store(true, O::Release);
+    });
+}
+
+#[test]
+#[should_panic(expected = "wait for itself")]
+fn synchronize_while_pinned_panics() {
+    let c = Collector::new();
+    let _g = c.pin();
+    c.synchronize();
+}
