@@ -27,8 +27,10 @@ pub use utils::{Backoff, CachePadded};
 // the module; keep one blank line between them so parallel work merges.
 
 // --- epoch (issue 3)
+pub mod epoch;
 
 // --- stack (issue 3)
+pub mod stack;
 
 // --- hazard (issue 4)
 

@@ -1,0 +1,195 @@
+//! Deferred functions and the bags that hold them.
+//!
+//! A [`Deferred`] is a type-erased `FnOnce()` stored inline when it fits in
+//! three words (the common case: a pointer and a layout), boxed otherwise.
+//! A [`Bag`] is a fixed array of them, filled by one thread without any
+//! synchronization and handed over as a whole.
+
+use core::mem::{self, MaybeUninit};
+use core::ptr;
+
+/// Inline storage for a closure: three words, word-aligned.
+type Data = [usize; 3];
+
+/// A type-erased `FnOnce()` that is called exactly once, or dropped without
+/// being called only by [`Deferred::call`]'s absence (never: every bag runs
+/// what it holds).
+pub(crate) struct Deferred {
+    call: unsafe fn(*mut Data),
+    data: MaybeUninit<Data>,
+}
+
+impl Deferred {
+    /// Wraps `f`. Allocates only when `f` is larger than three words.
+    pub(crate) fn new<F: FnOnce()>(f: F) -> Self {
+        let mut data = MaybeUninit::<Data>::uninit();
+        if mem::size_of::<F>() <= mem::size_of::<Data>()
+            && mem::align_of::<F>() <= mem::align_of::<Data>()
+        {
+            /// # Safety
+            /// 1. `raw` holds an `F` written by `Deferred::new` and not yet read.
+            unsafe fn call_inline<F: FnOnce()>(raw: *mut Data) {
+                // SAFETY: precondition 1: an initialized `F` lives at `raw`,
+                // and this is the only read of it (the caller calls once).
+                let f: F = unsafe { ptr::read(raw.cast::<F>()) };
+                f();
+            }
+            // SAFETY: `F` fits in `Data` in size and alignment (checked
+            // above), and `data` is a fresh, writable buffer.
+            unsafe { ptr::write(data.as_mut_ptr().cast::<F>(), f) };
+            Self {
+                call: call_inline::<F>,
+                data,
+            }
+        } else {
+            /// # Safety
+            /// 1. `raw` holds a `Box<F>` written by `Deferred::new` and not yet read.
+            unsafe fn call_boxed<F: FnOnce()>(raw: *mut Data) {
+                // SAFETY: precondition 1; a `Box<F>` is one word and fits.
+                let f: Box<F> = unsafe { ptr::read(raw.cast::<Box<F>>()) };
+                (*f)();
+            }
+            let boxed: Box<F> = Box::new(f);
+            // SAFETY: a `Box` is one pointer: it fits in `Data` and is
+            // word-aligned; `data` is a fresh buffer.
+            unsafe { ptr::write(data.as_mut_ptr().cast::<Box<F>>(), boxed) };
+            Self {
+                call: call_boxed::<F>,
+                data,
+            }
+        }
+    }
+
+    /// Runs the function, consuming it.
+    pub(crate) fn call(mut self) {
+        // SAFETY: `data` was initialized by `new` with the closure `call`
+        // expects, and `self` is consumed, so this is the only call.
+        unsafe { (self.call)(self.data.as_mut_ptr()) }
+    }
+}
+
+/// Deferred functions per bag. 31 keeps a sealed bag (31 × 32 + 24 bytes)
+/// under glibc's 1032-byte thread-cache limit: with 64, every seal/free of
+/// a 2 KiB block triggered `malloc_consolidate`, which showed up as the top
+/// cost of `collect` in `perf`. Small under loom and Miri so that sealing,
+/// advancing and collecting run in small models.
+#[cfg(not(any(loom, miri)))]
+pub(crate) const BAG_CAP: usize = 31;
+#[cfg(miri)]
+pub(crate) const BAG_CAP: usize = 4;
+#[cfg(all(loom, not(miri)))]
+pub(crate) const BAG_CAP: usize = 2;
+
+/// A thread's bag of deferred functions.
+pub(crate) struct Bag {
+    items: [MaybeUninit<Deferred>; BAG_CAP],
+    len: usize,
+}
+
+impl Bag {
+    pub(crate) fn new() -> Self {
+        Self {
+            items: [const { MaybeUninit::uninit() }; BAG_CAP],
+            len: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Adds `d`, or gives it back when the bag is full.
+    pub(crate) fn try_push(&mut self, d: Deferred) -> Result<(), Deferred> {
+        if self.len == BAG_CAP {
+            return Err(d);
+        }
+        self.items[self.len].write(d);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Runs every function in the bag. If one panics, the rest still run
+    /// (a drop guard continues the loop while unwinding) and the panic then
+    /// propagates; a second panic during that unwinding aborts, as for any
+    /// panic in a destructor.
+    pub(crate) fn run_all(&mut self) {
+        /// On unwind, runs what is left of the bag.
+        struct Rest(*mut Bag);
+        impl Drop for Rest {
+            fn drop(&mut self) {
+                // SAFETY: `run_all` created this from its `&mut self`, which
+                // it does not use while the guard is armed, and the bag
+                // outlives the guard.
+                unsafe { (*self.0).run_all() }
+            }
+        }
+        while self.len > 0 {
+            self.len -= 1;
+            // SAFETY: items `0..len` are initialized; `len` shrank before
+            // the read, so item `len` is read exactly once.
+            let d = unsafe { self.items[self.len].assume_init_read() };
+            let rest = Rest(self);
+            d.call();
+            core::mem::forget(rest);
+        }
+    }
+}
+
+impl Drop for Bag {
+    fn drop(&mut self) {
+        // A bag is only dropped once it is safe to run what it holds (the
+        // collector is gone or the bag expired), so dropping runs them.
+        self.run_all();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    #[test]
+    fn inline_and_boxed_closures_run_once() {
+        let hits = Rc::new(Cell::new(0));
+        let h = Rc::clone(&hits);
+        let small = Deferred::new(move || h.set(h.get() + 1));
+        let h = Rc::clone(&hits);
+        let big = [7u64; 8];
+        let large = Deferred::new(move || h.set(h.get() + big.iter().sum::<u64>() as usize));
+        small.call();
+        large.call();
+        assert_eq!(hits.get(), 57);
+        assert_eq!(
+            Rc::strong_count(&hits),
+            1,
+            "closures were dropped after running"
+        );
+    }
+
+    #[test]
+    fn bag_runs_everything_even_when_one_panics() {
+        let hits = Rc::new(Cell::new(0));
+        let mut bag = Bag::new();
+        for i in 0..BAG_CAP {
+            let h = Rc::clone(&hits);
+            let d = Deferred::new(move || {
+                h.set(h.get() + 1);
+                if i == 1 {
+                    panic!("deferred panic");
+                }
+            });
+            assert!(bag.try_push(d).is_ok());
+        }
+        assert!(bag.try_push(Deferred::new(|| ())).is_err(), "bag is full");
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bag.run_all()));
+        assert!(r.is_err());
+        assert_eq!(hits.get(), BAG_CAP);
+        assert!(bag.is_empty());
+        assert_eq!(Rc::strong_count(&hits), 1);
+    }
+}

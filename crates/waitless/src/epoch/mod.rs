@@ -1,0 +1,571 @@
+//! Epoch-based memory reclamation.
+//!
+//! A lock-free structure unlinks a node while other threads may still be
+//! reading it; the node can be freed only once none of them can. With
+//! epoch-based reclamation (Fraser, *Practical lock-freedom*, 2004; the
+//! scheme crossbeam-epoch made familiar to Rust users) every thread *pins*
+//! itself before it touches shared nodes and unpins afterwards. Unlinked
+//! nodes are *deferred*: retired into a bag together with the global epoch
+//! current at the time. The global epoch advances only when every pinned
+//! thread has observed the current one, so once it has moved two steps past
+//! a bag's epoch no thread that pinned before the unlink can still be pinned,
+//! and the bag's functions run.
+//!
+//! ```
+//! use waitless::epoch::Collector;
+//! use std::sync::atomic::{AtomicPtr, Ordering};
+//!
+//! let collector = Collector::new();
+//! let shared = AtomicPtr::new(Box::into_raw(Box::new(1u64)));
+//! {
+//!     let guard = collector.pin();
+//!     let old = shared.swap(Box::into_raw(Box::new(2)), Ordering::AcqRel);
+//!     // SAFETY: `old` came from `Box::into_raw` and is unlinked: no thread
+//!     // can load it from `shared` any more.
+//!     unsafe { guard.defer_destroy(old) };
+//! }
+//! assert_eq!(collector.pending(), 1);
+//! drop(collector); // runs every deferred function it still holds
+//! # unsafe { drop(Box::from_raw(shared.into_inner())) };
+//! ```
+//!
+//! # Design
+//!
+//! - **Collectors.** A [`Collector`] is one reclamation domain. Structures
+//!   in waitless own one each, so dropping the structure frees everything it
+//!   retired; [`default_collector`] / [`pin`] give a process-wide one.
+//! - **Participants.** Each thread gets a record per collector, taken from a
+//!   lock-free push-only list (a free record is claimed with a CAS on its
+//!   `in_use` flag, so records of exited threads are reused; they are freed
+//!   when the collector is dropped). A small thread-local cache maps
+//!   collector → record; the hit path is one comparison.
+//! - **Pinning** is re-entrant. The outermost pin stores the epoch in the
+//!   thread's own record and issues one `SeqCst` fence; nested pins touch
+//!   only thread-owned state (no shared write, no fence).
+//! - **Bags.** Deferred functions go into the thread's bag (31 entries). A
+//!   full bag is sealed with the global epoch and pushed on the collector's
+//!   lock-free garbage list; it runs once the global epoch is two past the
+//!   seal. Every 128th pin, and whenever a bag is sealed, the thread tries to
+//!   advance and collect; the walk over participants is skipped when there
+//!   is no sealed garbage.
+//! - **Thread exit** hands the thread's bag to the collector and frees its
+//!   record for reuse. **Dropping a collector** runs every deferred function
+//!   it still holds and frees every record.
+//!
+//! # Long-lived guards
+//!
+//! While any thread stays pinned the global epoch can advance at most once,
+//! so garbage retired meanwhile accumulates without bound — the same
+//! behaviour as every epoch scheme. It is not silent: [`Collector::pending`]
+//! reports how many deferred functions are waiting. Keep guards short; a
+//! guard leaked with `mem::forget` blocks reclamation in that collector for
+//! good (memory is still freed when the collector is dropped).
+//!
+//! # Progress
+//!
+//! Pinning, deferring and collecting are lock-free (collection runs only
+//! what is safe and never waits). Dropping a collector waits for threads
+//! that are in the middle of exiting and handing their bag over (a bounded
+//! amount of work each).
+//!
+//! Memory orderings are justified beside each atomic access and in
+//! `docs/stack.md`.
+
+mod deferred;
+mod internal;
+
+use core::fmt;
+use core::marker::PhantomData;
+
+use deferred::Deferred;
+pub(crate) use internal::Participant;
+use internal::{Global, COUNTERS};
+
+use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::Arc;
+
+/// A collector's liveness word, shared with every thread that caches it.
+///
+/// ```text
+/// bit 0     : LIVE, set until the collector starts dropping
+/// bits 1..  : threads currently handing their record back (thread exit)
+/// ```
+struct Token {
+    state: AtomicUsize,
+}
+
+const LIVE: usize = 1;
+const USER: usize = 2;
+
+/// A reclamation domain.
+///
+/// Each thread that pins gets its own participant record in the collector.
+/// Dropping the collector runs every deferred function it still holds and
+/// frees every record; a [`Guard`] borrows its collector, so no thread can be
+/// pinned when that happens.
+///
+/// ```
+/// use waitless::epoch::Collector;
+/// let c = Collector::new();
+/// let g = c.pin();
+/// g.defer(|| println!("runs once no thread can see the garbage"));
+/// drop(g);
+/// assert_eq!(c.pending(), 1);
+/// ```
+pub struct Collector {
+    global: Box<Global>,
+    token: Arc<Token>,
+}
+
+// SAFETY: `Collector` owns a `Global` made of atomics and of participant
+// records whose non-atomic parts are only touched by their owning thread
+// (ownership handed over through `in_use` with Release/Acquire). Deferred
+// functions it holds were required to be `Send` (or the caller of
+// `defer_unchecked` promised it), so running them on whichever thread drops
+// the collector or collects is sound. Sharing `&Collector` between threads is
+// the intended use: every shared access is atomic.
+unsafe impl Send for Collector {}
+// SAFETY: see `Send` above: all shared state is accessed atomically.
+unsafe impl Sync for Collector {}
+
+impl Collector {
+    /// A new, empty reclamation domain.
+    pub fn new() -> Self {
+        Self {
+            global: Box::new(Global::new()),
+            token: Arc::new(Token {
+                state: AtomicUsize::new(LIVE),
+            }),
+        }
+    }
+
+    /// Pins the current thread. Re-entrant: a nested pin is a few
+    /// thread-local operations with no shared write.
+    #[inline]
+    pub fn pin(&self) -> Guard<'_> {
+        match local::participant(self) {
+            Some(p) => {
+                // SAFETY: `participant` returned this thread's record in
+                // this collector (owned by this thread, alive while `self`).
+                unsafe { self.global.pin(&*p) };
+                Guard {
+                    collector: self,
+                    participant: p,
+                    ephemeral: false,
+                    _not_send: PhantomData,
+                }
+            }
+            None => self.pin_ephemeral(),
+        }
+    }
+
+    /// Pinning while this thread's thread-locals are being destroyed: take a
+    /// record for the guard's lifetime only.
+    #[cold]
+    fn pin_ephemeral(&self) -> Guard<'_> {
+        let p = self.global.register();
+        // SAFETY: `register` made this thread the owner of `p`.
+        unsafe { self.global.pin(&*p) };
+        Guard {
+            collector: self,
+            participant: p,
+            ephemeral: true,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The global epoch (a counter; it wraps after `usize::MAX` advances).
+    pub fn epoch(&self) -> usize {
+        // Relaxed: a statistic; no data is read on the strength of it.
+        self.global.epoch.load(Ordering::Relaxed)
+    }
+
+    /// Deferred functions not yet run: sealed bags plus every thread's
+    /// current bag. Exact when no thread is deferring concurrently.
+    pub fn pending(&self) -> usize {
+        self.global.pending()
+    }
+
+    /// Tries to advance the global epoch (it advances only when every pinned
+    /// thread has observed the current one), then runs every sealed bag that
+    /// has become safe. Returns the global epoch afterwards.
+    ///
+    /// Garbage still in some thread's unsealed bag is not affected; a thread
+    /// can seal its own with [`Guard::flush`] or [`Collector::flush`].
+    pub fn try_advance(&self) -> usize {
+        let e = self.global.try_advance();
+        self.global.collect();
+        e
+    }
+
+    /// Seals the calling thread's bag (if it has one in this collector),
+    /// then tries to advance and collect, like [`Guard::flush`] but without
+    /// pinning.
+    pub fn flush(&self) {
+        match local::participant(self) {
+            // SAFETY: this thread owns `p`, a record of this collector.
+            Some(p) => unsafe { self.global.flush(&*p) },
+            None => {
+                self.global.try_advance();
+                self.global.collect();
+            }
+        }
+    }
+
+    /// Waits for a grace period: returns once every thread that was pinned
+    /// in this collector when the call began has unpinned, after sealing the
+    /// caller's own bag and running everything that became safe. Blocks
+    /// (spinning, then yielding) while such a thread stays pinned — this is
+    /// the one blocking call of the module, meant for RCU-style writers.
+    ///
+    /// # Panics
+    /// If the calling thread is pinned in this collector (it would wait for
+    /// itself forever).
+    ///
+    /// ```
+    /// use waitless::epoch::Collector;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// let c = Collector::new();
+    /// let ran = std::sync::Arc::new(AtomicBool::new(false));
+    /// let r = ran.clone();
+    /// c.pin().defer(move || r.store(true, Ordering::Relaxed));
+    /// c.synchronize();
+    /// assert!(ran.load(Ordering::Relaxed), "what was deferred before is run");
+    /// ```
+    pub fn synchronize(&self) {
+        if let Some(p) = local::participant(self) {
+            // SAFETY: `p` is this thread's record in this collector.
+            let pinned = unsafe { &*p }.local.with(|l| {
+                // SAFETY: owner-only state of our own record.
+                unsafe { (*l).guards > 0 }
+            });
+            assert!(
+                !pinned,
+                "Collector::synchronize called while this thread holds a Guard of the same \
+                 collector: it would wait for itself forever"
+            );
+            // SAFETY: this thread owns `p`, a record of this collector.
+            unsafe { self.global.flush(&*p) };
+        }
+        // SeqCst: in S with the pins' epoch loads and the advance CAS (see
+        // `internal::Global::pin`): a thread whose pin precedes this load
+        // pinned with an epoch <= `start`, so it blocks the advance from
+        // `start + 1` to `start + 2` until it unpins.
+        let start = self.global.epoch.load(Ordering::SeqCst);
+        let backoff = crate::Backoff::new();
+        loop {
+            let now = self.global.try_advance();
+            self.global.collect();
+            if (now.wrapping_sub(start) as isize) >= 2 {
+                break;
+            }
+            backoff.snooze();
+        }
+    }
+
+    /// Runs `f` with this thread's record, registering one if needed.
+    /// `None` when thread-locals are already destroyed.
+    #[inline]
+    pub(crate) fn with_local<R>(&self, f: impl FnOnce(&Participant) -> R) -> Option<R> {
+        // SAFETY: the record is this thread's and lives as long as `self`.
+        local::participant(self).map(|p| f(unsafe { &*p }))
+    }
+
+    /// Sums statistics counter `i` (`< COUNTERS`) over every record.
+    pub(crate) fn sum_counter(&self, i: usize) -> u64 {
+        debug_assert!(i < COUNTERS);
+        self.global.sum_counter(i)
+    }
+}
+
+impl Default for Collector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Collector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Collector")
+            .field("epoch", &self.epoch())
+            .field("pending", &self.pending())
+            .finish()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        // AcqRel: the release half orders nothing in particular; the acquire
+        // half pairs with the Release `fetch_sub` of an exiting thread that
+        // already finished handing its record back.
+        self.token.state.fetch_and(!LIVE, Ordering::AcqRel);
+        // Wait for threads that joined (CAS in `local::release`) before we
+        // cleared LIVE. Acquire pairs with their Release `fetch_sub`, so
+        // their hand-over happens before we free the records below.
+        while self.token.state.load(Ordering::Acquire) != 0 {
+            crate::sync::thread::yield_now();
+        }
+        // `global` drops after this: it runs every bag and frees records.
+    }
+}
+
+/// A pinned section of one thread in one collector.
+///
+/// While a guard lives, nothing deferred in its collector after the guard
+/// was created (by any thread) is run. Guards are re-entrant and `!Send`;
+/// dropping the last one of a thread unpins it.
+///
+/// A guard cannot move to another thread:
+///
+/// ```compile_fail
+/// let c = waitless::epoch::Collector::new();
+/// let g = c.pin();
+/// std::thread::scope(|s| {
+///     s.spawn(move || drop(g));
+/// });
+/// ```
+pub struct Guard<'a> {
+    collector: &'a Collector,
+    participant: *const Participant,
+    ephemeral: bool,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<'a> Guard<'a> {
+    /// The collector this guard pins.
+    pub fn collector(&self) -> &'a Collector {
+        self.collector
+    }
+
+    #[inline]
+    pub(crate) fn participant(&self) -> &'a Participant {
+        // SAFETY: the record belongs to `collector`, which outlives `'a`,
+        // and records are freed only when the collector drops.
+        unsafe { &*self.participant }
+    }
+
+    /// Runs `f` once no thread that is pinned now can still be pinned, or
+    /// when the collector is dropped, whichever is first.
+    pub fn defer<F: FnOnce() + Send + 'static>(&self, f: F) {
+        // SAFETY: `F: Send + 'static` meets both preconditions.
+        unsafe { self.defer_unchecked(f) }
+    }
+
+    /// Like [`defer`](Self::defer) without the `Send + 'static` bounds.
+    ///
+    /// # Safety
+    /// 1. Running `f` on another thread than the caller's is sound.
+    /// 2. Everything `f` borrows stays valid until it runs: at the latest
+    ///    until the collector is dropped.
+    pub unsafe fn defer_unchecked<F: FnOnce()>(&self, f: F) {
+        let d = Deferred::new(f);
+        // SAFETY: this thread owns the record, which belongs to the
+        // collector, and the guard keeps it pinned.
+        unsafe { self.collector.global.defer(self.participant(), d) }
+    }
+
+    /// Drops the `Box<T>` behind `ptr` once no pinned thread can see it.
+    ///
+    /// # Safety
+    /// 1. `ptr` came from `Box::into_raw` and is destroyed only here.
+    /// 2. `ptr` is unlinked: no thread can obtain it from shared memory any
+    ///    more (threads that already hold it are pinned, and that is fine).
+    /// 3. Dropping the `T` on another thread is sound (`T: Send`, or the
+    ///    caller guarantees it), and anything the `T` borrows outlives the
+    ///    collector.
+    pub unsafe fn defer_destroy<T>(&self, ptr: *mut T) {
+        struct SendPtr<T>(*mut T);
+        // SAFETY: precondition 3: dropping the `T` elsewhere is sound.
+        unsafe impl<T> Send for SendPtr<T> {}
+        let p = SendPtr(ptr);
+        let f = move || {
+            let p = p;
+            // SAFETY: preconditions 1 and 2: the box is unique and no pinned
+            // thread can still see it when this runs.
+            drop(unsafe { Box::from_raw(p.0) });
+        };
+        // SAFETY: preconditions 1-3 are ours; the closure frees the box once.
+        unsafe { self.defer_unchecked(f) }
+    }
+
+    /// Seals this thread's bag into the collector's garbage now (instead of
+    /// when it fills), then tries to advance the epoch and collect.
+    pub fn flush(&self) {
+        // SAFETY: this thread owns the record of this collector.
+        unsafe { self.collector.global.flush(self.participant()) }
+    }
+}
+
+impl Drop for Guard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        let p = self.participant();
+        // SAFETY: this guard holds one pin on the thread's own record.
+        unsafe { self.collector.global.unpin(p) };
+        if self.ephemeral {
+            // SAFETY: the ephemeral record is owned by this thread and its
+            // only guard is this one, now unpinned.
+            unsafe { self.collector.global.release(p) };
+        }
+    }
+}
+
+impl fmt::Debug for Guard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard").finish_non_exhaustive()
+    }
+}
+
+/// The process-wide collector (never dropped: what it holds when the
+/// process exits is not run).
+#[cfg(not(loom))]
+pub fn default_collector() -> &'static Collector {
+    static DEFAULT: std::sync::OnceLock<Collector> = std::sync::OnceLock::new();
+    DEFAULT.get_or_init(Collector::new)
+}
+
+/// Pins the current thread in the [`default_collector`].
+///
+/// ```
+/// let g = waitless::epoch::pin();
+/// g.defer(|| ());
+/// ```
+#[cfg(not(loom))]
+#[inline]
+pub fn pin() -> Guard<'static> {
+    default_collector().pin()
+}
+
+/// The thread-local map from collector to participant record.
+mod local {
+    use core::cell::{Cell, RefCell};
+
+    use super::{Collector, Global, Participant, Token, LIVE, USER};
+    use crate::sync::atomic::Ordering;
+    use crate::sync::Arc;
+
+    struct Entry {
+        /// Keeps the token's address unique while this entry exists.
+        token: Arc<Token>,
+        global: *const Global,
+        participant: *const Participant,
+    }
+
+    struct Local {
+        /// The last collector looked up (its token's address) and its
+        /// record: the hit path.
+        fast_key: Cell<*const Token>,
+        fast_participant: Cell<*const Participant>,
+        /// Every collector this thread registered with that may be alive.
+        entries: RefCell<Vec<Entry>>,
+    }
+
+    impl Drop for Local {
+        fn drop(&mut self) {
+            for e in self.entries.get_mut().drain(..) {
+                release(&e);
+            }
+        }
+    }
+
+    crate::sync::thread_local! {
+        static LOCAL: Local = Local {
+            fast_key: Cell::new(core::ptr::null()),
+            fast_participant: Cell::new(core::ptr::null()),
+            entries: RefCell::new(Vec::new()),
+        };
+    }
+
+    /// This thread's record in `c`; `None` during thread-local destruction.
+    #[inline]
+    pub(super) fn participant(c: &Collector) -> Option<*const Participant> {
+        let key = Arc::as_ptr(&c.token);
+        LOCAL
+            .try_with(|l| {
+                // A cached key is never stale: the entry holding it keeps
+                // the token alive, so no other collector can have its
+                // address; and `c` is alive, so its record is.
+                if l.fast_key.get() == key {
+                    l.fast_participant.get()
+                } else {
+                    slow(l, c)
+                }
+            })
+            .ok()
+    }
+
+    #[cold]
+    fn slow(l: &Local, c: &Collector) -> *const Participant {
+        let key = Arc::as_ptr(&c.token);
+        let mut entries = l.entries.borrow_mut();
+        let p = match entries.iter().find(|e| Arc::as_ptr(&e.token) == key) {
+            Some(e) => e.participant,
+            None => {
+                // Forget collectors that were dropped. Relaxed: only the
+                // LIVE bit is looked at and nothing is read through it.
+                entries.retain(|e| e.token.state.load(Ordering::Relaxed) & LIVE != 0);
+                let p = c.global.register();
+                entries.push(Entry {
+                    token: Arc::clone(&c.token),
+                    global: &*c.global,
+                    participant: p,
+                });
+                p
+            }
+        };
+        l.fast_key.set(key);
+        l.fast_participant.set(p);
+        p
+    }
+
+    /// Number of cached collectors (for tests of pruning).
+    #[cfg(all(test, not(loom)))]
+    pub(super) fn entries_len() -> usize {
+        LOCAL.with(|l| l.entries.borrow().len())
+    }
+
+    /// Thread exit: hands the record back if the collector is still alive.
+    fn release(e: &Entry) {
+        let mut s = e.token.state.load(Ordering::Relaxed);
+        loop {
+            if s & LIVE == 0 {
+                // The collector is dropping or dropped; it runs our bag.
+                return;
+            }
+            // Relaxed suffices: while our USER count is in the word the
+            // collector's drop waits, so `global` stays alive; the data we
+            // touch is our own record.
+            match e.token.state.compare_exchange_weak(
+                s,
+                s + USER,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => s = now,
+            }
+        }
+        // SAFETY: the collector cannot finish dropping while we are counted
+        // in `state`, so `global` and the record are alive; this thread owns
+        // the record.
+        let (g, p) = unsafe { (&*e.global, &*e.participant) };
+        // SAFETY: owner-only state of our own record.
+        let guards = p.local.with(|l| unsafe { (*l).guards });
+        if guards == 0 {
+            // SAFETY: we own `p`, it belongs to `g`, and it is not pinned.
+            unsafe { g.release(p) };
+        }
+        // A guard still alive here (kept in another thread-local) keeps the
+        // record: it stays in use until the collector drops.
+        //
+        // Release pairs with the Acquire load in `Collector::drop`: our
+        // hand-over happens before the collector frees anything.
+        e.token.state.fetch_sub(USER, Ordering::Release);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;
+
+#[cfg(all(test, loom))]
+mod loom_tests;

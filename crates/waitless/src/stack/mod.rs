@@ -1,0 +1,485 @@
+//! A lock-free Treiber stack with elimination backoff and per-stack epoch
+//! reclamation.
+//!
+//! The stack is a singly linked list whose head is swung with a CAS
+//! (Treiber, *Systems programming: coping with parallelism*, IBM RJ 5118,
+//! 1986). Popped nodes are retired into the stack's own
+//! [`Collector`](crate::epoch::Collector), so a node is never freed — and
+//! its address never reused — while a thread that may still hold it is
+//! pinned: the ABA problem cannot occur (see `docs/stack.md`). Under
+//! contention, a push and a pop whose head CAS failed may meet in a small
+//! elimination array and cancel out without touching the head (Hendler,
+//! Shavit, Yerushalmi, SPAA 2004).
+//!
+//! ```
+//! use waitless::stack::LockFreeStack;
+//!
+//! let stack = LockFreeStack::new();
+//! stack.push(1).unwrap();
+//! stack.push(2).unwrap();
+//! let guard = stack.enter();
+//! assert_eq!(stack.pop(&guard), Some(2));
+//! assert_eq!(stack.pop(&guard), Some(1));
+//! assert_eq!(stack.pop(&guard), None);
+//! ```
+//!
+//! # Progress and consistency
+//!
+//! `push` and `pop` are lock-free: a CAS on the head fails only because
+//! another operation succeeded, and an elimination wait is bounded. Both
+//! are linearizable (checked against `waitless_check::StackModel`): a push at
+//! its successful head CAS (or just before the pop that takes its offer), a
+//! pop at its successful head CAS or elimination take, an empty pop at the
+//! load that read a null head.
+//!
+//! # Memory
+//!
+//! Nodes are allocated with `std::alloc`; if the allocator fails, `push`
+//! returns [`StackError::OutOfMemory`] with the value. A popped node is freed
+//! once the epoch has advanced twice (every 31 pops of a thread, or on
+//! [`LockFreeStack::advance_epoch`]); dropping the stack drops every value
+//! still in it exactly once and frees every node and per-thread record.
+//! Sealing a full bag of retired nodes allocates one small block; if that
+//! allocation fails the process aborts, as for any `Box`.
+
+mod elimination;
+mod node;
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
+use core::ptr;
+
+use crate::contention::Site;
+use crate::epoch::{Collector, Guard, Participant};
+use crate::sync::atomic::{AtomicPtr, Ordering};
+use crate::CachePadded;
+use elimination::Elimination;
+use node::{alloc_node, dealloc_node, Node, RawNode};
+
+static PUSH_SITE: Site = Site::new("stack.push");
+static POP_SITE: Site = Site::new("stack.pop");
+
+/// Statistics counter slots in each epoch participant record.
+const PUSHES: usize = 0;
+const POPS: usize = 1;
+const RETRIES: usize = 2;
+
+/// The stack's error: the push could not allocate a node. Carries the value.
+pub enum StackError<T> {
+    /// The allocator failed; here is the value back.
+    OutOfMemory(T),
+}
+
+impl<T> StackError<T> {
+    /// The value that could not be pushed.
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::OutOfMemory(v) => v,
+        }
+    }
+}
+
+impl<T> fmt::Debug for StackError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::OutOfMemory(_) => f.write_str("OutOfMemory(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for StackError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::OutOfMemory(_) => f.write_str("out of memory: could not allocate a stack node"),
+        }
+    }
+}
+
+impl<T> std::error::Error for StackError<T> {}
+
+/// A snapshot of a stack's counters. Counts are summed over per-thread
+/// records without stopping anyone, so they are exact only when no operation
+/// is in flight.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StackStats {
+    /// Values in the stack (exact when quiescent).
+    pub active_nodes: usize,
+    /// Popped nodes waiting for the epoch to free them.
+    pub retired_nodes: usize,
+    /// The stack's global epoch.
+    pub current_epoch: usize,
+    /// Pops that returned a value.
+    pub successful_pops: u64,
+    /// Pushes that succeeded.
+    pub successful_pushes: u64,
+    /// Failed head CAS attempts (push and pop).
+    pub retry_count: u64,
+}
+
+/// Construction options for [`LockFreeStack::with_config`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StackConfig {
+    /// Use the elimination array after a failed head CAS (default `true`).
+    pub elimination: bool,
+    /// Keep the per-thread operation counters behind [`StackStats`]
+    /// (default `true`). Without them `successful_*` and `retry_count` read
+    /// zero and `active_nodes` is counted by walking the list.
+    pub statistics: bool,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        Self {
+            elimination: true,
+            statistics: true,
+        }
+    }
+}
+
+/// A lock-free LIFO stack. See the [module docs](self).
+pub struct LockFreeStack<T> {
+    head: CachePadded<AtomicPtr<Node<T>>>,
+    elimination: Elimination<T>,
+    config: StackConfig,
+    /// Declared last: dropped after the list is emptied, it frees every
+    /// retired node and every per-thread record.
+    collector: Collector,
+    _owns: PhantomData<T>,
+}
+
+// SAFETY: the stack owns its `T`s; moving it to another thread moves them,
+// so `T: Send` is required and sufficient (node memory and the collector
+// are `Send`).
+unsafe impl<T: Send> Send for LockFreeStack<T> {}
+// SAFETY: through `&LockFreeStack` a thread can push a `T` that another
+// thread pops, i.e. `T`s move between threads (`T: Send`); no `&T` is ever
+// handed out, so `T: Sync` is not needed. All shared state is atomic, and
+// node contents are published with Release/Acquire (see the orderings).
+unsafe impl<T: Send> Sync for LockFreeStack<T> {}
+
+/// A pinned section on one stack, from [`LockFreeStack::enter`]. Nodes this
+/// thread may see are not freed while it lives. `!Send`:
+///
+/// ```compile_fail
+/// let s = waitless::stack::LockFreeStack::<u8>::new();
+/// let g = s.enter();
+/// std::thread::scope(|sc| {
+///     sc.spawn(move || drop(g));
+/// });
+/// ```
+pub struct EpochGuard<'a, T> {
+    guard: Guard<'a>,
+    _stack: PhantomData<&'a LockFreeStack<T>>,
+}
+
+impl<T> fmt::Debug for EpochGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EpochGuard").finish_non_exhaustive()
+    }
+}
+
+impl<T> LockFreeStack<T> {
+    /// An empty stack with elimination and statistics on.
+    pub fn new() -> Self {
+        Self::with_config(StackConfig::default())
+    }
+
+    /// An empty stack with the given options.
+    ///
+    /// ```
+    /// use waitless::stack::{LockFreeStack, StackConfig};
+    /// let s: LockFreeStack<u32> =
+    ///     LockFreeStack::with_config(StackConfig { elimination: false, ..Default::default() });
+    /// s.push(3).unwrap();
+    /// assert_eq!(s.pop(&s.enter()), Some(3));
+    /// ```
+    pub fn with_config(config: StackConfig) -> Self {
+        Self {
+            head: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
+            elimination: Elimination::new(),
+            config,
+            collector: Collector::new(),
+            _owns: PhantomData,
+        }
+    }
+
+    /// Pins the current thread on this stack. Hold the guard across a batch
+    /// of pops to pay for pinning once; holding it for long delays the
+    /// freeing of popped nodes (see [`StackStats::retired_nodes`]).
+    #[inline]
+    pub fn enter(&self) -> EpochGuard<'_, T> {
+        EpochGuard {
+            guard: self.collector.pin(),
+            _stack: PhantomData,
+        }
+    }
+
+    /// Pushes `value`. Fails only when a node cannot be allocated, and then
+    /// gives `value` back.
+    ///
+    /// ```
+    /// use waitless::stack::LockFreeStack;
+    /// let s = LockFreeStack::new();
+    /// assert!(s.push("a").is_ok());
+    /// ```
+    pub fn push(&self, value: T) -> Result<(), StackError<T>> {
+        let node = alloc_node(value).map_err(StackError::OutOfMemory)?;
+        let mut retries = 0u64;
+        // Relaxed: the pusher never dereferences the head it links to.
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: `node` is unpublished (fresh, or withdrawn from the
+            // elimination array), so it is live and this thread has
+            // exclusive access to it.
+            unsafe { node_next(node).with_mut(|n| *n = head) };
+            // Release pairs with the Acquire head load in `pop` (directly or
+            // through the release sequence of later RMWs on the head): a
+            // popper that reads `node` sees its value and `next`.
+            match self
+                .head
+                .compare_exchange_weak(head, node, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    PUSH_SITE.record(true);
+                    break;
+                }
+                Err(now) => {
+                    PUSH_SITE.record(false);
+                    retries += 1;
+                    if self.config.elimination
+                        && self.elimination.offer(node, elimination::slot_hint())
+                    {
+                        break;
+                    }
+                    head = now;
+                }
+            }
+        }
+        if self.config.statistics {
+            self.collector.with_local(|p| {
+                p.count(PUSHES, 1);
+                if retries > 0 {
+                    p.count(RETRIES, retries);
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Pops the most recently pushed value, or `None` if the stack is empty.
+    ///
+    /// # Panics
+    /// If `guard` comes from another stack's [`enter`](Self::enter).
+    ///
+    /// ```
+    /// use waitless::stack::LockFreeStack;
+    /// let s = LockFreeStack::new();
+    /// s.push(7).unwrap();
+    /// let g = s.enter();
+    /// assert_eq!(s.pop(&g), Some(7));
+    /// ```
+    pub fn pop(&self, guard: &EpochGuard<'_, T>) -> Option<T> {
+        assert!(
+            ptr::eq(guard.guard.collector(), &self.collector),
+            "LockFreeStack::pop: the guard was created by another stack's `enter()`; \
+             use a guard from this stack"
+        );
+        let g = &guard.guard;
+        let mut retries = 0u64;
+        let result = loop {
+            // Acquire pairs with the Release CAS in `push`: the node's value
+            // and `next` are visible.
+            let head = self.head.load(Ordering::Acquire);
+            if head.is_null() {
+                break None;
+            }
+            // SAFETY: `head` was read from the stack while this thread is
+            // pinned (by `guard`), so it is not freed until we unpin even if
+            // another thread pops it now; `next` is immutable once published.
+            let next = unsafe { node_next(head).with(|n| *n) };
+            // Relaxed on success: we read only `head`'s value, already made
+            // visible by the Acquire load above; the next popper that reads
+            // `next` from the head synchronizes with `next`'s pusher through
+            // the release sequence (this CAS is an RMW).
+            match self
+                .head
+                .compare_exchange_weak(head, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    POP_SITE.record(true);
+                    // SAFETY: the successful CAS unlinked `head`: this
+                    // thread alone moves its value out, exactly once.
+                    let value = unsafe { take_value(head) };
+                    // SAFETY: the value was moved out; the node is unlinked,
+                    // so only threads pinned now may still hold it, and the
+                    // collector frees it only after they unpin.
+                    let raw = unsafe { RawNode::new(head) };
+                    // SAFETY: freeing memory is sound on any thread, and the
+                    // closure borrows nothing.
+                    unsafe { g.defer_unchecked(move || raw.free()) };
+                    break Some(value);
+                }
+                Err(_) => {
+                    POP_SITE.record(false);
+                    retries += 1;
+                    if self.config.elimination {
+                        if let Some(node) = self.elimination.take(elimination::slot_hint()) {
+                            // SAFETY: `take` gave us exclusive ownership of
+                            // an offered node whose value is visible
+                            // (Acquire take / Release offer).
+                            let value = unsafe { take_value(node) };
+                            // SAFETY: exclusive and never published to the
+                            // head: no other thread dereferences it.
+                            unsafe { dealloc_node(node) };
+                            break Some(value);
+                        }
+                    }
+                }
+            }
+        };
+        if self.config.statistics {
+            record_pop(g.participant(), result.is_some(), retries);
+        }
+        result
+    }
+
+    /// Seals this thread's retired nodes, advances the epoch if every pinned
+    /// thread has observed the current one, and frees the nodes that became
+    /// safe. Calling it twice with no thread pinned frees everything this
+    /// thread retired.
+    pub fn advance_epoch(&self) {
+        self.collector.flush();
+    }
+
+    /// The stack's counters (see [`StackStats`]).
+    pub fn stats(&self) -> StackStats {
+        let (pushes, pops, retries) = if self.config.statistics {
+            (
+                self.collector.sum_counter(PUSHES),
+                self.collector.sum_counter(POPS),
+                self.collector.sum_counter(RETRIES),
+            )
+        } else {
+            (0, 0, 0)
+        };
+        let active_nodes = if self.config.statistics {
+            pushes.saturating_sub(pops) as usize
+        } else {
+            self.count_nodes()
+        };
+        StackStats {
+            active_nodes,
+            retired_nodes: self.collector.pending(),
+            current_epoch: self.collector.epoch(),
+            successful_pops: pops,
+            successful_pushes: pushes,
+            retry_count: retries,
+        }
+    }
+
+    /// Walks the list under a pin.
+    fn count_nodes(&self) -> usize {
+        let _g = self.enter();
+        let mut n = 0;
+        // Acquire: as in `pop`.
+        let mut cur = self.head.load(Ordering::Acquire);
+        while !cur.is_null() {
+            n += 1;
+            // SAFETY: pinned: nodes reachable now are not freed meanwhile;
+            // `next` is immutable once published.
+            cur = unsafe { node_next(cur).with(|p| *p) };
+        }
+        n
+    }
+}
+
+/// The `next` cell of `node`.
+///
+/// # Safety
+/// 1. `node` is live (fresh, owned, or protected by a pin) for `'n`.
+#[inline]
+unsafe fn node_next<'n, T>(node: *mut Node<T>) -> &'n crate::sync::UnsafeCell<*mut Node<T>> {
+    // SAFETY: precondition 1.
+    unsafe { &(*node).next }
+}
+
+/// Moves the value out of `node`.
+///
+/// # Safety
+/// 1. The caller owns the node's value exclusively and takes it once.
+#[inline]
+unsafe fn take_value<T>(node: *mut Node<T>) -> T {
+    // SAFETY: precondition 1.
+    unsafe { ManuallyDrop::take(&mut (*node).value) }
+}
+
+#[inline]
+fn record_pop(p: &Participant, popped: bool, retries: u64) {
+    if popped {
+        p.count(POPS, 1);
+    }
+    if retries > 0 {
+        p.count(RETRIES, retries);
+    }
+}
+
+impl<T> Default for LockFreeStack<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> fmt::Debug for LockFreeStack<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockFreeStack")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Drop for LockFreeStack<T> {
+    fn drop(&mut self) {
+        debug_assert!(self.elimination.is_idle());
+        // `&mut self`: no other thread can access the stack.
+        let head = self.head.load(Ordering::Relaxed);
+        self.head.store(ptr::null_mut(), Ordering::Relaxed);
+        // SAFETY: we own every node of the list exclusively.
+        unsafe { drop_list(head) };
+        // Then `collector` drops: it frees retired nodes and records.
+    }
+}
+
+/// Drops every value in the list starting at `cur` and frees its nodes. If a
+/// value's destructor panics, the rest is still dropped and freed while
+/// unwinding (a second panic aborts, as for any destructor).
+///
+/// # Safety
+/// 1. The caller owns the whole list exclusively.
+unsafe fn drop_list<T>(mut cur: *mut Node<T>) {
+    struct Rest<T>(*mut Node<T>);
+    impl<T> Drop for Rest<T> {
+        fn drop(&mut self) {
+            // SAFETY: the remaining list is still exclusively ours.
+            unsafe { drop_list(self.0) }
+        }
+    }
+    while !cur.is_null() {
+        // SAFETY: precondition 1.
+        let next = unsafe { node_next(cur).with(|n| *n) };
+        // SAFETY: precondition 1: we own the value and take it once.
+        let value = unsafe { take_value(cur) };
+        // SAFETY: value moved out; node exclusively ours.
+        unsafe { dealloc_node(cur) };
+        let rest = Rest(next);
+        drop(value);
+        core::mem::forget(rest);
+        cur = next;
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;
+
+#[cfg(all(test, loom))]
+mod loom_tests;

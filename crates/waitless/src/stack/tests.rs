@@ -1,0 +1,318 @@
+use super::*;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as O};
+use std::sync::Arc;
+
+/// A value that counts its drops.
+struct Counted(u64, Arc<AtomicUsize>);
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, O::Relaxed);
+    }
+}
+
+fn configs() -> [StackConfig; 3] {
+    [
+        StackConfig::default(),
+        StackConfig {
+            elimination: false,
+            statistics: true,
+        },
+        StackConfig {
+            elimination: true,
+            statistics: false,
+        },
+    ]
+}
+
+#[test]
+fn lifo_order_and_empty() {
+    for cfg in configs() {
+        let s = LockFreeStack::with_config(cfg);
+        let g = s.enter();
+        assert_eq!(s.pop(&g), None);
+        for i in 0..10 {
+            s.push(i).unwrap();
+        }
+        for i in (0..10).rev() {
+            assert_eq!(s.pop(&g), Some(i));
+        }
+        assert_eq!(s.pop(&g), None);
+    }
+}
+
+#[test]
+fn stats_count_operations_and_retired_nodes() {
+    let s = LockFreeStack::new();
+    for i in 0..5 {
+        s.push(i).unwrap();
+    }
+    {
+        let g = s.enter();
+        s.pop(&g);
+        s.pop(&g);
+        assert!(s.pop(&s.enter()).is_some(), "nested guard pops too");
+    }
+    let st = s.stats();
+    assert_eq!(st.successful_pushes, 5);
+    assert_eq!(st.successful_pops, 3);
+    assert_eq!(st.active_nodes, 2);
+    // `retry_count` is not asserted: a weak CAS may fail spuriously (Miri
+    // makes it do so), and each failure is a retry.
+    assert_eq!(st.retired_nodes, 3, "popped nodes wait for the epoch");
+    let e = st.current_epoch;
+    for _ in 0..3 {
+        s.advance_epoch();
+    }
+    let st = s.stats();
+    assert_eq!(st.retired_nodes, 0, "advance_epoch frees what became safe");
+    assert!(st.current_epoch >= e + 2);
+
+    let quiet = LockFreeStack::with_config(StackConfig {
+        elimination: true,
+        statistics: false,
+    });
+    quiet.push(1).unwrap();
+    quiet.push(2).unwrap();
+    let st = quiet.stats();
+    assert_eq!((st.active_nodes, st.successful_pushes), (2, 0));
+}
+
+#[test]
+fn advance_epoch_waits_for_a_pinned_thread() {
+    let s = LockFreeStack::new();
+    s.push(1).unwrap();
+    s.push(2).unwrap();
+    let pinned = AtomicBool::new(false);
+    let release = AtomicBool::new(false);
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            let _g = s.enter();
+            pinned.store(true, O::Release);
+            while !release.load(O::Acquire) {
+                std::thread::yield_now();
+            }
+        });
+        while !pinned.load(O::Acquire) {
+            std::thread::yield_now();
+        }
+        assert_eq!(s.pop(&s.enter()), Some(2));
+        for _ in 0..5 {
+            s.advance_epoch();
+        }
+        assert_eq!(s.stats().retired_nodes, 1, "freed under a pinned thread");
+        release.store(true, O::Release);
+    });
+    s.advance_epoch();
+    s.advance_epoch();
+    assert_eq!(s.stats().retired_nodes, 0);
+}
+
+#[test]
+fn failed_allocation_gives_the_value_back() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let s = LockFreeStack::new();
+    s.push(Counted(1, Arc::clone(&drops))).unwrap();
+    node::FAIL_NEXT_ALLOCS.with(|f| f.set(1));
+    let err = s.push(Counted(2, Arc::clone(&drops))).unwrap_err();
+    assert_eq!(format!("{err:?}"), "OutOfMemory(..)");
+    assert!(err.to_string().contains("out of memory"));
+    let v = err.into_inner();
+    assert_eq!(v.0, 2);
+    assert_eq!(drops.load(O::Relaxed), 0, "the value was not dropped");
+    drop(v);
+    // The stack is intact and usable after the failure.
+    s.push(Counted(3, Arc::clone(&drops))).unwrap();
+    let g = s.enter();
+    assert_eq!(s.pop(&g).map(|c| c.0), Some(3));
+    assert_eq!(s.pop(&g).map(|c| c.0), Some(1));
+    assert_eq!(s.stats().successful_pushes, 2);
+}
+
+#[test]
+#[should_panic(expected = "another stack")]
+fn pop_with_a_guard_from_another_stack_panics() {
+    let a: LockFreeStack<u8> = LockFreeStack::new();
+    let b: LockFreeStack<u8> = LockFreeStack::new();
+    a.push(1).unwrap();
+    let g = b.enter();
+    let _ = a.pop(&g);
+}
+
+#[test]
+fn drop_drops_every_remaining_value_once() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let n = if cfg!(miri) { 20 } else { 1000 };
+    {
+        let s = LockFreeStack::new();
+        for i in 0..n {
+            s.push(Counted(i, Arc::clone(&drops))).unwrap();
+        }
+        let g = s.enter();
+        for _ in 0..n / 2 {
+            drop(s.pop(&g));
+        }
+        assert_eq!(drops.load(O::Relaxed), n as usize / 2);
+    }
+    assert_eq!(drops.load(O::Relaxed), n as usize);
+    assert_eq!(Arc::strong_count(&drops), 1);
+}
+
+#[test]
+fn a_panicking_drop_leaks_nothing_else() {
+    struct Bomb(u64, Arc<AtomicUsize>);
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, O::Relaxed);
+            if self.0 == 3 {
+                panic!("boom");
+            }
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let s = LockFreeStack::new();
+    for i in 0..8 {
+        s.push(Bomb(i, Arc::clone(&drops))).unwrap();
+    }
+    drop(s.pop(&s.enter()));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(s)));
+    assert!(r.is_err(), "the panic propagates");
+    assert_eq!(drops.load(O::Relaxed), 8, "every value was dropped");
+    assert_eq!(Arc::strong_count(&drops), 1, "no value leaked");
+}
+
+#[test]
+fn non_static_values() {
+    let owner = String::from("borrowed");
+    let s = LockFreeStack::new();
+    s.push(owner.as_str()).unwrap();
+    assert_eq!(s.pop(&s.enter()), Some("borrowed"));
+    s.push(&owner[..3]).unwrap();
+    drop(s);
+}
+
+#[test]
+fn stack_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<LockFreeStack<Box<u8>>>();
+    assert_send_sync::<StackError<u8>>();
+}
+
+/// Each thread pushes unique values and pops; at the end every value was
+/// popped or left in the stack exactly once.
+fn unique_values_run(threads: u64, per: u64, cfg: StackConfig) {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let s = LockFreeStack::with_config(cfg);
+    let popped: Vec<Vec<u64>> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..threads)
+            .map(|t| {
+                let (s, drops) = (&s, &drops);
+                sc.spawn(move || {
+                    let mut got = Vec::new();
+                    for i in 0..per {
+                        s.push(Counted(t * per + i, Arc::clone(drops))).unwrap();
+                        if i % 3 != 2 {
+                            let g = s.enter();
+                            if let Some(c) = s.pop(&g) {
+                                got.push(c.0);
+                            }
+                        }
+                    }
+                    got
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut seen = HashSet::new();
+    for v in popped.iter().flatten() {
+        assert!(seen.insert(*v), "value {v} popped twice");
+    }
+    let g = s.enter();
+    while let Some(c) = s.pop(&g) {
+        assert!(seen.insert(c.0), "value {} duplicated", c.0);
+    }
+    drop(g);
+    assert_eq!(seen.len() as u64, threads * per, "values lost");
+    let st = s.stats();
+    if cfg.statistics {
+        assert_eq!(st.successful_pushes, threads * per);
+        assert_eq!(st.successful_pops, threads * per);
+        assert_eq!(st.active_nodes, 0);
+    }
+    drop(s);
+    assert_eq!(drops.load(O::Relaxed) as u64, threads * per);
+    assert_eq!(Arc::strong_count(&drops), 1);
+}
+
+fn unique_per_thread() -> u64 {
+    if cfg!(miri) {
+        30
+    } else {
+        20_000
+    }
+}
+
+#[test]
+fn unique_values_8_threads_elimination() {
+    unique_values_run(8, unique_per_thread(), configs()[0]);
+}
+
+#[test]
+fn unique_values_8_threads_no_elimination() {
+    unique_values_run(8, unique_per_thread(), configs()[1]);
+}
+
+#[test]
+fn unique_values_8_threads_no_stats() {
+    unique_values_run(8, unique_per_thread(), configs()[2]);
+}
+
+#[test]
+fn elimination_exchange_hands_the_value_over() {
+    let e: Elimination<u64> = Elimination::new();
+    struct SendPtr(*mut Node<u64>);
+    // SAFETY: the node is handed to exactly one other thread in the test.
+    unsafe impl Send for SendPtr {}
+    let node = alloc_node(42u64).ok().unwrap();
+    let sent = SendPtr(node);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            let sent = sent;
+            // Keep offering until a popper takes it.
+            while !e.offer(sent.0, 0) {
+                std::thread::yield_now();
+            }
+            done.store(true, O::Release);
+        });
+        let taken = loop {
+            if let Some(p) = e.take(0) {
+                break p;
+            }
+            std::thread::yield_now();
+        };
+        assert_eq!(taken, node);
+        // SAFETY: `take` handed us the node exclusively.
+        let v = unsafe { take_value(taken) };
+        // SAFETY: exclusive, value moved out.
+        unsafe { dealloc_node(taken) };
+        assert_eq!(v, 42);
+    });
+    assert!(done.load(O::Acquire));
+    assert!(e.is_idle());
+}
+
+#[test]
+fn withdrawn_offer_stays_with_the_pusher() {
+    let e: Elimination<u64> = Elimination::new();
+    let node = alloc_node(1u64).ok().unwrap();
+    assert!(!e.offer(node, 1), "nobody popped");
+    assert!(e.is_idle());
+    assert!(e.take(1).is_none());
+    // SAFETY: never published; value moved out below.
+    let v = unsafe { take_value(node) };
+    // SAFETY: as above.
+    unsafe { dealloc_node(node) };
+    assert_eq!(v, 1);
+}
