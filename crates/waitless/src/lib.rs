@@ -31,6 +31,7 @@ pub use utils::{Backoff, CachePadded};
 // --- stack (issue 3)
 
 // --- hazard (issue 4)
+pub mod hazard;
 
 // --- map (issue 4)
 
