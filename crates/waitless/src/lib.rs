@@ -34,6 +34,7 @@ pub use utils::{Backoff, CachePadded};
 pub mod hazard;
 
 // --- map (issue 4)
+pub mod map;
 
 // --- queue (issue 5)
 

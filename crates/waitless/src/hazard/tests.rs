@@ -170,10 +170,14 @@ fn records_are_released_and_reused_when_threads_exit() {
     let domain = Domain::new();
     for _ in 0..4 {
         std::thread::scope(|s| {
+            // An explicit join waits for the OS thread to exit, after its
+            // thread-local destructors (the scope's implicit join does not).
             s.spawn(|| {
                 let mut hp = HazardPointer::new_in(&domain);
                 hp.publish(&domain as *const Domain as *mut Domain);
-            });
+            })
+            .join()
+            .unwrap();
         });
     }
     assert_eq!(
