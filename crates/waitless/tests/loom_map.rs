@@ -74,7 +74,10 @@ fn concurrent_removes_of_one_key() {
         };
         let a = m.remove(&1);
         let b = t.join().unwrap();
-        assert!(matches!((a, b), (Some(10), None) | (None, Some(10))), "{a:?} {b:?}");
+        assert!(
+            matches!((a, b), (Some(10), None) | (None, Some(10))),
+            "{a:?} {b:?}"
+        );
         assert!(m.is_empty());
         assert_eq!(m.get(&1), None);
     });
