@@ -54,6 +54,7 @@ impl std::fmt::Debug for Entry {
 // --- stack (issue 3)
 
 // --- map (issue 4)
+pub mod map;
 
 // --- queue (issue 5)
 
@@ -68,6 +69,7 @@ pub fn all() -> Vec<Entry> {
     // --- entries: stack
 
     // --- entries: map
+    v.extend(map::entries());
 
     // --- entries: queue
 

@@ -81,6 +81,27 @@ impl Local {
         })
     }
 
+    /// Reserves `N` free slots at once, or `None` if fewer are free.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns this record.
+    #[inline]
+    pub(crate) unsafe fn reserve_n<const N: usize>(&self) -> Option<[usize; N]> {
+        // SAFETY: precondition 1, only the owner touches `mask`.
+        self.mask.with_mut(|m| unsafe {
+            let mut free = !*m & ((1u64 << SLOTS) - 1) as u32;
+            if (free.count_ones() as usize) < N {
+                return None;
+            }
+            Some(core::array::from_fn(|_| {
+                let i = free.trailing_zeros();
+                free &= free - 1;
+                *m |= 1 << i;
+                i as usize
+            }))
+        })
+    }
+
     /// Gives slot `i` back; releases the record if it is neither cached nor
     /// serving any other hazard pointer.
     ///
@@ -467,7 +488,7 @@ impl Drop for Domain {
 #[cfg(not(loom))]
 mod cache {
     use super::*;
-    use core::cell::RefCell;
+    use core::cell::{Cell, RefCell};
 
     /// Domains a thread keeps a record for at once; older idle entries are
     /// evicted (their records released, their `Arc` dropped).
@@ -484,6 +505,7 @@ mod cache {
 
     impl Drop for Cache {
         fn drop(&mut self) {
+            let _ = LAST.try_with(|l| l.set((ptr::null(), ptr::null_mut())));
             for e in self.entries.drain(..) {
                 uncache(e.local);
             }
@@ -507,12 +529,36 @@ mod cache {
 
     crate::sync::thread_local! {
         static CACHE: RefCell<Cache> = const { RefCell::new(Cache { entries: Vec::new() }) };
+        /// The most recently used entry of `CACHE` (a one-entry fast path
+        /// without the `RefCell`). Valid while `CACHE` holds that entry: it
+        /// is cleared when the entry is evicted and when `CACHE` is dropped,
+        /// and the entry's `Arc` keeps the `Shared` alive meanwhile.
+        static LAST: Cell<(*const Shared, *mut Local)> =
+            const { Cell::new((ptr::null(), ptr::null_mut())) };
     }
 
+    #[inline]
     pub(super) fn local(shared: &Arc<Shared>) -> NonNull<Local> {
+        let want = Arc::as_ptr(shared);
+        if let Ok((s, l)) = LAST.try_with(Cell::get) {
+            if s == want {
+                // SAFETY: `l` came from a live cache entry for `want` (see LAST).
+                return unsafe { NonNull::new_unchecked(l) };
+            }
+        }
+        slow(shared)
+    }
+
+    #[cold]
+    fn slow(shared: &Arc<Shared>) -> NonNull<Local> {
+        let want = Arc::as_ptr(shared);
+        let set_last = |l: NonNull<Local>| {
+            let _ = LAST.try_with(|c| c.set((want, l.as_ptr())));
+        };
         let hit = CACHE.try_with(|c| {
             let mut c = c.try_borrow_mut().ok()?;
             if let Some(e) = c.entries.iter().find(|e| Arc::ptr_eq(&e.shared, shared)) {
+                set_last(e.local);
                 return Some(e.local);
             }
             let mut evicted = None;
@@ -521,7 +567,13 @@ mod cache {
                     // SAFETY: the owner thread reads its records' owner-only masks.
                     unsafe { e.local.as_ref().mask.with(|m| *m) == 0 }
                 })?;
-                evicted = Some(c.entries.remove(idle));
+                let e = c.entries.remove(idle);
+                let _ = LAST.try_with(|l| {
+                    if l.get().0 == Arc::as_ptr(&e.shared) {
+                        l.set((ptr::null(), ptr::null_mut()));
+                    }
+                });
+                evicted = Some(e);
             }
             let local = shared.acquire();
             // SAFETY: just acquired; we own it.
@@ -530,6 +582,7 @@ mod cache {
                 shared: Arc::clone(shared),
                 local,
             });
+            set_last(local);
             drop(c);
             if let Some(e) = evicted {
                 uncache(e.local);

@@ -121,6 +121,16 @@ impl<'d> HazardPointer<'d> {
     pub fn many_in<const N: usize>(domain: &'d Domain) -> [Self; N] {
         let mut local = domain.local();
         let asymmetric = domain.asymmetric();
+        // SAFETY: `local` is owned by this thread.
+        if let Some(slots) = unsafe { local.as_ref().reserve_n::<N>() } {
+            return slots.map(|slot| HazardPointer {
+                local,
+                slot,
+                asymmetric,
+                _domain: core::marker::PhantomData,
+                _not_send: core::marker::PhantomData,
+            });
+        }
         core::array::from_fn(|_| loop {
             // SAFETY: `local` is owned by this thread (from the cache or
             // acquired for us).
