@@ -18,6 +18,9 @@ fn main() {
         warmup: Duration::from_millis(window_ms / 5),
         window: Duration::from_millis(window_ms),
     };
+    if filter.is_empty() || "tight-protect".contains(&filter) {
+        tight_protect();
+    }
     let threads = [1usize, 2, 4, 8];
     let entries = map::entries();
     let mut workloads: Vec<&str> = entries.iter().map(|e| e.workload).collect();
@@ -73,5 +76,76 @@ fn main() {
                 "RwLock<HashMap>",
             );
         }
+    }
+}
+
+/// One thread, no harness: the bare cost of protect + read in a tight loop
+/// (median of 5 runs of 20M iterations), next to a plain atomic load.
+fn tight_protect() {
+    use std::hint::black_box;
+    use std::sync::atomic::{AtomicPtr, Ordering};
+    use std::time::Instant;
+    use waitless::hazard::{Domain, FenceStrategy, HazardPointer};
+    const N: u32 = 20_000_000;
+    fn median(mut f: impl FnMut() -> f64) -> f64 {
+        let mut xs: Vec<f64> = (0..5).map(|_| f()).collect();
+        xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        xs[2]
+    }
+    let src = AtomicPtr::new(Box::into_raw(Box::new(7u64)));
+    println!("\n## hazard/tight-protect (1 thread, ns per protect+read, median of 5 x {N})");
+    println!("| contender | ns/op |\n|---|---|");
+    let plain = median(|| {
+        let t = Instant::now();
+        for _ in 0..N {
+            // SAFETY: never freed during the loop.
+            black_box(unsafe { *black_box(&src).load(Ordering::Acquire) });
+        }
+        t.elapsed().as_nanos() as f64 / f64::from(N)
+    });
+    println!("| plain Acquire load | {plain:.2} |");
+    for (name, s) in [
+        ("waitless (asymmetric)", FenceStrategy::Asymmetric),
+        ("waitless (symmetric)", FenceStrategy::Symmetric),
+    ] {
+        let d = Domain::with_strategy(s);
+        let mut hp = HazardPointer::new_in(&d);
+        let ns = median(|| {
+            let t = Instant::now();
+            for _ in 0..N {
+                let p = hp.protect(black_box(&src));
+                // SAFETY: protected; never retired.
+                black_box(unsafe { *p });
+            }
+            t.elapsed().as_nanos() as f64 / f64::from(N)
+        });
+        println!("| {name} [{:?}] | {ns:.2} |", d.strategy());
+    }
+    let mut hp = haphazard::HazardPointer::new();
+    let ns = median(|| {
+        let t = Instant::now();
+        for _ in 0..N {
+            let p = hp.protect_ptr(black_box(&src)).expect("non-null").0;
+            // SAFETY: protected; never retired.
+            black_box(unsafe { *p.as_ref() });
+        }
+        t.elapsed().as_nanos() as f64 / f64::from(N)
+    });
+    println!("| haphazard | {ns:.2} |");
+    let a = crossbeam_epoch::Atomic::new(7u64);
+    let ns = median(|| {
+        let t = Instant::now();
+        for _ in 0..N {
+            let g = crossbeam_epoch::pin();
+            // SAFETY: pinned; never retired.
+            black_box(unsafe { *black_box(&a).load(Ordering::Acquire, &g).deref() });
+        }
+        t.elapsed().as_nanos() as f64 / f64::from(N)
+    });
+    println!("| crossbeam-epoch pin+load | {ns:.2} |");
+    // SAFETY: the loops are over; nothing else refers to these.
+    unsafe {
+        drop(a.into_owned());
+        drop(Box::from_raw(src.into_inner()));
     }
 }
