@@ -439,3 +439,48 @@ pub fn entries() -> Vec<Entry> {
     ));
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn every_map_entry_runs_and_counts_operations() {
+        let cfg = RunConfig {
+            warmup: Duration::from_millis(1),
+            window: Duration::from_millis(5),
+        };
+        let es = entries();
+        assert_eq!(es.len(), 4 * 6 + 4);
+        for e in es {
+            let r = (e.run)(&cfg, 2);
+            assert!(r.ops > 0, "{} / {} did nothing", e.workload, e.contender);
+        }
+    }
+
+    #[test]
+    fn contenders_agree_on_a_sequential_script() {
+        fn script<M: BenchMap>() -> Vec<Option<u64>> {
+            let m = M::empty();
+            let mut out = Vec::new();
+            for k in 0..50 {
+                m.insert(k, k);
+            }
+            for k in (0..50).step_by(3) {
+                m.remove(k);
+                m.update(k + 1);
+            }
+            for k in 0..52 {
+                out.push(m.get(k));
+            }
+            out
+        }
+        let want = script::<MutexMap>();
+        assert_eq!(script::<Waitless>(), want);
+        assert_eq!(script::<RwMap>(), want);
+        assert_eq!(script::<Papaya>(), want);
+        assert_eq!(script::<Dash>(), want);
+        assert_eq!(script::<Scc>(), want);
+    }
+}
