@@ -417,6 +417,43 @@ impl Domain {
     /// 3. `deleter(ptr)` is sound to call once, from any thread, at any time
     ///    up to and including this domain's drop.
     pub unsafe fn retire<T>(&self, ptr: *mut T, deleter: unsafe fn(*mut T)) {
+        // SAFETY: our preconditions are `push`'s.
+        unsafe { self.push(ptr, deleter, true) }
+    }
+
+    /// Like [`retire_box`](Self::retire_box) but never scans (so it never
+    /// runs other objects' deleters, i.e. user code); a data structure calls
+    /// it in the middle of a multi-step update and [`collect`](Self::collect)
+    /// once its state is consistent again.
+    ///
+    /// # Safety
+    /// As for [`retire_box`](Self::retire_box).
+    pub(crate) unsafe fn retire_box_deferred<T>(&self, ptr: *mut T) {
+        // SAFETY: our preconditions are `push`'s (with a Box deleter).
+        unsafe { self.push(ptr, drop_box::<T>, false) }
+    }
+
+    /// Scans the calling thread's record if it holds at least the threshold
+    /// of retired objects.
+    pub(crate) fn collect(&self) {
+        let local = self.local();
+        // SAFETY: `local` is ours.
+        let l = unsafe { local.as_ref() };
+        // SAFETY: we own `l`.
+        let len = l.retired.with(|r| unsafe { (*r).len() });
+        if len >= self.shared.threshold() {
+            // SAFETY: we own `l`.
+            unsafe { self.shared.scan(l) };
+        }
+        // SAFETY: we own `l`.
+        if !l.cached.with(|c| unsafe { *c }) && l.mask.with(|m| unsafe { *m }) == 0 {
+            l.release();
+        }
+    }
+
+    /// # Safety
+    /// As for [`retire`](Self::retire).
+    unsafe fn push<T>(&self, ptr: *mut T, deleter: unsafe fn(*mut T), may_scan: bool) {
         // SAFETY: `*mut T` and `*mut u8` are ABI-compatible thin pointers
         // (T: Sized), so calling the transmuted function with a `*mut u8`
         // that came from a `*mut T` is calling the original.
@@ -433,7 +470,7 @@ impl Domain {
             (*r).len()
         });
         l.pending.store(len, Ordering::Relaxed);
-        if len >= self.shared.threshold() {
+        if may_scan && len >= self.shared.threshold() {
             // SAFETY: we own `l`.
             unsafe { self.shared.scan(l) };
         }
@@ -452,10 +489,6 @@ impl Domain {
     /// 3. `T`'s destructor is sound to run on any thread (`T: Send` or
     ///    equivalent), at any time up to and including this domain's drop.
     pub unsafe fn retire_box<T>(&self, ptr: *mut T) {
-        unsafe fn drop_box<T>(p: *mut T) {
-            // SAFETY: `retire_box`'s precondition 1.
-            drop(unsafe { Box::from_raw(p) });
-        }
         // SAFETY: the preconditions of `retire` follow from ours.
         unsafe { self.retire(ptr, drop_box::<T>) }
     }
@@ -473,6 +506,15 @@ impl Domain {
             l.release();
         }
     }
+}
+
+/// Frees a `Box` given as a raw pointer.
+///
+/// # Safety
+/// 1. `p` came from `Box::into_raw` and is freed once.
+unsafe fn drop_box<T>(p: *mut T) {
+    // SAFETY: precondition 1.
+    drop(unsafe { Box::from_raw(p) });
 }
 
 impl Drop for Domain {

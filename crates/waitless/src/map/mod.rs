@@ -233,7 +233,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
                         .store(core::ptr::null_mut(), Ordering::Relaxed);
                     // SAFETY: `old` was swapped out by us (unreachable), is
                     // retired once, and `V: Send` whenever the map is shared.
-                    unsafe { self.raw.domain.retire_box(old) };
+                    unsafe { self.raw.domain.retire_box_deferred(old) };
                     // SAFETY: still protected by the value hazard pointer.
                     return Some(unsafe { (*old).clone() });
                 }
@@ -339,7 +339,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
                 // SAFETY: `pos.cur` is protected.
                 if unsafe { self.raw.cas_value(pos.cur, old, new) } {
                     // SAFETY: swapped out by us, retired once.
-                    unsafe { self.raw.domain.retire_box(old) };
+                    unsafe { self.raw.domain.retire_box_deferred(old) };
                     // SAFETY: still protected by the value hazard pointer.
                     return Some(unsafe { (*old).clone() });
                 }
@@ -372,12 +372,13 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
             }
             // SAFETY: protected by the guard.
             if unsafe { self.raw.cas_value(pos.cur, v, core::ptr::null_mut()) } {
+                // SAFETY: swapped out by us, retired once; still protected
+                // by the value hazard pointer (which the walk does not use)
+                // while we clone it.
+                unsafe { self.raw.domain.retire_box_deferred(v) };
                 // SAFETY: our CAS nulled the value of the node at `pos`,
                 // which came from the last walk with `g`.
                 unsafe { self.raw.finish_remove(&mut g, h, pos) };
-                // SAFETY: swapped out by us, retired once; still protected
-                // by the value hazard pointer while we clone it.
-                unsafe { self.raw.domain.retire_box(v) };
                 // SAFETY: protected.
                 return Some(unsafe { (*v).clone() });
             }

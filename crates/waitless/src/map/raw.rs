@@ -155,11 +155,25 @@ fn unmarked<T>(p: *mut T) -> *mut T {
 /// The hazard pointers one operation uses: two rotate along the list, one
 /// protects a value.
 pub(crate) struct Guard<'m> {
+    domain: &'m Domain,
     hp: [HazardPointer<'m>; 3],
     /// Index of the hazard pointer protecting the node that owns `prev`.
     p: usize,
     /// Index of the hazard pointer protecting `cur`.
     c: usize,
+}
+
+/// Operations retire without scanning (`retire_box_deferred`), so no user
+/// `Drop` runs half-way through a multi-step update; the scan happens here,
+/// once the operation's changes are complete. The guard's own hazards are
+/// still published during this scan, which only delays those objects.
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        // Not while unwinding: a panicking deleter would then abort.
+        if !std::thread::panicking() {
+            self.domain.collect();
+        }
+    }
 }
 
 impl<'m> Guard<'m> {
@@ -210,6 +224,7 @@ impl<K, V> RawMap<K, V> {
 
     pub(crate) fn guard(&self) -> Guard<'_> {
         Guard {
+            domain: &self.domain,
             hp: HazardPointer::many_in::<3>(&self.domain),
             p: 0,
             c: 1,
@@ -376,7 +391,7 @@ impl<K, V> RawMap<K, V> {
                     // is unreachable and retired once; a node's drop is sound
                     // on any thread because the map is Sync only when K and V
                     // are Send.
-                    unsafe { self.domain.retire_box(cur) };
+                    unsafe { self.domain.retire_box_deferred(cur) };
                     cur = succ;
                 } else {
                     if stop(c) {
@@ -454,7 +469,7 @@ impl<K, V> RawMap<K, V> {
         UNLINK.record(ok);
         if ok {
             // SAFETY: we unlinked it; retired once (see `walk`).
-            unsafe { self.domain.retire_box(pos.cur) };
+            unsafe { self.domain.retire_box_deferred(pos.cur) };
         } else {
             let _ = self.find(g, h, |_| false);
         }
