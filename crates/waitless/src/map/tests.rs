@@ -329,3 +329,40 @@ fn map_is_send_and_sync_when_its_contents_are() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<LockFreeHashMap<String, Vec<u8>>>();
 }
+
+#[test]
+fn a_panicking_value_drop_does_not_interrupt_updates() {
+    #[derive(Clone)]
+    struct Bomb(u32, Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            if self.1.load(Relaxed) && self.0 % 2 == 0 {
+                panic!("value drop panics");
+            }
+        }
+    }
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let keys = if cfg!(miri) { 20 } else { 300 };
+    let m = LockFreeHashMap::new();
+    for k in 0..keys {
+        m.insert(k, Bomb(k, armed.clone()));
+    }
+    let mut panics = 0;
+    for k in 0..keys {
+        // The replaced value is retired; a later scan drops it and panics.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // The returned clone would panic on drop too; forget it.
+            core::mem::forget(m.insert(k, Bomb(k + 1_000_001, armed.clone())));
+        }));
+        panics += usize::from(r.is_err());
+    }
+    if !cfg!(miri) {
+        assert!(panics > 0, "no scan ran a panicking drop");
+    }
+    // Every update completed before its scan panicked.
+    for k in 0..keys {
+        assert_eq!(m.get_with(&k, |v| v.0), Some(k + 1_000_001));
+    }
+    assert_eq!(m.len(), keys as usize);
+    armed.store(false, Relaxed);
+}
