@@ -33,8 +33,10 @@ pub mod epoch;
 pub mod stack;
 
 // --- hazard (issue 4)
+pub mod hazard;
 
 // --- map (issue 4)
+pub mod map;
 
 // --- queue (issue 5)
 

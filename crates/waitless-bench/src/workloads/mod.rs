@@ -55,6 +55,7 @@ impl std::fmt::Debug for Entry {
 pub mod stack;
 
 // --- map (issue 4)
+pub mod map;
 
 // --- queue (issue 5)
 
@@ -73,6 +74,7 @@ pub fn all() -> Vec<Entry> {
     v.extend(stack::entries());
 
     // --- entries: map
+    v.extend(map::entries());
 
     // --- entries: queue
 

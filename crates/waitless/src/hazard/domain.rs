@@ -1,0 +1,658 @@
+//! Hazard records, the per-thread record cache, retirement and scanning.
+
+use core::marker::PhantomData;
+use core::ptr::{self, NonNull};
+
+use super::fence::{self, FenceStrategy};
+use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use crate::sync::{Arc, UnsafeCell};
+
+/// Hazard slots per record. A thread's record serves all its hazard pointers
+/// in one domain; a thread holding more at once takes an extra record.
+#[cfg(not(loom))]
+pub(crate) const SLOTS: usize = 8;
+#[cfg(loom)]
+pub(crate) const SLOTS: usize = 4;
+
+/// Retired objects a record keeps before scanning, at least. The real
+/// threshold is `max(MIN_THRESHOLD, 2 * hazard slots in the domain)`, so a
+/// scan frees at least half of what it looks at (amortized O(1) per retire)
+/// and a record never holds more than threshold + slots unreclaimed objects.
+#[cfg(not(any(loom, miri)))]
+const MIN_THRESHOLD: usize = 64;
+#[cfg(all(miri, not(loom)))]
+const MIN_THRESHOLD: usize = 4;
+
+/// A hazard record: the slots one thread publishes into, and that thread's
+/// retired objects. Records live in a push-only lock-free list and are freed
+/// only when the last reference to the domain's shared state goes away.
+pub(crate) struct Local {
+    /// Published hazards. Written by the owner, read by every scanner.
+    pub(crate) slots: [AtomicPtr<u8>; SLOTS],
+    /// Whether a thread owns this record. Acquired by CAS, released by store.
+    in_use: AtomicBool,
+    /// Next record; written once before the record is published, then immutable.
+    next: *const Local,
+    /// Bit i set: slot i is handed out to a live `HazardPointer`. Owner only.
+    mask: UnsafeCell<u32>,
+    /// Whether a thread's record cache holds this record. Owner only.
+    cached: UnsafeCell<bool>,
+    /// Objects retired through this record and not yet freed. Owner only
+    /// (or whoever holds `&mut Domain`).
+    retired: UnsafeCell<Vec<Retired>>,
+    /// `retired.len()`, readable by anyone (statistics only).
+    pending: AtomicUsize,
+}
+
+/// A retired object and the function that frees it.
+struct Retired {
+    ptr: *mut u8,
+    deleter: unsafe fn(*mut u8),
+}
+
+impl Local {
+    fn new() -> Self {
+        Self {
+            slots: core::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+            in_use: AtomicBool::new(true),
+            next: ptr::null(),
+            mask: UnsafeCell::new(0),
+            cached: UnsafeCell::new(false),
+            retired: UnsafeCell::new(Vec::new()),
+            pending: AtomicUsize::new(0),
+        }
+    }
+
+    /// Reserves a free slot, or `None` if all are handed out.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns this record (acquired it and has not released it).
+    pub(crate) unsafe fn reserve(&self) -> Option<usize> {
+        // SAFETY: precondition 1, only the owner touches `mask`.
+        self.mask.with_mut(|m| unsafe {
+            let free = !*m & ((1u64 << SLOTS) - 1) as u32;
+            if free == 0 {
+                None
+            } else {
+                let i = free.trailing_zeros() as usize;
+                *m |= 1 << i;
+                Some(i)
+            }
+        })
+    }
+
+    /// Reserves `N` free slots at once, or `None` if fewer are free.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns this record.
+    #[inline]
+    pub(crate) unsafe fn reserve_n<const N: usize>(&self) -> Option<[usize; N]> {
+        // SAFETY: precondition 1, only the owner touches `mask`.
+        self.mask.with_mut(|m| unsafe {
+            let mut free = !*m & ((1u64 << SLOTS) - 1) as u32;
+            if (free.count_ones() as usize) < N {
+                return None;
+            }
+            Some(core::array::from_fn(|_| {
+                let i = free.trailing_zeros();
+                free &= free - 1;
+                *m |= 1 << i;
+                i as usize
+            }))
+        })
+    }
+
+    /// Gives slot `i` back; releases the record if it is neither cached nor
+    /// serving any other hazard pointer.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns this record and reserved slot `i`.
+    pub(crate) unsafe fn unreserve(&self, i: usize) {
+        // Release: pairs with the Acquire slot loads in `scan`, so everything
+        // this thread did with the protected object happens before a scanner
+        // that sees the slot empty frees it.
+        self.slots[i].store(ptr::null_mut(), Ordering::Release);
+        // SAFETY: precondition 1, only the owner touches `mask` and `cached`.
+        let idle = unsafe {
+            self.mask.with_mut(|m| {
+                *m &= !(1 << i);
+                *m == 0
+            }) && !self.cached.with(|c| *c)
+        };
+        if idle {
+            self.release();
+        }
+    }
+
+    fn release(&self) {
+        // Release: pairs with the Acquire CAS in `Shared::acquire`, handing
+        // `mask`, `cached` and `retired` to the next owner.
+        self.in_use.store(false, Ordering::Release);
+    }
+}
+
+/// State shared by a `Domain` and the thread caches that hold its records.
+pub(crate) struct Shared {
+    head: AtomicPtr<Local>,
+    records: AtomicUsize,
+    asymmetric: bool,
+}
+
+// SAFETY: `Shared` is a list of `Local`s reached through atomics. Every field
+// of a `Local` is either atomic or owner-only (guarded by the `in_use`
+// acquire/release handshake), and the retired pointers it stores were handed
+// over by `retire`, whose contract requires their deleters to be callable
+// from any thread. So sharing and sending `Shared` between threads is sound.
+unsafe impl Send for Shared {}
+// SAFETY: see `Send` above.
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// Takes a free record or pushes a new one. The caller owns the result.
+    fn acquire(&self) -> NonNull<Local> {
+        // Acquire: pairs with the Release CAS that published each record.
+        let mut p = self.head.load(Ordering::Acquire).cast_const();
+        while !p.is_null() {
+            // SAFETY: records are never freed while `self` lives.
+            let l = unsafe { &*p };
+            // Acquire on success: pairs with `Local::release`, so the previous
+            // owner's owner-only writes happen before ours.
+            if !l.in_use.load(Ordering::Relaxed)
+                && l.in_use
+                    .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                // SAFETY: we now own `l`.
+                l.cached.with_mut(|c| unsafe { *c = false });
+                return NonNull::from(l);
+            }
+            p = l.next;
+        }
+        let new = Box::into_raw(Box::new(Local::new()));
+        self.records.fetch_add(1, Ordering::Relaxed);
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: `new` is ours until the CAS below publishes it.
+            unsafe { (*new).next = head };
+            // Release: publishes the initialised record (pairs with the
+            // Acquire head loads in `acquire` and `scan`).
+            match self
+                .head
+                .compare_exchange(head, new, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(h) => head = h,
+            }
+        }
+        // SAFETY: `Box::into_raw` never returns null.
+        unsafe { NonNull::new_unchecked(new) }
+    }
+
+    fn threshold(&self) -> usize {
+        #[cfg(loom)]
+        {
+            1
+        }
+        #[cfg(not(loom))]
+        {
+            MIN_THRESHOLD.max(2 * SLOTS * self.records.load(Ordering::Relaxed))
+        }
+    }
+
+    /// Frees what `local`'s retired list holds and no slot protects.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns `local`.
+    unsafe fn scan(&self, local: &Local) {
+        fence::heavy(self.asymmetric);
+        let mut hazards: Vec<*mut u8> = Vec::new();
+        // Acquire: pairs with the Release head CAS in `acquire`.
+        let mut p = self.head.load(Ordering::Acquire).cast_const();
+        while !p.is_null() {
+            // SAFETY: records are never freed while `self` lives.
+            let l = unsafe { &*p };
+            for s in &l.slots {
+                // Acquire: pairs with the Release stores in `publish` and
+                // `unreserve`, so a reader's use of an object happens before
+                // we free it once its slot moved on.
+                let h = s.load(Ordering::Acquire);
+                if !h.is_null() {
+                    hazards.push(h);
+                }
+            }
+            p = l.next;
+        }
+        hazards.sort_unstable();
+        // SAFETY: precondition 1; the borrow ends before any deleter runs.
+        let list = local
+            .retired
+            .with_mut(|r| unsafe { core::mem::take(&mut *r) });
+        // Keeps what is still protected and, if a deleter panics, everything
+        // not yet looked at, so nothing is leaked or lost.
+        struct Putback<'a> {
+            local: &'a Local,
+            rest: std::vec::IntoIter<Retired>,
+            keep: Vec<Retired>,
+        }
+        impl Drop for Putback<'_> {
+            fn drop(&mut self) {
+                let (rest, keep) = (&mut self.rest, &mut self.keep);
+                // SAFETY: the scanning thread owns the record (scan's
+                // precondition 1) and holds no other borrow of `retired`.
+                self.local.retired.with_mut(|r| unsafe {
+                    (*r).append(keep);
+                    (*r).extend(rest);
+                    self.local.pending.store((*r).len(), Ordering::Relaxed);
+                });
+            }
+        }
+        let mut pb = Putback {
+            local,
+            rest: list.into_iter(),
+            keep: Vec::new(),
+        };
+        for r in pb.rest.by_ref() {
+            if hazards.binary_search(&r.ptr).is_ok() {
+                pb.keep.push(r);
+            } else {
+                // SAFETY: `r` was retired (unlinked, so no new protection can
+                // start) and the heavy fence followed by reading every slot
+                // showed no hazard on it; `retire`'s contract makes the
+                // deleter callable now, once.
+                unsafe { (r.deleter)(r.ptr) };
+            }
+        }
+    }
+
+    /// Frees every retired object of every record.
+    ///
+    /// # Safety
+    /// 1. No hazard pointer of this domain is alive and no thread retires
+    ///    into it concurrently (the caller holds `&mut Domain`).
+    unsafe fn drain(&self) {
+        let mut p = self.head.load(Ordering::Acquire).cast_const();
+        while !p.is_null() {
+            // SAFETY: records are never freed while `self` lives.
+            let l = unsafe { &*p };
+            loop {
+                // SAFETY: precondition 1 gives us exclusive access; the
+                // borrow ends before the deleters run (they may retire more).
+                let list = l.retired.with_mut(|r| unsafe { core::mem::take(&mut *r) });
+                if list.is_empty() {
+                    break;
+                }
+                for r in list {
+                    // SAFETY: precondition 1: nothing can protect `r` any more.
+                    unsafe { (r.deleter)(r.ptr) };
+                }
+            }
+            l.pending.store(0, Ordering::Relaxed);
+            p = l.next;
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let mut p = self.head.load(Ordering::Relaxed);
+        while !p.is_null() {
+            // SAFETY: `&mut self`: the last reference; every record was
+            // created by `Box::into_raw` in `acquire` and is freed once here.
+            let l = unsafe { Box::from_raw(p) };
+            // Retired lists were drained by `Domain::drop`, except objects
+            // retired through records after that, which cannot exist since
+            // retiring needs a live `Domain`.
+            // SAFETY: `&mut self`: no other access to the record.
+            debug_assert!(l.retired.with(|r| unsafe { (*r).is_empty() }));
+            p = l.next.cast_mut();
+        }
+    }
+}
+
+/// A hazard-pointer domain: a set of hazard records and the objects retired
+/// into it. See the [module docs](super) for the algorithm.
+///
+/// Each data structure should own its own domain, so dropping the structure
+/// frees everything it retired; [`Domain::global`] is there for code that
+/// wants a process-wide one.
+pub struct Domain {
+    shared: Arc<Shared>,
+}
+
+impl core::fmt::Debug for Domain {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Domain")
+            .field("strategy", &self.strategy())
+            .field("records", &self.records())
+            .field("pending", &self.pending())
+            .finish()
+    }
+}
+
+impl Default for Domain {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Domain {
+    /// A new domain using the asymmetric fence strategy where available.
+    pub fn new() -> Self {
+        Self::with_strategy(FenceStrategy::Asymmetric)
+    }
+
+    /// A new domain with the given fence strategy (asymmetric falls back to
+    /// symmetric where `membarrier` is unavailable; see
+    /// [`strategy`](Self::strategy) for the one in effect).
+    pub fn with_strategy(strategy: FenceStrategy) -> Self {
+        let asymmetric = strategy == FenceStrategy::Asymmetric && fence::asymmetric_available();
+        Self {
+            shared: Arc::new(Shared {
+                head: AtomicPtr::new(ptr::null_mut()),
+                records: AtomicUsize::new(0),
+                asymmetric,
+            }),
+        }
+    }
+
+    /// The process-wide domain. Objects retired into it are freed by later
+    /// scans but, as a `static`, it is never dropped.
+    #[cfg(not(loom))]
+    pub fn global() -> &'static Domain {
+        static GLOBAL: std::sync::OnceLock<Domain> = std::sync::OnceLock::new();
+        GLOBAL.get_or_init(Domain::new)
+    }
+
+    /// The fence strategy in effect for this domain.
+    pub fn strategy(&self) -> FenceStrategy {
+        if self.shared.asymmetric {
+            FenceStrategy::Asymmetric
+        } else {
+            FenceStrategy::Symmetric
+        }
+    }
+
+    /// Hazard records allocated so far (each holds several slots).
+    pub fn records(&self) -> usize {
+        self.shared.records.load(Ordering::Relaxed)
+    }
+
+    /// Retired objects not yet freed, summed over all records (a snapshot
+    /// that may be stale by the time it returns).
+    pub fn pending(&self) -> usize {
+        let mut n = 0;
+        let mut p = self.shared.head.load(Ordering::Acquire).cast_const();
+        while !p.is_null() {
+            // SAFETY: records are never freed while the domain lives.
+            let l = unsafe { &*p };
+            n += l.pending.load(Ordering::Relaxed);
+            p = l.next;
+        }
+        n
+    }
+
+    pub(crate) fn asymmetric(&self) -> bool {
+        self.shared.asymmetric
+    }
+
+    /// The calling thread's record for this domain, and whether it is the
+    /// cached one (`false`: the caller must release it when done).
+    pub(crate) fn local(&self) -> NonNull<Local> {
+        cache::local(&self.shared)
+    }
+
+    /// An extra record, owned by the caller, not cached.
+    pub(crate) fn acquire_extra(&self) -> NonNull<Local> {
+        self.shared.acquire()
+    }
+
+    /// Hands `ptr` to the domain; `deleter(ptr)` runs once no hazard pointer
+    /// protects it (at the latest when the domain is dropped).
+    ///
+    /// # Safety
+    /// 1. `ptr` is no longer reachable from any shared location, so no thread
+    ///    can start protecting it anew (threads that already protect it may
+    ///    go on using it).
+    /// 2. `ptr` is retired once, into one domain.
+    /// 3. `deleter(ptr)` is sound to call once, from any thread, at any time
+    ///    up to and including this domain's drop.
+    pub unsafe fn retire<T>(&self, ptr: *mut T, deleter: unsafe fn(*mut T)) {
+        // SAFETY: our preconditions are `push`'s.
+        unsafe { self.push(ptr, deleter, true) }
+    }
+
+    /// Like [`retire_box`](Self::retire_box) but never scans (so it never
+    /// runs other objects' deleters, i.e. user code); a data structure calls
+    /// it in the middle of a multi-step update and [`collect`](Self::collect)
+    /// once its state is consistent again.
+    ///
+    /// # Safety
+    /// As for [`retire_box`](Self::retire_box).
+    pub(crate) unsafe fn retire_box_deferred<T>(&self, ptr: *mut T) {
+        // SAFETY: our preconditions are `push`'s (with a Box deleter).
+        unsafe { self.push(ptr, drop_box::<T>, false) }
+    }
+
+    /// Scans the calling thread's record if it holds at least the threshold
+    /// of retired objects.
+    pub(crate) fn collect(&self) {
+        let local = self.local();
+        // SAFETY: `local` is ours.
+        let l = unsafe { local.as_ref() };
+        // SAFETY: we own `l`.
+        let len = l.retired.with(|r| unsafe { (*r).len() });
+        if len >= self.shared.threshold() {
+            // SAFETY: we own `l`.
+            unsafe { self.shared.scan(l) };
+        }
+        // SAFETY: we own `l`.
+        if !l.cached.with(|c| unsafe { *c }) && l.mask.with(|m| unsafe { *m }) == 0 {
+            l.release();
+        }
+    }
+
+    /// # Safety
+    /// As for [`retire`](Self::retire).
+    unsafe fn push<T>(&self, ptr: *mut T, deleter: unsafe fn(*mut T), may_scan: bool) {
+        // SAFETY: `*mut T` and `*mut u8` are ABI-compatible thin pointers
+        // (T: Sized), so calling the transmuted function with a `*mut u8`
+        // that came from a `*mut T` is calling the original.
+        let deleter: unsafe fn(*mut u8) = unsafe { core::mem::transmute(deleter) };
+        let local = self.local();
+        // SAFETY: `local` is ours (cached or just acquired).
+        let l = unsafe { local.as_ref() };
+        // SAFETY: we own `l`; the borrow is short and runs no user code.
+        let len = l.retired.with_mut(|r| unsafe {
+            (*r).push(Retired {
+                ptr: ptr.cast(),
+                deleter,
+            });
+            (*r).len()
+        });
+        l.pending.store(len, Ordering::Relaxed);
+        if may_scan && len >= self.shared.threshold() {
+            // SAFETY: we own `l`.
+            unsafe { self.shared.scan(l) };
+        }
+        // SAFETY: we own `l`.
+        if !l.cached.with(|c| unsafe { *c }) && l.mask.with(|m| unsafe { *m }) == 0 {
+            l.release();
+        }
+    }
+
+    /// Convenience for `Box`ed objects: retires `ptr` with `drop(Box::from_raw(ptr))`.
+    ///
+    /// # Safety
+    /// 1. `ptr` came from `Box::into_raw` and is no longer reachable from any
+    ///    shared location.
+    /// 2. `ptr` is retired once, into one domain.
+    /// 3. `T`'s destructor is sound to run on any thread (`T: Send` or
+    ///    equivalent), at any time up to and including this domain's drop.
+    pub unsafe fn retire_box<T>(&self, ptr: *mut T) {
+        // SAFETY: the preconditions of `retire` follow from ours.
+        unsafe { self.retire(ptr, drop_box::<T>) }
+    }
+
+    /// Scans the calling thread's retired objects now, freeing those no
+    /// hazard protects.
+    pub fn reclaim(&self) {
+        let local = self.local();
+        // SAFETY: `local` is ours.
+        let l = unsafe { local.as_ref() };
+        // SAFETY: we own `l`.
+        unsafe { self.shared.scan(l) };
+        // SAFETY: we own `l`.
+        if !l.cached.with(|c| unsafe { *c }) && l.mask.with(|m| unsafe { *m }) == 0 {
+            l.release();
+        }
+    }
+}
+
+/// Frees a `Box` given as a raw pointer.
+///
+/// # Safety
+/// 1. `p` came from `Box::into_raw` and is freed once.
+unsafe fn drop_box<T>(p: *mut T) {
+    // SAFETY: precondition 1.
+    drop(unsafe { Box::from_raw(p) });
+}
+
+impl Drop for Domain {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self` proves no `HazardPointer` (which borrows the
+        // domain) is alive and no `retire` is running.
+        unsafe { self.shared.drain() };
+    }
+}
+
+/// The per-thread record cache: one record per domain the thread uses, so a
+/// hazard pointer costs a thread-local lookup, not a CAS on a shared list.
+#[cfg(not(loom))]
+mod cache {
+    use super::*;
+    use core::cell::{Cell, RefCell};
+
+    /// Domains a thread keeps a record for at once; older idle entries are
+    /// evicted (their records released, their `Arc` dropped).
+    const MAX_ENTRIES: usize = 8;
+
+    struct Entry {
+        shared: Arc<Shared>,
+        local: NonNull<Local>,
+    }
+
+    struct Cache {
+        entries: Vec<Entry>,
+    }
+
+    impl Drop for Cache {
+        fn drop(&mut self) {
+            let _ = LAST.try_with(|l| l.set((ptr::null(), ptr::null_mut())));
+            for e in self.entries.drain(..) {
+                uncache(e.local);
+            }
+        }
+    }
+
+    /// Marks `local` uncached and releases it unless hazard pointers still
+    /// use it (then the last one releases it).
+    fn uncache(local: NonNull<Local>) {
+        // SAFETY: the cache owns its records; we are on the owning thread.
+        let l = unsafe { local.as_ref() };
+        // SAFETY: owner-only fields, owner thread.
+        let busy = unsafe {
+            l.cached.with_mut(|c| *c = false);
+            l.mask.with(|m| *m) != 0
+        };
+        if !busy {
+            l.release();
+        }
+    }
+
+    crate::sync::thread_local! {
+        static CACHE: RefCell<Cache> = const { RefCell::new(Cache { entries: Vec::new() }) };
+        /// The most recently used entry of `CACHE` (a one-entry fast path
+        /// without the `RefCell`). Valid while `CACHE` holds that entry: it
+        /// is cleared when the entry is evicted and when `CACHE` is dropped,
+        /// and the entry's `Arc` keeps the `Shared` alive meanwhile.
+        static LAST: Cell<(*const Shared, *mut Local)> =
+            const { Cell::new((ptr::null(), ptr::null_mut())) };
+    }
+
+    #[inline]
+    pub(super) fn local(shared: &Arc<Shared>) -> NonNull<Local> {
+        let want = Arc::as_ptr(shared);
+        if let Ok((s, l)) = LAST.try_with(Cell::get) {
+            if s == want {
+                // SAFETY: `l` came from a live cache entry for `want` (see LAST).
+                return unsafe { NonNull::new_unchecked(l) };
+            }
+        }
+        slow(shared)
+    }
+
+    #[cold]
+    fn slow(shared: &Arc<Shared>) -> NonNull<Local> {
+        let want = Arc::as_ptr(shared);
+        let set_last = |l: NonNull<Local>| {
+            let _ = LAST.try_with(|c| c.set((want, l.as_ptr())));
+        };
+        let hit = CACHE.try_with(|c| {
+            let mut c = c.try_borrow_mut().ok()?;
+            if let Some(e) = c.entries.iter().find(|e| Arc::ptr_eq(&e.shared, shared)) {
+                set_last(e.local);
+                return Some(e.local);
+            }
+            let mut evicted = None;
+            if c.entries.len() >= MAX_ENTRIES {
+                let idle = c.entries.iter().position(|e| {
+                    // SAFETY: the owner thread reads its records' owner-only masks.
+                    unsafe { e.local.as_ref().mask.with(|m| *m) == 0 }
+                })?;
+                let e = c.entries.remove(idle);
+                let _ = LAST.try_with(|l| {
+                    if l.get().0 == Arc::as_ptr(&e.shared) {
+                        l.set((ptr::null(), ptr::null_mut()));
+                    }
+                });
+                evicted = Some(e);
+            }
+            let local = shared.acquire();
+            // SAFETY: just acquired; we own it.
+            unsafe { local.as_ref().cached.with_mut(|c| *c = true) };
+            c.entries.push(Entry {
+                shared: Arc::clone(shared),
+                local,
+            });
+            set_last(local);
+            drop(c);
+            if let Some(e) = evicted {
+                uncache(e.local);
+                // The `Arc` drops here, outside the borrow: if it was the
+                // last one, `Shared::drop` runs no user code anyway.
+                drop(e);
+            }
+            Some(local)
+        });
+        match hit {
+            Ok(Some(l)) => l,
+            // Thread-local storage torn down, re-entered, or full of busy
+            // records: use an uncached record for this one call.
+            _ => shared.acquire(),
+        }
+    }
+}
+
+/// Under loom there is no cache: every use acquires and releases a record,
+/// which is also the path threads take during thread-local teardown.
+#[cfg(loom)]
+mod cache {
+    use super::*;
+
+    pub(super) fn local(shared: &Arc<Shared>) -> NonNull<Local> {
+        shared.acquire()
+    }
+}
+
+/// Marker making a type neither `Send` nor `Sync`.
+pub(crate) type NotSendSync = PhantomData<*mut ()>;

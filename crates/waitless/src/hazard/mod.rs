@@ -1,0 +1,222 @@
+//! Hazard pointers with asymmetric fences.
+//!
+//! A reader that wants to dereference a pointer loaded from shared memory
+//! first *publishes* it in a hazard slot, then re-reads the source to check
+//! that the pointer is still there (Michael, "Hazard Pointers: Safe Memory
+//! Reclamation for Lock-Free Objects", IEEE TPDS 2004). A writer that unlinks
+//! an object *retires* it; a retired object is freed only by a *scan* that
+//! finds no slot holding it. Because the reader re-validated after
+//! publishing, and the writer unlinked before scanning, either the reader saw
+//! the unlink (and retries with the new pointer) or the scanner sees the
+//! hazard (and keeps the object): no use after free.
+//!
+//! # Pieces
+//! - [`Domain`]: a push-only lock-free list of hazard records. A record has
+//!   several slots and a list of retired objects. Threads take a record by
+//!   CAS on its `in_use` flag and give it back by a store; records are reused
+//!   and never freed while the domain lives. Each thread caches its record
+//!   per domain (up to 8 domains), so creating a hazard pointer costs a
+//!   thread-local lookup, not a shared write.
+//! - [`HazardPointer`]: one slot, released when dropped. [`HazardPointer::protect`]
+//!   is the load–publish–revalidate loop.
+//! - [`Domain::retire`]: pushes onto the caller's record; when that record
+//!   holds `max(64, 2 × slots in the domain)` objects it scans: one heavy
+//!   fence, read every slot into a sorted vector, free every retired object
+//!   not found by binary search. At least half of a scanned list is freed
+//!   (there are at most half as many hazards), so the amortized cost per
+//!   retire is O(1) and each record holds at most threshold + slots objects.
+//! - Fences: see [`FenceStrategy`]. By default readers pay a compiler fence
+//!   only and the scanner issues `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`;
+//!   without membarrier both sides use `SeqCst` fences.
+//!
+//! # Progress
+//! `protect` is lock-free (it retries only when the source changed, i.e. when
+//! another thread made progress) and each attempt is wait-free; creating a
+//! hazard pointer is wait-free after the thread's first use of a domain;
+//! `retire` is wait-free apart from the scan, which is bounded by the number
+//! of records and retired objects.
+//!
+//! # Reclamation on drop
+//! Dropping a [`Domain`] frees everything still retired into it. Objects
+//! retired by a thread stay in that thread's record until it scans again; a
+//! thread that exits leaves them in its (released) record, where the next
+//! owner's scans, [`Domain::reclaim`] or the domain's drop free them.
+//!
+//! # Example
+//! ```
+//! use std::sync::atomic::{AtomicPtr, Ordering};
+//! use waitless::hazard::{Domain, HazardPointer};
+//!
+//! let domain = Domain::new();
+//! let shared = AtomicPtr::new(Box::into_raw(Box::new(7u64)));
+//!
+//! let mut hp = HazardPointer::new_in(&domain);
+//! let p = hp.protect(&shared);
+//! // SAFETY: protected, so not freed while `hp` holds it.
+//! assert_eq!(unsafe { *p }, 7);
+//!
+//! // A writer swaps in a new value and retires the old one.
+//! let old = shared.swap(Box::into_raw(Box::new(8u64)), Ordering::AcqRel);
+//! // SAFETY: `old` is unlinked and retired once; dropping a Box<u64> is fine anywhere.
+//! unsafe { domain.retire_box(old) };
+//! domain.reclaim();
+//! assert_eq!(unsafe { *p }, 7, "still protected, so not freed");
+//! drop(hp);
+//! domain.reclaim(); // now it is freed
+//! # unsafe { drop(Box::from_raw(shared.load(Ordering::Relaxed))) };
+//! ```
+
+mod domain;
+mod fence;
+
+pub use domain::Domain;
+pub use fence::FenceStrategy;
+
+use core::ptr::{self, NonNull};
+
+use crate::sync::atomic::{AtomicPtr, Ordering};
+use domain::{Local, NotSendSync};
+
+/// One hazard slot, protecting at most one pointer at a time. Released when
+/// dropped. Not `Send`: the slot belongs to the creating thread's record.
+pub struct HazardPointer<'d> {
+    local: NonNull<Local>,
+    slot: usize,
+    asymmetric: bool,
+    _domain: core::marker::PhantomData<&'d Domain>,
+    _not_send: NotSendSync,
+}
+
+impl core::fmt::Debug for HazardPointer<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HazardPointer")
+            .field("slot", &self.slot)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(not(loom))]
+impl HazardPointer<'static> {
+    /// A hazard pointer in the [global domain](Domain::global).
+    pub fn new() -> Self {
+        Self::new_in(Domain::global())
+    }
+}
+
+#[cfg(not(loom))]
+impl Default for HazardPointer<'static> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'d> HazardPointer<'d> {
+    /// A hazard pointer in `domain`.
+    pub fn new_in(domain: &'d Domain) -> Self {
+        let [hp] = Self::many_in::<1>(domain);
+        hp
+    }
+
+    /// `N` hazard pointers in `domain`, with one thread-local lookup.
+    pub fn many_in<const N: usize>(domain: &'d Domain) -> [Self; N] {
+        let mut local = domain.local();
+        let asymmetric = domain.asymmetric();
+        // SAFETY: `local` is owned by this thread.
+        if let Some(slots) = unsafe { local.as_ref().reserve_n::<N>() } {
+            return slots.map(|slot| HazardPointer {
+                local,
+                slot,
+                asymmetric,
+                _domain: core::marker::PhantomData,
+                _not_send: core::marker::PhantomData,
+            });
+        }
+        core::array::from_fn(|_| loop {
+            // SAFETY: `local` is owned by this thread (from the cache or
+            // acquired for us).
+            if let Some(slot) = unsafe { local.as_ref().reserve() } {
+                return HazardPointer {
+                    local,
+                    slot,
+                    asymmetric,
+                    _domain: core::marker::PhantomData,
+                    _not_send: core::marker::PhantomData,
+                };
+            }
+            // Every slot of this record is in use: take an extra record,
+            // released when its last hazard pointer drops.
+            local = domain.acquire_extra();
+        })
+    }
+
+    #[inline]
+    fn slot(&self) -> &AtomicPtr<u8> {
+        // SAFETY: the record outlives `'d` (records are freed only with the
+        // domain's shared state) and we reserved `self.slot` in it.
+        unsafe { &self.local.as_ref().slots[self.slot] }
+    }
+
+    /// Loads `src` and protects the pointer it holds, retrying until the
+    /// published pointer is still the one in `src`. The result may be
+    /// dereferenced until this hazard pointer is dropped, reset or reused,
+    /// provided the object is retired only through this hazard pointer's
+    /// domain and only after being unlinked from `src`.
+    #[inline]
+    pub fn protect<T>(&mut self, src: &AtomicPtr<T>) -> *mut T {
+        let mut p = src.load(Ordering::Relaxed);
+        loop {
+            match self.try_protect(p, src) {
+                Ok(p) => return p,
+                Err(now) => p = now,
+            }
+        }
+    }
+
+    /// One attempt: publishes `ptr`, then checks that `src` still holds it.
+    /// `Ok(ptr)` means it is protected; `Err(current)` gives what `src` holds
+    /// now (no longer `ptr`, which is left published but unprotected).
+    #[inline]
+    pub fn try_protect<T>(&mut self, ptr: *mut T, src: &AtomicPtr<T>) -> Result<*mut T, *mut T> {
+        self.publish(ptr);
+        // Acquire: pairs with the Release store that published the object
+        // into `src`, so its contents are visible.
+        let now = src.load(Ordering::Acquire);
+        if now == ptr {
+            Ok(ptr)
+        } else {
+            Err(now)
+        }
+    }
+
+    /// Publishes `ptr` and issues the reader-side fence. The caller must then
+    /// re-validate that `ptr` is still reachable (as [`try_protect`]
+    /// does) before dereferencing it.
+    ///
+    /// [`try_protect`]: Self::try_protect
+    #[inline]
+    pub fn publish<T>(&mut self, ptr: *mut T) {
+        // Release: pairs with the Acquire slot loads in the scan, so this
+        // thread's use of the object it protected before is visible before a
+        // scanner that reads the new value frees that object.
+        self.slot().store(ptr.cast(), Ordering::Release);
+        fence::light(self.asymmetric);
+    }
+
+    /// Stops protecting anything.
+    #[inline]
+    pub fn reset_protection(&mut self) {
+        // Release: as in `publish`.
+        self.slot().store(ptr::null_mut(), Ordering::Release);
+    }
+}
+
+impl Drop for HazardPointer<'_> {
+    fn drop(&mut self) {
+        // SAFETY: this thread owns the record (hazard pointers are !Send) and
+        // reserved `self.slot` in `many_in`.
+        unsafe { self.local.as_ref().unreserve(self.slot) };
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;

@@ -1,0 +1,248 @@
+use super::*;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+use std::sync::Arc;
+
+/// An object that counts its drops and poisons itself when dropped.
+struct Tracked {
+    value: u64,
+    alive: AtomicBool,
+    drops: Arc<AtomicUsize>,
+}
+
+impl Tracked {
+    fn boxed(value: u64, drops: &Arc<AtomicUsize>) -> *mut Tracked {
+        Box::into_raw(Box::new(Tracked {
+            value,
+            alive: AtomicBool::new(true),
+            drops: Arc::clone(drops),
+        }))
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        assert!(self.alive.swap(false, Relaxed), "double drop");
+        self.drops.fetch_add(1, Relaxed);
+    }
+}
+
+fn strategies() -> [FenceStrategy; 2] {
+    [FenceStrategy::Asymmetric, FenceStrategy::Symmetric]
+}
+
+#[test]
+fn symmetric_is_honoured_and_asymmetric_is_reported() {
+    assert_eq!(
+        Domain::with_strategy(FenceStrategy::Symmetric).strategy(),
+        FenceStrategy::Symmetric
+    );
+    let asym = Domain::with_strategy(FenceStrategy::Asymmetric).strategy();
+    if cfg!(any(miri, not(target_os = "linux"))) {
+        assert_eq!(asym, FenceStrategy::Symmetric);
+    }
+}
+
+#[test]
+fn protected_object_survives_scans_and_is_freed_after_release() {
+    for s in strategies() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let domain = Domain::with_strategy(s);
+        let src = std::sync::atomic::AtomicPtr::new(Tracked::boxed(1, &drops));
+        let mut hp = HazardPointer::new_in(&domain);
+        let p = hp.protect(&src);
+        let old = src.swap(Tracked::boxed(2, &drops), AcqRel);
+        assert_eq!(old, p);
+        // SAFETY: unlinked by the swap, retired once.
+        unsafe { domain.retire_box(old) };
+        domain.reclaim();
+        assert_eq!(drops.load(Relaxed), 0, "protected object was freed");
+        // SAFETY: still protected by `hp`.
+        assert_eq!(unsafe { (*p).value }, 1);
+        // SAFETY: still protected by `hp`.
+        assert!(unsafe { (*p).alive.load(Relaxed) });
+        drop(hp);
+        domain.reclaim();
+        assert_eq!(drops.load(Relaxed), 1);
+        assert_eq!(domain.pending(), 0);
+        // SAFETY: never shared beyond this test.
+        unsafe { drop(Box::from_raw(src.load(Relaxed))) };
+        assert_eq!(drops.load(Relaxed), 2);
+    }
+}
+
+#[test]
+fn dropping_the_domain_frees_everything_retired() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let domain = Domain::new();
+    let n = 10;
+    std::thread::scope(|s| {
+        for t in 0..2 {
+            let (domain, drops) = (&domain, &drops);
+            s.spawn(move || {
+                for i in 0..n {
+                    // SAFETY: fresh box, never shared, retired once.
+                    unsafe { domain.retire_box(Tracked::boxed(t * 100 + i, drops)) };
+                }
+            });
+        }
+    });
+    // Fewer than the threshold: nothing scanned yet (threshold >= 2*slots).
+    assert!(drops.load(Relaxed) + domain.pending() == 2 * n as usize);
+    drop(domain);
+    assert_eq!(drops.load(Relaxed), 2 * n as usize);
+}
+
+#[test]
+fn unreclaimed_objects_stay_bounded() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let domain = Domain::new();
+    let n = if cfg!(miri) { 100 } else { 10_000 };
+    let mut max_pending = 0;
+    for i in 0..n {
+        // SAFETY: fresh box, never shared, retired once.
+        unsafe { domain.retire_box(Tracked::boxed(i, &drops)) };
+        max_pending = max_pending.max(domain.pending());
+    }
+    let bound = 64.max(2 * 8 * domain.records()) + 8;
+    assert!(max_pending <= bound, "{max_pending} > {bound}");
+    assert!(drops.load(Relaxed) >= n as usize - bound);
+    drop(domain);
+    assert_eq!(drops.load(Relaxed), n as usize);
+}
+
+#[test]
+fn more_hazard_pointers_than_slots_take_extra_records() {
+    let domain = Domain::new();
+    let values: Vec<_> = (0..20u64)
+        .map(|i| std::sync::atomic::AtomicPtr::new(Box::into_raw(Box::new(i))))
+        .collect();
+    {
+        let mut hps: Vec<_> = (0..20).map(|_| HazardPointer::new_in(&domain)).collect();
+        assert!(domain.records() >= 3, "20 slots need 3 records of 8");
+        let ps: Vec<_> = hps
+            .iter_mut()
+            .zip(&values)
+            .map(|(h, v)| h.protect(v))
+            .collect();
+        for (i, p) in ps.into_iter().enumerate() {
+            let old = values[i].swap(core::ptr::null_mut(), AcqRel);
+            assert_eq!(old, p);
+            // SAFETY: unlinked, retired once.
+            unsafe { domain.retire_box(old) };
+        }
+        domain.reclaim();
+        assert_eq!(domain.pending(), 20, "all 20 are protected");
+    }
+    domain.reclaim();
+    assert_eq!(domain.pending(), 0);
+    // Records are reused, not multiplied.
+    let before = domain.records();
+    for _ in 0..100 {
+        let _hps: Vec<_> = (0..20).map(|_| HazardPointer::new_in(&domain)).collect();
+    }
+    assert_eq!(domain.records(), before);
+}
+
+#[test]
+fn a_panicking_deleter_loses_nothing_else() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let domain = Domain::new();
+    unsafe fn boom(p: *mut Tracked) {
+        // SAFETY: from Box::into_raw in this test.
+        drop(unsafe { Box::from_raw(p) });
+        panic!("deleter panics");
+    }
+    // SAFETY: fresh box, retired once; `boom` frees it.
+    unsafe { domain.retire(Tracked::boxed(0, &drops), boom) };
+    for i in 1..5 {
+        // SAFETY: fresh boxes, retired once.
+        unsafe { domain.retire_box(Tracked::boxed(i, &drops)) };
+    }
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| domain.reclaim()));
+    assert!(r.is_err());
+    domain.reclaim();
+    drop(domain);
+    assert_eq!(drops.load(Relaxed), 5);
+}
+
+#[test]
+fn records_are_released_and_reused_when_threads_exit() {
+    let domain = Domain::new();
+    for _ in 0..4 {
+        std::thread::scope(|s| {
+            // An explicit join waits for the OS thread to exit, after its
+            // thread-local destructors (the scope's implicit join does not).
+            s.spawn(|| {
+                let mut hp = HazardPointer::new_in(&domain);
+                hp.publish(&domain as *const Domain as *mut Domain);
+            })
+            .join()
+            .unwrap();
+        });
+    }
+    assert_eq!(
+        domain.records(),
+        1,
+        "each exiting thread released its record"
+    );
+}
+
+/// Readers protect and read while writers swap and retire; every object is
+/// dropped exactly once and no reader ever sees a dropped one.
+fn stress(strategy: FenceStrategy) {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let domain = Domain::with_strategy(strategy);
+    let src = std::sync::atomic::AtomicPtr::new(Tracked::boxed(0, &drops));
+    let iters = if cfg!(miri) { 50 } else { 20_000 };
+    let created = AtomicUsize::new(1);
+    std::thread::scope(|s| {
+        for w in 0..2u64 {
+            let (domain, src, drops, created) = (&domain, &src, &drops, &created);
+            s.spawn(move || {
+                for i in 0..iters {
+                    let new = Tracked::boxed(w << 32 | i, drops);
+                    created.fetch_add(1, Relaxed);
+                    let old = src.swap(new, AcqRel);
+                    // SAFETY: unlinked by the swap (only this thread got it), retired once.
+                    unsafe { domain.retire_box(old) };
+                }
+            });
+        }
+        for _ in 0..2 {
+            let (domain, src) = (&domain, &src);
+            s.spawn(move || {
+                let mut hp = HazardPointer::new_in(domain);
+                for _ in 0..iters {
+                    let p = hp.protect(src);
+                    // SAFETY: protected.
+                    assert!(unsafe { (*p).alive.load(Relaxed) }, "use after free");
+                }
+            });
+        }
+    });
+    // SAFETY: all threads joined; the last object is still linked.
+    unsafe { drop(Box::from_raw(src.load(Relaxed))) };
+    drop(domain);
+    assert_eq!(drops.load(Relaxed), created.load(Relaxed));
+}
+
+#[test]
+fn stress_asymmetric() {
+    stress(FenceStrategy::Asymmetric);
+}
+
+#[test]
+fn stress_symmetric() {
+    stress(FenceStrategy::Symmetric);
+}
+
+#[test]
+fn global_domain_works() {
+    let v = std::sync::atomic::AtomicPtr::new(Box::into_raw(Box::new(5u32)));
+    let mut hp = HazardPointer::new();
+    // SAFETY: protected; freed below by us only.
+    assert_eq!(unsafe { *hp.protect(&v) }, 5);
+    hp.reset_protection();
+    // SAFETY: unlinked below, retired once.
+    unsafe { Domain::global().retire_box(v.swap(core::ptr::null_mut(), AcqRel)) };
+}

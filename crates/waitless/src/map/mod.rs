@@ -1,0 +1,520 @@
+//! A lock-free hash map with lock-free growth: split-ordered lists
+//! (Shalev & Shavit, "Split-Ordered Lists: Lock-Free Extensible Hash
+//! Tables", J. ACM 2006) over a Harris–Michael list, reclaimed with this
+//! crate's [hazard pointers](crate::hazard).
+//!
+//! # Design
+//! All elements live in one sorted lock-free linked list, ordered by the
+//! bit-reversed hash. A bucket is a pointer to a *dummy* node in that list;
+//! the bucket directory is a set of segments that are allocated once and
+//! never move. Growing the table is a single CAS that doubles the bucket
+//! count; each new bucket's dummy is spliced into the list the first time an
+//! operation needs it (its parent bucket's dummy first). No element is ever
+//! moved or copied, so growth never blocks readers or writers, has no
+//! "migration in progress" state that others must help finish, and there is
+//! no old table to reclaim. See `docs/hash-map.md` for why this design was
+//! chosen over an incremental open-addressing migration.
+//!
+//! Values are boxed separately from nodes: replacing a value is one CAS on
+//! the node's value pointer, and removing is one CAS of that pointer to null
+//! (the linearization point), after which the node is marked and unlinked.
+//!
+//! # Progress
+//! Every operation is lock-free: a retry happens only when a CAS failed
+//! because another thread changed the same word (made progress). Growth is
+//! part of insert and costs one CAS; bucket initialization is a list insert.
+//! The table never shrinks (removing elements frees nodes, not buckets).
+//!
+//! # Consistency
+//! `get`, `insert`, `remove`, `update`, `get_or_insert_with` and
+//! `contains_key` are linearizable (checked with `waitless-check`'s map
+//! model). `len` sums per-thread-stripe counters and is exact only when no
+//! operation runs concurrently. Iteration is *weakly consistent*: see
+//! [`Iter`].
+//!
+//! # Values are cloned out
+//! Readers may be reading a value while another thread replaces or removes
+//! it, so `insert`, `remove` and `get` return clones; the original is freed
+//! once no hazard pointer protects it. Use [`LockFreeHashMap::get_with`] to
+//! read without cloning.
+//!
+//! # Example
+//! ```
+//! use waitless::map::LockFreeHashMap;
+//!
+//! let map = LockFreeHashMap::new();
+//! assert_eq!(map.insert("a", 1), None);
+//! assert_eq!(map.insert("a", 2), Some(1));
+//! assert_eq!(map.get("a"), Some(2));
+//! assert_eq!(map.get_with("a", |v| v * 10), Some(20));
+//! assert_eq!(map.update("a", |v| v + 1), Some(2));
+//! assert_eq!(map.remove("a"), Some(3));
+//! assert!(map.is_empty());
+//! ```
+
+mod raw;
+
+use core::borrow::Borrow;
+use core::fmt;
+use core::hash::{BuildHasher, Hash};
+use core::marker::PhantomData;
+use std::collections::hash_map::RandomState;
+
+use crate::hazard::FenceStrategy;
+use crate::sync::atomic::Ordering;
+use raw::{Node, RawMap};
+
+/// A concurrent hash map; see the [module docs](self).
+///
+/// `S` is the hasher builder; the default, std's [`RandomState`], is seeded
+/// randomly per map (HashDoS resistant).
+pub struct LockFreeHashMap<K, V, S = RandomState> {
+    raw: RawMap<K, V>,
+    hasher: S,
+    /// Opts out of the auto traits; see the `Send`/`Sync` impls below.
+    _marker: PhantomData<*const (K, V)>,
+}
+
+// SAFETY: the map owns its keys and values (in nodes and boxes reached
+// through raw pointers), so sending the map sends them: `K: Send, V: Send`.
+// `S` is owned too. The hazard domain holds only pointers to this map's
+// nodes and values, whose deleters are then run on the receiving thread.
+unsafe impl<K: Send, V: Send, S: Send> Send for LockFreeHashMap<K, V, S> {}
+
+// SAFETY: through `&LockFreeHashMap` a thread can insert a key and value
+// that another thread later drops (remove + reclamation run on any thread),
+// so `K` and `V` must be `Send`; several threads read the same key and value
+// at once (`get` clones from `&V`, lookups compare `&K`), so they must be
+// `Sync`. The hasher is used through `&S` from every thread: `S: Sync`.
+// Everything else is atomics and the hazard domain, which is `Sync`.
+unsafe impl<K: Send + Sync, V: Send + Sync, S: Sync> Sync for LockFreeHashMap<K, V, S> {}
+
+impl<K: Hash + Eq + Clone, V: Clone> LockFreeHashMap<K, V> {
+    /// An empty map with a randomly seeded hasher.
+    pub fn new() -> Self {
+        Self::with_capacity_and_hasher(1, RandomState::new())
+    }
+
+    /// An empty map with buckets for about `n` elements before it first grows.
+    pub fn with_capacity(n: usize) -> Self {
+        Self::with_capacity_and_hasher(n, RandomState::new())
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Default for LockFreeHashMap<K, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V, S> fmt::Debug for LockFreeHashMap<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockFreeHashMap")
+            .field("len", &self.raw.len())
+            .field("buckets", &self.raw.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
+    /// An empty map using `hasher`.
+    pub fn with_hasher(hasher: S) -> Self {
+        Self::with_capacity_and_hasher(1, hasher)
+    }
+
+    /// An empty map with buckets for about `n` elements, using `hasher`.
+    pub fn with_capacity_and_hasher(n: usize, hasher: S) -> Self {
+        LockFreeHashMap {
+            raw: RawMap::with_buckets(n / raw::LOAD_FACTOR),
+            hasher,
+            _marker: PhantomData,
+        }
+    }
+
+    #[inline]
+    fn hash<Q: Hash + ?Sized>(&self, q: &Q) -> u64 {
+        self.hasher.hash_one(q)
+    }
+
+    /// Number of elements. Exact when no operation runs concurrently;
+    /// otherwise a value the map had recently (summed from striped counters).
+    pub fn len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// `len() == 0`.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The current number of buckets (a power of two that only grows).
+    pub fn buckets(&self) -> usize {
+        self.raw.size()
+    }
+
+    /// The fence strategy the map's hazard-pointer domain uses.
+    pub fn fence_strategy(&self) -> FenceStrategy {
+        self.raw.domain.strategy()
+    }
+
+    /// Calls `f` on the value of `key` while it is protected, without
+    /// cloning it. `f` must not block for long: the value (only that one)
+    /// cannot be freed while `f` runs.
+    pub fn get_with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let h = self.hash(key);
+        let mut g = self.raw.guard();
+        loop {
+            let (pos, found) = self.raw.find(&mut g, h, |k| k.borrow() == key);
+            if !found {
+                return None;
+            }
+            // SAFETY: `pos.cur` is protected by the guard.
+            let v = g.value_hp().protect(unsafe { &(*pos.cur).value });
+            if v.is_null() {
+                continue; // removed since the walk: search again
+            }
+            // SAFETY: protected; values are retired only after being swapped
+            // out of the node.
+            return Some(f(unsafe { &*v }));
+        }
+    }
+
+    /// A clone of the value of `key`.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        self.get_with(key, V::clone)
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.get_with(key, |_| ()).is_some()
+    }
+
+    /// Inserts or replaces; returns a clone of the replaced value.
+    pub fn insert(&self, key: K, value: V) -> Option<V>
+    where
+        K: Hash + Eq,
+        V: Clone,
+    {
+        let h = self.hash(&key);
+        let node = Pending::new(Node::element(h, key, Box::into_raw(Box::new(value))));
+        let mut g = self.raw.guard();
+        loop {
+            // SAFETY: the pending node is ours and an element.
+            let k = unsafe { node.get().key() };
+            let (pos, found) = self.raw.find(&mut g, h, |x| x == k);
+            if found {
+                // SAFETY: protected by the guard.
+                let cur = unsafe { &*pos.cur };
+                let old = g.value_hp().protect(&cur.value);
+                if old.is_null() {
+                    continue;
+                }
+                // Relaxed: the pending node is not shared.
+                let new = node.get().value.load(Ordering::Relaxed);
+                // SAFETY: `cur` is protected.
+                if unsafe { self.raw.cas_value(pos.cur, old, new) } {
+                    // The new value now belongs to `cur`; the pending node
+                    // keeps only the key, dropped with it.
+                    node.get()
+                        .value
+                        .store(core::ptr::null_mut(), Ordering::Relaxed);
+                    // SAFETY: `old` was swapped out by us (unreachable), is
+                    // retired once, and `V: Send` whenever the map is shared.
+                    unsafe { self.raw.domain.retire_box_deferred(old) };
+                    // SAFETY: still protected by the value hazard pointer.
+                    return Some(unsafe { (*old).clone() });
+                }
+                continue;
+            }
+            // Relaxed: published by the Release CAS in `link`.
+            node.get().next.store(pos.cur, Ordering::Relaxed);
+            // SAFETY: `prev` is a dummy's field or a protected node's.
+            if unsafe { self.raw.link(pos.prev, pos.cur, node.ptr) } {
+                node.forget();
+                self.raw.add_count(1);
+                return None;
+            }
+        }
+    }
+
+    /// Returns a clone of the value of `key`, inserting `make()` first if
+    /// the key is absent. `make` runs at most once, and only when this call
+    /// finds the key absent; if another thread inserts the key first, the
+    /// made value is dropped and theirs is returned.
+    pub fn get_or_insert_with(&self, key: K, make: impl FnOnce() -> V) -> V
+    where
+        K: Hash + Eq,
+        V: Clone,
+    {
+        let h = self.hash(&key);
+        let node = Pending::new(Node::element(h, key, core::ptr::null_mut()));
+        let mut make = Some(make);
+        let mut g = self.raw.guard();
+        loop {
+            // SAFETY: the pending node is ours and an element.
+            let k = unsafe { node.get().key() };
+            let (pos, found) = self.raw.find(&mut g, h, |x| x == k);
+            if found {
+                // SAFETY: protected by the guard.
+                let v = g.value_hp().protect(unsafe { &(*pos.cur).value });
+                if v.is_null() {
+                    continue;
+                }
+                // SAFETY: protected.
+                return unsafe { (*v).clone() };
+            }
+            if let Some(make) = make.take() {
+                let v = Box::into_raw(Box::new(make()));
+                // Relaxed: the pending node is not shared.
+                node.get().value.store(v, Ordering::Relaxed);
+            }
+            // Relaxed: published by the Release CAS in `link`.
+            node.get().next.store(pos.cur, Ordering::Relaxed);
+            // Relaxed: not shared yet.
+            let v = node.get().value.load(Ordering::Relaxed);
+            // Clone before linking: once linked, another thread may remove
+            // and free the value.
+            // SAFETY: `v` is the box we just made.
+            let ret = unsafe { (*v).clone() };
+            // SAFETY: `prev` is a dummy's field or a protected node's.
+            if unsafe { self.raw.link(pos.prev, pos.cur, node.ptr) } {
+                node.forget();
+                self.raw.add_count(1);
+                return ret;
+            }
+        }
+    }
+
+    /// Atomically replaces the value of `key` with `f(&current)` and returns
+    /// a clone of the value it replaced (`None`, and `f` not called, if the
+    /// key is absent).
+    ///
+    /// # Retries
+    /// If another thread changes the value between the read and the CAS,
+    /// `f` is called again on the newer value, and the result of the losing
+    /// attempt is dropped. `f` gets the current value by reference, so it
+    /// never needs to clone what it captured to be called again; it should
+    /// have no side effects beyond computing the new value.
+    pub fn update<Q>(&self, key: &Q, mut f: impl FnMut(&V) -> V) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let h = self.hash(key);
+        let mut g = self.raw.guard();
+        let mut spare: Option<Box<V>> = None;
+        loop {
+            let (pos, found) = self.raw.find(&mut g, h, |k| k.borrow() == key);
+            if !found {
+                return None;
+            }
+            // SAFETY: protected by the guard.
+            let src = unsafe { &(*pos.cur).value };
+            let mut old = g.value_hp().protect(src);
+            while !old.is_null() {
+                // SAFETY: protected.
+                let new = f(unsafe { &*old });
+                let boxed = match spare.take() {
+                    Some(mut b) => {
+                        *b = new;
+                        b
+                    }
+                    None => Box::new(new),
+                };
+                let new = Box::into_raw(boxed);
+                // SAFETY: `pos.cur` is protected.
+                if unsafe { self.raw.cas_value(pos.cur, old, new) } {
+                    // SAFETY: swapped out by us, retired once.
+                    unsafe { self.raw.domain.retire_box_deferred(old) };
+                    // SAFETY: still protected by the value hazard pointer.
+                    return Some(unsafe { (*old).clone() });
+                }
+                // SAFETY: the CAS failed, so `new` was never shared.
+                spare = Some(unsafe { Box::from_raw(new) });
+                old = g.value_hp().protect(src);
+            }
+            // Removed meanwhile: search again (a newer node may exist).
+        }
+    }
+
+    /// Removes `key`; returns a clone of its value.
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let h = self.hash(key);
+        let mut g = self.raw.guard();
+        loop {
+            let (pos, found) = self.raw.find(&mut g, h, |k| k.borrow() == key);
+            if !found {
+                return None;
+            }
+            // SAFETY: protected by the guard.
+            let v = g.value_hp().protect(unsafe { &(*pos.cur).value });
+            if v.is_null() {
+                continue;
+            }
+            // SAFETY: protected by the guard.
+            if unsafe { self.raw.cas_value(pos.cur, v, core::ptr::null_mut()) } {
+                // SAFETY: swapped out by us, retired once; still protected
+                // by the value hazard pointer (which the walk does not use)
+                // while we clone it.
+                unsafe { self.raw.domain.retire_box_deferred(v) };
+                // SAFETY: our CAS nulled the value of the node at `pos`,
+                // which came from the last walk with `g`.
+                unsafe { self.raw.finish_remove(&mut g, h, pos) };
+                // SAFETY: protected.
+                return Some(unsafe { (*v).clone() });
+            }
+        }
+    }
+
+    /// A weakly consistent iterator over clones of the entries; see [`Iter`].
+    pub fn iter(&self) -> Iter<'_, K, V, S>
+    where
+        K: Clone + Eq,
+        V: Clone,
+    {
+        Iter {
+            map: self,
+            next_so: 0,
+            seen: Vec::new(),
+            done: false,
+        }
+    }
+}
+
+impl<K, V, S> Drop for LockFreeHashMap<K, V, S> {
+    fn drop(&mut self) {
+        // `raw` frees the list, then its domain frees everything retired.
+    }
+}
+
+/// A weakly consistent iterator over `(key, value)` clones, in split order
+/// (bit-reversed hash order, which is unrelated to insertion order).
+///
+/// Guarantees, for iteration that runs concurrently with updates:
+/// - every key present for the whole iteration is yielded exactly once, with
+///   a value it held at some moment during the iteration;
+/// - a key inserted or removed during the iteration may or may not be yielded;
+/// - no key is ever yielded twice, and iteration never blocks, never waits
+///   for a resize and never forces one to finish (there is none to finish).
+///
+/// The iterator holds no hazard pointer between calls to `next`; each call
+/// re-finds its place from the position of the last yielded key.
+pub struct Iter<'m, K, V, S> {
+    map: &'m LockFreeHashMap<K, V, S>,
+    /// Split-order key of the last yielded entry (0 before the first).
+    next_so: u64,
+    /// Keys already yielded that have split-order key `next_so` (hash
+    /// collisions share one).
+    seen: Vec<K>,
+    done: bool,
+}
+
+impl<K, V, S> fmt::Debug for Iter<'_, K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Clone + Eq, V: Clone, S: BuildHasher> Iterator for Iter<'_, K, V, S> {
+    type Item = (K, V);
+
+    fn next(&mut self) -> Option<(K, V)> {
+        if self.done {
+            return None;
+        }
+        let raw = &self.map.raw;
+        let mut g = raw.guard();
+        loop {
+            // The bucket holding `next_so` under the current size; its dummy
+            // precedes every node with split-order key >= its own.
+            let b = (self.next_so.reverse_bits() as usize) & (raw.size() - 1);
+            let d = raw.bucket(&mut g, b);
+            let (after, seen) = (self.next_so, &self.seen);
+            let stop = |n: &Node<K, V>| {
+                n.is_element()
+                    // Relaxed: null-ness only; the value is read through
+                    // a hazard pointer below.
+                    && !n.value.load(Ordering::Relaxed).is_null()
+                    && (n.so > after
+                        // SAFETY: an element.
+                        || (n.so == after && !seen.contains(unsafe { n.key() })))
+            };
+            // SAFETY: `d` is a dummy of this map.
+            let pos = unsafe { raw.walk(&mut g, &(*d).next, stop) };
+            if pos.cur.is_null() {
+                self.done = true;
+                return None;
+            }
+            // SAFETY: protected by the guard.
+            let n = unsafe { &*pos.cur };
+            let v = g.value_hp().protect(&n.value);
+            if v.is_null() {
+                continue; // removed meanwhile; look again from the same place
+            }
+            // SAFETY: `n` is an element, protected; `v` is protected.
+            let (k, v) = unsafe { (n.key().clone(), (*v).clone()) };
+            if n.so != self.next_so {
+                self.seen.clear();
+                self.next_so = n.so;
+            }
+            self.seen.push(k.clone());
+            return Some((k, v));
+        }
+    }
+}
+
+/// A node built for insertion and not linked yet: freed (key and value
+/// dropped) unless `forget` is called after a successful link, so a panic
+/// in a user `Eq` or `Clone` leaks nothing.
+struct Pending<K, V> {
+    ptr: *mut Node<K, V>,
+}
+
+impl<K, V> Pending<K, V> {
+    fn new(node: Node<K, V>) -> Self {
+        Pending {
+            ptr: Box::into_raw(Box::new(node)),
+        }
+    }
+
+    fn get(&self) -> &Node<K, V> {
+        // SAFETY: owned by `self` until `forget`.
+        unsafe { &*self.ptr }
+    }
+
+    fn forget(self) {
+        core::mem::forget(self);
+    }
+}
+
+impl<K, V> Drop for Pending<K, V> {
+    fn drop(&mut self) {
+        // SAFETY: never linked (or `forget` would have been called), so
+        // still exclusively ours.
+        drop(unsafe { Box::from_raw(self.ptr) });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;

@@ -1,0 +1,567 @@
+//! The split-ordered list: one lock-free sorted linked list (Harris–Michael,
+//! with hazard pointers) and a lazily filled, never-moving bucket directory.
+//!
+//! # The list
+//! Every node has a split-order key `so`: for an element with hash `h`,
+//! `reverse_bits(h | 1 << 63)` (odd); for the dummy node that starts bucket
+//! `b`, `reverse_bits(b)` (even). Sorting by `so` puts every element right
+//! after the dummy of its bucket, for every power-of-two bucket count at
+//! once, so doubling the bucket count never moves an element: new buckets
+//! are split off by inserting their dummy into the existing list.
+//!
+//! A `next` word is a pointer with one tag bit:
+//!
+//! ```text
+//! bit 0      : 1 = this node is deleted and about to be unlinked (no insert after it)
+//! bits 1..   : the successor's address (nodes are at least 2-aligned)
+//! ```
+//!
+//! The `value` word of an element node is the boxed value, or null once the
+//! element was removed. An element is *live* while its value is non-null;
+//! the remove that swaps it to null is the linearization point, and a value
+//! never becomes non-null again, so a dead node stays dead. Its remover then
+//! sets the mark bit and unlinks it (or lets a later walk do it).
+//!
+//! # Reclamation
+//! Walks protect `prev` and `cur` with two hazard pointers and re-validate
+//! `prev.next == cur` after publishing (Michael 2002, Fig. 9); a third
+//! protects a value while it is read. Unlinked nodes and replaced or removed
+//! values are retired into the map's own [`Domain`]. Dummies and bucket
+//! segments are never freed before the map is dropped.
+
+use core::mem::MaybeUninit;
+use core::ptr;
+
+use crate::contention::Site;
+use crate::hazard::{Domain, HazardPointer};
+use crate::sync::atomic::{AtomicIsize, AtomicPtr, AtomicUsize, Ordering};
+use crate::CachePadded;
+
+static LINK: Site = Site::new("map.link");
+static UNLINK: Site = Site::new("map.unlink");
+static VALUE: Site = Site::new("map.value");
+
+/// Average elements per bucket before the bucket count doubles.
+pub(crate) const LOAD_FACTOR: usize = 1;
+
+/// Bucket-count cap: buckets are indexed by `usize`, dummies by the reversed
+/// index, and the top bit distinguishes elements from dummies.
+const MAX_BUCKETS: usize = 1 << (usize::BITS - 2);
+
+/// Segment `s` holds buckets `[2^(s-1), 2^s)` (segment 0 holds bucket 0),
+/// so the directory grows without moving anything.
+const SEGMENTS: usize = usize::BITS as usize;
+
+/// Counter stripes for `len` (a shared counter would be the one hot word
+/// every writer touches).
+#[cfg(not(loom))]
+const STRIPES: usize = 16;
+#[cfg(loom)]
+const STRIPES: usize = 1;
+
+/// A directory slot: the dummy node starting one bucket (null until used).
+type Bucket<K, V> = AtomicPtr<Node<K, V>>;
+
+/// A node of the list: a dummy (bucket start) or an element.
+pub(crate) struct Node<K, V> {
+    pub(crate) so: u64,
+    /// Tagged successor; see the module docs for the bit layout.
+    pub(crate) next: AtomicPtr<Node<K, V>>,
+    /// Boxed value; null for dummies and for removed elements.
+    pub(crate) value: AtomicPtr<V>,
+    /// Initialised iff `so` is odd (an element).
+    key: MaybeUninit<K>,
+}
+
+impl<K, V> Node<K, V> {
+    fn dummy(so: u64) -> Self {
+        Node {
+            so,
+            next: AtomicPtr::new(ptr::null_mut()),
+            value: AtomicPtr::new(ptr::null_mut()),
+            key: MaybeUninit::uninit(),
+        }
+    }
+
+    pub(crate) fn element(h: u64, key: K, value: *mut V) -> Self {
+        Node {
+            so: so_element(h),
+            next: AtomicPtr::new(ptr::null_mut()),
+            value: AtomicPtr::new(value),
+            key: MaybeUninit::new(key),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_element(&self) -> bool {
+        self.so & 1 == 1
+    }
+
+    /// # Safety
+    /// 1. `self.is_element()`.
+    #[inline]
+    pub(crate) unsafe fn key(&self) -> &K {
+        // SAFETY: precondition 1: elements are built with a key.
+        unsafe { self.key.assume_init_ref() }
+    }
+}
+
+impl<K, V> Drop for Node<K, V> {
+    fn drop(&mut self) {
+        // Relaxed: `&mut self` means whoever handed us the node (unlink +
+        // retire + scan, or the map's drop) already synchronized with every
+        // earlier writer.
+        let v = self.value.load(Ordering::Relaxed);
+        if !v.is_null() {
+            // SAFETY: a non-null value is a `Box` owned by this node.
+            drop(unsafe { Box::from_raw(v) });
+        }
+        if self.is_element() {
+            // SAFETY: elements own an initialised key, dropped once here.
+            unsafe { self.key.assume_init_drop() };
+        }
+    }
+}
+
+#[inline]
+pub(crate) fn so_element(h: u64) -> u64 {
+    (h | 1 << 63).reverse_bits()
+}
+
+#[inline]
+fn so_dummy(b: usize) -> u64 {
+    (b as u64).reverse_bits()
+}
+
+#[inline]
+fn is_marked<T>(p: *mut T) -> bool {
+    (p as usize) & 1 == 1
+}
+
+#[inline]
+fn marked<T>(p: *mut T) -> *mut T {
+    p.cast::<u8>().wrapping_add(1).cast()
+}
+
+#[inline]
+fn unmarked<T>(p: *mut T) -> *mut T {
+    if is_marked(p) {
+        p.cast::<u8>().wrapping_sub(1).cast()
+    } else {
+        p
+    }
+}
+
+/// The hazard pointers one operation uses: two rotate along the list, one
+/// protects a value.
+pub(crate) struct Guard<'m> {
+    domain: &'m Domain,
+    hp: [HazardPointer<'m>; 3],
+    /// Index of the hazard pointer protecting the node that owns `prev`.
+    p: usize,
+    /// Index of the hazard pointer protecting `cur`.
+    c: usize,
+}
+
+/// Operations retire without scanning (`retire_box_deferred`), so no user
+/// `Drop` runs half-way through a multi-step update; the scan happens here,
+/// once the operation's changes are complete. The guard's own hazards are
+/// still published during this scan, which only delays those objects.
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        // Not while unwinding: a panicking deleter would then abort.
+        if !std::thread::panicking() {
+            self.domain.collect();
+        }
+    }
+}
+
+impl<'m> Guard<'m> {
+    /// The hazard pointer reserved for values.
+    #[inline]
+    pub(crate) fn value_hp(&mut self) -> &mut HazardPointer<'m> {
+        &mut self.hp[2]
+    }
+}
+
+/// Where a walk stopped: `prev` is the link that held `cur`; `cur` is the
+/// first unmarked node the stop predicate accepted, or null at the end.
+/// `cur` (if non-null) is protected by the guard until its next walk.
+pub(crate) struct Pos<K, V> {
+    pub(crate) prev: *const AtomicPtr<Node<K, V>>,
+    pub(crate) cur: *mut Node<K, V>,
+}
+
+pub(crate) struct RawMap<K, V> {
+    /// Bucket directory; segment pointers are set once and never change.
+    segments: Box<[AtomicPtr<Bucket<K, V>>]>,
+    /// Current bucket count, a power of two; only ever doubles.
+    size: CachePadded<AtomicUsize>,
+    counts: Box<[CachePadded<AtomicIsize>]>,
+    /// Declared last: dropped after `Drop::drop` freed the list, it frees
+    /// everything still retired.
+    pub(crate) domain: Domain,
+}
+
+impl<K, V> RawMap<K, V> {
+    pub(crate) fn with_buckets(buckets: usize) -> Self {
+        let size = buckets.clamp(1, MAX_BUCKETS).next_power_of_two();
+        let map = RawMap {
+            segments: (0..SEGMENTS)
+                .map(|_| AtomicPtr::new(ptr::null_mut()))
+                .collect(),
+            size: CachePadded::new(AtomicUsize::new(size)),
+            counts: (0..STRIPES)
+                .map(|_| CachePadded::new(AtomicIsize::new(0)))
+                .collect(),
+            domain: Domain::new(),
+        };
+        let head = Box::into_raw(Box::new(Node::dummy(0)));
+        // Relaxed: the map is not shared yet.
+        map.slot(0).store(head, Ordering::Relaxed);
+        map
+    }
+
+    pub(crate) fn guard(&self) -> Guard<'_> {
+        Guard {
+            domain: &self.domain,
+            hp: HazardPointer::many_in::<3>(&self.domain),
+            p: 0,
+            c: 1,
+        }
+    }
+
+    /// The directory slot of bucket `b`, allocating its segment if needed.
+    fn slot(&self, b: usize) -> &AtomicPtr<Node<K, V>> {
+        let s = (usize::BITS - b.leading_zeros()) as usize;
+        let (len, idx) = if s == 0 {
+            (1, 0)
+        } else {
+            (1 << (s - 1), b - (1 << (s - 1)))
+        };
+        // Acquire: pairs with the AcqRel CAS below that published the segment.
+        let mut seg = self.segments[s].load(Ordering::Acquire);
+        if seg.is_null() {
+            let fresh: Box<[AtomicPtr<Node<K, V>>]> =
+                (0..len).map(|_| AtomicPtr::new(ptr::null_mut())).collect();
+            let fresh = Box::into_raw(fresh).cast::<AtomicPtr<Node<K, V>>>();
+            // AcqRel: Release publishes the initialised slots; Acquire (also
+            // on failure) sees the winner's.
+            match self.segments[s].compare_exchange(
+                ptr::null_mut(),
+                fresh,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => seg = fresh,
+                Err(winner) => {
+                    // SAFETY: `fresh` was never shared; rebuild its Box to free it.
+                    drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(fresh, len)) });
+                    seg = winner;
+                }
+            }
+        }
+        // SAFETY: segments are never freed while the map lives and `idx < len`.
+        unsafe { &*seg.add(idx) }
+    }
+
+    #[inline]
+    pub(crate) fn size(&self) -> usize {
+        // Relaxed: any bucket count the map ever had is a correct place to
+        // start a search (a smaller one only means a longer walk).
+        self.size.load(Ordering::Relaxed)
+    }
+
+    /// The dummy of bucket `b`, inserting it (and its parents) if needed.
+    pub(crate) fn bucket(&self, g: &mut Guard<'_>, b: usize) -> *mut Node<K, V> {
+        let slot = self.slot(b);
+        // Acquire: pairs with the Release store in `init_bucket`.
+        let d = slot.load(Ordering::Acquire);
+        if !d.is_null() {
+            return d;
+        }
+        self.init_bucket(g, b, slot)
+    }
+
+    #[cold]
+    fn init_bucket(
+        &self,
+        g: &mut Guard<'_>,
+        b: usize,
+        slot: &AtomicPtr<Node<K, V>>,
+    ) -> *mut Node<K, V> {
+        debug_assert!(b != 0, "bucket 0 exists from the start");
+        let parent = b & !(1 << (usize::BITS - 1 - b.leading_zeros()));
+        let pd = self.bucket(g, parent);
+        let so = so_dummy(b);
+        let mut spare: Option<Box<Node<K, V>>> = None;
+        let d = loop {
+            // SAFETY: `pd` is a dummy, never freed while the map lives.
+            let pos = unsafe { self.walk(g, &(*pd).next, |n| n.so >= so) };
+            // SAFETY: `cur` is protected by the guard.
+            if !pos.cur.is_null() && unsafe { (*pos.cur).so } == so {
+                break pos.cur; // another thread linked this bucket's dummy
+            }
+            let node = spare.take().unwrap_or_else(|| Box::new(Node::dummy(so)));
+            // Relaxed: published by the Release CAS below.
+            node.next.store(pos.cur, Ordering::Relaxed);
+            let raw = Box::into_raw(node);
+            // SAFETY: `prev` belongs to a protected node or a dummy.
+            let ok = unsafe { self.link(pos.prev, pos.cur, raw) };
+            if ok {
+                break raw;
+            }
+            // SAFETY: not linked, still ours.
+            spare = Some(unsafe { Box::from_raw(raw) });
+        };
+        // Release: pairs with the Acquire load in `bucket`; every thread that
+        // gets here stores the same dummy (dummies are unique by `so`).
+        slot.store(d, Ordering::Release);
+        d
+    }
+
+    /// Links `node` between `prev` and `cur` if `prev` still holds `cur`.
+    ///
+    /// # Safety
+    /// 1. `prev` is the `next` field of a dummy or of a protected node.
+    pub(crate) unsafe fn link(
+        &self,
+        prev: *const AtomicPtr<Node<K, V>>,
+        cur: *mut Node<K, V>,
+        node: *mut Node<K, V>,
+    ) -> bool {
+        // AcqRel: Release publishes the node's fields to walkers (pairs with
+        // their Acquire loads of `next`); Acquire is for the failure reload.
+        // SAFETY: precondition 1.
+        let ok = unsafe { &*prev }
+            .compare_exchange(cur, node, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        LINK.record(ok);
+        ok
+    }
+
+    /// Walks from `start` (a dummy's `next`), unlinking and retiring marked
+    /// nodes on the way, to the first unmarked node `stop` accepts.
+    ///
+    /// # Safety
+    /// 1. `start` is the `next` field of a dummy of this map.
+    pub(crate) unsafe fn walk(
+        &self,
+        g: &mut Guard<'_>,
+        start: *const AtomicPtr<Node<K, V>>,
+        mut stop: impl FnMut(&Node<K, V>) -> bool,
+    ) -> Pos<K, V> {
+        'retry: loop {
+            let mut prev = start;
+            // Acquire: pairs with the Release CAS in `link`/unlink that
+            // stored this pointer. A dummy's `next` is never marked.
+            // SAFETY: precondition 1: dummies live as long as the map.
+            let mut cur = unsafe { &*prev }.load(Ordering::Acquire);
+            loop {
+                if cur.is_null() {
+                    return Pos { prev, cur };
+                }
+                g.hp[g.c].publish(cur);
+                // Re-validate: `prev` still unmarked and pointing at `cur`
+                // after the publication means `cur` was reachable then, so
+                // no scan that could free it has missed our hazard.
+                // Acquire: as above.
+                // SAFETY: `prev` is a dummy's field or the field of the node
+                // protected by `g.hp[g.p]`.
+                if unsafe { &*prev }.load(Ordering::Acquire) != cur {
+                    continue 'retry;
+                }
+                // SAFETY: protected and validated just above.
+                let c = unsafe { &*cur };
+                // Acquire: pairs with the Release CAS that linked the successor.
+                let next = c.next.load(Ordering::Acquire);
+                if is_marked(next) {
+                    let succ = unmarked(next);
+                    // AcqRel: Release makes our view of `succ` visible to the
+                    // next walker; Acquire for the failure path.
+                    // SAFETY: as for the load above.
+                    let ok = unsafe { &*prev }
+                        .compare_exchange(cur, succ, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok();
+                    UNLINK.record(ok);
+                    if !ok {
+                        continue 'retry;
+                    }
+                    // SAFETY: we unlinked `cur` (exactly one CAS can), so it
+                    // is unreachable and retired once; a node's drop is sound
+                    // on any thread because the map is Sync only when K and V
+                    // are Send.
+                    unsafe { self.domain.retire_box_deferred(cur) };
+                    cur = succ;
+                } else {
+                    if stop(c) {
+                        return Pos { prev, cur };
+                    }
+                    prev = &c.next;
+                    core::mem::swap(&mut g.p, &mut g.c);
+                    cur = next;
+                }
+            }
+        }
+    }
+
+    /// Finds the first live element with hash `h` whose key satisfies `eq`.
+    /// Returns its position (`found`), or the insertion point at the end of
+    /// the run of nodes with the same split-order key.
+    pub(crate) fn find(
+        &self,
+        g: &mut Guard<'_>,
+        h: u64,
+        mut eq: impl FnMut(&K) -> bool,
+    ) -> (Pos<K, V>, bool) {
+        let so = so_element(h);
+        let d = self.bucket(g, (h as usize) & (self.size() - 1));
+        let stop = |n: &Node<K, V>| {
+            n.so > so
+                // Relaxed: only null-ness matters here; the value itself
+                // is read later through a hazard pointer with Acquire.
+                || (n.so == so
+                    && !n.value.load(Ordering::Relaxed).is_null()
+                    // SAFETY: odd `so` means an element.
+                    && eq(unsafe { n.key() }))
+        };
+        // SAFETY: `d` is a dummy of this map.
+        let pos = unsafe { self.walk(g, &(*d).next, stop) };
+        // SAFETY: protected by the guard.
+        let found = !pos.cur.is_null() && unsafe { (*pos.cur).so } == so;
+        (pos, found)
+    }
+
+    /// Marks, counts and unlinks `cur`, whose value this thread just
+    /// swapped to null.
+    ///
+    /// # Safety
+    /// 1. `pos` came from the last walk with `g`, and `cur` is non-null.
+    /// 2. This thread's CAS set `cur`'s value to null.
+    pub(crate) unsafe fn finish_remove(&self, g: &mut Guard<'_>, h: u64, pos: Pos<K, V>) {
+        // SAFETY: precondition 1: protected.
+        let c = unsafe { &*pos.cur };
+        // Only the thread that nulled the value marks the node, so this loop
+        // ends at our first successful CAS (it fails only on new successors).
+        // Relaxed: the CAS below re-checks.
+        let mut next = c.next.load(Ordering::Relaxed);
+        loop {
+            debug_assert!(!is_marked(next));
+            // AcqRel: Release orders the value's removal before the mark for
+            // walkers that see the mark; Acquire for the failure reload.
+            match c.next.compare_exchange_weak(
+                next,
+                marked(next),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(n) => next = n,
+            }
+        }
+        self.add_count(-1);
+        // One attempt to unlink directly; otherwise a walk over the run does it.
+        // AcqRel: as in `walk`.
+        // SAFETY: precondition 1: `prev` is a dummy's or a protected node's field.
+        let ok = unsafe { &*pos.prev }
+            .compare_exchange(pos.cur, next, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        UNLINK.record(ok);
+        if ok {
+            // SAFETY: we unlinked it; retired once (see `walk`).
+            unsafe { self.domain.retire_box_deferred(pos.cur) };
+        } else {
+            let _ = self.find(g, h, |_| false);
+        }
+    }
+
+    /// Swaps `cur`'s value from `old` to `new`.
+    ///
+    /// # Safety
+    /// 1. `cur` is protected by the caller's guard.
+    pub(crate) unsafe fn cas_value(&self, cur: *mut Node<K, V>, old: *mut V, new: *mut V) -> bool {
+        // AcqRel: Release publishes the new value's contents (pairs with the
+        // Acquire load in `protect`); Acquire orders our later retire of `old`
+        // after every earlier writer of the slot.
+        // SAFETY: precondition 1.
+        let ok = unsafe { &*cur }
+            .value
+            .compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        VALUE.record(ok);
+        ok
+    }
+
+    fn stripe(&self) -> &AtomicIsize {
+        #[cfg(not(loom))]
+        {
+            use crate::sync::atomic::AtomicUsize as Counter;
+            static NEXT: Counter = Counter::new(0);
+            crate::sync::thread_local! {
+                static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+            }
+            let i = INDEX.try_with(|i| *i).unwrap_or(0);
+            &self.counts[i % STRIPES]
+        }
+        #[cfg(loom)]
+        {
+            &self.counts[0]
+        }
+    }
+
+    /// Adjusts the element count; after an insert, doubles the bucket count
+    /// once the load factor is exceeded (one CAS: the new buckets are filled
+    /// lazily by `init_bucket`, so growth never blocks and never moves a node).
+    pub(crate) fn add_count(&self, delta: isize) {
+        // Relaxed: the count is statistics and a growth trigger, not a
+        // synchronization point.
+        let c = self.stripe().fetch_add(delta, Ordering::Relaxed) + delta;
+        if delta > 0 {
+            let size = self.size();
+            // Sum the stripes only every `interval` inserts on this stripe.
+            let interval = size.min(64) as isize;
+            if c % interval == 0 && self.len() > size * LOAD_FACTOR && size < MAX_BUCKETS {
+                // Relaxed: readers may use any size (see `size`); losing the
+                // race means another thread already doubled it.
+                let _ = self.size.compare_exchange(
+                    size,
+                    size * 2,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        let n: isize = self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        n.max(0) as usize
+    }
+
+    /// Resets to an empty map (needs `&mut`).
+    pub(crate) fn free_list(&mut self) {
+        // Relaxed: `&mut self`.
+        let mut p = self.slot(0).load(Ordering::Relaxed);
+        while !p.is_null() {
+            // SAFETY: `&mut self`: no concurrent access; every node in the
+            // list was linked from `Box::into_raw` and is not retired (only
+            // unlinked nodes are), so it is freed exactly once here.
+            let node = unsafe { Box::from_raw(p) };
+            p = unmarked(node.next.load(Ordering::Relaxed));
+        }
+        for (s, seg) in self.segments.iter().enumerate() {
+            let seg = seg.load(Ordering::Relaxed);
+            if !seg.is_null() {
+                let len = if s == 0 { 1 } else { 1 << (s - 1) };
+                // SAFETY: allocated in `slot` as a boxed slice of `len`.
+                drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(seg, len)) });
+            }
+        }
+    }
+}
+
+impl<K, V> Drop for RawMap<K, V> {
+    fn drop(&mut self) {
+        self.free_list();
+    }
+}

@@ -1,0 +1,378 @@
+use super::*;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// A hasher that puts every key in one of `N` hashes: forces collisions
+/// (several keys with one split-order key) and long runs.
+#[derive(Default)]
+struct Collide<const N: u64>(u64);
+impl<const N: u64> Hasher for Collide<N> {
+    fn finish(&self) -> u64 {
+        self.0 % N
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.wrapping_mul(31).wrapping_add(u64::from(*b));
+        }
+    }
+}
+
+fn n(full: usize) -> usize {
+    if cfg!(miri) {
+        full / 50
+    } else {
+        full
+    }
+}
+
+#[test]
+fn basic_operations_match_std_semantics() {
+    let m = LockFreeHashMap::new();
+    assert!(m.is_empty());
+    assert_eq!(m.insert(1, "a"), None);
+    assert_eq!(m.insert(2, "b"), None);
+    assert_eq!(m.insert(1, "c"), Some("a"));
+    assert_eq!(m.len(), 2);
+    assert_eq!(m.get(&1), Some("c"));
+    assert!(m.contains_key(&2));
+    assert!(!m.contains_key(&3));
+    assert_eq!(m.remove(&2), Some("b"));
+    assert_eq!(m.remove(&2), None);
+    assert_eq!(m.len(), 1);
+    assert_eq!(m.get_or_insert_with(5, || "e"), "e");
+    assert_eq!(
+        m.get_or_insert_with(5, || panic!("must not be called")),
+        "e"
+    );
+    assert_eq!(
+        m.update(&5, |v| if *v == "e" { "f" } else { "g" }),
+        Some("e")
+    );
+    assert_eq!(m.get(&5), Some("f"));
+    assert_eq!(m.update(&9, |_| "x"), None);
+    assert!(!m.contains_key(&9));
+}
+
+#[test]
+fn borrowed_lookups() {
+    let m: LockFreeHashMap<String, u32> = LockFreeHashMap::new();
+    m.insert("key".to_string(), 1);
+    assert_eq!(m.get("key"), Some(1));
+    assert_eq!(m.get_with("key", |v| v + 1), Some(2));
+    assert_eq!(m.remove("key"), Some(1));
+}
+
+#[test]
+fn grows_from_one_bucket_and_keeps_everything() {
+    let m = LockFreeHashMap::with_capacity(1);
+    assert_eq!(m.buckets(), 1);
+    let count = n(5000);
+    for i in 0..count {
+        assert_eq!(m.insert(i, i * 2), None);
+    }
+    assert!(m.buckets() >= count / 2, "buckets {}", m.buckets());
+    for i in 0..count {
+        assert_eq!(m.get(&i), Some(i * 2));
+    }
+    assert_eq!(m.len(), count);
+    let mut all: Vec<_> = m.iter().collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..count).map(|i| (i, i * 2)).collect::<Vec<_>>());
+    for i in (0..count).step_by(2) {
+        assert_eq!(m.remove(&i), Some(i * 2));
+    }
+    assert_eq!(m.len(), count / 2);
+    assert_eq!(m.iter().count(), count / 2);
+}
+
+#[test]
+fn colliding_hashes_are_kept_apart() {
+    let m: LockFreeHashMap<u32, u32, BuildHasherDefault<Collide<3>>> =
+        LockFreeHashMap::with_hasher(Default::default());
+    for i in 0..60 {
+        assert_eq!(m.insert(i, i), None);
+    }
+    for i in 0..60 {
+        assert_eq!(m.insert(i, i + 100), Some(i));
+    }
+    for i in (0..60).step_by(3) {
+        assert_eq!(m.remove(&i), Some(i + 100));
+    }
+    for i in 0..60 {
+        let want = if i % 3 == 0 { None } else { Some(i + 100) };
+        assert_eq!(m.get(&i), want);
+    }
+    let mut keys: Vec<_> = m.iter().map(|(k, _)| k).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, (0..60).filter(|i| i % 3 != 0).collect::<Vec<_>>());
+}
+
+/// A value that counts how many of it are alive.
+#[derive(Debug)]
+struct Counted(Arc<()>, u64);
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        Counted(Arc::clone(&self.0), self.1)
+    }
+}
+impl PartialEq for Counted {
+    fn eq(&self, o: &Self) -> bool {
+        self.1 == o.1
+    }
+}
+
+#[test]
+fn dropping_the_map_releases_every_key_and_value() {
+    let token = Arc::new(());
+    {
+        let m = LockFreeHashMap::new();
+        for i in 0..n(2000) as u64 {
+            m.insert(Counted(token.clone(), i).1, Counted(token.clone(), i));
+        }
+        for i in 0..n(2000) as u64 {
+            // replace (retires the old value) and remove half (retires nodes)
+            m.insert(i, Counted(token.clone(), i + 1));
+            if i % 2 == 0 {
+                m.remove(&i);
+            }
+        }
+        assert!(Arc::strong_count(&token) > 1);
+    }
+    assert_eq!(Arc::strong_count(&token), 1, "leaked keys or values");
+}
+
+#[test]
+fn arc_keys_and_values_are_not_leaked_under_concurrency() {
+    let token = Arc::new(());
+    {
+        let m: LockFreeHashMap<u64, Counted> = LockFreeHashMap::new();
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let (m, token) = (&m, &token);
+                s.spawn(move || {
+                    for i in 0..n(3000) as u64 {
+                        let k = (i * 7 + t) % 257;
+                        match i % 4 {
+                            0 | 1 => {
+                                m.insert(k, Counted(token.clone(), i));
+                            }
+                            2 => {
+                                m.remove(&k);
+                            }
+                            _ => {
+                                m.update(&k, |v| Counted(v.0.clone(), v.1 + 1));
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(m.len(), m.iter().count());
+    }
+    assert_eq!(Arc::strong_count(&token), 1);
+}
+
+#[test]
+fn panicking_hasher_and_eq_leave_the_map_intact() {
+    #[derive(Clone, Debug)]
+    struct Touchy(u32, #[allow(dead_code)] Arc<()>);
+    impl Hash for Touchy {
+        fn hash<H: Hasher>(&self, h: &mut H) {
+            assert!(self.0 != 13, "hash panics on 13");
+            (self.0 % 4).hash(h); // collisions, so Eq runs
+        }
+    }
+    impl PartialEq for Touchy {
+        fn eq(&self, o: &Self) -> bool {
+            assert!(self.0 != 7 && o.0 != 7, "eq panics on 7");
+            self.0 == o.0
+        }
+    }
+    impl Eq for Touchy {}
+    let token = Arc::new(());
+    {
+        let m = LockFreeHashMap::new();
+        for i in 0..6 {
+            m.insert(
+                Touchy(i, token.clone()),
+                Counted(token.clone(), u64::from(i)),
+            );
+        }
+        let t = |i| Touchy(i, token.clone());
+        let bad = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            m.insert(t(13), Counted(token.clone(), 13))
+        }));
+        assert!(bad.is_err());
+        let bad = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            m.insert(t(7), Counted(token.clone(), 7))
+        }));
+        assert!(bad.is_err());
+        let bad = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.remove(&t(7))));
+        assert!(bad.is_err());
+        for i in 0..6 {
+            assert_eq!(m.get(&t(i)).map(|c| c.1), Some(u64::from(i)));
+        }
+        assert_eq!(m.len(), 6);
+        assert_eq!(m.remove(&t(3)).map(|c| c.1), Some(3));
+    }
+    assert_eq!(Arc::strong_count(&token), 1);
+}
+
+#[test]
+fn update_retries_call_the_closure_again_and_drop_losers() {
+    let m = LockFreeHashMap::new();
+    m.insert(0u32, 0u64);
+    let calls = AtomicUsize::new(0);
+    let per = n(2000);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..per {
+                    m.update(&0, |v| {
+                        calls.fetch_add(1, Relaxed);
+                        v + 1
+                    });
+                }
+            });
+        }
+    });
+    assert_eq!(m.get(&0), Some(4 * per as u64), "updates were lost");
+    assert!(calls.load(Relaxed) >= 4 * per);
+}
+
+#[test]
+fn get_or_insert_with_makes_one_winner() {
+    let m = LockFreeHashMap::new();
+    let made = AtomicUsize::new(0);
+    let got: Vec<u64> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4u64)
+            .map(|t| {
+                let (m, made) = (&m, &made);
+                s.spawn(move || {
+                    m.get_or_insert_with("k", || {
+                        made.fetch_add(1, Relaxed);
+                        t
+                    })
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(got.iter().all(|v| *v == got[0]), "{got:?}");
+    assert_eq!(m.get("k"), Some(got[0]));
+    assert!(made.load(Relaxed) >= 1);
+}
+
+#[test]
+fn iteration_is_weakly_consistent_under_churn() {
+    let m = LockFreeHashMap::new();
+    let stable = n(1000) as u64;
+    for i in 0..stable {
+        m.insert(i, i);
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..n(4000) as u64 {
+                let k = 1_000_000 + i % 300;
+                m.insert(k, i);
+                if i % 3 == 0 {
+                    m.remove(&(1_000_000 + (i / 2) % 300));
+                }
+            }
+        });
+        for _ in 0..3 {
+            let mut seen = std::collections::HashSet::new();
+            for (k, v) in m.iter() {
+                assert!(seen.insert(k), "key {k} yielded twice");
+                if k < stable {
+                    assert_eq!(v, k);
+                }
+            }
+            for i in 0..stable {
+                assert!(seen.contains(&i), "stable key {i} missed");
+            }
+        }
+    });
+}
+
+#[test]
+fn matches_std_on_a_sequential_mix() {
+    let m: LockFreeHashMap<u16, u32, BuildHasherDefault<Collide<64>>> =
+        LockFreeHashMap::with_hasher(Default::default());
+    let mut std_map = HashMap::new();
+    let mut x = 12345u32;
+    for i in 0..n(20_000) as u32 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let k = (x % 500) as u16;
+        match x % 5 {
+            0 | 1 => assert_eq!(m.insert(k, i), std_map.insert(k, i)),
+            2 => assert_eq!(m.remove(&k), std_map.remove(&k)),
+            3 => assert_eq!(m.get(&k), std_map.get(&k).copied()),
+            _ => assert_eq!(
+                m.update(&k, |v| v + 1),
+                std_map.get_mut(&k).map(|v| {
+                    *v += 1;
+                    *v - 1
+                })
+            ),
+        }
+    }
+    assert_eq!(m.len(), std_map.len());
+}
+
+#[test]
+fn map_is_send_and_sync_when_its_contents_are() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<LockFreeHashMap<String, Vec<u8>>>();
+}
+
+#[test]
+fn a_panicking_value_drop_does_not_interrupt_updates() {
+    static ARMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+    static DROPPED: AtomicUsize = AtomicUsize::new(0);
+    /// Originals count their drops and panic in drop while armed (if even);
+    /// clones do neither.
+    struct Bomb(u32, bool);
+    impl Clone for Bomb {
+        fn clone(&self) -> Self {
+            Bomb(self.0, true)
+        }
+    }
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            if !self.1 {
+                DROPPED.fetch_add(1, Relaxed);
+                if ARMED.load(Relaxed) && self.0 % 2 == 0 {
+                    panic!("value drop panics");
+                }
+            }
+        }
+    }
+    let keys = if cfg!(miri) { 100 } else { 300 };
+    let m = LockFreeHashMap::new();
+    for k in 0..keys {
+        m.insert(k, Bomb(k * 2, false));
+    }
+    let mut panics = 0;
+    for k in 0..keys {
+        // The replaced value is retired; a later scan drops it and panics.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            m.insert(k, Bomb(k * 2 + 1, false))
+        }));
+        panics += usize::from(r.is_err());
+    }
+    assert!(panics > 0, "no scan ran a panicking drop");
+    // Every update completed before its scan panicked.
+    for k in 0..keys {
+        assert_eq!(m.get_with(&k, |v| v.0), Some(k * 2 + 1));
+    }
+    assert_eq!(m.len(), keys as usize);
+    ARMED.store(false, Relaxed);
+    drop(m);
+    // Every original value was dropped exactly once (Drop::drop entered).
+    assert_eq!(DROPPED.load(Relaxed), 2 * keys as usize);
+}
