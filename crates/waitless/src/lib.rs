@@ -35,6 +35,7 @@ pub use utils::{Backoff, CachePadded};
 // --- map (issue 4)
 
 // --- queue (issue 5)
+pub mod queue;
 
 // --- channel (issue 6)
 
