@@ -164,7 +164,9 @@ impl Drop for Registration {
 }
 
 crate::sync::thread_local! {
-    static REGISTRATIONS: RefCell<Vec<Registration>> = const { RefCell::new(Vec::new()) };
+    // Not `const { .. }`: loom's `thread_local!` does not accept it.
+    #[allow(clippy::missing_const_for_thread_local)]
+    static REGISTRATIONS: RefCell<Vec<Registration>> = RefCell::new(Vec::new());
 }
 
 impl<T> WaitFreeQueue<T> {
