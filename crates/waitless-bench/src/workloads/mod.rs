@@ -56,6 +56,7 @@ impl std::fmt::Debug for Entry {
 // --- map (issue 4)
 
 // --- queue (issue 5)
+pub mod queue;
 
 // --- channel (issue 6)
 
@@ -70,6 +71,7 @@ pub fn all() -> Vec<Entry> {
     // --- entries: map
 
     // --- entries: queue
+    v.extend(queue::entries());
 
     // --- entries: channel
 
