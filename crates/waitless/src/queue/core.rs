@@ -275,8 +275,9 @@ impl Core {
     /// Runs one operation for the owner of record `p` and returns its
     /// answer. For an enqueue the value must already be in `p`'s spare cell.
     ///
-    /// Wait-free: at most `records() + 3` loop iterations (docs, theorem 1),
-    /// each a fixed number of steps.
+    /// Wait-free: at most `records() + 2` rounds of the loop end without
+    /// returning, each at most 21 steps (docs, theorem 1; the `steps.tick`
+    /// calls below count every shared-memory access).
     pub(crate) fn apply(&self, p: usize, kind: Kind, steps: &mut Steps) -> Answer {
         let me = &self.records[p];
         let spare = me.spare.load(Relaxed);
@@ -328,8 +329,9 @@ impl Core {
             // Our request may have been applied at a version ≤ `ver`; then
             // its answer is visible now (lemma "answers before versions").
             // SeqCst: as above.
-            if word_seq(me.resp.load(SeqCst)) == seq {
-                steps.tick(1);
+            let done = word_seq(me.resp.load(SeqCst)) == seq;
+            steps.tick(1);
+            if done {
                 continue;
             }
             let nv = ver + 1;
@@ -348,7 +350,6 @@ impl Core {
                     chosen = (turn, rq);
                 }
             }
-            steps.tick(1);
             let nd = self.next_desc(&d, chosen.0 as u64, chosen.1);
             me.desc[(nv & 1) as usize].write(&nd);
             self.hook();

@@ -9,13 +9,13 @@
 //! with `k` thread records:
 //!
 //! ```text
-//! steps(op) ≤ PRE + k + ITER · (k + 2) + FINAL + CELL = 7 + k + 22 · (k + 2)
+//! steps(op) ≤ PRE + k + ITER · (k + 2) + FINAL + CELL = 7 + k + 21 · (k + 2)
 //! ```
 //!
 //! * `PRE = 3`: read the spare cell, read the last answer, announce.
 //! * `k`: claiming a record on the thread's first operation on the queue
 //!   (one CAS per record, at most `k`).
-//! * `ITER = 22`: the most steps one round of the help loop takes; at most
+//! * `ITER = 21`: the most steps one round of the help loop takes; at most
 //!   `k + 2` rounds end without returning (the request is applied within
 //!   `k + 1` versions of the first state read, lemma "turn").
 //! * `FINAL = 2`: the round that reads the answer and stores the new spare.
@@ -27,7 +27,7 @@
 //!
 //! ```
 //! use waitless::queue::verification::{dequeue_step_bound, enqueue_step_bound};
-//! assert_eq!(enqueue_step_bound(1024, 8), 7 + 8 + 22 * 10);
+//! assert_eq!(enqueue_step_bound(1024, 8), 7 + 8 + 21 * 10);
 //! assert!(dequeue_step_bound(2, 128) < 3_100);
 //! ```
 
@@ -37,7 +37,7 @@ use crate::sync::atomic::Ordering::Relaxed;
 /// Steps before the help loop.
 const PRE: usize = 3;
 /// Most steps in one non-final round of the help loop.
-const ITER: usize = 22;
+const ITER: usize = 21;
 /// Steps of the final round.
 const FINAL: usize = 2;
 /// Value-cell accesses.
