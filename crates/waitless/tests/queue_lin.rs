@@ -59,10 +59,8 @@ fn linearizable(events: &[Event], cap: usize) -> bool {
                     }
                     q.pop_back();
                 }
-                Op::Enq(_, false) if q.len() == cap => {
-                    if go(events, cap, done | 1 << i, q, seen) {
-                        return true;
-                    }
+                Op::Enq(_, false) if q.len() == cap && go(events, cap, done | 1 << i, q, seen) => {
+                    return true;
                 }
                 Op::Deq(Some(v)) if q.front() == Some(&v) => {
                     q.pop_front();
@@ -71,10 +69,8 @@ fn linearizable(events: &[Event], cap: usize) -> bool {
                     }
                     q.push_front(v);
                 }
-                Op::Deq(None) if q.is_empty() => {
-                    if go(events, cap, done | 1 << i, q, seen) {
-                        return true;
-                    }
+                Op::Deq(None) if q.is_empty() && go(events, cap, done | 1 << i, q, seen) => {
+                    return true;
                 }
                 _ => {}
             }
