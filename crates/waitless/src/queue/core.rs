@@ -35,6 +35,10 @@ use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use crate::utils::CachePadded;
 
 use super::verification::Steps;
+use crate::contention::Site;
+
+/// The help loop's `state` CAS (bounded by theorem 1, reported anyway).
+static INSTALL: Site = Site::new("queue.install");
 
 /// Largest supported capacity (cells are 22-bit indices; the lengths fit
 /// in the descriptor's 32-bit `len` field).
@@ -360,6 +364,7 @@ impl Core {
                 .state
                 .compare_exchange(st, nv << 8 | p as u64, SeqCst, SeqCst)
                 .is_ok();
+            INSTALL.record(won);
             steps.tick(4);
             if won {
                 self.complete(&nd, steps);
