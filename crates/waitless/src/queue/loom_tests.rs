@@ -97,3 +97,28 @@ fn three_threads_helping() {
         assert_eq!(all, vec![10, 20]);
     });
 }
+
+/// A thread's second request while another thread may still be helping its
+/// first (sequence numbers keep the stale helper from answering or applying
+/// the second). Capacity 1, so the second enqueue may see `Full`.
+#[test]
+fn second_request_while_first_is_helped() {
+    loom::model(|| {
+        let q = Arc::new(WaitFreeQueue::with_threads(1, 2));
+        let q1 = q.clone();
+        let t = thread::spawn(move || deq(&q1, 1));
+        assert!(enq(&q, 0, 1));
+        let second = enq(&q, 0, 2);
+        let got = t.join().unwrap();
+        let mut all: Vec<u32> = got.into_iter().collect();
+        all.extend(drain(&q, 0));
+        // Value 1 always arrives; value 2 arrives iff its enqueue succeeded,
+        // and it can only succeed after the dequeue took value 1.
+        let mut expect = vec![1];
+        if second {
+            expect.push(2);
+            assert_eq!(got, Some(1));
+        }
+        assert_eq!(all, expect);
+    });
+}
