@@ -279,8 +279,9 @@ impl Core {
     /// Runs one operation for the owner of record `p` and returns its
     /// answer. For an enqueue the value must already be in `p`'s spare cell.
     ///
-    /// Wait-free: at most `records() + 2` rounds of the loop end without
-    /// returning, each at most 21 steps (docs, theorem 1; the `steps.tick`
+    /// Wait-free: one fast-path attempt (at most 21 steps), then at most
+    /// `records() + 2` rounds of the loop end without returning, each at
+    /// most 21 steps (docs, theorem 1; the `steps.tick`
     /// calls below count every shared-memory access).
     pub(crate) fn apply(&self, p: usize, kind: Kind, steps: &mut Steps) -> Answer {
         let me = &self.records[p];
@@ -294,13 +295,17 @@ impl Core {
             Kind::Dequeue => KIND_DEQ,
         };
         let my_req = pack_req(seq, kind_bits, spare);
+        steps.tick(2);
+        if let Some(a) = self.try_fast(p, my_req, steps) {
+            return a;
+        }
         // SeqCst: the announcement must precede, in the single total order
         // of SeqCst operations, every `state` load of a later installer, so
         // that each installer of a version ≥ (our first read) + 2 sees it
         // (docs, lemma "announcement visibility"). Also publishes the value
         // written into the spare cell to whoever reads the request.
         me.req.store(my_req, SeqCst);
-        steps.tick(3);
+        steps.tick(1);
         self.hook();
         loop {
             // SeqCst: pairs with the resp CAS in `complete` (total order
@@ -339,18 +344,11 @@ impl Core {
                 continue;
             }
             let nv = ver + 1;
-            let turn = (nv % self.records.len() as u64) as usize;
+            let turn = self.turn(nv);
             let mut chosen = (p, my_req);
             if turn != p {
-                let t = &self.records[turn];
-                // SeqCst: an announcement of `turn` that precedes our `state`
-                // load in the total order is seen here (lemma "announcement
-                // visibility"); a stale answer cannot hide one (lemma
-                // "answers before versions").
-                let rq = t.req.load(SeqCst);
-                let rs = t.resp.load(SeqCst);
                 steps.tick(2);
-                if word_seq(rq) != word_seq(rs) {
+                if let Some(rq) = self.pending(turn) {
                     chosen = (turn, rq);
                 }
             }
@@ -370,6 +368,89 @@ impl Core {
                 self.complete(&nd, steps);
             }
         }
+    }
+
+    /// The record whose pending request version `v` must apply.
+    #[inline]
+    fn turn(&self, v: u64) -> usize {
+        let k = self.records.len() as u64;
+        (if k.is_power_of_two() {
+            v & (k - 1)
+        } else {
+            v % k
+        }) as usize
+    }
+
+    /// Record `r`'s announced request if it is pending. A request is
+    /// pending iff `seq(req) = seq(resp) + 1`: a fast-path operation is
+    /// answered without being announced, which leaves `req` one behind.
+    #[inline]
+    fn pending(&self, r: usize) -> Option<u64> {
+        let t = &self.records[r];
+        // SeqCst: an announcement of `r` that precedes our `state` load in
+        // the total order is seen here (lemma "turn"); a stale answer cannot
+        // hide one (lemma "answers before versions").
+        let rq = t.req.load(SeqCst);
+        let rs = t.resp.load(SeqCst);
+        (word_seq(rq) == (word_seq(rs) + 1) & SEQ_MASK).then_some(rq)
+    }
+
+    /// The fast path: one attempt to install our own request *without
+    /// announcing it*, allowed only when the next version's turn does not
+    /// belong to another record's pending request (so every installed
+    /// version still obeys the turn rule, lemma "turn"). `None`: nothing of
+    /// ours was installed; announce and take the help loop.
+    fn try_fast(&self, p: usize, my_req: u64, steps: &mut Steps) -> Option<Answer> {
+        // SeqCst: as in the help loop.
+        let st = self.state.load(SeqCst);
+        let (ver, inst) = (st >> 8, (st & 0xff) as usize);
+        let d = self.records[inst].desc[(ver & 1) as usize].read();
+        // SeqCst: validation (lemma "validation").
+        let st2 = self.state.load(SeqCst);
+        steps.tick(5);
+        if st2 != st {
+            return None;
+        }
+        self.complete(&d, steps);
+        let nv = ver + 1;
+        let turn = self.turn(nv);
+        if turn != p {
+            steps.tick(2);
+            if self.pending(turn).is_some() {
+                return None;
+            }
+        }
+        let nd = self.next_desc(&d, p as u64, my_req);
+        let me = &self.records[p];
+        me.desc[(nv & 1) as usize].write(&nd);
+        self.hook();
+        // SeqCst: installs version `nv` (total order of versions); releases
+        // the value written into our spare cell and the descriptor.
+        let won = self
+            .state
+            .compare_exchange(st, nv << 8 | p as u64, SeqCst, SeqCst)
+            .is_ok();
+        INSTALL.record(won);
+        steps.tick(4);
+        if !won {
+            return None;
+        }
+        self.complete(&nd, steps);
+        // SeqCst: `complete` of our own version wrote the answer, or saw it
+        // written before the slot swap (lemma "answers before versions").
+        let r = me.resp.load(SeqCst);
+        assert_eq!(
+            word_seq(r),
+            word_seq(my_req),
+            "waitless queue invariant violated: fast-path answer missing"
+        );
+        let a = Answer {
+            ok: word_flag(r) == 1,
+            cell: word_cell(r) as usize,
+        };
+        me.spare.store(a.cell as u64, Relaxed);
+        steps.tick(2);
+        Some(a)
     }
 
     /// The descriptor after applying request `req` of record `tid` to the

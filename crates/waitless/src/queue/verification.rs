@@ -9,10 +9,12 @@
 //! with `k` thread records:
 //!
 //! ```text
-//! steps(op) ≤ PRE + k + ITER · (k + 2) + FINAL + CELL = 7 + k + 21 · (k + 2)
+//! steps(op) ≤ PRE + FAST + k + ITER · (k + 2) + FINAL + CELL = 28 + k + 21 · (k + 2)
 //! ```
 //!
 //! * `PRE = 3`: read the spare cell, read the last answer, announce.
+//! * `FAST = 21`: one attempt to install the request without announcing it
+//!   (the fast path; it returns when it succeeds).
 //! * `k`: claiming a record on the thread's first operation on the queue
 //!   (one CAS per record, at most `k`).
 //! * `ITER = 21`: the most steps one round of the help loop takes; at most
@@ -27,7 +29,7 @@
 //!
 //! ```
 //! use waitless::queue::verification::{dequeue_step_bound, enqueue_step_bound};
-//! assert_eq!(enqueue_step_bound(1024, 8), 7 + 8 + 21 * 10);
+//! assert_eq!(enqueue_step_bound(1024, 8), 28 + 8 + 21 * 10);
 //! assert!(dequeue_step_bound(2, 128) < 3_100);
 //! ```
 
@@ -36,6 +38,8 @@ use crate::sync::atomic::Ordering::Relaxed;
 
 /// Steps before the help loop.
 const PRE: usize = 3;
+/// The fast-path attempt.
+const FAST: usize = 21;
 /// Most steps in one non-final round of the help loop.
 const ITER: usize = 21;
 /// Steps of the final round.
@@ -49,7 +53,7 @@ const CELL: usize = 2;
 /// uses [`DEFAULT_THREADS`](super::DEFAULT_THREADS)).
 pub fn enqueue_step_bound(capacity: usize, threads: usize) -> usize {
     let _ = capacity; // the bound is independent of the capacity
-    PRE + threads + ITER * (threads + 2) + FINAL + CELL
+    PRE + FAST + threads + ITER * (threads + 2) + FINAL + CELL
 }
 
 /// Upper bound on the steps of one `dequeue`; see [`enqueue_step_bound`].
