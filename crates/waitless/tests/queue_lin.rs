@@ -80,8 +80,7 @@ fn linearizable(events: &[Event], cap: usize) -> bool {
     go(events, cap, 0, &mut VecDeque::new(), &mut HashSet::new())
 }
 
-fn round(cap: usize, threads: usize, ops: usize, seed: u64) -> Vec<Event> {
-    let q = WaitFreeQueue::with_threads(cap, threads);
+fn round(q: WaitFreeQueue<u32>, threads: usize, ops: usize, seed: u64) -> Vec<Event> {
     let clock = AtomicU64::new(0);
     let barrier = Barrier::new(threads);
     let mut all = Vec::new();
@@ -125,14 +124,13 @@ fn round(cap: usize, threads: usize, ops: usize, seed: u64) -> Vec<Event> {
     all
 }
 
-#[test]
-fn small_histories_are_linearizable() {
+fn histories(build: fn(usize, usize) -> WaitFreeQueue<u32>) {
     let rounds = if cfg!(miri) { 5 } else { 1_500 };
     let mut full = 0;
     let mut empty = 0;
     for r in 0..rounds {
         for (cap, threads, ops) in [(1usize, 3usize, 4usize), (2, 4, 4), (2, 3, 5)] {
-            let h = round(cap, threads, ops, r as u64 * 7 + cap as u64);
+            let h = round(build(cap, threads), threads, ops, r as u64 * 7 + cap as u64);
             full += h
                 .iter()
                 .filter(|e| matches!(e.op, Op::Enq(_, false)))
@@ -149,6 +147,18 @@ fn small_histories_are_linearizable() {
         cfg!(miri) || (full > 0 && empty > 0),
         "full {full} empty {empty}"
     );
+}
+
+#[test]
+fn small_histories_are_linearizable() {
+    histories(WaitFreeQueue::with_threads);
+}
+
+/// The same with every operation forced through announce-and-help.
+#[cfg(feature = "step-count")]
+#[test]
+fn small_histories_are_linearizable_slow_path_only() {
+    histories(waitless::queue::verification::queue_slow_path_only);
 }
 
 #[test]

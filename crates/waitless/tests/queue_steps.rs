@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use waitless::queue::verification::{
-    dequeue_step_bound, enqueue_step_bound, observed_steps, queue_with_yield_hooks,
+    dequeue_step_bound, enqueue_step_bound, observed_steps, queue_slow_path_only,
+    queue_with_yield_hooks,
 };
 use waitless::queue::{QueueError, WaitFreeQueue};
 
@@ -115,4 +116,20 @@ fn capacity_1_with_yields() {
     let q = queue_with_yield_hooks(1, 4);
     hammer(&q, 4, 2_000);
     check_bound(&q, 4);
+}
+
+#[test]
+fn slow_path_forced_16_threads_capacity_2() {
+    // Every operation announces itself and is finished by the help loop,
+    // with yields at every hook: the most demanding schedule we can force.
+    let q = queue_slow_path_only(2, 16);
+    hammer(&q, 16, 1_500);
+    check_bound(&q, 16);
+}
+
+#[test]
+fn slow_path_forced_capacity_1_k_2() {
+    let q = queue_slow_path_only(1, 2);
+    hammer(&q, 2, 5_000);
+    check_bound(&q, 2);
 }

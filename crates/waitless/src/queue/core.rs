@@ -191,6 +191,9 @@ pub(crate) struct Core {
     /// so that oversubscribed stress tests preempt operations mid-flight.
     #[cfg(feature = "step-count")]
     pub(crate) yield_hooks: bool,
+    /// Test knob: `false` skips the fast path, so every operation announces
+    /// itself and goes through the help loop (loom models, step tests).
+    pub(crate) fast_path: bool,
 }
 
 impl Core {
@@ -229,6 +232,7 @@ impl Core {
             log2_cap: capacity.trailing_zeros(),
             #[cfg(feature = "step-count")]
             yield_hooks: false,
+            fast_path: true,
         }
     }
 
@@ -296,8 +300,10 @@ impl Core {
         };
         let my_req = pack_req(seq, kind_bits, spare);
         steps.tick(2);
-        if let Some(a) = self.try_fast(p, my_req, steps) {
-            return a;
+        if self.fast_path {
+            if let Some(a) = self.try_fast(p, my_req, steps) {
+                return a;
+            }
         }
         // SeqCst: the announcement must precede, in the single total order
         // of SeqCst operations, every `state` load of a later installer, so

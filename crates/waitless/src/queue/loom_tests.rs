@@ -7,6 +7,18 @@ use super::WaitFreeQueue;
 use loom::sync::Arc;
 use loom::thread;
 
+/// Each model runs twice: with the fast path, and with every operation
+/// forced through announce-and-help.
+fn new_q(cap: usize, k: usize, fast: bool) -> WaitFreeQueue<u32> {
+    WaitFreeQueue::build(cap, k, false, fast)
+}
+
+fn both(f: fn(bool)) {
+    for fast in [true, false] {
+        loom::model(move || f(fast));
+    }
+}
+
 fn enq(q: &WaitFreeQueue<u32>, rec: usize, v: u32) -> bool {
     q.enqueue_in(rec, v, &mut Steps::default()).is_ok()
 }
@@ -27,8 +39,8 @@ fn drain(q: &WaitFreeQueue<u32>, rec: usize) -> Vec<u32> {
 /// values, once each.
 #[test]
 fn two_enqueues_then_drain() {
-    loom::model(|| {
-        let q = Arc::new(WaitFreeQueue::with_threads(2, 3));
+    both(|fast| {
+        let q = Arc::new(new_q(2, 3, fast));
         let q1 = q.clone();
         let t = thread::spawn(move || assert!(enq(&q1, 1, 1)));
         assert!(enq(&q, 0, 2));
@@ -43,8 +55,8 @@ fn two_enqueues_then_drain() {
 /// value or `None`, and the value is never lost or duplicated.
 #[test]
 fn enqueue_dequeue_on_empty() {
-    loom::model(|| {
-        let q = Arc::new(WaitFreeQueue::with_threads(1, 2));
+    both(|fast| {
+        let q = Arc::new(new_q(1, 2, fast));
         let q1 = q.clone();
         let t = thread::spawn(move || deq(&q1, 1));
         assert!(enq(&q, 0, 7));
@@ -62,8 +74,8 @@ fn enqueue_dequeue_on_empty() {
 /// when the dequeue has not yet been applied; every value is accounted for.
 #[test]
 fn enqueue_dequeue_on_full() {
-    loom::model(|| {
-        let q = Arc::new(WaitFreeQueue::with_threads(1, 2));
+    both(|fast| {
+        let q = Arc::new(new_q(1, 2, fast));
         assert!(enq(&q, 0, 1));
         let q1 = q.clone();
         let t = thread::spawn(move || deq(&q1, 1));
@@ -83,8 +95,8 @@ fn enqueue_dequeue_on_full() {
 /// installs that version). Conservation and per-producer order.
 #[test]
 fn three_threads_helping() {
-    loom::model(|| {
-        let q = Arc::new(WaitFreeQueue::with_threads(2, 3));
+    both(|fast| {
+        let q = Arc::new(new_q(2, 3, fast));
         let (q1, q2) = (q.clone(), q.clone());
         let a = thread::spawn(move || enq(&q1, 1, 10));
         let b = thread::spawn(move || deq(&q2, 2));
@@ -103,8 +115,8 @@ fn three_threads_helping() {
 /// the second). Capacity 1, so the second enqueue may see `Full`.
 #[test]
 fn second_request_while_first_is_helped() {
-    loom::model(|| {
-        let q = Arc::new(WaitFreeQueue::with_threads(1, 2));
+    both(|fast| {
+        let q = Arc::new(new_q(1, 2, fast));
         let q1 = q.clone();
         let t = thread::spawn(move || deq(&q1, 1));
         assert!(enq(&q, 0, 1));

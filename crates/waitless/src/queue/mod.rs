@@ -199,10 +199,15 @@ impl<T> WaitFreeQueue<T> {
     /// assert!(q.is_empty());
     /// ```
     pub fn with_threads(capacity: usize, threads: usize) -> Self {
-        Self::build(capacity, threads, false)
+        Self::build(capacity, threads, false, true)
     }
 
-    pub(crate) fn build(capacity: usize, threads: usize, yield_hooks: bool) -> Self {
+    pub(crate) fn build(
+        capacity: usize,
+        threads: usize,
+        yield_hooks: bool,
+        fast_path: bool,
+    ) -> Self {
         assert!(
             capacity.is_power_of_two(),
             "WaitFreeQueue capacity must be a power of two, got {capacity}"
@@ -215,8 +220,8 @@ impl<T> WaitFreeQueue<T> {
             (1..=MAX_RECORDS).contains(&threads),
             "WaitFreeQueue thread count must be in 1..={MAX_RECORDS}, got {threads}"
         );
-        #[allow(unused_mut)]
         let mut core = Core::new(capacity, threads);
+        core.fast_path = fast_path;
         #[cfg(feature = "step-count")]
         {
             core.yield_hooks = yield_hooks;

@@ -98,7 +98,15 @@ pub fn observed_steps<T>(queue: &super::WaitFreeQueue<T>) -> ObservedSteps {
 /// `step-count` only; yielding is not a step and does not affect the bound.
 #[cfg(feature = "step-count")]
 pub fn queue_with_yield_hooks<T>(capacity: usize, threads: usize) -> super::WaitFreeQueue<T> {
-    super::WaitFreeQueue::build(capacity, threads, true)
+    super::WaitFreeQueue::build(capacity, threads, true, true)
+}
+
+/// Like [`queue_with_yield_hooks`], and with the fast path switched off:
+/// every operation announces itself and is finished through the help loop
+/// (the analogue of wCQ with patience 1). Feature `step-count` only.
+#[cfg(feature = "step-count")]
+pub fn queue_slow_path_only<T>(capacity: usize, threads: usize) -> super::WaitFreeQueue<T> {
+    super::WaitFreeQueue::build(capacity, threads, true, false)
 }
 
 /// A per-operation step counter; a zero-sized no-op without `step-count`.
