@@ -24,7 +24,10 @@
 //!   it is pending, else its own — and CAS `state` to the new version. Since
 //!   the turn rotates through every record, an announced request is applied
 //!   within `k + 1` versions, and every failed CAS means a version was
-//!   installed, so the loop runs at most `k + 3` times.
+//!   installed, so at most `k + 2` rounds end without returning. Before
+//!   announcing, an operation makes one *fast-path* attempt to install its
+//!   own request directly (allowed only when the turn does not belong to
+//!   another pending request), which is all an uncontended operation needs.
 //! * Values live in `capacity + k` cells. Ring slot `i` holds a cell index;
 //!   each record owns one spare cell. An enqueue writes its value into its
 //!   spare and, when applied, *swaps* the spare into the slot of its ticket,

@@ -19,7 +19,8 @@
 //!   (one CAS per record, at most `k`).
 //! * `ITER = 21`: the most steps one round of the help loop takes; at most
 //!   `k + 2` rounds end without returning (the request is applied within
-//!   `k + 1` versions of the first state read, lemma "turn").
+//!   `k + 1` versions of the first state read after announcing, lemma
+//!   "turn").
 //! * `FINAL = 2`: the round that reads the answer and stores the new spare.
 //! * `CELL = 2`: writing the value into the spare cell and, for a `Full`
 //!   answer, reading it back (a dequeue reads one cell).
