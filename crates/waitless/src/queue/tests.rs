@@ -187,3 +187,47 @@ fn zero_sized_and_boxed_values() {
     assert_eq!(*b.dequeue().unwrap(), 5);
     drop(b); // Box(6) freed by Drop (Miri checks for the leak)
 }
+
+mod model {
+    use super::super::WaitFreeQueue;
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: if cfg!(miri) { 4 } else { 256 },
+            // No regression files: Miri's isolation forbids file access.
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Single-threaded: any sequence of operations matches a bounded
+        /// `VecDeque`, including `Full`, `None`, `len`, `is_full`.
+        #[test]
+        fn matches_bounded_vecdeque(
+            log2_cap in 0u32..4,
+            ops in proptest::collection::vec(any::<Option<u16>>(), 0..200),
+        ) {
+            let cap = 1usize << log2_cap;
+            let q = WaitFreeQueue::with_threads(cap, 2);
+            let mut m = VecDeque::new();
+            for op in ops {
+                match op {
+                    Some(v) => {
+                        let r = q.enqueue(v);
+                        if m.len() < cap {
+                            prop_assert!(r.is_ok());
+                            m.push_back(v);
+                        } else {
+                            prop_assert_eq!(r.unwrap_err().into_inner(), v);
+                        }
+                    }
+                    None => prop_assert_eq!(q.dequeue(), m.pop_front()),
+                }
+                prop_assert_eq!(q.len(), m.len());
+                prop_assert_eq!(q.is_full(), m.len() == cap);
+                prop_assert_eq!(q.is_empty(), m.is_empty());
+            }
+        }
+    }
+}
