@@ -39,6 +39,7 @@ pub mod hazard;
 pub mod map;
 
 // --- queue (issue 5)
+pub mod queue;
 
 // --- channel (issue 6)
 

@@ -58,6 +58,7 @@ pub mod stack;
 pub mod map;
 
 // --- queue (issue 5)
+pub mod queue;
 
 // --- channel (issue 6)
 
@@ -77,6 +78,7 @@ pub fn all() -> Vec<Entry> {
     v.extend(map::entries());
 
     // --- entries: queue
+    v.extend(queue::entries());
 
     // --- entries: channel
 

@@ -1,0 +1,204 @@
+//! Bounded MPMC queues: `waitless::queue::WaitFreeQueue` against crossbeam's
+//! `ArrayQueue` and `SegQueue`, `concurrent-queue` (bounded) and
+//! `Mutex<VecDeque>`, all with capacity [`CAPACITY`].
+//!
+//! * `queue/pairs`: each thread enqueues one value then dequeues one; one
+//!   counted operation is one enqueue+dequeue pair (the dequeue may get
+//!   another thread's value; a failed dequeue still counts, as in the
+//!   crossbeam benchmarks, since both calls ran).
+//! * `queue/producer-consumer`: half the threads (rounded down) only
+//!   enqueue, the rest only dequeue; one counted operation is one item
+//!   received. At one thread, the thread alternates.
+//!
+//! Latency percentiles come with every run (`run_workload` samples one call
+//! in 64); the `pairs` run at 8 threads is the one compared in the docs.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use crossbeam_queue::{ArrayQueue, SegQueue};
+use waitless::queue::WaitFreeQueue;
+
+use super::{Entry, Role};
+use crate::measure::{run_workload, RunConfig, RunResult};
+
+/// Capacity of every bounded contender.
+pub const CAPACITY: usize = 1024;
+
+/// The common interface the workloads drive.
+trait BenchQueue: Sync {
+    fn build() -> Self;
+    /// `true` when the value went in.
+    fn push(&self, v: u64) -> bool;
+    fn pop(&self) -> Option<u64>;
+}
+
+impl BenchQueue for WaitFreeQueue<u64> {
+    fn build() -> Self {
+        WaitFreeQueue::new(CAPACITY)
+    }
+    fn push(&self, v: u64) -> bool {
+        self.enqueue(v).is_ok()
+    }
+    fn pop(&self) -> Option<u64> {
+        self.dequeue()
+    }
+}
+
+impl BenchQueue for ArrayQueue<u64> {
+    fn build() -> Self {
+        ArrayQueue::new(CAPACITY)
+    }
+    fn push(&self, v: u64) -> bool {
+        ArrayQueue::push(self, v).is_ok()
+    }
+    fn pop(&self) -> Option<u64> {
+        ArrayQueue::pop(self)
+    }
+}
+
+impl BenchQueue for SegQueue<u64> {
+    fn build() -> Self {
+        SegQueue::new()
+    }
+    fn push(&self, v: u64) -> bool {
+        SegQueue::push(self, v);
+        true
+    }
+    fn pop(&self) -> Option<u64> {
+        SegQueue::pop(self)
+    }
+}
+
+impl BenchQueue for concurrent_queue::ConcurrentQueue<u64> {
+    fn build() -> Self {
+        concurrent_queue::ConcurrentQueue::bounded(CAPACITY)
+    }
+    fn push(&self, v: u64) -> bool {
+        concurrent_queue::ConcurrentQueue::push(self, v).is_ok()
+    }
+    fn pop(&self) -> Option<u64> {
+        concurrent_queue::ConcurrentQueue::pop(self).ok()
+    }
+}
+
+/// `Mutex<VecDeque>` with the same capacity.
+struct MutexQueue(Mutex<VecDeque<u64>>);
+
+impl BenchQueue for MutexQueue {
+    fn build() -> Self {
+        MutexQueue(Mutex::new(VecDeque::with_capacity(CAPACITY)))
+    }
+    fn push(&self, v: u64) -> bool {
+        let mut q = self.0.lock().unwrap();
+        if q.len() == CAPACITY {
+            return false;
+        }
+        q.push_back(v);
+        true
+    }
+    fn pop(&self) -> Option<u64> {
+        self.0.lock().unwrap().pop_front()
+    }
+}
+
+fn pairs<Q: BenchQueue>(cfg: &RunConfig, threads: usize) -> RunResult {
+    let q = Q::build();
+    run_workload(
+        cfg,
+        threads,
+        |t| t as u64,
+        |v| {
+            *v = v.wrapping_add(1);
+            std::hint::black_box(q.push(*v));
+            std::hint::black_box(q.pop());
+            1
+        },
+    )
+}
+
+fn producer_consumer<Q: BenchQueue>(cfg: &RunConfig, threads: usize) -> RunResult {
+    let q = Q::build();
+    let producers = threads / 2;
+    run_workload(
+        cfg,
+        threads,
+        |t| (t, 0u64),
+        |(t, v)| {
+            if threads == 1 {
+                *v += 1;
+                q.push(*v);
+                u64::from(q.pop().is_some())
+            } else if *t < producers {
+                *v += 1;
+                q.push(*v);
+                0
+            } else {
+                u64::from(q.pop().is_some())
+            }
+        },
+    )
+}
+
+macro_rules! contenders {
+    ($workload:expr, $unit:expr, $f:ident) => {
+        vec![
+            Entry {
+                group: "queue",
+                workload: $workload,
+                unit: $unit,
+                contender: "waitless WaitFreeQueue",
+                role: Role::Waitless,
+                fixed_threads: None,
+                run: $f::<WaitFreeQueue<u64>>,
+            },
+            Entry {
+                group: "queue",
+                workload: $workload,
+                unit: $unit,
+                contender: "Mutex<VecDeque>",
+                role: Role::MutexBaseline,
+                fixed_threads: None,
+                run: $f::<MutexQueue>,
+            },
+            Entry {
+                group: "queue",
+                workload: $workload,
+                unit: $unit,
+                contender: "crossbeam ArrayQueue",
+                role: Role::Peer,
+                fixed_threads: None,
+                run: $f::<ArrayQueue<u64>>,
+            },
+            Entry {
+                group: "queue",
+                workload: $workload,
+                unit: $unit,
+                contender: "crossbeam SegQueue",
+                role: Role::Peer,
+                fixed_threads: None,
+                run: $f::<SegQueue<u64>>,
+            },
+            Entry {
+                group: "queue",
+                workload: $workload,
+                unit: $unit,
+                contender: "concurrent-queue bounded",
+                role: Role::Peer,
+                fixed_threads: None,
+                run: $f::<concurrent_queue::ConcurrentQueue<u64>>,
+            },
+        ]
+    };
+}
+
+/// The queue workloads, one entry per contender.
+pub fn entries() -> Vec<Entry> {
+    let mut v = contenders!("queue/pairs", "enqueue+dequeue pairs", pairs);
+    v.extend(contenders!(
+        "queue/producer-consumer",
+        "items transferred",
+        producer_consumer
+    ));
+    v
+}

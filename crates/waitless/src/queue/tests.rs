@@ -1,0 +1,233 @@
+use super::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+
+fn scale(n: usize) -> usize {
+    if cfg!(miri) {
+        (n / 50).max(8)
+    } else {
+        n
+    }
+}
+
+#[test]
+fn fifo_and_exact_capacity() {
+    for cap in [1usize, 2, 4, 8, 64] {
+        let q = WaitFreeQueue::with_threads(cap, 3);
+        assert!(q.is_empty());
+        for round in 0..3 {
+            for i in 0..cap {
+                q.enqueue(round * 1000 + i).unwrap();
+                assert_eq!(q.len(), i + 1);
+            }
+            assert!(q.is_full());
+            match q.enqueue(7) {
+                Err(QueueError::Full(7)) => {}
+                other => panic!("expected Full(7), got {other:?}"),
+            }
+            for i in 0..cap {
+                assert_eq!(q.dequeue(), Some(round * 1000 + i));
+            }
+            assert_eq!(q.dequeue(), None);
+            assert_eq!(q.len(), 0);
+        }
+    }
+}
+
+#[test]
+fn interleaved_wraps_many_laps() {
+    let q = WaitFreeQueue::with_threads(4, 2);
+    let mut next_out = 0u64;
+    for i in 0..scale(10_000) as u64 {
+        q.enqueue(i).unwrap();
+        if i % 3 != 0 {
+            assert_eq!(q.dequeue(), Some(next_out));
+            next_out += 1;
+        }
+        if q.is_full() {
+            while let Some(v) = q.dequeue() {
+                assert_eq!(v, next_out);
+                next_out += 1;
+            }
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "power of two")]
+fn rejects_non_power_of_two() {
+    let _ = WaitFreeQueue::<u8>::new(3);
+}
+
+#[test]
+#[should_panic(expected = "power of two")]
+fn rejects_zero() {
+    let _ = WaitFreeQueue::<u8>::new(0);
+}
+
+#[test]
+#[should_panic(expected = "thread count")]
+fn rejects_zero_threads() {
+    let _ = WaitFreeQueue::<u8>::with_threads(2, 0);
+}
+
+#[test]
+fn too_many_threads_panics_clearly() {
+    let q = WaitFreeQueue::<u8>::with_threads(2, 1);
+    q.enqueue(1).unwrap();
+    let r = thread::scope(|s| s.spawn(|| q.enqueue(2)).join());
+    let msg = *r.unwrap_err().downcast::<String>().unwrap();
+    assert!(msg.contains("more than 1 threads"), "{msg}");
+    // The record is still ours and the queue still works.
+    assert_eq!(q.dequeue(), Some(1));
+}
+
+#[test]
+fn records_are_released_at_thread_exit() {
+    // `JoinHandle::join` (unlike a scope) returns only after the thread's
+    // thread-local destructors ran, so the record is free again.
+    let q = std::sync::Arc::new(WaitFreeQueue::<usize>::with_threads(8, 1));
+    for i in 0..5 {
+        let q2 = q.clone();
+        thread::spawn(move || q2.enqueue(i).unwrap())
+            .join()
+            .unwrap();
+    }
+    for i in 0..5 {
+        assert_eq!(q.dequeue(), Some(i));
+    }
+}
+
+struct Counted<'a>(&'a AtomicUsize);
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn drop_drops_what_is_left_exactly_once() {
+    let drops = AtomicUsize::new(0);
+    {
+        let q = WaitFreeQueue::with_threads(8, 2);
+        for _ in 0..6 {
+            assert!(q.enqueue(Counted(&drops)).is_ok());
+        }
+        drop(q.dequeue());
+        drop(q.dequeue());
+        assert_eq!(drops.load(Ordering::Relaxed), 2);
+        for _ in 0..4 {
+            assert!(q.enqueue(Counted(&drops)).is_ok());
+        }
+        // Full gives the value back; dropping it counts once.
+        let e = q.enqueue(Counted(&drops)).unwrap_err();
+        drop(e);
+        assert_eq!(drops.load(Ordering::Relaxed), 3);
+    }
+    assert_eq!(drops.load(Ordering::Relaxed), 3 + 8);
+}
+
+/// Unique values, per-value hit counts: nothing lost, nothing duplicated,
+/// and each producer's values come out in its order (FIFO per producer).
+#[test]
+fn mpmc_no_loss_no_dup() {
+    for (cap, threads) in [(2usize, 4usize), (4, 3), (64, 4)] {
+        let per = scale(20_000);
+        let q = WaitFreeQueue::with_threads(cap, threads);
+        let hits: Vec<AtomicUsize> = (0..threads * per).map(|_| AtomicUsize::new(0)).collect();
+        let drained = AtomicUsize::new(0);
+        thread::scope(|s| {
+            for t in 0..threads {
+                let (q, hits, drained) = (&q, &hits, &drained);
+                s.spawn(move || {
+                    let mut last_seen = vec![None::<usize>; threads];
+                    let mut i = 0;
+                    while i < per {
+                        match q.enqueue(t * per + i) {
+                            Ok(()) => i += 1,
+                            Err(QueueError::Full(v)) => assert_eq!(v, t * per + i),
+                        }
+                        if let Some(v) = q.dequeue() {
+                            hits[v].fetch_add(1, Ordering::Relaxed);
+                            drained.fetch_add(1, Ordering::Relaxed);
+                            let (prod, idx) = (v / per, v % per);
+                            if let Some(prev) = last_seen[prod] {
+                                assert!(idx > prev, "per-producer FIFO violated");
+                            }
+                            last_seen[prod] = Some(idx);
+                            assert!(q.len() <= cap);
+                        }
+                    }
+                });
+            }
+        });
+        while let Some(v) = q.dequeue() {
+            hits[v].fetch_add(1, Ordering::Relaxed);
+        }
+        for (v, h) in hits.iter().enumerate() {
+            assert_eq!(
+                h.load(Ordering::Relaxed),
+                1,
+                "value {v} seen wrong number of times"
+            );
+        }
+    }
+}
+
+#[test]
+fn zero_sized_and_boxed_values() {
+    let q = WaitFreeQueue::with_threads(2, 2);
+    q.enqueue(()).unwrap();
+    q.enqueue(()).unwrap();
+    assert!(q.enqueue(()).is_err());
+    assert_eq!(q.dequeue(), Some(()));
+    let b = WaitFreeQueue::with_threads(4, 2);
+    b.enqueue(Box::new(5)).unwrap();
+    b.enqueue(Box::new(6)).unwrap();
+    assert_eq!(*b.dequeue().unwrap(), 5);
+    drop(b); // Box(6) freed by Drop (Miri checks for the leak)
+}
+
+mod model {
+    use super::super::WaitFreeQueue;
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: if cfg!(miri) { 4 } else { 256 },
+            // No regression files: Miri's isolation forbids file access.
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Single-threaded: any sequence of operations matches a bounded
+        /// `VecDeque`, including `Full`, `None`, `len`, `is_full`.
+        #[test]
+        fn matches_bounded_vecdeque(
+            log2_cap in 0u32..4,
+            ops in proptest::collection::vec(any::<Option<u16>>(), 0..200),
+        ) {
+            let cap = 1usize << log2_cap;
+            let q = WaitFreeQueue::with_threads(cap, 2);
+            let mut m = VecDeque::new();
+            for op in ops {
+                match op {
+                    Some(v) => {
+                        let r = q.enqueue(v);
+                        if m.len() < cap {
+                            prop_assert!(r.is_ok());
+                            m.push_back(v);
+                        } else {
+                            prop_assert_eq!(r.unwrap_err().into_inner(), v);
+                        }
+                    }
+                    None => prop_assert_eq!(q.dequeue(), m.pop_front()),
+                }
+                prop_assert_eq!(q.len(), m.len());
+                prop_assert_eq!(q.is_full(), m.len() == cap);
+                prop_assert_eq!(q.is_empty(), m.is_empty());
+            }
+        }
+    }
+}
