@@ -37,6 +37,7 @@ pub use utils::{Backoff, CachePadded};
 // --- queue (issue 5)
 
 // --- channel (issue 6)
+pub mod channel;
 
 // --- contention (issue 7)
 pub mod contention;
