@@ -5,17 +5,20 @@
 //! A ring of `capacity` slots (a power of two), each a value cell plus a
 //! *stamp* (Vyukov's bounded MPMC queue, 2010; crossbeam's `ArrayQueue` is
 //! the same family). Positions are unbounded `usize` counters (wrapping);
-//! position `p` lives in slot `p & mask`. A slot's stamp says what the slot
-//! is ready for:
+//! position `p` lives in slot `p & mask`. A slot's stamp is a packed word
+//! that says what the slot is ready for:
 //!
 //! ```text
-//! stamp == p            the slot is free for the producer of position p
-//! stamp == p + 1        position p's value is written, ready for its consumer
-//! stamp == p + capacity the value of p was taken; free for position p + capacity
+//! stamp = (p << 1) | full      (bit 0: full flag; bits 1..: position p,
+//!                               whose top bit is dropped)
+//! (p << 1)           free: the producer of position p may write it
+//! (p << 1) | 1       full: position p's value is written, its consumer may read
+//! ((p + cap) << 1)   after the consumer of p read it: free for p + capacity
 //! ```
 //!
-//! (With `capacity == 1`, `p + 1 == p + capacity`; the claiming CAS on the
-//! index and the full/empty check below still tell the cases apart.)
+//! The flag bit keeps "full with p" and "free for p + 1" apart even when
+//! `capacity == 1` (a plain `p + 1` stamp would confuse them and let a
+//! producer overwrite a value its consumer is still moving out).
 //!
 //! Producer state (`tail`, the next position to write, and `head_cache`, a
 //! possibly stale copy of `head`) lives on one cache line; consumer state
@@ -25,12 +28,13 @@
 //!    *says* full, so it refreshes: `SeqCst` fence, load `head` = h; if
 //!    `t - h >= capacity` the channel is full → `Full(value)`; else it stores
 //!    h into `head_cache` (the only write to the cache, and only here);
-//! 2. loads the stamp of slot `t & mask`; if it is `t`, CASes `tail` from t
+//! 2. loads the stamp of slot `t & mask`; if it is free for t, CASes `tail` from t
 //!    to t + 1 (on failure retry with the fresh tail);
-//! 3. writes the value into the slot and stores stamp `t + 1` (`Release`).
+//! 3. writes the value into the slot and stores the full stamp of t
+//!    (`Release`).
 //!
-//! A consumer mirrors it with `head`, `tail_cache`, stamp `h + 1` → claim →
-//! read → store stamp `h + capacity`.
+//! A consumer mirrors it with `head`, `tail_cache`: full stamp of h →
+//! claim → read → store the free stamp of `h + capacity`.
 //!
 //! So the fast path writes exactly the slot (value + stamp) and the owning
 //! index (`tail` or `head`); it reads the opposite index only when the cache
@@ -41,9 +45,9 @@
 //! Linearize a successful send at its `tail` CAS and a successful recv at its
 //! `head` CAS; the abstract queue then holds positions `[head, tail)`.
 //! Invariant: `head <= tail <= head + capacity` at every moment (a producer
-//! claims t only after seeing stamp t, which the consumer of `t - capacity`
+//! claims t only after seeing the free stamp of t, which the consumer of `t - capacity`
 //! stores after claiming it, so `head > t - capacity` then; symmetrically a
-//! consumer claims h only after stamp `h + 1`, stored after tail passed h).
+//! consumer claims h only after the full stamp of h, stored after tail passed h).
 //!
 //! `Full` is returned after reading `tail` = t, then a `SeqCst` fence, then
 //! `head` = h with `t - h >= capacity`. The fence keeps the two loads in that
@@ -112,6 +116,18 @@ fn wait_for_peer(backoff: &Backoff) {
         let _ = backoff;
         crate::sync::thread::yield_now();
     }
+}
+
+/// The stamp of a slot free for the producer of position `pos`.
+#[inline]
+fn free_stamp(pos: usize) -> usize {
+    pos << 1
+}
+
+/// The stamp of a slot holding position `pos`'s value.
+#[inline]
+fn full_stamp(pos: usize) -> usize {
+    (pos << 1) | 1
 }
 
 /// One ring slot: the stamp (see the module docs for its values) and the value.
@@ -216,7 +232,7 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
         );
         let buffer = (0..capacity)
             .map(|i| Slot {
-                stamp: AtomicUsize::new(i),
+                stamp: AtomicUsize::new(free_stamp(i)),
                 value: UnsafeCell::new(MaybeUninit::uninit()),
             })
             .collect();
@@ -285,7 +301,7 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
             // lap earlier, so its read of the old value happens-before our
             // write of the new one.
             let stamp = slot.stamp.load(O::STAMP_LOAD);
-            if stamp == tail {
+            if stamp == free_stamp(tail) {
                 match self.producer.tail.compare_exchange_weak(
                     tail,
                     tail.wrapping_add(1),
@@ -298,12 +314,12 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
                         // stamp said the slot is free for it, so no other
                         // thread accesses this cell until we store the
                         // stamp below (producers of `tail` lost the CAS,
-                        // consumers wait for stamp `tail + 1`).
+                        // consumers wait for the full stamp of `tail`).
                         slot.value.with_mut(|p| unsafe { (*p).write(value) });
                         // STAMP_STORE (Release in every strategy): pairs with
                         // the consumer's STAMP_LOAD Acquire, publishing the
                         // value written just above.
-                        slot.stamp.store(tail.wrapping_add(1), O::STAMP_STORE);
+                        slot.stamp.store(full_stamp(tail), O::STAMP_STORE);
                         return Ok(());
                     }
                     Err(current) => {
@@ -349,7 +365,7 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
             // STAMP_LOAD (Acquire): pairs with the producer's STAMP_STORE
             // Release, so the value it wrote is visible to our read.
             let stamp = slot.stamp.load(O::STAMP_LOAD);
-            if stamp == head.wrapping_add(1) {
+            if stamp == full_stamp(head) {
                 match self.consumer.head.compare_exchange_weak(
                     head,
                     head.wrapping_add(1),
@@ -362,13 +378,14 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
                         // written (and its Acquire made the write visible);
                         // our CAS claimed the position, so we are its only
                         // reader, and no producer touches the slot before we
-                        // store stamp `head + cap` below. Reading moves the
+                        // store the free stamp of `head + cap` below. Reading moves the
                         // value out; the slot is logically uninitialized again.
                         let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
                         // STAMP_STORE (Release): pairs with the STAMP_LOAD
                         // Acquire of the producer of `head + cap`, so our
                         // read happens-before its overwrite.
-                        slot.stamp.store(head.wrapping_add(cap), O::STAMP_STORE);
+                        slot.stamp
+                            .store(free_stamp(head.wrapping_add(cap)), O::STAMP_STORE);
                         return Some(value);
                     }
                     Err(current) => {
@@ -548,7 +565,7 @@ mod tests {
                 .map(|d| start.wrapping_add(d))
                 .find(|p| p & 3 == k)
                 .unwrap();
-            slot.stamp.store(pos, Ordering::Relaxed);
+            slot.stamp.store(free_stamp(pos), Ordering::Relaxed);
         }
         for round in 0..5 {
             for i in 0..4 {
