@@ -58,6 +58,7 @@ impl std::fmt::Debug for Entry {
 // --- queue (issue 5)
 
 // --- channel (issue 6)
+pub mod channel;
 
 // --- rcu (issue 8)
 
@@ -72,6 +73,7 @@ pub fn all() -> Vec<Entry> {
     // --- entries: queue
 
     // --- entries: channel
+    v.extend(channel::entries());
 
     // --- entries: rcu
 
