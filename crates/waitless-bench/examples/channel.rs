@@ -5,9 +5,12 @@
 //! Runs every channel entry at its fixed thread count `reps` times (default
 //! 3 × 300 ms, warm-up 50 ms), interleaving contenders per repetition so
 //! machine noise hits them alike, and prints medians with the ratio to the
-//! goal peer (rtrb for SPSC, crossbeam-channel for MPMC and round trips).
+//! goal peer (rtrb for SPSC, crossbeam-channel for MPMC and round trips),
+//! then `OptimizedChannel::benchmark_orderings` at capacity 1024 with a
+//! `window_ms` window per point.
 use std::time::Duration;
 
+use waitless::channel::OptimizedChannel;
 use waitless_bench::measure::RunConfig;
 use waitless_bench::workloads::channel::entries;
 
@@ -72,4 +75,11 @@ fn main() {
             median(p99[i].clone())
         );
     }
+    println!(
+        "\nOptimizedChannel::<u64>::new({cap}).benchmark_orderings_for({window_ms} ms per point)\n",
+        cap = 1024
+    );
+    let report = OptimizedChannel::<u64>::new(1024)
+        .benchmark_orderings_for(Duration::from_millis(window_ms));
+    println!("{report}");
 }
