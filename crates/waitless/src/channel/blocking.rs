@@ -449,7 +449,13 @@ impl<T> Receiver<T> {
             }
         }
         if n > 1 {
-            self.shared.after_recv();
+            // Several slots were freed: wake every parked sender, not one
+            // (one notification per freed slot would be owed otherwise).
+            // SeqCst fence: as in `after_recv`.
+            fence(Ordering::SeqCst);
+            if self.shared.send_waiters.count.load(Ordering::Relaxed) > 0 {
+                self.shared.send_waiters.notify_all();
+            }
         }
         Ok(n)
     }
@@ -679,6 +685,33 @@ mod tests {
             let (a, b) = h.join().unwrap();
             assert!(a.is_ok() || a == Err(2));
             assert_eq!(b, Err(3));
+        }
+    }
+
+    #[test]
+    fn batch_receive_wakes_every_parked_sender() {
+        let rounds = if cfg!(miri) { 2 } else { 100 };
+        for _ in 0..rounds {
+            let (tx, rx) = bounded::<u32>(2);
+            tx.send(0).unwrap();
+            tx.send(1).unwrap();
+            let senders: Vec<_> = [2, 3]
+                .into_iter()
+                .map(|v| {
+                    let tx = tx.clone();
+                    thread::spawn(move || tx.send(v).unwrap())
+                })
+                .collect();
+            let mut out = Vec::new();
+            assert_eq!(rx.recv_batch(&mut out, 2), Ok(2));
+            // No further receive: both senders must get in on their own
+            // (a parked one left asleep would hang here).
+            for s in senders {
+                s.join().unwrap();
+            }
+            out.extend(rx.try_iter());
+            out.sort_unstable();
+            assert_eq!(out, [0, 1, 2, 3]);
         }
     }
 
