@@ -10,7 +10,7 @@ use waitless::channel::{self, AcquireRelease, ChannelError, OptimizedChannel, Re
 /// One slot, one producer, one consumer: the value is either received once
 /// or still in the channel, never torn, lost or duplicated.
 #[test]
-fn loom_one_slot_send_recv() {
+fn channel_one_slot_send_recv() {
     loom::model(|| {
         let ch = Arc::new(OptimizedChannel::<u32>::new(1));
         let c = ch.clone();
@@ -28,7 +28,7 @@ fn loom_one_slot_send_recv() {
 /// A second send into the full one-slot channel is `Full` exactly when the
 /// consumer has not taken the first value yet; no value is overwritten.
 #[test]
-fn loom_one_slot_full_then_reuse() {
+fn channel_one_slot_full_then_reuse() {
     loom::model(|| {
         let ch = Arc::new(OptimizedChannel::<u32>::new(1));
         ch.send(1).unwrap();
@@ -53,7 +53,7 @@ fn loom_one_slot_full_then_reuse() {
 /// AcquireRelease strategy, and a consumer drains concurrently: every value
 /// received exactly once, per-producer FIFO kept.
 #[test]
-fn loom_two_producers_one_consumer() {
+fn channel_two_producers_one_consumer() {
     loom::model(|| {
         let ch = Arc::new(OptimizedChannel::<u32, AcquireRelease>::with_strategy(2));
         let producers: Vec<_> = [10u32, 20]
@@ -80,7 +80,7 @@ fn loom_two_producers_one_consumer() {
 /// by a send however the two interleave (a lost wake-up would leave the
 /// receiver blocked forever, which loom reports as a deadlock).
 #[test]
-fn loom_park_wake_no_lost_wakeup() {
+fn channel_park_wake_no_lost_wakeup() {
     loom::model(|| {
         let (tx, rx) = channel::bounded::<u32>(1);
         let receiver = thread::spawn(move || rx.recv());
@@ -91,7 +91,7 @@ fn loom_park_wake_no_lost_wakeup() {
 
 /// The mirror race: a sender parked on a full channel is woken by a recv.
 #[test]
-fn loom_parked_sender_woken_by_recv() {
+fn channel_parked_sender_woken_by_recv() {
     loom::model(|| {
         let (tx, rx) = channel::bounded::<u32>(1);
         tx.send(1).unwrap();
@@ -105,7 +105,7 @@ fn loom_parked_sender_woken_by_recv() {
 /// Disconnect while a receiver is parked: dropping the last sender wakes it
 /// and it fails (nothing was sent), without deadlock.
 #[test]
-fn loom_disconnect_wakes_parked_receiver() {
+fn channel_disconnect_wakes_parked_receiver() {
     loom::model(|| {
         let (tx, rx) = channel::bounded::<u32>(1);
         let receiver = thread::spawn(move || rx.recv());
@@ -117,7 +117,7 @@ fn loom_disconnect_wakes_parked_receiver() {
 /// Drain then fail: a value sent just before the last sender drops is
 /// received before the disconnection is reported.
 #[test]
-fn loom_disconnect_after_send_drains_first() {
+fn channel_disconnect_after_send_drains_first() {
     loom::model(|| {
         let (tx, rx) = channel::bounded::<u32>(2);
         let sender = thread::spawn(move || {
@@ -133,7 +133,7 @@ fn loom_disconnect_after_send_drains_first() {
 /// Disconnect while a sender is parked on a full channel: it gets its
 /// value back.
 #[test]
-fn loom_disconnect_wakes_parked_sender() {
+fn channel_disconnect_wakes_parked_sender() {
     loom::model(|| {
         let (tx, rx) = channel::bounded::<u32>(1);
         tx.send(1).unwrap();
@@ -146,7 +146,7 @@ fn loom_disconnect_wakes_parked_sender() {
 /// SPSC: the consumer sees values in order and complete, across wrap-around
 /// of a one-slot ring.
 #[test]
-fn loom_spsc_push_pop() {
+fn channel_spsc_push_pop() {
     loom::model(|| {
         let (mut p, mut c) = channel::spsc::bounded::<u32>(1);
         let producer = thread::spawn(move || {

@@ -688,6 +688,33 @@ mod tests {
         }
     }
 
+    /// Two receivers parked at once, two sends: each `notify_one` must reach
+    /// a receiver that still needs a value. (Not a loom model: with a third
+    /// thread in a load-retry loop loom explores stale re-reads forever and
+    /// exceeds its branch limit; see docs/channel.md §7.)
+    #[test]
+    fn two_parked_receivers_are_both_woken() {
+        let rounds = if cfg!(miri) { 2 } else { 300 };
+        for _ in 0..rounds {
+            let (tx, rx) = bounded::<u32>(1);
+            let receivers: Vec<_> = (0..2)
+                .map(|_| {
+                    let rx = rx.clone();
+                    thread::spawn(move || rx.recv())
+                })
+                .collect();
+            drop(rx);
+            tx.send(1).unwrap();
+            tx.send(2).unwrap();
+            let mut got: Vec<u32> = receivers
+                .into_iter()
+                .map(|r| r.join().unwrap().unwrap())
+                .collect();
+            got.sort_unstable();
+            assert_eq!(got, [1, 2]);
+        }
+    }
+
     #[test]
     fn batch_receive_wakes_every_parked_sender() {
         let rounds = if cfg!(miri) { 2 } else { 100 };
