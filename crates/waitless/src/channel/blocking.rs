@@ -597,6 +597,17 @@ mod tests {
     use std::thread;
 
     #[test]
+    fn handles_are_send_sync_for_send_values() {
+        fn send_sync<X: Send + Sync>() {}
+        send_sync::<Sender<Vec<u8>>>();
+        send_sync::<Receiver<Vec<u8>>>();
+        send_sync::<OptimizedChannel<Vec<u8>>>();
+        fn send<X: Send>() {}
+        send::<crate::channel::spsc::Producer<Vec<u8>>>();
+        send::<crate::channel::spsc::Consumer<Vec<u8>>>();
+    }
+
+    #[test]
     fn try_ops_report_full_empty_and_disconnected() {
         let (tx, rx) = bounded::<u32>(2);
         assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));

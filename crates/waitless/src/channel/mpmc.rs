@@ -175,6 +175,18 @@ struct ConsumerSide {
 /// assert_eq!(ch.recv(), None);
 /// ```
 ///
+/// Values must be `Send` for the channel to cross threads:
+///
+/// ```compile_fail
+/// use std::rc::Rc;
+/// use waitless::channel::OptimizedChannel;
+///
+/// let ch = OptimizedChannel::<Rc<u8>>::new(2);
+/// std::thread::scope(|s| {
+///     s.spawn(|| ch.send(Rc::new(1))); // Rc is not Send: rejected
+/// });
+/// ```
+///
 /// The same algorithm compiled with `SeqCst` everywhere:
 ///
 /// ```
