@@ -42,6 +42,7 @@ pub mod map;
 pub mod queue;
 
 // --- channel (issue 6)
+pub mod channel;
 
 // --- contention (issue 7)
 pub mod contention;

@@ -61,6 +61,7 @@ pub mod map;
 pub mod queue;
 
 // --- channel (issue 6)
+pub mod channel;
 
 // --- rcu (issue 8)
 
@@ -81,6 +82,7 @@ pub fn all() -> Vec<Entry> {
     v.extend(queue::entries());
 
     // --- entries: channel
+    v.extend(channel::entries());
 
     // --- entries: rcu
 

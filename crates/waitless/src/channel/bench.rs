@@ -1,0 +1,503 @@
+//! [`OptimizedChannel::benchmark_orderings`]: the same algorithm compiled
+//! with each ordering strategy, measured side by side, with hardware cache
+//! miss counters (`perf_event_open`) where the machine exposes them and CPU
+//! time from `getrusage`.
+
+use core::fmt;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use super::mpmc::OptimizedChannel;
+use super::ordering::{AcquireRelease, Optimized, OrderingStrategy, SeqCstAll};
+use crate::sync::atomic::{AtomicBool, Ordering};
+
+/// Measurement window per (strategy, producers/consumers) point used by
+/// [`OptimizedChannel::benchmark_orderings`]: 3 strategies × 3 points ×
+/// 40 ms ≈ 0.4 s in all.
+pub const DEFAULT_POINT_DURATION: Duration = Duration::from_millis(40);
+
+/// The producer/consumer counts every strategy is measured at.
+pub const POINTS: [(usize, usize); 3] = [(1, 1), (2, 2), (4, 4)];
+
+/// One operation in this many is timed individually for the mean latency.
+const LATENCY_SAMPLE_EVERY: u64 = 32;
+
+/// What one strategy (or one point of it) achieved.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BenchmarkResults {
+    /// Messages received per second (each one also sent).
+    pub throughput_ops_per_second: u64,
+    /// Mean duration of a successful `send` or `recv` call, sampled.
+    pub average_latency_ns: u64,
+    /// Hardware cache misses (`PERF_COUNT_HW_CACHE_MISSES`, user space) per
+    /// successful `send` or `recv`; `None` where the counters are unavailable
+    /// (virtual machines, `perf_event_paranoid`, non-Linux, Miri).
+    pub cache_misses_per_op: Option<f64>,
+    /// CPU time the worker threads consumed (user + system, from
+    /// `getrusage`) divided by wall time × worker threads: 1.0 means every
+    /// worker was on a CPU the whole time; lower means it was descheduled
+    /// (oversubscription) or blocked.
+    pub cpu_utilization: f64,
+}
+
+/// One strategy at one producer/consumer count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OrderingPoint {
+    /// Producer threads.
+    pub producers: usize,
+    /// Consumer threads.
+    pub consumers: usize,
+    /// What was measured.
+    pub results: BenchmarkResults,
+}
+
+/// One strategy over every point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StrategyReport {
+    /// The strategy's name ([`OrderingStrategy::NAME`]).
+    pub strategy: &'static str,
+    /// All points together: messages over total wall time, sample-weighted
+    /// latency, misses over all operations, time-weighted utilization.
+    pub overall: BenchmarkResults,
+    /// Each point on its own.
+    pub points: Vec<OrderingPoint>,
+}
+
+/// The outcome of [`OptimizedChannel::benchmark_orderings`]: one
+/// [`BenchmarkResults`] per strategy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderingReport {
+    /// Capacity of every channel measured.
+    pub capacity: usize,
+    /// Measurement window of each point.
+    pub point_duration: Duration,
+    /// `SeqCstAll`, `AcquireRelease`, `Optimized`, in that order.
+    pub strategies: Vec<StrategyReport>,
+}
+
+impl OrderingReport {
+    /// The overall results of the strategy called `name`.
+    pub fn get(&self, name: &str) -> Option<&BenchmarkResults> {
+        self.strategies
+            .iter()
+            .find(|s| s.strategy == name)
+            .map(|s| &s.overall)
+    }
+
+    /// Overall results of [`SeqCstAll`].
+    pub fn seq_cst_all(&self) -> &BenchmarkResults {
+        self.get(SeqCstAll::NAME)
+            .expect("every report measures SeqCstAll")
+    }
+
+    /// Overall results of [`AcquireRelease`].
+    pub fn acquire_release(&self) -> &BenchmarkResults {
+        self.get(AcquireRelease::NAME)
+            .expect("every report measures AcquireRelease")
+    }
+
+    /// Overall results of [`Optimized`].
+    pub fn optimized(&self) -> &BenchmarkResults {
+        self.get(Optimized::NAME)
+            .expect("every report measures Optimized")
+    }
+}
+
+impl fmt::Display for OrderingReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<15} {:>7} {:>14} {:>10} {:>12} {:>6}",
+            "strategy", "P/C", "msgs/s", "mean ns", "misses/op", "cpu"
+        )?;
+        for s in &self.strategies {
+            let rows = s
+                .points
+                .iter()
+                .map(|p| (format!("{}/{}", p.producers, p.consumers), &p.results))
+                .chain(std::iter::once(("all".to_string(), &s.overall)));
+            for (label, r) in rows {
+                let misses = r
+                    .cache_misses_per_op
+                    .map_or_else(|| "n/a".to_string(), |m| format!("{m:.3}"));
+                writeln!(
+                    f,
+                    "{:<15} {:>7} {:>14} {:>10} {:>12} {:>6.2}",
+                    s.strategy,
+                    label,
+                    r.throughput_ops_per_second,
+                    r.average_latency_ns,
+                    misses,
+                    r.cpu_utilization
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
+    /// Measures the algorithm compiled with each ordering strategy
+    /// ([`SeqCstAll`], [`AcquireRelease`], [`Optimized`]), each on a fresh
+    /// `u64` channel of this channel's capacity, at 1/1, 2/2 and 4/4
+    /// producers/consumers, [`DEFAULT_POINT_DURATION`] per point.
+    ///
+    /// `self` is not used beyond its capacity (its contents are untouched).
+    ///
+    /// ```
+    /// use waitless::channel::OptimizedChannel;
+    /// let report = OptimizedChannel::<u64>::new(64)
+    ///     .benchmark_orderings_for(std::time::Duration::from_millis(2));
+    /// assert_eq!(report.strategies.len(), 3);
+    /// println!("{report}");
+    /// ```
+    pub fn benchmark_orderings(&self) -> OrderingReport {
+        self.benchmark_orderings_for(DEFAULT_POINT_DURATION)
+    }
+
+    /// [`benchmark_orderings`](Self::benchmark_orderings) with a chosen
+    /// measurement window per point.
+    pub fn benchmark_orderings_for(&self, point_duration: Duration) -> OrderingReport {
+        let capacity = self.capacity();
+        OrderingReport {
+            capacity,
+            point_duration,
+            strategies: vec![
+                measure_strategy::<SeqCstAll>(capacity, point_duration),
+                measure_strategy::<AcquireRelease>(capacity, point_duration),
+                measure_strategy::<Optimized>(capacity, point_duration),
+            ],
+        }
+    }
+}
+
+/// Raw sums from one point.
+#[derive(Default, Clone, Copy)]
+struct Sums {
+    received: u64,
+    ops: u64,
+    sampled_ns: u64,
+    samples: u64,
+    misses: Option<u64>,
+    cpu_ns: u64,
+    thread_wall_ns: u64,
+    wall_ns: u64,
+}
+
+impl Sums {
+    fn add(&mut self, o: &Sums) {
+        self.received += o.received;
+        self.ops += o.ops;
+        self.sampled_ns += o.sampled_ns;
+        self.samples += o.samples;
+        self.misses = match (self.misses, o.misses) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+        self.cpu_ns += o.cpu_ns;
+        self.thread_wall_ns += o.thread_wall_ns;
+        self.wall_ns += o.wall_ns;
+    }
+
+    fn results(&self) -> BenchmarkResults {
+        let secs = self.wall_ns as f64 / 1e9;
+        BenchmarkResults {
+            throughput_ops_per_second: if secs > 0.0 {
+                (self.received as f64 / secs) as u64
+            } else {
+                0
+            },
+            average_latency_ns: self.sampled_ns.checked_div(self.samples).unwrap_or(0),
+            cache_misses_per_op: self
+                .misses
+                .filter(|_| self.ops > 0)
+                .map(|m| m as f64 / self.ops as f64),
+            cpu_utilization: if self.thread_wall_ns > 0 {
+                self.cpu_ns as f64 / self.thread_wall_ns as f64
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
+fn measure_strategy<O: OrderingStrategy>(capacity: usize, d: Duration) -> StrategyReport {
+    let mut total = Sums {
+        misses: Some(0),
+        ..Sums::default()
+    };
+    let mut points = Vec::new();
+    for (producers, consumers) in POINTS {
+        let sums = measure_point::<O>(capacity, producers, consumers, d);
+        total.add(&sums);
+        points.push(OrderingPoint {
+            producers,
+            consumers,
+            results: sums.results(),
+        });
+    }
+    StrategyReport {
+        strategy: O::NAME,
+        overall: total.results(),
+        points,
+    }
+}
+
+fn measure_point<O: OrderingStrategy>(
+    capacity: usize,
+    producers: usize,
+    consumers: usize,
+    d: Duration,
+) -> Sums {
+    let ch: OptimizedChannel<u64, O> = OptimizedChannel::with_strategy(capacity);
+    let stop = AtomicBool::new(false);
+    let threads = producers + consumers;
+    let barrier = Barrier::new(threads + 1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (ch, stop, barrier) = (&ch, &stop, &barrier);
+                s.spawn(move || worker(ch, t < producers, stop, barrier))
+            })
+            .collect();
+        barrier.wait();
+        let t0 = Instant::now();
+        // The measurement window (a benchmark, not synchronization).
+        std::thread::sleep(d);
+        // Relaxed: a stop request carries no data.
+        stop.store(true, Ordering::Relaxed);
+        let mut sums = Sums {
+            misses: Some(0),
+            ..Sums::default()
+        };
+        for h in handles {
+            let w = h.join().expect("benchmark worker panicked");
+            sums.add(&w);
+        }
+        sums.wall_ns = t0.elapsed().as_nanos() as u64;
+        sums
+    })
+}
+
+fn worker<O: OrderingStrategy>(
+    ch: &OptimizedChannel<u64, O>,
+    producer: bool,
+    stop: &AtomicBool,
+    barrier: &Barrier,
+) -> Sums {
+    let counter = perf::CacheMissCounter::open();
+    barrier.wait();
+    let cpu0 = rusage::thread_cpu_ns();
+    let misses0 = counter.as_ref().and_then(|c| c.read());
+    let t0 = Instant::now();
+    let mut sums = Sums::default();
+    let mut calls = 0u64;
+    // Relaxed: see the store in `measure_point`.
+    while !stop.load(Ordering::Relaxed) {
+        for _ in 0..32 {
+            calls += 1;
+            let timed = calls % LATENCY_SAMPLE_EVERY == 0;
+            let start = timed.then(Instant::now);
+            let ok = if producer {
+                ch.send(calls).is_ok()
+            } else {
+                ch.recv().is_some()
+            };
+            if ok {
+                sums.ops += 1;
+                if !producer {
+                    sums.received += 1;
+                }
+                if let Some(start) = start {
+                    sums.sampled_ns += start.elapsed().as_nanos() as u64;
+                    sums.samples += 1;
+                }
+            }
+        }
+    }
+    sums.thread_wall_ns = t0.elapsed().as_nanos() as u64;
+    sums.cpu_ns = rusage::thread_cpu_ns().saturating_sub(cpu0);
+    sums.misses = match (counter.as_ref().and_then(|c| c.read()), misses0) {
+        (Some(b), Some(a)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
+    sums
+}
+
+/// CPU time from `getrusage`.
+mod rusage {
+    /// CPU time (user + system) of the calling thread in nanoseconds, or of
+    /// the process where per-thread accounting is unavailable; 0 under Miri.
+    pub(super) fn thread_cpu_ns() -> u64 {
+        #[cfg(all(unix, not(miri)))]
+        {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            let who = libc::RUSAGE_THREAD;
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            let who = libc::RUSAGE_SELF;
+            // SAFETY: `rusage` is a plain C struct for which all-zero bytes
+            // are a valid value.
+            let mut ru: libc::rusage = unsafe { core::mem::zeroed() };
+            // SAFETY: `ru` is a valid, writable `rusage`; `who` is a valid
+            // selector for this platform.
+            if unsafe { libc::getrusage(who, &mut ru) } != 0 {
+                return 0;
+            }
+            let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+            tv(ru.ru_utime) + tv(ru.ru_stime)
+        }
+        #[cfg(not(all(unix, not(miri))))]
+        {
+            0
+        }
+    }
+}
+
+/// Hardware cache-miss counting through `perf_event_open(2)`.
+mod perf {
+    /// A per-thread `PERF_COUNT_HW_CACHE_MISSES` counter (user space only).
+    pub(super) struct CacheMissCounter {
+        #[cfg(all(target_os = "linux", not(miri)))]
+        fd: libc::c_int,
+    }
+
+    #[cfg(all(target_os = "linux", not(miri)))]
+    impl CacheMissCounter {
+        /// Opens a counter for the calling thread; `None` if the kernel or
+        /// the (virtual) machine does not provide it. Failure is silent: the
+        /// report then shows `None`.
+        pub(super) fn open() -> Option<Self> {
+            /// `struct perf_event_attr` up to `config1`
+            /// (`PERF_ATTR_SIZE_VER0`, 64 bytes), the layout every kernel
+            /// since 2.6.31 accepts.
+            #[repr(C)]
+            struct PerfEventAttr {
+                type_: u32,
+                size: u32,
+                config: u64,
+                sample_period: u64,
+                sample_type: u64,
+                read_format: u64,
+                /// Bit field: bit 0 `disabled`, bit 5 `exclude_kernel`,
+                /// bit 6 `exclude_hv`; all others zero.
+                flags: u64,
+                wakeup_events: u32,
+                bp_type: u32,
+                config1: u64,
+            }
+            const PERF_TYPE_HARDWARE: u32 = 0;
+            const PERF_COUNT_HW_CACHE_MISSES: u64 = 3;
+            const EXCLUDE_KERNEL: u64 = 1 << 5;
+            const EXCLUDE_HV: u64 = 1 << 6;
+            const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
+            let attr = PerfEventAttr {
+                type_: PERF_TYPE_HARDWARE,
+                size: core::mem::size_of::<PerfEventAttr>() as u32,
+                config: PERF_COUNT_HW_CACHE_MISSES,
+                sample_period: 0,
+                sample_type: 0,
+                read_format: 0,
+                flags: EXCLUDE_KERNEL | EXCLUDE_HV,
+                wakeup_events: 0,
+                bp_type: 0,
+                config1: 0,
+            };
+            // SAFETY: `attr` is a valid `perf_event_attr` (VER0 layout, size
+            // field set) that outlives the call; pid 0 / cpu -1 means "this
+            // thread, any CPU"; group -1 means no group. The kernel only
+            // reads `attr`.
+            let fd = unsafe {
+                libc::syscall(
+                    libc::SYS_perf_event_open,
+                    &attr as *const PerfEventAttr,
+                    0 as libc::pid_t,
+                    -1 as libc::c_int,
+                    -1 as libc::c_int,
+                    PERF_FLAG_FD_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                return None;
+            }
+            let counter = Self {
+                fd: fd as libc::c_int,
+            };
+            // A counter that opens but cannot be read counts as absent.
+            counter.read()?;
+            Some(counter)
+        }
+
+        /// The current count, or `None` if reading fails.
+        pub(super) fn read(&self) -> Option<u64> {
+            let mut value = 0u64;
+            // SAFETY: `fd` is an open perf event file descriptor we own, and
+            // `value` is 8 writable bytes, the size a non-group read returns.
+            let n = unsafe {
+                libc::read(
+                    self.fd,
+                    (&mut value as *mut u64).cast::<libc::c_void>(),
+                    core::mem::size_of::<u64>(),
+                )
+            };
+            (n == core::mem::size_of::<u64>() as isize).then_some(value)
+        }
+    }
+
+    #[cfg(all(target_os = "linux", not(miri)))]
+    impl Drop for CacheMissCounter {
+        fn drop(&mut self) {
+            // SAFETY: we own `fd` and close it exactly once.
+            unsafe {
+                libc::close(self.fd);
+            }
+        }
+    }
+
+    #[cfg(not(all(target_os = "linux", not(miri))))]
+    impl CacheMissCounter {
+        /// No hardware counters on this platform (or under Miri).
+        pub(super) fn open() -> Option<Self> {
+            None
+        }
+
+        pub(super) fn read(&self) -> Option<u64> {
+            None
+        }
+    }
+}
+
+#[cfg(all(test, not(loom), not(miri)))]
+mod tests {
+    use super::*;
+
+    // Not under Miri: it calls getrusage/perf_event_open through FFI.
+    #[test]
+    fn reports_every_strategy_and_point_with_sane_numbers() {
+        let ch = OptimizedChannel::<String>::new(32);
+        ch.send("kept".into()).unwrap();
+        let report = ch.benchmark_orderings_for(Duration::from_millis(3));
+        assert_eq!(report.capacity, 32);
+        let names: Vec<_> = report.strategies.iter().map(|s| s.strategy).collect();
+        assert_eq!(names, ["SeqCstAll", "AcquireRelease", "Optimized"]);
+        for s in &report.strategies {
+            assert_eq!(s.points.len(), POINTS.len());
+            for r in s.points.iter().map(|p| &p.results).chain([&s.overall]) {
+                assert!((0.0..=1.5).contains(&r.cpu_utilization), "{r:?}");
+                if let Some(m) = r.cache_misses_per_op {
+                    assert!(m.is_finite() && m >= 0.0);
+                }
+            }
+        }
+        // Across nine points at least one message gets through, even on a
+        // loaded machine, and the channel we were called on is untouched.
+        assert!(report
+            .strategies
+            .iter()
+            .any(|s| s.overall.throughput_ops_per_second > 0));
+        assert_eq!(ch.recv().as_deref(), Some("kept"));
+        assert!(report.to_string().contains("Optimized"));
+        let _ = report.optimized();
+        let _ = report.seq_cst_all();
+        let _ = report.acquire_release();
+    }
+}

@@ -1,0 +1,670 @@
+//! The non-blocking bounded MPMC core: [`OptimizedChannel`].
+//!
+//! # Algorithm
+//!
+//! A ring of `capacity` slots (a power of two), each a value cell plus a
+//! *stamp* (Vyukov's bounded MPMC queue, 2010; crossbeam's `ArrayQueue` is
+//! the same family). Positions are unbounded `usize` counters (wrapping);
+//! position `p` lives in slot `p & mask`. A slot's stamp is a packed word
+//! that says what the slot is ready for:
+//!
+//! ```text
+//! stamp = (p << 1) | full      (bit 0: full flag; bits 1..: position p,
+//!                               whose top bit is dropped)
+//! (p << 1)           free: the producer of position p may write it
+//! (p << 1) | 1       full: position p's value is written, its consumer may read
+//! ((p + cap) << 1)   after the consumer of p read it: free for p + capacity
+//! ```
+//!
+//! The flag bit keeps "full with p" and "free for p + 1" apart even when
+//! `capacity == 1` (a plain `p + 1` stamp would confuse them and let a
+//! producer overwrite a value its consumer is still moving out).
+//!
+//! Producer state (`tail`, the next position to write, and `head_cache`, a
+//! possibly stale copy of `head`) lives on one cache line; consumer state
+//! (`head`, `tail_cache`) on another. A producer:
+//!
+//! 1. loads `tail` = t and `head_cache` = c; if `t - c >= capacity` the cache
+//!    *says* full, so it refreshes: `SeqCst` fence, load `head` = h; if
+//!    `t - h >= capacity` the channel is full → `Full(value)`; else it stores
+//!    h into `head_cache` (the only write to the cache, and only here);
+//! 2. loads the stamp of slot `t & mask`; if it is free for t, CASes `tail` from t
+//!    to t + 1 (on failure retry with the fresh tail);
+//! 3. writes the value into the slot and stores the full stamp of t
+//!    (`Release`).
+//!
+//! A consumer mirrors it with `head`, `tail_cache`: full stamp of h →
+//! claim → read → store the free stamp of `h + capacity`.
+//!
+//! So the fast path writes exactly the slot (value + stamp) and the owning
+//! index (`tail` or `head`); it reads the opposite index only when the cache
+//! says full/empty, and writes the cache only then.
+//!
+//! # Full and None are linearizable
+//!
+//! Linearize a successful send at its `tail` CAS and a successful recv at its
+//! `head` CAS; the abstract queue then holds positions `[head, tail)`.
+//! Invariant: `head <= tail <= head + capacity` at every moment (a producer
+//! claims t only after seeing the free stamp of t, which the consumer of `t - capacity`
+//! stores after claiming it, so `head > t - capacity` then; symmetrically a
+//! consumer claims h only after the full stamp of h, stored after tail passed h).
+//!
+//! `Full` is returned after reading `tail` = t, then a `SeqCst` fence, then
+//! `head` = h with `t - h >= capacity`. The fence keeps the two loads in that
+//! order. When `head` was read, `tail` was at least t (monotonic), and by the
+//! invariant at most `h + capacity <= t`; so at that instant tail == t and
+//! `tail - head == capacity`: the queue was full, and `Full` linearizes there.
+//! `None` is the mirror image (`head` = h, fence, `tail` = t with `t <= h`;
+//! at that instant `head <= tail == h` forces `head == tail`).
+//!
+//! A slot whose stamp says "not yet" while the cache says "not full/empty"
+//! belongs to a peer between its claiming CAS and its stamp store (or the
+//! loaded index was stale). The caller waits for it with a bounded spin,
+//! then yields: it never parks and never reports a non-linearizable answer.
+//!
+//! # Progress
+//!
+//! `send` and `recv` never block on a lock, but the core is not strictly
+//! lock-free: a thread preempted between claiming a position and storing
+//! its stamp delays the one peer that needs that exact slot (a lap later for
+//! producers, immediately for the consumer of that position). Every other
+//! thread keeps making progress. This is the trade-off of every stamped
+//! array queue (crossbeam `ArrayQueue` included); the wait-free alternative
+//! is `waitless::queue`.
+//!
+//! Positions are `usize` counters; on 32-bit targets a thread stalled for
+//! 2^32 operations could see its claiming CAS succeed on a wrapped index
+//! (the classic ABA window of every counter-based ring).
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
+
+use super::error::ChannelError;
+use super::ordering::{Optimized, OrderingStrategy};
+use crate::contention::Site;
+use crate::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use crate::sync::UnsafeCell;
+use crate::{Backoff, CachePadded};
+
+static SEND_SITE: Site = Site::new("channel.send");
+static RECV_SITE: Site = Site::new("channel.recv");
+
+/// The largest accepted capacity: keeps every index difference well inside
+/// `isize`, so signed comparisons of wrapped positions are exact.
+pub(crate) const MAX_CAPACITY: usize = 1 << (usize::BITS - 2);
+
+/// After a failed claiming CAS: someone else progressed; back off briefly.
+/// Under loom no spinning is needed (the CAS failure is not a wait).
+#[inline]
+fn cas_backoff(backoff: &Backoff) {
+    #[cfg(not(loom))]
+    backoff.spin();
+    #[cfg(loom)]
+    let _ = backoff;
+}
+
+/// Waiting for a peer between its claim and its stamp store: spin, then
+/// yield. Under loom, one yield per iteration (loom must see a scheduling
+/// point, and the exponential spin would only blow up its state space).
+#[inline]
+fn wait_for_peer(backoff: &Backoff) {
+    #[cfg(not(loom))]
+    backoff.snooze();
+    #[cfg(loom)]
+    {
+        let _ = backoff;
+        crate::sync::thread::yield_now();
+    }
+}
+
+/// The stamp of a slot free for the producer of position `pos`.
+#[inline]
+fn free_stamp(pos: usize) -> usize {
+    pos << 1
+}
+
+/// The stamp of a slot holding position `pos`'s value.
+#[inline]
+fn full_stamp(pos: usize) -> usize {
+    (pos << 1) | 1
+}
+
+/// One ring slot: the stamp (see the module docs for its values) and the value.
+struct Slot<T> {
+    stamp: AtomicUsize,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// State written by producers: one cache line.
+struct ProducerSide {
+    /// Next position to claim. Written only by a successful claiming CAS.
+    tail: AtomicUsize,
+    /// A value `head` had at some point (never ahead of `head`). Written only
+    /// on the slow path, when the cache says full.
+    head_cache: AtomicUsize,
+}
+
+/// State written by consumers: another cache line.
+struct ConsumerSide {
+    /// Next position to take. Written only by a successful claiming CAS.
+    head: AtomicUsize,
+    /// A value `tail` had at some point (never ahead of `tail`). Written only
+    /// on the slow path, when the cache says empty.
+    tail_cache: AtomicUsize,
+}
+
+/// A bounded multi-producer multi-consumer channel whose `send` and `recv`
+/// never block, generic over the memory-ordering strategy `O`.
+///
+/// See the [module documentation](self) for the algorithm and why `Full` and
+/// `None` answers are exact (linearizable), and `docs/channel.md` for the
+/// proof of every ordering.
+///
+/// # Examples
+///
+/// ```
+/// use waitless::channel::{ChannelError, OptimizedChannel};
+///
+/// let ch = OptimizedChannel::<u32>::new(2);
+/// ch.send(1).unwrap();
+/// ch.send(2).unwrap();
+/// assert!(matches!(ch.send(3), Err(ChannelError::Full(3))));
+/// assert_eq!(ch.recv(), Some(1));
+/// assert_eq!(ch.recv(), Some(2));
+/// assert_eq!(ch.recv(), None);
+/// ```
+///
+/// Values must be `Send` for the channel to cross threads:
+///
+/// ```compile_fail
+/// use std::rc::Rc;
+/// use waitless::channel::OptimizedChannel;
+///
+/// let ch = OptimizedChannel::<Rc<u8>>::new(2);
+/// std::thread::scope(|s| {
+///     s.spawn(|| ch.send(Rc::new(1))); // Rc is not Send: rejected
+/// });
+/// ```
+///
+/// The same algorithm compiled with `SeqCst` everywhere:
+///
+/// ```
+/// use waitless::channel::{OptimizedChannel, SeqCstAll};
+///
+/// let ch: OptimizedChannel<&str, SeqCstAll> = OptimizedChannel::with_strategy(4);
+/// ch.send("hi").unwrap();
+/// assert_eq!(ch.recv(), Some("hi"));
+/// ```
+pub struct OptimizedChannel<T, O = Optimized> {
+    producer: CachePadded<ProducerSide>,
+    consumer: CachePadded<ConsumerSide>,
+    /// Set once by [`close`](Self::close); read-mostly, so its own line.
+    closed: CachePadded<AtomicBool>,
+    buffer: Box<[Slot<T>]>,
+    mask: usize,
+    _strategy: PhantomData<O>,
+}
+
+// SAFETY: the channel owns its values (a `T` moves in through `send` and out
+// through `recv` or `Drop`), so sending the channel to another thread sends
+// the values: `T: Send` suffices.
+unsafe impl<T: Send, O> Send for OptimizedChannel<T, O> {}
+// SAFETY: shared access lets any thread move a `T` in or out, so `T: Send` is
+// needed and suffices; no `&T` is ever handed out, so `T: Sync` is not.
+// Every slot access is exclusive by the stamp protocol (module docs).
+unsafe impl<T: Send, O> Sync for OptimizedChannel<T, O> {}
+
+impl<T> OptimizedChannel<T> {
+    /// A channel holding at most `capacity` values, with the
+    /// [`Optimized`] ordering strategy.
+    ///
+    /// # Panics
+    /// If `capacity` is not a power of two (zero included) or exceeds
+    /// `2^(usize::BITS - 2)`.
+    pub fn new(capacity: usize) -> Self {
+        Self::with_strategy(capacity)
+    }
+}
+
+impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
+    /// A channel holding at most `capacity` values, with strategy `O`.
+    ///
+    /// # Panics
+    /// If `capacity` is not a power of two (zero included) or exceeds
+    /// `2^(usize::BITS - 2)`.
+    pub fn with_strategy(capacity: usize) -> Self {
+        assert!(
+            capacity.is_power_of_two(),
+            "OptimizedChannel capacity must be a power of two, got {capacity}"
+        );
+        assert!(
+            capacity <= MAX_CAPACITY,
+            "OptimizedChannel capacity {capacity} exceeds the maximum {MAX_CAPACITY}"
+        );
+        let buffer = (0..capacity)
+            .map(|i| Slot {
+                stamp: AtomicUsize::new(free_stamp(i)),
+                value: UnsafeCell::new(MaybeUninit::uninit()),
+            })
+            .collect();
+        Self {
+            producer: CachePadded::new(ProducerSide {
+                tail: AtomicUsize::new(0),
+                head_cache: AtomicUsize::new(0),
+            }),
+            consumer: CachePadded::new(ConsumerSide {
+                head: AtomicUsize::new(0),
+                tail_cache: AtomicUsize::new(0),
+            }),
+            closed: CachePadded::new(AtomicBool::new(false)),
+            buffer,
+            mask: capacity - 1,
+            _strategy: PhantomData,
+        }
+    }
+
+    /// The name of the ordering strategy (`"Optimized"`, `"AcquireRelease"`,
+    /// `"SeqCstAll"`).
+    pub fn strategy_name(&self) -> &'static str {
+        O::NAME
+    }
+
+    /// The most values the channel holds.
+    pub fn capacity(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// Sends `value` without blocking.
+    ///
+    /// Returns `Full(value)` if the channel held `capacity` values at a
+    /// moment during the call, and `Disconnected(value)` once the channel is
+    /// [closed](Self::close). A send racing with `close` may still succeed;
+    /// its value is then received by a draining `recv` or dropped with the
+    /// channel.
+    pub fn send(&self, value: T) -> Result<(), ChannelError<T>> {
+        // Relaxed: the flag carries no data for a sender; a send that starts
+        // after `close` happened-before it sees `true` by coherence.
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(ChannelError::Disconnected(value));
+        }
+        let cap = self.capacity();
+        let backoff = Backoff::new();
+        // INDEX_LOAD: a guess validated by the claiming CAS.
+        let mut tail = self.producer.tail.load(O::INDEX_LOAD);
+        loop {
+            // CACHE_LOAD: a hint; `head_cache <= head` always holds.
+            let cached_head = self.producer.head_cache.load(O::CACHE_LOAD);
+            if tail.wrapping_sub(cached_head) as isize >= cap as isize {
+                // SeqCst fence: orders the `tail` load above before the
+                // `head` load below (needed for the linearizable Full, module
+                // docs). In the SeqCst total order it also pairs with the
+                // fence of a parked receiver's re-check (see `blocking.rs`).
+                fence(Ordering::SeqCst);
+                let head = self.consumer.head.load(O::REFRESH_LOAD);
+                if tail.wrapping_sub(head) as isize >= cap as isize {
+                    return Err(ChannelError::Full(value));
+                }
+                self.producer.head_cache.store(head, O::CACHE_STORE);
+            }
+            let slot = &self.buffer[tail & self.mask];
+            // STAMP_LOAD (Acquire in every strategy): pairs with the
+            // STAMP_STORE Release of the consumer that emptied this slot a
+            // lap earlier, so its read of the old value happens-before our
+            // write of the new one.
+            let stamp = slot.stamp.load(O::STAMP_LOAD);
+            if stamp == free_stamp(tail) {
+                match self.producer.tail.compare_exchange_weak(
+                    tail,
+                    tail.wrapping_add(1),
+                    O::CLAIM_SUCCESS,
+                    O::CLAIM_FAILURE,
+                ) {
+                    Ok(_) => {
+                        SEND_SITE.record(true);
+                        // SAFETY: our CAS claimed position `tail` and the
+                        // stamp said the slot is free for it, so no other
+                        // thread accesses this cell until we store the
+                        // stamp below (producers of `tail` lost the CAS,
+                        // consumers wait for the full stamp of `tail`).
+                        slot.value.with_mut(|p| unsafe { (*p).write(value) });
+                        // STAMP_STORE (Release in every strategy): pairs with
+                        // the consumer's STAMP_LOAD Acquire, publishing the
+                        // value written just above.
+                        slot.stamp.store(full_stamp(tail), O::STAMP_STORE);
+                        return Ok(());
+                    }
+                    Err(current) => {
+                        SEND_SITE.record(false);
+                        tail = current;
+                        cas_backoff(&backoff);
+                    }
+                }
+            } else {
+                // Either a consumer of `tail - cap` has claimed but not yet
+                // emptied the slot, or `tail` is stale. Wait briefly.
+                wait_for_peer(&backoff);
+                tail = self.producer.tail.load(O::INDEX_LOAD);
+            }
+        }
+    }
+
+    /// Receives a value without blocking; `None` if the channel was empty at
+    /// a moment during the call.
+    ///
+    /// After [`close`](Self::close) the values still in the channel are
+    /// returned, then `None`.
+    pub fn recv(&self) -> Option<T> {
+        let cap = self.capacity();
+        let backoff = Backoff::new();
+        // INDEX_LOAD: a guess validated by the claiming CAS.
+        let mut head = self.consumer.head.load(O::INDEX_LOAD);
+        loop {
+            // CACHE_LOAD: a hint; `tail_cache <= tail` always holds.
+            let cached_tail = self.consumer.tail_cache.load(O::CACHE_LOAD);
+            if cached_tail.wrapping_sub(head) as isize <= 0 {
+                // SeqCst fence: orders the `head` load above before the
+                // `tail` load below (linearizable None, module docs); in the
+                // SeqCst total order it pairs with a parked sender's re-check.
+                fence(Ordering::SeqCst);
+                let tail = self.producer.tail.load(O::REFRESH_LOAD);
+                if tail.wrapping_sub(head) as isize <= 0 {
+                    return None;
+                }
+                self.consumer.tail_cache.store(tail, O::CACHE_STORE);
+            }
+            let slot = &self.buffer[head & self.mask];
+            // STAMP_LOAD (Acquire): pairs with the producer's STAMP_STORE
+            // Release, so the value it wrote is visible to our read.
+            let stamp = slot.stamp.load(O::STAMP_LOAD);
+            if stamp == full_stamp(head) {
+                match self.consumer.head.compare_exchange_weak(
+                    head,
+                    head.wrapping_add(1),
+                    O::CLAIM_SUCCESS,
+                    O::CLAIM_FAILURE,
+                ) {
+                    Ok(_) => {
+                        RECV_SITE.record(true);
+                        // SAFETY: the stamp said position `head`'s value is
+                        // written (and its Acquire made the write visible);
+                        // our CAS claimed the position, so we are its only
+                        // reader, and no producer touches the slot before we
+                        // store the free stamp of `head + cap` below. Reading moves the
+                        // value out; the slot is logically uninitialized again.
+                        let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
+                        // STAMP_STORE (Release): pairs with the STAMP_LOAD
+                        // Acquire of the producer of `head + cap`, so our
+                        // read happens-before its overwrite.
+                        slot.stamp
+                            .store(free_stamp(head.wrapping_add(cap)), O::STAMP_STORE);
+                        return Some(value);
+                    }
+                    Err(current) => {
+                        RECV_SITE.record(false);
+                        head = current;
+                        cas_backoff(&backoff);
+                    }
+                }
+            } else {
+                // A producer claimed `head` but has not stored its stamp yet,
+                // or `head` is stale. Wait briefly.
+                wait_for_peer(&backoff);
+                head = self.consumer.head.load(O::INDEX_LOAD);
+            }
+        }
+    }
+
+    /// Receives up to `max` values without blocking, appending them to `out`;
+    /// returns how many were received. Stops at the first empty answer.
+    pub fn recv_batch(&self, out: &mut Vec<T>, max: usize) -> usize {
+        let mut n = 0;
+        while n < max {
+            match self.recv() {
+                Some(v) => {
+                    out.push(v);
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        n
+    }
+
+    /// Closes the channel: later `send`s return `Disconnected`, `recv` drains
+    /// what is left. Returns `true` if this call closed it.
+    pub fn close(&self) -> bool {
+        // Release: pairs with the Acquire in `is_closed`, so a receiver that
+        // sees the flag also sees every send that happened-before `close`.
+        !self.closed.swap(true, Ordering::AcqRel)
+    }
+
+    /// `true` once [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        // Acquire: pairs with the swap in `close` (see there).
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// The number of values in the channel at some moment during the call
+    /// (between 0 and `capacity`).
+    pub fn len(&self) -> usize {
+        loop {
+            // SeqCst: the three loads form a snapshot in the SeqCst total
+            // order (tail re-read to detect a moving window).
+            let tail = self.producer.tail.load(Ordering::SeqCst);
+            let head = self.consumer.head.load(Ordering::SeqCst);
+            if self.producer.tail.load(Ordering::SeqCst) == tail {
+                let n = tail.wrapping_sub(head) as isize;
+                return n.clamp(0, self.capacity() as isize) as usize;
+            }
+        }
+    }
+
+    /// `true` if the channel was empty at some moment during the call.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `true` if the channel was full at some moment during the call.
+    pub fn is_full(&self) -> bool {
+        self.len() == self.capacity()
+    }
+}
+
+impl<T, O> Drop for OptimizedChannel<T, O> {
+    fn drop(&mut self) {
+        // `&mut self`: no operation is in flight, so every claimed position
+        // in [head, tail) has its value written (a send cannot stop between
+        // its CAS and its write: moving the value does not panic).
+        let head = self.consumer.head.load(Ordering::Relaxed);
+        let tail = self.producer.tail.load(Ordering::Relaxed);
+        let mut pos = head;
+        while pos != tail {
+            let slot = &self.buffer[pos & self.mask];
+            // SAFETY: positions in [head, tail) hold initialized values that
+            // no `recv` took (module docs); `&mut self` excludes every other
+            // access, and each position is dropped once.
+            slot.value.with_mut(|p| unsafe { (*p).assume_init_drop() });
+            pos = pos.wrapping_add(1);
+        }
+    }
+}
+
+impl<T, O: OrderingStrategy> fmt::Debug for OptimizedChannel<T, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OptimizedChannel")
+            .field("strategy", &O::NAME)
+            .field("capacity", &self.capacity())
+            .field("len", &self.len())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::channel::{AcquireRelease, SeqCstAll};
+    use std::sync::atomic::AtomicUsize as StdAtomicUsize;
+    use std::sync::Arc as StdArc;
+
+    fn fifo_roundtrip<O: OrderingStrategy>() {
+        for cap in [1usize, 2, 8] {
+            let ch: OptimizedChannel<usize, O> = OptimizedChannel::with_strategy(cap);
+            for lap in 0..3 {
+                for i in 0..cap {
+                    ch.send(lap * 100 + i).unwrap();
+                }
+                assert!(ch.is_full());
+                match ch.send(999) {
+                    Err(ChannelError::Full(999)) => {}
+                    other => panic!("expected Full(999), got {other:?}"),
+                }
+                for i in 0..cap {
+                    assert_eq!(ch.recv(), Some(lap * 100 + i));
+                }
+                assert_eq!(ch.recv(), None);
+                assert!(ch.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn fifo_full_and_empty_for_every_strategy() {
+        fifo_roundtrip::<Optimized>();
+        fifo_roundtrip::<AcquireRelease>();
+        fifo_roundtrip::<SeqCstAll>();
+    }
+
+    #[test]
+    #[should_panic(expected = "power of two")]
+    fn non_power_of_two_capacity_panics() {
+        let _ = OptimizedChannel::<u8>::new(3);
+    }
+
+    #[test]
+    #[should_panic(expected = "power of two")]
+    fn zero_capacity_panics() {
+        let _ = OptimizedChannel::<u8>::new(0);
+    }
+
+    #[test]
+    fn close_rejects_sends_and_drains() {
+        let ch = OptimizedChannel::<String>::new(4);
+        ch.send("a".into()).unwrap();
+        assert!(ch.close());
+        assert!(!ch.close());
+        match ch.send("b".into()) {
+            Err(ChannelError::Disconnected(v)) => assert_eq!(v, "b"),
+            other => panic!("expected Disconnected, got {other:?}"),
+        }
+        assert_eq!(ch.recv().as_deref(), Some("a"));
+        assert_eq!(ch.recv(), None);
+    }
+
+    #[test]
+    fn indices_wrap_around_usize() {
+        let ch = OptimizedChannel::<usize>::new(4);
+        let start = usize::MAX - 5;
+        ch.producer.tail.store(start, Ordering::Relaxed);
+        ch.producer.head_cache.store(start, Ordering::Relaxed);
+        ch.consumer.head.store(start, Ordering::Relaxed);
+        ch.consumer.tail_cache.store(start, Ordering::Relaxed);
+        for (k, slot) in ch.buffer.iter().enumerate() {
+            // The stamp a slot holds when free for the first position
+            // mapping to it at or after `start`.
+            let pos = (0..4)
+                .map(|d| start.wrapping_add(d))
+                .find(|p| p & 3 == k)
+                .unwrap();
+            slot.stamp.store(free_stamp(pos), Ordering::Relaxed);
+        }
+        for round in 0..5 {
+            for i in 0..4 {
+                ch.send(round * 10 + i).unwrap();
+            }
+            assert!(ch.send(0).is_err());
+            assert_eq!(ch.len(), 4);
+            for i in 0..4 {
+                assert_eq!(ch.recv(), Some(round * 10 + i));
+            }
+            assert_eq!(ch.recv(), None);
+        }
+    }
+
+    struct Counted(StdArc<StdAtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn drop_frees_what_is_left_exactly_once() {
+        let drops = StdArc::new(StdAtomicUsize::new(0));
+        {
+            let ch = OptimizedChannel::<Counted>::new(8);
+            for _ in 0..6 {
+                ch.send(Counted(drops.clone())).unwrap();
+            }
+            drop(ch.recv());
+            drop(ch.recv());
+            assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 2);
+        }
+        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 6);
+    }
+
+    #[test]
+    fn concurrent_exactly_once() {
+        let per = if cfg!(miri) { 50 } else { 20_000 };
+        let (producers, consumers) = (3, 3);
+        let ch = OptimizedChannel::<usize>::new(if cfg!(miri) { 2 } else { 16 });
+        let seen: Vec<StdAtomicUsize> = (0..producers * per)
+            .map(|_| StdAtomicUsize::new(0))
+            .collect();
+        let received = StdAtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for p in 0..producers {
+                let ch = &ch;
+                s.spawn(move || {
+                    for i in 0..per {
+                        let mut v = p * per + i;
+                        while let Err(e) = ch.send(v) {
+                            v = e.into_inner();
+                            std::thread::yield_now();
+                        }
+                    }
+                });
+            }
+            for _ in 0..consumers {
+                s.spawn(|| {
+                    while received.load(std::sync::atomic::Ordering::Relaxed) < producers * per {
+                        match ch.recv() {
+                            Some(v) => {
+                                seen[v].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            None => std::thread::yield_now(),
+                        }
+                    }
+                });
+            }
+        });
+        assert!(seen
+            .iter()
+            .all(|c| c.load(std::sync::atomic::Ordering::Relaxed) == 1));
+        assert_eq!(ch.recv(), None);
+    }
+
+    #[test]
+    fn recv_batch_stops_at_empty() {
+        let ch = OptimizedChannel::<u32>::new(8);
+        for i in 0..5 {
+            ch.send(i).unwrap();
+        }
+        let mut out = Vec::new();
+        assert_eq!(ch.recv_batch(&mut out, 3), 3);
+        assert_eq!(ch.recv_batch(&mut out, 10), 2);
+        assert_eq!(out, vec![0, 1, 2, 3, 4]);
+    }
+}

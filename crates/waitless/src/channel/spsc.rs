@@ -1,0 +1,458 @@
+//! The single-producer single-consumer fast path: [`bounded`] returns a
+//! [`Producer`] and a [`Consumer`].
+//!
+//! # Algorithm
+//!
+//! A Lamport ring buffer with cached indices (the design rtrb and folly's
+//! `ProducerConsumerQueue` use). The shared state is two indices on separate
+//! cache lines: `tail` (written only by the producer) and `head` (written
+//! only by the consumer). Each handle keeps its own index and a cached copy
+//! of the other side's index *inside the handle*, so the fast path touches
+//! no line the other side writes except the slot itself:
+//!
+//! - `push`: if `tail - head_cache == capacity`, refresh `head_cache` from
+//!   `head` (`Acquire`); if still full → `PushError`. Write the slot, then
+//!   store `tail + 1` (`Release`).
+//! - `pop`: if `head == tail_cache`, refresh `tail_cache` from `tail`
+//!   (`Acquire`); if still equal → `None`. Read the slot, then store
+//!   `head + 1` (`Release`).
+//!
+//! No read-modify-write instruction anywhere: one plain load (only when the
+//! cache says full/empty) and one plain store per operation; on x86 both
+//! are ordinary `mov`s. Batches ([`Producer::push_iter`],
+//! [`Consumer::pop_batch`]) publish their index once per batch.
+//!
+//! Orderings: the `Release` store of `tail` pairs with the consumer's
+//! `Acquire` load of `tail`, so the value written into a slot is visible
+//! before the consumer reads it; the `Release` store of `head` pairs with the
+//! producer's `Acquire` load of `head`, so the consumer's read of a slot
+//! happens-before the producer overwrites it (no torn read, no overwrite of
+//! a value still being moved out). Full proof in `docs/channel.md`.
+//!
+//! Progress: wait-free (every call is a bounded number of steps).
+
+use core::fmt;
+use core::mem::MaybeUninit;
+
+use super::error::PushError;
+use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::{Arc, UnsafeCell};
+use crate::CachePadded;
+
+struct Ring<T> {
+    /// Next position to read; written only by the consumer.
+    head: CachePadded<AtomicUsize>,
+    /// Next position to write; written only by the producer.
+    tail: CachePadded<AtomicUsize>,
+    buffer: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    mask: usize,
+}
+
+// SAFETY: the ring owns the values between push and pop; moving the ring to
+// another thread moves them, so `T: Send` suffices.
+unsafe impl<T: Send> Send for Ring<T> {}
+// SAFETY: the two handles sharing the ring each move `T`s in or out from
+// their own thread; slots are accessed exclusively per the index protocol
+// (module docs), no `&T` is shared, so `T: Send` suffices.
+unsafe impl<T: Send> Sync for Ring<T> {}
+
+impl<T> Drop for Ring<T> {
+    fn drop(&mut self) {
+        // Both handles are gone (`Arc` dropped its last reference, which
+        // synchronizes with every earlier release of it), and each handle
+        // published its index on drop, so [head, tail) is exactly the set
+        // of values written and not read.
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Relaxed);
+        let mut pos = head;
+        while pos != tail {
+            // SAFETY: positions in [head, tail) hold initialized values that
+            // were never read; we have exclusive access; each is dropped once.
+            self.buffer[pos & self.mask].with_mut(|p| unsafe { (*p).assume_init_drop() });
+            pos = pos.wrapping_add(1);
+        }
+    }
+}
+
+/// Creates an SPSC ring holding at most `capacity` values.
+///
+/// # Panics
+/// If `capacity` is not a power of two (zero included) or exceeds
+/// `2^(usize::BITS - 2)`.
+///
+/// # Examples
+///
+/// ```
+/// use waitless::channel::spsc;
+///
+/// let (mut tx, mut rx) = spsc::bounded(4);
+/// std::thread::scope(|s| {
+///     s.spawn(move || {
+///         for i in 0..100u32 {
+///             let mut v = i;
+///             while let Err(e) = tx.push(v) {
+///                 v = e.into_inner();
+///                 std::hint::spin_loop();
+///             }
+///         }
+///     });
+///     let mut next = 0;
+///     while next < 100 {
+///         if let Some(v) = rx.pop() {
+///             assert_eq!(v, next);
+///             next += 1;
+///         }
+///     }
+/// });
+/// ```
+pub fn bounded<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
+    assert!(
+        capacity.is_power_of_two(),
+        "spsc capacity must be a power of two, got {capacity}"
+    );
+    assert!(
+        capacity <= super::mpmc::MAX_CAPACITY,
+        "spsc capacity {capacity} exceeds the maximum {}",
+        super::mpmc::MAX_CAPACITY
+    );
+    let ring = Arc::new(Ring {
+        head: CachePadded::new(AtomicUsize::new(0)),
+        tail: CachePadded::new(AtomicUsize::new(0)),
+        buffer: (0..capacity)
+            .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+            .collect(),
+        mask: capacity - 1,
+    });
+    (
+        Producer {
+            ring: ring.clone(),
+            tail: 0,
+            head_cache: 0,
+        },
+        Consumer {
+            ring,
+            head: 0,
+            tail_cache: 0,
+        },
+    )
+}
+
+/// The writing end of an SPSC ring.
+pub struct Producer<T> {
+    ring: Arc<Ring<T>>,
+    /// Our position; equal to `ring.tail` except inside a batch.
+    tail: usize,
+    /// A value `ring.head` had (never ahead of it).
+    head_cache: usize,
+}
+
+/// The reading end of an SPSC ring.
+pub struct Consumer<T> {
+    ring: Arc<Ring<T>>,
+    /// Our position; equal to `ring.head` except inside a batch.
+    head: usize,
+    /// A value `ring.tail` had (never ahead of it).
+    tail_cache: usize,
+}
+
+impl<T> Producer<T> {
+    /// The most values the ring holds.
+    pub fn capacity(&self) -> usize {
+        self.ring.mask + 1
+    }
+
+    /// Free slots right now (refreshes the cached consumer position).
+    pub fn slots(&mut self) -> usize {
+        self.refresh();
+        self.capacity() - self.tail.wrapping_sub(self.head_cache)
+    }
+
+    #[inline]
+    fn refresh(&mut self) {
+        // Acquire: pairs with the consumer's Release store of `head`, so its
+        // reads of the slots it freed happen-before our overwrites.
+        self.head_cache = self.ring.head.load(Ordering::Acquire);
+    }
+
+    /// Pushes `value`, or gives it back if the ring is full.
+    #[inline]
+    pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
+        let cap = self.capacity();
+        if self.tail.wrapping_sub(self.head_cache) == cap {
+            self.refresh();
+            if self.tail.wrapping_sub(self.head_cache) == cap {
+                return Err(PushError(value));
+            }
+        }
+        // SAFETY: `tail - head_cache < cap` and `head_cache <= head`, so slot
+        // `tail` is not readable by the consumer (it reads only below the
+        // published tail) and was freed by it (its read happened-before the
+        // Acquire refresh); we are the only producer.
+        self.ring.buffer[self.tail & self.ring.mask].with_mut(|p| unsafe { (*p).write(value) });
+        self.tail = self.tail.wrapping_add(1);
+        // Release: pairs with the consumer's Acquire load of `tail`,
+        // publishing the value written above.
+        self.ring.tail.store(self.tail, Ordering::Release);
+        Ok(())
+    }
+
+    /// Pushes values from `iter` until the ring is full or `iter` ends;
+    /// returns how many were pushed. Takes from `iter` only values that fit,
+    /// and publishes them with one store.
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = waitless::channel::spsc::bounded(4);
+    /// let mut src = 0..10;
+    /// assert_eq!(tx.push_iter(&mut src), 4);
+    /// assert_eq!(src.next(), Some(4)); // nothing lost
+    /// let mut out = Vec::new();
+    /// assert_eq!(rx.pop_batch(&mut out, 8), 4);
+    /// assert_eq!(out, [0, 1, 2, 3]);
+    /// ```
+    pub fn push_iter<I: Iterator<Item = T>>(&mut self, iter: &mut I) -> usize {
+        let cap = self.capacity();
+        if self.tail.wrapping_sub(self.head_cache) == cap {
+            self.refresh();
+        }
+        let free = cap - self.tail.wrapping_sub(self.head_cache);
+        let mut n = 0;
+        while n < free {
+            let Some(value) = iter.next() else { break };
+            // SAFETY: as in `push`: position `tail` is below
+            // `head_cache + cap`, so the consumer freed the slot and cannot
+            // read it before we publish. If `iter.next()` panics, `Drop`
+            // publishes what was written so far.
+            self.ring.buffer[self.tail & self.ring.mask].with_mut(|p| unsafe { (*p).write(value) });
+            self.tail = self.tail.wrapping_add(1);
+            n += 1;
+        }
+        if n > 0 {
+            // Release: pairs with the consumer's Acquire load of `tail`.
+            self.ring.tail.store(self.tail, Ordering::Release);
+        }
+        n
+    }
+}
+
+impl<T> Consumer<T> {
+    /// The most values the ring holds.
+    pub fn capacity(&self) -> usize {
+        self.ring.mask + 1
+    }
+
+    /// Values ready right now (refreshes the cached producer position).
+    pub fn len(&mut self) -> usize {
+        self.refresh();
+        self.tail_cache.wrapping_sub(self.head)
+    }
+
+    /// `true` if nothing is ready right now.
+    pub fn is_empty(&mut self) -> bool {
+        self.len() == 0
+    }
+
+    #[inline]
+    fn refresh(&mut self) {
+        // Acquire: pairs with the producer's Release store of `tail`, so the
+        // values it wrote below that tail are visible to our reads.
+        self.tail_cache = self.ring.tail.load(Ordering::Acquire);
+    }
+
+    /// Pops the oldest value, or `None` if the ring is empty.
+    #[inline]
+    pub fn pop(&mut self) -> Option<T> {
+        if self.head == self.tail_cache {
+            self.refresh();
+            if self.head == self.tail_cache {
+                return None;
+            }
+        }
+        // SAFETY: `head < tail_cache <= tail`: the producer wrote this slot
+        // and published it (our Acquire refresh made the write visible); it
+        // will not overwrite it before we publish a head past it.
+        let value = self.ring.buffer[self.head & self.ring.mask]
+            .with(|p| unsafe { (*p).assume_init_read() });
+        self.head = self.head.wrapping_add(1);
+        // Release: pairs with the producer's Acquire load of `head`, so our
+        // read above happens-before its overwrite of the slot.
+        self.ring.head.store(self.head, Ordering::Release);
+        Some(value)
+    }
+
+    /// Pops up to `max` values into `out` with one index publication;
+    /// returns how many.
+    pub fn pop_batch(&mut self, out: &mut Vec<T>, max: usize) -> usize {
+        if self.head == self.tail_cache {
+            self.refresh();
+        }
+        let n = self.tail_cache.wrapping_sub(self.head).min(max);
+        if n == 0 {
+            return 0;
+        }
+        // Reserve first: nothing below can panic between reading a value
+        // out and owning it in `out`.
+        out.reserve(n);
+        for _ in 0..n {
+            // SAFETY: as in `pop`, every position in [head, head + n) is
+            // below the published tail we acquired.
+            let value = self.ring.buffer[self.head & self.ring.mask]
+                .with(|p| unsafe { (*p).assume_init_read() });
+            out.push(value);
+            self.head = self.head.wrapping_add(1);
+        }
+        // Release: pairs with the producer's Acquire load of `head`.
+        self.ring.head.store(self.head, Ordering::Release);
+        n
+    }
+}
+
+impl<T> Drop for Producer<T> {
+    fn drop(&mut self) {
+        // Release: publishes anything a panicking `push_iter` wrote but did
+        // not publish, so the ring's drop sees (and drops) it.
+        self.ring.tail.store(self.tail, Ordering::Release);
+    }
+}
+
+impl<T> fmt::Debug for Producer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("capacity", &self.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for Consumer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("capacity", &self.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize as StdAtomicUsize;
+    use std::sync::Arc as StdArc;
+
+    #[test]
+    fn fifo_full_empty_wraparound() {
+        let (mut tx, mut rx) = bounded::<u32>(2);
+        for round in 0..5 {
+            tx.push(round * 2).unwrap();
+            tx.push(round * 2 + 1).unwrap();
+            assert_eq!(tx.push(99).unwrap_err().into_inner(), 99);
+            assert_eq!(tx.slots(), 0);
+            assert_eq!(rx.len(), 2);
+            assert_eq!(rx.pop(), Some(round * 2));
+            assert_eq!(rx.pop(), Some(round * 2 + 1));
+            assert_eq!(rx.pop(), None);
+            assert!(rx.is_empty());
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "power of two")]
+    fn bad_capacity_panics() {
+        let _ = bounded::<u8>(6);
+    }
+
+    struct Counted(StdArc<StdAtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn drop_frees_unread_values_once() {
+        let drops = StdArc::new(StdAtomicUsize::new(0));
+        let (mut tx, mut rx) = bounded::<Counted>(8);
+        for _ in 0..5 {
+            tx.push(Counted(drops.clone())).unwrap();
+        }
+        drop(rx.pop());
+        drop(tx);
+        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 1);
+        drop(rx.pop());
+        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 2);
+        drop(rx);
+        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 5);
+    }
+
+    #[test]
+    fn panicking_iterator_leaks_nothing() {
+        let drops = StdArc::new(StdAtomicUsize::new(0));
+        let (mut tx, rx) = bounded::<Counted>(8);
+        let d = drops.clone();
+        let mut produced = 0;
+        let mut iter = std::iter::from_fn(move || {
+            produced += 1;
+            assert!(produced <= 3, "iterator failure");
+            Some(Counted(d.clone()))
+        });
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tx.push_iter(&mut iter)));
+        assert!(r.is_err());
+        drop(iter);
+        drop(tx);
+        drop(rx);
+        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn threaded_batches_exactly_once_in_order() {
+        let n: u64 = if cfg!(miri) { 200 } else { 200_000 };
+        let (mut tx, mut rx) = bounded::<u64>(if cfg!(miri) { 4 } else { 64 });
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut src = 0..n;
+                let mut next = src.next();
+                while let Some(v) = next {
+                    if v % 3 == 0 {
+                        match tx.push(v) {
+                            Ok(()) => next = src.next(),
+                            Err(e) => {
+                                assert_eq!(e.into_inner(), v);
+                                std::thread::yield_now();
+                            }
+                        }
+                    } else {
+                        let mut it = std::iter::once(v).chain(src.by_ref().take(5));
+                        let mut pushed = tx.push_iter(&mut it);
+                        // Whatever did not fit goes through push one by one.
+                        for rest in it {
+                            let mut r = rest;
+                            while let Err(e) = tx.push(r) {
+                                r = e.into_inner();
+                                std::thread::yield_now();
+                            }
+                            pushed += 1;
+                        }
+                        let _ = pushed;
+                        next = src.next();
+                    }
+                }
+            });
+            let mut expect = 0;
+            let mut buf = Vec::new();
+            while expect < n {
+                buf.clear();
+                if rx.pop_batch(&mut buf, 7) == 0 {
+                    match rx.pop() {
+                        Some(v) => {
+                            assert_eq!(v, expect);
+                            expect += 1;
+                        }
+                        None => std::thread::yield_now(),
+                    }
+                }
+                for &v in &buf {
+                    assert_eq!(v, expect);
+                    expect += 1;
+                }
+            }
+            assert_eq!(rx.pop(), None);
+        });
+    }
+}

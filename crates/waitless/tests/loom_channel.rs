@@ -1,0 +1,175 @@
+//! Loom models of the channel's core races. Run with
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom
+//! cargo test -p waitless --release --test loom_channel`.
+#![cfg(loom)]
+
+use loom::sync::Arc;
+use loom::thread;
+use waitless::channel::{self, AcquireRelease, ChannelError, OptimizedChannel, RecvError};
+
+/// One slot, one producer, one consumer: the value is either received once
+/// or still in the channel, never torn, lost or duplicated.
+#[test]
+fn channel_one_slot_send_recv() {
+    loom::model(|| {
+        let ch = Arc::new(OptimizedChannel::<u32>::new(1));
+        let c = ch.clone();
+        let consumer = thread::spawn(move || c.recv());
+        ch.send(7).unwrap();
+        let got = consumer.join().unwrap();
+        let left = ch.recv();
+        match (got, left) {
+            (Some(7), None) | (None, Some(7)) => {}
+            other => panic!("value lost or duplicated: {other:?}"),
+        }
+    });
+}
+
+/// A second send into the full one-slot channel is `Full` exactly when the
+/// consumer has not taken the first value yet; no value is overwritten.
+#[test]
+fn channel_one_slot_full_then_reuse() {
+    loom::model(|| {
+        let ch = Arc::new(OptimizedChannel::<u32>::new(1));
+        ch.send(1).unwrap();
+        let c = ch.clone();
+        let consumer = thread::spawn(move || c.recv());
+        let second = ch.send(2);
+        let got = consumer.join().unwrap();
+        assert_eq!(
+            got,
+            Some(1),
+            "the first value is the only one the consumer can see"
+        );
+        match second {
+            Ok(()) => assert_eq!(ch.recv(), Some(2)),
+            Err(ChannelError::Full(2)) => assert_eq!(ch.recv(), None),
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    });
+}
+
+/// Two producers race for one slot of a two-slot channel under the weaker
+/// AcquireRelease strategy, and a consumer drains concurrently: every value
+/// received exactly once, per-producer FIFO kept.
+#[test]
+fn channel_two_producers_one_consumer() {
+    loom::model(|| {
+        let ch = Arc::new(OptimizedChannel::<u32, AcquireRelease>::with_strategy(2));
+        let producers: Vec<_> = [10u32, 20]
+            .into_iter()
+            .map(|v| {
+                let ch = ch.clone();
+                thread::spawn(move || ch.send(v).unwrap())
+            })
+            .collect();
+        let first = ch.recv();
+        for p in producers {
+            p.join().unwrap();
+        }
+        let mut got: Vec<u32> = first.into_iter().collect();
+        while let Some(v) = ch.recv() {
+            got.push(v);
+        }
+        got.sort_unstable();
+        assert_eq!(got, [10, 20]);
+    });
+}
+
+/// The park/wake race: a receiver that parks on an empty channel is woken
+/// by a send however the two interleave (a lost wake-up would leave the
+/// receiver blocked forever, which loom reports as a deadlock).
+#[test]
+fn channel_park_wake_no_lost_wakeup() {
+    loom::model(|| {
+        let (tx, rx) = channel::bounded::<u32>(1);
+        let receiver = thread::spawn(move || rx.recv());
+        tx.send(5).unwrap();
+        assert_eq!(receiver.join().unwrap(), Ok(5));
+    });
+}
+
+/// The mirror race: a sender parked on a full channel is woken by a recv.
+#[test]
+fn channel_parked_sender_woken_by_recv() {
+    loom::model(|| {
+        let (tx, rx) = channel::bounded::<u32>(1);
+        tx.send(1).unwrap();
+        let sender = thread::spawn(move || tx.send(2));
+        assert_eq!(rx.recv(), Ok(1));
+        sender.join().unwrap().unwrap();
+        assert_eq!(rx.recv(), Ok(2));
+    });
+}
+
+/// Disconnect while a receiver is parked: dropping the last sender wakes it
+/// and it fails (nothing was sent), without deadlock.
+#[test]
+fn channel_disconnect_wakes_parked_receiver() {
+    loom::model(|| {
+        let (tx, rx) = channel::bounded::<u32>(1);
+        let receiver = thread::spawn(move || rx.recv());
+        drop(tx);
+        assert_eq!(receiver.join().unwrap(), Err(RecvError));
+    });
+}
+
+/// Drain then fail: a value sent just before the last sender drops is
+/// received before the disconnection is reported.
+#[test]
+fn channel_disconnect_after_send_drains_first() {
+    loom::model(|| {
+        let (tx, rx) = channel::bounded::<u32>(2);
+        let sender = thread::spawn(move || {
+            tx.send(3).unwrap();
+            drop(tx);
+        });
+        assert_eq!(rx.recv(), Ok(3));
+        assert_eq!(rx.recv(), Err(RecvError));
+        sender.join().unwrap();
+    });
+}
+
+/// Disconnect while a sender is parked on a full channel: it gets its
+/// value back.
+#[test]
+fn channel_disconnect_wakes_parked_sender() {
+    loom::model(|| {
+        let (tx, rx) = channel::bounded::<u32>(1);
+        tx.send(1).unwrap();
+        let sender = thread::spawn(move || tx.send(2).map_err(|e| e.into_inner()));
+        drop(rx);
+        assert_eq!(sender.join().unwrap(), Err(2));
+    });
+}
+
+/// SPSC: the consumer sees values in order and complete, across wrap-around
+/// of a one-slot ring.
+#[test]
+fn channel_spsc_push_pop() {
+    loom::model(|| {
+        let (mut p, mut c) = channel::spsc::bounded::<u32>(1);
+        let producer = thread::spawn(move || {
+            let mut pushed = 0;
+            for v in [1, 2] {
+                if p.push(v).is_ok() {
+                    pushed += 1;
+                }
+            }
+            pushed
+        });
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            if let Some(v) = c.pop() {
+                got.push(v);
+            }
+        }
+        let pushed = producer.join().unwrap();
+        while let Some(v) = c.pop() {
+            got.push(v);
+        }
+        assert_eq!(got.len(), pushed);
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "out of order: {got:?}");
+        assert!(got.first().map_or(true, |&v| v == 1));
+    });
+}
