@@ -44,3 +44,4 @@ pub mod stack;
 pub mod contention;
 
 // --- rcu (issue 8)
+pub mod rcu;
