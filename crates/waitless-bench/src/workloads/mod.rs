@@ -52,6 +52,7 @@ impl std::fmt::Debug for Entry {
 // work merges cleanly.
 
 // --- stack (issue 3)
+pub mod stack;
 
 // --- map (issue 4)
 
@@ -66,6 +67,7 @@ pub fn all() -> Vec<Entry> {
     #[allow(unused_mut)]
     let mut v: Vec<Entry> = Vec::new();
     // --- entries: stack
+    v.extend(stack::entries());
 
     // --- entries: map
 

@@ -75,7 +75,7 @@ impl Participant {
                 bag: Bag::new(),
             }),
             bag_len: AtomicUsize::new(0),
-            counters: [const { AtomicU64::new(0) }; COUNTERS],
+            counters: core::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 
@@ -99,9 +99,15 @@ struct SealedBag {
 pub(crate) struct Global {
     /// The global epoch.
     pub(crate) epoch: CachePadded<AtomicUsize>,
-    /// Head of the list of sealed bags (a Treiber list that is only ever
-    /// pushed to or taken whole, so it has no ABA problem).
-    garbage: CachePadded<AtomicPtr<SealedBag>>,
+    /// Sealed bags in three lists by `epoch % 3` (Fraser's limbo lists):
+    /// when the global epoch is `G`, list `(G + 1) % 3` holds the bags
+    /// sealed at `G - 2` (and possibly late-pushed older ones, also expired,
+    /// or bags sealed at `G + 1` by a thread that saw a newer epoch, which
+    /// are checked and put back). Collecting thus touches only bags that are
+    /// almost all expired instead of walking everything pending. Each list
+    /// is a Treiber list that is only pushed to or taken whole (`swap`), so
+    /// it has no ABA problem.
+    garbage: [CachePadded<AtomicPtr<SealedBag>>; 3],
     /// Deferred functions in sealed bags (for `pending` and for skipping
     /// the participant walk when there is nothing to free).
     garbage_count: AtomicUsize,
@@ -113,7 +119,7 @@ impl Global {
     pub(crate) fn new() -> Self {
         Self {
             epoch: CachePadded::new(AtomicUsize::new(0)),
-            garbage: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
+            garbage: core::array::from_fn(|_| CachePadded::new(AtomicPtr::new(ptr::null_mut()))),
             garbage_count: AtomicUsize::new(0),
             participants: AtomicPtr::new(ptr::null_mut()),
         }
@@ -326,23 +332,19 @@ impl Global {
             next: ptr::null_mut(),
         }));
         self.garbage_count.fetch_add(n, Ordering::Relaxed);
-        self.push_sealed(node, node);
+        self.push_sealed(epoch % 3, node, node);
     }
 
-    /// Pushes the chain `first..=last` (linked through `next`) on the list.
-    fn push_sealed(&self, first: *mut SealedBag, last: *mut SealedBag) {
-        let mut head = self.garbage.load(Ordering::Relaxed);
+    /// Pushes the chain `first..=last` (linked through `next`) on list `i`.
+    fn push_sealed(&self, i: usize, first: *mut SealedBag, last: *mut SealedBag) {
+        let list = &self.garbage[i];
+        let mut head = list.load(Ordering::Relaxed);
         loop {
             // SAFETY: the chain is ours until the CAS publishes it.
             unsafe { (*last).next = head };
             // Release pairs with the Acquire swap in `collect`: the taker
             // sees the bag's contents.
-            match self.garbage.compare_exchange_weak(
-                head,
-                first,
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
+            match list.compare_exchange_weak(head, first, Ordering::Release, Ordering::Relaxed) {
                 Ok(_) => return,
                 Err(h) => head = h,
             }
@@ -387,47 +389,41 @@ impl Global {
         }
     }
 
-    /// Runs every sealed bag whose epoch is at least two behind the global one.
+    /// Runs the sealed bags whose epoch is at least two behind the global
+    /// one, from the list where they gather (see `garbage`).
     pub(crate) fn collect(&self) {
-        if self.garbage.load(Ordering::Relaxed).is_null() {
-            return;
-        }
         // Acquire pairs with the SeqCst (release) CAS in `try_advance`:
         // everything the advancer ordered before the advance (the ended
         // critical sections) happens before the frees below.
         let global = self.epoch.load(Ordering::Acquire);
+        let list = &self.garbage[global.wrapping_add(1) % 3];
+        if list.load(Ordering::Relaxed).is_null() {
+            return;
+        }
         // Acquire pairs with the Release CAS in `push_sealed`.
-        let mut cur = self.garbage.swap(ptr::null_mut(), Ordering::Acquire);
-        let mut keep_first: *mut SealedBag = ptr::null_mut();
-        let mut keep_last: *mut SealedBag = ptr::null_mut();
+        let mut cur = list.swap(ptr::null_mut(), Ordering::Acquire);
         let mut expired: *mut SealedBag = ptr::null_mut();
         while !cur.is_null() {
             // SAFETY: the swap made the whole chain ours.
-            let next = unsafe { (*cur).next };
-            // SAFETY: as above.
-            let epoch = unsafe { (*cur).epoch };
-            if global.wrapping_sub(epoch) >= 2 {
+            let (next, epoch) = unsafe { ((*cur).next, (*cur).epoch) };
+            // Signed distance: a bag sealed *after* our load of the global
+            // epoch (its sealer saw `global + 1`) is one step in the future,
+            // not `usize::MAX` steps in the past. (Treating that difference
+            // as unsigned freed such bags at once — Miri caught it as a
+            // use-after-free in the 8-thread stack test.)
+            if (global.wrapping_sub(epoch) as isize) >= 2 {
                 // SAFETY: as above.
                 unsafe { (*cur).next = expired };
                 expired = cur;
             } else {
-                // SAFETY: as above.
+                // Sealed at `global + 1` (its sealer saw a newer epoch than
+                // our load): not expired, put it back. Rare.
+                // SAFETY: as above; the node leaves our chain here.
                 unsafe { (*cur).next = ptr::null_mut() };
-                if keep_first.is_null() {
-                    keep_first = cur;
-                } else {
-                    // SAFETY: `keep_last` is in our private chain.
-                    unsafe { (*keep_last).next = cur };
-                }
-                keep_last = cur;
+                self.push_sealed(epoch % 3, cur, cur);
             }
             cur = next;
         }
-        if !keep_first.is_null() {
-            self.push_sealed(keep_first, keep_last);
-        }
-        // Free after giving the rest back, so a panicking deferred function
-        // loses nothing that is not yet expired.
         free_chain(expired, &self.garbage_count);
     }
 }
@@ -500,8 +496,50 @@ impl Drop for Global {
             }
         }
         let free = Free(records);
-        let garbage = self.garbage.swap(ptr::null_mut(), Ordering::Relaxed);
-        free_chain(garbage, &self.garbage_count);
+        for list in &self.garbage {
+            let garbage = list.swap(ptr::null_mut(), Ordering::Relaxed);
+            free_chain(garbage, &self.garbage_count);
+        }
         drop(free);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize as StdUsize;
+    use std::sync::Arc;
+
+    /// A bag sealed by a thread that already saw the next epoch must not
+    /// be run by a collector that loaded the previous one (regression: an
+    /// unsigned epoch difference made it look `usize::MAX` epochs old).
+    #[test]
+    fn a_bag_from_the_next_epoch_is_not_expired() {
+        let g = Global::new();
+        let ran = Arc::new(StdUsize::new(0));
+        let mut bag = Bag::new();
+        let r = Arc::clone(&ran);
+        assert!(bag
+            .try_push(Deferred::new(move || {
+                r.fetch_add(1, Ordering::Relaxed);
+            }))
+            .is_ok());
+        g.garbage_count.fetch_add(1, Ordering::Relaxed);
+        // Sealed at epoch 1 while the global epoch is still 0: it sits in
+        // list 1, exactly the list `collect` examines at epoch 0.
+        let node = Box::into_raw(Box::new(SealedBag {
+            epoch: 1,
+            bag,
+            next: ptr::null_mut(),
+        }));
+        g.push_sealed(1, node, node);
+        g.collect();
+        assert_eq!(ran.load(Ordering::Relaxed), 0, "ran a bag from the future");
+        assert_eq!(g.pending(), 1);
+        // Epochs 1 → 3: now it is two behind and runs.
+        g.epoch.store(3, Ordering::Relaxed);
+        g.collect();
+        assert_eq!(ran.load(Ordering::Relaxed), 1);
+        assert_eq!(g.pending(), 0);
     }
 }

@@ -42,7 +42,7 @@
 //! - **Pinning** is re-entrant. The outermost pin stores the epoch in the
 //!   thread's own record and issues one `SeqCst` fence; nested pins touch
 //!   only thread-owned state (no shared write, no fence).
-//! - **Bags.** Deferred functions go into the thread's bag (64 entries). A
+//! - **Bags.** Deferred functions go into the thread's bag (31 entries). A
 //!   full bag is sealed with the global epoch and pushed on the collector's
 //!   lock-free garbage list; it runs once the global epoch is two past the
 //!   seal. Every 128th pin, and whenever a bag is sealed, the thread tries to
@@ -408,12 +408,10 @@ mod local {
     }
 
     crate::sync::thread_local! {
-        static LOCAL: Local = const {
-            Local {
-                fast_key: Cell::new(core::ptr::null()),
-                fast_participant: Cell::new(core::ptr::null()),
-                entries: RefCell::new(Vec::new()),
-            }
+        static LOCAL: Local = Local {
+            fast_key: Cell::new(core::ptr::null()),
+            fast_participant: Cell::new(core::ptr::null()),
+            entries: RefCell::new(Vec::new()),
         };
     }
 
@@ -507,3 +505,6 @@ mod local {
 
 #[cfg(all(test, not(loom)))]
 mod tests;
+
+#[cfg(all(test, loom))]
+mod loom_tests;

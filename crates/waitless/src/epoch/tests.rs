@@ -219,7 +219,10 @@ fn pin_from_a_thread_local_destructor_is_sound() {
     std::thread_local! {
         static LATE: core::cell::RefCell<Option<PinOnDrop>> = const { core::cell::RefCell::new(None) };
     }
-    let c: &'static Collector = Box::leak(Box::new(Collector::new()));
+    // A `'static` collector of this test only (a static, so Miri's leak
+    // check sees it as reachable).
+    static C: std::sync::OnceLock<Collector> = std::sync::OnceLock::new();
+    let c: &'static Collector = C.get_or_init(Collector::new);
     let ran = StdArc::new(StdUsize::new(0));
     let r2 = StdArc::clone(&ran);
     std::thread::spawn(move || {

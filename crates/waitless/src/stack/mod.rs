@@ -36,7 +36,7 @@
 //!
 //! Nodes are allocated with `std::alloc`; if the allocator fails, `push`
 //! returns [`StackError::OutOfMemory`] with the value. A popped node is freed
-//! once the epoch has advanced twice (every 64 pops of a thread, or on
+//! once the epoch has advanced twice (every 31 pops of a thread, or on
 //! [`LockFreeStack::advance_epoch`]); dropping the stack drops every value
 //! still in it exactly once and frees every node and per-thread record.
 //! Sealing a full bag of retired nodes allocates one small block; if that
@@ -472,3 +472,6 @@ unsafe fn drop_list<T>(mut cur: *mut Node<T>) {
 
 #[cfg(all(test, not(loom)))]
 mod tests;
+
+#[cfg(all(test, loom))]
+mod loom_tests;

@@ -57,7 +57,8 @@ fn stats_count_operations_and_retired_nodes() {
     assert_eq!(st.successful_pushes, 5);
     assert_eq!(st.successful_pops, 3);
     assert_eq!(st.active_nodes, 2);
-    assert_eq!(st.retry_count, 0);
+    // `retry_count` is not asserted: a weak CAS may fail spuriously (Miri
+    // makes it do so), and each failure is a retry.
     assert_eq!(st.retired_nodes, 3, "popped nodes wait for the epoch");
     let e = st.current_epoch;
     for _ in 0..3 {
