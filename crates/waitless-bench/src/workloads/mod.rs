@@ -61,6 +61,7 @@ pub mod stack;
 // --- channel (issue 6)
 
 // --- rcu (issue 8)
+pub mod rcu;
 
 /// Every workload entry of every structure.
 pub fn all() -> Vec<Entry> {
@@ -76,6 +77,7 @@ pub fn all() -> Vec<Entry> {
     // --- entries: channel
 
     // --- entries: rcu
+    v.extend(rcu::entries());
 
     v
 }
