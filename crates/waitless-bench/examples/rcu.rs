@@ -1,7 +1,12 @@
-//! Runs the RCU workloads (reads/s of a small shared value, without and with one extra writer thread) at 1, 2, 4 and 8 threads and prints
-//! a table: `cargo run --release -p waitless-bench --example rcu [-- window_ms reps]`.
-//! Each cell is the median of `reps` runs (default 3 × 300 ms); a third
-//! argument filters workloads by name, `THREADS=1,2,4` sets thread counts.
+//! Runs the RCU workloads (reads/s of a small shared value, without and with
+//! one extra writer thread) at 1, 2, 4 and 8 reader threads and prints a
+//! table: `cargo run --release -p waitless-bench --example rcu [-- window_ms reps]`.
+//!
+//! Each cell is the median of `reps` runs (default 5 × 300 ms). The
+//! contenders of one workload are run interleaved (rep 1 of each, then rep 2
+//! of each, …) so that load changes on a shared machine hit them alike.
+//! `THREADS=1,2,4` sets the thread counts; a third argument filters
+//! workloads by name.
 
 use std::time::Duration;
 
@@ -11,54 +16,59 @@ use waitless_bench::workloads::rcu;
 fn main() {
     let mut args = std::env::args().skip(1);
     let window_ms: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(300);
-    let reps: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
+    let reps: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
     let filter: Option<String> = args.next();
     let cfg = RunConfig {
         warmup: Duration::from_millis(window_ms / 5),
         window: Duration::from_millis(window_ms),
     };
-    // THREADS=1,2,4,8,16 overrides the thread counts.
     let threads: Vec<usize> = std::env::var("THREADS")
         .ok()
         .map(|v| v.split(',').filter_map(|t| t.parse().ok()).collect())
         .unwrap_or_else(|| vec![1, 2, 4, 8]);
     let entries = rcu::entries();
-    let mut workload = "";
-    let mut baseline: Vec<f64> = vec![];
-    for e in entries
-        .iter()
-        .filter(|e| filter.as_deref().map_or(true, |f| e.workload.contains(f)))
+    let mut workloads: Vec<&str> = entries.iter().map(|e| e.workload).collect();
+    workloads.dedup();
+    for w in workloads
+        .into_iter()
+        .filter(|w| filter.as_deref().map_or(true, |f| w.contains(f)))
     {
-        if e.workload != workload {
-            workload = e.workload;
-            baseline.clear();
-            println!(
-                "\n{} ({}/s, median of {reps} × {window_ms} ms)",
-                e.workload, e.unit
-            );
-            print!("{:<34}", "contender");
-            for &t in &threads {
-                print!("{:>16}", format!("T={t}"));
+        let group: Vec<_> = entries.iter().filter(|e| e.workload == w).collect();
+        // medians[contender][thread count]
+        let mut medians = vec![vec![0f64; threads.len()]; group.len()];
+        for (ti, &t) in threads.iter().enumerate() {
+            let mut samples = vec![Vec::with_capacity(reps); group.len()];
+            for _ in 0..reps {
+                for (ci, e) in group.iter().enumerate() {
+                    samples[ci].push((e.run)(&cfg, t).ops_per_sec);
+                }
             }
-            println!();
+            for (ci, mut v) in samples.into_iter().enumerate() {
+                v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                medians[ci][ti] = v[v.len() / 2];
+            }
         }
-        print!("{:<34}", e.contender);
-        let mut row = vec![];
+        println!(
+            "\n{w} ({}/s, median of {reps} × {window_ms} ms, interleaved)",
+            group[0].unit
+        );
+        print!("{:<24}", "contender");
         for &t in &threads {
-            let mut v: Vec<f64> = (0..reps).map(|_| (e.run)(&cfg, t).ops_per_sec).collect();
-            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            let m = v[v.len() / 2];
-            row.push(m);
-            let ratio = if baseline.is_empty() {
-                String::new()
-            } else {
-                format!(" ({:.2}x)", m / baseline[row.len() - 1])
-            };
-            print!("{:>16}", format!("{:.1}M{ratio}", m / 1e6));
+            print!("{:>16}", format!("T={t}"));
         }
         println!();
-        if baseline.is_empty() {
-            baseline = row;
+        for (ci, e) in group.iter().enumerate() {
+            print!("{:<24}", e.contender);
+            for ti in 0..threads.len() {
+                let m = medians[ci][ti];
+                let ratio = if ci == 0 {
+                    String::new()
+                } else {
+                    format!(" ({:.2}x)", m / medians[0][ti])
+                };
+                print!("{:>16}", format!("{:.1}M{ratio}", m / 1e6));
+            }
+            println!();
         }
     }
     println!("\n(ratios: against the first row of each workload: arc-swap load)");

@@ -316,6 +316,13 @@ impl<T: fmt::Debug> fmt::Debug for Rcu<T> {
 /// The value stays alive while the guard lives. The guard pins the calling
 /// thread in the cell's collector, so it is `!Send`; and while it lives no
 /// value replaced in this cell is dropped, so keep it short.
+///
+/// ```compile_fail
+/// use waitless::rcu::Rcu;
+/// fn send<T: Send>(_: T) {}
+/// let cell = Rcu::new(1);
+/// send(cell.read()); // error: a guard pins *this* thread
+/// ```
 #[must_use = "the guard is what keeps the value alive; use it or drop it"]
 pub struct RcuGuard<'a, T> {
     /// Loaded while `_guard` pinned us; alive until `_guard` unpins.
