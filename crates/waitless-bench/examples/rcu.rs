@@ -36,11 +36,14 @@ fn main() {
         let group: Vec<_> = entries.iter().filter(|e| e.workload == w).collect();
         // medians[contender][thread count]
         let mut medians = vec![vec![0f64; threads.len()]; group.len()];
+        let mut write_rates = vec![vec![0f64; threads.len()]; group.len()];
         for (ti, &t) in threads.iter().enumerate() {
             let mut samples = vec![Vec::with_capacity(reps); group.len()];
             for _ in 0..reps {
                 for (ci, e) in group.iter().enumerate() {
                     samples[ci].push((e.run)(&cfg, t).ops_per_sec);
+                    let secs = (cfg.warmup + cfg.window).as_secs_f64();
+                    write_rates[ci][ti] += rcu::last_run_writes() as f64 / secs / reps as f64;
                 }
             }
             for (ci, mut v) in samples.into_iter().enumerate() {
@@ -69,6 +72,16 @@ fn main() {
                 print!("{:>16}", format!("{:.1}M{ratio}", m / 1e6));
             }
             println!();
+        }
+        if write_rates.iter().flatten().any(|&w| w > 0.0) {
+            println!("writer's writes/s (mean over the runs, warm-up included):");
+            for (ci, e) in group.iter().enumerate() {
+                print!("{:<24}", e.contender);
+                for w in &write_rates[ci] {
+                    print!("{:>16}", format!("{:.2}M", w / 1e6));
+                }
+                println!();
+            }
         }
     }
     println!("\n(ratios: against the first row of each workload: arc-swap load)");

@@ -13,6 +13,7 @@
 //! handle / `append` + `publish`).
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use arc_swap::ArcSwap;
@@ -90,6 +91,16 @@ pub fn entries() -> Vec<Entry> {
     ]
 }
 
+/// Writes published by the writer thread in the last run (warm-up
+/// included), so that reads/s can be read next to the write rate.
+static LAST_RUN_WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// Writes the writer published during the last `rcu/read-with-writer` run
+/// (warm-up and measurement window together).
+pub fn last_run_writes() -> u64 {
+    LAST_RUN_WRITES.load(Ordering::Relaxed)
+}
+
 /// A thread's role: thread 0 writes when there is a writer.
 enum Role2<R, W> {
     Reader(R),
@@ -108,6 +119,7 @@ fn run_roles<R, W>(
     write: impl Fn(&mut W, u64) + Sync,
 ) -> RunResult {
     let threads = readers + usize::from(writer);
+    LAST_RUN_WRITES.store(0, Ordering::Relaxed);
     let mut r = run_workload(
         cfg,
         threads,
@@ -126,6 +138,8 @@ fn run_roles<R, W>(
             Role2::Writer(w, v) => {
                 write(w, *v);
                 *v += 1;
+                // Only the writer touches this: an uncontended line.
+                LAST_RUN_WRITES.store(*v - 1, Ordering::Relaxed);
                 0
             }
         },
