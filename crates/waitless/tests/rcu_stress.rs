@@ -284,3 +284,44 @@ fn synchronize_under_load() {
         ledger.created.load(Ordering::Relaxed)
     );
 }
+
+/// `replace` and `read` form a register: a recorded history of several
+/// writers (unique values) and readers is linearizable.
+#[test]
+fn replace_and_read_are_linearizable() {
+    use waitless_check::{assert_linearizable, Recorder, RegisterModel, RegisterOp, RegisterRet};
+
+    let writers = 3u64;
+    let readers = 3;
+    let writes = scale(300) as u64;
+    let reads = 2 * writes;
+    for _round in 0..3 {
+        let rcu = Rcu::new(0u64);
+        let rec: Recorder<RegisterOp<u64>, RegisterRet<u64>> = Recorder::new();
+        thread::scope(|s| {
+            for w in 0..writers {
+                let (rcu, rec) = (&rcu, &rec);
+                s.spawn(move || {
+                    let mut log = rec.thread();
+                    for i in 1..=writes {
+                        let v = (w + 1) << 32 | i;
+                        log.op(RegisterOp::Write(v), || {
+                            rcu.replace(v);
+                            RegisterRet::Written
+                        });
+                    }
+                });
+            }
+            for _ in 0..readers {
+                let (rcu, rec) = (&rcu, &rec);
+                s.spawn(move || {
+                    let mut log = rec.thread();
+                    for _ in 0..reads {
+                        log.op(RegisterOp::Read, || RegisterRet::Read(*rcu.read()));
+                    }
+                });
+            }
+        });
+        assert_linearizable(&RegisterModel::new(0u64), &rec.into_history());
+    }
+}
