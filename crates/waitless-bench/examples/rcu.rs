@@ -62,12 +62,11 @@ fn main() {
         println!();
         for (ci, e) in group.iter().enumerate() {
             print!("{:<24}", e.contender);
-            for ti in 0..threads.len() {
-                let m = medians[ci][ti];
+            for (&m, &base) in medians[ci].iter().zip(&medians[0]) {
                 let ratio = if ci == 0 {
                     String::new()
                 } else {
-                    format!(" ({:.2}x)", m / medians[0][ti])
+                    format!(" ({:.2}x)", m / base)
                 };
                 print!("{:>16}", format!("{:.1}M{ratio}", m / 1e6));
             }
