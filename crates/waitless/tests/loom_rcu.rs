@@ -56,7 +56,7 @@ impl Drop for Val {
 /// grace period (which runs the drops): the reader never sees a freed or
 /// torn value, never goes back in time, and every value is dropped once.
 #[test]
-fn reader_vs_updater_never_sees_a_freed_value() {
+fn rcu_reader_vs_updater_never_sees_a_freed_value() {
     loom::model(|| {
         let drops = Arc::new(AtomicUsize::new(0));
         let rcu = Arc::new(Rcu::new(Val::new(0, &drops)));
@@ -79,7 +79,7 @@ fn reader_vs_updater_never_sees_a_freed_value() {
 /// `synchronize` returns only after a reader that saw the old value is
 /// done with it.
 #[test]
-fn synchronize_waits_for_a_pinned_reader() {
+fn rcu_synchronize_waits_for_a_pinned_reader() {
     loom::model(|| {
         let drops = Arc::new(AtomicUsize::new(0));
         let rcu = Arc::new(Rcu::new(Val::new(0, &drops)));
@@ -112,7 +112,7 @@ fn synchronize_waits_for_a_pinned_reader() {
 /// the winner's value) and every value, discarded ones included, is
 /// dropped exactly once.
 #[test]
-fn racing_updates_lose_nothing() {
+fn rcu_racing_updates_lose_nothing() {
     loom::model(|| {
         let drops = Arc::new(AtomicUsize::new(0));
         let made = Arc::new(AtomicUsize::new(1));

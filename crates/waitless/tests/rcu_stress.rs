@@ -125,7 +125,7 @@ fn scale(n: usize) -> usize {
 /// value and that the version they see never decreases; a nested guard
 /// stays intact while newer values are read. No update is lost.
 #[test]
-fn updaters_and_readers() {
+fn rcu_updaters_and_readers() {
     let writers = 3;
     let readers = 5; // 8 threads on any machine: oversubscribed on 2 cores
     let per_writer = scale(20_000);
@@ -191,7 +191,7 @@ fn updaters_and_readers() {
 /// writer's sequence go backwards (coherence), and every value is dropped
 /// exactly once.
 #[test]
-fn replacers_and_readers() {
+fn rcu_replacers_and_readers() {
     let writers = 3;
     let readers = 4;
     let per_writer = scale(20_000);
@@ -233,7 +233,7 @@ fn replacers_and_readers() {
 /// was current before the call. Readers publish the version they hold
 /// before dropping their guard, so a stale one would be seen.
 #[test]
-fn synchronize_under_load() {
+fn rcu_synchronize_under_load() {
     let readers = 4;
     let updates = scale(20_000);
     let syncs = scale(300);
@@ -288,7 +288,7 @@ fn synchronize_under_load() {
 /// `replace` and `read` form a register: a recorded history of several
 /// writers (unique values) and readers is linearizable.
 #[test]
-fn replace_and_read_are_linearizable() {
+fn rcu_replace_and_read_are_linearizable() {
     use waitless_check::{assert_linearizable, Recorder, RegisterModel, RegisterOp, RegisterRet};
 
     let writers = 3u64;
