@@ -6,6 +6,10 @@
 //!   (thread 0 of the run) that publishes a new value continuously. Only
 //!   reads are counted, and the thread count reported is the number of
 //!   readers (the run has one more thread).
+//! - `rcu/read-with-paced-writer`: as above, but the writer publishes at a
+//!   fixed rate (100,000 writes/s), the same for every contender; a writer
+//!   that publishes as fast as it can is faster with some contenders than
+//!   with others, and each write invalidates the readers' cache line.
 //!
 //! Contenders: `waitless::rcu::Rcu` (`read`/`replace`), `arc_swap::ArcSwap`
 //! (`load`/`store`), `RwLock<Arc<T>>` (read lock and dereference / write
@@ -15,6 +19,7 @@
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use left_right::{Absorb, ReadHandle, WriteHandle};
@@ -25,7 +30,23 @@ use crate::measure::{run_workload, RunConfig, RunResult};
 
 const READ_ONLY: &str = "rcu/read-only";
 const WITH_WRITER: &str = "rcu/read-with-writer";
+const PACED: &str = "rcu/read-with-paced-writer";
 const UNIT: &str = "reads";
+
+/// The paced writer's period: 100,000 writes per second for every
+/// contender, so that readers of each face the same invalidation rate.
+const PACE: Duration = Duration::from_micros(10);
+
+/// Whether, and how, thread 0 writes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Writer {
+    /// No writer: all threads read.
+    None,
+    /// One extra thread publishes as fast as it can.
+    Continuous,
+    /// One extra thread publishes every [`PACE`].
+    Paced,
+}
 
 /// The shared value: small, like a configuration snapshot.
 #[derive(Clone, Debug, Default)]
@@ -62,31 +83,43 @@ pub fn entries() -> Vec<Entry> {
     };
     vec![
         e(READ_ONLY, "arc-swap load", Role::Peer, |c, t| {
-            run_arc_swap(c, t, false)
+            run_arc_swap(c, t, Writer::None)
         }),
         e(READ_ONLY, "waitless Rcu::read", Role::Waitless, |c, t| {
-            run_waitless(c, t, false)
+            run_waitless(c, t, Writer::None)
         }),
         e(READ_ONLY, "RwLock<Arc<T>>", Role::MutexBaseline, |c, t| {
-            run_rwlock(c, t, false)
+            run_rwlock(c, t, Writer::None)
         }),
         e(READ_ONLY, "left-right", Role::Peer, |c, t| {
-            run_left_right(c, t, false)
+            run_left_right(c, t, Writer::None)
         }),
         e(WITH_WRITER, "arc-swap load", Role::Peer, |c, t| {
-            run_arc_swap(c, t, true)
+            run_arc_swap(c, t, Writer::Continuous)
         }),
         e(WITH_WRITER, "waitless Rcu::read", Role::Waitless, |c, t| {
-            run_waitless(c, t, true)
+            run_waitless(c, t, Writer::Continuous)
         }),
         e(
             WITH_WRITER,
             "RwLock<Arc<T>>",
             Role::MutexBaseline,
-            |c, t| run_rwlock(c, t, true),
+            |c, t| run_rwlock(c, t, Writer::Continuous),
         ),
         e(WITH_WRITER, "left-right", Role::Peer, |c, t| {
-            run_left_right(c, t, true)
+            run_left_right(c, t, Writer::Continuous)
+        }),
+        e(PACED, "arc-swap load", Role::Peer, |c, t| {
+            run_arc_swap(c, t, Writer::Paced)
+        }),
+        e(PACED, "waitless Rcu::read", Role::Waitless, |c, t| {
+            run_waitless(c, t, Writer::Paced)
+        }),
+        e(PACED, "RwLock<Arc<T>>", Role::MutexBaseline, |c, t| {
+            run_rwlock(c, t, Writer::Paced)
+        }),
+        e(PACED, "left-right", Role::Peer, |c, t| {
+            run_left_right(c, t, Writer::Paced)
         }),
     ]
 }
@@ -104,7 +137,7 @@ pub fn last_run_writes() -> u64 {
 /// A thread's role: thread 0 writes when there is a writer.
 enum Role2<R, W> {
     Reader(R),
-    Writer(W, u64),
+    Writer(W, u64, Instant),
 }
 
 /// Runs `readers` reader threads, plus one writer thread (index 0) when
@@ -112,20 +145,20 @@ enum Role2<R, W> {
 fn run_roles<R, W>(
     cfg: &RunConfig,
     readers: usize,
-    writer: bool,
+    writer: Writer,
     make_reader: impl Fn() -> R + Sync,
     make_writer: impl Fn() -> W + Sync,
     read: impl Fn(&mut R) + Sync,
     write: impl Fn(&mut W, u64) + Sync,
 ) -> RunResult {
-    let threads = readers + usize::from(writer);
+    let threads = readers + usize::from(writer != Writer::None);
     LAST_RUN_WRITES.store(0, Ordering::Relaxed);
     let mut r = run_workload(
         cfg,
         threads,
         |t| {
-            if writer && t == 0 {
-                Role2::Writer(make_writer(), 1)
+            if writer != Writer::None && t == 0 {
+                Role2::Writer(make_writer(), 1, Instant::now())
             } else {
                 Role2::Reader(make_reader())
             }
@@ -135,7 +168,14 @@ fn run_roles<R, W>(
                 read(r);
                 1
             }
-            Role2::Writer(w, v) => {
+            Role2::Writer(w, v, next) => {
+                if writer == Writer::Paced {
+                    if Instant::now() < *next {
+                        std::hint::spin_loop();
+                        return 0;
+                    }
+                    *next += PACE;
+                }
                 write(w, *v);
                 *v += 1;
                 // Only the writer touches this: an uncontended line.
@@ -148,7 +188,7 @@ fn run_roles<R, W>(
     r
 }
 
-fn run_waitless(cfg: &RunConfig, readers: usize, writer: bool) -> RunResult {
+fn run_waitless(cfg: &RunConfig, readers: usize, writer: Writer) -> RunResult {
     let rcu = Rcu::new(Value::new(0));
     run_roles(
         cfg,
@@ -163,7 +203,7 @@ fn run_waitless(cfg: &RunConfig, readers: usize, writer: bool) -> RunResult {
     )
 }
 
-fn run_arc_swap(cfg: &RunConfig, readers: usize, writer: bool) -> RunResult {
+fn run_arc_swap(cfg: &RunConfig, readers: usize, writer: Writer) -> RunResult {
     let cell = ArcSwap::from_pointee(Value::new(0));
     run_roles(
         cfg,
@@ -178,7 +218,7 @@ fn run_arc_swap(cfg: &RunConfig, readers: usize, writer: bool) -> RunResult {
     )
 }
 
-fn run_rwlock(cfg: &RunConfig, readers: usize, writer: bool) -> RunResult {
+fn run_rwlock(cfg: &RunConfig, readers: usize, writer: Writer) -> RunResult {
     let cell = RwLock::new(Arc::new(Value::new(0)));
     run_roles(
         cfg,
@@ -206,7 +246,7 @@ impl Absorb<Set> for Value {
     }
 }
 
-fn run_left_right(cfg: &RunConfig, readers: usize, writer: bool) -> RunResult {
+fn run_left_right(cfg: &RunConfig, readers: usize, writer: Writer) -> RunResult {
     let (w, r) = left_right::new_from_empty::<Value, Set>(Value::new(0));
     let factory = r.factory();
     // The write handle is not `Sync`: the writer locks it for each write
