@@ -48,3 +48,4 @@ pub mod channel;
 pub mod contention;
 
 // --- rcu (issue 8)
+pub mod rcu;

@@ -64,6 +64,7 @@ pub mod queue;
 pub mod channel;
 
 // --- rcu (issue 8)
+pub mod rcu;
 
 // --- counter (issue 7: bench demonstration group)
 pub mod counter;
@@ -85,6 +86,7 @@ pub fn all() -> Vec<Entry> {
     v.extend(channel::entries());
 
     // --- entries: rcu
+    v.extend(rcu::entries());
 
     // --- entries: counter
     v.extend(counter::entries());
