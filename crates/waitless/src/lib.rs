@@ -11,7 +11,7 @@
 //! | [`stack`] | Treiber stack with elimination backoff | lock-free |
 //! | [`map`] | hash map with lock-free growth | lock-free |
 //! | [`queue`] | bounded MPMC queue (wCQ family) | wait-free |
-//! | [`channel`] | ordering-parameterised channel, blocking handles, SPSC | lock-free core |
+//! | [`channel`] | ordering-parameterised channel, blocking handles, SPSC | blocking-free (not lock-free: a preempted producer between claim and publish delays consumers of that slot, as in crossbeam ArrayQueue) |
 //! | [`rcu`] | read-copy-update cell | wait-free reads |
 //!
 //! Shared utilities: [`CachePadded`] and [`Backoff`].
