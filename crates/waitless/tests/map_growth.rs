@@ -1,4 +1,5 @@
 //! Growth from one bucket to a million keys under four threads of churn.
+#![cfg(not(loom))]
 
 use std::sync::Arc;
 

@@ -1,6 +1,7 @@
 //! Stress tests whose recorded histories must pass `waitless-check`'s map
 //! model (checked per key), plus a check that the checker does reject a
 //! history from a deliberately broken map (so these tests can fail).
+#![cfg(not(loom))]
 
 use std::hash::{BuildHasherDefault, Hasher};
 

@@ -1,5 +1,6 @@
 //! Differential test: sequences of operations on `LockFreeHashMap` and on
 //! `std::collections::HashMap` give the same answers.
+#![cfg(not(loom))]
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
