@@ -347,6 +347,14 @@ fn fail(msg: &str) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // A closed stdout (`waitless-bench --list | head`) should end the
+    // program quietly, as for any Unix filter, not panic in `println!`.
+    #[cfg(unix)]
+    // SAFETY: restoring the default SIGPIPE disposition before any thread is
+    // spawned; `signal` with SIG_DFL installs no handler code of ours.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let o = match parse_args(std::env::args().skip(1)) {
         Ok(Parsed::Help) => {
             print!("{HELP}");
