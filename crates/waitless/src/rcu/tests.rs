@@ -275,7 +275,11 @@ fn the_cell_can_move_to_another_thread() {
 #[test]
 fn readers_and_writers_on_threads_see_intact_values() {
     let writes = if cfg!(miri) { 8 } else { 2000 };
-    let ledger = Ledger::new(2 * writes + 1);
+    // `update` may run its closure again after a lost race, and every run
+    // creates a value. A writer's CAS fails only after the other writer's
+    // CAS succeeded since its read, so each writer runs its closure at most
+    // `writes` (own successes) + `writes` (the other's successes) times.
+    let ledger = Ledger::new(2 * 2 * writes + 1);
     let r = Rcu::new(ledger.value(0));
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
