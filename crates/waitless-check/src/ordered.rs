@@ -124,7 +124,6 @@ where
                     got.is_empty()
                 } else {
                     s.range(lo.clone()..hi.clone())
-                        .map(|(k, v)| (k, v))
                         .eq(got.iter().map(|(k, v)| (k, v)))
                 };
                 ok.then(|| s.clone())
