@@ -185,8 +185,10 @@ impl<K: Clone, V: Clone> Iterator for Range<'_, K, V> {
             l.vals.as_slice()[self.idx].clone(),
         );
         self.idx += 1;
-        // SAFETY: as above.
-        unsafe { normalize(&mut self.stack, &mut self.leaf, &mut self.idx) };
+        if self.idx == l.keys.len() {
+            // SAFETY: as above.
+            unsafe { normalize(&mut self.stack, &mut self.leaf, &mut self.idx) };
+        }
         Some(item)
     }
 }
