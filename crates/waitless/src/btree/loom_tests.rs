@@ -139,3 +139,27 @@ fn split_races_a_range_scan() {
         assert!(states.contains(&got.as_slice()), "not a snapshot: {got:?}");
     });
 }
+
+/// Removing the last keys of a leaf drops the leaf from its parent and
+/// collapses the one-child root, racing a scan and a lookup.
+#[test]
+fn emptied_leaf_and_root_collapse_race_a_scan() {
+    loom::model(|| {
+        let m = full_leaf();
+        m.insert(Key::new(50), 50); // leaves [10 20] [30 40 50]
+        let scanner = {
+            let m = Arc::clone(&m);
+            thread::spawn(move || {
+                let got: Vec<u64> = m.iter().map(|(_, v)| v).collect();
+                (got, m.get(&Key::new(40)))
+            })
+        };
+        assert_eq!(m.remove(&Key::new(10)), Some(10));
+        assert_eq!(m.remove(&Key::new(20)), Some(20)); // leaf gone, root collapses
+        let (got, forty) = scanner.join().unwrap();
+        assert_eq!(forty, Some(40));
+        let states: [&[u64]; 3] = [&[10, 20, 30, 40, 50], &[20, 30, 40, 50], &[30, 40, 50]];
+        assert!(states.contains(&got.as_slice()), "not a snapshot: {got:?}");
+        assert_eq!(keys(&m), [30, 40, 50]);
+    });
+}
