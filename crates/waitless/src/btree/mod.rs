@@ -622,13 +622,14 @@ where
 
 /// A copy of `leaf` with value `i` replaced by `v`.
 fn leaf_replace<K: Clone, V: Clone>(leaf: &Leaf<K, V>, i: usize, v: V) -> NodePtr<K, V> {
-    let mut n = Leaf::new();
+    let mut b = new_leaf();
+    let n = as_leaf(&mut b);
     n.keys.extend_cloned(leaf.keys.as_slice());
     let vals = leaf.vals.as_slice();
     n.vals.extend_cloned(&vals[..i]);
     n.vals.push(v);
     n.vals.extend_cloned(&vals[i + 1..]);
-    Node::Leaf(n).into_ptr()
+    Box::into_raw(b)
 }
 
 /// A copy of `leaf` with `k → v` inserted at slot `i`, split in two if it
@@ -642,14 +643,15 @@ fn leaf_insert<K: Clone, V: Clone>(
 ) -> (Up<K, V>, (NodePtr<K, V>, usize)) {
     let (keys, vals) = (leaf.keys.as_slice(), leaf.vals.as_slice());
     if keys.len() < B {
-        let mut n = Leaf::new();
+        let mut b = new_leaf();
+        let n = as_leaf(&mut b);
         n.keys.extend_cloned(&keys[..i]);
         n.keys.push(k);
         n.keys.extend_cloned(&keys[i..]);
         n.vals.extend_cloned(&vals[..i]);
         n.vals.push(v);
         n.vals.extend_cloned(&vals[i..]);
-        let p = Node::Leaf(n).into_ptr();
+        let p = Box::into_raw(b);
         fresh.push(p);
         return (Up::One(p), (p, i));
     }
@@ -695,12 +697,13 @@ fn leaf_remove<K: Clone, V: Clone>(
     if keys.len() == 1 {
         return Up::Gone;
     }
-    let mut n = Leaf::new();
+    let mut b = new_leaf();
+    let n = as_leaf(&mut b);
     n.keys.extend_cloned(&keys[..i]);
     n.keys.extend_cloned(&keys[i + 1..]);
     n.vals.extend_cloned(&vals[..i]);
     n.vals.extend_cloned(&vals[i + 1..]);
-    let p = Node::Leaf(n).into_ptr();
+    let p = Box::into_raw(b);
     fresh.push(p);
     Up::One(p)
 }
@@ -720,7 +723,10 @@ unsafe fn rebuild_inner<K: Clone, V>(
 ) -> Up<K, V> {
     let base = n.count - old_kid_count;
     let (keys, kids) = (n.keys.as_slice(), n.kids.as_slice());
-    let mut m = Inner::new();
+    let mut b = Box::new(Node::Inner(Inner::new()));
+    let Node::Inner(m) = &mut *b else {
+        unreachable!("just built")
+    };
     match up {
         Up::One(p) => {
             m.keys.extend_cloned(keys);
@@ -787,15 +793,30 @@ unsafe fn rebuild_inner<K: Clone, V>(
                     right.count += cnt;
                 }
             }
-            let (lp, rp) = (Node::Inner(m).into_ptr(), Node::Inner(right).into_ptr());
+            let (lp, rp) = (Box::into_raw(b), Node::Inner(right).into_ptr());
             fresh.push(lp);
             fresh.push(rp);
             return Up::Two(lp, up_sep, rp);
         }
     }
-    let p = Node::Inner(m).into_ptr();
+    let p = Box::into_raw(b);
     fresh.push(p);
     Up::One(p)
+}
+
+/// A new empty leaf, allocated before it is filled so that building it
+/// writes the heap block directly instead of a stack copy moved in later.
+#[inline]
+fn new_leaf<K, V>() -> Box<Node<K, V>> {
+    Box::new(Node::Leaf(Leaf::new()))
+}
+
+#[inline]
+fn as_leaf<K, V>(b: &mut Node<K, V>) -> &mut Leaf<K, V> {
+    match b {
+        Node::Leaf(l) => l,
+        Node::Inner(_) => unreachable!("built as a leaf"),
+    }
 }
 
 /// Unwraps an unpublished leaf for taking an entry back.

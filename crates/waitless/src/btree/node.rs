@@ -68,10 +68,20 @@ impl<T, const N: usize> InlineVec<T, N> {
 
 impl<T: Clone, const N: usize> InlineVec<T, N> {
     /// Pushes clones of every element of `s`.
+    ///
+    /// # Panics
+    /// If they do not fit (checked once, before cloning).
     #[inline]
     pub(super) fn extend_cloned(&mut self, s: &[T]) {
-        for x in s {
-            self.push(x.clone());
+        let len = self.len;
+        assert!(s.len() <= N - len, "InlineVec overflow");
+        // One capacity check above instead of one per element lets the
+        // loop compile to a plain copy for `Copy`-like types (this is the
+        // inner loop of every path copy). `len` grows per element so a
+        // panicking `clone` leaves only initialized slots counted.
+        for (slot, x) in self.buf[len..len + s.len()].iter_mut().zip(s) {
+            slot.write(x.clone());
+            self.len += 1;
         }
     }
 }

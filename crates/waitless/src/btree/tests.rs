@@ -135,7 +135,7 @@ fn every_kind_of_bound() {
         r.insert(k, k + 1);
     }
     let top = B as u64 * 36 + 4;
-    let step = if cfg!(miri) { 7 } else { 1 };
+    let step = if cfg!(miri) { 17 } else { 1 };
     let bounds = |x: u64| [Included(x), Excluded(x), Unbounded];
     for a in (0..top).step_by(step) {
         for b in (a.saturating_sub(3)..top).step_by(step * 5) {
