@@ -124,6 +124,8 @@
 #![warn(missing_docs)]
 
 mod checker;
+mod drops;
+pub mod generate;
 mod history;
 mod model;
 mod models;
@@ -131,6 +133,7 @@ mod ordered;
 mod report;
 
 pub use checker::{assert_linearizable, check, check_with_limit, ASSERT_STEP_LIMIT};
+pub use drops::{DropLedger, Tracked};
 pub use history::{History, OpId, Operation, Recorder, ThreadLog};
 pub use model::{partition_by_key, Model, Partition};
 pub use models::{
