@@ -5,7 +5,9 @@
 #![cfg(not(loom))]
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::Arc;
 
 use waitless::btree::LockFreeBTree;
 
@@ -38,12 +40,25 @@ fn live() -> isize {
     LIVE_BYTES.load(Ordering::Relaxed)
 }
 
+/// Seals the caller's bag and advances the epoch far enough for everything
+/// retired so far to run (explicit advances are never batched).
+fn reclaim(m: &LockFreeBTree<String, Vec<u8>>) {
+    m.collector().flush();
+    for _ in 0..3 {
+        m.collector().try_advance();
+    }
+}
+
 /// `threads` threads insert and remove `String` keys in a key space of
-/// `keys`, `rounds` operations each.
-fn churn(m: &LockFreeBTree<String, Vec<u8>>, threads: u64, rounds: u64, keys: u64) {
-    std::thread::scope(|s| {
-        for t in 0..threads {
-            s.spawn(move || {
+/// `keys`, `rounds` operations each. Plain spawned threads, joined: `join`
+/// returns after a thread's thread-locals (its epoch record cache) are
+/// gone, unlike a scope, which may return while they are still being torn
+/// down — and allocate or free while we measure.
+fn churn(m: &Arc<LockFreeBTree<String, Vec<u8>>>, threads: u64, rounds: u64, keys: u64) {
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let m = Arc::clone(m);
+            std::thread::spawn(move || {
                 let mut x = t.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
                 for _ in 0..rounds {
                     x ^= x << 13;
@@ -56,20 +71,16 @@ fn churn(m: &LockFreeBTree<String, Vec<u8>>, threads: u64, rounds: u64, keys: u6
                         m.remove(k.as_str());
                     }
                     if x % 64 == 0 {
-                        assert!(
-                            m.range::<str, _>((
-                                std::ops::Bound::Included(k.as_str()),
-                                std::ops::Bound::Unbounded
-                            ))
-                            .take(8)
-                            .count()
-                                <= 8
-                        );
+                        let from = (Bound::Included(k.as_str()), Bound::Unbounded);
+                        assert!(m.range::<str, _>(from).take(8).count() <= 8);
                     }
                 }
-            });
-        }
-    });
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
 }
 
 #[test]
@@ -77,14 +88,14 @@ fn churn_is_bounded_and_drop_returns_every_byte() {
     let rounds: u64 = if cfg!(miri) { 200 } else { 15_000 };
     let keys = if cfg!(miri) { 30 } else { 2_000 };
     let run = move || {
-        let m = LockFreeBTree::new();
+        let m = Arc::new(LockFreeBTree::new());
         churn(&m, 3, rounds, keys);
-        m.collector().flush();
+        reclaim(&m);
         let after_one = live();
         for _ in 0..4 {
             churn(&m, 3, rounds, keys);
         }
-        m.collector().flush();
+        reclaim(&m);
         let after_five = live();
         // Four more rounds of the same churn: the live set is the same size
         // (same key space), retired paths were reclaimed. Allow slack for
@@ -94,7 +105,7 @@ fn churn_is_bounded_and_drop_returns_every_byte() {
             after_five <= after_one + slack,
             "memory grew under churn: {after_one} -> {after_five} bytes"
         );
-        drop(m);
+        drop(Arc::into_inner(m).expect("every churn thread joined"));
     };
     // Warm up std's lazily allocated per-process state (thread spawning).
     std::thread::spawn(|| ()).join().unwrap();
