@@ -9,11 +9,12 @@
 //! m.insert("a".to_string(), 1);
 //! m.insert("c".to_string(), 3);
 //! assert_eq!(m.get("b"), Some(2)); // `&str` lookups through `Borrow<str>`
-//! let got: Vec<_> = m.range::<str, _>(("a", std::ops::Bound::Excluded("c"))).collect();
+//! use std::ops::Bound::{Excluded, Included};
+//! let got: Vec<_> = m.range::<str, _>((Included("a"), Excluded("c"))).collect();
 //! assert_eq!(got, [("a".to_string(), 1), ("b".to_string(), 2)]);
 //! // A reversed range yields nothing (std's `BTreeMap::range` panics).
 //! let (lo, hi) = ("c", "a");
-//! assert_eq!(m.range::<str, _>((std::ops::Bound::Included(lo), std::ops::Bound::Excluded(hi))).count(), 0);
+//! assert_eq!(m.range::<str, _>((Included(lo), Excluded(hi))).count(), 0);
 //! ```
 //!
 //! # Design
