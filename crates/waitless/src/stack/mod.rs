@@ -467,13 +467,24 @@ impl<T> Drop for LockFreeStack<T> {
         // `&mut self`: no other thread can access the stack.
         let head = self.head.load(Ordering::Relaxed);
         self.head.store(ptr::null_mut(), Ordering::Relaxed);
+        /// Drops the collector after the list, also when a value's drop
+        /// panics in `drop_list` (unwinding runs this guard).
+        struct FinishCollector<'a>(&'a mut ManuallyDrop<Collector>);
+        impl Drop for FinishCollector<'_> {
+            fn drop(&mut self) {
+                // SAFETY: dropped once, here (the guard is created once, in
+                // the stack's `drop`), and the stack never uses it again.
+                unsafe { ManuallyDrop::drop(self.0) };
+                // The collector's drop ran the retired nodes' deferred
+                // frees, which put their blocks in this thread's node cache:
+                // give them back.
+                node::flush_thread_cache();
+            }
+        }
+        let finish = FinishCollector(&mut self.collector);
         // SAFETY: we own every node of the list exclusively.
         unsafe { drop_list(head) };
-        // SAFETY: dropped once, here, and never used again.
-        unsafe { ManuallyDrop::drop(&mut self.collector) };
-        // The collector's drop ran the retired nodes' deferred frees, which
-        // put their blocks in this thread's node cache: give them back.
-        node::flush_thread_cache();
+        drop(finish);
     }
 }
 
