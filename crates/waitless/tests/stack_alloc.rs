@@ -1,5 +1,7 @@
 //! Dropping a stack returns every byte it allocated: live nodes, retired
-//! nodes, sealed garbage bags and every per-thread record. A counting
+//! nodes, sealed garbage bags and every per-thread record; the per-thread
+//! node caches of the threads that used it are returned when those threads
+//! exit (and the dropping thread's at the drop). A counting
 //! `#[global_allocator]` measures it; this file holds one test so no other
 //! test allocates concurrently.
 #![cfg(not(loom))]
@@ -45,17 +47,25 @@ fn dropping_the_stack_returns_every_byte() {
     let run = move || {
         let s = LockFreeStack::new();
         std::thread::scope(|sc| {
-            for t in 0..4u64 {
-                let s = &s;
-                sc.spawn(move || {
-                    for i in 0..per {
-                        s.push(vec![t; (i % 7) as usize]).unwrap();
-                        if i % 4 != 0 {
-                            let g = s.enter();
-                            drop(s.pop(&g));
+            let workers: Vec<_> = (0..4u64)
+                .map(|t| {
+                    let s = &s;
+                    sc.spawn(move || {
+                        for i in 0..per {
+                            s.push(vec![t; (i % 7) as usize]).unwrap();
+                            if i % 4 != 0 {
+                                let g = s.enter();
+                                drop(s.pop(&g));
+                            }
                         }
-                    }
-                });
+                    })
+                })
+                .collect();
+            // Join each worker explicitly: unlike the scope's implicit
+            // wait, `join` returns only once the thread has exited, its
+            // thread-local destructors (the node cache) included.
+            for w in workers {
+                w.join().unwrap();
             }
         });
         // The spawning thread also takes part, and stays alive past the drop.
