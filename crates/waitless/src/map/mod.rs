@@ -209,7 +209,10 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
         V: Clone,
     {
         let h = self.hash(&key);
-        let node = Pending::new(Node::element(h, key, Box::into_raw(Box::new(value))));
+        let node = Pending::new(Node::element(h, key, value));
+        // The new value, moved out of the pending node to replace an
+        // existing key's value (and moved back if the key disappears).
+        let mut boxed: Option<Box<V>> = None;
         let mut g = self.raw.guard();
         loop {
             // SAFETY: the pending node is ours and an element.
@@ -222,22 +225,20 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
                 if old.is_null() {
                     continue;
                 }
-                // Relaxed: the pending node is not shared.
-                let new = node.get().value.load(Ordering::Relaxed);
+                let new = Box::into_raw(boxed.take().unwrap_or_else(|| node.take_value()));
                 // SAFETY: `cur` is protected.
                 if unsafe { self.raw.cas_value(pos.cur, old, new) } {
-                    // The new value now belongs to `cur`; the pending node
-                    // keeps only the key, dropped with it.
-                    node.get()
-                        .value
-                        .store(core::ptr::null_mut(), Ordering::Relaxed);
-                    // SAFETY: `old` was swapped out by us (unreachable), is
-                    // retired once, and `V: Send` whenever the map is shared.
-                    unsafe { self.raw.domain.retire_box_deferred(old) };
+                    // SAFETY: our CAS swapped `old` out of the protected `cur`.
+                    unsafe { self.raw.retire_value(&mut g, pos.cur, old) };
                     // SAFETY: still protected by the value hazard pointer.
                     return Some(unsafe { (*old).clone() });
                 }
+                // SAFETY: the CAS failed, so `new` was never shared.
+                boxed = Some(unsafe { Box::from_raw(new) });
                 continue;
+            }
+            if let Some(b) = boxed.take() {
+                node.put_value(*b);
             }
             // Relaxed: published by the Release CAS in `link`.
             node.get().next.store(pos.cur, Ordering::Relaxed);
@@ -260,9 +261,24 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
         V: Clone,
     {
         let h = self.hash(&key);
-        let node = Pending::new(Node::element(h, key, core::ptr::null_mut()));
-        let mut make = Some(make);
         let mut g = self.raw.guard();
+        loop {
+            let (pos, found) = self.raw.find(&mut g, h, |x| x == &key);
+            if !found {
+                break;
+            }
+            // SAFETY: protected by the guard.
+            let v = g.value_hp().protect(unsafe { &(*pos.cur).value });
+            if !v.is_null() {
+                // SAFETY: protected.
+                return unsafe { (*v).clone() };
+            }
+        }
+        let v = make();
+        // Clone before linking: once linked, another thread may remove and
+        // free the value.
+        let ret = v.clone();
+        let node = Pending::new(Node::element(h, key, v));
         loop {
             // SAFETY: the pending node is ours and an element.
             let k = unsafe { node.get().key() };
@@ -276,19 +292,8 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
                 // SAFETY: protected.
                 return unsafe { (*v).clone() };
             }
-            if let Some(make) = make.take() {
-                let v = Box::into_raw(Box::new(make()));
-                // Relaxed: the pending node is not shared.
-                node.get().value.store(v, Ordering::Relaxed);
-            }
             // Relaxed: published by the Release CAS in `link`.
             node.get().next.store(pos.cur, Ordering::Relaxed);
-            // Relaxed: not shared yet.
-            let v = node.get().value.load(Ordering::Relaxed);
-            // Clone before linking: once linked, another thread may remove
-            // and free the value.
-            // SAFETY: `v` is the box we just made.
-            let ret = unsafe { (*v).clone() };
             // SAFETY: `prev` is a dummy's field or a protected node's.
             if unsafe { self.raw.link(pos.prev, pos.cur, node.ptr) } {
                 node.forget();
@@ -338,8 +343,8 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
                 let new = Box::into_raw(boxed);
                 // SAFETY: `pos.cur` is protected.
                 if unsafe { self.raw.cas_value(pos.cur, old, new) } {
-                    // SAFETY: swapped out by us, retired once.
-                    unsafe { self.raw.domain.retire_box_deferred(old) };
+                    // SAFETY: our CAS swapped `old` out of the protected `cur`.
+                    unsafe { self.raw.retire_value(&mut g, pos.cur, old) };
                     // SAFETY: still protected by the value hazard pointer.
                     return Some(unsafe { (*old).clone() });
                 }
@@ -372,10 +377,10 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
             }
             // SAFETY: protected by the guard.
             if unsafe { self.raw.cas_value(pos.cur, v, core::ptr::null_mut()) } {
-                // SAFETY: swapped out by us, retired once; still protected
-                // by the value hazard pointer (which the walk does not use)
-                // while we clone it.
-                unsafe { self.raw.domain.retire_box_deferred(v) };
+                // SAFETY: our CAS swapped `v` out of the protected `cur`; it
+                // stays protected by the value hazard pointer (which the
+                // walk does not use) while we clone it.
+                unsafe { self.raw.retire_value(&mut g, pos.cur, v) };
                 // SAFETY: our CAS nulled the value of the node at `pos`,
                 // which came from the last walk with `g`.
                 unsafe { self.raw.finish_remove(&mut g, h, pos) };
@@ -492,15 +497,39 @@ struct Pending<K, V> {
 }
 
 impl<K, V> Pending<K, V> {
-    fn new(node: Node<K, V>) -> Self {
-        Pending {
-            ptr: Box::into_raw(Box::new(node)),
-        }
+    fn new(ptr: *mut Node<K, V>) -> Self {
+        Pending { ptr }
     }
 
     fn get(&self) -> &Node<K, V> {
         // SAFETY: owned by `self` until `forget`.
         unsafe { &*self.ptr }
+    }
+
+    /// Moves the inline value out into a box (the node then has none).
+    fn take_value(&self) -> Box<V> {
+        // SAFETY: owned by `self`.
+        let init = unsafe { Node::init_ptr(self.ptr) };
+        // Relaxed: not shared.
+        debug_assert_eq!(self.get().value.load(Ordering::Relaxed), init);
+        // Relaxed: not shared. Cleared first, so the node's drop will not
+        // drop the value we move out.
+        self.get().value.store(core::ptr::null_mut(), Ordering::Relaxed);
+        // SAFETY: `value` pointed at `init`, so it was live; it is read once
+        // and the node no longer owns it.
+        Box::new(unsafe { init.read() })
+    }
+
+    /// Moves `v` back in as the inline value (after [`take_value`]).
+    ///
+    /// [`take_value`]: Self::take_value
+    fn put_value(&self, v: V) {
+        // SAFETY: owned by `self`; `init` is dead after `take_value`.
+        let init = unsafe { Node::init_ptr(self.ptr) };
+        // SAFETY: as above: writing a dead slot, no drop.
+        unsafe { init.write(v) };
+        // Relaxed: not shared.
+        self.get().value.store(init, Ordering::Relaxed);
     }
 
     fn forget(self) {
@@ -511,8 +540,8 @@ impl<K, V> Pending<K, V> {
 impl<K, V> Drop for Pending<K, V> {
     fn drop(&mut self) {
         // SAFETY: never linked (or `forget` would have been called), so
-        // still exclusively ours.
-        drop(unsafe { Box::from_raw(self.ptr) });
+        // still exclusively ours, with its one share.
+        unsafe { Node::release(self.ptr) };
     }
 }
 

@@ -63,14 +63,27 @@ const STRIPES: usize = 1;
 type Bucket<K, V> = AtomicPtr<Node<K, V>>;
 
 /// A node of the list: a dummy (bucket start) or an element.
+///
+/// An element carries its first value inline (`init`), so a lookup of a
+/// key whose value was never replaced reads one node, not a node and a box:
+/// `value` then points at `init`. A replacing value is a separate `Box`.
 pub(crate) struct Node<K, V> {
     pub(crate) so: u64,
     /// Tagged successor; see the module docs for the bit layout.
     pub(crate) next: AtomicPtr<Node<K, V>>,
-    /// Boxed value; null for dummies and for removed elements.
+    /// The current value: `&init`, a boxed value, or null for dummies and
+    /// removed elements.
     pub(crate) value: AtomicPtr<V>,
+    /// Owners of the allocation: 1 for the list (or the pending insert),
+    /// plus 1 while a retired drop of `init` is pending. The last to
+    /// decrement frees the node, so `init` is dropped when it is swapped out
+    /// and no hazard protects it, yet never after the node is freed.
+    refs: AtomicUsize,
     /// Initialised iff `so` is odd (an element).
     key: MaybeUninit<K>,
+    /// The first value; live while `value` points here (or while its
+    /// retired drop is pending).
+    init: MaybeUninit<V>,
 }
 
 impl<K, V> Node<K, V> {
@@ -79,17 +92,38 @@ impl<K, V> Node<K, V> {
             so,
             next: AtomicPtr::new(ptr::null_mut()),
             value: AtomicPtr::new(ptr::null_mut()),
+            refs: AtomicUsize::new(1),
             key: MaybeUninit::uninit(),
+            init: MaybeUninit::uninit(),
         }
     }
 
-    pub(crate) fn element(h: u64, key: K, value: *mut V) -> Self {
-        Node {
+    /// A boxed element holding `key` and, inline, `value`.
+    pub(crate) fn element(h: u64, key: K, value: V) -> *mut Self {
+        let raw = Box::into_raw(Box::new(Node {
             so: so_element(h),
             next: AtomicPtr::new(ptr::null_mut()),
-            value: AtomicPtr::new(value),
+            value: AtomicPtr::new(ptr::null_mut()),
+            refs: AtomicUsize::new(1),
             key: MaybeUninit::new(key),
-        }
+            init: MaybeUninit::new(value),
+        }));
+        // SAFETY: just allocated, exclusively ours.
+        let init = unsafe { Self::init_ptr(raw) };
+        // Relaxed: the node is not shared yet.
+        // SAFETY: as above.
+        unsafe { (*raw).value.store(init, Ordering::Relaxed) };
+        raw
+    }
+
+    /// The address of `init` inside the node `this` (no reference made).
+    ///
+    /// # Safety
+    /// 1. `this` points to a live node.
+    #[inline]
+    pub(crate) unsafe fn init_ptr(this: *mut Self) -> *mut V {
+        // SAFETY: precondition 1; `addr_of_mut!` makes no reference.
+        unsafe { ptr::addr_of_mut!((*this).init) }.cast()
     }
 
     #[inline]
@@ -104,6 +138,21 @@ impl<K, V> Node<K, V> {
         // SAFETY: precondition 1: elements are built with a key.
         unsafe { self.key.assume_init_ref() }
     }
+
+    /// Gives up one owner's share; frees the node if it was the last.
+    ///
+    /// # Safety
+    /// 1. `this` came from [`Node::element`] or `Box::into_raw`, and the
+    ///    caller holds one share that it does not use again.
+    pub(crate) unsafe fn release(this: *mut Self) {
+        // AcqRel: Release orders this owner's uses before the free; Acquire
+        // (for the last owner) sees every other owner's uses.
+        // SAFETY: precondition 1: our share keeps the node alive until here.
+        if unsafe { &(*this).refs }.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // SAFETY: the last share: nobody else refers to the node.
+            drop(unsafe { Box::from_raw(this) });
+        }
+    }
 }
 
 impl<K, V> Drop for Node<K, V> {
@@ -112,8 +161,14 @@ impl<K, V> Drop for Node<K, V> {
         // retire + scan, or the map's drop) already synchronized with every
         // earlier writer.
         let v = self.value.load(Ordering::Relaxed);
-        if !v.is_null() {
-            // SAFETY: a non-null value is a `Box` owned by this node.
+        let init: *mut V = self.init.as_mut_ptr();
+        if v == init {
+            // SAFETY: `value` still points at `init`: live, owned here.
+            unsafe { self.init.assume_init_drop() };
+        } else if !v.is_null() {
+            // SAFETY: a non-null value other than `init` is a `Box` owned by
+            // this node. (A swapped-out `init` was dropped by its retired
+            // deleter before the last share was released.)
             drop(unsafe { Box::from_raw(v) });
         }
         if self.is_element() {
@@ -121,6 +176,38 @@ impl<K, V> Drop for Node<K, V> {
             unsafe { self.key.assume_init_drop() };
         }
     }
+}
+
+/// Deleter for a swapped-out inline value: drops it in place, then gives
+/// up the share its retirement held (even if the drop panics).
+///
+/// # Safety
+/// 1. `v` is `Node::init_ptr(node)` of a node whose `refs` counts this
+///    retirement, and `init` is live and no longer reachable through `value`.
+unsafe fn drop_init<K, V>(v: *mut V) {
+    struct Release<K, V>(*mut Node<K, V>);
+    impl<K, V> Drop for Release<K, V> {
+        fn drop(&mut self) {
+            // SAFETY: the share taken when `init` was retired.
+            unsafe { Node::release(self.0) };
+        }
+    }
+    let off = core::mem::offset_of!(Node<K, V>, init);
+    // SAFETY: precondition 1: `v` points `off` bytes into the node, and
+    // keeps the provenance of the whole allocation it was derived from.
+    let node = unsafe { v.cast::<u8>().sub(off) }.cast::<Node<K, V>>();
+    let _release = Release(node);
+    // SAFETY: precondition 1: live, dropped once here.
+    unsafe { ptr::drop_in_place(v) };
+}
+
+/// Deleter for an unlinked node: gives up the list's share.
+///
+/// # Safety
+/// 1. `n` was unlinked by the caller of `retire`, whose share this is.
+unsafe fn release_node<K, V>(n: *mut Node<K, V>) {
+    // SAFETY: precondition 1.
+    unsafe { Node::release(n) };
 }
 
 #[inline]
@@ -161,6 +248,8 @@ pub(crate) struct Guard<'m> {
     p: usize,
     /// Index of the hazard pointer protecting `cur`.
     c: usize,
+    /// Whether this operation retired something (then its drop may scan).
+    retired: bool,
 }
 
 /// Operations retire without scanning (`retire_box_deferred`), so no user
@@ -169,8 +258,9 @@ pub(crate) struct Guard<'m> {
 /// still published during this scan, which only delays those objects.
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        // Not while unwinding: a panicking deleter would then abort.
-        if !std::thread::panicking() {
+        // Not while unwinding: a panicking deleter would then abort. Only
+        // after a retire: a read-only operation has nothing to add.
+        if self.retired && !std::thread::panicking() {
             self.domain.collect();
         }
     }
@@ -228,6 +318,7 @@ impl<K, V> RawMap<K, V> {
             hp: HazardPointer::many_in::<3>(&self.domain),
             p: 0,
             c: 1,
+            retired: false,
         }
     }
 
@@ -391,7 +482,7 @@ impl<K, V> RawMap<K, V> {
                     // is unreachable and retired once; a node's drop is sound
                     // on any thread because the map is Sync only when K and V
                     // are Send.
-                    unsafe { self.domain.retire_box_deferred(cur) };
+                    unsafe { self.retire_node(g, cur) };
                     cur = succ;
                 } else {
                     if stop(c) {
@@ -469,9 +560,52 @@ impl<K, V> RawMap<K, V> {
         UNLINK.record(ok);
         if ok {
             // SAFETY: we unlinked it; retired once (see `walk`).
-            unsafe { self.domain.retire_box_deferred(pos.cur) };
+            unsafe { self.retire_node(g, pos.cur) };
         } else {
             let _ = self.find(g, h, |_| false);
+        }
+    }
+
+    /// Retires an unlinked node (the list's share of it).
+    ///
+    /// # Safety
+    /// 1. This thread's CAS unlinked `n`; it is retired once.
+    unsafe fn retire_node(&self, g: &mut Guard<'_>, n: *mut Node<K, V>) {
+        g.retired = true;
+        // SAFETY: precondition 1 gives `retire`'s 1 and 2; the deleter gives
+        // up the list's share, and dropping a node is sound on any thread
+        // (the map is shared only when `K` and `V` are `Send`).
+        unsafe {
+            self.domain
+                .retire_deferred(n, release_node::<K, V> as unsafe fn(*mut Node<K, V>))
+        };
+    }
+
+    /// Retires `old`, a value this thread's CAS swapped out of `node`.
+    ///
+    /// # Safety
+    /// 1. This thread's CAS on `node.value` replaced `old` (non-null), and
+    ///    `node` is protected by `g` or otherwise alive.
+    pub(crate) unsafe fn retire_value(&self, g: &mut Guard<'_>, node: *mut Node<K, V>, old: *mut V) {
+        g.retired = true;
+        // SAFETY: precondition 1: `node` is alive.
+        if old == unsafe { Node::init_ptr(node) } {
+            // The inline value: keep the node alive until its drop ran.
+            // Relaxed: we hold a protected reference; the release in
+            // `Node::release` orders the decrement.
+            // SAFETY: precondition 1.
+            unsafe { &(*node).refs }.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: `old` is unreachable (swapped out by us), retired
+            // once; the share just taken keeps the node alive for
+            // `drop_init`, whose precondition this establishes.
+            unsafe {
+                self.domain
+                    .retire_deferred(old, drop_init::<K, V> as unsafe fn(*mut V))
+            };
+        } else {
+            // SAFETY: a value other than `init` is a `Box`; unreachable,
+            // retired once, `V: Send` whenever the map is shared.
+            unsafe { self.domain.retire_box_deferred(old) };
         }
     }
 
@@ -543,11 +677,16 @@ impl<K, V> RawMap<K, V> {
         // Relaxed: `&mut self`.
         let mut p = self.slot(0).load(Ordering::Relaxed);
         while !p.is_null() {
-            // SAFETY: `&mut self`: no concurrent access; every node in the
-            // list was linked from `Box::into_raw` and is not retired (only
-            // unlinked nodes are), so it is freed exactly once here.
-            let node = unsafe { Box::from_raw(p) };
-            p = unmarked(node.next.load(Ordering::Relaxed));
+            // Relaxed: `&mut self`.
+            // SAFETY: `&mut self`: no concurrent access; nodes in the list
+            // are not retired (only unlinked nodes are).
+            let next = unmarked(unsafe { &*p }.next.load(Ordering::Relaxed));
+            // SAFETY: every node in the list came from `Box::into_raw` and
+            // the list holds one share of it, given up once here (a pending
+            // retired `init` drop may hold the other; the domain, dropped
+            // after this, runs it).
+            unsafe { Node::release(p) };
+            p = next;
         }
         for (s, seg) in self.segments.iter().enumerate() {
             let seg = seg.load(Ordering::Relaxed);
