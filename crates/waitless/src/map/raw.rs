@@ -26,7 +26,11 @@
 //! Walks protect `prev` and `cur` with two hazard pointers and re-validate
 //! `prev.next == cur` after publishing (Michael 2002, Fig. 9); a third
 //! protects a value while it is read. Unlinked nodes and replaced or removed
-//! values are retired into the map's own [`Domain`]. Dummies and bucket
+//! values are retired into the map's own [`Domain`]. Dummies live inline in
+//! the directory segments (a lookup reads its bucket's `next` from the
+//! directory itself) and the first value of an element lives inline in its
+//! node (see [`Node`]), so a lookup of a never-replaced key touches the
+//! directory line and the element's node. Dummies and bucket
 //! segments are never freed before the map is dropped.
 
 use core::mem::MaybeUninit;
@@ -59,8 +63,12 @@ const STRIPES: usize = 16;
 #[cfg(loom)]
 const STRIPES: usize = 1;
 
-/// A directory slot: the dummy node starting one bucket (null until used).
-type Bucket<K, V> = AtomicPtr<Node<K, V>>;
+/// Dummy states, kept in a dummy's `refs` word (unused otherwise, since
+/// dummies live in the directory and are never shared-owned): not in the
+/// list yet, being linked by one thread, in the list.
+const UNLINKED: usize = 0;
+const LINKING: usize = 1;
+const LINKED: usize = 2;
 
 /// A node of the list: a dummy (bucket start) or an element.
 ///
@@ -87,12 +95,12 @@ pub(crate) struct Node<K, V> {
 }
 
 impl<K, V> Node<K, V> {
-    fn dummy(so: u64) -> Self {
+    fn dummy(so: u64, state: usize) -> Self {
         Node {
             so,
             next: AtomicPtr::new(ptr::null_mut()),
             value: AtomicPtr::new(ptr::null_mut()),
-            refs: AtomicUsize::new(1),
+            refs: AtomicUsize::new(state),
             key: MaybeUninit::uninit(),
             init: MaybeUninit::uninit(),
         }
@@ -283,14 +291,28 @@ pub(crate) struct Pos<K, V> {
 }
 
 pub(crate) struct RawMap<K, V> {
-    /// Bucket directory; segment pointers are set once and never change.
-    segments: Box<[AtomicPtr<Bucket<K, V>>]>,
+    /// Bucket directory: segment `s` is an array of the dummies of buckets
+    /// `[2^(s-1), 2^s)`, inline (a lookup reads the dummy's `next` straight
+    /// from the directory, no pointer to chase). Segment pointers are set
+    /// once and never change; dummies never move and are never freed while
+    /// the map lives.
+    segments: Box<[AtomicPtr<Node<K, V>>]>,
     /// Current bucket count, a power of two; only ever doubles.
     size: CachePadded<AtomicUsize>,
     counts: Box<[CachePadded<AtomicIsize>]>,
     /// Declared last: dropped after `Drop::drop` freed the list, it frees
     /// everything still retired.
     pub(crate) domain: Domain,
+}
+
+/// Number of dummies in segment `s`.
+#[inline]
+fn seg_len(s: usize) -> usize {
+    if s == 0 {
+        1
+    } else {
+        1 << (s - 1)
+    }
 }
 
 impl<K, V> RawMap<K, V> {
@@ -306,9 +328,9 @@ impl<K, V> RawMap<K, V> {
                 .collect(),
             domain: Domain::new(),
         };
-        let head = Box::into_raw(Box::new(Node::dummy(0)));
-        // Relaxed: the map is not shared yet.
-        map.slot(0).store(head, Ordering::Relaxed);
+        // Relaxed: the map is not shared yet. Bucket 0's dummy heads the
+        // list from the start.
+        map.dummy(0).refs.store(LINKED, Ordering::Relaxed);
         map
     }
 
@@ -322,38 +344,44 @@ impl<K, V> RawMap<K, V> {
         }
     }
 
-    /// The directory slot of bucket `b`, allocating its segment if needed.
-    fn slot(&self, b: usize) -> &AtomicPtr<Node<K, V>> {
+    /// The dummy of bucket `b` (linked or not), allocating its segment if
+    /// needed.
+    #[inline]
+    fn dummy(&self, b: usize) -> &Node<K, V> {
         let s = (usize::BITS - b.leading_zeros()) as usize;
-        let (len, idx) = if s == 0 {
-            (1, 0)
-        } else {
-            (1 << (s - 1), b - (1 << (s - 1)))
-        };
-        // Acquire: pairs with the AcqRel CAS below that published the segment.
+        let idx = if s == 0 { 0 } else { b - (1 << (s - 1)) };
+        // Acquire: pairs with the AcqRel CAS in `new_segment`.
         let mut seg = self.segments[s].load(Ordering::Acquire);
         if seg.is_null() {
-            let fresh: Box<[AtomicPtr<Node<K, V>>]> =
-                (0..len).map(|_| AtomicPtr::new(ptr::null_mut())).collect();
-            let fresh = Box::into_raw(fresh).cast::<AtomicPtr<Node<K, V>>>();
-            // AcqRel: Release publishes the initialised slots; Acquire (also
-            // on failure) sees the winner's.
-            match self.segments[s].compare_exchange(
-                ptr::null_mut(),
-                fresh,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => seg = fresh,
-                Err(winner) => {
-                    // SAFETY: `fresh` was never shared; rebuild its Box to free it.
-                    drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(fresh, len)) });
-                    seg = winner;
-                }
+            seg = self.new_segment(s);
+        }
+        // SAFETY: segments are never freed while the map lives and
+        // `idx < seg_len(s)`.
+        unsafe { &*seg.add(idx) }
+    }
+
+    #[cold]
+    fn new_segment(&self, s: usize) -> *mut Node<K, V> {
+        let base = if s == 0 { 0 } else { 1usize << (s - 1) };
+        let fresh: Box<[Node<K, V>]> = (0..seg_len(s))
+            .map(|i| Node::dummy(so_dummy(base + i), UNLINKED))
+            .collect();
+        let fresh = Box::into_raw(fresh).cast::<Node<K, V>>();
+        // AcqRel: Release publishes the initialised dummies; Acquire (also
+        // on failure) sees the winner's.
+        match self.segments[s].compare_exchange(
+            ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => fresh,
+            Err(winner) => {
+                // SAFETY: `fresh` was never shared; rebuild its Box to free it.
+                drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(fresh, seg_len(s))) });
+                winner
             }
         }
-        // SAFETY: segments are never freed while the map lives and `idx < len`.
-        unsafe { &*seg.add(idx) }
     }
 
     #[inline]
@@ -363,52 +391,54 @@ impl<K, V> RawMap<K, V> {
         self.size.load(Ordering::Relaxed)
     }
 
-    /// The dummy of bucket `b`, inserting it (and its parents) if needed.
+    /// A dummy from which a search for keys of bucket `b` may start: `b`'s
+    /// own, linking it first if needed, or an ancestor's while another
+    /// thread is linking `b`'s (an ancestor precedes every key of `b` in
+    /// split order, so the walk is only longer; nobody waits).
+    #[inline]
     pub(crate) fn bucket(&self, g: &mut Guard<'_>, b: usize) -> *mut Node<K, V> {
-        let slot = self.slot(b);
-        // Acquire: pairs with the Release store in `init_bucket`.
-        let d = slot.load(Ordering::Acquire);
-        if !d.is_null() {
-            return d;
+        let d = self.dummy(b);
+        // Acquire: pairs with the Release store of LINKED in `init_bucket`,
+        // so the dummy's position in the list is visible.
+        if d.refs.load(Ordering::Acquire) == LINKED {
+            return ptr::from_ref(d).cast_mut();
         }
-        self.init_bucket(g, b, slot)
+        self.init_bucket(g, b, d)
     }
 
     #[cold]
-    fn init_bucket(
-        &self,
-        g: &mut Guard<'_>,
-        b: usize,
-        slot: &AtomicPtr<Node<K, V>>,
-    ) -> *mut Node<K, V> {
-        debug_assert!(b != 0, "bucket 0 exists from the start");
+    fn init_bucket(&self, g: &mut Guard<'_>, b: usize, d: &Node<K, V>) -> *mut Node<K, V> {
+        debug_assert!(b != 0, "bucket 0 is linked from the start");
         let parent = b & !(1 << (usize::BITS - 1 - b.leading_zeros()));
         let pd = self.bucket(g, parent);
-        let so = so_dummy(b);
-        let mut spare: Option<Box<Node<K, V>>> = None;
-        let d = loop {
+        // Acquire on success: nothing to see, but the state word is also
+        // read by `bucket`; Relaxed on failure: we only fall back.
+        if d
+            .refs
+            .compare_exchange(UNLINKED, LINKING, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            // Another thread links it (or just did): start from the parent.
+            return pd;
+        }
+        let so = d.so;
+        let dp = ptr::from_ref(d).cast_mut();
+        loop {
             // SAFETY: `pd` is a dummy, never freed while the map lives.
             let pos = unsafe { self.walk(g, &(*pd).next, |n| n.so >= so) };
             // SAFETY: `cur` is protected by the guard.
-            if !pos.cur.is_null() && unsafe { (*pos.cur).so } == so {
-                break pos.cur; // another thread linked this bucket's dummy
-            }
-            let node = spare.take().unwrap_or_else(|| Box::new(Node::dummy(so)));
-            // Relaxed: published by the Release CAS below.
-            node.next.store(pos.cur, Ordering::Relaxed);
-            let raw = Box::into_raw(node);
+            debug_assert!(pos.cur.is_null() || unsafe { (*pos.cur).so } != so);
+            // Relaxed: published by the Release CAS in `link`; only this
+            // thread (which won LINKING) writes an unlinked dummy's `next`.
+            d.next.store(pos.cur, Ordering::Relaxed);
             // SAFETY: `prev` belongs to a protected node or a dummy.
-            let ok = unsafe { self.link(pos.prev, pos.cur, raw) };
-            if ok {
-                break raw;
+            if unsafe { self.link(pos.prev, pos.cur, dp) } {
+                break;
             }
-            // SAFETY: not linked, still ours.
-            spare = Some(unsafe { Box::from_raw(raw) });
-        };
-        // Release: pairs with the Acquire load in `bucket`; every thread that
-        // gets here stores the same dummy (dummies are unique by `so`).
-        slot.store(d, Ordering::Release);
-        d
+        }
+        // Release: pairs with the Acquire load in `bucket`.
+        d.refs.store(LINKED, Ordering::Release);
+        dp
     }
 
     /// Links `node` between `prev` and `cur` if `prev` still holds `cur`.
@@ -672,28 +702,32 @@ impl<K, V> RawMap<K, V> {
         n.max(0) as usize
     }
 
-    /// Resets to an empty map (needs `&mut`).
+    /// Frees every element still linked and the directory (from `drop`).
     pub(crate) fn free_list(&mut self) {
         // Relaxed: `&mut self`.
-        let mut p = self.slot(0).load(Ordering::Relaxed);
+        let mut p = self.dummy(0).next.load(Ordering::Relaxed);
         while !p.is_null() {
             // Relaxed: `&mut self`.
             // SAFETY: `&mut self`: no concurrent access; nodes in the list
             // are not retired (only unlinked nodes are).
             let next = unmarked(unsafe { &*p }.next.load(Ordering::Relaxed));
-            // SAFETY: every node in the list came from `Box::into_raw` and
-            // the list holds one share of it, given up once here (a pending
-            // retired `init` drop may hold the other; the domain, dropped
-            // after this, runs it).
-            unsafe { Node::release(p) };
+            // SAFETY: as above.
+            if unsafe { &*p }.is_element() {
+                // SAFETY: every element in the list came from
+                // `Node::element` and the list holds one share of it, given
+                // up once here (a pending retired `init` drop may hold the
+                // other; the domain, dropped after this, runs it). Dummies
+                // belong to the segments, freed below.
+                unsafe { Node::release(p) };
+            }
             p = next;
         }
         for (s, seg) in self.segments.iter().enumerate() {
             let seg = seg.load(Ordering::Relaxed);
             if !seg.is_null() {
-                let len = if s == 0 { 1 } else { 1 << (s - 1) };
-                // SAFETY: allocated in `slot` as a boxed slice of `len`.
-                drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(seg, len)) });
+                // SAFETY: allocated in `new_segment` as a boxed slice of
+                // `seg_len(s)` dummies (whose drop frees nothing).
+                drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(seg, seg_len(s))) });
             }
         }
     }
