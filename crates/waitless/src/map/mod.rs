@@ -167,19 +167,25 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     {
         let h = self.hash(key);
         let mut g = self.raw.guard();
-        loop {
-            let (pos, found) = self.raw.find(&mut g, h, |k| k.borrow() == key);
-            if !found {
-                return None;
-            }
-            // SAFETY: `pos.cur` is protected by the guard.
-            let v = g.value_hp().protect(unsafe { &(*pos.cur).value });
-            if v.is_null() {
-                continue; // removed since the walk: search again
-            }
-            // SAFETY: protected; values are retired only after being swapped
-            // out of the node.
-            return Some(f(unsafe { &*v }));
+        self.raw.lookup(&mut g, h, |k| k.borrow() == key).map(f)
+    }
+
+    /// A pinned read view: takes the hazard pointers once, then borrows
+    /// values without cloning and without per-call setup; see [`Pinned`].
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// map.insert(1, String::from("one"));
+    /// let mut view = map.pin();
+    /// assert_eq!(view.get(&1).map(String::len), Some(3));
+    /// assert!(view.get(&2).is_none());
+    /// ```
+    pub fn pin(&self) -> Pinned<'_, K, V, S> {
+        Pinned {
+            map: self,
+            guard: self.raw.guard(),
         }
     }
 
@@ -408,6 +414,52 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
 impl<K, V, S> Drop for LockFreeHashMap<K, V, S> {
     fn drop(&mut self) {
         // `raw` frees the list, then its domain frees everything retired.
+    }
+}
+
+/// A pinned read view of a [`LockFreeHashMap`], from
+/// [`LockFreeHashMap::pin`].
+///
+/// The view holds this thread's hazard pointers for the map, so each
+/// [`get`](Self::get) skips the per-call setup and returns a reference into
+/// the map instead of a clone. The reference stays valid (its value cannot
+/// be freed, even if another thread replaces or removes it meanwhile) until
+/// the next call on the view: `get` takes `&mut self`, so the borrow checker
+/// allows one borrowed value at a time. Each `get` is linearizable on its
+/// own; the view is not a snapshot. Hold a view briefly: the one value it
+/// protects cannot be freed while it does. Not `Send`: the hazard pointers
+/// belong to the thread that pinned.
+pub struct Pinned<'m, K, V, S> {
+    map: &'m LockFreeHashMap<K, V, S>,
+    guard: raw::Guard<'m>,
+}
+
+impl<K, V, S> fmt::Debug for Pinned<'_, K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pinned").finish_non_exhaustive()
+    }
+}
+
+impl<K, V, S: BuildHasher> Pinned<'_, K, V, S> {
+    /// The value of `key`, borrowed until the next call on this view.
+    pub fn get<Q>(&mut self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let h = self.map.hash(key);
+        self.map
+            .raw
+            .lookup(&mut self.guard, h, |k| k.borrow() == key)
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key<Q>(&mut self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.get(key).is_some()
     }
 }
 

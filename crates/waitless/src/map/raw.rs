@@ -553,6 +553,34 @@ impl<K, V> RawMap<K, V> {
         (pos, found)
     }
 
+    /// The live value of the first element with hash `h` whose key
+    /// satisfies `eq`, protected by `g`'s value hazard pointer for as long
+    /// as `g` stays borrowed (the borrow checker keeps `g` from protecting
+    /// anything else meanwhile).
+    pub(crate) fn lookup<'g>(
+        &self,
+        g: &'g mut Guard<'_>,
+        h: u64,
+        mut eq: impl FnMut(&K) -> bool,
+    ) -> Option<&'g V> {
+        loop {
+            let (pos, found) = self.find(g, h, &mut eq);
+            if !found {
+                return None;
+            }
+            // SAFETY: `pos.cur` is protected by the guard.
+            let v = g.value_hp().protect(unsafe { &(*pos.cur).value });
+            if !v.is_null() {
+                // SAFETY: protected by the value hazard pointer, which only
+                // changes through `&mut Guard`, borrowed for `'g`; values are
+                // retired only after being swapped out of their node, and
+                // freed only by a scan that finds no hazard on them.
+                return Some(unsafe { &*v });
+            }
+            // Removed since the walk: search again.
+        }
+    }
+
     /// Marks, counts and unlinks `cur`, whose value this thread just
     /// swapped to null.
     ///

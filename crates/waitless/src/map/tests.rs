@@ -376,3 +376,33 @@ fn a_panicking_value_drop_does_not_interrupt_updates() {
     // Every original value was dropped exactly once (Drop::drop entered).
     assert_eq!(DROPPED.load(Relaxed), 2 * keys as usize);
 }
+
+#[test]
+fn a_pinned_view_keeps_its_borrowed_value_alive() {
+    let token = Arc::new(());
+    let m: LockFreeHashMap<u64, Counted> = LockFreeHashMap::new();
+    for i in 0..n(200) as u64 {
+        m.insert(i, Counted(token.clone(), i));
+    }
+    {
+        let mut view = m.pin();
+        assert!(view.get(&1_000_000).is_none());
+        assert!(view.contains_key(&3));
+        let r = view.get(&7).expect("present");
+        // Replace and remove the value the view borrows, then force scans:
+        // the borrowed value must survive (Miri checks the accesses).
+        assert_eq!(m.insert(7, Counted(token.clone(), 70)).map(|c| c.1), Some(7));
+        assert_eq!(m.remove(&7).map(|c| c.1), Some(70));
+        for i in 200..n(400) as u64 + 200 {
+            m.insert(i, Counted(token.clone(), i));
+            m.insert(i, Counted(token.clone(), i + 1));
+        }
+        m.raw.domain.reclaim();
+        assert_eq!(r.1, 7);
+        assert!(Arc::strong_count(&r.0) > 1);
+        // The next call releases it.
+        assert_eq!(view.get(&8).map(|c| c.1), Some(8));
+    }
+    drop(m);
+    assert_eq!(Arc::strong_count(&token), 1, "leaked keys or values");
+}
