@@ -406,3 +406,30 @@ fn a_pinned_view_keeps_its_borrowed_value_alive() {
     drop(m);
     assert_eq!(Arc::strong_count(&token), 1, "leaked keys or values");
 }
+
+#[test]
+fn a_replaced_inline_value_is_dropped_before_its_node_and_exactly_once() {
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    #[derive(Clone)]
+    struct D(#[allow(dead_code)] u64);
+    impl Drop for D {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, Relaxed);
+        }
+    }
+    let m = LockFreeHashMap::new();
+    m.insert(1u64, D(1)); // inline in the node
+    let before = DROPS.load(Relaxed);
+    drop(m.insert(1, D(2))); // swaps the inline value out; drops the clone
+    assert_eq!(DROPS.load(Relaxed), before + 1, "only the returned clone");
+    m.raw.domain.reclaim();
+    // The inline first value is dropped now, while its node stays linked.
+    assert_eq!(DROPS.load(Relaxed), before + 2);
+    assert_eq!(m.get_with(&1, |v| v.0), Some(2));
+    drop(m.remove(&1)); // the boxed value and the node are retired
+    m.raw.domain.reclaim();
+    assert_eq!(DROPS.load(Relaxed), before + 4);
+    assert!(m.is_empty());
+    drop(m);
+    assert_eq!(DROPS.load(Relaxed), before + 4, "nothing dropped twice");
+}
