@@ -566,7 +566,9 @@ impl<K, V> Pending<K, V> {
         debug_assert_eq!(self.get().value.load(Ordering::Relaxed), init);
         // Relaxed: not shared. Cleared first, so the node's drop will not
         // drop the value we move out.
-        self.get().value.store(core::ptr::null_mut(), Ordering::Relaxed);
+        self.get()
+            .value
+            .store(core::ptr::null_mut(), Ordering::Relaxed);
         // SAFETY: `value` pointed at `init`, so it was live; it is read once
         // and the node no longer owns it.
         Box::new(unsafe { init.read() })

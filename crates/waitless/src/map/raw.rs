@@ -413,8 +413,7 @@ impl<K, V> RawMap<K, V> {
         let pd = self.bucket(g, parent);
         // Acquire on success: nothing to see, but the state word is also
         // read by `bucket`; Relaxed on failure: we only fall back.
-        if d
-            .refs
+        if d.refs
             .compare_exchange(UNLINKED, LINKING, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
@@ -644,7 +643,12 @@ impl<K, V> RawMap<K, V> {
     /// # Safety
     /// 1. This thread's CAS on `node.value` replaced `old` (non-null), and
     ///    `node` is protected by `g` or otherwise alive.
-    pub(crate) unsafe fn retire_value(&self, g: &mut Guard<'_>, node: *mut Node<K, V>, old: *mut V) {
+    pub(crate) unsafe fn retire_value(
+        &self,
+        g: &mut Guard<'_>,
+        node: *mut Node<K, V>,
+        old: *mut V,
+    ) {
         g.retired = true;
         // SAFETY: precondition 1: `node` is alive.
         if old == unsafe { Node::init_ptr(node) } {

@@ -391,7 +391,10 @@ fn a_pinned_view_keeps_its_borrowed_value_alive() {
         let r = view.get(&7).expect("present");
         // Replace and remove the value the view borrows, then force scans:
         // the borrowed value must survive (Miri checks the accesses).
-        assert_eq!(m.insert(7, Counted(token.clone(), 70)).map(|c| c.1), Some(7));
+        assert_eq!(
+            m.insert(7, Counted(token.clone(), 70)).map(|c| c.1),
+            Some(7)
+        );
         assert_eq!(m.remove(&7).map(|c| c.1), Some(70));
         for i in 200..n(400) as u64 + 200 {
             m.insert(i, Counted(token.clone(), i));
