@@ -381,7 +381,7 @@ fn a_panicking_value_drop_does_not_interrupt_updates() {
 fn a_pinned_view_keeps_its_borrowed_value_alive() {
     let token = Arc::new(());
     let m: LockFreeHashMap<u64, Counted> = LockFreeHashMap::new();
-    for i in 0..n(200) as u64 {
+    for i in 0..n(200).max(10) as u64 {
         m.insert(i, Counted(token.clone(), i));
     }
     {
