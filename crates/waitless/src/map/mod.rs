@@ -221,21 +221,20 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
         let mut boxed: Option<Box<V>> = None;
         let mut g = self.raw.guard();
         loop {
-            // SAFETY: the pending node is ours and an element.
-            let k = unsafe { node.get().key() };
+            let k = &node.get().key;
             let (pos, found) = self.raw.find(&mut g, h, |x| x == k);
             if found {
-                // SAFETY: protected by the guard.
-                let cur = unsafe { &*pos.cur };
+                // SAFETY: protected by the guard, and found: an element.
+                let cur = unsafe { &*pos.node() };
                 let old = g.value_hp().protect(&cur.value);
                 if old.is_null() {
                     continue;
                 }
                 let new = Box::into_raw(boxed.take().unwrap_or_else(|| node.take_value()));
                 // SAFETY: `cur` is protected.
-                if unsafe { self.raw.cas_value(pos.cur, old, new) } {
+                if unsafe { self.raw.cas_value(pos.node(), old, new) } {
                     // SAFETY: our CAS swapped `old` out of the protected `cur`.
-                    unsafe { self.raw.retire_value(&mut g, pos.cur, old) };
+                    unsafe { self.raw.retire_value(&mut g, pos.node(), old) };
                     // SAFETY: still protected by the value hazard pointer.
                     return Some(unsafe { (*old).clone() });
                 }
@@ -247,9 +246,9 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
                 node.put_value(*b);
             }
             // Relaxed: published by the Release CAS in `link`.
-            node.get().next.store(pos.cur, Ordering::Relaxed);
+            node.get().link.next.store(pos.cur, Ordering::Relaxed);
             // SAFETY: `prev` is a dummy's field or a protected node's.
-            if unsafe { self.raw.link(pos.prev, pos.cur, node.ptr) } {
+            if unsafe { self.raw.link(pos.prev, pos.cur, node.ptr.cast()) } {
                 node.forget();
                 self.raw.add_count(1);
                 return None;
@@ -274,7 +273,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
                 break;
             }
             // SAFETY: protected by the guard.
-            let v = g.value_hp().protect(unsafe { &(*pos.cur).value });
+            let v = g.value_hp().protect(unsafe { &(*pos.node()).value });
             if !v.is_null() {
                 // SAFETY: protected.
                 return unsafe { (*v).clone() };
@@ -286,12 +285,11 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
         let ret = v.clone();
         let node = Pending::new(Node::element(h, key, v));
         loop {
-            // SAFETY: the pending node is ours and an element.
-            let k = unsafe { node.get().key() };
+            let k = &node.get().key;
             let (pos, found) = self.raw.find(&mut g, h, |x| x == k);
             if found {
                 // SAFETY: protected by the guard.
-                let v = g.value_hp().protect(unsafe { &(*pos.cur).value });
+                let v = g.value_hp().protect(unsafe { &(*pos.node()).value });
                 if v.is_null() {
                     continue;
                 }
@@ -299,9 +297,9 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
                 return unsafe { (*v).clone() };
             }
             // Relaxed: published by the Release CAS in `link`.
-            node.get().next.store(pos.cur, Ordering::Relaxed);
+            node.get().link.next.store(pos.cur, Ordering::Relaxed);
             // SAFETY: `prev` is a dummy's field or a protected node's.
-            if unsafe { self.raw.link(pos.prev, pos.cur, node.ptr) } {
+            if unsafe { self.raw.link(pos.prev, pos.cur, node.ptr.cast()) } {
                 node.forget();
                 self.raw.add_count(1);
                 return ret;
@@ -334,7 +332,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
                 return None;
             }
             // SAFETY: protected by the guard.
-            let src = unsafe { &(*pos.cur).value };
+            let src = unsafe { &(*pos.node()).value };
             let mut old = g.value_hp().protect(src);
             while !old.is_null() {
                 // SAFETY: protected.
@@ -348,9 +346,9 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
                 };
                 let new = Box::into_raw(boxed);
                 // SAFETY: `pos.cur` is protected.
-                if unsafe { self.raw.cas_value(pos.cur, old, new) } {
+                if unsafe { self.raw.cas_value(pos.node(), old, new) } {
                     // SAFETY: our CAS swapped `old` out of the protected `cur`.
-                    unsafe { self.raw.retire_value(&mut g, pos.cur, old) };
+                    unsafe { self.raw.retire_value(&mut g, pos.node(), old) };
                     // SAFETY: still protected by the value hazard pointer.
                     return Some(unsafe { (*old).clone() });
                 }
@@ -377,16 +375,16 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
                 return None;
             }
             // SAFETY: protected by the guard.
-            let v = g.value_hp().protect(unsafe { &(*pos.cur).value });
+            let v = g.value_hp().protect(unsafe { &(*pos.node()).value });
             if v.is_null() {
                 continue;
             }
             // SAFETY: protected by the guard.
-            if unsafe { self.raw.cas_value(pos.cur, v, core::ptr::null_mut()) } {
+            if unsafe { self.raw.cas_value(pos.node(), v, core::ptr::null_mut()) } {
                 // SAFETY: our CAS swapped `v` out of the protected `cur`; it
                 // stays protected by the value hazard pointer (which the
                 // walk does not use) while we clone it.
-                unsafe { self.raw.retire_value(&mut g, pos.cur, v) };
+                unsafe { self.raw.retire_value(&mut g, pos.node(), v) };
                 // SAFETY: our CAS nulled the value of the node at `pos`,
                 // which came from the last walk with `g`.
                 unsafe { self.raw.finish_remove(&mut g, h, pos) };
@@ -508,14 +506,18 @@ impl<K: Clone + Eq, V: Clone, S: BuildHasher> Iterator for Iter<'_, K, V, S> {
             let b = (self.next_so.reverse_bits() as usize) & (raw.size() - 1);
             let d = raw.bucket(&mut g, b);
             let (after, seen) = (self.next_so, &self.seen);
-            let stop = |n: &Node<K, V>| {
-                n.is_element()
+            let stop = |p: *mut raw::Link| {
+                // SAFETY: the walk passes protected, live nodes.
+                let l = unsafe { &*p };
+                let so = l.so();
+                l.is_element() && {
+                    // SAFETY: as above, and an element.
+                    let n = unsafe { Node::<K, V>::of(p) };
                     // Relaxed: null-ness only; the value is read through
                     // a hazard pointer below.
-                    && !n.value.load(Ordering::Relaxed).is_null()
-                    && (n.so > after
-                        // SAFETY: an element.
-                        || (n.so == after && !seen.contains(unsafe { n.key() })))
+                    !n.value.load(Ordering::Relaxed).is_null()
+                        && (so > after || (so == after && !seen.contains(&n.key)))
+                }
             };
             // SAFETY: `d` is a dummy of this map.
             let pos = unsafe { raw.walk(&mut g, &(*d).next, stop) };
@@ -523,17 +525,19 @@ impl<K: Clone + Eq, V: Clone, S: BuildHasher> Iterator for Iter<'_, K, V, S> {
                 self.done = true;
                 return None;
             }
-            // SAFETY: protected by the guard.
-            let n = unsafe { &*pos.cur };
+            // SAFETY: protected by the guard; the stop predicate accepts
+            // only elements.
+            let n = unsafe { &*pos.node() };
             let v = g.value_hp().protect(&n.value);
             if v.is_null() {
                 continue; // removed meanwhile; look again from the same place
             }
-            // SAFETY: `n` is an element, protected; `v` is protected.
-            let (k, v) = unsafe { (n.key().clone(), (*v).clone()) };
-            if n.so != self.next_so {
+            // SAFETY: `v` is protected.
+            let (k, v) = (n.key.clone(), unsafe { (*v).clone() });
+            let so = n.link.so();
+            if so != self.next_so {
                 self.seen.clear();
-                self.next_so = n.so;
+                self.next_so = so;
             }
             self.seen.push(k.clone());
             return Some((k, v));

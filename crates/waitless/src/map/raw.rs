@@ -33,12 +33,13 @@
 //! directory line and the element's node. Dummies and bucket
 //! segments are never freed before the map is dropped.
 
+use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use core::ptr;
 
 use crate::contention::Site;
 use crate::hazard::{Domain, HazardPointer};
-use crate::sync::atomic::{AtomicIsize, AtomicPtr, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use crate::CachePadded;
 
 static LINK: Site = Site::new("map.link");
@@ -49,8 +50,9 @@ static VALUE: Site = Site::new("map.value");
 pub(crate) const LOAD_FACTOR: usize = 1;
 
 /// Bucket-count cap: buckets are indexed by `usize`, dummies by the reversed
-/// index, and the top bit distinguishes elements from dummies.
-const MAX_BUCKETS: usize = 1 << (usize::BITS - 2);
+/// index; the top bit distinguishes elements from dummies, and the next two
+/// stay zero so a dummy's key has room for its state (see [`STATE`]).
+const MAX_BUCKETS: usize = 1 << (usize::BITS - 3);
 
 /// Segment `s` holds buckets `[2^(s-1), 2^s)` (segment 0 holds bucket 0),
 /// so the directory grows without moving anything.
@@ -63,57 +65,88 @@ const STRIPES: usize = 16;
 #[cfg(loom)]
 const STRIPES: usize = 1;
 
-/// Dummy states, kept in a dummy's `refs` word (unused otherwise, since
-/// dummies live in the directory and are never shared-owned): not in the
-/// list yet, being linked by one thread, in the list.
-const UNLINKED: usize = 0;
-const LINKING: usize = 1;
-const LINKED: usize = 2;
+/// A dummy's state lives in bits 1..=2 of its `so` word, which are zero in
+/// every dummy's split-order key (bucket indices stay below 2^61, and the
+/// key is the reversed index): not in the list yet, being linked by one
+/// thread, in the list.
+const STATE: u64 = 0b110;
+const UNLINKED: u64 = 0;
+const LINKING: u64 = 0b010;
+const LINKED: u64 = 0b100;
 
-/// A node of the list: a dummy (bucket start) or an element.
-///
-/// An element carries its first value inline (`init`), so a lookup of a
-/// key whose value was never replaced reads one node, not a node and a box:
-/// `value` then points at `init`. A replacing value is a separate `Box`.
-pub(crate) struct Node<K, V> {
-    pub(crate) so: u64,
+/// What the list itself uses of a node. A dummy is just this (16 bytes,
+/// inline in the directory); an element starts with it (`#[repr(C)]`), so
+/// list pointers are `*mut Link` and an element's is cast to its [`Node`].
+#[repr(C)]
+pub(crate) struct Link {
+    /// Split-order key (odd for elements); a dummy's also holds its state.
+    /// Only those state bits ever change.
+    so: AtomicU64,
     /// Tagged successor; see the module docs for the bit layout.
-    pub(crate) next: AtomicPtr<Node<K, V>>,
-    /// The current value: `&init`, a boxed value, or null for dummies and
-    /// removed elements.
+    pub(crate) next: AtomicPtr<Link>,
+}
+
+impl Link {
+    fn dummy(so: u64) -> Self {
+        Link {
+            so: AtomicU64::new(so | UNLINKED),
+            next: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// The split-order key, without a dummy's state bits.
+    #[inline]
+    pub(crate) fn so(&self) -> u64 {
+        // Relaxed: the key bits never change after the node is published
+        // (which the load that found it synchronized with); a dummy's state
+        // is read with Acquire where it matters (`bucket`).
+        let x = self.so.load(Ordering::Relaxed);
+        if x & 1 == 0 {
+            x & !STATE
+        } else {
+            x
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_element(&self) -> bool {
+        self.so() & 1 == 1
+    }
+}
+
+/// An element of the list.
+///
+/// It carries its first value inline (`init`), so a lookup of a key whose
+/// value was never replaced reads one node, not a node and a box: `value`
+/// then points at `init`. A replacing value is a separate `Box`.
+#[repr(C)]
+pub(crate) struct Node<K, V> {
+    /// First, so a `*mut Node` is a `*mut Link` to the list.
+    pub(crate) link: Link,
+    /// The current value: `&init`, a boxed value, or null once removed.
     pub(crate) value: AtomicPtr<V>,
     /// Owners of the allocation: 1 for the list (or the pending insert),
     /// plus 1 while a retired drop of `init` is pending. The last to
     /// decrement frees the node, so `init` is dropped when it is swapped out
     /// and no hazard protects it, yet never after the node is freed.
     refs: AtomicUsize,
-    /// Initialised iff `so` is odd (an element).
-    key: MaybeUninit<K>,
+    pub(crate) key: K,
     /// The first value; live while `value` points here (or while its
     /// retired drop is pending).
     init: MaybeUninit<V>,
 }
 
 impl<K, V> Node<K, V> {
-    fn dummy(so: u64, state: usize) -> Self {
-        Node {
-            so,
-            next: AtomicPtr::new(ptr::null_mut()),
-            value: AtomicPtr::new(ptr::null_mut()),
-            refs: AtomicUsize::new(state),
-            key: MaybeUninit::uninit(),
-            init: MaybeUninit::uninit(),
-        }
-    }
-
     /// A boxed element holding `key` and, inline, `value`.
     pub(crate) fn element(h: u64, key: K, value: V) -> *mut Self {
         let raw = Box::into_raw(Box::new(Node {
-            so: so_element(h),
-            next: AtomicPtr::new(ptr::null_mut()),
+            link: Link {
+                so: AtomicU64::new(so_element(h)),
+                next: AtomicPtr::new(ptr::null_mut()),
+            },
             value: AtomicPtr::new(ptr::null_mut()),
             refs: AtomicUsize::new(1),
-            key: MaybeUninit::new(key),
+            key,
             init: MaybeUninit::new(value),
         }));
         // SAFETY: just allocated, exclusively ours.
@@ -122,6 +155,18 @@ impl<K, V> Node<K, V> {
         // SAFETY: as above.
         unsafe { (*raw).value.store(init, Ordering::Relaxed) };
         raw
+    }
+
+    /// The element a list pointer points to.
+    ///
+    /// # Safety
+    /// 1. `l` is non-null, points to a live node of a list, and that node
+    ///    is an element (`(*l).is_element()`), valid for `'a`.
+    #[inline]
+    pub(crate) unsafe fn of<'a>(l: *mut Link) -> &'a Self {
+        // SAFETY: precondition 1: elements are `Node`s whose first field is
+        // the `Link`, and `l` carries the provenance of the whole node.
+        unsafe { &*l.cast::<Self>() }
     }
 
     /// The address of `init` inside the node `this` (no reference made).
@@ -134,24 +179,11 @@ impl<K, V> Node<K, V> {
         unsafe { ptr::addr_of_mut!((*this).init) }.cast()
     }
 
-    #[inline]
-    pub(crate) fn is_element(&self) -> bool {
-        self.so & 1 == 1
-    }
-
-    /// # Safety
-    /// 1. `self.is_element()`.
-    #[inline]
-    pub(crate) unsafe fn key(&self) -> &K {
-        // SAFETY: precondition 1: elements are built with a key.
-        unsafe { self.key.assume_init_ref() }
-    }
-
     /// Gives up one owner's share; frees the node if it was the last.
     ///
     /// # Safety
-    /// 1. `this` came from [`Node::element`] or `Box::into_raw`, and the
-    ///    caller holds one share that it does not use again.
+    /// 1. `this` came from [`Node::element`], and the caller holds one
+    ///    share that it does not use again.
     pub(crate) unsafe fn release(this: *mut Self) {
         // AcqRel: Release orders this owner's uses before the free; Acquire
         // (for the last owner) sees every other owner's uses.
@@ -179,10 +211,7 @@ impl<K, V> Drop for Node<K, V> {
             // deleter before the last share was released.)
             drop(unsafe { Box::from_raw(v) });
         }
-        if self.is_element() {
-            // SAFETY: elements own an initialised key, dropped once here.
-            unsafe { self.key.assume_init_drop() };
-        }
+        // The key is a plain field, dropped after this.
     }
 }
 
@@ -286,17 +315,36 @@ impl<'m> Guard<'m> {
 /// first unmarked node the stop predicate accepted, or null at the end.
 /// `cur` (if non-null) is protected by the guard until its next walk.
 pub(crate) struct Pos<K, V> {
-    pub(crate) prev: *const AtomicPtr<Node<K, V>>,
-    pub(crate) cur: *mut Node<K, V>,
+    pub(crate) prev: *const AtomicPtr<Link>,
+    pub(crate) cur: *mut Link,
+    _kv: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> Pos<K, V> {
+    fn new(prev: *const AtomicPtr<Link>, cur: *mut Link) -> Self {
+        Pos {
+            prev,
+            cur,
+            _kv: PhantomData,
+        }
+    }
+
+    /// `cur` as an element (meaningful only when `find` reported it found).
+    #[inline]
+    pub(crate) fn node(&self) -> *mut Node<K, V> {
+        self.cur.cast()
+    }
 }
 
 pub(crate) struct RawMap<K, V> {
-    /// Bucket directory: segment `s` is an array of the dummies of buckets
-    /// `[2^(s-1), 2^s)`, inline (a lookup reads the dummy's `next` straight
+    /// The map owns its elements (through the list).
+    _kv: PhantomData<fn() -> (K, V)>,
+    /// Bucket directory: segment `s` is an array of the 16-byte dummies of
+    /// buckets `[2^(s-1), 2^s)`, inline (a lookup reads the dummy's `next` straight
     /// from the directory, no pointer to chase). Segment pointers are set
     /// once and never change; dummies never move and are never freed while
     /// the map lives.
-    segments: Box<[AtomicPtr<Node<K, V>>]>,
+    segments: Box<[AtomicPtr<Link>]>,
     /// Current bucket count, a power of two; only ever doubles.
     size: CachePadded<AtomicUsize>,
     counts: Box<[CachePadded<AtomicIsize>]>,
@@ -319,6 +367,7 @@ impl<K, V> RawMap<K, V> {
     pub(crate) fn with_buckets(buckets: usize) -> Self {
         let size = buckets.clamp(1, MAX_BUCKETS).next_power_of_two();
         let map = RawMap {
+            _kv: PhantomData,
             segments: (0..SEGMENTS)
                 .map(|_| AtomicPtr::new(ptr::null_mut()))
                 .collect(),
@@ -329,8 +378,8 @@ impl<K, V> RawMap<K, V> {
             domain: Domain::new(),
         };
         // Relaxed: the map is not shared yet. Bucket 0's dummy heads the
-        // list from the start.
-        map.dummy(0).refs.store(LINKED, Ordering::Relaxed);
+        // list from the start (its key is 0).
+        map.dummy(0).so.store(LINKED, Ordering::Relaxed);
         map
     }
 
@@ -347,7 +396,7 @@ impl<K, V> RawMap<K, V> {
     /// The dummy of bucket `b` (linked or not), allocating its segment if
     /// needed.
     #[inline]
-    fn dummy(&self, b: usize) -> &Node<K, V> {
+    fn dummy(&self, b: usize) -> &Link {
         let s = (usize::BITS - b.leading_zeros()) as usize;
         let idx = if s == 0 { 0 } else { b - (1 << (s - 1)) };
         // Acquire: pairs with the AcqRel CAS in `new_segment`.
@@ -361,12 +410,12 @@ impl<K, V> RawMap<K, V> {
     }
 
     #[cold]
-    fn new_segment(&self, s: usize) -> *mut Node<K, V> {
+    fn new_segment(&self, s: usize) -> *mut Link {
         let base = if s == 0 { 0 } else { 1usize << (s - 1) };
-        let fresh: Box<[Node<K, V>]> = (0..seg_len(s))
-            .map(|i| Node::dummy(so_dummy(base + i), UNLINKED))
+        let fresh: Box<[Link]> = (0..seg_len(s))
+            .map(|i| Link::dummy(so_dummy(base + i)))
             .collect();
-        let fresh = Box::into_raw(fresh).cast::<Node<K, V>>();
+        let fresh = Box::into_raw(fresh).cast::<Link>();
         // AcqRel: Release publishes the initialised dummies; Acquire (also
         // on failure) sees the winner's.
         match self.segments[s].compare_exchange(
@@ -396,37 +445,44 @@ impl<K, V> RawMap<K, V> {
     /// thread is linking `b`'s (an ancestor precedes every key of `b` in
     /// split order, so the walk is only longer; nobody waits).
     #[inline]
-    pub(crate) fn bucket(&self, g: &mut Guard<'_>, b: usize) -> *mut Node<K, V> {
+    pub(crate) fn bucket(&self, g: &mut Guard<'_>, b: usize) -> *mut Link {
         let d = self.dummy(b);
         // Acquire: pairs with the Release store of LINKED in `init_bucket`,
         // so the dummy's position in the list is visible.
-        if d.refs.load(Ordering::Acquire) == LINKED {
+        if d.so.load(Ordering::Acquire) & STATE == LINKED {
             return ptr::from_ref(d).cast_mut();
         }
         self.init_bucket(g, b, d)
     }
 
     #[cold]
-    fn init_bucket(&self, g: &mut Guard<'_>, b: usize, d: &Node<K, V>) -> *mut Node<K, V> {
+    fn init_bucket(&self, g: &mut Guard<'_>, b: usize, d: &Link) -> *mut Link {
         debug_assert!(b != 0, "bucket 0 is linked from the start");
         let parent = b & !(1 << (usize::BITS - 1 - b.leading_zeros()));
         let pd = self.bucket(g, parent);
-        // Acquire on success: nothing to see, but the state word is also
-        // read by `bucket`; Relaxed on failure: we only fall back.
-        if d.refs
-            .compare_exchange(UNLINKED, LINKING, Ordering::Acquire, Ordering::Relaxed)
+        let so = so_dummy(b);
+        // Relaxed: the winner only needs exclusivity (it writes the dummy's
+        // `next` and publishes it with the Release link CAS); a loser only
+        // falls back to the parent.
+        if d.so
+            .compare_exchange(
+                so | UNLINKED,
+                so | LINKING,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
             .is_err()
         {
             // Another thread links it (or just did): start from the parent.
             return pd;
         }
-        let so = d.so;
         let dp = ptr::from_ref(d).cast_mut();
         loop {
-            // SAFETY: `pd` is a dummy, never freed while the map lives.
-            let pos = unsafe { self.walk(g, &(*pd).next, |n| n.so >= so) };
+            // SAFETY: `pd` is a dummy, never freed while the map lives; the
+            // walk passes the closure protected, live nodes.
+            let pos = unsafe { self.walk(g, &(*pd).next, |n| (*n).so() >= so) };
             // SAFETY: `cur` is protected by the guard.
-            debug_assert!(pos.cur.is_null() || unsafe { (*pos.cur).so } != so);
+            debug_assert!(pos.cur.is_null() || unsafe { (*pos.cur).so() } != so);
             // Relaxed: published by the Release CAS in `link`; only this
             // thread (which won LINKING) writes an unlinked dummy's `next`.
             d.next.store(pos.cur, Ordering::Relaxed);
@@ -436,7 +492,7 @@ impl<K, V> RawMap<K, V> {
             }
         }
         // Release: pairs with the Acquire load in `bucket`.
-        d.refs.store(LINKED, Ordering::Release);
+        d.so.store(so | LINKED, Ordering::Release);
         dp
     }
 
@@ -446,9 +502,9 @@ impl<K, V> RawMap<K, V> {
     /// 1. `prev` is the `next` field of a dummy or of a protected node.
     pub(crate) unsafe fn link(
         &self,
-        prev: *const AtomicPtr<Node<K, V>>,
-        cur: *mut Node<K, V>,
-        node: *mut Node<K, V>,
+        prev: *const AtomicPtr<Link>,
+        cur: *mut Link,
+        node: *mut Link,
     ) -> bool {
         // AcqRel: Release publishes the node's fields to walkers (pairs with
         // their Acquire loads of `next`); Acquire is for the failure reload.
@@ -468,8 +524,8 @@ impl<K, V> RawMap<K, V> {
     pub(crate) unsafe fn walk(
         &self,
         g: &mut Guard<'_>,
-        start: *const AtomicPtr<Node<K, V>>,
-        mut stop: impl FnMut(&Node<K, V>) -> bool,
+        start: *const AtomicPtr<Link>,
+        mut stop: impl FnMut(*mut Link) -> bool,
     ) -> Pos<K, V> {
         'retry: loop {
             let mut prev = start;
@@ -479,7 +535,7 @@ impl<K, V> RawMap<K, V> {
             let mut cur = unsafe { &*prev }.load(Ordering::Acquire);
             loop {
                 if cur.is_null() {
-                    return Pos { prev, cur };
+                    return Pos::new(prev, cur);
                 }
                 g.hp[g.c].publish(cur);
                 // Re-validate: `prev` still unmarked and pointing at `cur`
@@ -514,8 +570,8 @@ impl<K, V> RawMap<K, V> {
                     unsafe { self.retire_node(g, cur) };
                     cur = succ;
                 } else {
-                    if stop(c) {
-                        return Pos { prev, cur };
+                    if stop(cur) {
+                        return Pos::new(prev, cur);
                     }
                     prev = &c.next;
                     core::mem::swap(&mut g.p, &mut g.c);
@@ -536,19 +592,23 @@ impl<K, V> RawMap<K, V> {
     ) -> (Pos<K, V>, bool) {
         let so = so_element(h);
         let d = self.bucket(g, (h as usize) & (self.size() - 1));
-        let stop = |n: &Node<K, V>| {
-            n.so > so
-                // Relaxed: only null-ness matters here; the value itself
-                // is read later through a hazard pointer with Acquire.
-                || (n.so == so
-                    && !n.value.load(Ordering::Relaxed).is_null()
-                    // SAFETY: odd `so` means an element.
-                    && eq(unsafe { n.key() }))
+        let stop = |p: *mut Link| {
+            // SAFETY: the walk passes protected, live nodes.
+            let n_so = unsafe { (*p).so() };
+            n_so > so
+                || (n_so == so && {
+                    // SAFETY: as above, and an odd `so` (equal to ours) means
+                    // an element.
+                    let e = unsafe { Node::<K, V>::of(p) };
+                    // Relaxed: only null-ness matters here; the value itself
+                    // is read later through a hazard pointer with Acquire.
+                    !e.value.load(Ordering::Relaxed).is_null() && eq(&e.key)
+                })
         };
         // SAFETY: `d` is a dummy of this map.
         let pos = unsafe { self.walk(g, &(*d).next, stop) };
         // SAFETY: protected by the guard.
-        let found = !pos.cur.is_null() && unsafe { (*pos.cur).so } == so;
+        let found = !pos.cur.is_null() && unsafe { (*pos.cur).so() } == so;
         (pos, found)
     }
 
@@ -568,7 +628,7 @@ impl<K, V> RawMap<K, V> {
                 return None;
             }
             // SAFETY: `pos.cur` is protected by the guard.
-            let v = g.value_hp().protect(unsafe { &(*pos.cur).value });
+            let v = g.value_hp().protect(unsafe { &(*pos.node()).value });
             if !v.is_null() {
                 // SAFETY: protected by the value hazard pointer, which only
                 // changes through `&mut Guard`, borrowed for `'g`; values are
@@ -627,7 +687,9 @@ impl<K, V> RawMap<K, V> {
     ///
     /// # Safety
     /// 1. This thread's CAS unlinked `n`; it is retired once.
-    unsafe fn retire_node(&self, g: &mut Guard<'_>, n: *mut Node<K, V>) {
+    unsafe fn retire_node(&self, g: &mut Guard<'_>, n: *mut Link) {
+        // Only elements are ever unlinked (dummies never are).
+        let n = n.cast::<Node<K, V>>();
         g.retired = true;
         // SAFETY: precondition 1 gives `retire`'s 1 and 2; the deleter gives
         // up the list's share, and dropping a node is sound on any thread
@@ -745,6 +807,7 @@ impl<K, V> RawMap<K, V> {
             let next = unmarked(unsafe { &*p }.next.load(Ordering::Relaxed));
             // SAFETY: as above.
             if unsafe { &*p }.is_element() {
+                let p = p.cast::<Node<K, V>>();
                 // SAFETY: every element in the list came from
                 // `Node::element` and the list holds one share of it, given
                 // up once here (a pending retired `init` drop may hold the
@@ -758,7 +821,7 @@ impl<K, V> RawMap<K, V> {
             let seg = seg.load(Ordering::Relaxed);
             if !seg.is_null() {
                 // SAFETY: allocated in `new_segment` as a boxed slice of
-                // `seg_len(s)` dummies (whose drop frees nothing).
+                // `seg_len(s)` dummies (plain atomics).
                 drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(seg, seg_len(s))) });
             }
         }
