@@ -15,9 +15,13 @@
 //! no old table to reclaim. See `docs/hash-map.md` for why this design was
 //! chosen over an incremental open-addressing migration.
 //!
-//! Values are boxed separately from nodes: replacing a value is one CAS on
-//! the node's value pointer, and removing is one CAS of that pointer to null
-//! (the linearization point), after which the node is marked and unlinked.
+//! Layout: the dummies live inline in the directory segments (16 bytes
+//! each), and an element's first value lives inline in its node, so a
+//! lookup of a present key touches the directory line and the element's
+//! node. A node's value pointer points at that inline value, or at a boxed
+//! replacement: replacing a value is one CAS on the pointer, and removing
+//! is one CAS of it to null (the linearization point), after which the node
+//! is marked and unlinked.
 //!
 //! # Progress
 //! Every operation is lock-free: a retry happens only when a CAS failed
@@ -35,8 +39,8 @@
 //! # Values are cloned out
 //! Readers may be reading a value while another thread replaces or removes
 //! it, so `insert`, `remove` and `get` return clones; the original is freed
-//! once no hazard pointer protects it. Use [`LockFreeHashMap::get_with`] to
-//! read without cloning.
+//! once no hazard pointer protects it. Use [`LockFreeHashMap::get_with`] or
+//! a pinned view ([`LockFreeHashMap::pin`]) to read without cloning.
 //!
 //! # Example
 //! ```
