@@ -240,7 +240,12 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
                     // SAFETY: our CAS swapped `old` out of the protected `cur`.
                     unsafe { self.raw.retire_value(&mut g, pos.node(), old) };
                     // SAFETY: still protected by the value hazard pointer.
-                    return Some(unsafe { (*old).clone() });
+                    let ret = unsafe { (*old).clone() };
+                    // The guard's drop may scan and run (and panic in) other
+                    // values' destructors: `ret` is a local then, dropped by
+                    // the unwind instead of leaked as a half-returned value.
+                    drop(g);
+                    return Some(ret);
                 }
                 // SAFETY: the CAS failed, so `new` was never shared.
                 boxed = Some(unsafe { Box::from_raw(new) });
@@ -354,7 +359,12 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
                     // SAFETY: our CAS swapped `old` out of the protected `cur`.
                     unsafe { self.raw.retire_value(&mut g, pos.node(), old) };
                     // SAFETY: still protected by the value hazard pointer.
-                    return Some(unsafe { (*old).clone() });
+                    let ret = unsafe { (*old).clone() };
+                    // The guard's drop may scan and run (and panic in) other
+                    // values' destructors: `ret` is a local then, dropped by
+                    // the unwind instead of leaked as a half-returned value.
+                    drop(g);
+                    return Some(ret);
                 }
                 // SAFETY: the CAS failed, so `new` was never shared.
                 spare = Some(unsafe { Box::from_raw(new) });
@@ -393,7 +403,10 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
                 // which came from the last walk with `g`.
                 unsafe { self.raw.finish_remove(&mut g, h, pos) };
                 // SAFETY: protected.
-                return Some(unsafe { (*v).clone() });
+                let ret = unsafe { (*v).clone() };
+                // As in `insert`: scan before returning.
+                drop(g);
+                return Some(ret);
             }
         }
     }

@@ -436,3 +436,46 @@ fn a_replaced_inline_value_is_dropped_before_its_node_and_exactly_once() {
     drop(m);
     assert_eq!(DROPS.load(Relaxed), before + 4, "nothing dropped twice");
 }
+
+#[test]
+fn a_panicking_drop_in_the_guard_scan_leaks_no_returned_value() {
+    static ARMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+    /// Originals panic in drop while armed; clones never do. Every one
+    /// holds the token, so a leaked value shows in its count.
+    struct Bomb(Arc<()>, bool);
+    impl Clone for Bomb {
+        fn clone(&self) -> Self {
+            Bomb(Arc::clone(&self.0), false)
+        }
+    }
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            if self.1 && ARMED.load(Relaxed) {
+                panic!("value drop panics");
+            }
+        }
+    }
+    let token = Arc::new(());
+    let keys = if cfg!(miri) { 100 } else { 300 };
+    let m = LockFreeHashMap::new();
+    for k in 0..keys {
+        m.insert(k, Bomb(token.clone(), true));
+    }
+    let mut panics = 0;
+    for k in 0..keys {
+        for op in 0..3 {
+            // Each op retires an original; its guard's scan drops earlier
+            // ones, which panic, while the op returns a clone.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match op {
+                0 => m.insert(k, Bomb(token.clone(), true)).map(drop),
+                1 => m.update(&k, |v| Bomb(v.0.clone(), true)).map(drop),
+                _ => m.remove(&k).map(drop),
+            }));
+            panics += usize::from(r.is_err());
+        }
+    }
+    assert!(panics > 0, "no scan ran a panicking drop");
+    ARMED.store(false, Relaxed);
+    drop(m);
+    assert_eq!(Arc::strong_count(&token), 1, "a value was leaked");
+}
