@@ -49,3 +49,6 @@ pub mod contention;
 
 // --- rcu (issue 8)
 pub mod rcu;
+
+// --- numa (issue 17)
+pub mod numa;
