@@ -358,7 +358,7 @@ fn available_cpus() -> usize {
 // ------------------------------------------------------------ current node
 
 crate::sync::thread_local! {
-    static NODE_OVERRIDE: core::cell::Cell<Option<usize>> = const { core::cell::Cell::new(None) };
+    static NODE_OVERRIDE: core::cell::Cell<Option<usize>> = core::cell::Cell::new(None);
 }
 
 /// Makes [`current_node`] return `node` on the calling thread (or, with
