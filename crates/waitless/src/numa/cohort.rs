@@ -13,8 +13,8 @@
 //! sections when every node is busy.
 //!
 //! Both ticket locks are FIFO, so the lock is starvation-free: a node waits
-//! for at most one cohort turn of every other node, each at most `bound`
-//! + 1 critical sections. Ticket locks are *thread-oblivious* (any thread
+//! for at most one cohort turn of every other node, each at most
+//! `bound + 1` critical sections. Ticket locks are *thread-oblivious* (any thread
 //! may release them), which is what cohorting requires of the global lock.
 //!
 //! Waiting spins, then yields (see [`Backoff`](crate::Backoff)); like every

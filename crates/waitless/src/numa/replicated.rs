@@ -742,14 +742,12 @@ impl<D: Sequential> NodeReplicated<D> {
             for q in 0..self.replicas.len() {
                 let rq = &self.replicas[q];
                 // Acquire: as in `min_ltail`.
-                if q != r && rq.ltail.load(Ordering::Acquire) < need {
-                    if rq.try_lock() {
-                        // Relaxed: `replay` waits for each entry itself.
-                        let now = self.log.tail.load(Ordering::Relaxed);
-                        self.replay(q, now, None);
-                        rq.unlock();
-                        add(&self.replicas[r].stats.helped_replays, 1);
-                    }
+                if q != r && rq.ltail.load(Ordering::Acquire) < need && rq.try_lock() {
+                    // Relaxed: `replay` waits for each entry itself.
+                    let now = self.log.tail.load(Ordering::Relaxed);
+                    self.replay(q, now, None);
+                    rq.unlock();
+                    add(&self.replicas[r].stats.helped_replays, 1);
                 }
             }
             backoff.snooze();
