@@ -1,33 +1,34 @@
-//! A cohort lock: C-TKT-TKT from Dice, Marathe & Shavit, *Lock Cohorting:
+//! A cohort lock: C-BO-BO from Dice, Marathe & Shavit, *Lock Cohorting:
 //! A General Technique for Designing NUMA Locks* (PPoPP 2012).
 //!
-//! A global ticket lock is held by a *node* (a cohort), not by a thread;
-//! each node has a local ticket lock. A thread takes its node's local lock
-//! and then, unless a node-mate handed it the global lock along with the
-//! local one, the global lock. On release, if another thread of the same
-//! node is waiting (the local ticket counter says so) and fewer than
-//! `bound` consecutive hand-overs happened inside the node, it passes the
-//! local lock *with* the global one still held; otherwise it releases the
-//! global lock, then the local one. So the lock's cache lines and the data
-//! it protects move between nodes at most once per `bound` + 1 critical
-//! sections when every node is busy.
+//! A global lock is held by a *node* (a cohort), not by a thread; each node
+//! has a local lock. A thread takes its node's local lock and then, unless a
+//! node-mate handed it the global lock along with the local one, the global
+//! lock. On release, if another thread of the same node is waiting for the
+//! local lock (a per-node count of waiters says so) and fewer than `bound`
+//! consecutive hand-overs happened inside the node, it releases only the
+//! local lock, leaving the global one held for the node-mate that takes the
+//! local lock next; otherwise it releases the global lock, then the local
+//! one. So the lock's cache lines and the data it protects move between
+//! nodes at most once per `bound + 1` critical sections when every node is
+//! busy.
 //!
-//! Both ticket locks are FIFO, so the lock is starvation-free: a node waits
-//! for at most one cohort turn of every other node, each at most
-//! `bound + 1` critical sections. Ticket locks are *thread-oblivious* (any thread
-//! may release them), which is what cohorting requires of the global lock.
-//!
-//! Waiting spins, then yields (see [`Backoff`](crate::Backoff)); like every
-//! FIFO spin lock it suffers when there are more runnable threads than CPUs
-//! (the next ticket holder may be descheduled), which a parking mutex does
-//! not. It is a baseline, not a general-purpose mutex.
+//! Both levels are test-and-set locks with exponential backoff (the
+//! paper's "BO" locks): any thread may release them (*thread-oblivious*, as
+//! cohorting requires of the global lock) and, unlike ticket locks, they do
+//! not hand the lock to a waiter that the OS has descheduled, so they keep
+//! working when there are more runnable threads than CPUs. The price is
+//! fairness: a node may wait for the global lock more than one turn of the
+//! others (in-node passing is still bounded by `bound`). Waiting spins, then
+//! yields (see [`Backoff`](crate::Backoff)). A lock built for one node skips
+//! the global level, which could never be contended there.
 
 use core::cell::UnsafeCell;
 use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 
-use super::topology::current_node;
+use super::topology::node_hint;
 use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::{Backoff, CachePadded};
 
@@ -37,51 +38,69 @@ pub const DEFAULT_COHORT_BOUND: usize = 64;
 
 const NO_NODE: usize = usize::MAX;
 
-struct Ticket {
-    next: AtomicUsize,
-    serving: AtomicUsize,
+/// A test-and-set lock word.
+struct TasLock {
+    locked: AtomicBool,
 }
 
-impl Ticket {
+impl TasLock {
     fn new() -> Self {
-        Ticket {
-            next: AtomicUsize::new(0),
-            serving: AtomicUsize::new(0),
+        TasLock {
+            locked: AtomicBool::new(false),
         }
     }
 
-    /// Takes a ticket and waits for it.
-    fn acquire(&self) -> usize {
-        // Relaxed: taking a ticket publishes nothing; what the previous
-        // holder wrote is acquired through `serving` below.
-        let me = self.next.fetch_add(1, Ordering::Relaxed);
+    #[inline]
+    fn try_acquire(&self) -> bool {
+        // Acquire pairs with the Release store in `release`: the previous
+        // holder's critical section happens before ours.
+        !self.locked.load(Ordering::Relaxed)
+            && self
+                .locked
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Waits for the lock; `waiting`, if given, counts this thread as a
+    /// waiter while it waits.
+    #[inline]
+    fn acquire(&self, waiting: Option<&AtomicUsize>) {
+        if !self.try_acquire() {
+            self.acquire_slow(waiting);
+        }
+    }
+
+    #[cold]
+    fn acquire_slow(&self, waiting: Option<&AtomicUsize>) {
+        if let Some(w) = waiting {
+            // Relaxed: a hint for the holder's hand-over decision; the lock
+            // itself is taken with Acquire.
+            w.fetch_add(1, Ordering::Relaxed);
+        }
         let backoff = Backoff::new();
-        // Acquire pairs with the Release store of `serving` in `release`:
-        // the previous holder's critical section happens before ours.
-        while self.serving.load(Ordering::Acquire) != me {
+        while !self.try_acquire() {
             backoff.snooze();
         }
-        me
+        if let Some(w) = waiting {
+            // Relaxed: as above.
+            w.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
-    /// Serves the next ticket. Only the holder of ticket `me` calls it.
-    fn release(&self, me: usize) {
-        // Release pairs with the Acquire load in `acquire`.
-        self.serving.store(me.wrapping_add(1), Ordering::Release);
-    }
-
-    /// Whether a thread took a ticket after `me` (a waiter exists).
-    fn has_waiters(&self, me: usize) -> bool {
-        // Relaxed: a hint; missing a just-arrived waiter only means the
-        // global lock is released a little early.
-        self.next.load(Ordering::Relaxed) != me.wrapping_add(1)
+    #[inline]
+    fn release(&self) {
+        // Release pairs with the Acquire CAS in `try_acquire`.
+        self.locked.store(false, Ordering::Release);
     }
 }
 
 struct Local {
-    lock: Ticket,
-    /// The global lock was passed along with the local one. Read and written
-    /// only by the local lock's holder (Relaxed: the local lock orders it).
+    lock: TasLock,
+    /// Threads of this node waiting for `lock` (the cohort-detection hint).
+    waiting: AtomicUsize,
+    /// The global lock was left held for the next local holder. Read and
+    /// written only by the local lock's holder (Relaxed: the local lock
+    /// orders it).
     global_held: AtomicBool,
     /// Consecutive in-node hand-overs so far (local-holder only, Relaxed).
     passes: AtomicUsize,
@@ -120,7 +139,7 @@ pub struct CohortStats {
 /// assert_eq!(lock.into_inner(), 200);
 /// ```
 pub struct CohortLock<T> {
-    global: CachePadded<Ticket>,
+    global: CachePadded<TasLock>,
     locals: Box<[CachePadded<Local>]>,
     bound: usize,
     /// Counters, written only by the global lock's holder (Relaxed loads
@@ -130,7 +149,6 @@ pub struct CohortLock<T> {
 }
 
 struct Counters {
-    acquisitions: AtomicU64,
     local_handovers: AtomicU64,
     global_acquisitions: AtomicU64,
     cross_node_handovers: AtomicU64,
@@ -153,7 +171,6 @@ unsafe impl<T: Send> Send for CohortLock<T> {}
 pub struct CohortGuard<'a, T> {
     lock: &'a CohortLock<T>,
     node: usize,
-    ticket: usize,
     /// `!Send`, like `MutexGuard`: the release must run on the node the
     /// lock was taken on for the hand-over decision to mean anything.
     _not_send: PhantomData<*const ()>,
@@ -170,14 +187,15 @@ impl<T> CohortLock<T> {
     }
 
     /// A lock that passes ownership inside a node at most `bound` times in
-    /// a row (`0`: never, i.e. a two-level ticket lock).
+    /// a row (`0`: never, i.e. a plain two-level lock).
     pub fn with_bound(nodes: usize, bound: usize, value: T) -> Self {
         CohortLock {
-            global: CachePadded::new(Ticket::new()),
+            global: CachePadded::new(TasLock::new()),
             locals: (0..nodes.max(1))
                 .map(|_| {
                     CachePadded::new(Local {
-                        lock: Ticket::new(),
+                        lock: TasLock::new(),
+                        waiting: AtomicUsize::new(0),
                         global_held: AtomicBool::new(false),
                         passes: AtomicUsize::new(0),
                     })
@@ -185,7 +203,6 @@ impl<T> CohortLock<T> {
                 .collect(),
             bound,
             counters: CachePadded::new(Counters {
-                acquisitions: AtomicU64::new(0),
                 local_handovers: AtomicU64::new(0),
                 global_acquisitions: AtomicU64::new(0),
                 cross_node_handovers: AtomicU64::new(0),
@@ -201,19 +218,31 @@ impl<T> CohortLock<T> {
     }
 
     /// Takes the lock on the calling thread's node
-    /// ([`current_node`] modulo [`nodes`](Self::nodes)), waiting as long
-    /// as needed.
+    /// ([`current_node`](super::current_node) modulo
+    /// [`nodes`](Self::nodes); the OS answer is re-read every 64 calls,
+    /// an override applies at once), waiting as long as needed.
+    #[inline]
     pub fn lock(&self) -> CohortGuard<'_, T> {
-        let node = current_node() % self.locals.len();
-        let local = &self.locals[node];
-        let ticket = local.lock.acquire();
+        let n = self.locals.len();
         let c = &self.counters;
+        if n == 1 {
+            // One cohort: the global level could never be contended, so it
+            // is skipped; the local lock is the whole lock.
+            self.locals[0].lock.acquire(None);
+            bump(&c.global_acquisitions);
+            return CohortGuard {
+                lock: self,
+                node: 0,
+                _not_send: PhantomData,
+            };
+        }
+        let node = node_hint() % n;
+        let local = &self.locals[node];
+        local.lock.acquire(Some(&local.waiting));
         // Relaxed: `global_held` is written only under the local lock we now
         // hold, whose Acquire ordered it.
         if !local.global_held.load(Ordering::Relaxed) {
-            // The global ticket need not be kept: its holder releases it
-            // by serving the next one (`unlock`).
-            self.global.acquire();
+            self.global.acquire(None);
             bump(&c.global_acquisitions);
             let last = c.last_node.load(Ordering::Relaxed);
             if last != node && last != NO_NODE {
@@ -221,41 +250,46 @@ impl<T> CohortLock<T> {
             }
             c.last_node.store(node, Ordering::Relaxed);
         }
-        bump(&c.acquisitions);
         CohortGuard {
             lock: self,
             node,
-            ticket,
             _not_send: PhantomData,
         }
     }
 
-    fn unlock(&self, node: usize, ticket: usize) {
+    #[inline]
+    fn unlock(&self, node: usize) {
         let local = &self.locals[node];
-        // Relaxed: local-holder-only state.
+        if self.locals.len() == 1 {
+            local.lock.release();
+            return;
+        }
+        // Relaxed: local-holder-only state; `waiting` is a hint (a waiter
+        // that arrives just after we look makes us release the global lock
+        // a little early, which is safe).
         let passes = local.passes.load(Ordering::Relaxed);
-        if passes < self.bound && local.lock.has_waiters(ticket) {
+        if passes < self.bound && local.waiting.load(Ordering::Relaxed) > 0 {
             local.passes.store(passes + 1, Ordering::Relaxed);
             local.global_held.store(true, Ordering::Relaxed);
             bump(&self.counters.local_handovers);
         } else {
             local.passes.store(0, Ordering::Relaxed);
             local.global_held.store(false, Ordering::Relaxed);
-            // Relaxed: only the global holder writes `serving`.
-            let g = self.global.serving.load(Ordering::Relaxed);
-            self.global.release(g);
+            self.global.release();
         }
-        local.lock.release(ticket);
+        local.lock.release();
     }
 
     /// The hand-over counters (exact when the lock is free).
     pub fn stats(&self) -> CohortStats {
         let c = &self.counters;
         // Relaxed: statistics.
+        let local_handovers = c.local_handovers.load(Ordering::Relaxed);
+        let global_acquisitions = c.global_acquisitions.load(Ordering::Relaxed);
         CohortStats {
-            acquisitions: c.acquisitions.load(Ordering::Relaxed),
-            local_handovers: c.local_handovers.load(Ordering::Relaxed),
-            global_acquisitions: c.global_acquisitions.load(Ordering::Relaxed),
+            acquisitions: local_handovers + global_acquisitions,
+            local_handovers,
+            global_acquisitions,
             cross_node_handovers: c.cross_node_handovers.load(Ordering::Relaxed),
         }
     }
@@ -306,7 +340,7 @@ impl<T> DerefMut for CohortGuard<'_, T> {
 
 impl<T> Drop for CohortGuard<'_, T> {
     fn drop(&mut self) {
-        self.lock.unlock(self.node, self.ticket);
+        self.lock.unlock(self.node);
     }
 }
 

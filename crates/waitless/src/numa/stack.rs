@@ -5,7 +5,7 @@
 //! [`LockFreeStack`](crate::stack::LockFreeStack) (same orderings, same
 //! linearization points, same API). What changes is where a push and a pop
 //! whose head CAS failed meet: in the elimination array of the node the
-//! thread runs on ([`current_node`]), so an eliminated pair exchanges its
+//! thread runs on ([`current_node`](super::current_node)), so an eliminated pair exchanges its
 //! node through lines that stay on one socket, and threads of different
 //! nodes never contend for the same exchange slots (Hendler, Shavit &
 //! Yerushalmi, SPAA 2004, pick slots at random from one shared array; on a
@@ -39,7 +39,7 @@ use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
 use core::ptr::{self, NonNull};
 
-use super::topology::{current_node, Topology};
+use super::topology::{node_hint, Topology};
 use crate::epoch::{Collector, Guard};
 use crate::stack::{StackError, StackStats};
 use crate::sync::atomic::{AtomicPtr, Ordering};
@@ -264,7 +264,8 @@ impl<T> NodeAwareStack<T> {
     }
 
     /// An empty stack with `nodes` elimination arrays (at least one); a
-    /// thread uses array [`current_node`] modulo `nodes`.
+    /// thread uses array [`current_node`](super::current_node) modulo
+    /// `nodes` (re-read from the OS every 64 contended operations).
     pub fn with_nodes(nodes: usize) -> Self {
         NodeAwareStack {
             head: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
@@ -280,7 +281,7 @@ impl<T> NodeAwareStack<T> {
     }
 
     fn local_array(&self) -> &NodeArray<T> {
-        &self.arrays[current_node() % self.arrays.len()]
+        &self.arrays[node_hint() % self.arrays.len()]
     }
 
     /// Pins the current thread on this stack (see

@@ -357,8 +357,24 @@ fn available_cpus() -> usize {
 
 // ------------------------------------------------------------ current node
 
+/// Per-thread node state: the override, and a cached OS answer for
+/// [`node_hint`].
+struct NodeState {
+    over: core::cell::Cell<Option<usize>>,
+    cached: core::cell::Cell<usize>,
+    /// Calls of `node_hint` left before the cached node is refreshed.
+    left: core::cell::Cell<u32>,
+}
+
+/// How many `node_hint` calls reuse one `sched_getcpu` answer.
+const HINT_REFRESH: u32 = 64;
+
 crate::sync::thread_local! {
-    static NODE_OVERRIDE: core::cell::Cell<Option<usize>> = core::cell::Cell::new(None);
+    static NODE: NodeState = NodeState {
+        over: core::cell::Cell::new(None),
+        cached: core::cell::Cell::new(0),
+        left: core::cell::Cell::new(0),
+    };
 }
 
 /// Makes [`current_node`] return `node` on the calling thread (or, with
@@ -372,7 +388,7 @@ crate::sync::thread_local! {
 /// set_node_override(before);
 /// ```
 pub fn set_node_override(node: Option<usize>) -> Option<usize> {
-    NODE_OVERRIDE.with(|c| c.replace(node))
+    NODE.with(|s| s.over.replace(node))
 }
 
 /// The NUMA node the calling thread runs on: the override set by
@@ -380,10 +396,31 @@ pub fn set_node_override(node: Option<usize>) -> Option<usize> {
 /// reports (0 where that is unavailable, e.g. outside Linux or under Miri).
 /// The answer may be stale as soon as it returns: the thread can migrate.
 pub fn current_node() -> usize {
-    if let Some(n) = NODE_OVERRIDE.with(|c| c.get()) {
-        return n;
-    }
-    os_node()
+    NODE.with(|s| s.over.get()).unwrap_or_else(os_node)
+}
+
+/// [`current_node`] for hot paths: the override if any, else an OS answer
+/// reused for [`HINT_REFRESH`] calls. A stale node costs locality, never
+/// correctness, in every structure of this module.
+#[inline]
+pub(crate) fn node_hint() -> usize {
+    NODE.with(|s| {
+        if let Some(n) = s.over.get() {
+            return n;
+        }
+        match s.left.get() {
+            0 => {
+                let n = os_node();
+                s.cached.set(n);
+                s.left.set(HINT_REFRESH - 1);
+                n
+            }
+            left => {
+                s.left.set(left - 1);
+                s.cached.get()
+            }
+        }
+    })
 }
 
 #[cfg(all(target_os = "linux", not(miri), not(loom)))]
