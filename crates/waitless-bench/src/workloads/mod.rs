@@ -149,6 +149,9 @@ pub mod rcu;
 
 pub mod counter;
 
+// --- numa (issue 17)
+pub mod numa;
+
 /// Every workload entry of every group, in report order.
 pub fn all() -> Vec<Entry> {
     [
@@ -160,6 +163,7 @@ pub fn all() -> Vec<Entry> {
         channel::entries(),
         rcu::entries(),
         counter::entries(),
+        numa::entries(),
     ]
     .concat()
 }
