@@ -4,21 +4,23 @@
 //! exactly once.
 #![cfg(not(loom))]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::Barrier;
 
 use waitless::numa::{set_node_override, NodeAwareStack};
-use waitless_check::{assert_linearizable, Recorder, StackModel, StackOp, StackRet};
+use waitless_check::{assert_linearizable, DropLedger, Recorder, StackModel, StackOp, StackRet};
 
 fn recorded_run(threads: u64, nodes: usize, ops: u64) {
     let s = NodeAwareStack::with_nodes(nodes);
     let rec: Recorder<StackOp<u64>, StackRet<u64>> = Recorder::new();
+    // A start barrier, so the threads' operations really overlap.
+    let start = Barrier::new(threads as usize);
     std::thread::scope(|sc| {
         for t in 0..threads {
-            let (s, rec) = (&s, &rec);
+            let (s, rec, start) = (&s, &rec, &start);
             sc.spawn(move || {
                 set_node_override(Some(t as usize % nodes));
                 let mut log = rec.thread();
+                start.wait();
                 for i in 0..ops {
                     if (i / 3 + t) % 2 == 0 {
                         let v = t * ops + i;
@@ -68,28 +70,21 @@ fn history_8_threads_8_nodes() {
     }
 }
 
-struct Tracked(Arc<AtomicUsize>);
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 #[test]
 fn every_value_dropped_once_under_contention() {
-    let drops = Arc::new(AtomicUsize::new(0));
     let threads = 4;
     let n = if cfg!(miri) { 20 } else { 20_000 };
-    let left;
+    // Ids are unique per value: a double drop of one panics in the ledger.
+    let ledger = DropLedger::new(threads * n);
     {
         let s = NodeAwareStack::with_nodes(2);
         std::thread::scope(|sc| {
             for t in 0..threads {
-                let (s, drops) = (&s, &drops);
+                let (s, ledger) = (&s, &ledger);
                 sc.spawn(move || {
                     set_node_override(Some(t % 2));
                     for i in 0..n {
-                        s.push(Tracked(drops.clone())).unwrap();
+                        s.push(ledger.track(t * n + i)).unwrap();
                         if i % 4 != 0 {
                             let g = s.enter();
                             drop(s.pop(&g));
@@ -99,18 +94,13 @@ fn every_value_dropped_once_under_contention() {
             }
         });
         let st = s.stats();
-        left = st.active_nodes;
         assert_eq!(st.successful_pushes, (threads * n) as u64);
+        assert_eq!(ledger.created(), threads * n);
+        assert_eq!(ledger.live(), st.active_nodes, "{st:?}");
         assert_eq!(
             st.successful_pushes - st.successful_pops,
-            left as u64,
-            "{st:?}"
+            st.active_nodes as u64
         );
-        assert_eq!(drops.load(Ordering::Relaxed), threads * n - left);
     }
-    assert_eq!(
-        drops.load(Ordering::Relaxed),
-        threads * n,
-        "drop frees the rest"
-    );
+    ledger.assert_all_dropped();
 }

@@ -468,3 +468,45 @@ unsafe fn drop_list<T>(mut cur: *mut Node<T>) {
         cur = next;
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! The per-node exchange itself: an offer and a take race on one slot.
+
+    use super::*;
+    use crate::sync::Arc;
+    use loom::thread;
+
+    #[test]
+    fn offer_and_take_exchange_exactly_once() {
+        loom::model(|| {
+            let a = Arc::new(NodeArray::<u32>::new());
+            let node = alloc_node(7).unwrap_or_else(|_| panic!("allocation"));
+            let taker = {
+                let a = Arc::clone(&a);
+                thread::spawn(move || {
+                    a.take(0).map(|n| {
+                        // SAFETY: `take` gave us the node exclusively.
+                        let v = unsafe { ManuallyDrop::take(&mut (*n).value) };
+                        // SAFETY: exclusive, value moved out.
+                        unsafe { dealloc_node(n) };
+                        v
+                    })
+                })
+            };
+            let given = a.offer(node, 0);
+            let got = taker.join().unwrap();
+            // Either the taker got the value and the offer reports it
+            // taken, or neither: the node is still ours.
+            assert_eq!(given, got == Some(7));
+            if !given {
+                // SAFETY: the offer was withdrawn: the node is ours again.
+                unsafe {
+                    ManuallyDrop::drop(&mut (*node).value);
+                    dealloc_node(node);
+                }
+            }
+            assert!(a.is_idle());
+        });
+    }
+}
