@@ -53,3 +53,6 @@ pub mod rcu;
 
 // --- btree (issue 16)
 pub mod btree;
+
+// --- numa (issue 17)
+pub mod numa;
