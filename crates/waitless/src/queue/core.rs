@@ -236,6 +236,8 @@ pub(crate) struct Core {
     /// found with `locate`. A chunk pointer is written once (null → chunk)
     /// and freed only by `Drop`.
     chunks: Box<[AtomicPtr<Chunk>]>,
+    /// Chunk 0, made with the queue (`chunks[0]` stays null).
+    first: Box<[Chunk]>,
     /// The number of usable records `K` (a prefix of whole chunks; only
     /// grows).
     allocated: CachePadded<AtomicUsize>,
@@ -247,9 +249,11 @@ pub(crate) struct Core {
     /// so that oversubscribed stress tests preempt operations mid-flight.
     #[cfg(feature = "step-count")]
     pub(crate) yield_hooks: bool,
-    /// Test knob: `false` skips the fast path, so every operation announces
-    /// itself and goes through the help loop (loom models, step tests).
-    pub(crate) fast_path: bool,
+    /// Test knob: operations on records `r < slow_below` skip the fast path,
+    /// so they announce themselves and go through the help loop (0: every
+    /// record takes the fast path; `usize::MAX`: none does). Loom models
+    /// use a value in between to race a fast operation against a slow one.
+    pub(crate) slow_below: usize,
 }
 
 /// The outcome of one claim attempt.
@@ -290,6 +294,7 @@ impl Core {
             chunks: (0..n_chunks)
                 .map(|_| AtomicPtr::new(std::ptr::null_mut()))
                 .collect(),
+            first: Box::new([]),
             allocated: CachePadded::new(AtomicUsize::new(1 << base_log2)),
             capacity: cap,
             log2_cap,
@@ -297,10 +302,9 @@ impl Core {
             start_seq: start.seq & SEQ_MASK,
             #[cfg(feature = "step-count")]
             yield_hooks: false,
-            fast_path: true,
+            slow_below: 0,
         };
-        let first = core.make_chunk(0);
-        core.chunks[0] = AtomicPtr::new(first);
+        core.first = core.make_chunk(0);
         // The initial state (version `start.version`, installer 0) reads
         // record 0's buffer `start.version & 1`: the empty queue at
         // `start.head`, cursor 0.
@@ -339,9 +343,8 @@ impl Core {
         1 << self.base_log2
     }
 
-    /// A fresh chunk `j` (records idle, spares `capacity + r`), leaked into
-    /// a raw pointer; freed in `Drop` or by `add_chunk` when it loses.
-    fn make_chunk(&self, j: usize) -> *mut Chunk {
+    /// A fresh chunk `j` (records idle, spares `capacity + r`).
+    fn make_chunk(&self, j: usize) -> Box<[Chunk]> {
         let (first, n) = self.chunk_range(j);
         let recs: Box<[Chunk]> = (first..first + n)
             .map(|r| {
@@ -359,7 +362,7 @@ impl Core {
                 })
             })
             .collect();
-        Box::into_raw(recs) as *mut Chunk
+        recs
     }
 
     /// Chunk `j` and the index of record `r` in it.
@@ -380,6 +383,11 @@ impl Core {
     #[inline]
     fn rec(&self, r: usize, steps: &mut Steps) -> &Record {
         let (j, i) = self.locate(r);
+        if j == 0 {
+            // Counted like a chunk pointer load, to keep one bound.
+            steps.tick(1);
+            return &self.first[i];
+        }
         // Acquire: pairs with the Release CAS in `add_chunk` (or the
         // constructor), so the chunk's initialised records are visible.
         let c = self.chunks[j].load(Acquire);
@@ -412,10 +420,11 @@ impl Core {
     pub(crate) fn claim(&self, hint: usize, from: Option<usize>, steps: &mut Steps) -> Claim {
         let (lo, n, next) = match from {
             None => {
-                // SeqCst: the helpers' reads of `allocated` after their `state`
-                // loads must see every record whose owner announced before
-                // (lemma "turn"); an RMW/SC load puts this one in that order.
-                let k = self.allocated.load(SeqCst);
+                // Acquire: pairs with the SeqCst `fetch_max` in `add_chunk`.
+                // That RMW then happens before our announcement, so it
+                // precedes it in the SeqCst order and every helper's later
+                // SeqCst load of `allocated` sees our record (lemma "turn").
+                let k = self.allocated.load(Acquire);
                 steps.tick(1);
                 (0, k, self.chunk_of_total(k))
             }
@@ -424,9 +433,10 @@ impl Core {
                 (lo, n, j + 1)
             }
         };
-        let start = hint.wrapping_sub(lo) % n;
-        for i in 0..n {
-            let r = lo + (start + i) % n;
+        let off = hint.wrapping_sub(lo);
+        let mut i = if off < n { off } else { off % n };
+        for _ in 0..n {
+            let r = lo + i;
             let rec = self.rec(r, steps);
             // Acquire: pairs with the Release in `release`, handing over the
             // previous owner's `spare` and its finished request.
@@ -437,6 +447,10 @@ impl Core {
             steps.tick(1);
             if got {
                 return Claim::Got(r);
+            }
+            i += 1;
+            if i == n {
+                i = 0;
             }
         }
         // All taken: the next chunk (or, with every chunk in use by
@@ -460,7 +474,7 @@ impl Core {
         if self.chunks[j].load(Acquire).is_null() {
             make_cells();
             steps.tick(2);
-            let mine = self.make_chunk(j);
+            let mine = Box::into_raw(self.make_chunk(j)) as *mut Chunk;
             // Release: publishes the initialised records to `rec`'s Acquire
             // load; AcqRel on failure is not needed (we free ours and read
             // the winner's through `rec`).
@@ -486,7 +500,7 @@ impl Core {
     ///
     /// # Safety
     ///
-    /// `p` came from `make_chunk(j)`, and the caller owns it (it was never
+    /// `p` came from `make_chunk(j)` through `Box::into_raw`, and the caller owns it (it was never
     /// published, or the queue is being dropped).
     unsafe fn chunk_box(&self, j: usize, p: *mut Chunk) -> Box<[Chunk]> {
         let n = self.chunk_range(j).1;
@@ -536,7 +550,7 @@ impl Core {
         };
         let my_req = pack_req(seq, kind_bits, spare);
         steps.tick(2);
-        if self.fast_path {
+        if p >= self.slow_below {
             if let Some(a) = self.try_fast(p, me, my_req, steps) {
                 return a;
             }
@@ -687,13 +701,24 @@ impl Core {
 
     /// The descriptor after applying request `req` of record `tid` to the
     /// queue described by `d`, with the turn cursor moved on by one over the
-    /// records that exist now (one step: `allocated`).
+    /// records that exist now (at most one step: `allocated`, read only
+    /// when the cursor leaves chunk 0, whose records always exist).
     fn next_desc(&self, d: &Desc, tid: u64, req: u64, steps: &mut Steps) -> Desc {
-        // SeqCst: read after our `state` load in the total order, so it
-        // counts every record whose owner announced before that load
-        // (lemma "turn").
-        let k = self.allocated.load(SeqCst) as u64;
-        steps.tick(1);
+        let step = d.cursor + 1;
+        let cursor = if step < self.base() as u64 {
+            step
+        } else {
+            // SeqCst: read after our `state` load in the total order, so it
+            // counts every record whose owner announced before that load
+            // (lemma "turn").
+            let k = self.allocated.load(SeqCst) as u64;
+            steps.tick(1);
+            if step < k {
+                step
+            } else {
+                0
+            }
+        };
         let mut n = Desc {
             head: d.head,
             len: d.len,
@@ -701,7 +726,7 @@ impl Core {
             tid,
             cell: word_cell(req),
             seq: word_seq(req),
-            cursor: if d.cursor + 1 < k { d.cursor + 1 } else { 0 },
+            cursor,
         };
         if word_flag(req) == KIND_ENQ {
             if d.len < self.capacity {
@@ -823,7 +848,7 @@ impl Core {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 impl Core {
     /// Test check (quiescent queue): every record has `seq(req) =
     /// seq(resp)`, so no finished request can look pending again — the
@@ -840,7 +865,7 @@ impl Core {
 
 impl Drop for Core {
     fn drop(&mut self) {
-        for j in 0..self.chunks.len() {
+        for j in 1..self.chunks.len() {
             let p = self.chunks[j].load(Relaxed);
             if !p.is_null() {
                 // SAFETY: `&mut self`: no operation is running and no

@@ -251,7 +251,7 @@ impl<T> WaitFreeQueue<T> {
         );
         let base_log2 = threads.next_power_of_two().trailing_zeros();
         let mut core = Core::new(capacity, base_log2, start);
-        core.fast_path = fast_path;
+        core.slow_below = if fast_path { 0 } else { usize::MAX };
         #[cfg(feature = "step-count")]
         {
             core.yield_hooks = yield_hooks;
