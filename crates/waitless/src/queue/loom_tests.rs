@@ -207,3 +207,25 @@ fn full_none_next_to_slow_fill() {
         assert_eq!(drain(&q, 1), if ok { vec![6] } else { vec![] });
     });
 }
+
+/// A helper that validated a descriptor and stalls before completing it,
+/// while the owner's slot moves on (enqueue, dequeue, enqueue again on a
+/// capacity-1 queue): the stale `complete` must change nothing. Both values
+/// arrive exactly once and in order.
+#[test]
+fn stale_helper_after_the_slot_moved_on() {
+    both(|fast| {
+        let q = Arc::new(new_q(1, 2, fast));
+        let q1 = q.clone();
+        let t = thread::spawn(move || deq(&q1, 1));
+        assert!(enq(&q, 0, 1));
+        let a = deq(&q, 0);
+        assert!(enq(&q, 0, 2));
+        let b = deq(&q, 0);
+        let c = t.join().unwrap();
+        let mut all: Vec<u32> = [a, b, c].into_iter().flatten().collect();
+        all.extend(drain(&q, 0));
+        all.sort_unstable();
+        assert_eq!(all, vec![1, 2]);
+    });
+}
