@@ -317,8 +317,11 @@ impl Core {
             seq: 0,
             cursor: 0,
         };
-        let mut steps = Steps::default();
-        core.rec(0, &mut steps).desc[(start.version & 1) as usize].write(&d);
+        // The all-zero buffers already describe it when `start.head` is 0.
+        if d.head != 0 {
+            let mut steps = Steps::default();
+            core.rec(0, &mut steps).desc[(start.version & 1) as usize].write(&d);
+        }
         core
     }
 

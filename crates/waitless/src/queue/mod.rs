@@ -20,11 +20,12 @@
 //! * An operation announces itself in its record (kind, sequence number, and
 //!   the thread's *spare cell*), then loops: read the current descriptor,
 //!   finish its side effects (answer its owner, swap one ring slot), pick the
-//!   next request to apply — the request of record `(version + 1) mod k` if
-//!   it is pending, else its own — and CAS `state` to the new version. Since
-//!   the turn rotates through every record, an announced request is applied
-//!   within `k + 1` versions, and every failed CAS means a version was
-//!   installed, so at most `k + 2` rounds end without returning. Before
+//!   next request to apply — the request of the record named by the
+//!   descriptor's *turn cursor* if it is pending, else its own — and CAS
+//!   `state` to the new version (whose cursor names the next record). Since
+//!   the cursor rotates through every record, an announced request is
+//!   applied within `k + 1` versions, and every failed CAS means a version
+//!   was installed, so at most `k + 2` rounds end without returning. Before
 //!   announcing, an operation makes one *fast-path* attempt to install its
 //!   own request directly (allowed only when the turn does not belong to
 //!   another pending request), which is all an uncontended operation needs.
@@ -43,12 +44,16 @@
 //!
 //! # Threads
 //!
-//! Each thread that uses a queue claims one of its `k` records on first use
-//! (at most `k` CAS attempts) and releases it when the thread exits.
-//! [`WaitFreeQueue::new`] makes [`DEFAULT_THREADS`] records;
-//! [`WaitFreeQueue::with_threads`] picks the number (1 to 255). A thread that
-//! finds every record taken panics with a message naming the limit: the
-//! step bound is a function of `k`, so the queue does not grow it silently.
+//! Any number of threads may use a queue, over its life and at once. An
+//! operation claims one of the queue's `K` thread records for its own
+//! duration (one CAS, normally on the record the thread used last; a
+//! thread-local hint, no registry and no per-queue search) and releases it
+//! when it returns. When every record is taken, the claimer adds a chunk of
+//! `K` more (allocating only then, at most 13 times per queue), so no
+//! thread panics or waits because the records are taken.
+//! [`WaitFreeQueue::new`] starts with [`DEFAULT_THREADS`] records;
+//! [`WaitFreeQueue::with_threads`] picks the initial count. The step bound is
+//! a function of `K` ([`verification::records`]).
 //!
 //! # Progress and consistency
 //!
@@ -58,10 +63,13 @@
 //!
 //! # Limits
 //!
-//! Capacity at most 2^20. Sequence numbers are 40 bits and ring stamps 42
-//! bits: a helper preempted while one thread completes 2^40 operations, or
-//! while one ring slot is reused 2^41 times, could act on a stale view (the
-//! classic ABA bound of tagged words). Needs 64-bit atomics.
+//! Capacity at most 2^20. At most 4096 records: with more than 4096
+//! operations inside one queue at once, a claim cycles through the records
+//! until one is free (lock-free, not wait-free, for that claim). Tickets,
+//! stamps, sequence numbers and versions wrap freely; a helper preempted
+//! while one record runs 2^40 requests, while one ring slot is reused 2^41
+//! times, or while 2^52 operations are applied could act on a stale view
+//! (the classic ABA bound of tagged words). Needs 64-bit atomics.
 //!
 //! ```
 //! use waitless::queue::{QueueError, WaitFreeQueue};
@@ -85,8 +93,9 @@ use self::verification::Steps;
 use crate::sync::atomic::{AtomicPtr, Ordering::*};
 use crate::sync::UnsafeCell;
 
-/// Thread records made by [`WaitFreeQueue::new`]: at most this many threads
-/// may use one such queue at the same time.
+/// The initial thread-record count of [`WaitFreeQueue::new`] (records are
+/// added when more operations than this run at once; there is no limit on
+/// the number of threads).
 pub const DEFAULT_THREADS: usize = 8;
 
 /// The error of [`WaitFreeQueue::enqueue`]: the queue held `capacity`
@@ -187,8 +196,8 @@ crate::sync::thread_local! {
 }
 
 impl<T> WaitFreeQueue<T> {
-    /// A queue holding at most `capacity` elements, usable by up to
-    /// [`DEFAULT_THREADS`] threads at once.
+    /// A queue holding at most `capacity` elements, starting with
+    /// [`DEFAULT_THREADS`] thread records (any number of threads may use it).
     ///
     /// # Panics
     ///
@@ -202,14 +211,15 @@ impl<T> WaitFreeQueue<T> {
         Self::with_threads(capacity, DEFAULT_THREADS)
     }
 
-    /// A queue holding at most `capacity` elements, usable by up to
-    /// `threads` threads at once (the step bound grows linearly in
-    /// `threads`).
+    /// A queue holding at most `capacity` elements, starting with `threads`
+    /// thread records rounded up to a power of two (records are added when
+    /// more operations run at once; the step bound grows linearly in the
+    /// record count).
     ///
     /// # Panics
     ///
     /// If `capacity` is not a power of two or is above 2^20, or `threads` is
-    /// not in `1..=255`.
+    /// not in `1..=4096`.
     ///
     /// ```
     /// let q = waitless::queue::WaitFreeQueue::<u8>::with_threads(4, 2);
@@ -366,10 +376,6 @@ impl<T> WaitFreeQueue<T> {
     /// queue holds `capacity` elements at the operation's linearization
     /// point. Wait-free.
     ///
-    /// # Panics
-    ///
-    /// If more threads than the queue's thread count use it at once.
-    ///
     /// ```
     /// let q = waitless::queue::WaitFreeQueue::new(1);
     /// assert!(q.enqueue("a").is_ok());
@@ -381,10 +387,6 @@ impl<T> WaitFreeQueue<T> {
 
     /// Removes the oldest element, or `None` when the queue is empty at the
     /// operation's linearization point. Wait-free.
-    ///
-    /// # Panics
-    ///
-    /// If more threads than the queue's thread count use it at once.
     ///
     /// ```
     /// let q = waitless::queue::WaitFreeQueue::new(4);
