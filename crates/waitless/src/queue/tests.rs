@@ -4,7 +4,7 @@ use std::thread;
 
 fn scale(n: usize) -> usize {
     if cfg!(miri) {
-        (n / 50).max(8)
+        (n / 200).max(8)
     } else {
         n
     }
