@@ -260,8 +260,9 @@ pub(crate) struct Core {
 pub(crate) enum Claim {
     /// Record `r` is ours until `release`.
     Got(usize),
-    /// Every record in the scanned range was taken: chunk `j` must exist
-    /// (see `Core::add_chunk`) and then be scanned.
+    /// Every record in the scanned range was taken: chunk `j ≥ 1` must
+    /// exist (see `Core::add_chunk`) and then be scanned; `j = 0`: every
+    /// chunk exists, start over.
     Grow(usize),
 }
 

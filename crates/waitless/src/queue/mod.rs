@@ -432,6 +432,10 @@ impl<T> WaitFreeQueue<T> {
                     let _ = HINT.try_with(|h| h.set(r));
                     return r;
                 }
+                // Every chunk exists and every record was taken (more than
+                // `MAX_RECORDS` operations inside at once): scan them all
+                // again (the one lock-free, not wait-free, case).
+                Claim::Grow(0) => from = None,
                 Claim::Grow(j) => {
                     self.core.add_chunk(j, || self.add_cells(j), steps);
                     from = Some(j);

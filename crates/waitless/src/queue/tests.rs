@@ -303,3 +303,23 @@ mod model {
         }
     }
 }
+
+/// With all 4096 records held, a claim reports "start over" (`Grow(0)`),
+/// never a chunk past the last; once one is released it is found again.
+#[test]
+fn all_records_taken_starts_over() {
+    let q = WaitFreeQueue::<u8>::with_threads(1, core::MAX_RECORDS);
+    let mut steps = Steps::default();
+    for _ in 0..core::MAX_RECORDS {
+        assert!(matches!(
+            q.core.claim(0, None, &mut steps),
+            core::Claim::Got(_)
+        ));
+    }
+    assert!(matches!(
+        q.core.claim(0, None, &mut steps),
+        core::Claim::Grow(0)
+    ));
+    q.core.release(17);
+    assert_eq!(q.acquire(&mut steps), 17);
+}
