@@ -21,45 +21,40 @@ pub const NOISY_SPREAD: f64 = 0.25;
 ///
 /// ```
 /// use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-/// use std::sync::Mutex;
+/// use std::sync::{Arc, Mutex};
 /// use std::time::Duration;
-/// use waitless_bench::{run_workload, LockFreePerformanceAnalyzer, RunConfig};
+/// use waitless_bench::{analyze_lock_free_benefits, LockFreePerformanceAnalyzer};
 ///
 /// let analyzer = LockFreePerformanceAnalyzer::new(Duration::from_millis(20))
 ///     .warmup(Duration::from_millis(2))
 ///     .repeats(3);
 ///
-/// // Each closure builds a fresh instance and measures it at `threads`.
-/// // The lock-free side is a compare-exchange retry loop (a Treiber push
-/// // without the node); the lock side guards the same counter with a Mutex.
-/// let lock_free = |threads: usize, cfg: &RunConfig| {
-///     let head = AtomicU64::new(0);
-///     run_workload(cfg, threads, |_| (), |_| {
-///         let mut cur = head.load(Relaxed);
-///         while let Err(seen) = head.compare_exchange_weak(cur, cur + 1, Relaxed, Relaxed) {
-///             cur = seen;
-///         }
-///         1
-///     })
+/// // One call of each closure is one operation; every thread calls it in a
+/// // loop. The lock-free side is a compare-exchange retry loop (a Treiber
+/// // push without the node); the lock side guards a counter with a Mutex.
+/// let head = Arc::new(AtomicU64::new(0));
+/// let lock_free = move || {
+///     let mut cur = head.load(Relaxed);
+///     while let Err(seen) = head.compare_exchange_weak(cur, cur + 1, Relaxed, Relaxed) {
+///         cur = seen;
+///     }
 /// };
-/// let mutex = |threads: usize, cfg: &RunConfig| {
-///     let head = Mutex::new(0u64);
-///     run_workload(cfg, threads, |_| (), |_| {
-///         *head.lock().unwrap() += 1;
-///         1
-///     })
-/// };
+/// let counter = Arc::new(Mutex::new(0u64));
+/// let mutex = move || *counter.lock().unwrap() += 1;
 ///
 /// let results = analyzer.compare_implementations(lock_free, mutex, vec![1, 2, 4]);
 /// assert_eq!(results.points.len(), 3);
 /// assert!(results.points.iter().all(|p| p.lock_free.median_ops_per_sec > 0.0));
 ///
-/// let analysis = analyzer.analyze_lock_free_benefits(&results);
+/// let analysis = analyze_lock_free_benefits(&results);
 /// assert!(analysis.maximum_improvement_factor > 0.0);
 /// for line in &analysis.recommendations {
 ///     println!("{line}");
 /// }
 /// ```
+///
+/// Workloads that need per-thread state (roles, RNGs, handles) or a fresh
+/// instance per run use [`compare_workloads`](Self::compare_workloads).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LockFreePerformanceAnalyzer {
     window: Duration,
@@ -162,18 +157,48 @@ impl LockFreePerformanceAnalyzer {
         })
     }
 
-    /// Measures both implementations at every thread count, `repeats` times
-    /// each, interleaved (lock-free, mutex, lock-free, mutex…) so slow drift
-    /// of the machine hits both alike.
+    /// Measures two implementations of one operation at every thread count
+    /// (SPEC §6): each call of `lock_free_impl` or `mutex_impl` is one
+    /// operation, and every thread calls it in a loop for the measurement
+    /// window. The closures share whatever they captured across threads and
+    /// runs (an `Arc` of the structure, typically). An empty `thread_counts`
+    /// uses the analyzer's defaults.
     ///
-    /// Each closure gets the thread count and the run configuration and
-    /// returns one run's result; it should build a fresh instance each time
-    /// (see the example on [`LockFreePerformanceAnalyzer`]). An empty
-    /// `thread_counts` uses the analyzer's defaults.
+    /// Runs interleave the two sides (see [`compare_workloads`](Self::compare_workloads)).
     ///
     /// # Panics
     /// If a thread count is zero.
-    pub fn compare_implementations<L, M>(
+    pub fn compare_implementations<F1, F2, T, U>(
+        &self,
+        lock_free_impl: F1,
+        mutex_impl: F2,
+        thread_counts: Vec<usize>,
+    ) -> ComparisonResults
+    where
+        F1: Fn() -> T + Send + Sync + 'static,
+        F2: Fn() -> U + Send + Sync + 'static,
+        T: Send + 'static,
+        U: Send + 'static,
+    {
+        self.compare_workloads(
+            |threads, cfg| call_in_a_loop(cfg, threads, &lock_free_impl),
+            |threads, cfg| call_in_a_loop(cfg, threads, &mutex_impl),
+            thread_counts,
+        )
+    }
+
+    /// The general form of [`compare_implementations`](Self::compare_implementations):
+    /// each closure gets the thread count and the run configuration and
+    /// returns one run's result, normally by building a fresh instance and
+    /// measuring it with [`run_workload`] (which gives per-thread setup).
+    /// Both are run at every thread count, `repeats` times each,
+    /// interleaved (lock-free, mutex, lock-free, mutex…) so slow drift of
+    /// the machine hits both alike. An empty `thread_counts` uses the
+    /// analyzer's defaults.
+    ///
+    /// # Panics
+    /// If a thread count is zero.
+    pub fn compare_workloads<L, M>(
         &self,
         lock_free: L,
         mutex: M,
@@ -214,8 +239,8 @@ impl LockFreePerformanceAnalyzer {
         analyze_lock_free_benefits(results)
     }
 
-    /// Runs `f` (one call = one unit of work, returning how many operations
-    /// it completed) on the largest default thread count for `duration`,
+    /// Runs `f` (one call = one operation) on the largest default thread
+    /// count for `duration`,
     /// with the [`waitless::contention`] counters on, and reports CAS success
     /// rate, retries per operation, hot spots and — where the CPU exposes
     /// them to `perf_event_open` — hardware cache-miss events, the portable
@@ -232,15 +257,15 @@ impl LockFreePerformanceAnalyzer {
     /// use waitless_bench::LockFreePerformanceAnalyzer;
     ///
     /// static PUSH: Site = Site::new("example.push");
-    /// let head = AtomicU64::new(0);
+    /// let head = std::sync::Arc::new(AtomicU64::new(0));
     /// let analyzer = LockFreePerformanceAnalyzer::new(Duration::from_millis(20))
     ///     .thread_counts(vec![2]);
     /// let profile = analyzer.profile_contention(
-    ///     || {
+    ///     move || {
     ///         let mut cur = head.load(Relaxed);
     ///         loop {
     ///             match head.compare_exchange_weak(cur, cur + 1, Relaxed, Relaxed) {
-    ///                 Ok(_) => { PUSH.record(true); return 1; }
+    ///                 Ok(_) => { PUSH.record(true); return; }
     ///                 Err(seen) => { PUSH.record(false); cur = seen; }
     ///             }
     ///         }
@@ -256,15 +281,28 @@ impl LockFreePerformanceAnalyzer {
     /// ```
     pub fn profile_contention<F>(&self, f: F, duration: Duration) -> ContentionProfile
     where
-        F: Fn() -> u64 + Sync,
+        F: Fn() + Send + Sync + 'static,
     {
         let threads = self.thread_counts.iter().copied().max().unwrap_or(1);
         let cfg = RunConfig {
             warmup: self.warmup.min(duration / 5),
             window: duration,
         };
-        profile_with(threads, || run_workload(&cfg, threads, |_| (), |_| f()))
+        profile_with(threads, || call_in_a_loop(&cfg, threads, &f))
     }
+}
+
+/// Runs `f` on `threads` threads for one window; one call is one operation.
+fn call_in_a_loop<T>(cfg: &RunConfig, threads: usize, f: &(impl Fn() -> T + Sync)) -> RunResult {
+    run_workload(
+        cfg,
+        threads,
+        |_| (),
+        |_| {
+            std::hint::black_box(f());
+            1
+        },
+    )
 }
 
 /// Runs `run` once with the contention counters (and, where available, a
@@ -794,7 +832,6 @@ mod tests {
             || {
                 SITE.record(true);
                 SITE.record(false);
-                1
             },
             Duration::from_millis(20),
         );
