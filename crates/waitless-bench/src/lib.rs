@@ -32,7 +32,7 @@ pub mod svg;
 pub mod workloads;
 
 pub use analyzer::{
-    analyze_lock_free_benefits, BenefitAnalysis, ComparisonPoint, ComparisonResults,
+    analyze_lock_free_benefits, within_noise, BenefitAnalysis, ComparisonPoint, ComparisonResults,
     ContentionProfile, HotSpot, LockFreePerformanceAnalyzer, ThreadRatio,
 };
 pub use machine::Machine;

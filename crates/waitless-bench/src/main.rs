@@ -399,6 +399,7 @@ fn main() -> ExitCode {
         repeats: o.repeats,
         budget: o.duration.is_none().then_some(budget),
         profile_contention: o.profile,
+        retries: waitless_bench::measure::DEFAULT_RETRIES,
     };
     let est_run = window + warmup + Duration::from_millis(4);
     eprintln!(

@@ -16,7 +16,7 @@ use crate::analyzer::{
     ComparisonResults, ContentionProfile,
 };
 use crate::machine::Machine;
-use crate::measure::{Measurement, RunConfig, RunResult};
+use crate::measure::{run_with_retries, Measurement, RunConfig, RunResult};
 use crate::svg::{self, LineChart, Series, YScale};
 use crate::workloads::{Entry, Role};
 
@@ -35,17 +35,24 @@ pub struct Settings {
     pub thread_counts: Vec<usize>,
     /// Measurement window of one run (with a budget: of the first
     /// workload's runs; later ones adapt, see [`adapted_config`]).
+    #[serde(with = "crate::measure::secs")]
     pub window: Duration,
     /// Warm-up before each run's window (with a budget: kept in the same
     /// proportion to the window).
+    #[serde(with = "crate::measure::secs")]
     pub warmup: Duration,
     /// Runs per measurement (the median is reported).
     pub repeats: usize,
     /// The time budget the window was computed from (`None` when the
     /// window was given explicitly).
+    #[serde(with = "crate::measure::secs::option")]
     pub budget: Option<Duration>,
     /// Whether each waitless contender also gets a contention-profiled run.
     pub profile_contention: bool,
+    /// How many times a disturbed run is repeated before it is kept and
+    /// its measurement marked disturbed.
+    #[serde(default)]
+    pub retries: usize,
 }
 
 /// One contender of one workload in the plan.
@@ -211,8 +218,10 @@ pub struct WorkloadReport {
     pub thread_counts: Vec<usize>,
     /// Measurement window of each run of this workload (with a budget, the
     /// planner adapts it workload by workload).
+    #[serde(with = "crate::measure::secs")]
     pub window: Duration,
     /// Warm-up before each run of this workload.
+    #[serde(with = "crate::measure::secs")]
     pub warmup: Duration,
     /// Every contender.
     pub contenders: Vec<ContenderReport>,
@@ -239,6 +248,7 @@ pub struct Report {
     /// Start time, seconds since the Unix epoch.
     pub started_unix_s: u64,
     /// Wall-clock time of the whole run.
+    #[serde(with = "crate::measure::secs")]
     pub wall_time: Duration,
     /// Every workload, in plan order.
     pub workloads: Vec<WorkloadReport>,
@@ -281,6 +291,7 @@ pub fn run_plan(
         // runs[c][t] = results of contender c at thread count t.
         let mut runs: Vec<BTreeMap<usize, Vec<RunResult>>> =
             vec![BTreeMap::new(); w.contenders.len()];
+        let mut retries: Vec<BTreeMap<usize, usize>> = vec![BTreeMap::new(); w.contenders.len()];
         let mut errors: Vec<Option<String>> = vec![None; w.contenders.len()];
         for &t in &counts {
             for _ in 0..settings.repeats.max(1) {
@@ -301,8 +312,14 @@ pub fn run_plan(
                         continue;
                     }
                     let run = c.entry.run;
-                    match catch_unwind(AssertUnwindSafe(|| run(&cfg, t))) {
-                        Ok(r) => runs[ci].entry(t).or_default().push(r),
+                    let measured = catch_unwind(AssertUnwindSafe(|| {
+                        run_with_retries(&cfg, t, settings.retries, run)
+                    }));
+                    match measured {
+                        Ok((r, n)) => {
+                            runs[ci].entry(t).or_default().push(r);
+                            *retries[ci].entry(t).or_default() += n;
+                        }
                         Err(p) => {
                             errors[ci] = Some(format!(
                                 "panicked at {t} threads: {}",
@@ -339,8 +356,11 @@ pub fn run_plan(
                 name: c.entry.contender.to_owned(),
                 role: c.entry.role,
                 measurements: std::mem::take(&mut runs[ci])
-                    .into_values()
-                    .map(Measurement::from_runs)
+                    .into_iter()
+                    .map(|(t, r)| {
+                        Measurement::from_runs(r)
+                            .with_retries(retries[ci].get(&t).copied().unwrap_or(0))
+                    })
                     .collect(),
                 contention,
                 error: errors[ci].take(),
@@ -1125,6 +1145,7 @@ mod tests {
                 max_ns: 5000,
                 samples: 10,
             },
+            cpu: None,
         }
     }
     fn slow(_: &RunConfig, threads: usize) -> RunResult {
@@ -1184,6 +1205,7 @@ mod tests {
             repeats: 3,
             budget: None,
             profile_contention: false,
+            retries: 0,
         }
     }
 
