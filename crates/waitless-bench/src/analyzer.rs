@@ -870,8 +870,14 @@ mod tests {
         // The crossover needs established wins: only 4 qualifies.
         assert_eq!(a.crossover_thread_count, Some(4));
         let all = a.recommendations.join("\n");
-        assert!(all.contains("within noise at 1, within noise at 2"), "{all}");
-        assert!(all.contains("At 1, 2 thread(s) the comparison is within noise"), "{all}");
+        assert!(
+            all.contains("within noise at 1, within noise at 2"),
+            "{all}"
+        );
+        assert!(
+            all.contains("At 1, 2 thread(s) the comparison is within noise"),
+            "{all}"
+        );
         assert!(all.contains("4 thread(s) exceed this machine's 2"), "{all}");
         assert!(all.contains("noisy"), "{all}");
     }
@@ -891,7 +897,10 @@ mod tests {
         assert!(a.improvement_by_threads.iter().all(|r| r.within_noise));
         assert_eq!(a.crossover_thread_count, None);
         let all = a.recommendations.join("\n");
-        assert!(all.contains("within noise at every measured thread count"), "{all}");
+        assert!(
+            all.contains("within noise at every measured thread count"),
+            "{all}"
+        );
         assert!(!all.contains("hoose"), "{all}");
         assert!(!all.contains("Largest gain"), "{all}");
         assert!(all.contains("marked disturbed"), "{all}");

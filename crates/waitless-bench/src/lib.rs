@@ -29,6 +29,7 @@ pub mod measure;
 pub mod perf;
 pub mod report;
 pub mod svg;
+pub mod verdict;
 pub mod workloads;
 
 pub use analyzer::{

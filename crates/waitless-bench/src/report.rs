@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::analyzer::{
-    analyze_lock_free_benefits, human_rate, profile_with, ratio, BenefitAnalysis,
+    analyze_lock_free_benefits, human_rate, profile_with, ratio, within_noise, BenefitAnalysis,
     ComparisonResults, ContentionProfile,
 };
 use crate::machine::Machine;
@@ -190,6 +190,9 @@ pub struct PeerRatio {
     pub best_peer: String,
     /// `waitless / best_peer` by median.
     pub factor: f64,
+    /// The difference is not established (see [`within_noise`]).
+    #[serde(default)]
+    pub within_noise: bool,
 }
 
 /// A waitless contender read against the lock and the peers.
@@ -454,6 +457,7 @@ pub fn analyze_workload(contenders: &[ContenderReport]) -> Vec<WorkloadAnalysis>
                         threads: m.threads,
                         best_peer: name.clone(),
                         factor: ratio(m.median_ops_per_sec, best.median_ops_per_sec),
+                        within_noise: within_noise(m, best),
                     })
                 })
                 .collect();
@@ -520,9 +524,10 @@ pub fn text_table(report: &Report) -> String {
             for &t in &w.thread_counts {
                 let cell = match c.at(t) {
                     Some(m) => format!(
-                        "{} ±{}",
+                        "{} ±{}{}",
                         human_rate(m.median_ops_per_sec),
-                        spread_pct(m.spread)
+                        spread_pct(m.spread),
+                        if m.is_disturbed() { "!" } else { "" }
                     ),
                     None => "-".to_owned(),
                 };
@@ -542,7 +547,7 @@ pub fn text_table(report: &Report) -> String {
                     .improvement_by_threads
                     .iter()
                     .find(|r| r.threads == t)
-                    .map_or("-".to_owned(), |r| format!("{:.2}x", r.factor));
+                    .map_or("-".to_owned(), |r| ratio_cell(r.factor, r.within_noise));
                 let _ = write!(s, " {cell:>13}");
             }
             s.push('\n');
@@ -554,20 +559,12 @@ pub fn text_table(report: &Report) -> String {
                         .versus_best_peer
                         .iter()
                         .find(|r| r.threads == t)
-                        .map_or("-".to_owned(), |r| format!("{:.2}x", r.factor));
+                        .map_or("-".to_owned(), |r| ratio_cell(r.factor, r.within_noise));
                     let _ = write!(s, " {cell:>13}");
                 }
                 s.push('\n');
             }
-            let cross = match a.versus_mutex.crossover_thread_count {
-                Some(t) => format!("crossover at {t} thread{}", if t == 1 { "" } else { "s" }),
-                None => "no crossover".to_owned(),
-            };
-            let _ = writeln!(
-                s,
-                "  -> {}: {cross}; best {:.2}x vs {}",
-                a.contender, a.versus_mutex.maximum_improvement_factor, a.baseline
-            );
+            let _ = writeln!(s, "  -> {}: {}", a.contender, arrow_line(a));
         }
         for c in &w.contenders {
             if let Some(p) = &c.contention {
@@ -581,7 +578,55 @@ pub fn text_table(report: &Report) -> String {
             }
         }
     }
+    let warnings = crate::verdict::warnings(report);
+    if !warnings.is_empty() {
+        s.push_str("\nWarnings:\n");
+        for w in &warnings {
+            let _ = writeln!(s, "  ! {w}");
+        }
+    }
+    let headline = crate::verdict::headline(report);
+    if !headline.is_empty() {
+        s.push_str("\nHeadline (waitless against its lock and its best peer; ratios of medians, \"within noise\" where the runs do not establish a difference):\n");
+        for l in &headline {
+            let _ = writeln!(s, "  {l}");
+        }
+    }
     s
+}
+
+/// A ratio as a table cell: `1.85x`, or `within noise`.
+fn ratio_cell(factor: f64, noise: bool) -> String {
+    if noise {
+        "within noise".to_owned()
+    } else {
+        format!("{factor:.2}x")
+    }
+}
+
+/// The verdict after `->` in the terminal: the crossover and the best ratio
+/// against the lock, only from established ratios.
+pub fn arrow_line(a: &WorkloadAnalysis) -> String {
+    let v = &a.versus_mutex;
+    let established = v
+        .improvement_by_threads
+        .iter()
+        .filter(|r| !r.within_noise)
+        .max_by(|x, y| x.factor.total_cmp(&y.factor));
+    match (v.crossover_thread_count, established) {
+        (_, None) => format!("within noise vs {} at every thread count", a.baseline),
+        (Some(t), Some(b)) => format!(
+            "crossover at {t} thread{}; best {:.2}x vs {} at {}",
+            if t == 1 { "" } else { "s" },
+            b.factor,
+            a.baseline,
+            b.threads
+        ),
+        (None, Some(b)) => format!(
+            "no crossover; best established {:.2}x vs {} at {}",
+            b.factor, a.baseline, b.threads
+        ),
+    }
 }
 
 /// Checks that `dir` can be created and written, before any measuring.
@@ -766,6 +811,23 @@ fn esc(s: &str) -> String {
     svg::xml_escape(s)
 }
 
+/// The warnings and the headline verdict, first on the page.
+fn top_of_page(report: &Report) -> String {
+    let mut h = String::new();
+    for w in crate::verdict::warnings(report) {
+        let _ = writeln!(h, "<p class=\"err\">Warning: {}.</p>", esc(&w));
+    }
+    let lines = crate::verdict::headline(report);
+    if !lines.is_empty() {
+        h.push_str("<h2>Headline</h2>\n<p class=\"sub\">Each structure's waitless contender against its lock and its best peer, at the largest thread count within the hardware threads; \"within noise\" where the runs do not establish a difference.</p>\n<ul class=\"rec\">\n");
+        for l in lines {
+            let _ = writeln!(h, "<li>{}</li>", esc(&l));
+        }
+        h.push_str("</ul>\n");
+    }
+    h
+}
+
 /// The report page. Links only files that [`write_report`] writes.
 pub fn html(report: &Report) -> String {
     let m = &report.machine;
@@ -794,7 +856,7 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
 </style></head><body>
 <h1>waitless-bench report</h1>
 <p class="sub">Lock-free versus locks, measured on this machine. Raw numbers: <a href="results.json">results.json</a>.</p>
-<h2>Machine and settings</h2>
+{}<h2>Machine and settings</h2>
 <table>
 <tr><td>CPU</td><td class="l">{}</td></tr>
 <tr><td>Hardware threads</td><td class="l">{}</td></tr>
@@ -808,6 +870,7 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
 <tr><td>Command</td><td class="l"><code>{}</code></td></tr>
 </table>
 "#,
+        top_of_page(report),
         esc(&m.cpu_model),
         m.logical_cores,
         esc(&m.os),
@@ -839,22 +902,6 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
             esc(&report.command)
         }
     );
-    if m.profile != "release" {
-        h.push_str("<p class=\"err\">This binary was not built with --release: the numbers measure debug code.</p>\n");
-    }
-    if report
-        .workloads
-        .iter()
-        .any(|w| w.thread_counts.iter().any(|&t| t > m.logical_cores))
-    {
-        let _ = writeln!(
-            h,
-            "<p>Thread counts above {} oversubscribe this machine: those points show how each contender copes with preemption, not parallel scaling.</p>",
-            m.logical_cores
-        );
-    }
-
-    // Summary of every workload.
     h.push_str("<h2>Crossover summary</h2>\n<p class=\"sub\">Ratios are waitless ÷ contender, medians measured in the same run (above 1: waitless is faster). The crossover is the smallest thread count from which waitless beats the lock at that count and every larger one measured. Uncoloured ratios are within noise (the two sides' min–max ranges overlap).</p>\n<table><tr><th>workload</th><th>waitless contender</th><th>vs lock</th><th>crossover</th><th>best vs lock</th><th>vs best peer (largest count)</th></tr>\n");
     for w in &report.workloads {
         if w.analyses.is_empty() {
@@ -872,14 +919,26 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
                     "<span class=\"good\">{t} thread{}</span>",
                     if t == 1 { "" } else { "s" }
                 ),
+                None if v.improvement_by_threads.iter().all(|r| r.within_noise) => {
+                    "within noise".to_owned()
+                }
                 None => "<span class=\"bad\">none</span>".to_owned(),
             };
-            let best = match v.best_thread_count {
-                Some(t) => format!("{:.2}x at {t}", v.maximum_improvement_factor),
-                None => "-".to_owned(),
-            };
+            let best = v
+                .improvement_by_threads
+                .iter()
+                .filter(|r| !r.within_noise)
+                .max_by(|x, y| x.factor.total_cmp(&y.factor))
+                .map_or("within noise".to_owned(), |r| {
+                    format!("{:.2}x at {}", r.factor, r.threads)
+                });
             let peer = a.versus_best_peer.last().map_or("-".to_owned(), |p| {
-                format!("{:.2}x vs {} at {}", p.factor, esc(&p.best_peer), p.threads)
+                format!(
+                    "{} vs {} at {}",
+                    ratio_cell(p.factor, p.within_noise),
+                    esc(&p.best_peer),
+                    p.threads
+                )
             });
             let _ = writeln!(
                 h,
@@ -929,11 +988,16 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
                     Some(m) => {
                         let _ = write!(
                             h,
-                            "<td title=\"min {} max {}\">{} <small>±{}</small></td>",
+                            "<td title=\"min {} max {}\">{} <small>±{}</small>{}</td>",
                             human_rate(m.min_ops_per_sec),
                             human_rate(m.max_ops_per_sec),
                             human_rate(m.median_ops_per_sec),
-                            esc(&spread_pct(m.spread))
+                            esc(&spread_pct(m.spread)),
+                            if m.is_disturbed() {
+                                " <span class=\"err\" title=\"disturbed: the threads did not get the CPU they needed\">disturbed</span>"
+                            } else {
+                                ""
+                            }
                         );
                     }
                     None => h.push_str("<td>–</td>"),
@@ -984,7 +1048,11 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
                         } else {
                             "bad"
                         };
-                        let _ = write!(h, "<td class=\"{class}\">{:.2}x</td>", r.factor);
+                        let _ = write!(
+                            h,
+                            "<td class=\"{class}\">{}</td>",
+                            ratio_cell(r.factor, r.within_noise)
+                        );
                     }
                     None => h.push_str("<td>–</td>"),
                 }
@@ -1001,9 +1069,9 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
                         Some(r) => {
                             let _ = write!(
                                 h,
-                                "<td title=\"{}\">{:.2}x</td>",
+                                "<td title=\"{}\">{}</td>",
                                 esc(&r.best_peer),
-                                r.factor
+                                ratio_cell(r.factor, r.within_noise)
                             );
                         }
                         None => h.push_str("<td>–</td>"),
