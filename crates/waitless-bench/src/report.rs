@@ -641,6 +641,7 @@ pub fn ensure_writable(dir: &Path) -> io::Result<()> {
 /// each workload's `plots`. Returns the paths written.
 pub fn write_report(report: &mut Report, dir: &Path) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
+    remove_old_plots(dir)?;
     let mut written = Vec::new();
     let mut used = std::collections::HashSet::new();
     for w in &mut report.workloads {
@@ -670,6 +671,23 @@ pub fn write_report(report: &mut Report, dir: &Path) -> io::Result<Vec<PathBuf>>
     std::fs::write(&path, html(report))?;
     written.push(path);
     Ok(written)
+}
+
+/// The plot files a report writes end with one of these.
+const PLOT_SUFFIXES: [&str; 2] = [".throughput.svg", ".latency.svg"];
+
+/// Removes the plots an earlier report left in `dir` (files named like the
+/// ones [`write_report`] writes; nothing else).
+fn remove_old_plots(dir: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if PLOT_SUFFIXES.iter().any(|s| name.ends_with(s)) && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 fn colors(contenders: &[ContenderReport]) -> Vec<(String, bool)> {

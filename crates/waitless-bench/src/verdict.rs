@@ -27,9 +27,9 @@ pub fn warnings(report: &Report) -> Vec<String> {
     over.dedup();
     if !over.is_empty() {
         w.push(format!(
-            "{} thread{} exceed{} this machine's {cores} hardware thread{}: those results are real but measure the scheduler (preemption), not parallel scaling",
-            list(&over),
+            "thread count{} {} exceed{} this machine's {cores} hardware thread{}: those results are real but measure the scheduler (preemption), not parallel scaling",
             if over.len() == 1 { "" } else { "s" },
+            list(&over),
             if over.len() == 1 { "s" } else { "" },
             if cores == 1 { "" } else { "s" }
         ));
