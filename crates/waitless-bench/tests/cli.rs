@@ -2,7 +2,7 @@
 //! what it writes: exit code, `results.json`, well-formed SVG, and an
 //! `index.html` that links only files that exist.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn bin() -> Command {
