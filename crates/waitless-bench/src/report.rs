@@ -717,6 +717,9 @@ fn colors(contenders: &[ContenderReport]) -> Vec<(String, bool)> {
 /// Throughput (median, min–max bars) against threads, one line per contender.
 /// Thread counts are placed on a log2 axis.
 pub fn throughput_chart(w: &WorkloadReport) -> LineChart {
+    if w.thread_counts.len() == 1 {
+        return throughput_bars(w);
+    }
     let x = |t: usize| (t.max(1) as f64).log2();
     let series = w
         .contenders
@@ -751,6 +754,72 @@ pub fn throughput_chart(w: &WorkloadReport) -> LineChart {
         y_scale: YScale::LinearFromZero,
         y_format: human_rate,
         series,
+        bars: false,
+    }
+}
+
+/// A workload measured at one thread count: one bar per contender (numbered
+/// on the axis and in the legend), on a log scale when the medians span more
+/// than a factor of 20, so a slow contender's bar stays readable next to a
+/// fast one's.
+pub fn throughput_bars(w: &WorkloadReport) -> LineChart {
+    let measured: Vec<(&ContenderReport, (String, bool))> = w
+        .contenders
+        .iter()
+        .zip(colors(&w.contenders))
+        .filter(|(c, _)| !c.measurements.is_empty())
+        .collect();
+    let medians: Vec<f64> = measured
+        .iter()
+        .flat_map(|(c, _)| c.measurements.iter().map(|m| m.median_ops_per_sec))
+        .filter(|v| *v > 0.0)
+        .collect();
+    let lo = medians.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = medians.iter().copied().fold(0.0, f64::max);
+    let log = lo.is_finite() && hi / lo > 20.0;
+    let series = measured
+        .iter()
+        .enumerate()
+        .map(|(i, (c, (color, dashed)))| Series {
+            name: format!("{} {}", i + 1, c.name),
+            color: color.clone(),
+            dashed: *dashed,
+            points: c
+                .measurements
+                .iter()
+                .map(|m| (i as f64, m.median_ops_per_sec))
+                .collect(),
+            ranges: c
+                .measurements
+                .iter()
+                .map(|m| Some((m.min_ops_per_sec, m.max_ops_per_sec)))
+                .collect(),
+        })
+        .collect();
+    let t = w.thread_counts[0];
+    LineChart {
+        title: format!(
+            "{} — throughput at {t} thread{}",
+            w.workload,
+            if t == 1 { "" } else { "s" }
+        ),
+        x_label: "contender".to_owned(),
+        y_label: format!(
+            "{}/s (median, min–max{})",
+            w.unit,
+            if log { ", log scale" } else { "" }
+        ),
+        x_ticks: (0..measured.len())
+            .map(|i| (i as f64, (i + 1).to_string()))
+            .collect(),
+        y_scale: if log {
+            YScale::Log10
+        } else {
+            YScale::LinearFromZero
+        },
+        y_format: human_rate,
+        series,
+        bars: true,
     }
 }
 
@@ -822,6 +891,7 @@ pub fn latency_chart(w: &WorkloadReport) -> LineChart {
         y_scale: YScale::Log10,
         y_format: human_ns,
         series,
+        bars: false,
     }
 }
 
