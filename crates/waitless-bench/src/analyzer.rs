@@ -334,7 +334,7 @@ fn call_in_a_loop<T>(cfg: &RunConfig, threads: usize, f: &(impl Fn() -> T + Sync
 /// hardware counter follows threads created after it is opened.
 pub fn profile_with(threads: usize, run: impl FnOnce() -> RunResult) -> ContentionProfile {
     use waitless::contention;
-    let misses = CacheMissCounter::open();
+    let misses = CacheMissCounter::open_inherited();
     contention::enable(true);
     let before = contention::snapshot();
     if let Some(m) = &misses {
