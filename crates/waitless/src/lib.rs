@@ -13,6 +13,7 @@
 //! | [`queue`] | bounded MPMC queue (wCQ family) | wait-free |
 //! | [`channel`] | ordering-parameterised channel, blocking handles, SPSC | blocking-free (not lock-free: a preempted producer between claim and publish delays consumers of that slot, as in crossbeam ArrayQueue) |
 //! | [`rcu`] | read-copy-update cell | wait-free reads |
+//! | [`btree`] | ordered map (copy-on-write B+tree), snapshot range scans | lock-free |
 //!
 //! Shared utilities: [`CachePadded`] and [`Backoff`].
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -53,3 +54,9 @@ pub mod measure;
 
 // --- rcu (issue 8)
 pub mod rcu;
+
+// --- btree (issue 16)
+pub mod btree;
+
+// --- numa (issue 17)
+pub mod numa;

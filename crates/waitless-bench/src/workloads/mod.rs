@@ -149,6 +149,11 @@ pub mod rcu;
 
 pub mod counter;
 
+pub mod btree;
+
+// --- numa (issue 17)
+pub mod numa;
+
 /// Every workload entry of every group, in report order.
 pub fn all() -> Vec<Entry> {
     [
@@ -160,6 +165,8 @@ pub fn all() -> Vec<Entry> {
         channel::entries(),
         rcu::entries(),
         counter::entries(),
+        btree::entries(),
+        numa::entries(),
     ]
     .concat()
 }
