@@ -42,6 +42,17 @@ pub(crate) struct Local {
     retired: UnsafeCell<Vec<Retired>>,
     /// `retired.len()`, readable by anyone (statistics only).
     pending: AtomicUsize,
+    /// The shared state this record belongs to (records are freed only with
+    /// it, so the pointer is valid as long as the record is). Immutable.
+    shared: *const Shared,
+}
+
+/// Retired objects of a record whose thread gave it up (thread exit, or an
+/// extra record's last hazard pointer dropped), waiting on the domain-wide
+/// orphan list for the next scan of any thread to adopt them.
+struct Orphans {
+    items: Vec<Retired>,
+    next: *mut Orphans,
 }
 
 /// A retired object and the function that frees it.
@@ -51,8 +62,9 @@ struct Retired {
 }
 
 impl Local {
-    fn new() -> Self {
+    fn new(shared: *const Shared) -> Self {
         Self {
+            shared,
             slots: core::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             in_use: AtomicBool::new(true),
             next: ptr::null(),
@@ -124,7 +136,22 @@ impl Local {
         }
     }
 
+    /// Gives the record up. Its retired objects go to the domain-wide
+    /// orphan list, where the next scan by any thread adopts them (before,
+    /// they stayed in the record until a thread happened to claim that very
+    /// record, possibly never).
+    ///
+    /// The caller owns the record (precondition of every call site).
     fn release(&self) {
+        // SAFETY: the caller owns the record: owner-only field.
+        let list = self
+            .retired
+            .with_mut(|r| unsafe { core::mem::take(&mut *r) });
+        if !list.is_empty() {
+            self.pending.store(0, Ordering::Relaxed);
+            // SAFETY: `shared` outlives every record (see the field).
+            unsafe { (*self.shared).orphan(list) };
+        }
         // Release: pairs with the Acquire CAS in `Shared::acquire`, handing
         // `mask`, `cached` and `retired` to the next owner.
         self.in_use.store(false, Ordering::Release);
@@ -136,6 +163,13 @@ pub(crate) struct Shared {
     head: AtomicPtr<Local>,
     records: AtomicUsize,
     asymmetric: bool,
+    /// Treiber list of orphaned retired lists; pushed by CAS, taken whole by
+    /// `swap` (so no ABA).
+    orphans: AtomicPtr<Orphans>,
+    /// Objects on `orphans` (the domain-wide part of the scan trigger).
+    orphaned: AtomicUsize,
+    /// Scans that freed nothing because the heavy barrier failed.
+    skipped_scans: AtomicUsize,
 }
 
 // SAFETY: `Shared` is a list of `Local`s reached through atomics. Every field
@@ -168,7 +202,7 @@ impl Shared {
             }
             p = l.next;
         }
-        let new = Box::into_raw(Box::new(Local::new()));
+        let new = Box::into_raw(Box::new(Local::new(self)));
         self.records.fetch_add(1, Ordering::Relaxed);
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
@@ -199,12 +233,76 @@ impl Shared {
         }
     }
 
-    /// Frees what `local`'s retired list holds and no slot protects.
+    /// Pushes a released record's retired objects on the orphan list.
+    fn orphan(&self, items: Vec<Retired>) {
+        self.orphaned.fetch_add(items.len(), Ordering::Relaxed);
+        let node = Box::into_raw(Box::new(Orphans {
+            items,
+            next: ptr::null_mut(),
+        }));
+        let mut head = self.orphans.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: `node` is ours until the CAS publishes it.
+            unsafe { (*node).next = head };
+            // Release: pairs with the Acquire swap in `adopt`, which then
+            // sees the list's contents.
+            match self.orphans.compare_exchange_weak(
+                head,
+                node,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    /// Objects waiting on the orphan list (Relaxed: a trigger heuristic).
+    fn orphaned(&self) -> usize {
+        self.orphaned.load(Ordering::Relaxed)
+    }
+
+    /// Moves every orphaned object into `local`'s retired list.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns `local`.
+    unsafe fn adopt(&self, local: &Local) {
+        // Relaxed: a quick emptiness check; the swap below is the real read.
+        if self.orphans.load(Ordering::Relaxed).is_null() {
+            return;
+        }
+        // Acquire: pairs with the Release CAS in `orphan`.
+        let mut cur = self.orphans.swap(ptr::null_mut(), Ordering::Acquire);
+        while !cur.is_null() {
+            // SAFETY: the swap made the chain ours; every node came from
+            // `Box::into_raw` in `orphan` and is freed once, here.
+            let node = unsafe { Box::from_raw(cur) };
+            cur = node.next;
+            self.orphaned.fetch_sub(node.items.len(), Ordering::Relaxed);
+            // SAFETY: precondition 1; no user code runs in the borrow.
+            local.retired.with_mut(|r| unsafe {
+                (*r).extend(node.items);
+                local.pending.store((*r).len(), Ordering::Relaxed);
+            });
+        }
+    }
+
+    /// Frees what `local`'s retired list (plus the adopted orphans) holds
+    /// and no slot protects.
     ///
     /// # Safety
     /// 1. The calling thread owns `local`.
     unsafe fn scan(&self, local: &Local) {
-        fence::heavy(self.asymmetric);
+        // SAFETY: precondition 1.
+        unsafe { self.adopt(local) };
+        if !fence::heavy(self.asymmetric) {
+            // The barrier failed: a reader's hazard may be invisible to the
+            // slot loads below, so free nothing this round (always safe).
+            // Everything stays in `local`'s list for the next scan.
+            self.skipped_scans.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let mut hazards: Vec<*mut u8> = Vec::new();
         // Acquire: pairs with the Release head CAS in `acquire`.
         let mut p = self.head.load(Ordering::Acquire).cast_const();
@@ -270,6 +368,18 @@ impl Shared {
     /// 1. No hazard pointer of this domain is alive and no thread retires
     ///    into it concurrently (the caller holds `&mut Domain`).
     unsafe fn drain(&self) {
+        // Orphans first (Acquire: pairs with `orphan`'s Release CAS).
+        let mut cur = self.orphans.swap(ptr::null_mut(), Ordering::Acquire);
+        while !cur.is_null() {
+            // SAFETY: the chain is ours (swap); each node is freed once.
+            let node = unsafe { Box::from_raw(cur) };
+            cur = node.next;
+            self.orphaned.fetch_sub(node.items.len(), Ordering::Relaxed);
+            for r in node.items {
+                // SAFETY: precondition 1: nothing can protect `r` any more.
+                unsafe { (r.deleter)(r.ptr) };
+            }
+        }
         let mut p = self.head.load(Ordering::Acquire).cast_const();
         while !p.is_null() {
             // SAFETY: records are never freed while `self` lives.
@@ -306,6 +416,7 @@ impl Drop for Shared {
             debug_assert!(l.retired.with(|r| unsafe { (*r).is_empty() }));
             p = l.next.cast_mut();
         }
+        debug_assert!(self.orphans.load(Ordering::Relaxed).is_null());
     }
 }
 
@@ -351,6 +462,9 @@ impl Domain {
                 head: AtomicPtr::new(ptr::null_mut()),
                 records: AtomicUsize::new(0),
                 asymmetric,
+                orphans: AtomicPtr::new(ptr::null_mut()),
+                orphaned: AtomicUsize::new(0),
+                skipped_scans: AtomicUsize::new(0),
             }),
         }
     }
@@ -377,10 +491,18 @@ impl Domain {
         self.shared.records.load(Ordering::Relaxed)
     }
 
-    /// Retired objects not yet freed, summed over all records (a snapshot
-    /// that may be stale by the time it returns).
+    /// Scans of this domain that freed nothing because the heavy barrier
+    /// (`membarrier`) failed; each such scan kept everything for the next.
+    pub fn skipped_scans(&self) -> usize {
+        // Relaxed: a statistic.
+        self.shared.skipped_scans.load(Ordering::Relaxed)
+    }
+
+    /// Retired objects not yet freed, summed over all records and the
+    /// orphan list of exited threads (a snapshot that may be stale by the
+    /// time it returns).
     pub fn pending(&self) -> usize {
-        let mut n = 0;
+        let mut n = self.shared.orphaned();
         let mut p = self.shared.head.load(Ordering::Acquire).cast_const();
         while !p.is_null() {
             // SAFETY: records are never freed while the domain lives.
@@ -393,6 +515,12 @@ impl Domain {
 
     pub(crate) fn asymmetric(&self) -> bool {
         self.shared.asymmetric
+    }
+
+    /// The current scan threshold (for tests).
+    #[cfg(test)]
+    pub(crate) fn threshold(&self) -> usize {
+        self.shared.threshold()
     }
 
     /// The calling thread's record for this domain, and whether it is the
@@ -441,7 +569,7 @@ impl Domain {
         let l = unsafe { local.as_ref() };
         // SAFETY: we own `l`.
         let len = l.retired.with(|r| unsafe { (*r).len() });
-        if len >= self.shared.threshold() {
+        if len + self.shared.orphaned() >= self.shared.threshold() {
             // SAFETY: we own `l`.
             unsafe { self.shared.scan(l) };
         }
@@ -470,7 +598,10 @@ impl Domain {
             (*r).len()
         });
         l.pending.store(len, Ordering::Relaxed);
-        if may_scan && len >= self.shared.threshold() {
+        // The trigger counts the domain-wide orphan list too, so garbage
+        // left by exited threads is adopted and freed by whichever thread
+        // retires next, not only by a thread that reuses that record.
+        if may_scan && len + self.shared.orphaned() >= self.shared.threshold() {
             // SAFETY: we own `l`.
             unsafe { self.shared.scan(l) };
         }
