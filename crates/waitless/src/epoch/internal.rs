@@ -120,9 +120,10 @@ pub(crate) struct LocalState {
     /// Periodic checks since the last forced advance attempt (asymmetric
     /// mode, see [`ADVANCE_BATCH`]).
     pub(crate) checks: usize,
-    /// The owning thread exited while one of its guards was still alive
-    /// (kept in another thread-local): the drop of the last guard releases
-    /// the record instead.
+    /// No thread-local cache owns this record: its thread exited while one
+    /// of its guards was still alive (kept in another thread-local), or it
+    /// is an ephemeral record taken for one guard during thread-local
+    /// destruction. The drop of the last guard releases it.
     pub(crate) exited: bool,
 }
 

@@ -195,7 +195,6 @@ impl Collector {
                 let guard = Guard {
                     collector: self,
                     participant: p,
-                    ephemeral: false,
                     _not_send: PhantomData,
                 };
                 if due {
@@ -215,12 +214,14 @@ impl Collector {
     #[cold]
     fn pin_ephemeral(&self) -> Guard<'_> {
         let p = self.global.register();
+        // SAFETY: `register` made this thread the owner of `p`; marking it
+        // exited makes the drop of its last (only) guard release it.
+        unsafe { (*p).local.with_mut(|l| (*l).exited = true) };
         // SAFETY: `register` made this thread the owner of `p`.
         let due = unsafe { self.global.pin(&*p) };
         let guard = Guard {
             collector: self,
             participant: p,
-            ephemeral: true,
             _not_send: PhantomData,
         };
         if due {
@@ -407,7 +408,9 @@ impl Drop for Collector {
 pub struct Guard<'a> {
     collector: &'a Collector,
     participant: *const Participant,
-    ephemeral: bool,
+    // No other field: two words are returned in registers. (A `bool` here,
+    // written as a byte and copied as a word, cost a store-forwarding stall
+    // that was most of a fence-free pin's time.)
     _not_send: PhantomData<*mut ()>,
 }
 
@@ -482,11 +485,13 @@ impl Drop for Guard<'_> {
         let p = self.participant();
         // SAFETY: this guard holds one pin on the thread's own record.
         let orphaned = unsafe { self.collector.global.unpin(p) };
-        // `orphaned`: the thread-local cache that owned the record is gone
-        // (the thread is exiting) and this was its last guard.
-        if self.ephemeral || orphaned {
-            // SAFETY: the ephemeral record is owned by this thread and its
-            // only guard is this one, now unpinned.
+        // `orphaned`: this was the last guard of a record that no
+        // thread-local cache owns (an ephemeral record of a pin during
+        // thread-local destruction, or the record of a thread whose cache
+        // was destroyed while this guard lived).
+        if orphaned {
+            // SAFETY: the record is owned by this thread and has no guard
+            // left.
             unsafe { self.collector.global.release(p) };
         }
     }

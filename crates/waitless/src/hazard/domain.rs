@@ -47,14 +47,6 @@ pub(crate) struct Local {
     shared: *const Shared,
 }
 
-/// Retired objects of a record whose thread gave it up (thread exit, or an
-/// extra record's last hazard pointer dropped), waiting on the domain-wide
-/// orphan list for the next scan of any thread to adopt them.
-struct Orphans {
-    items: Vec<Retired>,
-    next: *mut Orphans,
-}
-
 /// A retired object and the function that frees it.
 struct Retired {
     ptr: *mut u8,
@@ -136,24 +128,28 @@ impl Local {
         }
     }
 
-    /// Gives the record up. Its retired objects go to the domain-wide
-    /// orphan list, where the next scan by any thread adopts them (before,
-    /// they stayed in the record until a thread happened to claim that very
-    /// record, possibly never).
+    /// Gives the record up. Its retired objects stay in it and are counted
+    /// as *orphaned* domain-wide: the next scan of any thread claims the
+    /// free record (a CAS on `in_use`, like `Shared::acquire`) and adopts
+    /// them. (Before, they stayed until a thread happened to reuse that very
+    /// record, possibly never.) The record's `retired` list is not touched
+    /// here: `Domain::drop` may be draining it concurrently when a thread's
+    /// thread-local destructor runs after the domain was dropped (a scoped
+    /// thread is joined before its destructors run); ThreadSanitizer found
+    /// that race in a first version that moved the list here.
     ///
     /// The caller owns the record (precondition of every call site).
     fn release(&self) {
-        // SAFETY: the caller owns the record: owner-only field.
-        let list = self
-            .retired
-            .with_mut(|r| unsafe { core::mem::take(&mut *r) });
-        if !list.is_empty() {
-            self.pending.store(0, Ordering::Relaxed);
+        // Relaxed: `pending` mirrors the owner's own list length; the
+        // orphan count is a trigger heuristic, corrected by `adopt`.
+        let n = self.pending.load(Ordering::Relaxed);
+        if n > 0 {
             // SAFETY: `shared` outlives every record (see the field).
-            unsafe { (*self.shared).orphan(list) };
+            unsafe { (*self.shared).orphaned.fetch_add(n, Ordering::Relaxed) };
         }
-        // Release: pairs with the Acquire CAS in `Shared::acquire`, handing
-        // `mask`, `cached` and `retired` to the next owner.
+        // Release: pairs with the Acquire CAS in `Shared::acquire` and in
+        // `Shared::adopt`, handing `mask`, `cached` and `retired` to the next
+        // owner.
         self.in_use.store(false, Ordering::Release);
     }
 }
@@ -163,10 +159,8 @@ pub(crate) struct Shared {
     head: AtomicPtr<Local>,
     records: AtomicUsize,
     asymmetric: bool,
-    /// Treiber list of orphaned retired lists; pushed by CAS, taken whole by
-    /// `swap` (so no ABA).
-    orphans: AtomicPtr<Orphans>,
-    /// Objects on `orphans` (the domain-wide part of the scan trigger).
+    /// Retired objects left in released records (the domain-wide part of
+    /// the scan trigger). Approximate: a heuristic, never a safety input.
     orphaned: AtomicUsize,
     /// Scans that freed nothing because the heavy barrier failed.
     skipped_scans: AtomicUsize,
@@ -233,58 +227,53 @@ impl Shared {
         }
     }
 
-    /// Pushes a released record's retired objects on the orphan list.
-    fn orphan(&self, items: Vec<Retired>) {
-        self.orphaned.fetch_add(items.len(), Ordering::Relaxed);
-        let node = Box::into_raw(Box::new(Orphans {
-            items,
-            next: ptr::null_mut(),
-        }));
-        let mut head = self.orphans.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: `node` is ours until the CAS publishes it.
-            unsafe { (*node).next = head };
-            // Release: pairs with the Acquire swap in `adopt`, which then
-            // sees the list's contents.
-            match self.orphans.compare_exchange_weak(
-                head,
-                node,
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return,
-                Err(h) => head = h,
-            }
-        }
-    }
-
-    /// Objects waiting on the orphan list (Relaxed: a trigger heuristic).
+    /// Objects left in released records (Relaxed: a trigger heuristic).
     fn orphaned(&self) -> usize {
         self.orphaned.load(Ordering::Relaxed)
     }
 
-    /// Moves every orphaned object into `local`'s retired list.
+    /// Claims every free record that still holds retired objects and moves
+    /// them into `local`'s list.
     ///
     /// # Safety
     /// 1. The calling thread owns `local`.
     unsafe fn adopt(&self, local: &Local) {
-        // Relaxed: a quick emptiness check; the swap below is the real read.
-        if self.orphans.load(Ordering::Relaxed).is_null() {
+        if self.orphaned() == 0 {
             return;
         }
-        // Acquire: pairs with the Release CAS in `orphan`.
-        let mut cur = self.orphans.swap(ptr::null_mut(), Ordering::Acquire);
-        while !cur.is_null() {
-            // SAFETY: the swap made the chain ours; every node came from
-            // `Box::into_raw` in `orphan` and is freed once, here.
-            let node = unsafe { Box::from_raw(cur) };
-            cur = node.next;
-            self.orphaned.fetch_sub(node.items.len(), Ordering::Relaxed);
-            // SAFETY: precondition 1; no user code runs in the borrow.
-            local.retired.with_mut(|r| unsafe {
-                (*r).extend(node.items);
-                local.pending.store((*r).len(), Ordering::Relaxed);
-            });
+        // Acquire: pairs with the Release head CAS in `acquire`.
+        let mut p = self.head.load(Ordering::Acquire).cast_const();
+        while !p.is_null() {
+            // SAFETY: records are never freed while `self` lives.
+            let r = unsafe { &*p };
+            // Acquire on success: pairs with `Local::release`: the previous
+            // owner's writes to `retired` happen before our take below.
+            if !core::ptr::eq(r, local)
+                && r.pending.load(Ordering::Relaxed) > 0
+                && !r.in_use.load(Ordering::Relaxed)
+                && r.in_use
+                    .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                // SAFETY: we own `r` now.
+                let list = r.retired.with_mut(|l| unsafe { core::mem::take(&mut *l) });
+                r.pending.store(0, Ordering::Relaxed);
+                // `fetch_update` never underflows: release added at least
+                // this much (a concurrent `release` may not have added yet).
+                let _ = self
+                    .orphaned
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
+                        Some(o.saturating_sub(list.len()))
+                    });
+                // Release: hands the (now empty) record to its next owner.
+                r.in_use.store(false, Ordering::Release);
+                // SAFETY: precondition 1; no user code runs in the borrow.
+                local.retired.with_mut(|l| unsafe {
+                    (*l).extend(list);
+                    local.pending.store((*l).len(), Ordering::Relaxed);
+                });
+            }
+            p = r.next;
         }
     }
 
@@ -368,18 +357,6 @@ impl Shared {
     /// 1. No hazard pointer of this domain is alive and no thread retires
     ///    into it concurrently (the caller holds `&mut Domain`).
     unsafe fn drain(&self) {
-        // Orphans first (Acquire: pairs with `orphan`'s Release CAS).
-        let mut cur = self.orphans.swap(ptr::null_mut(), Ordering::Acquire);
-        while !cur.is_null() {
-            // SAFETY: the chain is ours (swap); each node is freed once.
-            let node = unsafe { Box::from_raw(cur) };
-            cur = node.next;
-            self.orphaned.fetch_sub(node.items.len(), Ordering::Relaxed);
-            for r in node.items {
-                // SAFETY: precondition 1: nothing can protect `r` any more.
-                unsafe { (r.deleter)(r.ptr) };
-            }
-        }
         let mut p = self.head.load(Ordering::Acquire).cast_const();
         while !p.is_null() {
             // SAFETY: records are never freed while `self` lives.
@@ -416,7 +393,6 @@ impl Drop for Shared {
             debug_assert!(l.retired.with(|r| unsafe { (*r).is_empty() }));
             p = l.next.cast_mut();
         }
-        debug_assert!(self.orphans.load(Ordering::Relaxed).is_null());
     }
 }
 
@@ -462,7 +438,6 @@ impl Domain {
                 head: AtomicPtr::new(ptr::null_mut()),
                 records: AtomicUsize::new(0),
                 asymmetric,
-                orphans: AtomicPtr::new(ptr::null_mut()),
                 orphaned: AtomicUsize::new(0),
                 skipped_scans: AtomicUsize::new(0),
             }),
@@ -498,11 +473,11 @@ impl Domain {
         self.shared.skipped_scans.load(Ordering::Relaxed)
     }
 
-    /// Retired objects not yet freed, summed over all records and the
-    /// orphan list of exited threads (a snapshot that may be stale by the
-    /// time it returns).
+    /// Retired objects not yet freed, summed over all records (those of
+    /// exited threads included; a snapshot that may be stale by the time it
+    /// returns).
     pub fn pending(&self) -> usize {
-        let mut n = self.shared.orphaned();
+        let mut n = 0;
         let mut p = self.shared.head.load(Ordering::Acquire).cast_const();
         while !p.is_null() {
             // SAFETY: records are never freed while the domain lives.

@@ -40,11 +40,13 @@
 //! Dropping a [`Domain`] frees everything still retired into it. Objects
 //! retired by a thread stay in that thread's record until it scans again; a
 //! thread that exits (or drops the last hazard pointer of an extra record)
-//! hands its unfreed objects to the domain's orphan list. Every scan first
-//! adopts that list, and the scan trigger counts it (a retire scans when its
-//! own list plus the orphans reach the threshold), so garbage of exited
-//! threads is freed by whichever thread retires or calls
-//! [`Domain::reclaim`] next, also in the never-dropped [`Domain::global`].
+//! leaves its unfreed objects in the released record and adds their number
+//! to a domain-wide orphan count. Every scan first claims such free records
+//! (a CAS on their `in_use` flag) and adopts their objects, and the scan
+//! trigger counts the orphans (a retire scans when its own list plus the
+//! orphans reach the threshold), so garbage of exited threads is freed by
+//! whichever thread retires or calls [`Domain::reclaim`] next, also in the
+//! never-dropped [`Domain::global`].
 //!
 //! # When the barrier fails
 //! If `membarrier` fails after a successful registration (the kernel
