@@ -707,10 +707,22 @@ impl Drop for Global {
             }
         }
         let free = Free(records);
+        // One chain of all three lists, run by one `free_chain` (which keeps
+        // going if a function panics). Running the lists one by one lost
+        // the lists after a panicking one (found by the soak test).
+        let mut all: *mut SealedBag = ptr::null_mut();
         for list in &self.garbage {
-            let garbage = list.swap(ptr::null_mut(), Ordering::Relaxed);
-            free_chain(garbage, &self.garbage_count);
+            let mut cur = list.swap(ptr::null_mut(), Ordering::Relaxed);
+            while !cur.is_null() {
+                // SAFETY: `&mut self`: the chains are ours alone.
+                let next = unsafe { (*cur).next };
+                // SAFETY: as above.
+                unsafe { (*cur).next = all };
+                all = cur;
+                cur = next;
+            }
         }
+        free_chain(all, &self.garbage_count);
         drop(free);
     }
 }

@@ -206,8 +206,12 @@ impl<T> Rcu<T> {
     /// Publishes `value`; the old value is dropped once no reader can still
     /// see it (at the latest when the cell is dropped).
     pub fn replace(&self, value: T) {
-        let new = Box::into_raw(Box::new(value));
+        // Pin before boxing: the pin may run other values' destructors (the
+        // collector's periodic work), and if one panics, `value` must still
+        // be an owned `T` that unwinding drops — boxed into a raw pointer
+        // first, it leaked (found by the soak test).
         let guard = self.collector.pin();
+        let new = Box::into_raw(Box::new(value));
         // AcqRel: Release publishes `new` to the readers' Acquire loads;
         // Acquire pairs with the Release that published `old`, so its
         // construction happens before its deferred drop.
