@@ -536,3 +536,45 @@ fn strategies_are_reported_and_both_reclaim() {
         assert_eq!(ran.load(O::Relaxed), 1);
     }
 }
+
+/// Found by the soak test: dropping a collector whose garbage lists hold a
+/// panicking function must still run every other function (it used to
+/// stop at the list holding the panicking one).
+#[test]
+fn dropping_a_collector_with_a_panicking_function_runs_all_the_rest() {
+    let ran = StdArc::new(StdUsize::new(0));
+    let c = Collector::with_strategy(FenceStrategy::Symmetric);
+    // Bags sealed at three successive epochs: one on each limbo list, and
+    // a blocker keeps them from being collected before the drop.
+    let pinned = StdArc::new(std::sync::Barrier::new(2));
+    let go = StdArc::new(std::sync::Barrier::new(2));
+    std::thread::scope(|s| {
+        let (p2, g2) = (StdArc::clone(&pinned), StdArc::clone(&go));
+        let c = &c;
+        s.spawn(move || {
+            let g = c.pin();
+            p2.wait();
+            g2.wait();
+            drop(g);
+        });
+        pinned.wait();
+        for i in 0..3 {
+            let g = c.pin();
+            if i == 0 {
+                g.defer(|| panic!("deferred panic at drop"));
+            }
+            g.defer(counter_closure(&ran));
+            g.flush();
+            drop(g);
+            c.global.try_advance();
+        }
+        go.wait();
+    });
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(c)));
+    assert!(r.is_err(), "the panic propagates");
+    assert_eq!(
+        ran.load(O::Relaxed),
+        3,
+        "functions after the panicking one were lost"
+    );
+}

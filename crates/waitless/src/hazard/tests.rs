@@ -379,3 +379,36 @@ fn a_failing_membarrier_skips_the_epoch_advance() {
     assert_eq!(c.try_advance(), e, "advanced without a working barrier");
     assert_eq!(c.try_advance(), e + 1);
 }
+
+/// Found by the soak test: dropping a domain whose retired lists hold a
+/// panicking deleter must still free everything else.
+#[test]
+fn dropping_a_domain_with_a_panicking_deleter_frees_the_rest() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let domain = Domain::new();
+    unsafe fn boom(p: *mut Tracked) {
+        // SAFETY: from Box::into_raw in this test.
+        drop(unsafe { Box::from_raw(p) });
+        panic!("deleter panics at drop");
+    }
+    // SAFETY (all retires): fresh boxes, retired once.
+    unsafe { domain.retire_box(Tracked::boxed(1, &drops)) };
+    unsafe { domain.retire(Tracked::boxed(2, &drops), boom) };
+    unsafe { domain.retire_box(Tracked::boxed(3, &drops)) };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let _hp = HazardPointer::new_in(&domain); // another record
+                                                      // SAFETY: fresh box, retired once.
+            unsafe { domain.retire_box(Tracked::boxed(4, &drops)) };
+        })
+        .join()
+        .unwrap();
+    });
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(domain)));
+    assert!(r.is_err(), "the panic propagates");
+    assert_eq!(
+        drops.load(Relaxed),
+        4,
+        "objects after the panicking one leaked"
+    );
+}
