@@ -391,9 +391,11 @@ fn dropping_a_domain_with_a_panicking_deleter_frees_the_rest() {
         drop(unsafe { Box::from_raw(p) });
         panic!("deleter panics at drop");
     }
-    // SAFETY (all retires): fresh boxes, retired once.
+    // SAFETY: fresh box, retired once.
     unsafe { domain.retire_box(Tracked::boxed(1, &drops)) };
+    // SAFETY: fresh box, retired once; `boom` frees it.
     unsafe { domain.retire(Tracked::boxed(2, &drops), boom) };
+    // SAFETY: fresh box, retired once.
     unsafe { domain.retire_box(Tracked::boxed(3, &drops)) };
     std::thread::scope(|s| {
         s.spawn(|| {
