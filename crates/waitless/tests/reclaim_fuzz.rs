@@ -20,6 +20,14 @@ use waitless::epoch::{Collector, FenceStrategy};
 use waitless::hazard::{Domain, HazardPointer};
 use waitless::rcu::Rcu;
 
+/// Cases per target: `PROPTEST_CASES` if set, else `default` (the CI run).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A value that counts its drops.
 struct Counted(u64, Arc<AtomicUsize>);
 impl Drop for Counted {
@@ -89,7 +97,7 @@ fn hazard_op() -> impl Strategy<Value = HazardOp> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(64), ..ProptestConfig::default() })]
 
     #[test]
     fn rcu_matches_a_model(ops in proptest::collection::vec(rcu_op(), 1..200)) {
@@ -243,7 +251,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(16), ..ProptestConfig::default() })]
 
     /// 2–4 threads, random operation lists on one `Rcu`; the history is
     /// linearizable as a register.
