@@ -126,8 +126,39 @@ const USER: usize = 2;
 /// assert_eq!(c.pending(), 1);
 /// ```
 pub struct Collector {
-    global: Box<Global>,
+    global: GlobalBox,
     token: Arc<Token>,
+}
+
+/// An owning pointer to the collector's `Global`, like a `Box` but without
+/// `Box`'s uniqueness: exiting threads may still hold a `&Global` (under
+/// the token's `USER` count, waited for in `Collector::drop`) while the
+/// `Collector` value itself is moved, e.g. into `drop`. Moving a `Box`
+/// asserts that nothing else points into it (Miri reported that as a data
+/// race between an exiting thread's hand-over and the move).
+struct GlobalBox(core::ptr::NonNull<Global>);
+
+impl GlobalBox {
+    fn new(g: Global) -> Self {
+        Self(core::ptr::NonNull::from(Box::leak(Box::new(g))))
+    }
+}
+
+impl core::ops::Deref for GlobalBox {
+    type Target = Global;
+    fn deref(&self) -> &Global {
+        // SAFETY: allocated in `new`, freed only in `drop`.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Drop for GlobalBox {
+    fn drop(&mut self) {
+        // SAFETY: from `Box::leak` in `new`; freed once. `Collector::drop`
+        // (which runs before its fields drop) waited for every thread that
+        // could still hold a reference.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
 }
 
 // SAFETY: `Collector` owns a `Global` made of atomics and of participant
@@ -167,7 +198,7 @@ impl Collector {
     /// ```
     pub fn with_strategy(strategy: FenceStrategy) -> Self {
         Self {
-            global: Box::new(Global::new(strategy == FenceStrategy::Asymmetric)),
+            global: GlobalBox::new(Global::new(strategy == FenceStrategy::Asymmetric)),
             token: Arc::new(Token {
                 state: AtomicUsize::new(LIVE),
             }),
