@@ -309,6 +309,7 @@ fn orphans_count_towards_the_scan_trigger() {
         // objects than the threshold and exits; the second then retires
         // until its list plus the orphans reach the threshold.
         let first = s.spawn(|| {
+            let _hp = HazardPointer::new_in(&domain); // takes our record
             go.wait();
             let t = domain.threshold();
             for i in 0..t - 1 {
@@ -322,12 +323,13 @@ fn orphans_count_towards_the_scan_trigger() {
             go.wait();
             gone.wait();
             exited.wait();
+            // Fewer than the threshold: the old code never scanned here.
             let t = domain.threshold();
-            for i in 0..t / 2 {
+            for i in 0..t - 1 {
                 // SAFETY: fresh box, retired once.
                 unsafe { domain.retire_box(Tracked::boxed(1000 + i as u64, &drops)) };
             }
-            t / 2
+            t - 1
         });
         gone.wait();
         let n1 = first.join().unwrap(); // exited, destructors included

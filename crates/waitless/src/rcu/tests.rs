@@ -110,12 +110,10 @@ fn synchronize_drops_what_this_thread_replaced() {
     let r = Rcu::new(ledger.value(0));
     r.replace(ledger.value(1));
     r.replace(ledger.value(2));
-    assert_eq!(r.pending(), 2);
-    assert_eq!(
-        ledger.dropped_count(),
-        0,
-        "nothing dropped before a grace period"
-    );
+    // The writes' own background work may already have run a grace period
+    // (it does under Miri, where it runs every second pin).
+    assert_eq!(r.pending() + ledger.dropped_count(), 2);
+    assert!(!ledger.dropped(1) || ledger.dropped(0));
     // No other thread collects here, so this thread's synchronize runs them.
     r.synchronize();
     assert_eq!(r.pending(), 0);
