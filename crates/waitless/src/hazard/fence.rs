@@ -165,8 +165,7 @@ pub(crate) fn heavy(asymmetric: bool) -> bool {
 /// How many times `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` failed
 /// after a successful registration in this process (each failure skipped
 /// one round of freeing, which is always safe).
-static MEMBARRIER_FAILURES: crate::sync::atomic::AtomicUsize =
-    crate::sync::atomic::AtomicUsize::new(0);
+static MEMBARRIER_FAILURES: crate::sync::StatCounter = crate::sync::StatCounter::new(0);
 
 /// Process-wide count of failed heavy barriers (each skipped one round of
 /// freeing or one epoch advance).
