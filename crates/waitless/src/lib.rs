@@ -49,3 +49,7 @@ pub mod contention;
 
 // --- rcu (issue 8)
 pub mod rcu;
+
+// --- proof reports (issue 19)
+mod proof;
+pub use proof::Proof;

@@ -75,6 +75,9 @@
 
 mod core;
 pub mod verification;
+// --- proof reports (issue 19)
+#[cfg(not(loom))]
+mod prove;
 
 use std::cell::RefCell;
 use std::fmt;
