@@ -104,3 +104,227 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         "a panic with a non-string payload".to_string()
     }
 }
+
+/// A bounded FIFO (queue or channel) whose recorded histories the proof
+/// reports check; values are unique `u64`s.
+#[cfg(not(loom))]
+#[cfg_attr(not(feature = "verify"), allow(dead_code))] // used by the checker only
+pub(crate) trait FifoUnderTest: Sync {
+    /// `true` if enqueued, `false` for a `Full` answer.
+    fn enqueue(&self, v: u64) -> bool;
+    /// The oldest value, `None` for an empty answer.
+    fn dequeue(&self) -> Option<u64>;
+}
+
+/// What [`check_fifo_histories`] records.
+#[cfg(not(loom))]
+#[cfg_attr(not(feature = "verify"), allow(dead_code))] // read by the checker only
+pub(crate) struct HistoryPlan {
+    /// Capacity of the structure (and of the sequential model).
+    pub(crate) capacity: usize,
+    /// Most threads the structure allows at once (histories use up to 4).
+    pub(crate) threads: usize,
+    /// Keep recording new histories until this is spent (at least two).
+    pub(crate) budget: std::time::Duration,
+    /// How the fresh structures vary between histories, for the report.
+    pub(crate) variants: &'static str,
+}
+
+#[cfg(all(not(loom), feature = "verify"))]
+pub(crate) use histories::check_fifo_histories;
+
+#[cfg(all(not(loom), not(feature = "verify")))]
+/// Without `waitless-check` no history is recorded; says so.
+pub(crate) fn check_fifo_histories<Q: FifoUnderTest>(
+    _plan: &HistoryPlan,
+    _fresh: impl Fn(u64) -> Q,
+) -> Result<String, String> {
+    Ok(
+        "NOT CHECKED: recorded histories against a sequential model (the \
+        linearizability checker waitless-check is compiled in by feature `verify`); the \
+        evidence above covers loss, duplication and per-producer FIFO order only.\n"
+            .to_string(),
+    )
+}
+
+#[cfg(all(not(loom), feature = "verify"))]
+mod histories {
+    //! Short recorded histories checked by `waitless-check`.
+
+    use std::fmt::Write as _;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::Barrier;
+    use std::thread;
+    use std::time::Instant;
+
+    use waitless_check::{check_with_limit, CheckOutcome, QueueModel, QueueOp, QueueRet, Recorder};
+
+    use super::{panic_message, FifoUnderTest, HistoryPlan};
+
+    /// Threads per recorded history.
+    const THREADS: usize = 4;
+    /// Operations per thread per history.
+    const OPS: u64 = 40;
+    /// Pre-fill up to capacity − 1 only for capacities up to this, so the
+    /// checker's states stay small.
+    const PREFILL_MAX: usize = 64;
+    /// Search budget per history (model steps).
+    const STEP_LIMIT: u64 = 2_000_000;
+
+    #[derive(Default)]
+    struct Tally {
+        histories: usize,
+        ops: usize,
+        full: usize,
+        empty: usize,
+        undecided: usize,
+    }
+
+    /// Records and checks histories of fresh structures from `fresh(round)`
+    /// until the budget is spent (at least two): up to four threads, each
+    /// doing [`OPS`] random enqueues (unique values) and dequeues; every
+    /// second pair of histories starts with the structure pre-filled to
+    /// capacity − 1 (when that is cheap), so `Full` answers occur. `Ok` with
+    /// a description, or `Err` with the checker's explanation.
+    pub(crate) fn check_fifo_histories<Q: FifoUnderTest>(
+        plan: &HistoryPlan,
+        fresh: impl Fn(u64) -> Q,
+    ) -> Result<String, String> {
+        let deadline = Instant::now() + plan.budget;
+        let threads = plan.threads.clamp(1, THREADS);
+        let mut tally = Tally::default();
+        let mut round = 0u64;
+        while round < 2 || Instant::now() < deadline {
+            let prefill = if round % 4 >= 2 && plan.capacity <= PREFILL_MAX {
+                plan.capacity - 1
+            } else {
+                0
+            };
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                one(plan, &fresh(round), threads, prefill, round, &mut tally)
+            }));
+            match outcome {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    return Err(format!(
+                        "CONTRADICTION: recorded history {} ({threads} threads, pre-filled with \
+                         {prefill}) is not linearizable against a bounded FIFO of capacity {}:\n{e}",
+                        round + 1,
+                        plan.capacity
+                    ))
+                }
+                Err(p) => {
+                    return Err(format!(
+                        "CONTRADICTION: recording history {} panicked: {}",
+                        round + 1,
+                        panic_message(&*p)
+                    ))
+                }
+            }
+            round += 1;
+        }
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "Linearizability: {} recorded histories ({} operations in all, {threads} threads \
+             each, {OPS} operations per thread, unique values; {}{}) checked by \
+             waitless-check's Wing–Gong–Lowe search against a bounded FIFO model of capacity \
+             {}: {} linearizable{}; {} Full and {} empty answers among them.",
+            tally.histories,
+            tally.ops,
+            plan.variants,
+            if plan.capacity <= PREFILL_MAX {
+                "; half pre-filled to capacity − 1 so Full answers occur"
+            } else {
+                "; the capacity is too large to pre-fill cheaply, so Full answers are not exercised"
+            },
+            plan.capacity,
+            tally.histories - tally.undecided,
+            if tally.undecided > 0 {
+                format!(
+                    ", {} undecided within {STEP_LIMIT} search steps (not counted as checked)",
+                    tally.undecided
+                )
+            } else {
+                String::new()
+            },
+            tally.full,
+            tally.empty
+        );
+        Ok(s)
+    }
+
+    fn one<Q: FifoUnderTest>(
+        plan: &HistoryPlan,
+        q: &Q,
+        threads: usize,
+        prefill: usize,
+        round: u64,
+        tally: &mut Tally,
+    ) -> Result<(), String> {
+        let rec: Recorder<QueueOp<u64>, QueueRet<u64>> = Recorder::new();
+        let start = Barrier::new(threads);
+        thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (rec, start) = (&rec, &start);
+                    s.spawn(move || {
+                        let mut log = rec.thread();
+                        let enqueue = |log: &mut waitless_check::ThreadLog<'_, _, _>, v: u64| {
+                            log.op(QueueOp::Enqueue(v), || {
+                                if q.enqueue(v) {
+                                    QueueRet::Enqueued
+                                } else {
+                                    QueueRet::Full
+                                }
+                            });
+                        };
+                        if t == 0 {
+                            // The pre-fill runs on a worker (the caller's
+                            // thread must not take a thread slot of a
+                            // queue), before every other operation.
+                            for i in 0..prefill as u64 {
+                                enqueue(&mut log, (1 << 32) | i);
+                            }
+                        }
+                        let mut x = 0xD1B5_4A32_D192_ED03u64 ^ (round << 8) ^ (t as u64 + 1);
+                        start.wait();
+                        for i in 0..OPS {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            if x % 2 == 0 {
+                                enqueue(&mut log, ((t as u64 + 2) << 32) | i);
+                            } else {
+                                log.op(QueueOp::Dequeue, || QueueRet::Dequeued(q.dequeue()));
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                if let Err(p) = h.join() {
+                    std::panic::resume_unwind(p);
+                }
+            }
+        });
+        let history = rec.into_history();
+        tally.histories += 1;
+        tally.ops += history.len();
+        for op in history.ops() {
+            match op.output {
+                Some(QueueRet::Full) => tally.full += 1,
+                Some(QueueRet::Dequeued(None)) => tally.empty += 1,
+                _ => {}
+            }
+        }
+        match check_with_limit(&QueueModel::bounded(plan.capacity), &history, STEP_LIMIT) {
+            CheckOutcome::Linearizable => Ok(()),
+            CheckOutcome::NonLinearizable(e) => Err(e.to_string()),
+            CheckOutcome::Unknown { .. } => {
+                tally.undecided += 1;
+                Ok(())
+            }
+        }
+    }
+}

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use super::verification::{dequeue_step_bound, enqueue_step_bound, observed_steps, ObservedSteps};
 use super::{QueueError, WaitFreeQueue};
-use crate::proof::{panic_message, Proof};
+use crate::proof::{check_fifo_histories, panic_message, FifoUnderTest, HistoryPlan, Proof};
 
 const ENQUEUE_WAIT_FREEDOM: &str =
     "every enqueue finishes within a bounded number of its own steps \
@@ -401,6 +401,16 @@ fn exactly_once_in_order(logs: &[WorkerLog], drained: &[u64]) -> Option<String> 
     None
 }
 
+impl FifoUnderTest for WaitFreeQueue<u64> {
+    fn enqueue(&self, v: u64) -> bool {
+        WaitFreeQueue::enqueue(self, v).is_ok()
+    }
+
+    fn dequeue(&self) -> Option<u64> {
+        WaitFreeQueue::dequeue(self)
+    }
+}
+
 /// The operation whose steps a wait-freedom proof bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Op {
@@ -662,7 +672,27 @@ pub fn prove_linearizability<T>(queue: &WaitFreeQueue<T>) -> Proof {
             let _ = writeln!(evidence, "CONTRADICTION ({}): {p}", r.schedule.describe());
         }
     }
-    match histories::check(cfg, Duration::from_millis(if cfg!(miri) { 0 } else { 450 })) {
+    let plan = HistoryPlan {
+        capacity: cfg.capacity,
+        threads: cfg.threads,
+        budget: Duration::from_millis(if cfg!(miri) { 0 } else { 450 }),
+        variants: if cfg!(feature = "step-count") {
+            "every other history with the slow path forced"
+        } else {
+            "the plain queue"
+        },
+    };
+    let make = |round: u64| {
+        fresh(
+            cfg,
+            if round % 2 == 1 {
+                Schedule::SlowPathForced
+            } else {
+                Schedule::Plain
+            },
+        )
+    };
+    match check_fifo_histories(&plan, make) {
         Ok(text) => evidence.push_str(&text),
         Err(text) => {
             holds = false;
@@ -676,206 +706,6 @@ pub fn prove_linearizability<T>(queue: &WaitFreeQueue<T>) -> Proof {
         observed: None,
         argument: LINEARIZABILITY_ARGUMENT,
         evidence,
-    }
-}
-
-#[cfg(feature = "verify")]
-mod histories {
-    //! Short recorded histories checked by `waitless-check`.
-
-    use std::fmt::Write as _;
-    use std::panic::{catch_unwind, AssertUnwindSafe};
-    use std::sync::Barrier;
-    use std::thread;
-    use std::time::{Duration, Instant};
-
-    use waitless_check::{check_with_limit, CheckOutcome, QueueModel, QueueOp, QueueRet, Recorder};
-
-    use super::{fresh, xorshift, Config, Schedule};
-    use crate::proof::panic_message;
-
-    /// Threads per recorded history.
-    const THREADS: usize = 4;
-    /// Operations per thread per history.
-    const OPS: usize = 40;
-    /// Pre-fill up to capacity − 1 only for capacities up to this, so the
-    /// checker's states stay small.
-    const PREFILL_MAX: usize = 64;
-    /// Search budget per history (model steps).
-    const STEP_LIMIT: u64 = 2_000_000;
-
-    #[derive(Default)]
-    struct Tally {
-        histories: usize,
-        ops: usize,
-        full: usize,
-        empty: usize,
-        undecided: usize,
-    }
-
-    /// Records and checks histories until `budget` is spent (at least two).
-    /// `Ok` with a description, or `Err` with the checker's explanation.
-    pub(super) fn check(cfg: Config, budget: Duration) -> Result<String, String> {
-        let deadline = Instant::now() + budget;
-        let threads = cfg.threads.clamp(1, THREADS);
-        let mut tally = Tally::default();
-        let mut round = 0u64;
-        while round < 2 || Instant::now() < deadline {
-            // Alternate the plain queue and the forced slow path, and an
-            // empty start with a pre-filled one.
-            let schedule = if round % 2 == 1 && cfg!(feature = "step-count") {
-                Schedule::SlowPathForced
-            } else {
-                Schedule::Plain
-            };
-            let prefill = if round % 4 >= 2 && cfg.capacity <= PREFILL_MAX {
-                cfg.capacity - 1
-            } else {
-                0
-            };
-            let outcome = catch_unwind(AssertUnwindSafe(|| {
-                one(cfg, schedule, threads, prefill, round, &mut tally)
-            }));
-            match outcome {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    return Err(format!(
-                        "CONTRADICTION: recorded history {} ({} threads, {:?}, pre-filled with \
-                         {prefill}) is not linearizable against a bounded FIFO queue of capacity \
-                         {}:\n{e}",
-                        round + 1,
-                        threads,
-                        schedule,
-                        cfg.capacity
-                    ))
-                }
-                Err(p) => {
-                    return Err(format!(
-                        "CONTRADICTION: recording history {} panicked: {}",
-                        round + 1,
-                        panic_message(&*p)
-                    ))
-                }
-            }
-            round += 1;
-        }
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "Linearizability: {} recorded histories ({} operations in all, {} threads each, \
-             {OPS} operations per thread, unique values; half with the slow path forced where \
-             `step-count` provides it{}) checked by waitless-check's Wing–Gong–Lowe search \
-             against a bounded FIFO model of capacity {}: {} linearizable{}; {} Full and {} None \
-             answers among them.",
-            tally.histories,
-            tally.ops,
-            threads,
-            if cfg.capacity <= PREFILL_MAX {
-                ", half pre-filled to capacity − 1 so Full answers occur"
-            } else {
-                "; the capacity is too large to pre-fill cheaply, so Full answers are not exercised"
-            },
-            cfg.capacity,
-            tally.histories - tally.undecided,
-            if tally.undecided > 0 {
-                format!(
-                    ", {} undecided within {STEP_LIMIT} search steps (not counted as checked)",
-                    tally.undecided
-                )
-            } else {
-                String::new()
-            },
-            tally.full,
-            tally.empty
-        );
-        Ok(s)
-    }
-
-    fn one(
-        cfg: Config,
-        schedule: Schedule,
-        threads: usize,
-        prefill: usize,
-        round: u64,
-        tally: &mut Tally,
-    ) -> Result<(), String> {
-        let q = fresh(cfg, schedule);
-        let rec: Recorder<QueueOp<u64>, QueueRet<u64>> = Recorder::new();
-        let start = Barrier::new(threads);
-        thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let (q, rec, start) = (&q, &rec, &start);
-                    s.spawn(move || {
-                        let mut log = rec.thread();
-                        let mut x = 0xD1B5_4A32_D192_ED03u64 ^ (round << 8) ^ (t as u64 + 1);
-                        if t == 0 {
-                            // The pre-fill runs on a worker (the caller's
-                            // thread must not take a thread slot of the
-                            // queue), before every other operation.
-                            for i in 0..prefill as u64 {
-                                let v = (1 << 32) | i;
-                                log.op(QueueOp::Enqueue(v), || match q.enqueue(v) {
-                                    Ok(()) => QueueRet::Enqueued,
-                                    Err(_) => QueueRet::Full,
-                                });
-                            }
-                        }
-                        start.wait();
-                        for i in 0..OPS as u64 {
-                            if xorshift(&mut x) % 2 == 0 {
-                                let v = ((t as u64 + 2) << 32) | i;
-                                log.op(QueueOp::Enqueue(v), || match q.enqueue(v) {
-                                    Ok(()) => QueueRet::Enqueued,
-                                    Err(_) => QueueRet::Full,
-                                });
-                            } else {
-                                log.op(QueueOp::Dequeue, || QueueRet::Dequeued(q.dequeue()));
-                            }
-                        }
-                    })
-                })
-                .collect();
-            for h in handles {
-                if let Err(p) = h.join() {
-                    std::panic::resume_unwind(p);
-                }
-            }
-        });
-        let history = rec.into_history();
-        tally.histories += 1;
-        tally.ops += history.len();
-        for op in history.ops() {
-            match op.output {
-                Some(QueueRet::Full) => tally.full += 1,
-                Some(QueueRet::Dequeued(None)) => tally.empty += 1,
-                _ => {}
-            }
-        }
-        match check_with_limit(&QueueModel::bounded(cfg.capacity), &history, STEP_LIMIT) {
-            CheckOutcome::Linearizable => Ok(()),
-            CheckOutcome::NonLinearizable(e) => Err(e.to_string()),
-            CheckOutcome::Unknown { .. } => {
-                tally.undecided += 1;
-                Ok(())
-            }
-        }
-    }
-}
-
-#[cfg(not(feature = "verify"))]
-mod histories {
-    use super::Config;
-    use std::time::Duration;
-
-    /// Without `waitless-check` no history is recorded; says so.
-    pub(super) fn check(_cfg: Config, _budget: Duration) -> Result<String, String> {
-        Ok(
-            "NOT CHECKED: recorded histories against a sequential model (the linearizability \
-            checker waitless-check is compiled in by feature `verify`); the evidence above \
-            covers loss, duplication and per-producer FIFO order only.\n"
-                .to_string(),
-        )
     }
 }
 
