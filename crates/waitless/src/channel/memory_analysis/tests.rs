@@ -27,6 +27,10 @@ fn trait_constants() -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "a text search of the source; nothing for Miri to check, and slow there"
+)]
 fn every_trait_constant_has_exactly_one_row_and_is_used_by_the_code() {
     let consts = trait_constants();
     assert!(consts.len() >= 5, "parsed {consts:?}");
@@ -44,6 +48,10 @@ fn every_trait_constant_has_exactly_one_row_and_is_used_by_the_code() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "a text search of the source; nothing for Miri to check, and slow there"
+)]
 fn every_fixed_site_is_still_in_the_code() {
     for (site, code) in FIXED_SITES {
         assert!(
