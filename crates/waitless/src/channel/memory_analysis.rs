@@ -99,8 +99,8 @@ pub(crate) const FIXED_SITES: &[(AccessSite, &str)] = &[
             kind: AccessKind::Fence,
             ordering: |_| Ordering::SeqCst,
             required: Ordering::SeqCst,
-            pairs_with: "the SeqCst fence of a parked peer's re-check in the blocking handles \
-                         (blocking.rs), in the single total order of SeqCst operations",
+            pairs_with: "the single total order S of SeqCst operations: it places the own-index \
+                         load before the opposite-index load in S (blocking.rs may rely on it too)",
             why: "keeps the two index loads in order, so the pair read is one the channel had \
                   and a Full or None answer is linearizable (mpmc.rs); the argument relates loads \
                   of two different locations to one instant, which in the C++/Rust model only \
