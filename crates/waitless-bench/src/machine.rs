@@ -21,6 +21,12 @@ pub struct Machine {
     pub profile: String,
     /// Whether hardware performance counters could be opened.
     pub hardware_counters: bool,
+    /// Whether waitless's CAS-attempt counters were compiled in (the
+    /// `contention` feature of `waitless-bench`): contention profiles have
+    /// CAS numbers only then, and every CAS of a waitless structure pays a
+    /// relaxed increment.
+    #[serde(default)]
+    pub contention_counters: bool,
 }
 
 impl Machine {
@@ -34,20 +40,26 @@ impl Machine {
             rustc: env!("WAITLESS_BENCH_RUSTC").to_owned(),
             profile: env!("WAITLESS_BENCH_PROFILE").to_owned(),
             hardware_counters: crate::perf::CacheMissCounter::open().is_some(),
+            contention_counters: waitless::contention::is_compiled_in(),
         }
     }
 
     /// One line: `"AMD EPYC 7B13, 2 hardware threads, Debian 12, rustc 1.x"`.
     pub fn summary(&self) -> String {
         format!(
-            "{}, {} hardware thread{}, {} ({}), {}, {} build",
+            "{}, {} hardware thread{}, {} ({}), {}, {} build, contention counters {}",
             self.cpu_model,
             self.logical_cores,
             if self.logical_cores == 1 { "" } else { "s" },
             self.os,
             self.arch,
             self.rustc,
-            self.profile
+            self.profile,
+            if self.contention_counters {
+                "on"
+            } else {
+                "off"
+            }
         )
     }
 }

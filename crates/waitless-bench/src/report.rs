@@ -781,6 +781,7 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
 <tr><td>OS</td><td class="l">{} ({})</td></tr>
 <tr><td>Compiler</td><td class="l">{} ({} build)</td></tr>
 <tr><td>Hardware counters</td><td class="l">{}</td></tr>
+<tr><td>Contention counters</td><td class="l">{}</td></tr>
 <tr><td>Threads</td><td class="l">{}</td></tr>
 <tr><td>Window / warm-up / repeats</td><td class="l">{} / {} / {} (median reported)</td></tr>
 <tr><td>Wall time</td><td class="l">{:.1} s</td></tr>
@@ -797,6 +798,11 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
             "available (cache misses reported)"
         } else {
             "not exposed here (no cache-miss numbers)"
+        },
+        if m.contention_counters {
+            "compiled in (<code>--features contention</code>): CAS numbers reported, every waitless CAS pays a counter increment"
+        } else {
+            "not compiled in (build with <code>--features contention</code> for CAS numbers)"
         },
         st.thread_counts
             .iter()

@@ -128,10 +128,18 @@ fn report_run_writes_json_svgs_and_a_linked_index() {
     assert!(analysis["maximum_improvement_factor"].as_f64().unwrap() > 0.0);
     assert!(analysis.get("crossover_thread_count").is_some());
     assert!(!analysis["recommendations"].as_array().unwrap().is_empty());
-    // The waitless contender was contention-profiled: its CAS loop reports.
+    // The waitless contender was contention-profiled: its CAS loop reports
+    // when the counters are compiled in (`--features contention`), and the
+    // report says which way the binary was built.
     let profile = &contenders[0]["contention"];
-    assert!(profile["cas_attempts"].as_u64().unwrap() > 0, "{profile}");
-    assert_eq!(profile["hot_spots"][0]["site"], "counter.cas");
+    let counters = json["machine"]["contention_counters"].as_bool().unwrap();
+    assert_eq!(counters, cfg!(feature = "contention"));
+    if counters {
+        assert!(profile["cas_attempts"].as_u64().unwrap() > 0, "{profile}");
+        assert_eq!(profile["hot_spots"][0]["site"], "counter.cas");
+    } else {
+        assert_eq!(profile["cas_attempts"].as_u64(), Some(0), "{profile}");
+    }
 
     // Every SVG is well-formed XML with an <svg> root.
     let mut svgs = 0;

@@ -26,16 +26,6 @@ const QUEUE_CAP: usize = 8;
 const STEP_LIMIT: u64 = 20_000_000;
 const MAP_KEYS: u64 = 256;
 
-fn rng(seed: u64) -> impl FnMut() -> u64 {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    move || {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
 fn record_queue(total: u64, seed: u64) -> History<QueueOp<u64>, QueueRet<u64>> {
     let q = Mutex::new(VecDeque::new());
     let rec = Recorder::new();
@@ -43,10 +33,10 @@ fn record_queue(total: u64, seed: u64) -> History<QueueOp<u64>, QueueRet<u64>> {
         for t in 0..THREADS {
             let (q, rec) = (&q, &rec);
             s.spawn(move || {
-                let mut next = rng(seed ^ (t + 1));
+                let mut rng = generate::Rng::new(seed ^ (t + 1));
                 let mut log = rec.thread();
                 for i in 0..total / THREADS {
-                    if next() % 2 == 0 {
+                    if rng.next_u64() % 2 == 0 {
                         let v = t << 32 | i;
                         log.op(QueueOp::Enqueue(v), || {
                             let mut q = q.lock().unwrap();
@@ -76,11 +66,11 @@ fn record_map(total: u64, seed: u64) -> History<MapOp<u64, u64>, MapRet<u64>> {
         for t in 0..THREADS {
             let (m, rec) = (&m, &rec);
             s.spawn(move || {
-                let mut next = rng(seed ^ (t + 1));
+                let mut rng = generate::Rng::new(seed ^ (t + 1));
                 let mut log = rec.thread();
                 for i in 0..total / THREADS {
-                    let k = next() % MAP_KEYS;
-                    match next() % 4 {
+                    let k = rng.next_u64() % MAP_KEYS;
+                    match rng.next_u64() % 4 {
                         0 | 1 => {
                             log.op(MapOp::Get(k), || {
                                 MapRet::Got(m.lock().unwrap().get(&k).copied())
@@ -105,68 +95,12 @@ fn record_map(total: u64, seed: u64) -> History<MapOp<u64, u64>, MapRet<u64>> {
     rec.into_history()
 }
 
-/// Four simulated threads; returns `(thread, call, ret, effect)` per op in
-/// effect order.
-fn timeline(total: u64, seed: u64) -> Vec<(usize, u64, u64)> {
-    let mut next = rng(seed);
-    let mut clock = [0u64; THREADS as usize];
-    let mut ops = Vec::with_capacity(total as usize);
-    for i in 0..total {
-        let t = (i % THREADS) as usize;
-        let call = clock[t] + next() % 50;
-        let ret = call + 50 + next() % 450;
-        let effect = call + next() % (ret - call + 1);
-        clock[t] = ret;
-        ops.push((t, call, ret, effect));
-    }
-    ops.sort_by_key(|o| o.3);
-    ops.into_iter().map(|(t, c, r, _)| (t, c, r)).collect()
-}
-
 fn generate_queue(total: u64, seed: u64) -> History<QueueOp<u64>, QueueRet<u64>> {
-    let mut next = rng(seed ^ 0xABCD);
-    let mut q = VecDeque::new();
-    let mut h = History::new();
-    for (i, (t, call, ret)) in timeline(total, seed).into_iter().enumerate() {
-        if next() % 2 == 0 {
-            let v = i as u64;
-            let out = if q.len() == QUEUE_CAP {
-                QueueRet::Full
-            } else {
-                q.push_back(v);
-                QueueRet::Enqueued
-            };
-            h.push(t, QueueOp::Enqueue(v), out, call, ret);
-        } else {
-            h.push(
-                t,
-                QueueOp::Dequeue,
-                QueueRet::Dequeued(q.pop_front()),
-                call,
-                ret,
-            );
-        }
-    }
-    h
+    generate::queue_history(THREADS as usize, total as usize, QUEUE_CAP, seed)
 }
 
 fn generate_map(total: u64, seed: u64) -> History<MapOp<u64, u64>, MapRet<u64>> {
-    let mut next = rng(seed ^ 0xABCD);
-    let mut m = HashMap::new();
-    let mut h = History::new();
-    for (i, (t, call, ret)) in timeline(total, seed).into_iter().enumerate() {
-        let k = next() % MAP_KEYS;
-        let (op, out) = match next() % 4 {
-            0 | 1 => (MapOp::Get(k), MapRet::Got(m.get(&k).copied())),
-            2 => (
-                MapOp::Insert(k, i as u64),
-                MapRet::Inserted(m.insert(k, i as u64)),
-            ),
-            _ => (MapOp::Remove(k), MapRet::Removed(m.remove(&k))),
-        };
-        h.push(t, op, out, call, ret);
-    }
-    h
+    generate::map_history(THREADS as usize, total as usize, MAP_KEYS, seed)
 }
 
 /// Mean number of operations open at an operation's call (its own

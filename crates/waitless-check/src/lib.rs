@@ -123,12 +123,15 @@
 #![warn(missing_docs)]
 
 mod checker;
+mod drops;
+pub mod generate;
 mod history;
 mod model;
 mod models;
 mod report;
 
 pub use checker::{assert_linearizable, check, check_with_limit, ASSERT_STEP_LIMIT};
+pub use drops::{DropLedger, Tracked};
 pub use history::{History, OpId, Operation, Recorder, ThreadLog};
 pub use model::{partition_by_key, Model, Partition};
 pub use models::{

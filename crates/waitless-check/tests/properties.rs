@@ -252,44 +252,7 @@ fn brute_force<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>]) -> b
 #[test]
 fn generated_overlapping_queue_histories_are_accepted() {
     for seed in 1..=20u64 {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut rnd = move |m: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % m
-        };
-        let mut clock = [0u64; 4];
-        let mut timeline = Vec::new();
-        for i in 0..2000usize {
-            let t = i % 4;
-            let call = clock[t] + rnd(50);
-            let ret = call + 50 + rnd(450);
-            timeline.push((t, call, ret, call + rnd(ret - call + 1)));
-            clock[t] = ret;
-        }
-        timeline.sort_by_key(|o| o.3);
-        let mut q = VecDeque::new();
-        let mut h = History::new();
-        for (i, &(t, call, ret, _)) in timeline.iter().enumerate() {
-            if rnd(2) == 0 {
-                let out = if q.len() == 8 {
-                    QueueRet::Full
-                } else {
-                    q.push_back(i);
-                    QueueRet::Enqueued
-                };
-                h.push(t, QueueOp::Enqueue(i), out, call, ret);
-            } else {
-                h.push(
-                    t,
-                    QueueOp::Dequeue,
-                    QueueRet::Dequeued(q.pop_front()),
-                    call,
-                    ret,
-                );
-            }
-        }
+        let h = waitless_check::generate::queue_history(4, 2000, 8, seed);
         if let Err(e) = check(&QueueModel::bounded(8), &h) {
             panic!("seed {seed}: {e}");
         }

@@ -3,19 +3,20 @@
 //! crossbeam-channel, flume and a `Mutex<VecDeque>` baseline.
 //!
 //! Roles are fixed per thread index (even: producer, odd: consumer), so each
-//! workload declares its thread count in [`Entry::fixed_threads`]. One
+//! workload declares its thread count ([`Workload::at`]). One
 //! counted operation is one message *received* (producers' calls count 0),
 //! so `ops_per_sec` is messages per second; in the round-trip workload one
 //! operation is one completed ping→pong, and its latency percentiles are
 //! round-trip times.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use waitless::channel::{self as wl, OptimizedChannel, SeqCstAll};
 
-use super::{Entry, Role};
+use super::{Contender, Entry, Role, Workload};
 use crate::measure::{run_workload, RunConfig, RunResult};
 
 /// Capacity of every MPMC channel measured.
@@ -25,10 +26,11 @@ pub const SPSC_CAPACITY: usize = 1024;
 /// Messages moved per call in the batch variant.
 pub const BATCH: usize = 32;
 
-const SPSC: &str = "channel/spsc";
-const MPMC_2P2C: &str = "channel/mpmc-2p2c";
-const MPMC_4P4C: &str = "channel/mpmc-4p4c";
-const ROUNDTRIP: &str = "channel/blocking-roundtrip";
+const SPSC: Workload = Workload::new("channel", "channel/spsc", "messages").at(&[2]);
+const MPMC_2P2C: Workload = Workload::new("channel", "channel/mpmc-2p2c", "messages").at(&[4]);
+const MPMC_4P4C: Workload = Workload::new("channel", "channel/mpmc-4p4c", "messages").at(&[8]);
+const ROUNDTRIP: Workload =
+    Workload::new("channel", "channel/blocking-roundtrip", "round trips").at(&[2]);
 
 /// Runs `threads` threads; even indices take a producer from `producers`,
 /// odd ones a consumer from `consumers`. `push` returns nothing counted;
@@ -89,155 +91,267 @@ fn half(threads: usize) -> usize {
 
 // ---- SPSC and MPMC contenders (non-blocking calls) ----
 
-fn waitless_spsc(cfg: &RunConfig, threads: usize) -> RunResult {
-    let (p, c) = wl::spsc::bounded::<u64>(SPSC_CAPACITY);
-    roles(
-        cfg,
-        threads,
-        vec![p],
-        vec![c],
-        |p, v| {
-            let _ = p.push(v);
-        },
-        |c| u64::from(c.pop().is_some()),
-    )
+/// A channel of `u64` as the throughput workloads drive it: non-blocking
+/// calls from fixed producer and consumer threads.
+pub trait BenchChannel: Contender + Sized {
+    /// A producer's endpoint.
+    type Tx: Send;
+    /// A consumer's endpoint.
+    type Rx: Send;
+    /// `n` producer and `n` consumer endpoints of one fresh channel.
+    ///
+    /// # Panics
+    /// When the contender cannot have `n` of each (an SPSC ring, `n > 1`).
+    fn endpoints(n: usize) -> (Vec<Self::Tx>, Vec<Self::Rx>);
+    /// Sends message number `seq` without blocking (dropped when full).
+    fn send(tx: &mut Self::Tx, seq: u64);
+    /// Receives without blocking; returns how many messages arrived.
+    fn recv(rx: &mut Self::Rx) -> u64;
 }
 
-fn waitless_spsc_batch(cfg: &RunConfig, threads: usize) -> RunResult {
-    let (p, c) = wl::spsc::bounded::<u64>(SPSC_CAPACITY);
-    let buf = Vec::with_capacity(BATCH);
-    roles(
-        cfg,
-        threads,
-        vec![p],
-        vec![(c, buf)],
-        |p, v| {
-            let mut it = v * BATCH as u64..(v + 1) * BATCH as u64;
-            p.push_iter(&mut it);
-        },
-        |(c, buf)| {
-            buf.clear();
-            c.pop_batch(buf, BATCH) as u64
-        },
-    )
+fn one(n: usize, what: &str) {
+    assert_eq!(n, 1, "{what} has a single producer and a single consumer");
 }
 
-fn rtrb_spsc(cfg: &RunConfig, threads: usize) -> RunResult {
-    let (p, c) = rtrb::RingBuffer::<u64>::new(SPSC_CAPACITY);
-    roles(
-        cfg,
-        threads,
-        vec![p],
-        vec![c],
-        |p, v| {
-            let _ = p.push(v);
-        },
-        |c| u64::from(c.pop().is_ok()),
-    )
+/// `waitless::channel::spsc`, one message per call.
+pub struct WaitlessSpsc;
+
+impl Contender for WaitlessSpsc {
+    const NAME: &'static str = "waitless spsc";
+    const ROLE: Role = Role::Waitless;
 }
 
-fn std_sync_channel(cfg: &RunConfig, threads: usize) -> RunResult {
-    let n = half(threads);
-    assert_eq!(n, 1, "std::sync::mpsc has a single receiver");
-    let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(SPSC_CAPACITY);
-    roles(
-        cfg,
-        threads,
-        vec![tx],
-        vec![rx],
-        |p, v| {
-            let _ = p.try_send(v);
-        },
-        |c| u64::from(c.try_recv().is_ok()),
-    )
+impl BenchChannel for WaitlessSpsc {
+    type Tx = wl::spsc::Producer<u64>;
+    type Rx = wl::spsc::Consumer<u64>;
+    fn endpoints(n: usize) -> (Vec<Self::Tx>, Vec<Self::Rx>) {
+        one(n, "waitless spsc");
+        let (p, c) = wl::spsc::bounded(SPSC_CAPACITY);
+        (vec![p], vec![c])
+    }
+    fn send(p: &mut Self::Tx, v: u64) {
+        let _ = p.push(v);
+    }
+    fn recv(c: &mut Self::Rx) -> u64 {
+        u64::from(c.pop().is_some())
+    }
 }
 
-fn optimized<O: wl::OrderingStrategy>(cfg: &RunConfig, threads: usize) -> RunResult {
-    let n = half(threads);
-    let ch: OptimizedChannel<u64, O> = OptimizedChannel::with_strategy(MPMC_CAPACITY);
-    let r = &ch;
-    roles(
-        cfg,
-        threads,
-        vec![r; n],
-        vec![r; n],
-        |p, v| {
-            let _ = p.send(v);
-        },
-        |c| u64::from(c.recv().is_some()),
-    )
+/// `waitless::channel::spsc`, [`BATCH`] messages per call.
+pub struct WaitlessSpscBatch;
+
+impl Contender for WaitlessSpscBatch {
+    const NAME: &'static str = "waitless spsc (batch 32)";
+    const ROLE: Role = Role::Waitless;
 }
 
-fn waitless_blocking_handles(cfg: &RunConfig, threads: usize) -> RunResult {
-    let n = half(threads);
-    let (tx, rx) = wl::bounded::<u64>(MPMC_CAPACITY);
-    roles(
-        cfg,
-        threads,
-        vec![tx; n],
-        vec![rx; n],
-        |p, v| {
-            let _ = p.try_send(v);
-        },
-        |c| u64::from(c.try_recv().is_ok()),
-    )
+impl BenchChannel for WaitlessSpscBatch {
+    type Tx = wl::spsc::Producer<u64>;
+    type Rx = (wl::spsc::Consumer<u64>, Vec<u64>);
+    fn endpoints(n: usize) -> (Vec<Self::Tx>, Vec<Self::Rx>) {
+        one(n, "waitless spsc");
+        let (p, c) = wl::spsc::bounded(SPSC_CAPACITY);
+        (vec![p], vec![(c, Vec::with_capacity(BATCH))])
+    }
+    fn send(p: &mut Self::Tx, v: u64) {
+        let mut it = v * BATCH as u64..(v + 1) * BATCH as u64;
+        p.push_iter(&mut it);
+    }
+    fn recv((c, buf): &mut Self::Rx) -> u64 {
+        buf.clear();
+        c.pop_batch(buf, BATCH) as u64
+    }
 }
 
-fn crossbeam(cfg: &RunConfig, threads: usize) -> RunResult {
-    let n = half(threads);
-    let (tx, rx) = crossbeam_channel::bounded::<u64>(MPMC_CAPACITY);
-    roles(
-        cfg,
-        threads,
-        vec![tx; n],
-        vec![rx; n],
-        |p, v| {
-            let _ = p.try_send(v);
-        },
-        |c| u64::from(c.try_recv().is_ok()),
-    )
+/// `rtrb::RingBuffer`.
+pub struct Rtrb;
+
+impl Contender for Rtrb {
+    const NAME: &'static str = "rtrb";
+    const ROLE: Role = Role::Peer;
 }
 
-fn flume_bounded(cfg: &RunConfig, threads: usize) -> RunResult {
-    let n = half(threads);
-    let (tx, rx) = flume::bounded::<u64>(MPMC_CAPACITY);
-    roles(
-        cfg,
-        threads,
-        vec![tx; n],
-        vec![rx; n],
-        |p, v| {
-            let _ = p.try_send(v);
-        },
-        |c| u64::from(c.try_recv().is_ok()),
-    )
+impl BenchChannel for Rtrb {
+    type Tx = rtrb::Producer<u64>;
+    type Rx = rtrb::Consumer<u64>;
+    fn endpoints(n: usize) -> (Vec<Self::Tx>, Vec<Self::Rx>) {
+        one(n, "rtrb");
+        let (p, c) = rtrb::RingBuffer::new(SPSC_CAPACITY);
+        (vec![p], vec![c])
+    }
+    fn send(p: &mut Self::Tx, v: u64) {
+        let _ = p.push(v);
+    }
+    fn recv(c: &mut Self::Rx) -> u64 {
+        u64::from(c.pop().is_ok())
+    }
 }
 
-fn mutex_deque(cfg: &RunConfig, threads: usize) -> RunResult {
-    let n = half(threads);
-    let q = Mutex::new(VecDeque::<u64>::with_capacity(MPMC_CAPACITY));
-    let r = &q;
-    roles(
-        cfg,
-        threads,
-        vec![r; n],
-        vec![r; n],
-        |p, v| {
-            let mut q = p.lock().unwrap();
-            if q.len() < MPMC_CAPACITY {
-                q.push_back(v);
-            }
-        },
-        |c| u64::from(c.lock().unwrap().pop_front().is_some()),
-    )
+/// `std::sync::mpsc::sync_channel` (a single receiver).
+pub struct StdSync;
+
+impl Contender for StdSync {
+    const NAME: &'static str = "std sync_channel";
+    const ROLE: Role = Role::Peer;
+}
+
+impl BenchChannel for StdSync {
+    type Tx = std::sync::mpsc::SyncSender<u64>;
+    type Rx = std::sync::mpsc::Receiver<u64>;
+    fn endpoints(n: usize) -> (Vec<Self::Tx>, Vec<Self::Rx>) {
+        one(n, "std::sync::mpsc");
+        let (tx, rx) = std::sync::mpsc::sync_channel(SPSC_CAPACITY);
+        (vec![tx], vec![rx])
+    }
+    fn send(p: &mut Self::Tx, v: u64) {
+        let _ = p.try_send(v);
+    }
+    fn recv(c: &mut Self::Rx) -> u64 {
+        u64::from(c.try_recv().is_ok())
+    }
+}
+
+/// `waitless::channel::OptimizedChannel` with ordering strategy `O`.
+pub struct Optimized<O>(std::marker::PhantomData<O>);
+
+impl Contender for Optimized<wl::Optimized> {
+    const NAME: &'static str = "waitless OptimizedChannel";
+    const ROLE: Role = Role::Waitless;
+}
+
+impl Contender for Optimized<SeqCstAll> {
+    const NAME: &'static str = "waitless OptimizedChannel<SeqCstAll>";
+    const ROLE: Role = Role::Waitless;
+}
+
+impl<O: wl::OrderingStrategy + 'static> BenchChannel for Optimized<O>
+where
+    Self: Contender,
+    OptimizedChannel<u64, O>: Send + Sync,
+{
+    type Tx = Arc<OptimizedChannel<u64, O>>;
+    type Rx = Arc<OptimizedChannel<u64, O>>;
+    fn endpoints(n: usize) -> (Vec<Self::Tx>, Vec<Self::Rx>) {
+        let ch = Arc::new(OptimizedChannel::with_strategy(MPMC_CAPACITY));
+        (vec![ch.clone(); n], vec![ch; n])
+    }
+    fn send(p: &mut Self::Tx, v: u64) {
+        let _ = p.send(v);
+    }
+    fn recv(c: &mut Self::Rx) -> u64 {
+        u64::from(c.recv().is_some())
+    }
+}
+
+/// `waitless::channel::bounded` handles, through `try_send` / `try_recv`.
+pub struct WaitlessHandles;
+
+impl Contender for WaitlessHandles {
+    const NAME: &'static str = "waitless bounded (try_*)";
+    const ROLE: Role = Role::Waitless;
+}
+
+impl BenchChannel for WaitlessHandles {
+    type Tx = wl::Sender<u64>;
+    type Rx = wl::Receiver<u64>;
+    fn endpoints(n: usize) -> (Vec<Self::Tx>, Vec<Self::Rx>) {
+        let (tx, rx) = wl::bounded(MPMC_CAPACITY);
+        (vec![tx; n], vec![rx; n])
+    }
+    fn send(p: &mut Self::Tx, v: u64) {
+        let _ = p.try_send(v);
+    }
+    fn recv(c: &mut Self::Rx) -> u64 {
+        u64::from(c.try_recv().is_ok())
+    }
+}
+
+/// `crossbeam_channel::bounded`.
+pub struct Crossbeam;
+
+impl Contender for Crossbeam {
+    const NAME: &'static str = "crossbeam-channel";
+    const ROLE: Role = Role::Peer;
+}
+
+impl BenchChannel for Crossbeam {
+    type Tx = crossbeam_channel::Sender<u64>;
+    type Rx = crossbeam_channel::Receiver<u64>;
+    fn endpoints(n: usize) -> (Vec<Self::Tx>, Vec<Self::Rx>) {
+        let (tx, rx) = crossbeam_channel::bounded(MPMC_CAPACITY);
+        (vec![tx; n], vec![rx; n])
+    }
+    fn send(p: &mut Self::Tx, v: u64) {
+        let _ = p.try_send(v);
+    }
+    fn recv(c: &mut Self::Rx) -> u64 {
+        u64::from(c.try_recv().is_ok())
+    }
+}
+
+/// `flume::bounded`.
+pub struct Flume;
+
+impl Contender for Flume {
+    const NAME: &'static str = "flume";
+    const ROLE: Role = Role::Peer;
+}
+
+impl BenchChannel for Flume {
+    type Tx = flume::Sender<u64>;
+    type Rx = flume::Receiver<u64>;
+    fn endpoints(n: usize) -> (Vec<Self::Tx>, Vec<Self::Rx>) {
+        let (tx, rx) = flume::bounded(MPMC_CAPACITY);
+        (vec![tx; n], vec![rx; n])
+    }
+    fn send(p: &mut Self::Tx, v: u64) {
+        let _ = p.try_send(v);
+    }
+    fn recv(c: &mut Self::Rx) -> u64 {
+        u64::from(c.try_recv().is_ok())
+    }
+}
+
+/// `Mutex<VecDeque>` with the MPMC capacity.
+pub struct MutexDeque;
+
+impl Contender for MutexDeque {
+    const NAME: &'static str = "Mutex<VecDeque>";
+    const ROLE: Role = Role::MutexBaseline;
+}
+
+impl BenchChannel for MutexDeque {
+    type Tx = Arc<Mutex<VecDeque<u64>>>;
+    type Rx = Arc<Mutex<VecDeque<u64>>>;
+    fn endpoints(n: usize) -> (Vec<Self::Tx>, Vec<Self::Rx>) {
+        let q = Arc::new(Mutex::new(VecDeque::with_capacity(MPMC_CAPACITY)));
+        (vec![q.clone(); n], vec![q; n])
+    }
+    fn send(p: &mut Self::Tx, v: u64) {
+        let mut q = p.lock().unwrap();
+        if q.len() < MPMC_CAPACITY {
+            q.push_back(v);
+        }
+    }
+    fn recv(c: &mut Self::Rx) -> u64 {
+        u64::from(c.lock().unwrap().pop_front().is_some())
+    }
+}
+
+fn throughput<C: BenchChannel>(cfg: &RunConfig, threads: usize) -> RunResult {
+    let (producers, consumers) = C::endpoints(half(threads));
+    roles(cfg, threads, producers, consumers, C::send, C::recv)
 }
 
 // ---- blocking round trip ----
 
 /// A blocking channel flavour for the round-trip workload.
-trait Blocking {
+pub trait Blocking: Contender {
+    /// Sending endpoint.
     type Tx: Send;
+    /// Receiving endpoint.
     type Rx: Send;
+    /// A channel of capacity one.
     fn pair() -> (Self::Tx, Self::Rx);
     /// Sends, waiting at most `t`; `false` on timeout.
     fn send(tx: &Self::Tx, v: u64, t: Duration) -> bool;
@@ -245,7 +359,14 @@ trait Blocking {
     fn recv(rx: &Self::Rx, t: Duration) -> Option<u64>;
 }
 
-struct WaitlessB;
+/// Blocking `waitless bounded`.
+pub struct WaitlessB;
+
+impl Contender for WaitlessB {
+    const NAME: &'static str = "waitless bounded";
+    const ROLE: Role = Role::Waitless;
+}
+
 impl Blocking for WaitlessB {
     type Tx = wl::Sender<u64>;
     type Rx = wl::Receiver<u64>;
@@ -260,7 +381,14 @@ impl Blocking for WaitlessB {
     }
 }
 
-struct CrossbeamB;
+/// Blocking `crossbeam-channel`.
+pub struct CrossbeamB;
+
+impl Contender for CrossbeamB {
+    const NAME: &'static str = "crossbeam-channel";
+    const ROLE: Role = Role::Peer;
+}
+
 impl Blocking for CrossbeamB {
     type Tx = crossbeam_channel::Sender<u64>;
     type Rx = crossbeam_channel::Receiver<u64>;
@@ -275,7 +403,14 @@ impl Blocking for CrossbeamB {
     }
 }
 
-struct FlumeB;
+/// Blocking `flume`.
+pub struct FlumeB;
+
+impl Contender for FlumeB {
+    const NAME: &'static str = "flume";
+    const ROLE: Role = Role::Peer;
+}
+
 impl Blocking for FlumeB {
     type Tx = flume::Sender<u64>;
     type Rx = flume::Receiver<u64>;
@@ -290,7 +425,14 @@ impl Blocking for FlumeB {
     }
 }
 
-struct StdB;
+/// Blocking `std sync_channel`.
+pub struct StdB;
+
+impl Contender for StdB {
+    const NAME: &'static str = "std sync_channel";
+    const ROLE: Role = Role::Peer;
+}
+
 impl Blocking for StdB {
     type Tx = std::sync::mpsc::SyncSender<u64>;
     type Rx = std::sync::mpsc::Receiver<u64>;
@@ -368,84 +510,45 @@ fn roundtrip<B: Blocking>(cfg: &RunConfig, threads: usize) -> RunResult {
     )
 }
 
-fn mpmc_entries(workload: &'static str, threads: &'static [usize]) -> Vec<Entry> {
-    let e = |contender, role, run: fn(&RunConfig, usize) -> RunResult| Entry {
-        group: "channel",
-        workload,
-        unit: "messages",
-        contender,
-        role,
-        fixed_threads: Some(threads),
-        run,
+/// The table of implementations of the MPMC workloads.
+macro_rules! mpmc {
+    ($workload:expr) => {
+        table!(
+            $workload,
+            throughput,
+            [
+                Optimized<wl::Optimized>,
+                Optimized<SeqCstAll>,
+                WaitlessHandles,
+                MutexDeque,
+                Crossbeam,
+                Flume,
+            ]
+        )
     };
-    vec![
-        e(
-            "waitless OptimizedChannel",
-            Role::Waitless,
-            optimized::<wl::Optimized>,
-        ),
-        e(
-            "waitless OptimizedChannel<SeqCstAll>",
-            Role::Waitless,
-            optimized::<SeqCstAll>,
-        ),
-        e(
-            "waitless bounded (try_*)",
-            Role::Waitless,
-            waitless_blocking_handles,
-        ),
-        e("Mutex<VecDeque>", Role::MutexBaseline, mutex_deque),
-        e("crossbeam-channel", Role::Peer, crossbeam),
-        e("flume", Role::Peer, flume_bounded),
-    ]
 }
 
 /// Every channel workload entry.
 pub fn entries() -> Vec<Entry> {
-    let spsc = |contender, role, run: fn(&RunConfig, usize) -> RunResult| Entry {
-        group: "channel",
-        workload: SPSC,
-        unit: "messages",
-        contender,
-        role,
-        fixed_threads: Some(&[2]),
-        run,
-    };
-    let rt = |contender, role, run: fn(&RunConfig, usize) -> RunResult| Entry {
-        group: "channel",
-        workload: ROUNDTRIP,
-        unit: "round trips",
-        contender,
-        role,
-        fixed_threads: Some(&[2]),
-        run,
-    };
-    let mut v = vec![
-        spsc("waitless spsc", Role::Waitless, waitless_spsc),
-        spsc(
-            "waitless spsc (batch 32)",
-            Role::Waitless,
-            waitless_spsc_batch,
+    [
+        table!(
+            SPSC,
+            throughput,
+            [
+                WaitlessSpsc,
+                WaitlessSpscBatch,
+                Optimized<wl::Optimized>,
+                MutexDeque,
+                Rtrb,
+                StdSync,
+                Crossbeam,
+            ]
         ),
-        spsc(
-            "waitless OptimizedChannel 1P1C",
-            Role::Waitless,
-            optimized::<wl::Optimized>,
-        ),
-        spsc("Mutex<VecDeque>", Role::MutexBaseline, mutex_deque),
-        spsc("rtrb", Role::Peer, rtrb_spsc),
-        spsc("std sync_channel", Role::Peer, std_sync_channel),
-        spsc("crossbeam-channel", Role::Peer, crossbeam),
-    ];
-    v.extend(mpmc_entries(MPMC_2P2C, &[4]));
-    v.extend(mpmc_entries(MPMC_4P4C, &[8]));
-    v.extend([
-        rt("waitless bounded", Role::Waitless, roundtrip::<WaitlessB>),
-        rt("crossbeam-channel", Role::Peer, roundtrip::<CrossbeamB>),
-        rt("flume", Role::Peer, roundtrip::<FlumeB>),
-        rt("std sync_channel", Role::Peer, roundtrip::<StdB>),
-    ]);
-    v
+        mpmc!(MPMC_2P2C),
+        mpmc!(MPMC_4P4C),
+        table!(ROUNDTRIP, roundtrip, [WaitlessB, CrossbeamB, FlumeB, StdB]),
+    ]
+    .concat()
 }
 
 #[cfg(test)]

@@ -17,46 +17,86 @@ use std::sync::Mutex;
 use waitless::contention::Site;
 use waitless::CachePadded;
 
-use super::{Entry, Role};
+use super::{Contender, Entry, Role, Workload};
 use crate::measure::{run_workload, RunConfig, RunResult};
 
-const GROUP: &str = "counter";
-const WORKLOAD: &str = "counter/increment";
-const UNIT: &str = "increments";
+const INCREMENT: Workload = Workload::new("counter", "counter/increment", "increments");
 
 static CAS_SITE: Site = Site::new("counter.cas");
 
+/// One shared counter as the workload drives it.
+pub trait BenchCounter: Contender + Sync + Sized {
+    /// A counter at zero, alone on its cache line.
+    fn build() -> Self;
+    /// Adds one.
+    fn increment(&self);
+    /// The current value.
+    fn get(&self) -> u64;
+}
+
+/// A compare-exchange retry loop ([`cas_increment`]).
+pub struct CasLoop(CachePadded<AtomicU64>);
+
+impl Contender for CasLoop {
+    const NAME: &'static str = "CAS retry loop";
+    const ROLE: Role = Role::Waitless;
+}
+
+impl BenchCounter for CasLoop {
+    fn build() -> Self {
+        Self(CachePadded::new(AtomicU64::new(0)))
+    }
+    fn increment(&self) {
+        cas_increment(&self.0);
+    }
+    fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// `Mutex<u64>`.
+pub struct MutexCounter(CachePadded<Mutex<u64>>);
+
+impl Contender for MutexCounter {
+    const NAME: &'static str = "Mutex<u64>";
+    const ROLE: Role = Role::MutexBaseline;
+}
+
+impl BenchCounter for MutexCounter {
+    fn build() -> Self {
+        Self(CachePadded::new(Mutex::new(0)))
+    }
+    fn increment(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    }
+    fn get(&self) -> u64 {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// `AtomicU64::fetch_add`: one locked instruction, no retry.
+pub struct FetchAdd(CachePadded<AtomicU64>);
+
+impl Contender for FetchAdd {
+    const NAME: &'static str = "AtomicU64::fetch_add";
+    const ROLE: Role = Role::Peer;
+}
+
+impl BenchCounter for FetchAdd {
+    fn build() -> Self {
+        Self(CachePadded::new(AtomicU64::new(0)))
+    }
+    fn increment(&self) {
+        self.0.fetch_add(1, Relaxed);
+    }
+    fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
 /// The counter group's entries.
 pub fn entries() -> Vec<Entry> {
-    vec![
-        Entry {
-            group: GROUP,
-            workload: WORKLOAD,
-            unit: UNIT,
-            contender: "CAS retry loop",
-            role: Role::Waitless,
-            fixed_threads: None,
-            run: run_cas_loop,
-        },
-        Entry {
-            group: GROUP,
-            workload: WORKLOAD,
-            unit: UNIT,
-            contender: "Mutex<u64>",
-            role: Role::MutexBaseline,
-            fixed_threads: None,
-            run: run_mutex,
-        },
-        Entry {
-            group: GROUP,
-            workload: WORKLOAD,
-            unit: UNIT,
-            contender: "AtomicU64::fetch_add",
-            role: Role::Peer,
-            fixed_threads: None,
-            run: run_fetch_add,
-        },
-    ]
+    table!(INCREMENT, increment, [CasLoop, MutexCounter, FetchAdd])
 }
 
 /// One increment by compare-exchange, retried until it lands.
@@ -77,48 +117,18 @@ pub fn cas_increment(counter: &AtomicU64) {
     }
 }
 
-fn run_cas_loop(cfg: &RunConfig, threads: usize) -> RunResult {
-    let counter = CachePadded::new(AtomicU64::new(0));
+fn increment<C: BenchCounter>(cfg: &RunConfig, threads: usize) -> RunResult {
+    let counter = C::build();
     let r = run_workload(
         cfg,
         threads,
         |_| (),
         |_| {
-            cas_increment(&counter);
+            counter.increment();
             1
         },
     );
-    black_box(counter.load(Relaxed));
-    r
-}
-
-fn run_mutex(cfg: &RunConfig, threads: usize) -> RunResult {
-    let counter = CachePadded::new(Mutex::new(0u64));
-    let r = run_workload(
-        cfg,
-        threads,
-        |_| (),
-        |_| {
-            *counter.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-            1
-        },
-    );
-    black_box(*counter.lock().unwrap_or_else(|e| e.into_inner()));
-    r
-}
-
-fn run_fetch_add(cfg: &RunConfig, threads: usize) -> RunResult {
-    let counter = CachePadded::new(AtomicU64::new(0));
-    let r = run_workload(
-        cfg,
-        threads,
-        |_| (),
-        |_| {
-            counter.fetch_add(1, Relaxed);
-            1
-        },
-    );
-    black_box(counter.load(Relaxed));
+    black_box(counter.get());
     r
 }
 

@@ -14,15 +14,13 @@
 //! | `map/exchange` | 10 / 40 / 40 / 10 |
 //! | `map/insert-heavy` | 10 / 80 / 10 / 0 |
 //! | `map/grow-from-empty` | fresh keys only, no pre-sizing (every op is an insert of a new key) |
-//! | `hazard/protect` | protect one pointer and read through it (ns per op) |
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Mutex, RwLock};
 
-use super::{Entry, Role};
+use super::{Contender, Entry, Role, Workload};
 use crate::measure::{run_workload, RunConfig, RunResult};
 
 /// The hasher every map uses.
@@ -32,7 +30,7 @@ pub type Fixed = BuildHasherDefault<DefaultHasher>;
 pub const KEYS: u64 = 1 << 16;
 
 /// The operations a contender supports, on `u64 -> u64`.
-pub trait BenchMap: Send + Sync + 'static {
+pub trait BenchMap: Contender + Send + Sync {
     /// An empty map (never pre-sized).
     fn empty() -> Self;
     /// Reads a key.
@@ -47,6 +45,10 @@ pub trait BenchMap: Send + Sync + 'static {
 
 /// waitless `LockFreeHashMap`.
 pub struct Waitless(waitless::map::LockFreeHashMap<u64, u64, Fixed>);
+impl Contender for Waitless {
+    const NAME: &'static str = "waitless";
+    const ROLE: Role = Role::Waitless;
+}
 impl BenchMap for Waitless {
     fn empty() -> Self {
         Self(waitless::map::LockFreeHashMap::with_hasher(Fixed::default()))
@@ -67,6 +69,10 @@ impl BenchMap for Waitless {
 
 /// `RwLock<HashMap>`.
 pub struct RwMap(RwLock<HashMap<u64, u64, Fixed>>);
+impl Contender for RwMap {
+    const NAME: &'static str = "RwLock<HashMap>";
+    const ROLE: Role = Role::MutexBaseline;
+}
 impl BenchMap for RwMap {
     fn empty() -> Self {
         Self(RwLock::new(HashMap::default()))
@@ -89,6 +95,10 @@ impl BenchMap for RwMap {
 
 /// `Mutex<HashMap>`.
 pub struct MutexMap(Mutex<HashMap<u64, u64, Fixed>>);
+impl Contender for MutexMap {
+    const NAME: &'static str = "Mutex<HashMap>";
+    const ROLE: Role = Role::MutexBaseline;
+}
 impl BenchMap for MutexMap {
     fn empty() -> Self {
         Self(Mutex::new(HashMap::default()))
@@ -111,6 +121,10 @@ impl BenchMap for MutexMap {
 
 /// papaya `HashMap` (pins per operation, as its docs' simple API does).
 pub struct Papaya(papaya::HashMap<u64, u64, Fixed>);
+impl Contender for Papaya {
+    const NAME: &'static str = "papaya";
+    const ROLE: Role = Role::Peer;
+}
 impl BenchMap for Papaya {
     fn empty() -> Self {
         Self(papaya::HashMap::with_hasher(Fixed::default()))
@@ -131,6 +145,10 @@ impl BenchMap for Papaya {
 
 /// dashmap `DashMap`.
 pub struct Dash(dashmap::DashMap<u64, u64, Fixed>);
+impl Contender for Dash {
+    const NAME: &'static str = "dashmap";
+    const ROLE: Role = Role::Peer;
+}
 impl BenchMap for Dash {
     fn empty() -> Self {
         Self(dashmap::DashMap::with_hasher(Fixed::default()))
@@ -153,6 +171,10 @@ impl BenchMap for Dash {
 
 /// scc `HashMap`.
 pub struct Scc(scc::HashMap<u64, u64, Fixed>);
+impl Contender for Scc {
+    const NAME: &'static str = "scc::HashMap";
+    const ROLE: Role = Role::Peer;
+}
 impl BenchMap for Scc {
     fn empty() -> Self {
         Self(scc::HashMap::with_hasher(Fixed::default()))
@@ -267,177 +289,31 @@ fn grow_from_empty<M: BenchMap>(cfg: &RunConfig, threads: usize) -> RunResult {
     )
 }
 
-type Payload = [u64; 2];
+const READ_HEAVY_W: Workload = Workload::new("map", "map/read-heavy", "ops");
+const EXCHANGE_W: Workload = Workload::new("map", "map/exchange", "ops");
+const INSERT_HEAVY_W: Workload = Workload::new("map", "map/insert-heavy", "ops");
+const GROW_W: Workload = Workload::new("map", "map/grow-from-empty", "inserts");
 
-fn payload() -> AtomicPtr<Payload> {
-    AtomicPtr::new(Box::into_raw(Box::new([1, 2])))
-}
-
-fn free_payload(p: AtomicPtr<Payload>) {
-    // SAFETY: created by `payload` from a Box; the benchmark threads joined.
-    drop(unsafe { Box::from_raw(p.into_inner()) });
-}
-
-/// One protect + read through the pointer, per op, with the hazard pointer
-/// held across ops (the usual way to amortize acquiring it).
-fn protect_waitless(
-    cfg: &RunConfig,
-    threads: usize,
-    strategy: waitless::hazard::FenceStrategy,
-) -> RunResult {
-    use waitless::hazard::{Domain, HazardPointer};
-    let domain = Domain::with_strategy(strategy);
-    let src = payload();
-    let r = run_workload(
-        cfg,
-        threads,
-        |_| HazardPointer::new_in(&domain),
-        |hp| {
-            let p = hp.protect(&src);
-            // SAFETY: protected; never retired during the run.
-            std::hint::black_box(unsafe { (*p)[0] });
-            1
-        },
-    );
-    free_payload(src);
-    r
-}
-
-fn protect_waitless_asym(cfg: &RunConfig, threads: usize) -> RunResult {
-    protect_waitless(cfg, threads, waitless::hazard::FenceStrategy::Asymmetric)
-}
-
-fn protect_waitless_sym(cfg: &RunConfig, threads: usize) -> RunResult {
-    protect_waitless(cfg, threads, waitless::hazard::FenceStrategy::Symmetric)
-}
-
-fn protect_haphazard(cfg: &RunConfig, threads: usize) -> RunResult {
-    let src = payload();
-    let r = run_workload(
-        cfg,
-        threads,
-        |_| haphazard::HazardPointer::new(),
-        |hp| {
-            let p = hp.protect_ptr(&src).expect("non-null").0;
-            // SAFETY: protected; never retired during the run.
-            std::hint::black_box(unsafe { p.as_ref()[0] });
-            1
-        },
-    );
-    free_payload(src);
-    r
-}
-
-fn protect_crossbeam_epoch(cfg: &RunConfig, threads: usize) -> RunResult {
-    let src = crossbeam_epoch::Atomic::new([1u64, 2]);
-    let r = run_workload(
-        cfg,
-        threads,
-        |_| (),
-        |_| {
-            let guard = crossbeam_epoch::pin();
-            let p = src.load(Ordering::Acquire, &guard);
-            // SAFETY: pinned; never retired during the run.
-            std::hint::black_box(unsafe { p.deref()[0] });
-            1
-        },
-    );
-    // SAFETY: the benchmark threads joined; nothing else refers to it.
-    drop(unsafe { src.into_owned() });
-    r
-}
-
-macro_rules! contenders {
-    ($v:ident, $workload:literal, $unit:literal, $f:ident) => {
-        $v.push(entry(
+/// The table of implementations: every map contender on `$run`.
+macro_rules! maps {
+    ($workload:expr, $run:ident) => {
+        table!(
             $workload,
-            $unit,
-            "waitless",
-            Role::Waitless,
-            $f::<Waitless>,
-        ));
-        $v.push(entry(
-            $workload,
-            $unit,
-            "RwLock<HashMap>",
-            Role::MutexBaseline,
-            $f::<RwMap>,
-        ));
-        $v.push(entry(
-            $workload,
-            $unit,
-            "Mutex<HashMap>",
-            Role::MutexBaseline,
-            $f::<MutexMap>,
-        ));
-        $v.push(entry($workload, $unit, "papaya", Role::Peer, $f::<Papaya>));
-        $v.push(entry($workload, $unit, "dashmap", Role::Peer, $f::<Dash>));
-        $v.push(entry(
-            $workload,
-            $unit,
-            "scc::HashMap",
-            Role::Peer,
-            $f::<Scc>,
-        ));
+            $run,
+            [Waitless, RwMap, MutexMap, Papaya, Dash, Scc]
+        )
     };
 }
 
-fn entry(
-    workload: &'static str,
-    unit: &'static str,
-    contender: &'static str,
-    role: Role,
-    run: fn(&RunConfig, usize) -> RunResult,
-) -> Entry {
-    Entry {
-        group: "map",
-        workload,
-        unit,
-        contender,
-        role,
-        fixed_threads: None,
-        run,
-    }
-}
-
 /// Every map workload entry.
-#[allow(clippy::vec_init_then_push)]
 pub fn entries() -> Vec<Entry> {
-    let mut v = Vec::new();
-    contenders!(v, "map/read-heavy", "ops", read_heavy);
-    contenders!(v, "map/exchange", "ops", exchange);
-    contenders!(v, "map/insert-heavy", "ops", insert_heavy);
-    contenders!(v, "map/grow-from-empty", "inserts", grow_from_empty);
-    let p = "hazard/protect";
-    v.push(entry(
-        p,
-        "protects",
-        "waitless (asymmetric)",
-        Role::Waitless,
-        protect_waitless_asym,
-    ));
-    v.push(entry(
-        p,
-        "protects",
-        "waitless (symmetric)",
-        Role::Waitless,
-        protect_waitless_sym,
-    ));
-    v.push(entry(
-        p,
-        "protects",
-        "haphazard",
-        Role::Peer,
-        protect_haphazard,
-    ));
-    v.push(entry(
-        p,
-        "protects",
-        "crossbeam-epoch pin+load",
-        Role::Peer,
-        protect_crossbeam_epoch,
-    ));
-    v
+    [
+        maps!(READ_HEAVY_W, read_heavy),
+        maps!(EXCHANGE_W, exchange),
+        maps!(INSERT_HEAVY_W, insert_heavy),
+        maps!(GROW_W, grow_from_empty),
+    ]
+    .concat()
 }
 
 #[cfg(test)]
@@ -452,7 +328,7 @@ mod tests {
             window: Duration::from_millis(5),
         };
         let es = entries();
-        assert_eq!(es.len(), 4 * 6 + 4);
+        assert_eq!(es.len(), 4 * 6);
         for e in es {
             let r = (e.run)(&cfg, 2);
             assert!(r.ops > 0, "{} / {} did nothing", e.workload, e.contender);

@@ -1,9 +1,25 @@
 //! Workloads: every structure's benchmark, with its mutex baseline and its
 //! crates.io peers, as entries the analyzer and the CLI can run.
 //!
-//! Each structure module exposes `pub fn entries() -> Vec<Entry>`; [`all`]
-//! collects them. An entry is one contender on one workload; entries that
-//! share a `workload` name are compared with one another.
+//! # One pattern for every structure
+//!
+//! A structure module (one file per group) has:
+//!
+//! 1. a **contender trait** (e.g. `BenchQueue: Contender`) with the
+//!    operations its workloads drive, implemented once per contender (the
+//!    waitless structure, its lock baseline, its peers). [`Contender`] gives
+//!    each implementation its display name and [`Role`];
+//! 2. one [`Workload`] constant per workload (name, unit, thread counts);
+//! 3. generic run functions, `fn pairs<Q: BenchQueue>(cfg: &RunConfig,
+//!    threads: usize) -> RunResult`, built on
+//!    [`run_workload`](crate::measure::run_workload);
+//! 4. `pub fn entries() -> Vec<Entry>`: the table of implementations, one
+//!    [`table!`] per workload:
+//!    `table!(PAIRS, pairs, [WaitFreeQueue<u64>, MutexQueue, ArrayQueue<u64>])`.
+//!
+//! Adding a group is one new file `workloads/<group>.rs` with that shape
+//! plus one line in [`all`] (and its `pub mod` line); entries that share a
+//! workload name are compared with one another.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +36,73 @@ pub enum Role {
     Peer,
 }
 
+/// An implementation measured by a group's workloads: the supertrait of
+/// every group's contender trait.
+pub trait Contender: 'static {
+    /// Name in tables and plots, e.g. `"crossbeam ArrayQueue"`.
+    const NAME: &'static str;
+    /// Who it is.
+    const ROLE: Role;
+}
+
+/// A workload of one group: what is measured, independent of contender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Workload {
+    /// Structure group, e.g. `"queue"`; the CLI's `--group`.
+    pub group: &'static str,
+    /// Workload name, `"<group>/<what>"`, e.g. `"queue/pairs"`.
+    pub name: &'static str,
+    /// What one counted operation is, e.g. `"enqueue+dequeue pairs"`.
+    pub unit: &'static str,
+    /// Thread counts this workload is meaningful at (`None`: any).
+    pub fixed_threads: Option<&'static [usize]>,
+}
+
+impl Workload {
+    /// A workload measured at any thread count.
+    pub const fn new(group: &'static str, name: &'static str, unit: &'static str) -> Self {
+        Self {
+            group,
+            name,
+            unit,
+            fixed_threads: None,
+        }
+    }
+
+    /// The same workload, measured only at `threads`.
+    pub const fn at(self, threads: &'static [usize]) -> Self {
+        Self {
+            fixed_threads: Some(threads),
+            ..self
+        }
+    }
+
+    /// Contender `C` on this workload, measured by `run` (normally the
+    /// workload's generic run function instantiated for `C`).
+    pub fn entry<C: Contender>(&self, run: fn(&RunConfig, usize) -> RunResult) -> Entry {
+        Entry {
+            group: self.group,
+            workload: self.name,
+            unit: self.unit,
+            contender: C::NAME,
+            role: C::ROLE,
+            fixed_threads: self.fixed_threads,
+            run,
+        }
+    }
+}
+
+/// One row of a group's table of implementations per contender:
+/// `table!(WORKLOAD, run_fn, [A, B, C])` is
+/// `vec![WORKLOAD.entry::<A>(run_fn::<A>), …]`.
+macro_rules! table {
+    ($workload:expr, $run:ident, [$($c:ty),+ $(,)?]) => {
+        vec![$($workload.entry::<$c>($run::<$c>)),+]
+    };
+}
+
 /// One contender on one workload.
+#[derive(Clone, Copy)]
 pub struct Entry {
     /// Structure group, e.g. `"stack"`, `"queue"`, `"map"`, `"channel"`, `"rcu"`.
     pub group: &'static str,
@@ -48,48 +130,59 @@ impl std::fmt::Debug for Entry {
     }
 }
 
-// One module per structure; keep one blank line between them so parallel
-// work merges cleanly.
+// One module per group; keep one blank line between them so parallel work
+// merges cleanly.
 
-// --- stack (issue 3)
 pub mod stack;
 
-// --- map (issue 4)
+pub mod epoch;
+
+pub mod hazard;
+
 pub mod map;
 
-// --- queue (issue 5)
 pub mod queue;
 
-// --- channel (issue 6)
 pub mod channel;
 
-// --- rcu (issue 8)
 pub mod rcu;
 
-// --- counter (issue 7: bench demonstration group)
 pub mod counter;
 
-/// Every workload entry of every structure.
+/// Every workload entry of every group, in report order.
 pub fn all() -> Vec<Entry> {
-    #[allow(unused_mut)]
-    let mut v: Vec<Entry> = Vec::new();
-    // --- entries: stack
-    v.extend(stack::entries());
+    [
+        stack::entries(),
+        epoch::entries(),
+        hazard::entries(),
+        map::entries(),
+        queue::entries(),
+        channel::entries(),
+        rcu::entries(),
+        counter::entries(),
+    ]
+    .concat()
+}
 
-    // --- entries: map
-    v.extend(map::entries());
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    // --- entries: queue
-    v.extend(queue::entries());
-
-    // --- entries: channel
-    v.extend(channel::entries());
-
-    // --- entries: rcu
-    v.extend(rcu::entries());
-
-    // --- entries: counter
-    v.extend(counter::entries());
-
-    v
+    #[test]
+    fn workload_names_start_with_their_group_and_contenders_are_unique() {
+        let all = all();
+        for e in &all {
+            assert!(
+                e.workload.starts_with(&format!("{}/", e.group)),
+                "{} is not in group {}",
+                e.workload,
+                e.group
+            );
+            let same = all
+                .iter()
+                .filter(|o| o.workload == e.workload && o.contender == e.contender)
+                .count();
+            assert_eq!(same, 1, "{} / {} listed twice", e.workload, e.contender);
+        }
+    }
 }

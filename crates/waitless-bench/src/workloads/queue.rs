@@ -19,18 +19,29 @@ use std::sync::Mutex;
 use crossbeam_queue::{ArrayQueue, SegQueue};
 use waitless::queue::WaitFreeQueue;
 
-use super::{Entry, Role};
+use super::{Contender, Entry, Role, Workload};
 use crate::measure::{run_workload, RunConfig, RunResult};
 
 /// Capacity of every bounded contender.
 pub const CAPACITY: usize = 1024;
 
-/// The common interface the workloads drive.
-trait BenchQueue: Sync {
+const PAIRS: Workload = Workload::new("queue", "queue/pairs", "enqueue+dequeue pairs");
+const PRODUCER_CONSUMER: Workload =
+    Workload::new("queue", "queue/producer-consumer", "items transferred");
+
+/// A bounded queue of `u64` (capacity [`CAPACITY`]) as the workloads drive it.
+pub trait BenchQueue: Contender + Sync + Sized {
+    /// An empty queue.
     fn build() -> Self;
     /// `true` when the value went in.
     fn push(&self, v: u64) -> bool;
+    /// A value, or `None` when empty.
     fn pop(&self) -> Option<u64>;
+}
+
+impl Contender for WaitFreeQueue<u64> {
+    const NAME: &'static str = "waitless WaitFreeQueue";
+    const ROLE: Role = Role::Waitless;
 }
 
 impl BenchQueue for WaitFreeQueue<u64> {
@@ -45,6 +56,11 @@ impl BenchQueue for WaitFreeQueue<u64> {
     }
 }
 
+impl Contender for ArrayQueue<u64> {
+    const NAME: &'static str = "crossbeam ArrayQueue";
+    const ROLE: Role = Role::Peer;
+}
+
 impl BenchQueue for ArrayQueue<u64> {
     fn build() -> Self {
         ArrayQueue::new(CAPACITY)
@@ -55,6 +71,11 @@ impl BenchQueue for ArrayQueue<u64> {
     fn pop(&self) -> Option<u64> {
         ArrayQueue::pop(self)
     }
+}
+
+impl Contender for SegQueue<u64> {
+    const NAME: &'static str = "crossbeam SegQueue";
+    const ROLE: Role = Role::Peer;
 }
 
 impl BenchQueue for SegQueue<u64> {
@@ -70,6 +91,11 @@ impl BenchQueue for SegQueue<u64> {
     }
 }
 
+impl Contender for concurrent_queue::ConcurrentQueue<u64> {
+    const NAME: &'static str = "concurrent-queue bounded";
+    const ROLE: Role = Role::Peer;
+}
+
 impl BenchQueue for concurrent_queue::ConcurrentQueue<u64> {
     fn build() -> Self {
         concurrent_queue::ConcurrentQueue::bounded(CAPACITY)
@@ -83,7 +109,12 @@ impl BenchQueue for concurrent_queue::ConcurrentQueue<u64> {
 }
 
 /// `Mutex<VecDeque>` with the same capacity.
-struct MutexQueue(Mutex<VecDeque<u64>>);
+pub struct MutexQueue(Mutex<VecDeque<u64>>);
+
+impl Contender for MutexQueue {
+    const NAME: &'static str = "Mutex<VecDeque>";
+    const ROLE: Role = Role::MutexBaseline;
+}
 
 impl BenchQueue for MutexQueue {
     fn build() -> Self {
@@ -140,65 +171,28 @@ fn producer_consumer<Q: BenchQueue>(cfg: &RunConfig, threads: usize) -> RunResul
     )
 }
 
-macro_rules! contenders {
-    ($workload:expr, $unit:expr, $f:ident) => {
-        vec![
-            Entry {
-                group: "queue",
-                workload: $workload,
-                unit: $unit,
-                contender: "waitless WaitFreeQueue",
-                role: Role::Waitless,
-                fixed_threads: None,
-                run: $f::<WaitFreeQueue<u64>>,
-            },
-            Entry {
-                group: "queue",
-                workload: $workload,
-                unit: $unit,
-                contender: "Mutex<VecDeque>",
-                role: Role::MutexBaseline,
-                fixed_threads: None,
-                run: $f::<MutexQueue>,
-            },
-            Entry {
-                group: "queue",
-                workload: $workload,
-                unit: $unit,
-                contender: "crossbeam ArrayQueue",
-                role: Role::Peer,
-                fixed_threads: None,
-                run: $f::<ArrayQueue<u64>>,
-            },
-            Entry {
-                group: "queue",
-                workload: $workload,
-                unit: $unit,
-                contender: "crossbeam SegQueue",
-                role: Role::Peer,
-                fixed_threads: None,
-                run: $f::<SegQueue<u64>>,
-            },
-            Entry {
-                group: "queue",
-                workload: $workload,
-                unit: $unit,
-                contender: "concurrent-queue bounded",
-                role: Role::Peer,
-                fixed_threads: None,
-                run: $f::<concurrent_queue::ConcurrentQueue<u64>>,
-            },
-        ]
+/// The table of implementations: every queue contender on `$run`.
+macro_rules! queues {
+    ($workload:expr, $run:ident) => {
+        table!(
+            $workload,
+            $run,
+            [
+                WaitFreeQueue<u64>,
+                MutexQueue,
+                ArrayQueue<u64>,
+                SegQueue<u64>,
+                concurrent_queue::ConcurrentQueue<u64>,
+            ]
+        )
     };
 }
 
 /// The queue workloads, one entry per contender.
 pub fn entries() -> Vec<Entry> {
-    let mut v = contenders!("queue/pairs", "enqueue+dequeue pairs", pairs);
-    v.extend(contenders!(
-        "queue/producer-consumer",
-        "items transferred",
-        producer_consumer
-    ));
-    v
+    [
+        queues!(PAIRS, pairs),
+        queues!(PRODUCER_CONSUMER, producer_consumer),
+    ]
+    .concat()
 }

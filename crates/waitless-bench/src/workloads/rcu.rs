@@ -25,13 +25,12 @@ use arc_swap::ArcSwap;
 use left_right::{Absorb, ReadHandle, WriteHandle};
 use waitless::rcu::Rcu;
 
-use super::{Entry, Role};
+use super::{Contender, Entry, Role, Workload};
 use crate::measure::{run_workload, RunConfig, RunResult};
 
-const READ_ONLY: &str = "rcu/read-only";
-const WITH_WRITER: &str = "rcu/read-with-writer";
-const PACED: &str = "rcu/read-with-paced-writer";
-const UNIT: &str = "reads";
+const READ_ONLY: Workload = Workload::new("rcu", "rcu/read-only", "reads");
+const WITH_WRITER: Workload = Workload::new("rcu", "rcu/read-with-writer", "reads");
+const PACED: Workload = Workload::new("rcu", "rcu/read-with-paced-writer", "reads");
 
 /// The paced writer's period: 100,000 writes per second for every
 /// contender, so that readers of each face the same invalidation rate.
@@ -70,58 +69,52 @@ impl Value {
     }
 }
 
+/// A published [`Value`] as the workloads drive it: many readers, at most
+/// one writer.
+pub trait BenchRcu: Contender + Sync + Sized {
+    /// A reader's private state (a read handle, or nothing).
+    type Reader;
+    /// A cell holding `Value::new(0)`.
+    fn build() -> Self;
+    /// A reader's state, made on the reader's thread.
+    fn reader(&self) -> Self::Reader;
+    /// Reads the current value and uses it.
+    fn read(&self, reader: &mut Self::Reader) -> u64;
+    /// Publishes `Value::new(version)` (only ever called by one thread).
+    fn write(&self, version: u64);
+}
+
+/// The table of implementations: every RCU contender on `$run`.
+macro_rules! cells {
+    ($workload:expr, $run:ident) => {
+        table!(
+            $workload,
+            $run,
+            [ArcSwapCell, WaitlessRcu, RwLockCell, LeftRight]
+        )
+    };
+}
+
 /// Every RCU workload entry.
 pub fn entries() -> Vec<Entry> {
-    let e = |workload, contender, role, run| Entry {
-        group: "rcu",
-        workload,
-        unit: UNIT,
-        contender,
-        role,
-        fixed_threads: None,
-        run,
-    };
-    vec![
-        e(READ_ONLY, "arc-swap load", Role::Peer, |c, t| {
-            run_arc_swap(c, t, Writer::None)
-        }),
-        e(READ_ONLY, "waitless Rcu::read", Role::Waitless, |c, t| {
-            run_waitless(c, t, Writer::None)
-        }),
-        e(READ_ONLY, "RwLock<Arc<T>>", Role::MutexBaseline, |c, t| {
-            run_rwlock(c, t, Writer::None)
-        }),
-        e(READ_ONLY, "left-right", Role::Peer, |c, t| {
-            run_left_right(c, t, Writer::None)
-        }),
-        e(WITH_WRITER, "arc-swap load", Role::Peer, |c, t| {
-            run_arc_swap(c, t, Writer::Continuous)
-        }),
-        e(WITH_WRITER, "waitless Rcu::read", Role::Waitless, |c, t| {
-            run_waitless(c, t, Writer::Continuous)
-        }),
-        e(
-            WITH_WRITER,
-            "RwLock<Arc<T>>",
-            Role::MutexBaseline,
-            |c, t| run_rwlock(c, t, Writer::Continuous),
-        ),
-        e(WITH_WRITER, "left-right", Role::Peer, |c, t| {
-            run_left_right(c, t, Writer::Continuous)
-        }),
-        e(PACED, "arc-swap load", Role::Peer, |c, t| {
-            run_arc_swap(c, t, Writer::Paced)
-        }),
-        e(PACED, "waitless Rcu::read", Role::Waitless, |c, t| {
-            run_waitless(c, t, Writer::Paced)
-        }),
-        e(PACED, "RwLock<Arc<T>>", Role::MutexBaseline, |c, t| {
-            run_rwlock(c, t, Writer::Paced)
-        }),
-        e(PACED, "left-right", Role::Peer, |c, t| {
-            run_left_right(c, t, Writer::Paced)
-        }),
+    [
+        cells!(READ_ONLY, read_only),
+        cells!(WITH_WRITER, with_writer),
+        cells!(PACED, paced_writer),
     ]
+    .concat()
+}
+
+fn read_only<C: BenchRcu>(cfg: &RunConfig, readers: usize) -> RunResult {
+    run_cell::<C>(cfg, readers, Writer::None)
+}
+
+fn with_writer<C: BenchRcu>(cfg: &RunConfig, readers: usize) -> RunResult {
+    run_cell::<C>(cfg, readers, Writer::Continuous)
+}
+
+fn paced_writer<C: BenchRcu>(cfg: &RunConfig, readers: usize) -> RunResult {
+    run_cell::<C>(cfg, readers, Writer::Paced)
 }
 
 /// Writes published by the writer thread in the last run (warm-up
@@ -135,22 +128,15 @@ pub fn last_run_writes() -> u64 {
 }
 
 /// A thread's role: thread 0 writes when there is a writer.
-enum Role2<R, W> {
+enum Thread<R> {
     Reader(R),
-    Writer(W, u64, Instant),
+    Writer(u64, Instant),
 }
 
 /// Runs `readers` reader threads, plus one writer thread (index 0) when
 /// `writer` is set; counts only reads and reports `readers` threads.
-fn run_roles<R, W>(
-    cfg: &RunConfig,
-    readers: usize,
-    writer: Writer,
-    make_reader: impl Fn() -> R + Sync,
-    make_writer: impl Fn() -> W + Sync,
-    read: impl Fn(&mut R) + Sync,
-    write: impl Fn(&mut W, u64) + Sync,
-) -> RunResult {
+fn run_cell<C: BenchRcu>(cfg: &RunConfig, readers: usize, writer: Writer) -> RunResult {
+    let cell = C::build();
     let threads = readers + usize::from(writer != Writer::None);
     LAST_RUN_WRITES.store(0, Ordering::Relaxed);
     let mut r = run_workload(
@@ -158,17 +144,17 @@ fn run_roles<R, W>(
         threads,
         |t| {
             if writer != Writer::None && t == 0 {
-                Role2::Writer(make_writer(), 1, Instant::now())
+                Thread::Writer(1, Instant::now())
             } else {
-                Role2::Reader(make_reader())
+                Thread::Reader(cell.reader())
             }
         },
         |s| match s {
-            Role2::Reader(r) => {
-                read(r);
+            Thread::Reader(r) => {
+                black_box(cell.read(r));
                 1
             }
-            Role2::Writer(w, v, next) => {
+            Thread::Writer(v, next) => {
                 if writer == Writer::Paced {
                     if Instant::now() < *next {
                         std::hint::spin_loop();
@@ -176,7 +162,7 @@ fn run_roles<R, W>(
                     }
                     *next += PACE;
                 }
-                write(w, *v);
+                cell.write(*v);
                 *v += 1;
                 // Only the writer touches this: an uncontended line.
                 LAST_RUN_WRITES.store(*v - 1, Ordering::Relaxed);
@@ -188,49 +174,70 @@ fn run_roles<R, W>(
     r
 }
 
-fn run_waitless(cfg: &RunConfig, readers: usize, writer: Writer) -> RunResult {
-    let rcu = Rcu::new(Value::new(0));
-    run_roles(
-        cfg,
-        readers,
-        writer,
-        || (),
-        || (),
-        |_| {
-            black_box(rcu.read().use_it());
-        },
-        |_, v| rcu.replace(Value::new(v)),
-    )
+/// `waitless::rcu::Rcu` (`read` / `replace`).
+pub struct WaitlessRcu(Rcu<Value>);
+
+impl Contender for WaitlessRcu {
+    const NAME: &'static str = "waitless Rcu::read";
+    const ROLE: Role = Role::Waitless;
 }
 
-fn run_arc_swap(cfg: &RunConfig, readers: usize, writer: Writer) -> RunResult {
-    let cell = ArcSwap::from_pointee(Value::new(0));
-    run_roles(
-        cfg,
-        readers,
-        writer,
-        || (),
-        || (),
-        |_| {
-            black_box(cell.load().use_it());
-        },
-        |_, v| cell.store(Arc::new(Value::new(v))),
-    )
+impl BenchRcu for WaitlessRcu {
+    type Reader = ();
+    fn build() -> Self {
+        Self(Rcu::new(Value::new(0)))
+    }
+    fn reader(&self) {}
+    fn read(&self, _: &mut ()) -> u64 {
+        self.0.read().use_it()
+    }
+    fn write(&self, version: u64) {
+        self.0.replace(Value::new(version));
+    }
 }
 
-fn run_rwlock(cfg: &RunConfig, readers: usize, writer: Writer) -> RunResult {
-    let cell = RwLock::new(Arc::new(Value::new(0)));
-    run_roles(
-        cfg,
-        readers,
-        writer,
-        || (),
-        || (),
-        |_| {
-            black_box(cell.read().expect("not poisoned").use_it());
-        },
-        |_, v| *cell.write().expect("not poisoned") = Arc::new(Value::new(v)),
-    )
+/// `arc_swap::ArcSwap` (`load` / `store`).
+pub struct ArcSwapCell(ArcSwap<Value>);
+
+impl Contender for ArcSwapCell {
+    const NAME: &'static str = "arc-swap load";
+    const ROLE: Role = Role::Peer;
+}
+
+impl BenchRcu for ArcSwapCell {
+    type Reader = ();
+    fn build() -> Self {
+        Self(ArcSwap::from_pointee(Value::new(0)))
+    }
+    fn reader(&self) {}
+    fn read(&self, _: &mut ()) -> u64 {
+        self.0.load().use_it()
+    }
+    fn write(&self, version: u64) {
+        self.0.store(Arc::new(Value::new(version)));
+    }
+}
+
+/// `RwLock<Arc<Value>>`: read lock and dereference / write lock and swap.
+pub struct RwLockCell(RwLock<Arc<Value>>);
+
+impl Contender for RwLockCell {
+    const NAME: &'static str = "RwLock<Arc<T>>";
+    const ROLE: Role = Role::MutexBaseline;
+}
+
+impl BenchRcu for RwLockCell {
+    type Reader = ();
+    fn build() -> Self {
+        Self(RwLock::new(Arc::new(Value::new(0))))
+    }
+    fn reader(&self) {}
+    fn read(&self, _: &mut ()) -> u64 {
+        self.0.read().expect("not poisoned").use_it()
+    }
+    fn write(&self, version: u64) {
+        *self.0.write().expect("not poisoned") = Arc::new(Value::new(version));
+    }
 }
 
 /// left-right's operation: set the whole value.
@@ -246,26 +253,39 @@ impl Absorb<Set> for Value {
     }
 }
 
-fn run_left_right(cfg: &RunConfig, readers: usize, writer: Writer) -> RunResult {
-    let (w, r) = left_right::new_from_empty::<Value, Set>(Value::new(0));
-    let factory = r.factory();
-    // The write handle is not `Sync`: the writer locks it for each write
-    // (uncontended: only thread 0 writes). It stays in the mutex so it
-    // outlives every reader (readers' `enter` fails once it is dropped).
-    let w: Mutex<WriteHandle<Value, Set>> = Mutex::new(w);
-    run_roles(
-        cfg,
-        readers,
-        writer,
-        || factory.handle(),
-        || (),
-        |h: &mut ReadHandle<Value>| {
-            black_box(h.enter().expect("writer alive").use_it());
-        },
-        |_, v| {
-            let mut w = w.lock().expect("not poisoned");
-            w.append(Set(v));
-            w.publish();
-        },
-    )
+/// `left_right`: `enter` on a per-thread read handle / `append` + `publish`.
+///
+/// The write handle is not `Sync`: the writer locks it for each write
+/// (uncontended: only thread 0 writes). It lives as long as the cell, so it
+/// outlives every reader (readers' `enter` fails once it is dropped).
+pub struct LeftRight {
+    writer: Mutex<WriteHandle<Value, Set>>,
+    factory: left_right::ReadHandleFactory<Value>,
+}
+
+impl Contender for LeftRight {
+    const NAME: &'static str = "left-right";
+    const ROLE: Role = Role::Peer;
+}
+
+impl BenchRcu for LeftRight {
+    type Reader = ReadHandle<Value>;
+    fn build() -> Self {
+        let (w, r) = left_right::new_from_empty::<Value, Set>(Value::new(0));
+        Self {
+            writer: Mutex::new(w),
+            factory: r.factory(),
+        }
+    }
+    fn reader(&self) -> ReadHandle<Value> {
+        self.factory.handle()
+    }
+    fn read(&self, h: &mut ReadHandle<Value>) -> u64 {
+        h.enter().expect("writer alive").use_it()
+    }
+    fn write(&self, version: u64) {
+        let mut w = self.writer.lock().expect("not poisoned");
+        w.append(Set(version));
+        w.publish();
+    }
 }

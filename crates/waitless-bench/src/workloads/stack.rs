@@ -1,172 +1,117 @@
-//! Stack and epoch workloads.
+//! Stack workloads.
 //!
 //! - `stack/push-pop-pairs`: every thread pushes a value and pops one, in a
 //!   loop, on one shared stack. Contenders: waitless (elimination on, off,
 //!   and without statistics counters, to measure their cost),
 //!   `Mutex<Vec<u64>>`, `sdd::Stack` (scc's stack, which scc 3 moved to its
 //!   epoch crate `sdd`), and a plain Treiber stack on `crossbeam-epoch`.
-//! - `epoch/pin-unpin`: the cost of pinning and unpinning: a waitless
-//!   per-instance `Collector`, the waitless default collector, and
-//!   `crossbeam_epoch::pin()`.
-//! - `epoch/pin-load`: pin, load and dereference a shared pointer, unpin —
-//!   what an RCU-style read costs.
 
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 use crossbeam_epoch as cbe;
-use waitless::epoch::Collector;
 use waitless::stack::{LockFreeStack, StackConfig};
 
-use super::{Entry, Role};
+use super::{Contender, Entry, Role, Workload};
 use crate::measure::{run_workload, RunConfig, RunResult};
 
-const PAIRS: &str = "stack/push-pop-pairs";
-const PAIR_UNIT: &str = "push+pop pairs";
+const PAIRS: Workload = Workload::new("stack", "stack/push-pop-pairs", "push+pop pairs");
 
-/// Every stack and epoch workload entry.
-pub fn entries() -> Vec<Entry> {
-    let pair = |contender, role, run| Entry {
-        group: "stack",
-        workload: PAIRS,
-        unit: PAIR_UNIT,
-        contender,
-        role,
-        fixed_threads: None,
-        run,
-    };
-    let epoch = |workload, unit, contender, role, run| Entry {
-        group: "epoch",
-        workload,
-        unit,
-        contender,
-        role,
-        fixed_threads: None,
-        run,
-    };
-    vec![
-        pair("Mutex<Vec>", Role::MutexBaseline, run_mutex_vec),
-        pair("waitless", Role::Waitless, run_waitless),
-        pair(
-            "waitless (no elimination)",
-            Role::Waitless,
-            run_waitless_no_elim,
-        ),
-        pair("waitless (no stats)", Role::Waitless, run_waitless_no_stats),
-        pair("sdd::Stack (scc)", Role::Peer, run_sdd),
-        pair("Treiber on crossbeam-epoch", Role::Peer, run_cb_treiber),
-        epoch(
-            "epoch/pin-unpin",
-            "pin+unpin",
-            "crossbeam_epoch::pin",
-            Role::Peer,
-            run_pin_crossbeam,
-        ),
-        epoch(
-            "epoch/pin-unpin",
-            "pin+unpin",
-            "waitless Collector::pin",
-            Role::Waitless,
-            run_pin_collector,
-        ),
-        epoch(
-            "epoch/pin-unpin",
-            "pin+unpin",
-            "waitless epoch::pin (default)",
-            Role::Waitless,
-            run_pin_default,
-        ),
-        epoch(
-            "epoch/pin-load",
-            "pin+load+unpin",
-            "crossbeam_epoch::pin",
-            Role::Peer,
-            run_pin_load_crossbeam,
-        ),
-        epoch(
-            "epoch/pin-load",
-            "pin+load+unpin",
-            "waitless Collector::pin",
-            Role::Waitless,
-            run_pin_load_collector,
-        ),
-    ]
+/// A stack of `u64` as the workloads drive it.
+pub trait BenchStack: Contender + Sync + Sized {
+    /// An empty stack.
+    fn build() -> Self;
+    /// Pushes `v`, then pops one value (any thread's).
+    fn push_pop(&self, v: u64) -> Option<u64>;
 }
 
-fn waitless_pairs(cfg: &RunConfig, threads: usize, sc: StackConfig) -> RunResult {
-    let s = LockFreeStack::with_config(sc);
-    run_workload(
-        cfg,
-        threads,
-        |t| t as u64,
-        |v| {
-            let g = s.enter();
-            let _ = s.push(*v);
-            let got = s.pop(&g);
-            *v = v.wrapping_add(got.unwrap_or(1));
-            1
-        },
-    )
+/// The waitless stack with a fixed configuration.
+pub struct Waitless<const ELIMINATION: bool, const STATISTICS: bool>(LockFreeStack<u64>);
+
+impl<const E: bool, const S: bool> BenchStack for Waitless<E, S>
+where
+    Self: Contender,
+{
+    fn build() -> Self {
+        Self(LockFreeStack::with_config(StackConfig {
+            elimination: E,
+            statistics: S,
+        }))
+    }
+    fn push_pop(&self, v: u64) -> Option<u64> {
+        let g = self.0.enter();
+        let _ = self.0.push(v);
+        self.0.pop(&g)
+    }
 }
 
-fn run_waitless(cfg: &RunConfig, threads: usize) -> RunResult {
-    waitless_pairs(cfg, threads, StackConfig::default())
+impl Contender for Waitless<true, true> {
+    const NAME: &'static str = "waitless";
+    const ROLE: Role = Role::Waitless;
 }
 
-fn run_waitless_no_elim(cfg: &RunConfig, threads: usize) -> RunResult {
-    waitless_pairs(
-        cfg,
-        threads,
-        StackConfig {
-            elimination: false,
-            statistics: true,
-        },
-    )
+impl Contender for Waitless<false, true> {
+    const NAME: &'static str = "waitless (no elimination)";
+    const ROLE: Role = Role::Waitless;
 }
 
-fn run_waitless_no_stats(cfg: &RunConfig, threads: usize) -> RunResult {
-    waitless_pairs(
-        cfg,
-        threads,
-        StackConfig {
-            elimination: true,
-            statistics: false,
-        },
-    )
+impl Contender for Waitless<true, false> {
+    const NAME: &'static str = "waitless (no stats)";
+    const ROLE: Role = Role::Waitless;
 }
 
-fn run_mutex_vec(cfg: &RunConfig, threads: usize) -> RunResult {
-    let s: Mutex<Vec<u64>> = Mutex::new(Vec::new());
-    run_workload(
-        cfg,
-        threads,
-        |t| t as u64,
-        |v| {
-            s.lock().unwrap().push(*v);
-            let got = s.lock().unwrap().pop();
-            *v = v.wrapping_add(got.unwrap_or(1));
-            1
-        },
-    )
+/// `Mutex<Vec<u64>>`, locked once for the push and once for the pop.
+pub struct MutexVec(Mutex<Vec<u64>>);
+
+impl Contender for MutexVec {
+    const NAME: &'static str = "Mutex<Vec>";
+    const ROLE: Role = Role::MutexBaseline;
 }
 
-fn run_sdd(cfg: &RunConfig, threads: usize) -> RunResult {
-    let s: sdd::Stack<u64> = sdd::Stack::new();
-    run_workload(
-        cfg,
-        threads,
-        |t| t as u64,
-        |v| {
-            s.push(*v);
-            let got = s.pop().map(|e| **e);
-            *v = v.wrapping_add(got.unwrap_or(1));
-            1
-        },
-    )
+impl BenchStack for MutexVec {
+    fn build() -> Self {
+        Self(Mutex::new(Vec::new()))
+    }
+    fn push_pop(&self, v: u64) -> Option<u64> {
+        self.0.lock().unwrap().push(v);
+        self.0.lock().unwrap().pop()
+    }
+}
+
+impl Contender for sdd::Stack<u64> {
+    const NAME: &'static str = "sdd::Stack (scc)";
+    const ROLE: Role = Role::Peer;
+}
+
+impl BenchStack for sdd::Stack<u64> {
+    fn build() -> Self {
+        sdd::Stack::new()
+    }
+    fn push_pop(&self, v: u64) -> Option<u64> {
+        self.push(v);
+        self.pop().map(|e| **e)
+    }
+}
+
+impl Contender for CbTreiber {
+    const NAME: &'static str = "Treiber on crossbeam-epoch";
+    const ROLE: Role = Role::Peer;
+}
+
+impl BenchStack for CbTreiber {
+    fn build() -> Self {
+        CbTreiber {
+            head: cbe::Atomic::null(),
+        }
+    }
+    fn push_pop(&self, v: u64) -> Option<u64> {
+        self.push(v);
+        self.pop()
+    }
 }
 
 /// A plain Treiber stack on crossbeam-epoch: no elimination, no counters.
-struct CbTreiber {
+pub struct CbTreiber {
     head: cbe::Atomic<CbNode>,
 }
 
@@ -222,101 +167,53 @@ impl Drop for CbTreiber {
     }
 }
 
-fn run_cb_treiber(cfg: &RunConfig, threads: usize) -> RunResult {
-    let s = CbTreiber {
-        head: cbe::Atomic::null(),
-    };
+fn pairs<S: BenchStack>(cfg: &RunConfig, threads: usize) -> RunResult {
+    let s = S::build();
     run_workload(
         cfg,
         threads,
         |t| t as u64,
         |v| {
-            s.push(*v);
-            let got = s.pop();
+            let got = s.push_pop(*v);
             *v = v.wrapping_add(got.unwrap_or(1));
             1
         },
     )
 }
 
-fn run_pin_collector(cfg: &RunConfig, threads: usize) -> RunResult {
-    let c = Collector::new();
-    run_workload(
-        cfg,
-        threads,
-        |_| (),
-        |_| {
-            let g = c.pin();
-            std::hint::black_box(&g);
-            1
-        },
+/// Every stack workload entry.
+pub fn entries() -> Vec<Entry> {
+    table!(
+        PAIRS,
+        pairs,
+        [
+            MutexVec,
+            Waitless<true, true>,
+            Waitless<false, true>,
+            Waitless<true, false>,
+            sdd::Stack<u64>,
+            CbTreiber,
+        ]
     )
 }
 
-fn run_pin_default(cfg: &RunConfig, threads: usize) -> RunResult {
-    run_workload(
-        cfg,
-        threads,
-        |_| (),
-        |_| {
-            let g = waitless::epoch::pin();
-            std::hint::black_box(&g);
-            1
-        },
-    )
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn run_pin_crossbeam(cfg: &RunConfig, threads: usize) -> RunResult {
-    run_workload(
-        cfg,
-        threads,
-        |_| (),
-        |_| {
-            let g = cbe::pin();
-            std::hint::black_box(&g);
-            1
-        },
-    )
-}
+    fn script<S: BenchStack>() -> Vec<Option<u64>> {
+        let s = S::build();
+        (1..=5).map(|v| s.push_pop(v)).collect()
+    }
 
-fn run_pin_load_collector(cfg: &RunConfig, threads: usize) -> RunResult {
-    let c = Collector::new();
-    let value = Box::into_raw(Box::new(42u64));
-    let shared = AtomicPtr::new(value);
-    let r = run_workload(
-        cfg,
-        threads,
-        |_| 0u64,
-        |acc| {
-            let _g = c.pin();
-            let p = shared.load(Ordering::Acquire);
-            // SAFETY: `p` is never freed during the run.
-            *acc = acc.wrapping_add(unsafe { *p });
-            std::hint::black_box(*acc);
-            1
-        },
-    );
-    // SAFETY: the run is over; `value` came from `Box::into_raw`.
-    drop(unsafe { Box::from_raw(value) });
-    r
-}
-
-fn run_pin_load_crossbeam(cfg: &RunConfig, threads: usize) -> RunResult {
-    let shared = cbe::Atomic::new(42u64);
-    let r = run_workload(
-        cfg,
-        threads,
-        |_| 0u64,
-        |acc| {
-            let g = cbe::pin();
-            let p = shared.load(Ordering::Acquire, &g);
-            // SAFETY: never freed during the run.
-            *acc = acc.wrapping_add(unsafe { *p.deref() });
-            std::hint::black_box(*acc);
-            1
-        },
-    );
-    // SAFETY: the run is over and no thread is pinned.
-    drop(unsafe { shared.into_owned() });
-    r
+    #[test]
+    fn contenders_agree_on_a_sequential_script() {
+        let want = script::<MutexVec>();
+        assert_eq!(want, (1..=5).map(Some).collect::<Vec<_>>());
+        assert_eq!(script::<Waitless<true, true>>(), want);
+        assert_eq!(script::<Waitless<false, true>>(), want);
+        assert_eq!(script::<Waitless<true, false>>(), want);
+        assert_eq!(script::<sdd::Stack<u64>>(), want);
+        assert_eq!(script::<CbTreiber>(), want);
+    }
 }
