@@ -178,8 +178,9 @@ pub(crate) const FIXED_SITES: &[(AccessSite, &str)] = &[
 pub struct Instructions {
     /// x86-64 (TSO).
     pub x86_64: &'static str,
-    /// ARMv8-A (AArch64); `a / b` lists the LSE form, then the
-    /// load/store-exclusive loop.
+    /// ARMv8-A (AArch64); `a / b` lists the form with the optional
+    /// extension (LSE atomics, RCpc loads), then the base ARMv8.0 form (a
+    /// load/store-exclusive loop for read-modify-writes).
     pub armv8: &'static str,
     /// POWER (64-bit).
     pub power: &'static str,
@@ -361,7 +362,8 @@ impl fmt::Display for OrderingAnalysis {
         }
         writeln!(
             f,
-            "Instructions: standard C/C++11 mappings; ARMv8 `a / b` = LSE form / exclusive loop."
+            "Instructions: the standard C/C++11 mappings; ARMv8 `a / b` = with the optional \
+             extension (LSE atomics, RCpc loads) / base ARMv8.0."
         )?;
         for r in &self.rows {
             writeln!(f)?;
