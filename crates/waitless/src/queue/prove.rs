@@ -565,9 +565,17 @@ pub(crate) fn wait_freedom_against<T>(
     }
 }
 
-/// Wait-freedom of `enqueue` on a queue configured like `queue`; see the
-/// [module docs](self) for what the evidence is. About a second; never
-/// panics; `queue` itself is not used.
+/// Wait-freedom of `enqueue` on a queue configured like `queue`, as a
+/// [`Proof`]: the bound is [`enqueue_step_bound`] for the queue's capacity
+/// and thread count; the evidence is an adversarial run on a *fresh* queue
+/// of the same configuration (more threads than CPUs; with feature
+/// `step-count`, first with the slow path forced and then with the fast
+/// path, yielding at every protocol hook, and the largest step count of one
+/// enqueue held against the bound), checked for lost, duplicated and
+/// reordered values. About a second; never panics (a panic in the run is
+/// reported as `holds = false`); `queue` itself is only asked for its
+/// capacity and thread count. The argument points to
+/// `docs/wait-free-queue.md`, theorem 1.
 ///
 /// ```
 /// use waitless::queue::{verification, WaitFreeQueue};
