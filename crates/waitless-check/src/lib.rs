@@ -58,7 +58,8 @@
 //! function that says whether an operation may give a certain answer in a
 //! state, and what state follows. This crate provides [`StackModel`],
 //! [`QueueModel`] (bounded: `Full` and empty answers are checked too),
-//! [`MapModel`], [`SetModel`] and [`RegisterModel`].
+//! [`MapModel`], [`SetModel`] and [`RegisterModel`], and an ordered map
+//! with range scans, [`OrderedMapModel`].
 //!
 //! ## The algorithm
 //!
@@ -128,6 +129,7 @@ pub mod generate;
 mod history;
 mod model;
 mod models;
+mod ordered;
 mod report;
 
 pub use checker::{assert_linearizable, check, check_with_limit, ASSERT_STEP_LIMIT};
@@ -138,4 +140,5 @@ pub use models::{
     MapModel, MapOp, MapRet, QueueModel, QueueOp, QueueRet, RegisterModel, RegisterOp, RegisterRet,
     SetModel, SetOp, SetRet, StackModel, StackOp, StackRet,
 };
+pub use ordered::{OrderedMapModel, OrderedOp, OrderedRet};
 pub use report::{CheckOutcome, NonLinearizable, OpReport};

@@ -13,6 +13,7 @@
 //! | [`queue`] | bounded MPMC queue (wCQ family) | wait-free |
 //! | [`channel`] | ordering-parameterised channel, blocking handles, SPSC | blocking-free (not lock-free: a preempted producer between claim and publish delays consumers of that slot, as in crossbeam ArrayQueue) |
 //! | [`rcu`] | read-copy-update cell | wait-free reads |
+//! | [`btree`] | ordered map (copy-on-write B+tree), snapshot range scans | lock-free |
 //!
 //! Shared utilities: [`CachePadded`] and [`Backoff`].
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -49,6 +50,9 @@ pub mod contention;
 
 // --- rcu (issue 8)
 pub mod rcu;
+
+// --- btree (issue 16)
+pub mod btree;
 
 // --- proof reports (issue 19)
 mod proof;

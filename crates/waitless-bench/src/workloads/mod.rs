@@ -149,6 +149,8 @@ pub mod rcu;
 
 pub mod counter;
 
+pub mod btree;
+
 /// Every workload entry of every group, in report order.
 pub fn all() -> Vec<Entry> {
     [
@@ -160,6 +162,7 @@ pub fn all() -> Vec<Entry> {
         channel::entries(),
         rcu::entries(),
         counter::entries(),
+        btree::entries(),
     ]
     .concat()
 }

@@ -1,0 +1,204 @@
+//! The lazy snapshot iterator behind `range` and `iter`.
+
+use core::borrow::Borrow;
+use core::fmt;
+use core::iter::FusedIterator;
+use core::ops::Bound;
+
+use super::node::{Inner, Leaf, Node};
+use crate::epoch::Guard;
+
+/// An iterator over a key range of one snapshot of a
+/// [`LockFreeBTree`](super::LockFreeBTree), ascending, yielding clones.
+///
+/// It holds a guard of the map's collector: the version it walks stays
+/// alive (and nodes retired meanwhile are not freed) until it is dropped.
+/// Built by [`range`](super::LockFreeBTree::range) and
+/// [`iter`](super::LockFreeBTree::iter).
+pub struct Range<'a, K, V> {
+    _guard: Guard<'a>,
+    /// The inner nodes above `leaf` and the child taken in each.
+    stack: Vec<(*const Inner<K, V>, usize)>,
+    /// The current leaf; null once the iteration is over.
+    leaf: *const Leaf<K, V>,
+    idx: usize,
+    /// The first position past the range; a null leaf means the end of the
+    /// tree.
+    end_leaf: *const Leaf<K, V>,
+    end_idx: usize,
+}
+
+impl<'a, K, V> Range<'a, K, V> {
+    pub(super) fn empty(guard: Guard<'a>) -> Self {
+        Range {
+            _guard: guard,
+            stack: Vec::new(),
+            leaf: core::ptr::null(),
+            idx: 0,
+            end_leaf: core::ptr::null(),
+            end_idx: 0,
+        }
+    }
+
+    /// The iterator over positions from the first key at or after `lo` up
+    /// to (excluding) the first key at or after `end` (`Unbounded`: to the
+    /// end of the tree). `end` is given as a lower bound: `Included(h)`
+    /// stops before `h`, `Excluded(h)` after it.
+    ///
+    /// # Safety
+    /// `root` heads a version of the tree kept alive by `guard`, and the
+    /// positions are in order (`lo` does not start after `end`).
+    pub(super) unsafe fn new<Q>(
+        guard: Guard<'a>,
+        root: *const Node<K, V>,
+        lo: Bound<&Q>,
+        end: Bound<&Q>,
+    ) -> Self
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let mut it = Range::empty(guard);
+        // SAFETY: the precondition: the version is alive while `guard` is.
+        let (leaf, idx) = unsafe { seek(root, lo, &mut it.stack) };
+        (it.leaf, it.idx) = (leaf, idx);
+        // SAFETY: as above.
+        unsafe { normalize(&mut it.stack, &mut it.leaf, &mut it.idx) };
+        if !matches!(end, Bound::Unbounded) {
+            let mut stack = Vec::new();
+            // SAFETY: as above.
+            let (mut leaf, mut idx) = unsafe { seek(root, end, &mut stack) };
+            // SAFETY: as above.
+            unsafe { normalize(&mut stack, &mut leaf, &mut idx) };
+            (it.end_leaf, it.end_idx) = (leaf, idx);
+        }
+        it
+    }
+}
+
+/// Moves a position at the end of a leaf to the start of the next
+/// non-empty leaf (or to the end: a null leaf).
+///
+/// # Safety
+/// `leaf` and the nodes on `stack` are in a pinned version.
+unsafe fn normalize<K, V>(
+    stack: &mut Vec<(*const Inner<K, V>, usize)>,
+    leaf: &mut *const Leaf<K, V>,
+    idx: &mut usize,
+) {
+    // SAFETY: (for every deref below) nodes of the pinned version.
+    while !leaf.is_null() && *idx == unsafe { (**leaf).keys.len() } {
+        *idx = 0;
+        // Climb to the nearest ancestor with a child to the right.
+        loop {
+            let Some(top) = stack.last_mut() else {
+                *leaf = core::ptr::null();
+                return;
+            };
+            // SAFETY: see above.
+            let n = unsafe { &*top.0 };
+            if top.1 + 1 < n.kids.len() {
+                top.1 += 1;
+                // SAFETY: see above.
+                *leaf = unsafe { leftmost(n.kid(top.1), stack) };
+                break;
+            }
+            stack.pop();
+        }
+    }
+}
+
+/// Descends from `p` always taking the first child, pushing the path.
+///
+/// # Safety
+/// `p` is in a pinned version.
+unsafe fn leftmost<K, V>(
+    mut p: *const Node<K, V>,
+    stack: &mut Vec<(*const Inner<K, V>, usize)>,
+) -> *const Leaf<K, V> {
+    loop {
+        // SAFETY: the precondition (children of a pinned node are pinned).
+        match unsafe { &*p } {
+            Node::Leaf(l) => return l,
+            Node::Inner(n) => {
+                stack.push((n, 0));
+                p = n.kid(0);
+            }
+        }
+    }
+}
+
+/// The position of the first key at or after lower bound `b`, possibly
+/// one past the end of its leaf; pushes the path onto `stack`.
+///
+/// # Safety
+/// `p` is in a pinned version.
+unsafe fn seek<K, V, Q>(
+    mut p: *const Node<K, V>,
+    b: Bound<&Q>,
+    stack: &mut Vec<(*const Inner<K, V>, usize)>,
+) -> (*const Leaf<K, V>, usize)
+where
+    K: Borrow<Q>,
+    Q: Ord + ?Sized,
+{
+    loop {
+        // SAFETY: the precondition.
+        match unsafe { &*p } {
+            Node::Inner(n) => {
+                // Every key at or after the bound is in this child or a
+                // later one: earlier children hold keys below a separator
+                // that is <= q.
+                let i = match b {
+                    Bound::Included(q) | Bound::Excluded(q) => n.route(q),
+                    Bound::Unbounded => 0,
+                };
+                stack.push((n, i));
+                p = n.kid(i);
+            }
+            Node::Leaf(l) => {
+                let keys = l.keys.as_slice();
+                let i = match b {
+                    Bound::Included(q) => keys.partition_point(|k| k.borrow() < q),
+                    Bound::Excluded(q) => keys.partition_point(|k| k.borrow() <= q),
+                    Bound::Unbounded => 0,
+                };
+                return (l, i);
+            }
+        }
+    }
+}
+
+impl<K: Clone, V: Clone> Iterator for Range<'_, K, V> {
+    type Item = (K, V);
+
+    fn next(&mut self) -> Option<(K, V)> {
+        if self.leaf.is_null() || (self.leaf == self.end_leaf && self.idx == self.end_idx) {
+            self.leaf = core::ptr::null();
+            return None;
+        }
+        // SAFETY: `leaf` is a node of the version `_guard` keeps alive, and
+        // a normalized position is a valid slot.
+        let l = unsafe { &*self.leaf };
+        let item = (
+            l.keys.as_slice()[self.idx].clone(),
+            l.vals.as_slice()[self.idx].clone(),
+        );
+        self.idx += 1;
+        if self.idx == l.keys.len() {
+            // SAFETY: as above.
+            unsafe { normalize(&mut self.stack, &mut self.leaf, &mut self.idx) };
+        }
+        Some(item)
+    }
+}
+
+impl<K: Clone, V: Clone> FusedIterator for Range<'_, K, V> {}
+
+impl<K, V> fmt::Debug for Range<'_, K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Range")
+            .field("done", &self.leaf.is_null())
+            .finish_non_exhaustive()
+    }
+}

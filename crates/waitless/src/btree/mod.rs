@@ -1,0 +1,843 @@
+//! A lock-free ordered map with linearizable range queries: a copy-on-write
+//! B+tree whose published nodes are immutable.
+//!
+//! ```
+//! use waitless::btree::LockFreeBTree;
+//!
+//! let m: LockFreeBTree<String, u32> = LockFreeBTree::new();
+//! m.insert("b".to_string(), 2);
+//! m.insert("a".to_string(), 1);
+//! m.insert("c".to_string(), 3);
+//! assert_eq!(m.get("b"), Some(2)); // `&str` lookups through `Borrow<str>`
+//! use std::ops::Bound::{Excluded, Included};
+//! let got: Vec<_> = m.range::<str, _>((Included("a"), Excluded("c"))).collect();
+//! assert_eq!(got, [("a".to_string(), 1), ("b".to_string(), 2)]);
+//! // A reversed range yields nothing (std's `BTreeMap::range` panics).
+//! let (lo, hi) = ("c", "a");
+//! assert_eq!(m.range::<str, _>((Included(lo), Excluded(hi))).count(), 0);
+//! ```
+//!
+//! # Design
+//!
+//! The map is one atomic pointer to the root of a B+tree (fan-out 32:
+//! leaves hold up to 32 sorted keys with their values in inline arrays,
+//! inner nodes up to 32 children and 31 separator keys). A node is never
+//! changed once another thread can see it. A writer
+//!
+//! 1. pins, loads the root, and descends to the leaf, remembering the path;
+//! 2. builds a new copy of that leaf with its change (splitting it in two
+//!    if it overflows, dropping it if it becomes empty) and new copies of
+//!    every inner node on the path (splitting or shrinking them as needed);
+//!    everything off the path is shared with the old version;
+//! 3. publishes the new root with one CAS on the root pointer. If the CAS
+//!    fails another writer got in first: it frees its private copies and
+//!    starts again from the new root;
+//! 4. retires the replaced path through the map's own epoch collector.
+//!
+//! This is path copying (the functional B-tree of persistent data
+//! structures) with a CAS on the root, as in a lock-free "atom" of an
+//! immutable tree; the design and its trade-offs against LLX/SCX
+//! (a,b)-trees, OCC-ABtree, the Bw-tree, vCAS and bundled references are
+//! argued in `docs/btree.md`.
+//!
+//! # Consistency and linearization points
+//!
+//! Every version of the tree reachable from a root is immutable, so one
+//! load of the root is a consistent snapshot of the whole map.
+//!
+//! - `insert` and a `remove` that finds its key take effect at their
+//!   successful root CAS.
+//! - `get`, `get_with`, `contains_key`, `len`, `first_key_value`,
+//!   `last_key_value` and a `remove` that finds nothing take effect at their
+//!   root load.
+//! - `range` and `iter` take effect at the root load in the call: the
+//!   iterator then walks that immutable version lazily, so it yields exactly
+//!   the map's contents in the range at that instant, however writers race
+//!   with it, and `range(lo..).take(64)` costs O(log n + 64).
+//!
+//! # Progress
+//!
+//! Every operation is lock-free: a reader never waits and never retries; a
+//! writer retries only when another writer's CAS on the root succeeded in
+//! between, i.e. when the system made progress. Reads write no shared
+//! memory (pinning writes only the thread's own epoch record).
+//!
+//! The price is paid by writers: each update allocates and copies a path of
+//! about log₃₂ n nodes (clones of their keys and values), and all writers
+//! serialize on one CAS, so concurrent writers to *different* keys conflict.
+//! The measurements are in `docs/btree.md`.
+//!
+//! # Memory
+//!
+//! Each node owns clones of its keys and values; inner nodes do not own
+//! their children (subtrees are shared between versions). A writer whose CAS
+//! succeeded retires exactly the nodes of the old path (each is reachable
+//! from old roots only); one whose CAS failed frees its private nodes at
+//! once. Dropping the map frees the current tree, then its collector runs
+//! every retired node. So every key and value object (including the clones
+//! made by copying) is dropped exactly once.
+//!
+//! A long-lived [`Range`] holds a guard of the map's collector: while it
+//! lives, nodes retired by writers are not freed (see
+//! [`epoch`](crate::epoch), "Long-lived guards").
+//!
+//! # Bounds
+//!
+//! Keys need `Ord`; writers need `K: Clone` because copying a node clones
+//! its keys (a node is shared with readers, so its keys cannot be moved out,
+//! and a bytewise copy would race with interior mutability inside keys).
+//! `V: Clone` is needed where values are returned (`insert`, `get`,
+//! `remove`, `range`) and for copying, which only writers do.
+
+mod iter;
+mod node;
+
+#[cfg(all(test, not(loom)))]
+mod tests;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
+
+use core::borrow::Borrow;
+use core::fmt;
+use core::marker::PhantomData;
+use core::ops::{Bound, RangeBounds};
+
+pub use iter::Range;
+use node::{Inner, Leaf, Node, NodePtr, B};
+
+use crate::contention::Site;
+use crate::epoch::{Collector, Guard};
+use crate::sync::atomic::{AtomicPtr, Ordering};
+use crate::Backoff;
+
+static INSERT_SITE: Site = Site::new("btree.insert");
+static REMOVE_SITE: Site = Site::new("btree.remove");
+
+/// A lock-free ordered map (copy-on-write B+tree) whose range scans are
+/// linearizable snapshots. See the [module documentation](self).
+pub struct LockFreeBTree<K, V> {
+    root: AtomicPtr<Node<K, V>>,
+    collector: Collector,
+    _owns: PhantomData<(K, V)>,
+}
+
+// SAFETY: the map owns its keys and values (through raw node pointers, which
+// hide them from the auto traits). Moving the map to another thread moves
+// them, so it needs `K: Send, V: Send`.
+unsafe impl<K: Send, V: Send> Send for LockFreeBTree<K, V> {}
+// SAFETY: through `&LockFreeBTree` several threads read the same keys and
+// values (`K: Sync, V: Sync`), clone them, and retired nodes are dropped by
+// whichever thread collects them (`K: Send, V: Send`). All shared mutation
+// is the atomic root pointer; nodes are immutable once published.
+unsafe impl<K: Send + Sync, V: Send + Sync> Sync for LockFreeBTree<K, V> {}
+
+/// What a rebuilt subtree became, reported to the level above.
+enum Up<K, V> {
+    /// One node replaces the old child.
+    One(NodePtr<K, V>),
+    /// The child split: left, separator (first key of the right), right.
+    Two(NodePtr<K, V>, K, NodePtr<K, V>),
+    /// The child became empty and is dropped from its parent.
+    Gone,
+}
+
+/// The path from the root to a leaf: each inner node and the child taken.
+type Path<K, V> = Vec<(NodePtr<K, V>, usize)>;
+
+impl<K, V> LockFreeBTree<K, V> {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self {
+            root: AtomicPtr::new(Node::Leaf(Leaf::new()).into_ptr()),
+            collector: Collector::new(),
+            _owns: PhantomData,
+        }
+    }
+
+    /// The map's reclamation domain (for statistics such as
+    /// [`Collector::pending`]).
+    pub fn collector(&self) -> &Collector {
+        &self.collector
+    }
+
+    /// Loads the current root; the guard keeps the version it heads alive.
+    #[inline]
+    fn snapshot<'g>(&self, _guard: &'g Guard<'_>) -> &'g Node<K, V> {
+        // Acquire pairs with the AcqRel root CAS in `commit` (and the
+        // initial store happens before any `&self` use): the nodes of the
+        // version we load were fully built before it was published.
+        let p = self.root.load(Ordering::Acquire);
+        // SAFETY: a root is never null; it is retired only after being
+        // replaced, and our guard was pinned before this load, so it is not
+        // freed while `'g` lasts.
+        unsafe { &*p }
+    }
+
+    /// Descends from `node` to the leaf whose range contains `q`.
+    #[inline]
+    fn leaf_for<'g, Q>(mut node: &'g Node<K, V>, q: &Q) -> &'g Leaf<K, V>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        loop {
+            match node {
+                Node::Leaf(l) => return l,
+                Node::Inner(n) => {
+                    // SAFETY: children of a node of a pinned version belong
+                    // to that version (see `snapshot`).
+                    node = unsafe { &*n.kid(n.route(q)) };
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on the key and value stored for `q`, if any, in one
+    /// snapshot.
+    #[inline]
+    fn find<Q, R>(&self, q: &Q, f: impl FnOnce(&K, &V) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let guard = self.collector.pin();
+        let leaf = Self::leaf_for(self.snapshot(&guard), q);
+        let keys = leaf.keys.as_slice();
+        let i = keys.binary_search_by(|k| k.borrow().cmp(q)).ok()?;
+        Some(f(&keys[i], &leaf.vals.as_slice()[i]))
+    }
+
+    /// A clone of the value for `key`.
+    ///
+    /// ```
+    /// let m = waitless::btree::LockFreeBTree::new();
+    /// m.insert(1, "one");
+    /// assert_eq!(m.get(&1), Some("one"));
+    /// assert_eq!(m.get(&2), None);
+    /// ```
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+        V: Clone,
+    {
+        self.find(key, |_, v| v.clone())
+    }
+
+    /// Applies `f` to the value for `key` without cloning it.
+    ///
+    /// ```
+    /// let m = waitless::btree::LockFreeBTree::new();
+    /// m.insert(1, vec![1, 2, 3]);
+    /// assert_eq!(m.get_with(&1, |v| v.len()), Some(3));
+    /// ```
+    pub fn get_with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.find(key, |_, v| f(v))
+    }
+
+    /// Whether the map holds `key`.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.find(key, |_, _| ()).is_some()
+    }
+
+    /// The number of entries (exact, read from one snapshot's root).
+    pub fn len(&self) -> usize {
+        let guard = self.collector.pin();
+        self.snapshot(&guard).count()
+    }
+
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The smallest key and its value.
+    pub fn first_key_value(&self) -> Option<(K, V)>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        self.edge(|_| 0)
+    }
+
+    /// The largest key and its value.
+    pub fn last_key_value(&self) -> Option<(K, V)>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        self.edge(|n| n - 1)
+    }
+
+    /// The entry found by always taking child (and leaf slot) `pick(len)`.
+    fn edge(&self, pick: impl Fn(usize) -> usize) -> Option<(K, V)>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        let guard = self.collector.pin();
+        let mut node = self.snapshot(&guard);
+        loop {
+            match node {
+                Node::Inner(n) => {
+                    // SAFETY: as in `leaf_for`.
+                    node = unsafe { &*n.kid(pick(n.kids.len())) };
+                }
+                Node::Leaf(l) => {
+                    // Only the root can be an empty leaf (empty nodes are
+                    // dropped from their parent), so this is the empty map.
+                    if l.keys.len() == 0 {
+                        return None;
+                    }
+                    let i = pick(l.keys.len());
+                    return Some((l.keys.as_slice()[i].clone(), l.vals.as_slice()[i].clone()));
+                }
+            }
+        }
+    }
+
+    /// The entries with keys in `range`, ascending, as they were at one
+    /// instant during this call (a linearizable snapshot). Lazy: each step
+    /// clones one entry. A reversed range (start after end, or equal bounds
+    /// with one excluded) yields nothing.
+    ///
+    /// ```
+    /// use waitless::btree::LockFreeBTree;
+    /// let m = LockFreeBTree::new();
+    /// for i in 0..100u32 {
+    ///     m.insert(i, i * 10);
+    /// }
+    /// let v: Vec<_> = m.range(10..13).collect();
+    /// assert_eq!(v, [(10, 100), (11, 110), (12, 120)]);
+    /// assert_eq!(m.range(90..).take(3).count(), 3);
+    /// assert_eq!(m.range(13..10).count(), 0);
+    /// ```
+    pub fn range<Q, R>(&self, range: R) -> Range<'_, K, V>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+        R: RangeBounds<Q>,
+    {
+        let guard = self.collector.pin();
+        let root: *const Node<K, V> = self.snapshot(&guard);
+        let (lo, hi) = (range.start_bound(), range.end_bound());
+        let empty = match (lo, hi) {
+            (Bound::Included(a), Bound::Included(b)) => a > b,
+            (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b))
+            | (Bound::Excluded(a), Bound::Included(b)) => a >= b,
+            _ => false,
+        };
+        if empty {
+            return Range::empty(guard);
+        }
+        // The end cursor is the position of the first key past the range.
+        let end = match hi {
+            Bound::Included(h) => Bound::Excluded(h),
+            Bound::Excluded(h) => Bound::Included(h),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        // SAFETY: `root` heads the version pinned by `guard`, which the
+        // iterator keeps.
+        unsafe { Range::new(guard, root, lo, end) }
+    }
+
+    /// Every entry, ascending, as a linearizable snapshot (see
+    /// [`range`](Self::range)).
+    pub fn iter(&self) -> Range<'_, K, V>
+    where
+        K: Ord,
+    {
+        self.range::<K, _>(..)
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> LockFreeBTree<K, V> {
+    /// Inserts `key → value`; returns the previous value (a clone), like
+    /// [`std::collections::BTreeMap::insert`]: for an existing key the
+    /// value is replaced and the stored key kept.
+    ///
+    /// ```
+    /// let m = waitless::btree::LockFreeBTree::new();
+    /// assert_eq!(m.insert(7, 'a'), None);
+    /// assert_eq!(m.insert(7, 'b'), Some('a'));
+    /// assert_eq!(m.len(), 1);
+    /// ```
+    pub fn insert(&self, key: K, value: V) -> Option<V> {
+        let guard = self.collector.pin();
+        let mut path: Path<K, V> = Vec::new();
+        let mut fresh: Vec<NodePtr<K, V>> = Vec::new();
+        let (mut key, mut value) = (key, value);
+        let backoff = Backoff::new();
+        loop {
+            path.clear();
+            let root = self.root.load(Ordering::Acquire);
+            // SAFETY: `root` was loaded (Acquire, pairing with the root CAS
+            // in `commit`) while `guard` is pinned.
+            let (leaf_node, leaf) = unsafe { descend(root, &key, &mut path) };
+            match leaf.keys.as_slice().binary_search(&key) {
+                Ok(i) => {
+                    let old = leaf.vals.as_slice()[i].clone();
+                    let p = leaf_replace(leaf, i, value);
+                    fresh.push(p);
+                    // SAFETY: `root`, `path` and `leaf_node` come from one
+                    // descent under `guard`; `fresh` holds our new nodes.
+                    if unsafe {
+                        self.commit(&guard, root, &path, leaf_node, Up::One(p), &mut fresh)
+                    } {
+                        INSERT_SITE.record(true);
+                        return Some(old);
+                    }
+                    INSERT_SITE.record(false);
+                    // SAFETY: `p` is our unpublished leaf (the CAS failed);
+                    // slot `i` holds the value we moved in.
+                    value = unsafe { take_leaf(p) }.vals.remove(i);
+                }
+                Err(i) => {
+                    let (up, (p, j)) = leaf_insert(leaf, i, key, value, &mut fresh);
+                    // SAFETY: as above.
+                    if unsafe { self.commit(&guard, root, &path, leaf_node, up, &mut fresh) } {
+                        INSERT_SITE.record(true);
+                        return None;
+                    }
+                    INSERT_SITE.record(false);
+                    // SAFETY: `p` is one of our unpublished leaves; slot `j`
+                    // holds the entry we moved in.
+                    let l = unsafe { take_leaf(p) };
+                    key = l.keys.remove(j);
+                    value = l.vals.remove(j);
+                }
+            }
+            free_fresh(&mut fresh);
+            // Another writer's CAS won: back off a little so the two of us
+            // stop rebuilding the same path in lockstep.
+            backoff.spin();
+        }
+    }
+
+    /// Removes `key`; returns its value (a clone of the one the map held).
+    ///
+    /// ```
+    /// let m = waitless::btree::LockFreeBTree::new();
+    /// m.insert("k".to_string(), 1);
+    /// assert_eq!(m.remove("k"), Some(1));
+    /// assert_eq!(m.remove("k"), None);
+    /// ```
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let guard = self.collector.pin();
+        let mut path: Path<K, V> = Vec::new();
+        let mut fresh: Vec<NodePtr<K, V>> = Vec::new();
+        let backoff = Backoff::new();
+        loop {
+            path.clear();
+            let root = self.root.load(Ordering::Acquire);
+            // SAFETY: as in `insert`.
+            let (leaf_node, leaf) = unsafe { descend(root, key, &mut path) };
+            let i = leaf
+                .keys
+                .as_slice()
+                .binary_search_by(|k| k.borrow().cmp(key))
+                .ok()?;
+            let old = leaf.vals.as_slice()[i].clone();
+            let up = leaf_remove(leaf, i, &mut fresh);
+            // SAFETY: as in `insert`.
+            if unsafe { self.commit(&guard, root, &path, leaf_node, up, &mut fresh) } {
+                REMOVE_SITE.record(true);
+                return Some(old);
+            }
+            REMOVE_SITE.record(false);
+            free_fresh(&mut fresh);
+            backoff.spin();
+        }
+    }
+
+    /// Builds the new path above a changed leaf and tries to publish it.
+    /// On success retires the old path and returns `true`; on failure
+    /// returns `false` and leaves every new node in `fresh` (the caller
+    /// takes its entry back and frees them).
+    ///
+    /// # Safety
+    /// 1. `guard` is pinned in `self.collector` and was pinned before
+    ///    `root` was loaded from `self.root`.
+    /// 2. `path` and `leaf` are the nodes visited descending from `root`.
+    /// 3. `up` and `fresh` hold only nodes built by this call's caller (not
+    ///    published), `up`'s nodes among `fresh`.
+    unsafe fn commit(
+        &self,
+        guard: &Guard<'_>,
+        root: NodePtr<K, V>,
+        path: &Path<K, V>,
+        leaf: NodePtr<K, V>,
+        up: Up<K, V>,
+        fresh: &mut Vec<NodePtr<K, V>>,
+    ) -> bool {
+        // SAFETY: precondition 2: `leaf` is in the pinned version.
+        let mut old_count = unsafe { (*leaf).count() };
+        let mut up = up;
+        for &(p, idx) in path.iter().rev() {
+            // SAFETY: `p` is an inner node of the pinned version (2).
+            let Node::Inner(n) = (unsafe { &*p }) else {
+                unreachable!("the path holds inner nodes")
+            };
+            // SAFETY: `n`'s children are in the pinned version; `up` holds
+            // our nodes (3).
+            up = unsafe { rebuild_inner(n, idx, up, old_count, fresh) };
+            old_count = n.count;
+        }
+        let new_root = match up {
+            Up::One(p) => {
+                // SAFETY: `p` is ours (3), fully built.
+                match unsafe { &*p } {
+                    // A root with one child is replaced by the child; the
+                    // shell we built for it (the last node built) is freed.
+                    Node::Inner(n) if n.kids.len() == 1 => {
+                        let kid = n.kid(0);
+                        debug_assert_eq!(fresh.last(), Some(&p));
+                        fresh.pop();
+                        // SAFETY: `p` is ours and unpublished; dropping an
+                        // inner node does not touch its child.
+                        drop(unsafe { Box::from_raw(p) });
+                        kid
+                    }
+                    _ => p,
+                }
+            }
+            Up::Two(l, sep, r) => {
+                let mut n = Inner::new();
+                // SAFETY: `l` and `r` are ours (3).
+                n.count = unsafe { (*l).count() + (*r).count() };
+                n.keys.push(sep);
+                n.kids.push(l);
+                n.kids.push(r);
+                let p = Node::Inner(n).into_ptr();
+                fresh.push(p);
+                p
+            }
+            Up::Gone => {
+                let p = Node::Leaf(Leaf::new()).into_ptr();
+                fresh.push(p);
+                p
+            }
+        };
+        // AcqRel: Release publishes every node we built (pairs with the
+        // Acquire root loads of readers and writers); Acquire on success is
+        // not needed for data but keeps the retire below ordered after the
+        // CAS that unlinked the old path. Failure: Relaxed, we reload.
+        match self
+            .root
+            .compare_exchange(root, new_root, Ordering::AcqRel, Ordering::Relaxed)
+        {
+            Ok(_) => {
+                fresh.clear();
+                for &(p, _) in path {
+                    // SAFETY: the old path is unlinked by our CAS: the new
+                    // root does not reach it (every node on it was copied),
+                    // and nodes of older versions were already retired by
+                    // the writers that replaced them, so each node is
+                    // retired once, by the writer whose CAS unlinked it.
+                    // Dropping off-thread: `K, V: Send` when the map is
+                    // shared; otherwise the map is `!Send + !Sync` and every
+                    // collection runs on its one thread.
+                    unsafe { guard.defer_destroy(p) };
+                }
+                // SAFETY: as for the path.
+                unsafe { guard.defer_destroy(leaf) };
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl<K, V> Default for LockFreeBTree<K, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V> fmt::Debug for LockFreeBTree<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockFreeBTree")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> Drop for LockFreeBTree<K, V> {
+    fn drop(&mut self) {
+        // `&mut self`: no other thread can reach the map. Free the current
+        // version; retired nodes are freed when `collector` drops after us.
+        let mut stack = vec![self.root.load(Ordering::Relaxed)];
+        while let Some(p) = stack.pop() {
+            // SAFETY: every node of the current version is reachable once
+            // from the root (a tree) and owned by it; retired nodes are not
+            // reachable from it.
+            let node = unsafe { Box::from_raw(p) };
+            if let Node::Inner(n) = &*node {
+                stack.extend_from_slice(n.kids.as_slice());
+            }
+        }
+    }
+}
+
+/// Descends from `root` to the leaf for `q`, pushing every inner node and
+/// the child index taken onto `path`.
+///
+/// # Safety
+/// `root` heads a version of the tree that a pinned guard keeps alive for
+/// `'g`.
+unsafe fn descend<'g, K, V, Q>(
+    root: NodePtr<K, V>,
+    q: &Q,
+    path: &mut Path<K, V>,
+) -> (NodePtr<K, V>, &'g Leaf<K, V>)
+where
+    K: Borrow<Q>,
+    Q: Ord + ?Sized,
+{
+    let mut p = root;
+    loop {
+        // SAFETY: the precondition: `p` is in the pinned version.
+        match unsafe { &*p } {
+            Node::Leaf(l) => return (p, l),
+            Node::Inner(n) => {
+                let i = n.route(q);
+                path.push((p, i));
+                p = n.kid(i);
+            }
+        }
+    }
+}
+
+/// A copy of `leaf` with value `i` replaced by `v`.
+fn leaf_replace<K: Clone, V: Clone>(leaf: &Leaf<K, V>, i: usize, v: V) -> NodePtr<K, V> {
+    let mut b = new_leaf();
+    let n = as_leaf(&mut b);
+    n.keys.extend_cloned(leaf.keys.as_slice());
+    let vals = leaf.vals.as_slice();
+    n.vals.extend_cloned(&vals[..i]);
+    n.vals.push(v);
+    n.vals.extend_cloned(&vals[i + 1..]);
+    Box::into_raw(b)
+}
+
+/// A copy of `leaf` with `k → v` inserted at slot `i`, split in two if it
+/// overflows. Returns the result and where the new entry is.
+fn leaf_insert<K: Clone, V: Clone>(
+    leaf: &Leaf<K, V>,
+    i: usize,
+    k: K,
+    v: V,
+    fresh: &mut Vec<NodePtr<K, V>>,
+) -> (Up<K, V>, (NodePtr<K, V>, usize)) {
+    let (keys, vals) = (leaf.keys.as_slice(), leaf.vals.as_slice());
+    if keys.len() < B {
+        let mut b = new_leaf();
+        let n = as_leaf(&mut b);
+        n.keys.extend_cloned(&keys[..i]);
+        n.keys.push(k);
+        n.keys.extend_cloned(&keys[i..]);
+        n.vals.extend_cloned(&vals[..i]);
+        n.vals.push(v);
+        n.vals.extend_cloned(&vals[i..]);
+        let p = Box::into_raw(b);
+        fresh.push(p);
+        return (Up::One(p), (p, i));
+    }
+    // Split: B + 1 entries, the left half keeps `mid`.
+    let mid = B.div_ceil(2);
+    let mut l = Leaf::new();
+    let mut r = Leaf::new();
+    let mut put = |j: usize, key: K, val: V| {
+        if j < mid {
+            l.keys.push(key);
+            l.vals.push(val);
+        } else {
+            r.keys.push(key);
+            r.vals.push(val);
+        }
+    };
+    let mut j = 0;
+    for (key, val) in keys[..i].iter().zip(&vals[..i]) {
+        put(j, key.clone(), val.clone());
+        j += 1;
+    }
+    put(j, k, v);
+    j += 1;
+    for (key, val) in keys[i..].iter().zip(&vals[i..]) {
+        put(j, key.clone(), val.clone());
+        j += 1;
+    }
+    let sep = r.keys.as_slice()[0].clone();
+    let (lp, rp) = (Node::Leaf(l).into_ptr(), Node::Leaf(r).into_ptr());
+    fresh.push(lp);
+    fresh.push(rp);
+    let at = if i < mid { (lp, i) } else { (rp, i - mid) };
+    (Up::Two(lp, sep, rp), at)
+}
+
+/// A copy of `leaf` without slot `i`, or `Gone` if that empties it.
+fn leaf_remove<K: Clone, V: Clone>(
+    leaf: &Leaf<K, V>,
+    i: usize,
+    fresh: &mut Vec<NodePtr<K, V>>,
+) -> Up<K, V> {
+    let (keys, vals) = (leaf.keys.as_slice(), leaf.vals.as_slice());
+    if keys.len() == 1 {
+        return Up::Gone;
+    }
+    let mut b = new_leaf();
+    let n = as_leaf(&mut b);
+    n.keys.extend_cloned(&keys[..i]);
+    n.keys.extend_cloned(&keys[i + 1..]);
+    n.vals.extend_cloned(&vals[..i]);
+    n.vals.extend_cloned(&vals[i + 1..]);
+    let p = Box::into_raw(b);
+    fresh.push(p);
+    Up::One(p)
+}
+
+/// A copy of inner node `n` whose child `idx` (holding `old_kid_count`
+/// entries) became `up`; split in two if it overflows, `Gone` if it empties.
+///
+/// # Safety
+/// `n`'s children are alive (a pinned version); `up` holds fully built
+/// nodes.
+unsafe fn rebuild_inner<K: Clone, V>(
+    n: &Inner<K, V>,
+    idx: usize,
+    up: Up<K, V>,
+    old_kid_count: usize,
+    fresh: &mut Vec<NodePtr<K, V>>,
+) -> Up<K, V> {
+    let base = n.count - old_kid_count;
+    let (keys, kids) = (n.keys.as_slice(), n.kids.as_slice());
+    let mut b = Box::new(Node::Inner(Inner::new()));
+    let Node::Inner(m) = &mut *b else {
+        unreachable!("just built")
+    };
+    match up {
+        Up::One(p) => {
+            m.keys.extend_cloned(keys);
+            m.kids.extend_cloned(&kids[..idx]);
+            m.kids.push(p);
+            m.kids.extend_cloned(&kids[idx + 1..]);
+            // SAFETY: `p` is fully built (precondition).
+            m.count = base + unsafe { (*p).count() };
+        }
+        Up::Gone => {
+            if kids.len() == 1 {
+                return Up::Gone;
+            }
+            // Child `idx` goes with the separator on its left (or, for the
+            // first child, the one on its right).
+            let s = idx.saturating_sub(1);
+            m.keys.extend_cloned(&keys[..s]);
+            m.keys.extend_cloned(&keys[s + 1..]);
+            m.kids.extend_cloned(&kids[..idx]);
+            m.kids.extend_cloned(&kids[idx + 1..]);
+            m.count = base;
+        }
+        Up::Two(l, sep, r) if kids.len() < B => {
+            m.keys.extend_cloned(&keys[..idx]);
+            m.keys.push(sep);
+            m.keys.extend_cloned(&keys[idx..]);
+            m.kids.extend_cloned(&kids[..idx]);
+            m.kids.push(l);
+            m.kids.push(r);
+            m.kids.extend_cloned(&kids[idx + 1..]);
+            // SAFETY: `l`, `r` are fully built (precondition).
+            m.count = base + unsafe { (*l).count() + (*r).count() };
+        }
+        Up::Two(l, sep, r) => {
+            // B + 1 children: the left keeps `mid`, separator `mid - 1`
+            // moves up.
+            let mut all_keys: Vec<K> = Vec::with_capacity(B);
+            all_keys.extend_from_slice(&keys[..idx]);
+            all_keys.push(sep);
+            all_keys.extend_from_slice(&keys[idx..]);
+            let mut all_kids: Vec<NodePtr<K, V>> = Vec::with_capacity(B + 1);
+            all_kids.extend_from_slice(&kids[..idx]);
+            all_kids.push(l);
+            all_kids.push(r);
+            all_kids.extend_from_slice(&kids[idx + 1..]);
+            let mid = all_kids.len() / 2;
+            let mut right = Inner::new();
+            let mut ks = all_keys.into_iter();
+            for _ in 0..mid - 1 {
+                m.keys.push(ks.next().expect("B separators"));
+            }
+            let up_sep = ks.next().expect("B separators");
+            for k in ks {
+                right.keys.push(k);
+            }
+            for (j, &c) in all_kids.iter().enumerate() {
+                // SAFETY: each child is in the pinned version or ours.
+                let cnt = unsafe { (*c).count() };
+                if j < mid {
+                    m.kids.push(c);
+                    m.count += cnt;
+                } else {
+                    right.kids.push(c);
+                    right.count += cnt;
+                }
+            }
+            let (lp, rp) = (Box::into_raw(b), Node::Inner(right).into_ptr());
+            fresh.push(lp);
+            fresh.push(rp);
+            return Up::Two(lp, up_sep, rp);
+        }
+    }
+    let p = Box::into_raw(b);
+    fresh.push(p);
+    Up::One(p)
+}
+
+/// A new empty leaf, allocated before it is filled so that building it
+/// writes the heap block directly instead of a stack copy moved in later.
+#[inline]
+fn new_leaf<K, V>() -> Box<Node<K, V>> {
+    Box::new(Node::Leaf(Leaf::new()))
+}
+
+#[inline]
+fn as_leaf<K, V>(b: &mut Node<K, V>) -> &mut Leaf<K, V> {
+    match b {
+        Node::Leaf(l) => l,
+        Node::Inner(_) => unreachable!("built as a leaf"),
+    }
+}
+
+/// Unwraps an unpublished leaf for taking an entry back.
+///
+/// # Safety
+/// `p` is a leaf built by the caller and never published.
+unsafe fn take_leaf<'a, K, V>(p: NodePtr<K, V>) -> &'a mut Leaf<K, V> {
+    // SAFETY: the precondition: no other thread has seen `p`.
+    match unsafe { &mut *p } {
+        Node::Leaf(l) => l,
+        Node::Inner(_) => unreachable!("entries live in leaves"),
+    }
+}
+
+/// Frees the unpublished nodes of a failed attempt.
+fn free_fresh<K, V>(fresh: &mut Vec<NodePtr<K, V>>) {
+    for p in fresh.drain(..) {
+        // SAFETY: nodes in `fresh` were built by this attempt and its CAS
+        // failed, so no other thread has seen them; dropping an inner node
+        // does not free its children (shared with the published version).
+        drop(unsafe { Box::from_raw(p) });
+    }
+}

@@ -1,0 +1,340 @@
+//! Unit tests (Miri runs them scaled: fan-out 4 under Miri, so splits,
+//! empty-node removal and root collapse all happen with few keys).
+
+use super::node::B;
+use super::*;
+use std::collections::BTreeMap;
+use std::ops::Bound::{Excluded, Included, Unbounded};
+use std::sync::atomic::AtomicIsize;
+use std::sync::atomic::Ordering as StdOrdering;
+
+/// Keys per test: several levels of nodes at the configured fan-out.
+fn n() -> u64 {
+    if cfg!(miri) {
+        60
+    } else {
+        3000
+    }
+}
+
+/// Walks the current version and checks the tree invariants: sorted keys,
+/// separators bounding their children, counts, no empty non-root node.
+fn check_invariants<K: Ord + Clone + fmt::Debug, V>(m: &LockFreeBTree<K, V>) {
+    fn walk<K: Ord + Clone + fmt::Debug, V>(
+        p: NodePtr<K, V>,
+        lo: Option<&K>,
+        hi: Option<&K>,
+        is_root: bool,
+    ) -> usize {
+        // SAFETY: the test holds the map exclusively enough: no writer runs.
+        match unsafe { &*p } {
+            Node::Leaf(l) => {
+                let k = l.keys.as_slice();
+                assert!(is_root || !k.is_empty(), "empty non-root leaf");
+                assert_eq!(k.len(), l.vals.len());
+                assert!(k.windows(2).all(|w| w[0] < w[1]), "leaf unsorted {k:?}");
+                if let (Some(lo), Some(f)) = (lo, k.first()) {
+                    assert!(lo <= f);
+                }
+                if let (Some(hi), Some(l)) = (hi, k.last()) {
+                    assert!(l < hi);
+                }
+                k.len()
+            }
+            Node::Inner(n) => {
+                let (ks, kids) = (n.keys.as_slice(), n.kids.as_slice());
+                assert!(!kids.is_empty() && ks.len() + 1 == kids.len());
+                assert!(!is_root || kids.len() > 1, "one-child root not collapsed");
+                let mut total = 0;
+                for (i, &c) in kids.iter().enumerate() {
+                    let clo = if i == 0 { lo } else { Some(&ks[i - 1]) };
+                    let chi = if i == ks.len() { hi } else { Some(&ks[i]) };
+                    total += walk(c, clo, chi, false);
+                }
+                assert_eq!(total, n.count, "count mismatch");
+                total
+            }
+        }
+    }
+    let total = walk(m.root.load(Ordering::Relaxed), None, None, true);
+    assert_eq!(total, m.len());
+}
+
+/// A pseudo-random permutation-ish sequence.
+fn mix(i: u64) -> u64 {
+    i.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17)
+}
+
+#[test]
+fn insert_get_remove_against_btreemap() {
+    let m = LockFreeBTree::new();
+    let mut r = BTreeMap::new();
+    let n = n();
+    for i in 0..n {
+        let k = mix(i) % (n * 2);
+        assert_eq!(m.insert(k, i), r.insert(k, i));
+    }
+    check_invariants(&m);
+    assert_eq!(m.len(), r.len());
+    for k in 0..n * 2 {
+        assert_eq!(m.get(&k), r.get(&k).copied());
+        assert_eq!(m.contains_key(&k), r.contains_key(&k));
+    }
+    assert!(m.iter().eq(r.iter().map(|(k, v)| (*k, *v))));
+    for i in 0..n * 2 {
+        let k = mix(i + 7) % (n * 2);
+        assert_eq!(m.remove(&k), r.remove(&k));
+        if i % 97 == 0 {
+            check_invariants(&m);
+        }
+    }
+    check_invariants(&m);
+    assert!(m.iter().eq(r.iter().map(|(k, v)| (*k, *v))));
+    assert_eq!(
+        m.first_key_value(),
+        r.first_key_value().map(|(k, v)| (*k, *v))
+    );
+    assert_eq!(
+        m.last_key_value(),
+        r.last_key_value().map(|(k, v)| (*k, *v))
+    );
+}
+
+#[test]
+fn remove_everything_collapses_to_an_empty_root() {
+    let m = LockFreeBTree::new();
+    let n = n();
+    for k in 0..n {
+        m.insert(k, k);
+    }
+    // SAFETY: no writer runs; the root is alive while `m` is.
+    let root = unsafe { &*m.root.load(Ordering::Relaxed) };
+    assert!(matches!(root, Node::Inner(_)));
+    for k in (0..n).rev() {
+        assert_eq!(m.remove(&k), Some(k));
+    }
+    check_invariants(&m);
+    assert!(m.is_empty());
+    assert_eq!(m.first_key_value(), None);
+    assert_eq!(m.last_key_value(), None);
+    assert_eq!(m.iter().count(), 0);
+    // And it grows again.
+    for k in 0..n {
+        m.insert(k, k);
+    }
+    check_invariants(&m);
+    assert_eq!(m.len(), n as usize);
+}
+
+#[test]
+fn every_kind_of_bound() {
+    let m = LockFreeBTree::new();
+    let mut r = BTreeMap::new();
+    for k in (0..(B as u64 * 12)).map(|k| k * 3) {
+        m.insert(k, k + 1);
+        r.insert(k, k + 1);
+    }
+    let top = B as u64 * 36 + 4;
+    let step = if cfg!(miri) { 17 } else { 1 };
+    let bounds = |x: u64| [Included(x), Excluded(x), Unbounded];
+    for a in (0..top).step_by(step) {
+        for b in (a.saturating_sub(3)..top).step_by(step * 5) {
+            for lo in bounds(a) {
+                for hi in bounds(b) {
+                    let got: Vec<_> = m.range((lo, hi)).collect();
+                    let reversed = match (lo, hi) {
+                        (Included(x), Included(y)) => x > y,
+                        (Included(x) | Excluded(x), Excluded(y)) | (Excluded(x), Included(y)) => {
+                            x >= y
+                        }
+                        _ => false,
+                    };
+                    let want: Vec<_> = if reversed {
+                        Vec::new() // std panics here; we yield nothing
+                    } else {
+                        r.range((lo, hi)).map(|(k, v)| (*k, *v)).collect()
+                    };
+                    assert_eq!(got, want, "range ({lo:?}, {hi:?})");
+                }
+            }
+        }
+    }
+    let (five, ten) = (5, 10);
+    assert_eq!(m.range(ten..five).count(), 0);
+    assert_eq!(m.range(five..five).count(), 0);
+    assert_eq!(m.range((Excluded(6), Included(6))).count(), 0);
+    assert_eq!(m.range(6..=6).count(), 1);
+}
+
+#[test]
+fn string_keys_with_str_lookups() {
+    let m: LockFreeBTree<String, usize> = LockFreeBTree::new();
+    let n = n() as usize;
+    for i in 0..n {
+        m.insert(format!("key{i:05}"), i);
+    }
+    assert_eq!(m.get("key00042"), Some(42));
+    assert!(m.contains_key("key00001"));
+    assert_eq!(m.get_with("key00003", |v| v * 2), Some(6));
+    assert_eq!(m.remove("key00002"), Some(2));
+    assert_eq!(m.get("key00002"), None);
+    let got: Vec<_> = m
+        .range::<str, _>((Included("key00010"), Excluded("key00013")))
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(got, ["key00010", "key00011", "key00012"]);
+    check_invariants(&m);
+}
+
+#[test]
+fn range_is_lazy_and_long_lived_iterators_see_their_snapshot() {
+    let m = LockFreeBTree::new();
+    let n = n();
+    for k in 0..n {
+        m.insert(k, k);
+    }
+    let mut it = m.range(10..);
+    assert_eq!(it.next(), Some((10, 10)));
+    // Writers change the map while the iterator is open.
+    for k in 0..n {
+        m.remove(&k);
+    }
+    m.insert(n + 5, 0);
+    assert_eq!(it.next(), Some((11, 11)));
+    assert_eq!(it.count() as u64, n - 12);
+    assert_eq!(m.iter().collect::<Vec<_>>(), [(n + 5, 0)]);
+}
+
+/// Counts live objects: creations (including clones) minus drops.
+struct Tracked(u64, &'static AtomicIsize);
+impl Tracked {
+    fn new(v: u64, live: &'static AtomicIsize) -> Self {
+        live.fetch_add(1, StdOrdering::Relaxed);
+        Tracked(v, live)
+    }
+}
+impl Clone for Tracked {
+    fn clone(&self) -> Self {
+        Tracked::new(self.0, self.1)
+    }
+}
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        let before = self.1.fetch_sub(1, StdOrdering::Relaxed);
+        assert!(before > 0, "dropped more objects than were created");
+    }
+}
+impl PartialEq for Tracked {
+    fn eq(&self, o: &Self) -> bool {
+        self.0 == o.0
+    }
+}
+impl Eq for Tracked {}
+impl PartialOrd for Tracked {
+    fn partial_cmp(&self, o: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Tracked {
+    fn cmp(&self, o: &Self) -> core::cmp::Ordering {
+        self.0.cmp(&o.0)
+    }
+}
+
+#[test]
+fn every_key_and_value_is_dropped_exactly_once() {
+    static LIVE: AtomicIsize = AtomicIsize::new(0);
+    let n = n() / 2;
+    {
+        let m = LockFreeBTree::new();
+        std::thread::scope(|s| {
+            for t in 0..3u64 {
+                let m = &m;
+                s.spawn(move || {
+                    for i in 0..n {
+                        let k = mix(i * 3 + t) % n;
+                        m.insert(Tracked::new(k, &LIVE), Tracked::new(i, &LIVE));
+                        if i % 3 == 0 {
+                            drop(m.remove(&Tracked::new(mix(i) % n, &LIVE)));
+                        }
+                        if i % 16 == 0 {
+                            let c = m.range(Tracked::new(k, &LIVE)..).take(5).count();
+                            assert!(c <= 5);
+                        }
+                    }
+                });
+            }
+        });
+        assert!(LIVE.load(StdOrdering::Relaxed) > 0);
+    }
+    assert_eq!(
+        LIVE.load(StdOrdering::Relaxed),
+        0,
+        "leaked or double-dropped"
+    );
+}
+
+#[test]
+fn concurrent_disjoint_writers_lose_nothing() {
+    let m = LockFreeBTree::new();
+    let n = n();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let m = &m;
+            s.spawn(move || {
+                for i in 0..n / 4 {
+                    assert_eq!(m.insert(i * 4 + t, t), None);
+                }
+                for i in (0..n / 4).step_by(2) {
+                    assert_eq!(m.remove(&(i * 4 + t)), Some(t));
+                }
+            });
+        }
+    });
+    check_invariants(&m);
+    let want: Vec<u64> = (0..n / 4 * 4).filter(|k| (k / 4) % 2 == 1).collect();
+    assert_eq!(m.iter().map(|(k, _)| k).collect::<Vec<_>>(), want);
+}
+
+/// One writer inserts `i` and `2n - i` for i = 0, 1, ...: every instant's
+/// contents are a prefix of the low keys plus a suffix of the high keys of
+/// (almost) the same length. A scan that is not a snapshot — one that read
+/// the low part early and the high part late — sees more high than low keys.
+#[test]
+fn scans_are_snapshots() {
+    let m = LockFreeBTree::new();
+    let n = n();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..n {
+                m.insert(i, ());
+                m.insert(2 * n - i, ());
+            }
+            done.store(true, StdOrdering::Release);
+        });
+        s.spawn(|| loop {
+            let finished = done.load(StdOrdering::Acquire);
+            let keys: Vec<u64> = m.iter().map(|(k, _)| k).collect();
+            let low = keys.iter().take_while(|&&k| k < n).count() as u64;
+            let high = keys.len() as u64 - low;
+            assert!(keys[..low as usize].iter().copied().eq(0..low));
+            assert!(keys[low as usize..]
+                .iter()
+                .copied()
+                .eq(2 * n - high + 1..=2 * n));
+            assert!(low == high || low == high + 1, "low {low}, high {high}");
+            if finished {
+                break;
+            }
+        });
+    });
+}
+
+#[test]
+fn debug_and_default() {
+    let m: LockFreeBTree<u8, u8> = Default::default();
+    m.insert(1, 2);
+    assert_eq!(format!("{m:?}"), "LockFreeBTree { len: 1, .. }");
+    assert!(format!("{:?}", m.iter()).starts_with("Range"));
+}
