@@ -54,6 +54,9 @@ pub mod rcu;
 // --- btree (issue 16)
 pub mod btree;
 
+// --- numa (issue 17)
+pub mod numa;
+
 // --- proof reports (issue 19)
 mod proof;
 pub use proof::Proof;

@@ -190,3 +190,15 @@ fn exactly_once_finds_loss_duplication_and_disorder() {
     let order = exactly_once(&[2], &[log(&[id(0, 1), id(0, 0)])]).unwrap();
     assert!(order.contains("FIFO"), "{order}");
 }
+
+#[test]
+fn the_blocking_handles_strategy_is_sound_and_pays_for_its_seqcst_claim() {
+    let a = analyze_orderings(&Orderings::of::<crate::channel::ordering::Blocking>());
+    assert!(a.is_sound(), "{a}");
+    let stronger: Vec<&str> = a
+        .stronger_than_needed()
+        .filter(|r| !r.fixed)
+        .map(|r| r.site)
+        .collect();
+    assert_eq!(stronger, ["CLAIM_SUCCESS"], "{a}");
+}
