@@ -446,7 +446,7 @@ fn describe_runs(out: &mut String, cfg: Config, runs: &[Run]) {
         let _ = writeln!(
             out,
             "- {}: {} threads, {} operations ({}..{} per thread), {} Full, {} None, {} drained \
-             at the end; steps observed: enqueue {}, dequeue {}.",
+             at the end{}.",
             r.schedule.describe(),
             r.threads,
             r.ops,
@@ -455,8 +455,14 @@ fn describe_runs(out: &mut String, cfg: Config, runs: &[Run]) {
             r.full,
             r.empty,
             r.drained,
-            r.steps.enqueue,
-            r.steps.dequeue
+            if cfg!(feature = "step-count") {
+                format!(
+                    "; steps observed: enqueue {}, dequeue {}",
+                    r.steps.enqueue, r.steps.dequeue
+                )
+            } else {
+                String::new()
+            }
         );
     }
     if runs.iter().all(|r| r.problem.is_none()) {
