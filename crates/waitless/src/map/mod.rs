@@ -127,6 +127,10 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     }
 
     /// An empty map with buckets for about `n` elements, using `hasher`.
+    ///
+    /// The hint is capped at 2^20 buckets; past that the table grows on
+    /// demand, so `with_capacity(usize::MAX)` is a usable (if pointless)
+    /// request rather than an allocation failure on the first insert.
     pub fn with_capacity_and_hasher(n: usize, hasher: S) -> Self {
         LockFreeHashMap {
             raw: RawMap::with_buckets(n / raw::LOAD_FACTOR),

@@ -54,6 +54,14 @@ pub(crate) const LOAD_FACTOR: usize = 1;
 /// stay zero so a dummy's key has room for its state (see [`STATE`]).
 const MAX_BUCKETS: usize = 1 << (usize::BITS - 3);
 
+/// Cap on the bucket count a capacity hint can ask for up front. A bucket's
+/// segment is allocated when a key first lands in it, and the top segment of
+/// a table of `n` buckets holds `n / 2` dummies, so an absurd hint
+/// (`with_capacity(usize::MAX)`) would otherwise turn the first insert into
+/// an impossible allocation. Beyond this the table grows on demand, as it
+/// does from an empty map.
+const MAX_INITIAL_BUCKETS: usize = 1 << 20;
+
 /// Segment `s` holds buckets `[2^(s-1), 2^s)` (segment 0 holds bucket 0),
 /// so the directory grows without moving anything.
 const SEGMENTS: usize = usize::BITS as usize;
@@ -365,7 +373,7 @@ fn seg_len(s: usize) -> usize {
 
 impl<K, V> RawMap<K, V> {
     pub(crate) fn with_buckets(buckets: usize) -> Self {
-        let size = buckets.clamp(1, MAX_BUCKETS).next_power_of_two();
+        let size = buckets.clamp(1, MAX_INITIAL_BUCKETS).next_power_of_two();
         let map = RawMap {
             _kv: PhantomData,
             segments: (0..SEGMENTS)
