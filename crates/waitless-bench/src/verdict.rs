@@ -86,25 +86,51 @@ fn versus(w: &ContenderReport, other: &ContenderReport, t: usize) -> String {
     }
 }
 
-/// One line per group: its first workload's first waitless contender
-/// against the lock and the fastest peer at one thread count, e.g.
+/// Groups that are not structures of their own: `counter` demonstrates the
+/// harness and stays out of the headline.
+const NOT_IN_HEADLINE: &[&str] = &["counter"];
+
+/// The reclamation schemes share one headline line, so the headline stays
+/// at one line per structure (at most 8 with every group of the library).
+const RECLAMATION: &[&str] = &["epoch", "hazard"];
+
+/// One line per structure: its group's first workload's first waitless
+/// contender against the lock and the fastest peer at one thread count, e.g.
 /// `queue: waitless WaitFreeQueue 3.1x vs Mutex<VecDeque> (faster), within
-/// noise vs crossbeam ArrayQueue — queue/pairs, 2 threads, 41.2M/s`.
+/// noise vs crossbeam ArrayQueue — queue/pairs, 2 threads, 41.2M/s`. The
+/// `counter` demonstration is left out and the `epoch` and `hazard` lines
+/// are joined into one `reclamation` line.
 pub fn headline(report: &Report) -> Vec<String> {
-    let cores = report.machine.logical_cores;
+    headline_of(&report.workloads, report.machine.logical_cores)
+}
+
+fn headline_of(workloads: &[WorkloadReport], cores: usize) -> Vec<String> {
     let mut groups: Vec<&str> = Vec::new();
-    for w in &report.workloads {
-        if !groups.contains(&w.group.as_str()) {
+    for w in workloads {
+        if !groups.contains(&w.group.as_str()) && !NOT_IN_HEADLINE.contains(&w.group.as_str()) {
             groups.push(&w.group);
         }
     }
-    groups
-        .into_iter()
-        .filter_map(|g| {
-            let w = report.workloads.iter().find(|w| w.group == g)?;
-            group_line(w, cores)
-        })
-        .collect()
+    let line_of = |g: &str| {
+        let w = workloads.iter().find(|w| w.group == g)?;
+        group_line(w, cores)
+    };
+    let mut lines = Vec::new();
+    let mut reclamation: Vec<String> = Vec::new();
+    let mut reclamation_at = None;
+    for g in groups {
+        let Some(line) = line_of(g) else { continue };
+        if RECLAMATION.contains(&g) {
+            reclamation_at.get_or_insert(lines.len());
+            reclamation.push(line);
+        } else {
+            lines.push(line);
+        }
+    }
+    if let Some(at) = reclamation_at {
+        lines.insert(at, format!("reclamation — {}", reclamation.join("; ")));
+    }
+    lines
 }
 
 fn group_line(w: &WorkloadReport, cores: usize) -> Option<String> {
@@ -210,5 +236,37 @@ mod tests {
         // On one core the headline reads the 1-thread point: within noise.
         let line = group_line(&w, 1).unwrap();
         assert!(line.contains("within noise vs lock"), "{line}");
+    }
+
+    #[test]
+    fn headline_has_one_line_per_structure() {
+        let mk = |group: &str| WorkloadReport {
+            group: group.to_owned(),
+            workload: format!("{group}/x"),
+            unit: "ops".to_owned(),
+            thread_counts: vec![1],
+            window: Duration::from_millis(1),
+            warmup: Duration::ZERO,
+            contenders: vec![
+                contender("wl", Role::Waitless, vec![meas(1, &[10.0])]),
+                contender("lock", Role::MutexBaseline, vec![meas(1, &[1.0])]),
+            ],
+            analyses: Vec::new(),
+            plots: Vec::new(),
+        };
+        let groups = [
+            "stack", "epoch", "hazard", "map", "queue", "channel", "rcu", "counter", "btree",
+            "numa",
+        ];
+        let workloads: Vec<WorkloadReport> = groups.iter().map(|g| mk(g)).collect();
+        let lines = headline_of(&workloads, 2);
+        assert_eq!(lines.len(), 8, "{lines:#?}");
+        assert!(lines[0].starts_with("stack: "), "{lines:#?}");
+        assert!(lines[1].starts_with("reclamation — epoch: "), "{lines:#?}");
+        assert!(lines[1].contains("; hazard: "), "{lines:#?}");
+        assert!(
+            lines.iter().all(|l| !l.starts_with("counter")),
+            "{lines:#?}"
+        );
     }
 }
