@@ -191,6 +191,84 @@ impl fmt::Debug for Backoff {
     }
 }
 
+/// Defines an error type that gives the rejected value back: the type (an
+/// enum with one `T` per variant, or a tuple struct `Name<T>(pub T)`),
+/// `into_inner`, and the traits every such error has in this crate —
+/// `Clone`, `Copy`, `PartialEq`, `Eq` (derived, so only where `T` has them),
+/// a `Debug` that needs no `T: Debug` and prints `Name::Variant(..)` (or
+/// `Name(..)` for a struct), `Display` with the given message and
+/// `std::error::Error`. Every value-returning error of the library is
+/// defined with it, so they all behave alike.
+macro_rules! value_error {
+    (
+        $(#[$meta:meta])*
+        enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident => $msg:literal ),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(PartialEq, Eq, Clone, Copy)]
+        pub enum $name<T> {
+            $( $(#[$vmeta])* $variant(T), )+
+        }
+
+        impl<T> $name<T> {
+            /// Returns the value that the failed call gave back.
+            pub fn into_inner(self) -> T {
+                match self {
+                    $( Self::$variant(v) => v, )+
+                }
+            }
+        }
+
+        impl<T> ::core::fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                match self {
+                    $( Self::$variant(_) => f.write_str(concat!(stringify!($name), "::", stringify!($variant), "(..)")), )+
+                }
+            }
+        }
+
+        impl<T> ::core::fmt::Display for $name<T> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                match self {
+                    $( Self::$variant(_) => f.write_str($msg), )+
+                }
+            }
+        }
+
+        impl<T> std::error::Error for $name<T> {}
+    };
+    (
+        $(#[$meta:meta])*
+        struct $name:ident => $msg:literal
+    ) => {
+        $(#[$meta])*
+        #[derive(PartialEq, Eq, Clone, Copy)]
+        pub struct $name<T>(pub T);
+
+        impl<T> $name<T> {
+            /// Returns the value that the failed call gave back.
+            pub fn into_inner(self) -> T {
+                self.0
+            }
+        }
+
+        impl<T> ::core::fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.write_str(concat!(stringify!($name), "(..)"))
+            }
+        }
+
+        impl<T> ::core::fmt::Display for $name<T> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.write_str($msg)
+            }
+        }
+
+        impl<T> std::error::Error for $name<T> {}
+    };
+}
+pub(crate) use value_error;
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@
 //!    threads: usize) -> RunResult`, built on
 //!    [`run_workload`](crate::measure::run_workload);
 //! 4. `pub fn entries() -> Vec<Entry>`: the table of implementations, one
-//!    [`table!`] per workload:
+//!    `table!` per workload:
 //!    `table!(PAIRS, pairs, [WaitFreeQueue<u64>, MutexQueue, ArrayQueue<u64>])`.
 //!
 //! Adding a group is one new file `workloads/<group>.rs` with that shape

@@ -3,50 +3,12 @@
 
 use core::fmt;
 
-macro_rules! value_error {
-    (
-        $(#[$meta:meta])*
-        $name:ident { $( $(#[$vmeta:meta])* $variant:ident => $msg:literal ),+ $(,)? }
-    ) => {
-        $(#[$meta])*
-        #[derive(PartialEq, Eq, Clone, Copy)]
-        pub enum $name<T> {
-            $( $(#[$vmeta])* $variant(T), )+
-        }
-
-        impl<T> $name<T> {
-            /// Returns the value that could not be sent.
-            pub fn into_inner(self) -> T {
-                match self {
-                    $( Self::$variant(v) => v, )+
-                }
-            }
-        }
-
-        impl<T> fmt::Debug for $name<T> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self {
-                    $( Self::$variant(_) => f.write_str(concat!(stringify!($name), "::", stringify!($variant), "(..)")), )+
-                }
-            }
-        }
-
-        impl<T> fmt::Display for $name<T> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self {
-                    $( Self::$variant(_) => f.write_str($msg), )+
-                }
-            }
-        }
-
-        impl<T> std::error::Error for $name<T> {}
-    };
-}
+use crate::utils::value_error;
 
 value_error! {
     /// Why [`OptimizedChannel::send`](super::OptimizedChannel::send) failed; the
     /// value comes back.
-    ChannelError {
+    enum ChannelError {
         /// The channel held `capacity` values at the moment of the call.
         Full => "sending on a full channel",
         /// The channel was closed.
@@ -68,7 +30,7 @@ impl<T> ChannelError<T> {
 
 value_error! {
     /// Why [`Sender::try_send`](super::Sender::try_send) failed; the value comes back.
-    TrySendError {
+    enum TrySendError {
         /// The channel is full.
         Full => "sending on a full channel",
         /// Every receiver is gone.
@@ -90,7 +52,7 @@ impl<T> TrySendError<T> {
 
 value_error! {
     /// Why [`Sender::send_timeout`](super::Sender::send_timeout) failed; the value comes back.
-    SendTimeoutError {
+    enum SendTimeoutError {
         /// The channel stayed full until the deadline.
         Timeout => "timed out waiting on a full channel",
         /// Every receiver is gone.
@@ -110,31 +72,11 @@ impl<T> SendTimeoutError<T> {
     }
 }
 
-/// [`Sender::send`](super::Sender::send) failed because every receiver is
-/// gone; the value comes back.
-#[derive(PartialEq, Eq, Clone, Copy)]
-pub struct SendError<T>(pub T);
-
-impl<T> SendError<T> {
-    /// Returns the value that could not be sent.
-    pub fn into_inner(self) -> T {
-        self.0
-    }
+value_error! {
+    /// [`Sender::send`](super::Sender::send) failed because every receiver is
+    /// gone; the value comes back.
+    struct SendError => "sending on a disconnected channel"
 }
-
-impl<T> fmt::Debug for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SendError(..)")
-    }
-}
-
-impl<T> fmt::Display for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("sending on a disconnected channel")
-    }
-}
-
-impl<T> std::error::Error for SendError<T> {}
 
 /// [`Receiver::recv`](super::Receiver::recv) failed: every sender is gone and
 /// the channel is drained.
@@ -189,30 +131,10 @@ impl fmt::Display for RecvTimeoutError {
 
 impl std::error::Error for RecvTimeoutError {}
 
-/// Why [`Producer::push`](super::spsc::Producer::push) failed; the value comes back.
-#[derive(PartialEq, Eq, Clone, Copy)]
-pub struct PushError<T>(pub T);
-
-impl<T> PushError<T> {
-    /// Returns the value that could not be pushed.
-    pub fn into_inner(self) -> T {
-        self.0
-    }
+value_error! {
+    /// Why [`Producer::push`](super::spsc::Producer::push) failed; the value comes back.
+    struct PushError => "pushing into a full ring buffer"
 }
-
-impl<T> fmt::Debug for PushError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PushError(..)")
-    }
-}
-
-impl<T> fmt::Display for PushError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("pushing into a full ring buffer")
-    }
-}
-
-impl<T> std::error::Error for PushError<T> {}
 
 #[cfg(all(test, not(loom)))]
 mod tests {

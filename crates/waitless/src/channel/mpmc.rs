@@ -157,7 +157,7 @@ struct ConsumerSide {
 /// A bounded multi-producer multi-consumer channel whose `send` and `recv`
 /// never block, generic over the memory-ordering strategy `O`.
 ///
-/// See the [module documentation](self) for the algorithm and why `Full` and
+/// See the [module documentation](crate::channel) for the algorithm and why `Full` and
 /// `None` answers are exact (linearizable), and `docs/channel.md` for the
 /// proof of every ordering.
 ///

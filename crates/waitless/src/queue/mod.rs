@@ -92,35 +92,14 @@ use crate::sync::UnsafeCell;
 /// may use one such queue at the same time.
 pub const DEFAULT_THREADS: usize = 128;
 
-/// The error of [`WaitFreeQueue::enqueue`]: the queue held `capacity`
-/// elements. The value is given back.
-pub enum QueueError<T> {
-    /// The queue was full; here is the value.
-    Full(T),
-}
-
-impl<T> QueueError<T> {
-    /// The value that could not be enqueued.
-    pub fn into_inner(self) -> T {
-        match self {
-            QueueError::Full(v) => v,
-        }
+crate::utils::value_error! {
+    /// The error of [`WaitFreeQueue::enqueue`]: the queue held `capacity`
+    /// elements. The value is given back.
+    enum QueueError {
+        /// The queue was full; here is the value.
+        Full => "the queue is full",
     }
 }
-
-impl<T> fmt::Debug for QueueError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Full(..)")
-    }
-}
-
-impl<T> fmt::Display for QueueError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the queue is full")
-    }
-}
-
-impl<T> std::error::Error for QueueError<T> {}
 
 /// A wait-free bounded MPMC FIFO queue; see the [module docs](self).
 pub struct WaitFreeQueue<T> {

@@ -4,7 +4,7 @@
 //! The stack is a singly linked list whose head is swung with a CAS
 //! (Treiber, *Systems programming: coping with parallelism*, IBM RJ 5118,
 //! 1986). Popped nodes are retired into the stack's own
-//! [`Collector`](crate::epoch::Collector), so a node is never freed — and
+//! [`Collector`], so a node is never freed — and
 //! its address never reused — while a thread that may still hold it is
 //! pinned: the ABA problem cannot occur (see `docs/stack.md`). Under
 //! contention, a push and a pop whose head CAS failed may meet in a small
@@ -65,38 +65,13 @@ const PUSHES: usize = 0;
 const POPS: usize = 1;
 const RETRIES: usize = 2;
 
-/// The stack's error: the push could not allocate a node. Carries the value.
-pub enum StackError<T> {
-    /// The allocator failed; here is the value back.
-    OutOfMemory(T),
-}
-
-impl<T> StackError<T> {
-    /// The value that could not be pushed.
-    pub fn into_inner(self) -> T {
-        match self {
-            Self::OutOfMemory(v) => v,
-        }
+crate::utils::value_error! {
+    /// The stack's error: the push could not allocate a node. Carries the value.
+    enum StackError {
+        /// The allocator failed; here is the value back.
+        OutOfMemory => "out of memory: could not allocate a stack node",
     }
 }
-
-impl<T> fmt::Debug for StackError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::OutOfMemory(_) => f.write_str("OutOfMemory(..)"),
-        }
-    }
-}
-
-impl<T> fmt::Display for StackError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::OutOfMemory(_) => f.write_str("out of memory: could not allocate a stack node"),
-        }
-    }
-}
-
-impl<T> std::error::Error for StackError<T> {}
 
 /// A snapshot of a stack's counters. Counts are summed over per-thread
 /// records without stopping anyone, so they are exact only when no operation
