@@ -52,7 +52,9 @@
 //! assert!(map.is_empty());
 //! ```
 
+mod ext;
 mod raw;
+pub use ext::{Keys, Values};
 
 use core::borrow::Borrow;
 use core::fmt;
@@ -107,14 +109,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Default for LockFreeHashMap<K, V> {
     }
 }
 
-impl<K, V, S> fmt::Debug for LockFreeHashMap<K, V, S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockFreeHashMap")
-            .field("len", &self.raw.len())
-            .field("buckets", &self.raw.size())
-            .finish_non_exhaustive()
-    }
-}
+// `Debug` (showing the entries) is in `ext.rs`.
 
 impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// An empty map using `hasher`.
