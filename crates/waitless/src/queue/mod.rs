@@ -409,3 +409,7 @@ mod tests;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
+
+// --- bulk enqueue (issue 15)
+mod ext;
+pub use ext::EnqueueAllError;

@@ -71,6 +71,8 @@
 //! that was not dropped yet; each thread that uses a cell keeps a small
 //! record in it until the cell is dropped.
 
+mod ext;
+
 #[cfg(all(test, not(loom)))]
 mod tests;
 

@@ -43,7 +43,9 @@
 //! allocation fails the process aborts, as for any `Box`.
 
 mod elimination;
+mod ext;
 mod node;
+pub use ext::Drain;
 
 use core::fmt;
 use core::marker::PhantomData;

@@ -1,0 +1,49 @@
+//! An owned iterator for [`Receiver`], built on [`Receiver::recv`].
+
+use core::fmt;
+
+use super::Receiver;
+
+/// Blocking iterator that owns its [`Receiver`], from
+/// `Receiver::into_iter`: yields values until every sender is gone and the
+/// channel is drained.
+pub struct IntoIter<T> {
+    rx: Receiver<T>,
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+impl<T> fmt::Debug for IntoIter<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntoIter").finish_non_exhaustive()
+    }
+}
+
+impl<T> IntoIterator for Receiver<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+
+    /// Moves the receiver into a blocking iterator (it can then be sent to
+    /// another thread with the iterator).
+    ///
+    /// ```
+    /// use waitless::channel::bounded;
+    ///
+    /// let (tx, rx) = bounded(4);
+    /// let consumer = std::thread::spawn(move || rx.into_iter().sum::<u32>());
+    /// for i in 1..=10 {
+    ///     tx.send(i).unwrap();
+    /// }
+    /// drop(tx);
+    /// assert_eq!(consumer.join().unwrap(), 55);
+    /// ```
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { rx: self }
+    }
+}
