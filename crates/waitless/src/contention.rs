@@ -39,6 +39,7 @@ pub struct Site {
 
 impl Site {
     /// A site called `name` (by convention `"module.operation"`).
+    #[must_use]
     pub const fn new(name: &'static str) -> Self {
         Self {
             name,
@@ -48,6 +49,7 @@ impl Site {
     }
 
     /// The site's name.
+    #[must_use]
     pub fn name(&self) -> &'static str {
         self.name
     }
@@ -82,16 +84,19 @@ pub struct ContentionSnapshot {
 
 impl ContentionSnapshot {
     /// Total attempts over all sites.
+    #[must_use]
     pub fn attempts(&self) -> u64 {
         self.sites.iter().map(|s| s.attempts).sum()
     }
 
     /// Total failures over all sites.
+    #[must_use]
     pub fn failures(&self) -> u64 {
         self.sites.iter().map(|s| s.failures).sum()
     }
 
     /// Counts accumulated since `earlier` (site by site).
+    #[must_use]
     pub fn since(&self, earlier: &ContentionSnapshot) -> ContentionSnapshot {
         let mut sites: Vec<SiteCounts> = self
             .sites
@@ -112,6 +117,7 @@ impl ContentionSnapshot {
 }
 
 /// `true` when this build has the `contention` feature.
+#[must_use]
 pub const fn is_compiled_in() -> bool {
     cfg!(feature = "contention")
 }
@@ -125,6 +131,7 @@ pub fn enable(on: bool) {
 }
 
 /// Sums every thread's counters. Empty without the feature.
+#[must_use]
 pub fn snapshot() -> ContentionSnapshot {
     #[cfg(feature = "contention")]
     {

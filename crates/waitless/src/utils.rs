@@ -55,11 +55,13 @@ pub struct CachePadded<T> {
 
 impl<T> CachePadded<T> {
     /// Wraps `value` in its own cache line.
+    #[must_use]
     pub const fn new(value: T) -> Self {
         Self { value }
     }
 
     /// Returns the inner value.
+    #[must_use]
     pub fn into_inner(self) -> T {
         self.value
     }
@@ -128,6 +130,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// A fresh backoff at step zero.
+    #[must_use]
     #[inline]
     pub const fn new() -> Self {
         Self {
@@ -170,6 +173,7 @@ impl Backoff {
     }
 
     /// `true` once backing off has run its course: park instead.
+    #[must_use]
     #[inline]
     pub fn is_completed(&self) -> bool {
         self.step.get() > YIELD_LIMIT
@@ -212,6 +216,7 @@ macro_rules! value_error {
 
         impl<T> $name<T> {
             /// Returns the value that the failed call gave back.
+            #[must_use]
             pub fn into_inner(self) -> T {
                 match self {
                     $( Self::$variant(v) => v, )+
@@ -247,6 +252,7 @@ macro_rules! value_error {
 
         impl<T> $name<T> {
             /// Returns the value that the failed call gave back.
+            #[must_use]
             pub fn into_inner(self) -> T {
                 self.0
             }

@@ -147,6 +147,7 @@ type Path<K, V> = Vec<(NodePtr<K, V>, usize)>;
 
 impl<K, V> LockFreeBTree<K, V> {
     /// An empty map.
+    #[must_use]
     pub fn new() -> Self {
         Self {
             root: AtomicPtr::new(Node::Leaf(Leaf::new()).into_ptr()),
@@ -157,6 +158,7 @@ impl<K, V> LockFreeBTree<K, V> {
 
     /// The map's reclamation domain (for statistics such as
     /// [`Collector::pending`]).
+    #[must_use]
     pub fn collector(&self) -> &Collector {
         &self.collector
     }
@@ -216,6 +218,7 @@ impl<K, V> LockFreeBTree<K, V> {
     /// assert_eq!(m.get(&1), Some("one"));
     /// assert_eq!(m.get(&2), None);
     /// ```
+    #[must_use]
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -232,6 +235,7 @@ impl<K, V> LockFreeBTree<K, V> {
     /// m.insert(1, vec![1, 2, 3]);
     /// assert_eq!(m.get_with(&1, |v| v.len()), Some(3));
     /// ```
+    #[must_use]
     pub fn get_with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
     where
         K: Borrow<Q>,
@@ -241,6 +245,7 @@ impl<K, V> LockFreeBTree<K, V> {
     }
 
     /// Whether the map holds `key`.
+    #[must_use]
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
@@ -250,17 +255,20 @@ impl<K, V> LockFreeBTree<K, V> {
     }
 
     /// The number of entries (exact, read from one snapshot's root).
+    #[must_use]
     pub fn len(&self) -> usize {
         let guard = self.collector.pin();
         self.snapshot(&guard).count()
     }
 
     /// Whether the map is empty.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The smallest key and its value.
+    #[must_use]
     pub fn first_key_value(&self) -> Option<(K, V)>
     where
         K: Clone,
@@ -270,6 +278,7 @@ impl<K, V> LockFreeBTree<K, V> {
     }
 
     /// The largest key and its value.
+    #[must_use]
     pub fn last_key_value(&self) -> Option<(K, V)>
     where
         K: Clone,
@@ -321,6 +330,7 @@ impl<K, V> LockFreeBTree<K, V> {
     /// assert_eq!(m.range(90..).take(3).count(), 3);
     /// assert_eq!(m.range(13..10).count(), 0);
     /// ```
+    #[must_use]
     pub fn range<Q, R>(&self, range: R) -> Range<'_, K, V>
     where
         K: Borrow<Q>,
@@ -352,6 +362,7 @@ impl<K, V> LockFreeBTree<K, V> {
 
     /// Every entry, ascending, as a linearizable snapshot (see
     /// [`range`](Self::range)).
+    #[must_use]
     pub fn iter(&self) -> Range<'_, K, V>
     where
         K: Ord,
