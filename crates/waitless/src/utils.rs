@@ -55,12 +55,25 @@ pub struct CachePadded<T> {
 
 impl<T> CachePadded<T> {
     /// Wraps `value` in its own cache line.
+    ///
+    /// ```
+    /// use waitless::CachePadded;
+    ///
+    /// let counters = [CachePadded::new(0u64), CachePadded::new(0u64)];
+    /// assert!(core::mem::size_of_val(&counters) >= 128); // one line each
+    /// ```
     #[must_use]
     pub const fn new(value: T) -> Self {
         Self { value }
     }
 
     /// Returns the inner value.
+    ///
+    /// ```
+    /// use waitless::CachePadded;
+    ///
+    /// assert_eq!(CachePadded::new(7).into_inner(), 7);
+    /// ```
     #[must_use]
     pub fn into_inner(self) -> T {
         self.value
@@ -124,12 +137,30 @@ const YIELD_LIMIT: u32 = 10;
 ///     }
 /// }
 /// ```
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use waitless::Backoff;
+///
+/// let flag = AtomicBool::new(true);
+/// let backoff = Backoff::new();
+/// while !flag.load(Ordering::Acquire) {
+///     backoff.snooze(); // spin a little longer each time, then yield
+/// }
+/// ```
 pub struct Backoff {
     step: core::cell::Cell<u32>,
 }
 
 impl Backoff {
     /// A fresh backoff at step zero.
+    ///
+    /// ```
+    /// use waitless::Backoff;
+    ///
+    /// let b = Backoff::new();
+    /// assert!(!b.is_completed());
+    /// ```
     #[must_use]
     #[inline]
     pub const fn new() -> Self {
@@ -139,6 +170,17 @@ impl Backoff {
     }
 
     /// Back to step zero.
+    ///
+    /// ```
+    /// use waitless::Backoff;
+    ///
+    /// let b = Backoff::new();
+    /// while !b.is_completed() {
+    ///     b.snooze();
+    /// }
+    /// b.reset();
+    /// assert!(!b.is_completed());
+    /// ```
     #[inline]
     pub fn reset(&self) {
         self.step.set(0);
@@ -146,6 +188,20 @@ impl Backoff {
 
     /// Backs off after a failed CAS: spins `2^step` times (capped), never
     /// yields, because the competing thread is running and will finish soon.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use waitless::Backoff;
+    ///
+    /// let n = AtomicUsize::new(0);
+    /// let b = Backoff::new();
+    /// let mut cur = n.load(Ordering::Relaxed);
+    /// while let Err(now) = n.compare_exchange(cur, cur + 1, Ordering::Relaxed, Ordering::Relaxed) {
+    ///     cur = now;
+    ///     b.spin(); // after a lost CAS
+    /// }
+    /// assert_eq!(n.load(Ordering::Relaxed), 1);
+    /// ```
     #[inline]
     pub fn spin(&self) {
         let step = self.step.get().min(SPIN_LIMIT);
@@ -158,6 +214,13 @@ impl Backoff {
     }
 
     /// Backs off while waiting for another thread: spins, then yields.
+    ///
+    /// ```
+    /// use waitless::Backoff;
+    ///
+    /// let b = Backoff::new();
+    /// b.snooze(); // spins now; yields the thread once the budget is spent
+    /// ```
     #[inline]
     pub fn snooze(&self) {
         if self.step.get() <= SPIN_LIMIT {
@@ -173,6 +236,18 @@ impl Backoff {
     }
 
     /// `true` once backing off has run its course: park instead.
+    ///
+    /// ```
+    /// use waitless::Backoff;
+    ///
+    /// let b = Backoff::new();
+    /// let mut rounds = 0;
+    /// while !b.is_completed() {
+    ///     b.snooze();
+    ///     rounds += 1;
+    /// }
+    /// assert!(rounds > 0); // time to park instead of spinning
+    /// ```
     #[must_use]
     #[inline]
     pub fn is_completed(&self) -> bool {

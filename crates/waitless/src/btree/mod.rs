@@ -116,6 +116,15 @@ static REMOVE_SITE: Site = Site::new("btree.remove");
 
 /// A lock-free ordered map (copy-on-write B+tree) whose range scans are
 /// linearizable snapshots. See the [module documentation](self).
+///
+/// ```
+/// use waitless::btree::LockFreeBTree;
+///
+/// let m = LockFreeBTree::new();
+/// m.insert(2, "b");
+/// m.insert(1, "a");
+/// assert_eq!(m.iter().collect::<Vec<_>>(), [(1, "a"), (2, "b")]);
+/// ```
 pub struct LockFreeBTree<K, V> {
     root: AtomicPtr<Node<K, V>>,
     collector: Collector,
@@ -147,6 +156,13 @@ type Path<K, V> = Vec<(NodePtr<K, V>, usize)>;
 
 impl<K, V> LockFreeBTree<K, V> {
     /// An empty map.
+    ///
+    /// ```
+    /// use waitless::btree::LockFreeBTree;
+    ///
+    /// let m: LockFreeBTree<u32, String> = LockFreeBTree::new();
+    /// assert!(m.is_empty());
+    /// ```
     #[must_use]
     pub fn new() -> Self {
         Self {
@@ -158,6 +174,15 @@ impl<K, V> LockFreeBTree<K, V> {
 
     /// The map's reclamation domain (for statistics such as
     /// [`Collector::pending`]).
+    ///
+    /// ```
+    /// use waitless::btree::LockFreeBTree;
+    ///
+    /// let m = LockFreeBTree::new();
+    /// m.insert(1, 1);
+    /// m.insert(1, 2); // the replaced leaf is retired into the collector
+    /// let _waiting = m.collector().pending();
+    /// ```
     #[must_use]
     pub fn collector(&self) -> &Collector {
         &self.collector
@@ -245,6 +270,15 @@ impl<K, V> LockFreeBTree<K, V> {
     }
 
     /// Whether the map holds `key`.
+    ///
+    /// ```
+    /// use waitless::btree::LockFreeBTree;
+    ///
+    /// let m = LockFreeBTree::new();
+    /// m.insert(String::from("k"), 1);
+    /// assert!(m.contains_key("k"));
+    /// assert!(!m.contains_key("x"));
+    /// ```
     #[must_use]
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
@@ -255,6 +289,16 @@ impl<K, V> LockFreeBTree<K, V> {
     }
 
     /// The number of entries (exact, read from one snapshot's root).
+    ///
+    /// ```
+    /// use waitless::btree::LockFreeBTree;
+    ///
+    /// let m = LockFreeBTree::new();
+    /// m.insert(1, ());
+    /// m.insert(2, ());
+    /// m.insert(1, ());
+    /// assert_eq!(m.len(), 2);
+    /// ```
     #[must_use]
     pub fn len(&self) -> usize {
         let guard = self.collector.pin();
@@ -262,12 +306,31 @@ impl<K, V> LockFreeBTree<K, V> {
     }
 
     /// Whether the map is empty.
+    ///
+    /// ```
+    /// use waitless::btree::LockFreeBTree;
+    ///
+    /// let m = LockFreeBTree::new();
+    /// assert!(m.is_empty());
+    /// m.insert(1, 1);
+    /// assert!(!m.is_empty());
+    /// ```
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The smallest key and its value.
+    ///
+    /// ```
+    /// use waitless::btree::LockFreeBTree;
+    ///
+    /// let m = LockFreeBTree::new();
+    /// assert_eq!(m.first_key_value(), None::<(u8, char)>);
+    /// m.insert(5, 'e');
+    /// m.insert(3, 'c');
+    /// assert_eq!(m.first_key_value(), Some((3, 'c')));
+    /// ```
     #[must_use]
     pub fn first_key_value(&self) -> Option<(K, V)>
     where
@@ -278,6 +341,15 @@ impl<K, V> LockFreeBTree<K, V> {
     }
 
     /// The largest key and its value.
+    ///
+    /// ```
+    /// use waitless::btree::LockFreeBTree;
+    ///
+    /// let m = LockFreeBTree::new();
+    /// m.insert(5, 'e');
+    /// m.insert(3, 'c');
+    /// assert_eq!(m.last_key_value(), Some((5, 'e')));
+    /// ```
     #[must_use]
     pub fn last_key_value(&self) -> Option<(K, V)>
     where
@@ -362,6 +434,17 @@ impl<K, V> LockFreeBTree<K, V> {
 
     /// Every entry, ascending, as a linearizable snapshot (see
     /// [`range`](Self::range)).
+    ///
+    /// ```
+    /// use waitless::btree::LockFreeBTree;
+    ///
+    /// let m = LockFreeBTree::new();
+    /// for k in [3, 1, 2] {
+    ///     m.insert(k, k * 10);
+    /// }
+    /// let keys: Vec<i32> = m.iter().map(|(k, _)| k).collect();
+    /// assert_eq!(keys, [1, 2, 3]);
+    /// ```
     #[must_use]
     pub fn iter(&self) -> Range<'_, K, V>
     where

@@ -18,11 +18,31 @@ value_error! {
 
 impl<T> ChannelError<T> {
     /// `true` for [`ChannelError::Full`].
+    ///
+    /// ```
+    /// use waitless::channel::{ChannelError, OptimizedChannel};
+    ///
+    /// let ch = OptimizedChannel::new(1);
+    /// ch.send(1).unwrap();
+    /// let err = ch.send(2).unwrap_err();
+    /// assert!(err.is_full() && !err.is_disconnected());
+    /// assert_eq!(err, ChannelError::Full(2));
+    /// ```
+    #[must_use]
     pub fn is_full(&self) -> bool {
         matches!(self, Self::Full(_))
     }
 
     /// `true` for [`ChannelError::Disconnected`].
+    ///
+    /// ```
+    /// use waitless::channel::ChannelError;
+    ///
+    /// let err = ChannelError::Disconnected("msg");
+    /// assert!(err.is_disconnected());
+    /// assert_eq!(err.into_inner(), "msg");
+    /// ```
+    #[must_use]
     pub fn is_disconnected(&self) -> bool {
         matches!(self, Self::Disconnected(_))
     }
@@ -40,11 +60,33 @@ value_error! {
 
 impl<T> TrySendError<T> {
     /// `true` for [`TrySendError::Full`].
+    ///
+    /// ```
+    /// use waitless::channel::{bounded, TrySendError};
+    ///
+    /// let (tx, _rx) = bounded(1);
+    /// tx.try_send(1).unwrap();
+    /// let err = tx.try_send(2).unwrap_err();
+    /// assert!(err.is_full());
+    /// assert_eq!(err, TrySendError::Full(2));
+    /// ```
+    #[must_use]
     pub fn is_full(&self) -> bool {
         matches!(self, Self::Full(_))
     }
 
     /// `true` for [`TrySendError::Disconnected`].
+    ///
+    /// ```
+    /// use waitless::channel::bounded;
+    ///
+    /// let (tx, rx) = bounded(1);
+    /// drop(rx);
+    /// let err = tx.try_send(1).unwrap_err();
+    /// assert!(err.is_disconnected());
+    /// assert_eq!(err.into_inner(), 1);
+    /// ```
+    #[must_use]
     pub fn is_disconnected(&self) -> bool {
         matches!(self, Self::Disconnected(_))
     }
@@ -62,11 +104,33 @@ value_error! {
 
 impl<T> SendTimeoutError<T> {
     /// `true` for [`SendTimeoutError::Timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use waitless::channel::bounded;
+    ///
+    /// let (tx, _rx) = bounded(1);
+    /// tx.send(1).unwrap();
+    /// let err = tx.send_timeout(2, Duration::from_millis(1)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// assert_eq!(err.into_inner(), 2);
+    /// ```
+    #[must_use]
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout(_))
     }
 
     /// `true` for [`SendTimeoutError::Disconnected`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use waitless::channel::bounded;
+    ///
+    /// let (tx, rx) = bounded::<u8>(1);
+    /// drop(rx);
+    /// assert!(tx.send_timeout(1, Duration::from_secs(1)).unwrap_err().is_disconnected());
+    /// ```
+    #[must_use]
     pub fn is_disconnected(&self) -> bool {
         matches!(self, Self::Disconnected(_))
     }
@@ -80,6 +144,16 @@ value_error! {
 
 /// [`Receiver::recv`](super::Receiver::recv) failed: every sender is gone and
 /// the channel is drained.
+///
+/// ```
+/// use waitless::channel::{bounded, RecvError};
+///
+/// let (tx, rx) = bounded(2);
+/// tx.send(1).unwrap();
+/// drop(tx);
+/// assert_eq!(rx.recv(), Ok(1)); // what is left is drained first
+/// assert_eq!(rx.recv(), Err(RecvError));
+/// ```
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub struct RecvError;
 
@@ -92,6 +166,15 @@ impl fmt::Display for RecvError {
 impl std::error::Error for RecvError {}
 
 /// Why [`Receiver::try_recv`](super::Receiver::try_recv) failed.
+///
+/// ```
+/// use waitless::channel::{bounded, TryRecvError};
+///
+/// let (tx, rx) = bounded::<u8>(2);
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+/// drop(tx);
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+/// ```
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum TryRecvError {
     /// Nothing to receive right now.
@@ -112,6 +195,14 @@ impl fmt::Display for TryRecvError {
 impl std::error::Error for TryRecvError {}
 
 /// Why [`Receiver::recv_timeout`](super::Receiver::recv_timeout) failed.
+///
+/// ```
+/// use std::time::Duration;
+/// use waitless::channel::{bounded, RecvTimeoutError};
+///
+/// let (_tx, rx) = bounded::<u8>(2);
+/// assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Err(RecvTimeoutError::Timeout));
+/// ```
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum RecvTimeoutError {
     /// Nothing arrived before the deadline.

@@ -7,6 +7,17 @@ use super::Receiver;
 /// Blocking iterator that owns its [`Receiver`], from
 /// `Receiver::into_iter`: yields values until every sender is gone and the
 /// channel is drained.
+///
+/// ```
+/// use waitless::channel::bounded;
+///
+/// let (tx, rx) = bounded(4);
+/// tx.send(1).unwrap();
+/// tx.send(2).unwrap();
+/// drop(tx);
+/// let all: Vec<i32> = rx.into_iter().collect();
+/// assert_eq!(all, [1, 2]);
+/// ```
 pub struct IntoIter<T> {
     rx: Receiver<T>,
 }

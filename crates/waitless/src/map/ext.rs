@@ -245,6 +245,13 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
 
 /// A weakly consistent iterator over key clones, from
 /// [`LockFreeHashMap::keys`].
+///
+/// ```
+/// use waitless::map::LockFreeHashMap;
+///
+/// let m: LockFreeHashMap<&str, u8> = [("a", 1)].into_iter().collect();
+/// assert_eq!(m.keys().collect::<Vec<_>>(), ["a"]);
+/// ```
 pub struct Keys<'m, K, V, S> {
     inner: Iter<'m, K, V, S>,
 }
@@ -265,6 +272,13 @@ impl<K, V, S> fmt::Debug for Keys<'_, K, V, S> {
 
 /// A weakly consistent iterator over value clones, from
 /// [`LockFreeHashMap::values`].
+///
+/// ```
+/// use waitless::map::LockFreeHashMap;
+///
+/// let m: LockFreeHashMap<&str, u8> = [("a", 1)].into_iter().collect();
+/// assert_eq!(m.values().collect::<Vec<_>>(), [1]);
+/// ```
 pub struct Values<'m, K, V, S> {
     inner: Iter<'m, K, V, S>,
 }

@@ -9,6 +9,16 @@ use super::{QueueError, WaitFreeQueue};
 
 /// What [`WaitFreeQueue::enqueue_all`] could not enqueue: the first value
 /// that found the queue full, and the rest of the input, untouched.
+///
+/// ```
+/// use waitless::queue::WaitFreeQueue;
+///
+/// let q = WaitFreeQueue::new(2);
+/// let err = q.enqueue_all(["a", "b", "c", "d"]).unwrap_err();
+/// assert_eq!(err.enqueued, 2);
+/// assert_eq!(err.value, "c");
+/// assert_eq!(err.rest.collect::<Vec<_>>(), ["d"]);
+/// ```
 pub struct EnqueueAllError<T, I> {
     /// How many values were enqueued before the queue was full.
     pub enqueued: usize,

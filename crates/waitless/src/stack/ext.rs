@@ -60,6 +60,14 @@ impl<T> LockFreeStack<T> {
 }
 
 /// Iterator returned by [`LockFreeStack::drain`]: pops until empty.
+///
+/// ```
+/// use waitless::stack::LockFreeStack;
+///
+/// let s: LockFreeStack<u8> = [1, 2].into_iter().collect();
+/// let mut d = s.drain();
+/// assert_eq!(d.next(), Some(2));
+/// ```
 #[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct Drain<'a, T> {
     stack: &'a LockFreeStack<T>,
