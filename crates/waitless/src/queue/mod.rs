@@ -236,11 +236,28 @@ impl<T> WaitFreeQueue<T> {
     }
 
     /// `len() == 0`.
+    ///
+    /// ```
+    /// use waitless::queue::WaitFreeQueue;
+    ///
+    /// let q = WaitFreeQueue::new(2);
+    /// assert!(q.is_empty());
+    /// q.enqueue(1).unwrap();
+    /// assert!(!q.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// `len() == capacity()`.
+    ///
+    /// ```
+    /// use waitless::queue::WaitFreeQueue;
+    ///
+    /// let q = WaitFreeQueue::new(1);
+    /// q.enqueue(1).unwrap();
+    /// assert!(q.is_full());
+    /// ```
     pub fn is_full(&self) -> bool {
         self.len() == self.capacity()
     }

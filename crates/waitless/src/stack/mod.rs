@@ -78,6 +78,17 @@ crate::utils::value_error! {
 /// A snapshot of a stack's counters. Counts are summed over per-thread
 /// records without stopping anyone, so they are exact only when no operation
 /// is in flight.
+///
+/// ```
+/// use waitless::stack::LockFreeStack;
+///
+/// let s = LockFreeStack::new();
+/// s.push(1).unwrap();
+/// s.push(2).unwrap();
+/// assert_eq!(s.pop(&s.enter()), Some(2));
+/// let st = s.stats();
+/// assert_eq!((st.successful_pushes, st.successful_pops, st.active_nodes), (2, 1, 1));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StackStats {
     /// Values in the stack (exact when quiescent).
@@ -95,6 +106,16 @@ pub struct StackStats {
 }
 
 /// Construction options for [`LockFreeStack::with_config`].
+///
+/// ```
+/// use waitless::stack::{LockFreeStack, StackConfig};
+///
+/// let s: LockFreeStack<u32> = LockFreeStack::with_config(StackConfig {
+///     elimination: false,
+///     ..StackConfig::default()
+/// });
+/// s.push(1).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StackConfig {
     /// Use the elimination array after a failed head CAS (default `true`).
@@ -158,6 +179,13 @@ impl<T> fmt::Debug for EpochGuard<'_, T> {
 
 impl<T> LockFreeStack<T> {
     /// An empty stack with elimination and statistics on.
+    ///
+    /// ```
+    /// use waitless::stack::LockFreeStack;
+    ///
+    /// let s: LockFreeStack<String> = LockFreeStack::new();
+    /// assert!(s.pop(&s.enter()).is_none());
+    /// ```
     pub fn new() -> Self {
         Self::with_config(StackConfig::default())
     }
@@ -184,6 +212,18 @@ impl<T> LockFreeStack<T> {
     /// Pins the current thread on this stack. Hold the guard across a batch
     /// of pops to pay for pinning once; holding it for long delays the
     /// freeing of popped nodes (see [`StackStats::retired_nodes`]).
+    ///
+    /// ```
+    /// use waitless::stack::LockFreeStack;
+    ///
+    /// let s: LockFreeStack<u32> = (0..100).collect();
+    /// let guard = s.enter(); // pin once for many pops
+    /// let mut n = 0;
+    /// while s.pop(&guard).is_some() {
+    ///     n += 1;
+    /// }
+    /// assert_eq!(n, 100);
+    /// ```
     #[inline]
     pub fn enter(&self) -> EpochGuard<'_, T> {
         EpochGuard {
@@ -325,11 +365,34 @@ impl<T> LockFreeStack<T> {
     /// thread has observed the current one, and frees the nodes that became
     /// safe. Calling it twice with no thread pinned frees everything this
     /// thread retired.
+    ///
+    /// ```
+    /// use waitless::stack::LockFreeStack;
+    ///
+    /// let s = LockFreeStack::new();
+    /// s.push(1).unwrap();
+    /// assert_eq!(s.pop(&s.enter()), Some(1));
+    /// s.advance_epoch();
+    /// s.advance_epoch();
+    /// s.advance_epoch();
+    /// assert_eq!(s.stats().retired_nodes, 0); // the popped node is freed
+    /// ```
     pub fn advance_epoch(&self) {
         self.collector.flush();
     }
 
     /// The stack's counters (see [`StackStats`]).
+    ///
+    /// ```
+    /// use waitless::stack::LockFreeStack;
+    ///
+    /// let s = LockFreeStack::new();
+    /// s.push(1).unwrap();
+    /// s.push(2).unwrap();
+    /// assert_eq!(s.pop(&s.enter()), Some(2));
+    /// let st = s.stats();
+    /// assert_eq!((st.successful_pushes, st.successful_pops, st.active_nodes), (2, 1, 1));
+    /// ```
     pub fn stats(&self) -> StackStats {
         let (pushes, pops, retries) = if self.config.statistics {
             (
