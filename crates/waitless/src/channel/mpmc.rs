@@ -222,6 +222,13 @@ impl<T> OptimizedChannel<T> {
     /// # Panics
     /// If `capacity` is not a power of two (zero included) or exceeds
     /// `2^(usize::BITS - 2)`.
+    ///
+    /// ```
+    /// use waitless::channel::OptimizedChannel;
+    ///
+    /// let ch: OptimizedChannel<u32> = OptimizedChannel::new(64);
+    /// assert_eq!(ch.capacity(), 64);
+    /// ```
     pub fn new(capacity: usize) -> Self {
         Self::with_strategy(capacity)
     }
@@ -233,6 +240,13 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     /// # Panics
     /// If `capacity` is not a power of two (zero included) or exceeds
     /// `2^(usize::BITS - 2)`.
+    ///
+    /// ```
+    /// use waitless::channel::{OptimizedChannel, SeqCstAll};
+    ///
+    /// let ch = OptimizedChannel::<u32, SeqCstAll>::with_strategy(8);
+    /// assert_eq!(ch.strategy_name(), "SeqCstAll");
+    /// ```
     pub fn with_strategy(capacity: usize) -> Self {
         assert!(
             capacity.is_power_of_two(),
@@ -266,11 +280,23 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
 
     /// The name of the ordering strategy (`"Optimized"`, `"AcquireRelease"`,
     /// `"SeqCstAll"`).
+    ///
+    /// ```
+    /// use waitless::channel::OptimizedChannel;
+    ///
+    /// assert_eq!(OptimizedChannel::<u8>::new(2).strategy_name(), "Optimized");
+    /// ```
     pub fn strategy_name(&self) -> &'static str {
         O::NAME
     }
 
     /// The most values the channel holds.
+    ///
+    /// ```
+    /// use waitless::channel::OptimizedChannel;
+    ///
+    /// assert_eq!(OptimizedChannel::<u8>::new(16).capacity(), 16);
+    /// ```
     pub fn capacity(&self) -> usize {
         self.mask + 1
     }
@@ -282,6 +308,16 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     /// [closed](Self::close). A send racing with `close` may still succeed;
     /// its value is then received by a draining `recv` or dropped with the
     /// channel.
+    ///
+    /// ```
+    /// use waitless::channel::{ChannelError, OptimizedChannel};
+    ///
+    /// let ch = OptimizedChannel::new(1);
+    /// assert_eq!(ch.send('a'), Ok(()));
+    /// assert_eq!(ch.send('b'), Err(ChannelError::Full('b')));
+    /// ch.close();
+    /// assert_eq!(ch.send('c'), Err(ChannelError::Disconnected('c')));
+    /// ```
     pub fn send(&self, value: T) -> Result<(), ChannelError<T>> {
         // Relaxed: the flag carries no data for a sender; a send that starts
         // after `close` happened-before it sees `true` by coherence.
@@ -354,6 +390,15 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     ///
     /// After [`close`](Self::close) the values still in the channel are
     /// returned, then `None`.
+    ///
+    /// ```
+    /// use waitless::channel::OptimizedChannel;
+    ///
+    /// let ch = OptimizedChannel::new(2);
+    /// assert_eq!(ch.recv(), None::<u8>);
+    /// ch.send(1).unwrap();
+    /// assert_eq!(ch.recv(), Some(1));
+    /// ```
     pub fn recv(&self) -> Option<T> {
         let cap = self.capacity();
         let backoff = Backoff::new();
@@ -417,6 +462,18 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
 
     /// Receives up to `max` values without blocking, appending them to `out`;
     /// returns how many were received. Stops at the first empty answer.
+    ///
+    /// ```
+    /// use waitless::channel::OptimizedChannel;
+    ///
+    /// let ch = OptimizedChannel::new(8);
+    /// for i in 0..5 {
+    ///     ch.send(i).unwrap();
+    /// }
+    /// let mut out = Vec::new();
+    /// assert_eq!(ch.recv_batch(&mut out, 3), 3);
+    /// assert_eq!(out, [0, 1, 2]);
+    /// ```
     pub fn recv_batch(&self, out: &mut Vec<T>, max: usize) -> usize {
         let mut n = 0;
         while n < max {
@@ -433,6 +490,16 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
 
     /// Closes the channel: later `send`s return `Disconnected`, `recv` drains
     /// what is left. Returns `true` if this call closed it.
+    ///
+    /// ```
+    /// use waitless::channel::OptimizedChannel;
+    ///
+    /// let ch = OptimizedChannel::new(2);
+    /// ch.send(1).unwrap();
+    /// assert!(ch.close());
+    /// assert!(ch.is_closed() && !ch.close()); // only the first call closes it
+    /// assert_eq!(ch.recv(), Some(1)); // what was sent is still received
+    /// ```
     pub fn close(&self) -> bool {
         // Release: pairs with the Acquire in `is_closed`, so a receiver that
         // sees the flag also sees every send that happened-before `close`.
@@ -440,6 +507,16 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     }
 
     /// `true` once [`close`](Self::close) was called.
+    ///
+    /// ```
+    /// use waitless::channel::OptimizedChannel;
+    ///
+    /// let ch = OptimizedChannel::new(2);
+    /// ch.send(1).unwrap();
+    /// assert!(ch.close());
+    /// assert!(ch.is_closed() && !ch.close()); // only the first call closes it
+    /// assert_eq!(ch.recv(), Some(1)); // what was sent is still received
+    /// ```
     pub fn is_closed(&self) -> bool {
         // Acquire: pairs with the swap in `close` (see there).
         self.closed.load(Ordering::Acquire)
@@ -466,6 +543,14 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     }
 
     /// `true` if the channel was full at some moment during the call.
+    ///
+    /// ```
+    /// use waitless::channel::OptimizedChannel;
+    ///
+    /// let ch = OptimizedChannel::new(1);
+    /// ch.send(()).unwrap();
+    /// assert!(ch.is_full());
+    /// ```
     pub fn is_full(&self) -> bool {
         self.len() == self.capacity()
     }

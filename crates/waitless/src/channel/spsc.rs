@@ -175,6 +175,15 @@ impl<T> Producer<T> {
     }
 
     /// Pushes `value`, or gives it back if the ring is full.
+    ///
+    /// ```
+    /// use waitless::channel::spsc;
+    ///
+    /// let (mut p, mut c) = spsc::bounded(1);
+    /// assert!(p.push(1).is_ok());
+    /// assert_eq!(p.push(2).unwrap_err().into_inner(), 2);
+    /// assert_eq!(c.pop(), Some(1));
+    /// ```
     #[inline]
     pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
         let cap = self.capacity();
@@ -247,6 +256,15 @@ impl<T> Consumer<T> {
     }
 
     /// `true` if nothing is ready right now.
+    ///
+    /// ```
+    /// use waitless::channel::spsc;
+    ///
+    /// let (mut p, mut c) = spsc::bounded(2);
+    /// assert!(c.is_empty());
+    /// p.push(1).unwrap();
+    /// assert!(!c.is_empty());
+    /// ```
     pub fn is_empty(&mut self) -> bool {
         self.len() == 0
     }
@@ -259,6 +277,14 @@ impl<T> Consumer<T> {
     }
 
     /// Pops the oldest value, or `None` if the ring is empty.
+    ///
+    /// ```
+    /// use waitless::channel::spsc;
+    ///
+    /// let (mut p, mut c) = spsc::bounded(4);
+    /// std::thread::spawn(move || p.push("hi").unwrap()).join().unwrap();
+    /// assert_eq!(c.pop(), Some("hi"));
+    /// ```
     #[inline]
     pub fn pop(&mut self) -> Option<T> {
         if self.head == self.tail_cache {
@@ -281,6 +307,18 @@ impl<T> Consumer<T> {
 
     /// Pops up to `max` values into `out` with one index publication;
     /// returns how many.
+    ///
+    /// ```
+    /// use waitless::channel::spsc;
+    ///
+    /// let (mut p, mut c) = spsc::bounded(8);
+    /// for i in 0..6 {
+    ///     p.push(i).unwrap();
+    /// }
+    /// let mut out = Vec::new();
+    /// assert_eq!(c.pop_batch(&mut out, 4), 4);
+    /// assert_eq!(out, [0, 1, 2, 3]);
+    /// ```
     pub fn pop_batch(&mut self, out: &mut Vec<T>, max: usize) -> usize {
         if self.head == self.tail_cache {
             self.refresh();
