@@ -70,6 +70,27 @@ use raw::{Node, RawMap};
 ///
 /// `S` is the hasher builder; the default, std's [`RandomState`], is seeded
 /// randomly per map (HashDoS resistant).
+///
+/// ```
+/// use std::sync::Arc;
+/// use waitless::map::LockFreeHashMap;
+///
+/// let map = Arc::new(LockFreeHashMap::new());
+/// let handles: Vec<_> = (0..4)
+///     .map(|t| {
+///         let map = Arc::clone(&map);
+///         std::thread::spawn(move || {
+///             for i in 0..100 {
+///                 map.insert(t * 100 + i, i);
+///             }
+///         })
+///     })
+///     .collect();
+/// for h in handles {
+///     h.join().unwrap();
+/// }
+/// assert_eq!(map.len(), 400);
+/// ```
 pub struct LockFreeHashMap<K, V, S = RandomState> {
     raw: RawMap<K, V>,
     hasher: S,
@@ -93,11 +114,25 @@ unsafe impl<K: Send + Sync, V: Send + Sync, S: Sync> Sync for LockFreeHashMap<K,
 
 impl<K: Hash + Eq + Clone, V: Clone> LockFreeHashMap<K, V> {
     /// An empty map with a randomly seeded hasher.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map: LockFreeHashMap<String, u32> = LockFreeHashMap::new();
+    /// assert!(map.is_empty());
+    /// ```
     pub fn new() -> Self {
         Self::with_capacity_and_hasher(1, RandomState::new())
     }
 
     /// An empty map with buckets for about `n` elements before it first grows.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map: LockFreeHashMap<u64, u64> = LockFreeHashMap::with_capacity(10_000);
+    /// assert!(map.buckets() >= 1);
+    /// ```
     pub fn with_capacity(n: usize) -> Self {
         Self::with_capacity_and_hasher(n, RandomState::new())
     }
@@ -113,11 +148,29 @@ impl<K: Hash + Eq + Clone, V: Clone> Default for LockFreeHashMap<K, V> {
 
 impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// An empty map using `hasher`.
+    ///
+    /// ```
+    /// use std::collections::hash_map::RandomState;
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::with_hasher(RandomState::new());
+    /// map.insert(1, 2);
+    /// assert_eq!(map.get(&1), Some(2));
+    /// ```
     pub fn with_hasher(hasher: S) -> Self {
         Self::with_capacity_and_hasher(1, hasher)
     }
 
     /// An empty map with buckets for about `n` elements, using `hasher`.
+    ///
+    /// ```
+    /// use std::collections::hash_map::RandomState;
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::with_capacity_and_hasher(64, RandomState::new());
+    /// map.insert("k", "v");
+    /// assert_eq!(map.len(), 1);
+    /// ```
     pub fn with_capacity_and_hasher(n: usize, hasher: S) -> Self {
         LockFreeHashMap {
             raw: RawMap::with_buckets(n / raw::LOAD_FACTOR),
@@ -133,21 +186,61 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
 
     /// Number of elements. Exact when no operation runs concurrently;
     /// otherwise a value the map had recently (summed from striped counters).
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// assert!(map.is_empty());
+    /// map.insert(1, ());
+    /// map.insert(1, ());
+    /// assert_eq!(map.len(), 1);
+    /// ```
     pub fn len(&self) -> usize {
         self.raw.len()
     }
 
     /// `len() == 0`.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// assert!(map.is_empty());
+    /// map.insert(1, ());
+    /// map.insert(1, ());
+    /// assert_eq!(map.len(), 1);
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The current number of buckets (a power of two that only grows).
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// let before = map.buckets();
+    /// for i in 0..10_000u32 {
+    ///     map.insert(i, i);
+    /// }
+    /// assert!(map.buckets() > before); // it grew (and never shrinks)
+    /// ```
     pub fn buckets(&self) -> usize {
         self.raw.size()
     }
 
     /// The fence strategy the map's hazard-pointer domain uses.
+    ///
+    /// ```
+    /// use waitless::hazard::FenceStrategy;
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map: LockFreeHashMap<u8, u8> = LockFreeHashMap::new();
+    /// let s = map.fence_strategy();
+    /// assert!(s == FenceStrategy::Asymmetric || s == FenceStrategy::Symmetric);
+    /// ```
     pub fn fence_strategy(&self) -> FenceStrategy {
         self.raw.domain.strategy()
     }
@@ -189,6 +282,15 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     }
 
     /// Whether `key` is present.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// map.insert(String::from("a"), 1);
+    /// assert!(map.contains_key("a")); // `&str` through `Borrow<str>`
+    /// assert!(!map.contains_key("b"));
+    /// ```
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
@@ -303,6 +405,20 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// attempt is dropped. `f` gets the current value by reference, so it
     /// never needs to clone what it captured to be called again; it should
     /// have no side effects beyond computing the new value.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let hits = LockFreeHashMap::new();
+    /// hits.insert("/", 0u64);
+    /// std::thread::scope(|s| {
+    ///     for _ in 0..4 {
+    ///         s.spawn(|| hits.update("/", |n| n + 1));
+    ///     }
+    /// });
+    /// assert_eq!(hits.get("/"), Some(4)); // no increment is lost
+    /// assert_eq!(hits.update("/missing", |n| n + 1), None);
+    /// ```
     pub fn update<Q>(&self, key: &Q, mut f: impl FnMut(&V) -> V) -> Option<V>
     where
         K: Borrow<Q>,
@@ -347,6 +463,15 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     }
 
     /// Removes `key`; returns a clone of its value.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// map.insert(1, "one");
+    /// assert_eq!(map.remove(&1), Some("one"));
+    /// assert_eq!(map.remove(&1), None);
+    /// ```
     pub fn remove<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -413,6 +538,15 @@ impl<K, V, S> Drop for LockFreeHashMap<K, V, S> {
 ///
 /// The iterator holds no hazard pointer between calls to `next`; each call
 /// re-finds its place from the position of the last yielded key.
+///
+/// ```
+/// use waitless::map::LockFreeHashMap;
+///
+/// let map: LockFreeHashMap<u32, u32> = (0..5).map(|k| (k, k)).collect();
+/// let mut keys: Vec<u32> = map.iter().map(|(k, _)| k).collect();
+/// keys.sort();
+/// assert_eq!(keys, [0, 1, 2, 3, 4]);
+/// ```
 pub struct Iter<'m, K, V, S> {
     map: &'m LockFreeHashMap<K, V, S>,
     /// Split-order key of the last yielded entry (0 before the first).
