@@ -243,3 +243,6 @@ pub mod rcu;
 
 // --- btree (issue 16)
 pub mod btree;
+
+// --- numa (issue 17)
+pub mod numa;

@@ -243,7 +243,8 @@ fn drops_counted_across_threads_no_leak_no_double_drop() {
         });
     }
     assert_eq!(drops.load(Ordering::Relaxed), made / 2 * 2);
-    // Blocking: receivers gone with values inside; failed sends give values back.
+    // Blocking: the last receiver goes with values inside, which are dropped
+    // at once (the sender is still alive); failed sends give values back.
     drops.store(0, Ordering::Relaxed);
     {
         let (tx, rx) = channel::bounded::<Counted>(8);
@@ -251,11 +252,13 @@ fn drops_counted_across_threads_no_leak_no_double_drop() {
             tx.send(Counted(drops.clone())).unwrap();
         }
         drop(rx.recv().unwrap());
-        drop(rx);
-        let back = tx.send(Counted(drops.clone())).unwrap_err().into_inner();
         assert_eq!(drops.load(Ordering::Relaxed), 1);
+        drop(rx);
+        assert_eq!(drops.load(Ordering::Relaxed), 5);
+        let back = tx.send(Counted(drops.clone())).unwrap_err().into_inner();
+        assert_eq!(drops.load(Ordering::Relaxed), 5);
         drop(back);
-        assert_eq!(drops.load(Ordering::Relaxed), 2);
+        assert_eq!(drops.load(Ordering::Relaxed), 6);
     }
     assert_eq!(drops.load(Ordering::Relaxed), 6);
     // SPSC: batches, then both ends dropped in either order.

@@ -1,6 +1,7 @@
-//! Channel workloads (issue 6): SPSC throughput, MPMC 2P2C/4P4C throughput
-//! and blocking round-trip latency, against rtrb, std `sync_channel`,
-//! crossbeam-channel, flume and a `Mutex<VecDeque>` baseline.
+//! Channel workloads (issues 6, 13): SPSC throughput (single and batched),
+//! MPMC 1P1C/2P2C/4P4C/8P8C throughput and blocking round-trip latency,
+//! against rtrb, std `sync_channel`, crossbeam-channel, flume, kanal and a
+//! `Mutex<VecDeque>` baseline.
 //!
 //! Roles are fixed per thread index (even: producer, odd: consumer), so each
 //! workload declares its thread count ([`Workload::at`]). One
@@ -27,8 +28,11 @@ pub const SPSC_CAPACITY: usize = 1024;
 pub const BATCH: usize = 32;
 
 const SPSC: Workload = Workload::new("channel", "channel/spsc", "messages").at(&[2]);
+const SPSC_BATCH: Workload = Workload::new("channel", "channel/spsc-batch32", "messages").at(&[2]);
+const MPMC_1P1C: Workload = Workload::new("channel", "channel/mpmc-1p1c", "messages").at(&[2]);
 const MPMC_2P2C: Workload = Workload::new("channel", "channel/mpmc-2p2c", "messages").at(&[4]);
 const MPMC_4P4C: Workload = Workload::new("channel", "channel/mpmc-4p4c", "messages").at(&[8]);
+const MPMC_8P8C: Workload = Workload::new("channel", "channel/mpmc-8p8c", "messages").at(&[16]);
 const ROUNDTRIP: Workload =
     Workload::new("channel", "channel/blocking-roundtrip", "round trips").at(&[2]);
 
@@ -312,6 +316,67 @@ impl BenchChannel for Flume {
     }
 }
 
+/// `kanal::bounded` (sync API).
+pub struct Kanal;
+
+impl Contender for Kanal {
+    const NAME: &'static str = "kanal";
+    const ROLE: Role = Role::Peer;
+}
+
+impl BenchChannel for Kanal {
+    type Tx = kanal::Sender<u64>;
+    type Rx = kanal::Receiver<u64>;
+    fn endpoints(n: usize) -> (Vec<Self::Tx>, Vec<Self::Rx>) {
+        let (tx, rx) = kanal::bounded(MPMC_CAPACITY);
+        (vec![tx; n], vec![rx; n])
+    }
+    fn send(p: &mut Self::Tx, v: u64) {
+        let _ = p.try_send(v);
+    }
+    fn recv(c: &mut Self::Rx) -> u64 {
+        u64::from(matches!(c.try_recv(), Ok(Some(_))))
+    }
+}
+
+/// `rtrb`, [`BATCH`] messages per call through its chunk API.
+pub struct RtrbBatch;
+
+impl Contender for RtrbBatch {
+    const NAME: &'static str = "rtrb (batch 32)";
+    const ROLE: Role = Role::Peer;
+}
+
+impl BenchChannel for RtrbBatch {
+    type Tx = (rtrb::Producer<u64>, u64);
+    type Rx = rtrb::Consumer<u64>;
+    fn endpoints(n: usize) -> (Vec<Self::Tx>, Vec<Self::Rx>) {
+        one(n, "rtrb");
+        let (p, c) = rtrb::RingBuffer::new(SPSC_CAPACITY);
+        (vec![(p, 0)], vec![c])
+    }
+    fn send((p, seq): &mut Self::Tx, _v: u64) {
+        let n = p.slots().min(BATCH);
+        if n > 0 {
+            if let Ok(chunk) = p.write_chunk_uninit(n) {
+                let first = *seq;
+                *seq += n as u64;
+                chunk.fill_from_iter(first..);
+            }
+        }
+    }
+    fn recv(c: &mut Self::Rx) -> u64 {
+        let n = c.slots().min(BATCH);
+        match c.read_chunk(n) {
+            Ok(chunk) if n > 0 => {
+                let got = chunk.into_iter().count();
+                got as u64
+            }
+            _ => 0,
+        }
+    }
+}
+
 /// `Mutex<VecDeque>` with the MPMC capacity.
 pub struct MutexDeque;
 
@@ -425,6 +490,28 @@ impl Blocking for FlumeB {
     }
 }
 
+/// Blocking `kanal`.
+pub struct KanalB;
+
+impl Contender for KanalB {
+    const NAME: &'static str = "kanal";
+    const ROLE: Role = Role::Peer;
+}
+
+impl Blocking for KanalB {
+    type Tx = kanal::Sender<u64>;
+    type Rx = kanal::Receiver<u64>;
+    fn pair() -> (Self::Tx, Self::Rx) {
+        kanal::bounded(1)
+    }
+    fn send(tx: &Self::Tx, v: u64, t: Duration) -> bool {
+        tx.send_timeout(v, t).is_ok()
+    }
+    fn recv(rx: &Self::Rx, t: Duration) -> Option<u64> {
+        rx.recv_timeout(t).ok()
+    }
+}
+
 /// Blocking `std sync_channel`.
 pub struct StdB;
 
@@ -523,6 +610,7 @@ macro_rules! mpmc {
                 MutexDeque,
                 Crossbeam,
                 Flume,
+                Kanal,
             ]
         )
     };
@@ -544,9 +632,16 @@ pub fn entries() -> Vec<Entry> {
                 Crossbeam,
             ]
         ),
+        table!(SPSC_BATCH, throughput, [WaitlessSpscBatch, RtrbBatch]),
+        mpmc!(MPMC_1P1C),
         mpmc!(MPMC_2P2C),
         mpmc!(MPMC_4P4C),
-        table!(ROUNDTRIP, roundtrip, [WaitlessB, CrossbeamB, FlumeB, StdB]),
+        mpmc!(MPMC_8P8C),
+        table!(
+            ROUNDTRIP,
+            roundtrip,
+            [WaitlessB, CrossbeamB, FlumeB, KanalB, StdB]
+        ),
     ]
     .concat()
 }

@@ -151,6 +151,9 @@ pub mod counter;
 
 pub mod btree;
 
+// --- numa (issue 17)
+pub mod numa;
+
 /// Every workload entry of every group, in report order.
 pub fn all() -> Vec<Entry> {
     [
@@ -163,6 +166,7 @@ pub fn all() -> Vec<Entry> {
         rcu::entries(),
         counter::entries(),
         btree::entries(),
+        numa::entries(),
     ]
     .concat()
 }

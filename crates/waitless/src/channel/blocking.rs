@@ -3,145 +3,218 @@
 //!
 //! # Parking protocol (no lost wake-ups)
 //!
-//! Each side has a [`Waiters`] set: a mutex, a condition variable and a
-//! count of registered waiters. A thread that cannot proceed first retries
-//! with a short, bounded [`Backoff`] (a few spins, then a few yields). Then:
+//! Each side has a [`Waiters`] set: a count of registered waiters (`state`),
+//! a mutex guarding a notification sequence number, and a condition
+//! variable. The core runs with the crate-private `Blocking` ordering
+//! strategy, whose claiming CAS is `SeqCst`. A thread that cannot proceed
+//! first retries with a short, bounded [`Backoff`] (a few spins, then a few
+//! yields). Then:
 //!
 //! ```text
-//! waiter (e.g. a receiver)               notifier (a sender)
-//! lock(recv_waiters.mutex)               core send succeeds (tail CAS)
-//! count.fetch_add(1, SeqCst)             fence(SeqCst)
-//! re-check: core recv, which reaches     if count.load() > 0 {
-//!   its None answer only through           lock(recv_waiters.mutex)
-//!   fence(SeqCst); load(tail)              notify_one
-//! if still nothing: condvar.wait         }
+//! waiter (e.g. a receiver)                 notifier (a sender)
+//! state.fetch_add(1, SeqCst)      (R)      claim CAS on tail, SeqCst     (C)
+//! ticket = *lock()                         write value, store stamp
+//! re-check, no lock held: core recv,       if state.load(SeqCst) != 0 {  (L)
+//!   which answers None only after            lock(); seq += 1;
+//!   fence(SeqCst) (F) and a load of tail      notify_one
+//! lock(); if seq == ticket: condvar.wait   }
+//! state.fetch_sub(1, SeqCst)
 //! ```
 //!
-//! The two `SeqCst` fences are ordered in the single total order S. If the
-//! notifier's fence comes first, the waiter's `tail` load (after its own
-//! fence) sees the notifier's claim, so the re-check does not answer `None`.
-//! If the waiter's fence comes first, the notifier's load of `count` (after
-//! its fence) sees the increment (or a later value, which still includes
-//! it: only the waiter itself removes its increment), so it notifies. The
-//! waiter holds the mutex from registration until `wait` atomically releases
-//! it, and the notifier takes the mutex to notify, so the notification
-//! cannot fall between the re-check and the wait. Disconnection follows the
-//! same shape: set the closed flag, then lock and `notify_all`.
+//! `R`, `F`, `C` and `L` are all in the single total order S. If `C`
+//! precedes `F` in S, the waiter's `tail` load (after `F`) reads `C` or a
+//! later value, so the re-check does not answer `None` (it takes a value or
+//! waits for the stamp). Otherwise `R <S F <S C <S L` (`R` sb `F`, `C` sb
+//! `L`), and every modification of `state` is a `SeqCst` RMW, so `L` reads
+//! a value that includes `R` (only the waiter itself removes it, after its
+//! wait): the notifier takes the lock and bumps the sequence. If its bump
+//! comes before the waiter read its ticket, the notifier's claim happens
+//! before the re-check (through the mutex), which then sees it; if after,
+//! the waiter either finds `seq != ticket` under the lock and does not wait,
+//! or is already waiting and `notify_one` wakes a waiter. The re-check runs
+//! without the mutex, so notifiers never wait for a core operation.
+//! Disconnection follows the same shape: set the closed flag, then lock,
+//! bump and `notify_all`.
 //!
 //! Every woken waiter retries its operation before it may leave (even on
 //! timeout), so a `notify_one` is never swallowed by a thread that exits
 //! without looking.
+//!
+//! # Dropping the last receiver
+//!
+//! The values still queued are dropped at once (as crossbeam-channel and
+//! std do), so e.g. a request carrying a reply sender lets its requester
+//! see `Disconnected` instead of waiting. The last receiver closes the core,
+//! sets the `GONE` bit in the receive side's `state` (a `SeqCst` RMW, `W`),
+//! and drains the core (each `None` answer comes after a `fence(SeqCst)`,
+//! `F`, then a load of `tail`). A send that passed the closed check just
+//! before the close still claims a position (`C`, `SeqCst`) and then loads
+//! `state` (`L`, `SeqCst`, the same load that decides the wake-up). If `L`
+//! precedes `W` in S, then `C <S L <S W <S F`, so the drain's `tail` load
+//! sees `C` and the drain waits for that value and drops it; otherwise `L`
+//! reads `GONE` and the sender drains the core itself. Either way the value
+//! is dropped promptly, exactly once (each value is received once), never
+//! left queued for nobody.
 
 use core::fmt;
+use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::time::{Duration, Instant};
 
 use super::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 use super::mpmc::OptimizedChannel;
+use super::ordering::Blocking;
 use super::ChannelError;
-use crate::sync::atomic::{fence, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::{Arc, Condvar, Mutex, MutexGuard};
-use crate::Backoff;
+use crate::{Backoff, CachePadded};
+
+/// In a side's `state`: every handle of that side is gone (used on the
+/// receive side: senders then drain what they send).
+const GONE: usize = 1 << (usize::BITS - 1);
 
 /// Threads parked on one side of the channel.
 struct Waiters {
-    lock: Mutex<()>,
+    /// `GONE` | the number of registered waiters. Every modification is a
+    /// `SeqCst` RMW (module docs).
+    state: AtomicUsize,
+    /// Notification sequence number: bumped under the lock by every notify.
+    lock: Mutex<u64>,
     cv: Condvar,
-    /// Registered waiters. Incremented (SeqCst) under `lock` before the
-    /// re-check; decremented by the waiter itself when it leaves.
-    count: AtomicUsize,
 }
 
 impl Waiters {
     fn new() -> Self {
         Self {
-            lock: Mutex::new(()),
+            state: AtomicUsize::new(0),
+            lock: Mutex::new(0),
             cv: Condvar::new(),
-            count: AtomicUsize::new(0),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, ()> {
+    fn lock(&self) -> MutexGuard<'_, u64> {
         // No user code runs under this lock, so it cannot be poisoned by a
         // panic we care about; recover the guard either way.
         self.lock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Wakes one waiter if any is registered. The caller must have completed
-    /// its channel operation and then issued `fence(SeqCst)`.
+    /// The state a notifier looks at after its successful operation.
     #[inline]
-    fn notify_one(&self) {
-        // Relaxed after the caller's SeqCst fence: the fence-fence argument
-        // in the module docs makes this load see a registration whose
-        // re-check could have missed the caller's operation.
-        if self.count.load(Ordering::Relaxed) > 0 {
-            let _guard = self.lock();
-            self.cv.notify_one();
-        }
+    fn state(&self) -> usize {
+        // loom models SeqCst loads, stores and RMWs as Acquire/Release (a
+        // documented limitation: it has no single total order for them), so
+        // it cannot follow the argument in the module docs, which needs the
+        // claim CAS and this load in S. Under loom a SeqCst fence between
+        // the two stands in: with it the same two cases hold by the
+        // fence-fence rule (the notifier's fence before or after the
+        // waiter's), and that is what the loom models check.
+        #[cfg(loom)]
+        crate::sync::atomic::fence(Ordering::SeqCst);
+        // SeqCst: in S after the caller's SeqCst claim (module docs).
+        self.state.load(Ordering::SeqCst)
     }
 
-    /// Wakes every waiter (disconnection).
-    fn notify_all(&self) {
-        let _guard = self.lock();
+    /// Wakes one waiter (the caller saw a registered one).
+    #[cold]
+    fn wake_one(&self) {
+        let mut seq = self.lock();
+        *seq = seq.wrapping_add(1);
+        self.cv.notify_one();
+    }
+
+    /// Wakes every waiter (disconnection, batch receive).
+    fn wake_all(&self) {
+        let mut seq = self.lock();
+        *seq = seq.wrapping_add(1);
         self.cv.notify_all();
     }
 
-    /// Registers the caller; pairs with the fence before `notify_one`'s load.
-    fn register(&self) {
-        // SeqCst: this increment must precede, in the total order S, the
-        // SeqCst fence of the re-check that follows (module docs).
-        self.count.fetch_add(1, Ordering::SeqCst);
+    /// Registers the caller and returns its ticket (the notification
+    /// sequence number now). The caller re-checks, then calls [`park`](Self::park).
+    fn register(&self) -> u64 {
+        // SeqCst: must precede the fence of the re-check in S (module docs).
+        self.state.fetch_add(1, Ordering::SeqCst);
+        *self.lock()
     }
 
     fn unregister(&self) {
-        // Relaxed: a stale positive count only costs a notifier a lock.
-        self.count.fetch_sub(1, Ordering::Relaxed);
+        // SeqCst: every modification of `state` is a SeqCst RMW, so a
+        // notifier's SeqCst load reads the latest one (module docs).
+        self.state.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Waits until notified, a spurious wake-up, or `deadline`.
-    fn wait<'a>(&self, guard: MutexGuard<'a, ()>, deadline: Option<Instant>) -> MutexGuard<'a, ()> {
-        match deadline {
-            None => self.cv.wait(guard).unwrap_or_else(|e| e.into_inner()),
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return guard;
+    /// Sleeps unless a notification came since `ticket` was taken, until
+    /// notified, a spurious wake-up, or `deadline`; then unregisters.
+    fn park(&self, ticket: u64, deadline: Option<Instant>) {
+        let guard = self.lock();
+        if *guard == ticket {
+            let guard = match deadline {
+                None => self.cv.wait(guard).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        guard
+                    } else {
+                        match self.cv.wait_timeout(guard, left) {
+                            Ok((g, _)) => g,
+                            Err(e) => e.into_inner().0,
+                        }
+                    }
                 }
-                match self.cv.wait_timeout(guard, left) {
-                    Ok((g, _)) => g,
-                    Err(e) => e.into_inner().0,
-                }
-            }
+            };
+            drop(guard);
+        } else {
+            drop(guard);
         }
+        self.unregister();
     }
 }
 
 struct Shared<T> {
-    chan: OptimizedChannel<T>,
+    chan: OptimizedChannel<T, Blocking>,
     senders: AtomicUsize,
     receivers: AtomicUsize,
-    send_waiters: Waiters,
-    recv_waiters: Waiters,
+    /// Parked senders; its own cache lines (receivers read `state` after
+    /// every successful operation, senders write it when they park).
+    send_waiters: CachePadded<Waiters>,
+    /// Parked receivers, and the `GONE` bit once every receiver is gone.
+    recv_waiters: CachePadded<Waiters>,
 }
 
 impl<T> Shared<T> {
-    /// After a successful core send: wake a parked receiver if there is one.
+    /// After a successful core send: wake a parked receiver if there is one,
+    /// or drop what is queued if every receiver is gone.
     #[inline]
     fn after_send(&self) {
-        // SeqCst fence: orders our tail CAS before the load of the waiter
-        // count; pairs in S with the fence in a parked receiver's re-check.
-        fence(Ordering::SeqCst);
-        self.recv_waiters.notify_one();
+        let state = self.recv_waiters.state();
+        if state != 0 {
+            self.after_send_slow(state);
+        }
+    }
+
+    #[cold]
+    fn after_send_slow(&self, state: usize) {
+        if state & GONE != 0 {
+            self.discard_queued();
+        } else {
+            self.recv_waiters.wake_one();
+        }
     }
 
     /// After a successful core recv: wake a parked sender if there is one.
     #[inline]
     fn after_recv(&self) {
-        // SeqCst fence: as in `after_send`, with the head CAS and a parked
-        // sender's re-check.
-        fence(Ordering::SeqCst);
-        self.send_waiters.notify_one();
+        if self.send_waiters.state() != 0 {
+            self.send_waiters.wake_one();
+        }
+    }
+
+    /// Receives and drops everything queued (every receiver is gone).
+    fn discard_queued(&self) {
+        while let Some(v) = self.chan.recv() {
+            drop(v);
+        }
     }
 
     fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
@@ -192,12 +265,11 @@ impl<T> Shared<T> {
                 continue;
             }
             let w = &self.send_waiters;
-            let guard = w.lock();
-            w.register();
+            let ticket = w.register();
+            // The re-check, without the lock (module docs).
             match self.chan.send(value) {
                 Ok(()) => {
                     w.unregister();
-                    drop(guard);
                     self.after_send();
                     return Ok(());
                 }
@@ -207,9 +279,7 @@ impl<T> Shared<T> {
                 }
                 Err(ChannelError::Full(v)) => value = v,
             }
-            let guard = w.wait(guard, deadline);
-            w.unregister();
-            drop(guard);
+            w.park(ticket, deadline);
         }
     }
 
@@ -229,13 +299,12 @@ impl<T> Shared<T> {
                 continue;
             }
             let w = &self.recv_waiters;
-            let guard = w.lock();
-            w.register();
+            let ticket = w.register();
+            // The re-check, without the lock (module docs).
             let closed = self.chan.is_closed();
             match self.chan.recv() {
                 Some(v) => {
                     w.unregister();
-                    drop(guard);
                     self.after_recv();
                     return Ok(v);
                 }
@@ -245,9 +314,7 @@ impl<T> Shared<T> {
                 }
                 None => {}
             }
-            let guard = w.wait(guard, deadline);
-            w.unregister();
-            drop(guard);
+            w.park(ticket, deadline);
         }
     }
 }
@@ -279,11 +346,11 @@ impl<T> Shared<T> {
 /// ```
 pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
-        chan: OptimizedChannel::new(capacity),
+        chan: OptimizedChannel::with_strategy(capacity),
         senders: AtomicUsize::new(1),
         receivers: AtomicUsize::new(1),
-        send_waiters: Waiters::new(),
-        recv_waiters: Waiters::new(),
+        send_waiters: CachePadded::new(Waiters::new()),
+        recv_waiters: CachePadded::new(Waiters::new()),
     });
     (
         Sender {
@@ -569,14 +636,11 @@ impl<T> Receiver<T> {
                 None => break,
             }
         }
-        if n > 1 {
+        if n > 1 && self.shared.send_waiters.state() != 0 {
             // Several slots were freed: wake every parked sender, not one
             // (one notification per freed slot would be owed otherwise).
-            // SeqCst fence: as in `after_recv`.
-            fence(Ordering::SeqCst);
-            if self.shared.send_waiters.count.load(Ordering::Relaxed) > 0 {
-                self.shared.send_waiters.notify_all();
-            }
+            // The SeqCst claims and state load pair as in `after_recv`.
+            self.shared.send_waiters.wake_all();
         }
         Ok(n)
     }
@@ -731,7 +795,7 @@ impl<T> Drop for Sender<T> {
         // releases its own sends.
         if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.shared.chan.close();
-            self.shared.recv_waiters.notify_all();
+            self.shared.recv_waiters.wake_all();
         }
     }
 }
@@ -741,7 +805,16 @@ impl<T> Drop for Receiver<T> {
         // AcqRel: as in `Sender::drop`.
         if self.shared.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.shared.chan.close();
-            self.shared.send_waiters.notify_all();
+            // SeqCst RMW: `W` of "Dropping the last receiver" (module docs):
+            // a send whose state load comes later in S drains the core itself.
+            self.shared
+                .recv_waiters
+                .state
+                .fetch_or(GONE, Ordering::SeqCst);
+            self.shared.send_waiters.wake_all();
+            // Drop what is queued now; the drain waits for sends that
+            // claimed a position before the close.
+            self.shared.discard_queued();
         }
     }
 }
@@ -763,6 +836,15 @@ impl<T> fmt::Debug for Receiver<T> {
             .finish_non_exhaustive()
     }
 }
+
+// Unwind safety: a panic in user code between channel operations cannot
+// leave the channel in a broken state (no operation runs user code between
+// claiming a slot and publishing it, and every value moves in or out whole),
+// so the handles are unwind-safe whenever the values they carry are.
+impl<T: UnwindSafe> UnwindSafe for Sender<T> {}
+impl<T: UnwindSafe> RefUnwindSafe for Sender<T> {}
+impl<T: UnwindSafe> UnwindSafe for Receiver<T> {}
+impl<T: UnwindSafe> RefUnwindSafe for Receiver<T> {}
 
 /// Blocking iterator from [`Receiver::iter`].
 #[derive(Debug)]
@@ -821,6 +903,105 @@ mod tests {
         fn send<X: Send>() {}
         send::<crate::channel::spsc::Producer<Vec<u8>>>();
         send::<crate::channel::spsc::Consumer<Vec<u8>>>();
+    }
+
+    /// Static assertions: the handles are unwind-safe when `T` is, like
+    /// crossbeam's, so they cross `catch_unwind` without `AssertUnwindSafe`.
+    #[test]
+    fn handles_are_unwind_safe() {
+        fn unwind_safe<X: UnwindSafe + RefUnwindSafe>() {}
+        unwind_safe::<Sender<Vec<u8>>>();
+        unwind_safe::<Receiver<Vec<u8>>>();
+        unwind_safe::<OptimizedChannel<Vec<u8>>>();
+        unwind_safe::<crate::channel::spsc::Producer<Vec<u8>>>();
+        unwind_safe::<crate::channel::spsc::Consumer<Vec<u8>>>();
+        let (tx, rx) = bounded::<u32>(1);
+        let r = std::panic::catch_unwind(|| {
+            tx.send(1).unwrap();
+            panic!("user code fails after a send");
+        });
+        assert!(r.is_err());
+        assert_eq!(rx.try_recv(), Ok(1));
+    }
+
+    struct Counted(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn last_receiver_drop_drops_queued_values_at_once() {
+        let drops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (tx, rx) = bounded::<Counted>(4);
+        for _ in 0..3 {
+            tx.send(Counted(drops.clone())).unwrap();
+        }
+        let rx2 = rx.clone();
+        drop(rx);
+        assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 0);
+        drop(rx2);
+        // The sender is still alive: the values went with the last receiver.
+        assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert!(tx.is_disconnected());
+        let e = tx.try_send(Counted(drops.clone())).unwrap_err();
+        assert!(e.is_disconnected());
+        drop(e);
+        assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 4);
+    }
+
+    /// A request that carries its reply sender: when the server's receiver
+    /// goes away with the request still queued, the requester sees
+    /// `Disconnected` instead of waiting forever.
+    #[test]
+    fn queued_request_with_reply_sender_disconnects_its_requester() {
+        let (req_tx, req_rx) = bounded::<(u32, Sender<u32>)>(4);
+        let (reply_tx, reply_rx) = bounded::<u32>(1);
+        req_tx.send((7, reply_tx)).unwrap();
+        let requester = thread::spawn(move || reply_rx.recv());
+        drop(req_rx);
+        assert_eq!(requester.join().unwrap(), Err(RecvError));
+        drop(req_tx);
+    }
+
+    /// Senders race with the drop of the last receiver: every value a send
+    /// accepted is dropped by the time the sends returned, while a sender
+    /// handle is still alive (none is left queued for nobody), and every
+    /// rejected value came back.
+    #[test]
+    fn sends_racing_the_last_receiver_drop_leave_nothing_queued() {
+        let rounds = if cfg!(miri) { 3 } else { 300 };
+        for _ in 0..rounds {
+            let drops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let (tx, rx) = bounded::<Counted>(4);
+            let start = std::sync::Arc::new(std::sync::Barrier::new(3));
+            let senders: Vec<_> = (0..2)
+                .map(|_| {
+                    let tx = tx.clone();
+                    let drops = drops.clone();
+                    let start = start.clone();
+                    thread::spawn(move || {
+                        start.wait();
+                        let mut accepted = 0;
+                        for _ in 0..4 {
+                            match tx.try_send(Counted(drops.clone())) {
+                                Ok(()) => accepted += 1,
+                                Err(e) => drop(e),
+                            }
+                        }
+                        accepted
+                    })
+                })
+                .collect();
+            start.wait();
+            drop(rx);
+            let accepted: usize = senders.into_iter().map(|s| s.join().unwrap()).sum();
+            // 8 values were made; `tx` is still alive here.
+            assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 8);
+            assert!(accepted <= 8);
+            drop(tx);
+        }
     }
 
     #[test]

@@ -8,9 +8,10 @@
 //! | [`spsc::bounded`] → [`spsc::Producer`], [`spsc::Consumer`] | single producer, single consumer | wait-free, no RMW |
 //!
 //! The core is a stamped ring (Vyukov's bounded MPMC queue) with producer
-//! and consumer state on separate cache lines and cached copies of the
-//! opposite index, so a `send` or `recv` that finds room writes only its
-//! slot and its own index. The memory-ordering strategy is a type
+//! and consumer state on separate cache lines. An operation reads its slot's
+//! stamp first and touches the opposite index only when the stamp says
+//! full/empty, so a `send` or `recv` that finds room reads and writes only
+//! its slot and its own index. The memory-ordering strategy is a type
 //! parameter ([`SeqCstAll`], [`AcquireRelease`], [`Optimized`], the
 //! default), so one algorithm compiles three ways and
 //! [`OptimizedChannel::benchmark_orderings`] measures them side by side.

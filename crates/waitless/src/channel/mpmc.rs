@@ -20,25 +20,31 @@
 //! `capacity == 1` (a plain `p + 1` stamp would confuse them and let a
 //! producer overwrite a value its consumer is still moving out).
 //!
-//! Producer state (`tail`, the next position to write, and `head_cache`, a
-//! possibly stale copy of `head`) lives on one cache line; consumer state
-//! (`head`, `tail_cache`) on another. A producer:
+//! Producer state (`tail`, the next position to write) lives on one cache
+//! line, consumer state (`head`) on another. A producer, *stamp first*:
 //!
-//! 1. loads `tail` = t and `head_cache` = c; if `t - c >= capacity` the cache
-//!    *says* full, so it refreshes: `SeqCst` fence, load `head` = h; if
-//!    `t - h >= capacity` the channel is full → `Full(value)`; else it stores
-//!    h into `head_cache` (the only write to the cache, and only here);
-//! 2. loads the stamp of slot `t & mask`; if it is free for t, CASes `tail` from t
-//!    to t + 1 (on failure retry with the fresh tail);
-//! 3. writes the value into the slot and stores the full stamp of t
-//!    (`Release`).
+//! 1. loads `tail` = t, then the stamp of slot `t & mask`;
+//! 2. if the stamp is free for t, CASes `tail` from t to t + 1; on success it
+//!    writes the value and stores the full stamp of t (`Release`); on failure
+//!    it goes straight back to step 1 with the tail the CAS returned;
+//! 3. if the stamp still holds the value of position `t - capacity` (the slot
+//!    is one lap behind), the channel *may* be full: `SeqCst` fence, load
+//!    `head` = h; if `t - h >= capacity` → `Full(value)`; otherwise that
+//!    lap's consumer is between its claim and its stamp store: spin, reload
+//!    `tail`, go to 1;
+//! 4. any other stamp means `t` is stale (another producer claimed it):
+//!    reload `tail`, go to 1.
 //!
-//! A consumer mirrors it with `head`, `tail_cache`: full stamp of h →
-//! claim → read → store the free stamp of `h + capacity`.
+//! A consumer mirrors it with `head`: full stamp of h → claim → read → store
+//! the free stamp of `h + capacity`; a stamp still free for h means *maybe
+//! empty*: fence, load `tail`, `None` if `tail == h`.
 //!
-//! So the fast path writes exactly the slot (value + stamp) and the owning
-//! index (`tail` or `head`); it reads the opposite index only when the cache
-//! says full/empty, and writes the cache only then.
+//! So the fast path reads and writes exactly the slot (value + stamp) and
+//! the owning index (`tail` or `head`); the opposite index is read only when
+//! the stamp says full/empty, and nothing else is ever written. The core
+//! never yields to the OS and never parks: waiting for a peer between its
+//! claim and its stamp store is a bounded exponential spin per attempt
+//! (parking is the blocking layer's business).
 //!
 //! # Full and None are linearizable
 //!
@@ -57,10 +63,10 @@
 //! `None` is the mirror image (`head` = h, fence, `tail` = t with `t <= h`;
 //! at that instant `head <= tail == h` forces `head == tail`).
 //!
-//! A slot whose stamp says "not yet" while the cache says "not full/empty"
-//! belongs to a peer between its claiming CAS and its stamp store (or the
-//! loaded index was stale). The caller waits for it with a bounded spin,
-//! then yields: it never parks and never reports a non-linearizable answer.
+//! A slot whose stamp says "a lap behind" (send) or "not written yet" (recv)
+//! while the opposite index says "not full/empty" belongs to a peer between
+//! its claiming CAS and its stamp store. The caller spins and looks again:
+//! it never reports a non-linearizable answer.
 //!
 //! # Progress
 //!
@@ -94,28 +100,32 @@ static RECV_SITE: Site = Site::new("channel.recv");
 /// `isize`, so signed comparisons of wrapped positions are exact.
 pub(crate) const MAX_CAPACITY: usize = 1 << (usize::BITS - 2);
 
-/// After a failed claiming CAS: someone else progressed; back off briefly.
-/// Under loom no spinning is needed (the CAS failure is not a wait).
-#[inline]
-fn cas_backoff(backoff: &Backoff) {
-    #[cfg(not(loom))]
-    backoff.spin();
-    #[cfg(loom)]
-    let _ = backoff;
-}
+/// How many snapshots [`OptimizedChannel::len`] tries before it settles for
+/// an estimate.
+const LEN_ATTEMPTS: usize = 8;
 
-/// Waiting for a peer between its claim and its stamp store: spin, then
-/// yield. Under loom, one yield per iteration (loom must see a scheduling
-/// point, and the exponential spin would only blow up its state space).
+/// Waiting for a peer between its claim and its stamp store: a bounded
+/// exponential spin, never a yield (the non-blocking core does not give the
+/// CPU away; the blocking layer parks). Under loom, one yield per iteration
+/// instead: loom must see a scheduling point to let the peer finish.
 #[inline]
 fn wait_for_peer(backoff: &Backoff) {
     #[cfg(not(loom))]
-    backoff.snooze();
+    backoff.spin();
     #[cfg(loom)]
     {
         let _ = backoff;
         crate::sync::thread::yield_now();
     }
+}
+
+/// Before re-reading an index that was stale: nothing (the fresh value is
+/// one load away). Under loom a yield, so that a model in which the load
+/// keeps returning the same value lets the writer run.
+#[inline]
+fn stale_retry() {
+    #[cfg(loom)]
+    crate::sync::thread::yield_now();
 }
 
 /// The stamp of a slot free for the producer of position `pos`.
@@ -140,18 +150,12 @@ struct Slot<T> {
 struct ProducerSide {
     /// Next position to claim. Written only by a successful claiming CAS.
     tail: AtomicUsize,
-    /// A value `head` had at some point (never ahead of `head`). Written only
-    /// on the slow path, when the cache says full.
-    head_cache: AtomicUsize,
 }
 
 /// State written by consumers: another cache line.
 struct ConsumerSide {
     /// Next position to take. Written only by a successful claiming CAS.
     head: AtomicUsize,
-    /// A value `tail` had at some point (never ahead of `tail`). Written only
-    /// on the slow path, when the cache says empty.
-    tail_cache: AtomicUsize,
 }
 
 /// A bounded multi-producer multi-consumer channel whose `send` and `recv`
@@ -215,6 +219,13 @@ unsafe impl<T: Send, O> Send for OptimizedChannel<T, O> {}
 // Every slot access is exclusive by the stamp protocol (module docs).
 unsafe impl<T: Send, O> Sync for OptimizedChannel<T, O> {}
 
+// Unwind safety: no operation runs user code between claiming a slot and
+// publishing its stamp, and values move in and out whole, so a panic
+// between operations leaves the channel consistent; unwind-safe whenever
+// the values are.
+impl<T: std::panic::UnwindSafe, O> std::panic::UnwindSafe for OptimizedChannel<T, O> {}
+impl<T: std::panic::UnwindSafe, O> std::panic::RefUnwindSafe for OptimizedChannel<T, O> {}
+
 impl<T> OptimizedChannel<T> {
     /// A channel holding at most `capacity` values, with the
     /// [`Optimized`] ordering strategy.
@@ -265,11 +276,9 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
         Self {
             producer: CachePadded::new(ProducerSide {
                 tail: AtomicUsize::new(0),
-                head_cache: AtomicUsize::new(0),
             }),
             consumer: CachePadded::new(ConsumerSide {
                 head: AtomicUsize::new(0),
-                tail_cache: AtomicUsize::new(0),
             }),
             closed: CachePadded::new(AtomicBool::new(false)),
             buffer,
@@ -329,21 +338,7 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
         // INDEX_LOAD: a guess validated by the claiming CAS.
         let mut tail = self.producer.tail.load(O::INDEX_LOAD);
         loop {
-            // CACHE_LOAD: a hint; `head_cache <= head` always holds.
-            let cached_head = self.producer.head_cache.load(O::CACHE_LOAD);
-            if tail.wrapping_sub(cached_head) as isize >= cap as isize {
-                // SeqCst fence: orders the `tail` load above before the
-                // `head` load below (needed for the linearizable Full, module
-                // docs). In the SeqCst total order it also pairs with the
-                // fence of a parked receiver's re-check (see `blocking.rs`).
-                fence(Ordering::SeqCst);
-                let head = self.consumer.head.load(O::REFRESH_LOAD);
-                if tail.wrapping_sub(head) as isize >= cap as isize {
-                    return Err(ChannelError::Full(value));
-                }
-                self.producer.head_cache.store(head, O::CACHE_STORE);
-            }
-            let slot = &self.buffer[tail & self.mask];
+            let slot = self.slot(tail);
             // STAMP_LOAD (Acquire in every strategy): pairs with the
             // STAMP_STORE Release of the consumer that emptied this slot a
             // lap earlier, so its read of the old value happens-before our
@@ -371,18 +366,43 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
                         return Ok(());
                     }
                     Err(current) => {
+                        // Another producer claimed `tail`: straight back to
+                        // the stamp of the position the CAS returned.
                         SEND_SITE.record(false);
                         tail = current;
-                        cas_backoff(&backoff);
+                        continue;
                     }
                 }
-            } else {
-                // Either a consumer of `tail - cap` has claimed but not yet
-                // emptied the slot, or `tail` is stale. Wait briefly.
-                wait_for_peer(&backoff);
-                tail = self.producer.tail.load(O::INDEX_LOAD);
             }
+            if stamp == full_stamp(tail.wrapping_sub(cap)) {
+                // The slot still holds the value of the previous lap: full,
+                // unless that lap's consumer is mid-read. SeqCst fence:
+                // orders the `tail` load above before the `head` load below
+                // (linearizable Full, module docs); in the SeqCst total
+                // order it also pairs with a parked receiver's registration
+                // (see `blocking.rs`).
+                fence(Ordering::SeqCst);
+                // OTHER_INDEX_LOAD: ordered by the fence above.
+                let head = self.consumer.head.load(O::OTHER_INDEX_LOAD);
+                if tail.wrapping_sub(head) as isize >= cap as isize {
+                    return Err(ChannelError::Full(value));
+                }
+                // The consumer of `tail - cap` claimed the slot and has not
+                // stored its stamp yet: wait for it.
+                wait_for_peer(&backoff);
+            }
+            // Otherwise `tail` was stale (another producer claimed it and
+            // maybe filled the slot): look at the current tail.
+            stale_retry();
+            tail = self.producer.tail.load(O::INDEX_LOAD);
         }
+    }
+
+    /// The slot of position `pos`.
+    #[inline]
+    fn slot(&self, pos: usize) -> &Slot<T> {
+        // SAFETY: `pos & mask < capacity == buffer.len()`.
+        unsafe { self.buffer.get_unchecked(pos & self.mask) }
     }
 
     /// Receives a value without blocking; `None` if the channel was empty at
@@ -405,20 +425,7 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
         // INDEX_LOAD: a guess validated by the claiming CAS.
         let mut head = self.consumer.head.load(O::INDEX_LOAD);
         loop {
-            // CACHE_LOAD: a hint; `tail_cache <= tail` always holds.
-            let cached_tail = self.consumer.tail_cache.load(O::CACHE_LOAD);
-            if cached_tail.wrapping_sub(head) as isize <= 0 {
-                // SeqCst fence: orders the `head` load above before the
-                // `tail` load below (linearizable None, module docs); in the
-                // SeqCst total order it pairs with a parked sender's re-check.
-                fence(Ordering::SeqCst);
-                let tail = self.producer.tail.load(O::REFRESH_LOAD);
-                if tail.wrapping_sub(head) as isize <= 0 {
-                    return None;
-                }
-                self.consumer.tail_cache.store(tail, O::CACHE_STORE);
-            }
-            let slot = &self.buffer[head & self.mask];
+            let slot = self.slot(head);
             // STAMP_LOAD (Acquire): pairs with the producer's STAMP_STORE
             // Release, so the value it wrote is visible to our read.
             let stamp = slot.stamp.load(O::STAMP_LOAD);
@@ -446,17 +453,33 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
                         return Some(value);
                     }
                     Err(current) => {
+                        // Another consumer claimed `head`: straight back to
+                        // the stamp of the position the CAS returned.
                         RECV_SITE.record(false);
                         head = current;
-                        cas_backoff(&backoff);
+                        continue;
                     }
                 }
-            } else {
-                // A producer claimed `head` but has not stored its stamp yet,
-                // or `head` is stale. Wait briefly.
-                wait_for_peer(&backoff);
-                head = self.consumer.head.load(O::INDEX_LOAD);
             }
+            if stamp == free_stamp(head) {
+                // Position `head` is not written yet: empty, unless its
+                // producer is mid-write. SeqCst fence: orders the `head`
+                // load above before the `tail` load below (linearizable
+                // None, module docs); in the SeqCst total order it pairs
+                // with a parked sender's registration (see `blocking.rs`).
+                fence(Ordering::SeqCst);
+                // OTHER_INDEX_LOAD: ordered by the fence above.
+                let tail = self.producer.tail.load(O::OTHER_INDEX_LOAD);
+                if tail.wrapping_sub(head) as isize <= 0 {
+                    return None;
+                }
+                // The producer of `head` claimed it and has not stored its
+                // stamp yet: wait for it.
+                wait_for_peer(&backoff);
+            }
+            // Otherwise `head` was stale: look at the current head.
+            stale_retry();
+            head = self.consumer.head.load(O::INDEX_LOAD);
         }
     }
 
@@ -522,19 +545,29 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// The number of values in the channel at some moment during the call
-    /// (between 0 and `capacity`).
+    /// The number of values in the channel, between 0 and `capacity`.
+    ///
+    /// Exact at a moment during the call when the indices hold still for one
+    /// of a few attempts; under a constant stream of operations it gives up
+    /// after a few (8) tries (it never loops without bound) and
+    /// returns a value the channel held at most one operation apart.
     pub fn len(&self) -> usize {
-        loop {
+        let clamp = |tail: usize, head: usize| {
+            (tail.wrapping_sub(head) as isize).clamp(0, self.capacity() as isize) as usize
+        };
+        let mut tail = self.producer.tail.load(Ordering::SeqCst);
+        for _ in 0..LEN_ATTEMPTS {
             // SeqCst: the three loads form a snapshot in the SeqCst total
             // order (tail re-read to detect a moving window).
-            let tail = self.producer.tail.load(Ordering::SeqCst);
             let head = self.consumer.head.load(Ordering::SeqCst);
-            if self.producer.tail.load(Ordering::SeqCst) == tail {
-                let n = tail.wrapping_sub(head) as isize;
-                return n.clamp(0, self.capacity() as isize) as usize;
+            let again = self.producer.tail.load(Ordering::SeqCst);
+            if again == tail {
+                return clamp(tail, head);
             }
+            tail = again;
         }
+        // SeqCst: as above; the answer is a recent, clamped estimate.
+        clamp(tail, self.consumer.head.load(Ordering::SeqCst))
     }
 
     /// `true` if the channel was empty at some moment during the call.
@@ -652,9 +685,7 @@ mod tests {
         let ch = OptimizedChannel::<usize>::new(4);
         let start = usize::MAX - 5;
         ch.producer.tail.store(start, Ordering::Relaxed);
-        ch.producer.head_cache.store(start, Ordering::Relaxed);
         ch.consumer.head.store(start, Ordering::Relaxed);
-        ch.consumer.tail_cache.store(start, Ordering::Relaxed);
         for (k, slot) in ch.buffer.iter().enumerate() {
             // The stamp a slot holds when free for the first position
             // mapping to it at or after `start`.

@@ -11,8 +11,7 @@
 //! | own index, claiming CAS (success / failure) | SeqCst / SeqCst | AcqRel / Acquire | Relaxed / Relaxed |
 //! | slot stamp, load ([`STAMP_LOAD`](OrderingStrategy::STAMP_LOAD)) | SeqCst | Acquire | Acquire |
 //! | slot stamp, store ([`STAMP_STORE`](OrderingStrategy::STAMP_STORE)) | SeqCst | Release | Release |
-//! | cached opposite index, load / store | SeqCst / SeqCst | Acquire / Release | Relaxed / Relaxed |
-//! | opposite index, refresh load | SeqCst | Acquire | Relaxed |
+//! | opposite index, load when the stamp says full/empty ([`OTHER_INDEX_LOAD`](OrderingStrategy::OTHER_INDEX_LOAD)) | SeqCst | Acquire | Relaxed |
 //!
 //! Every strategy is correct: the two accesses that carry the hand-off of a
 //! value (the stamp store `Release` in the thread that finished with a slot,
@@ -20,6 +19,11 @@
 //! least `Release`/`Acquire` in all three, and the slow path that decides a
 //! linearizable `Full` or `None` answer issues a `SeqCst` fence in all three
 //! (it is off the fast path, so it does not change what is being compared).
+//!
+//! The blocking handles ([`bounded`](super::bounded)) run the core with a
+//! fourth, crate-private strategy, `Blocking`: `Optimized` except that the
+//! claiming CAS succeeds with `SeqCst`, because the parking protocol puts it
+//! in the single total order S with the waiter count (`blocking.rs`).
 //! `docs/channel.md` proves why `Optimized` is the minimal correct set and
 //! what each strategy compiles to on x86, ARM and POWER.
 
@@ -30,6 +34,7 @@ mod sealed {
     impl Sealed for super::SeqCstAll {}
     impl Sealed for super::AcquireRelease {}
     impl Sealed for super::Optimized {}
+    impl Sealed for super::Blocking {}
 }
 
 /// The orderings one strategy uses for each access of the channel algorithm.
@@ -50,12 +55,9 @@ pub trait OrderingStrategy: sealed::Sealed + Send + Sync + 'static {
     const STAMP_LOAD: Ordering;
     /// Store of a slot's stamp after writing (send) or reading (recv) it.
     const STAMP_STORE: Ordering;
-    /// Load of the cached copy of the opposite index.
-    const CACHE_LOAD: Ordering;
-    /// Store of the cached copy of the opposite index (slow path only).
-    const CACHE_STORE: Ordering;
-    /// Refresh load of the opposite index (slow path only, after a `SeqCst` fence).
-    const REFRESH_LOAD: Ordering;
+    /// Load of the opposite index (`head` in `send`, `tail` in `recv`), made
+    /// only when the slot's stamp says full/empty, after a `SeqCst` fence.
+    const OTHER_INDEX_LOAD: Ordering;
 }
 
 /// `SeqCst` on every access: the textbook default and the baseline.
@@ -67,7 +69,7 @@ pub struct SeqCstAll;
 pub struct AcquireRelease;
 
 /// The minimal set: only the slot stamps synchronize (`Acquire`/`Release`);
-/// index loads, claiming CASes and the cached indices are `Relaxed`.
+/// index loads and claiming CASes are `Relaxed`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Optimized;
 
@@ -78,9 +80,7 @@ impl OrderingStrategy for SeqCstAll {
     const CLAIM_FAILURE: Ordering = Ordering::SeqCst;
     const STAMP_LOAD: Ordering = Ordering::SeqCst;
     const STAMP_STORE: Ordering = Ordering::SeqCst;
-    const CACHE_LOAD: Ordering = Ordering::SeqCst;
-    const CACHE_STORE: Ordering = Ordering::SeqCst;
-    const REFRESH_LOAD: Ordering = Ordering::SeqCst;
+    const OTHER_INDEX_LOAD: Ordering = Ordering::SeqCst;
 }
 
 impl OrderingStrategy for AcquireRelease {
@@ -90,9 +90,7 @@ impl OrderingStrategy for AcquireRelease {
     const CLAIM_FAILURE: Ordering = Ordering::Acquire;
     const STAMP_LOAD: Ordering = Ordering::Acquire;
     const STAMP_STORE: Ordering = Ordering::Release;
-    const CACHE_LOAD: Ordering = Ordering::Acquire;
-    const CACHE_STORE: Ordering = Ordering::Release;
-    const REFRESH_LOAD: Ordering = Ordering::Acquire;
+    const OTHER_INDEX_LOAD: Ordering = Ordering::Acquire;
 }
 
 impl OrderingStrategy for Optimized {
@@ -108,10 +106,38 @@ impl OrderingStrategy for Optimized {
     const STAMP_LOAD: Ordering = Ordering::Acquire;
     // Release: pairs with the STAMP_LOAD Acquire of the next owner.
     const STAMP_STORE: Ordering = Ordering::Release;
-    // Relaxed: the cache is a hint; a stale value only causes a refresh.
-    const CACHE_LOAD: Ordering = Ordering::Relaxed;
-    const CACHE_STORE: Ordering = Ordering::Relaxed;
     // Relaxed after a SeqCst fence: the fence orders it after the own-index
     // load (see `mpmc.rs`, "Full and None are linearizable").
-    const REFRESH_LOAD: Ordering = Ordering::Relaxed;
+    const OTHER_INDEX_LOAD: Ordering = Ordering::Relaxed;
+}
+
+/// The strategy of the blocking handles (crate-private): [`Optimized`], except
+/// that a successful claiming CAS is `SeqCst`.
+///
+/// The parking protocol (`blocking.rs`) needs the claim of a notifier ordered
+/// in the single total order S before its `SeqCst` load of the waiter count,
+/// against the waiter's `SeqCst` registration and fence. A `SeqCst` CAS does
+/// that without the separate `fence(SeqCst)` per operation the handles paid
+/// before; on x86 every CAS is a `lock cmpxchg` whatever its ordering, so the
+/// fast path costs the same as `Optimized`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Blocking;
+
+impl OrderingStrategy for Blocking {
+    const NAME: &'static str = "Blocking";
+    // Relaxed: a guess the claiming CAS validates.
+    const INDEX_LOAD: Ordering = Ordering::Relaxed;
+    // SeqCst: in S before the notifier's SeqCst load of the opposite side's
+    // waiter count, paired with a waiter's SeqCst registration + fence
+    // (`blocking.rs`, "Parking protocol"); also orders the claim before the
+    // load of the receivers-gone flag (`blocking.rs`, "Dropping the last
+    // receiver").
+    const CLAIM_SUCCESS: Ordering = Ordering::SeqCst;
+    // Relaxed: a failed claim is not a notification and carries no data.
+    const CLAIM_FAILURE: Ordering = Ordering::Relaxed;
+    // Acquire/Release: the slot hand-off, as in `Optimized`.
+    const STAMP_LOAD: Ordering = Ordering::Acquire;
+    const STAMP_STORE: Ordering = Ordering::Release;
+    // Relaxed after the SeqCst fence, as in `Optimized`.
+    const OTHER_INDEX_LOAD: Ordering = Ordering::Relaxed;
 }

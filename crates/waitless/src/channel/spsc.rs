@@ -123,23 +123,48 @@ pub fn bounded<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
             .collect(),
         mask: capacity - 1,
     });
+    let buf = ring.buffer.as_ptr();
+    let mask = ring.mask;
     (
         Producer {
             ring: ring.clone(),
+            buf,
+            mask,
             tail: 0,
             head_cache: 0,
         },
         Consumer {
             ring,
+            buf,
+            mask,
             head: 0,
             tail_cache: 0,
         },
     )
 }
 
+/// A ring cell.
+type Cell<T> = UnsafeCell<MaybeUninit<T>>;
+
+/// The cell of position `pos`.
+///
+/// # Safety
+/// 1. `buf` and `mask` come from a ring the caller keeps alive (its `Arc`).
+#[inline]
+unsafe fn cell<'a, T>(buf: *const Cell<T>, mask: usize, pos: usize) -> &'a Cell<T> {
+    // SAFETY: `pos & mask < capacity`, the buffer's length; the buffer
+    // lives as long as the ring (precondition 1).
+    unsafe { &*buf.add(pos & mask) }
+}
+
 /// The writing end of an SPSC ring.
 pub struct Producer<T> {
     ring: Arc<Ring<T>>,
+    /// `ring.buffer`'s cells and `ring.mask`, copied into the handle so an
+    /// operation reaches a slot without a bounds check or a load through
+    /// the `Arc`.
+    buf: *const Cell<T>,
+    mask: usize,
     /// Our position; equal to `ring.tail` except inside a batch.
     tail: usize,
     /// A value `ring.head` had (never ahead of it).
@@ -149,16 +174,41 @@ pub struct Producer<T> {
 /// The reading end of an SPSC ring.
 pub struct Consumer<T> {
     ring: Arc<Ring<T>>,
+    /// As in [`Producer`].
+    buf: *const Cell<T>,
+    mask: usize,
     /// Our position; equal to `ring.head` except inside a batch.
     head: usize,
     /// A value `ring.tail` had (never ahead of it).
     tail_cache: usize,
 }
 
+// SAFETY: a handle moves `T`s into or out of the ring from whatever thread
+// holds it; the raw `buf` points into the ring its `Arc` keeps alive, and
+// the index protocol gives each side exclusive access to its slots (module
+// docs). So `T: Send` suffices, as for the `Arc<Ring<T>>` alone.
+unsafe impl<T: Send> Send for Producer<T> {}
+// SAFETY: `&Producer` gives access to nothing but the capacity and `Debug`;
+// every operation on the ring takes `&mut self`.
+unsafe impl<T: Send> Sync for Producer<T> {}
+// SAFETY: as for `Producer`.
+unsafe impl<T: Send> Send for Consumer<T> {}
+// SAFETY: as for `Producer`.
+unsafe impl<T: Send> Sync for Consumer<T> {}
+
+// Unwind safety: no operation runs user code while a slot is half-written
+// (a panicking `push_iter` iterator leaves only published or unpublished
+// whole values, and `Drop` publishes the latter), so the handles are
+// unwind-safe whenever the values are.
+impl<T: std::panic::UnwindSafe> std::panic::UnwindSafe for Producer<T> {}
+impl<T: std::panic::UnwindSafe> std::panic::RefUnwindSafe for Producer<T> {}
+impl<T: std::panic::UnwindSafe> std::panic::UnwindSafe for Consumer<T> {}
+impl<T: std::panic::UnwindSafe> std::panic::RefUnwindSafe for Consumer<T> {}
+
 impl<T> Producer<T> {
     /// The most values the ring holds.
     pub fn capacity(&self) -> usize {
-        self.ring.mask + 1
+        self.mask + 1
     }
 
     /// Free slots right now (refreshes the cached consumer position).
@@ -196,8 +246,9 @@ impl<T> Producer<T> {
         // SAFETY: `tail - head_cache < cap` and `head_cache <= head`, so slot
         // `tail` is not readable by the consumer (it reads only below the
         // published tail) and was freed by it (its read happened-before the
-        // Acquire refresh); we are the only producer.
-        self.ring.buffer[self.tail & self.ring.mask].with_mut(|p| unsafe { (*p).write(value) });
+        // Acquire refresh); we are the only producer; `self.ring` keeps the
+        // buffer alive.
+        unsafe { cell(self.buf, self.mask, self.tail) }.with_mut(|p| unsafe { (*p).write(value) });
         self.tail = self.tail.wrapping_add(1);
         // Release: pairs with the consumer's Acquire load of `tail`,
         // publishing the value written above.
@@ -231,7 +282,8 @@ impl<T> Producer<T> {
             // `head_cache + cap`, so the consumer freed the slot and cannot
             // read it before we publish. If `iter.next()` panics, `Drop`
             // publishes what was written so far.
-            self.ring.buffer[self.tail & self.ring.mask].with_mut(|p| unsafe { (*p).write(value) });
+            unsafe { cell(self.buf, self.mask, self.tail) }
+                .with_mut(|p| unsafe { (*p).write(value) });
             self.tail = self.tail.wrapping_add(1);
             n += 1;
         }
@@ -246,7 +298,7 @@ impl<T> Producer<T> {
 impl<T> Consumer<T> {
     /// The most values the ring holds.
     pub fn capacity(&self) -> usize {
-        self.ring.mask + 1
+        self.mask + 1
     }
 
     /// Values ready right now (refreshes the cached producer position).
@@ -295,8 +347,9 @@ impl<T> Consumer<T> {
         }
         // SAFETY: `head < tail_cache <= tail`: the producer wrote this slot
         // and published it (our Acquire refresh made the write visible); it
-        // will not overwrite it before we publish a head past it.
-        let value = self.ring.buffer[self.head & self.ring.mask]
+        // will not overwrite it before we publish a head past it; `self.ring`
+        // keeps the buffer alive.
+        let value = unsafe { cell(self.buf, self.mask, self.head) }
             .with(|p| unsafe { (*p).assume_init_read() });
         self.head = self.head.wrapping_add(1);
         // Release: pairs with the producer's Acquire load of `head`, so our
@@ -333,7 +386,7 @@ impl<T> Consumer<T> {
         for _ in 0..n {
             // SAFETY: as in `pop`, every position in [head, head + n) is
             // below the published tail we acquired.
-            let value = self.ring.buffer[self.head & self.ring.mask]
+            let value = unsafe { cell(self.buf, self.mask, self.head) }
                 .with(|p| unsafe { (*p).assume_init_read() });
             out.push(value);
             self.head = self.head.wrapping_add(1);

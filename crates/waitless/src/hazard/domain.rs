@@ -591,6 +591,22 @@ impl Domain {
     }
 }
 
+// ---- Added by map12 (issue #12): deferred retire with a custom deleter ----
+// Additive only: the map retires nodes whose deleter releases a share (not a
+// plain `Box` drop) and must not scan in the middle of an update.
+impl Domain {
+    /// Like [`retire`](Self::retire) but never scans (see
+    /// [`retire_box_deferred`](Self::retire_box_deferred)).
+    ///
+    /// # Safety
+    /// As for [`retire`](Self::retire).
+    pub(crate) unsafe fn retire_deferred<T>(&self, ptr: *mut T, deleter: unsafe fn(*mut T)) {
+        // SAFETY: our preconditions are `push`'s.
+        unsafe { self.push(ptr, deleter, false) }
+    }
+}
+// ---- End of map12 addition ----
+
 /// Frees a `Box` given as a raw pointer.
 ///
 /// # Safety

@@ -15,9 +15,13 @@
 //! no old table to reclaim. See `docs/hash-map.md` for why this design was
 //! chosen over an incremental open-addressing migration.
 //!
-//! Values are boxed separately from nodes: replacing a value is one CAS on
-//! the node's value pointer, and removing is one CAS of that pointer to null
-//! (the linearization point), after which the node is marked and unlinked.
+//! Layout: the dummies live inline in the directory segments (16 bytes
+//! each), and an element's first value lives inline in its node, so a
+//! lookup of a present key touches the directory line and the element's
+//! node. A node's value pointer points at that inline value, or at a boxed
+//! replacement: replacing a value is one CAS on the pointer, and removing
+//! is one CAS of it to null (the linearization point), after which the node
+//! is marked and unlinked.
 //!
 //! # Progress
 //! Every operation is lock-free: a retry happens only when a CAS failed
@@ -35,8 +39,8 @@
 //! # Values are cloned out
 //! Readers may be reading a value while another thread replaces or removes
 //! it, so `insert`, `remove` and `get` return clones; the original is freed
-//! once no hazard pointer protects it. Use [`LockFreeHashMap::get_with`] to
-//! read without cloning.
+//! once no hazard pointer protects it. Use [`LockFreeHashMap::get_with`] or
+//! a pinned view ([`LockFreeHashMap::pin`]) to read without cloning.
 //!
 //! # Example
 //! ```
@@ -255,19 +259,25 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     {
         let h = self.hash(key);
         let mut g = self.raw.guard();
-        loop {
-            let (pos, found) = self.raw.find(&mut g, h, |k| k.borrow() == key);
-            if !found {
-                return None;
-            }
-            // SAFETY: `pos.cur` is protected by the guard.
-            let v = g.value_hp().protect(unsafe { &(*pos.cur).value });
-            if v.is_null() {
-                continue; // removed since the walk: search again
-            }
-            // SAFETY: protected; values are retired only after being swapped
-            // out of the node.
-            return Some(f(unsafe { &*v }));
+        self.raw.lookup(&mut g, h, |k| k.borrow() == key).map(f)
+    }
+
+    /// A pinned read view: takes the hazard pointers once, then borrows
+    /// values without cloning and without per-call setup; see [`Pinned`].
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// map.insert(1, String::from("one"));
+    /// let mut view = map.pin();
+    /// assert_eq!(view.get(&1).map(String::len), Some(3));
+    /// assert!(view.get(&2).is_none());
+    /// ```
+    pub fn pin(&self) -> Pinned<'_, K, V, S> {
+        Pinned {
+            map: self,
+            guard: self.raw.guard(),
         }
     }
 
@@ -306,40 +316,45 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
         V: Clone,
     {
         let h = self.hash(&key);
-        let node = Pending::new(Node::element(h, key, Box::into_raw(Box::new(value))));
+        let node = Pending::new(Node::element(h, key, value));
+        // The new value, moved out of the pending node to replace an
+        // existing key's value (and moved back if the key disappears).
+        let mut boxed: Option<Box<V>> = None;
         let mut g = self.raw.guard();
         loop {
-            // SAFETY: the pending node is ours and an element.
-            let k = unsafe { node.get().key() };
+            let k = &node.get().key;
             let (pos, found) = self.raw.find(&mut g, h, |x| x == k);
             if found {
-                // SAFETY: protected by the guard.
-                let cur = unsafe { &*pos.cur };
+                // SAFETY: protected by the guard, and found: an element.
+                let cur = unsafe { &*pos.node() };
                 let old = g.value_hp().protect(&cur.value);
                 if old.is_null() {
                     continue;
                 }
-                // Relaxed: the pending node is not shared.
-                let new = node.get().value.load(Ordering::Relaxed);
+                let new = Box::into_raw(boxed.take().unwrap_or_else(|| node.take_value()));
                 // SAFETY: `cur` is protected.
-                if unsafe { self.raw.cas_value(pos.cur, old, new) } {
-                    // The new value now belongs to `cur`; the pending node
-                    // keeps only the key, dropped with it.
-                    node.get()
-                        .value
-                        .store(core::ptr::null_mut(), Ordering::Relaxed);
-                    // SAFETY: `old` was swapped out by us (unreachable), is
-                    // retired once, and `V: Send` whenever the map is shared.
-                    unsafe { self.raw.domain.retire_box_deferred(old) };
+                if unsafe { self.raw.cas_value(pos.node(), old, new) } {
+                    // SAFETY: our CAS swapped `old` out of the protected `cur`.
+                    unsafe { self.raw.retire_value(&mut g, pos.node(), old) };
                     // SAFETY: still protected by the value hazard pointer.
-                    return Some(unsafe { (*old).clone() });
+                    let ret = unsafe { (*old).clone() };
+                    // The guard's drop may scan and run (and panic in) other
+                    // values' destructors: `ret` is a local then, dropped by
+                    // the unwind instead of leaked as a half-returned value.
+                    drop(g);
+                    return Some(ret);
                 }
+                // SAFETY: the CAS failed, so `new` was never shared.
+                boxed = Some(unsafe { Box::from_raw(new) });
                 continue;
             }
+            if let Some(b) = boxed.take() {
+                node.put_value(*b);
+            }
             // Relaxed: published by the Release CAS in `link`.
-            node.get().next.store(pos.cur, Ordering::Relaxed);
+            node.get().link.next.store(pos.cur, Ordering::Relaxed);
             // SAFETY: `prev` is a dummy's field or a protected node's.
-            if unsafe { self.raw.link(pos.prev, pos.cur, node.ptr) } {
+            if unsafe { self.raw.link(pos.prev, pos.cur, node.ptr.cast()) } {
                 node.forget();
                 self.raw.add_count(1);
                 return None;
@@ -357,37 +372,40 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
         V: Clone,
     {
         let h = self.hash(&key);
-        let node = Pending::new(Node::element(h, key, core::ptr::null_mut()));
-        let mut make = Some(make);
         let mut g = self.raw.guard();
         loop {
-            // SAFETY: the pending node is ours and an element.
-            let k = unsafe { node.get().key() };
+            let (pos, found) = self.raw.find(&mut g, h, |x| x == &key);
+            if !found {
+                break;
+            }
+            // SAFETY: protected by the guard.
+            let v = g.value_hp().protect(unsafe { &(*pos.node()).value });
+            if !v.is_null() {
+                // SAFETY: protected.
+                return unsafe { (*v).clone() };
+            }
+        }
+        let v = make();
+        // Clone before linking: once linked, another thread may remove and
+        // free the value.
+        let ret = v.clone();
+        let node = Pending::new(Node::element(h, key, v));
+        loop {
+            let k = &node.get().key;
             let (pos, found) = self.raw.find(&mut g, h, |x| x == k);
             if found {
                 // SAFETY: protected by the guard.
-                let v = g.value_hp().protect(unsafe { &(*pos.cur).value });
+                let v = g.value_hp().protect(unsafe { &(*pos.node()).value });
                 if v.is_null() {
                     continue;
                 }
                 // SAFETY: protected.
                 return unsafe { (*v).clone() };
             }
-            if let Some(make) = make.take() {
-                let v = Box::into_raw(Box::new(make()));
-                // Relaxed: the pending node is not shared.
-                node.get().value.store(v, Ordering::Relaxed);
-            }
             // Relaxed: published by the Release CAS in `link`.
-            node.get().next.store(pos.cur, Ordering::Relaxed);
-            // Relaxed: not shared yet.
-            let v = node.get().value.load(Ordering::Relaxed);
-            // Clone before linking: once linked, another thread may remove
-            // and free the value.
-            // SAFETY: `v` is the box we just made.
-            let ret = unsafe { (*v).clone() };
+            node.get().link.next.store(pos.cur, Ordering::Relaxed);
             // SAFETY: `prev` is a dummy's field or a protected node's.
-            if unsafe { self.raw.link(pos.prev, pos.cur, node.ptr) } {
+            if unsafe { self.raw.link(pos.prev, pos.cur, node.ptr.cast()) } {
                 node.forget();
                 self.raw.add_count(1);
                 return ret;
@@ -434,7 +452,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
                 return None;
             }
             // SAFETY: protected by the guard.
-            let src = unsafe { &(*pos.cur).value };
+            let src = unsafe { &(*pos.node()).value };
             let mut old = g.value_hp().protect(src);
             while !old.is_null() {
                 // SAFETY: protected.
@@ -448,11 +466,16 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
                 };
                 let new = Box::into_raw(boxed);
                 // SAFETY: `pos.cur` is protected.
-                if unsafe { self.raw.cas_value(pos.cur, old, new) } {
-                    // SAFETY: swapped out by us, retired once.
-                    unsafe { self.raw.domain.retire_box_deferred(old) };
+                if unsafe { self.raw.cas_value(pos.node(), old, new) } {
+                    // SAFETY: our CAS swapped `old` out of the protected `cur`.
+                    unsafe { self.raw.retire_value(&mut g, pos.node(), old) };
                     // SAFETY: still protected by the value hazard pointer.
-                    return Some(unsafe { (*old).clone() });
+                    let ret = unsafe { (*old).clone() };
+                    // The guard's drop may scan and run (and panic in) other
+                    // values' destructors: `ret` is a local then, dropped by
+                    // the unwind instead of leaked as a half-returned value.
+                    drop(g);
+                    return Some(ret);
                 }
                 // SAFETY: the CAS failed, so `new` was never shared.
                 spare = Some(unsafe { Box::from_raw(new) });
@@ -486,21 +509,24 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
                 return None;
             }
             // SAFETY: protected by the guard.
-            let v = g.value_hp().protect(unsafe { &(*pos.cur).value });
+            let v = g.value_hp().protect(unsafe { &(*pos.node()).value });
             if v.is_null() {
                 continue;
             }
             // SAFETY: protected by the guard.
-            if unsafe { self.raw.cas_value(pos.cur, v, core::ptr::null_mut()) } {
-                // SAFETY: swapped out by us, retired once; still protected
-                // by the value hazard pointer (which the walk does not use)
-                // while we clone it.
-                unsafe { self.raw.domain.retire_box_deferred(v) };
+            if unsafe { self.raw.cas_value(pos.node(), v, core::ptr::null_mut()) } {
+                // SAFETY: our CAS swapped `v` out of the protected `cur`; it
+                // stays protected by the value hazard pointer (which the
+                // walk does not use) while we clone it.
+                unsafe { self.raw.retire_value(&mut g, pos.node(), v) };
                 // SAFETY: our CAS nulled the value of the node at `pos`,
                 // which came from the last walk with `g`.
                 unsafe { self.raw.finish_remove(&mut g, h, pos) };
                 // SAFETY: protected.
-                return Some(unsafe { (*v).clone() });
+                let ret = unsafe { (*v).clone() };
+                // As in `insert`: scan before returning.
+                drop(g);
+                return Some(ret);
             }
         }
     }
@@ -523,6 +549,52 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
 impl<K, V, S> Drop for LockFreeHashMap<K, V, S> {
     fn drop(&mut self) {
         // `raw` frees the list, then its domain frees everything retired.
+    }
+}
+
+/// A pinned read view of a [`LockFreeHashMap`], from
+/// [`LockFreeHashMap::pin`].
+///
+/// The view holds this thread's hazard pointers for the map, so each
+/// [`get`](Self::get) skips the per-call setup and returns a reference into
+/// the map instead of a clone. The reference stays valid (its value cannot
+/// be freed, even if another thread replaces or removes it meanwhile) until
+/// the next call on the view: `get` takes `&mut self`, so the borrow checker
+/// allows one borrowed value at a time. Each `get` is linearizable on its
+/// own; the view is not a snapshot. Hold a view briefly: the one value it
+/// protects cannot be freed while it does. Not `Send`: the hazard pointers
+/// belong to the thread that pinned.
+pub struct Pinned<'m, K, V, S> {
+    map: &'m LockFreeHashMap<K, V, S>,
+    guard: raw::Guard<'m>,
+}
+
+impl<K, V, S> fmt::Debug for Pinned<'_, K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pinned").finish_non_exhaustive()
+    }
+}
+
+impl<K, V, S: BuildHasher> Pinned<'_, K, V, S> {
+    /// The value of `key`, borrowed until the next call on this view.
+    pub fn get<Q>(&mut self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let h = self.map.hash(key);
+        self.map
+            .raw
+            .lookup(&mut self.guard, h, |k| k.borrow() == key)
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key<Q>(&mut self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.get(key).is_some()
     }
 }
 
@@ -580,14 +652,18 @@ impl<K: Clone + Eq, V: Clone, S: BuildHasher> Iterator for Iter<'_, K, V, S> {
             let b = (self.next_so.reverse_bits() as usize) & (raw.size() - 1);
             let d = raw.bucket(&mut g, b);
             let (after, seen) = (self.next_so, &self.seen);
-            let stop = |n: &Node<K, V>| {
-                n.is_element()
+            let stop = |p: *mut raw::Link| {
+                // SAFETY: the walk passes protected, live nodes.
+                let l = unsafe { &*p };
+                let so = l.so();
+                l.is_element() && {
+                    // SAFETY: as above, and an element.
+                    let n = unsafe { Node::<K, V>::of(p) };
                     // Relaxed: null-ness only; the value is read through
                     // a hazard pointer below.
-                    && !n.value.load(Ordering::Relaxed).is_null()
-                    && (n.so > after
-                        // SAFETY: an element.
-                        || (n.so == after && !seen.contains(unsafe { n.key() })))
+                    !n.value.load(Ordering::Relaxed).is_null()
+                        && (so > after || (so == after && !seen.contains(&n.key)))
+                }
             };
             // SAFETY: `d` is a dummy of this map.
             let pos = unsafe { raw.walk(&mut g, &(*d).next, stop) };
@@ -595,17 +671,19 @@ impl<K: Clone + Eq, V: Clone, S: BuildHasher> Iterator for Iter<'_, K, V, S> {
                 self.done = true;
                 return None;
             }
-            // SAFETY: protected by the guard.
-            let n = unsafe { &*pos.cur };
+            // SAFETY: protected by the guard; the stop predicate accepts
+            // only elements.
+            let n = unsafe { &*pos.node() };
             let v = g.value_hp().protect(&n.value);
             if v.is_null() {
                 continue; // removed meanwhile; look again from the same place
             }
-            // SAFETY: `n` is an element, protected; `v` is protected.
-            let (k, v) = unsafe { (n.key().clone(), (*v).clone()) };
-            if n.so != self.next_so {
+            // SAFETY: `v` is protected.
+            let (k, v) = (n.key.clone(), unsafe { (*v).clone() });
+            let so = n.link.so();
+            if so != self.next_so {
                 self.seen.clear();
-                self.next_so = n.so;
+                self.next_so = so;
             }
             self.seen.push(k.clone());
             return Some((k, v));
@@ -621,15 +699,41 @@ struct Pending<K, V> {
 }
 
 impl<K, V> Pending<K, V> {
-    fn new(node: Node<K, V>) -> Self {
-        Pending {
-            ptr: Box::into_raw(Box::new(node)),
-        }
+    fn new(ptr: *mut Node<K, V>) -> Self {
+        Pending { ptr }
     }
 
     fn get(&self) -> &Node<K, V> {
         // SAFETY: owned by `self` until `forget`.
         unsafe { &*self.ptr }
+    }
+
+    /// Moves the inline value out into a box (the node then has none).
+    fn take_value(&self) -> Box<V> {
+        // SAFETY: owned by `self`.
+        let init = unsafe { Node::init_ptr(self.ptr) };
+        // Relaxed: not shared.
+        debug_assert_eq!(self.get().value.load(Ordering::Relaxed), init);
+        // Relaxed: not shared. Cleared first, so the node's drop will not
+        // drop the value we move out.
+        self.get()
+            .value
+            .store(core::ptr::null_mut(), Ordering::Relaxed);
+        // SAFETY: `value` pointed at `init`, so it was live; it is read once
+        // and the node no longer owns it.
+        Box::new(unsafe { init.read() })
+    }
+
+    /// Moves `v` back in as the inline value (after [`take_value`]).
+    ///
+    /// [`take_value`]: Self::take_value
+    fn put_value(&self, v: V) {
+        // SAFETY: owned by `self`; `init` is dead after `take_value`.
+        let init = unsafe { Node::init_ptr(self.ptr) };
+        // SAFETY: as above: writing a dead slot, no drop.
+        unsafe { init.write(v) };
+        // Relaxed: not shared.
+        self.get().value.store(init, Ordering::Relaxed);
     }
 
     fn forget(self) {
@@ -640,8 +744,8 @@ impl<K, V> Pending<K, V> {
 impl<K, V> Drop for Pending<K, V> {
     fn drop(&mut self) {
         // SAFETY: never linked (or `forget` would have been called), so
-        // still exclusively ours.
-        drop(unsafe { Box::from_raw(self.ptr) });
+        // still exclusively ours, with its one share.
+        unsafe { Node::release(self.ptr) };
     }
 }
 

@@ -26,15 +26,20 @@
 //! Walks protect `prev` and `cur` with two hazard pointers and re-validate
 //! `prev.next == cur` after publishing (Michael 2002, Fig. 9); a third
 //! protects a value while it is read. Unlinked nodes and replaced or removed
-//! values are retired into the map's own [`Domain`]. Dummies and bucket
+//! values are retired into the map's own [`Domain`]. Dummies live inline in
+//! the directory segments (a lookup reads its bucket's `next` from the
+//! directory itself) and the first value of an element lives inline in its
+//! node (see [`Node`]), so a lookup of a never-replaced key touches the
+//! directory line and the element's node. Dummies and bucket
 //! segments are never freed before the map is dropped.
 
+use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use core::ptr;
 
 use crate::contention::Site;
 use crate::hazard::{Domain, HazardPointer};
-use crate::sync::atomic::{AtomicIsize, AtomicPtr, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use crate::CachePadded;
 
 static LINK: Site = Site::new("map.link");
@@ -45,8 +50,9 @@ static VALUE: Site = Site::new("map.value");
 pub(crate) const LOAD_FACTOR: usize = 1;
 
 /// Bucket-count cap: buckets are indexed by `usize`, dummies by the reversed
-/// index, and the top bit distinguishes elements from dummies.
-const MAX_BUCKETS: usize = 1 << (usize::BITS - 2);
+/// index; the top bit distinguishes elements from dummies, and the next two
+/// stay zero so a dummy's key has room for its state (see [`STATE`]).
+const MAX_BUCKETS: usize = 1 << (usize::BITS - 3);
 
 /// Segment `s` holds buckets `[2^(s-1), 2^s)` (segment 0 holds bucket 0),
 /// so the directory grows without moving anything.
@@ -59,50 +65,133 @@ const STRIPES: usize = 16;
 #[cfg(loom)]
 const STRIPES: usize = 1;
 
-/// A directory slot: the dummy node starting one bucket (null until used).
-type Bucket<K, V> = AtomicPtr<Node<K, V>>;
+/// A dummy's state lives in bits 1..=2 of its `so` word, which are zero in
+/// every dummy's split-order key (bucket indices stay below 2^61, and the
+/// key is the reversed index): not in the list yet, being linked by one
+/// thread, in the list.
+const STATE: u64 = 0b110;
+const UNLINKED: u64 = 0;
+const LINKING: u64 = 0b010;
+const LINKED: u64 = 0b100;
 
-/// A node of the list: a dummy (bucket start) or an element.
-pub(crate) struct Node<K, V> {
-    pub(crate) so: u64,
+/// What the list itself uses of a node. A dummy is just this (16 bytes,
+/// inline in the directory); an element starts with it (`#[repr(C)]`), so
+/// list pointers are `*mut Link` and an element's is cast to its [`Node`].
+#[repr(C)]
+pub(crate) struct Link {
+    /// Split-order key (odd for elements); a dummy's also holds its state.
+    /// Only those state bits ever change.
+    so: AtomicU64,
     /// Tagged successor; see the module docs for the bit layout.
-    pub(crate) next: AtomicPtr<Node<K, V>>,
-    /// Boxed value; null for dummies and for removed elements.
-    pub(crate) value: AtomicPtr<V>,
-    /// Initialised iff `so` is odd (an element).
-    key: MaybeUninit<K>,
+    pub(crate) next: AtomicPtr<Link>,
 }
 
-impl<K, V> Node<K, V> {
+impl Link {
     fn dummy(so: u64) -> Self {
-        Node {
-            so,
+        Link {
+            so: AtomicU64::new(so | UNLINKED),
             next: AtomicPtr::new(ptr::null_mut()),
-            value: AtomicPtr::new(ptr::null_mut()),
-            key: MaybeUninit::uninit(),
         }
     }
 
-    pub(crate) fn element(h: u64, key: K, value: *mut V) -> Self {
-        Node {
-            so: so_element(h),
-            next: AtomicPtr::new(ptr::null_mut()),
-            value: AtomicPtr::new(value),
-            key: MaybeUninit::new(key),
+    /// The split-order key, without a dummy's state bits.
+    #[inline]
+    pub(crate) fn so(&self) -> u64 {
+        // Relaxed: the key bits never change after the node is published
+        // (which the load that found it synchronized with); a dummy's state
+        // is read with Acquire where it matters (`bucket`).
+        let x = self.so.load(Ordering::Relaxed);
+        if x & 1 == 0 {
+            x & !STATE
+        } else {
+            x
         }
     }
 
     #[inline]
     pub(crate) fn is_element(&self) -> bool {
-        self.so & 1 == 1
+        self.so() & 1 == 1
+    }
+}
+
+/// An element of the list.
+///
+/// It carries its first value inline (`init`), so a lookup of a key whose
+/// value was never replaced reads one node, not a node and a box: `value`
+/// then points at `init`. A replacing value is a separate `Box`.
+#[repr(C)]
+pub(crate) struct Node<K, V> {
+    /// First, so a `*mut Node` is a `*mut Link` to the list.
+    pub(crate) link: Link,
+    /// The current value: `&init`, a boxed value, or null once removed.
+    pub(crate) value: AtomicPtr<V>,
+    /// Owners of the allocation: 1 for the list (or the pending insert),
+    /// plus 1 while a retired drop of `init` is pending. The last to
+    /// decrement frees the node, so `init` is dropped when it is swapped out
+    /// and no hazard protects it, yet never after the node is freed.
+    refs: AtomicUsize,
+    pub(crate) key: K,
+    /// The first value; live while `value` points here (or while its
+    /// retired drop is pending).
+    init: MaybeUninit<V>,
+}
+
+impl<K, V> Node<K, V> {
+    /// A boxed element holding `key` and, inline, `value`.
+    pub(crate) fn element(h: u64, key: K, value: V) -> *mut Self {
+        let raw = Box::into_raw(Box::new(Node {
+            link: Link {
+                so: AtomicU64::new(so_element(h)),
+                next: AtomicPtr::new(ptr::null_mut()),
+            },
+            value: AtomicPtr::new(ptr::null_mut()),
+            refs: AtomicUsize::new(1),
+            key,
+            init: MaybeUninit::new(value),
+        }));
+        // SAFETY: just allocated, exclusively ours.
+        let init = unsafe { Self::init_ptr(raw) };
+        // Relaxed: the node is not shared yet.
+        // SAFETY: as above.
+        unsafe { (*raw).value.store(init, Ordering::Relaxed) };
+        raw
     }
 
+    /// The element a list pointer points to.
+    ///
     /// # Safety
-    /// 1. `self.is_element()`.
+    /// 1. `l` is non-null, points to a live node of a list, and that node
+    ///    is an element (`(*l).is_element()`), valid for `'a`.
     #[inline]
-    pub(crate) unsafe fn key(&self) -> &K {
-        // SAFETY: precondition 1: elements are built with a key.
-        unsafe { self.key.assume_init_ref() }
+    pub(crate) unsafe fn of<'a>(l: *mut Link) -> &'a Self {
+        // SAFETY: precondition 1: elements are `Node`s whose first field is
+        // the `Link`, and `l` carries the provenance of the whole node.
+        unsafe { &*l.cast::<Self>() }
+    }
+
+    /// The address of `init` inside the node `this` (no reference made).
+    ///
+    /// # Safety
+    /// 1. `this` points to a live node.
+    #[inline]
+    pub(crate) unsafe fn init_ptr(this: *mut Self) -> *mut V {
+        // SAFETY: precondition 1; `addr_of_mut!` makes no reference.
+        unsafe { ptr::addr_of_mut!((*this).init) }.cast()
+    }
+
+    /// Gives up one owner's share; frees the node if it was the last.
+    ///
+    /// # Safety
+    /// 1. `this` came from [`Node::element`], and the caller holds one
+    ///    share that it does not use again.
+    pub(crate) unsafe fn release(this: *mut Self) {
+        // AcqRel: Release orders this owner's uses before the free; Acquire
+        // (for the last owner) sees every other owner's uses.
+        // SAFETY: precondition 1: our share keeps the node alive until here.
+        if unsafe { &(*this).refs }.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // SAFETY: the last share: nobody else refers to the node.
+            drop(unsafe { Box::from_raw(this) });
+        }
     }
 }
 
@@ -112,15 +201,50 @@ impl<K, V> Drop for Node<K, V> {
         // retire + scan, or the map's drop) already synchronized with every
         // earlier writer.
         let v = self.value.load(Ordering::Relaxed);
-        if !v.is_null() {
-            // SAFETY: a non-null value is a `Box` owned by this node.
+        let init: *mut V = self.init.as_mut_ptr();
+        if v == init {
+            // SAFETY: `value` still points at `init`: live, owned here.
+            unsafe { self.init.assume_init_drop() };
+        } else if !v.is_null() {
+            // SAFETY: a non-null value other than `init` is a `Box` owned by
+            // this node. (A swapped-out `init` was dropped by its retired
+            // deleter before the last share was released.)
             drop(unsafe { Box::from_raw(v) });
         }
-        if self.is_element() {
-            // SAFETY: elements own an initialised key, dropped once here.
-            unsafe { self.key.assume_init_drop() };
+        // The key is a plain field, dropped after this.
+    }
+}
+
+/// Deleter for a swapped-out inline value: drops it in place, then gives
+/// up the share its retirement held (even if the drop panics).
+///
+/// # Safety
+/// 1. `v` is `Node::init_ptr(node)` of a node whose `refs` counts this
+///    retirement, and `init` is live and no longer reachable through `value`.
+unsafe fn drop_init<K, V>(v: *mut V) {
+    struct Release<K, V>(*mut Node<K, V>);
+    impl<K, V> Drop for Release<K, V> {
+        fn drop(&mut self) {
+            // SAFETY: the share taken when `init` was retired.
+            unsafe { Node::release(self.0) };
         }
     }
+    let off = core::mem::offset_of!(Node<K, V>, init);
+    // SAFETY: precondition 1: `v` points `off` bytes into the node, and
+    // keeps the provenance of the whole allocation it was derived from.
+    let node = unsafe { v.cast::<u8>().sub(off) }.cast::<Node<K, V>>();
+    let _release = Release(node);
+    // SAFETY: precondition 1: live, dropped once here.
+    unsafe { ptr::drop_in_place(v) };
+}
+
+/// Deleter for an unlinked node: gives up the list's share.
+///
+/// # Safety
+/// 1. `n` was unlinked by the caller of `retire`, whose share this is.
+unsafe fn release_node<K, V>(n: *mut Node<K, V>) {
+    // SAFETY: precondition 1.
+    unsafe { Node::release(n) };
 }
 
 #[inline]
@@ -161,6 +285,8 @@ pub(crate) struct Guard<'m> {
     p: usize,
     /// Index of the hazard pointer protecting `cur`.
     c: usize,
+    /// Whether this operation retired something (then its drop may scan).
+    retired: bool,
 }
 
 /// Operations retire without scanning (`retire_box_deferred`), so no user
@@ -169,8 +295,9 @@ pub(crate) struct Guard<'m> {
 /// still published during this scan, which only delays those objects.
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        // Not while unwinding: a panicking deleter would then abort.
-        if !std::thread::panicking() {
+        // Not while unwinding: a panicking deleter would then abort. Only
+        // after a retire: a read-only operation has nothing to add.
+        if self.retired && !std::thread::panicking() {
             self.domain.collect();
         }
     }
@@ -188,13 +315,36 @@ impl<'m> Guard<'m> {
 /// first unmarked node the stop predicate accepted, or null at the end.
 /// `cur` (if non-null) is protected by the guard until its next walk.
 pub(crate) struct Pos<K, V> {
-    pub(crate) prev: *const AtomicPtr<Node<K, V>>,
-    pub(crate) cur: *mut Node<K, V>,
+    pub(crate) prev: *const AtomicPtr<Link>,
+    pub(crate) cur: *mut Link,
+    _kv: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> Pos<K, V> {
+    fn new(prev: *const AtomicPtr<Link>, cur: *mut Link) -> Self {
+        Pos {
+            prev,
+            cur,
+            _kv: PhantomData,
+        }
+    }
+
+    /// `cur` as an element (meaningful only when `find` reported it found).
+    #[inline]
+    pub(crate) fn node(&self) -> *mut Node<K, V> {
+        self.cur.cast()
+    }
 }
 
 pub(crate) struct RawMap<K, V> {
-    /// Bucket directory; segment pointers are set once and never change.
-    segments: Box<[AtomicPtr<Bucket<K, V>>]>,
+    /// The map owns its elements (through the list).
+    _kv: PhantomData<fn() -> (K, V)>,
+    /// Bucket directory: segment `s` is an array of the 16-byte dummies of
+    /// buckets `[2^(s-1), 2^s)`, inline (a lookup reads the dummy's `next` straight
+    /// from the directory, no pointer to chase). Segment pointers are set
+    /// once and never change; dummies never move and are never freed while
+    /// the map lives.
+    segments: Box<[AtomicPtr<Link>]>,
     /// Current bucket count, a power of two; only ever doubles.
     size: CachePadded<AtomicUsize>,
     counts: Box<[CachePadded<AtomicIsize>]>,
@@ -203,10 +353,21 @@ pub(crate) struct RawMap<K, V> {
     pub(crate) domain: Domain,
 }
 
+/// Number of dummies in segment `s`.
+#[inline]
+fn seg_len(s: usize) -> usize {
+    if s == 0 {
+        1
+    } else {
+        1 << (s - 1)
+    }
+}
+
 impl<K, V> RawMap<K, V> {
     pub(crate) fn with_buckets(buckets: usize) -> Self {
         let size = buckets.clamp(1, MAX_BUCKETS).next_power_of_two();
         let map = RawMap {
+            _kv: PhantomData,
             segments: (0..SEGMENTS)
                 .map(|_| AtomicPtr::new(ptr::null_mut()))
                 .collect(),
@@ -216,9 +377,9 @@ impl<K, V> RawMap<K, V> {
                 .collect(),
             domain: Domain::new(),
         };
-        let head = Box::into_raw(Box::new(Node::dummy(0)));
-        // Relaxed: the map is not shared yet.
-        map.slot(0).store(head, Ordering::Relaxed);
+        // Relaxed: the map is not shared yet. Bucket 0's dummy heads the
+        // list from the start (its key is 0).
+        map.dummy(0).so.store(LINKED, Ordering::Relaxed);
         map
     }
 
@@ -228,41 +389,48 @@ impl<K, V> RawMap<K, V> {
             hp: HazardPointer::many_in::<3>(&self.domain),
             p: 0,
             c: 1,
+            retired: false,
         }
     }
 
-    /// The directory slot of bucket `b`, allocating its segment if needed.
-    fn slot(&self, b: usize) -> &AtomicPtr<Node<K, V>> {
+    /// The dummy of bucket `b` (linked or not), allocating its segment if
+    /// needed.
+    #[inline]
+    fn dummy(&self, b: usize) -> &Link {
         let s = (usize::BITS - b.leading_zeros()) as usize;
-        let (len, idx) = if s == 0 {
-            (1, 0)
-        } else {
-            (1 << (s - 1), b - (1 << (s - 1)))
-        };
-        // Acquire: pairs with the AcqRel CAS below that published the segment.
+        let idx = if s == 0 { 0 } else { b - (1 << (s - 1)) };
+        // Acquire: pairs with the AcqRel CAS in `new_segment`.
         let mut seg = self.segments[s].load(Ordering::Acquire);
         if seg.is_null() {
-            let fresh: Box<[AtomicPtr<Node<K, V>>]> =
-                (0..len).map(|_| AtomicPtr::new(ptr::null_mut())).collect();
-            let fresh = Box::into_raw(fresh).cast::<AtomicPtr<Node<K, V>>>();
-            // AcqRel: Release publishes the initialised slots; Acquire (also
-            // on failure) sees the winner's.
-            match self.segments[s].compare_exchange(
-                ptr::null_mut(),
-                fresh,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => seg = fresh,
-                Err(winner) => {
-                    // SAFETY: `fresh` was never shared; rebuild its Box to free it.
-                    drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(fresh, len)) });
-                    seg = winner;
-                }
+            seg = self.new_segment(s);
+        }
+        // SAFETY: segments are never freed while the map lives and
+        // `idx < seg_len(s)`.
+        unsafe { &*seg.add(idx) }
+    }
+
+    #[cold]
+    fn new_segment(&self, s: usize) -> *mut Link {
+        let base = if s == 0 { 0 } else { 1usize << (s - 1) };
+        let fresh: Box<[Link]> = (0..seg_len(s))
+            .map(|i| Link::dummy(so_dummy(base + i)))
+            .collect();
+        let fresh = Box::into_raw(fresh).cast::<Link>();
+        // AcqRel: Release publishes the initialised dummies; Acquire (also
+        // on failure) sees the winner's.
+        match self.segments[s].compare_exchange(
+            ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => fresh,
+            Err(winner) => {
+                // SAFETY: `fresh` was never shared; rebuild its Box to free it.
+                drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(fresh, seg_len(s))) });
+                winner
             }
         }
-        // SAFETY: segments are never freed while the map lives and `idx < len`.
-        unsafe { &*seg.add(idx) }
     }
 
     #[inline]
@@ -272,52 +440,60 @@ impl<K, V> RawMap<K, V> {
         self.size.load(Ordering::Relaxed)
     }
 
-    /// The dummy of bucket `b`, inserting it (and its parents) if needed.
-    pub(crate) fn bucket(&self, g: &mut Guard<'_>, b: usize) -> *mut Node<K, V> {
-        let slot = self.slot(b);
-        // Acquire: pairs with the Release store in `init_bucket`.
-        let d = slot.load(Ordering::Acquire);
-        if !d.is_null() {
-            return d;
+    /// A dummy from which a search for keys of bucket `b` may start: `b`'s
+    /// own, linking it first if needed, or an ancestor's while another
+    /// thread is linking `b`'s (an ancestor precedes every key of `b` in
+    /// split order, so the walk is only longer; nobody waits).
+    #[inline]
+    pub(crate) fn bucket(&self, g: &mut Guard<'_>, b: usize) -> *mut Link {
+        let d = self.dummy(b);
+        // Acquire: pairs with the Release store of LINKED in `init_bucket`,
+        // so the dummy's position in the list is visible.
+        if d.so.load(Ordering::Acquire) & STATE == LINKED {
+            return ptr::from_ref(d).cast_mut();
         }
-        self.init_bucket(g, b, slot)
+        self.init_bucket(g, b, d)
     }
 
     #[cold]
-    fn init_bucket(
-        &self,
-        g: &mut Guard<'_>,
-        b: usize,
-        slot: &AtomicPtr<Node<K, V>>,
-    ) -> *mut Node<K, V> {
-        debug_assert!(b != 0, "bucket 0 exists from the start");
+    fn init_bucket(&self, g: &mut Guard<'_>, b: usize, d: &Link) -> *mut Link {
+        debug_assert!(b != 0, "bucket 0 is linked from the start");
         let parent = b & !(1 << (usize::BITS - 1 - b.leading_zeros()));
         let pd = self.bucket(g, parent);
         let so = so_dummy(b);
-        let mut spare: Option<Box<Node<K, V>>> = None;
-        let d = loop {
-            // SAFETY: `pd` is a dummy, never freed while the map lives.
-            let pos = unsafe { self.walk(g, &(*pd).next, |n| n.so >= so) };
+        // Relaxed: the winner only needs exclusivity (it writes the dummy's
+        // `next` and publishes it with the Release link CAS); a loser only
+        // falls back to the parent.
+        if d.so
+            .compare_exchange(
+                so | UNLINKED,
+                so | LINKING,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            // Another thread links it (or just did): start from the parent.
+            return pd;
+        }
+        let dp = ptr::from_ref(d).cast_mut();
+        loop {
+            // SAFETY: `pd` is a dummy, never freed while the map lives; the
+            // walk passes the closure protected, live nodes.
+            let pos = unsafe { self.walk(g, &(*pd).next, |n| (*n).so() >= so) };
             // SAFETY: `cur` is protected by the guard.
-            if !pos.cur.is_null() && unsafe { (*pos.cur).so } == so {
-                break pos.cur; // another thread linked this bucket's dummy
-            }
-            let node = spare.take().unwrap_or_else(|| Box::new(Node::dummy(so)));
-            // Relaxed: published by the Release CAS below.
-            node.next.store(pos.cur, Ordering::Relaxed);
-            let raw = Box::into_raw(node);
+            debug_assert!(pos.cur.is_null() || unsafe { (*pos.cur).so() } != so);
+            // Relaxed: published by the Release CAS in `link`; only this
+            // thread (which won LINKING) writes an unlinked dummy's `next`.
+            d.next.store(pos.cur, Ordering::Relaxed);
             // SAFETY: `prev` belongs to a protected node or a dummy.
-            let ok = unsafe { self.link(pos.prev, pos.cur, raw) };
-            if ok {
-                break raw;
+            if unsafe { self.link(pos.prev, pos.cur, dp) } {
+                break;
             }
-            // SAFETY: not linked, still ours.
-            spare = Some(unsafe { Box::from_raw(raw) });
-        };
-        // Release: pairs with the Acquire load in `bucket`; every thread that
-        // gets here stores the same dummy (dummies are unique by `so`).
-        slot.store(d, Ordering::Release);
-        d
+        }
+        // Release: pairs with the Acquire load in `bucket`.
+        d.so.store(so | LINKED, Ordering::Release);
+        dp
     }
 
     /// Links `node` between `prev` and `cur` if `prev` still holds `cur`.
@@ -326,9 +502,9 @@ impl<K, V> RawMap<K, V> {
     /// 1. `prev` is the `next` field of a dummy or of a protected node.
     pub(crate) unsafe fn link(
         &self,
-        prev: *const AtomicPtr<Node<K, V>>,
-        cur: *mut Node<K, V>,
-        node: *mut Node<K, V>,
+        prev: *const AtomicPtr<Link>,
+        cur: *mut Link,
+        node: *mut Link,
     ) -> bool {
         // AcqRel: Release publishes the node's fields to walkers (pairs with
         // their Acquire loads of `next`); Acquire is for the failure reload.
@@ -348,8 +524,8 @@ impl<K, V> RawMap<K, V> {
     pub(crate) unsafe fn walk(
         &self,
         g: &mut Guard<'_>,
-        start: *const AtomicPtr<Node<K, V>>,
-        mut stop: impl FnMut(&Node<K, V>) -> bool,
+        start: *const AtomicPtr<Link>,
+        mut stop: impl FnMut(*mut Link) -> bool,
     ) -> Pos<K, V> {
         'retry: loop {
             let mut prev = start;
@@ -359,7 +535,7 @@ impl<K, V> RawMap<K, V> {
             let mut cur = unsafe { &*prev }.load(Ordering::Acquire);
             loop {
                 if cur.is_null() {
-                    return Pos { prev, cur };
+                    return Pos::new(prev, cur);
                 }
                 g.hp[g.c].publish(cur);
                 // Re-validate: `prev` still unmarked and pointing at `cur`
@@ -391,11 +567,11 @@ impl<K, V> RawMap<K, V> {
                     // is unreachable and retired once; a node's drop is sound
                     // on any thread because the map is Sync only when K and V
                     // are Send.
-                    unsafe { self.domain.retire_box_deferred(cur) };
+                    unsafe { self.retire_node(g, cur) };
                     cur = succ;
                 } else {
-                    if stop(c) {
-                        return Pos { prev, cur };
+                    if stop(cur) {
+                        return Pos::new(prev, cur);
                     }
                     prev = &c.next;
                     core::mem::swap(&mut g.p, &mut g.c);
@@ -416,20 +592,52 @@ impl<K, V> RawMap<K, V> {
     ) -> (Pos<K, V>, bool) {
         let so = so_element(h);
         let d = self.bucket(g, (h as usize) & (self.size() - 1));
-        let stop = |n: &Node<K, V>| {
-            n.so > so
-                // Relaxed: only null-ness matters here; the value itself
-                // is read later through a hazard pointer with Acquire.
-                || (n.so == so
-                    && !n.value.load(Ordering::Relaxed).is_null()
-                    // SAFETY: odd `so` means an element.
-                    && eq(unsafe { n.key() }))
+        let stop = |p: *mut Link| {
+            // SAFETY: the walk passes protected, live nodes.
+            let n_so = unsafe { (*p).so() };
+            n_so > so
+                || (n_so == so && {
+                    // SAFETY: as above, and an odd `so` (equal to ours) means
+                    // an element.
+                    let e = unsafe { Node::<K, V>::of(p) };
+                    // Relaxed: only null-ness matters here; the value itself
+                    // is read later through a hazard pointer with Acquire.
+                    !e.value.load(Ordering::Relaxed).is_null() && eq(&e.key)
+                })
         };
         // SAFETY: `d` is a dummy of this map.
         let pos = unsafe { self.walk(g, &(*d).next, stop) };
         // SAFETY: protected by the guard.
-        let found = !pos.cur.is_null() && unsafe { (*pos.cur).so } == so;
+        let found = !pos.cur.is_null() && unsafe { (*pos.cur).so() } == so;
         (pos, found)
+    }
+
+    /// The live value of the first element with hash `h` whose key
+    /// satisfies `eq`, protected by `g`'s value hazard pointer for as long
+    /// as `g` stays borrowed (the borrow checker keeps `g` from protecting
+    /// anything else meanwhile).
+    pub(crate) fn lookup<'g>(
+        &self,
+        g: &'g mut Guard<'_>,
+        h: u64,
+        mut eq: impl FnMut(&K) -> bool,
+    ) -> Option<&'g V> {
+        loop {
+            let (pos, found) = self.find(g, h, &mut eq);
+            if !found {
+                return None;
+            }
+            // SAFETY: `pos.cur` is protected by the guard.
+            let v = g.value_hp().protect(unsafe { &(*pos.node()).value });
+            if !v.is_null() {
+                // SAFETY: protected by the value hazard pointer, which only
+                // changes through `&mut Guard`, borrowed for `'g`; values are
+                // retired only after being swapped out of their node, and
+                // freed only by a scan that finds no hazard on them.
+                return Some(unsafe { &*v });
+            }
+            // Removed since the walk: search again.
+        }
     }
 
     /// Marks, counts and unlinks `cur`, whose value this thread just
@@ -469,9 +677,59 @@ impl<K, V> RawMap<K, V> {
         UNLINK.record(ok);
         if ok {
             // SAFETY: we unlinked it; retired once (see `walk`).
-            unsafe { self.domain.retire_box_deferred(pos.cur) };
+            unsafe { self.retire_node(g, pos.cur) };
         } else {
             let _ = self.find(g, h, |_| false);
+        }
+    }
+
+    /// Retires an unlinked node (the list's share of it).
+    ///
+    /// # Safety
+    /// 1. This thread's CAS unlinked `n`; it is retired once.
+    unsafe fn retire_node(&self, g: &mut Guard<'_>, n: *mut Link) {
+        // Only elements are ever unlinked (dummies never are).
+        let n = n.cast::<Node<K, V>>();
+        g.retired = true;
+        // SAFETY: precondition 1 gives `retire`'s 1 and 2; the deleter gives
+        // up the list's share, and dropping a node is sound on any thread
+        // (the map is shared only when `K` and `V` are `Send`).
+        unsafe {
+            self.domain
+                .retire_deferred(n, release_node::<K, V> as unsafe fn(*mut Node<K, V>))
+        };
+    }
+
+    /// Retires `old`, a value this thread's CAS swapped out of `node`.
+    ///
+    /// # Safety
+    /// 1. This thread's CAS on `node.value` replaced `old` (non-null), and
+    ///    `node` is protected by `g` or otherwise alive.
+    pub(crate) unsafe fn retire_value(
+        &self,
+        g: &mut Guard<'_>,
+        node: *mut Node<K, V>,
+        old: *mut V,
+    ) {
+        g.retired = true;
+        // SAFETY: precondition 1: `node` is alive.
+        if old == unsafe { Node::init_ptr(node) } {
+            // The inline value: keep the node alive until its drop ran.
+            // Relaxed: we hold a protected reference; the release in
+            // `Node::release` orders the decrement.
+            // SAFETY: precondition 1.
+            unsafe { &(*node).refs }.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: `old` is unreachable (swapped out by us), retired
+            // once; the share just taken keeps the node alive for
+            // `drop_init`, whose precondition this establishes.
+            unsafe {
+                self.domain
+                    .retire_deferred(old, drop_init::<K, V> as unsafe fn(*mut V))
+            };
+        } else {
+            // SAFETY: a value other than `init` is a `Box`; unreachable,
+            // retired once, `V: Send` whenever the map is shared.
+            unsafe { self.domain.retire_box_deferred(old) };
         }
     }
 
@@ -538,23 +796,33 @@ impl<K, V> RawMap<K, V> {
         n.max(0) as usize
     }
 
-    /// Resets to an empty map (needs `&mut`).
+    /// Frees every element still linked and the directory (from `drop`).
     pub(crate) fn free_list(&mut self) {
         // Relaxed: `&mut self`.
-        let mut p = self.slot(0).load(Ordering::Relaxed);
+        let mut p = self.dummy(0).next.load(Ordering::Relaxed);
         while !p.is_null() {
-            // SAFETY: `&mut self`: no concurrent access; every node in the
-            // list was linked from `Box::into_raw` and is not retired (only
-            // unlinked nodes are), so it is freed exactly once here.
-            let node = unsafe { Box::from_raw(p) };
-            p = unmarked(node.next.load(Ordering::Relaxed));
+            // Relaxed: `&mut self`.
+            // SAFETY: `&mut self`: no concurrent access; nodes in the list
+            // are not retired (only unlinked nodes are).
+            let next = unmarked(unsafe { &*p }.next.load(Ordering::Relaxed));
+            // SAFETY: as above.
+            if unsafe { &*p }.is_element() {
+                let p = p.cast::<Node<K, V>>();
+                // SAFETY: every element in the list came from
+                // `Node::element` and the list holds one share of it, given
+                // up once here (a pending retired `init` drop may hold the
+                // other; the domain, dropped after this, runs it). Dummies
+                // belong to the segments, freed below.
+                unsafe { Node::release(p) };
+            }
+            p = next;
         }
         for (s, seg) in self.segments.iter().enumerate() {
             let seg = seg.load(Ordering::Relaxed);
             if !seg.is_null() {
-                let len = if s == 0 { 1 } else { 1 << (s - 1) };
-                // SAFETY: allocated in `slot` as a boxed slice of `len`.
-                drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(seg, len)) });
+                // SAFETY: allocated in `new_segment` as a boxed slice of
+                // `seg_len(s)` dummies (plain atomics).
+                drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(seg, seg_len(s))) });
             }
         }
     }

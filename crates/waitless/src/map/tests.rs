@@ -376,3 +376,106 @@ fn a_panicking_value_drop_does_not_interrupt_updates() {
     // Every original value was dropped exactly once (Drop::drop entered).
     assert_eq!(DROPPED.load(Relaxed), 2 * keys as usize);
 }
+
+#[test]
+fn a_pinned_view_keeps_its_borrowed_value_alive() {
+    let token = Arc::new(());
+    let m: LockFreeHashMap<u64, Counted> = LockFreeHashMap::new();
+    for i in 0..n(200).max(10) as u64 {
+        m.insert(i, Counted(token.clone(), i));
+    }
+    {
+        let mut view = m.pin();
+        assert!(view.get(&1_000_000).is_none());
+        assert!(view.contains_key(&3));
+        let r = view.get(&7).expect("present");
+        // Replace and remove the value the view borrows, then force scans:
+        // the borrowed value must survive (Miri checks the accesses).
+        assert_eq!(
+            m.insert(7, Counted(token.clone(), 70)).map(|c| c.1),
+            Some(7)
+        );
+        assert_eq!(m.remove(&7).map(|c| c.1), Some(70));
+        for i in 200..n(400) as u64 + 200 {
+            m.insert(i, Counted(token.clone(), i));
+            m.insert(i, Counted(token.clone(), i + 1));
+        }
+        m.raw.domain.reclaim();
+        assert_eq!(r.1, 7);
+        assert!(Arc::strong_count(&r.0) > 1);
+        // The next call releases it.
+        assert_eq!(view.get(&8).map(|c| c.1), Some(8));
+    }
+    drop(m);
+    assert_eq!(Arc::strong_count(&token), 1, "leaked keys or values");
+}
+
+#[test]
+fn a_replaced_inline_value_is_dropped_before_its_node_and_exactly_once() {
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    #[derive(Clone)]
+    struct D(#[allow(dead_code)] u64);
+    impl Drop for D {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, Relaxed);
+        }
+    }
+    let m = LockFreeHashMap::new();
+    m.insert(1u64, D(1)); // inline in the node
+    let before = DROPS.load(Relaxed);
+    drop(m.insert(1, D(2))); // swaps the inline value out; drops the clone
+    assert_eq!(DROPS.load(Relaxed), before + 1, "only the returned clone");
+    m.raw.domain.reclaim();
+    // The inline first value is dropped now, while its node stays linked.
+    assert_eq!(DROPS.load(Relaxed), before + 2);
+    assert_eq!(m.get_with(&1, |v| v.0), Some(2));
+    drop(m.remove(&1)); // the boxed value and the node are retired
+    m.raw.domain.reclaim();
+    assert_eq!(DROPS.load(Relaxed), before + 4);
+    assert!(m.is_empty());
+    drop(m);
+    assert_eq!(DROPS.load(Relaxed), before + 4, "nothing dropped twice");
+}
+
+#[test]
+fn a_panicking_drop_in_the_guard_scan_leaks_no_returned_value() {
+    static ARMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+    /// Originals panic in drop while armed; clones never do. Every one
+    /// holds the token, so a leaked value shows in its count.
+    struct Bomb(Arc<()>, bool);
+    impl Clone for Bomb {
+        fn clone(&self) -> Self {
+            Bomb(Arc::clone(&self.0), false)
+        }
+    }
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            if self.1 && ARMED.load(Relaxed) {
+                panic!("value drop panics");
+            }
+        }
+    }
+    let token = Arc::new(());
+    let keys = if cfg!(miri) { 100 } else { 300 };
+    let m = LockFreeHashMap::new();
+    for k in 0..keys {
+        m.insert(k, Bomb(token.clone(), true));
+    }
+    let mut panics = 0;
+    for k in 0..keys {
+        for op in 0..3 {
+            // Each op retires an original; its guard's scan drops earlier
+            // ones, which panic, while the op returns a clone.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match op {
+                0 => m.insert(k, Bomb(token.clone(), true)).map(drop),
+                1 => m.update(&k, |v| Bomb(v.0.clone(), true)).map(drop),
+                _ => m.remove(&k).map(drop),
+            }));
+            panics += usize::from(r.is_err());
+        }
+    }
+    assert!(panics > 0, "no scan ran a panicking drop");
+    ARMED.store(false, Relaxed);
+    drop(m);
+    assert_eq!(Arc::strong_count(&token), 1, "a value was leaked");
+}

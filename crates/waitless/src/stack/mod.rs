@@ -35,9 +35,11 @@
 //! # Memory
 //!
 //! Nodes are allocated with `std::alloc`; if the allocator fails, `push`
-//! returns [`StackError::OutOfMemory`] with the value. A popped node is freed
-//! once the epoch has advanced twice (every 31 pops of a thread, or on
-//! [`LockFreeStack::advance_epoch`]); dropping the stack drops every value
+//! returns [`StackError::OutOfMemory`] with the value. A popped node is
+//! given back once the epoch has advanced twice (every 31 pops of a thread,
+//! or on [`LockFreeStack::advance_epoch`]): into the per-thread node cache
+//! that the next pushes reuse (bounded, see [`cached_node_bytes`]), or to
+//! the allocator when the cache is full; dropping the stack drops every value
 //! still in it exactly once and frees every node and per-thread record.
 //! Sealing a full bag of retired nodes allocates one small block; if that
 //! allocation fails the process aborts, as for any `Box`.
@@ -57,7 +59,27 @@ use crate::epoch::{Collector, Guard, Participant};
 use crate::sync::atomic::{AtomicPtr, Ordering};
 use crate::CachePadded;
 use elimination::Elimination;
-use node::{alloc_node, dealloc_node, Node, RawNode};
+use node::{alloc_node, dealloc_node, recycle_node, Node, RawNode};
+
+/// Bytes of freed node blocks the calling thread keeps for reuse by its next
+/// pushes (on any stack): the per-thread node cache. Bounded by
+/// [`NODE_CACHE_CLASS_BYTES`] per node size class; returned to the allocator
+/// when the thread exits, and by the thread that drops a stack.
+///
+/// ```
+/// use waitless::stack::{cached_node_bytes, LockFreeStack};
+/// let s = LockFreeStack::new();
+/// s.push(1u64).unwrap();
+/// drop(s);
+/// assert_eq!(cached_node_bytes(), 0); // dropping a stack returns this thread's cache
+/// ```
+pub fn cached_node_bytes() -> usize {
+    node::cached_bytes()
+}
+
+/// The most bytes of node blocks one thread caches per node size class
+/// (nodes of up to 256 bytes, in classes of 16 bytes, are cached).
+pub const NODE_CACHE_CLASS_BYTES: usize = node::CLASS_BYTES;
 
 static PUSH_SITE: Site = Site::new("stack.push");
 static POP_SITE: Site = Site::new("stack.pop");
@@ -140,9 +162,9 @@ pub struct LockFreeStack<T> {
     head: CachePadded<AtomicPtr<Node<T>>>,
     elimination: Elimination<T>,
     config: StackConfig,
-    /// Declared last: dropped after the list is emptied, it frees every
-    /// retired node and every per-thread record.
-    collector: Collector,
+    /// Dropped by hand in `Drop`, after the list is emptied: it runs every
+    /// retired node's deferred free and frees every per-thread record.
+    collector: ManuallyDrop<Collector>,
     _owns: PhantomData<T>,
 }
 
@@ -204,7 +226,7 @@ impl<T> LockFreeStack<T> {
             head: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
             elimination: Elimination::new(),
             config,
-            collector: Collector::new(),
+            collector: ManuallyDrop::new(Collector::new()),
             _owns: PhantomData,
         }
     }
@@ -298,7 +320,7 @@ impl<T> LockFreeStack<T> {
     /// ```
     pub fn pop(&self, guard: &EpochGuard<'_, T>) -> Option<T> {
         assert!(
-            ptr::eq(guard.guard.collector(), &self.collector),
+            ptr::eq(guard.guard.collector(), &*self.collector),
             "LockFreeStack::pop: the guard was created by another stack's `enter()`; \
              use a guard from this stack"
         );
@@ -347,8 +369,9 @@ impl<T> LockFreeStack<T> {
                             // (Acquire take / Release offer).
                             let value = unsafe { take_value(node) };
                             // SAFETY: exclusive and never published to the
-                            // head: no other thread dereferences it.
-                            unsafe { dealloc_node(node) };
+                            // head: no other thread dereferences it, or ever
+                            // read its address from the stack.
+                            unsafe { recycle_node(node) };
                             break Some(value);
                         }
                     }
@@ -484,9 +507,24 @@ impl<T> Drop for LockFreeStack<T> {
         // `&mut self`: no other thread can access the stack.
         let head = self.head.load(Ordering::Relaxed);
         self.head.store(ptr::null_mut(), Ordering::Relaxed);
+        /// Drops the collector after the list, also when a value's drop
+        /// panics in `drop_list` (unwinding runs this guard).
+        struct FinishCollector<'a>(&'a mut ManuallyDrop<Collector>);
+        impl Drop for FinishCollector<'_> {
+            fn drop(&mut self) {
+                // SAFETY: dropped once, here (the guard is created once, in
+                // the stack's `drop`), and the stack never uses it again.
+                unsafe { ManuallyDrop::drop(self.0) };
+                // The collector's drop ran the retired nodes' deferred
+                // frees, which put their blocks in this thread's node cache:
+                // give them back.
+                node::flush_thread_cache();
+            }
+        }
+        let finish = FinishCollector(&mut self.collector);
         // SAFETY: we own every node of the list exclusively.
         unsafe { drop_list(head) };
-        // Then `collector` drops: it frees retired nodes and records.
+        drop(finish);
     }
 }
 

@@ -316,3 +316,35 @@ fn withdrawn_offer_stays_with_the_pusher() {
     unsafe { dealloc_node(node) };
     assert_eq!(v, 1);
 }
+
+/// The per-thread node cache keeps freed blocks for the next pushes, holds
+/// at most `NODE_CACHE_CLASS_BYTES` per size class, and the thread that
+/// drops a stack gives its blocks back.
+#[test]
+fn node_cache_is_bounded_reused_and_returned_on_drop() {
+    let n: u64 = if cfg!(miri) { 300 } else { 10_000 };
+    // A fresh thread: its cache starts empty whatever other tests did.
+    std::thread::spawn(move || {
+        assert_eq!(cached_node_bytes(), 0);
+        let s = LockFreeStack::new();
+        for i in 0..n {
+            s.push(i).unwrap();
+        }
+        let g = s.enter();
+        while s.pop(&g).is_some() {}
+        drop(g);
+        // No thread is pinned: three advances end every grace period.
+        s.advance_epoch();
+        s.advance_epoch();
+        s.advance_epoch();
+        let held = cached_node_bytes();
+        assert!(held > 0, "no popped node reached the cache");
+        assert!(held <= NODE_CACHE_CLASS_BYTES, "cache holds {held} bytes");
+        s.push(1).unwrap();
+        assert!(cached_node_bytes() < held, "the push did not reuse a block");
+        drop(s);
+        assert_eq!(cached_node_bytes(), 0);
+    })
+    .join()
+    .unwrap();
+}
