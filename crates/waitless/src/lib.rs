@@ -26,7 +26,7 @@
 //! | [`queue`] | bounded MPMC queue with announce-and-help | **wait-free** (proven step bound) | every operation needs a hard bound on its own steps | throughput first: crossbeam's `ArrayQueue` is 4–10× faster |
 //! | [`channel`] | MPMC channel with blocking handles; SPSC ring | MPMC core blocking-free; SPSC wait-free | blocking `Sender`/`Receiver` or an SPSC hand-off (0.9–1.0× rtrb) | you need unbounded or rendezvous channels: use crossbeam-channel |
 //! | [`rcu`] | read-copy-update cell | reads wait-free, writes lock-free | read-mostly configuration or snapshots (reads 1.8× arc-swap) | writes are frequent: each one allocates and copies |
-//! | `numa` | topology, cohort lock, node replication, node-aware stack | see the module | several NUMA nodes share hot data | one socket: the plain structures are simpler |
+//! | [`numa`] | topology, cohort lock, node replication, node-aware stack | see the module | several NUMA nodes share hot data | one socket: the plain structures are simpler |
 //! | [`epoch`] | epoch-based reclamation | lock-free; pin is a thread-local write | you build your own structure and can tolerate a stalled reader holding memory | a reader may stall for long: hazard pointers bound the garbage |
 //! | [`hazard`] | hazard pointers with asymmetric fences | lock-free; protect is wait-free per attempt | unreclaimed memory must stay bounded per thread | reads are very frequent and short: epochs cost less per read |
 //!
@@ -147,7 +147,7 @@
 //! ```
 //!
 //! ## NUMA
-//! ```ignore
+//! ```
 //! use waitless::numa::{CohortLock, Topology};
 //!
 //! let topology = Topology::current(); // from /sys/devices/system/node

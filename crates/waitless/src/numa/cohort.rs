@@ -120,7 +120,7 @@ pub struct CohortStats {
     pub cross_node_handovers: u64,
 }
 
-/// A NUMA-aware mutual-exclusion lock. See the [module docs](self).
+/// A NUMA-aware mutual-exclusion lock. See the [module docs](crate::numa).
 ///
 /// ```
 /// use waitless::numa::CohortLock;

@@ -396,7 +396,7 @@ impl Drop for AbortOnPanic {
 // ------------------------------------------------------- NodeReplicated
 
 /// Node replication of a sequential structure `D`. See the
-/// [module docs](self).
+/// [module docs](crate::numa).
 ///
 /// ```
 /// use waitless::numa::{NodeReplicated, Sequential};

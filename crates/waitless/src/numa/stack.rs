@@ -219,7 +219,7 @@ fn slot_hint() -> usize {
 
 /// A lock-free LIFO stack with per-node elimination arrays. Same API as
 /// [`LockFreeStack`](crate::stack::LockFreeStack); see the
-/// [module docs](self).
+/// [module docs](crate::numa).
 pub struct NodeAwareStack<T> {
     head: CachePadded<AtomicPtr<Node<T>>>,
     arrays: Box<[NodeArray<T>]>,
