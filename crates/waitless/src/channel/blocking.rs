@@ -344,6 +344,7 @@ impl<T> Shared<T> {
 /// producer.join().unwrap();
 /// assert_eq!(got, (0..10).collect::<Vec<_>>());
 /// ```
+#[must_use]
 pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
         chan: OptimizedChannel::with_strategy(capacity),
@@ -392,6 +393,11 @@ pub struct Receiver<T> {
 }
 
 impl<T> Sender<T> {
+    /// Whether `other` shares this handle's channel (for `same_channel`).
+    pub(super) fn shares_with(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// Sends `value`, parking while the channel is full. Fails, giving the
     /// value back, once every receiver is gone.
     ///
@@ -471,6 +477,7 @@ impl<T> Sender<T> {
     /// drop(rx);
     /// assert!(tx.is_disconnected());
     /// ```
+    #[must_use]
     pub fn len(&self) -> usize {
         self.shared.chan.len()
     }
@@ -489,6 +496,7 @@ impl<T> Sender<T> {
     /// drop(rx);
     /// assert!(tx.is_disconnected());
     /// ```
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.shared.chan.is_empty()
     }
@@ -507,6 +515,7 @@ impl<T> Sender<T> {
     /// drop(rx);
     /// assert!(tx.is_disconnected());
     /// ```
+    #[must_use]
     pub fn is_full(&self) -> bool {
         self.shared.chan.is_full()
     }
@@ -525,6 +534,7 @@ impl<T> Sender<T> {
     /// drop(rx);
     /// assert!(tx.is_disconnected());
     /// ```
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.shared.chan.capacity()
     }
@@ -543,12 +553,18 @@ impl<T> Sender<T> {
     /// drop(rx);
     /// assert!(tx.is_disconnected());
     /// ```
+    #[must_use]
     pub fn is_disconnected(&self) -> bool {
         self.shared.chan.is_closed()
     }
 }
 
 impl<T> Receiver<T> {
+    /// Whether `other` shares this handle's channel (for `same_channel`).
+    pub(super) fn shares_with(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// Receives a value, parking while the channel is empty. Once every
     /// sender is gone, returns what is left, then `Err(RecvError)`.
     ///
@@ -691,6 +707,7 @@ impl<T> Receiver<T> {
     /// drop(tx);
     /// assert!(rx.is_disconnected());
     /// ```
+    #[must_use]
     pub fn len(&self) -> usize {
         self.shared.chan.len()
     }
@@ -709,6 +726,7 @@ impl<T> Receiver<T> {
     /// drop(tx);
     /// assert!(rx.is_disconnected());
     /// ```
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.shared.chan.is_empty()
     }
@@ -727,6 +745,7 @@ impl<T> Receiver<T> {
     /// drop(tx);
     /// assert!(rx.is_disconnected());
     /// ```
+    #[must_use]
     pub fn is_full(&self) -> bool {
         self.shared.chan.is_full()
     }
@@ -745,6 +764,7 @@ impl<T> Receiver<T> {
     /// drop(tx);
     /// assert!(rx.is_disconnected());
     /// ```
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.shared.chan.capacity()
     }
@@ -763,6 +783,7 @@ impl<T> Receiver<T> {
     /// drop(tx);
     /// assert!(rx.is_disconnected());
     /// ```
+    #[must_use]
     pub fn is_disconnected(&self) -> bool {
         self.shared.chan.is_closed()
     }
@@ -847,6 +868,7 @@ impl<T: UnwindSafe> UnwindSafe for Receiver<T> {}
 impl<T: UnwindSafe> RefUnwindSafe for Receiver<T> {}
 
 /// Blocking iterator from [`Receiver::iter`].
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 #[derive(Debug)]
 pub struct Iter<'a, T> {
     rx: &'a Receiver<T>,
@@ -869,6 +891,7 @@ impl<T> Iterator for Iter<'_, T> {
 /// tx.send(2).unwrap();
 /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2]); // never blocks
 /// ```
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 #[derive(Debug)]
 pub struct TryIter<'a, T> {
     rx: &'a Receiver<T>,

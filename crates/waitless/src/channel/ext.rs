@@ -1,8 +1,9 @@
-//! An owned iterator for [`Receiver`], built on [`Receiver::recv`].
+//! An owned iterator for [`Receiver`], built on [`Receiver::recv`], and
+//! `same_channel` for both handles.
 
 use core::fmt;
 
-use super::Receiver;
+use super::{Receiver, Sender};
 
 /// Blocking iterator that owns its [`Receiver`], from
 /// `Receiver::into_iter`: yields values until every sender is gone and the
@@ -56,5 +57,39 @@ impl<T> IntoIterator for Receiver<T> {
     /// ```
     fn into_iter(self) -> IntoIter<T> {
         IntoIter { rx: self }
+    }
+}
+
+impl<T> Sender<T> {
+    /// `true` if both handles belong to the same channel.
+    ///
+    /// ```
+    /// use waitless::channel::bounded;
+    ///
+    /// let (a, _rx) = bounded::<u8>(2);
+    /// let (b, _rx2) = bounded::<u8>(2);
+    /// assert!(a.same_channel(&a.clone()));
+    /// assert!(!a.same_channel(&b));
+    /// ```
+    #[must_use]
+    pub fn same_channel(&self, other: &Sender<T>) -> bool {
+        self.shares_with(other)
+    }
+}
+
+impl<T> Receiver<T> {
+    /// `true` if both handles belong to the same channel.
+    ///
+    /// ```
+    /// use waitless::channel::bounded;
+    ///
+    /// let (_tx, a) = bounded::<u8>(2);
+    /// let (_tx2, b) = bounded::<u8>(2);
+    /// assert!(a.same_channel(&a.clone()));
+    /// assert!(!a.same_channel(&b));
+    /// ```
+    #[must_use]
+    pub fn same_channel(&self, other: &Receiver<T>) -> bool {
+        self.shares_with(other)
     }
 }

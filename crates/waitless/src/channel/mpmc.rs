@@ -240,6 +240,7 @@ impl<T> OptimizedChannel<T> {
     /// let ch: OptimizedChannel<u32> = OptimizedChannel::new(64);
     /// assert_eq!(ch.capacity(), 64);
     /// ```
+    #[must_use]
     pub fn new(capacity: usize) -> Self {
         Self::with_strategy(capacity)
     }
@@ -258,6 +259,7 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     /// let ch = OptimizedChannel::<u32, SeqCstAll>::with_strategy(8);
     /// assert_eq!(ch.strategy_name(), "SeqCstAll");
     /// ```
+    #[must_use]
     pub fn with_strategy(capacity: usize) -> Self {
         assert!(
             capacity.is_power_of_two(),
@@ -295,6 +297,7 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     ///
     /// assert_eq!(OptimizedChannel::<u8>::new(2).strategy_name(), "Optimized");
     /// ```
+    #[must_use]
     pub fn strategy_name(&self) -> &'static str {
         O::NAME
     }
@@ -306,6 +309,7 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     ///
     /// assert_eq!(OptimizedChannel::<u8>::new(16).capacity(), 16);
     /// ```
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.mask + 1
     }
@@ -524,8 +528,13 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     /// assert_eq!(ch.recv(), Some(1)); // what was sent is still received
     /// ```
     pub fn close(&self) -> bool {
-        // Release: pairs with the Acquire in `is_closed`, so a receiver that
-        // sees the flag also sees every send that happened-before `close`.
+        // AcqRel. The Release half pairs with the Acquire in `is_closed`, so
+        // a receiver that sees the flag also sees every send that
+        // happened-before `close`. The Acquire half pairs with the Release
+        // half of an earlier `close` (the swap that returned `false` to
+        // its caller): a second closer also sees what happened before the
+        // first one. Nothing in this file needs the second pairing; Release
+        // alone would do for the first.
         !self.closed.swap(true, Ordering::AcqRel)
     }
 
@@ -540,6 +549,7 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     /// assert!(ch.is_closed() && !ch.close()); // only the first call closes it
     /// assert_eq!(ch.recv(), Some(1)); // what was sent is still received
     /// ```
+    #[must_use]
     pub fn is_closed(&self) -> bool {
         // Acquire: pairs with the swap in `close` (see there).
         self.closed.load(Ordering::Acquire)
@@ -551,6 +561,7 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     /// of a few attempts; under a constant stream of operations it gives up
     /// after a few (8) tries (it never loops without bound) and
     /// returns a value the channel held at most one operation apart.
+    #[must_use]
     pub fn len(&self) -> usize {
         let clamp = |tail: usize, head: usize| {
             (tail.wrapping_sub(head) as isize).clamp(0, self.capacity() as isize) as usize
@@ -571,6 +582,7 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     }
 
     /// `true` if the channel was empty at some moment during the call.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -584,6 +596,7 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     /// ch.send(()).unwrap();
     /// assert!(ch.is_full());
     /// ```
+    #[must_use]
     pub fn is_full(&self) -> bool {
         self.len() == self.capacity()
     }

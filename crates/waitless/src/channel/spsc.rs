@@ -105,6 +105,7 @@ impl<T> Drop for Ring<T> {
 ///     }
 /// });
 /// ```
+#[must_use]
 pub fn bounded<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
     assert!(
         capacity.is_power_of_two(),
@@ -207,11 +208,13 @@ impl<T: std::panic::UnwindSafe> std::panic::RefUnwindSafe for Consumer<T> {}
 
 impl<T> Producer<T> {
     /// The most values the ring holds.
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.mask + 1
     }
 
     /// Free slots right now (refreshes the cached consumer position).
+    #[must_use]
     pub fn slots(&mut self) -> usize {
         self.refresh();
         self.capacity() - self.tail.wrapping_sub(self.head_cache)
@@ -297,14 +300,24 @@ impl<T> Producer<T> {
 
 impl<T> Consumer<T> {
     /// The most values the ring holds.
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.mask + 1
     }
 
-    /// Values ready right now (refreshes the cached producer position).
-    pub fn len(&mut self) -> usize {
-        self.refresh();
-        self.tail_cache.wrapping_sub(self.head)
+    /// Values ready right now. Takes `&self` (it reads the producer's
+    /// position without updating the consumer's cached copy), so it can be
+    /// called through a shared reference, e.g. from a monitoring thread that
+    /// borrows the consumer.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        // Acquire: as in `refresh`, pairs with the producer's Release store
+        // of `tail`. `self.head` equals `ring.head` outside a batch, and no
+        // batch is in progress while `&self` is borrowed.
+        self.ring
+            .tail
+            .load(Ordering::Acquire)
+            .wrapping_sub(self.head)
     }
 
     /// `true` if nothing is ready right now.
@@ -317,7 +330,8 @@ impl<T> Consumer<T> {
     /// p.push(1).unwrap();
     /// assert!(!c.is_empty());
     /// ```
-    pub fn is_empty(&mut self) -> bool {
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
@@ -418,6 +432,47 @@ impl<T> fmt::Debug for Consumer<T> {
         f.debug_struct("Consumer")
             .field("capacity", &self.capacity())
             .finish_non_exhaustive()
+    }
+}
+
+impl<T> Producer<T> {
+    /// `true` once the [`Consumer`] has been dropped: nothing pushed from
+    /// now on will be received (pushes still succeed while there is room,
+    /// and the values are dropped with the ring).
+    ///
+    /// ```
+    /// use waitless::channel::spsc;
+    ///
+    /// let (p, c) = spsc::bounded::<u8>(2);
+    /// assert!(!p.is_abandoned());
+    /// drop(c);
+    /// assert!(p.is_abandoned());
+    /// ```
+    #[must_use]
+    pub fn is_abandoned(&self) -> bool {
+        // The ring is shared by exactly the two handles; a count of one means
+        // the other was dropped. Once true it stays true.
+        Arc::strong_count(&self.ring) == 1
+    }
+}
+
+impl<T> Consumer<T> {
+    /// `true` once the [`Producer`] has been dropped: what is in the ring
+    /// is all there will ever be (it can still be popped).
+    ///
+    /// ```
+    /// use waitless::channel::spsc;
+    ///
+    /// let (mut p, mut c) = spsc::bounded(2);
+    /// p.push(1).unwrap();
+    /// drop(p);
+    /// assert!(c.is_abandoned());
+    /// assert_eq!(c.pop(), Some(1)); // still delivered
+    /// ```
+    #[must_use]
+    pub fn is_abandoned(&self) -> bool {
+        // As in `Producer::is_abandoned`.
+        Arc::strong_count(&self.ring) == 1
     }
 }
 

@@ -9,6 +9,7 @@
 //! as a whole, and entries inserted by other threads while it runs may or may
 //! not be seen.
 
+use core::borrow::Borrow;
 use core::fmt;
 use core::hash::{BuildHasher, Hash};
 
@@ -192,6 +193,46 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
         V: Clone,
     {
         Values { inner: self.iter() }
+    }
+
+    /// Clones of the stored key equal to `key` and of its value, read at one
+    /// instant (linearizable like [`get`](Self::get)). Useful when keys that
+    /// compare equal still differ (e.g. an `Arc` key or a case-folded key).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// let stored: Arc<str> = Arc::from("key");
+    /// map.insert(stored.clone(), 1);
+    /// let (k, v) = map.get_key_value("key").unwrap();
+    /// assert!(Arc::ptr_eq(&k, &stored)); // the stored key, not the probe
+    /// assert_eq!(v, 1);
+    /// ```
+    #[must_use]
+    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(K, V)>
+    where
+        K: Borrow<Q> + Clone,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let h = self.hash(key);
+        let mut g = self.raw.guard();
+        let mut stored = None;
+        let value = self.raw.lookup(&mut g, h, |k| {
+            let hit = k.borrow() == key;
+            if hit {
+                // The last matching node is the one whose value `lookup`
+                // returns (it retries the walk only when the value was
+                // removed meanwhile).
+                stored = Some(k.clone());
+            }
+            hit
+        })?;
+        let value = value.clone();
+        drop(g);
+        Some((stored.expect("lookup matched a key"), value))
     }
 
     /// Removes every entry for which `keep(&key, &value)` is `false`.

@@ -125,6 +125,7 @@ impl<K: Hash + Eq + Clone, V: Clone> LockFreeHashMap<K, V> {
     /// let map: LockFreeHashMap<String, u32> = LockFreeHashMap::new();
     /// assert!(map.is_empty());
     /// ```
+    #[must_use]
     pub fn new() -> Self {
         Self::with_capacity_and_hasher(1, RandomState::new())
     }
@@ -137,6 +138,7 @@ impl<K: Hash + Eq + Clone, V: Clone> LockFreeHashMap<K, V> {
     /// let map: LockFreeHashMap<u64, u64> = LockFreeHashMap::with_capacity(10_000);
     /// assert!(map.buckets() >= 1);
     /// ```
+    #[must_use]
     pub fn with_capacity(n: usize) -> Self {
         Self::with_capacity_and_hasher(n, RandomState::new())
     }
@@ -161,6 +163,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// map.insert(1, 2);
     /// assert_eq!(map.get(&1), Some(2));
     /// ```
+    #[must_use]
     pub fn with_hasher(hasher: S) -> Self {
         Self::with_capacity_and_hasher(1, hasher)
     }
@@ -175,6 +178,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// map.insert("k", "v");
     /// assert_eq!(map.len(), 1);
     /// ```
+    #[must_use]
     pub fn with_capacity_and_hasher(n: usize, hasher: S) -> Self {
         LockFreeHashMap {
             raw: RawMap::with_buckets(n / raw::LOAD_FACTOR),
@@ -200,6 +204,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// map.insert(1, ());
     /// assert_eq!(map.len(), 1);
     /// ```
+    #[must_use]
     pub fn len(&self) -> usize {
         self.raw.len()
     }
@@ -215,6 +220,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// map.insert(1, ());
     /// assert_eq!(map.len(), 1);
     /// ```
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -231,6 +237,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// }
     /// assert!(map.buckets() > before); // it grew (and never shrinks)
     /// ```
+    #[must_use]
     pub fn buckets(&self) -> usize {
         self.raw.size()
     }
@@ -245,6 +252,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// let s = map.fence_strategy();
     /// assert!(s == FenceStrategy::Asymmetric || s == FenceStrategy::Symmetric);
     /// ```
+    #[must_use]
     pub fn fence_strategy(&self) -> FenceStrategy {
         self.raw.domain.strategy()
     }
@@ -252,6 +260,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// Calls `f` on the value of `key` while it is protected, without
     /// cloning it. `f` must not block for long: the value (only that one)
     /// cannot be freed while `f` runs.
+    #[must_use]
     pub fn get_with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
     where
         K: Borrow<Q>,
@@ -282,6 +291,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     }
 
     /// A clone of the value of `key`.
+    #[must_use]
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -301,6 +311,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// assert!(map.contains_key("a")); // `&str` through `Borrow<str>`
     /// assert!(!map.contains_key("b"));
     /// ```
+    #[must_use]
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
@@ -546,11 +557,8 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     }
 }
 
-impl<K, V, S> Drop for LockFreeHashMap<K, V, S> {
-    fn drop(&mut self) {
-        // `raw` frees the list, then its domain frees everything retired.
-    }
-}
+// Dropping the map drops `raw`, which frees the list; then its hazard
+// domain frees everything retired (no `Drop` impl needed).
 
 /// A pinned read view of a [`LockFreeHashMap`], from
 /// [`LockFreeHashMap::pin`].
@@ -564,6 +572,7 @@ impl<K, V, S> Drop for LockFreeHashMap<K, V, S> {
 /// own; the view is not a snapshot. Hold a view briefly: the one value it
 /// protects cannot be freed while it does. Not `Send`: the hazard pointers
 /// belong to the thread that pinned.
+#[must_use]
 pub struct Pinned<'m, K, V, S> {
     map: &'m LockFreeHashMap<K, V, S>,
     guard: raw::Guard<'m>,
@@ -577,6 +586,7 @@ impl<K, V, S> fmt::Debug for Pinned<'_, K, V, S> {
 
 impl<K, V, S: BuildHasher> Pinned<'_, K, V, S> {
     /// The value of `key`, borrowed until the next call on this view.
+    #[must_use]
     pub fn get<Q>(&mut self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
@@ -589,6 +599,7 @@ impl<K, V, S: BuildHasher> Pinned<'_, K, V, S> {
     }
 
     /// Whether `key` is present.
+    #[must_use]
     pub fn contains_key<Q>(&mut self, key: &Q) -> bool
     where
         K: Borrow<Q>,
@@ -619,6 +630,7 @@ impl<K, V, S: BuildHasher> Pinned<'_, K, V, S> {
 /// keys.sort();
 /// assert_eq!(keys, [0, 1, 2, 3, 4]);
 /// ```
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct Iter<'m, K, V, S> {
     map: &'m LockFreeHashMap<K, V, S>,
     /// Split-order key of the last yielded entry (0 before the first).

@@ -188,6 +188,7 @@ unsafe impl<T: Send> Sync for LockFreeStack<T> {}
 ///     sc.spawn(move || drop(g));
 /// });
 /// ```
+#[must_use]
 pub struct EpochGuard<'a, T> {
     guard: Guard<'a>,
     _stack: PhantomData<&'a LockFreeStack<T>>,
@@ -208,6 +209,7 @@ impl<T> LockFreeStack<T> {
     /// let s: LockFreeStack<String> = LockFreeStack::new();
     /// assert!(s.pop(&s.enter()).is_none());
     /// ```
+    #[must_use]
     pub fn new() -> Self {
         Self::with_config(StackConfig::default())
     }
@@ -221,6 +223,7 @@ impl<T> LockFreeStack<T> {
     /// s.push(3).unwrap();
     /// assert_eq!(s.pop(&s.enter()), Some(3));
     /// ```
+    #[must_use]
     pub fn with_config(config: StackConfig) -> Self {
         Self {
             head: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
@@ -416,6 +419,7 @@ impl<T> LockFreeStack<T> {
     /// let st = s.stats();
     /// assert_eq!((st.successful_pushes, st.successful_pops, st.active_nodes), (2, 1, 1));
     /// ```
+    #[must_use]
     pub fn stats(&self) -> StackStats {
         let (pushes, pops, retries) = if self.config.statistics {
             (
