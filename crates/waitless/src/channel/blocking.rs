@@ -868,6 +868,17 @@ impl<T: UnwindSafe> UnwindSafe for Receiver<T> {}
 impl<T: UnwindSafe> RefUnwindSafe for Receiver<T> {}
 
 /// Blocking iterator from [`Receiver::iter`].
+///
+/// ```
+/// use waitless::channel::bounded;
+///
+/// let (tx, rx) = bounded(2);
+/// tx.send(1).unwrap();
+/// drop(tx);
+/// let mut it = rx.iter();
+/// assert_eq!(it.next(), Some(1));
+/// assert_eq!(it.next(), None); // disconnected and drained
+/// ```
 #[must_use = "iterators are lazy and do nothing unless consumed"]
 #[derive(Debug)]
 pub struct Iter<'a, T> {

@@ -561,6 +561,15 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     /// of a few attempts; under a constant stream of operations it gives up
     /// after a few (8) tries (it never loops without bound) and
     /// returns a value the channel held at most one operation apart.
+    ///
+    /// ```
+    /// use waitless::channel::OptimizedChannel;
+    ///
+    /// let ch = OptimizedChannel::new(4);
+    /// assert!(ch.is_empty());
+    /// ch.send(1).unwrap();
+    /// assert_eq!(ch.len(), 1);
+    /// ```
     #[must_use]
     pub fn len(&self) -> usize {
         let clamp = |tail: usize, head: usize| {
@@ -582,6 +591,15 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     }
 
     /// `true` if the channel was empty at some moment during the call.
+    ///
+    /// ```
+    /// use waitless::channel::OptimizedChannel;
+    ///
+    /// let ch = OptimizedChannel::new(4);
+    /// assert!(ch.is_empty());
+    /// ch.send(1).unwrap();
+    /// assert_eq!(ch.len(), 1);
+    /// ```
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0

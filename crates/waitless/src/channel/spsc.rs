@@ -159,6 +159,27 @@ unsafe fn cell<'a, T>(buf: *const Cell<T>, mask: usize, pos: usize) -> &'a Cell<
 }
 
 /// The writing end of an SPSC ring.
+///
+/// ```
+/// use waitless::channel::spsc;
+///
+/// let (mut producer, mut consumer) = spsc::bounded(4);
+/// let t = std::thread::spawn(move || {
+///     for i in 0..100 {
+///         while producer.push(i).is_err() {
+///             std::hint::spin_loop(); // full: the consumer is behind
+///         }
+///     }
+/// });
+/// let mut got = 0;
+/// while got < 100 {
+///     if let Some(v) = consumer.pop() {
+///         assert_eq!(v, got);
+///         got += 1;
+///     }
+/// }
+/// t.join().unwrap();
+/// ```
 pub struct Producer<T> {
     ring: Arc<Ring<T>>,
     /// `ring.buffer`'s cells and `ring.mask`, copied into the handle so an
@@ -173,6 +194,15 @@ pub struct Producer<T> {
 }
 
 /// The reading end of an SPSC ring.
+///
+/// ```
+/// use waitless::channel::spsc;
+///
+/// let (mut p, mut c) = spsc::bounded(2);
+/// p.push('x').unwrap();
+/// assert_eq!(c.len(), 1);
+/// assert_eq!(c.pop(), Some('x'));
+/// ```
 pub struct Consumer<T> {
     ring: Arc<Ring<T>>,
     /// As in [`Producer`].
@@ -208,12 +238,27 @@ impl<T: std::panic::UnwindSafe> std::panic::RefUnwindSafe for Consumer<T> {}
 
 impl<T> Producer<T> {
     /// The most values the ring holds.
+    ///
+    /// ```
+    /// use waitless::channel::spsc;
+    ///
+    /// let (p, c) = spsc::bounded::<u8>(8);
+    /// assert_eq!((p.capacity(), c.capacity()), (8, 8));
+    /// ```
     #[must_use]
     pub fn capacity(&self) -> usize {
         self.mask + 1
     }
 
     /// Free slots right now (refreshes the cached consumer position).
+    ///
+    /// ```
+    /// use waitless::channel::spsc;
+    ///
+    /// let (mut p, _c) = spsc::bounded(4);
+    /// p.push(1).unwrap();
+    /// assert_eq!(p.slots(), 3);
+    /// ```
     #[must_use]
     pub fn slots(&mut self) -> usize {
         self.refresh();
@@ -300,6 +345,13 @@ impl<T> Producer<T> {
 
 impl<T> Consumer<T> {
     /// The most values the ring holds.
+    ///
+    /// ```
+    /// use waitless::channel::spsc;
+    ///
+    /// let (p, c) = spsc::bounded::<u8>(8);
+    /// assert_eq!((p.capacity(), c.capacity()), (8, 8));
+    /// ```
     #[must_use]
     pub fn capacity(&self) -> usize {
         self.mask + 1
@@ -309,6 +361,16 @@ impl<T> Consumer<T> {
     /// position without updating the consumer's cached copy), so it can be
     /// called through a shared reference, e.g. from a monitoring thread that
     /// borrows the consumer.
+    ///
+    /// ```
+    /// use waitless::channel::spsc;
+    ///
+    /// let (mut p, c) = spsc::bounded(4);
+    /// p.push(1).unwrap();
+    /// p.push(2).unwrap();
+    /// let c = &c; // a shared reference is enough
+    /// assert_eq!(c.len(), 2);
+    /// ```
     #[must_use]
     pub fn len(&self) -> usize {
         // Acquire: as in `refresh`, pairs with the producer's Release store

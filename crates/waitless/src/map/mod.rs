@@ -260,7 +260,14 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// Calls `f` on the value of `key` while it is protected, without
     /// cloning it. `f` must not block for long: the value (only that one)
     /// cannot be freed while `f` runs.
-    #[must_use]
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// map.insert("doc", vec![0u8; 4096]);
+    /// assert_eq!(map.get_with("doc", |v| v.len()), Some(4096)); // no 4 KiB clone
+    /// ```
     pub fn get_with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
     where
         K: Borrow<Q>,
@@ -291,6 +298,15 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     }
 
     /// A clone of the value of `key`.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// map.insert(String::from("a"), 1);
+    /// assert_eq!(map.get("a"), Some(1));
+    /// assert_eq!(map.get("b"), None);
+    /// ```
     #[must_use]
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
@@ -321,6 +337,14 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     }
 
     /// Inserts or replaces; returns a clone of the replaced value.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// assert_eq!(map.insert(1, "a"), None);
+    /// assert_eq!(map.insert(1, "b"), Some("a")); // replaced, like std
+    /// ```
     pub fn insert(&self, key: K, value: V) -> Option<V>
     where
         K: Hash + Eq,
@@ -377,6 +401,16 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// the key is absent. `make` runs at most once, and only when this call
     /// finds the key absent; if another thread inserts the key first, the
     /// made value is dropped and theirs is returned.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let cache = LockFreeHashMap::new();
+    /// let v = cache.get_or_insert_with("pi", || 3.14);
+    /// assert_eq!(v, 3.14);
+    /// let again = cache.get_or_insert_with("pi", || unreachable!("present: not called"));
+    /// assert_eq!(again, 3.14);
+    /// ```
     pub fn get_or_insert_with(&self, key: K, make: impl FnOnce() -> V) -> V
     where
         K: Hash + Eq,
@@ -543,6 +577,16 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     }
 
     /// A weakly consistent iterator over clones of the entries; see [`Iter`].
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// map.insert(1, 10);
+    /// map.insert(2, 20);
+    /// let total: i32 = map.iter().map(|(_, v)| v).sum();
+    /// assert_eq!(total, 30);
+    /// ```
     pub fn iter(&self) -> Iter<'_, K, V, S>
     where
         K: Clone + Eq,

@@ -158,6 +158,27 @@ impl Default for StackConfig {
 }
 
 /// A lock-free LIFO stack. See the [module docs](self).
+///
+/// ```
+/// use std::sync::Arc;
+/// use waitless::stack::LockFreeStack;
+///
+/// let stack = Arc::new(LockFreeStack::new());
+/// let workers: Vec<_> = (0..4)
+///     .map(|t| {
+///         let stack = Arc::clone(&stack);
+///         std::thread::spawn(move || {
+///             for i in 0..100 {
+///                 stack.push(t * 100 + i).unwrap();
+///             }
+///         })
+///     })
+///     .collect();
+/// for w in workers {
+///     w.join().unwrap();
+/// }
+/// assert_eq!(stack.drain().count(), 400);
+/// ```
 pub struct LockFreeStack<T> {
     head: CachePadded<AtomicPtr<Node<T>>>,
     elimination: Elimination<T>,
