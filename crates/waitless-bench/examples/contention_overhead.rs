@@ -12,7 +12,7 @@
 //! median.
 //!
 //! ```sh
-//! cargo run --release -p waitless-bench --example contention_overhead [-- WINDOW_MS REPEATS]
+//! cargo run --release -p waitless-bench --features contention --example contention_overhead [-- WINDOW_MS REPEATS]
 //! ```
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

@@ -7,11 +7,27 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::measure::{run_repeated, run_workload, Measurement, RunConfig, RunResult};
+use crate::measure::{
+    run_repeated, run_with_retries, run_workload, Measurement, RunConfig, RunResult,
+    DEFAULT_RETRIES,
+};
 use crate::perf::CacheMissCounter;
 
 /// Relative spread above which a measurement is called noisy.
 pub const NOISY_SPREAD: f64 = 0.25;
+
+/// Whether the difference between two measurements is not established by
+/// their runs: their min–max ranges overlap, either side's spread exceeds
+/// [`NOISY_SPREAD`], or either side was [disturbed](Measurement::is_disturbed).
+/// No verdict ("faster", "choose it", a crossover) is drawn from such a pair.
+pub fn within_noise(a: &Measurement, b: &Measurement) -> bool {
+    let overlap = a.min_ops_per_sec <= b.max_ops_per_sec && b.min_ops_per_sec <= a.max_ops_per_sec;
+    overlap
+        || a.spread > NOISY_SPREAD
+        || b.spread > NOISY_SPREAD
+        || a.is_disturbed()
+        || b.is_disturbed()
+}
 
 /// Measures lock-free implementations against lock-based ones.
 ///
@@ -21,45 +37,40 @@ pub const NOISY_SPREAD: f64 = 0.25;
 ///
 /// ```
 /// use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-/// use std::sync::Mutex;
+/// use std::sync::{Arc, Mutex};
 /// use std::time::Duration;
-/// use waitless_bench::{run_workload, LockFreePerformanceAnalyzer, RunConfig};
+/// use waitless_bench::{analyze_lock_free_benefits, LockFreePerformanceAnalyzer};
 ///
 /// let analyzer = LockFreePerformanceAnalyzer::new(Duration::from_millis(20))
 ///     .warmup(Duration::from_millis(2))
 ///     .repeats(3);
 ///
-/// // Each closure builds a fresh instance and measures it at `threads`.
-/// // The lock-free side is a compare-exchange retry loop (a Treiber push
-/// // without the node); the lock side guards the same counter with a Mutex.
-/// let lock_free = |threads: usize, cfg: &RunConfig| {
-///     let head = AtomicU64::new(0);
-///     run_workload(cfg, threads, |_| (), |_| {
-///         let mut cur = head.load(Relaxed);
-///         while let Err(seen) = head.compare_exchange_weak(cur, cur + 1, Relaxed, Relaxed) {
-///             cur = seen;
-///         }
-///         1
-///     })
+/// // One call of each closure is one operation; every thread calls it in a
+/// // loop. The lock-free side is a compare-exchange retry loop (a Treiber
+/// // push without the node); the lock side guards a counter with a Mutex.
+/// let head = Arc::new(AtomicU64::new(0));
+/// let lock_free = move || {
+///     let mut cur = head.load(Relaxed);
+///     while let Err(seen) = head.compare_exchange_weak(cur, cur + 1, Relaxed, Relaxed) {
+///         cur = seen;
+///     }
 /// };
-/// let mutex = |threads: usize, cfg: &RunConfig| {
-///     let head = Mutex::new(0u64);
-///     run_workload(cfg, threads, |_| (), |_| {
-///         *head.lock().unwrap() += 1;
-///         1
-///     })
-/// };
+/// let counter = Arc::new(Mutex::new(0u64));
+/// let mutex = move || *counter.lock().unwrap() += 1;
 ///
 /// let results = analyzer.compare_implementations(lock_free, mutex, vec![1, 2, 4]);
 /// assert_eq!(results.points.len(), 3);
 /// assert!(results.points.iter().all(|p| p.lock_free.median_ops_per_sec > 0.0));
 ///
-/// let analysis = analyzer.analyze_lock_free_benefits(&results);
+/// let analysis = analyze_lock_free_benefits(&results);
 /// assert!(analysis.maximum_improvement_factor > 0.0);
 /// for line in &analysis.recommendations {
 ///     println!("{line}");
 /// }
 /// ```
+///
+/// Workloads that need per-thread state (roles, RNGs, handles) or a fresh
+/// instance per run use [`compare_workloads`](Self::compare_workloads).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LockFreePerformanceAnalyzer {
     window: Duration,
@@ -162,18 +173,48 @@ impl LockFreePerformanceAnalyzer {
         })
     }
 
-    /// Measures both implementations at every thread count, `repeats` times
-    /// each, interleaved (lock-free, mutex, lock-free, mutex…) so slow drift
-    /// of the machine hits both alike.
+    /// Measures two implementations of one operation at every thread count
+    /// (SPEC §6): each call of `lock_free_impl` or `mutex_impl` is one
+    /// operation, and every thread calls it in a loop for the measurement
+    /// window. The closures share whatever they captured across threads and
+    /// runs (an `Arc` of the structure, typically). An empty `thread_counts`
+    /// uses the analyzer's defaults.
     ///
-    /// Each closure gets the thread count and the run configuration and
-    /// returns one run's result; it should build a fresh instance each time
-    /// (see the example on [`LockFreePerformanceAnalyzer`]). An empty
-    /// `thread_counts` uses the analyzer's defaults.
+    /// Runs interleave the two sides (see [`compare_workloads`](Self::compare_workloads)).
     ///
     /// # Panics
     /// If a thread count is zero.
-    pub fn compare_implementations<L, M>(
+    pub fn compare_implementations<F1, F2, T, U>(
+        &self,
+        lock_free_impl: F1,
+        mutex_impl: F2,
+        thread_counts: Vec<usize>,
+    ) -> ComparisonResults
+    where
+        F1: Fn() -> T + Send + Sync + 'static,
+        F2: Fn() -> U + Send + Sync + 'static,
+        T: Send + 'static,
+        U: Send + 'static,
+    {
+        self.compare_workloads(
+            |threads, cfg| call_in_a_loop(cfg, threads, &lock_free_impl),
+            |threads, cfg| call_in_a_loop(cfg, threads, &mutex_impl),
+            thread_counts,
+        )
+    }
+
+    /// The general form of [`compare_implementations`](Self::compare_implementations):
+    /// each closure gets the thread count and the run configuration and
+    /// returns one run's result, normally by building a fresh instance and
+    /// measuring it with [`run_workload`] (which gives per-thread setup).
+    /// Both are run at every thread count, `repeats` times each,
+    /// interleaved (lock-free, mutex, lock-free, mutex…) so slow drift of
+    /// the machine hits both alike. An empty `thread_counts` uses the
+    /// analyzer's defaults.
+    ///
+    /// # Panics
+    /// If a thread count is zero.
+    pub fn compare_workloads<L, M>(
         &self,
         lock_free: L,
         mutex: M,
@@ -195,14 +236,20 @@ impl LockFreePerformanceAnalyzer {
         let cfg = self.run_config();
         let mut lf = Vec::with_capacity(counts.len());
         let mut mx = Vec::with_capacity(counts.len());
+        let retry = |run: &dyn Fn(usize, &RunConfig) -> RunResult, t, retries: &mut usize| {
+            let (r, n) = run_with_retries(&cfg, t, DEFAULT_RETRIES, |c, t| run(t, c));
+            *retries += n;
+            r
+        };
         for &t in &counts {
             let (mut a, mut b) = (Vec::new(), Vec::new());
+            let (mut ra, mut rb) = (0, 0);
             for _ in 0..self.repeats {
-                a.push(lock_free(t, &cfg));
-                b.push(mutex(t, &cfg));
+                a.push(retry(&lock_free, t, &mut ra));
+                b.push(retry(&mutex, t, &mut rb));
             }
-            lf.push(Measurement::from_runs(a));
-            mx.push(Measurement::from_runs(b));
+            lf.push(Measurement::from_runs(a).with_retries(ra));
+            mx.push(Measurement::from_runs(b).with_retries(rb));
         }
         ComparisonResults::from_measurements("lock-free", "mutex", lf, mx)
             .expect("both sides measured at the same thread counts")
@@ -214,8 +261,8 @@ impl LockFreePerformanceAnalyzer {
         analyze_lock_free_benefits(results)
     }
 
-    /// Runs `f` (one call = one unit of work, returning how many operations
-    /// it completed) on the largest default thread count for `duration`,
+    /// Runs `f` (one call = one operation) on the largest default thread
+    /// count for `duration`,
     /// with the [`waitless::contention`] counters on, and reports CAS success
     /// rate, retries per operation, hot spots and — where the CPU exposes
     /// them to `perf_event_open` — hardware cache-miss events, the portable
@@ -232,15 +279,15 @@ impl LockFreePerformanceAnalyzer {
     /// use waitless_bench::LockFreePerformanceAnalyzer;
     ///
     /// static PUSH: Site = Site::new("example.push");
-    /// let head = AtomicU64::new(0);
+    /// let head = std::sync::Arc::new(AtomicU64::new(0));
     /// let analyzer = LockFreePerformanceAnalyzer::new(Duration::from_millis(20))
     ///     .thread_counts(vec![2]);
     /// let profile = analyzer.profile_contention(
-    ///     || {
+    ///     move || {
     ///         let mut cur = head.load(Relaxed);
     ///         loop {
     ///             match head.compare_exchange_weak(cur, cur + 1, Relaxed, Relaxed) {
-    ///                 Ok(_) => { PUSH.record(true); return 1; }
+    ///                 Ok(_) => { PUSH.record(true); return; }
     ///                 Err(seen) => { PUSH.record(false); cur = seen; }
     ///             }
     ///         }
@@ -256,15 +303,28 @@ impl LockFreePerformanceAnalyzer {
     /// ```
     pub fn profile_contention<F>(&self, f: F, duration: Duration) -> ContentionProfile
     where
-        F: Fn() -> u64 + Sync,
+        F: Fn() + Send + Sync + 'static,
     {
         let threads = self.thread_counts.iter().copied().max().unwrap_or(1);
         let cfg = RunConfig {
             warmup: self.warmup.min(duration / 5),
             window: duration,
         };
-        profile_with(threads, || run_workload(&cfg, threads, |_| (), |_| f()))
+        profile_with(threads, || call_in_a_loop(&cfg, threads, &f))
     }
+}
+
+/// Runs `f` on `threads` threads for one window; one call is one operation.
+fn call_in_a_loop<T>(cfg: &RunConfig, threads: usize, f: &(impl Fn() -> T + Sync)) -> RunResult {
+    run_workload(
+        cfg,
+        threads,
+        |_| (),
+        |_| {
+            std::hint::black_box(f());
+            1
+        },
+    )
 }
 
 /// Runs `run` once with the contention counters (and, where available, a
@@ -274,7 +334,7 @@ impl LockFreePerformanceAnalyzer {
 /// hardware counter follows threads created after it is opened.
 pub fn profile_with(threads: usize, run: impl FnOnce() -> RunResult) -> ContentionProfile {
     use waitless::contention;
-    let misses = CacheMissCounter::open();
+    let misses = CacheMissCounter::open_inherited();
     contention::enable(true);
     let before = contention::snapshot();
     if let Some(m) = &misses {
@@ -380,8 +440,8 @@ pub struct ThreadRatio {
     pub threads: usize,
     /// `lock_free / mutex` by median.
     pub factor: f64,
-    /// `true` when the two sides' min–max ranges overlap, so the sign of the
-    /// difference is not established by these runs.
+    /// `true` when the difference is not established by these runs (see
+    /// [`within_noise`]): the ratio is shown as "within noise", not as a fact.
     pub within_noise: bool,
 }
 
@@ -422,25 +482,31 @@ pub fn analyze_with_cores(results: &ComparisonResults, cores: usize) -> BenefitA
         .map(|p| ThreadRatio {
             threads: p.threads,
             factor: p.improvement_factor,
-            within_noise: p.lock_free.min_ops_per_sec <= p.mutex.max_ops_per_sec
-                && p.mutex.min_ops_per_sec <= p.lock_free.max_ops_per_sec,
+            within_noise: within_noise(&p.lock_free, &p.mutex),
         })
         .collect();
 
-    // Walk down from the largest count while lock-free keeps winning.
+    // Walk down from the largest count while lock-free keeps winning by
+    // more than the noise.
     let mut crossover = None;
     for r in by_threads.iter().rev() {
-        if r.factor > 1.0 {
+        if r.factor > 1.0 && !r.within_noise {
             crossover = Some(r.threads);
         } else {
             break;
         }
     }
-    let best = by_threads
+    let max_factor = by_threads.iter().map(|r| r.factor).fold(0.0, f64::max);
+    // Verdicts only from established ratios.
+    let established: Vec<ThreadRatio> = by_threads
+        .iter()
+        .copied()
+        .filter(|r| !r.within_noise)
+        .collect();
+    let best = established
         .iter()
         .copied()
         .max_by(|a, b| a.factor.total_cmp(&b.factor));
-    let max_factor = best.map_or(0.0, |b| b.factor);
 
     let lf = &results.lock_free_name;
     let mx = &results.mutex_name;
@@ -457,7 +523,21 @@ pub fn analyze_with_cores(results: &ComparisonResults, cores: usize) -> BenefitA
     }
     let first = by_threads[0];
     let last = by_threads[by_threads.len() - 1];
+    let shown = |r: &ThreadRatio| {
+        if r.within_noise {
+            format!("within noise at {}", r.threads)
+        } else {
+            format!("{:.2}x at {}", r.factor, r.threads)
+        }
+    };
+    if established.is_empty() {
+        rec.push(format!(
+            "{lf} versus {mx} is within noise at every measured thread count (ranges overlap, spread above {:.0}%, or the machine was busy): no verdict from this run; rerun on a quiet machine with more repeats.",
+            NOISY_SPREAD * 100.0
+        ));
+    }
     match crossover {
+        _ if established.is_empty() => {}
         Some(t) if t == first.threads => rec.push(format!(
             "{lf} is faster than {mx} at every measured thread count ({:.2}x at {} thread{}, {:.2}x at {}): choose it wherever this operation mix is hot.",
             first.factor,
@@ -470,7 +550,7 @@ pub fn analyze_with_cores(results: &ComparisonResults, cores: usize) -> BenefitA
             let below: Vec<String> = by_threads
                 .iter()
                 .filter(|r| r.threads < t)
-                .map(|r| format!("{:.2}x at {}", r.factor, r.threads))
+                .map(shown)
                 .collect();
             rec.push(format!(
                 "Crossover at {t} threads: {mx} is as fast or faster below ({}); {lf} wins from {t} threads on ({:.2}x at {}). Choose {lf} when {t} or more threads hit it at once.",
@@ -479,21 +559,25 @@ pub fn analyze_with_cores(results: &ComparisonResults, cores: usize) -> BenefitA
                 last.threads
             ));
         }
-        None if max_factor > 1.0 => {
-            let b = best.expect("non-empty");
+        None if best.is_some_and(|b| b.factor > 1.0) => {
+            let b = best.expect("checked");
             rec.push(format!(
-                "No stable crossover: {lf} wins at {} thread{} ({:.2}x) but loses again at {} ({:.2}x). The lock is the safer default here; measure your real thread count.",
+                "No stable crossover: {lf} wins at {} thread{} ({:.2}x) but not at {} ({}). The lock is the safer default here; measure your real thread count.",
                 b.threads,
                 plural(b.threads),
                 b.factor,
                 last.threads,
-                last.factor
+                shown(&last)
             ));
         }
-        None => rec.push(format!(
+        None if established.len() == by_threads.len() => rec.push(format!(
             "{mx} is faster at every measured thread count (best ratio {:.2}x at {}): keep the lock for this workload unless you need lock-freedom's progress guarantee (no blocking when a thread is preempted holding a lock).",
             max_factor,
             best.map_or(0, |b| b.threads)
+        )),
+        None => rec.push(format!(
+            "{mx} is as fast or faster wherever the difference is established ({}): keep the lock for this workload unless you need lock-freedom's progress guarantee.",
+            by_threads.iter().map(shown).collect::<Vec<_>>().join(", ")
         )),
     }
     if let Some(b) = best {
@@ -520,7 +604,7 @@ pub fn analyze_with_cores(results: &ComparisonResults, cores: usize) -> BenefitA
         .collect();
     if !noisy.is_empty() {
         rec.push(format!(
-            "At {} thread(s) the runs of the two sides overlap (min-max), so the winner there is within noise: rerun with more repeats or a longer window on a quiet machine before deciding on those counts.",
+            "At {} thread(s) the comparison is within noise (min-max ranges overlap, a spread above the threshold, or a disturbed run): rerun with more repeats or a longer window on a quiet machine before deciding on those counts.",
             noisy.join(", ")
         ));
     }
@@ -547,10 +631,24 @@ pub fn analyze_with_cores(results: &ComparisonResults, cores: usize) -> BenefitA
             plural(cores)
         ));
     }
+    let disturbed: Vec<String> = points
+        .iter()
+        .filter(|p| p.lock_free.is_disturbed() || p.mutex.is_disturbed())
+        .map(|p| p.threads.to_string())
+        .collect();
+    if !disturbed.is_empty() {
+        rec.push(format!(
+            "At {} thread(s) a run's threads did not get the CPU they needed even after retries (another process was running): those measurements are marked disturbed.",
+            disturbed.join(", ")
+        ));
+    }
     BenefitAnalysis {
         crossover_thread_count: crossover,
         maximum_improvement_factor: max_factor,
-        best_thread_count: best.map(|b| b.threads),
+        best_thread_count: by_threads
+            .iter()
+            .max_by(|a, b| a.factor.total_cmp(&b.factor))
+            .map(|b| b.threads),
         improvement_by_threads: by_threads,
         recommendations: rec,
     }
@@ -570,6 +668,7 @@ pub struct ContentionProfile {
     /// Threads that ran.
     pub threads: usize,
     /// Length of the profiled window.
+    #[serde(with = "crate::measure::secs")]
     pub elapsed: Duration,
     /// Operations completed in the window.
     pub operations: u64,
@@ -694,6 +793,7 @@ mod tests {
             elapsed: Duration::from_secs(1),
             ops_per_sec: v,
             latency: Percentiles::default(),
+            cpu: None,
         };
         Measurement::from_runs(vec![run(lo), run(med), run(hi)])
     }
@@ -751,16 +851,59 @@ mod tests {
 
     #[test]
     fn overlap_and_oversubscription_are_called_out() {
-        let lf = vec![m(1, 90.0, 100.0, 110.0), m(4, 100.0, 200.0, 300.0)];
-        let mx = vec![m(1, 95.0, 100.0, 105.0), m(4, 10.0, 20.0, 30.0)];
+        let lf = vec![
+            m(1, 90.0, 100.0, 110.0),
+            m(2, 50.0, 100.0, 150.0),
+            m(4, 180.0, 200.0, 220.0),
+        ];
+        let mx = vec![
+            m(1, 95.0, 100.0, 105.0),
+            m(2, 10.0, 11.0, 12.0),
+            m(4, 18.0, 20.0, 22.0),
+        ];
         let r = ComparisonResults::from_measurements("lf", "mx", lf, mx).unwrap();
         let a = analyze_with_cores(&r, 2);
+        // 1: the ranges overlap; 2: no overlap, but a 100% spread.
         assert!(a.improvement_by_threads[0].within_noise);
-        assert!(!a.improvement_by_threads[1].within_noise);
+        assert!(a.improvement_by_threads[1].within_noise);
+        assert!(!a.improvement_by_threads[2].within_noise);
+        // The crossover needs established wins: only 4 qualifies.
+        assert_eq!(a.crossover_thread_count, Some(4));
         let all = a.recommendations.join("\n");
-        assert!(all.contains("At 1 thread(s) the runs"), "{all}");
+        assert!(
+            all.contains("within noise at 1, within noise at 2"),
+            "{all}"
+        );
+        assert!(
+            all.contains("At 1, 2 thread(s) the comparison is within noise"),
+            "{all}"
+        );
         assert!(all.contains("4 thread(s) exceed this machine's 2"), "{all}");
         assert!(all.contains("noisy"), "{all}");
+    }
+
+    #[test]
+    fn disturbed_or_noisy_everywhere_gives_no_verdict() {
+        let mut lf = m(2, 290.0, 300.0, 310.0);
+        lf.disturbed_runs = 1;
+        let r = ComparisonResults::from_measurements(
+            "lf",
+            "mx",
+            vec![m(1, 100.0, 200.0, 300.0), lf],
+            vec![m(1, 10.0, 10.0, 10.0), m(2, 10.0, 10.0, 10.0)],
+        )
+        .unwrap();
+        let a = analyze_with_cores(&r, 2);
+        assert!(a.improvement_by_threads.iter().all(|r| r.within_noise));
+        assert_eq!(a.crossover_thread_count, None);
+        let all = a.recommendations.join("\n");
+        assert!(
+            all.contains("within noise at every measured thread count"),
+            "{all}"
+        );
+        assert!(!all.contains("hoose"), "{all}");
+        assert!(!all.contains("Largest gain"), "{all}");
+        assert!(all.contains("marked disturbed"), "{all}");
     }
 
     #[test]
@@ -794,7 +937,6 @@ mod tests {
             || {
                 SITE.record(true);
                 SITE.record(false);
-                1
             },
             Duration::from_millis(20),
         );

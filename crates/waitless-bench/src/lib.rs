@@ -29,10 +29,11 @@ pub mod measure;
 pub mod perf;
 pub mod report;
 pub mod svg;
+pub mod verdict;
 pub mod workloads;
 
 pub use analyzer::{
-    analyze_lock_free_benefits, BenefitAnalysis, ComparisonPoint, ComparisonResults,
+    analyze_lock_free_benefits, within_noise, BenefitAnalysis, ComparisonPoint, ComparisonResults,
     ContentionProfile, HotSpot, LockFreePerformanceAnalyzer, ThreadRatio,
 };
 pub use machine::Machine;

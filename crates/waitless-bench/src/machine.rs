@@ -39,7 +39,7 @@ impl Machine {
             arch: std::env::consts::ARCH.to_owned(),
             rustc: env!("WAITLESS_BENCH_RUSTC").to_owned(),
             profile: env!("WAITLESS_BENCH_PROFILE").to_owned(),
-            hardware_counters: crate::perf::CacheMissCounter::open().is_some(),
+            hardware_counters: crate::perf::CacheMissCounter::open_inherited().is_some(),
             contention_counters: waitless::contention::is_compiled_in(),
         }
     }

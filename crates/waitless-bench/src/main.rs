@@ -4,64 +4,143 @@
 //! baseline and its crates.io peers) at several thread counts, prints a
 //! table and writes a report folder. `waitless-bench --help` lists the flags.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use waitless_bench::report::{self, Progress, Settings};
 use waitless_bench::workloads::{self, Entry, Role};
 
-const HELP: &str = "\
-waitless-bench — measure when lock-free beats a lock, on this machine
-
-USAGE:
-    cargo run --release -p waitless-bench -- [OPTIONS]
-
-Runs every workload (each waitless structure, its Mutex/RwLock baseline and
-its crates.io peers) at each thread count, prints a table of throughputs and
-ratios, and writes a report folder: results.json, one throughput and one
-latency SVG per workload, and index.html.
-
-OPTIONS:
-    --group G[,G...]       only these groups (stack, map, queue, channel, rcu, counter…)
-    --workload W[,W...]    only these workloads (full name, e.g. counter/increment)
-    --threads N[,N...]     thread counts (default 1,2,4,8; workloads with fixed
-                           counts, e.g. SPSC at 2, keep theirs)
-    --duration D           measurement window of each run (e.g. 200ms, 1s);
-                           default: computed so the whole run fits the budget
-    --budget D             target wall time of the whole run (default 120s; 15s with --quick)
-    --warmup D             warm-up before each window (default a tenth of the window,
-                           at most 100ms; at most a fifth of the window)
-    --repeats N            runs per measurement, median reported (default 3)
-    --out DIR              report folder (default waitless-report)
-    --quick                a 15-second run (same workloads, shorter windows)
-    --no-profile           skip the contention-profiled run of each waitless contender
-    --list                 list groups, workloads and contenders, then exit
-    -h, --help             this text
-
-Durations: 250ms, 2s, 1.5s, 500us, 1m; a bare number means seconds.
-Methodology and how to read the report: docs/benchmarking.md.
-";
-
-#[derive(Debug)]
-struct Options {
-    groups: Vec<String>,
-    workloads: Vec<String>,
-    threads: Vec<usize>,
-    duration: Option<Duration>,
-    budget: Option<Duration>,
-    warmup: Option<Duration>,
-    repeats: usize,
-    out: PathBuf,
-    quick: bool,
-    profile: bool,
-    list: bool,
+/// Measure when lock-free beats a lock, on this machine.
+///
+/// Runs every workload (each waitless structure, its Mutex/RwLock baseline
+/// and its crates.io peers) at each thread count, prints a table of
+/// throughputs and ratios with a headline verdict per structure, and writes
+/// a report folder: results.json, one throughput and one latency SVG per
+/// workload, and index.html. The default run takes about two minutes
+/// (`--quick`: about 15 s); small or shared machines give noisy numbers,
+/// which the report marks ("within noise", "disturbed").
+#[derive(Debug, Parser)]
+#[command(
+    name = "waitless-bench",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = "Durations: 250ms, 2s, 1.5s, 500us, 1m; a bare number means seconds.\n\
+                  Methodology and how to read the report: docs/benchmarking.md."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
-enum Parsed {
-    Run(Options),
-    Help,
+/// Subcommands. Without one, `waitless-bench` runs the comparison report.
+///
+/// To add one: a variant here (its doc comment is its `--help` line, its
+/// fields or an `Args` struct its flags) and an arm in [`main`]'s match.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a shell completion script (e.g. `waitless-bench completions bash
+    /// > ~/.local/share/bash-completion/completions/waitless-bench`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    // --- more subcommands (e.g. `prove queue`, `analyze orderings`) go here.
+}
+
+/// What the report prints on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// The table, warnings and headline.
+    Text,
+    /// `results.json`'s content.
+    Json,
+}
+
+/// Thread counts, as given to `--threads`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ThreadList(Vec<usize>);
+
+/// The flags of the comparison report.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Only these groups (stack, epoch, hazard, map, queue, channel, rcu, counter…).
+    #[arg(long = "group", alias = "groups", value_name = "G[,G...]", value_parser = list_item("--group"), value_delimiter = ',')]
+    groups: Vec<String>,
+    /// Only these workloads (full name, e.g. counter/increment, or its file name counter-increment).
+    #[arg(long = "workload", alias = "workloads", value_name = "W[,W...]", value_parser = list_item("--workload"), value_delimiter = ',')]
+    workloads: Vec<String>,
+    /// Thread counts; workloads with fixed counts (e.g. SPSC at 2) keep theirs.
+    #[arg(long, value_name = "N[,N...]", value_parser = parse_threads, default_value = "1,2,4,8")]
+    threads: ThreadList,
+    /// Measurement window of each run [default: computed so the whole run fits the budget].
+    #[arg(long, value_name = "D", value_parser = |s: &str| positive_duration("--duration", s))]
+    duration: Option<Duration>,
+    /// Target wall time of the whole run [default: 120s; 15s with --quick].
+    #[arg(long, value_name = "D", value_parser = |s: &str| positive_duration("--budget", s))]
+    budget: Option<Duration>,
+    /// Warm-up before each window [default: a tenth of the window, at most 100ms; at most a fifth of the window].
+    #[arg(long, value_name = "D", value_parser = |s: &str| parse_duration("--warmup", s))]
+    warmup: Option<Duration>,
+    /// Runs per measurement; the median is reported.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = count("--repeats", 1, 1000))]
+    repeats: usize,
+    /// Repeats of a run whose threads did not get the CPU (another process ran) before it is kept and marked disturbed.
+    #[arg(long, value_name = "N", default_value_t = waitless_bench::measure::DEFAULT_RETRIES, value_parser = count("--retries", 0, 100))]
+    retries: usize,
+    /// Report folder (its earlier plots are replaced).
+    #[arg(long, value_name = "DIR", default_value = "waitless-report", value_parser = out_dir)]
+    out: PathBuf,
+    /// A 15-second run (same workloads, shorter windows).
+    #[arg(long)]
+    quick: bool,
+    /// Skip the contention-profiled run of each waitless contender.
+    #[arg(long)]
+    no_profile: bool,
+    /// List groups, workloads and contenders, then exit.
+    #[arg(long)]
+    list: bool,
+    /// What to print on stdout: the table (text) or the results as JSON.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+fn list_item(flag: &'static str) -> impl Fn(&str) -> Result<String, String> + Clone {
+    move |s: &str| {
+        let t = s.trim();
+        if t.is_empty() {
+            Err(format!("{flag}: an empty name in the list"))
+        } else {
+            Ok(t.to_owned())
+        }
+    }
+}
+
+fn count(
+    flag: &'static str,
+    lo: usize,
+    hi: usize,
+) -> impl Fn(&str) -> Result<usize, String> + Clone {
+    move |s: &str| {
+        s.trim()
+            .parse()
+            .ok()
+            .filter(|n| (lo..=hi).contains(n))
+            .ok_or_else(|| format!("{flag}: `{s}` is not a count between {lo} and {hi}"))
+    }
+}
+
+fn out_dir(s: &str) -> Result<PathBuf, String> {
+    if s.is_empty() {
+        Err("--out: the folder name is empty".to_owned())
+    } else {
+        Ok(PathBuf::from(s))
+    }
 }
 
 fn parse_duration(flag: &str, s: &str) -> Result<Duration, String> {
@@ -103,24 +182,14 @@ fn positive_duration(flag: &str, s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-fn parse_list(flag: &str, s: &str) -> Result<Vec<String>, String> {
-    let v: Vec<String> = s
-        .split(',')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(str::to_owned)
-        .collect();
-    if v.is_empty() {
-        return Err(format!(
-            "{flag}: expected a comma-separated list, got `{s}`"
-        ));
-    }
-    Ok(v)
-}
-
-fn parse_threads(s: &str) -> Result<Vec<usize>, String> {
+fn parse_threads(s: &str) -> Result<ThreadList, String> {
     let mut v = Vec::new();
-    for item in parse_list("--threads", s)? {
+    for item in s.split(',').map(str::trim) {
+        if item.is_empty() {
+            return Err(format!(
+                "--threads: `{s}` has an empty item; write counts like 1,2,4"
+            ));
+        }
         let n: usize = item
             .parse()
             .map_err(|_| format!("--threads: `{item}` is not a thread count"))?;
@@ -135,77 +204,10 @@ fn parse_threads(s: &str) -> Result<Vec<usize>, String> {
         }
     }
     v.sort_unstable();
-    Ok(v)
+    Ok(ThreadList(v))
 }
 
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
-    let mut o = Options {
-        groups: Vec::new(),
-        workloads: Vec::new(),
-        threads: vec![1, 2, 4, 8],
-        duration: None,
-        budget: None,
-        warmup: None,
-        repeats: 3,
-        out: PathBuf::from("waitless-report"),
-        quick: false,
-        profile: true,
-        list: false,
-    };
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        // Accept both `--flag value` and `--flag=value`.
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<String, String> {
-            match inline.clone().or_else(|| it.next()) {
-                Some(v) => Ok(v),
-                None => Err(format!("{name} needs a value")),
-            }
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "--group" | "--groups" => o.groups.extend(parse_list("--group", &value("--group")?)?),
-            "--workload" | "--workloads" => o
-                .workloads
-                .extend(parse_list("--workload", &value("--workload")?)?),
-            "--threads" => o.threads = parse_threads(&value("--threads")?)?,
-            "--duration" => {
-                o.duration = Some(positive_duration("--duration", &value("--duration")?)?)
-            }
-            "--budget" => o.budget = Some(positive_duration("--budget", &value("--budget")?)?),
-            "--warmup" => o.warmup = Some(parse_duration("--warmup", &value("--warmup")?)?),
-            "--repeats" => {
-                let v = value("--repeats")?;
-                o.repeats = v
-                    .trim()
-                    .parse()
-                    .ok()
-                    .filter(|&n: &usize| (1..=1000).contains(&n))
-                    .ok_or_else(|| format!("--repeats: `{v}` is not a count between 1 and 1000"))?;
-            }
-            "--out" => {
-                let v = value("--out")?;
-                if v.is_empty() {
-                    return Err("--out: the folder name is empty".to_owned());
-                }
-                o.out = PathBuf::from(v);
-            }
-            "--quick" => o.quick = true,
-            "--no-profile" => o.profile = false,
-            "--list" => o.list = true,
-            other if inline.is_some() => {
-                return Err(format!("unknown option `{other}`"));
-            }
-            other => return Err(format!("unknown argument `{other}`")),
-        }
-    }
-    Ok(Parsed::Run(o))
-}
-
-fn select(entries: Vec<Entry>, o: &Options) -> Result<Vec<Entry>, String> {
+fn select(entries: Vec<Entry>, o: &RunArgs) -> Result<Vec<Entry>, String> {
     let mut groups: Vec<&str> = entries.iter().map(|e| e.group).collect();
     groups.dedup();
     groups.sort_unstable();
@@ -276,16 +278,28 @@ fn list(entries: &[Entry]) {
     }
 }
 
-/// Draws progress on stderr: a bar redrawn in place on a terminal, one line
-/// per run otherwise.
+/// Progress on stderr: an indicatif bar on a terminal (sized to it), one
+/// line per run otherwise.
 struct ProgressView {
-    tty: bool,
-    start: Instant,
-    est_run: Duration,
-    last_len: usize,
+    bar: Option<ProgressBar>,
 }
 
 impl ProgressView {
+    fn new(total: usize) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            b.set_style(
+                ProgressStyle::with_template(
+                    "[{bar:24}] {pos:>4}/{len:<4} ETA {eta:>4} {wide_msg}",
+                )
+                .expect("a valid template")
+                .progress_chars("#>·"),
+            );
+            b
+        });
+        Self { bar }
+    }
+
     fn show(&mut self, p: Progress<'_>) {
         let what = format!(
             "{} · {} · {} thr{}",
@@ -298,52 +312,42 @@ impl ProgressView {
                 ""
             }
         );
-        let mut err = std::io::stderr().lock();
-        if self.tty {
-            let width = 24;
-            let filled = (p.done * width).checked_div(p.total).unwrap_or(width);
-            let left = p.total.saturating_sub(p.done);
-            let eta = if p.done > 0 {
-                self.start.elapsed().mul_f64(left as f64 / p.done as f64)
-            } else {
-                self.est_run * left as u32
-            };
-            let line = format!(
-                "[{}{}] {:>4}/{:<4} ETA {:>4}s  {}",
-                "#".repeat(filled),
-                "·".repeat(width - filled),
-                p.done + 1,
-                p.total,
-                eta.as_secs(),
-                what
-            );
-            // Stay on one line of a narrow terminal ($COLUMNS when exported).
-            let cols = std::env::var("COLUMNS")
-                .ok()
-                .and_then(|c| c.parse::<usize>().ok())
-                .unwrap_or(100)
-                .max(40);
-            let line: String = line.chars().take(cols - 1).collect();
-            let pad = self.last_len.saturating_sub(line.chars().count());
-            let _ = write!(err, "\r{line}{}", " ".repeat(pad));
-            self.last_len = line.chars().count();
-            let _ = err.flush();
-        } else {
-            let _ = writeln!(err, "[{}/{}] {what}", p.done + 1, p.total);
+        match &self.bar {
+            Some(b) => {
+                b.set_position(p.done as u64);
+                b.set_message(what);
+            }
+            None => eprintln!("[{}/{}] {what}", p.done + 1, p.total),
         }
     }
 
     fn finish(&mut self) {
-        if self.tty {
-            let _ = write!(std::io::stderr(), "\r{}\r", " ".repeat(self.last_len));
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
         }
     }
 }
 
+/// How to ask for help: through cargo when cargo started us.
+fn help_hint() -> &'static str {
+    if std::env::var_os("CARGO").is_some() {
+        "cargo run --release -p waitless-bench -- --help"
+    } else {
+        "waitless-bench --help"
+    }
+}
+
+/// Bad input: one line on stderr, exit code 2.
 fn fail(msg: &str) -> ExitCode {
-    eprintln!("waitless-bench: error: {msg}");
-    eprintln!("(waitless-bench --help lists the options)");
+    eprintln!("waitless-bench: error: {msg} (see `{}`)", help_hint());
     ExitCode::from(2)
+}
+
+/// A clap error as one line (its first, without clap's `error: `).
+fn clap_message(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("invalid arguments");
+    first.strip_prefix("error: ").unwrap_or(first).to_owned()
 }
 
 fn main() -> ExitCode {
@@ -355,14 +359,31 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let o = match parse_args(std::env::args().skip(1)) {
-        Ok(Parsed::Help) => {
-            print!("{HELP}");
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version.
+            let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        Ok(Parsed::Run(o)) => o,
-        Err(e) => return fail(&e),
+        Err(e) => return fail(&clap_message(&e)),
     };
+    match cli.command {
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "waitless-bench",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        None => run(cli.run),
+    }
+}
+
+/// The comparison report.
+fn run(o: RunArgs) -> ExitCode {
     let entries = match select(workloads::all(), &o) {
         Ok(e) => e,
         Err(e) => return fail(&e),
@@ -378,8 +399,10 @@ fn main() -> ExitCode {
         ));
     }
 
-    let plan = report::plan(&entries, &o.threads);
-    let runs = report::count_runs(&plan, o.repeats, o.profile);
+    let threads = &o.threads.0;
+    let plan = report::plan(&entries, threads);
+    let profile = !o.no_profile;
+    let runs = report::count_runs(&plan, o.repeats, profile);
     let budget = o.budget.unwrap_or(if o.quick {
         Duration::from_secs(15)
     } else {
@@ -393,12 +416,13 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| (window / 10).min(Duration::from_millis(100)))
         .min(window / 5);
     let settings = Settings {
-        thread_counts: o.threads.clone(),
+        thread_counts: threads.clone(),
         window,
         warmup,
         repeats: o.repeats,
         budget: o.duration.is_none().then_some(budget),
-        profile_contention: o.profile,
+        profile_contention: profile,
+        retries: o.retries,
     };
     let est_run = window + warmup + Duration::from_millis(4);
     eprintln!(
@@ -412,12 +436,13 @@ fn main() -> ExitCode {
     if cfg!(debug_assertions) {
         eprintln!("waitless-bench: warning: debug build; use --release for meaningful numbers");
     }
-    let mut view = ProgressView {
-        tty: std::io::stderr().is_terminal(),
-        start: Instant::now(),
-        est_run,
-        last_len: 0,
-    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(&max) = threads.iter().max().filter(|&&t| t > cores) {
+        eprintln!(
+            "waitless-bench: warning: {max} threads exceed this machine's {cores} hardware threads: those points measure the scheduler, not parallel scaling"
+        );
+    }
+    let mut view = ProgressView::new(runs);
     let mut rep = report::run_report(&entries, &settings, |p| view.show(p));
     view.finish();
     rep.command = std::iter::once("waitless-bench".to_owned())
@@ -425,22 +450,30 @@ fn main() -> ExitCode {
         .collect::<Vec<_>>()
         .join(" ");
 
-    println!("waitless-bench on {}", rep.machine.summary());
-    print!("{}", report::text_table(&rep));
     if let Err(e) = report::write_report(&mut rep, &o.out) {
         return fail(&format!(
             "cannot write the report into `{}`: {e}",
             o.out.display()
         ));
     }
-    println!(
-        "\nreport: {} (results.json, {} plots) in {:.1} s",
-        o.out.join("index.html").display(),
-        rep.workloads.iter().map(|w| w.plots.len()).sum::<usize>(),
-        rep.wall_time.as_secs_f64()
-    );
+    match o.format {
+        Format::Json => match serde_json::to_string_pretty(&rep) {
+            Ok(j) => println!("{j}"),
+            Err(e) => return fail(&format!("cannot serialize the results: {e}")),
+        },
+        Format::Text => {
+            println!("waitless-bench on {}", rep.machine.summary());
+            print!("{}", report::text_table(&rep));
+            println!(
+                "\nreport: {} (results.json, {} plots) in {:.1} s",
+                o.out.join("index.html").display(),
+                rep.workloads.iter().map(|w| w.plots.len()).sum::<usize>(),
+                rep.wall_time.as_secs_f64()
+            );
+        }
+    }
     if rep.has_errors() {
-        eprintln!("waitless-bench: some contenders failed (see FAILED above)");
+        eprintln!("waitless-bench: some contenders failed (see FAILED in the report)");
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
@@ -450,16 +483,17 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
 
-    fn args(s: &str) -> Result<Parsed, String> {
-        parse_args(s.split_whitespace().map(str::to_owned))
+    fn args(s: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("waitless-bench").chain(s.split_whitespace()))
     }
 
-    fn opts(s: &str) -> Options {
-        match args(s) {
-            Ok(Parsed::Run(o)) => o,
-            Ok(Parsed::Help) => panic!("help"),
-            Err(e) => panic!("{e}"),
-        }
+    fn opts(s: &str) -> RunArgs {
+        args(s).unwrap_or_else(|e| panic!("{s}: {e}")).run
+    }
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 
     #[test]
@@ -482,13 +516,20 @@ mod tests {
         let o = opts(
             "--threads 4,1,2,2 --group=counter --duration 20ms --out /tmp/x --quick --repeats 5",
         );
-        assert_eq!(o.threads, vec![1, 2, 4]);
+        assert_eq!(o.threads, ThreadList(vec![1, 2, 4]));
         assert_eq!(o.groups, vec!["counter"]);
         assert_eq!(o.duration, Some(Duration::from_millis(20)));
         assert_eq!(o.out, PathBuf::from("/tmp/x"));
         assert!(o.quick);
         assert_eq!(o.repeats, 5);
-        assert!(matches!(args("--help"), Ok(Parsed::Help)));
+        assert_eq!(o.format, Format::Text);
+        let o = opts("--groups stack,queue --group map --format json");
+        assert_eq!(o.groups, vec!["stack", "queue", "map"]);
+        assert_eq!(o.format, Format::Json);
+        assert!(matches!(
+            args("completions bash").unwrap().command,
+            Some(Command::Completions { .. })
+        ));
     }
 
     #[test]
@@ -496,14 +537,20 @@ mod tests {
         for (a, needle) in [
             ("--threads 0", "at least 1"),
             ("--threads 1,x", "not a thread count"),
-            ("--threads", "needs a value"),
+            ("--threads 1,,2", "empty item"),
+            ("--threads", "a value is required"),
             ("--duration 0", "positive"),
             ("--repeats 0", "between 1 and 1000"),
-            ("--frobnicate", "unknown argument"),
-            ("--frob=1", "unknown option"),
+            ("--group a,,b", "empty name"),
+            ("--frobnicate", "unexpected argument"),
+            ("--format xml", "invalid value"),
         ] {
             match args(a) {
-                Err(e) => assert!(e.contains(needle), "{a}: {e}"),
+                Err(e) => {
+                    let m = clap_message(&e);
+                    assert!(m.contains(needle), "{a}: {m}");
+                    assert!(!m.contains('\n'), "{a}: one line: {m}");
+                }
                 Ok(_) => panic!("{a} accepted"),
             }
         }
@@ -513,6 +560,12 @@ mod tests {
     fn select_filters_and_rejects_unknown_names() {
         let o = opts("--group counter");
         assert!(!select(workloads::all(), &o).unwrap().is_empty());
+        let o = opts("--group hazard,epoch");
+        let chosen = select(workloads::all(), &o).unwrap();
+        assert!(chosen
+            .iter()
+            .all(|e| e.group == "hazard" || e.group == "epoch"));
+        assert!(chosen.iter().any(|e| e.group == "hazard"));
         let o = opts("--workload counter-increment");
         assert!(!select(workloads::all(), &o).unwrap().is_empty());
         let o = opts("--group nosuch");

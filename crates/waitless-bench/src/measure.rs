@@ -28,10 +28,51 @@ pub const MIN_CALLS_PER_THREAD: u64 = LATENCY_SAMPLE_EVERY;
 /// How long to warm up and measure.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
-    /// Warm-up before counting starts.
+    /// Warm-up before counting starts (seconds in JSON).
+    #[serde(with = "secs")]
     pub warmup: Duration,
-    /// The measurement window.
+    /// The measurement window (seconds in JSON).
+    #[serde(with = "secs")]
     pub window: Duration,
+}
+
+/// Serde for a [`Duration`] as float seconds (`0.25`), the way
+/// `results.json` writes every duration.
+pub mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Writes float seconds.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    /// Reads float seconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
+    }
+
+    /// The same for `Option<Duration>` (`null` for `None`).
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use std::time::Duration;
+
+        /// Writes float seconds or `null`.
+        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => s.serialize_some(&d.as_secs_f64()),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Reads float seconds or `null`.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            Option::<f64>::deserialize(d)?
+                .map(|v| Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom))
+                .transpose()
+        }
+    }
 }
 
 /// Latency percentiles in nanoseconds.
@@ -72,12 +113,106 @@ pub struct RunResult {
     pub threads: usize,
     /// Operations counted during the window, all threads together.
     pub ops: u64,
-    /// The actual window length.
+    /// The actual window length (seconds in JSON).
+    #[serde(with = "secs")]
     pub elapsed: Duration,
     /// `ops / elapsed`.
     pub ops_per_sec: f64,
     /// Sampled per-operation latency.
     pub latency: Percentiles,
+    /// How much CPU the run's threads got (`None` where the OS does not
+    /// say; see [`CpuUse`]).
+    #[serde(default)]
+    pub cpu: Option<CpuUse>,
+}
+
+impl RunResult {
+    /// `true` when the run's threads did not get the CPU they asked for
+    /// (another process took it): the rate measures the machine's load, not
+    /// the structure.
+    pub fn disturbed(&self) -> bool {
+        self.cpu.is_some_and(|c| c.disturbed)
+    }
+}
+
+/// A run is disturbed when its threads got less than this share of the CPU
+/// time they were ready to use (capped at what the machine's hardware
+/// threads can give): the rest they spent waiting in the run queue.
+pub const MIN_CPU_SHARE: f64 = 0.8;
+
+/// CPU time one thread used and spent waiting for a CPU during a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThreadTimes {
+    /// Time on a CPU, in nanoseconds.
+    pub cpu_ns: u64,
+    /// Time runnable but waiting in the run queue, in nanoseconds.
+    pub wait_ns: u64,
+}
+
+impl ThreadTimes {
+    /// The calling thread's totals so far (Linux:
+    /// `/proc/thread-self/schedstat`); `None` elsewhere.
+    pub fn now() -> Option<Self> {
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+        let mut f = s.split_whitespace().map(|v| v.parse::<u64>().ok());
+        Some(Self {
+            cpu_ns: f.next()??,
+            wait_ns: f.next()??,
+        })
+    }
+
+    /// `self - earlier`, saturating.
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
+            wait_ns: self.wait_ns.saturating_sub(earlier.wait_ns),
+        }
+    }
+}
+
+/// How much CPU a run's threads got during its window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CpuUse {
+    /// CPU time of all the run's threads together, in seconds.
+    pub cpu_s: f64,
+    /// Time they spent runnable but waiting for a CPU, in seconds.
+    pub runqueue_wait_s: f64,
+    /// The window, in seconds.
+    pub wall_s: f64,
+    /// Hardware threads the process may use.
+    pub hardware_threads: usize,
+    /// `cpu / min(cpu + wait, hardware_threads × wall)`: the share of the
+    /// CPU time they could have had that they got (1.0: all of it).
+    pub share: f64,
+    /// `share < MIN_CPU_SHARE`.
+    pub disturbed: bool,
+}
+
+impl CpuUse {
+    /// Judges a run from its threads' times over a window of `wall_ns`, on
+    /// a machine with `hardware_threads`. Threads that block (a lock
+    /// waiter asleep) neither use CPU nor wait for it, so they do not count
+    /// against the run; threads beyond the hardware threads wait for one
+    /// another, which the cap on what they could have had accounts for.
+    pub fn judge(threads: &[ThreadTimes], wall_ns: u64, hardware_threads: usize) -> Self {
+        let cpu: u64 = threads.iter().map(|t| t.cpu_ns).sum();
+        let wait: u64 = threads.iter().map(|t| t.wait_ns).sum();
+        let capacity = wall_ns.saturating_mul(hardware_threads.max(1) as u64);
+        let could = (cpu + wait).min(capacity);
+        let share = if could == 0 {
+            1.0
+        } else {
+            (cpu as f64 / could as f64).min(1.0)
+        };
+        Self {
+            cpu_s: cpu as f64 / 1e9,
+            runqueue_wait_s: wait as f64 / 1e9,
+            wall_s: wall_ns as f64 / 1e9,
+            hardware_threads,
+            share,
+            disturbed: share < MIN_CPU_SHARE,
+        }
+    }
 }
 
 const PHASE_WARMUP: u8 = 0;
@@ -113,7 +248,7 @@ pub fn run_workload<S>(
     let ran: Vec<CachePadded<AtomicBool>> = (0..threads)
         .map(|_| CachePadded::new(AtomicBool::new(false)))
         .collect();
-    let (ops, hist, elapsed) = std::thread::scope(|s| {
+    let (ops, hist, elapsed, times) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let (setup, op, phase, barrier, ran) = (&setup, &op, &phase, &barrier, &ran);
@@ -134,6 +269,7 @@ pub fn run_workload<S>(
                     let mut ops = 0u64;
                     let mut calls = 0u64;
                     let mut reported = false;
+                    let times0 = ThreadTimes::now();
                     while phase.load(Ordering::Relaxed) == PHASE_MEASURE {
                         for _ in 0..16 {
                             calls += 1;
@@ -154,7 +290,8 @@ pub fn run_workload<S>(
                             reported = true;
                         }
                     }
-                    (ops, hist)
+                    let times = ThreadTimes::now().zip(times0).map(|(b, a)| b.since(a));
+                    (ops, hist, times)
                 })
             })
             .collect();
@@ -177,20 +314,45 @@ pub fn run_workload<S>(
         let mut total = 0u64;
         let mut merged = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 2)
             .expect("valid histogram bounds");
+        let mut times = Some(Vec::with_capacity(threads));
         for h in handles {
-            let (ops, hist) = h.join().unwrap_or_else(|p| resume_unwind(p));
+            let (ops, hist, t) = h.join().unwrap_or_else(|p| resume_unwind(p));
             total += ops;
             merged.add(&hist).expect("same histogram bounds");
+            times = times.zip(t).map(|(mut v, t)| {
+                v.push(t);
+                v
+            });
         }
-        (total, merged, elapsed)
+        (total, merged, elapsed, times)
     });
+    let hardware_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     RunResult {
         threads,
         ops,
         elapsed,
         ops_per_sec: ops as f64 / elapsed.as_secs_f64(),
         latency: Percentiles::from_histogram(&hist),
+        cpu: times.map(|t| CpuUse::judge(&t, elapsed.as_nanos() as u64, hardware_threads)),
     }
+}
+
+/// Runs `run` once, and again up to `retries` times while the run is
+/// [disturbed](RunResult::disturbed); returns the last run and how many
+/// retries it took.
+pub fn run_with_retries(
+    cfg: &RunConfig,
+    threads: usize,
+    retries: usize,
+    run: impl Fn(&RunConfig, usize) -> RunResult,
+) -> (RunResult, usize) {
+    let mut r = run(cfg, threads);
+    let mut n = 0;
+    while r.disturbed() && n < retries {
+        n += 1;
+        r = run(cfg, threads);
+    }
+    (r, n)
 }
 
 /// Several runs of the same contender at the same thread count, summarised.
@@ -212,7 +374,15 @@ pub struct Measurement {
     pub spread: f64,
     /// Latency percentiles of the run whose throughput is the median.
     pub latency: Percentiles,
-    /// Every run, in the order they ran.
+    /// Runs kept that were still [disturbed](RunResult::disturbed) after
+    /// their retries: when non-zero the measurement says more about the
+    /// machine's load than about the contender.
+    #[serde(default)]
+    pub disturbed_runs: usize,
+    /// Runs repeated because they were disturbed (not in `runs`).
+    #[serde(default)]
+    pub retries: usize,
+    /// Every run kept, in the order they ran.
     pub runs: Vec<RunResult>,
 }
 
@@ -245,21 +415,46 @@ impl Measurement {
                 0.0
             },
             latency: runs[mid].latency,
+            disturbed_runs: runs.iter().filter(|r| r.disturbed()).count(),
+            retries: 0,
             runs,
         }
     }
+
+    /// The same, noting `retries` runs repeated because they were disturbed.
+    pub fn with_retries(mut self, retries: usize) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// `true` when a kept run was disturbed.
+    pub fn is_disturbed(&self) -> bool {
+        self.disturbed_runs > 0
+    }
 }
 
-/// Runs `run(cfg, threads)` `repeats` times (at least once) and summarises.
+/// Runs `run(cfg, threads)` `repeats` times (at least once), each with up
+/// to [`DEFAULT_RETRIES`] retries while disturbed, and summarises.
 pub fn run_repeated(
     cfg: &RunConfig,
     threads: usize,
     repeats: usize,
     run: impl Fn(&RunConfig, usize) -> RunResult,
 ) -> Measurement {
-    let runs = (0..repeats.max(1)).map(|_| run(cfg, threads)).collect();
-    Measurement::from_runs(runs)
+    let mut retries = 0;
+    let runs = (0..repeats.max(1))
+        .map(|_| {
+            let (r, n) = run_with_retries(cfg, threads, DEFAULT_RETRIES, &run);
+            retries += n;
+            r
+        })
+        .collect();
+    Measurement::from_runs(runs).with_retries(retries)
 }
+
+/// How many times a disturbed run is repeated before it is kept and the
+/// measurement marked disturbed.
+pub const DEFAULT_RETRIES: usize = 2;
 
 #[cfg(test)]
 mod tests {
@@ -335,6 +530,120 @@ mod tests {
         assert!(r.is_err());
     }
 
+    #[test]
+    fn cpu_judgement_follows_the_run_queue_not_blocking_or_oversubscription() {
+        let t = |cpu_ms: u64, wait_ms: u64| ThreadTimes {
+            cpu_ns: cpu_ms * 1_000_000,
+            wait_ns: wait_ms * 1_000_000,
+        };
+        let wall = 100_000_000;
+        // Two spinning threads on two hardware threads, undisturbed.
+        let c = CpuUse::judge(&[t(98, 2), t(97, 3)], wall, 2);
+        assert!(!c.disturbed && c.share > 0.95, "{c:?}");
+        // A third process took a third of each thread's time.
+        let c = CpuUse::judge(&[t(66, 34), t(67, 33)], wall, 2);
+        assert!(c.disturbed && c.share < 0.7, "{c:?}");
+        // Lock waiters asleep: little CPU, no run-queue wait.
+        let c = CpuUse::judge(&[t(30, 1), t(20, 1)], wall, 2);
+        assert!(!c.disturbed, "{c:?}");
+        // Four threads on two hardware threads wait for one another: they
+        // got all the machine could give.
+        let c = CpuUse::judge(&[t(50, 50); 4], wall, 2);
+        assert!(!c.disturbed && (c.share - 1.0).abs() < 1e-9, "{c:?}");
+        // The same four, with a third of the machine taken by someone else.
+        let c = CpuUse::judge(&[t(33, 67); 4], wall, 2);
+        assert!(c.disturbed, "{c:?}");
+        assert_eq!(c.wall_s, 0.1);
+    }
+
+    #[test]
+    fn retries_stop_at_the_first_undisturbed_run_or_the_bound() {
+        let cfg = RunConfig {
+            warmup: Duration::ZERO,
+            window: Duration::from_millis(1),
+        };
+        let calls = AtomicU64::new(0);
+        let flaky = |_: &RunConfig, t: usize| {
+            let n = calls.fetch_add(1, Ordering::Relaxed);
+            let mut r = fake(t, 1.0);
+            r.cpu = Some(CpuUse::judge(
+                &[ThreadTimes {
+                    cpu_ns: 10,
+                    wait_ns: if n < 2 { 90 } else { 0 },
+                }],
+                100,
+                1,
+            ));
+            r
+        };
+        let (r, n) = run_with_retries(&cfg, 1, 5, flaky);
+        assert_eq!((n, r.disturbed()), (2, false));
+        calls.store(0, Ordering::Relaxed);
+        let (r, n) = run_with_retries(&cfg, 1, 1, flaky);
+        assert_eq!((n, r.disturbed()), (1, true));
+        let m = Measurement::from_runs(vec![r, fake(1, 2.0)]);
+        assert_eq!(m.disturbed_runs, 1);
+        assert!(m.is_disturbed());
+    }
+
+    /// A workload and a deliberately spinning thread share one CPU: the
+    /// workload's thread gets about half of it, and the run says so.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_spinning_thread_beside_the_workload_marks_the_run_disturbed() {
+        use std::sync::atomic::AtomicBool;
+        if ThreadTimes::now().is_none() {
+            panic!("/proc/thread-self/schedstat is missing: the harness cannot see a disturbed machine here");
+        }
+        // SAFETY: a zeroed cpu_set_t is a valid empty set.
+        let mut old: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: `old` is a valid cpu_set_t of `size` bytes; 0 = this thread.
+        assert_eq!(unsafe { libc::sched_getaffinity(0, size, &mut old) }, 0);
+        // SAFETY: CPU_ISSET reads the set within its bounds.
+        let cpu = (0..libc::CPU_SETSIZE as usize)
+            .find(|&c| unsafe { libc::CPU_ISSET(c, &old) })
+            .expect("this thread may run somewhere");
+        // SAFETY: as above.
+        let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `cpu` < CPU_SETSIZE.
+        unsafe { libc::CPU_SET(cpu, &mut one) };
+        // Threads created from now on inherit the one-CPU mask.
+        // SAFETY: `one` is a valid cpu_set_t of `size` bytes.
+        assert_eq!(unsafe { libc::sched_setaffinity(0, size, &one) }, 0);
+        let stop = AtomicBool::new(false);
+        let r = std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            });
+            let cfg = RunConfig {
+                warmup: Duration::from_millis(10),
+                window: Duration::from_millis(200),
+            };
+            let r = run_workload(
+                &cfg,
+                1,
+                |_| 0u64,
+                |x| {
+                    *x = x.wrapping_add(1);
+                    std::hint::black_box(*x);
+                    1
+                },
+            );
+            stop.store(true, Ordering::Relaxed);
+            r
+        });
+        // SAFETY: `old` is the mask read above.
+        assert_eq!(unsafe { libc::sched_setaffinity(0, size, &old) }, 0);
+        let c = r.cpu.expect("schedstat read on every thread");
+        assert_eq!(c.hardware_threads, 1, "{c:?}");
+        assert_eq!(c.disturbed, c.share < MIN_CPU_SHARE);
+        assert!(c.runqueue_wait_s > 0.0, "{c:?}");
+        assert!(r.disturbed(), "the spinner took the CPU: {c:?}");
+    }
+
     fn fake(threads: usize, ops_per_sec: f64) -> RunResult {
         RunResult {
             threads,
@@ -345,6 +654,7 @@ mod tests {
                 p50_ns: ops_per_sec as u64,
                 ..Percentiles::default()
             },
+            cpu: None,
         }
     }
 

@@ -44,6 +44,10 @@ pub struct LineChart {
     pub y_format: fn(f64) -> String,
     /// The lines.
     pub series: Vec<Series>,
+    /// Draw each point as a bar from the x axis instead of joining the
+    /// points (for workloads measured at one thread count, where each
+    /// series is one contender at its own x position).
+    pub bars: bool,
 }
 
 /// Escapes text for XML content and attribute values.
@@ -255,6 +259,22 @@ pub fn render(chart: &LineChart) -> String {
                 );
             }
         }
+        if chart.bars {
+            let half = (plot_w - 32.0) / (chart.x_ticks.len().max(2) as f64 - 1.0) * 0.3;
+            for &(x, y) in series.points.iter().filter(|p| p.1.is_finite()) {
+                let top = py(y).min(TOP + plot_h);
+                let _ = writeln!(
+                    s,
+                    r#"<rect x="{:.1}" y="{top:.1}" width="{:.1}" height="{:.1}" fill="{color}" opacity="0.8"><title>{}: {}</title></rect>"#,
+                    px(x) - half,
+                    2.0 * half,
+                    TOP + plot_h - top,
+                    xml_escape(&series.name),
+                    xml_escape(&(chart.y_format)(y))
+                );
+            }
+            continue;
+        }
         let path: Vec<String> = series
             .points
             .iter()
@@ -340,6 +360,20 @@ mod tests {
                 points: vec![(0.0, 10.0), (1.0, 20.0), (2.0, 5.0)],
                 ranges: vec![Some((9.0, 11.0)), None, Some((4.0, 6.0))],
             }],
+            bars: false,
+        }
+    }
+
+    #[test]
+    fn bars_rise_from_the_axis_to_each_value() {
+        for scale in [YScale::LinearFromZero, YScale::Log10] {
+            let mut c = chart(scale);
+            c.bars = true;
+            let svg = render(&c);
+            assert_eq!(svg.matches("<rect").count(), 1 + 3, "background + bars");
+            assert_eq!(svg.matches("<circle").count(), 0);
+            assert!(!svg.contains("<polyline"));
+            assert!(!svg.contains("NaN") && !svg.contains("height=\"-"));
         }
     }
 

@@ -2,35 +2,11 @@
 //! what it writes: exit code, `results.json`, well-formed SVG, and an
 //! `index.html` that links only files that exist.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_waitless-bench"))
-}
-
-/// A fresh, empty folder under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let p = std::env::temp_dir().join(format!(
-            "waitless-bench-test-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn text(o: &Output) -> (String, String) {
@@ -78,8 +54,12 @@ fn links(html: &str) -> Vec<String> {
 
 #[test]
 fn report_run_writes_json_svgs_and_a_linked_index() {
-    let dir = TempDir::new("ok");
-    let out = dir.0.join("report");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    // Plots of an earlier run in the same folder are removed; other files stay.
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("stack-push-pop-pairs.throughput.svg"), "<svg/>").unwrap();
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
     let o = tiny_run(&out, &[]);
     let (stdout, stderr) = text(&o);
     assert!(
@@ -101,6 +81,11 @@ fn report_run_writes_json_svgs_and_a_linked_index() {
     assert!(json["machine"]["logical_cores"].as_u64().unwrap() >= 1);
     assert!(json["machine"]["rustc"].as_str().unwrap().contains("rustc"));
     assert_eq!(json["settings"]["repeats"], 2);
+    // Durations are float seconds.
+    assert!(json["wall_time"].as_f64().unwrap() > 0.0);
+    assert!((json["workloads"][0]["window"].as_f64().unwrap() - 0.015).abs() < 1e-9);
+    assert!(!out.join("stack-push-pop-pairs.throughput.svg").exists());
+    assert!(out.join("notes.txt").exists());
     let workloads = json["workloads"].as_array().unwrap();
     assert_eq!(workloads.len(), 1);
     let w = &workloads[0];
@@ -168,6 +153,19 @@ fn report_run_writes_json_svgs_and_a_linked_index() {
 }
 
 #[test]
+fn json_on_stdout_and_completions() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tiny_run(&dir.path().join("r"), &["--format", "json", "--no-profile"]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is the JSON report");
+    assert_eq!(v["workloads"][0]["workload"], "counter/increment");
+    let o = bin().args(["completions", "bash"]).output().unwrap();
+    assert!(o.status.success());
+    assert!(text(&o).0.contains("waitless-bench"));
+}
+
+#[test]
 fn list_and_help_succeed() {
     let o = bin().arg("--list").output().unwrap();
     let (stdout, _) = text(&o);
@@ -183,6 +181,8 @@ fn assert_rejected(args: &[&str], needle: &str) {
     let o = bin().args(args).output().unwrap();
     let (stdout, stderr) = text(&o);
     assert!(!o.status.success(), "{args:?} succeeded\n{stdout}");
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: one line: {stderr}");
     assert!(stderr.contains("error"), "{args:?}: {stderr}");
     assert!(
         stderr.contains(needle),
@@ -199,15 +199,16 @@ fn bad_input_exits_non_zero_with_a_message() {
     assert_rejected(&["--duration", "soon"], "not a duration");
     assert_rejected(&["--workload", "no/such-workload"], "unknown workload");
     assert_rejected(&["--group", "nosuch"], "unknown group");
-    assert_rejected(&["--bogus"], "unknown argument");
-    assert_rejected(&["--out"], "needs a value");
+    assert_rejected(&["--bogus"], "unexpected argument");
+    assert_rejected(&["--out"], "a value is required");
+    assert_rejected(&["--threads", "1,,2"], "empty item");
 }
 
 #[test]
 fn unwritable_output_folder_is_an_error() {
-    let dir = TempDir::new("blocked");
+    let dir = tempfile::tempdir().unwrap();
     // A regular file where the folder should go cannot become a folder.
-    let file = dir.0.join("not-a-dir");
+    let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
     let o = tiny_run(&file.join("report"), &[]);
     let (_, stderr) = text(&o);

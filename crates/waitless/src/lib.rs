@@ -238,6 +238,10 @@ pub mod channel;
 // --- contention (issue 7)
 pub mod contention;
 
+// --- measurement plumbing shared with waitless-bench (issue 18)
+#[doc(hidden)]
+pub mod measure;
+
 // --- rcu (issue 8)
 pub mod rcu;
 

@@ -1,145 +1,97 @@
-//! Linearizability of small concurrent histories, checked by exhaustive
-//! search (Wing–Gong with memoization) against a sequential bounded queue.
+//! Linearizability of many small concurrent histories, checked by
+//! `waitless_check` (Wing–Gong–Lowe search with memoization) against
+//! `QueueModel::bounded(capacity)`.
 //!
-//! Many short rounds (3–4 threads × a few operations on capacity 1–2) make
-//! `Full` and `None` answers common, which is where a bounded queue is most
-//! often wrong. The search is self-contained so this test does not wait for
-//! `waitless-check`; the long stress histories there complement it.
+//! Many short rounds (3–4 threads × a few operations) at capacities 1–16
+//! make `Full` and `None` answers common at the small capacities, which is
+//! where a bounded queue is most often wrong. Each round runs with the fast
+//! path and (feature `step-count`) with every operation forced through
+//! announce-and-help plus yields at the hook points.
 #![cfg(not(loom))]
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Barrier;
 use std::thread;
 
 use waitless::queue::{QueueError, WaitFreeQueue};
+use waitless_check::{check, History, QueueModel, QueueOp, QueueRet, Recorder};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Op {
-    Enq(u32, bool),   // value, ok (false = Full)
-    Deq(Option<u32>), // result
-}
+type H = History<QueueOp<u32>, QueueRet<u32>>;
 
-#[derive(Clone, Copy, Debug)]
-struct Event {
-    call: u64,
-    ret: u64,
-    op: Op,
-}
-
-fn linearizable(events: &[Event], cap: usize) -> bool {
-    fn go(
-        events: &[Event],
-        cap: usize,
-        done: u32,
-        q: &mut VecDeque<u32>,
-        seen: &mut HashSet<(u32, Vec<u32>)>,
-    ) -> bool {
-        if done.count_ones() as usize == events.len() {
-            return true;
-        }
-        if !seen.insert((done, q.iter().copied().collect())) {
-            return false;
-        }
-        // Only operations that no pending operation must precede.
-        let min_ret = (0..events.len())
-            .filter(|&i| done & (1 << i) == 0)
-            .map(|i| events[i].ret)
-            .min()
-            .unwrap();
-        for i in 0..events.len() {
-            if done & (1 << i) != 0 || events[i].call > min_ret {
-                continue;
-            }
-            match events[i].op {
-                Op::Enq(v, true) if q.len() < cap => {
-                    q.push_back(v);
-                    if go(events, cap, done | 1 << i, q, seen) {
-                        return true;
-                    }
-                    q.pop_back();
-                }
-                Op::Enq(_, false) if q.len() == cap && go(events, cap, done | 1 << i, q, seen) => {
-                    return true;
-                }
-                Op::Deq(Some(v)) if q.front() == Some(&v) => {
-                    q.pop_front();
-                    if go(events, cap, done | 1 << i, q, seen) {
-                        return true;
-                    }
-                    q.push_front(v);
-                }
-                Op::Deq(None) if q.is_empty() && go(events, cap, done | 1 << i, q, seen) => {
-                    return true;
-                }
-                _ => {}
-            }
-        }
-        false
-    }
-    go(events, cap, 0, &mut VecDeque::new(), &mut HashSet::new())
-}
-
-fn round(q: WaitFreeQueue<u32>, threads: usize, ops: usize, seed: u64) -> Vec<Event> {
-    let clock = AtomicU64::new(0);
+fn round(q: &WaitFreeQueue<u32>, threads: usize, ops: usize, seed: u64) -> H {
+    let rec: Recorder<QueueOp<u32>, QueueRet<u32>> = Recorder::new();
     let barrier = Barrier::new(threads);
-    let mut all = Vec::new();
     thread::scope(|s| {
-        let hs: Vec<_> = (0..threads)
-            .map(|t| {
-                let (q, clock, barrier) = (&q, &clock, &barrier);
-                s.spawn(move || {
-                    let mut rng = seed ^ (t as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                    let mut evs = Vec::new();
-                    barrier.wait();
-                    for i in 0..ops {
-                        rng ^= rng << 13;
-                        rng ^= rng >> 7;
-                        rng ^= rng << 17;
-                        // SeqCst: one real-time order for call/return stamps.
-                        let call = clock.fetch_add(1, Ordering::SeqCst);
-                        let op = if rng % 2 == 0 {
-                            let v = (t * 100 + i) as u32;
-                            match q.enqueue(v) {
-                                Ok(()) => Op::Enq(v, true),
-                                Err(QueueError::Full(back)) => {
-                                    assert_eq!(back, v);
-                                    Op::Enq(v, false)
-                                }
+        for t in 0..threads {
+            let (rec, barrier) = (&rec, &barrier);
+            s.spawn(move || {
+                let mut log = rec.thread();
+                let mut rng = seed ^ (t as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                barrier.wait();
+                for i in 0..ops {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    // Enqueue-heavy so that the small queues fill up.
+                    if rng % 5 < 3 {
+                        let v = (t * 100 + i) as u32;
+                        log.op(QueueOp::Enqueue(v), || match q.enqueue(v) {
+                            Ok(()) => QueueRet::Enqueued,
+                            Err(QueueError::Full(back)) => {
+                                assert_eq!(back, v);
+                                QueueRet::Full
                             }
-                        } else {
-                            Op::Deq(q.dequeue())
-                        };
-                        let ret = clock.fetch_add(1, Ordering::SeqCst);
-                        evs.push(Event { call, ret, op });
+                        });
+                    } else {
+                        log.op(QueueOp::Dequeue, || QueueRet::Dequeued(q.dequeue()));
                     }
-                    evs
-                })
-            })
-            .collect();
-        for h in hs {
-            all.extend(h.join().unwrap());
+                }
+            });
         }
     });
-    all
+    rec.into_history()
 }
 
 fn histories(build: fn(usize, usize) -> WaitFreeQueue<u32>) {
-    let rounds = if cfg!(miri) { 5 } else { 1_500 };
-    let mut full = 0;
-    let mut empty = 0;
+    let rounds = if cfg!(miri) { 2 } else { 120 };
+    let (mut full, mut empty) = (0, 0);
     for r in 0..rounds {
-        for (cap, threads, ops) in [(1usize, 3usize, 4usize), (2, 4, 4), (2, 3, 5)] {
-            let h = round(build(cap, threads), threads, ops, r as u64 * 7 + cap as u64);
+        for (cap, threads, ops) in [
+            (1usize, 3usize, 4usize),
+            (2, 4, 4),
+            (2, 3, 6),
+            (4, 3, 6),
+            (8, 4, 6),
+            (16, 4, 8),
+        ] {
+            // One record to start with: the rounds also exercise growth.
+            let q = build(cap, 1);
+            let mut h = round(&q, threads, ops, r as u64 * 7 + cap as u64);
+            // The leftovers, dequeued after the round, belong to the history
+            // too (so a lost value shows up as a non-linearizable one).
+            let mut log_end = h.ops().iter().filter_map(|o| o.ret).max().unwrap_or(0) + 1;
+            while let Some(v) = q.dequeue() {
+                h.push(
+                    threads,
+                    QueueOp::Dequeue,
+                    QueueRet::Dequeued(Some(v)),
+                    log_end,
+                    log_end + 1,
+                );
+                log_end += 2;
+            }
             full += h
+                .ops()
                 .iter()
-                .filter(|e| matches!(e.op, Op::Enq(_, false)))
+                .filter(|o| o.output == Some(QueueRet::Full))
                 .count();
-            empty += h.iter().filter(|e| e.op == Op::Deq(None)).count();
-            assert!(
-                linearizable(&h, cap),
-                "not linearizable (capacity {cap}): {h:?}"
-            );
+            empty += h
+                .ops()
+                .iter()
+                .filter(|o| o.output == Some(QueueRet::Dequeued(None)))
+                .count();
+            if let Err(e) = check(&QueueModel::bounded(cap), &h) {
+                panic!("not linearizable (capacity {cap}):\n{e}");
+            }
         }
     }
     // The rounds must actually reach the interesting answers.
@@ -161,41 +113,9 @@ fn small_histories_are_linearizable_slow_path_only() {
     histories(waitless::queue::verification::queue_slow_path_only);
 }
 
+/// The same with the fast path and yields at every hook point.
+#[cfg(feature = "step-count")]
 #[test]
-fn checker_rejects_a_wrong_history() {
-    // enqueue(1) completes, then a dequeue returns None: not linearizable.
-    let h = [
-        Event {
-            call: 0,
-            ret: 1,
-            op: Op::Enq(1, true),
-        },
-        Event {
-            call: 2,
-            ret: 3,
-            op: Op::Deq(None),
-        },
-    ];
-    assert!(!linearizable(&h, 1));
-    // Full on an empty queue of capacity 2: not linearizable.
-    let h = [Event {
-        call: 0,
-        ret: 1,
-        op: Op::Enq(1, false),
-    }];
-    assert!(!linearizable(&h, 2));
-    // Concurrent enqueue and a dequeue that sees it: fine.
-    let h = [
-        Event {
-            call: 0,
-            ret: 3,
-            op: Op::Enq(1, true),
-        },
-        Event {
-            call: 1,
-            ret: 2,
-            op: Op::Deq(Some(1)),
-        },
-    ];
-    assert!(linearizable(&h, 1));
+fn small_histories_are_linearizable_with_yields() {
+    histories(waitless::queue::verification::queue_with_yield_hooks);
 }

@@ -9,9 +9,11 @@
 //! * `queue/producer-consumer`: half the threads (rounded down) only
 //!   enqueue, the rest only dequeue; one counted operation is one item
 //!   received. At one thread, the thread alternates.
+//! * `queue/pairs-16-threads`: `pairs` at 16 threads only, for the
+//!   oversubscribed p99.9 and maximum latency (issue #11).
 //!
 //! Latency percentiles come with every run (`run_workload` samples one call
-//! in 64); the `pairs` run at 8 threads is the one compared in the docs.
+//! in 64).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -28,6 +30,11 @@ pub const CAPACITY: usize = 1024;
 const PAIRS: Workload = Workload::new("queue", "queue/pairs", "enqueue+dequeue pairs");
 const PRODUCER_CONSUMER: Workload =
     Workload::new("queue", "queue/producer-consumer", "items transferred");
+/// `pairs` at 16 threads only: oversubscribed on small machines, where the
+/// p99.9 and maximum latency show who waits for a descheduled thread
+/// (issue #11 compares them with `ArrayQueue`'s).
+const PAIRS_OVERSUBSCRIBED: Workload =
+    Workload::new("queue", "queue/pairs-16-threads", "enqueue+dequeue pairs").at(&[16]);
 
 /// A bounded queue of `u64` (capacity [`CAPACITY`]) as the workloads drive it.
 pub trait BenchQueue: Contender + Sync + Sized {
@@ -193,6 +200,7 @@ pub fn entries() -> Vec<Entry> {
     [
         queues!(PAIRS, pairs),
         queues!(PRODUCER_CONSUMER, producer_consumer),
+        queues!(PAIRS_OVERSUBSCRIBED, pairs),
     ]
     .concat()
 }

@@ -1,7 +1,8 @@
 //! [`OptimizedChannel::benchmark_orderings`]: the same algorithm compiled
 //! with each ordering strategy, measured side by side, with hardware cache
 //! miss counters (`perf_event_open`) where the machine exposes them and CPU
-//! time from `getrusage`.
+//! time from `getrusage`, both from [`crate::measure`], the implementation
+//! `waitless-bench` uses too.
 
 use core::fmt;
 use std::sync::Barrier;
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::mpmc::OptimizedChannel;
 use super::ordering::{AcquireRelease, Optimized, OrderingStrategy, SeqCstAll};
+use crate::measure::{thread_cpu_ns, CacheMissCounter};
 use crate::sync::atomic::{AtomicBool, Ordering};
 
 /// Measurement window per (strategy, producers/consumers) point used by
@@ -286,9 +288,9 @@ fn worker<O: OrderingStrategy>(
     stop: &AtomicBool,
     barrier: &Barrier,
 ) -> Sums {
-    let counter = perf::CacheMissCounter::open();
+    let counter = CacheMissCounter::open_thread();
     barrier.wait();
-    let cpu0 = rusage::thread_cpu_ns();
+    let cpu0 = thread_cpu_ns();
     let misses0 = counter.as_ref().and_then(|c| c.read());
     let t0 = Instant::now();
     let mut sums = Sums::default();
@@ -317,154 +319,12 @@ fn worker<O: OrderingStrategy>(
         }
     }
     sums.thread_wall_ns = t0.elapsed().as_nanos() as u64;
-    sums.cpu_ns = rusage::thread_cpu_ns().saturating_sub(cpu0);
+    sums.cpu_ns = thread_cpu_ns().saturating_sub(cpu0);
     sums.misses = match (counter.as_ref().and_then(|c| c.read()), misses0) {
         (Some(b), Some(a)) => Some(b.saturating_sub(a)),
         _ => None,
     };
     sums
-}
-
-/// CPU time from `getrusage`.
-mod rusage {
-    /// CPU time (user + system) of the calling thread in nanoseconds, or of
-    /// the process where per-thread accounting is unavailable; 0 under Miri.
-    pub(super) fn thread_cpu_ns() -> u64 {
-        #[cfg(all(unix, not(miri)))]
-        {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            let who = libc::RUSAGE_THREAD;
-            #[cfg(not(any(target_os = "linux", target_os = "android")))]
-            let who = libc::RUSAGE_SELF;
-            // SAFETY: `rusage` is a plain C struct for which all-zero bytes
-            // are a valid value.
-            let mut ru: libc::rusage = unsafe { core::mem::zeroed() };
-            // SAFETY: `ru` is a valid, writable `rusage`; `who` is a valid
-            // selector for this platform.
-            if unsafe { libc::getrusage(who, &mut ru) } != 0 {
-                return 0;
-            }
-            let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
-            tv(ru.ru_utime) + tv(ru.ru_stime)
-        }
-        #[cfg(not(all(unix, not(miri))))]
-        {
-            0
-        }
-    }
-}
-
-/// Hardware cache-miss counting through `perf_event_open(2)`.
-mod perf {
-    /// A per-thread `PERF_COUNT_HW_CACHE_MISSES` counter (user space only).
-    pub(super) struct CacheMissCounter {
-        #[cfg(all(target_os = "linux", not(miri)))]
-        fd: libc::c_int,
-    }
-
-    #[cfg(all(target_os = "linux", not(miri)))]
-    impl CacheMissCounter {
-        /// Opens a counter for the calling thread; `None` if the kernel or
-        /// the (virtual) machine does not provide it. Failure is silent: the
-        /// report then shows `None`.
-        pub(super) fn open() -> Option<Self> {
-            /// `struct perf_event_attr` up to `config1`
-            /// (`PERF_ATTR_SIZE_VER0`, 64 bytes), the layout every kernel
-            /// since 2.6.31 accepts.
-            #[repr(C)]
-            struct PerfEventAttr {
-                type_: u32,
-                size: u32,
-                config: u64,
-                sample_period: u64,
-                sample_type: u64,
-                read_format: u64,
-                /// Bit field: bit 0 `disabled`, bit 5 `exclude_kernel`,
-                /// bit 6 `exclude_hv`; all others zero.
-                flags: u64,
-                wakeup_events: u32,
-                bp_type: u32,
-                config1: u64,
-            }
-            const PERF_TYPE_HARDWARE: u32 = 0;
-            const PERF_COUNT_HW_CACHE_MISSES: u64 = 3;
-            const EXCLUDE_KERNEL: u64 = 1 << 5;
-            const EXCLUDE_HV: u64 = 1 << 6;
-            const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
-            let attr = PerfEventAttr {
-                type_: PERF_TYPE_HARDWARE,
-                size: core::mem::size_of::<PerfEventAttr>() as u32,
-                config: PERF_COUNT_HW_CACHE_MISSES,
-                sample_period: 0,
-                sample_type: 0,
-                read_format: 0,
-                flags: EXCLUDE_KERNEL | EXCLUDE_HV,
-                wakeup_events: 0,
-                bp_type: 0,
-                config1: 0,
-            };
-            // SAFETY: `attr` is a valid `perf_event_attr` (VER0 layout, size
-            // field set) that outlives the call; pid 0 / cpu -1 means "this
-            // thread, any CPU"; group -1 means no group. The kernel only
-            // reads `attr`.
-            let fd = unsafe {
-                libc::syscall(
-                    libc::SYS_perf_event_open,
-                    &attr as *const PerfEventAttr,
-                    0 as libc::pid_t,
-                    -1 as libc::c_int,
-                    -1 as libc::c_int,
-                    PERF_FLAG_FD_CLOEXEC,
-                )
-            };
-            if fd < 0 {
-                return None;
-            }
-            let counter = Self {
-                fd: fd as libc::c_int,
-            };
-            // A counter that opens but cannot be read counts as absent.
-            counter.read()?;
-            Some(counter)
-        }
-
-        /// The current count, or `None` if reading fails.
-        pub(super) fn read(&self) -> Option<u64> {
-            let mut value = 0u64;
-            // SAFETY: `fd` is an open perf event file descriptor we own, and
-            // `value` is 8 writable bytes, the size a non-group read returns.
-            let n = unsafe {
-                libc::read(
-                    self.fd,
-                    (&mut value as *mut u64).cast::<libc::c_void>(),
-                    core::mem::size_of::<u64>(),
-                )
-            };
-            (n == core::mem::size_of::<u64>() as isize).then_some(value)
-        }
-    }
-
-    #[cfg(all(target_os = "linux", not(miri)))]
-    impl Drop for CacheMissCounter {
-        fn drop(&mut self) {
-            // SAFETY: we own `fd` and close it exactly once.
-            unsafe {
-                libc::close(self.fd);
-            }
-        }
-    }
-
-    #[cfg(not(all(target_os = "linux", not(miri))))]
-    impl CacheMissCounter {
-        /// No hardware counters on this platform (or under Miri).
-        pub(super) fn open() -> Option<Self> {
-            None
-        }
-
-        pub(super) fn read(&self) -> Option<u64> {
-            None
-        }
-    }
 }
 
 #[cfg(all(test, not(loom), not(miri)))]

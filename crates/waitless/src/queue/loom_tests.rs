@@ -93,9 +93,8 @@ fn enqueue_dequeue_on_full() {
 /// Three threads, capacity 2: two producers and a consumer exercise the
 /// turn-based helping (a record whose turn comes is applied by whoever
 /// installs that version). Conservation and per-producer order.
-#[test]
-fn three_threads_helping() {
-    both(|fast| {
+fn three_threads_helping(fast: bool) {
+    loom::model(move || {
         let q = Arc::new(new_q(2, 3, fast));
         let (q1, q2) = (q.clone(), q.clone());
         let a = thread::spawn(move || enq(&q1, 1, 10));
@@ -108,6 +107,19 @@ fn three_threads_helping() {
         all.sort_unstable();
         assert_eq!(all, vec![10, 20]);
     });
+}
+
+/// `three_threads_helping` with the fast path (split from the slow-path
+/// run so that each model stays well under a minute).
+#[test]
+fn three_threads_helping_fast() {
+    three_threads_helping(true);
+}
+
+/// `three_threads_helping` with every operation announced.
+#[test]
+fn three_threads_helping_slow() {
+    three_threads_helping(false);
 }
 
 /// A thread's second request while another thread may still be helping its
@@ -132,5 +144,100 @@ fn second_request_while_first_is_helped() {
             assert_eq!(got, Some(1));
         }
         assert_eq!(all, expect);
+    });
+}
+
+/// Two threads through the public API on a queue built with one record:
+/// one of them finds the record taken and adds a chunk (records and cells),
+/// possibly racing the other to add it. Both values arrive exactly once and
+/// every cell the new record hands out was published before use.
+#[test]
+fn claim_grows_records() {
+    loom::model(|| {
+        let q = Arc::new(new_q(2, 1, true));
+        let q1 = q.clone();
+        let t = thread::spawn(move || {
+            q1.enqueue(1).unwrap();
+            q1.dequeue()
+        });
+        q.enqueue(2).unwrap();
+        let got = t.join().unwrap();
+        let mut all: Vec<u32> = got.into_iter().collect();
+        all.extend(drain(&q, 0));
+        all.sort_unstable();
+        assert_eq!(all, vec![1, 2]);
+    });
+}
+
+/// A queue whose record 0 always takes the slow path (announce and help)
+/// while the other records take the fast path.
+fn mixed_q(cap: usize, k: usize) -> WaitFreeQueue<u32> {
+    let mut q = new_q(cap, k, true);
+    q.core.slow_below = 1;
+    q
+}
+
+/// A slow (announced) enqueue and a fast enqueue race for the one slot of
+/// a capacity-1 queue: exactly one of them gets it, the other is `Full`,
+/// and the slot then holds the winner's value.
+#[test]
+fn fast_vs_slow_one_slot() {
+    loom::model(|| {
+        let q = Arc::new(mixed_q(1, 2));
+        let q1 = q.clone();
+        let t = thread::spawn(move || enq(&q1, 1, 2));
+        let slow = enq(&q, 0, 1);
+        let fast = t.join().unwrap();
+        assert!(slow ^ fast, "slow {slow} fast {fast}");
+        assert_eq!(drain(&q, 1), vec![if slow { 1 } else { 2 }]);
+    });
+}
+
+/// A fast dequeue decides `None` next to a slow fill of the only slot, and
+/// a fast enqueue decides `Full` next to a slow drain: each answer is
+/// consistent with the order in which the operations were applied.
+#[test]
+fn full_none_next_to_slow_fill() {
+    loom::model(|| {
+        let q = Arc::new(mixed_q(1, 2));
+        let q1 = q.clone();
+        let t = thread::spawn(move || deq(&q1, 1));
+        assert!(enq(&q, 0, 7));
+        match t.join().unwrap() {
+            Some(7) => assert!(drain(&q, 1).is_empty()),
+            None => assert_eq!(drain(&q, 1), vec![7]),
+            other => panic!("dequeued {other:?}"),
+        }
+    });
+    loom::model(|| {
+        let q = Arc::new(mixed_q(1, 2));
+        assert!(enq(&q, 1, 5));
+        let q1 = q.clone();
+        let t = thread::spawn(move || enq(&q1, 1, 6));
+        assert_eq!(deq(&q, 0), Some(5));
+        let ok = t.join().unwrap();
+        assert_eq!(drain(&q, 1), if ok { vec![6] } else { vec![] });
+    });
+}
+
+/// A helper that validated a descriptor and stalls before completing it,
+/// while the owner's slot moves on (enqueue, dequeue, enqueue again on a
+/// capacity-1 queue): the stale `complete` must change nothing. Both values
+/// arrive exactly once and in order.
+#[test]
+fn stale_helper_after_the_slot_moved_on() {
+    both(|fast| {
+        let q = Arc::new(new_q(1, 2, fast));
+        let q1 = q.clone();
+        let t = thread::spawn(move || deq(&q1, 1));
+        assert!(enq(&q, 0, 1));
+        let a = deq(&q, 0);
+        assert!(enq(&q, 0, 2));
+        let b = deq(&q, 0);
+        let c = t.join().unwrap();
+        let mut all: Vec<u32> = [a, b, c].into_iter().flatten().collect();
+        all.extend(drain(&q, 0));
+        all.sort_unstable();
+        assert_eq!(all, vec![1, 2]);
     });
 }

@@ -20,11 +20,12 @@
 //! * An operation announces itself in its record (kind, sequence number, and
 //!   the thread's *spare cell*), then loops: read the current descriptor,
 //!   finish its side effects (answer its owner, swap one ring slot), pick the
-//!   next request to apply — the request of record `(version + 1) mod k` if
-//!   it is pending, else its own — and CAS `state` to the new version. Since
-//!   the turn rotates through every record, an announced request is applied
-//!   within `k + 1` versions, and every failed CAS means a version was
-//!   installed, so at most `k + 2` rounds end without returning. Before
+//!   next request to apply — the request of the record named by the
+//!   descriptor's *turn cursor* if it is pending, else its own — and CAS
+//!   `state` to the new version (whose cursor names the next record). Since
+//!   the cursor rotates through every record, an announced request is
+//!   applied within `k + 1` versions, and every failed CAS means a version
+//!   was installed, so at most `k + 2` rounds end without returning. Before
 //!   announcing, an operation makes one *fast-path* attempt to install its
 //!   own request directly (allowed only when the turn does not belong to
 //!   another pending request), which is all an uncontended operation needs.
@@ -43,12 +44,16 @@
 //!
 //! # Threads
 //!
-//! Each thread that uses a queue claims one of its `k` records on first use
-//! (at most `k` CAS attempts) and releases it when the thread exits.
-//! [`WaitFreeQueue::new`] makes [`DEFAULT_THREADS`] records;
-//! [`WaitFreeQueue::with_threads`] picks the number (1 to 255). A thread that
-//! finds every record taken panics with a message naming the limit: the
-//! step bound is a function of `k`, so the queue does not grow it silently.
+//! Any number of threads may use a queue, over its life and at once. An
+//! operation claims one of the queue's `K` thread records for its own
+//! duration (one CAS, normally on the record the thread used last; a
+//! thread-local hint, no registry and no per-queue search) and releases it
+//! when it returns. When every record is taken, the claimer adds a chunk of
+//! `K` more (allocating only then, at most 13 times per queue), so no
+//! thread panics or waits because the records are taken.
+//! [`WaitFreeQueue::new`] starts with [`DEFAULT_THREADS`] records;
+//! [`WaitFreeQueue::with_threads`] picks the initial count. The step bound is
+//! a function of `K` ([`verification::records`]).
 //!
 //! # Progress and consistency
 //!
@@ -58,10 +63,13 @@
 //!
 //! # Limits
 //!
-//! Capacity at most 2^20. Sequence numbers are 40 bits and ring stamps 42
-//! bits: a helper preempted while one thread completes 2^40 operations, or
-//! while one ring slot is reused 2^41 times, could act on a stale view (the
-//! classic ABA bound of tagged words). Needs 64-bit atomics.
+//! Capacity at most 2^20. At most 4096 records: with more than 4096
+//! operations inside one queue at once, a claim cycles through the records
+//! until one is free (lock-free, not wait-free, for that claim). Tickets,
+//! stamps, sequence numbers and versions wrap freely; a helper preempted
+//! while one record runs 2^40 requests, while one ring slot is reused 2^41
+//! times, or while 2^52 operations are applied could act on a stale view
+//! (the classic ABA bound of tagged words). Needs 64-bit atomics.
 //!
 //! ```
 //! use waitless::queue::{QueueError, WaitFreeQueue};
@@ -76,21 +84,19 @@
 mod core;
 pub mod verification;
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::fmt;
 use std::mem::MaybeUninit;
-// The record registry's `Arc`/`Weak` only manage the lifetime of the
-// protocol core (a thread's exit handler must not outlive it); they are not
-// part of the synchronization under test, and loom's `Arc` has no `Weak`.
-use std::sync::{Arc, Weak};
 
-use self::core::{Core, Kind, MAX_CAPACITY, MAX_RECORDS};
+use self::core::{Claim, Core, Kind, Start, MAX_CAPACITY, MAX_RECORDS};
 use self::verification::Steps;
+use crate::sync::atomic::{AtomicPtr, Ordering::*};
 use crate::sync::UnsafeCell;
 
-/// Thread records made by [`WaitFreeQueue::new`]: at most this many threads
-/// may use one such queue at the same time.
-pub const DEFAULT_THREADS: usize = 128;
+/// The initial thread-record count of [`WaitFreeQueue::new`] (records are
+/// added when more operations than this run at once; there is no limit on
+/// the number of threads).
+pub const DEFAULT_THREADS: usize = 8;
 
 crate::utils::value_error! {
     /// The error of [`WaitFreeQueue::enqueue`]: the queue held `capacity`
@@ -103,13 +109,41 @@ crate::utils::value_error! {
 
 /// A wait-free bounded MPMC FIFO queue; see the [module docs](self).
 pub struct WaitFreeQueue<T> {
-    core: Arc<Core>,
-    /// `capacity + k` value cells. A cell is initialised exactly while it is
-    /// in a ring slot between an applied enqueue and the applied dequeue of
-    /// that slot's ticket, or while it is a spare whose owner is between
-    /// writing a value and taking it back (in `enqueue`) or between being
-    /// answered and reading it (in `dequeue`).
+    core: Core,
+    /// `capacity + K` value cells: `capacity + base` here, the spares of the
+    /// records of chunk `j ≥ 1` in `more_cells[j]` (null until the chunk is
+    /// added). A cell is initialised exactly while it is in a ring slot
+    /// between an applied enqueue and the applied dequeue of that slot's
+    /// ticket, or while it is a spare whose owner is between writing a value
+    /// and taking it back (in `enqueue`) or between being answered and
+    /// reading it (in `dequeue`).
     cells: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    more_cells: CellChunks<T>,
+}
+
+/// The added cell chunks; frees them when the queue is dropped (after the
+/// queue's own `drop` dropped the values, even if a `T::drop` panicked).
+struct CellChunks<T> {
+    ptrs: Box<[AtomicPtr<UnsafeCell<MaybeUninit<T>>>]>,
+    /// The initial record count (chunk `j ≥ 1` has `base << (j − 1)` cells).
+    base: usize,
+}
+
+impl<T> Drop for CellChunks<T> {
+    fn drop(&mut self) {
+        for (j, p) in self.ptrs.iter().enumerate().skip(1) {
+            let p = p.load(Relaxed);
+            if !p.is_null() {
+                let n = self.base << (j - 1);
+                // SAFETY: `&mut self` (the queue is being dropped): `p` is
+                // the leaked boxed slice of `n` cells made by `add_cells(j)`,
+                // freed exactly once here. The cells hold no values any more
+                // (the queue's `drop` dropped those), and `MaybeUninit` does
+                // not drop.
+                unsafe { drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, n))) };
+            }
+        }
+    }
 }
 
 // SAFETY: the queue moves `T` values between threads (enqueued on one,
@@ -132,28 +166,17 @@ impl<T> fmt::Debug for WaitFreeQueue<T> {
     }
 }
 
-struct Registration {
-    core: Weak<Core>,
-    record: usize,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        if let Some(core) = self.core.upgrade() {
-            core.release(self.record);
-        }
-    }
-}
-
 crate::sync::thread_local! {
+    /// The record this thread used last (any queue): the first record its
+    /// next claim tries. A hint only; `usize::MAX` = not yet set.
     // Not `const { .. }`: loom's `thread_local!` does not accept it.
     #[allow(clippy::missing_const_for_thread_local)]
-    static REGISTRATIONS: RefCell<Vec<Registration>> = RefCell::new(Vec::new());
+    static HINT: Cell<usize> = Cell::new(usize::MAX);
 }
 
 impl<T> WaitFreeQueue<T> {
-    /// A queue holding at most `capacity` elements, usable by up to
-    /// [`DEFAULT_THREADS`] threads at once.
+    /// A queue holding at most `capacity` elements, starting with
+    /// [`DEFAULT_THREADS`] thread records (any number of threads may use it).
     ///
     /// # Panics
     ///
@@ -167,14 +190,15 @@ impl<T> WaitFreeQueue<T> {
         Self::with_threads(capacity, DEFAULT_THREADS)
     }
 
-    /// A queue holding at most `capacity` elements, usable by up to
-    /// `threads` threads at once (the step bound grows linearly in
-    /// `threads`).
+    /// A queue holding at most `capacity` elements, starting with `threads`
+    /// thread records rounded up to a power of two (records are added when
+    /// more operations run at once; the step bound grows linearly in the
+    /// record count).
     ///
     /// # Panics
     ///
     /// If `capacity` is not a power of two or is above 2^20, or `threads` is
-    /// not in `1..=255`.
+    /// not in `1..=4096`.
     ///
     /// ```
     /// let q = waitless::queue::WaitFreeQueue::<u8>::with_threads(4, 2);
@@ -190,6 +214,18 @@ impl<T> WaitFreeQueue<T> {
         yield_hooks: bool,
         fast_path: bool,
     ) -> Self {
+        Self::build_at(capacity, threads, yield_hooks, fast_path, Start::default())
+    }
+
+    /// `build` with the counters starting at `start` (tests start them next
+    /// to their wrap points).
+    pub(crate) fn build_at(
+        capacity: usize,
+        threads: usize,
+        yield_hooks: bool,
+        fast_path: bool,
+        start: Start,
+    ) -> Self {
         assert!(
             capacity.is_power_of_two(),
             "WaitFreeQueue capacity must be a power of two, got {capacity}"
@@ -202,20 +238,28 @@ impl<T> WaitFreeQueue<T> {
             (1..=MAX_RECORDS).contains(&threads),
             "WaitFreeQueue thread count must be in 1..={MAX_RECORDS}, got {threads}"
         );
-        let mut core = Core::new(capacity, threads);
-        core.fast_path = fast_path;
+        let base_log2 = threads.next_power_of_two().trailing_zeros();
+        let mut core = Core::new(capacity, base_log2, start);
+        core.slow_below = if fast_path { 0 } else { usize::MAX };
         #[cfg(feature = "step-count")]
         {
             core.yield_hooks = yield_hooks;
         }
         #[cfg(not(feature = "step-count"))]
         let _ = yield_hooks;
-        let cells = (0..capacity + threads)
+        let cells = (0..capacity + core.base())
             .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
             .collect();
+        let more_cells = CellChunks {
+            ptrs: (0..core.max_chunks())
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
+            base: core.base(),
+        };
         Self {
-            core: Arc::new(core),
+            core,
             cells,
+            more_cells,
         }
     }
 
@@ -224,9 +268,71 @@ impl<T> WaitFreeQueue<T> {
         &self.core
     }
 
+    /// The number of cells chunk `j ≥ 1` holds (its record count).
+    fn cell_chunk_len(&self, j: usize) -> usize {
+        self.core.base() << (j - 1)
+    }
+
+    /// Cell `c` (one step when it is in an added chunk: the chunk pointer).
+    #[inline]
+    fn cell(&self, c: usize, steps: &mut Steps) -> &UnsafeCell<MaybeUninit<T>> {
+        if let Some(cell) = self.cells.get(c) {
+            return cell;
+        }
+        let r = c - self.capacity();
+        let (j, i) = self.core.locate(r);
+        // Acquire: pairs with the Release CAS in `add_cells`; the cell index
+        // reached us through a record of chunk `j`, published after it.
+        let p = self.more_cells.ptrs[j].load(Acquire);
+        steps.tick(1);
+        assert!(
+            !p.is_null(),
+            "waitless queue: cell {c} used before its chunk"
+        );
+        // SAFETY: a non-null pointer came from `add_cells(j)`: a leaked boxed
+        // slice of `cell_chunk_len(j) > i` cells, freed only in `Drop`
+        // (`&mut self`), so the reference cannot outlive it.
+        unsafe { &*p.add(i) }
+    }
+
+    /// Makes the cells of record chunk `j` exist (before the records do).
+    fn add_cells(&self, j: usize) {
+        // Acquire: as in `cell`.
+        if !self.more_cells.ptrs[j].load(Acquire).is_null() {
+            return;
+        }
+        let fresh: Box<[UnsafeCell<MaybeUninit<T>>]> = (0..self.cell_chunk_len(j))
+            .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+            .collect();
+        let mine = Box::into_raw(fresh) as *mut UnsafeCell<MaybeUninit<T>>;
+        // Release: publishes the new cells (pairs with the Acquire in `cell`).
+        if self.more_cells.ptrs[j]
+            .compare_exchange(std::ptr::null_mut(), mine, Release, Relaxed)
+            .is_err()
+        {
+            // SAFETY: `mine` was made just above and never published.
+            unsafe { drop(self.cell_chunk_box(j, mine)) };
+        }
+    }
+
+    /// # Safety
+    ///
+    /// `p` came from `add_cells(j)` and the caller owns it (never published,
+    /// or the queue is being dropped).
+    unsafe fn cell_chunk_box(
+        &self,
+        j: usize,
+        p: *mut UnsafeCell<MaybeUninit<T>>,
+    ) -> Box<[UnsafeCell<MaybeUninit<T>>]> {
+        let n = self.cell_chunk_len(j);
+        // SAFETY: by the caller's contract `p` starts a boxed slice of `n`
+        // cells that nobody else owns.
+        unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, n)) }
+    }
+
     /// The most elements the queue holds.
     pub fn capacity(&self) -> usize {
-        self.cells.len() - self.core.records()
+        self.cells.len() - self.core.base()
     }
 
     /// The number of elements; see the module docs on consistency. Never
@@ -266,10 +372,6 @@ impl<T> WaitFreeQueue<T> {
     /// queue holds `capacity` elements at the operation's linearization
     /// point. Wait-free.
     ///
-    /// # Panics
-    ///
-    /// If more threads than the queue's thread count use it at once.
-    ///
     /// ```
     /// let q = waitless::queue::WaitFreeQueue::new(1);
     /// assert!(q.enqueue("a").is_ok());
@@ -282,10 +384,6 @@ impl<T> WaitFreeQueue<T> {
     /// Removes the oldest element, or `None` when the queue is empty at the
     /// operation's linearization point. Wait-free.
     ///
-    /// # Panics
-    ///
-    /// If more threads than the queue's thread count use it at once.
-    ///
     /// ```
     /// let q = waitless::queue::WaitFreeQueue::new(4);
     /// assert_eq!(q.dequeue(), None::<u8>);
@@ -296,44 +394,49 @@ impl<T> WaitFreeQueue<T> {
         self.with_record(|q, rec, steps| q.dequeue_in(rec, steps))
     }
 
-    /// Runs `f` with the calling thread's record, claiming one on first use.
+    /// Runs `f` with a record claimed for this one operation.
     fn with_record<R>(&self, f: impl FnOnce(&Self, usize, &mut Steps) -> R) -> R {
         let mut steps = Steps::default();
-        let key = Arc::as_ptr(&self.core);
-        let found = REGISTRATIONS.try_with(|regs| {
-            let mut regs = regs.borrow_mut();
-            if let Some(r) = regs.iter().find(|r| r.core.as_ptr() == key) {
-                return Some(r.record);
-            }
-            regs.retain(|r| r.core.strong_count() > 0);
-            let record = self.claim(&mut steps);
-            regs.push(Registration {
-                core: Arc::downgrade(&self.core),
-                record,
-            });
-            Some(record)
-        });
-        match found {
-            Ok(Some(record)) => f(self, record, &mut steps),
-            _ => {
-                // Thread-local storage is being torn down: borrow a record
-                // for this one operation.
-                let record = self.claim(&mut steps);
-                let out = f(self, record, &mut steps);
-                self.core.release(record);
-                out
-            }
-        }
+        let record = self.acquire(&mut steps);
+        let out = f(self, record, &mut steps);
+        self.core.release(record);
+        out
     }
 
-    fn claim(&self, steps: &mut Steps) -> usize {
-        match self.core.claim(steps) {
-            Some(r) => r,
-            None => panic!(
-                "WaitFreeQueue: more than {} threads are using this queue; \
-                 build it with WaitFreeQueue::with_threads(capacity, threads)",
-                self.core.records()
-            ),
+    /// Claims a free record, starting at this thread's hint. At most `K`
+    /// CAS attempts on the existing records; when all are taken (more
+    /// threads inside the queue than ever before), adds chunks of doubling
+    /// size, each tried once (docs, lemma "claim").
+    fn acquire(&self, steps: &mut Steps) -> usize {
+        let hint = HINT
+            .try_with(|h| {
+                let v = h.get();
+                if v != usize::MAX {
+                    return v;
+                }
+                // A first hint spread by the address of this thread's slot
+                // (distinct per live thread), so new threads do not all
+                // start at record 0.
+                let a = h as *const Cell<usize> as usize;
+                (a >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52
+            })
+            .unwrap_or(0);
+        let mut from = None;
+        loop {
+            match self.core.claim(hint, from, steps) {
+                Claim::Got(r) => {
+                    let _ = HINT.try_with(|h| h.set(r));
+                    return r;
+                }
+                // Every chunk exists and every record was taken (more than
+                // `MAX_RECORDS` operations inside at once): scan them all
+                // again (the one lock-free, not wait-free, case).
+                Claim::Grow(0) => from = None,
+                Claim::Grow(j) => {
+                    self.core.add_chunk(j, || self.add_cells(j), steps);
+                    from = Some(j);
+                }
+            }
         }
     }
 
@@ -344,12 +447,13 @@ impl<T> WaitFreeQueue<T> {
         value: T,
         steps: &mut Steps,
     ) -> Result<(), QueueError<T>> {
-        let spare = self.core.spare(rec);
+        let spare = self.core.spare(rec, steps);
         // SAFETY: the spare cell of record `rec` is owned by the caller (the
         // record's owner): no slot refers to it as full and no other thread
         // reads or writes it (module invariant on `cells`). It is
         // uninitialised, so nothing is overwritten without being dropped.
-        self.cells[spare].with_mut(|p| unsafe { (*p).write(value) });
+        self.cell(spare, steps)
+            .with_mut(|p| unsafe { (*p).write(value) });
         steps.tick(1);
         let a = self.core.apply(rec, Kind::Enqueue, steps);
         let out = if a.ok {
@@ -358,11 +462,13 @@ impl<T> WaitFreeQueue<T> {
             // SAFETY: a failed enqueue leaves the spare with its owner, still
             // holding the value written above; we take it back, leaving the
             // cell uninitialised again.
-            let v = self.cells[spare].with(|p| unsafe { (*p).assume_init_read() });
+            let v = self
+                .cell(spare, steps)
+                .with(|p| unsafe { (*p).assume_init_read() });
             steps.tick(1);
             Err(QueueError::Full(v))
         };
-        std::mem::take(steps).finish(self.core.record(rec), true);
+        std::mem::take(steps).finish(&self.core, rec, true);
         out
     }
 
@@ -376,13 +482,15 @@ impl<T> WaitFreeQueue<T> {
             // announcing, release/acquire chain in `Core`) and no one else
             // owns it now. Reading it leaves it uninitialised; it becomes our
             // spare.
-            let v = self.cells[a.cell].with(|p| unsafe { (*p).assume_init_read() });
+            let v = self
+                .cell(a.cell, steps)
+                .with(|p| unsafe { (*p).assume_init_read() });
             steps.tick(1);
             Some(v)
         } else {
             None
         };
-        std::mem::take(steps).finish(self.core.record(rec), false);
+        std::mem::take(steps).finish(&self.core, rec, false);
         out
     }
 }
@@ -405,7 +513,9 @@ impl<T> Drop for WaitFreeQueue<T> {
                     // `drop`); the cells of tickets `head..head+len` of the
                     // completed current descriptor hold the queued values,
                     // each exactly once, and are dropped exactly once here.
-                    self.q.cells[c].with_mut(|p| unsafe { (*p).assume_init_drop() });
+                    self.q
+                        .cell(c, &mut Steps::default())
+                        .with_mut(|p| unsafe { (*p).assume_init_drop() });
                 }
             }
         }
@@ -416,7 +526,9 @@ impl<T> Drop for WaitFreeQueue<T> {
         for c in rest.cells.by_ref() {
             // SAFETY: as in `Rest::drop`; if this panics, `rest` drops the
             // remaining cells, never this one again.
-            rest.q.cells[c].with_mut(|p| unsafe { (*p).assume_init_drop() });
+            rest.q
+                .cell(c, &mut Steps::default())
+                .with_mut(|p| unsafe { (*p).assume_init_drop() });
         }
     }
 }

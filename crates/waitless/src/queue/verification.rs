@@ -6,60 +6,89 @@
 //! thread's record are not steps (they touch only the thread's own memory).
 //!
 //! The bound, proven in `docs/wait-free-queue.md` (theorem 1), for a queue
-//! with `k` thread records:
+//! with `K` thread records:
 //!
 //! ```text
-//! steps(op) ≤ PRE + FAST + k + ITER · (k + 2) + FINAL + CELL = 28 + k + 21 · (k + 2)
+//! steps(op) ≤ CLAIM(K) + PRE + FAST + ROUND · (K + 2) + FINAL + CELL
+//!           = (1 + 2K + 5·13) + 4 + 19 + 26 · (K + 2) + 2 + 6 = 28·K + 149
 //! ```
 //!
-//! * `PRE = 3`: read the spare cell, read the last answer, announce.
-//! * `FAST = 21`: one attempt to install the request without announcing it
-//!   (the fast path; it returns when it succeeds).
-//! * `k`: claiming a record on the thread's first operation on the queue
-//!   (one CAS per record, at most `k`).
-//! * `ITER = 21`: the most steps one round of the help loop takes; at most
-//!   `k + 2` rounds end without returning (the request is applied within
-//!   `k + 1` versions of the first state read after announcing, lemma
+//! * `CLAIM(K) = 1 + 2K + 5·13`: claiming a record for this operation —
+//!   one load of the record count, then each record tried at most once
+//!   (chunk pointer + CAS), and at most 13 chunk additions of 5 steps
+//!   (chunk pointer, cells, chunk CAS, count) when every record was taken.
+//! * `PRE = 4`: the own record's chunk pointer, the spare cell, the last
+//!   answer, the announcement.
+//! * `FAST = 19`: one attempt to install the request without announcing it
+//!   that does *not* return (a fast path that returns takes at most 27 and
+//!   skips everything after it).
+//! * `ROUND = 26`: the most steps one round of the help loop takes; at most
+//!   `K + 2` rounds end without returning (the request is applied within
+//!   `K + 1` versions of the first state read after announcing, lemma
 //!   "turn").
 //! * `FINAL = 2`: the round that reads the answer and stores the new spare.
-//! * `CELL = 2`: writing the value into the spare cell and, for a `Full`
-//!   answer, reading it back (a dequeue reads one cell).
+//! * `CELL = 6`: finding the spare (2), writing the value into it and, for
+//!   a `Full` answer, reading it back (2 each, with the cell chunk pointer);
+//!   a dequeue reads one cell.
+//!
+//! **Records and threads.** Records are claimed per operation, so `K ≥ T`,
+//! the most threads ever inside the queue at once, and `K` grows (by
+//! doubling) only when a claimer tried every record and found each one
+//! taken. `K ≤ 4096` always. The `threads` argument of the bound functions
+//! is the record count `K`; [`records`] reads it from a queue. In every
+//! run we measured `K = T` (or `K` was the initial count), but `K` is not
+//! bounded by a function of `T`: a scan finds each record taken at the
+//! moment it tries it, and short-lived threads can take them one after
+//! another. So the bound is stated in `K`; for every `T ≤ 4096` it is at
+//! most `enqueue_step_bound(_, 4096) = 114 837`.
 //!
 //! The bound does not grow with the capacity: all the work is in the
 //! version-by-version helping, never in scanning the ring.
 //!
 //! ```
 //! use waitless::queue::verification::{dequeue_step_bound, enqueue_step_bound};
-//! assert_eq!(enqueue_step_bound(1024, 8), 28 + 8 + 21 * 10);
-//! assert!(dequeue_step_bound(2, 128) < 3_100);
+//! assert_eq!(enqueue_step_bound(1024, 8), 28 * 8 + 149);
+//! assert!(dequeue_step_bound(2, 128) < 3_800);
 //! ```
 
 #[cfg(feature = "step-count")]
 use crate::sync::atomic::Ordering::Relaxed;
 
+/// Claim steps besides the per-record ones: the count load and 13 chunk
+/// additions of 5 steps.
+const CLAIM_FIXED: usize = 1 + 5 * 13;
+/// Steps per record in the claim scan.
+const CLAIM_PER_RECORD: usize = 2;
 /// Steps before the help loop.
-const PRE: usize = 3;
-/// The fast-path attempt.
-const FAST: usize = 21;
+const PRE: usize = 4;
+/// The fast-path attempt that does not return.
+const FAST: usize = 19;
 /// Most steps in one non-final round of the help loop.
-const ITER: usize = 21;
+const ROUND: usize = 26;
 /// Steps of the final round.
 const FINAL: usize = 2;
 /// Value-cell accesses.
-const CELL: usize = 2;
+const CELL: usize = 6;
 
 /// Upper bound on the steps of one `enqueue` on a queue with `capacity`
-/// slots used through at most `threads` thread records (the record count
-/// the queue was built with; [`WaitFreeQueue::new`](super::WaitFreeQueue::new)
-/// uses [`DEFAULT_THREADS`](super::DEFAULT_THREADS)).
+/// slots and `threads` thread records (`K`, see the module docs; at least
+/// the most threads ever inside the queue at once; [`records`] reads it).
 pub fn enqueue_step_bound(capacity: usize, threads: usize) -> usize {
     let _ = capacity; // the bound is independent of the capacity
-    PRE + FAST + threads + ITER * (threads + 2) + FINAL + CELL
+    let k = threads;
+    CLAIM_FIXED + CLAIM_PER_RECORD * k + PRE + FAST + ROUND * (k + 2) + FINAL + CELL
 }
 
 /// Upper bound on the steps of one `dequeue`; see [`enqueue_step_bound`].
 pub fn dequeue_step_bound(capacity: usize, threads: usize) -> usize {
     enqueue_step_bound(capacity, threads)
+}
+
+/// The number of thread records `K` the queue has now (it starts at the
+/// count the queue was built with, rounded up to a power of two, and
+/// doubles when a claimer finds every record taken).
+pub fn records<T>(queue: &super::WaitFreeQueue<T>) -> usize {
+    queue.core.records()
 }
 
 /// The largest step counts observed so far on one queue, merged over its
@@ -133,9 +162,10 @@ impl Steps {
 
     /// Folds this operation's count into record `rec`'s maxima.
     #[inline(always)]
-    pub(crate) fn finish(self, rec: &super::core::Record, enqueue: bool) {
+    pub(crate) fn finish(self, core: &super::core::Core, rec: usize, enqueue: bool) {
         #[cfg(feature = "step-count")]
         {
+            let rec = core.record(rec);
             // Relaxed: owner-only counters, read after the threads joined.
             let m = if enqueue {
                 &rec.max_enq_steps
@@ -147,6 +177,6 @@ impl Steps {
             }
         }
         #[cfg(not(feature = "step-count"))]
-        let _ = (rec, enqueue);
+        let _ = (core, rec, enqueue);
     }
 }

@@ -1,0 +1,532 @@
+//! The comparison report: plan the runs of a set of workload entries within a
+//! time budget, run them, read the results, print a table and write the
+//! report folder (`results.json`, SVG plots, `index.html`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::analyzer::{
+    analyze_lock_free_benefits, human_rate, profile_with, ratio, within_noise, BenefitAnalysis,
+    ComparisonResults, ContentionProfile,
+};
+use crate::machine::Machine;
+use crate::measure::{run_with_retries, Measurement, RunConfig, RunResult};
+use crate::svg::{self, LineChart, Series, YScale};
+use crate::workloads::{Entry, Role};
+
+mod analysis;
+mod files;
+mod html;
+mod plots;
+mod run;
+mod text;
+
+pub use self::analysis::*;
+pub use self::files::*;
+pub use self::html::*;
+pub use self::plots::*;
+pub use self::run::*;
+pub use self::text::*;
+
+/// Shortest measurement window the planner picks.
+pub const MIN_WINDOW: Duration = Duration::from_millis(10);
+/// Longest measurement window the planner picks.
+pub const MAX_WINDOW: Duration = Duration::from_secs(1);
+/// Estimated fixed cost of one run (spawning and joining threads, building
+/// the structure), used only to fit the plan into the budget.
+const RUN_OVERHEAD: Duration = Duration::from_millis(4);
+
+/// How a report is run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Thread counts for entries without fixed ones.
+    pub thread_counts: Vec<usize>,
+    /// Measurement window of one run (with a budget: of the first
+    /// workload's runs; later ones adapt, see [`adapted_config`]).
+    #[serde(with = "crate::measure::secs")]
+    pub window: Duration,
+    /// Warm-up before each run's window (with a budget: kept in the same
+    /// proportion to the window).
+    #[serde(with = "crate::measure::secs")]
+    pub warmup: Duration,
+    /// Runs per measurement (the median is reported).
+    pub repeats: usize,
+    /// The time budget the window was computed from (`None` when the
+    /// window was given explicitly).
+    #[serde(with = "crate::measure::secs::option")]
+    pub budget: Option<Duration>,
+    /// Whether each waitless contender also gets a contention-profiled run.
+    pub profile_contention: bool,
+    /// How many times a disturbed run is repeated before it is kept and
+    /// its measurement marked disturbed.
+    #[serde(default)]
+    pub retries: usize,
+}
+
+/// One contender of one workload in the plan.
+#[derive(Debug)]
+pub struct PlannedContender<'a> {
+    /// The entry to run.
+    pub entry: &'a Entry,
+    /// The thread counts it runs at.
+    pub thread_counts: Vec<usize>,
+}
+
+/// One workload in the plan: its contenders, in the order given.
+#[derive(Debug)]
+pub struct PlannedWorkload<'a> {
+    /// The group (`stack`, `map`, …).
+    pub group: &'static str,
+    /// The workload name.
+    pub workload: &'static str,
+    /// What one operation is.
+    pub unit: &'static str,
+    /// The contenders.
+    pub contenders: Vec<PlannedContender<'a>>,
+}
+
+impl PlannedWorkload<'_> {
+    /// Every thread count any contender runs at, ascending.
+    pub fn thread_counts(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .contenders
+            .iter()
+            .flat_map(|c| c.thread_counts.iter().copied())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+/// Groups `entries` by workload (in first-seen order) and gives each entry
+/// its thread counts: its `fixed_threads` when it has them, else `threads`.
+pub fn plan<'a>(entries: &'a [Entry], threads: &[usize]) -> Vec<PlannedWorkload<'a>> {
+    let mut out: Vec<PlannedWorkload<'a>> = Vec::new();
+    for e in entries {
+        let counts = match e.fixed_threads {
+            Some(f) => f.to_vec(),
+            None => threads.to_vec(),
+        };
+        let c = PlannedContender {
+            entry: e,
+            thread_counts: counts,
+        };
+        match out.iter_mut().find(|w| w.workload == e.workload) {
+            Some(w) => w.contenders.push(c),
+            None => out.push(PlannedWorkload {
+                group: e.group,
+                workload: e.workload,
+                unit: e.unit,
+                contenders: vec![c],
+            }),
+        }
+    }
+    out
+}
+
+/// How many runs a plan takes: every contender at each of its thread counts,
+/// `repeats` times, plus one profiled run per waitless contender.
+pub fn count_runs(plan: &[PlannedWorkload<'_>], repeats: usize, profile: bool) -> usize {
+    plan.iter()
+        .flat_map(|w| &w.contenders)
+        .map(|c| {
+            c.thread_counts.len() * repeats.max(1)
+                + usize::from(profile && c.entry.role == Role::Waitless)
+        })
+        .sum()
+}
+
+/// The window that fits `runs` runs (each with a warm-up of a tenth of its
+/// window and a fixed overhead) into `budget`, clamped to
+/// [`MIN_WINDOW`]..=[`MAX_WINDOW`].
+pub fn window_for_budget(budget: Duration, runs: usize) -> Duration {
+    if runs == 0 {
+        return MAX_WINDOW;
+    }
+    let per_run = budget / runs as u32;
+    let w = per_run.saturating_sub(RUN_OVERHEAD).mul_f64(1.0 / 1.1);
+    w.clamp(MIN_WINDOW, MAX_WINDOW)
+}
+
+/// Progress of a report run, for a progress bar.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    /// Runs finished before this one.
+    pub done: usize,
+    /// Runs in the plan.
+    pub total: usize,
+    /// Workload being measured.
+    pub workload: &'a str,
+    /// Contender being measured.
+    pub contender: &'a str,
+    /// Threads of this run.
+    pub threads: usize,
+    /// `true` for the contention-profiled run.
+    pub profiling: bool,
+}
+
+/// Results of one contender on one workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContenderReport {
+    /// The contender's name.
+    pub name: String,
+    /// Who it is.
+    pub role: Role,
+    /// One measurement per thread count, ascending.
+    pub measurements: Vec<Measurement>,
+    /// The contention profile at the largest thread count (waitless
+    /// contenders only).
+    pub contention: Option<ContentionProfile>,
+    /// Set when a run panicked; the contender's remaining runs were skipped.
+    pub error: Option<String>,
+}
+
+impl ContenderReport {
+    /// The measurement at `threads`, if any.
+    pub fn at(&self, threads: usize) -> Option<&Measurement> {
+        self.measurements.iter().find(|m| m.threads == threads)
+    }
+}
+
+/// The best peer at one thread count, and how a waitless contender compares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerRatio {
+    /// Threads that ran.
+    pub threads: usize,
+    /// The fastest peer at this count (by median).
+    pub best_peer: String,
+    /// `waitless / best_peer` by median.
+    pub factor: f64,
+    /// The difference is not established (see [`within_noise`]).
+    #[serde(default)]
+    pub within_noise: bool,
+}
+
+/// A waitless contender read against the lock and the peers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadAnalysis {
+    /// The waitless contender.
+    pub contender: String,
+    /// The lock baseline it was compared with.
+    pub baseline: String,
+    /// Crossover, best factor, recommendations (against the baseline).
+    pub versus_mutex: BenefitAnalysis,
+    /// Against the best peer at each thread count (empty without peers).
+    pub versus_best_peer: Vec<PeerRatio>,
+}
+
+/// One workload's results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadReport {
+    /// The group.
+    pub group: String,
+    /// The workload name.
+    pub workload: String,
+    /// What one operation is.
+    pub unit: String,
+    /// Every thread count measured, ascending.
+    pub thread_counts: Vec<usize>,
+    /// Measurement window of each run of this workload (with a budget, the
+    /// planner adapts it workload by workload).
+    #[serde(with = "crate::measure::secs")]
+    pub window: Duration,
+    /// Warm-up before each run of this workload.
+    #[serde(with = "crate::measure::secs")]
+    pub warmup: Duration,
+    /// Every contender.
+    pub contenders: Vec<ContenderReport>,
+    /// One analysis per waitless contender when a baseline exists.
+    pub analyses: Vec<WorkloadAnalysis>,
+    /// File names of this workload's plots inside the report folder.
+    pub plots: Vec<String>,
+}
+
+/// A whole report, as written to `results.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// `waitless-bench`.
+    pub tool: String,
+    /// Version of the tool.
+    pub version: String,
+    /// The machine.
+    pub machine: Machine,
+    /// How it was run.
+    pub settings: Settings,
+    /// The command line that produced it (empty when run as a library).
+    #[serde(default)]
+    pub command: String,
+    /// Start time, seconds since the Unix epoch.
+    pub started_unix_s: u64,
+    /// Wall-clock time of the whole run.
+    #[serde(with = "crate::measure::secs")]
+    pub wall_time: Duration,
+    /// Every workload, in plan order.
+    pub workloads: Vec<WorkloadReport>,
+}
+
+impl Report {
+    /// `true` when any contender failed.
+    pub fn has_errors(&self) -> bool {
+        self.workloads
+            .iter()
+            .flat_map(|w| &w.contenders)
+            .any(|c| c.error.is_some())
+    }
+}
+
+/// A file-name-safe form of a workload name (`stack/push-pop` → `stack-push-pop`).
+pub fn slug(name: &str) -> String {
+    let mut s = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            s.push(c.to_ascii_lowercase());
+        } else if !s.ends_with('-') {
+            s.push('-');
+        }
+    }
+    let s = s.trim_matches('-').to_owned();
+    if s.is_empty() {
+        "workload".to_owned()
+    } else {
+        s
+    }
+}
+
+pub(super) fn role_label(role: Role) -> &'static str {
+    match role {
+        Role::Waitless => "waitless",
+        Role::MutexBaseline => "lock",
+        Role::Peer => "peer",
+    }
+}
+
+/// Runs `entries` with `settings` and assembles the report (without writing
+/// it).
+pub fn run_report(
+    entries: &[Entry],
+    settings: &Settings,
+    progress: impl FnMut(Progress<'_>),
+) -> Report {
+    let started = Instant::now();
+    let started_unix_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let machine = Machine::detect();
+    let plan = plan(entries, &settings.thread_counts);
+    let workloads = run_plan(&plan, settings, progress);
+    Report {
+        tool: "waitless-bench".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        machine,
+        settings: settings.clone(),
+        command: String::new(),
+        started_unix_s,
+        wall_time: started.elapsed(),
+        workloads,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::Percentiles;
+
+    fn fast(cfg: &RunConfig, threads: usize) -> RunResult {
+        let _ = cfg;
+        RunResult {
+            threads,
+            ops: 1000 * threads as u64,
+            elapsed: Duration::from_millis(1),
+            ops_per_sec: 1e6 * threads as f64,
+            latency: Percentiles {
+                p50_ns: 10,
+                p99_ns: 100,
+                p999_ns: 1000,
+                max_ns: 5000,
+                samples: 10,
+            },
+            cpu: None,
+        }
+    }
+    fn slow(_: &RunConfig, threads: usize) -> RunResult {
+        RunResult {
+            ops_per_sec: 2e6 / threads as f64,
+            ..fast(
+                &RunConfig {
+                    warmup: Duration::ZERO,
+                    window: Duration::ZERO,
+                },
+                threads,
+            )
+        }
+    }
+    fn broken(_: &RunConfig, threads: usize) -> RunResult {
+        assert!(threads < 2, "broken at {threads}");
+        fast(
+            &RunConfig {
+                warmup: Duration::ZERO,
+                window: Duration::ZERO,
+            },
+            threads,
+        )
+    }
+    const SPSC: &[usize] = &[2];
+
+    fn entries() -> Vec<Entry> {
+        let e = |workload, contender, role, fixed_threads, run| Entry {
+            group: "g",
+            workload,
+            unit: "ops",
+            contender,
+            role,
+            fixed_threads,
+            run,
+        };
+        vec![
+            e(
+                "g/a",
+                "mine",
+                Role::Waitless,
+                None,
+                fast as fn(&RunConfig, usize) -> RunResult,
+            ),
+            e("g/a", "Mutex<X>", Role::MutexBaseline, None, slow),
+            e("g/a", "peer1", Role::Peer, None, slow),
+            e("g/a", "peer2", Role::Peer, None, broken),
+            e("g/b", "spsc", Role::Waitless, Some(SPSC), fast),
+        ]
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            thread_counts: vec![1, 2, 4],
+            window: Duration::from_millis(1),
+            warmup: Duration::ZERO,
+            repeats: 3,
+            budget: None,
+            profile_contention: false,
+            retries: 0,
+        }
+    }
+
+    #[test]
+    fn plan_groups_by_workload_and_respects_fixed_threads() {
+        let es = entries();
+        let p = plan(&es, &[1, 2, 4]);
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].contenders.len(), 4);
+        assert_eq!(p[1].thread_counts(), vec![2]);
+        assert_eq!(count_runs(&p, 3, false), (4 * 3 + 1) * 3);
+        assert_eq!(count_runs(&p, 3, true), (4 * 3 + 1) * 3 + 2);
+    }
+
+    #[test]
+    fn window_fits_the_budget_within_limits() {
+        let w = window_for_budget(Duration::from_secs(120), 120);
+        assert!(
+            w < Duration::from_secs(1) && w > Duration::from_millis(800),
+            "{w:?}"
+        );
+        assert_eq!(window_for_budget(Duration::from_secs(1), 1000), MIN_WINDOW);
+        assert_eq!(window_for_budget(Duration::from_secs(1000), 1), MAX_WINDOW);
+    }
+
+    #[test]
+    fn run_plan_measures_analyses_and_survives_a_panicking_contender() {
+        let es = entries();
+        let p = plan(&es, &[1, 2, 4]);
+        let mut seen = 0;
+        let reports = run_plan(&p, &settings(), |pr| {
+            assert_eq!(pr.done, seen);
+            seen += 1;
+        });
+        assert_eq!(seen, count_runs(&p, 3, false));
+        let a = &reports[0];
+        assert_eq!(a.thread_counts, vec![1, 2, 4]);
+        assert_eq!(a.contenders[0].measurements.len(), 3);
+        let broken = &a.contenders[3];
+        assert!(broken.error.as_deref().unwrap().contains("broken at 2"));
+        assert_eq!(broken.measurements.len(), 1);
+        assert_eq!(a.analyses.len(), 1);
+        let an = &a.analyses[0];
+        assert_eq!(an.baseline, "Mutex<X>");
+        // fast: 1M·t, slow: 2M/t → crossover at 2 (1.0x at... 0.5x, 2x, 8x).
+        assert_eq!(an.versus_mutex.crossover_thread_count, Some(2));
+        assert!((an.versus_mutex.maximum_improvement_factor - 8.0).abs() < 1e-9);
+        // At 1 thread the broken peer (1M) loses to peer1 (2M).
+        assert_eq!(an.versus_best_peer[0].best_peer, "peer1");
+        assert!((an.versus_best_peer[0].factor - 0.5).abs() < 1e-9);
+        // No baseline in g/b: no analysis, but measured.
+        assert!(reports[1].analyses.is_empty());
+        assert_eq!(reports[1].contenders[0].measurements[0].threads, 2);
+    }
+
+    #[test]
+    fn report_files_are_written_and_linked() {
+        let es = entries();
+        let s = settings();
+        let mut r = run_report(&es, &s, |_| {});
+        assert!(r.has_errors());
+        let dir = std::env::temp_dir().join(format!("waitless-report-unit-{}", std::process::id()));
+        let files = write_report(&mut r, &dir).unwrap();
+        assert_eq!(files.len(), 2 * 2 + 2);
+        let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+        for w in &r.workloads {
+            for p in &w.plots {
+                assert!(dir.join(p).exists());
+                assert!(html.contains(&format!("src=\"{p}\"")));
+            }
+        }
+        assert!(html.contains("Mutex&lt;X&gt;"));
+        let text = text_table(&r);
+        assert!(text.contains("crossover at 2 threads"), "{text}");
+        assert!(text.contains("FAILED"));
+        let back: Report =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap())
+                .unwrap();
+        assert_eq!(back.workloads.len(), r.workloads.len());
+        assert_eq!(back.workloads[0].contenders[0].name, "mine");
+        assert_eq!(back.settings, r.settings);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn budget_adapts_the_window_to_what_is_left() {
+        let mut s = settings();
+        s.window = Duration::from_millis(100);
+        s.warmup = Duration::from_millis(10);
+        // No budget: fixed.
+        let c = adapted_config(&s, Duration::from_secs(100), 10, 20);
+        assert_eq!(c.window, s.window);
+        s.budget = Some(Duration::from_millis(2400));
+        // On schedule: 10 runs took 1.2 s (10 ms overhead each), 10 left in 1.2 s.
+        let c = adapted_config(&s, Duration::from_millis(1200), 10, 20);
+        assert!(
+            c.window > Duration::from_millis(90) && c.window < Duration::from_millis(110),
+            "{c:?}"
+        );
+        assert!(c.warmup <= c.window / 5);
+        // Runs cost more than planned: shrink, but not below half the plan.
+        let c = adapted_config(&s, Duration::from_millis(1600), 10, 20);
+        assert!(c.window < Duration::from_millis(90), "{c:?}");
+        let c = adapted_config(&s, Duration::from_secs(60), 10, 20);
+        assert_eq!(c.window, Duration::from_millis(50));
+        // Far ahead of schedule: grow, but at most to twice the plan.
+        let c = adapted_config(&s, Duration::from_millis(100), 10, 20);
+        assert_eq!(c.window, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn slugs_are_file_safe() {
+        assert_eq!(slug("stack/push-pop pairs"), "stack-push-pop-pairs");
+        assert_eq!(slug("Map: 90% reads"), "map-90-reads");
+        assert_eq!(slug("///"), "workload");
+    }
+}

@@ -1,0 +1,161 @@
+//! Running a plan: every contender at every thread count, with retries of disturbed runs and the contention-profiled runs.
+
+use super::*;
+
+pub(super) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panicked".to_owned()
+    }
+}
+
+/// Runs the plan. At each thread count and repeat the contenders run one
+/// after another, so slow drift of a shared machine hits them alike.
+pub fn run_plan(
+    plan: &[PlannedWorkload<'_>],
+    settings: &Settings,
+    mut progress: impl FnMut(Progress<'_>),
+) -> Vec<WorkloadReport> {
+    let total = count_runs(plan, settings.repeats, settings.profile_contention);
+    let started = Instant::now();
+    let mut done = 0usize;
+    let mut reports = Vec::with_capacity(plan.len());
+    for w in plan {
+        let cfg = adapted_config(settings, started.elapsed(), done, total);
+        let counts = w.thread_counts();
+        // runs[c][t] = results of contender c at thread count t.
+        let mut runs: Vec<BTreeMap<usize, Vec<RunResult>>> =
+            vec![BTreeMap::new(); w.contenders.len()];
+        let mut retries: Vec<BTreeMap<usize, usize>> = vec![BTreeMap::new(); w.contenders.len()];
+        let mut errors: Vec<Option<String>> = vec![None; w.contenders.len()];
+        for &t in &counts {
+            for _ in 0..settings.repeats.max(1) {
+                for (ci, c) in w.contenders.iter().enumerate() {
+                    if !c.thread_counts.contains(&t) {
+                        continue;
+                    }
+                    progress(Progress {
+                        done,
+                        total,
+                        workload: w.workload,
+                        contender: c.entry.contender,
+                        threads: t,
+                        profiling: false,
+                    });
+                    done += 1;
+                    if errors[ci].is_some() {
+                        continue;
+                    }
+                    let run = c.entry.run;
+                    let measured = catch_unwind(AssertUnwindSafe(|| {
+                        run_with_retries(&cfg, t, settings.retries, run)
+                    }));
+                    match measured {
+                        Ok((r, n)) => {
+                            runs[ci].entry(t).or_default().push(r);
+                            *retries[ci].entry(t).or_default() += n;
+                        }
+                        Err(p) => {
+                            errors[ci] = Some(format!(
+                                "panicked at {t} threads: {}",
+                                panic_message(p.as_ref())
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+        let mut contenders = Vec::with_capacity(w.contenders.len());
+        for (ci, c) in w.contenders.iter().enumerate() {
+            let mut contention = None;
+            if settings.profile_contention && c.entry.role == Role::Waitless {
+                let t = c.thread_counts.iter().copied().max().unwrap_or(1);
+                progress(Progress {
+                    done,
+                    total,
+                    workload: w.workload,
+                    contender: c.entry.contender,
+                    threads: t,
+                    profiling: true,
+                });
+                done += 1;
+                if errors[ci].is_none() {
+                    let run = c.entry.run;
+                    contention =
+                        catch_unwind(AssertUnwindSafe(|| profile_with(t, || run(&cfg, t)))).ok();
+                    // A panic mid-profile would leave the counters on.
+                    waitless::contention::enable(false);
+                }
+            }
+            contenders.push(ContenderReport {
+                name: c.entry.contender.to_owned(),
+                role: c.entry.role,
+                measurements: std::mem::take(&mut runs[ci])
+                    .into_iter()
+                    .map(|(t, r)| {
+                        Measurement::from_runs(r)
+                            .with_retries(retries[ci].get(&t).copied().unwrap_or(0))
+                    })
+                    .collect(),
+                contention,
+                error: errors[ci].take(),
+            });
+        }
+        let analyses = analyze_workload(&contenders);
+        reports.push(WorkloadReport {
+            group: w.group.to_owned(),
+            workload: w.workload.to_owned(),
+            unit: w.unit.to_owned(),
+            thread_counts: counts,
+            window: cfg.window,
+            warmup: cfg.warmup,
+            contenders,
+            analyses,
+            plots: Vec::new(),
+        });
+    }
+    reports
+}
+
+/// The run configuration for the next workload. With a budget, the window
+/// is recomputed from the time and runs left and the per-run overhead
+/// observed so far (building structures, spawning threads), so a plan whose
+/// runs cost more than estimated still ends near its budget; the warm-up
+/// keeps its proportion to the window.
+pub fn adapted_config(
+    settings: &Settings,
+    spent: Duration,
+    done: usize,
+    total: usize,
+) -> RunConfig {
+    let base = RunConfig {
+        warmup: settings.warmup,
+        window: settings.window,
+    };
+    let Some(budget) = settings.budget else {
+        return base;
+    };
+    if done == 0 || total <= done {
+        return base;
+    }
+    let nominal = (settings.window + settings.warmup) * done as u32;
+    let overhead = (spent.saturating_sub(nominal) / done as u32).max(RUN_OVERHEAD);
+    let left = total - done;
+    let per_run = budget.saturating_sub(spent) / left as u32;
+    // Stay within a factor of two of the planned window, so workloads
+    // remain comparable; a badly overloaded machine overruns its budget
+    // rather than measuring slivers.
+    let window = per_run
+        .saturating_sub(overhead)
+        .mul_f64(1.0 / 1.1)
+        .clamp(settings.window / 2, settings.window * 2)
+        .clamp(MIN_WINDOW, MAX_WINDOW);
+    let share = settings.warmup.as_secs_f64() / settings.window.as_secs_f64().max(1e-9);
+    RunConfig {
+        window,
+        warmup: window.mul_f64(share.min(0.2)),
+    }
+}
