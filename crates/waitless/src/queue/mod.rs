@@ -96,6 +96,24 @@ use crate::sync::UnsafeCell;
 /// The initial thread-record count of [`WaitFreeQueue::new`] (records are
 /// added when more operations than this run at once; there is no limit on
 /// the number of threads).
+///
+/// ```
+/// use std::sync::Arc;
+/// use waitless::queue::{WaitFreeQueue, DEFAULT_THREADS};
+///
+/// // More threads than DEFAULT_THREADS may use one queue: records are added.
+/// let q = Arc::new(WaitFreeQueue::new(1024));
+/// let hs: Vec<_> = (0..DEFAULT_THREADS + 2)
+///     .map(|t| {
+///         let q = Arc::clone(&q);
+///         std::thread::spawn(move || q.enqueue(t).unwrap())
+///     })
+///     .collect();
+/// for h in hs {
+///     h.join().unwrap();
+/// }
+/// assert_eq!(q.len(), DEFAULT_THREADS + 2);
+/// ```
 pub const DEFAULT_THREADS: usize = 8;
 
 crate::utils::value_error! {
@@ -108,6 +126,21 @@ crate::utils::value_error! {
 }
 
 /// A wait-free bounded MPMC FIFO queue; see the [module docs](self).
+///
+/// ```
+/// use waitless::queue::WaitFreeQueue;
+///
+/// let q = WaitFreeQueue::new(8);
+/// std::thread::scope(|s| {
+///     s.spawn(|| {
+///         for i in 0..4 {
+///             q.enqueue(i).unwrap();
+///         }
+///     });
+/// });
+/// let out: Vec<i32> = std::iter::from_fn(|| q.dequeue()).collect();
+/// assert_eq!(out, [0, 1, 2, 3]); // FIFO
+/// ```
 pub struct WaitFreeQueue<T> {
     core: Core,
     /// `capacity + K` value cells: `capacity + base` here, the spares of the
@@ -186,6 +219,7 @@ impl<T> WaitFreeQueue<T> {
     /// let q = waitless::queue::WaitFreeQueue::<u8>::new(8);
     /// assert_eq!(q.capacity(), 8);
     /// ```
+    #[must_use]
     pub fn new(capacity: usize) -> Self {
         Self::with_threads(capacity, DEFAULT_THREADS)
     }
@@ -204,6 +238,7 @@ impl<T> WaitFreeQueue<T> {
     /// let q = waitless::queue::WaitFreeQueue::<u8>::with_threads(4, 2);
     /// assert!(q.is_empty());
     /// ```
+    #[must_use]
     pub fn with_threads(capacity: usize, threads: usize) -> Self {
         Self::build(capacity, threads, false, true)
     }
@@ -331,12 +366,29 @@ impl<T> WaitFreeQueue<T> {
     }
 
     /// The most elements the queue holds.
+    ///
+    /// ```
+    /// use waitless::queue::WaitFreeQueue;
+    ///
+    /// assert_eq!(WaitFreeQueue::<u8>::new(16).capacity(), 16);
+    /// ```
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.cells.len() - self.core.base()
     }
 
     /// The number of elements; see the module docs on consistency. Never
     /// above `capacity`.
+    ///
+    /// ```
+    /// use waitless::queue::WaitFreeQueue;
+    ///
+    /// let q = WaitFreeQueue::new(4);
+    /// q.enqueue('a').unwrap();
+    /// q.enqueue('b').unwrap();
+    /// assert_eq!(q.len(), 2);
+    /// ```
+    #[must_use]
     pub fn len(&self) -> usize {
         self.core.len()
     }
@@ -351,6 +403,7 @@ impl<T> WaitFreeQueue<T> {
     /// q.enqueue(1).unwrap();
     /// assert!(!q.is_empty());
     /// ```
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -364,6 +417,7 @@ impl<T> WaitFreeQueue<T> {
     /// q.enqueue(1).unwrap();
     /// assert!(q.is_full());
     /// ```
+    #[must_use]
     pub fn is_full(&self) -> bool {
         self.len() == self.capacity()
     }
