@@ -27,6 +27,7 @@ pub mod analyzer;
 pub mod machine;
 pub mod measure;
 pub mod perf;
+pub mod proofs;
 pub mod report;
 pub mod svg;
 pub mod verdict;

@@ -50,7 +50,69 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    // --- more subcommands (e.g. `prove queue`, `analyze orderings`) go here.
+    /// Print the library's proof reports (SPEC §4): `waitless-bench prove queue`.
+    Prove {
+        #[command(subcommand)]
+        what: ProveWhat,
+    },
+    /// Print the library's analyses (SPEC §5): `waitless-bench analyze orderings`.
+    Analyze {
+        #[command(subcommand)]
+        what: AnalyzeWhat,
+    },
+}
+
+/// What `prove` reports on.
+#[derive(Debug, Subcommand)]
+enum ProveWhat {
+    /// The wait-free queue's four proof obligations (wait-free enqueue and
+    /// dequeue with their step bounds, linearizability, system progress),
+    /// each with evidence gathered now on a fresh queue (about a second
+    /// each). Exits 1 if one does not hold. Step counts need the build
+    /// feature `step-count` (`cargo run --release -p waitless-bench
+    /// --features step-count -- prove queue`).
+    Queue {
+        /// Queue capacity (a power of two).
+        #[arg(long, default_value_t = 1024, value_parser = power_of_two)]
+        capacity: usize,
+        /// Thread records the queue is built with (`WaitFreeQueue::with_threads`).
+        #[arg(long, default_value_t = 8, value_parser = count("--threads", 1, 4096))]
+        threads: usize,
+    },
+}
+
+/// What `analyze` reports on.
+#[derive(Debug, Subcommand)]
+enum AnalyzeWhat {
+    /// The channel's memory orderings under every strategy, site by site
+    /// (ordering, pairing, why, x86-64/ARMv8/POWER instructions), each with
+    /// its correctness proof (about a second each). Exits 1 if an analysis
+    /// is not sound or a proof does not hold.
+    Orderings {
+        /// Channel capacity (a power of two).
+        #[arg(long, default_value_t = 1024, value_parser = power_of_two)]
+        capacity: usize,
+        /// Only the analyses, without the correctness proofs.
+        #[arg(long)]
+        no_proof: bool,
+    },
+}
+
+fn power_of_two(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n.is_power_of_two() && n <= 1 << 20 => Ok(n),
+        _ => Err(format!("`{s}` is not a power of two in 1..=2^20")),
+    }
+}
+
+/// Prints a report; exit code 1 if it does not hold.
+fn print_report((text, ok): (String, bool)) -> ExitCode {
+    print!("{text}");
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// What the report prints on stdout.
@@ -378,6 +440,14 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Some(Command::Prove {
+            what: ProveWhat::Queue { capacity, threads },
+        }) => print_report(waitless_bench::proofs::queue_report(capacity, threads)),
+        Some(Command::Analyze {
+            what: AnalyzeWhat::Orderings { capacity, no_proof },
+        }) => print_report(waitless_bench::proofs::orderings_report(
+            capacity, !no_proof,
+        )),
         None => run(cli.run),
     }
 }
@@ -455,6 +525,20 @@ fn run(o: RunArgs) -> ExitCode {
             "cannot write the report into `{}`: {e}",
             o.out.display()
         ));
+    }
+    // The library's proof reports, linked from index.html (about 5 s).
+    match waitless_bench::proofs::write_proof_files(&o.out) {
+        Ok(true) => {}
+        Ok(false) => eprintln!(
+            "waitless-bench: warning: a proof report does not hold; see {}",
+            o.out.display()
+        ),
+        Err(e) => {
+            return fail(&format!(
+                "cannot write the proof reports into `{}`: {e}",
+                o.out.display()
+            ))
+        }
     }
     match o.format {
         Format::Json => match serde_json::to_string_pretty(&rep) {

@@ -221,3 +221,37 @@ fn unwritable_output_folder_is_an_error() {
     // Nothing was measured: it failed before the first run.
     assert!(!stderr.contains("[1/"), "{stderr}");
 }
+
+#[test]
+fn prove_queue_and_analyze_orderings_print_reports_that_hold() {
+    let o = bin()
+        .args(["prove", "queue", "--capacity", "2", "--threads", "2"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("4 of 4 proofs hold"), "{stdout}");
+    assert!(stdout.contains("docs/wait-free-queue.md"), "{stdout}");
+    let o = bin()
+        .args(["analyze", "orderings", "--capacity", "4", "--no-proof"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    for needle in [
+        "STAMP_STORE",
+        "Optimized",
+        "AcquireRelease",
+        "SeqCstAll",
+        "POWER",
+    ] {
+        assert!(stdout.contains(needle), "{needle}: {stdout}");
+    }
+    assert!(!stdout.contains("NOT SOUND"), "{stdout}");
+    let o = bin()
+        .args(["prove", "queue", "--capacity", "3"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("power of two"));
+}

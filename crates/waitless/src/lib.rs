@@ -250,3 +250,7 @@ pub mod btree;
 
 // --- numa (issue 17)
 pub mod numa;
+
+// --- proof reports (issue 19)
+mod proof;
+pub use proof::Proof;

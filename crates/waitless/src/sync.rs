@@ -7,8 +7,10 @@
 //! closure-based `with`/`with_mut` API in both modes so code is written once.
 //!
 //! Under `cfg(waitless_sanitize_thread)` (set it when running ThreadSanitizer)
-//! code that relies on standalone fences should use the access-based variants
-//! instead, because TSan does not model `fence`.
+//! code that relies on standalone fences uses the access-based variants
+//! instead, because TSan does not model `fence`: the epoch advancer's
+//! pin-word loads are `Acquire` (`epoch/internal.rs`), and the fence-free
+//! pin and hazard publication (membarrier) are off (`hazard/fence.rs`).
 #![allow(dead_code, unused_imports)]
 
 #[cfg(not(loom))]
@@ -35,6 +37,11 @@ pub(crate) mod atomic {
         fence(order)
     }
 }
+
+/// A process-wide statistics counter in a `static`: always std's atomic,
+/// because a `static` needs a `const` constructor, which loom's atomics
+/// lack. Nothing may be synchronized through it (only `Relaxed` counts).
+pub(crate) type StatCounter = std::sync::atomic::AtomicUsize;
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};

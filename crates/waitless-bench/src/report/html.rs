@@ -50,7 +50,7 @@ ul.rec li {{ margin: 4px 0; }} .err {{ color: #b3261e; font-weight: 600; }}
 code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
 </style></head><body>
 <h1>waitless-bench report</h1>
-<p class="sub">Lock-free versus locks, measured on this machine. Raw numbers: <a href="results.json">results.json</a>.</p>
+<p class="sub">Lock-free versus locks, measured on this machine. Raw numbers: <a href="results.json">results.json</a>. What is proven and was checked on this machine: <a href="proofs-queue.txt">queue proofs</a> (<code>waitless-bench prove queue</code>), <a href="orderings-channel.txt">channel memory orderings</a> (<code>waitless-bench analyze orderings</code>).</p>
 {}<h2>Machine and settings</h2>
 <table>
 <tr><td>CPU</td><td class="l">{}</td></tr>

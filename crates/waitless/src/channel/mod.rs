@@ -51,6 +51,9 @@ mod error;
 mod mpmc;
 mod ordering;
 pub mod spsc;
+// --- proof reports (issue 19)
+#[cfg(not(loom))]
+pub mod memory_analysis;
 
 #[cfg(not(loom))]
 pub use bench::{

@@ -141,3 +141,123 @@ impl OrderingStrategy for Blocking {
     // Relaxed after the SeqCst fence, as in `Optimized`.
     const OTHER_INDEX_LOAD: Ordering = Ordering::Relaxed;
 }
+
+// --- access-site table (issue 19) -----------------------------------------
+// One row per strategy-controlled atomic access of the channel core: the
+// single source of truth that `memory_analysis::analyze_ordering_choices`
+// prints. Each row reads its ordering from the strategy's associated
+// constant (the one the code passes to the atomic), and states the weakest
+// ordering the correctness argument needs; the instructions are derived from
+// the ordering by `memory_analysis::instructions`. A test in
+// `memory_analysis` checks that every constant of the trait has a row and
+// every row's constant is used by `mpmc.rs`.
+
+#[cfg(not(loom))]
+use super::memory_analysis::{AccessKind, AccessSite};
+
+/// The orderings of one strategy, one field per associated constant of
+/// [`OrderingStrategy`] (so a hand-built value can describe a strategy that
+/// the sealed trait does not allow, for tests of the analysis).
+#[cfg(not(loom))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Orderings {
+    pub(crate) name: &'static str,
+    pub(crate) index_load: Ordering,
+    pub(crate) claim_success: Ordering,
+    pub(crate) claim_failure: Ordering,
+    pub(crate) stamp_load: Ordering,
+    pub(crate) stamp_store: Ordering,
+    pub(crate) other_index_load: Ordering,
+}
+
+#[cfg(not(loom))]
+impl Orderings {
+    /// The orderings strategy `O` gives the code.
+    pub(crate) fn of<O: OrderingStrategy>() -> Self {
+        Orderings {
+            name: O::NAME,
+            index_load: O::INDEX_LOAD,
+            claim_success: O::CLAIM_SUCCESS,
+            claim_failure: O::CLAIM_FAILURE,
+            stamp_load: O::STAMP_LOAD,
+            stamp_store: O::STAMP_STORE,
+            other_index_load: O::OTHER_INDEX_LOAD,
+        }
+    }
+}
+
+/// Every strategy-controlled access site of `mpmc.rs`, in the order of the
+/// trait's constants.
+#[cfg(not(loom))]
+pub(crate) const SITES: &[AccessSite] = &[
+    AccessSite {
+        site: "INDEX_LOAD",
+        operation: "first load (and reload) of the caller's own index (`tail` in send, `head` \
+                    in recv)",
+        kind: AccessKind::Load,
+        ordering: |o| o.index_load,
+        required: Ordering::Relaxed,
+        pairs_with:
+            "nothing: the value is a guess that the claiming CAS on the same index validates",
+        why: "a stale index only makes the stamp comparison or the claiming CAS fail \
+              (the CAS compares against the index's current value); no data is read through it",
+    },
+    AccessSite {
+        site: "CLAIM_SUCCESS",
+        operation:
+            "successful compare_exchange_weak of the own index t -> t + 1, claiming position t",
+        kind: AccessKind::CasSuccess,
+        ordering: |o| o.claim_success,
+        required: Ordering::Relaxed,
+        pairs_with: "nothing: the slot's stamp carries the hand-off (STAMP_LOAD / STAMP_STORE)",
+        why: "atomicity alone (one modification order per index) gives each position to exactly \
+              one thread; the claimer's right to the cell was established by its Acquire stamp \
+              load, and it publishes its own cell access with the stamp store, not the index",
+    },
+    AccessSite {
+        site: "CLAIM_FAILURE",
+        operation: "failed claiming CAS: reads the current index to retry with",
+        kind: AccessKind::CasFailure,
+        ordering: |o| o.claim_failure,
+        required: Ordering::Relaxed,
+        pairs_with: "nothing: as INDEX_LOAD, the value read is only the next guess",
+        why: "the retry re-reads the slot's stamp (Acquire) before touching the cell",
+    },
+    AccessSite {
+        site: "STAMP_LOAD",
+        operation: "load of the slot's stamp, made first, before claiming it (free for t in \
+                    send, full with h in recv)",
+        kind: AccessKind::Load,
+        ordering: |o| o.stamp_load,
+        required: Ordering::Acquire,
+        pairs_with: "STAMP_STORE (Release) of the slot's previous owner: the producer that wrote \
+                     position h (recv), or the consumer that emptied position t - capacity (send)",
+        why: "makes the previous owner's access to the value cell happen-before ours: a consumer \
+              reads the whole value its producer wrote (no torn or stale read), a producer \
+              overwrites the cell only after the previous value was moved out (no use after \
+              free); anything weaker is a data race on the cell",
+    },
+    AccessSite {
+        site: "STAMP_STORE",
+        operation: "store of the slot's next stamp after writing the value (full with t, send) \
+                    or moving it out (free for h + capacity, recv)",
+        kind: AccessKind::Store,
+        ordering: |o| o.stamp_store,
+        required: Ordering::Release,
+        pairs_with: "STAMP_LOAD (Acquire) of the slot's next owner",
+        why: "publishes the cell access sequenced before it; with STAMP_LOAD it is the only \
+              happens-before edge between two owners of a cell, so both halves are needed",
+    },
+    AccessSite {
+        site: "OTHER_INDEX_LOAD",
+        operation: "load of the opposite index (`head` in send, `tail` in recv), made only when \
+                    the slot's stamp says full/empty, after the SeqCst fence",
+        kind: AccessKind::Load,
+        ordering: |o| o.other_index_load,
+        required: Ordering::Relaxed,
+        pairs_with: "the SeqCst fence just before it, which orders it after the own-index load",
+        why: "Full/None is linearizable because the fence keeps the two index loads in order \
+              (mpmc.rs, \"Full and None are linearizable\"); the value carries no data, so it \
+              needs no Acquire",
+    },
+];

@@ -9,12 +9,30 @@
 //!
 //! ```text
 //! bit 0      : 1 = pinned, 0 = not pinned (then the whole word is 0)
-//! bits 1..   : the global epoch the participant observed when it pinned
+//! bits 1..   : the global epoch the participant observed when it pinned,
+//!              modulo 2^(usize::BITS - 1) (its top bit does not fit)
 //! ```
+//!
+//! Comparisons of a pin word with the global epoch are therefore made modulo
+//! 2^(usize::BITS - 1) ([`pinned_epoch_matches`]); comparing with the full
+//! epoch stalled the collector for good once the epoch reached 2^31 on a
+//! 32-bit target (2^63 on 64-bit).
+//!
+//! # Fences
+//!
+//! A pin publishes its word and then reads shared memory: a store-buffering
+//! handshake with the advancer, which reads every pin word. With
+//! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` available (Linux, not under
+//! Miri, loom or ThreadSanitizer) the pin issues only a compiler fence and
+//! the advancer pays the barrier (`crate::hazard::fence`, the same mechanism
+//! the hazard domains use); otherwise both sides issue `SeqCst` fences.
+//! `docs/rcu.md` §4 gives the full argument for both modes; the short form is
+//! beside each access below.
 
 use core::ptr;
 
 use super::deferred::{Bag, Deferred};
+use crate::hazard::fence as barrier;
 use crate::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::UnsafeCell;
 use crate::CachePadded;
@@ -28,9 +46,44 @@ const PINS_BETWEEN_COLLECT: usize = 128;
 #[cfg(any(loom, miri))]
 const PINS_BETWEEN_COLLECT: usize = 2;
 
+/// In the asymmetric mode a background advance attempt costs a
+/// `membarrier` (microseconds: it interrupts every CPU running a thread of
+/// the process). It is made only once this many deferred functions are
+/// sealed, or on a thread's every [`CHECKS_PER_FORCED_ADVANCE`]-th periodic
+/// check while any garbage is sealed (so a little garbage does not wait
+/// forever).
+#[cfg(not(any(loom, miri)))]
+const ADVANCE_BATCH: usize = 1024;
+#[cfg(any(loom, miri))]
+const ADVANCE_BATCH: usize = 2;
+
+/// See [`ADVANCE_BATCH`]: with the 128 pins between checks, one forced
+/// advance attempt per 4096 pins of a thread.
+#[cfg(not(any(loom, miri)))]
+const CHECKS_PER_FORCED_ADVANCE: usize = 32;
+#[cfg(any(loom, miri))]
+const CHECKS_PER_FORCED_ADVANCE: usize = 1;
+
+/// Mask of the epoch bits a pin word can hold.
+const WORD_EPOCH_MASK: usize = usize::MAX >> 1;
+
 #[inline]
-fn pinned_word(epoch: usize) -> usize {
+pub(crate) fn pinned_word(epoch: usize) -> usize {
     (epoch << 1) | 1
+}
+
+/// Whether the pin word `word` (pinned) shows the global epoch `global`.
+/// Compared modulo 2^(usize::BITS - 1): the word drops the epoch's top bit.
+#[inline]
+pub(crate) fn pinned_epoch_matches(word: usize, global: usize) -> bool {
+    (word >> 1) == (global & WORD_EPOCH_MASK)
+}
+
+/// `true` when epoch `a` is at least `b` (signed distance, so it survives
+/// the counter wrapping around).
+#[inline]
+pub(crate) fn epoch_at_least(a: usize, b: usize) -> bool {
+    (a.wrapping_sub(b) as isize) >= 0
 }
 
 /// One thread's record in one collector. Records live in a push-only list
@@ -51,6 +104,9 @@ pub(crate) struct Participant {
     pub(crate) bag_len: AtomicUsize,
     /// Statistics slots (owner-only writes, any-thread Relaxed reads).
     pub(crate) counters: [AtomicU64; COUNTERS],
+    /// The collector's fence mode, copied here so that a pin reads only its
+    /// own record's cache line. Immutable.
+    asymmetric: bool,
 }
 
 /// State only the owning thread touches.
@@ -61,10 +117,18 @@ pub(crate) struct LocalState {
     pub(crate) pins: usize,
     /// Deferred functions not yet sealed.
     pub(crate) bag: Bag,
+    /// Periodic checks since the last forced advance attempt (asymmetric
+    /// mode, see [`ADVANCE_BATCH`]).
+    pub(crate) checks: usize,
+    /// No thread-local cache owns this record: its thread exited while one
+    /// of its guards was still alive (kept in another thread-local), or it
+    /// is an ephemeral record taken for one guard during thread-local
+    /// destruction. The drop of the last guard releases it.
+    pub(crate) exited: bool,
 }
 
 impl Participant {
-    fn new_owned() -> Self {
+    fn new_owned(asymmetric: bool) -> Self {
         Self {
             epoch: AtomicUsize::new(0),
             in_use: AtomicBool::new(true),
@@ -73,9 +137,12 @@ impl Participant {
                 guards: 0,
                 pins: 0,
                 bag: Bag::new(),
+                checks: 0,
+                exited: false,
             }),
             bag_len: AtomicUsize::new(0),
             counters: core::array::from_fn(|_| AtomicU64::new(0)),
+            asymmetric,
         }
     }
 
@@ -113,16 +180,27 @@ pub(crate) struct Global {
     garbage_count: AtomicUsize,
     /// Head of the push-only participant list.
     participants: AtomicPtr<Participant>,
+    /// Whether pins use a compiler fence and advances a `membarrier`
+    /// (fixed at construction; see the module docs).
+    asymmetric: bool,
 }
 
 impl Global {
-    pub(crate) fn new() -> Self {
+    /// A collector state; `asymmetric` only if the process registered for
+    /// `membarrier` (see [`barrier::asymmetric_available`]).
+    pub(crate) fn new(asymmetric: bool) -> Self {
         Self {
             epoch: CachePadded::new(AtomicUsize::new(0)),
             garbage: core::array::from_fn(|_| CachePadded::new(AtomicPtr::new(ptr::null_mut()))),
             garbage_count: AtomicUsize::new(0),
             participants: AtomicPtr::new(ptr::null_mut()),
+            asymmetric: asymmetric && barrier::asymmetric_available(),
         }
+    }
+
+    /// Whether this collector uses the asymmetric (fence-free pin) mode.
+    pub(crate) fn asymmetric(&self) -> bool {
+        self.asymmetric
     }
 
     /// Iterates over every participant record ever created.
@@ -166,7 +244,7 @@ impl Global {
         if !found.is_null() {
             return found;
         }
-        let new = Box::into_raw(Box::new(Participant::new_owned()));
+        let new = Box::into_raw(Box::new(Participant::new_owned(self.asymmetric)));
         let mut head = self.participants.load(Ordering::Relaxed);
         loop {
             // SAFETY: `new` is ours alone until the CAS below publishes it.
@@ -196,6 +274,7 @@ impl Global {
         // SAFETY: precondition 1: we own `p`, so we may touch `local`.
         let bag = p.local.with_mut(|l| unsafe {
             debug_assert_eq!((*l).guards, 0);
+            (*l).exited = false;
             core::mem::replace(&mut (*l).bag, Bag::new())
         });
         p.bag_len.store(0, Ordering::Relaxed);
@@ -207,8 +286,11 @@ impl Global {
         p.in_use.store(false, Ordering::Release);
     }
 
-    /// Pins `p` if it is not pinned yet; returns `true` if this was the
-    /// outermost pin.
+    /// Pins `p` if it is not pinned yet. Returns `true` when a periodic
+    /// collection is due: the caller runs [`Global::periodic`] *after* it
+    /// has built the guard, so that a panicking destructor run there unwinds
+    /// through the guard's drop and unpins (running it here, before the guard
+    /// existed, left the thread pinned forever: issue 14, defect 1).
     ///
     /// # Safety
     /// 1. The calling thread owns `p`, and `p` belongs to `self`.
@@ -219,53 +301,105 @@ impl Global {
             (*l).guards += 1;
             (*l).guards == 1
         });
-        if outer {
-            // SeqCst: this load is in the single total order S together
-            // with the SeqCst epoch CAS in `try_advance` and the SeqCst
-            // loads in `push_bag`; docs/stack.md ("Why the epoch loads are
-            // SeqCst") shows that this makes the sealed epoch of any garbage
-            // this thread could still reach at least the epoch we pin with.
-            let global = self.epoch.load(Ordering::SeqCst);
-            p.epoch.store(pinned_word(global), Ordering::Relaxed);
-            // SeqCst fence: store-load barrier between publishing the pin
-            // and every load of the critical section. Pairs with the SeqCst
-            // fence in `try_advance` (an advancer that misses this pin is
-            // ordered before it in S, so our loads see every unlink it saw)
-            // and with the one in `push_bag`.
-            fence(Ordering::SeqCst);
-
-            // SAFETY: precondition 1: owner-only state.
-            let collect = p.local.with_mut(|l| unsafe {
-                (*l).pins = (*l).pins.wrapping_add(1);
-                (*l).pins % PINS_BETWEEN_COLLECT == 0
-            });
-            // Skip the participant walk entirely when there is no garbage.
-            if collect && self.garbage_count.load(Ordering::Relaxed) > 0 {
-                self.try_advance();
-                self.collect();
-            }
+        if !outer {
+            return false;
         }
-        outer
+        // Acquire: pairs with the release sequence of every sealing RMW in
+        // `push_bag` (all later writes to the epoch are RMWs: the advance
+        // CASes). If this load reads an epoch newer than the one a bag was
+        // sealed with, the sealer's unlinks happen before our critical
+        // section, which therefore cannot reach that garbage ("seal lemma",
+        // docs/rcu.md §4).
+        let global = self.epoch.load(Ordering::Acquire);
+        // Release: pairs with the advancer's Acquire (fence, or loads under
+        // TSan): every earlier critical section of this thread happens before
+        // an advance that reads this word. (A Relaxed store here left a gap
+        // in the C++20 model: the earlier unpin's release sequence does not
+        // continue through a later plain store of the same thread.) Free on
+        // x86 (a plain `mov`).
+        p.epoch.store(pinned_word(global), Ordering::Release);
+        // The store must be visible to an advancer before the critical
+        // section's loads read anything it freed: the store-buffering
+        // handshake with `try_advance`'s `barrier::heavy`. In the asymmetric
+        // mode only the compiler is stopped here and the advancer's
+        // membarrier runs the CPU barrier on this thread; otherwise a SeqCst
+        // fence pairing with the advancer's.
+        barrier::light(p.asymmetric);
+
+        // SAFETY: precondition 1: owner-only state.
+        p.local.with_mut(|l| unsafe {
+            (*l).pins = (*l).pins.wrapping_add(1);
+            (*l).pins % PINS_BETWEEN_COLLECT == 0
+        })
     }
 
-    /// Drops one pin of `p`; unpins when it was the last.
+    /// The periodic background work of every [`PINS_BETWEEN_COLLECT`]-th
+    /// pin: seal this thread's bag if it holds anything (so garbage of a
+    /// thread that defers rarely does not wait for the bag to fill), then
+    /// advance (paced in the asymmetric mode) and collect.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns `p`, `p` belongs to `self`, and `p` is
+    ///    pinned by a guard that unpins it if this unwinds.
+    #[cold]
+    #[inline(never)]
+    pub(crate) unsafe fn periodic(&self, p: &Participant) {
+        // SAFETY: precondition 1: owner-only state; no user code runs while
+        // the `&mut` is live.
+        let (bag, force) = p.local.with_mut(|l| unsafe {
+            (*l).checks = (*l).checks.wrapping_add(1);
+            let force = (*l).checks % CHECKS_PER_FORCED_ADVANCE == 0;
+            let bag = if (*l).bag.is_empty() {
+                None
+            } else {
+                Some(core::mem::replace(&mut (*l).bag, Bag::new()))
+            };
+            (bag, force)
+        });
+        if let Some(bag) = bag {
+            p.bag_len.store(0, Ordering::Relaxed);
+            self.push_bag(bag);
+        }
+        // Relaxed: a hint; skipping the walk when there is nothing sealed.
+        if self.garbage_count.load(Ordering::Relaxed) > 0 {
+            self.background_advance(force);
+            self.collect();
+        }
+    }
+
+    /// An advance attempt not asked for by the user. In the symmetric mode
+    /// always; in the asymmetric mode only when enough garbage waits to be
+    /// worth a membarrier, or when `force`d (see [`ADVANCE_BATCH`]).
+    fn background_advance(&self, force: bool) {
+        // Relaxed: a heuristic.
+        if !self.asymmetric || force || self.garbage_count.load(Ordering::Relaxed) >= ADVANCE_BATCH
+        {
+            self.try_advance();
+        }
+    }
+
+    /// Drops one pin of `p`; unpins when it was the last. Returns `true`
+    /// when the record must now be released by the caller: its thread
+    /// exited while this guard was alive (see `LocalState::exited`).
     ///
     /// # Safety
     /// 1. The calling thread owns `p`, and holds a pin on it taken with
     ///    [`Global::pin`].
     #[inline]
-    pub(crate) unsafe fn unpin(&self, p: &Participant) {
+    pub(crate) unsafe fn unpin(&self, p: &Participant) -> bool {
         // SAFETY: precondition 1: owner-only state.
-        let last = p.local.with_mut(|l| unsafe {
+        let (last, exited) = p.local.with_mut(|l| unsafe {
             (*l).guards -= 1;
-            (*l).guards == 0
+            ((*l).guards == 0, (*l).exited)
         });
         if last {
-            // Release pairs with the Acquire fence in `try_advance`: every
-            // access of the critical section happens before an advance that
-            // reads this store, and so before any free that advance allows.
+            // Release pairs with the advancer's Acquire fence (Acquire loads
+            // under TSan) in `try_advance`: every access of the critical
+            // section happens before an advance that reads this store, and
+            // so before any free that advance allows.
             p.epoch.store(0, Ordering::Release);
         }
+        last && exited
     }
 
     /// Adds `d` to `p`'s bag, sealing the bag into the global list when full.
@@ -273,10 +407,21 @@ impl Global {
     /// # Safety
     /// 1. The calling thread owns `p`, `p` belongs to `self`, and `p` is pinned.
     pub(crate) unsafe fn defer(&self, p: &Participant, d: Deferred) {
+        // Relaxed: a heuristic. With no sealed garbage in the collector
+        // nothing advances the epoch, so a bag that is not full would wait
+        // (possibly for ever, for a thread that defers rarely: an `Rcu`
+        // updated once an hour kept up to 30 old values alive). Then the bag
+        // is sealed at once; a busy collector (sealed garbage pending) lets
+        // bags fill as before.
+        let idle = self.garbage_count.load(Ordering::Relaxed) == 0;
         // SAFETY: precondition 1: owner-only state. No user code runs while
         // the `&mut` is live (moving a `Deferred` runs nothing).
         let full = p.local.with_mut(|l| unsafe {
             match (*l).bag.try_push(d) {
+                Ok(()) if idle => {
+                    p.bag_len.store(0, Ordering::Relaxed);
+                    Some(core::mem::replace(&mut (*l).bag, Bag::new()))
+                }
                 Ok(()) => {
                     p.bag_len.store((*l).bag.len(), Ordering::Relaxed);
                     None
@@ -293,7 +438,7 @@ impl Global {
         });
         if let Some(full) = full {
             self.push_bag(full);
-            self.try_advance();
+            self.background_advance(false);
             self.collect();
         }
     }
@@ -303,29 +448,35 @@ impl Global {
     /// # Safety
     /// 1. The calling thread owns `p` and `p` belongs to `self`.
     pub(crate) unsafe fn flush(&self, p: &Participant) {
+        // SAFETY: precondition 1.
+        unsafe { self.seal_own(p) };
+        self.try_advance();
+        self.collect();
+    }
+
+    /// Seals `p`'s bag (if non-empty) and returns the epoch it was sealed
+    /// with.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns `p` and `p` belongs to `self`.
+    pub(crate) unsafe fn seal_own(&self, p: &Participant) -> Option<usize> {
         // SAFETY: precondition 1: owner-only state.
         let bag = p
             .local
             .with_mut(|l| unsafe { core::mem::replace(&mut (*l).bag, Bag::new()) });
         p.bag_len.store(0, Ordering::Relaxed);
-        if !bag.is_empty() {
-            self.push_bag(bag);
+        if bag.is_empty() {
+            None
+        } else {
+            Some(self.push_bag(bag))
         }
-        self.try_advance();
-        self.collect();
     }
 
-    /// Seals `bag` with the current epoch and pushes it on the garbage list.
-    fn push_bag(&self, bag: Bag) {
+    /// Seals `bag` with the current epoch and pushes it on the garbage list;
+    /// returns the seal epoch.
+    fn push_bag(&self, bag: Bag) -> usize {
         let n = bag.len();
-        // SeqCst fence: orders every unlink of the garbage in `bag` (which
-        // happened before this call) before the epoch load below in S; pairs
-        // with the SeqCst fence in `pin`. A thread whose pin fence comes
-        // later in S sees the unlinks and cannot reach the garbage.
-        fence(Ordering::SeqCst);
-        // SeqCst: see `pin` — the sealed epoch must be at least the epoch of
-        // every thread that pinned before the fence above.
-        let epoch = self.epoch.load(Ordering::SeqCst);
+        let epoch = self.read_epoch_rmw();
         let node = Box::into_raw(Box::new(SealedBag {
             epoch,
             bag,
@@ -333,6 +484,24 @@ impl Global {
         }));
         self.garbage_count.fetch_add(n, Ordering::Relaxed);
         self.push_sealed(epoch % 3, node, node);
+        epoch
+    }
+
+    /// Reads the global epoch with a read-modify-write (`fetch_add(0)`).
+    ///
+    /// The seal lemma (docs/rcu.md §4): every unlink sequenced before this
+    /// call is visible to any pin that reads an epoch newer than the value
+    /// returned. This RMW is a release that heads a release sequence; every
+    /// later write to the epoch is an RMW (the advance CAS), so a pin's
+    /// Acquire load of a newer epoch synchronizes with it. No fence is needed
+    /// on the pinning side for this half, which is what lets the pin drop its
+    /// fence in the asymmetric mode. (The fence + load this replaces relied
+    /// on the pinner's SeqCst fence.)
+    pub(crate) fn read_epoch_rmw(&self) -> usize {
+        // SeqCst: AcqRel would do for the release-sequence argument; SeqCst
+        // keeps the RMW in S as well (free: it is a locked instruction on
+        // x86 either way).
+        self.epoch.fetch_add(0, Ordering::SeqCst)
     }
 
     /// Pushes the chain `first..=last` (linked through `next`) on list `i`.
@@ -353,18 +522,40 @@ impl Global {
 
     /// Advances the global epoch if every pinned participant has observed
     /// it; returns the global epoch after the attempt.
+    ///
+    /// If the asymmetric barrier fails (see `barrier::heavy`) the attempt
+    /// is skipped: no advance, so nothing is freed on the strength of it.
     pub(crate) fn try_advance(&self) -> usize {
-        // SeqCst: part of S (see `pin`).
-        let global = self.epoch.load(Ordering::SeqCst);
-        // SeqCst fence: pairs with the fence in `pin`. Either a pinner's
-        // fence precedes this one in S (then the loads below see its pin
-        // word) or it follows (then its critical section sees every unlink
-        // made before this fence).
-        fence(Ordering::SeqCst);
+        // Acquire: pairs with the release sequence of the sealing RMWs (see
+        // `read_epoch_rmw`): the unlinks of every bag sealed before the epoch
+        // reached `global` happen before this load, hence before the barrier
+        // below. That is what makes a pin that this walk misses see them.
+        let global = self.epoch.load(Ordering::Acquire);
+        // The reclaimer's side of the store-buffering handshake with `pin`
+        // (`barrier::light`). Symmetric: a SeqCst fence; either a pinner's
+        // fence precedes it in S (then the loads below see its pin word) or
+        // follows it (then its critical section sees every unlink ordered
+        // before this point). Asymmetric: fence, membarrier, fence; the
+        // kernel runs a full barrier on every CPU running one of our threads
+        // while the call is in progress: that barrier acts as the pinner's
+        // fence, wherever the pinner was in its program. If it came after the
+        // pin's store we see the store; if before, the pinner's later loads
+        // (the epoch load and the critical section) see everything before
+        // our first fence.
+        if !barrier::heavy(self.asymmetric) {
+            return global;
+        }
         let mut blocked = false;
         self.for_each_participant(|p| {
+            // Relaxed, then the Acquire fence below (the pairing with the
+            // Release stores in `pin`/`unpin`). Under ThreadSanitizer, which
+            // does not model fences, the load itself is Acquire so that it
+            // sees the same happens-before edge.
+            #[cfg(not(waitless_sanitize_thread))]
             let e = p.epoch.load(Ordering::Relaxed);
-            if e & 1 == 1 && (e >> 1) != global {
+            #[cfg(waitless_sanitize_thread)]
+            let e = p.epoch.load(Ordering::Acquire);
+            if e & 1 == 1 && !pinned_epoch_matches(e, global) {
                 blocked = true;
                 return false;
             }
@@ -373,16 +564,19 @@ impl Global {
         if blocked {
             return global;
         }
-        // Acquire fence: pairs with the Release store in `unpin`, so every
-        // critical section we saw as ended happens before the advance.
+        // Acquire fence: pairs with the Release stores in `unpin` and `pin`,
+        // so every critical section we saw as ended happens before the
+        // advance.
         fence(Ordering::Acquire);
-        // SeqCst (success): publishes the advance (release half, carrying
-        // the fence above to whoever reads the new epoch) and is in S.
+        // AcqRel (success): the release half carries the fence above to
+        // whoever reads the new epoch (`collect`); an RMW, so it continues
+        // the release sequences of the sealing RMWs. Acquire on failure: we
+        // return the value and callers compare with it.
         match self.epoch.compare_exchange(
             global,
             global.wrapping_add(1),
-            Ordering::SeqCst,
-            Ordering::SeqCst,
+            Ordering::AcqRel,
+            Ordering::Acquire,
         ) {
             Ok(_) => global.wrapping_add(1),
             Err(now) => now,
@@ -392,11 +586,28 @@ impl Global {
     /// Runs the sealed bags whose epoch is at least two behind the global
     /// one, from the list where they gather (see `garbage`).
     pub(crate) fn collect(&self) {
-        // Acquire pairs with the SeqCst (release) CAS in `try_advance`:
-        // everything the advancer ordered before the advance (the ended
-        // critical sections) happens before the frees below.
+        // Acquire pairs with the AcqRel CAS in `try_advance`: everything the
+        // advancer ordered before the advance (the ended critical sections)
+        // happens before the frees below.
         let global = self.epoch.load(Ordering::Acquire);
-        let list = &self.garbage[global.wrapping_add(1) % 3];
+        self.collect_list(global.wrapping_add(1) % 3, global);
+    }
+
+    /// Like [`collect`](Self::collect) but examines all three limbo lists,
+    /// so every sealed bag that is expired at `global` and not being run by
+    /// another thread right now runs.
+    pub(crate) fn collect_all(&self) {
+        // Acquire: as in `collect`.
+        let global = self.epoch.load(Ordering::Acquire);
+        for i in 0..3 {
+            self.collect_list(i, global);
+        }
+    }
+
+    /// Runs the expired bags of list `i` as of epoch `global` (which the
+    /// caller loaded with Acquire) and puts the others back.
+    fn collect_list(&self, i: usize, global: usize) {
+        let list = &self.garbage[i];
         if list.load(Ordering::Relaxed).is_null() {
             return;
         }
@@ -411,13 +622,13 @@ impl Global {
             // not `usize::MAX` steps in the past. (Treating that difference
             // as unsigned freed such bags at once — Miri caught it as a
             // use-after-free in the 8-thread stack test.)
-            if (global.wrapping_sub(epoch) as isize) >= 2 {
+            if epoch_at_least(global, epoch.wrapping_add(2)) {
                 // SAFETY: as above.
                 unsafe { (*cur).next = expired };
                 expired = cur;
             } else {
-                // Sealed at `global + 1` (its sealer saw a newer epoch than
-                // our load): not expired, put it back. Rare.
+                // Not expired yet: put it back on its list. No user code
+                // runs here, so a panic cannot lose the chain.
                 // SAFETY: as above; the node leaves our chain here.
                 unsafe { (*cur).next = ptr::null_mut() };
                 self.push_sealed(epoch % 3, cur, cur);
@@ -496,10 +707,22 @@ impl Drop for Global {
             }
         }
         let free = Free(records);
+        // One chain of all three lists, run by one `free_chain` (which keeps
+        // going if a function panics). Running the lists one by one lost
+        // the lists after a panicking one (found by the soak test).
+        let mut all: *mut SealedBag = ptr::null_mut();
         for list in &self.garbage {
-            let garbage = list.swap(ptr::null_mut(), Ordering::Relaxed);
-            free_chain(garbage, &self.garbage_count);
+            let mut cur = list.swap(ptr::null_mut(), Ordering::Relaxed);
+            while !cur.is_null() {
+                // SAFETY: `&mut self`: the chains are ours alone.
+                let next = unsafe { (*cur).next };
+                // SAFETY: as above.
+                unsafe { (*cur).next = all };
+                all = cur;
+                cur = next;
+            }
         }
+        free_chain(all, &self.garbage_count);
         drop(free);
     }
 }
@@ -515,7 +738,7 @@ mod tests {
     /// unsigned epoch difference made it look `usize::MAX` epochs old).
     #[test]
     fn a_bag_from_the_next_epoch_is_not_expired() {
-        let g = Global::new();
+        let g = Global::new(false);
         let ran = Arc::new(StdUsize::new(0));
         let mut bag = Bag::new();
         let r = Arc::clone(&ran);
@@ -541,5 +764,64 @@ mod tests {
         g.collect();
         assert_eq!(ran.load(Ordering::Relaxed), 1);
         assert_eq!(g.pending(), 0);
+    }
+
+    /// Defect 4: a pin word keeps the epoch without its top bit. Comparing
+    /// it with the full epoch stalled the collector for good after 2^31
+    /// advances on 32-bit targets (2^63 here): the counter is started just
+    /// below that point, and a participant pinned at the current epoch must
+    /// not block an advance on either side of it.
+    #[test]
+    fn the_epoch_advances_across_the_pin_words_top_bit() {
+        for strategy in [false, true] {
+            let g = Global::new(strategy);
+            // SAFETY: `register` returns a live record owned by this thread.
+            let p = unsafe { &*g.register() };
+            g.epoch.store(WORD_EPOCH_MASK - 1, Ordering::Relaxed);
+            for _ in 0..4 {
+                let before = g.epoch.load(Ordering::Relaxed);
+                // SAFETY: this thread owns `p`, a record of `g`.
+                unsafe { g.pin(p) };
+                let after = g.try_advance();
+                // SAFETY: as above; balances the pin.
+                unsafe { g.unpin(p) };
+                assert_eq!(
+                    after,
+                    before.wrapping_add(1),
+                    "a thread pinned at the current epoch {before:#x} blocked the advance"
+                );
+            }
+            assert!(g.epoch.load(Ordering::Relaxed) > WORD_EPOCH_MASK);
+            // SAFETY: owned by this thread, not pinned.
+            unsafe { g.release(p) };
+        }
+    }
+
+    /// The epoch counter itself wraps around `usize::MAX`: garbage sealed
+    /// just before the wrap expires exactly two advances later.
+    #[test]
+    fn garbage_expires_two_advances_after_its_seal_across_the_wrap() {
+        let g = Global::new(false);
+        g.epoch.store(usize::MAX - 1, Ordering::Relaxed);
+        let ran = Arc::new(StdUsize::new(0));
+        let mut bag = Bag::new();
+        let r = Arc::clone(&ran);
+        assert!(bag
+            .try_push(Deferred::new(move || {
+                r.fetch_add(1, Ordering::Relaxed);
+            }))
+            .is_ok());
+        assert_eq!(g.push_bag(bag), usize::MAX - 1);
+        g.try_advance(); // usize::MAX
+        g.collect_all();
+        assert_eq!(
+            ran.load(Ordering::Relaxed),
+            0,
+            "ran one advance after the seal"
+        );
+        g.try_advance(); // 0: wrapped
+        assert_eq!(g.epoch.load(Ordering::Relaxed), 0);
+        g.collect_all();
+        assert_eq!(ran.load(Ordering::Relaxed), 1);
     }
 }

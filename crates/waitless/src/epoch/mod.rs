@@ -40,16 +40,28 @@
 //!   when the collector is dropped). A small thread-local cache maps
 //!   collector → record; the hit path is one comparison.
 //! - **Pinning** is re-entrant. The outermost pin stores the epoch in the
-//!   thread's own record and issues one `SeqCst` fence; nested pins touch
-//!   only thread-owned state (no shared write, no fence).
+//!   thread's own record; nested pins touch only thread-owned state (no
+//!   shared write, no fence). Where the process can use
+//!   `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` (Linux; not under Miri,
+//!   loom or ThreadSanitizer) the pin issues only a compiler fence and the
+//!   thread that advances the epoch issues the membarrier (the asymmetric
+//!   scheme of liburcu's `memb` flavour and of [`crate::hazard`]); otherwise
+//!   the pin issues one `SeqCst` fence. [`Collector::with_strategy`] picks
+//!   one explicitly.
 //! - **Bags.** Deferred functions go into the thread's bag (31 entries). A
 //!   full bag is sealed with the global epoch and pushed on the collector's
 //!   lock-free garbage list; it runs once the global epoch is two past the
-//!   seal. Every 128th pin, and whenever a bag is sealed, the thread tries to
-//!   advance and collect; the walk over participants is skipped when there
-//!   is no sealed garbage.
+//!   seal. A bag that is not full is sealed too when the collector holds no
+//!   sealed garbage (nothing else would advance the epoch) and on the
+//!   thread's every 128th pin, so a thread that defers rarely does not keep
+//!   its garbage indefinitely. Every 128th pin, and whenever a bag is
+//!   sealed, the thread collects and tries to advance (in the asymmetric
+//!   mode an advance costs a membarrier, so background attempts wait for
+//!   1024 sealed functions or a thread's 4096th pin); the walk over
+//!   participants is skipped when there is no sealed garbage.
 //! - **Thread exit** hands the thread's bag to the collector and frees its
-//!   record for reuse. **Dropping a collector** runs every deferred function
+//!   record for reuse (if a guard of the thread is still alive in another
+//!   thread-local, the drop of its last guard does it). **Dropping a collector** runs every deferred function
 //!   it still holds and frees every record.
 //!
 //! # Long-lived guards
@@ -81,6 +93,7 @@ use deferred::Deferred;
 pub(crate) use internal::Participant;
 use internal::{Global, COUNTERS};
 
+pub use crate::hazard::FenceStrategy;
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::Arc;
 
@@ -113,8 +126,39 @@ const USER: usize = 2;
 /// assert_eq!(c.pending(), 1);
 /// ```
 pub struct Collector {
-    global: Box<Global>,
+    global: GlobalBox,
     token: Arc<Token>,
+}
+
+/// An owning pointer to the collector's `Global`, like a `Box` but without
+/// `Box`'s uniqueness: exiting threads may still hold a `&Global` (under
+/// the token's `USER` count, waited for in `Collector::drop`) while the
+/// `Collector` value itself is moved, e.g. into `drop`. Moving a `Box`
+/// asserts that nothing else points into it (Miri reported that as a data
+/// race between an exiting thread's hand-over and the move).
+struct GlobalBox(core::ptr::NonNull<Global>);
+
+impl GlobalBox {
+    fn new(g: Global) -> Self {
+        Self(core::ptr::NonNull::from(Box::leak(Box::new(g))))
+    }
+}
+
+impl core::ops::Deref for GlobalBox {
+    type Target = Global;
+    fn deref(&self) -> &Global {
+        // SAFETY: allocated in `new`, freed only in `drop`.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Drop for GlobalBox {
+    fn drop(&mut self) {
+        // SAFETY: from `Box::leak` in `new`; freed once. `Collector::drop`
+        // (which runs before its fields drop) waited for every thread that
+        // could still hold a reference.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
 }
 
 // SAFETY: `Collector` owns a `Global` made of atomics and of participant
@@ -129,13 +173,44 @@ unsafe impl Send for Collector {}
 unsafe impl Sync for Collector {}
 
 impl Collector {
-    /// A new, empty reclamation domain.
+    /// A new, empty reclamation domain, with the fence-free pin where the
+    /// process can use it ([`FenceStrategy::Asymmetric`]).
     pub fn new() -> Self {
+        Self::with_strategy(FenceStrategy::Asymmetric)
+    }
+
+    /// A new, empty reclamation domain with the given fence strategy.
+    ///
+    /// - [`FenceStrategy::Asymmetric`]: a pin issues only a compiler fence;
+    ///   a thread that advances the epoch issues
+    ///   `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` (microseconds), so
+    ///   background advances are batched (see the module docs). Falls back
+    ///   to symmetric where membarrier is unavailable, under Miri, loom and
+    ///   `cfg(waitless_sanitize_thread)`.
+    /// - [`FenceStrategy::Symmetric`]: a pin issues a `SeqCst` fence and
+    ///   advances are cheap; better for structures that retire on almost
+    ///   every operation and pin little more often than they retire.
+    ///
+    /// ```
+    /// use waitless::epoch::{Collector, FenceStrategy};
+    /// let c = Collector::with_strategy(FenceStrategy::Symmetric);
+    /// assert_eq!(c.strategy(), FenceStrategy::Symmetric);
+    /// ```
+    pub fn with_strategy(strategy: FenceStrategy) -> Self {
         Self {
-            global: Box::new(Global::new()),
+            global: GlobalBox::new(Global::new(strategy == FenceStrategy::Asymmetric)),
             token: Arc::new(Token {
                 state: AtomicUsize::new(LIVE),
             }),
+        }
+    }
+
+    /// The fence strategy in effect.
+    pub fn strategy(&self) -> FenceStrategy {
+        if self.global.asymmetric() {
+            FenceStrategy::Asymmetric
+        } else {
+            FenceStrategy::Symmetric
         }
     }
 
@@ -147,13 +222,19 @@ impl Collector {
             Some(p) => {
                 // SAFETY: `participant` returned this thread's record in
                 // this collector (owned by this thread, alive while `self`).
-                unsafe { self.global.pin(&*p) };
-                Guard {
+                let due = unsafe { self.global.pin(&*p) };
+                let guard = Guard {
                     collector: self,
                     participant: p,
-                    ephemeral: false,
                     _not_send: PhantomData,
+                };
+                if due {
+                    // After the guard exists: if a deferred function panics
+                    // in there, unwinding drops the guard and unpins.
+                    // SAFETY: our record, pinned by `guard`.
+                    unsafe { self.global.periodic(&*p) };
                 }
+                guard
             }
             None => self.pin_ephemeral(),
         }
@@ -164,14 +245,22 @@ impl Collector {
     #[cold]
     fn pin_ephemeral(&self) -> Guard<'_> {
         let p = self.global.register();
+        // SAFETY: `register` made this thread the owner of `p`; marking it
+        // exited makes the drop of its last (only) guard release it.
+        unsafe { (*p).local.with_mut(|l| (*l).exited = true) };
         // SAFETY: `register` made this thread the owner of `p`.
-        unsafe { self.global.pin(&*p) };
-        Guard {
+        let due = unsafe { self.global.pin(&*p) };
+        let guard = Guard {
             collector: self,
             participant: p,
-            ephemeral: true,
             _not_send: PhantomData,
+        };
+        if due {
+            // SAFETY: our record, pinned by `guard` (which unpins and
+            // releases it if this unwinds).
+            unsafe { self.global.periodic(&*p) };
         }
+        guard
     }
 
     /// The global epoch (a counter; it wraps after `usize::MAX` advances).
@@ -239,11 +328,23 @@ impl Collector {
         }
     }
 
-    /// Waits for a grace period: returns once every thread that was pinned
-    /// in this collector when the call began has unpinned, after sealing the
-    /// caller's own bag and running everything that became safe. Blocks
-    /// (spinning, then yielding) while such a thread stays pinned — this is
-    /// the one blocking call of the module, meant for RCU-style writers.
+    /// Waits for a grace period, then runs what it made safe.
+    ///
+    /// When it returns:
+    /// - every guard of this collector that could still reach memory
+    ///   unlinked before the call (a write that happens before the call) has
+    ///   been dropped, and everything those guards did happens before the
+    ///   return;
+    /// - everything deferred into this collector whose deferral happens
+    ///   before the call (this thread's bag included; other threads' bags
+    ///   once they are sealed — a thread's unsealed bag is its own until it
+    ///   fills, flushes, pins 128 times or exits) has run, unless another
+    ///   thread's collection took it off the garbage lists at that moment and
+    ///   is running it (then that thread finishes it).
+    ///
+    /// Blocks (spinning, then yielding) while such a guard stays alive —
+    /// the one blocking call of the module, meant for RCU-style writers. A
+    /// guard leaked with `mem::forget` makes it wait forever.
     ///
     /// # Panics
     /// If the calling thread is pinned in this collector (it would wait for
@@ -260,6 +361,7 @@ impl Collector {
     /// assert!(ran.load(Ordering::Relaxed), "what was deferred before is run");
     /// ```
     pub fn synchronize(&self) {
+        let mut sealed = None;
         if let Some(p) = local::participant(self) {
             // SAFETY: `p` is this thread's record in this collector.
             let pinned = unsafe { &*p }.local.with(|l| {
@@ -272,18 +374,28 @@ impl Collector {
                  collector: it would wait for itself forever"
             );
             // SAFETY: this thread owns `p`, a record of this collector.
-            unsafe { self.global.flush(&*p) };
+            sealed = unsafe { self.global.seal_own(&*p) };
         }
-        // SeqCst: in S with the pins' epoch loads and the advance CAS (see
-        // `internal::Global::pin`): a thread whose pin precedes this load
+        // An RMW read of the epoch (the seal lemma, docs/rcu.md §4): a
+        // guard that can still reach memory unlinked before this point
         // pinned with an epoch <= `start`, so it blocks the advance from
         // `start + 1` to `start + 2` until it unpins.
-        let start = self.global.epoch.load(Ordering::SeqCst);
+        let start = self.global.read_epoch_rmw();
+        // Our own bag may have been sealed one epoch later than `start`
+        // (an advance in between); it runs once the epoch is two past it.
+        let base = match sealed {
+            Some(s) if internal::epoch_at_least(s, start) => s,
+            _ => start,
+        };
+        let target = base.wrapping_add(2);
         let backoff = crate::Backoff::new();
         loop {
             let now = self.global.try_advance();
-            self.global.collect();
-            if (now.wrapping_sub(start) as isize) >= 2 {
+            // Run the expired bags of every limbo list, not only the one
+            // `collect` looks at: another thread may have advanced past
+            // epochs at which nobody collected.
+            self.global.collect_all();
+            if internal::epoch_at_least(now, target) {
                 break;
             }
             backoff.snooze();
@@ -354,7 +466,9 @@ impl Drop for Collector {
 pub struct Guard<'a> {
     collector: &'a Collector,
     participant: *const Participant,
-    ephemeral: bool,
+    // No other field: two words are returned in registers. (A `bool` here,
+    // written as a byte and copied as a word, cost a store-forwarding stall
+    // that was most of a fence-free pin's time.)
     _not_send: PhantomData<*mut ()>,
 }
 
@@ -484,10 +598,14 @@ impl Drop for Guard<'_> {
     fn drop(&mut self) {
         let p = self.participant();
         // SAFETY: this guard holds one pin on the thread's own record.
-        unsafe { self.collector.global.unpin(p) };
-        if self.ephemeral {
-            // SAFETY: the ephemeral record is owned by this thread and its
-            // only guard is this one, now unpinned.
+        let orphaned = unsafe { self.collector.global.unpin(p) };
+        // `orphaned`: this was the last guard of a record that no
+        // thread-local cache owns (an ephemeral record of a pin during
+        // thread-local destruction, or the record of a thread whose cache
+        // was destroyed while this guard lived).
+        if orphaned {
+            // SAFETY: the record is owned by this thread and has no guard
+            // left.
             unsafe { self.collector.global.release(p) };
         }
     }
@@ -638,13 +756,20 @@ mod local {
         // the record.
         let (g, p) = unsafe { (&*e.global, &*e.participant) };
         // SAFETY: owner-only state of our own record.
-        let guards = p.local.with(|l| unsafe { (*l).guards });
+        let guards = p.local.with_mut(|l| unsafe {
+            if (*l).guards > 0 {
+                // A guard still alive here (kept in another thread-local
+                // that is destroyed later): its drop releases the record
+                // (see `Guard::drop`). The guard borrows the collector, so
+                // the collector is alive then.
+                (*l).exited = true;
+            }
+            (*l).guards
+        });
         if guards == 0 {
             // SAFETY: we own `p`, it belongs to `g`, and it is not pinned.
             unsafe { g.release(p) };
         }
-        // A guard still alive here (kept in another thread-local) keeps the
-        // record: it stays in use until the collector drops.
         //
         // Release pairs with the Acquire load in `Collector::drop`: our
         // hand-over happens before the collector frees anything.
@@ -653,7 +778,7 @@ mod local {
 }
 
 #[cfg(all(test, not(loom)))]
-mod tests;
+pub(crate) mod tests;
 
 #[cfg(all(test, loom))]
 mod loom_tests;

@@ -26,25 +26,37 @@ fn pin_is_reentrant_and_unpins_on_last_drop() {
 
 #[test]
 fn deferred_runs_only_after_two_advances() {
-    let c = Collector::new();
-    let ran = StdArc::new(StdUsize::new(0));
-    let e0 = c.epoch();
-    {
-        let g = c.pin();
-        g.defer(counter_closure(&ran));
+    for strategy in [FenceStrategy::Asymmetric, FenceStrategy::Symmetric] {
+        let c = Collector::with_strategy(strategy);
+        let ran = StdArc::new(StdUsize::new(0));
+        let e0 = c.epoch();
+        {
+            let g = c.pin();
+            g.defer(counter_closure(&ran));
+        }
+        assert_eq!(c.pending(), 1);
+        // Sealed at `e0` (at once, the collector being idle, or by the
+        // flush); the symmetric mode may also have advanced once already.
+        c.flush();
+        let mut steps = 0;
+        loop {
+            if ran.load(O::Relaxed) == 1 {
+                assert!(
+                    c.epoch().wrapping_sub(e0) >= 2,
+                    "ran before two advances past its seal"
+                );
+                break;
+            }
+            assert!(
+                c.epoch().wrapping_sub(e0) < 3,
+                "not run although three advances passed"
+            );
+            c.try_advance();
+            steps += 1;
+            assert!(steps < 10, "garbage never collected");
+        }
+        assert_eq!(c.pending(), 0);
     }
-    assert_eq!(c.pending(), 1);
-    c.flush();
-    assert_eq!(ran.load(O::Relaxed), 0, "not run before two advances");
-    // Advance until collected: must take at least two advances past the seal.
-    let mut steps = 0;
-    while ran.load(O::Relaxed) == 0 {
-        c.try_advance();
-        steps += 1;
-        assert!(steps < 10, "garbage never collected");
-    }
-    assert!(c.epoch().wrapping_sub(e0) >= 2);
-    assert_eq!(c.pending(), 0);
 }
 
 #[test]
@@ -276,4 +288,293 @@ fn synchronize_while_pinned_panics() {
     let c = Collector::new();
     let _g = c.pin();
     c.synchronize();
+}
+
+// ---------------------------------------------------------------------
+// Regression tests of issue 14 (each failed on the code before the fix;
+// see docs/reliability.md for how each failed).
+// ---------------------------------------------------------------------
+
+/// Runs `f` on a helper thread and fails with a message (instead of hanging
+/// the suite) if it does not finish within `secs` seconds. The deadline only
+/// turns a hang into a failure; no assertion depends on timing.
+pub(crate) fn within<F: FnOnce() + Send + 'static>(secs: u64, what: &str, f: F) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = std::thread::spawn(move || {
+        f();
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+        Ok(()) => h.join().unwrap(),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            // `f` panicked: re-raise its panic here.
+            if let Err(e) = h.join() {
+                std::panic::resume_unwind(e);
+            }
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: did not finish within {secs} s (hang)")
+        }
+    }
+}
+
+/// Defect 1: a deferred function that panics inside a pin's periodic
+/// collection must not leave the thread pinned (the collection used to run
+/// before the guard existed, so unwinding skipped the unpin and the epoch
+/// never advanced again).
+#[test]
+fn a_panic_in_the_pins_background_collection_does_not_leave_the_thread_pinned() {
+    let c = Collector::new();
+    {
+        let g = c.pin();
+        g.defer(|| panic!("deferred destructor panics"));
+        g.flush();
+    }
+    let mut panicked = false;
+    for _ in 0..if cfg!(miri) { 64 } else { 20_000 } {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(c.pin())));
+        if r.is_err() {
+            panicked = true;
+            break;
+        }
+    }
+    assert!(panicked, "the periodic collection never ran the function");
+    let before = c.epoch();
+    c.try_advance();
+    c.try_advance();
+    assert!(
+        c.epoch().wrapping_sub(before) >= 2,
+        "the epoch no longer advances: the thread stayed pinned after the panic"
+    );
+    // And a grace period completes (from another thread, with a deadline).
+    let c = StdArc::new(c);
+    let c2 = StdArc::clone(&c);
+    within(60, "synchronize after a panicking collection", move || {
+        c2.synchronize()
+    });
+}
+
+/// Defect 5: a thread that exits while one of its guards is still alive
+/// (kept in a thread-local destroyed after the collector's cache) must not
+/// leak its record: the last guard's drop releases it, and the next thread
+/// reuses it.
+#[test]
+fn a_guard_outliving_its_threads_cache_releases_the_record() {
+    static C: std::sync::OnceLock<Collector> = std::sync::OnceLock::new();
+    let c: &'static Collector = C.get_or_init(Collector::new);
+    std::thread_local! {
+        static HOLDER: core::cell::RefCell<Option<Guard<'static>>> =
+            const { core::cell::RefCell::new(None) };
+    }
+    let ran = StdArc::new(StdUsize::new(0));
+    let r2 = StdArc::clone(&ran);
+    let first = std::thread::spawn(move || {
+        // Register HOLDER's destructor before the collector's thread-local
+        // cache exists: destructors run in reverse order of registration, so
+        // the cache is destroyed first, while the guard is still alive.
+        HOLDER.with(|h| assert!(h.borrow().is_none()));
+        let g = c.pin();
+        g.defer(counter_closure(&r2));
+        let addr = g.participant() as *const Participant as usize;
+        HOLDER.with(|h| *h.borrow_mut() = Some(g));
+        addr
+    })
+    .join()
+    .unwrap();
+    let second = std::thread::spawn(move || c.pin().participant() as *const Participant as usize)
+        .join()
+        .unwrap();
+    assert_eq!(
+        first, second,
+        "the record of the thread that exited with a live guard was leaked"
+    );
+    c.synchronize();
+    assert_eq!(ran.load(O::Relaxed), 1, "its bag was handed over and run");
+}
+
+/// Defect 6: a thread that defers rarely while the collector is busy (its
+/// bag never fills) must not keep its garbage forever: its periodic pin
+/// seals the bag.
+#[test]
+fn a_bag_that_never_fills_is_sealed_and_run() {
+    let c = Collector::new();
+    let first = StdArc::new(StdUsize::new(0));
+    let rare = StdArc::new(StdUsize::new(0));
+    {
+        let g = c.pin();
+        g.defer(counter_closure(&first));
+        g.flush(); // sealed garbage pending: the collector is busy
+        g.defer(counter_closure(&rare)); // one item in a 31-item bag
+    }
+    for _ in 0..if cfg!(miri) { 64 } else { 50_000 } {
+        drop(c.pin());
+        if rare.load(O::Relaxed) == 1 {
+            break;
+        }
+    }
+    assert_eq!(first.load(O::Relaxed), 1);
+    assert_eq!(
+        rare.load(O::Relaxed),
+        1,
+        "a deferred function in a bag that never fills was never run"
+    );
+}
+
+/// Defect 7: `synchronize` promises to run everything that became safe;
+/// it used to collect only the limbo list of each epoch it advanced through
+/// itself, so when another thread advanced in between (here: a deferred
+/// function that advances twice, run by the synchronizing thread's own first
+/// collection) a bag that was already expired on the skipped list stayed.
+#[test]
+fn synchronize_runs_expired_garbage_on_every_list() {
+    static C: std::sync::OnceLock<Collector> = std::sync::OnceLock::new();
+    let c: &'static Collector = C.get_or_init(Collector::new);
+    let ran = StdArc::new(StdUsize::new(0));
+    let (pinned, go) = (
+        StdArc::new(std::sync::Barrier::new(2)),
+        StdArc::new(std::sync::Barrier::new(2)),
+    );
+    // A reader pinned at the current epoch `e`: it lets `e -> e + 1` pass
+    // and blocks `e + 1 -> e + 2`, so the flushes below cannot collect.
+    let blocker = {
+        let (pinned, go) = (StdArc::clone(&pinned), StdArc::clone(&go));
+        std::thread::spawn(move || {
+            let g = c.pin();
+            pinned.wait();
+            go.wait();
+            drop(g);
+        })
+    };
+    pinned.wait();
+    let e = c.epoch();
+    {
+        let g = c.pin();
+        g.defer(counter_closure(&ran)); // X
+        g.flush(); // X sealed at e; epoch e + 1
+        g.defer(|| {
+            // B: run by the synchronizing thread; advances twice.
+            let c = C.get().unwrap();
+            c.global.try_advance();
+            c.global.try_advance();
+        });
+        g.flush(); // B sealed at e + 1; the advance is blocked
+    }
+    assert_eq!(c.epoch(), e + 1);
+    go.wait();
+    blocker.join().unwrap();
+    c.global.try_advance(); // E = e + 2, nothing collected
+    assert_eq!(c.epoch(), e + 2);
+    assert_eq!(ran.load(O::Relaxed), 0);
+    // A thread with no record in `c` synchronizes.
+    std::thread::spawn(move || c.synchronize()).join().unwrap();
+    assert_eq!(
+        ran.load(O::Relaxed),
+        1,
+        "synchronize returned without running garbage that had become safe"
+    );
+}
+
+/// Hostile input: a guard of one collector cannot be used to defer into
+/// another (the API ties `defer` to the guard's own collector), and pinning
+/// two collectors at once keeps them independent.
+#[test]
+fn guards_of_two_collectors_are_independent() {
+    let a = Collector::new();
+    let b = Collector::new();
+    let ran = StdArc::new(StdUsize::new(0));
+    let ga = a.pin();
+    let gb = b.pin();
+    ga.defer(counter_closure(&ran));
+    drop(gb);
+    // `b` can complete grace periods while `a` is pinned here.
+    within(60, "synchronize of another collector while pinned", {
+        let b = StdArc::new(b);
+        move || b.synchronize()
+    });
+    assert_eq!(a.pending(), 1);
+    drop(ga);
+    a.synchronize();
+    assert_eq!(ran.load(O::Relaxed), 1);
+}
+
+/// Hostile input: a deferred closure that panics propagates its panic out
+/// of the call that ran it, leaves the collector usable, and loses nothing
+/// else deferred.
+#[test]
+fn a_panicking_deferred_closure_loses_nothing_else() {
+    let c = Collector::new();
+    let ran = StdArc::new(StdUsize::new(0));
+    {
+        let g = c.pin();
+        g.defer(|| panic!("boom"));
+        for _ in 0..5 {
+            g.defer(counter_closure(&ran));
+        }
+        g.flush();
+    }
+    let mut panics = 0;
+    for _ in 0..8 {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.synchronize())).is_err() {
+            panics += 1;
+        }
+    }
+    assert_eq!(panics, 1, "the panic propagated exactly once");
+    assert_eq!(ran.load(O::Relaxed), 5);
+    assert_eq!(c.pending(), 0);
+}
+
+#[test]
+fn strategies_are_reported_and_both_reclaim() {
+    for s in [FenceStrategy::Asymmetric, FenceStrategy::Symmetric] {
+        let c = Collector::with_strategy(s);
+        if s == FenceStrategy::Symmetric || cfg!(any(miri, not(target_os = "linux"))) {
+            assert_eq!(c.strategy(), FenceStrategy::Symmetric);
+        }
+        let ran = StdArc::new(StdUsize::new(0));
+        c.pin().defer(counter_closure(&ran));
+        c.synchronize();
+        assert_eq!(ran.load(O::Relaxed), 1);
+    }
+}
+
+/// Found by the soak test: dropping a collector whose garbage lists hold a
+/// panicking function must still run every other function (it used to
+/// stop at the list holding the panicking one).
+#[test]
+fn dropping_a_collector_with_a_panicking_function_runs_all_the_rest() {
+    let ran = StdArc::new(StdUsize::new(0));
+    let c = Collector::with_strategy(FenceStrategy::Symmetric);
+    // Bags sealed at three successive epochs: one on each limbo list, and
+    // a blocker keeps them from being collected before the drop.
+    let pinned = StdArc::new(std::sync::Barrier::new(2));
+    let go = StdArc::new(std::sync::Barrier::new(2));
+    std::thread::scope(|s| {
+        let (p2, g2) = (StdArc::clone(&pinned), StdArc::clone(&go));
+        let c = &c;
+        s.spawn(move || {
+            let g = c.pin();
+            p2.wait();
+            g2.wait();
+            drop(g);
+        });
+        pinned.wait();
+        for i in 0..3 {
+            let g = c.pin();
+            if i == 0 {
+                g.defer(|| panic!("deferred panic at drop"));
+            }
+            g.defer(counter_closure(&ran));
+            g.flush();
+            drop(g);
+            c.global.try_advance();
+        }
+        go.wait();
+    });
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(c)));
+    assert!(r.is_err(), "the panic propagates");
+    assert_eq!(
+        ran.load(O::Relaxed),
+        3,
+        "functions after the panicking one were lost"
+    );
 }

@@ -42,6 +42,9 @@ pub(crate) struct Local {
     retired: UnsafeCell<Vec<Retired>>,
     /// `retired.len()`, readable by anyone (statistics only).
     pending: AtomicUsize,
+    /// The shared state this record belongs to (records are freed only with
+    /// it, so the pointer is valid as long as the record is). Immutable.
+    shared: *const Shared,
 }
 
 /// A retired object and the function that frees it.
@@ -51,8 +54,9 @@ struct Retired {
 }
 
 impl Local {
-    fn new() -> Self {
+    fn new(shared: *const Shared) -> Self {
         Self {
+            shared,
             slots: core::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             in_use: AtomicBool::new(true),
             next: ptr::null(),
@@ -124,9 +128,28 @@ impl Local {
         }
     }
 
+    /// Gives the record up. Its retired objects stay in it and are counted
+    /// as *orphaned* domain-wide: the next scan of any thread claims the
+    /// free record (a CAS on `in_use`, like `Shared::acquire`) and adopts
+    /// them. (Before, they stayed until a thread happened to reuse that very
+    /// record, possibly never.) The record's `retired` list is not touched
+    /// here: `Domain::drop` may be draining it concurrently when a thread's
+    /// thread-local destructor runs after the domain was dropped (a scoped
+    /// thread is joined before its destructors run); ThreadSanitizer found
+    /// that race in a first version that moved the list here.
+    ///
+    /// The caller owns the record (precondition of every call site).
     fn release(&self) {
-        // Release: pairs with the Acquire CAS in `Shared::acquire`, handing
-        // `mask`, `cached` and `retired` to the next owner.
+        // Relaxed: `pending` mirrors the owner's own list length; the
+        // orphan count is a trigger heuristic, corrected by `adopt`.
+        let n = self.pending.load(Ordering::Relaxed);
+        if n > 0 {
+            // SAFETY: `shared` outlives every record (see the field).
+            unsafe { (*self.shared).orphaned.fetch_add(n, Ordering::Relaxed) };
+        }
+        // Release: pairs with the Acquire CAS in `Shared::acquire` and in
+        // `Shared::adopt`, handing `mask`, `cached` and `retired` to the next
+        // owner.
         self.in_use.store(false, Ordering::Release);
     }
 }
@@ -136,6 +159,11 @@ pub(crate) struct Shared {
     head: AtomicPtr<Local>,
     records: AtomicUsize,
     asymmetric: bool,
+    /// Retired objects left in released records (the domain-wide part of
+    /// the scan trigger). Approximate: a heuristic, never a safety input.
+    orphaned: AtomicUsize,
+    /// Scans that freed nothing because the heavy barrier failed.
+    skipped_scans: AtomicUsize,
 }
 
 // SAFETY: `Shared` is a list of `Local`s reached through atomics. Every field
@@ -168,7 +196,7 @@ impl Shared {
             }
             p = l.next;
         }
-        let new = Box::into_raw(Box::new(Local::new()));
+        let new = Box::into_raw(Box::new(Local::new(self)));
         self.records.fetch_add(1, Ordering::Relaxed);
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
@@ -199,12 +227,71 @@ impl Shared {
         }
     }
 
-    /// Frees what `local`'s retired list holds and no slot protects.
+    /// Objects left in released records (Relaxed: a trigger heuristic).
+    fn orphaned(&self) -> usize {
+        self.orphaned.load(Ordering::Relaxed)
+    }
+
+    /// Claims every free record that still holds retired objects and moves
+    /// them into `local`'s list.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns `local`.
+    unsafe fn adopt(&self, local: &Local) {
+        if self.orphaned() == 0 {
+            return;
+        }
+        // Acquire: pairs with the Release head CAS in `acquire`.
+        let mut p = self.head.load(Ordering::Acquire).cast_const();
+        while !p.is_null() {
+            // SAFETY: records are never freed while `self` lives.
+            let r = unsafe { &*p };
+            // Acquire on success: pairs with `Local::release`: the previous
+            // owner's writes to `retired` happen before our take below.
+            if !core::ptr::eq(r, local)
+                && r.pending.load(Ordering::Relaxed) > 0
+                && !r.in_use.load(Ordering::Relaxed)
+                && r.in_use
+                    .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                // SAFETY: we own `r` now.
+                let list = r.retired.with_mut(|l| unsafe { core::mem::take(&mut *l) });
+                r.pending.store(0, Ordering::Relaxed);
+                // `fetch_update` never underflows: release added at least
+                // this much (a concurrent `release` may not have added yet).
+                let _ = self
+                    .orphaned
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
+                        Some(o.saturating_sub(list.len()))
+                    });
+                // Release: hands the (now empty) record to its next owner.
+                r.in_use.store(false, Ordering::Release);
+                // SAFETY: precondition 1; no user code runs in the borrow.
+                local.retired.with_mut(|l| unsafe {
+                    (*l).extend(list);
+                    local.pending.store((*l).len(), Ordering::Relaxed);
+                });
+            }
+            p = r.next;
+        }
+    }
+
+    /// Frees what `local`'s retired list (plus the adopted orphans) holds
+    /// and no slot protects.
     ///
     /// # Safety
     /// 1. The calling thread owns `local`.
     unsafe fn scan(&self, local: &Local) {
-        fence::heavy(self.asymmetric);
+        // SAFETY: precondition 1.
+        unsafe { self.adopt(local) };
+        if !fence::heavy(self.asymmetric) {
+            // The barrier failed: a reader's hazard may be invisible to the
+            // slot loads below, so free nothing this round (always safe).
+            // Everything stays in `local`'s list for the next scan.
+            self.skipped_scans.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let mut hazards: Vec<*mut u8> = Vec::new();
         // Acquire: pairs with the Release head CAS in `acquire`.
         let mut p = self.head.load(Ordering::Acquire).cast_const();
@@ -270,25 +357,36 @@ impl Shared {
     /// 1. No hazard pointer of this domain is alive and no thread retires
     ///    into it concurrently (the caller holds `&mut Domain`).
     unsafe fn drain(&self) {
+        /// If a deleter panics, the rest is still freed while unwinding (a
+        /// second panic then aborts, as for any destructor). Before, the
+        /// objects after the panicking one, and every later record's, leaked
+        /// (found by the soak test).
+        struct Again<'a>(&'a Shared);
+        impl Drop for Again<'_> {
+            fn drop(&mut self) {
+                // SAFETY: the precondition of the `drain` that armed us.
+                unsafe { self.0.drain() }
+            }
+        }
         let mut p = self.head.load(Ordering::Acquire).cast_const();
         while !p.is_null() {
             // SAFETY: records are never freed while `self` lives.
             let l = unsafe { &*p };
             loop {
                 // SAFETY: precondition 1 gives us exclusive access; the
-                // borrow ends before the deleters run (they may retire more).
-                let list = l.retired.with_mut(|r| unsafe { core::mem::take(&mut *r) });
-                if list.is_empty() {
-                    break;
-                }
-                for r in list {
-                    // SAFETY: precondition 1: nothing can protect `r` any more.
-                    unsafe { (r.deleter)(r.ptr) };
-                }
+                // borrow ends before the deleter runs (it may retire more).
+                let next = l.retired.with_mut(|r| unsafe { (*r).pop() });
+                let Some(r) = next else { break };
+                let again = Again(self);
+                // SAFETY: precondition 1: nothing can protect `r` any more;
+                // it was popped, so its deleter runs once.
+                unsafe { (r.deleter)(r.ptr) };
+                core::mem::forget(again);
             }
             l.pending.store(0, Ordering::Relaxed);
             p = l.next;
         }
+        self.orphaned.store(0, Ordering::Relaxed);
     }
 }
 
@@ -378,6 +476,8 @@ impl Domain {
                 head: AtomicPtr::new(ptr::null_mut()),
                 records: AtomicUsize::new(0),
                 asymmetric,
+                orphaned: AtomicUsize::new(0),
+                skipped_scans: AtomicUsize::new(0),
             }),
         }
     }
@@ -418,8 +518,16 @@ impl Domain {
         self.shared.records.load(Ordering::Relaxed)
     }
 
-    /// Retired objects not yet freed, summed over all records (a snapshot
-    /// that may be stale by the time it returns).
+    /// Scans of this domain that freed nothing because the heavy barrier
+    /// (`membarrier`) failed; each such scan kept everything for the next.
+    pub fn skipped_scans(&self) -> usize {
+        // Relaxed: a statistic.
+        self.shared.skipped_scans.load(Ordering::Relaxed)
+    }
+
+    /// Retired objects not yet freed, summed over all records (those of
+    /// exited threads included; a snapshot that may be stale by the time it
+    /// returns).
     pub fn pending(&self) -> usize {
         let mut n = 0;
         let mut p = self.shared.head.load(Ordering::Acquire).cast_const();
@@ -434,6 +542,12 @@ impl Domain {
 
     pub(crate) fn asymmetric(&self) -> bool {
         self.shared.asymmetric
+    }
+
+    /// The current scan threshold (for tests).
+    #[cfg(test)]
+    pub(crate) fn threshold(&self) -> usize {
+        self.shared.threshold()
     }
 
     /// The calling thread's record for this domain, and whether it is the
@@ -498,7 +612,7 @@ impl Domain {
         let l = unsafe { local.as_ref() };
         // SAFETY: we own `l`.
         let len = l.retired.with(|r| unsafe { (*r).len() });
-        if len >= self.shared.threshold() {
+        if len + self.shared.orphaned() >= self.shared.threshold() {
             // SAFETY: we own `l`.
             unsafe { self.shared.scan(l) };
         }
@@ -527,7 +641,10 @@ impl Domain {
             (*r).len()
         });
         l.pending.store(len, Ordering::Relaxed);
-        if may_scan && len >= self.shared.threshold() {
+        // The trigger counts the domain-wide orphan list too, so garbage
+        // left by exited threads is adopted and freed by whichever thread
+        // retires next, not only by a thread that reuses that record.
+        if may_scan && len + self.shared.orphaned() >= self.shared.threshold() {
             // SAFETY: we own `l`.
             unsafe { self.shared.scan(l) };
         }

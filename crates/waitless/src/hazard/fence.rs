@@ -29,6 +29,11 @@
 //! lives outside the language memory model (it is a contract with the kernel),
 //! which is why Miri and loom always use the symmetric path.
 //!
+//! The same pair serves the epoch collector (`crate::epoch`): a pin is the
+//! reader's publication (`light`), and an epoch advance or a scan of the
+//! pin words is the reclaimer's side (`heavy`). There is one implementation
+//! of the barrier and one registration for both.
+//!
 //! Registration (`MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED`) is attempted once
 //! per process. Where it fails (old kernel, seccomp filter, non-Linux) every
 //! domain uses the symmetric path. The choice is made per [`Domain`] at
@@ -54,14 +59,35 @@ pub enum FenceStrategy {
 }
 
 // Linux `membarrier(2)` commands (include/uapi/linux/membarrier.h).
-#[cfg(all(target_os = "linux", not(miri), not(loom)))]
+#[cfg(all(
+    target_os = "linux",
+    not(miri),
+    not(loom),
+    not(waitless_sanitize_thread)
+))]
 const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
-#[cfg(all(target_os = "linux", not(miri), not(loom)))]
+#[cfg(all(
+    target_os = "linux",
+    not(miri),
+    not(loom),
+    not(waitless_sanitize_thread)
+))]
 const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
 
 /// Whether this process can use the asymmetric path. Registers once.
+///
+/// Always `false` under Miri and loom (they cannot model a process-wide
+/// barrier) and under `cfg(waitless_sanitize_thread)`: ThreadSanitizer does
+/// not model fences either, and the symmetric path is the one whose
+/// happens-before edges it can follow (with the access-based variants that
+/// `epoch` switches to under that cfg).
 pub(crate) fn asymmetric_available() -> bool {
-    #[cfg(all(target_os = "linux", not(miri), not(loom)))]
+    #[cfg(all(
+        target_os = "linux",
+        not(miri),
+        not(loom),
+        not(waitless_sanitize_thread)
+    ))]
     {
         static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         *REGISTERED.get_or_init(|| {
@@ -78,20 +104,25 @@ pub(crate) fn asymmetric_available() -> bool {
             rc == 0
         })
     }
-    #[cfg(not(all(target_os = "linux", not(miri), not(loom))))]
+    #[cfg(not(all(
+        target_os = "linux",
+        not(miri),
+        not(loom),
+        not(waitless_sanitize_thread)
+    )))]
     {
         false
     }
 }
 
-/// The reader's side of the handshake, between publishing a hazard and
-/// re-reading the source.
+/// The reader's side of the handshake, between publishing a hazard (or a
+/// pin) and the loads it protects.
 #[inline(always)]
 pub(crate) fn light(asymmetric: bool) {
     if asymmetric {
-        // SeqCst: only stops the compiler from moving the hazard store below
-        // the validating load; the CPU-level ordering comes from the
-        // reclaimer's membarrier (see the module docs).
+        // SeqCst: only stops the compiler from moving the publishing store
+        // below the loads that follow; the CPU-level ordering comes from the
+        // other side's membarrier (see the module docs).
         compiler_fence(Ordering::SeqCst);
     } else {
         // SeqCst: pairs with the SeqCst fence in `heavy`; the single total
@@ -102,23 +133,68 @@ pub(crate) fn light(asymmetric: bool) {
 }
 
 /// The reclaimer's side of the handshake, after unlinking (the caller's
-/// retire) and before reading the hazard slots.
-pub(crate) fn heavy(asymmetric: bool) {
+/// retire) and before reading the hazard slots or pin words.
+///
+/// Returns `false` when the asymmetric barrier failed: the caller must then
+/// free nothing on the strength of what it reads next (a reader's
+/// publication may still be invisible to it). The failure is counted
+/// ([`membarrier_failures`]). Registration succeeded before any caller
+/// could choose the asymmetric path and the kernel documents no later
+/// failure, so this is a defence against the unforeseen (e.g. a seccomp
+/// filter installed after start-up), not an expected path.
+#[must_use = "on false, nothing may be freed"]
+pub(crate) fn heavy(asymmetric: bool) -> bool {
     // SeqCst: in the symmetric mode this pairs with the readers' SeqCst fence
     // in `light` (total order of SeqCst fences). In the asymmetric mode it
-    // orders this thread's own unlink before its hazard loads; the remote
-    // half comes from membarrier below.
+    // orders everything this thread did before (its unlinks, its load of
+    // the global epoch) before the barrier the kernel runs on the other
+    // CPUs.
     fence(Ordering::SeqCst);
     if asymmetric {
-        membarrier();
+        if !membarrier() {
+            MEMBARRIER_FAILURES.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        // SeqCst: orders the barrier the kernel ran on the other CPUs
+        // before this thread's following loads (the slot / pin-word reads).
+        fence(Ordering::SeqCst);
     }
+    true
 }
 
-#[cfg(all(target_os = "linux", not(miri), not(loom)))]
-fn membarrier() {
+/// How many times `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` failed
+/// after a successful registration in this process (each failure skipped
+/// one round of freeing, which is always safe).
+static MEMBARRIER_FAILURES: crate::sync::StatCounter = crate::sync::StatCounter::new(0);
+
+/// Process-wide count of failed heavy barriers (each skipped one round of
+/// freeing or one epoch advance).
+pub fn membarrier_failures() -> usize {
+    // Relaxed: a statistic.
+    MEMBARRIER_FAILURES.load(Ordering::Relaxed)
+}
+
+#[cfg(all(test, not(loom)))]
+std::thread_local! {
+    /// Test hook: the next `n` membarrier calls *of this thread* report
+    /// failure (thread-local, so concurrently running tests are unaffected).
+    pub(crate) static INJECT_FAILURES: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+}
+
+#[cfg(all(
+    target_os = "linux",
+    not(miri),
+    not(loom),
+    not(waitless_sanitize_thread)
+))]
+fn membarrier() -> bool {
+    #[cfg(test)]
+    if INJECT_FAILURES.with(|n| n.replace(n.get().saturating_sub(1)) > 0) {
+        return false;
+    }
     // SAFETY: as in `asymmetric_available`: integer arguments, no memory
-    // passed. The process registered for the command before any domain
-    // could choose the asymmetric strategy.
+    // passed. The process registered for the command before any domain or
+    // collector could choose the asymmetric strategy.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_membarrier,
@@ -127,15 +203,15 @@ fn membarrier() {
             0 as libc::c_long,
         )
     };
-    // After a successful registration the kernel documents no failure mode;
-    // continuing would free memory readers may still use, so stop instead.
-    assert!(
-        rc == 0,
-        "membarrier(PRIVATE_EXPEDITED) failed after registration; cannot reclaim safely"
-    );
+    rc == 0
 }
 
-#[cfg(not(all(target_os = "linux", not(miri), not(loom))))]
-fn membarrier() {
+#[cfg(not(all(
+    target_os = "linux",
+    not(miri),
+    not(loom),
+    not(waitless_sanitize_thread)
+)))]
+fn membarrier() -> bool {
     unreachable!("the asymmetric strategy is never chosen without membarrier")
 }

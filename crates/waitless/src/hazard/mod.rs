@@ -36,11 +36,25 @@
 //! `retire` is wait-free apart from the scan, which is bounded by the number
 //! of records and retired objects.
 //!
-//! # Reclamation on drop
+//! # Reclamation on drop and on thread exit
 //! Dropping a [`Domain`] frees everything still retired into it. Objects
 //! retired by a thread stay in that thread's record until it scans again; a
-//! thread that exits leaves them in its (released) record, where the next
-//! owner's scans, [`Domain::reclaim`] or the domain's drop free them.
+//! thread that exits (or drops the last hazard pointer of an extra record)
+//! leaves its unfreed objects in the released record and adds their number
+//! to a domain-wide orphan count. Every scan first claims such free records
+//! (a CAS on their `in_use` flag) and adopts their objects, and the scan
+//! trigger counts the orphans (a retire scans when its own list plus the
+//! orphans reach the threshold), so garbage of exited threads is freed by
+//! whichever thread retires or calls [`Domain::reclaim`] next, also in the
+//! never-dropped [`Domain::global`].
+//!
+//! # When the barrier fails
+//! If `membarrier` fails after a successful registration (the kernel
+//! documents no such case; a seccomp filter installed later could cause
+//! it), the scan frees nothing that round and keeps everything for the next
+//! one; [`Domain::skipped_scans`] and [`membarrier_failures`] count it. It
+//! never panics (it used to, from a `HazardPointer`'s or a map operation's
+//! drop, after the operation had taken effect).
 //!
 //! # Example
 //! ```
@@ -67,10 +81,10 @@
 //! ```
 
 mod domain;
-mod fence;
+pub(crate) mod fence;
 
 pub use domain::Domain;
-pub use fence::FenceStrategy;
+pub use fence::{membarrier_failures, FenceStrategy};
 
 use core::ptr::{self, NonNull};
 

@@ -246,3 +246,173 @@ fn global_domain_works() {
     // SAFETY: unlinked below, retired once.
     unsafe { Domain::global().retire_box(v.swap(core::ptr::null_mut(), AcqRel)) };
 }
+
+// ---------------------------------------------------------------------
+// Regression tests of issue 14 (each failed on the code before the fix).
+// ---------------------------------------------------------------------
+
+/// Defect 2: objects retired by threads that exited must be freed by the
+/// next scan of any thread (they used to stay in the released record until
+/// a thread reused that very record).
+#[test]
+fn garbage_of_exited_threads_is_adopted_by_the_next_scan() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let domain = Domain::new();
+    let threads = 6;
+    let per = 5;
+    let ready = std::sync::Barrier::new(threads);
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|t| {
+                let (domain, drops, ready) = (&domain, &drops, &ready);
+                s.spawn(move || {
+                    // All alive at once: each takes its own record.
+                    ready.wait();
+                    for i in 0..per {
+                        // SAFETY: fresh box, never shared, retired once.
+                        unsafe { domain.retire_box(Tracked::boxed((t * 100 + i) as u64, drops)) };
+                    }
+                    ready.wait();
+                })
+            })
+            .collect();
+        // Explicit joins wait for the threads' exit, thread-local
+        // destructors included (the scope's implicit join does not).
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+    // Below every threshold: nothing freed yet; the threads have exited.
+    assert_eq!(drops.load(Relaxed), 0);
+    assert_eq!(domain.pending(), threads * per);
+    domain.reclaim();
+    assert_eq!(
+        drops.load(Relaxed),
+        threads * per,
+        "garbage left by exited threads was not reclaimed by the next scan"
+    );
+    assert_eq!(domain.pending(), 0);
+}
+
+/// Defect 2, the trigger: a thread that keeps retiring scans (and adopts
+/// the orphans) once its own list plus the domain-wide orphan count reach
+/// the threshold, so orphaned garbage does not wait for an explicit
+/// `reclaim` or for a thread that reuses that very record.
+#[test]
+fn orphans_count_towards_the_scan_trigger() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let domain = Domain::new();
+    let exited = std::sync::Barrier::new(2);
+    let (go, gone) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+    std::thread::scope(|s| {
+        // Two threads alive at once: two records. The first retires fewer
+        // objects than the threshold and exits; the second then retires
+        // until its list plus the orphans reach the threshold.
+        let first = s.spawn(|| {
+            let _hp = HazardPointer::new_in(&domain); // takes our record
+            go.wait();
+            let t = domain.threshold();
+            for i in 0..t - 1 {
+                // SAFETY: fresh box, never shared, retired once.
+                unsafe { domain.retire_box(Tracked::boxed(i as u64, &drops)) };
+            }
+            t - 1
+        });
+        let second = s.spawn(|| {
+            let _hp = HazardPointer::new_in(&domain); // takes our record
+            go.wait();
+            gone.wait();
+            exited.wait();
+            // Fewer than the threshold: the old code never scanned here.
+            let t = domain.threshold();
+            for i in 0..t - 1 {
+                // SAFETY: fresh box, retired once.
+                unsafe { domain.retire_box(Tracked::boxed(1000 + i as u64, &drops)) };
+            }
+            t - 1
+        });
+        gone.wait();
+        let n1 = first.join().unwrap(); // exited, destructors included
+        assert_eq!(drops.load(Relaxed), 0);
+        exited.wait();
+        let n2 = second.join().unwrap();
+        assert!(
+            drops.load(Relaxed) >= n1,
+            "the exited thread's {n1} objects were not adopted by the other thread's \
+             retires ({} freed after {n2} retires)",
+            drops.load(Relaxed)
+        );
+    });
+    drop(domain);
+}
+
+/// Defect 3: when `membarrier` fails after registration, a scan must free
+/// nothing that round and count it — not panic (it used to panic from a
+/// `HazardPointer` drop or a map operation, after the operation took effect).
+#[test]
+fn a_failing_membarrier_skips_freeing_instead_of_panicking() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let domain = Domain::new();
+    if domain.strategy() != FenceStrategy::Asymmetric {
+        return; // no membarrier here (Miri, non-Linux, TSan build)
+    }
+    let before = membarrier_failures();
+    // SAFETY: fresh box, retired once.
+    unsafe { domain.retire_box(Tracked::boxed(1, &drops)) };
+    fence::INJECT_FAILURES.with(|n| n.set(1));
+    domain.reclaim();
+    assert_eq!(drops.load(Relaxed), 0, "freed without a working barrier");
+    assert_eq!(domain.skipped_scans(), 1);
+    assert!(membarrier_failures() > before);
+    domain.reclaim();
+    assert_eq!(drops.load(Relaxed), 1, "the next scan frees it");
+}
+
+/// Same for the epoch collector: an advance whose barrier failed is
+/// skipped, and nothing is freed on its strength.
+#[test]
+fn a_failing_membarrier_skips_the_epoch_advance() {
+    let c = crate::epoch::Collector::new();
+    if c.strategy() != FenceStrategy::Asymmetric {
+        return;
+    }
+    let e = c.epoch();
+    fence::INJECT_FAILURES.with(|n| n.set(1));
+    assert_eq!(c.try_advance(), e, "advanced without a working barrier");
+    assert_eq!(c.try_advance(), e + 1);
+}
+
+/// Found by the soak test: dropping a domain whose retired lists hold a
+/// panicking deleter must still free everything else.
+#[test]
+fn dropping_a_domain_with_a_panicking_deleter_frees_the_rest() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let domain = Domain::new();
+    unsafe fn boom(p: *mut Tracked) {
+        // SAFETY: from Box::into_raw in this test.
+        drop(unsafe { Box::from_raw(p) });
+        panic!("deleter panics at drop");
+    }
+    // SAFETY: fresh box, retired once.
+    unsafe { domain.retire_box(Tracked::boxed(1, &drops)) };
+    // SAFETY: fresh box, retired once; `boom` frees it.
+    unsafe { domain.retire(Tracked::boxed(2, &drops), boom) };
+    // SAFETY: fresh box, retired once.
+    unsafe { domain.retire_box(Tracked::boxed(3, &drops)) };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let _hp = HazardPointer::new_in(&domain); // another record
+                                                      // SAFETY: fresh box, retired once.
+            unsafe { domain.retire_box(Tracked::boxed(4, &drops)) };
+        })
+        .join()
+        .unwrap();
+    });
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(domain)));
+    assert!(r.is_err(), "the panic propagates");
+    assert_eq!(
+        drops.load(Relaxed),
+        4,
+        "objects after the panicking one leaked"
+    );
+}

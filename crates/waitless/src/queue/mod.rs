@@ -83,6 +83,9 @@
 
 mod core;
 pub mod verification;
+// --- proof reports (issue 19)
+#[cfg(not(loom))]
+mod prove;
 
 use std::cell::Cell;
 use std::fmt;

@@ -180,3 +180,10 @@ impl Steps {
         let _ = (core, rec, enqueue);
     }
 }
+
+// --- proof reports (issue 19): the four proof obligations of SPEC §4.
+#[cfg(not(loom))]
+pub use super::prove::{
+    prove_dequeue_wait_freedom, prove_enqueue_wait_freedom, prove_linearizability,
+    prove_system_progress,
+};

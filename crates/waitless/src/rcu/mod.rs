@@ -39,9 +39,10 @@
 //!
 //! # Progress and cost
 //!
-//! - [`read`](Rcu::read) is one pin of the collector (a thread-local lookup,
-//!   a store to this thread's own record and one `SeqCst` fence) plus one
-//!   `Acquire` load. It never waits for anything and writes no memory that
+//! - [`read`](Rcu::read) is one pin of the collector (a thread-local lookup
+//!   and a store to this thread's own record; on Linux no fence at all — the
+//!   collector's advancer pays a `membarrier` instead, see [`crate::epoch`];
+//!   elsewhere one `SeqCst` fence) plus one `Acquire` load. It never waits for anything and writes no memory that
 //!   another thread writes. Every 128th pin the collector may also try to
 //!   advance its epoch and run expired destructors (only when garbage is
 //!   pending): that amortized work is the collector's, see [`crate::epoch`].
@@ -83,8 +84,7 @@ use core::ptr::NonNull;
 
 use crate::contention::Site;
 use crate::epoch::{Collector, Guard};
-use crate::sync::atomic::{fence, AtomicPtr, Ordering};
-use crate::Backoff;
+use crate::sync::atomic::{AtomicPtr, Ordering};
 
 /// CAS attempts of [`Rcu::update`].
 static UPDATE_SITE: Site = Site::new("rcu.update");
@@ -246,8 +246,12 @@ impl<T> Rcu<T> {
     /// Publishes `value`; the old value is dropped once no reader can still
     /// see it (at the latest when the cell is dropped).
     pub fn replace(&self, value: T) {
-        let new = Box::into_raw(Box::new(value));
+        // Pin before boxing: the pin may run other values' destructors (the
+        // collector's periodic work), and if one panics, `value` must still
+        // be an owned `T` that unwinding drops — boxed into a raw pointer
+        // first, it leaked (found by the soak test).
         let guard = self.collector.pin();
+        let new = Box::into_raw(Box::new(value));
         // AcqRel: Release publishes `new` to the readers' Acquire loads;
         // Acquire pairs with the Release that published `old`, so its
         // construction happens before its deferred drop.
@@ -264,6 +268,10 @@ impl<T> Rcu<T> {
     /// It also hands the values this thread replaced to the collector, so
     /// that they can be dropped; they are dropped by this call or by a later
     /// collection (at the latest when the cell is dropped).
+    ///
+    /// It also runs every replaced value that has become safe to drop and
+    /// that no other thread is dropping at that moment (see
+    /// [`Collector::synchronize`]).
     ///
     /// Blocking: it spins, then yields, until the epoch has advanced twice.
     /// A guard that is never dropped (e.g. `mem::forget`) makes it wait
@@ -293,30 +301,13 @@ impl<T> Rcu<T> {
             "Rcu::synchronize called while this thread holds an RcuGuard of the \
              same Rcu (or from inside its update closure): it would wait for itself forever"
         );
-        // Seals this thread's retired values so they can be collected.
-        self.collector.flush();
-        // SeqCst fence: the grace period starts here. It pairs with the
-        // SeqCst fence a reader issues when it pins (in `Collector::pin`):
-        // either the reader's fence precedes this one in the single total
-        // order S, and then the epoch we load below is at least the one it
-        // pinned with (so two advances need it to unpin), or it follows,
-        // and then the reader's load of `ptr` sees the current value or a
-        // newer one (every older value was unlinked before this fence).
-        // docs/rcu.md spells the argument out.
-        fence(Ordering::SeqCst);
-        let start = self.collector.epoch();
-        let backoff = Backoff::new();
-        loop {
-            // `try_advance` loads the epoch with SeqCst (acquire), so when
-            // it reports two advances, the advance that passed a reader's
-            // unpin (Release store, read under an Acquire fence by the
-            // advancer) happens before our return.
-            let now = self.collector.try_advance();
-            if now.wrapping_sub(start) >= 2 {
-                return;
-            }
-            backoff.snooze();
-        }
+        // The collector's grace period: an RMW read of the epoch, then two
+        // advances; docs/rcu.md §4 has the argument (the write that replaced
+        // an old value happens before this call, so a reader that can still
+        // see the old value pinned with an epoch no newer than the one read
+        // here, and blocks the second advance until it unpins). It also
+        // seals this thread's retired values and runs every expired one.
+        self.collector.synchronize();
     }
 
     /// Replaced values not dropped yet (an upper bound while other threads

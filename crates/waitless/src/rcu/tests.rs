@@ -110,12 +110,10 @@ fn synchronize_drops_what_this_thread_replaced() {
     let r = Rcu::new(ledger.value(0));
     r.replace(ledger.value(1));
     r.replace(ledger.value(2));
-    assert_eq!(r.pending(), 2);
-    assert_eq!(
-        ledger.dropped_count(),
-        0,
-        "nothing dropped before a grace period"
-    );
+    // The writes' own background work may already have run a grace period
+    // (it does under Miri, where it runs every second pin).
+    assert_eq!(r.pending() + ledger.dropped_count(), 2);
+    assert!(!ledger.dropped(1) || ledger.dropped(0));
     // No other thread collects here, so this thread's synchronize runs them.
     r.synchronize();
     assert_eq!(r.pending(), 0);
@@ -324,4 +322,104 @@ fn send_sync_bounds() {
     send_sync::<Rcu<u64>>();
     send_sync::<Rcu<String>>();
     send::<Rcu<std::cell::Cell<u8>>>();
+}
+
+// ---------------------------------------------------------------------
+// Regression tests of issue 14 (each failed on the code before the fix).
+// ---------------------------------------------------------------------
+
+struct PanicOnDrop(u32);
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        if self.0 == 0 {
+            panic!("T::drop panics");
+        }
+    }
+}
+
+/// Defect 1 with the issue's input: an `Rcu<T>` whose `T::drop` panics
+/// (for the first value only), replaced (40 times, so that a bag fills even
+/// on the old code, which sealed only full bags), then reads until a read's
+/// background collection drops the old value and panics. The reading thread
+/// must not stay pinned: `synchronize` on another thread finishes.
+#[test]
+fn a_panicking_drop_run_by_a_read_does_not_pin_the_reader_forever() {
+    let r = StdArc::new(Rcu::new(PanicOnDrop(0)));
+    let mut panicked = false;
+    for i in 1..=40 {
+        // In the symmetric mode (Miri, TSan) a write's own collection may
+        // run the panicking drop already.
+        let res =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.replace(PanicOnDrop(i))));
+        panicked |= res.is_err();
+    }
+    for _ in 0..if cfg!(miri) { 64 } else { 50_000 } {
+        if panicked {
+            break;
+        }
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(r.read()))).is_err() {
+            panicked = true;
+        }
+    }
+    assert!(panicked, "the old value's drop never ran");
+    let r2 = StdArc::clone(&r);
+    crate::epoch::tests::within(60, "Rcu::synchronize after a panicking drop", move || {
+        r2.synchronize();
+    });
+}
+
+/// Defect 6: an `Rcu` written rarely must not keep old values alive until
+/// a bag of 31 fills: a single replacement is dropped once readers have
+/// moved on (here by this thread's own reads).
+#[test]
+fn a_rarely_written_rcu_drops_its_old_value() {
+    let ledger = Ledger::new(2);
+    let r = Rcu::new(ledger.value(0));
+    r.replace(ledger.value(1));
+    for _ in 0..if cfg!(miri) { 64 } else { 50_000 } {
+        drop(r.read());
+        if ledger.dropped(0) {
+            break;
+        }
+    }
+    assert!(
+        ledger.dropped(0),
+        "the replaced value is still alive after many reads (pending: {})",
+        r.pending()
+    );
+}
+
+/// Hostile input: an `update` closure that panics on a later attempt (after
+/// losing a race) leaks nothing and publishes nothing; the cell keeps
+/// working.
+#[test]
+fn a_panicking_update_under_contention_leaks_nothing() {
+    let n = if cfg!(miri) { 10 } else { 500 };
+    let ledger = Ledger::new(4 * n + 2);
+    {
+        let r = Rcu::new(ledger.value(0));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..n {
+                    r.update(|v| ledger.value(v.n + 1));
+                }
+            });
+            s.spawn(|| {
+                for i in 0..n {
+                    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        r.update(|v| {
+                            if i % 3 == 0 {
+                                panic!("closure fails");
+                            }
+                            ledger.value(v.n + 1)
+                        })
+                    }));
+                    assert_eq!(res.is_err(), i % 3 == 0);
+                }
+            });
+        });
+        r.read().assert_intact();
+        r.synchronize();
+    }
+    assert_eq!(ledger.dropped_count(), ledger.created(), "leak");
 }
