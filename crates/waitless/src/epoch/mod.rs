@@ -434,10 +434,11 @@ impl fmt::Debug for Collector {
 
 impl Drop for Collector {
     fn drop(&mut self) {
-        // AcqRel: the release half orders nothing in particular; the acquire
-        // half pairs with the Release `fetch_sub` of an exiting thread that
-        // already finished handing its record back.
-        self.token.state.fetch_and(!LIVE, Ordering::AcqRel);
+        // Acquire: pairs with the Release `fetch_sub` of an exiting thread
+        // that already finished handing its record back, so its hand-over
+        // happens before we free the records. No Release is needed: a thread
+        // that sees LIVE cleared only backs off (it reads nothing we wrote).
+        self.token.state.fetch_and(!LIVE, Ordering::Acquire);
         // Wait for threads that joined (CAS in `local::release`) before we
         // cleared LIVE. Acquire pairs with their Release `fetch_sub`, so
         // their hand-over happens before we free the records below.

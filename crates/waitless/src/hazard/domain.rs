@@ -368,6 +368,8 @@ impl Shared {
                 unsafe { self.0.drain() }
             }
         }
+        // Acquire: pairs with the Release head CAS in `acquire`, so every
+        // record's initialised fields are visible to the walk.
         let mut p = self.head.load(Ordering::Acquire).cast_const();
         while !p.is_null() {
             // SAFETY: records are never freed while `self` lives.
@@ -530,6 +532,8 @@ impl Domain {
     /// returns).
     pub fn pending(&self) -> usize {
         let mut n = 0;
+        // Acquire: pairs with the Release head CAS in `acquire`, as in the
+        // scan: the records we walk are fully initialised.
         let mut p = self.shared.head.load(Ordering::Acquire).cast_const();
         while !p.is_null() {
             // SAFETY: records are never freed while the domain lives.

@@ -181,7 +181,7 @@ impl Steps {
     }
 }
 
-// --- proof reports (issue 19): the four proof obligations of SPEC §4.
+// --- proof reports (issue 19): the queue's four proof obligations.
 #[cfg(not(loom))]
 pub use super::prove::{
     prove_dequeue_wait_freedom, prove_enqueue_wait_freedom, prove_linearizability,
