@@ -214,43 +214,30 @@ pub(crate) mod sync;
 mod utils;
 pub use utils::{Backoff, CachePadded};
 
-// One structure per module. Each line below is owned by the issue that adds
-// the module; keep one blank line between them so parallel work merges.
+// One module per structure and one per reclamation scheme.
 
-// --- epoch (issue 3)
 pub mod epoch;
 
-// --- stack (issue 3)
 pub mod stack;
 
-// --- hazard (issue 4)
 pub mod hazard;
 
-// --- map (issue 4)
 pub mod map;
 
-// --- queue (issue 5)
 pub mod queue;
 
-// --- channel (issue 6)
 pub mod channel;
 
-// --- contention (issue 7)
 pub mod contention;
 
-// --- measurement plumbing shared with waitless-bench (issue 18)
 #[doc(hidden)]
 pub mod measure;
 
-// --- rcu (issue 8)
 pub mod rcu;
 
-// --- btree (issue 16)
 pub mod btree;
 
-// --- numa (issue 17)
 pub mod numa;
 
-// --- proof reports (issue 19)
 mod proof;
 pub use proof::Proof;

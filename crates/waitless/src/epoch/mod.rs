@@ -175,6 +175,7 @@ unsafe impl Sync for Collector {}
 impl Collector {
     /// A new, empty reclamation domain, with the fence-free pin where the
     /// process can use it ([`FenceStrategy::Asymmetric`]).
+    #[must_use]
     pub fn new() -> Self {
         Self::with_strategy(FenceStrategy::Asymmetric)
     }
@@ -264,6 +265,7 @@ impl Collector {
     }
 
     /// The global epoch (a counter; it wraps after `usize::MAX` advances).
+    #[must_use]
     pub fn epoch(&self) -> usize {
         // Relaxed: a statistic; no data is read on the strength of it.
         self.global.epoch.load(Ordering::Relaxed)
@@ -279,6 +281,7 @@ impl Collector {
     /// c.pin().defer(|| ());
     /// assert_eq!(c.pending(), 1);
     /// ```
+    #[must_use]
     pub fn pending(&self) -> usize {
         self.global.pending()
     }
@@ -464,6 +467,7 @@ impl Drop for Collector {
 ///     s.spawn(move || drop(g));
 /// });
 /// ```
+#[must_use]
 pub struct Guard<'a> {
     collector: &'a Collector,
     participant: *const Participant,
@@ -625,6 +629,7 @@ impl fmt::Debug for Guard<'_> {
 /// let g = waitless::epoch::default_collector().pin();
 /// g.defer(|| ()); // runs once the process-wide epoch has moved on
 /// ```
+#[must_use]
 #[cfg(not(loom))]
 pub fn default_collector() -> &'static Collector {
     static DEFAULT: std::sync::OnceLock<Collector> = std::sync::OnceLock::new();

@@ -457,6 +457,7 @@ impl Domain {
     /// let domain = Domain::new(); // owns what is retired into it
     /// drop(domain); // frees it all
     /// ```
+    #[must_use]
     pub fn new() -> Self {
         Self::with_strategy(FenceStrategy::Asymmetric)
     }
@@ -471,6 +472,7 @@ impl Domain {
     /// let d = Domain::with_strategy(FenceStrategy::Symmetric);
     /// assert_eq!(d.strategy(), FenceStrategy::Symmetric);
     /// ```
+    #[must_use]
     pub fn with_strategy(strategy: FenceStrategy) -> Self {
         let asymmetric = strategy == FenceStrategy::Asymmetric && fence::asymmetric_available();
         Self {
@@ -493,6 +495,7 @@ impl Domain {
     /// let hp = HazardPointer::new_in(Domain::global()); // the same as HazardPointer::new()
     /// drop(hp);
     /// ```
+    #[must_use]
     #[cfg(not(loom))]
     pub fn global() -> &'static Domain {
         static GLOBAL: std::sync::OnceLock<Domain> = std::sync::OnceLock::new();
@@ -507,6 +510,7 @@ impl Domain {
     /// let s = Domain::new().strategy();
     /// assert!(s == FenceStrategy::Asymmetric || s == FenceStrategy::Symmetric);
     /// ```
+    #[must_use]
     pub fn strategy(&self) -> FenceStrategy {
         if self.shared.asymmetric {
             FenceStrategy::Asymmetric
@@ -516,6 +520,7 @@ impl Domain {
     }
 
     /// Hazard records allocated so far (each holds several slots).
+    #[must_use]
     pub fn records(&self) -> usize {
         self.shared.records.load(Ordering::Relaxed)
     }
@@ -530,6 +535,7 @@ impl Domain {
     /// Retired objects not yet freed, summed over all records (those of
     /// exited threads included; a snapshot that may be stale by the time it
     /// returns).
+    #[must_use]
     pub fn pending(&self) -> usize {
         let mut n = 0;
         // Acquire: pairs with the Release head CAS in `acquire`, as in the

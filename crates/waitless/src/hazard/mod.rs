@@ -107,6 +107,7 @@ use domain::{Local, NotSendSync};
 /// drop(hp);
 /// # unsafe { drop(Box::from_raw(src.load(Ordering::Relaxed))) };
 /// ```
+#[must_use]
 pub struct HazardPointer<'d> {
     local: NonNull<Local>,
     slot: usize,

@@ -134,6 +134,7 @@ impl<T> Rcu<T> {
     /// let cell = Rcu::new(1);
     /// assert_eq!(*cell.read(), 1);
     /// ```
+    #[must_use]
     pub fn new(value: T) -> Self {
         Self {
             ptr: AtomicPtr::new(Box::into_raw(Box::new(value))),
@@ -312,6 +313,7 @@ impl<T> Rcu<T> {
 
     /// Replaced values not dropped yet (an upper bound while other threads
     /// replace concurrently). Grows while a reader holds a guard for long.
+    #[must_use]
     pub fn pending(&self) -> usize {
         self.collector.pending()
     }
