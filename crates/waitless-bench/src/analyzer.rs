@@ -174,7 +174,7 @@ impl LockFreePerformanceAnalyzer {
     }
 
     /// Measures two implementations of one operation at every thread count
-    /// (SPEC §6): each call of `lock_free_impl` or `mutex_impl` is one
+    /// (the seed's signature): each call of `lock_free_impl` or `mutex_impl` is one
     /// operation, and every thread calls it in a loop for the measurement
     /// window. The closures share whatever they captured across threads and
     /// runs (an `Arc` of the structure, typically). An empty `thread_counts`

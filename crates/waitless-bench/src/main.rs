@@ -50,12 +50,12 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the library's proof reports (SPEC §4): `waitless-bench prove queue`.
+    /// Print the library's proof reports: `waitless-bench prove queue`.
     Prove {
         #[command(subcommand)]
         what: ProveWhat,
     },
-    /// Print the library's analyses (SPEC §5): `waitless-bench analyze orderings`.
+    /// Print the library's analyses: `waitless-bench analyze orderings`.
     Analyze {
         #[command(subcommand)]
         what: AnalyzeWhat,

@@ -1,4 +1,4 @@
-//! The library's proof reports (SPEC §4, §5) for the CLI:
+//! The library's proof reports (queue wait-freedom, channel orderings) for the CLI:
 //! `waitless-bench prove queue` and `waitless-bench analyze orderings`, and
 //! the text files the HTML report links.
 //!

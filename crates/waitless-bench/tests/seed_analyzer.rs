@@ -1,4 +1,4 @@
-//! The seed's own test of the analyzer, adapted only as SPEC §6 allows: the
+//! The seed's own test of the analyzer, adapted only where its API had to change: the
 //! `async`/`.await` are dropped (the analyzer is synchronous: async tasks
 //! distort CPU-bound measurement) and the analyzer is built with
 //! `LockFreePerformanceAnalyzer::new(..)` (the seed built a struct literal of

@@ -32,6 +32,7 @@ pub fn check<M: Model>(
 
 /// Checks `history` against `model`, giving up with
 /// [`CheckOutcome::Unknown`] after `max_steps` model steps in all.
+#[must_use]
 pub fn check_with_limit<M: Model>(
     model: &M,
     history: &History<M::Input, M::Output>,

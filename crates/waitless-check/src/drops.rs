@@ -40,6 +40,7 @@ struct Inner {
 
 impl DropLedger {
     /// A ledger for ids `0..capacity`.
+    #[must_use]
     pub fn new(capacity: usize) -> Self {
         let flags = || (0..capacity).map(|_| AtomicBool::new(false)).collect();
         Self {
@@ -53,6 +54,7 @@ impl DropLedger {
     }
 
     /// The number of ids this ledger accepts.
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.inner.alive.len()
     }
@@ -79,26 +81,31 @@ impl DropLedger {
     }
 
     /// Values created so far.
+    #[must_use]
     pub fn created(&self) -> usize {
         self.inner.created.load(Ordering::Relaxed)
     }
 
     /// Values dropped so far.
+    #[must_use]
     pub fn dropped(&self) -> usize {
         self.inner.dropped.load(Ordering::Relaxed)
     }
 
     /// Values created and not yet dropped.
+    #[must_use]
     pub fn live(&self) -> usize {
         self.created() - self.dropped()
     }
 
     /// Whether a value with this id was tracked and is no longer alive.
+    #[must_use]
     pub fn is_dropped(&self, id: usize) -> bool {
         self.inner.ever[id].load(Ordering::Relaxed) && !self.inner.alive[id].load(Ordering::Relaxed)
     }
 
     /// The ids tracked and still alive, ascending.
+    #[must_use]
     pub fn live_ids(&self) -> Vec<usize> {
         (0..self.capacity())
             .filter(|&i| self.inner.alive[i].load(Ordering::Relaxed))
@@ -137,6 +144,7 @@ pub struct Tracked {
 
 impl Tracked {
     /// Its id.
+    #[must_use]
     pub fn id(&self) -> usize {
         self.id
     }

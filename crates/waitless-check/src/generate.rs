@@ -26,6 +26,7 @@ pub struct Rng(u64);
 
 impl Rng {
     /// Seeded; any seed works, including 0.
+    #[must_use]
     pub fn new(seed: u64) -> Self {
         Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
@@ -63,6 +64,7 @@ pub struct Slot {
 ///
 /// # Panics
 /// If `threads` is zero.
+#[must_use]
 pub fn timeline(threads: usize, total: usize, seed: u64) -> Vec<Slot> {
     assert!(threads > 0, "a timeline needs at least one thread");
     let mut rng = Rng::new(seed);
@@ -82,6 +84,7 @@ pub fn timeline(threads: usize, total: usize, seed: u64) -> Vec<Slot> {
 
 /// A bounded-queue history (capacity `capacity`): half enqueues of unique
 /// values (the operation's index), half dequeues.
+#[must_use]
 pub fn queue_history(
     threads: usize,
     total: usize,
@@ -110,6 +113,7 @@ pub fn queue_history(
 }
 
 /// A stack history: half pushes of unique values, half pops.
+#[must_use]
 pub fn stack_history(
     threads: usize,
     total: usize,
@@ -138,6 +142,7 @@ pub fn stack_history(
 
 /// A map history over keys `0..keys`: half gets, a quarter inserts (of the
 /// operation's index), a quarter removes.
+#[must_use]
 pub fn map_history(
     threads: usize,
     total: usize,

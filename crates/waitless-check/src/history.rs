@@ -34,6 +34,7 @@ impl<I, O> Operation<I, O> {
     ///
     /// # Panics
     /// If `ret < call`.
+    #[must_use]
     pub fn new(thread: usize, input: I, output: O, call: u64, ret: u64) -> Self {
         assert!(
             call <= ret,
@@ -49,6 +50,7 @@ impl<I, O> Operation<I, O> {
     }
 
     /// A pending operation: invoked at `call`, never returned.
+    #[must_use]
     pub fn pending(thread: usize, input: I, call: u64) -> Self {
         Operation {
             thread,
@@ -60,6 +62,7 @@ impl<I, O> Operation<I, O> {
     }
 
     /// Whether the return was never recorded.
+    #[must_use]
     pub fn is_pending(&self) -> bool {
         self.ret.is_none()
     }
@@ -92,6 +95,7 @@ impl<I, O> Default for History<I, O> {
 
 impl<I, O> History<I, O> {
     /// An empty history.
+    #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
@@ -101,6 +105,7 @@ impl<I, O> History<I, O> {
     /// # Panics
     /// If an operation returns before it is called, or has an output but no
     /// return time (or the reverse).
+    #[must_use]
     pub fn from_ops(ops: Vec<Operation<I, O>>) -> Self {
         for (i, op) in ops.iter().enumerate() {
             assert_eq!(
@@ -133,26 +138,31 @@ impl<I, O> History<I, O> {
     }
 
     /// The operations, grouped by thread in recording order.
+    #[must_use]
     pub fn ops(&self) -> &[Operation<I, O>] {
         &self.ops
     }
 
     /// Number of operations.
+    #[must_use]
     pub fn len(&self) -> usize {
         self.ops.len()
     }
 
     /// Whether there are no operations.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
 
     /// Number of pending operations.
+    #[must_use]
     pub fn pending(&self) -> usize {
         self.ops.iter().filter(|o| o.is_pending()).count()
     }
 
     /// Gives the operations back.
+    #[must_use]
     pub fn into_ops(self) -> Vec<Operation<I, O>> {
         self.ops
     }
@@ -220,6 +230,7 @@ impl<I, O> fmt::Debug for Recorder<I, O> {
 
 impl<I, O> Recorder<I, O> {
     /// A recorder whose clock starts now.
+    #[must_use]
     pub fn new() -> Self {
         Recorder {
             start: Instant::now(),
@@ -230,6 +241,7 @@ impl<I, O> Recorder<I, O> {
 
     /// A fresh per-thread log. Use one per thread (several per thread are
     /// allowed; each gets its own thread label).
+    #[must_use]
     pub fn thread(&self) -> ThreadLog<'_, I, O> {
         // Relaxed: the counter only hands out distinct labels; no data is
         // published through it.
@@ -250,6 +262,7 @@ impl<I, O> Recorder<I, O> {
 
     /// Merges every thread's buffer into one history. All [`ThreadLog`]s
     /// borrow the recorder, so they are all dropped (flushed) by now.
+    #[must_use]
     pub fn into_history(self) -> History<I, O> {
         let logs = self
             .logs
@@ -348,11 +361,13 @@ impl<I, O> ThreadLog<'_, I, O> {
     }
 
     /// Number of operations recorded so far by this log.
+    #[must_use]
     pub fn len(&self) -> usize {
         self.ops.len()
     }
 
     /// Whether this log recorded nothing yet.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }

@@ -80,6 +80,7 @@ pub struct Partition {
 /// `key` returns `None` (whole-structure operations) make partitioning
 /// impossible: the function then returns `None` and the history is checked
 /// whole.
+#[must_use]
 pub fn partition_by_key<I, O, K: Hash + Eq + Debug>(
     ops: &[Operation<I, O>],
     mut key: impl FnMut(&I) -> Option<K>,

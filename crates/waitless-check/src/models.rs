@@ -70,6 +70,7 @@ phantom_model!(StackModel<T>);
 
 impl<T> StackModel<T> {
     /// An empty unbounded stack.
+    #[must_use]
     pub const fn new() -> Self {
         StackModel { _t: PhantomData }
     }
@@ -179,6 +180,7 @@ impl<T> fmt::Debug for QueueModel<T> {
 
 impl<T> QueueModel<T> {
     /// A queue holding at most `cap` elements.
+    #[must_use]
     pub const fn bounded(cap: usize) -> Self {
         QueueModel {
             cap: Some(cap),
@@ -187,6 +189,7 @@ impl<T> QueueModel<T> {
     }
 
     /// A queue that is never full (answering `Full` is always wrong).
+    #[must_use]
     pub const fn unbounded() -> Self {
         QueueModel {
             cap: None,
@@ -195,6 +198,7 @@ impl<T> QueueModel<T> {
     }
 
     /// The capacity, `None` if unbounded.
+    #[must_use]
     pub const fn capacity(&self) -> Option<usize> {
         self.cap
     }
@@ -270,6 +274,7 @@ pub enum MapOp<K, V> {
 
 impl<K, V> MapOp<K, V> {
     /// The key this operation touches.
+    #[must_use]
     pub fn key(&self) -> &K {
         match self {
             MapOp::Insert(k, _) | MapOp::Get(k) | MapOp::Remove(k) => k,
@@ -308,6 +313,7 @@ phantom_model!(MapModel<K, V>);
 
 impl<K, V> MapModel<K, V> {
     /// An empty map.
+    #[must_use]
     pub const fn new() -> Self {
         MapModel { _t: PhantomData }
     }
@@ -395,6 +401,7 @@ pub enum SetOp<T> {
 
 impl<T> SetOp<T> {
     /// The element this operation touches.
+    #[must_use]
     pub fn elem(&self) -> &T {
         match self {
             SetOp::Insert(x) | SetOp::Remove(x) | SetOp::Contains(x) => x,
@@ -415,6 +422,7 @@ phantom_model!(SetModel<T>);
 
 impl<T> SetModel<T> {
     /// An empty set.
+    #[must_use]
     pub const fn new() -> Self {
         SetModel { _t: PhantomData }
     }
@@ -498,6 +506,7 @@ pub struct RegisterModel<T> {
 
 impl<T> RegisterModel<T> {
     /// A register that starts out holding `initial`.
+    #[must_use]
     pub const fn new(initial: T) -> Self {
         RegisterModel { initial }
     }

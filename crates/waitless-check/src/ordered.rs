@@ -64,6 +64,7 @@ pub struct OrderedMapModel<K, V> {
 
 impl<K, V> OrderedMapModel<K, V> {
     /// An empty map.
+    #[must_use]
     pub const fn new() -> Self {
         OrderedMapModel { _t: PhantomData }
     }

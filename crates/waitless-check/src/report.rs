@@ -62,27 +62,32 @@ pub(crate) const PREFIX_TAIL: usize = 8;
 impl NonLinearizable {
     /// The part of the history that failed: `whole history`, or the label
     /// of a [`Partition`](crate::Partition) such as `key 7`.
+    #[must_use]
     pub fn partition(&self) -> &str {
         &self.partition
     }
 
     /// Number of operations in the failing part.
+    #[must_use]
     pub fn partition_len(&self) -> usize {
         self.partition_len
     }
 
     /// Length of the longest linearizable prefix the search found.
+    #[must_use]
     pub fn prefix_len(&self) -> usize {
         self.prefix_len
     }
 
     /// The last (at most 8) operations of that prefix, in linearization
     /// order.
+    #[must_use]
     pub fn prefix_tail(&self) -> &[OpReport] {
         &self.prefix_tail
     }
 
     /// The model's state after the prefix, if the model can describe it.
+    #[must_use]
     pub fn state(&self) -> Option<&str> {
         self.state.as_deref()
     }
@@ -90,6 +95,7 @@ impl NonLinearizable {
     /// The operations that could have come next after the prefix (invoked
     /// before the earliest return among the rest), none of which leads to a
     /// linearization, each with the reason.
+    #[must_use]
     pub fn stuck(&self) -> &[OpReport] {
         &self.stuck
     }
@@ -154,6 +160,7 @@ pub enum CheckOutcome {
 
 impl CheckOutcome {
     /// Whether the history was shown linearizable.
+    #[must_use]
     pub fn is_linearizable(&self) -> bool {
         matches!(self, CheckOutcome::Linearizable)
     }

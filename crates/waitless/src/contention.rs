@@ -30,6 +30,24 @@
 //! ```
 
 /// A named CAS site. Declare one `static` per retry loop.
+///
+/// ```
+/// use waitless::contention::{self, Site};
+///
+/// static PUSH: Site = Site::new("mystack.push");
+/// assert_eq!(PUSH.name(), "mystack.push");
+/// contention::enable(true);
+/// PUSH.record(false); // a failed CAS
+/// PUSH.record(true);
+/// let snap = contention::snapshot();
+/// if contention::is_compiled_in() {
+///     let s = snap.sites.iter().find(|s| s.name == "mystack.push").unwrap();
+///     assert_eq!((s.attempts, s.failures), (2, 1));
+/// } else {
+///     assert!(snap.sites.is_empty());
+/// }
+/// contention::enable(false);
+/// ```
 #[derive(Debug)]
 pub struct Site {
     name: &'static str,
@@ -39,6 +57,13 @@ pub struct Site {
 
 impl Site {
     /// A site called `name` (by convention `"module.operation"`).
+    ///
+    /// ```
+    /// use waitless::contention::Site;
+    ///
+    /// static POP: Site = Site::new("mystack.pop");
+    /// ```
+    #[must_use]
     pub const fn new(name: &'static str) -> Self {
         Self {
             name,
@@ -48,11 +73,34 @@ impl Site {
     }
 
     /// The site's name.
+    ///
+    /// ```
+    /// use waitless::contention::Site;
+    ///
+    /// static POP: Site = Site::new("mystack.pop");
+    /// assert_eq!(POP.name(), "mystack.pop");
+    /// ```
+    #[must_use]
     pub fn name(&self) -> &'static str {
         self.name
     }
 
     /// Records one CAS attempt at this site and whether it succeeded.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use waitless::contention::Site;
+    ///
+    /// static INC: Site = Site::new("counter.inc");
+    /// let n = AtomicUsize::new(0);
+    /// let mut cur = n.load(Ordering::Relaxed);
+    /// loop {
+    ///     match n.compare_exchange(cur, cur + 1, Ordering::Relaxed, Ordering::Relaxed) {
+    ///         Ok(_) => { INC.record(true); break; }
+    ///         Err(now) => { INC.record(false); cur = now; }
+    ///     }
+    /// }
+    /// ```
     #[inline(always)]
     pub fn record(&'static self, success: bool) {
         #[cfg(feature = "contention")]
@@ -63,6 +111,16 @@ impl Site {
 }
 
 /// Counts for one site, summed over every thread.
+///
+/// ```
+/// use waitless::contention::{ContentionSnapshot, SiteCounts};
+///
+/// let before = ContentionSnapshot { sites: vec![SiteCounts { name: "a", attempts: 3, failures: 1 }] };
+/// let after = ContentionSnapshot { sites: vec![SiteCounts { name: "a", attempts: 10, failures: 4 }] };
+/// assert_eq!((after.attempts(), after.failures()), (10, 4));
+/// let delta = after.since(&before);
+/// assert_eq!((delta.attempts(), delta.failures()), (7, 3));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SiteCounts {
     /// The site's name.
@@ -74,6 +132,16 @@ pub struct SiteCounts {
 }
 
 /// Every site's counts at one moment.
+///
+/// ```
+/// use waitless::contention::{ContentionSnapshot, SiteCounts};
+///
+/// let before = ContentionSnapshot { sites: vec![SiteCounts { name: "a", attempts: 3, failures: 1 }] };
+/// let after = ContentionSnapshot { sites: vec![SiteCounts { name: "a", attempts: 10, failures: 4 }] };
+/// assert_eq!((after.attempts(), after.failures()), (10, 4));
+/// let delta = after.since(&before);
+/// assert_eq!((delta.attempts(), delta.failures()), (7, 3));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContentionSnapshot {
     /// Sites with at least one attempt, most failures first.
@@ -82,16 +150,49 @@ pub struct ContentionSnapshot {
 
 impl ContentionSnapshot {
     /// Total attempts over all sites.
+    ///
+    /// ```
+    /// use waitless::contention::{ContentionSnapshot, SiteCounts};
+    ///
+    /// let before = ContentionSnapshot { sites: vec![SiteCounts { name: "a", attempts: 3, failures: 1 }] };
+    /// let after = ContentionSnapshot { sites: vec![SiteCounts { name: "a", attempts: 10, failures: 4 }] };
+    /// assert_eq!((after.attempts(), after.failures()), (10, 4));
+    /// let delta = after.since(&before);
+    /// assert_eq!((delta.attempts(), delta.failures()), (7, 3));
+    /// ```
+    #[must_use]
     pub fn attempts(&self) -> u64 {
         self.sites.iter().map(|s| s.attempts).sum()
     }
 
     /// Total failures over all sites.
+    ///
+    /// ```
+    /// use waitless::contention::{ContentionSnapshot, SiteCounts};
+    ///
+    /// let before = ContentionSnapshot { sites: vec![SiteCounts { name: "a", attempts: 3, failures: 1 }] };
+    /// let after = ContentionSnapshot { sites: vec![SiteCounts { name: "a", attempts: 10, failures: 4 }] };
+    /// assert_eq!((after.attempts(), after.failures()), (10, 4));
+    /// let delta = after.since(&before);
+    /// assert_eq!((delta.attempts(), delta.failures()), (7, 3));
+    /// ```
+    #[must_use]
     pub fn failures(&self) -> u64 {
         self.sites.iter().map(|s| s.failures).sum()
     }
 
     /// Counts accumulated since `earlier` (site by site).
+    ///
+    /// ```
+    /// use waitless::contention::{ContentionSnapshot, SiteCounts};
+    ///
+    /// let before = ContentionSnapshot { sites: vec![SiteCounts { name: "a", attempts: 3, failures: 1 }] };
+    /// let after = ContentionSnapshot { sites: vec![SiteCounts { name: "a", attempts: 10, failures: 4 }] };
+    /// assert_eq!((after.attempts(), after.failures()), (10, 4));
+    /// let delta = after.since(&before);
+    /// assert_eq!((delta.attempts(), delta.failures()), (7, 3));
+    /// ```
+    #[must_use]
     pub fn since(&self, earlier: &ContentionSnapshot) -> ContentionSnapshot {
         let mut sites: Vec<SiteCounts> = self
             .sites
@@ -112,11 +213,24 @@ impl ContentionSnapshot {
 }
 
 /// `true` when this build has the `contention` feature.
+///
+/// ```
+/// if !waitless::contention::is_compiled_in() {
+///     println!("CAS counters are off: build with --features waitless/contention");
+/// }
+/// ```
+#[must_use]
 pub const fn is_compiled_in() -> bool {
     cfg!(feature = "contention")
 }
 
 /// Turns counting on or off (process-wide). A no-op without the feature.
+///
+/// ```
+/// waitless::contention::enable(true);
+/// // ... run the workload to profile ...
+/// waitless::contention::enable(false);
+/// ```
 pub fn enable(on: bool) {
     #[cfg(feature = "contention")]
     imp::ENABLED.store(on, std::sync::atomic::Ordering::Relaxed);
@@ -125,6 +239,16 @@ pub fn enable(on: bool) {
 }
 
 /// Sums every thread's counters. Empty without the feature.
+///
+/// ```
+/// use waitless::contention;
+///
+/// let before = contention::snapshot();
+/// // ... run a workload ...
+/// let delta = contention::snapshot().since(&before);
+/// println!("{} CAS attempts, {} failed", delta.attempts(), delta.failures());
+/// ```
+#[must_use]
 pub fn snapshot() -> ContentionSnapshot {
     #[cfg(feature = "contention")]
     {

@@ -23,7 +23,7 @@
 use std::fmt;
 
 /// A property of a concurrent structure, its proven bound, and the evidence
-/// checked just now on this machine (SPEC §4).
+/// checked just now on this machine.
 ///
 /// Produced by the queue's `verification::prove_*` functions and the
 /// channel's `memory_analysis::prove_correctness`; `Display` prints a

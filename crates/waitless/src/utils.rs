@@ -55,11 +55,26 @@ pub struct CachePadded<T> {
 
 impl<T> CachePadded<T> {
     /// Wraps `value` in its own cache line.
+    ///
+    /// ```
+    /// use waitless::CachePadded;
+    ///
+    /// let counters = [CachePadded::new(0u64), CachePadded::new(0u64)];
+    /// assert!(core::mem::size_of_val(&counters) >= 128); // one line each
+    /// ```
+    #[must_use]
     pub const fn new(value: T) -> Self {
         Self { value }
     }
 
     /// Returns the inner value.
+    ///
+    /// ```
+    /// use waitless::CachePadded;
+    ///
+    /// assert_eq!(CachePadded::new(7).into_inner(), 7);
+    /// ```
+    #[must_use]
     pub fn into_inner(self) -> T {
         self.value
     }
@@ -122,12 +137,31 @@ const YIELD_LIMIT: u32 = 10;
 ///     }
 /// }
 /// ```
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use waitless::Backoff;
+///
+/// let flag = AtomicBool::new(true);
+/// let backoff = Backoff::new();
+/// while !flag.load(Ordering::Acquire) {
+///     backoff.snooze(); // spin a little longer each time, then yield
+/// }
+/// ```
 pub struct Backoff {
     step: core::cell::Cell<u32>,
 }
 
 impl Backoff {
     /// A fresh backoff at step zero.
+    ///
+    /// ```
+    /// use waitless::Backoff;
+    ///
+    /// let b = Backoff::new();
+    /// assert!(!b.is_completed());
+    /// ```
+    #[must_use]
     #[inline]
     pub const fn new() -> Self {
         Self {
@@ -136,6 +170,17 @@ impl Backoff {
     }
 
     /// Back to step zero.
+    ///
+    /// ```
+    /// use waitless::Backoff;
+    ///
+    /// let b = Backoff::new();
+    /// while !b.is_completed() {
+    ///     b.snooze();
+    /// }
+    /// b.reset();
+    /// assert!(!b.is_completed());
+    /// ```
     #[inline]
     pub fn reset(&self) {
         self.step.set(0);
@@ -143,6 +188,20 @@ impl Backoff {
 
     /// Backs off after a failed CAS: spins `2^step` times (capped), never
     /// yields, because the competing thread is running and will finish soon.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use waitless::Backoff;
+    ///
+    /// let n = AtomicUsize::new(0);
+    /// let b = Backoff::new();
+    /// let mut cur = n.load(Ordering::Relaxed);
+    /// while let Err(now) = n.compare_exchange(cur, cur + 1, Ordering::Relaxed, Ordering::Relaxed) {
+    ///     cur = now;
+    ///     b.spin(); // after a lost CAS
+    /// }
+    /// assert_eq!(n.load(Ordering::Relaxed), 1);
+    /// ```
     #[inline]
     pub fn spin(&self) {
         let step = self.step.get().min(SPIN_LIMIT);
@@ -155,6 +214,13 @@ impl Backoff {
     }
 
     /// Backs off while waiting for another thread: spins, then yields.
+    ///
+    /// ```
+    /// use waitless::Backoff;
+    ///
+    /// let b = Backoff::new();
+    /// b.snooze(); // spins now; yields the thread once the budget is spent
+    /// ```
     #[inline]
     pub fn snooze(&self) {
         if self.step.get() <= SPIN_LIMIT {
@@ -170,6 +236,19 @@ impl Backoff {
     }
 
     /// `true` once backing off has run its course: park instead.
+    ///
+    /// ```
+    /// use waitless::Backoff;
+    ///
+    /// let b = Backoff::new();
+    /// let mut rounds = 0;
+    /// while !b.is_completed() {
+    ///     b.snooze();
+    ///     rounds += 1;
+    /// }
+    /// assert!(rounds > 0); // time to park instead of spinning
+    /// ```
+    #[must_use]
     #[inline]
     pub fn is_completed(&self) -> bool {
         self.step.get() > YIELD_LIMIT
@@ -190,6 +269,86 @@ impl fmt::Debug for Backoff {
             .finish()
     }
 }
+
+/// Defines an error type that gives the rejected value back: the type (an
+/// enum with one `T` per variant, or a tuple struct `Name<T>(pub T)`),
+/// `into_inner`, and the traits every such error has in this crate —
+/// `Clone`, `Copy`, `PartialEq`, `Eq` (derived, so only where `T` has them),
+/// a `Debug` that needs no `T: Debug` and prints `Name::Variant(..)` (or
+/// `Name(..)` for a struct), `Display` with the given message and
+/// `std::error::Error`. Every value-returning error of the library is
+/// defined with it, so they all behave alike.
+macro_rules! value_error {
+    (
+        $(#[$meta:meta])*
+        enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident => $msg:literal ),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(PartialEq, Eq, Clone, Copy)]
+        pub enum $name<T> {
+            $( $(#[$vmeta])* $variant(T), )+
+        }
+
+        impl<T> $name<T> {
+            /// Returns the value that the failed call gave back.
+            #[must_use]
+            pub fn into_inner(self) -> T {
+                match self {
+                    $( Self::$variant(v) => v, )+
+                }
+            }
+        }
+
+        impl<T> ::core::fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                match self {
+                    $( Self::$variant(_) => f.write_str(concat!(stringify!($name), "::", stringify!($variant), "(..)")), )+
+                }
+            }
+        }
+
+        impl<T> ::core::fmt::Display for $name<T> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                match self {
+                    $( Self::$variant(_) => f.write_str($msg), )+
+                }
+            }
+        }
+
+        impl<T> std::error::Error for $name<T> {}
+    };
+    (
+        $(#[$meta:meta])*
+        struct $name:ident => $msg:literal
+    ) => {
+        $(#[$meta])*
+        #[derive(PartialEq, Eq, Clone, Copy)]
+        pub struct $name<T>(pub T);
+
+        impl<T> $name<T> {
+            /// Returns the value that the failed call gave back.
+            #[must_use]
+            pub fn into_inner(self) -> T {
+                self.0
+            }
+        }
+
+        impl<T> ::core::fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.write_str(concat!(stringify!($name), "(..)"))
+            }
+        }
+
+        impl<T> ::core::fmt::Display for $name<T> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.write_str($msg)
+            }
+        }
+
+        impl<T> std::error::Error for $name<T> {}
+    };
+}
+pub(crate) use value_error;
 
 #[cfg(all(test, not(loom)))]
 mod tests {

@@ -1,4 +1,4 @@
-//! The channel's reports (`channel::memory_analysis`, SPEC §5) on the real
+//! The channel's reports (`channel::memory_analysis`) on the real
 //! strategies: every site sound, the correctness proof holds, and the
 //! channel passed in is left alone.
 //!

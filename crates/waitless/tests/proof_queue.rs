@@ -1,4 +1,4 @@
-//! The queue's proof reports (`queue::verification::prove_*`, SPEC §4) hold
+//! The queue's proof reports (`queue::verification::prove_*`) hold
 //! on the real queue, report the bound for the queue's own configuration,
 //! and leave the queue they are given untouched.
 //!

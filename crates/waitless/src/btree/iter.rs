@@ -15,6 +15,19 @@ use crate::epoch::Guard;
 /// alive (and nodes retired meanwhile are not freed) until it is dropped.
 /// Built by [`range`](super::LockFreeBTree::range) and
 /// [`iter`](super::LockFreeBTree::iter).
+///
+/// ```
+/// use waitless::btree::LockFreeBTree;
+///
+/// let m = LockFreeBTree::new();
+/// for k in 0..10 {
+///     m.insert(k, ());
+/// }
+/// let mut r = m.range(4..);
+/// m.insert(100, ()); // not in the snapshot `r` walks
+/// assert_eq!(r.next(), Some((4, ())));
+/// assert_eq!(r.count(), 5);
+/// ```
 pub struct Range<'a, K, V> {
     _guard: Guard<'a>,
     /// The inner nodes above `leaf` and the child taken in each.

@@ -116,6 +116,15 @@ static REMOVE_SITE: Site = Site::new("btree.remove");
 
 /// A lock-free ordered map (copy-on-write B+tree) whose range scans are
 /// linearizable snapshots. See the [module documentation](self).
+///
+/// ```
+/// use waitless::btree::LockFreeBTree;
+///
+/// let m = LockFreeBTree::new();
+/// m.insert(2, "b");
+/// m.insert(1, "a");
+/// assert_eq!(m.iter().collect::<Vec<_>>(), [(1, "a"), (2, "b")]);
+/// ```
 pub struct LockFreeBTree<K, V> {
     root: AtomicPtr<Node<K, V>>,
     collector: Collector,
@@ -147,6 +156,14 @@ type Path<K, V> = Vec<(NodePtr<K, V>, usize)>;
 
 impl<K, V> LockFreeBTree<K, V> {
     /// An empty map.
+    ///
+    /// ```
+    /// use waitless::btree::LockFreeBTree;
+    ///
+    /// let m: LockFreeBTree<u32, String> = LockFreeBTree::new();
+    /// assert!(m.is_empty());
+    /// ```
+    #[must_use]
     pub fn new() -> Self {
         Self {
             root: AtomicPtr::new(Node::Leaf(Leaf::new()).into_ptr()),
@@ -157,6 +174,16 @@ impl<K, V> LockFreeBTree<K, V> {
 
     /// The map's reclamation domain (for statistics such as
     /// [`Collector::pending`]).
+    ///
+    /// ```
+    /// use waitless::btree::LockFreeBTree;
+    ///
+    /// let m = LockFreeBTree::new();
+    /// m.insert(1, 1);
+    /// m.insert(1, 2); // the replaced leaf is retired into the collector
+    /// let _waiting = m.collector().pending();
+    /// ```
+    #[must_use]
     pub fn collector(&self) -> &Collector {
         &self.collector
     }
@@ -216,6 +243,7 @@ impl<K, V> LockFreeBTree<K, V> {
     /// assert_eq!(m.get(&1), Some("one"));
     /// assert_eq!(m.get(&2), None);
     /// ```
+    #[must_use]
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -232,6 +260,7 @@ impl<K, V> LockFreeBTree<K, V> {
     /// m.insert(1, vec![1, 2, 3]);
     /// assert_eq!(m.get_with(&1, |v| v.len()), Some(3));
     /// ```
+    #[must_use]
     pub fn get_with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
     where
         K: Borrow<Q>,
@@ -241,6 +270,16 @@ impl<K, V> LockFreeBTree<K, V> {
     }
 
     /// Whether the map holds `key`.
+    ///
+    /// ```
+    /// use waitless::btree::LockFreeBTree;
+    ///
+    /// let m = LockFreeBTree::new();
+    /// m.insert(String::from("k"), 1);
+    /// assert!(m.contains_key("k"));
+    /// assert!(!m.contains_key("x"));
+    /// ```
+    #[must_use]
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
@@ -250,17 +289,49 @@ impl<K, V> LockFreeBTree<K, V> {
     }
 
     /// The number of entries (exact, read from one snapshot's root).
+    ///
+    /// ```
+    /// use waitless::btree::LockFreeBTree;
+    ///
+    /// let m = LockFreeBTree::new();
+    /// m.insert(1, ());
+    /// m.insert(2, ());
+    /// m.insert(1, ());
+    /// assert_eq!(m.len(), 2);
+    /// ```
+    #[must_use]
     pub fn len(&self) -> usize {
         let guard = self.collector.pin();
         self.snapshot(&guard).count()
     }
 
     /// Whether the map is empty.
+    ///
+    /// ```
+    /// use waitless::btree::LockFreeBTree;
+    ///
+    /// let m = LockFreeBTree::new();
+    /// assert!(m.is_empty());
+    /// m.insert(1, 1);
+    /// assert!(!m.is_empty());
+    /// ```
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The smallest key and its value.
+    ///
+    /// ```
+    /// use waitless::btree::LockFreeBTree;
+    ///
+    /// let m = LockFreeBTree::new();
+    /// assert_eq!(m.first_key_value(), None::<(u8, char)>);
+    /// m.insert(5, 'e');
+    /// m.insert(3, 'c');
+    /// assert_eq!(m.first_key_value(), Some((3, 'c')));
+    /// ```
+    #[must_use]
     pub fn first_key_value(&self) -> Option<(K, V)>
     where
         K: Clone,
@@ -270,6 +341,16 @@ impl<K, V> LockFreeBTree<K, V> {
     }
 
     /// The largest key and its value.
+    ///
+    /// ```
+    /// use waitless::btree::LockFreeBTree;
+    ///
+    /// let m = LockFreeBTree::new();
+    /// m.insert(5, 'e');
+    /// m.insert(3, 'c');
+    /// assert_eq!(m.last_key_value(), Some((5, 'e')));
+    /// ```
+    #[must_use]
     pub fn last_key_value(&self) -> Option<(K, V)>
     where
         K: Clone,
@@ -321,6 +402,7 @@ impl<K, V> LockFreeBTree<K, V> {
     /// assert_eq!(m.range(90..).take(3).count(), 3);
     /// assert_eq!(m.range(13..10).count(), 0);
     /// ```
+    #[must_use]
     pub fn range<Q, R>(&self, range: R) -> Range<'_, K, V>
     where
         K: Borrow<Q>,
@@ -352,6 +434,18 @@ impl<K, V> LockFreeBTree<K, V> {
 
     /// Every entry, ascending, as a linearizable snapshot (see
     /// [`range`](Self::range)).
+    ///
+    /// ```
+    /// use waitless::btree::LockFreeBTree;
+    ///
+    /// let m = LockFreeBTree::new();
+    /// for k in [3, 1, 2] {
+    ///     m.insert(k, k * 10);
+    /// }
+    /// let keys: Vec<i32> = m.iter().map(|(k, _)| k).collect();
+    /// assert_eq!(keys, [1, 2, 3]);
+    /// ```
+    #[must_use]
     pub fn iter(&self) -> Range<'_, K, V>
     where
         K: Ord,

@@ -19,6 +19,7 @@ use crate::sync::atomic::{AtomicBool, Ordering};
 pub const DEFAULT_POINT_DURATION: Duration = Duration::from_millis(40);
 
 /// The producer/consumer counts every strategy is measured at.
+#[doc(hidden)] // describes benchmark_orderings' report, not an API to build on
 pub const POINTS: [(usize, usize); 3] = [(1, 1), (2, 2), (4, 4)];
 
 /// One operation in this many is timed individually for the mean latency.

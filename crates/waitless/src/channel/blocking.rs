@@ -344,6 +344,7 @@ impl<T> Shared<T> {
 /// producer.join().unwrap();
 /// assert_eq!(got, (0..10).collect::<Vec<_>>());
 /// ```
+#[must_use]
 pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
         chan: OptimizedChannel::with_strategy(capacity),
@@ -361,17 +362,42 @@ pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
 }
 
 /// The sending half of a [`bounded`] channel. `Clone` to get more senders.
+///
+/// ```
+/// use waitless::channel::bounded;
+///
+/// let (tx, rx) = bounded(8);
+/// let tx2 = tx.clone();
+/// std::thread::spawn(move || tx2.send(1).unwrap()).join().unwrap();
+/// tx.send(2).unwrap();
+/// assert_eq!(rx.len(), 2);
+/// ```
 pub struct Sender<T> {
     shared: Arc<Shared<T>>,
 }
 
 /// The receiving half of a [`bounded`] channel. `Clone` to get more receivers
 /// (each value goes to exactly one of them).
+///
+/// ```
+/// use waitless::channel::bounded;
+///
+/// let (tx, rx) = bounded(8);
+/// let rx2 = rx.clone(); // MPMC: each value goes to one receiver
+/// tx.send(1).unwrap();
+/// assert_eq!(rx2.recv(), Ok(1));
+/// assert!(rx.try_recv().is_err());
+/// ```
 pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
 }
 
 impl<T> Sender<T> {
+    /// Whether `other` shares this handle's channel (for `same_channel`).
+    pub(super) fn shares_with(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// Sends `value`, parking while the channel is full. Fails, giving the
     /// value back, once every receiver is gone.
     ///
@@ -391,6 +417,14 @@ impl<T> Sender<T> {
     }
 
     /// Sends without waiting.
+    ///
+    /// ```
+    /// use waitless::channel::{bounded, TrySendError};
+    ///
+    /// let (tx, _rx) = bounded(1);
+    /// assert_eq!(tx.try_send(1), Ok(()));
+    /// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
+    /// ```
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         self.shared.try_send(value)
     }
@@ -415,37 +449,122 @@ impl<T> Sender<T> {
 
     /// Sends, waiting until `deadline` at the latest (tries once even if it
     /// has passed).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use waitless::channel::bounded;
+    ///
+    /// let (tx, _rx) = bounded(1);
+    /// tx.send(1).unwrap();
+    /// let deadline = Instant::now() + Duration::from_millis(5);
+    /// assert!(tx.send_deadline(2, deadline).unwrap_err().is_timeout());
+    /// ```
     pub fn send_deadline(&self, value: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
         self.shared.send_until(value, Some(deadline))
     }
 
     /// The number of values in the channel at some moment during the call.
+    ///
+    /// ```
+    /// use waitless::channel::bounded;
+    ///
+    /// let (tx, rx) = bounded(2);
+    /// assert!(tx.is_empty() && !tx.is_full() && tx.capacity() == 2);
+    /// tx.send(1).unwrap();
+    /// tx.send(2).unwrap();
+    /// assert_eq!(tx.len(), 2);
+    /// assert!(tx.is_full());
+    /// drop(rx);
+    /// assert!(tx.is_disconnected());
+    /// ```
+    #[must_use]
     pub fn len(&self) -> usize {
         self.shared.chan.len()
     }
 
     /// `true` if the channel was empty at some moment during the call.
+    ///
+    /// ```
+    /// use waitless::channel::bounded;
+    ///
+    /// let (tx, rx) = bounded(2);
+    /// assert!(tx.is_empty() && !tx.is_full() && tx.capacity() == 2);
+    /// tx.send(1).unwrap();
+    /// tx.send(2).unwrap();
+    /// assert_eq!(tx.len(), 2);
+    /// assert!(tx.is_full());
+    /// drop(rx);
+    /// assert!(tx.is_disconnected());
+    /// ```
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.shared.chan.is_empty()
     }
 
     /// `true` if the channel was full at some moment during the call.
+    ///
+    /// ```
+    /// use waitless::channel::bounded;
+    ///
+    /// let (tx, rx) = bounded(2);
+    /// assert!(tx.is_empty() && !tx.is_full() && tx.capacity() == 2);
+    /// tx.send(1).unwrap();
+    /// tx.send(2).unwrap();
+    /// assert_eq!(tx.len(), 2);
+    /// assert!(tx.is_full());
+    /// drop(rx);
+    /// assert!(tx.is_disconnected());
+    /// ```
+    #[must_use]
     pub fn is_full(&self) -> bool {
         self.shared.chan.is_full()
     }
 
     /// The most values the channel holds.
+    ///
+    /// ```
+    /// use waitless::channel::bounded;
+    ///
+    /// let (tx, rx) = bounded(2);
+    /// assert!(tx.is_empty() && !tx.is_full() && tx.capacity() == 2);
+    /// tx.send(1).unwrap();
+    /// tx.send(2).unwrap();
+    /// assert_eq!(tx.len(), 2);
+    /// assert!(tx.is_full());
+    /// drop(rx);
+    /// assert!(tx.is_disconnected());
+    /// ```
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.shared.chan.capacity()
     }
 
     /// `true` once every receiver is gone.
+    ///
+    /// ```
+    /// use waitless::channel::bounded;
+    ///
+    /// let (tx, rx) = bounded(2);
+    /// assert!(tx.is_empty() && !tx.is_full() && tx.capacity() == 2);
+    /// tx.send(1).unwrap();
+    /// tx.send(2).unwrap();
+    /// assert_eq!(tx.len(), 2);
+    /// assert!(tx.is_full());
+    /// drop(rx);
+    /// assert!(tx.is_disconnected());
+    /// ```
+    #[must_use]
     pub fn is_disconnected(&self) -> bool {
         self.shared.chan.is_closed()
     }
 }
 
 impl<T> Receiver<T> {
+    /// Whether `other` shares this handle's channel (for `same_channel`).
+    pub(super) fn shares_with(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// Receives a value, parking while the channel is empty. Once every
     /// sender is gone, returns what is left, then `Err(RecvError)`.
     ///
@@ -461,6 +580,15 @@ impl<T> Receiver<T> {
     }
 
     /// Receives without waiting.
+    ///
+    /// ```
+    /// use waitless::channel::{bounded, TryRecvError};
+    ///
+    /// let (tx, rx) = bounded(2);
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    /// tx.send(7).unwrap();
+    /// assert_eq!(rx.try_recv(), Ok(7));
+    /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         self.shared.try_recv()
     }
@@ -485,6 +613,15 @@ impl<T> Receiver<T> {
 
     /// Receives, waiting until `deadline` at the latest (tries once even if
     /// it has passed).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use waitless::channel::{bounded, RecvTimeoutError};
+    ///
+    /// let (_tx, rx) = bounded::<u8>(2);
+    /// let deadline = Instant::now() + Duration::from_millis(5);
+    /// assert_eq!(rx.recv_deadline(deadline), Err(RecvTimeoutError::Timeout));
+    /// ```
     pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
         self.shared.recv_until(Some(deadline))
     }
@@ -526,36 +663,127 @@ impl<T> Receiver<T> {
 
     /// A blocking iterator that ends once every sender is gone and the
     /// channel is drained.
+    ///
+    /// ```
+    /// use waitless::channel::bounded;
+    ///
+    /// let (tx, rx) = bounded(4);
+    /// std::thread::spawn(move || {
+    ///     for i in 0..3 {
+    ///         tx.send(i).unwrap();
+    ///     }
+    /// });
+    /// assert_eq!(rx.iter().collect::<Vec<_>>(), [0, 1, 2]); // ends when senders are gone
+    /// ```
     pub fn iter(&self) -> Iter<'_, T> {
         Iter { rx: self }
     }
 
     /// An iterator over the values available now, without waiting.
+    ///
+    /// ```
+    /// use waitless::channel::bounded;
+    ///
+    /// let (tx, rx) = bounded(4);
+    /// tx.send(1).unwrap();
+    /// tx.send(2).unwrap();
+    /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2]); // never blocks
+    /// ```
     pub fn try_iter(&self) -> TryIter<'_, T> {
         TryIter { rx: self }
     }
 
     /// The number of values in the channel at some moment during the call.
+    ///
+    /// ```
+    /// use waitless::channel::bounded;
+    ///
+    /// let (tx, rx) = bounded(2);
+    /// assert!(rx.is_empty() && rx.capacity() == 2);
+    /// tx.send(1).unwrap();
+    /// tx.send(2).unwrap();
+    /// assert_eq!(rx.len(), 2);
+    /// assert!(rx.is_full());
+    /// drop(tx);
+    /// assert!(rx.is_disconnected());
+    /// ```
+    #[must_use]
     pub fn len(&self) -> usize {
         self.shared.chan.len()
     }
 
     /// `true` if the channel was empty at some moment during the call.
+    ///
+    /// ```
+    /// use waitless::channel::bounded;
+    ///
+    /// let (tx, rx) = bounded(2);
+    /// assert!(rx.is_empty() && rx.capacity() == 2);
+    /// tx.send(1).unwrap();
+    /// tx.send(2).unwrap();
+    /// assert_eq!(rx.len(), 2);
+    /// assert!(rx.is_full());
+    /// drop(tx);
+    /// assert!(rx.is_disconnected());
+    /// ```
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.shared.chan.is_empty()
     }
 
     /// `true` if the channel was full at some moment during the call.
+    ///
+    /// ```
+    /// use waitless::channel::bounded;
+    ///
+    /// let (tx, rx) = bounded(2);
+    /// assert!(rx.is_empty() && rx.capacity() == 2);
+    /// tx.send(1).unwrap();
+    /// tx.send(2).unwrap();
+    /// assert_eq!(rx.len(), 2);
+    /// assert!(rx.is_full());
+    /// drop(tx);
+    /// assert!(rx.is_disconnected());
+    /// ```
+    #[must_use]
     pub fn is_full(&self) -> bool {
         self.shared.chan.is_full()
     }
 
     /// The most values the channel holds.
+    ///
+    /// ```
+    /// use waitless::channel::bounded;
+    ///
+    /// let (tx, rx) = bounded(2);
+    /// assert!(rx.is_empty() && rx.capacity() == 2);
+    /// tx.send(1).unwrap();
+    /// tx.send(2).unwrap();
+    /// assert_eq!(rx.len(), 2);
+    /// assert!(rx.is_full());
+    /// drop(tx);
+    /// assert!(rx.is_disconnected());
+    /// ```
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.shared.chan.capacity()
     }
 
     /// `true` once every sender is gone (values may still be left to drain).
+    ///
+    /// ```
+    /// use waitless::channel::bounded;
+    ///
+    /// let (tx, rx) = bounded(2);
+    /// assert!(rx.is_empty() && rx.capacity() == 2);
+    /// tx.send(1).unwrap();
+    /// tx.send(2).unwrap();
+    /// assert_eq!(rx.len(), 2);
+    /// assert!(rx.is_full());
+    /// drop(tx);
+    /// assert!(rx.is_disconnected());
+    /// ```
+    #[must_use]
     pub fn is_disconnected(&self) -> bool {
         self.shared.chan.is_closed()
     }
@@ -640,6 +868,18 @@ impl<T: UnwindSafe> UnwindSafe for Receiver<T> {}
 impl<T: UnwindSafe> RefUnwindSafe for Receiver<T> {}
 
 /// Blocking iterator from [`Receiver::iter`].
+///
+/// ```
+/// use waitless::channel::bounded;
+///
+/// let (tx, rx) = bounded(2);
+/// tx.send(1).unwrap();
+/// drop(tx);
+/// let mut it = rx.iter();
+/// assert_eq!(it.next(), Some(1));
+/// assert_eq!(it.next(), None); // disconnected and drained
+/// ```
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 #[derive(Debug)]
 pub struct Iter<'a, T> {
     rx: &'a Receiver<T>,
@@ -653,6 +893,16 @@ impl<T> Iterator for Iter<'_, T> {
 }
 
 /// Non-blocking iterator from [`Receiver::try_iter`].
+///
+/// ```
+/// use waitless::channel::bounded;
+///
+/// let (tx, rx) = bounded(4);
+/// tx.send(1).unwrap();
+/// tx.send(2).unwrap();
+/// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2]); // never blocks
+/// ```
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 #[derive(Debug)]
 pub struct TryIter<'a, T> {
     rx: &'a Receiver<T>,

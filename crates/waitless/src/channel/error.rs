@@ -3,50 +3,12 @@
 
 use core::fmt;
 
-macro_rules! value_error {
-    (
-        $(#[$meta:meta])*
-        $name:ident { $( $(#[$vmeta:meta])* $variant:ident => $msg:literal ),+ $(,)? }
-    ) => {
-        $(#[$meta])*
-        #[derive(PartialEq, Eq, Clone, Copy)]
-        pub enum $name<T> {
-            $( $(#[$vmeta])* $variant(T), )+
-        }
-
-        impl<T> $name<T> {
-            /// Returns the value that could not be sent.
-            pub fn into_inner(self) -> T {
-                match self {
-                    $( Self::$variant(v) => v, )+
-                }
-            }
-        }
-
-        impl<T> fmt::Debug for $name<T> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self {
-                    $( Self::$variant(_) => f.write_str(concat!(stringify!($name), "::", stringify!($variant), "(..)")), )+
-                }
-            }
-        }
-
-        impl<T> fmt::Display for $name<T> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self {
-                    $( Self::$variant(_) => f.write_str($msg), )+
-                }
-            }
-        }
-
-        impl<T> std::error::Error for $name<T> {}
-    };
-}
+use crate::utils::value_error;
 
 value_error! {
     /// Why [`OptimizedChannel::send`](super::OptimizedChannel::send) failed; the
     /// value comes back.
-    ChannelError {
+    enum ChannelError {
         /// The channel held `capacity` values at the moment of the call.
         Full => "sending on a full channel",
         /// The channel was closed.
@@ -56,11 +18,31 @@ value_error! {
 
 impl<T> ChannelError<T> {
     /// `true` for [`ChannelError::Full`].
+    ///
+    /// ```
+    /// use waitless::channel::{ChannelError, OptimizedChannel};
+    ///
+    /// let ch = OptimizedChannel::new(1);
+    /// ch.send(1).unwrap();
+    /// let err = ch.send(2).unwrap_err();
+    /// assert!(err.is_full() && !err.is_disconnected());
+    /// assert_eq!(err, ChannelError::Full(2));
+    /// ```
+    #[must_use]
     pub fn is_full(&self) -> bool {
         matches!(self, Self::Full(_))
     }
 
     /// `true` for [`ChannelError::Disconnected`].
+    ///
+    /// ```
+    /// use waitless::channel::ChannelError;
+    ///
+    /// let err = ChannelError::Disconnected("msg");
+    /// assert!(err.is_disconnected());
+    /// assert_eq!(err.into_inner(), "msg");
+    /// ```
+    #[must_use]
     pub fn is_disconnected(&self) -> bool {
         matches!(self, Self::Disconnected(_))
     }
@@ -68,7 +50,7 @@ impl<T> ChannelError<T> {
 
 value_error! {
     /// Why [`Sender::try_send`](super::Sender::try_send) failed; the value comes back.
-    TrySendError {
+    enum TrySendError {
         /// The channel is full.
         Full => "sending on a full channel",
         /// Every receiver is gone.
@@ -78,11 +60,33 @@ value_error! {
 
 impl<T> TrySendError<T> {
     /// `true` for [`TrySendError::Full`].
+    ///
+    /// ```
+    /// use waitless::channel::{bounded, TrySendError};
+    ///
+    /// let (tx, _rx) = bounded(1);
+    /// tx.try_send(1).unwrap();
+    /// let err = tx.try_send(2).unwrap_err();
+    /// assert!(err.is_full());
+    /// assert_eq!(err, TrySendError::Full(2));
+    /// ```
+    #[must_use]
     pub fn is_full(&self) -> bool {
         matches!(self, Self::Full(_))
     }
 
     /// `true` for [`TrySendError::Disconnected`].
+    ///
+    /// ```
+    /// use waitless::channel::bounded;
+    ///
+    /// let (tx, rx) = bounded(1);
+    /// drop(rx);
+    /// let err = tx.try_send(1).unwrap_err();
+    /// assert!(err.is_disconnected());
+    /// assert_eq!(err.into_inner(), 1);
+    /// ```
+    #[must_use]
     pub fn is_disconnected(&self) -> bool {
         matches!(self, Self::Disconnected(_))
     }
@@ -90,7 +94,7 @@ impl<T> TrySendError<T> {
 
 value_error! {
     /// Why [`Sender::send_timeout`](super::Sender::send_timeout) failed; the value comes back.
-    SendTimeoutError {
+    enum SendTimeoutError {
         /// The channel stayed full until the deadline.
         Timeout => "timed out waiting on a full channel",
         /// Every receiver is gone.
@@ -100,44 +104,56 @@ value_error! {
 
 impl<T> SendTimeoutError<T> {
     /// `true` for [`SendTimeoutError::Timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use waitless::channel::bounded;
+    ///
+    /// let (tx, _rx) = bounded(1);
+    /// tx.send(1).unwrap();
+    /// let err = tx.send_timeout(2, Duration::from_millis(1)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// assert_eq!(err.into_inner(), 2);
+    /// ```
+    #[must_use]
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout(_))
     }
 
     /// `true` for [`SendTimeoutError::Disconnected`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use waitless::channel::bounded;
+    ///
+    /// let (tx, rx) = bounded::<u8>(1);
+    /// drop(rx);
+    /// assert!(tx.send_timeout(1, Duration::from_secs(1)).unwrap_err().is_disconnected());
+    /// ```
+    #[must_use]
     pub fn is_disconnected(&self) -> bool {
         matches!(self, Self::Disconnected(_))
     }
 }
 
-/// [`Sender::send`](super::Sender::send) failed because every receiver is
-/// gone; the value comes back.
-#[derive(PartialEq, Eq, Clone, Copy)]
-pub struct SendError<T>(pub T);
-
-impl<T> SendError<T> {
-    /// Returns the value that could not be sent.
-    pub fn into_inner(self) -> T {
-        self.0
-    }
+value_error! {
+    /// [`Sender::send`](super::Sender::send) failed because every receiver is
+    /// gone; the value comes back.
+    struct SendError => "sending on a disconnected channel"
 }
-
-impl<T> fmt::Debug for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SendError(..)")
-    }
-}
-
-impl<T> fmt::Display for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("sending on a disconnected channel")
-    }
-}
-
-impl<T> std::error::Error for SendError<T> {}
 
 /// [`Receiver::recv`](super::Receiver::recv) failed: every sender is gone and
 /// the channel is drained.
+///
+/// ```
+/// use waitless::channel::{bounded, RecvError};
+///
+/// let (tx, rx) = bounded(2);
+/// tx.send(1).unwrap();
+/// drop(tx);
+/// assert_eq!(rx.recv(), Ok(1)); // what is left is drained first
+/// assert_eq!(rx.recv(), Err(RecvError));
+/// ```
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub struct RecvError;
 
@@ -150,6 +166,15 @@ impl fmt::Display for RecvError {
 impl std::error::Error for RecvError {}
 
 /// Why [`Receiver::try_recv`](super::Receiver::try_recv) failed.
+///
+/// ```
+/// use waitless::channel::{bounded, TryRecvError};
+///
+/// let (tx, rx) = bounded::<u8>(2);
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+/// drop(tx);
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+/// ```
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum TryRecvError {
     /// Nothing to receive right now.
@@ -170,6 +195,14 @@ impl fmt::Display for TryRecvError {
 impl std::error::Error for TryRecvError {}
 
 /// Why [`Receiver::recv_timeout`](super::Receiver::recv_timeout) failed.
+///
+/// ```
+/// use std::time::Duration;
+/// use waitless::channel::{bounded, RecvTimeoutError};
+///
+/// let (_tx, rx) = bounded::<u8>(2);
+/// assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Err(RecvTimeoutError::Timeout));
+/// ```
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum RecvTimeoutError {
     /// Nothing arrived before the deadline.
@@ -189,30 +222,10 @@ impl fmt::Display for RecvTimeoutError {
 
 impl std::error::Error for RecvTimeoutError {}
 
-/// Why [`Producer::push`](super::spsc::Producer::push) failed; the value comes back.
-#[derive(PartialEq, Eq, Clone, Copy)]
-pub struct PushError<T>(pub T);
-
-impl<T> PushError<T> {
-    /// Returns the value that could not be pushed.
-    pub fn into_inner(self) -> T {
-        self.0
-    }
+value_error! {
+    /// Why [`Producer::push`](super::spsc::Producer::push) failed; the value comes back.
+    struct PushError => "pushing into a full ring buffer"
 }
-
-impl<T> fmt::Debug for PushError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PushError(..)")
-    }
-}
-
-impl<T> fmt::Display for PushError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("pushing into a full ring buffer")
-    }
-}
-
-impl<T> std::error::Error for PushError<T> {}
 
 #[cfg(all(test, not(loom)))]
 mod tests {

@@ -1,5 +1,5 @@
 //! The channel's memory orderings, site by site, and its correctness report
-//! (SPEC §5).
+//! (see `docs/channel.md`).
 //!
 //! * [`analyze_ordering_choices`] lists every atomic access site of
 //!   [`OptimizedChannel`] under strategy `O`: the operation, the ordering `O`

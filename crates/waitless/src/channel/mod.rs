@@ -66,3 +66,7 @@ pub use error::{
 };
 pub use mpmc::OptimizedChannel;
 pub use ordering::{AcquireRelease, Optimized, OrderingStrategy, SeqCstAll};
+
+// --- owned receiver iterator (issue 15)
+mod ext;
+pub use ext::IntoIter;

@@ -161,7 +161,7 @@ struct ConsumerSide {
 /// A bounded multi-producer multi-consumer channel whose `send` and `recv`
 /// never block, generic over the memory-ordering strategy `O`.
 ///
-/// See the [module documentation](self) for the algorithm and why `Full` and
+/// See the [module documentation](crate::channel) for the algorithm and why `Full` and
 /// `None` answers are exact (linearizable), and `docs/channel.md` for the
 /// proof of every ordering.
 ///
@@ -233,6 +233,14 @@ impl<T> OptimizedChannel<T> {
     /// # Panics
     /// If `capacity` is not a power of two (zero included) or exceeds
     /// `2^(usize::BITS - 2)`.
+    ///
+    /// ```
+    /// use waitless::channel::OptimizedChannel;
+    ///
+    /// let ch: OptimizedChannel<u32> = OptimizedChannel::new(64);
+    /// assert_eq!(ch.capacity(), 64);
+    /// ```
+    #[must_use]
     pub fn new(capacity: usize) -> Self {
         Self::with_strategy(capacity)
     }
@@ -244,6 +252,14 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     /// # Panics
     /// If `capacity` is not a power of two (zero included) or exceeds
     /// `2^(usize::BITS - 2)`.
+    ///
+    /// ```
+    /// use waitless::channel::{OptimizedChannel, SeqCstAll};
+    ///
+    /// let ch = OptimizedChannel::<u32, SeqCstAll>::with_strategy(8);
+    /// assert_eq!(ch.strategy_name(), "SeqCstAll");
+    /// ```
+    #[must_use]
     pub fn with_strategy(capacity: usize) -> Self {
         assert!(
             capacity.is_power_of_two(),
@@ -275,11 +291,25 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
 
     /// The name of the ordering strategy (`"Optimized"`, `"AcquireRelease"`,
     /// `"SeqCstAll"`).
+    ///
+    /// ```
+    /// use waitless::channel::OptimizedChannel;
+    ///
+    /// assert_eq!(OptimizedChannel::<u8>::new(2).strategy_name(), "Optimized");
+    /// ```
+    #[must_use]
     pub fn strategy_name(&self) -> &'static str {
         O::NAME
     }
 
     /// The most values the channel holds.
+    ///
+    /// ```
+    /// use waitless::channel::OptimizedChannel;
+    ///
+    /// assert_eq!(OptimizedChannel::<u8>::new(16).capacity(), 16);
+    /// ```
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.mask + 1
     }
@@ -291,6 +321,16 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     /// [closed](Self::close). A send racing with `close` may still succeed;
     /// its value is then received by a draining `recv` or dropped with the
     /// channel.
+    ///
+    /// ```
+    /// use waitless::channel::{ChannelError, OptimizedChannel};
+    ///
+    /// let ch = OptimizedChannel::new(1);
+    /// assert_eq!(ch.send('a'), Ok(()));
+    /// assert_eq!(ch.send('b'), Err(ChannelError::Full('b')));
+    /// ch.close();
+    /// assert_eq!(ch.send('c'), Err(ChannelError::Disconnected('c')));
+    /// ```
     pub fn send(&self, value: T) -> Result<(), ChannelError<T>> {
         // Relaxed: the flag carries no data for a sender; a send that starts
         // after `close` happened-before it sees `true` by coherence.
@@ -374,6 +414,15 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     ///
     /// After [`close`](Self::close) the values still in the channel are
     /// returned, then `None`.
+    ///
+    /// ```
+    /// use waitless::channel::OptimizedChannel;
+    ///
+    /// let ch = OptimizedChannel::new(2);
+    /// assert_eq!(ch.recv(), None::<u8>);
+    /// ch.send(1).unwrap();
+    /// assert_eq!(ch.recv(), Some(1));
+    /// ```
     pub fn recv(&self) -> Option<T> {
         let cap = self.capacity();
         let backoff = Backoff::new();
@@ -440,6 +489,18 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
 
     /// Receives up to `max` values without blocking, appending them to `out`;
     /// returns how many were received. Stops at the first empty answer.
+    ///
+    /// ```
+    /// use waitless::channel::OptimizedChannel;
+    ///
+    /// let ch = OptimizedChannel::new(8);
+    /// for i in 0..5 {
+    ///     ch.send(i).unwrap();
+    /// }
+    /// let mut out = Vec::new();
+    /// assert_eq!(ch.recv_batch(&mut out, 3), 3);
+    /// assert_eq!(out, [0, 1, 2]);
+    /// ```
     pub fn recv_batch(&self, out: &mut Vec<T>, max: usize) -> usize {
         let mut n = 0;
         while n < max {
@@ -456,13 +517,39 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
 
     /// Closes the channel: later `send`s return `Disconnected`, `recv` drains
     /// what is left. Returns `true` if this call closed it.
+    ///
+    /// ```
+    /// use waitless::channel::OptimizedChannel;
+    ///
+    /// let ch = OptimizedChannel::new(2);
+    /// ch.send(1).unwrap();
+    /// assert!(ch.close());
+    /// assert!(ch.is_closed() && !ch.close()); // only the first call closes it
+    /// assert_eq!(ch.recv(), Some(1)); // what was sent is still received
+    /// ```
     pub fn close(&self) -> bool {
-        // Release: pairs with the Acquire in `is_closed`, so a receiver that
-        // sees the flag also sees every send that happened-before `close`.
+        // AcqRel. The Release half pairs with the Acquire in `is_closed`, so
+        // a receiver that sees the flag also sees every send that
+        // happened-before `close`. The Acquire half pairs with the Release
+        // half of an earlier `close` (the swap that returned `false` to
+        // its caller): a second closer also sees what happened before the
+        // first one. Nothing in this file needs the second pairing; Release
+        // alone would do for the first.
         !self.closed.swap(true, Ordering::AcqRel)
     }
 
     /// `true` once [`close`](Self::close) was called.
+    ///
+    /// ```
+    /// use waitless::channel::OptimizedChannel;
+    ///
+    /// let ch = OptimizedChannel::new(2);
+    /// ch.send(1).unwrap();
+    /// assert!(ch.close());
+    /// assert!(ch.is_closed() && !ch.close()); // only the first call closes it
+    /// assert_eq!(ch.recv(), Some(1)); // what was sent is still received
+    /// ```
+    #[must_use]
     pub fn is_closed(&self) -> bool {
         // Acquire: pairs with the swap in `close` (see there).
         self.closed.load(Ordering::Acquire)
@@ -474,6 +561,16 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     /// of a few attempts; under a constant stream of operations it gives up
     /// after a few (8) tries (it never loops without bound) and
     /// returns a value the channel held at most one operation apart.
+    ///
+    /// ```
+    /// use waitless::channel::OptimizedChannel;
+    ///
+    /// let ch = OptimizedChannel::new(4);
+    /// assert!(ch.is_empty());
+    /// ch.send(1).unwrap();
+    /// assert_eq!(ch.len(), 1);
+    /// ```
+    #[must_use]
     pub fn len(&self) -> usize {
         let clamp = |tail: usize, head: usize| {
             (tail.wrapping_sub(head) as isize).clamp(0, self.capacity() as isize) as usize
@@ -494,11 +591,30 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     }
 
     /// `true` if the channel was empty at some moment during the call.
+    ///
+    /// ```
+    /// use waitless::channel::OptimizedChannel;
+    ///
+    /// let ch = OptimizedChannel::new(4);
+    /// assert!(ch.is_empty());
+    /// ch.send(1).unwrap();
+    /// assert_eq!(ch.len(), 1);
+    /// ```
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// `true` if the channel was full at some moment during the call.
+    ///
+    /// ```
+    /// use waitless::channel::OptimizedChannel;
+    ///
+    /// let ch = OptimizedChannel::new(1);
+    /// ch.send(()).unwrap();
+    /// assert!(ch.is_full());
+    /// ```
+    #[must_use]
     pub fn is_full(&self) -> bool {
         self.len() == self.capacity()
     }

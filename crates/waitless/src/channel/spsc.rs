@@ -105,6 +105,7 @@ impl<T> Drop for Ring<T> {
 ///     }
 /// });
 /// ```
+#[must_use]
 pub fn bounded<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
     assert!(
         capacity.is_power_of_two(),
@@ -158,6 +159,27 @@ unsafe fn cell<'a, T>(buf: *const Cell<T>, mask: usize, pos: usize) -> &'a Cell<
 }
 
 /// The writing end of an SPSC ring.
+///
+/// ```
+/// use waitless::channel::spsc;
+///
+/// let (mut producer, mut consumer) = spsc::bounded(4);
+/// let t = std::thread::spawn(move || {
+///     for i in 0..100 {
+///         while producer.push(i).is_err() {
+///             std::hint::spin_loop(); // full: the consumer is behind
+///         }
+///     }
+/// });
+/// let mut got = 0;
+/// while got < 100 {
+///     if let Some(v) = consumer.pop() {
+///         assert_eq!(v, got);
+///         got += 1;
+///     }
+/// }
+/// t.join().unwrap();
+/// ```
 pub struct Producer<T> {
     ring: Arc<Ring<T>>,
     /// `ring.buffer`'s cells and `ring.mask`, copied into the handle so an
@@ -172,6 +194,15 @@ pub struct Producer<T> {
 }
 
 /// The reading end of an SPSC ring.
+///
+/// ```
+/// use waitless::channel::spsc;
+///
+/// let (mut p, mut c) = spsc::bounded(2);
+/// p.push('x').unwrap();
+/// assert_eq!(c.len(), 1);
+/// assert_eq!(c.pop(), Some('x'));
+/// ```
 pub struct Consumer<T> {
     ring: Arc<Ring<T>>,
     /// As in [`Producer`].
@@ -207,11 +238,28 @@ impl<T: std::panic::UnwindSafe> std::panic::RefUnwindSafe for Consumer<T> {}
 
 impl<T> Producer<T> {
     /// The most values the ring holds.
+    ///
+    /// ```
+    /// use waitless::channel::spsc;
+    ///
+    /// let (p, c) = spsc::bounded::<u8>(8);
+    /// assert_eq!((p.capacity(), c.capacity()), (8, 8));
+    /// ```
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.mask + 1
     }
 
     /// Free slots right now (refreshes the cached consumer position).
+    ///
+    /// ```
+    /// use waitless::channel::spsc;
+    ///
+    /// let (mut p, _c) = spsc::bounded(4);
+    /// p.push(1).unwrap();
+    /// assert_eq!(p.slots(), 3);
+    /// ```
+    #[must_use]
     pub fn slots(&mut self) -> usize {
         self.refresh();
         self.capacity() - self.tail.wrapping_sub(self.head_cache)
@@ -225,6 +273,15 @@ impl<T> Producer<T> {
     }
 
     /// Pushes `value`, or gives it back if the ring is full.
+    ///
+    /// ```
+    /// use waitless::channel::spsc;
+    ///
+    /// let (mut p, mut c) = spsc::bounded(1);
+    /// assert!(p.push(1).is_ok());
+    /// assert_eq!(p.push(2).unwrap_err().into_inner(), 2);
+    /// assert_eq!(c.pop(), Some(1));
+    /// ```
     #[inline]
     pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
         let cap = self.capacity();
@@ -288,18 +345,55 @@ impl<T> Producer<T> {
 
 impl<T> Consumer<T> {
     /// The most values the ring holds.
+    ///
+    /// ```
+    /// use waitless::channel::spsc;
+    ///
+    /// let (p, c) = spsc::bounded::<u8>(8);
+    /// assert_eq!((p.capacity(), c.capacity()), (8, 8));
+    /// ```
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.mask + 1
     }
 
-    /// Values ready right now (refreshes the cached producer position).
-    pub fn len(&mut self) -> usize {
-        self.refresh();
-        self.tail_cache.wrapping_sub(self.head)
+    /// Values ready right now. Takes `&self` (it reads the producer's
+    /// position without updating the consumer's cached copy), so it can be
+    /// called through a shared reference, e.g. from a monitoring thread that
+    /// borrows the consumer.
+    ///
+    /// ```
+    /// use waitless::channel::spsc;
+    ///
+    /// let (mut p, c) = spsc::bounded(4);
+    /// p.push(1).unwrap();
+    /// p.push(2).unwrap();
+    /// let c = &c; // a shared reference is enough
+    /// assert_eq!(c.len(), 2);
+    /// ```
+    #[must_use]
+    pub fn len(&self) -> usize {
+        // Acquire: as in `refresh`, pairs with the producer's Release store
+        // of `tail`. `self.head` equals `ring.head` outside a batch, and no
+        // batch is in progress while `&self` is borrowed.
+        self.ring
+            .tail
+            .load(Ordering::Acquire)
+            .wrapping_sub(self.head)
     }
 
     /// `true` if nothing is ready right now.
-    pub fn is_empty(&mut self) -> bool {
+    ///
+    /// ```
+    /// use waitless::channel::spsc;
+    ///
+    /// let (mut p, mut c) = spsc::bounded(2);
+    /// assert!(c.is_empty());
+    /// p.push(1).unwrap();
+    /// assert!(!c.is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
@@ -311,6 +405,14 @@ impl<T> Consumer<T> {
     }
 
     /// Pops the oldest value, or `None` if the ring is empty.
+    ///
+    /// ```
+    /// use waitless::channel::spsc;
+    ///
+    /// let (mut p, mut c) = spsc::bounded(4);
+    /// std::thread::spawn(move || p.push("hi").unwrap()).join().unwrap();
+    /// assert_eq!(c.pop(), Some("hi"));
+    /// ```
     #[inline]
     pub fn pop(&mut self) -> Option<T> {
         if self.head == self.tail_cache {
@@ -334,6 +436,18 @@ impl<T> Consumer<T> {
 
     /// Pops up to `max` values into `out` with one index publication;
     /// returns how many.
+    ///
+    /// ```
+    /// use waitless::channel::spsc;
+    ///
+    /// let (mut p, mut c) = spsc::bounded(8);
+    /// for i in 0..6 {
+    ///     p.push(i).unwrap();
+    /// }
+    /// let mut out = Vec::new();
+    /// assert_eq!(c.pop_batch(&mut out, 4), 4);
+    /// assert_eq!(out, [0, 1, 2, 3]);
+    /// ```
     pub fn pop_batch(&mut self, out: &mut Vec<T>, max: usize) -> usize {
         if self.head == self.tail_cache {
             self.refresh();
@@ -380,6 +494,47 @@ impl<T> fmt::Debug for Consumer<T> {
         f.debug_struct("Consumer")
             .field("capacity", &self.capacity())
             .finish_non_exhaustive()
+    }
+}
+
+impl<T> Producer<T> {
+    /// `true` once the [`Consumer`] has been dropped: nothing pushed from
+    /// now on will be received (pushes still succeed while there is room,
+    /// and the values are dropped with the ring).
+    ///
+    /// ```
+    /// use waitless::channel::spsc;
+    ///
+    /// let (p, c) = spsc::bounded::<u8>(2);
+    /// assert!(!p.is_abandoned());
+    /// drop(c);
+    /// assert!(p.is_abandoned());
+    /// ```
+    #[must_use]
+    pub fn is_abandoned(&self) -> bool {
+        // The ring is shared by exactly the two handles; a count of one means
+        // the other was dropped. Once true it stays true.
+        Arc::strong_count(&self.ring) == 1
+    }
+}
+
+impl<T> Consumer<T> {
+    /// `true` once the [`Producer`] has been dropped: what is in the ring
+    /// is all there will ever be (it can still be popped).
+    ///
+    /// ```
+    /// use waitless::channel::spsc;
+    ///
+    /// let (mut p, mut c) = spsc::bounded(2);
+    /// p.push(1).unwrap();
+    /// drop(p);
+    /// assert!(c.is_abandoned());
+    /// assert_eq!(c.pop(), Some(1)); // still delivered
+    /// ```
+    #[must_use]
+    pub fn is_abandoned(&self) -> bool {
+        // As in `Producer::is_abandoned`.
+        Arc::strong_count(&self.ring) == 1
     }
 }
 

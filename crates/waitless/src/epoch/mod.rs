@@ -175,6 +175,7 @@ unsafe impl Sync for Collector {}
 impl Collector {
     /// A new, empty reclamation domain, with the fence-free pin where the
     /// process can use it ([`FenceStrategy::Asymmetric`]).
+    #[must_use]
     pub fn new() -> Self {
         Self::with_strategy(FenceStrategy::Asymmetric)
     }
@@ -264,6 +265,7 @@ impl Collector {
     }
 
     /// The global epoch (a counter; it wraps after `usize::MAX` advances).
+    #[must_use]
     pub fn epoch(&self) -> usize {
         // Relaxed: a statistic; no data is read on the strength of it.
         self.global.epoch.load(Ordering::Relaxed)
@@ -271,6 +273,15 @@ impl Collector {
 
     /// Deferred functions not yet run: sealed bags plus every thread's
     /// current bag. Exact when no thread is deferring concurrently.
+    ///
+    /// ```
+    /// use waitless::epoch::Collector;
+    ///
+    /// let c = Collector::new();
+    /// c.pin().defer(|| ());
+    /// assert_eq!(c.pending(), 1);
+    /// ```
+    #[must_use]
     pub fn pending(&self) -> usize {
         self.global.pending()
     }
@@ -281,6 +292,14 @@ impl Collector {
     ///
     /// Garbage still in some thread's unsealed bag is not affected; a thread
     /// can seal its own with [`Guard::flush`] or [`Collector::flush`].
+    ///
+    /// ```
+    /// use waitless::epoch::Collector;
+    ///
+    /// let c = Collector::new();
+    /// let e = c.epoch();
+    /// assert!(c.try_advance() >= e); // nobody is pinned: it advances
+    /// ```
     pub fn try_advance(&self) -> usize {
         let e = self.global.try_advance();
         self.global.collect();
@@ -290,6 +309,17 @@ impl Collector {
     /// Seals the calling thread's bag (if it has one in this collector),
     /// then tries to advance and collect, like [`Guard::flush`] but without
     /// pinning.
+    ///
+    /// ```
+    /// use waitless::epoch::Collector;
+    ///
+    /// let c = Collector::new();
+    /// c.pin().defer(|| ());
+    /// for _ in 0..4 {
+    ///     c.flush(); // seal this thread's bag, advance, run what is safe
+    /// }
+    /// assert_eq!(c.pending(), 0);
+    /// ```
     pub fn flush(&self) {
         match local::participant(self) {
             // SAFETY: this thread owns `p`, a record of this collector.
@@ -407,10 +437,11 @@ impl fmt::Debug for Collector {
 
 impl Drop for Collector {
     fn drop(&mut self) {
-        // AcqRel: the release half orders nothing in particular; the acquire
-        // half pairs with the Release `fetch_sub` of an exiting thread that
-        // already finished handing its record back.
-        self.token.state.fetch_and(!LIVE, Ordering::AcqRel);
+        // Acquire: pairs with the Release `fetch_sub` of an exiting thread
+        // that already finished handing its record back, so its hand-over
+        // happens before we free the records. No Release is needed: a thread
+        // that sees LIVE cleared only backs off (it reads nothing we wrote).
+        self.token.state.fetch_and(!LIVE, Ordering::Acquire);
         // Wait for threads that joined (CAS in `local::release`) before we
         // cleared LIVE. Acquire pairs with their Release `fetch_sub`, so
         // their hand-over happens before we free the records below.
@@ -436,6 +467,7 @@ impl Drop for Collector {
 ///     s.spawn(move || drop(g));
 /// });
 /// ```
+#[must_use]
 pub struct Guard<'a> {
     collector: &'a Collector,
     participant: *const Participant,
@@ -447,6 +479,14 @@ pub struct Guard<'a> {
 
 impl<'a> Guard<'a> {
     /// The collector this guard pins.
+    ///
+    /// ```
+    /// use waitless::epoch::Collector;
+    ///
+    /// let c = Collector::new();
+    /// let g = c.pin();
+    /// assert!(core::ptr::eq(g.collector(), &c));
+    /// ```
     pub fn collector(&self) -> &'a Collector {
         self.collector
     }
@@ -460,6 +500,19 @@ impl<'a> Guard<'a> {
 
     /// Runs `f` once no thread that is pinned now can still be pinned, or
     /// when the collector is dropped, whichever is first.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use waitless::epoch::Collector;
+    ///
+    /// let ran = Arc::new(AtomicBool::new(false));
+    /// let c = Collector::new();
+    /// let r = ran.clone();
+    /// c.pin().defer(move || r.store(true, Ordering::Relaxed));
+    /// drop(c); // dropping the collector runs what it still holds
+    /// assert!(ran.load(Ordering::Relaxed));
+    /// ```
     pub fn defer<F: FnOnce() + Send + 'static>(&self, f: F) {
         // SAFETY: `F: Send + 'static` meets both preconditions.
         unsafe { self.defer_unchecked(f) }
@@ -471,6 +524,18 @@ impl<'a> Guard<'a> {
     /// 1. Running `f` on another thread than the caller's is sound.
     /// 2. Everything `f` borrows stays valid until it runs: at the latest
     ///    until the collector is dropped.
+    ///
+    /// ```
+    /// use waitless::epoch::Collector;
+    ///
+    /// let c = Collector::new();
+    /// let log = std::cell::Cell::new(0); // not Send: allowed here
+    /// // SAFETY: `log` outlives the collector (dropped first, below), and the
+    /// // closure runs on this thread because no other thread uses `c`.
+    /// unsafe { c.pin().defer_unchecked(|| log.set(1)) };
+    /// drop(c);
+    /// assert_eq!(log.get(), 1);
+    /// ```
     pub unsafe fn defer_unchecked<F: FnOnce()>(&self, f: F) {
         let d = Deferred::new(f);
         // SAFETY: this thread owns the record, which belongs to the
@@ -487,6 +552,20 @@ impl<'a> Guard<'a> {
     /// 3. Dropping the `T` on another thread is sound (`T: Send`, or the
     ///    caller guarantees it), and anything the `T` borrows outlives the
     ///    collector.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicPtr, Ordering};
+    /// use waitless::epoch::Collector;
+    ///
+    /// let c = Collector::new();
+    /// let src = AtomicPtr::new(Box::into_raw(Box::new(1u64)));
+    /// let g = c.pin();
+    /// let old = src.swap(Box::into_raw(Box::new(2)), Ordering::AcqRel);
+    /// // SAFETY: `old` is a unique Box, unlinked by the swap, destroyed once.
+    /// unsafe { g.defer_destroy(old) };
+    /// # drop(g);
+    /// # unsafe { drop(Box::from_raw(src.load(Ordering::Relaxed))) };
+    /// ```
     pub unsafe fn defer_destroy<T>(&self, ptr: *mut T) {
         struct SendPtr<T>(*mut T);
         // SAFETY: precondition 3: dropping the `T` elsewhere is sound.
@@ -504,6 +583,15 @@ impl<'a> Guard<'a> {
 
     /// Seals this thread's bag into the collector's garbage now (instead of
     /// when it fills), then tries to advance the epoch and collect.
+    ///
+    /// ```
+    /// use waitless::epoch::Collector;
+    ///
+    /// let c = Collector::new();
+    /// let g = c.pin();
+    /// g.defer(|| ());
+    /// g.flush(); // hand the bag to the collector now instead of when it is full
+    /// ```
     pub fn flush(&self) {
         // SAFETY: this thread owns the record of this collector.
         unsafe { self.collector.global.flush(self.participant()) }
@@ -536,6 +624,12 @@ impl fmt::Debug for Guard<'_> {
 
 /// The process-wide collector (never dropped: what it holds when the
 /// process exits is not run).
+///
+/// ```
+/// let g = waitless::epoch::default_collector().pin();
+/// g.defer(|| ()); // runs once the process-wide epoch has moved on
+/// ```
+#[must_use]
 #[cfg(not(loom))]
 pub fn default_collector() -> &'static Collector {
     static DEFAULT: std::sync::OnceLock<Collector> = std::sync::OnceLock::new();

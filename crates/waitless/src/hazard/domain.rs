@@ -368,6 +368,8 @@ impl Shared {
                 unsafe { self.0.drain() }
             }
         }
+        // Acquire: pairs with the Release head CAS in `acquire`, so every
+        // record's initialised fields are visible to the walk.
         let mut p = self.head.load(Ordering::Acquire).cast_const();
         while !p.is_null() {
             // SAFETY: records are never freed while `self` lives.
@@ -413,6 +415,19 @@ impl Drop for Shared {
 /// Each data structure should own its own domain, so dropping the structure
 /// frees everything it retired; [`Domain::global`] is there for code that
 /// wants a process-wide one.
+///
+/// ```
+/// use std::sync::atomic::{AtomicPtr, Ordering};
+/// use waitless::hazard::Domain;
+///
+/// let domain = Domain::new();
+/// let src = AtomicPtr::new(Box::into_raw(Box::new(String::from("old"))));
+/// let old = src.swap(Box::into_raw(Box::new(String::from("new"))), Ordering::AcqRel);
+/// // SAFETY: `old` is unlinked from `src` and retired once.
+/// unsafe { domain.retire_box(old) };
+/// domain.reclaim(); // no hazard protects it: freed now
+/// # unsafe { drop(Box::from_raw(src.load(Ordering::Relaxed))) };
+/// ```
 pub struct Domain {
     shared: Arc<Shared>,
 }
@@ -435,6 +450,14 @@ impl Default for Domain {
 
 impl Domain {
     /// A new domain using the asymmetric fence strategy where available.
+    ///
+    /// ```
+    /// use waitless::hazard::Domain;
+    ///
+    /// let domain = Domain::new(); // owns what is retired into it
+    /// drop(domain); // frees it all
+    /// ```
+    #[must_use]
     pub fn new() -> Self {
         Self::with_strategy(FenceStrategy::Asymmetric)
     }
@@ -442,6 +465,14 @@ impl Domain {
     /// A new domain with the given fence strategy (asymmetric falls back to
     /// symmetric where `membarrier` is unavailable; see
     /// [`strategy`](Self::strategy) for the one in effect).
+    ///
+    /// ```
+    /// use waitless::hazard::{Domain, FenceStrategy};
+    ///
+    /// let d = Domain::with_strategy(FenceStrategy::Symmetric);
+    /// assert_eq!(d.strategy(), FenceStrategy::Symmetric);
+    /// ```
+    #[must_use]
     pub fn with_strategy(strategy: FenceStrategy) -> Self {
         let asymmetric = strategy == FenceStrategy::Asymmetric && fence::asymmetric_available();
         Self {
@@ -457,6 +488,14 @@ impl Domain {
 
     /// The process-wide domain. Objects retired into it are freed by later
     /// scans but, as a `static`, it is never dropped.
+    ///
+    /// ```
+    /// use waitless::hazard::{Domain, HazardPointer};
+    ///
+    /// let hp = HazardPointer::new_in(Domain::global()); // the same as HazardPointer::new()
+    /// drop(hp);
+    /// ```
+    #[must_use]
     #[cfg(not(loom))]
     pub fn global() -> &'static Domain {
         static GLOBAL: std::sync::OnceLock<Domain> = std::sync::OnceLock::new();
@@ -464,6 +503,14 @@ impl Domain {
     }
 
     /// The fence strategy in effect for this domain.
+    ///
+    /// ```
+    /// use waitless::hazard::{Domain, FenceStrategy};
+    ///
+    /// let s = Domain::new().strategy();
+    /// assert!(s == FenceStrategy::Asymmetric || s == FenceStrategy::Symmetric);
+    /// ```
+    #[must_use]
     pub fn strategy(&self) -> FenceStrategy {
         if self.shared.asymmetric {
             FenceStrategy::Asymmetric
@@ -473,6 +520,7 @@ impl Domain {
     }
 
     /// Hazard records allocated so far (each holds several slots).
+    #[must_use]
     pub fn records(&self) -> usize {
         self.shared.records.load(Ordering::Relaxed)
     }
@@ -487,8 +535,11 @@ impl Domain {
     /// Retired objects not yet freed, summed over all records (those of
     /// exited threads included; a snapshot that may be stale by the time it
     /// returns).
+    #[must_use]
     pub fn pending(&self) -> usize {
         let mut n = 0;
+        // Acquire: pairs with the Release head CAS in `acquire`, as in the
+        // scan: the records we walk are fully initialised.
         let mut p = self.shared.head.load(Ordering::Acquire).cast_const();
         while !p.is_null() {
             // SAFETY: records are never freed while the domain lives.
@@ -530,6 +581,22 @@ impl Domain {
     /// 2. `ptr` is retired once, into one domain.
     /// 3. `deleter(ptr)` is sound to call once, from any thread, at any time
     ///    up to and including this domain's drop.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicPtr, Ordering};
+    /// use waitless::hazard::Domain;
+    ///
+    /// unsafe fn free_u64(p: *mut u64) {
+    ///     // SAFETY: every pointer retired with this deleter came from Box::into_raw.
+    ///     drop(unsafe { Box::from_raw(p) });
+    /// }
+    /// let domain = Domain::new();
+    /// let src = AtomicPtr::new(Box::into_raw(Box::new(1u64)));
+    /// let old = src.swap(Box::into_raw(Box::new(2)), Ordering::AcqRel);
+    /// // SAFETY: unlinked, retired once, and `free_u64` matches the allocation.
+    /// unsafe { domain.retire(old, free_u64) };
+    /// # unsafe { drop(Box::from_raw(src.load(Ordering::Relaxed))) };
+    /// ```
     pub unsafe fn retire<T>(&self, ptr: *mut T, deleter: unsafe fn(*mut T)) {
         // SAFETY: our preconditions are `push`'s.
         unsafe { self.push(ptr, deleter, true) }
@@ -605,6 +672,19 @@ impl Domain {
     /// 2. `ptr` is retired once, into one domain.
     /// 3. `T`'s destructor is sound to run on any thread (`T: Send` or
     ///    equivalent), at any time up to and including this domain's drop.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicPtr, Ordering};
+    /// use waitless::hazard::Domain;
+    ///
+    /// let domain = Domain::new();
+    /// let src = AtomicPtr::new(Box::into_raw(Box::new(String::from("old"))));
+    /// let old = src.swap(Box::into_raw(Box::new(String::from("new"))), Ordering::AcqRel);
+    /// // SAFETY: `old` is unlinked from `src` and retired once.
+    /// unsafe { domain.retire_box(old) };
+    /// domain.reclaim(); // no hazard protects it: freed now
+    /// # unsafe { drop(Box::from_raw(src.load(Ordering::Relaxed))) };
+    /// ```
     pub unsafe fn retire_box<T>(&self, ptr: *mut T) {
         // SAFETY: the preconditions of `retire` follow from ours.
         unsafe { self.retire(ptr, drop_box::<T>) }
@@ -612,6 +692,19 @@ impl Domain {
 
     /// Scans the calling thread's retired objects now, freeing those no
     /// hazard protects.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicPtr, Ordering};
+    /// use waitless::hazard::Domain;
+    ///
+    /// let domain = Domain::new();
+    /// let src = AtomicPtr::new(Box::into_raw(Box::new(String::from("old"))));
+    /// let old = src.swap(Box::into_raw(Box::new(String::from("new"))), Ordering::AcqRel);
+    /// // SAFETY: `old` is unlinked from `src` and retired once.
+    /// unsafe { domain.retire_box(old) };
+    /// domain.reclaim(); // no hazard protects it: freed now
+    /// # unsafe { drop(Box::from_raw(src.load(Ordering::Relaxed))) };
+    /// ```
     pub fn reclaim(&self) {
         let local = self.local();
         // SAFETY: `local` is ours.

@@ -93,6 +93,21 @@ use domain::{Local, NotSendSync};
 
 /// One hazard slot, protecting at most one pointer at a time. Released when
 /// dropped. Not `Send`: the slot belongs to the creating thread's record.
+///
+/// ```
+/// use std::sync::atomic::{AtomicPtr, Ordering};
+/// use waitless::hazard::{Domain, HazardPointer};
+///
+/// let domain = Domain::new();
+/// let src = AtomicPtr::new(Box::into_raw(Box::new(5u32)));
+/// let mut hp = HazardPointer::new_in(&domain);
+/// let p = hp.protect(&src);
+/// // SAFETY: protected by `hp` and retired only through `domain`.
+/// assert_eq!(unsafe { *p }, 5);
+/// drop(hp);
+/// # unsafe { drop(Box::from_raw(src.load(Ordering::Relaxed))) };
+/// ```
+#[must_use]
 pub struct HazardPointer<'d> {
     local: NonNull<Local>,
     slot: usize,
@@ -112,6 +127,18 @@ impl core::fmt::Debug for HazardPointer<'_> {
 #[cfg(not(loom))]
 impl HazardPointer<'static> {
     /// A hazard pointer in the [global domain](Domain::global).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicPtr, Ordering};
+    /// use waitless::hazard::HazardPointer;
+    ///
+    /// let src = AtomicPtr::new(Box::into_raw(Box::new(1u8)));
+    /// let mut hp = HazardPointer::new(); // in Domain::global()
+    /// let p = hp.protect(&src);
+    /// assert_eq!(p, src.load(Ordering::Relaxed));
+    /// drop(hp);
+    /// # unsafe { drop(Box::from_raw(src.load(Ordering::Relaxed))) };
+    /// ```
     pub fn new() -> Self {
         Self::new_in(Domain::global())
     }
@@ -126,12 +153,34 @@ impl Default for HazardPointer<'static> {
 
 impl<'d> HazardPointer<'d> {
     /// A hazard pointer in `domain`.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicPtr, Ordering};
+    /// use waitless::hazard::{Domain, HazardPointer};
+    ///
+    /// let domain = Domain::new();
+    /// let src = AtomicPtr::new(Box::into_raw(Box::new(5u32)));
+    /// let mut hp = HazardPointer::new_in(&domain);
+    /// let p = hp.protect(&src);
+    /// // SAFETY: protected by `hp` and retired only through `domain`.
+    /// assert_eq!(unsafe { *p }, 5);
+    /// drop(hp);
+    /// # unsafe { drop(Box::from_raw(src.load(Ordering::Relaxed))) };
+    /// ```
     pub fn new_in(domain: &'d Domain) -> Self {
         let [hp] = Self::many_in::<1>(domain);
         hp
     }
 
     /// `N` hazard pointers in `domain`, with one thread-local lookup.
+    ///
+    /// ```
+    /// use waitless::hazard::{Domain, HazardPointer};
+    ///
+    /// let domain = Domain::new();
+    /// let [prev, cur] = HazardPointer::many_in::<2>(&domain); // e.g. a list walk
+    /// drop((prev, cur));
+    /// ```
     pub fn many_in<const N: usize>(domain: &'d Domain) -> [Self; N] {
         let mut local = domain.local();
         let asymmetric = domain.asymmetric();
@@ -175,6 +224,20 @@ impl<'d> HazardPointer<'d> {
     /// dereferenced until this hazard pointer is dropped, reset or reused,
     /// provided the object is retired only through this hazard pointer's
     /// domain and only after being unlinked from `src`.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicPtr, Ordering};
+    /// use waitless::hazard::{Domain, HazardPointer};
+    ///
+    /// let domain = Domain::new();
+    /// let src = AtomicPtr::new(Box::into_raw(Box::new(5u32)));
+    /// let mut hp = HazardPointer::new_in(&domain);
+    /// let p = hp.protect(&src);
+    /// // SAFETY: protected by `hp` and retired only through `domain`.
+    /// assert_eq!(unsafe { *p }, 5);
+    /// drop(hp);
+    /// # unsafe { drop(Box::from_raw(src.load(Ordering::Relaxed))) };
+    /// ```
     #[inline]
     pub fn protect<T>(&mut self, src: &AtomicPtr<T>) -> *mut T {
         let mut p = src.load(Ordering::Relaxed);
@@ -189,6 +252,19 @@ impl<'d> HazardPointer<'d> {
     /// One attempt: publishes `ptr`, then checks that `src` still holds it.
     /// `Ok(ptr)` means it is protected; `Err(current)` gives what `src` holds
     /// now (no longer `ptr`, which is left published but unprotected).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicPtr, Ordering};
+    /// use waitless::hazard::{Domain, HazardPointer};
+    ///
+    /// let domain = Domain::new();
+    /// let src = AtomicPtr::new(Box::into_raw(Box::new(1u32)));
+    /// let mut hp = HazardPointer::new_in(&domain);
+    /// let seen = src.load(Ordering::Relaxed);
+    /// assert_eq!(hp.try_protect(seen, &src), Ok(seen)); // still there: protected
+    /// # drop(hp);
+    /// # unsafe { drop(Box::from_raw(src.load(Ordering::Relaxed))) };
+    /// ```
     #[inline]
     pub fn try_protect<T>(&mut self, ptr: *mut T, src: &AtomicPtr<T>) -> Result<*mut T, *mut T> {
         self.publish(ptr);
@@ -207,6 +283,21 @@ impl<'d> HazardPointer<'d> {
     /// does) before dereferencing it.
     ///
     /// [`try_protect`]: Self::try_protect
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicPtr, Ordering};
+    /// use waitless::hazard::{Domain, HazardPointer};
+    ///
+    /// let domain = Domain::new();
+    /// let src = AtomicPtr::new(Box::into_raw(Box::new(1u32)));
+    /// let mut hp = HazardPointer::new_in(&domain);
+    /// let p = src.load(Ordering::Relaxed);
+    /// hp.publish(p);
+    /// // Re-validate before dereferencing: only now is `p` protected.
+    /// assert_eq!(src.load(Ordering::Acquire), p);
+    /// # drop(hp);
+    /// # unsafe { drop(Box::from_raw(p)) };
+    /// ```
     #[inline]
     pub fn publish<T>(&mut self, ptr: *mut T) {
         // Release: pairs with the Acquire slot loads in the scan, so this
@@ -217,6 +308,19 @@ impl<'d> HazardPointer<'d> {
     }
 
     /// Stops protecting anything.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicPtr, Ordering};
+    /// use waitless::hazard::{Domain, HazardPointer};
+    ///
+    /// let domain = Domain::new();
+    /// let src = AtomicPtr::new(Box::into_raw(Box::new(1u32)));
+    /// let mut hp = HazardPointer::new_in(&domain);
+    /// let _p = hp.protect(&src);
+    /// hp.reset_protection(); // `_p` may be freed from now on; `hp` can be reused
+    /// # drop(hp);
+    /// # unsafe { drop(Box::from_raw(src.load(Ordering::Relaxed))) };
+    /// ```
     #[inline]
     pub fn reset_protection(&mut self) {
         // Release: as in `publish`.

@@ -56,7 +56,9 @@
 //! assert!(map.is_empty());
 //! ```
 
+mod ext;
 mod raw;
+pub use ext::{Keys, Values};
 
 use core::borrow::Borrow;
 use core::fmt;
@@ -72,6 +74,27 @@ use raw::{Node, RawMap};
 ///
 /// `S` is the hasher builder; the default, std's [`RandomState`], is seeded
 /// randomly per map (HashDoS resistant).
+///
+/// ```
+/// use std::sync::Arc;
+/// use waitless::map::LockFreeHashMap;
+///
+/// let map = Arc::new(LockFreeHashMap::new());
+/// let handles: Vec<_> = (0..4)
+///     .map(|t| {
+///         let map = Arc::clone(&map);
+///         std::thread::spawn(move || {
+///             for i in 0..100 {
+///                 map.insert(t * 100 + i, i);
+///             }
+///         })
+///     })
+///     .collect();
+/// for h in handles {
+///     h.join().unwrap();
+/// }
+/// assert_eq!(map.len(), 400);
+/// ```
 pub struct LockFreeHashMap<K, V, S = RandomState> {
     raw: RawMap<K, V>,
     hasher: S,
@@ -95,11 +118,27 @@ unsafe impl<K: Send + Sync, V: Send + Sync, S: Sync> Sync for LockFreeHashMap<K,
 
 impl<K: Hash + Eq + Clone, V: Clone> LockFreeHashMap<K, V> {
     /// An empty map with a randomly seeded hasher.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map: LockFreeHashMap<String, u32> = LockFreeHashMap::new();
+    /// assert!(map.is_empty());
+    /// ```
+    #[must_use]
     pub fn new() -> Self {
         Self::with_capacity_and_hasher(1, RandomState::new())
     }
 
     /// An empty map with buckets for about `n` elements before it first grows.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map: LockFreeHashMap<u64, u64> = LockFreeHashMap::with_capacity(10_000);
+    /// assert!(map.buckets() >= 1);
+    /// ```
+    #[must_use]
     pub fn with_capacity(n: usize) -> Self {
         Self::with_capacity_and_hasher(n, RandomState::new())
     }
@@ -111,17 +150,20 @@ impl<K: Hash + Eq + Clone, V: Clone> Default for LockFreeHashMap<K, V> {
     }
 }
 
-impl<K, V, S> fmt::Debug for LockFreeHashMap<K, V, S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockFreeHashMap")
-            .field("len", &self.raw.len())
-            .field("buckets", &self.raw.size())
-            .finish_non_exhaustive()
-    }
-}
+// `Debug` (showing the entries) is in `ext.rs`.
 
 impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// An empty map using `hasher`.
+    ///
+    /// ```
+    /// use std::collections::hash_map::RandomState;
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::with_hasher(RandomState::new());
+    /// map.insert(1, 2);
+    /// assert_eq!(map.get(&1), Some(2));
+    /// ```
+    #[must_use]
     pub fn with_hasher(hasher: S) -> Self {
         Self::with_capacity_and_hasher(1, hasher)
     }
@@ -131,6 +173,16 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// The hint is capped at 2^20 buckets; past that the table grows on
     /// demand, so `with_capacity(usize::MAX)` is a usable (if pointless)
     /// request rather than an allocation failure on the first insert.
+    ///
+    /// ```
+    /// use std::collections::hash_map::RandomState;
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::with_capacity_and_hasher(64, RandomState::new());
+    /// map.insert("k", "v");
+    /// assert_eq!(map.len(), 1);
+    /// ```
+    #[must_use]
     pub fn with_capacity_and_hasher(n: usize, hasher: S) -> Self {
         LockFreeHashMap {
             raw: RawMap::with_buckets(n / raw::LOAD_FACTOR),
@@ -146,21 +198,65 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
 
     /// Number of elements. Exact when no operation runs concurrently;
     /// otherwise a value the map had recently (summed from striped counters).
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// assert!(map.is_empty());
+    /// map.insert(1, ());
+    /// map.insert(1, ());
+    /// assert_eq!(map.len(), 1);
+    /// ```
+    #[must_use]
     pub fn len(&self) -> usize {
         self.raw.len()
     }
 
     /// `len() == 0`.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// assert!(map.is_empty());
+    /// map.insert(1, ());
+    /// map.insert(1, ());
+    /// assert_eq!(map.len(), 1);
+    /// ```
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The current number of buckets (a power of two that only grows).
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// let before = map.buckets();
+    /// for i in 0..10_000u32 {
+    ///     map.insert(i, i);
+    /// }
+    /// assert!(map.buckets() > before); // it grew (and never shrinks)
+    /// ```
+    #[must_use]
     pub fn buckets(&self) -> usize {
         self.raw.size()
     }
 
     /// The fence strategy the map's hazard-pointer domain uses.
+    ///
+    /// ```
+    /// use waitless::hazard::FenceStrategy;
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map: LockFreeHashMap<u8, u8> = LockFreeHashMap::new();
+    /// let s = map.fence_strategy();
+    /// assert!(s == FenceStrategy::Asymmetric || s == FenceStrategy::Symmetric);
+    /// ```
+    #[must_use]
     pub fn fence_strategy(&self) -> FenceStrategy {
         self.raw.domain.strategy()
     }
@@ -168,6 +264,14 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// Calls `f` on the value of `key` while it is protected, without
     /// cloning it. `f` must not block for long: the value (only that one)
     /// cannot be freed while `f` runs.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// map.insert("doc", vec![0u8; 4096]);
+    /// assert_eq!(map.get_with("doc", |v| v.len()), Some(4096)); // no 4 KiB clone
+    /// ```
     pub fn get_with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
     where
         K: Borrow<Q>,
@@ -198,6 +302,16 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     }
 
     /// A clone of the value of `key`.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// map.insert(String::from("a"), 1);
+    /// assert_eq!(map.get("a"), Some(1));
+    /// assert_eq!(map.get("b"), None);
+    /// ```
+    #[must_use]
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -208,6 +322,16 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     }
 
     /// Whether `key` is present.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// map.insert(String::from("a"), 1);
+    /// assert!(map.contains_key("a")); // `&str` through `Borrow<str>`
+    /// assert!(!map.contains_key("b"));
+    /// ```
+    #[must_use]
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
@@ -217,6 +341,14 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     }
 
     /// Inserts or replaces; returns a clone of the replaced value.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// assert_eq!(map.insert(1, "a"), None);
+    /// assert_eq!(map.insert(1, "b"), Some("a")); // replaced, like std
+    /// ```
     pub fn insert(&self, key: K, value: V) -> Option<V>
     where
         K: Hash + Eq,
@@ -273,6 +405,16 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// the key is absent. `make` runs at most once, and only when this call
     /// finds the key absent; if another thread inserts the key first, the
     /// made value is dropped and theirs is returned.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let cache = LockFreeHashMap::new();
+    /// let v = cache.get_or_insert_with("pi", || 3.14);
+    /// assert_eq!(v, 3.14);
+    /// let again = cache.get_or_insert_with("pi", || unreachable!("present: not called"));
+    /// assert_eq!(again, 3.14);
+    /// ```
     pub fn get_or_insert_with(&self, key: K, make: impl FnOnce() -> V) -> V
     where
         K: Hash + Eq,
@@ -330,6 +472,20 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// attempt is dropped. `f` gets the current value by reference, so it
     /// never needs to clone what it captured to be called again; it should
     /// have no side effects beyond computing the new value.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let hits = LockFreeHashMap::new();
+    /// hits.insert("/", 0u64);
+    /// std::thread::scope(|s| {
+    ///     for _ in 0..4 {
+    ///         s.spawn(|| hits.update("/", |n| n + 1));
+    ///     }
+    /// });
+    /// assert_eq!(hits.get("/"), Some(4)); // no increment is lost
+    /// assert_eq!(hits.update("/missing", |n| n + 1), None);
+    /// ```
     pub fn update<Q>(&self, key: &Q, mut f: impl FnMut(&V) -> V) -> Option<V>
     where
         K: Borrow<Q>,
@@ -379,6 +535,15 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     }
 
     /// Removes `key`; returns a clone of its value.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// map.insert(1, "one");
+    /// assert_eq!(map.remove(&1), Some("one"));
+    /// assert_eq!(map.remove(&1), None);
+    /// ```
     pub fn remove<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -416,6 +581,16 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     }
 
     /// A weakly consistent iterator over clones of the entries; see [`Iter`].
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// map.insert(1, 10);
+    /// map.insert(2, 20);
+    /// let total: i32 = map.iter().map(|(_, v)| v).sum();
+    /// assert_eq!(total, 30);
+    /// ```
     pub fn iter(&self) -> Iter<'_, K, V, S>
     where
         K: Clone + Eq,
@@ -430,11 +605,8 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     }
 }
 
-impl<K, V, S> Drop for LockFreeHashMap<K, V, S> {
-    fn drop(&mut self) {
-        // `raw` frees the list, then its domain frees everything retired.
-    }
-}
+// Dropping the map drops `raw`, which frees the list; then its hazard
+// domain frees everything retired (no `Drop` impl needed).
 
 /// A pinned read view of a [`LockFreeHashMap`], from
 /// [`LockFreeHashMap::pin`].
@@ -448,6 +620,7 @@ impl<K, V, S> Drop for LockFreeHashMap<K, V, S> {
 /// own; the view is not a snapshot. Hold a view briefly: the one value it
 /// protects cannot be freed while it does. Not `Send`: the hazard pointers
 /// belong to the thread that pinned.
+#[must_use]
 pub struct Pinned<'m, K, V, S> {
     map: &'m LockFreeHashMap<K, V, S>,
     guard: raw::Guard<'m>,
@@ -461,6 +634,7 @@ impl<K, V, S> fmt::Debug for Pinned<'_, K, V, S> {
 
 impl<K, V, S: BuildHasher> Pinned<'_, K, V, S> {
     /// The value of `key`, borrowed until the next call on this view.
+    #[must_use]
     pub fn get<Q>(&mut self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
@@ -473,6 +647,7 @@ impl<K, V, S: BuildHasher> Pinned<'_, K, V, S> {
     }
 
     /// Whether `key` is present.
+    #[must_use]
     pub fn contains_key<Q>(&mut self, key: &Q) -> bool
     where
         K: Borrow<Q>,
@@ -494,6 +669,16 @@ impl<K, V, S: BuildHasher> Pinned<'_, K, V, S> {
 ///
 /// The iterator holds no hazard pointer between calls to `next`; each call
 /// re-finds its place from the position of the last yielded key.
+///
+/// ```
+/// use waitless::map::LockFreeHashMap;
+///
+/// let map: LockFreeHashMap<u32, u32> = (0..5).map(|k| (k, k)).collect();
+/// let mut keys: Vec<u32> = map.iter().map(|(k, _)| k).collect();
+/// keys.sort();
+/// assert_eq!(keys, [0, 1, 2, 3, 4]);
+/// ```
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct Iter<'m, K, V, S> {
     map: &'m LockFreeHashMap<K, V, S>,
     /// Split-order key of the last yielded entry (0 before the first).

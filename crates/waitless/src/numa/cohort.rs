@@ -120,7 +120,7 @@ pub struct CohortStats {
     pub cross_node_handovers: u64,
 }
 
-/// A NUMA-aware mutual-exclusion lock. See the [module docs](self).
+/// A NUMA-aware mutual-exclusion lock. See the [module docs](crate::numa).
 ///
 /// ```
 /// use waitless::numa::CohortLock;
@@ -168,6 +168,7 @@ unsafe impl<T: Send> Sync for CohortLock<T> {}
 unsafe impl<T: Send> Send for CohortLock<T> {}
 
 /// Exclusive access to a [`CohortLock`]'s data; releases on drop.
+#[must_use]
 pub struct CohortGuard<'a, T> {
     lock: &'a CohortLock<T>,
     node: usize,
@@ -182,12 +183,14 @@ unsafe impl<T: Sync> Sync for CohortGuard<'_, T> {}
 impl<T> CohortLock<T> {
     /// A lock over `value` for a machine of `nodes` nodes (at least one),
     /// with [`DEFAULT_COHORT_BOUND`].
+    #[must_use]
     pub fn new(nodes: usize, value: T) -> Self {
         Self::with_bound(nodes, DEFAULT_COHORT_BOUND, value)
     }
 
     /// A lock that passes ownership inside a node at most `bound` times in
     /// a row (`0`: never, i.e. a plain two-level lock).
+    #[must_use]
     pub fn with_bound(nodes: usize, bound: usize, value: T) -> Self {
         CohortLock {
             global: CachePadded::new(TasLock::new()),
@@ -213,6 +216,7 @@ impl<T> CohortLock<T> {
     }
 
     /// The number of nodes the lock was built for.
+    #[must_use]
     pub fn nodes(&self) -> usize {
         self.locals.len()
     }
@@ -281,6 +285,7 @@ impl<T> CohortLock<T> {
     }
 
     /// The hand-over counters (exact when the lock is free).
+    #[must_use]
     pub fn stats(&self) -> CohortStats {
         let c = &self.counters;
         // Relaxed: statistics.

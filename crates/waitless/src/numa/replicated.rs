@@ -122,6 +122,7 @@ pub struct NrConfig {
 
 impl NrConfig {
     /// Defaults for `replicas` replicas.
+    #[must_use]
     pub fn new(replicas: usize) -> Self {
         NrConfig {
             replicas,
@@ -396,7 +397,7 @@ impl Drop for AbortOnPanic {
 // ------------------------------------------------------- NodeReplicated
 
 /// Node replication of a sequential structure `D`. See the
-/// [module docs](self).
+/// [module docs](crate::numa).
 ///
 /// ```
 /// use waitless::numa::{NodeReplicated, Sequential};
@@ -459,6 +460,7 @@ where
 /// A thread's registration on one replica of a [`NodeReplicated`]; all
 /// operations go through it. `Send` (the slot may move with its thread) but
 /// not `Sync`: one slot serves one operation at a time.
+#[must_use]
 pub struct NrHandle<'a, D: Sequential> {
     nr: &'a NodeReplicated<D>,
     replica: usize,
@@ -478,16 +480,19 @@ impl<D: Sequential> fmt::Debug for NrHandle<'_, D> {
 impl<D: Sequential> NodeReplicated<D> {
     /// `replicas` replicas (at least one), each built by `make`, with the
     /// default log and slot sizes.
+    #[must_use]
     pub fn new(replicas: usize, make: impl FnMut() -> D) -> Self {
         Self::with_config(NrConfig::new(replicas), make)
     }
 
     /// One replica per node of `topology`.
+    #[must_use]
     pub fn for_topology(topology: &Topology, make: impl FnMut() -> D) -> Self {
         Self::new(topology.num_nodes(), make)
     }
 
     /// With explicit sizes.
+    #[must_use]
     pub fn with_config(config: NrConfig, mut make: impl FnMut() -> D) -> Self {
         NodeReplicated {
             log: Log::new(config.log_entries),
@@ -498,11 +503,13 @@ impl<D: Sequential> NodeReplicated<D> {
     }
 
     /// The number of replicas.
+    #[must_use]
     pub fn replicas(&self) -> usize {
         self.replicas.len()
     }
 
     /// The number of log entries.
+    #[must_use]
     pub fn log_entries(&self) -> usize {
         self.log.len() as usize
     }
@@ -543,6 +550,7 @@ impl<D: Sequential> NodeReplicated<D> {
     }
 
     /// The counters, summed over replicas.
+    #[must_use]
     pub fn stats(&self) -> NrStats {
         let mut s = NrStats::default();
         for r in self.replicas.iter() {
@@ -801,6 +809,7 @@ impl<D: Sequential> NodeReplicated<D> {
 
 impl<D: Sequential> NrHandle<'_, D> {
     /// The replica this handle runs on.
+    #[must_use]
     pub fn replica(&self) -> usize {
         self.replica
     }

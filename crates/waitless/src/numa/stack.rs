@@ -219,7 +219,7 @@ fn slot_hint() -> usize {
 
 /// A lock-free LIFO stack with per-node elimination arrays. Same API as
 /// [`LockFreeStack`](crate::stack::LockFreeStack); see the
-/// [module docs](self).
+/// [module docs](crate::numa).
 pub struct NodeAwareStack<T> {
     head: CachePadded<AtomicPtr<Node<T>>>,
     arrays: Box<[NodeArray<T>]>,
@@ -245,6 +245,7 @@ unsafe impl<T: Send> Sync for NodeAwareStack<T> {}
 ///     sc.spawn(move || drop(g));
 /// });
 /// ```
+#[must_use]
 pub struct NodeStackGuard<'a, T> {
     guard: Guard<'a>,
     _stack: PhantomData<&'a NodeAwareStack<T>>,
@@ -259,6 +260,7 @@ impl<T> fmt::Debug for NodeStackGuard<'_, T> {
 impl<T> NodeAwareStack<T> {
     /// An empty stack with one elimination array per node of
     /// [`Topology::current`].
+    #[must_use]
     pub fn new() -> Self {
         Self::with_nodes(Topology::current().num_nodes())
     }
@@ -266,6 +268,7 @@ impl<T> NodeAwareStack<T> {
     /// An empty stack with `nodes` elimination arrays (at least one); a
     /// thread uses array [`current_node`](super::current_node) modulo
     /// `nodes` (re-read from the OS every 64 contended operations).
+    #[must_use]
     pub fn with_nodes(nodes: usize) -> Self {
         NodeAwareStack {
             head: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
@@ -276,6 +279,7 @@ impl<T> NodeAwareStack<T> {
     }
 
     /// The number of elimination arrays.
+    #[must_use]
     pub fn nodes(&self) -> usize {
         self.arrays.len()
     }
@@ -402,6 +406,7 @@ impl<T> NodeAwareStack<T> {
     }
 
     /// The stack's counters (see [`StackStats`]).
+    #[must_use]
     pub fn stats(&self) -> StackStats {
         let pushes = self.collector.sum_counter(PUSHES);
         let pops = self.collector.sum_counter(POPS);

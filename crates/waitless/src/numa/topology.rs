@@ -66,6 +66,7 @@ enum ErrorKind {
 
 impl TopologyError {
     /// The file that could not be read or parsed.
+    #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -164,6 +165,7 @@ impl Topology {
     /// The running machine's topology from [`SYSFS_NODE_DIR`]. Never fails:
     /// if the directory is missing or unreadable, the machine is one node
     /// holding every CPU the process may use.
+    #[must_use]
     pub fn current() -> Topology {
         match Topology::from_sysfs(Path::new(SYSFS_NODE_DIR)) {
             Ok(t) => t,
@@ -251,6 +253,7 @@ impl Topology {
     }
 
     /// One node with CPUs `0..cpus` (at least one).
+    #[must_use]
     pub fn single(cpus: usize) -> Topology {
         Topology::from_nodes(vec![NodeInfo {
             id: 0,
@@ -262,6 +265,7 @@ impl Topology {
     /// A simulated machine: `nodes` nodes (at least one) of
     /// `cpus_per_node` CPUs numbered node by node, distance 10 locally and
     /// 20 across.
+    #[must_use]
     pub fn uniform(nodes: usize, cpus_per_node: usize) -> Topology {
         let n = nodes.max(1);
         Topology::from_nodes(
@@ -280,21 +284,25 @@ impl Topology {
     }
 
     /// The nodes, ascending by id.
+    #[must_use]
     pub fn nodes(&self) -> &[NodeInfo] {
         &self.nodes
     }
 
     /// How many nodes (at least one).
+    #[must_use]
     pub fn num_nodes(&self) -> usize {
         self.nodes.len()
     }
 
     /// How many online CPUs in all.
+    #[must_use]
     pub fn num_cpus(&self) -> usize {
         self.nodes.iter().map(|n| n.cpus.len()).sum()
     }
 
     /// The index (into [`nodes`](Self::nodes)) of the node holding `cpu`.
+    #[must_use]
     pub fn node_of_cpu(&self, cpu: usize) -> Option<usize> {
         self.nodes
             .iter()
@@ -302,6 +310,7 @@ impl Topology {
     }
 
     /// The distance between the nodes at indices `a` and `b`.
+    #[must_use]
     pub fn distance(&self, a: usize, b: usize) -> Option<u32> {
         self.nodes.get(a)?.distances.get(b).copied()
     }
@@ -395,6 +404,7 @@ pub fn set_node_override(node: Option<usize>) -> Option<usize> {
 /// [`set_node_override`] if any, else the node of the CPU `sched_getcpu`
 /// reports (0 where that is unavailable, e.g. outside Linux or under Miri).
 /// The answer may be stale as soon as it returns: the thread can migrate.
+#[must_use]
 pub fn current_node() -> usize {
     NODE.with(|s| s.over.get()).unwrap_or_else(os_node)
 }

@@ -99,39 +99,51 @@ use crate::sync::UnsafeCell;
 /// The initial thread-record count of [`WaitFreeQueue::new`] (records are
 /// added when more operations than this run at once; there is no limit on
 /// the number of threads).
+///
+/// ```
+/// use std::sync::Arc;
+/// use waitless::queue::{WaitFreeQueue, DEFAULT_THREADS};
+///
+/// // More threads than DEFAULT_THREADS may use one queue: records are added.
+/// let q = Arc::new(WaitFreeQueue::new(1024));
+/// let hs: Vec<_> = (0..DEFAULT_THREADS + 2)
+///     .map(|t| {
+///         let q = Arc::clone(&q);
+///         std::thread::spawn(move || q.enqueue(t).unwrap())
+///     })
+///     .collect();
+/// for h in hs {
+///     h.join().unwrap();
+/// }
+/// assert_eq!(q.len(), DEFAULT_THREADS + 2);
+/// ```
 pub const DEFAULT_THREADS: usize = 8;
 
-/// The error of [`WaitFreeQueue::enqueue`]: the queue held `capacity`
-/// elements. The value is given back.
-pub enum QueueError<T> {
-    /// The queue was full; here is the value.
-    Full(T),
-}
-
-impl<T> QueueError<T> {
-    /// The value that could not be enqueued.
-    pub fn into_inner(self) -> T {
-        match self {
-            QueueError::Full(v) => v,
-        }
+crate::utils::value_error! {
+    /// The error of [`WaitFreeQueue::enqueue`]: the queue held `capacity`
+    /// elements. The value is given back.
+    enum QueueError {
+        /// The queue was full; here is the value.
+        Full => "the queue is full",
     }
 }
-
-impl<T> fmt::Debug for QueueError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Full(..)")
-    }
-}
-
-impl<T> fmt::Display for QueueError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the queue is full")
-    }
-}
-
-impl<T> std::error::Error for QueueError<T> {}
 
 /// A wait-free bounded MPMC FIFO queue; see the [module docs](self).
+///
+/// ```
+/// use waitless::queue::WaitFreeQueue;
+///
+/// let q = WaitFreeQueue::new(8);
+/// std::thread::scope(|s| {
+///     s.spawn(|| {
+///         for i in 0..4 {
+///             q.enqueue(i).unwrap();
+///         }
+///     });
+/// });
+/// let out: Vec<i32> = std::iter::from_fn(|| q.dequeue()).collect();
+/// assert_eq!(out, [0, 1, 2, 3]); // FIFO
+/// ```
 pub struct WaitFreeQueue<T> {
     core: Core,
     /// `capacity + K` value cells: `capacity + base` here, the spares of the
@@ -210,6 +222,7 @@ impl<T> WaitFreeQueue<T> {
     /// let q = waitless::queue::WaitFreeQueue::<u8>::new(8);
     /// assert_eq!(q.capacity(), 8);
     /// ```
+    #[must_use]
     pub fn new(capacity: usize) -> Self {
         Self::with_threads(capacity, DEFAULT_THREADS)
     }
@@ -228,6 +241,7 @@ impl<T> WaitFreeQueue<T> {
     /// let q = waitless::queue::WaitFreeQueue::<u8>::with_threads(4, 2);
     /// assert!(q.is_empty());
     /// ```
+    #[must_use]
     pub fn with_threads(capacity: usize, threads: usize) -> Self {
         Self::build(capacity, threads, false, true)
     }
@@ -355,22 +369,58 @@ impl<T> WaitFreeQueue<T> {
     }
 
     /// The most elements the queue holds.
+    ///
+    /// ```
+    /// use waitless::queue::WaitFreeQueue;
+    ///
+    /// assert_eq!(WaitFreeQueue::<u8>::new(16).capacity(), 16);
+    /// ```
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.cells.len() - self.core.base()
     }
 
     /// The number of elements; see the module docs on consistency. Never
     /// above `capacity`.
+    ///
+    /// ```
+    /// use waitless::queue::WaitFreeQueue;
+    ///
+    /// let q = WaitFreeQueue::new(4);
+    /// q.enqueue('a').unwrap();
+    /// q.enqueue('b').unwrap();
+    /// assert_eq!(q.len(), 2);
+    /// ```
+    #[must_use]
     pub fn len(&self) -> usize {
         self.core.len()
     }
 
     /// `len() == 0`.
+    ///
+    /// ```
+    /// use waitless::queue::WaitFreeQueue;
+    ///
+    /// let q = WaitFreeQueue::new(2);
+    /// assert!(q.is_empty());
+    /// q.enqueue(1).unwrap();
+    /// assert!(!q.is_empty());
+    /// ```
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// `len() == capacity()`.
+    ///
+    /// ```
+    /// use waitless::queue::WaitFreeQueue;
+    ///
+    /// let q = WaitFreeQueue::new(1);
+    /// q.enqueue(1).unwrap();
+    /// assert!(q.is_full());
+    /// ```
+    #[must_use]
     pub fn is_full(&self) -> bool {
         self.len() == self.capacity()
     }
@@ -545,3 +595,7 @@ mod tests;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
+
+// --- bulk enqueue (issue 15)
+mod ext;
+pub use ext::EnqueueAllError;

@@ -1,4 +1,4 @@
-//! The queue's proof obligations (SPEC §4) as executable reports.
+//! The queue's proof obligations as executable reports.
 //!
 //! Each `prove_*` function returns a [`Proof`]: the property, the proven
 //! step bound evaluated for the given queue's capacity and thread count

@@ -134,6 +134,9 @@ pub fn queue_with_yield_hooks<T>(capacity: usize, threads: usize) -> super::Wait
 /// Like [`queue_with_yield_hooks`], and with the fast path switched off:
 /// every operation announces itself and is finished through the help loop
 /// (the analogue of wCQ with patience 1). Feature `step-count` only.
+// Hidden: a hook for the step-bound and history tests (tests/queue_*.rs),
+// which must reach the slow path; not an API to build on.
+#[doc(hidden)]
 #[cfg(feature = "step-count")]
 pub fn queue_slow_path_only<T>(capacity: usize, threads: usize) -> super::WaitFreeQueue<T> {
     super::WaitFreeQueue::build(capacity, threads, true, false)
@@ -178,7 +181,7 @@ impl Steps {
     }
 }
 
-// --- proof reports (issue 19): the four proof obligations of SPEC §4.
+// --- proof reports (issue 19): the queue's four proof obligations.
 #[cfg(not(loom))]
 pub use super::prove::{
     prove_dequeue_wait_freedom, prove_enqueue_wait_freedom, prove_linearizability,

@@ -72,6 +72,8 @@
 //! that was not dropped yet; each thread that uses a cell keeps a small
 //! record in it until the cell is dropped.
 
+mod ext;
+
 #[cfg(all(test, not(loom)))]
 mod tests;
 
@@ -91,6 +93,14 @@ static UPDATE_SITE: Site = Site::new("rcu.update");
 ///
 /// See the [module documentation](self) for the algorithm, the progress
 /// guarantees and the consistency model.
+///
+/// ```
+/// use waitless::rcu::Rcu;
+///
+/// let routes = Rcu::new(vec!["/a"]);
+/// routes.update(|r| [r.as_slice(), &["/b"]].concat());
+/// assert_eq!(*routes.read(), ["/a", "/b"]);
+/// ```
 pub struct Rcu<T> {
     /// The current value: always a valid pointer from `Box::into_raw`,
     /// owned by the cell. Replaced values go to `collector`.
@@ -117,6 +127,14 @@ unsafe impl<T: Send + Sync> Sync for Rcu<T> {}
 
 impl<T> Rcu<T> {
     /// A cell holding `value`.
+    ///
+    /// ```
+    /// use waitless::rcu::Rcu;
+    ///
+    /// let cell = Rcu::new(1);
+    /// assert_eq!(*cell.read(), 1);
+    /// ```
+    #[must_use]
     pub fn new(value: T) -> Self {
         Self {
             ptr: AtomicPtr::new(Box::into_raw(Box::new(value))),
@@ -131,6 +149,17 @@ impl<T> Rcu<T> {
     /// it) until it is dropped; hold it briefly, because while it lives no
     /// replaced value of this cell can be dropped. Wait-free: one pin and
     /// one load. Guards are re-entrant: a thread may hold several.
+    ///
+    /// ```
+    /// use waitless::rcu::Rcu;
+    ///
+    /// let cell = Rcu::new(String::from("v1"));
+    /// let guard = cell.read();
+    /// cell.replace(String::from("v2"));
+    /// assert_eq!(*guard, "v1"); // the guard keeps the value it read alive
+    /// drop(guard);
+    /// assert_eq!(*cell.read(), "v2");
+    /// ```
     #[inline]
     pub fn read(&self) -> RcuGuard<'_, T> {
         let guard = self.collector.pin();
@@ -159,6 +188,18 @@ impl<T> Rcu<T> {
     ///
     /// Calling [`synchronize`](Rcu::synchronize) on the same cell from
     /// inside `f` panics (it would wait for this very call).
+    ///
+    /// ```
+    /// use waitless::rcu::Rcu;
+    ///
+    /// let hits = Rcu::new(0u64);
+    /// std::thread::scope(|s| {
+    ///     for _ in 0..4 {
+    ///         s.spawn(|| hits.update(|n| n + 1));
+    ///     }
+    /// });
+    /// assert_eq!(*hits.read(), 4); // no update is lost
+    /// ```
     pub fn update<F: FnMut(&T) -> T>(&self, mut f: F) {
         let guard = self.collector.pin();
         // Acquire: as in `read`, we dereference what we load.
@@ -241,6 +282,15 @@ impl<T> Rcu<T> {
     /// If the calling thread holds an `RcuGuard` of this cell (or calls it
     /// from inside an [`update`](Rcu::update) closure of this cell): it would
     /// wait for itself forever.
+    ///
+    /// ```
+    /// use waitless::rcu::Rcu;
+    ///
+    /// let cell = Rcu::new(vec![0u8; 1024]);
+    /// cell.replace(Vec::new());
+    /// cell.synchronize(); // no reader still sees the 1 KiB vector
+    /// assert!(cell.read().is_empty());
+    /// ```
     pub fn synchronize(&self) {
         // Relaxed: this thread's own pin word, written only by this thread.
         let pinned_here = self
@@ -263,6 +313,7 @@ impl<T> Rcu<T> {
 
     /// Replaced values not dropped yet (an upper bound while other threads
     /// replace concurrently). Grows while a reader holds a guard for long.
+    #[must_use]
     pub fn pending(&self) -> usize {
         self.collector.pending()
     }

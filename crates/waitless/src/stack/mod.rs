@@ -4,7 +4,7 @@
 //! The stack is a singly linked list whose head is swung with a CAS
 //! (Treiber, *Systems programming: coping with parallelism*, IBM RJ 5118,
 //! 1986). Popped nodes are retired into the stack's own
-//! [`Collector`](crate::epoch::Collector), so a node is never freed — and
+//! [`Collector`], so a node is never freed — and
 //! its address never reused — while a thread that may still hold it is
 //! pinned: the ABA problem cannot occur (see `docs/stack.md`). Under
 //! contention, a push and a pop whose head CAS failed may meet in a small
@@ -45,7 +45,9 @@
 //! allocation fails the process aborts, as for any `Box`.
 
 mod elimination;
+mod ext;
 mod node;
+pub use ext::Drain;
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -87,42 +89,28 @@ const PUSHES: usize = 0;
 const POPS: usize = 1;
 const RETRIES: usize = 2;
 
-/// The stack's error: the push could not allocate a node. Carries the value.
-pub enum StackError<T> {
-    /// The allocator failed; here is the value back.
-    OutOfMemory(T),
-}
-
-impl<T> StackError<T> {
-    /// The value that could not be pushed.
-    pub fn into_inner(self) -> T {
-        match self {
-            Self::OutOfMemory(v) => v,
-        }
+crate::utils::value_error! {
+    /// The stack's error: the push could not allocate a node. Carries the value.
+    enum StackError {
+        /// The allocator failed; here is the value back.
+        OutOfMemory => "out of memory: could not allocate a stack node",
     }
 }
-
-impl<T> fmt::Debug for StackError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::OutOfMemory(_) => f.write_str("OutOfMemory(..)"),
-        }
-    }
-}
-
-impl<T> fmt::Display for StackError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::OutOfMemory(_) => f.write_str("out of memory: could not allocate a stack node"),
-        }
-    }
-}
-
-impl<T> std::error::Error for StackError<T> {}
 
 /// A snapshot of a stack's counters. Counts are summed over per-thread
 /// records without stopping anyone, so they are exact only when no operation
 /// is in flight.
+///
+/// ```
+/// use waitless::stack::LockFreeStack;
+///
+/// let s = LockFreeStack::new();
+/// s.push(1).unwrap();
+/// s.push(2).unwrap();
+/// assert_eq!(s.pop(&s.enter()), Some(2));
+/// let st = s.stats();
+/// assert_eq!((st.successful_pushes, st.successful_pops, st.active_nodes), (2, 1, 1));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StackStats {
     /// Values in the stack (exact when quiescent).
@@ -140,6 +128,16 @@ pub struct StackStats {
 }
 
 /// Construction options for [`LockFreeStack::with_config`].
+///
+/// ```
+/// use waitless::stack::{LockFreeStack, StackConfig};
+///
+/// let s: LockFreeStack<u32> = LockFreeStack::with_config(StackConfig {
+///     elimination: false,
+///     ..StackConfig::default()
+/// });
+/// s.push(1).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StackConfig {
     /// Use the elimination array after a failed head CAS (default `true`).
@@ -160,6 +158,27 @@ impl Default for StackConfig {
 }
 
 /// A lock-free LIFO stack. See the [module docs](self).
+///
+/// ```
+/// use std::sync::Arc;
+/// use waitless::stack::LockFreeStack;
+///
+/// let stack = Arc::new(LockFreeStack::new());
+/// let workers: Vec<_> = (0..4)
+///     .map(|t| {
+///         let stack = Arc::clone(&stack);
+///         std::thread::spawn(move || {
+///             for i in 0..100 {
+///                 stack.push(t * 100 + i).unwrap();
+///             }
+///         })
+///     })
+///     .collect();
+/// for w in workers {
+///     w.join().unwrap();
+/// }
+/// assert_eq!(stack.drain().count(), 400);
+/// ```
 pub struct LockFreeStack<T> {
     head: CachePadded<AtomicPtr<Node<T>>>,
     elimination: Elimination<T>,
@@ -190,6 +209,7 @@ unsafe impl<T: Send> Sync for LockFreeStack<T> {}
 ///     sc.spawn(move || drop(g));
 /// });
 /// ```
+#[must_use]
 pub struct EpochGuard<'a, T> {
     guard: Guard<'a>,
     _stack: PhantomData<&'a LockFreeStack<T>>,
@@ -203,6 +223,14 @@ impl<T> fmt::Debug for EpochGuard<'_, T> {
 
 impl<T> LockFreeStack<T> {
     /// An empty stack with elimination and statistics on.
+    ///
+    /// ```
+    /// use waitless::stack::LockFreeStack;
+    ///
+    /// let s: LockFreeStack<String> = LockFreeStack::new();
+    /// assert!(s.pop(&s.enter()).is_none());
+    /// ```
+    #[must_use]
     pub fn new() -> Self {
         Self::with_config(StackConfig::default())
     }
@@ -216,6 +244,7 @@ impl<T> LockFreeStack<T> {
     /// s.push(3).unwrap();
     /// assert_eq!(s.pop(&s.enter()), Some(3));
     /// ```
+    #[must_use]
     pub fn with_config(config: StackConfig) -> Self {
         Self {
             head: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
@@ -229,6 +258,18 @@ impl<T> LockFreeStack<T> {
     /// Pins the current thread on this stack. Hold the guard across a batch
     /// of pops to pay for pinning once; holding it for long delays the
     /// freeing of popped nodes (see [`StackStats::retired_nodes`]).
+    ///
+    /// ```
+    /// use waitless::stack::LockFreeStack;
+    ///
+    /// let s: LockFreeStack<u32> = (0..100).collect();
+    /// let guard = s.enter(); // pin once for many pops
+    /// let mut n = 0;
+    /// while s.pop(&guard).is_some() {
+    ///     n += 1;
+    /// }
+    /// assert_eq!(n, 100);
+    /// ```
     #[inline]
     pub fn enter(&self) -> EpochGuard<'_, T> {
         EpochGuard {
@@ -371,11 +412,35 @@ impl<T> LockFreeStack<T> {
     /// thread has observed the current one, and frees the nodes that became
     /// safe. Calling it twice with no thread pinned frees everything this
     /// thread retired.
+    ///
+    /// ```
+    /// use waitless::stack::LockFreeStack;
+    ///
+    /// let s = LockFreeStack::new();
+    /// s.push(1).unwrap();
+    /// assert_eq!(s.pop(&s.enter()), Some(1));
+    /// s.advance_epoch();
+    /// s.advance_epoch();
+    /// s.advance_epoch();
+    /// assert_eq!(s.stats().retired_nodes, 0); // the popped node is freed
+    /// ```
     pub fn advance_epoch(&self) {
         self.collector.flush();
     }
 
     /// The stack's counters (see [`StackStats`]).
+    ///
+    /// ```
+    /// use waitless::stack::LockFreeStack;
+    ///
+    /// let s = LockFreeStack::new();
+    /// s.push(1).unwrap();
+    /// s.push(2).unwrap();
+    /// assert_eq!(s.pop(&s.enter()), Some(2));
+    /// let st = s.stats();
+    /// assert_eq!((st.successful_pushes, st.successful_pops, st.active_nodes), (2, 1, 1));
+    /// ```
+    #[must_use]
     pub fn stats(&self) -> StackStats {
         let (pushes, pops, retries) = if self.config.statistics {
             (

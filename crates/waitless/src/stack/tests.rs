@@ -115,7 +115,7 @@ fn failed_allocation_gives_the_value_back() {
     s.push(Counted(1, Arc::clone(&drops))).unwrap();
     node::FAIL_NEXT_ALLOCS.with(|f| f.set(1));
     let err = s.push(Counted(2, Arc::clone(&drops))).unwrap_err();
-    assert_eq!(format!("{err:?}"), "OutOfMemory(..)");
+    assert_eq!(format!("{err:?}"), "StackError::OutOfMemory(..)");
     assert!(err.to_string().contains("out of memory"));
     let v = err.into_inner();
     assert_eq!(v.0, 2);
