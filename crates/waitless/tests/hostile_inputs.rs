@@ -122,7 +122,7 @@ fn hostile_panicking_closures_leave_structures_intact() {
         t.insert(k, k);
     }
     let msg = panic_message(|| {
-        t.get_with(&5, |_| -> u8 { panic!("reader closure") });
+        let _ = t.get_with(&5, |_| -> u8 { panic!("reader closure") });
     });
     assert_eq!(msg, "reader closure");
     assert_eq!(t.len(), 100);
