@@ -11,6 +11,8 @@
 //!   history must be linearizable (`waitless-check`, register model).
 //!
 //! More cases: `PROPTEST_CASES=5000 cargo test --release -p waitless --test reclaim_fuzz`.
+// The std runtime drives these threads; loom's atomics panic outside a model.
+#![cfg(not(loom))]
 
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
 use std::sync::Arc;

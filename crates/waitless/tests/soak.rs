@@ -25,6 +25,8 @@
 //! would abort the process, as for any destructor, so at most one
 //! panicking value or deferred closure exists at a time (a gate), and the
 //! worker that catches the panic reopens the gate.
+// The std runtime drives these threads; loom's atomics panic outside a model.
+#![cfg(not(loom))]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::panic::{catch_unwind, AssertUnwindSafe};
