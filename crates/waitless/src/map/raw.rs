@@ -140,8 +140,11 @@ pub(crate) struct Node<K, V> {
     refs: AtomicUsize,
     pub(crate) key: K,
     /// The first value; live while `value` points here (or while its
-    /// retired drop is pending).
-    init: MaybeUninit<V>,
+    /// retired drop is pending). In an `UnsafeCell` because its retired
+    /// drop writes it (in place, through [`Node::init_ptr`]) while other
+    /// threads may still hold a `&Node` (to its links, key or `value`
+    /// word): a shared reference does not cover what an `UnsafeCell` holds.
+    init: core::cell::UnsafeCell<MaybeUninit<V>>,
 }
 
 impl<K, V> Node<K, V> {
@@ -155,7 +158,7 @@ impl<K, V> Node<K, V> {
             value: AtomicPtr::new(ptr::null_mut()),
             refs: AtomicUsize::new(1),
             key,
-            init: MaybeUninit::new(value),
+            init: core::cell::UnsafeCell::new(MaybeUninit::new(value)),
         }));
         // SAFETY: just allocated, exclusively ours.
         let init = unsafe { Self::init_ptr(raw) };
@@ -183,7 +186,8 @@ impl<K, V> Node<K, V> {
     /// 1. `this` points to a live node.
     #[inline]
     pub(crate) unsafe fn init_ptr(this: *mut Self) -> *mut V {
-        // SAFETY: precondition 1; `addr_of_mut!` makes no reference.
+        // SAFETY: precondition 1; `addr_of_mut!` makes no reference, and
+        // `UnsafeCell<MaybeUninit<V>>` has the layout of `V`.
         unsafe { ptr::addr_of_mut!((*this).init) }.cast()
     }
 
@@ -209,10 +213,10 @@ impl<K, V> Drop for Node<K, V> {
         // retire + scan, or the map's drop) already synchronized with every
         // earlier writer.
         let v = self.value.load(Ordering::Relaxed);
-        let init: *mut V = self.init.as_mut_ptr();
+        let init: *mut V = self.init.get_mut().as_mut_ptr();
         if v == init {
             // SAFETY: `value` still points at `init`: live, owned here.
-            unsafe { self.init.assume_init_drop() };
+            unsafe { self.init.get_mut().assume_init_drop() };
         } else if !v.is_null() {
             // SAFETY: a non-null value other than `init` is a `Box` owned by
             // this node. (A swapped-out `init` was dropped by its retired
