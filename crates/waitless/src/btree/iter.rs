@@ -5,7 +5,7 @@ use core::fmt;
 use core::iter::FusedIterator;
 use core::ops::Bound;
 
-use super::node::{Inner, Leaf, Node};
+use super::node::{key_of, Inner, Leaf, Node};
 use crate::epoch::Guard;
 
 /// An iterator over a key range of one snapshot of a
@@ -100,7 +100,7 @@ unsafe fn normalize<K, V>(
     idx: &mut usize,
 ) {
     // SAFETY: (for every deref below) nodes of the pinned version.
-    while !leaf.is_null() && *idx == unsafe { (**leaf).keys.len() } {
+    while !leaf.is_null() && *idx == unsafe { (**leaf).len() } {
         *idx = 0;
         // Climb to the nearest ancestor with a child to the right.
         loop {
@@ -170,10 +170,16 @@ where
                 p = n.kid(i);
             }
             Node::Leaf(l) => {
-                let keys = l.keys.as_slice();
+                let ents = l.ents.as_slice();
+                // SAFETY: (both closures) `e` is read from `l`, a node of
+                // the pinned version.
                 let i = match b {
-                    Bound::Included(q) => keys.partition_point(|k| k.borrow() < q),
-                    Bound::Excluded(q) => keys.partition_point(|k| k.borrow() <= q),
+                    Bound::Included(q) => {
+                        ents.partition_point(|&e| unsafe { key_of(e) }.borrow() < q)
+                    }
+                    Bound::Excluded(q) => {
+                        ents.partition_point(|&e| unsafe { key_of(e) }.borrow() <= q)
+                    }
                     Bound::Unbounded => 0,
                 };
                 return (l, i);
@@ -193,12 +199,11 @@ impl<K: Clone, V: Clone> Iterator for Range<'_, K, V> {
         // SAFETY: `leaf` is a node of the version `_guard` keeps alive, and
         // a normalized position is a valid slot.
         let l = unsafe { &*self.leaf };
-        let item = (
-            l.keys.as_slice()[self.idx].clone(),
-            l.vals.as_slice()[self.idx].clone(),
-        );
+        let e = l.entry(self.idx);
+        // SAFETY: `e` is reached through a leaf slot of the pinned version.
+        let item = (e.key.clone(), unsafe { e.with_val(V::clone) });
         self.idx += 1;
-        if self.idx == l.keys.len() {
+        if self.idx == l.len() {
             // SAFETY: as above.
             unsafe { normalize(&mut self.stack, &mut self.leaf, &mut self.idx) };
         }
