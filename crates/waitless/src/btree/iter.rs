@@ -5,7 +5,7 @@ use core::fmt;
 use core::iter::FusedIterator;
 use core::ops::Bound;
 
-use super::node::{key_of, Inner, Leaf, Node};
+use super::node::{key_of, prefetch_all, Inner, Leaf, Node};
 use crate::epoch::Guard;
 
 /// An iterator over a key range of one snapshot of a
@@ -114,6 +114,10 @@ unsafe fn normalize<K, V>(
                 top.1 += 1;
                 // SAFETY: see above.
                 *leaf = unsafe { leftmost(n.kid(top.1), stack) };
+                // The scan reads every entry of the new leaf: start loading
+                // them all now.
+                // SAFETY: `leftmost` returns a leaf of the pinned version.
+                prefetch_all(unsafe { (**leaf).ents.as_slice() });
                 break;
             }
             stack.pop();
@@ -171,15 +175,17 @@ where
             }
             Node::Leaf(l) => {
                 let ents = l.ents.as_slice();
-                // SAFETY: (both closures) `e` is read from `l`, a node of
-                // the pinned version.
+                prefetch_all(ents);
                 let i = match b {
-                    Bound::Included(q) => {
-                        ents.partition_point(|&e| unsafe { key_of(e) }.borrow() < q)
-                    }
-                    Bound::Excluded(q) => {
-                        ents.partition_point(|&e| unsafe { key_of(e) }.borrow() <= q)
-                    }
+                    Bound::Included(q) => ents.partition_point(|&e| {
+                        // SAFETY: `e` is read from `l`, a node of the
+                        // pinned version.
+                        unsafe { key_of(e) }.borrow() < q
+                    }),
+                    Bound::Excluded(q) => ents.partition_point(|&e| {
+                        // SAFETY: as above.
+                        unsafe { key_of(e) }.borrow() <= q
+                    }),
                     Bound::Unbounded => 0,
                 };
                 return (l, i);

@@ -20,9 +20,11 @@
 //! # Design
 //!
 //! The map is one atomic pointer to the root of a B+tree (fan-out 32:
-//! leaves hold up to 32 sorted keys with their values in inline arrays,
-//! inner nodes up to 32 children and 31 separator keys). A node is never
-//! changed once another thread can see it. A writer
+//! leaves hold up to 32 pointers to entries in key order, inner nodes up to
+//! 32 children and 31 separators). Each key and its value live in one
+//! entry, allocated by the `insert` that brought them and never moved, so
+//! copying a node copies pointers and no key or value is ever cloned by the
+//! map. A node is never changed once another thread can see it. A writer
 //!
 //! 1. pins, loads the root, and descends to the leaf, remembering the path;
 //! 2. builds a new copy of that leaf with its change (splitting it in two
@@ -63,19 +65,30 @@
 //! memory (pinning writes only the thread's own epoch record).
 //!
 //! The price is paid by writers: each update allocates and copies a path of
-//! about log₃₂ n nodes (clones of their keys and values), and all writers
-//! serialize on one CAS, so concurrent writers to *different* keys conflict.
-//! The measurements are in `docs/btree.md`.
+//! about log₃₂ n nodes (arrays of pointers), and all writers serialize on
+//! one CAS, so concurrent writers to *different* keys conflict. Searches
+//! pay for the entries being out of line: each probe of a binary search
+//! reads its entry's key through a pointer (a node's entries are prefetched
+//! together before its search). The measurements are in `docs/btree.md`.
 //!
 //! # Memory
 //!
-//! Each node owns clones of its keys and values; inner nodes do not own
-//! their children (subtrees are shared between versions). A writer whose CAS
-//! succeeded retires exactly the nodes of the old path (each is reachable
-//! from old roots only); one whose CAS failed frees its private nodes at
-//! once. Dropping the map frees the current tree, then its collector runs
-//! every retired node. So every key and value object (including the clones
-//! made by copying) is dropped exactly once.
+//! Nodes own neither their children (subtrees are shared between versions)
+//! nor their entries. A writer whose CAS succeeded retires exactly the nodes
+//! of the old path (each is reachable from old roots only); one whose CAS
+//! failed frees its private nodes at once.
+//!
+//! An entry counts its references from the current version: 1 for its leaf
+//! slot while its key is in the map, plus 1 per inner node whose separator
+//! it is (a leaf split makes the first entry of its right half a
+//! separator, counted *before* the CAS, so a racing remove cannot free it;
+//! a failed attempt takes that count back). The writer whose CAS drops a
+//! reference releases it through the collector, after every reader pinned
+//! at that moment: releasing the leaf reference drops the value, the last
+//! release frees the entry and drops the key. So a removed key may outlive
+//! its value while it still routes searches as a separator, and every key
+//! and value object is dropped exactly once (dropping the map releases the
+//! current version's references, then its collector runs the rest).
 //!
 //! A long-lived [`Range`] holds a guard of the map's collector: while it
 //! lives, nodes retired by writers are not freed (see
@@ -83,11 +96,13 @@
 //!
 //! # Bounds
 //!
-//! Keys need `Ord`; writers need `K: Clone` because copying a node clones
-//! its keys (a node is shared with readers, so its keys cannot be moved out,
-//! and a bytewise copy would race with interior mutability inside keys).
-//! `V: Clone` is needed where values are returned (`insert`, `get`,
-//! `remove`, `range`) and for copying, which only writers do.
+//! Keys need `Ord` and never `Clone` to be stored or removed: `Clone` is
+//! needed only where an operation returns a clone — `V: Clone` for `get`,
+//! `insert` and `remove` (the old value: readers of older versions may
+//! still be reading it, so it cannot be moved out), `K: Clone, V: Clone`
+//! for `range`, `iter` and `first/last_key_value`. Replacing the value of
+//! an existing key stores the key object given to `insert` (an equal key)
+//! and drops the old one with the old value.
 
 mod iter;
 mod node;
@@ -136,9 +151,10 @@ pub struct LockFreeBTree<K, V> {
 // them, so it needs `K: Send, V: Send`.
 unsafe impl<K: Send, V: Send> Send for LockFreeBTree<K, V> {}
 // SAFETY: through `&LockFreeBTree` several threads read the same keys and
-// values (`K: Sync, V: Sync`), clone them, and retired nodes are dropped by
-// whichever thread collects them (`K: Send, V: Send`). All shared mutation
-// is the atomic root pointer; nodes are immutable once published.
+// values (`K: Sync, V: Sync`), clone them, and entries are dropped by
+// whichever thread runs their last release (`K: Send, V: Send`). All shared
+// mutation is the atomic root pointer and the entries' atomic counts (and a
+// value's drop, after its grace period); nodes are immutable once published.
 unsafe impl<K: Send + Sync, V: Send + Sync> Sync for LockFreeBTree<K, V> {}
 
 /// What a rebuilt subtree became, reported to the level above.

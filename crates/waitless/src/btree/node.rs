@@ -267,10 +267,10 @@ impl<K, V> Inner<K, V> {
         K: core::borrow::Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        self.keys
-            .as_slice()
-            // SAFETY: `s` is read from `self`, borrowed here.
-            .partition_point(|&s| unsafe { key_of(s) }.borrow() <= q)
+        let keys = self.keys.as_slice();
+        prefetch_all(keys);
+        // SAFETY: `s` is read from `self`, borrowed here.
+        keys.partition_point(|&s| unsafe { key_of(s) }.borrow() <= q)
     }
 
     #[inline]
@@ -316,10 +316,10 @@ impl<K, V> Leaf<K, V> {
         K: core::borrow::Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        self.ents
-            .as_slice()
-            // SAFETY: `e` is read from `self`, borrowed here.
-            .binary_search_by(|&e| unsafe { key_of(e) }.borrow().cmp(q))
+        let ents = self.ents.as_slice();
+        prefetch_all(ents);
+        // SAFETY: `e` is read from `self`, borrowed here.
+        ents.binary_search_by(|&e| unsafe { key_of(e) }.borrow().cmp(q))
     }
 
     /// Entry `i` (while `self` is borrowed, see [`key_of`]).
@@ -334,4 +334,24 @@ impl<K, V> Leaf<K, V> {
     pub(super) fn len(&self) -> usize {
         self.ents.len()
     }
+}
+
+/// Starts loading every entry a node points to, so that the probes of the
+/// binary search that follows wait for about one memory latency in all
+/// instead of one each (the entries of a node are scattered in the heap).
+#[inline(always)]
+pub(super) fn prefetch_all<K, V>(ents: &[EntryPtr<K, V>]) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    for &e in ents {
+        // SAFETY: a prefetch is only a hint: it never faults and has no
+        // effect on the program's semantics, whatever the address.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch(
+                e.cast_const().cast::<i8>(),
+                core::arch::x86_64::_MM_HINT_T0,
+            )
+        };
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    let _ = ents;
 }

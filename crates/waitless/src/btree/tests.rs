@@ -30,7 +30,13 @@ fn check_invariants<K: Ord + fmt::Debug, V>(m: &LockFreeBTree<K, V>) {
         match unsafe { &*p } {
             Node::Leaf(l) => {
                 // SAFETY: entries of a live node are alive.
-                let k: Vec<&K> = l.ents.as_slice().iter().map(|&e| unsafe { key_of(e) }).collect();
+                let k: Vec<&K> = l
+                    .ents
+                    .as_slice()
+                    .iter()
+                    // SAFETY: entries of a live node are alive.
+                    .map(|&e| unsafe { key_of(e) })
+                    .collect();
                 assert!(is_root || !k.is_empty(), "empty non-root leaf");
                 for &e in l.ents.as_slice() {
                     // SAFETY: as above.
@@ -48,7 +54,13 @@ fn check_invariants<K: Ord + fmt::Debug, V>(m: &LockFreeBTree<K, V>) {
             }
             Node::Inner(n) => {
                 // SAFETY: separators of a live node are alive.
-                let ks: Vec<&K> = n.keys.as_slice().iter().map(|&e| unsafe { key_of(e) }).collect();
+                let ks: Vec<&K> = n
+                    .keys
+                    .as_slice()
+                    .iter()
+                    // SAFETY: entries of a live node are alive.
+                    .map(|&e| unsafe { key_of(e) })
+                    .collect();
                 let kids = n.kids.as_slice();
                 assert!(!kids.is_empty() && ks.len() + 1 == kids.len());
                 assert!(!is_root || kids.len() > 1, "one-child root not collapsed");
