@@ -81,8 +81,8 @@
 //! An entry counts its references from the current version: 1 for its leaf
 //! slot while its key is in the map, plus 1 per inner node whose separator
 //! it is (a leaf split makes the first entry of its right half a
-//! separator, counted *before* the CAS, so a racing remove cannot free it;
-//! a failed attempt takes that count back). The writer whose CAS drops a
+//! separator, counted *before* the CAS, so the count never falls below the
+//! current version's references; a failed attempt takes that count back). The writer whose CAS drops a
 //! reference releases it through the collector, after every reader pinned
 //! at that moment: releasing the leaf reference drops the value, the last
 //! release frees the entry and drops the key. So a removed key may outlive
