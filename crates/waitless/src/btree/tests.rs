@@ -454,3 +454,56 @@ fn values_go_when_their_key_leaves_the_map() {
     drop(m);
     assert_eq!(LIVE.load(StdOrdering::Relaxed), 0);
 }
+
+/// A key whose comparison panics when it involves the value 13.
+#[derive(Debug)]
+struct TouchyKey {
+    k: u64,
+    _drop: waitless_check::Tracked,
+}
+impl PartialEq for TouchyKey {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o).is_eq()
+    }
+}
+impl Eq for TouchyKey {}
+impl PartialOrd for TouchyKey {
+    fn partial_cmp(&self, o: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for TouchyKey {
+    fn cmp(&self, o: &Self) -> core::cmp::Ordering {
+        assert!(self.k != 13 && o.k != 13, "comparing 13");
+        self.k.cmp(&o.k)
+    }
+}
+
+/// An `insert` whose key comparison panics frees its unpublished entry
+/// (the key dropped once, nothing leaked) and leaves the map unchanged and
+/// usable.
+#[test]
+fn a_panicking_comparison_in_insert_frees_its_entry() {
+    let n = n();
+    let ledger = waitless_check::DropLedger::new(n as usize + 1);
+    {
+        let m: LockFreeBTree<TouchyKey, u64> = LockFreeBTree::new();
+        let key = |k: u64| TouchyKey {
+            k,
+            _drop: ledger.track(k as usize),
+        };
+        for k in (0..n).filter(|&k| k != 13) {
+            m.insert(key(k), k);
+        }
+        let before = ledger.live();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.insert(key(13), 0)));
+        assert!(r.is_err(), "the comparison with 13 panics");
+        assert!(ledger.is_dropped(13), "the unpublished key was not freed");
+        assert_eq!(ledger.live(), before);
+        assert_eq!(m.len(), n as usize - 1);
+        check_invariants(&m);
+        m.insert(key(n), n);
+        assert_eq!(m.len(), n as usize);
+    }
+    ledger.assert_all_dropped();
+}
