@@ -491,8 +491,10 @@ impl<T> Sender<T> {
         self.shared.try_send(value)
     }
 
-    /// Sends, waiting at most `timeout` for room. A zero or elapsed timeout
-    /// still tries once; a timeout too large to represent waits forever.
+    /// Sends, waiting at most `timeout` for room. A zero timeout tries once
+    /// and returns at once; a timeout too large to represent waits forever.
+    /// A blocked send spins briefly (microseconds) before it first reads
+    /// the clock, so a very short timeout can be overrun by that much.
     ///
     /// ```
     /// use std::time::Duration;
@@ -504,6 +506,13 @@ impl<T> Sender<T> {
     /// assert!(matches!(err, SendTimeoutError::Timeout(2)));
     /// ```
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        if timeout.is_zero() {
+            // One try, no spin before the (already elapsed) deadline.
+            return self.try_send(value).map_err(|e| match e {
+                TrySendError::Full(v) => SendTimeoutError::Timeout(v),
+                TrySendError::Disconnected(v) => SendTimeoutError::Disconnected(v),
+            });
+        }
         // checked_add: `Duration::MAX` must not panic; it means "no deadline".
         let deadline = Instant::now().checked_add(timeout);
         self.shared.send_until(value, deadline)
@@ -655,8 +664,10 @@ impl<T> Receiver<T> {
         self.shared.try_recv()
     }
 
-    /// Receives, waiting at most `timeout`. A zero or elapsed timeout still
-    /// tries once; a timeout too large to represent waits forever.
+    /// Receives, waiting at most `timeout`. A zero timeout tries once and
+    /// returns at once; a timeout too large to represent waits forever. A
+    /// blocked receive spins briefly (microseconds) before it first reads
+    /// the clock, so a very short timeout can be overrun by that much.
     ///
     /// ```
     /// use std::time::Duration;
@@ -668,6 +679,13 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.recv_timeout(Duration::ZERO), Ok(7));
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        if timeout.is_zero() {
+            // One try, no spin before the (already elapsed) deadline.
+            return self.try_recv().map_err(|e| match e {
+                TryRecvError::Empty => RecvTimeoutError::Timeout,
+                TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+            });
+        }
         // checked_add: `Duration::MAX` must not panic; it means "no deadline".
         let deadline = Instant::now().checked_add(timeout);
         self.shared.recv_until(deadline)
