@@ -17,6 +17,21 @@ use crate::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use crate::CachePadded;
 
 /// How [`run_threads`] measures.
+///
+/// ```
+/// use std::time::Duration;
+/// use waitless::measure::{run_threads, LoopConfig, MeanLatency};
+/// let cfg = LoopConfig {
+///     warmup: Duration::ZERO,
+///     window: Duration::from_millis(5),
+///     sample_every: 8,
+///     min_calls_per_thread: 16,
+///     cache_misses: false,
+/// };
+/// let run = run_threads(&cfg, 1, |_| (), |_| 1, MeanLatency::default);
+/// assert!(run.elapsed >= cfg.window);
+/// assert_eq!(run.threads[0].ops % 16, 0); // the phase is read every 16 calls
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoopConfig {
     /// Calls made (and not counted) before the window opens.
@@ -37,12 +52,35 @@ pub struct LoopConfig {
 
 /// Where a measured thread puts its sampled latencies (nanoseconds, for
 /// calls that completed at least one operation).
+///
+/// ```
+/// use waitless::measure::LatencySink;
+/// /// Keeps the largest sample.
+/// struct Max(u64);
+/// impl LatencySink for Max {
+///     fn record(&mut self, ns: u64) {
+///         self.0 = self.0.max(ns);
+///     }
+/// }
+/// let mut m = Max(0);
+/// m.record(7);
+/// m.record(3);
+/// assert_eq!(m.0, 7);
+/// ```
 pub trait LatencySink: Send {
     /// Records one sampled latency.
     fn record(&mut self, ns: u64);
 }
 
 /// A [`LatencySink`] that keeps the sum and count (a mean).
+///
+/// ```
+/// use waitless::measure::{LatencySink, MeanLatency};
+/// let mut m = MeanLatency::default();
+/// m.record(10);
+/// m.record(30);
+/// assert_eq!((m.sum_ns, m.samples), (40, 2));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MeanLatency {
     /// Sum of the samples, in nanoseconds.
@@ -59,6 +97,25 @@ impl LatencySink for MeanLatency {
 }
 
 /// What one thread of a [`run_threads`] run did in the window.
+///
+/// ```
+/// use std::time::Duration;
+/// use waitless::measure::{run_threads, LoopConfig, MeanLatency};
+/// let cfg = LoopConfig {
+///     warmup: Duration::ZERO,
+///     window: Duration::from_millis(5),
+///     sample_every: 8,
+///     min_calls_per_thread: 16,
+///     cache_misses: false,
+/// };
+/// // Thread 0 completes an operation per call, thread 1 none.
+/// let run = run_threads(&cfg, 2, |t| t, |t| u64::from(*t == 0), MeanLatency::default);
+/// let (a, b) = (&run.threads[0], &run.threads[1]);
+/// assert_eq!(a.ops, a.calls);
+/// assert_eq!(b.ops, 0);
+/// assert!(b.calls >= 16);
+/// assert_eq!(a.latency.samples, a.calls / 8);
+/// ```
 #[derive(Debug, Clone)]
 pub struct ThreadRun<L> {
     /// Operations counted (the sum of what its calls returned).
@@ -75,6 +132,21 @@ pub struct ThreadRun<L> {
 }
 
 /// The outcome of [`run_threads`].
+///
+/// ```
+/// use std::time::Duration;
+/// use waitless::measure::{run_threads, LoopConfig, MeanLatency};
+/// let cfg = LoopConfig {
+///     warmup: Duration::ZERO,
+///     window: Duration::from_millis(5),
+///     sample_every: 8,
+///     min_calls_per_thread: 16,
+///     cache_misses: false,
+/// };
+/// let run = run_threads(&cfg, 3, |_| (), |_| 2, MeanLatency::default);
+/// assert_eq!(run.threads.len(), 3);
+/// assert!(run.elapsed >= cfg.window);
+/// ```
 #[derive(Debug, Clone)]
 pub struct LoopRun<L> {
     /// The window's actual length (longer than asked when it was extended).
@@ -85,16 +157,61 @@ pub struct LoopRun<L> {
 
 impl<L> LoopRun<L> {
     /// Operations of all threads together.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use waitless::measure::{run_threads, LoopConfig, MeanLatency};
+    /// let cfg = LoopConfig {
+    ///     warmup: Duration::ZERO,
+    ///     window: Duration::from_millis(5),
+    ///     sample_every: 8,
+    ///     min_calls_per_thread: 16,
+    ///     cache_misses: false,
+    /// };
+    /// let run = run_threads(&cfg, 2, |_| (), |_| 1, MeanLatency::default);
+    /// assert_eq!(run.ops(), run.threads[0].ops + run.threads[1].ops);
+    /// ```
     pub fn ops(&self) -> u64 {
         self.threads.iter().map(|t| t.ops).sum()
     }
 
     /// Every thread's scheduler times, or `None` if one is missing.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use waitless::measure::{run_threads, LoopConfig, MeanLatency};
+    /// let cfg = LoopConfig {
+    ///     warmup: Duration::ZERO,
+    ///     window: Duration::from_millis(5),
+    ///     sample_every: 8,
+    ///     min_calls_per_thread: 16,
+    ///     cache_misses: false,
+    /// };
+    /// let run = run_threads(&cfg, 2, |_| (), |_| 1, MeanLatency::default);
+    /// if let Some(times) = run.times() {
+    ///     assert_eq!(times.len(), 2); // Linux: one entry per thread
+    /// }
+    /// ```
     pub fn times(&self) -> Option<Vec<ThreadTimes>> {
         self.threads.iter().map(|t| t.times).collect()
     }
 
     /// Cache misses of all threads together, or `None` if one is missing.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use waitless::measure::{run_threads, LoopConfig, MeanLatency};
+    /// let cfg = LoopConfig {
+    ///     warmup: Duration::ZERO,
+    ///     window: Duration::from_millis(5),
+    ///     sample_every: 8,
+    ///     min_calls_per_thread: 16,
+    ///     cache_misses: true,
+    /// };
+    /// let run = run_threads(&cfg, 1, |_| (), |_| 1, MeanLatency::default);
+    /// // `None` where the machine exposes no hardware counters (most VMs).
+    /// assert_eq!(run.cache_misses(), run.threads[0].cache_misses);
+    /// ```
     pub fn cache_misses(&self) -> Option<u64> {
         self.threads.iter().map(|t| t.cache_misses).sum()
     }
@@ -123,6 +240,34 @@ const BATCH: u64 = 16;
 /// If `threads` is zero or `cfg.sample_every` is not a power of two, and
 /// when `setup` or `op` panics on any thread (after the window, with the
 /// first thread's panic).
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::time::Duration;
+/// use waitless::measure::{run_threads, LoopConfig, MeanLatency};
+/// let counter = AtomicU64::new(0);
+/// let cfg = LoopConfig {
+///     warmup: Duration::ZERO,
+///     window: Duration::from_millis(5),
+///     sample_every: 8,
+///     min_calls_per_thread: 16,
+///     cache_misses: false,
+/// };
+/// // Each thread's state is its index; one call is one increment.
+/// let run = run_threads(
+///     &cfg,
+///     2,
+///     |t| t,
+///     |_| {
+///         counter.fetch_add(1, Ordering::Relaxed);
+///         1
+///     },
+///     MeanLatency::default,
+/// );
+/// // Warm-up calls ran but were not counted.
+/// assert!(counter.load(Ordering::Relaxed) >= run.ops());
+/// assert!(run.threads.iter().all(|t| t.calls >= cfg.min_calls_per_thread));
+/// ```
 pub fn run_threads<S, L: LatencySink>(
     cfg: &LoopConfig,
     threads: usize,
@@ -236,6 +381,13 @@ pub fn run_threads<S, L: LatencySink>(
 }
 
 /// CPU time one thread used and spent waiting for a CPU.
+///
+/// ```
+/// use waitless::measure::ThreadTimes;
+/// let a = ThreadTimes { cpu_ns: 10, wait_ns: 5 };
+/// let b = ThreadTimes { cpu_ns: 25, wait_ns: 5 };
+/// assert_eq!(b.since(a), ThreadTimes { cpu_ns: 15, wait_ns: 0 });
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ThreadTimes {
     /// Time on a CPU, in nanoseconds.
@@ -247,6 +399,14 @@ pub struct ThreadTimes {
 impl ThreadTimes {
     /// The calling thread's totals so far (Linux:
     /// `/proc/thread-self/schedstat`); `None` elsewhere and under Miri.
+    ///
+    /// ```
+    /// use waitless::measure::ThreadTimes;
+    /// if let Some(a) = ThreadTimes::now() {
+    ///     let b = ThreadTimes::now().expect("read once, read again");
+    ///     assert!(b.cpu_ns >= a.cpu_ns);
+    /// }
+    /// ```
     pub fn now() -> Option<Self> {
         if cfg!(miri) {
             return None;
@@ -260,6 +420,14 @@ impl ThreadTimes {
     }
 
     /// `self - earlier`, saturating.
+    ///
+    /// ```
+    /// use waitless::measure::ThreadTimes;
+    /// let early = ThreadTimes { cpu_ns: 30, wait_ns: 4 };
+    /// let late = ThreadTimes { cpu_ns: 20, wait_ns: 9 };
+    /// // Saturating: a later reading never gives a negative interval.
+    /// assert_eq!(late.since(early), ThreadTimes { cpu_ns: 0, wait_ns: 5 });
+    /// ```
     pub fn since(self, earlier: Self) -> Self {
         Self {
             cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
@@ -274,6 +442,14 @@ impl ThreadTimes {
 /// Most virtual machines expose no hardware counters, and
 /// `kernel.perf_event_paranoid` may forbid them; the constructors then return
 /// `None` and callers report "not available" instead of a number.
+///
+/// ```
+/// use waitless::measure::CacheMissCounter;
+/// match CacheMissCounter::open_thread() {
+///     Some(c) => assert!(c.read().is_some()),
+///     None => println!("no hardware counters here"),
+/// }
+/// ```
 #[derive(Debug)]
 pub struct CacheMissCounter {
     #[cfg(all(target_os = "linux", not(miri)))]
@@ -317,6 +493,16 @@ mod sys {
 impl CacheMissCounter {
     /// A counter for the calling thread alone, counting from now on; read
     /// it with [`read`](Self::read) before and after.
+    ///
+    /// ```
+    /// use waitless::measure::CacheMissCounter;
+    /// if let Some(c) = CacheMissCounter::open_thread() {
+    ///     let a = c.read().unwrap();
+    ///     let v: Vec<u64> = (0..10_000).collect();
+    ///     std::hint::black_box(v);
+    ///     assert!(c.read().unwrap() >= a);
+    /// }
+    /// ```
     pub fn open_thread() -> Option<Self> {
         let c = Self::open(false, false)?;
         // A counter that opens but cannot be read counts as absent.
@@ -329,6 +515,16 @@ impl CacheMissCounter {
     /// parent's when the child exits, so call
     /// [`stop_and_read`](Self::stop_and_read) after joining them); start it
     /// with [`start`](Self::start).
+    ///
+    /// ```
+    /// use waitless::measure::CacheMissCounter;
+    /// if let Some(c) = CacheMissCounter::open_inherited() {
+    ///     c.start();
+    ///     std::thread::spawn(|| std::hint::black_box(vec![1u8; 1 << 16])).join().unwrap();
+    ///     // The child's count was added to ours when it exited.
+    ///     assert!(c.stop_and_read().is_some());
+    /// }
+    /// ```
     pub fn open_inherited() -> Option<Self> {
         Self::open(true, true)
     }
@@ -375,6 +571,15 @@ impl CacheMissCounter {
     }
 
     /// Starts (or resumes) counting.
+    ///
+    /// ```
+    /// use waitless::measure::CacheMissCounter;
+    /// if let Some(c) = CacheMissCounter::open_inherited() {
+    ///     assert_eq!(c.read(), Some(0)); // opened disabled
+    ///     c.start();
+    ///     let _ = c.stop_and_read();
+    /// }
+    /// ```
     pub fn start(&self) {
         #[cfg(all(target_os = "linux", not(miri)))]
         // SAFETY: `self.fd` is an open perf event descriptor owned by `self`;
@@ -385,6 +590,14 @@ impl CacheMissCounter {
     }
 
     /// The current count, or `None` if reading fails.
+    ///
+    /// ```
+    /// use waitless::measure::CacheMissCounter;
+    /// if let Some(c) = CacheMissCounter::open_thread() {
+    ///     let (a, b) = (c.read().unwrap(), c.read().unwrap());
+    ///     assert!(b >= a);
+    /// }
+    /// ```
     pub fn read(&self) -> Option<u64> {
         #[cfg(all(target_os = "linux", not(miri)))]
         {
@@ -408,6 +621,16 @@ impl CacheMissCounter {
 
     /// Stops counting and returns the count (`None` if the read fails, or
     /// if the counter never ran because the PMU was busy).
+    ///
+    /// ```
+    /// use waitless::measure::CacheMissCounter;
+    /// if let Some(c) = CacheMissCounter::open_inherited() {
+    ///     c.start();
+    ///     std::hint::black_box(vec![0u64; 4096]);
+    ///     let n = c.stop_and_read();
+    ///     assert!(n.is_some());
+    /// }
+    /// ```
     pub fn stop_and_read(self) -> Option<u64> {
         #[cfg(all(target_os = "linux", not(miri)))]
         // SAFETY: `self.fd` is an open perf event descriptor owned by

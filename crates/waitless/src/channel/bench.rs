@@ -14,9 +14,28 @@ use crate::measure::{run_threads, LoopConfig, MeanLatency};
 /// Measurement window per (strategy, producers/consumers) point used by
 /// [`OptimizedChannel::benchmark_orderings`]: 3 strategies × 3 points ×
 /// 40 ms ≈ 0.4 s in all.
+///
+/// ```
+/// use waitless::channel::DEFAULT_POINT_DURATION;
+/// // benchmark_orderings() = benchmark_orderings_for(DEFAULT_POINT_DURATION).
+/// assert_eq!(DEFAULT_POINT_DURATION.as_millis(), 40);
+/// ```
 pub const DEFAULT_POINT_DURATION: Duration = Duration::from_millis(40);
 
 /// The producer/consumer counts every strategy is measured at.
+///
+/// ```
+/// use std::time::Duration;
+/// use waitless::channel::OptimizedChannel;
+/// use waitless::channel::POINTS;
+/// let report = OptimizedChannel::<u64>::new(16).benchmark_orderings_for(Duration::from_millis(1));
+/// let measured: Vec<_> = report.strategies[0]
+///     .points
+///     .iter()
+///     .map(|p| (p.producers, p.consumers))
+///     .collect();
+/// assert_eq!(measured, POINTS);
+/// ```
 #[doc(hidden)] // describes benchmark_orderings' report, not an API to build on
 pub const POINTS: [(usize, usize); 3] = [(1, 1), (2, 2), (4, 4)];
 
@@ -27,6 +46,17 @@ const LATENCY_SAMPLE_EVERY: u64 = 32;
 const MIN_CALLS_PER_THREAD: u64 = LATENCY_SAMPLE_EVERY;
 
 /// What one strategy (or one point of it) achieved.
+///
+/// ```
+/// use std::time::Duration;
+/// use waitless::channel::OptimizedChannel;
+/// let report = OptimizedChannel::<u64>::new(16).benchmark_orderings_for(Duration::from_millis(1));
+/// let r = report.optimized();
+/// assert!((0.0..=1.5).contains(&r.cpu_utilization));
+/// if let Some(m) = r.cache_misses_per_op {
+///     assert!(m >= 0.0);
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BenchmarkResults {
     /// Messages received per second (each one also sent).
@@ -46,6 +76,14 @@ pub struct BenchmarkResults {
 }
 
 /// One strategy at one producer/consumer count.
+///
+/// ```
+/// use std::time::Duration;
+/// use waitless::channel::OptimizedChannel;
+/// let report = OptimizedChannel::<u64>::new(16).benchmark_orderings_for(Duration::from_millis(1));
+/// let p = &report.strategies[0].points[0];
+/// assert_eq!((p.producers, p.consumers), (1, 1));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OrderingPoint {
     /// Producer threads.
@@ -57,6 +95,15 @@ pub struct OrderingPoint {
 }
 
 /// One strategy over every point.
+///
+/// ```
+/// use std::time::Duration;
+/// use waitless::channel::OptimizedChannel;
+/// let report = OptimizedChannel::<u64>::new(16).benchmark_orderings_for(Duration::from_millis(1));
+/// let s = &report.strategies[2];
+/// assert_eq!(s.strategy, "Optimized");
+/// assert_eq!(s.points.len(), 3);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct StrategyReport {
     /// The strategy's name ([`OrderingStrategy::NAME`]).
@@ -70,6 +117,15 @@ pub struct StrategyReport {
 
 /// The outcome of [`OptimizedChannel::benchmark_orderings`]: one
 /// [`BenchmarkResults`] per strategy.
+///
+/// ```
+/// use std::time::Duration;
+/// use waitless::channel::OptimizedChannel;
+/// let report = OptimizedChannel::<u64>::new(16).benchmark_orderings_for(Duration::from_millis(1));
+/// assert_eq!(report.capacity, 16);
+/// assert_eq!(report.point_duration, Duration::from_millis(1));
+/// assert!(report.to_string().starts_with("strategy"));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderingReport {
     /// Capacity of every channel measured.
@@ -82,6 +138,14 @@ pub struct OrderingReport {
 
 impl OrderingReport {
     /// The overall results of the strategy called `name`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use waitless::channel::OptimizedChannel;
+    /// let report = OptimizedChannel::<u64>::new(16).benchmark_orderings_for(Duration::from_millis(1));
+    /// assert!(report.get("AcquireRelease").is_some());
+    /// assert!(report.get("Relaxed").is_none());
+    /// ```
     pub fn get(&self, name: &str) -> Option<&BenchmarkResults> {
         self.strategies
             .iter()
@@ -90,18 +154,39 @@ impl OrderingReport {
     }
 
     /// Overall results of [`SeqCstAll`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use waitless::channel::OptimizedChannel;
+    /// let report = OptimizedChannel::<u64>::new(16).benchmark_orderings_for(Duration::from_millis(1));
+    /// assert_eq!(Some(report.seq_cst_all()), report.get("SeqCstAll"));
+    /// ```
     pub fn seq_cst_all(&self) -> &BenchmarkResults {
         self.get(SeqCstAll::NAME)
             .expect("every report measures SeqCstAll")
     }
 
     /// Overall results of [`AcquireRelease`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use waitless::channel::OptimizedChannel;
+    /// let report = OptimizedChannel::<u64>::new(16).benchmark_orderings_for(Duration::from_millis(1));
+    /// assert_eq!(Some(report.acquire_release()), report.get("AcquireRelease"));
+    /// ```
     pub fn acquire_release(&self) -> &BenchmarkResults {
         self.get(AcquireRelease::NAME)
             .expect("every report measures AcquireRelease")
     }
 
     /// Overall results of [`Optimized`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use waitless::channel::OptimizedChannel;
+    /// let report = OptimizedChannel::<u64>::new(16).benchmark_orderings_for(Duration::from_millis(1));
+    /// assert_eq!(Some(report.optimized()), report.get("Optimized"));
+    /// ```
     pub fn optimized(&self) -> &BenchmarkResults {
         self.get(Optimized::NAME)
             .expect("every report measures Optimized")
@@ -162,6 +247,15 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
 
     /// [`benchmark_orderings`](Self::benchmark_orderings) with a chosen
     /// measurement window per point.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use waitless::channel::OptimizedChannel;
+    /// let ch = OptimizedChannel::<u64>::new(8);
+    /// let report = ch.benchmark_orderings_for(Duration::from_millis(2));
+    /// assert_eq!(report.point_duration, Duration::from_millis(2));
+    /// assert_eq!(report.strategies.len(), 3);
+    /// ```
     pub fn benchmark_orderings_for(&self, point_duration: Duration) -> OrderingReport {
         let capacity = self.capacity();
         OrderingReport {
