@@ -46,23 +46,42 @@ const PINS_BETWEEN_COLLECT: usize = 128;
 #[cfg(any(loom, miri))]
 const PINS_BETWEEN_COLLECT: usize = 2;
 
-/// In the asymmetric mode a background advance attempt costs a
-/// `membarrier` (microseconds: it interrupts every CPU running a thread of
-/// the process). It is made only once this many deferred functions are
-/// sealed, or on a thread's every [`CHECKS_PER_FORCED_ADVANCE`]-th periodic
-/// check while any garbage is sealed (so a little garbage does not wait
-/// forever).
+/// In the asymmetric mode an advance attempt costs a `membarrier`
+/// (microseconds for the caller, and an interrupt of every CPU running a
+/// thread of the process). A background attempt is therefore made only once
+/// this many deferred functions were sealed since the last background
+/// attempt (a monotonic count, `sealed` − `advance_mark`: pacing on the
+/// total still pending, as before, attempted one advance per sealed bag once
+/// 1024 were pending, i.e. a membarrier per 31 retirements), or as a forced
+/// attempt (see [`FORCED_ADVANCE_PERIOD_NS`]) while any garbage is sealed,
+/// so that a little garbage does not wait forever.
 #[cfg(not(any(loom, miri)))]
 const ADVANCE_BATCH: usize = 1024;
 #[cfg(any(loom, miri))]
 const ADVANCE_BATCH: usize = 2;
 
-/// See [`ADVANCE_BATCH`]: with the 128 pins between checks, one forced
-/// advance attempt per 4096 pins of a thread.
+/// Every [`CHECKS_PER_FORCED_ADVANCE`]-th periodic check of a thread (one
+/// per 4096 pins) may force an advance attempt while garbage is sealed: at
+/// most one such attempt per collector per this many nanoseconds. (Forcing
+/// on every thread's every 4096th pin, as before, issued a membarrier per
+/// 4096 reads of *every* reader: 100k+ per second with a few readers, each
+/// interrupting all the others — the collapse of `rcu/read-with-*-writer`.)
+#[cfg(not(any(loom, miri)))]
+const FORCED_ADVANCE_PERIOD_NS: u64 = 1_000_000;
+
+/// See [`FORCED_ADVANCE_PERIOD_NS`].
 #[cfg(not(any(loom, miri)))]
 const CHECKS_PER_FORCED_ADVANCE: usize = 32;
 #[cfg(any(loom, miri))]
 const CHECKS_PER_FORCED_ADVANCE: usize = 1;
+
+/// Nanoseconds since the first call in this process (monotonic).
+#[cfg(not(any(loom, miri)))]
+fn now_ns() -> u64 {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(std::time::Instant::now);
+    u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
 
 /// Mask of the epoch bits a pin word can hold.
 const WORD_EPOCH_MASK: usize = usize::MAX >> 1;
@@ -89,42 +108,46 @@ pub(crate) fn epoch_at_least(a: usize, b: usize) -> bool {
 /// One thread's record in one collector. Records live in a push-only list
 /// and are freed only when the collector is dropped; a record whose thread
 /// exited is reused by the next thread that registers.
-#[repr(align(128))]
+#[repr(C, align(128))]
 pub(crate) struct Participant {
     /// Packed pinned state (see the module docs). Written only by the owner.
     pub(crate) epoch: AtomicUsize,
-    /// `true` while a thread owns this record.
-    pub(crate) in_use: AtomicBool,
-    /// Next record in the collector's list; immutable once published.
-    next: AtomicPtr<Participant>,
+    /// The collector's fence mode, copied here so that a pin reads only its
+    /// own record's first cache line. Immutable.
+    asymmetric: bool,
     /// Owner-only state (the owning thread is the only one that touches it
-    /// while `in_use`; ownership changes hands through `in_use`).
+    /// while `in_use`; ownership changes hands through `in_use`). Its
+    /// hot fields come first, so that a pin and an unpin touch one line
+    /// (`repr(C)` on both structs keeps this order; with the compiler's
+    /// order the mode flag and the exit flag sat behind the 1 KiB bag).
     pub(crate) local: UnsafeCell<LocalState>,
     /// Length of `local.bag`, mirrored for `Collector::pending` readers.
     pub(crate) bag_len: AtomicUsize,
     /// Statistics slots (owner-only writes, any-thread Relaxed reads).
     pub(crate) counters: [AtomicU64; COUNTERS],
-    /// The collector's fence mode, copied here so that a pin reads only its
-    /// own record's cache line. Immutable.
-    asymmetric: bool,
+    /// `true` while a thread owns this record.
+    pub(crate) in_use: AtomicBool,
+    /// Next record in the collector's list; immutable once published.
+    next: AtomicPtr<Participant>,
 }
 
 /// State only the owning thread touches.
+#[repr(C)]
 pub(crate) struct LocalState {
     /// Number of live `Guard`s of this thread on this collector.
     pub(crate) guards: usize,
     /// Pins since the last collection attempt.
     pub(crate) pins: usize,
-    /// Deferred functions not yet sealed.
-    pub(crate) bag: Bag,
-    /// Periodic checks since the last forced advance attempt (asymmetric
-    /// mode, see [`ADVANCE_BATCH`]).
-    pub(crate) checks: usize,
     /// No thread-local cache owns this record: its thread exited while one
     /// of its guards was still alive (kept in another thread-local), or it
     /// is an ephemeral record taken for one guard during thread-local
     /// destruction. The drop of the last guard releases it.
     pub(crate) exited: bool,
+    /// Periodic checks since the last forced advance attempt (asymmetric
+    /// mode, see [`ADVANCE_BATCH`]).
+    pub(crate) checks: usize,
+    /// Deferred functions not yet sealed.
+    pub(crate) bag: Bag,
 }
 
 impl Participant {
@@ -178,6 +201,14 @@ pub(crate) struct Global {
     /// Deferred functions in sealed bags (for `pending` and for skipping
     /// the participant walk when there is nothing to free).
     garbage_count: AtomicUsize,
+    /// Deferred functions ever sealed (monotonic, wrapping): paces the
+    /// background advances with `advance_mark` (see [`ADVANCE_BATCH`]).
+    sealed: AtomicUsize,
+    /// `sealed` at the last batch-triggered background advance attempt.
+    advance_mark: AtomicUsize,
+    /// When the next forced background attempt may be made
+    /// ([`FORCED_ADVANCE_PERIOD_NS`]; unused under loom and Miri).
+    next_forced: AtomicU64,
     /// Head of the push-only participant list.
     participants: AtomicPtr<Participant>,
     /// Whether pins use a compiler fence and advances a `membarrier`
@@ -193,6 +224,9 @@ impl Global {
             epoch: CachePadded::new(AtomicUsize::new(0)),
             garbage: core::array::from_fn(|_| CachePadded::new(AtomicPtr::new(ptr::null_mut()))),
             garbage_count: AtomicUsize::new(0),
+            sealed: AtomicUsize::new(0),
+            advance_mark: AtomicUsize::new(0),
+            next_forced: AtomicU64::new(0),
             participants: AtomicPtr::new(ptr::null_mut()),
             asymmetric: asymmetric && barrier::asymmetric_available(),
         }
@@ -368,14 +402,63 @@ impl Global {
     }
 
     /// An advance attempt not asked for by the user. In the symmetric mode
-    /// always; in the asymmetric mode only when enough garbage waits to be
-    /// worth a membarrier, or when `force`d (see [`ADVANCE_BATCH`]).
+    /// always; in the asymmetric mode only when [`ADVANCE_BATCH`] deferred
+    /// functions were sealed since the last such attempt, or when `force`d
+    /// and the collector's forced period has passed.
     fn background_advance(&self, force: bool) {
-        // Relaxed: a heuristic.
-        if !self.asymmetric || force || self.garbage_count.load(Ordering::Relaxed) >= ADVANCE_BATCH
-        {
+        if !self.asymmetric {
+            self.try_advance();
+            return;
+        }
+        // Relaxed: heuristics; no data is read on the strength of them. The
+        // CAS only elects one thread per batch to pay the membarrier.
+        let sealed = self.sealed.load(Ordering::Relaxed);
+        let mark = self.advance_mark.load(Ordering::Relaxed);
+        if sealed.wrapping_sub(mark) >= ADVANCE_BATCH {
+            if self
+                .advance_mark
+                .compare_exchange(mark, sealed, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.try_advance();
+            }
+            return;
+        }
+        if force && self.forced_attempt_due() {
             self.try_advance();
         }
+    }
+
+    /// Whether a forced background attempt may be made now (at most one
+    /// per [`FORCED_ADVANCE_PERIOD_NS`] per collector; always under loom
+    /// and Miri, which have no useful clock).
+    #[cfg(not(any(loom, miri)))]
+    fn forced_attempt_due(&self) -> bool {
+        let now = now_ns();
+        // Relaxed: a rate limit; the CAS elects one thread per period.
+        let next = self.next_forced.load(Ordering::Relaxed);
+        now >= next
+            && self
+                .next_forced
+                .compare_exchange(
+                    next,
+                    now + FORCED_ADVANCE_PERIOD_NS,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    #[cfg(any(loom, miri))]
+    fn forced_attempt_due(&self) -> bool {
+        true
+    }
+
+    /// Counts `n` newly sealed deferred functions (see [`ADVANCE_BATCH`]).
+    #[inline]
+    fn note_sealed(&self, n: usize) {
+        // Relaxed: a pacing statistic.
+        self.sealed.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Drops one pin of `p`; unpins when it was the last. Returns `true`
@@ -483,6 +566,7 @@ impl Global {
             next: ptr::null_mut(),
         }));
         self.garbage_count.fetch_add(n, Ordering::Relaxed);
+        self.note_sealed(n);
         self.push_sealed(epoch % 3, node, node);
         epoch
     }
@@ -531,6 +615,18 @@ impl Global {
         // reached `global` happen before this load, hence before the barrier
         // below. That is what makes a pin that this walk misses see them.
         let global = self.epoch.load(Ordering::Acquire);
+        // A cheap look first: if some participant is visibly pinned at an
+        // older epoch the advance fails anyway, so do not pay the barrier
+        // (in the asymmetric mode a membarrier that interrupts every CPU
+        // running one of our threads). Skipping an advance is always safe;
+        // a word seen here that is already stale (its thread unpinned) only
+        // delays the advance to a later attempt. This is what keeps a
+        // preempted pinned thread from turning every later attempt into a
+        // wasted membarrier (`stack/push-pop-pairs` and `rcu/*` at 4 and 8
+        // threads on 2 CPUs).
+        if self.visibly_blocked(global) {
+            return global;
+        }
         // The reclaimer's side of the store-buffering handshake with `pin`
         // (`barrier::light`). Symmetric: a SeqCst fence; either a pinner's
         // fence precedes it in S (then the loads below see its pin word) or
@@ -581,6 +677,25 @@ impl Global {
             Ok(_) => global.wrapping_add(1),
             Err(now) => now,
         }
+    }
+
+    /// Whether a participant is seen pinned at an epoch other than
+    /// `global`, without any barrier (see the pre-check in
+    /// [`try_advance`](Self::try_advance)).
+    fn visibly_blocked(&self, global: usize) -> bool {
+        let mut blocked = false;
+        self.for_each_participant(|p| {
+            // Relaxed: a hint only; nothing is freed on the strength of it
+            // (a `true` skips the advance; a `false` is re-checked after the
+            // barrier).
+            let e = p.epoch.load(Ordering::Relaxed);
+            if e & 1 == 1 && !pinned_epoch_matches(e, global) {
+                blocked = true;
+                return false;
+            }
+            true
+        });
+        blocked
     }
 
     /// Runs the sealed bags whose epoch is at least two behind the global

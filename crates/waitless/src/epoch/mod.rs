@@ -631,9 +631,27 @@ impl fmt::Debug for Guard<'_> {
 /// ```
 #[must_use]
 #[cfg(not(loom))]
+#[inline]
 pub fn default_collector() -> &'static Collector {
-    static DEFAULT: std::sync::OnceLock<Collector> = std::sync::OnceLock::new();
-    DEFAULT.get_or_init(Collector::new)
+    /// In a cache line of its own: every `pin()` reads the `OnceLock`'s
+    /// state and the collector's pointers, and in a linked program the
+    /// static otherwise shares a line with whatever statics the linker puts
+    /// next to it (in the bench binary: other crates' globals), so writes
+    /// to those slowed every default pin down.
+    static DEFAULT: crate::CachePadded<std::sync::OnceLock<Collector>> =
+        crate::CachePadded::new(std::sync::OnceLock::new());
+    match DEFAULT.get() {
+        Some(c) => c,
+        None => init_default(&DEFAULT),
+    }
+}
+
+/// The first call of [`default_collector`].
+#[cfg(not(loom))]
+#[cold]
+#[inline(never)]
+fn init_default(cell: &'static std::sync::OnceLock<Collector>) -> &'static Collector {
+    cell.get_or_init(Collector::new)
 }
 
 /// Pins the current thread in the [`default_collector`].
