@@ -32,6 +32,7 @@
 use core::ptr;
 
 use super::deferred::{Bag, Deferred};
+use super::pool::Pool;
 use crate::hazard::fence as barrier;
 use crate::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::UnsafeCell;
@@ -123,6 +124,8 @@ pub(crate) struct Participant {
     pub(crate) local: UnsafeCell<LocalState>,
     /// Length of `local.bag`, mirrored for `Collector::pending` readers.
     pub(crate) bag_len: AtomicUsize,
+    /// Retired blocks in `local.pool`, mirrored likewise.
+    pub(crate) pool_len: AtomicUsize,
     /// Statistics slots (owner-only writes, any-thread Relaxed reads).
     pub(crate) counters: [AtomicU64; COUNTERS],
     /// `true` while a thread owns this record.
@@ -146,6 +149,8 @@ pub(crate) struct LocalState {
     /// Periodic checks since the last forced advance attempt (asymmetric
     /// mode, see [`ADVANCE_BATCH`]).
     pub(crate) checks: usize,
+    /// Retired blocks and recycled ones (`super::pool`).
+    pub(crate) pool: Pool,
     /// Deferred functions not yet sealed.
     pub(crate) bag: Bag,
 }
@@ -162,8 +167,10 @@ impl Participant {
                 bag: Bag::new(),
                 checks: 0,
                 exited: false,
+                pool: Pool::new(),
             }),
             bag_len: AtomicUsize::new(0),
+            pool_len: AtomicUsize::new(0),
             counters: core::array::from_fn(|_| AtomicU64::new(0)),
             asymmetric,
         }
@@ -175,6 +182,60 @@ impl Participant {
     pub(crate) fn count(&self, i: usize, n: u64) {
         let c = &self.counters[i];
         c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+
+    /// A recycled block from this record's pool, or null.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns this record.
+    #[inline]
+    pub(crate) unsafe fn take_block(&self) -> *mut u8 {
+        // SAFETY: precondition 1: owner-only state; no user code runs.
+        self.local.with_mut(|l| unsafe { (*l).pool.take() })
+    }
+
+    /// Keeps `b` for reuse by this record's owner (or frees it).
+    ///
+    /// # Safety
+    /// 1. The calling thread owns this record.
+    /// 2. As for [`Pool::put_free`]: `b` was allocated with `layout`, is
+    ///    empty, and no other thread can access it (it was never
+    ///    published).
+    #[inline]
+    pub(crate) unsafe fn recycle_block(&self, b: *mut u8, layout: core::alloc::Layout) {
+        // SAFETY: preconditions 1 and 2.
+        self.local
+            .with_mut(|l| unsafe { (*l).pool.put_free(b, layout) });
+    }
+
+    /// Bytes of recycled blocks in this record's pool.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns this record.
+    pub(crate) unsafe fn cached_bytes(&self) -> usize {
+        // SAFETY: precondition 1.
+        self.local.with(|l| unsafe { (*l).pool.free_bytes() })
+    }
+
+    /// Returns this record's recycled blocks to the allocator.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns this record.
+    pub(crate) unsafe fn free_cached_blocks(&self) {
+        // SAFETY: precondition 1.
+        self.local
+            .with_mut(|l| unsafe { (*l).pool.free_all_free() });
+    }
+
+    /// Mirrors the pool's retired count for `pending` readers.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns this record.
+    unsafe fn mirror_pool(&self) {
+        // SAFETY: precondition 1.
+        let n = self.local.with(|l| unsafe { (*l).pool.retired() });
+        // Relaxed: a statistic.
+        self.pool_len.store(n, Ordering::Relaxed);
     }
 }
 
@@ -315,6 +376,30 @@ impl Global {
         if !bag.is_empty() {
             self.push_bag(bag);
         }
+        // The pool: recycled blocks go back to the allocator (so a record
+        // of an exited thread holds none), retired ones to the garbage list,
+        // to be freed after their grace period like any deferred function.
+        // SAFETY: precondition 1: owner-only state; no user code runs.
+        let retired = p.local.with_mut(|l| unsafe {
+            (*l).pool.free_all_free();
+            (*l).pool.take_retired()
+        });
+        p.pool_len.store(0, Ordering::Relaxed);
+        if let Some((chain, n)) = retired {
+            let mut bag = Bag::new();
+            let d = Deferred::new(move || {
+                // SAFETY: a deferred function runs after the grace period
+                // of its bag's seal, which follows every retirement in the
+                // chain, so no thread can access the blocks; it runs once.
+                unsafe { chain.free() }
+            });
+            if bag.try_push(d).is_err() {
+                unreachable!("a fresh bag has room");
+            }
+            self.push_bag(bag);
+            // `push_bag` counted one function; the pacing counts blocks.
+            self.note_sealed(n.saturating_sub(1));
+        }
         // Release pairs with the Acquire CAS in `register`: the next owner
         // sees our last writes to `local`.
         p.in_use.store(false, Ordering::Release);
@@ -328,7 +413,7 @@ impl Global {
     ///
     /// # Safety
     /// 1. The calling thread owns `p`, and `p` belongs to `self`.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn pin(&self, p: &Participant) -> bool {
         // SAFETY: precondition 1: owner-only state.
         let outer = p.local.with_mut(|l| unsafe {
@@ -394,11 +479,90 @@ impl Global {
             p.bag_len.store(0, Ordering::Relaxed);
             self.push_bag(bag);
         }
+        // SAFETY: precondition 1.
+        let pooled = unsafe { self.tend_pool(p) };
         // Relaxed: a hint; skipping the walk when there is nothing sealed.
-        if self.garbage_count.load(Ordering::Relaxed) > 0 {
+        if pooled || self.garbage_count.load(Ordering::Relaxed) > 0 {
             self.background_advance(force);
             self.collect();
         }
+    }
+
+    /// Seals `p`'s open pool list if it holds anything and expires what the
+    /// current epoch allows. Returns whether retired blocks remain.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns `p` and `p` belongs to `self`.
+    unsafe fn tend_pool(&self, p: &Participant) -> bool {
+        // SAFETY: precondition 1: owner-only state.
+        let (open, retired) = p
+            .local
+            .with(|l| unsafe { ((*l).pool.open_len(), (*l).pool.retired()) });
+        if retired == 0 {
+            return false;
+        }
+        if open > 0 {
+            // SAFETY: precondition 1.
+            unsafe { self.seal_pool(p) };
+        }
+        // Acquire: pairs with the AcqRel advance CAS (release sequence on
+        // the epoch), as in `collect`: the critical sections that ended
+        // before the advance happen before the reuse.
+        let global = self.epoch.load(Ordering::Acquire);
+        // SAFETY: precondition 1; `global` loaded with Acquire here.
+        p.local.with_mut(|l| unsafe { (*l).pool.expire(global) });
+        // SAFETY: precondition 1.
+        unsafe { p.mirror_pool() };
+        // SAFETY: precondition 1.
+        p.local.with(|l| unsafe { (*l).pool.retired() }) > 0
+    }
+
+    /// Retires `b` into `p`'s pool (see `super::pool`); seals the open
+    /// list every `POOL_BATCH` retirements.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns `p`, `p` belongs to `self` and is pinned.
+    /// 2. `b` meets [`Pool::retire`]'s precondition.
+    #[inline]
+    pub(crate) unsafe fn retire_block(
+        &self,
+        p: &Participant,
+        b: *mut u8,
+        layout: core::alloc::Layout,
+    ) {
+        // SAFETY: preconditions 1 and 2; no user code runs.
+        let (due, n) = p.local.with_mut(|l| unsafe {
+            let due = (*l).pool.retire(b, layout);
+            (due, (*l).pool.retired())
+        });
+        // Relaxed: a statistic for `pending` (a plain `mov`).
+        p.pool_len.store(n, Ordering::Relaxed);
+        if due {
+            // SAFETY: precondition 1.
+            unsafe { self.seal_pool(p) };
+        }
+    }
+
+    /// Seals `p`'s open pool list with an RMW read of the epoch (the seal
+    /// lemma: every retirement in it, an unlink sequenced before, is visible
+    /// to any pin that reads a newer epoch), expiring what that epoch
+    /// allows; then paces an advance as for sealed bags. Returns the seal
+    /// epoch.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns `p` and `p` belongs to `self`.
+    #[cold]
+    #[inline(never)]
+    pub(crate) unsafe fn seal_pool(&self, p: &Participant) -> usize {
+        let epoch = self.read_epoch_rmw();
+        // SAFETY: precondition 1: owner-only state; `epoch` was read by an
+        // RMW after every retirement in the open list.
+        let n = p.local.with_mut(|l| unsafe { (*l).pool.seal(epoch) });
+        // SAFETY: precondition 1.
+        unsafe { p.mirror_pool() };
+        self.note_sealed(n);
+        self.background_advance(false);
+        epoch
     }
 
     /// An advance attempt not asked for by the user. In the symmetric mode
@@ -535,6 +699,21 @@ impl Global {
         unsafe { self.seal_own(p) };
         self.try_advance();
         self.collect();
+        // SAFETY: precondition 1.
+        unsafe { self.expire_own_pool(p) };
+    }
+
+    /// Expires what the current epoch allows in `p`'s pool.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns `p` and `p` belongs to `self`.
+    pub(crate) unsafe fn expire_own_pool(&self, p: &Participant) {
+        // Acquire: as in `tend_pool`.
+        let global = self.epoch.load(Ordering::Acquire);
+        // SAFETY: precondition 1; `global` loaded with Acquire here.
+        p.local.with_mut(|l| unsafe { (*l).pool.expire(global) });
+        // SAFETY: precondition 1.
+        unsafe { p.mirror_pool() };
     }
 
     /// Seals `p`'s bag (if non-empty) and returns the epoch it was sealed
@@ -548,11 +727,20 @@ impl Global {
             .local
             .with_mut(|l| unsafe { core::mem::replace(&mut (*l).bag, Bag::new()) });
         p.bag_len.store(0, Ordering::Relaxed);
-        if bag.is_empty() {
+        let bag_epoch = if bag.is_empty() {
             None
         } else {
             Some(self.push_bag(bag))
+        };
+        // SAFETY: precondition 1.
+        let open = p.local.with(|l| unsafe { (*l).pool.open_len() });
+        if open == 0 {
+            return bag_epoch;
         }
+        // SAFETY: precondition 1.
+        let pool_epoch = unsafe { self.seal_pool(p) };
+        // Both read by RMWs on the epoch, the pool's later.
+        Some(pool_epoch)
     }
 
     /// Seals `bag` with the current epoch and pushes it on the garbage list;
@@ -781,7 +969,7 @@ impl Global {
     pub(crate) fn pending(&self) -> usize {
         let mut n = self.garbage_count.load(Ordering::Relaxed);
         self.for_each_participant(|p| {
-            n += p.bag_len.load(Ordering::Relaxed);
+            n += p.bag_len.load(Ordering::Relaxed) + p.pool_len.load(Ordering::Relaxed);
             true
         });
         n

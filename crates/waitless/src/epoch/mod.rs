@@ -85,6 +85,7 @@
 
 mod deferred;
 mod internal;
+mod pool;
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -92,6 +93,8 @@ use core::marker::PhantomData;
 use deferred::Deferred;
 pub(crate) use internal::Participant;
 use internal::{Global, COUNTERS};
+pub(crate) use local::thread_free_bytes;
+pub(crate) use pool::{Link, POOL_FREE_BYTES};
 
 pub use crate::hazard::FenceStrategy;
 use crate::sync::atomic::{AtomicUsize, Ordering};
@@ -175,6 +178,13 @@ unsafe impl Sync for Collector {}
 impl Collector {
     /// A new, empty reclamation domain, with the fence-free pin where the
     /// process can use it ([`FenceStrategy::Asymmetric`]).
+    ///
+    /// ```
+    /// use waitless::epoch::Collector;
+    /// let c = Collector::new();
+    /// assert_eq!(c.pending(), 0);
+    /// drop(c.pin()); // every thread that pins gets a record in `c`
+    /// ```
     #[must_use]
     pub fn new() -> Self {
         Self::with_strategy(FenceStrategy::Asymmetric)
@@ -207,6 +217,12 @@ impl Collector {
     }
 
     /// The fence strategy in effect.
+    ///
+    /// ```
+    /// use waitless::epoch::{Collector, FenceStrategy};
+    /// let c = Collector::with_strategy(FenceStrategy::Symmetric);
+    /// assert_eq!(c.strategy(), FenceStrategy::Symmetric);
+    /// ```
     pub fn strategy(&self) -> FenceStrategy {
         if self.global.asymmetric() {
             FenceStrategy::Asymmetric
@@ -217,7 +233,18 @@ impl Collector {
 
     /// Pins the current thread. Re-entrant: a nested pin is a few
     /// thread-local operations with no shared write.
-    #[inline]
+    ///
+    /// ```
+    /// use waitless::epoch::Collector;
+    /// let c = Collector::new();
+    /// let outer = c.pin();
+    /// let inner = c.pin(); // nested: still pinned until both are dropped
+    /// drop(inner);
+    /// outer.defer(|| ());
+    /// drop(outer);
+    /// assert_eq!(c.pending(), 1);
+    /// ```
+    #[inline(always)]
     pub fn pin(&self) -> Guard<'_> {
         match local::participant(self) {
             Some(p) => {
@@ -265,6 +292,14 @@ impl Collector {
     }
 
     /// The global epoch (a counter; it wraps after `usize::MAX` advances).
+    ///
+    /// ```
+    /// use waitless::epoch::Collector;
+    /// let c = Collector::new();
+    /// let e = c.epoch();
+    /// c.try_advance(); // nobody is pinned: the epoch moves on
+    /// assert!(c.epoch() > e);
+    /// ```
     #[must_use]
     pub fn epoch(&self) -> usize {
         // Relaxed: a statistic; no data is read on the strength of it.
@@ -403,6 +438,10 @@ impl Collector {
             }
             backoff.snooze();
         }
+        if let Some(p) = local::participant(self) {
+            // SAFETY: `p` is this thread's record in this collector.
+            unsafe { self.global.expire_own_pool(&*p) };
+        }
     }
 
     /// Runs `f` with this thread's record, registering one if needed.
@@ -411,6 +450,14 @@ impl Collector {
     pub(crate) fn with_local<R>(&self, f: impl FnOnce(&Participant) -> R) -> Option<R> {
         // SAFETY: the record is this thread's and lives as long as `self`.
         local::participant(self).map(|p| f(unsafe { &*p }))
+    }
+
+    /// This thread's record, registering one if needed; `None` when
+    /// thread-locals are already destroyed.
+    #[inline]
+    pub(crate) fn local_participant(&self) -> Option<&Participant> {
+        // SAFETY: the record is this thread's and lives as long as `self`.
+        local::participant(self).map(|p| unsafe { &*p })
     }
 
     /// Sums statistics counter `i` (`< COUNTERS`) over every record.
@@ -581,6 +628,27 @@ impl<'a> Guard<'a> {
         unsafe { self.defer_unchecked(f) }
     }
 
+    /// Retires `b`, an empty block of `layout` starting with an atomic link
+    /// word, into this thread's pool in this collector: it becomes
+    /// reusable by this thread ([`Participant::take_block`]) once its grace
+    /// period has ended (see `pool.rs`).
+    ///
+    /// # Safety
+    /// 1. `b` was allocated with `layout` by the global allocator, starts
+    ///    with a `pool::Link`, holds no live value, and is unlinked: no
+    ///    thread can reach it from shared memory any more.
+    /// 2. Every block retired into this collector has the same layout.
+    #[inline]
+    pub(crate) unsafe fn retire_block(&self, b: *mut u8, layout: core::alloc::Layout) {
+        // SAFETY: this thread owns the record, which the guard pins;
+        // preconditions 1 and 2.
+        unsafe {
+            self.collector
+                .global
+                .retire_block(self.participant(), b, layout)
+        }
+    }
+
     /// Seals this thread's bag into the collector's garbage now (instead of
     /// when it fills), then tries to advance the epoch and collect.
     ///
@@ -707,7 +775,7 @@ mod local {
     }
 
     /// This thread's record in `c`; `None` during thread-local destruction.
-    #[inline]
+    #[inline(always)]
     pub(super) fn participant(c: &Collector) -> Option<*const Participant> {
         let key = Arc::as_ptr(&c.token);
         LOCAL
@@ -746,6 +814,53 @@ mod local {
         l.fast_key.set(key);
         l.fast_participant.set(p);
         p
+    }
+
+    /// Bytes of recycled blocks on the pools' free lists of the calling
+    /// thread's records, over every live collector it uses.
+    pub(crate) fn thread_free_bytes() -> usize {
+        LOCAL
+            .try_with(|l| {
+                let Ok(entries) = l.entries.try_borrow() else {
+                    return 0;
+                };
+                let mut n = 0;
+                for e in entries.iter() {
+                    if !hold(&e.token) {
+                        continue; // dropped or dropping: its records are gone
+                    }
+                    // SAFETY: our USER count keeps the collector, hence its
+                    // records, alive; this thread owns the record.
+                    n += unsafe { (*e.participant).cached_bytes() };
+                    // Release pairs with the Acquire load in
+                    // `Collector::drop` (as in `release`).
+                    e.token.state.fetch_sub(USER, Ordering::Release);
+                }
+                n
+            })
+            .unwrap_or(0)
+    }
+
+    /// Counts this thread as a user of the collector behind `token` (its
+    /// drop then waits for us) if it is still live. Returns `false` if not.
+    fn hold(token: &Token) -> bool {
+        let mut s = token.state.load(Ordering::Relaxed);
+        loop {
+            if s & LIVE == 0 {
+                return false;
+            }
+            // Relaxed: as in `release`: while counted, the collector's drop
+            // waits, and we touch only our own record.
+            match token.state.compare_exchange_weak(
+                s,
+                s + USER,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => s = now,
+            }
+        }
     }
 
     /// Number of cached collectors (for tests of pruning).

@@ -124,7 +124,7 @@ fn elimination_exchange() {
 /// `2 -> 1`; a second thread pops while the main thread pops, advances the
 /// epoch as far as it may, then pushes `3`, which reuses the popped node's
 /// block exactly when its grace period has ended (the block is then in the
-/// main thread's magazine). A popper that read the old head before must not
+/// main thread's record in the stack's collector: its pool's free list). A popper that read the old head before must not
 /// see the recycled block as that head: every value comes out exactly once,
 /// and loom checks that no access to a node's cells races with its reuse.
 #[test]
@@ -152,7 +152,7 @@ fn node_cache_reuse_after_grace_period() {
         s.advance_epoch();
         s.advance_epoch();
         s.advance_epoch();
-        if node::cached_bytes() > 0 {
+        if crate::epoch::thread_free_bytes() > 0 {
             // The push below takes a recycled block.
             REUSED.store(true, StdOrdering::Relaxed);
         }
