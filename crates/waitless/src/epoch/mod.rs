@@ -55,10 +55,14 @@
 //!   sealed garbage (nothing else would advance the epoch) and on the
 //!   thread's every 128th pin, so a thread that defers rarely does not keep
 //!   its garbage indefinitely. Every 128th pin, and whenever a bag is
-//!   sealed, the thread collects and tries to advance (in the asymmetric
-//!   mode an advance costs a membarrier, so background attempts wait for
-//!   1024 sealed functions or a thread's 4096th pin); the walk over
-//!   participants is skipped when there is no sealed garbage.
+//!   sealed, the thread collects and tries to advance. In the asymmetric
+//!   mode an advance costs a membarrier, so a background attempt waits
+//!   until 1024 functions were sealed since the last one, or (forced, so a
+//!   little garbage does not wait forever) for a thread's 4096th pin, at
+//!   most once per millisecond per collector; and every attempt first looks
+//!   at the pin words without a barrier and gives up if a thread is visibly
+//!   pinned at an older epoch. The walk over participants is skipped when
+//!   there is no sealed garbage.
 //! - **Thread exit** hands the thread's bag to the collector and frees its
 //!   record for reuse (if a guard of the thread is still alive in another
 //!   thread-local, the drop of its last guard does it). **Dropping a collector** runs every deferred function
