@@ -811,8 +811,10 @@ impl Global {
         // delays the advance to a later attempt. This is what keeps a
         // preempted pinned thread from turning every later attempt into a
         // wasted membarrier (`stack/push-pop-pairs` and `rcu/*` at 4 and 8
-        // threads on 2 CPUs).
-        if self.visibly_blocked(global) {
+        // threads on 2 CPUs). Only in the asymmetric mode: the symmetric
+        // barrier is a fence, cheaper than the walk, and loom, Miri and TSan
+        // (always symmetric) keep exploring the same executions as before.
+        if self.asymmetric && self.visibly_blocked(global) {
             return global;
         }
         // The reclaimer's side of the store-buffering handshake with `pin`
