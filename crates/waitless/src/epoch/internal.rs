@@ -579,6 +579,13 @@ impl Global {
         let sealed = self.sealed.load(Ordering::Relaxed);
         let mark = self.advance_mark.load(Ordering::Relaxed);
         if sealed.wrapping_sub(mark) >= ADVANCE_BATCH {
+            // While a thread is visibly pinned at an older epoch, keep the
+            // batch due (a cheap walk per seal, no barrier) instead of
+            // spending it: the advance then follows as soon as that thread
+            // moves on, not another batch later. Relaxed: a hint only.
+            if self.visibly_blocked(self.epoch.load(Ordering::Relaxed)) {
+                return;
+            }
             if self
                 .advance_mark
                 .compare_exchange(mark, sealed, Ordering::Relaxed, Ordering::Relaxed)
