@@ -268,7 +268,8 @@ pub(crate) struct Global {
     /// `sealed` at the last batch-triggered background advance attempt.
     advance_mark: AtomicUsize,
     /// When the next forced background attempt may be made
-    /// ([`FORCED_ADVANCE_PERIOD_NS`]; unused under loom and Miri).
+    /// ([`FORCED_ADVANCE_PERIOD_NS`]; not under loom and Miri).
+    #[cfg(not(any(loom, miri)))]
     next_forced: AtomicU64,
     /// Head of the push-only participant list.
     participants: AtomicPtr<Participant>,
@@ -287,6 +288,7 @@ impl Global {
             garbage_count: AtomicUsize::new(0),
             sealed: AtomicUsize::new(0),
             advance_mark: AtomicUsize::new(0),
+            #[cfg(not(any(loom, miri)))]
             next_forced: AtomicU64::new(0),
             participants: AtomicPtr::new(ptr::null_mut()),
             asymmetric: asymmetric && barrier::asymmetric_available(),
