@@ -338,3 +338,6 @@ impl Drop for HazardPointer<'_> {
 
 #[cfg(all(test, not(loom)))]
 mod tests;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
