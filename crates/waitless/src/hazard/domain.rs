@@ -58,7 +58,9 @@ pub(crate) struct Local {
     /// domain-wide list (normally fewer than `BATCH`). Owner only (or
     /// whoever holds `&mut Domain`).
     retired: UnsafeCell<Vec<Retired>>,
-    /// `retired.len()`, readable by anyone (statistics only).
+    /// `retired.len()`, readable by anyone: for `Domain::pending`, for the
+    /// orphan count `release` adds and `acquire`/`adopt` take back, and for
+    /// `adopt` to skip empty records. Never a safety input.
     pending: AtomicUsize,
     /// The shared state this record belongs to (records are freed only with
     /// it, so the pointer is valid as long as the record is). Immutable.
@@ -217,7 +219,8 @@ impl Shared {
     /// Takes a free record or pushes a new one. The caller owns the result
     /// (and any retired objects a previous owner left in it).
     fn acquire(&self) -> NonNull<Local> {
-        // Acquire: pairs with the Release CAS that published each record.
+        // Acquire: pairs with the Release head CAS below that published
+        // each record, so the records we walk are fully initialised.
         let mut p = self.head.load(Ordering::Acquire).cast_const();
         while !p.is_null() {
             // SAFETY: records are never freed while `self` lives.
@@ -249,7 +252,8 @@ impl Shared {
             // SAFETY: `new` is ours until the CAS below publishes it.
             unsafe { (*new).next = head };
             // Release: publishes the initialised record (pairs with the
-            // Acquire head loads in `acquire` and `scan`).
+            // Acquire head loads in `acquire`, `adopt`, `scan`, `drain` and
+            // `Domain::pending`).
             match self
                 .head
                 .compare_exchange(head, new, Ordering::Release, Ordering::Relaxed)
@@ -678,6 +682,18 @@ impl Domain {
     }
 
     /// Hazard records allocated so far (each holds several slots).
+    ///
+    /// ```
+    /// use waitless::hazard::{Domain, HazardPointer};
+    ///
+    /// let domain = Domain::new();
+    /// assert_eq!(domain.records(), 0); // records are created on first use
+    /// let hp = HazardPointer::new_in(&domain);
+    /// assert_eq!(domain.records(), 1);
+    /// drop(hp);
+    /// let _again = HazardPointer::new_in(&domain);
+    /// assert_eq!(domain.records(), 1, "this thread's record is reused");
+    /// ```
     #[must_use]
     pub fn records(&self) -> usize {
         self.shared.records.load(Ordering::Relaxed)
@@ -685,6 +701,19 @@ impl Domain {
 
     /// Scans of this domain that freed nothing because the heavy barrier
     /// (`membarrier`) failed; each such scan kept everything for the next.
+    ///
+    /// ```
+    /// use waitless::hazard::Domain;
+    ///
+    /// let domain = Domain::new();
+    /// let old = Box::into_raw(Box::new(1u32));
+    /// // SAFETY: never shared, retired once.
+    /// unsafe { domain.retire_box(old) };
+    /// domain.reclaim();
+    /// assert_eq!(domain.skipped_scans(), 0); // membarrier works (or is not used) here
+    /// assert_eq!(domain.pending(), 0);
+    /// ```
+    #[must_use]
     pub fn skipped_scans(&self) -> usize {
         // Relaxed: a statistic.
         self.shared.skipped_scans.load(Ordering::Relaxed)
@@ -693,6 +722,24 @@ impl Domain {
     /// Retired objects not yet freed: the domain-wide list plus every
     /// record's private list (those of exited threads included; a snapshot
     /// that may be stale by the time it returns).
+    ///
+    /// ```
+    /// use std::sync::atomic::AtomicPtr;
+    /// use waitless::hazard::{Domain, HazardPointer};
+    ///
+    /// let domain = Domain::new();
+    /// let src = AtomicPtr::new(Box::into_raw(Box::new(7u64)));
+    /// let mut hp = HazardPointer::new_in(&domain);
+    /// let p = hp.protect(&src);
+    /// src.store(std::ptr::null_mut(), std::sync::atomic::Ordering::Release);
+    /// // SAFETY: unlinked above, retired once.
+    /// unsafe { domain.retire_box(p) };
+    /// domain.reclaim();
+    /// assert_eq!(domain.pending(), 1, "still protected by `hp`");
+    /// drop(hp);
+    /// domain.reclaim();
+    /// assert_eq!(domain.pending(), 0);
+    /// ```
     #[must_use]
     pub fn pending(&self) -> usize {
         // Relaxed: a statistic.
@@ -719,8 +766,11 @@ impl Domain {
         self.shared.threshold()
     }
 
-    /// The calling thread's record for this domain, and whether it is the
-    /// cached one (`false`: the caller must release it when done).
+    /// The calling thread's record for this domain, owned by the caller:
+    /// its cached one, or (thread-local storage torn down, or the cache full
+    /// of busy records) a freshly acquired uncached one, which the caller
+    /// releases when done with it (`cached` is `false` on it: every caller
+    /// releases a record that is uncached and serves no hazard pointer).
     pub(crate) fn local(&self) -> NonNull<Local> {
         cache::local(&self.shared)
     }
