@@ -491,13 +491,16 @@ impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
     pub fn insert(&self, key: K, value: V) -> Option<V> {
         let guard = self.collector.pin();
         // Our entry: private until a CAS publishes it, reused by retries;
-        // freed (key and value dropped) if a comparison panics first.
+        // freed (key and value dropped) by `at`'s drop if a comparison
+        // panics first. `commit` disarms that right at its successful CAS,
+        // before anything that can run user code (collections in `defer`
+        // run deferred destructors, which may panic).
         let e = Entry::alloc(key, value);
-        let unpublished = Unpublished(e);
+        let mut at = Attempt::new();
+        at.unpublished = Some(e);
         // SAFETY: `e` is ours and alive for this call.
         let k = unsafe { key_of(e) };
         let mut path: Path<K, V> = Vec::new();
-        let mut at = Attempt::new();
         let backoff = Backoff::new();
         loop {
             path.clear();
@@ -518,7 +521,6 @@ impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
             // SAFETY: `root`, `path` and `leaf_node` come from one descent
             // under `guard`; `at` holds this attempt's nodes and counts.
             if unsafe { self.commit(&guard, root, &path, leaf_node, up, &mut at) } {
-                core::mem::forget(unpublished);
                 INSERT_SITE.record(true);
                 // SAFETY: `old` was in a leaf of the version we replaced;
                 // its leaf reference is released only after `guard` unpins.
@@ -653,7 +655,11 @@ impl<K, V> LockFreeBTree<K, V> {
             .compare_exchange(root, new_root, Ordering::AcqRel, Ordering::Relaxed)
         {
             Ok(_) => {
+                // First, before anything below can unwind (a `defer` may
+                // collect and run a panicking destructor): our nodes and our
+                // entry are published now, so `at`'s drop must not free them.
                 at.fresh.clear();
+                at.unpublished = None;
                 // The speculative separator reference is now a real one.
                 at.spec = None;
                 for &(p, _) in path {
@@ -731,17 +737,6 @@ impl<K, V> Drop for LockFreeBTree<K, V> {
     }
 }
 
-/// Frees an `insert`'s entry if the call unwinds before publishing it.
-struct Unpublished<K, V>(EntryPtr<K, V>);
-
-impl<K, V> Drop for Unpublished<K, V> {
-    fn drop(&mut self) {
-        // SAFETY: `insert` forgets this guard once its CAS publishes the
-        // entry, so here it is still private to this thread.
-        drop(unsafe { Entry::unalloc(self.0) });
-    }
-}
-
 /// An update attempt's private state.
 struct Attempt<K, V> {
     /// Nodes built by this attempt (not published).
@@ -752,6 +747,10 @@ struct Attempt<K, V> {
     /// Entry references (entry, is the leaf reference) that the new version
     /// no longer has; released if the attempt succeeds.
     drops: Vec<(EntryPtr<K, V>, bool)>,
+    /// The entry an `insert` brought, while no CAS has published it; freed
+    /// if the attempt is dropped (unwinding) before that. `commit` clears it
+    /// at its successful CAS, before it can unwind.
+    unpublished: Option<EntryPtr<K, V>>,
 }
 
 impl<K, V> Attempt<K, V> {
@@ -760,6 +759,7 @@ impl<K, V> Attempt<K, V> {
             fresh: Vec::new(),
             spec: None,
             drops: Vec::new(),
+            unpublished: None,
         }
     }
 
@@ -787,9 +787,19 @@ impl<K, V> Attempt<K, V> {
 }
 
 impl<K, V> Drop for Attempt<K, V> {
-    /// An attempt dropped unfinished (a comparison panicked) is abandoned.
+    /// An attempt dropped unfinished (a comparison panicked) is abandoned,
+    /// and an `insert`'s entry that no CAS published is freed.
     fn drop(&mut self) {
+        // First: the speculative count may be on our own entry.
         self.abandon();
+        if let Some(e) = self.unpublished.take() {
+            // SAFETY: `e` came from `Entry::alloc` in `insert` and no CAS
+            // published it (`commit` clears `unpublished` at its successful
+            // CAS, before anything that can unwind), so no other thread has
+            // seen it; the speculative count `abandon` just took back was
+            // the only other use of it.
+            drop(unsafe { Entry::unalloc(e) });
+        }
     }
 }
 
