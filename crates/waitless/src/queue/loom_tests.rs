@@ -173,7 +173,7 @@ fn claim_grows_records() {
 /// while the other records take the fast path.
 fn mixed_q(cap: usize, k: usize) -> WaitFreeQueue<u32> {
     let mut q = new_q(cap, k, true);
-    q.core.slow_below = 1;
+    q.ring.slow_below = 1;
     q
 }
 

@@ -81,7 +81,7 @@
 //! assert_eq!(q.len(), 1);
 //! ```
 
-mod core;
+mod ring;
 pub mod verification;
 // --- proof reports (issue 19)
 #[cfg(not(loom))]
@@ -91,7 +91,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::mem::MaybeUninit;
 
-use self::core::{Claim, Core, Kind, Start, MAX_CAPACITY, MAX_RECORDS};
+use self::ring::{Claim, Kind, Ring, Start, MAX_CAPACITY, MAX_RECORDS};
 use self::verification::Steps;
 use crate::sync::atomic::{AtomicPtr, Ordering::*};
 use crate::sync::UnsafeCell;
@@ -145,7 +145,7 @@ crate::utils::value_error! {
 /// assert_eq!(out, [0, 1, 2, 3]); // FIFO
 /// ```
 pub struct WaitFreeQueue<T> {
-    core: Core,
+    ring: Ring,
     /// `capacity + K` value cells: `capacity + base` here, the spares of the
     /// records of chunk `j ≥ 1` in `more_cells[j]` (null until the chunk is
     /// added). A cell is initialised exactly while it is in a ring slot
@@ -197,7 +197,7 @@ impl<T> fmt::Debug for WaitFreeQueue<T> {
         f.debug_struct("WaitFreeQueue")
             .field("capacity", &self.capacity())
             .field("len", &self.len())
-            .field("threads", &self.core.records())
+            .field("threads", &self.ring.records())
             .finish()
     }
 }
@@ -277,38 +277,38 @@ impl<T> WaitFreeQueue<T> {
             "WaitFreeQueue thread count must be in 1..={MAX_RECORDS}, got {threads}"
         );
         let base_log2 = threads.next_power_of_two().trailing_zeros();
-        let mut core = Core::new(capacity, base_log2, start);
-        core.slow_below = if fast_path { 0 } else { usize::MAX };
+        let mut ring = Ring::new(capacity, base_log2, start);
+        ring.slow_below = if fast_path { 0 } else { usize::MAX };
         #[cfg(feature = "step-count")]
         {
-            core.yield_hooks = yield_hooks;
+            ring.yield_hooks = yield_hooks;
         }
         #[cfg(not(feature = "step-count"))]
         let _ = yield_hooks;
-        let cells = (0..capacity + core.base())
+        let cells = (0..capacity + ring.base())
             .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
             .collect();
         let more_cells = CellChunks {
-            ptrs: (0..core.max_chunks())
+            ptrs: (0..ring.max_chunks())
                 .map(|_| AtomicPtr::new(std::ptr::null_mut()))
                 .collect(),
-            base: core.base(),
+            base: ring.base(),
         };
         Self {
-            core,
+            ring,
             cells,
             more_cells,
         }
     }
 
     #[cfg(feature = "step-count")]
-    pub(crate) fn core(&self) -> &Core {
-        &self.core
+    pub(crate) fn ring(&self) -> &Ring {
+        &self.ring
     }
 
     /// The number of cells chunk `j ≥ 1` holds (its record count).
     fn cell_chunk_len(&self, j: usize) -> usize {
-        self.core.base() << (j - 1)
+        self.ring.base() << (j - 1)
     }
 
     /// Cell `c` (one step when it is in an added chunk: the chunk pointer).
@@ -318,7 +318,7 @@ impl<T> WaitFreeQueue<T> {
             return cell;
         }
         let r = c - self.capacity();
-        let (j, i) = self.core.locate(r);
+        let (j, i) = self.ring.locate(r);
         // Acquire: pairs with the Release CAS in `add_cells`; the cell index
         // reached us through a record of chunk `j`, published after it.
         let p = self.more_cells.ptrs[j].load(Acquire);
@@ -377,7 +377,7 @@ impl<T> WaitFreeQueue<T> {
     /// ```
     #[must_use]
     pub fn capacity(&self) -> usize {
-        self.cells.len() - self.core.base()
+        self.cells.len() - self.ring.base()
     }
 
     /// The number of elements; see the module docs on consistency. Never
@@ -393,7 +393,7 @@ impl<T> WaitFreeQueue<T> {
     /// ```
     #[must_use]
     pub fn len(&self) -> usize {
-        self.core.len()
+        self.ring.len()
     }
 
     /// `len() == 0`.
@@ -456,7 +456,7 @@ impl<T> WaitFreeQueue<T> {
         let mut steps = Steps::default();
         let record = self.acquire(&mut steps);
         let out = f(self, record, &mut steps);
-        self.core.release(record);
+        self.ring.release(record);
         out
     }
 
@@ -480,7 +480,7 @@ impl<T> WaitFreeQueue<T> {
             .unwrap_or(0);
         let mut from = None;
         loop {
-            match self.core.claim(hint, from, steps) {
+            match self.ring.claim(hint, from, steps) {
                 Claim::Got(r) => {
                     let _ = HINT.try_with(|h| h.set(r));
                     return r;
@@ -490,7 +490,7 @@ impl<T> WaitFreeQueue<T> {
                 // again (the one lock-free, not wait-free, case).
                 Claim::Grow(0) => from = None,
                 Claim::Grow(j) => {
-                    self.core.add_chunk(j, || self.add_cells(j), steps);
+                    self.ring.add_chunk(j, || self.add_cells(j), steps);
                     from = Some(j);
                 }
             }
@@ -504,7 +504,7 @@ impl<T> WaitFreeQueue<T> {
         value: T,
         steps: &mut Steps,
     ) -> Result<(), QueueError<T>> {
-        let spare = self.core.spare(rec, steps);
+        let spare = self.ring.spare(rec, steps);
         // SAFETY: the spare cell of record `rec` is owned by the caller (the
         // record's owner): no slot refers to it as full and no other thread
         // reads or writes it (module invariant on `cells`). It is
@@ -512,7 +512,7 @@ impl<T> WaitFreeQueue<T> {
         self.cell(spare, steps)
             .with_mut(|p| unsafe { (*p).write(value) });
         steps.tick(1);
-        let a = self.core.apply(rec, Kind::Enqueue, steps);
+        let a = self.ring.apply(rec, Kind::Enqueue, steps);
         let out = if a.ok {
             Ok(())
         } else {
@@ -525,13 +525,13 @@ impl<T> WaitFreeQueue<T> {
             steps.tick(1);
             Err(QueueError::Full(v))
         };
-        std::mem::take(steps).finish(&self.core, rec, true);
+        std::mem::take(steps).finish(&self.ring, rec, true);
         out
     }
 
     /// `dequeue` for the owner of record `rec`.
     pub(crate) fn dequeue_in(&self, rec: usize, steps: &mut Steps) -> Option<T> {
-        let a = self.core.apply(rec, Kind::Dequeue, steps);
+        let a = self.ring.apply(rec, Kind::Dequeue, steps);
         let out = if a.ok {
             // SAFETY: the answer of an applied dequeue hands us the cell of
             // the oldest element: it was swapped into the ring by the applied
@@ -547,7 +547,7 @@ impl<T> WaitFreeQueue<T> {
         } else {
             None
         };
-        std::mem::take(steps).finish(&self.core, rec, false);
+        std::mem::take(steps).finish(&self.ring, rec, false);
         out
     }
 }
@@ -557,7 +557,7 @@ impl<T> Drop for WaitFreeQueue<T> {
         if !std::mem::needs_drop::<T>() {
             return;
         }
-        let cells: Vec<usize> = self.core.quiescent_cells().collect();
+        let cells: Vec<usize> = self.ring.quiescent_cells().collect();
         // A guard so that one panicking `T::drop` still drops the rest.
         struct Rest<'a, T> {
             q: &'a WaitFreeQueue<T>,

@@ -108,7 +108,7 @@ impl Config {
 /// The thread parameter `threads` of the step bound for `q`: its number of
 /// thread records.
 fn records_of<T>(q: &WaitFreeQueue<T>) -> usize {
-    q.core.records()
+    q.ring.records()
 }
 
 /// How a fresh evidence queue schedules its operations.
