@@ -1,6 +1,8 @@
-//! loom models of the announce/help protocol. They call the per-record
-//! entry points directly (records are picked explicitly), so the models do
-//! not depend on thread-local registration.
+//! loom models of the ring: fast operations, announced (slow) operations
+//! filling `u = 1` words, finalization, claims and `Full`/`None` next to a
+//! slow fill. They call the per-record entry points directly (records are
+//! picked explicitly), so the models do not depend on the thread-local
+//! claim hint.
 
 use super::verification::Steps;
 use super::WaitFreeQueue;
@@ -238,6 +240,44 @@ fn stale_helper_after_the_slot_moved_on() {
         let mut all: Vec<u32> = [a, b, c].into_iter().flatten().collect();
         all.extend(drain(&q, 0));
         all.sort_unstable();
+        assert_eq!(all, vec![1, 2]);
+    });
+}
+
+/// A slow enqueue's `u = 1` fill is finalized by whichever thread meets it:
+/// here a fast enqueue on the same capacity-2 queue, which must finish the
+/// slow fill (commit its answer, clear `u`) before it can take the next
+/// ticket. Both values arrive once, and the slow owner's answer is `Ok`.
+#[test]
+fn u1_slot_finalized_by_another_thread() {
+    loom::model(|| {
+        let q = Arc::new(mixed_q(2, 2));
+        let q1 = q.clone();
+        let t = thread::spawn(move || enq(&q1, 1, 2));
+        assert!(enq(&q, 0, 1));
+        assert!(t.join().unwrap());
+        let mut out = drain(&q, 1);
+        out.sort_unstable();
+        assert_eq!(out, vec![1, 2]);
+    });
+}
+
+/// A finalizer that read a `u = 1` word and stalls while the word's owner
+/// commits, clears, returns and announces its next request (which claims
+/// the next ticket): the stale finalizer must not commit the new request
+/// with the old word (it re-reads the slot after reading `req` and
+/// `resp`). Record 0 is slow (two enqueues), record 1 a fast dequeue.
+#[test]
+fn stale_finalizer_after_the_owner_moved_on() {
+    loom::model(|| {
+        let q = Arc::new(mixed_q(2, 2));
+        let q1 = q.clone();
+        let t = thread::spawn(move || deq(&q1, 1));
+        assert!(enq(&q, 0, 1));
+        assert!(enq(&q, 0, 2));
+        let got = t.join().unwrap();
+        let mut all: Vec<u32> = got.into_iter().collect();
+        all.extend(drain(&q, 1));
         assert_eq!(all, vec![1, 2]);
     });
 }
