@@ -29,11 +29,14 @@ fn deq(q: &WaitFreeQueue<u32>, rec: usize) -> Option<u32> {
     q.dequeue_in(rec, &mut Steps::default())
 }
 
+/// Dequeues everything (on record `rec`), then checks that every cell is
+/// in exactly one place (a slot or one record's spare).
 fn drain(q: &WaitFreeQueue<u32>, rec: usize) -> Vec<u32> {
     let mut v = Vec::new();
     while let Some(x) = deq(q, rec) {
         v.push(x);
     }
+    assert!(q.ring.cells_partition(), "a cell is lost or in two places");
     v
 }
 

@@ -959,6 +959,36 @@ impl Ring {
     }
 }
 
+#[cfg(test)]
+impl Ring {
+    /// Test check (quiescent queue): every cell is in exactly one place —
+    /// one slot (no `u = 1` word left) or one record's spare. A commit with
+    /// the wrong word, a lost or a doubled cell breaks it.
+    pub(crate) fn cells_partition(&self) -> bool {
+        let k = self.records();
+        let mut seen = vec![0u32; self.capacity as usize + k];
+        let mut steps = Steps::default();
+        for s in self.slots.iter() {
+            let w = s.load(SeqCst);
+            if slot_u(w) {
+                return false;
+            }
+            match seen.get_mut(slot_cell(w) as usize) {
+                Some(n) => *n += 1,
+                None => return false,
+            }
+        }
+        for r in 0..k {
+            let c = self.rec(r, &mut steps).spare.load(Relaxed) as usize;
+            match seen.get_mut(c) {
+                Some(n) => *n += 1,
+                None => return false,
+            }
+        }
+        seen.iter().all(|&n| n == 1)
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 impl Ring {
     /// Test hook: announce a request on record `p` (claimed by the caller)

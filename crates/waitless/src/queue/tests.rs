@@ -103,6 +103,7 @@ fn more_threads_than_records_grow_the_records() {
     assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
     // No finished request (fast or slow) can look pending again.
     assert!(q.ring.idle_records_agree());
+    assert!(q.ring.cells_partition());
     let k = verification::records(&q);
     assert!((1..=ring::MAX_RECORDS).contains(&k), "{k} records");
 }
@@ -165,6 +166,7 @@ fn counters_wrap() {
             assert_eq!(next_in, next_out);
             assert_eq!(q.dequeue(), None);
             assert!(q.ring.idle_records_agree());
+            assert!(q.ring.cells_partition());
         }
     }
 }
@@ -242,6 +244,7 @@ fn mpmc_no_loss_no_dup() {
                 "value {v} seen wrong number of times"
             );
         }
+        assert!(q.ring.cells_partition());
     }
 }
 
