@@ -270,9 +270,14 @@ fn u1_slot_finalized_by_another_thread() {
 /// the next ticket): the stale finalizer must not commit the new request
 /// with the old word (it re-reads the slot after reading `req` and
 /// `resp`). Record 0 is slow (two enqueues), record 1 a fast dequeue.
+/// The schedule needs three preemptions (the finalizer reads the word, the
+/// owner runs on to its next claim, the finalizer resumes), so this model
+/// raises loom's bound to 3; it stays small (two threads).
 #[test]
 fn stale_finalizer_after_the_owner_moved_on() {
-    loom::model(|| {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(3);
+    b.check(|| {
         let q = Arc::new(mixed_q(2, 2));
         let q1 = q.clone();
         let t = thread::spawn(move || deq(&q1, 1));
