@@ -96,8 +96,7 @@ fn enqueue_dequeue_on_full() {
 }
 
 /// Three threads, capacity 2: two producers and a consumer exercise the
-/// turn-based helping (a record whose turn comes is applied by whoever
-/// installs that version). Conservation and per-producer order.
+/// helping (an operation that finds a request pending helps it first). Conservation and per-producer order.
 fn three_threads_helping(fast: bool) {
     loom::model(move || {
         let q = Arc::new(new_q(2, 3, fast));
@@ -225,9 +224,9 @@ fn full_none_next_to_slow_fill() {
     });
 }
 
-/// A helper that validated a descriptor and stalls before completing it,
-/// while the owner's slot moves on (enqueue, dequeue, enqueue again on a
-/// capacity-1 queue): the stale `complete` must change nothing. Both values
+/// A helper that read a ticket and its slot and stalls before acting on
+/// them, while the owner's slot moves on (enqueue, dequeue, enqueue again
+/// on a capacity-1 queue): its stale CASes must change nothing. Both values
 /// arrive exactly once and in order.
 #[test]
 fn stale_helper_after_the_slot_moved_on() {

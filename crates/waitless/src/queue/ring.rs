@@ -349,7 +349,7 @@ impl Ring {
     }
 
     /// Record `r` (one step: the chunk pointer). The record must exist:
-    /// `r` came from a load of `allocated`, a validated descriptor or an
+    /// `r` came from a load of `allocated`, a slot word or an
     /// owner, each of which happens after the chunk was published.
     #[inline]
     fn rec(&self, r: usize, steps: &mut Steps) -> &Record {
