@@ -1,6 +1,8 @@
-//! loom models of the announce/help protocol. They call the per-record
-//! entry points directly (records are picked explicitly), so the models do
-//! not depend on thread-local registration.
+//! loom models of the ring: fast operations, announced (slow) operations
+//! filling `u = 1` words, finalization, claims and `Full`/`None` next to a
+//! slow fill. They call the per-record entry points directly (records are
+//! picked explicitly), so the models do not depend on the thread-local
+//! claim hint.
 
 use super::verification::Steps;
 use super::WaitFreeQueue;
@@ -27,11 +29,14 @@ fn deq(q: &WaitFreeQueue<u32>, rec: usize) -> Option<u32> {
     q.dequeue_in(rec, &mut Steps::default())
 }
 
+/// Dequeues everything (on record `rec`), then checks that every cell is
+/// in exactly one place (a slot or one record's spare).
 fn drain(q: &WaitFreeQueue<u32>, rec: usize) -> Vec<u32> {
     let mut v = Vec::new();
     while let Some(x) = deq(q, rec) {
         v.push(x);
     }
+    assert!(q.ring.cells_partition(), "a cell is lost or in two places");
     v
 }
 
@@ -91,8 +96,7 @@ fn enqueue_dequeue_on_full() {
 }
 
 /// Three threads, capacity 2: two producers and a consumer exercise the
-/// turn-based helping (a record whose turn comes is applied by whoever
-/// installs that version). Conservation and per-producer order.
+/// helping (an operation that finds a request pending helps it first). Conservation and per-producer order.
 fn three_threads_helping(fast: bool) {
     loom::model(move || {
         let q = Arc::new(new_q(2, 3, fast));
@@ -173,7 +177,7 @@ fn claim_grows_records() {
 /// while the other records take the fast path.
 fn mixed_q(cap: usize, k: usize) -> WaitFreeQueue<u32> {
     let mut q = new_q(cap, k, true);
-    q.core.slow_below = 1;
+    q.ring.slow_below = 1;
     q
 }
 
@@ -220,9 +224,9 @@ fn full_none_next_to_slow_fill() {
     });
 }
 
-/// A helper that validated a descriptor and stalls before completing it,
-/// while the owner's slot moves on (enqueue, dequeue, enqueue again on a
-/// capacity-1 queue): the stale `complete` must change nothing. Both values
+/// A helper that read a ticket and its slot and stalls before acting on
+/// them, while the owner's slot moves on (enqueue, dequeue, enqueue again
+/// on a capacity-1 queue): its stale CASes must change nothing. Both values
 /// arrive exactly once and in order.
 #[test]
 fn stale_helper_after_the_slot_moved_on() {
@@ -238,6 +242,49 @@ fn stale_helper_after_the_slot_moved_on() {
         let mut all: Vec<u32> = [a, b, c].into_iter().flatten().collect();
         all.extend(drain(&q, 0));
         all.sort_unstable();
+        assert_eq!(all, vec![1, 2]);
+    });
+}
+
+/// A slow enqueue's `u = 1` fill is finalized by whichever thread meets it:
+/// here a fast enqueue on the same capacity-2 queue, which must finish the
+/// slow fill (commit its answer, clear `u`) before it can take the next
+/// ticket. Both values arrive once, and the slow owner's answer is `Ok`.
+#[test]
+fn u1_slot_finalized_by_another_thread() {
+    loom::model(|| {
+        let q = Arc::new(mixed_q(2, 2));
+        let q1 = q.clone();
+        let t = thread::spawn(move || enq(&q1, 1, 2));
+        assert!(enq(&q, 0, 1));
+        assert!(t.join().unwrap());
+        let mut out = drain(&q, 1);
+        out.sort_unstable();
+        assert_eq!(out, vec![1, 2]);
+    });
+}
+
+/// A finalizer that read a `u = 1` word and stalls while the word's owner
+/// commits, clears, returns and announces its next request (which claims
+/// the next ticket): the stale finalizer must not commit the new request
+/// with the old word (it re-reads the slot after reading `req` and
+/// `resp`). Record 0 is slow (two enqueues), record 1 a fast dequeue.
+/// The schedule needs three preemptions (the finalizer reads the word, the
+/// owner runs on to its next claim, the finalizer resumes), so this model
+/// raises loom's bound to 3; it stays small (two threads).
+#[test]
+fn stale_finalizer_after_the_owner_moved_on() {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(3);
+    b.check(|| {
+        let q = Arc::new(mixed_q(2, 2));
+        let q1 = q.clone();
+        let t = thread::spawn(move || deq(&q1, 1));
+        assert!(enq(&q, 0, 1));
+        assert!(enq(&q, 0, 2));
+        let got = t.join().unwrap();
+        let mut all: Vec<u32> = got.into_iter().collect();
+        all.extend(drain(&q, 1));
         assert_eq!(all, vec![1, 2]);
     });
 }

@@ -9,38 +9,35 @@
 //!
 //! # Algorithm
 //!
-//! This is not wCQ. It is an announce-and-help construction in the style of
-//! Herlihy's wait-free universal construction, specialised to a ring so that
-//! values never move once written:
+//! A ring of `capacity` slot words in which fast and slow operations agree
+//! on the word itself (the design issue #11 sketched):
 //!
-//! * The whole logical queue (head ticket, length) plus "the last operation
-//!   applied" is an immutable *descriptor*; one 64-bit `state` word names the
-//!   current one by `(version, installer)`. Each thread record has two
-//!   descriptor buffers and writes only its own.
-//! * An operation announces itself in its record (kind, sequence number, and
-//!   the thread's *spare cell*), then loops: read the current descriptor,
-//!   finish its side effects (answer its owner, swap one ring slot), pick the
-//!   next request to apply — the request of the record named by the
-//!   descriptor's *turn cursor* if it is pending, else its own — and CAS
-//!   `state` to the new version (whose cursor names the next record). Since
-//!   the cursor rotates through every record, an announced request is
-//!   applied within `k + 1` versions, and every failed CAS means a version
-//!   was installed, so at most `k + 2` rounds end without returning. Before
-//!   announcing, an operation makes one *fast-path* attempt to install its
-//!   own request directly (allowed only when the turn does not belong to
-//!   another pending request), which is all an uncontended operation needs.
-//! * Values live in `capacity + k` cells. Ring slot `i` holds a cell index;
-//!   each record owns one spare cell. An enqueue writes its value into its
-//!   spare and, when applied, *swaps* the spare into the slot of its ticket,
-//!   receiving the slot's (empty) cell as its new spare. A dequeue swaps its
-//!   empty spare into the slot and receives the full cell. Helpers move only
-//!   indices; only the owner of a cell reads or writes the value in it, so
-//!   no `T` is ever copied twice or read by two threads.
+//! * Each slot word is `stamp | u | tid | cell`: the stamp says which
+//!   ticket the slot waits for and whether it is empty or full, `cell` is
+//!   the index of the value cell in it. Values live in `capacity + k` cells;
+//!   each operation holds one *spare* cell, so an enqueue writes its value
+//!   into its spare first and then publishes it with **one CAS** that swaps
+//!   the spare into the slot (a dequeue swaps its empty spare in and takes
+//!   the full cell). Helpers move only indices; only the owner of a cell
+//!   reads or writes the value in it.
+//! * `tail`/`head` are ticket counters advanced by `CAS(t → t + 1)` (no
+//!   fetch-and-add, so no ticket is ever burned). The **fast path** reads
+//!   the counter and its slot and fills it with one CAS, or decides `Full`
+//!   (the slot still holds the element of ticket `t − capacity`) or `None`
+//!   (the slot still waits for the enqueue of `head`) from that one read —
+//!   like `crossbeam`'s `ArrayQueue`, and lock-free on its own.
+//! * After `P = 8` failed attempts an operation **announces** itself in its
+//!   record and bumps a global `pending` count; every operation that starts
+//!   while `pending ≠ 0` first helps each announced request to its answer.
+//!   Helpers claim a ticket for the request in its answer word, fill the
+//!   slot with `u = 1, tid = r` by the same single-word CAS a fast operation
+//!   uses, and any thread *finalizes* a `u = 1` word from the word alone
+//!   (commit the answer, then clear `u`). Nobody advances a ticket past, or
+//!   decides `Full`/`None` from, a `u = 1` word.
 //!
-//! `Full` and `None` are decided on the descriptor, whose length counts
-//! exactly the applied enqueues minus the applied dequeues, so they are
-//! linearizable answers and exactly `capacity` elements fit. The proof of
-//! the step bound and of linearizability is in `docs/wait-free-queue.md`.
+//! The proofs of linearizability and of the step bound
+//! ([`verification::enqueue_step_bound`], `44k² + 40k + 152` for `k`
+//! records, independent of the capacity) are in `docs/wait-free-queue.md`.
 //!
 //! # Threads
 //!
@@ -57,19 +54,20 @@
 //!
 //! # Progress and consistency
 //!
-//! Wait-free (bounded); linearizable. `len` is exact when it validates (it
-//! retries at most three times) and otherwise the length after a recently
-//! applied operation; it is always within `0..=capacity`.
+//! Wait-free (bounded); linearizable. `len` is `tail − head` from a read
+//! in which `tail` did not move (at most three tries), clamped to
+//! `0..=capacity`; a ticket counter may lag its slot by one operation, so it
+//! is exact when no operation is in flight.
 //!
 //! # Limits
 //!
 //! Capacity at most 2^20. At most 4096 records: with more than 4096
 //! operations inside one queue at once, a claim cycles through the records
 //! until one is free (lock-free, not wait-free, for that claim). Tickets,
-//! stamps, sequence numbers and versions wrap freely; a helper preempted
-//! while one record runs 2^40 requests, while one ring slot is reused 2^41
-//! times, or while 2^52 operations are applied could act on a stale view
-//! (the classic ABA bound of tagged words). Needs 64-bit atomics.
+//! stamps and sequence numbers wrap freely; a thread preempted between
+//! reading a slot word and its CAS while that slot is reused 2^29 times, or
+//! while one record runs 2^40 requests, could act on a stale view (the
+//! classic ABA bound of tagged words). Needs 64-bit atomics.
 //!
 //! ```
 //! use waitless::queue::{QueueError, WaitFreeQueue};
@@ -81,7 +79,7 @@
 //! assert_eq!(q.len(), 1);
 //! ```
 
-mod core;
+mod ring;
 pub mod verification;
 // --- proof reports (issue 19)
 #[cfg(not(loom))]
@@ -91,7 +89,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::mem::MaybeUninit;
 
-use self::core::{Claim, Core, Kind, Start, MAX_CAPACITY, MAX_RECORDS};
+use self::ring::{Claim, Kind, Ring, Start, MAX_CAPACITY, MAX_RECORDS};
 use self::verification::Steps;
 use crate::sync::atomic::{AtomicPtr, Ordering::*};
 use crate::sync::UnsafeCell;
@@ -145,7 +143,7 @@ crate::utils::value_error! {
 /// assert_eq!(out, [0, 1, 2, 3]); // FIFO
 /// ```
 pub struct WaitFreeQueue<T> {
-    core: Core,
+    ring: Ring,
     /// `capacity + K` value cells: `capacity + base` here, the spares of the
     /// records of chunk `j ≥ 1` in `more_cells[j]` (null until the chunk is
     /// added). A cell is initialised exactly while it is in a ring slot
@@ -187,7 +185,7 @@ impl<T> Drop for CellChunks<T> {
 // ever handed out, and each value is accessed by one thread at a time (the
 // owner of its cell), so `T: Sync` is not needed for either impl.
 unsafe impl<T: Send> Send for WaitFreeQueue<T> {}
-// SAFETY: see above; every shared access goes through atomics in `Core`, and
+// SAFETY: see above; every shared access goes through atomics in `Ring`, and
 // cell accesses are exclusive by the ownership protocol argued in `enqueue`
 // and `dequeue`.
 unsafe impl<T: Send> Sync for WaitFreeQueue<T> {}
@@ -197,7 +195,7 @@ impl<T> fmt::Debug for WaitFreeQueue<T> {
         f.debug_struct("WaitFreeQueue")
             .field("capacity", &self.capacity())
             .field("len", &self.len())
-            .field("threads", &self.core.records())
+            .field("threads", &self.ring.records())
             .finish()
     }
 }
@@ -277,38 +275,38 @@ impl<T> WaitFreeQueue<T> {
             "WaitFreeQueue thread count must be in 1..={MAX_RECORDS}, got {threads}"
         );
         let base_log2 = threads.next_power_of_two().trailing_zeros();
-        let mut core = Core::new(capacity, base_log2, start);
-        core.slow_below = if fast_path { 0 } else { usize::MAX };
+        let mut ring = Ring::new(capacity, base_log2, start);
+        ring.slow_below = if fast_path { 0 } else { usize::MAX };
         #[cfg(feature = "step-count")]
         {
-            core.yield_hooks = yield_hooks;
+            ring.yield_hooks = yield_hooks;
         }
         #[cfg(not(feature = "step-count"))]
         let _ = yield_hooks;
-        let cells = (0..capacity + core.base())
+        let cells = (0..capacity + ring.base())
             .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
             .collect();
         let more_cells = CellChunks {
-            ptrs: (0..core.max_chunks())
+            ptrs: (0..ring.max_chunks())
                 .map(|_| AtomicPtr::new(std::ptr::null_mut()))
                 .collect(),
-            base: core.base(),
+            base: ring.base(),
         };
         Self {
-            core,
+            ring,
             cells,
             more_cells,
         }
     }
 
     #[cfg(feature = "step-count")]
-    pub(crate) fn core(&self) -> &Core {
-        &self.core
+    pub(crate) fn ring(&self) -> &Ring {
+        &self.ring
     }
 
     /// The number of cells chunk `j ≥ 1` holds (its record count).
     fn cell_chunk_len(&self, j: usize) -> usize {
-        self.core.base() << (j - 1)
+        self.ring.base() << (j - 1)
     }
 
     /// Cell `c` (one step when it is in an added chunk: the chunk pointer).
@@ -318,7 +316,7 @@ impl<T> WaitFreeQueue<T> {
             return cell;
         }
         let r = c - self.capacity();
-        let (j, i) = self.core.locate(r);
+        let (j, i) = self.ring.locate(r);
         // Acquire: pairs with the Release CAS in `add_cells`; the cell index
         // reached us through a record of chunk `j`, published after it.
         let p = self.more_cells.ptrs[j].load(Acquire);
@@ -377,7 +375,7 @@ impl<T> WaitFreeQueue<T> {
     /// ```
     #[must_use]
     pub fn capacity(&self) -> usize {
-        self.cells.len() - self.core.base()
+        self.cells.len() - self.ring.base()
     }
 
     /// The number of elements; see the module docs on consistency. Never
@@ -393,7 +391,7 @@ impl<T> WaitFreeQueue<T> {
     /// ```
     #[must_use]
     pub fn len(&self) -> usize {
-        self.core.len()
+        self.ring.len()
     }
 
     /// `len() == 0`.
@@ -456,7 +454,7 @@ impl<T> WaitFreeQueue<T> {
         let mut steps = Steps::default();
         let record = self.acquire(&mut steps);
         let out = f(self, record, &mut steps);
-        self.core.release(record);
+        self.ring.release(record);
         out
     }
 
@@ -478,9 +476,13 @@ impl<T> WaitFreeQueue<T> {
                 (a >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52
             })
             .unwrap_or(0);
+        // Usually the record this thread used last is free: one CAS.
+        if self.ring.try_claim_first(hint, steps) {
+            return hint;
+        }
         let mut from = None;
         loop {
-            match self.core.claim(hint, from, steps) {
+            match self.ring.claim(hint, from, steps) {
                 Claim::Got(r) => {
                     let _ = HINT.try_with(|h| h.set(r));
                     return r;
@@ -490,7 +492,7 @@ impl<T> WaitFreeQueue<T> {
                 // again (the one lock-free, not wait-free, case).
                 Claim::Grow(0) => from = None,
                 Claim::Grow(j) => {
-                    self.core.add_chunk(j, || self.add_cells(j), steps);
+                    self.ring.add_chunk(j, || self.add_cells(j), steps);
                     from = Some(j);
                 }
             }
@@ -504,7 +506,7 @@ impl<T> WaitFreeQueue<T> {
         value: T,
         steps: &mut Steps,
     ) -> Result<(), QueueError<T>> {
-        let spare = self.core.spare(rec, steps);
+        let spare = self.ring.spare(rec, steps);
         // SAFETY: the spare cell of record `rec` is owned by the caller (the
         // record's owner): no slot refers to it as full and no other thread
         // reads or writes it (module invariant on `cells`). It is
@@ -512,7 +514,7 @@ impl<T> WaitFreeQueue<T> {
         self.cell(spare, steps)
             .with_mut(|p| unsafe { (*p).write(value) });
         steps.tick(1);
-        let a = self.core.apply(rec, Kind::Enqueue, steps);
+        let a = self.ring.apply(rec, Kind::Enqueue, steps);
         let out = if a.ok {
             Ok(())
         } else {
@@ -525,18 +527,18 @@ impl<T> WaitFreeQueue<T> {
             steps.tick(1);
             Err(QueueError::Full(v))
         };
-        std::mem::take(steps).finish(&self.core, rec, true);
+        std::mem::take(steps).finish(&self.ring, rec, true);
         out
     }
 
     /// `dequeue` for the owner of record `rec`.
     pub(crate) fn dequeue_in(&self, rec: usize, steps: &mut Steps) -> Option<T> {
-        let a = self.core.apply(rec, Kind::Dequeue, steps);
+        let a = self.ring.apply(rec, Kind::Dequeue, steps);
         let out = if a.ok {
             // SAFETY: the answer of an applied dequeue hands us the cell of
             // the oldest element: it was swapped into the ring by the applied
             // enqueue of the same ticket (whose owner wrote it before
-            // announcing, release/acquire chain in `Core`) and no one else
+            // announcing, release/acquire chain in `ring`) and no one else
             // owns it now. Reading it leaves it uninitialised; it becomes our
             // spare.
             let v = self
@@ -547,7 +549,7 @@ impl<T> WaitFreeQueue<T> {
         } else {
             None
         };
-        std::mem::take(steps).finish(&self.core, rec, false);
+        std::mem::take(steps).finish(&self.ring, rec, false);
         out
     }
 }
@@ -557,7 +559,7 @@ impl<T> Drop for WaitFreeQueue<T> {
         if !std::mem::needs_drop::<T>() {
             return;
         }
-        let cells: Vec<usize> = self.core.quiescent_cells().collect();
+        let cells: Vec<usize> = self.ring.quiescent_cells().collect();
         // A guard so that one panicking `T::drop` still drops the rest.
         struct Rest<'a, T> {
             q: &'a WaitFreeQueue<T>,
@@ -567,9 +569,9 @@ impl<T> Drop for WaitFreeQueue<T> {
             fn drop(&mut self) {
                 for c in self.cells.by_ref() {
                     // SAFETY: `&mut` access to the queue (we are in its
-                    // `drop`); the cells of tickets `head..head+len` of the
-                    // completed current descriptor hold the queued values,
-                    // each exactly once, and are dropped exactly once here.
+                    // `drop`); every operation returned, so the full slots
+                    // from `head` on hold the queued values, each exactly
+                    // once, and they are dropped exactly once here.
                     self.q
                         .cell(c, &mut Steps::default())
                         .with_mut(|p| unsafe { (*p).assume_init_drop() });

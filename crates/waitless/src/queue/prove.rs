@@ -51,31 +51,35 @@ const SYSTEM_PROGRESS: &str = "every thread that keeps taking steps keeps comple
      (wait-freedom implies lock-freedom: the system always progresses)";
 
 const ENQUEUE_ARGUMENT: &str = "\
-An enqueue makes one straight-line fast-path attempt; if it fails, it announces
-its request and runs a help loop in which every installed state obeys a turn
-rule, so the announced request is applied within a bounded number of installed
-versions, and each round of the loop is a bounded number of steps. No step
-waits for another thread. The bound, a function of the capacity and the thread
-count, is `queue::verification::enqueue_step_bound(capacity, threads)`.
+An enqueue first helps every announced request to its answer (only when the
+pending count is non-zero), then makes at most P = 8 straight-line fast-path
+attempts on the ring (read tail and its slot, fill it with one CAS or decide
+Full), and then announces its request and helps it: each helping round is a
+bounded number of steps, and only the operations already running when the
+request was announced can overtake it, so it is answered within 4k + 3
+rounds. No step waits for another thread. The bound, a function of the
+record count k (independent of the capacity), is
+`queue::verification::enqueue_step_bound(capacity, threads)`.
 Full proof: docs/wait-free-queue.md, theorem 1 (wait-freedom and the step
 bound) with the lemmas before it.";
 
 const DEQUEUE_ARGUMENT: &str = "\
-A dequeue runs the same protocol as an enqueue (one bounded fast-path attempt,
-then an announced request applied by the turn rule within a bounded number of
-versions, each round bounded), so it has the same kind of bound:
+A dequeue runs the same protocol as an enqueue on the head side (help the
+announced requests, at most P fast attempts, then an announced request
+helped within 4k + 3 bounded rounds), so it has the same bound:
 `queue::verification::dequeue_step_bound(capacity, threads)`. No step waits
 for another thread. Full proof: docs/wait-free-queue.md, theorem 1.";
 
 const LINEARIZABILITY_ARGUMENT: &str = "\
-Each operation takes effect at one atomic step inside its interval (the
-installation of the state that applies it); the applied operations form one
-chain computed by the sequential specification of a bounded queue of this
-capacity, each request applied exactly once, so Full and None are answers of
-that sequential history. Values move by ownership hand-off, so the dequeue of
+Each operation takes effect at one atomic step inside its interval: the CAS
+that fills (or empties) the slot of its ticket, fast or slow (a u = 1 fill is
+always committed), or, for Full and None, the load of the slot that shows
+the ticket counter's slot still holding the element of ticket t - capacity
+(Full) or still waiting for the enqueue of head (None). Tickets are filled
+and consumed in order, one slot word chain per ticket, so the dequeue of
 ticket x returns exactly the value the enqueue of ticket x wrote: FIFO, no
-loss, no duplication. Full proof: docs/wait-free-queue.md, section 4
-(linearizability).";
+loss, no duplication, exactly capacity elements fit. Full proof:
+docs/wait-free-queue.md, section 4 (linearizability).";
 
 const SYSTEM_PROGRESS_ARGUMENT: &str = "\
 Wait-freedom is the strongest progress condition: since every operation of
@@ -108,7 +112,7 @@ impl Config {
 /// The thread parameter `threads` of the step bound for `q`: its number of
 /// thread records.
 fn records_of<T>(q: &WaitFreeQueue<T>) -> usize {
-    q.core.records()
+    q.ring.records()
 }
 
 /// How a fresh evidence queue schedules its operations.

@@ -102,9 +102,10 @@ fn more_threads_than_records_grow_the_records() {
     }
     assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
     // No finished request (fast or slow) can look pending again.
-    assert!(q.core.idle_records_agree());
+    assert!(q.ring.idle_records_agree());
+    assert!(q.ring.cells_partition());
     let k = verification::records(&q);
-    assert!((1..=core::MAX_RECORDS).contains(&k), "{k} records");
+    assert!((1..=ring::MAX_RECORDS).contains(&k), "{k} records");
 }
 
 /// Many threads over the queue's life, one record: each operation borrows
@@ -129,17 +130,16 @@ fn any_number_of_threads_over_the_lifetime() {
 }
 
 /// The counters start next to their wrap points: record sequence numbers
-/// (40 bits), the head ticket (64 bits), the slot stamps (42 bits) and the
-/// state version (52 bits) all wrap during the test, which checks FIFO
+/// (40 bits), the head and tail tickets (64 bits) and the slot stamps (30
+/// bits, `2·lap mod 2^30`) all wrap during the test, which checks FIFO
 /// order, exact capacity and `Full`/`None` across the wraps.
 #[test]
 fn counters_wrap() {
     for cap in [1usize, 2, 8] {
         for fast in [true, false] {
-            let start = core::Start {
-                seq: core::SEQ_MASK - 5,
+            let start = ring::Start {
+                seq: ring::SEQ_MASK - 5,
                 head: u64::MAX - 3 * cap as u64 + 2,
-                version: (1 << 52) - 7,
             };
             let q = WaitFreeQueue::build_at(cap, 2, false, fast, start);
             let mut next_in = 0u64;
@@ -165,7 +165,8 @@ fn counters_wrap() {
             }
             assert_eq!(next_in, next_out);
             assert_eq!(q.dequeue(), None);
-            assert!(q.core.idle_records_agree());
+            assert!(q.ring.idle_records_agree());
+            assert!(q.ring.cells_partition());
         }
     }
 }
@@ -243,6 +244,7 @@ fn mpmc_no_loss_no_dup() {
                 "value {v} seen wrong number of times"
             );
         }
+        assert!(q.ring.cells_partition());
     }
 }
 
@@ -312,18 +314,123 @@ mod model {
     ignore = "4096 records are too slow under Miri; no unsafe code is involved"
 )]
 fn all_records_taken_starts_over() {
-    let q = WaitFreeQueue::<u8>::with_threads(1, core::MAX_RECORDS);
+    let q = WaitFreeQueue::<u8>::with_threads(1, ring::MAX_RECORDS);
     let mut steps = Steps::default();
-    for _ in 0..core::MAX_RECORDS {
+    for _ in 0..ring::MAX_RECORDS {
         assert!(matches!(
-            q.core.claim(0, None, &mut steps),
-            core::Claim::Got(_)
+            q.ring.claim(0, None, &mut steps),
+            ring::Claim::Got(_)
         ));
     }
     assert!(matches!(
-        q.core.claim(0, None, &mut steps),
-        core::Claim::Grow(0)
+        q.ring.claim(0, None, &mut steps),
+        ring::Claim::Grow(0)
     ));
-    q.core.release(17);
+    q.ring.release(17);
     assert_eq!(q.acquire(&mut steps), 17);
+}
+
+/// Claims a record for a test-driven "stalled" operation, away from the
+/// records this thread's own operations will claim.
+fn claim_other(q: &WaitFreeQueue<u64>) -> usize {
+    let mut steps = Steps::default();
+    match q.ring.claim(1, None, &mut steps) {
+        ring::Claim::Got(r) => r,
+        ring::Claim::Grow(_) => panic!("no free record"),
+    }
+}
+
+/// Writes `v` into record `r`'s spare cell (as `enqueue_in` does).
+fn fill_spare(q: &WaitFreeQueue<u64>, r: usize, v: u64) {
+    let mut steps = Steps::default();
+    let spare = q.ring.spare(r, &mut steps);
+    // SAFETY: record `r` is claimed by this test and its spare cell is
+    // empty and referenced by no slot.
+    q.cell(spare, &mut steps)
+        .with_mut(|p| unsafe { (*p).write(v) });
+}
+
+/// Lemma "window": an operation that starts after a request was announced
+/// finishes that request before its own. The announcing owner stalls right
+/// after announcing; a later enqueue must help it, so the stalled request
+/// is answered when the later one returns, and it is ordered first. Fails
+/// with helping switched off, or with the fast path not reading `pending`.
+#[test]
+fn a_later_operation_finishes_an_announced_request_first() {
+    // Enqueue: the stalled enqueue of 1 comes out before the later 7.
+    let q = WaitFreeQueue::<u64>::with_threads(4, 4);
+    let r = claim_other(&q);
+    fill_spare(&q, r, 1);
+    let rq = q.ring.test_announce(r, Kind::Enqueue);
+    q.enqueue(7).unwrap();
+    assert!(
+        q.ring.test_answered(r, rq),
+        "the later enqueue did not help"
+    );
+    let a = q.ring.test_finish(r, Kind::Enqueue, rq);
+    assert!(a.ok);
+    q.ring.release(r);
+    assert_eq!(q.dequeue(), Some(1));
+    assert_eq!(q.dequeue(), Some(7));
+    assert!(q.ring.idle_records_agree());
+
+    // Dequeue: the stalled dequeue takes 5 before the later dequeue runs.
+    let q = WaitFreeQueue::<u64>::with_threads(4, 4);
+    q.enqueue(5).unwrap();
+    q.enqueue(6).unwrap();
+    let r = claim_other(&q);
+    let rq = q.ring.test_announce(r, Kind::Dequeue);
+    assert_eq!(q.dequeue(), Some(6), "the later dequeue did not help first");
+    assert!(q.ring.test_answered(r, rq));
+    let a = q.ring.test_finish(r, Kind::Dequeue, rq);
+    assert!(a.ok);
+    // SAFETY: the answer of an applied dequeue hands its owner the full
+    // cell; this test is that owner.
+    let v = q
+        .cell(a.cell, &mut Steps::default())
+        .with(|p| unsafe { (*p).assume_init_read() });
+    assert_eq!(v, 5);
+    q.ring.release(r);
+    assert!(q.ring.idle_records_agree());
+}
+
+/// A `u = 1` word met with `pending = 0` (its owner committed, withdrew and
+/// stalled before clearing it): a fast dequeue must finalize it from the
+/// word (value cell from the owner's request) and never take the word's
+/// cell, which is the slot's old, empty one. Fails if the fast path
+/// ignores `u`.
+#[test]
+fn a_fast_operation_finalizes_a_u1_word() {
+    for cap in [1usize, 4] {
+        let q = WaitFreeQueue::<u64>::with_threads(cap, 4);
+        let r = claim_other(&q);
+        fill_spare(&q, r, 0xfeed);
+        let rq = q.ring.test_announce(r, Kind::Enqueue);
+        let a = q.ring.test_commit_and_stall(r, rq);
+        assert!(a.ok);
+        assert!(q.ring.test_has_u1(), "the stall should leave a u = 1 word");
+        assert_eq!(q.dequeue(), Some(0xfeed));
+        assert!(!q.ring.test_has_u1());
+        q.ring.test_resume(r, Kind::Enqueue, rq, a);
+        q.ring.release(r);
+        assert_eq!(q.dequeue(), None);
+        // The stalled enqueue's `u = 1` word also blocks `Full`: with the
+        // queue full except for it, a fast enqueue must not decide early.
+        let r = claim_other(&q);
+        for i in 0..cap as u64 - 1 {
+            q.enqueue(i).unwrap();
+        }
+        fill_spare(&q, r, 99);
+        let rq = q.ring.test_announce(r, Kind::Enqueue);
+        let a = q.ring.test_commit_and_stall(r, rq);
+        assert!(a.ok);
+        assert!(matches!(q.enqueue(100), Err(QueueError::Full(100))));
+        q.ring.test_resume(r, Kind::Enqueue, rq, a);
+        q.ring.release(r);
+        let out: Vec<u64> = std::iter::from_fn(|| q.dequeue()).collect();
+        let mut want: Vec<u64> = (0..cap as u64 - 1).collect();
+        want.push(99);
+        assert_eq!(out, want);
+        assert!(q.ring.idle_records_agree());
+    }
 }

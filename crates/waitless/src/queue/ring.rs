@@ -1,0 +1,1090 @@
+//! The type-independent engine of the queue: a ring of slot words that fast
+//! (unannounced) and slow (announced, helped) operations change with the
+//! same single-word CAS.
+//!
+//! Nothing here touches a `T`. Values live in *cells* owned by
+//! [`super::WaitFreeQueue`]; this module moves cell *indices* between ring
+//! slots and per-operation records, and decides every operation's outcome.
+//! The proof is in `docs/wait-free-queue.md`; comments name its lemmas.
+//!
+//! # Words and their bit layouts
+//!
+//! * `tail`, `head`: the next enqueue / dequeue ticket (`u64`, wrapping),
+//!   advanced only by `CAS(t → t + 1)` after slot `t` was seen changed for
+//!   ticket `t`: no fetch-and-add, so no ticket is ever burned.
+//! * `slot[i]` (one per ring position, eight per cache line):
+//!   `stamp(30) << 34 | u << 33 | tid(12) << 21 | cell(21)`. For ticket `x`
+//!   with lap `ℓ = x >> log2(capacity)`, stamp `2ℓ` (mod 2^30) means
+//!   "empty, waiting for the enqueue of `x`" and `2ℓ + 1` "full, waiting for
+//!   the dequeue of `x`". `u = 0`: `cell` is the slot's cell. `u = 1`: a
+//!   slow operation of record `tid` has filled the slot *for good* (the word
+//!   already has its new stamp) and `cell` is the slot's *previous* cell,
+//!   which becomes `tid`'s new spare; any thread *finalizes* the word from
+//!   the word alone: it writes `tid`'s answer, then clears `u` and puts
+//!   `tid`'s request cell in the slot. Nobody advances a ticket past, fills,
+//!   or decides `Full`/`None` from a `u = 1` word.
+//! * `req` (per record): `seq(40) << 24 | kind << 23 | cell(21)`: the last
+//!   request announced on the record (kind 0 enqueue, 1 dequeue; `cell` is
+//!   the owner's spare, holding the value for an enqueue).
+//! * `resp` (per record): `seq(40) << 24 | state(2) << 22 | payload(22)`:
+//!   `state` OK/FAIL with payload = the owner's new spare cell (the answer
+//!   to request `seq`), or CLAIM with payload = `ticket mod 2^22`: request
+//!   `seq` is still pending and its helpers fill only that ticket. Request
+//!   `s` is pending while `resp` is `ANS(s − 1, ·)` or `CLAIM(s, ·)`. Fast
+//!   operations write neither word, so between operations `resp` answers
+//!   `seq(req)` and no old request can look pending again.
+//! * `pending` (one per queue): the number of announced requests not yet
+//!   finished. A fast operation that reads it non-zero helps every pending
+//!   request to its answer before it starts its own.
+//!
+//! # Records
+//!
+//! Records are held *per operation*: an operation claims a free record with
+//! one CAS (starting at a per-thread hint, usually the record it used last),
+//! and releases it when it returns. When all `K` records are taken the
+//! claimer adds a chunk of `K` more; a chunk is allocated at most once per
+//! doubling, and the steady per-operation path never allocates.
+
+use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
+use crate::utils::CachePadded;
+
+use super::verification::Steps;
+use crate::contention::Site;
+
+/// The fast path's slot CAS (reported by the contention counters).
+static FAST_FILL: Site = Site::new("queue.fast_fill");
+
+/// Largest supported capacity (cells are 21-bit indices: `capacity + K ≤
+/// 2^20 + 2^12` cells).
+pub(crate) const MAX_CAPACITY: usize = 1 << 20;
+/// Largest number of thread records (tids are 12 bits).
+pub(crate) const MAX_RECORDS: usize = 1 << TID_BITS;
+/// Fast-path attempts before an operation announces itself (the patience
+/// `P` of the bound).
+pub(crate) const PATIENCE: usize = if cfg!(loom) { 2 } else { 8 };
+
+const TID_BITS: u32 = 12;
+const TID_MASK: u64 = (1 << TID_BITS) - 1;
+const CELL_BITS: u32 = 21;
+const CELL_MASK: u64 = (1 << CELL_BITS) - 1;
+const U_BIT: u64 = 1 << (CELL_BITS + TID_BITS);
+const STAMP_SHIFT: u32 = CELL_BITS + TID_BITS + 1;
+const STAMP_MASK: u64 = (1 << (64 - STAMP_SHIFT)) - 1;
+const SEQ_BITS: u32 = 40;
+pub(crate) const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
+const PAYLOAD_MASK: u64 = (1 << 22) - 1;
+
+const KIND_ENQ: u64 = 0;
+const KIND_DEQ: u64 = 1;
+
+/// `resp` states.
+const ST_OK: u64 = 0;
+const ST_FAIL: u64 = 1;
+const ST_CLAIM: u64 = 2;
+
+/// What an operation asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Enqueue,
+    Dequeue,
+}
+
+/// The answer to one operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Answer {
+    /// The operation succeeded (enqueued / dequeued a value).
+    pub(crate) ok: bool,
+    /// The owner's new spare cell; after a successful dequeue it holds the
+    /// value.
+    pub(crate) cell: usize,
+}
+
+/// Where the counters start. `Start::default()` is the normal queue; tests
+/// start them next to their wrap points.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Start {
+    /// The sequence number of every record's last answer.
+    pub(crate) seq: u64,
+    /// The first ticket (`head` and `tail` of the empty queue).
+    pub(crate) head: u64,
+}
+
+#[inline]
+fn pack_req(seq: u64, kind: u64, cell: u64) -> u64 {
+    (seq & SEQ_MASK) << 24 | kind << 23 | cell
+}
+#[inline]
+fn pack_resp(seq: u64, state: u64, payload: u64) -> u64 {
+    (seq & SEQ_MASK) << 24 | state << 22 | (payload & PAYLOAD_MASK)
+}
+#[inline]
+fn word_seq(w: u64) -> u64 {
+    w >> 24
+}
+#[inline]
+fn req_kind(w: u64) -> u64 {
+    (w >> 23) & 1
+}
+#[inline]
+fn req_cell(w: u64) -> u64 {
+    w & CELL_MASK
+}
+#[inline]
+fn resp_state(w: u64) -> u64 {
+    (w >> 22) & 3
+}
+#[inline]
+fn resp_payload(w: u64) -> u64 {
+    w & PAYLOAD_MASK
+}
+/// Request `seq(rq)` is answered in `rs`.
+#[inline]
+fn answered(rq: u64, rs: u64) -> bool {
+    word_seq(rs) == word_seq(rq) && resp_state(rs) != ST_CLAIM
+}
+/// Request `seq(rq)` is pending: `rs` answers the request before it, or
+/// holds a claim for it.
+#[inline]
+fn is_pending(rq: u64, rs: u64) -> bool {
+    let s = word_seq(rq);
+    if resp_state(rs) == ST_CLAIM {
+        word_seq(rs) == s
+    } else {
+        word_seq(rs) == s.wrapping_sub(1) & SEQ_MASK
+    }
+}
+#[inline]
+fn pack_slot(stamp: u64, u: bool, tid: u64, cell: u64) -> u64 {
+    (stamp & STAMP_MASK) << STAMP_SHIFT
+        | (u as u64) << (CELL_BITS + TID_BITS)
+        | tid << CELL_BITS
+        | cell
+}
+#[inline]
+fn slot_stamp(w: u64) -> u64 {
+    w >> STAMP_SHIFT
+}
+#[inline]
+fn slot_u(w: u64) -> bool {
+    w & U_BIT != 0
+}
+#[inline]
+fn slot_tid(w: u64) -> usize {
+    ((w >> CELL_BITS) & TID_MASK) as usize
+}
+#[inline]
+fn slot_cell(w: u64) -> u64 {
+    w & CELL_MASK
+}
+
+/// One thread record: announcement, answer and the owner's private state.
+/// Padded so records do not share cache lines.
+pub(crate) struct Record {
+    req: AtomicU64,
+    resp: AtomicU64,
+    /// Held by the operation using this record (claimed with a CAS, released
+    /// when the operation returns).
+    owner: AtomicBool,
+    /// The owner's spare cell. Written and read only by the owner (the
+    /// `owner` flag's Acquire claim / Release release hands it over), so
+    /// Relaxed suffices.
+    spare: AtomicU64,
+    #[cfg(feature = "step-count")]
+    pub(crate) max_enq_steps: AtomicU64,
+    #[cfg(feature = "step-count")]
+    pub(crate) max_deq_steps: AtomicU64,
+}
+
+type Chunk = CachePadded<Record>;
+
+/// The protocol state of one queue.
+pub(crate) struct Ring {
+    /// The next enqueue ticket.
+    tail: CachePadded<AtomicU64>,
+    /// The next dequeue ticket.
+    head: CachePadded<AtomicU64>,
+    /// Announced requests not yet finished (see the module docs).
+    pending: CachePadded<AtomicUsize>,
+    slots: Box<[AtomicU64]>,
+    /// Record chunk `j` (null until added). Chunk 0 has `2^base_log2`
+    /// records, chunk `j ≥ 1` has `2^(base_log2 + j − 1)`; record `r` is
+    /// found with `locate`. A chunk pointer is written once (null → chunk)
+    /// and freed only by `Drop`.
+    chunks: Box<[AtomicPtr<Chunk>]>,
+    /// Chunk 0, made with the queue (`chunks[0]` stays null).
+    first: Box<[Chunk]>,
+    /// The number of usable records `K` (a prefix of whole chunks; only
+    /// grows).
+    allocated: CachePadded<AtomicUsize>,
+    capacity: u64,
+    mask: u64,
+    log2_cap: u32,
+    base_log2: u32,
+    start_seq: u64,
+    /// Test knob (feature `step-count`): yield at the protocol's hook points
+    /// so that oversubscribed stress tests preempt operations mid-flight.
+    #[cfg(feature = "step-count")]
+    pub(crate) yield_hooks: bool,
+    /// Test knob: operations on records `r < slow_below` skip the fast path,
+    /// so they announce themselves and are finished by helping (0: every
+    /// record takes the fast path; `usize::MAX`: none does). Loom models
+    /// use a value in between to race a fast operation against a slow one.
+    pub(crate) slow_below: usize,
+}
+
+/// The outcome of one claim attempt.
+pub(crate) enum Claim {
+    /// Record `r` is ours until `release`.
+    Got(usize),
+    /// Every record in the scanned range was taken: chunk `j ≥ 1` must
+    /// exist (see `Ring::add_chunk`) and then be scanned; `j = 0`: every
+    /// chunk exists, start over.
+    Grow(usize),
+}
+
+/// One fast-path attempt's outcome.
+enum Attempt {
+    Done(Answer),
+    Retry,
+}
+
+impl Ring {
+    /// A ring with `capacity` slots and an initial chunk of `2^base_log2`
+    /// records, its counters starting at `start`. Cells `0..capacity` start
+    /// in the slots, cell `capacity + r` is record `r`'s spare.
+    pub(crate) fn new(capacity: usize, base_log2: u32, start: Start) -> Self {
+        assert!(capacity.is_power_of_two() && capacity <= MAX_CAPACITY);
+        assert!(base_log2 <= TID_BITS);
+        let log2_cap = capacity.trailing_zeros();
+        let cap = capacity as u64;
+        // Slot `i` waits for its first ticket at or after `start.head`.
+        let slots = (0..capacity)
+            .map(|i| {
+                let x = start
+                    .head
+                    .wrapping_add((i as u64).wrapping_sub(start.head) & (cap - 1));
+                AtomicU64::new(pack_slot(
+                    (x >> log2_cap).wrapping_mul(2),
+                    false,
+                    0,
+                    i as u64,
+                ))
+            })
+            .collect();
+        let n_chunks = (TID_BITS - base_log2) as usize + 1;
+        let mut ring = Self {
+            tail: CachePadded::new(AtomicU64::new(start.head)),
+            head: CachePadded::new(AtomicU64::new(start.head)),
+            pending: CachePadded::new(AtomicUsize::new(0)),
+            slots,
+            chunks: (0..n_chunks)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
+            first: Box::new([]),
+            allocated: CachePadded::new(AtomicUsize::new(1 << base_log2)),
+            capacity: cap,
+            mask: cap - 1,
+            log2_cap,
+            base_log2,
+            start_seq: start.seq & SEQ_MASK,
+            #[cfg(feature = "step-count")]
+            yield_hooks: false,
+            slow_below: 0,
+        };
+        ring.first = ring.make_chunk(0);
+        ring
+    }
+
+    /// The records of chunk `j`: `(first record, count)`.
+    #[inline]
+    fn chunk_range(&self, j: usize) -> (usize, usize) {
+        let b = self.base_log2 as usize;
+        if j == 0 {
+            (0, 1 << b)
+        } else {
+            (1 << (b + j - 1), 1 << (b + j - 1))
+        }
+    }
+
+    /// The number of record chunks this queue can have.
+    pub(crate) fn max_chunks(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// The initial record count.
+    pub(crate) fn base(&self) -> usize {
+        1 << self.base_log2
+    }
+
+    /// A fresh chunk `j` (records idle, spares `capacity + r`).
+    fn make_chunk(&self, j: usize) -> Box<[Chunk]> {
+        let (first, n) = self.chunk_range(j);
+        let recs: Box<[Chunk]> = (first..first + n)
+            .map(|r| {
+                CachePadded::new(Record {
+                    req: AtomicU64::new(pack_req(self.start_seq, KIND_ENQ, 0)),
+                    resp: AtomicU64::new(pack_resp(self.start_seq, ST_OK, 0)),
+                    owner: AtomicBool::new(false),
+                    spare: AtomicU64::new(self.capacity + r as u64),
+                    #[cfg(feature = "step-count")]
+                    max_enq_steps: AtomicU64::new(0),
+                    #[cfg(feature = "step-count")]
+                    max_deq_steps: AtomicU64::new(0),
+                })
+            })
+            .collect();
+        recs
+    }
+
+    /// Chunk `j` and the index of record `r` in it.
+    #[inline]
+    pub(crate) fn locate(&self, r: usize) -> (usize, usize) {
+        let b = self.base_log2;
+        if r >> b == 0 {
+            (0, r)
+        } else {
+            let j = (usize::BITS - 1 - (r >> b).leading_zeros()) as usize + 1;
+            (j, r - (1 << (b as usize + j - 1)))
+        }
+    }
+
+    /// Record `r` (one step: the chunk pointer). The record must exist:
+    /// `r` came from a load of `allocated`, a slot word or an
+    /// owner, each of which happens after the chunk was published.
+    #[inline]
+    fn rec(&self, r: usize, steps: &mut Steps) -> &Record {
+        let (j, i) = self.locate(r);
+        if j == 0 {
+            // Counted like a chunk pointer load, to keep one bound.
+            steps.tick(1);
+            return &self.first[i];
+        }
+        // Acquire: pairs with the Release CAS in `add_chunk` (or the
+        // constructor), so the chunk's initialised records are visible.
+        let c = self.chunks[j].load(Acquire);
+        steps.tick(1);
+        assert!(
+            !c.is_null(),
+            "waitless queue: record {r} used before its chunk"
+        );
+        // SAFETY: a non-null chunk pointer came from `make_chunk(j)` with
+        // `chunk_range(j).1 > i` records, lives until `Drop` (which has
+        // `&mut self`, so no `&Record` borrowed from `&self` outlives it), and
+        // is only accessed through shared references (its fields are atomics).
+        unsafe { &*c.add(i) }
+    }
+
+    /// The number of records `K` (for `observed_steps` and the docs).
+    pub(crate) fn records(&self) -> usize {
+        self.allocated.load(SeqCst)
+    }
+
+    /// Record `r` for the step-count report (`r < records()`).
+    #[cfg(feature = "step-count")]
+    pub(crate) fn record(&self, r: usize) -> &Record {
+        self.rec(r, &mut Steps::default())
+    }
+
+    /// Tries to claim record `hint` directly when it is in chunk 0 (which
+    /// always exists): the common case, one CAS on a line this thread
+    /// normally owns already (2 steps, counted like a scan's try).
+    #[inline]
+    pub(crate) fn try_claim_first(&self, hint: usize, steps: &mut Steps) -> bool {
+        let Some(rec) = self.first.get(hint) else {
+            return false;
+        };
+        // Acquire: as in `claim`.
+        let got = rec
+            .owner
+            .compare_exchange(false, true, Acquire, Relaxed)
+            .is_ok();
+        steps.tick(2);
+        got
+    }
+
+    /// Tries to claim a record. `from = None`: scans the `K` records that
+    /// exist, starting at `hint`. `from = Some(j)`: scans chunk `j` only
+    /// (after `add_chunk(j)`). Each record is tried with one CAS.
+    pub(crate) fn claim(&self, hint: usize, from: Option<usize>, steps: &mut Steps) -> Claim {
+        let (lo, n, next) = match from {
+            None => {
+                // Acquire: pairs with the SeqCst `fetch_max` in `add_chunk`.
+                // That RMW then happens before our announcement, so it
+                // precedes it in the SeqCst order and every helper's later
+                // SeqCst load of `allocated` sees our record (lemma "turn").
+                let k = self.allocated.load(Acquire);
+                steps.tick(1);
+                (0, k, self.chunk_of_total(k))
+            }
+            Some(j) => {
+                let (lo, n) = self.chunk_range(j);
+                (lo, n, j + 1)
+            }
+        };
+        let off = hint.wrapping_sub(lo);
+        let mut i = if off < n { off } else { off % n };
+        for _ in 0..n {
+            let r = lo + i;
+            let rec = self.rec(r, steps);
+            // Acquire: pairs with the Release in `release`, handing over the
+            // previous owner's `spare` and its finished request.
+            let got = rec
+                .owner
+                .compare_exchange(false, true, Acquire, Relaxed)
+                .is_ok();
+            steps.tick(1);
+            if got {
+                return Claim::Got(r);
+            }
+            i += 1;
+            if i == n {
+                i = 0;
+            }
+        }
+        // All taken: the next chunk (or, with every chunk in use by
+        // `MAX_RECORDS` threads, the first one again).
+        Claim::Grow(if next < self.chunks.len() { next } else { 0 })
+    }
+
+    /// The chunk that starts right after the first `k` records.
+    fn chunk_of_total(&self, k: usize) -> usize {
+        (k >> self.base_log2).trailing_zeros() as usize + 1
+    }
+
+    /// Makes chunk `j` exist and usable: if it is missing, allocates it and
+    /// publishes it with one CAS (freeing ours if another thread won); then
+    /// raises `allocated` to cover it. Runs only when every existing record
+    /// was taken, i.e. when more threads are inside the queue than ever
+    /// before (at most `MAX_CHUNKS` times per queue). `make_cells` is called
+    /// first so the cells of the new records exist before the records do.
+    pub(crate) fn add_chunk(&self, j: usize, make_cells: impl FnOnce(), steps: &mut Steps) {
+        // Acquire: as in `rec`.
+        if self.chunks[j].load(Acquire).is_null() {
+            make_cells();
+            steps.tick(2);
+            let mine = Box::into_raw(self.make_chunk(j)) as *mut Chunk;
+            // Release: publishes the initialised records to `rec`'s Acquire
+            // load; AcqRel on failure is not needed (we free ours and read
+            // the winner's through `rec`).
+            if self.chunks[j]
+                .compare_exchange(std::ptr::null_mut(), mine, Release, Relaxed)
+                .is_err()
+            {
+                // SAFETY: `mine` came from `make_chunk(j)` just above and
+                // was never published, so we own it.
+                unsafe { drop(self.chunk_box(j, mine)) };
+            }
+            steps.tick(1);
+        }
+        steps.tick(1);
+        let (lo, n) = self.chunk_range(j);
+        // SeqCst: joins the total order the helpers' `allocated` loads read
+        // from (lemma "turn"); `fetch_max` keeps it monotone.
+        self.allocated.fetch_max(lo + n, SeqCst);
+        steps.tick(1);
+    }
+
+    /// Rebuilds the box of chunk `j` from its raw pointer.
+    ///
+    /// # Safety
+    ///
+    /// `p` came from `make_chunk(j)` through `Box::into_raw`, and the caller owns it (it was never
+    /// published, or the queue is being dropped).
+    unsafe fn chunk_box(&self, j: usize, p: *mut Chunk) -> Box<[Chunk]> {
+        let n = self.chunk_range(j).1;
+        // SAFETY: by the caller's contract, `p` is the start of a boxed slice
+        // of exactly `n` records that nobody else owns.
+        unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, n)) }
+    }
+
+    /// Gives record `r` back. The caller owns it and has no request pending.
+    pub(crate) fn release(&self, r: usize) {
+        let rec = self.rec(r, &mut Steps::default());
+        // Release: pairs with the Acquire claim in `claim`.
+        rec.owner.store(false, Release);
+    }
+
+    /// The owner's spare cell (owner only).
+    pub(crate) fn spare(&self, r: usize, steps: &mut Steps) -> usize {
+        let s = self.rec(r, steps).spare.load(Relaxed) as usize;
+        steps.tick(1);
+        s
+    }
+
+    #[inline]
+    fn hook(&self) {
+        #[cfg(feature = "step-count")]
+        if self.yield_hooks {
+            crate::sync::thread::yield_now();
+        }
+    }
+
+    /// The stamp meaning "empty, waiting for the enqueue of ticket `x`";
+    /// `+ 1` is "full for `x`", `− 1` "full for `x − capacity`" (all mod
+    /// 2^30, consistent with tickets wrapping mod 2^64).
+    #[inline]
+    fn empty_stamp(&self, x: u64) -> u64 {
+        (x >> self.log2_cap).wrapping_mul(2) & STAMP_MASK
+    }
+
+    #[inline]
+    fn slot(&self, x: u64) -> &AtomicU64 {
+        &self.slots[(x & self.mask) as usize]
+    }
+
+    /// Runs one operation for the owner of record `p` and returns its
+    /// answer. For an enqueue the value must already be in `p`'s spare cell.
+    ///
+    /// Wait-free: if requests are pending, help each to its answer; then at
+    /// most `PATIENCE` fast attempts; then announce and help our own
+    /// request to its answer (docs, theorem 1; the `steps.tick` calls count
+    /// every shared-memory access where it happens).
+    pub(crate) fn apply(&self, p: usize, kind: Kind, steps: &mut Steps) -> Answer {
+        let me = self.rec(p, steps);
+        let spare = me.spare.load(Relaxed);
+        // SeqCst: an announcement whose `pending` increment precedes this
+        // load in the total order is helped before we act (lemma "window").
+        let busy = self.pending.load(SeqCst) != 0;
+        steps.tick(2);
+        if busy {
+            self.help_all(steps);
+        }
+        if p >= self.slow_below {
+            for _ in 0..PATIENCE {
+                let a = match kind {
+                    Kind::Enqueue => self.enqueue_attempt(spare, steps),
+                    Kind::Dequeue => self.dequeue_attempt(spare, steps),
+                };
+                if let Attempt::Done(a) = a {
+                    if a.cell as u64 != spare {
+                        me.spare.store(a.cell as u64, Relaxed);
+                        steps.tick(1);
+                    }
+                    return a;
+                }
+            }
+        }
+        self.slow(p, me, kind, spare, steps)
+    }
+
+    /// One fast enqueue attempt with the filled spare cell `c`.
+    #[inline]
+    fn enqueue_attempt(&self, c: u64, steps: &mut Steps) -> Attempt {
+        // SeqCst (tickets, slots, requests and answers): one total order,
+        // which the linearization points of the docs (§4) are stated in.
+        let t = self.tail.load(SeqCst);
+        let slot = self.slot(t);
+        let w = slot.load(SeqCst);
+        steps.tick(2);
+        self.hook();
+        let e = self.empty_stamp(t);
+        // The slot's stamp relative to "empty for `t`": 0 empty for `t`,
+        // 1 full for `t`, 2 consumed for `t` (`tail` lags), −1 full for
+        // `t − capacity`, anything else: `tail` moved on since we read it.
+        let d = slot_stamp(w).wrapping_sub(e) & STAMP_MASK;
+        if slot_u(w) {
+            // A slow dequeue's fill at `t − capacity` or `t` (d = 0, 2) or a
+            // slow enqueue's at `t` (d = 1): finish it first; never fill over
+            // or decide from a `u = 1` word.
+            if d <= 2 {
+                self.finalize(slot, w, steps);
+            }
+            return Attempt::Retry;
+        }
+        if d == 0 {
+            // Empty for `t`: `tail = t` now (lemma "tickets"); one CAS fills
+            // it for good.
+            let ok = slot
+                .compare_exchange(w, pack_slot(e + 1, false, 0, c), SeqCst, SeqCst)
+                .is_ok();
+            FAST_FILL.record(ok);
+            steps.tick(1);
+            if !ok {
+                return Attempt::Retry;
+            }
+            let _ = self
+                .tail
+                .compare_exchange(t, t.wrapping_add(1), SeqCst, SeqCst);
+            steps.tick(1);
+            return Attempt::Done(Answer {
+                ok: true,
+                cell: slot_cell(w) as usize,
+            });
+        }
+        if d <= 2 {
+            // Ticket `t` was filled: help `tail` on.
+            let _ = self
+                .tail
+                .compare_exchange(t, t.wrapping_add(1), SeqCst, SeqCst);
+            steps.tick(1);
+            return Attempt::Retry;
+        }
+        if d == STAMP_MASK {
+            // Full for `t − capacity`: ticket `t − capacity` is not consumed
+            // and `tail = t`, so `capacity` elements are in the queue at this
+            // load: `Full` (lemma "full and empty").
+            return Attempt::Done(Answer {
+                ok: false,
+                cell: c as usize,
+            });
+        }
+        // `tail` moved on since we read it.
+        Attempt::Retry
+    }
+
+    /// One fast dequeue attempt; `c` is our (empty) spare cell.
+    #[inline]
+    fn dequeue_attempt(&self, c: u64, steps: &mut Steps) -> Attempt {
+        // SeqCst: as in `enqueue_attempt`.
+        let h = self.head.load(SeqCst);
+        let slot = self.slot(h);
+        let w = slot.load(SeqCst);
+        steps.tick(2);
+        self.hook();
+        let f = (self.empty_stamp(h) + 1) & STAMP_MASK;
+        // Relative to "full for `h`": 0 full for `h`, 1 consumed for `h`,
+        // 2 full for `h + capacity` (`head` lags), −1 empty for `h`.
+        let d = slot_stamp(w).wrapping_sub(f) & STAMP_MASK;
+        if slot_u(w) {
+            // A slow enqueue's fill at `h` or `h + capacity` (d = 0, 2) or a
+            // slow dequeue's at `h` (d = 1).
+            if d <= 2 {
+                self.finalize(slot, w, steps);
+            }
+            return Attempt::Retry;
+        }
+        if d == 0 {
+            // Full for `h`: `head = h` now; one CAS takes the full cell and
+            // leaves our empty spare, stamped for ticket `h + capacity`.
+            let ok = slot
+                .compare_exchange(w, pack_slot(f + 1, false, 0, c), SeqCst, SeqCst)
+                .is_ok();
+            FAST_FILL.record(ok);
+            steps.tick(1);
+            if !ok {
+                return Attempt::Retry;
+            }
+            let _ = self
+                .head
+                .compare_exchange(h, h.wrapping_add(1), SeqCst, SeqCst);
+            steps.tick(1);
+            return Attempt::Done(Answer {
+                ok: true,
+                cell: slot_cell(w) as usize,
+            });
+        }
+        if d <= 2 {
+            // Ticket `h` was consumed: help `head` on.
+            let _ = self
+                .head
+                .compare_exchange(h, h.wrapping_add(1), SeqCst, SeqCst);
+            steps.tick(1);
+            return Attempt::Retry;
+        }
+        if d == STAMP_MASK {
+            // Empty for `h`: ticket `h` is not filled and `head = h`, so
+            // every filled ticket is consumed at this load: `None` (lemma
+            // "full and empty").
+            return Attempt::Done(Answer {
+                ok: false,
+                cell: c as usize,
+            });
+        }
+        Attempt::Retry
+    }
+
+    /// Finalizes the `u = 1` word `w` of `slot` from the word alone (docs,
+    /// lemma "finalize"): commit the answer of record `tid(w)`'s pending
+    /// request (`CLAIM → OK` with the slot's previous cell), then clear `u`
+    /// and put that request's cell in the slot. Idempotent; returns once
+    /// `w` is no longer in the slot.
+    fn finalize(&self, slot: &AtomicU64, w: u64, steps: &mut Steps) {
+        let rec = self.rec(slot_tid(w), steps);
+        // SeqCst: `req` does not change while `w` is in the slot (its owner
+        // clears `w` before it announces again, lemma "finalize"), so if the
+        // slot still holds `w` after these loads, `rq` is the request that
+        // filled it.
+        let rq = rec.req.load(SeqCst);
+        let rs = rec.resp.load(SeqCst);
+        let still = slot.load(SeqCst) == w;
+        steps.tick(3);
+        if !still {
+            return;
+        }
+        let s = word_seq(rq);
+        if resp_state(rs) == ST_CLAIM && word_seq(rs) == s {
+            self.hook();
+            // SeqCst: the commit; the owner's `resp` load reads it.
+            let _ =
+                rec.resp
+                    .compare_exchange(rs, pack_resp(s, ST_OK, slot_cell(w)), SeqCst, SeqCst);
+            steps.tick(1);
+        }
+        debug_assert!(
+            {
+                let now = rec.resp.load(SeqCst);
+                slot.load(SeqCst) != w || now == pack_resp(s, ST_OK, slot_cell(w))
+            },
+            "waitless queue: a u = 1 slot whose request is not committed to it"
+        );
+        let _ = slot.compare_exchange(
+            w,
+            pack_slot(slot_stamp(w), false, 0, req_cell(rq)),
+            SeqCst,
+            SeqCst,
+        );
+        steps.tick(1);
+    }
+
+    /// The slow path of the owner of record `p`: announce, help our own
+    /// request to its answer, withdraw, and clear our slot word if it is
+    /// still `u = 1` (so that `req` never changes under a `u = 1` word).
+    #[cold]
+    fn slow(&self, p: usize, me: &Record, kind: Kind, spare: u64, steps: &mut Steps) -> Answer {
+        let rq = self.announce(me, kind, spare, steps);
+        self.finish_slow(p, me, kind, rq, steps)
+    }
+
+    /// Announces the owner's request (`kind`, cell `spare`) on record `me`;
+    /// returns the request word.
+    fn announce(&self, me: &Record, kind: Kind, spare: u64, steps: &mut Steps) -> u64 {
+        // Relaxed: only this owner's requests are answered in `resp`, and
+        // none is pending now; the previous owner's last answer reached us
+        // through the `owner` hand-off.
+        let seq = (word_seq(me.resp.load(Relaxed)) + 1) & SEQ_MASK;
+        let kind_bits = match kind {
+            Kind::Enqueue => KIND_ENQ,
+            Kind::Dequeue => KIND_DEQ,
+        };
+        let rq = pack_req(seq, kind_bits, spare);
+        // SeqCst: the increment precedes the announcement, so every operation
+        // that starts after the announcement reads `pending ≠ 0` and helps
+        // us before its own work (lemma "window").
+        self.pending.fetch_add(1, SeqCst);
+        // SeqCst: the announcement; also publishes the value in the spare
+        // cell to every helper that reads it.
+        me.req.store(rq, SeqCst);
+        steps.tick(3);
+        self.hook();
+        rq
+    }
+
+    /// Helps our announced request `rq` to its answer, withdraws it and
+    /// clears our `u = 1` word if it is still there.
+    fn finish_slow(&self, p: usize, me: &Record, kind: Kind, rq: u64, steps: &mut Steps) -> Answer {
+        let rs = self.help_one(p, rq, steps);
+        // SeqCst: with the increment in `announce`.
+        self.pending.fetch_sub(1, SeqCst);
+        steps.tick(1);
+        let a = Answer {
+            ok: resp_state(rs) == ST_OK,
+            cell: resp_payload(rs) as usize,
+        };
+        if a.ok {
+            self.clear_own(p, kind, req_cell(rq), steps);
+        }
+        if a.cell as u64 != req_cell(rq) {
+            me.spare.store(a.cell as u64, Relaxed);
+            steps.tick(1);
+        }
+        a
+    }
+
+    /// After our slow request was committed: if our `u = 1` word is still at
+    /// the ticket counter's slot, clear it (it is the only `u = 1` word of
+    /// its side, and it holds the counter there until cleared), and move the
+    /// counter past it.
+    fn clear_own(&self, p: usize, kind: Kind, cell: u64, steps: &mut Steps) {
+        let (ctr, full_for) = match kind {
+            Kind::Enqueue => (&self.tail, 1),
+            Kind::Dequeue => (&self.head, 2),
+        };
+        let x = ctr.load(SeqCst);
+        let slot = self.slot(x);
+        let w = slot.load(SeqCst);
+        steps.tick(2);
+        let done = (self.empty_stamp(x) + full_for) & STAMP_MASK;
+        // 0: our word's ticket (still `u = 1`, or cleared); 1: consumed
+        // already (the counter lags); else the counter moved on.
+        let d = slot_stamp(w).wrapping_sub(done) & STAMP_MASK;
+        if d > 1 {
+            return;
+        }
+        if d == 0 && slot_u(w) {
+            if slot_tid(w) != p {
+                return;
+            }
+            let _ = slot.compare_exchange(w, pack_slot(done, false, 0, cell), SeqCst, SeqCst);
+            steps.tick(1);
+        }
+        let _ = ctr.compare_exchange(x, x.wrapping_add(1), SeqCst, SeqCst);
+        steps.tick(1);
+    }
+
+    /// Helps every pending request to its answer, in record order.
+    #[cold]
+    fn help_all(&self, steps: &mut Steps) {
+        // SeqCst: counts every record claimed before our `pending` load.
+        let k = self.allocated.load(SeqCst);
+        steps.tick(1);
+        for r in 0..k {
+            let rec = self.rec(r, steps);
+            // SeqCst: an announcement that precedes our `pending` load is
+            // seen (lemma "window").
+            let rq = rec.req.load(SeqCst);
+            let rs = rec.resp.load(SeqCst);
+            steps.tick(2);
+            if is_pending(rq, rs) {
+                self.help_one(r, rq, steps);
+            }
+        }
+    }
+
+    /// Helps request `rq` of record `r` until it is answered; returns the
+    /// answer. At most `4K + 4` rounds (docs, lemma "rounds").
+    fn help_one(&self, r: usize, rq: u64, steps: &mut Steps) -> u64 {
+        let rec = self.rec(r, steps);
+        let enqueue = req_kind(rq) == KIND_ENQ;
+        loop {
+            // SeqCst: the total order of the lemmas.
+            let rs = rec.resp.load(SeqCst);
+            steps.tick(1);
+            if answered(rq, rs) {
+                return rs;
+            }
+            if !is_pending(rq, rs) {
+                // `r` finished `rq` and moved on (we are a stale helper).
+                return rs;
+            }
+            self.help_round(r, rec, rq, rs, enqueue, steps);
+        }
+    }
+
+    /// One round of helping request `rq` (pending, `resp = rs`) of record
+    /// `r`: read the ticket counter of its side and that slot, and act.
+    fn help_round(
+        &self,
+        r: usize,
+        rec: &Record,
+        rq: u64,
+        rs: u64,
+        enqueue: bool,
+        steps: &mut Steps,
+    ) {
+        let ctr = if enqueue { &self.tail } else { &self.head };
+        // SeqCst: as in the fast path.
+        let x = ctr.load(SeqCst);
+        let slot = self.slot(x);
+        let w = slot.load(SeqCst);
+        steps.tick(2);
+        self.hook();
+        // `before`: the stamp this side fills (empty for `x` / full for `x`).
+        let before = (self.empty_stamp(x) + u64::from(!enqueue)) & STAMP_MASK;
+        let after = (before + 1) & STAMP_MASK;
+        // As in the fast attempts: 0 fillable, 1 or 2 done (the counter
+        // lags), −1 FAIL, else the counter moved on.
+        let d = slot_stamp(w).wrapping_sub(before) & STAMP_MASK;
+        if slot_u(w) {
+            if d <= 2 {
+                self.finalize(slot, w, steps);
+            }
+            return;
+        }
+        let seq = word_seq(rq);
+        if d == 1 || d == 2 {
+            let _ = ctr.compare_exchange(x, x.wrapping_add(1), SeqCst, SeqCst);
+            steps.tick(1);
+        } else if d == STAMP_MASK {
+            // Full (enqueue) / empty (dequeue) at this load: the answer is
+            // FAIL, unless the request was claimed or answered meanwhile.
+            let _ = rec.resp.compare_exchange(
+                rs,
+                pack_resp(seq, ST_FAIL, req_cell(rq)),
+                SeqCst,
+                SeqCst,
+            );
+            steps.tick(1);
+        } else if d == 0 {
+            let claim = pack_resp(seq, ST_CLAIM, x);
+            if rs != claim {
+                // Claim ticket `x` for this request: from now on its helpers
+                // fill only `x`, and nobody decides FAIL while `x` is empty
+                // (lemma "claim").
+                let ok = rec.resp.compare_exchange(rs, claim, SeqCst, SeqCst).is_ok();
+                steps.tick(1);
+                if !ok {
+                    return;
+                }
+            }
+            self.hook();
+            let fw = pack_slot(after, true, r as u64, slot_cell(w));
+            let ok = slot.compare_exchange(w, fw, SeqCst, SeqCst).is_ok();
+            steps.tick(1);
+            if ok {
+                self.finalize(slot, fw, steps);
+            }
+        }
+        // Anything else: the counter moved on since we read it.
+    }
+
+    /// The cells holding values, oldest first, for `Drop` (exclusive
+    /// access: every operation returned, so no `u = 1` word is left and the
+    /// full slots are exactly tickets `head..`).
+    pub(crate) fn quiescent_cells(&self) -> impl Iterator<Item = usize> + '_ {
+        let h = self.head.load(Relaxed);
+        (0..self.capacity)
+            .map(move |i| {
+                let x = h.wrapping_add(i);
+                (x, self.slot(x).load(Relaxed))
+            })
+            .take_while(move |&(x, w)| slot_stamp(w) == (self.empty_stamp(x) + 1) & STAMP_MASK)
+            .map(|(_, w)| slot_cell(w) as usize)
+    }
+
+    /// The queue length: `tail − head` from a read of `tail`, `head`,
+    /// `tail` in which `tail` did not move (up to three tries), clamped to
+    /// `0..=capacity` (a counter may lag its slot by one operation).
+    pub(crate) fn len(&self) -> usize {
+        let mut len = 0;
+        for _ in 0..3 {
+            // SeqCst: the order of the three loads.
+            let t = self.tail.load(SeqCst);
+            let h = self.head.load(SeqCst);
+            len = (t.wrapping_sub(h) as i64).clamp(0, self.capacity as i64);
+            if self.tail.load(SeqCst) == t {
+                break;
+            }
+        }
+        len as usize
+    }
+}
+
+#[cfg(test)]
+impl Ring {
+    /// Test check (quiescent queue): every cell is in exactly one place —
+    /// one slot (no `u = 1` word left) or one record's spare. A commit with
+    /// the wrong word, a lost or a doubled cell breaks it.
+    pub(crate) fn cells_partition(&self) -> bool {
+        let k = self.records();
+        let mut seen = vec![0u32; self.capacity as usize + k];
+        let mut steps = Steps::default();
+        for s in self.slots.iter() {
+            let w = s.load(SeqCst);
+            if slot_u(w) {
+                return false;
+            }
+            match seen.get_mut(slot_cell(w) as usize) {
+                Some(n) => *n += 1,
+                None => return false,
+            }
+        }
+        for r in 0..k {
+            let c = self.rec(r, &mut steps).spare.load(Relaxed) as usize;
+            match seen.get_mut(c) {
+                Some(n) => *n += 1,
+                None => return false,
+            }
+        }
+        seen.iter().all(|&n| n == 1)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+impl Ring {
+    /// Test hook: announce a request on record `p` (claimed by the caller)
+    /// and stop, as if its thread stalled right after announcing.
+    pub(crate) fn test_announce(&self, p: usize, kind: Kind) -> u64 {
+        let mut steps = Steps::default();
+        let me = self.rec(p, &mut steps);
+        let spare = me.spare.load(Relaxed);
+        self.announce(me, kind, spare, &mut steps)
+    }
+
+    /// Test hook: the stalled owner of `p` resumes its announced `rq`.
+    pub(crate) fn test_finish(&self, p: usize, kind: Kind, rq: u64) -> Answer {
+        let mut steps = Steps::default();
+        let me = self.rec(p, &mut steps);
+        self.finish_slow(p, me, kind, rq, &mut steps)
+    }
+
+    /// Test hook: whether request `rq` of record `p` is answered.
+    pub(crate) fn test_answered(&self, p: usize, rq: u64) -> bool {
+        let rec = self.rec(p, &mut Steps::default());
+        answered(rq, rec.resp.load(SeqCst))
+    }
+
+    /// Test hook (quiescent queue, enqueue `rq` of `p` announced, a free
+    /// slot at `tail`): a helper claims the ticket, fills the slot with `u =
+    /// 1` and commits the answer, then stalls before clearing `u`; the owner
+    /// reads its answer and withdraws from `pending`, then stalls too (the
+    /// one moment a `u = 1` word can be met with `pending = 0`).
+    pub(crate) fn test_commit_and_stall(&self, p: usize, rq: u64) -> Answer {
+        let rec = self.rec(p, &mut Steps::default());
+        let seq = word_seq(rq);
+        let mut x = self.tail.load(SeqCst);
+        if slot_stamp(self.slot(x).load(SeqCst)) != self.empty_stamp(x) {
+            // `tail` lags behind a consumed ticket.
+            let _ = self.tail.compare_exchange(x, x + 1, SeqCst, SeqCst);
+            x += 1;
+        }
+        let slot = self.slot(x);
+        let w = slot.load(SeqCst);
+        assert_eq!(slot_stamp(w), self.empty_stamp(x), "no free slot at tail");
+        let claim = pack_resp(seq, ST_CLAIM, x);
+        let rs = rec.resp.load(SeqCst);
+        assert!(rec.resp.compare_exchange(rs, claim, SeqCst, SeqCst).is_ok());
+        let fw = pack_slot(self.empty_stamp(x) + 1, true, p as u64, slot_cell(w));
+        assert!(slot.compare_exchange(w, fw, SeqCst, SeqCst).is_ok());
+        let ans = pack_resp(seq, ST_OK, slot_cell(w));
+        assert!(rec
+            .resp
+            .compare_exchange(claim, ans, SeqCst, SeqCst)
+            .is_ok());
+        self.pending.fetch_sub(1, SeqCst);
+        Answer {
+            ok: true,
+            cell: slot_cell(w) as usize,
+        }
+    }
+
+    /// Test hook: the owner stalled by `test_commit_and_stall` resumes:
+    /// clears its `u = 1` word if it is still there and takes its new spare.
+    pub(crate) fn test_resume(&self, p: usize, kind: Kind, rq: u64, a: Answer) {
+        let mut steps = Steps::default();
+        if a.ok {
+            self.clear_own(p, kind, req_cell(rq), &mut steps);
+        }
+        self.rec(p, &mut steps).spare.store(a.cell as u64, Relaxed);
+    }
+
+    /// Test hook: whether some slot holds a `u = 1` word.
+    pub(crate) fn test_has_u1(&self) -> bool {
+        self.slots.iter().any(|w| slot_u(w.load(SeqCst)))
+    }
+
+    /// Test check (quiescent queue): no record has a pending request, so no
+    /// finished request can look pending again, and `pending` is zero.
+    pub(crate) fn idle_records_agree(&self) -> bool {
+        let mut steps = Steps::default();
+        self.pending.load(SeqCst) == 0
+            && (0..self.records()).all(|r| {
+                let rec = self.rec(r, &mut steps);
+                let (rq, rs) = (rec.req.load(SeqCst), rec.resp.load(SeqCst));
+                answered(rq, rs) && !is_pending(rq, rs)
+            })
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        for j in 1..self.chunks.len() {
+            let p = self.chunks[j].load(Relaxed);
+            if !p.is_null() {
+                // SAFETY: `&mut self`: no operation is running and no
+                // `&Record` is alive; `p` was published from `make_chunk(j)`
+                // and is freed exactly once, here.
+                unsafe { drop(self.chunk_box(j, p)) };
+            }
+        }
+    }
+}
