@@ -55,7 +55,8 @@ fn reversed(a: Bound<u16>, b: Bound<u16>) -> bool {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: if cfg!(miri) { 2 } else { 256 },
+        // `PROPTEST_CASES` sets the count (`.ci/fuzz-for`).
+        cases: if cfg!(miri) { 2 } else { std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256) },
         ..ProptestConfig::default()
     })]
 

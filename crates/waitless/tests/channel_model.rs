@@ -63,7 +63,8 @@ proptest! {
     // No failure persistence: it needs the file system (and `getcwd`, which
     // Miri's isolation refuses); failing cases are printed instead.
     #![proptest_config(ProptestConfig {
-        cases: if cfg!(miri) { 4 } else { 128 },
+        // `PROPTEST_CASES` sets the count (`.ci/fuzz-for`).
+        cases: if cfg!(miri) { 4 } else { std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(128) },
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
