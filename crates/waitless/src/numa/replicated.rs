@@ -66,7 +66,7 @@ use core::mem::MaybeUninit;
 
 use super::topology::{current_node, Topology};
 use crate::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use crate::sync::UnsafeCell;
+use crate::sync::{Condvar, Mutex, UnsafeCell};
 use crate::{Backoff, CachePadded};
 
 /// A sequential data structure that [`NodeReplicated`] can replicate: its
@@ -327,6 +327,11 @@ struct Replica<D: Sequential> {
     combiner: CachePadded<AtomicBool>,
     /// One past the highest slot ever taken.
     high: AtomicUsize,
+    /// Threads parked in [`Replica::park_while`] (waiting for the combiner
+    /// lock to be released), and what they park on.
+    sleepers: CachePadded<AtomicUsize>,
+    parking: Mutex<()>,
+    wakeup: Condvar,
     slots: Box<[CachePadded<Slot<D>>]>,
     data: UnsafeCell<D>,
     /// Slot indices of the batch being combined (combiner-lock only).
@@ -357,6 +362,9 @@ impl<D: Sequential> Replica<D> {
             state: CachePadded::new(AtomicU64::new(0)),
             combiner: CachePadded::new(AtomicBool::new(false)),
             high: AtomicUsize::new(0),
+            sleepers: CachePadded::new(AtomicUsize::new(0)),
+            parking: Mutex::new(()),
+            wakeup: Condvar::new(),
             slots: (0..threads.max(1))
                 .map(|_| {
                     CachePadded::new(Slot {
@@ -387,12 +395,55 @@ impl<D: Sequential> Replica<D> {
     fn unlock(&self) {
         // Release pairs with the Acquire CAS in `try_lock`.
         self.combiner.store(false, Ordering::Release);
+        // SeqCst fence: the Dekker pair with `park_while`'s fence: either
+        // we see its sleeper count or its condition check sees our unlock.
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered by the fence above.
+        if self.sleepers.load(Ordering::Relaxed) != 0 {
+            // Taking the mutex orders our unlock before the sleeper's
+            // re-check under the mutex, or the sleeper is already waiting
+            // and gets the notification.
+            drop(self.parking.lock().unwrap_or_else(|e| e.into_inner()));
+            self.wakeup.notify_all();
+        }
+    }
+
+    /// Parks the calling thread while the combiner lock is held and
+    /// `blocked()` is true; returns once either is false (or on a spurious
+    /// wake-up). For waits that outlast spinning: on an oversubscribed
+    /// machine a spinning or yielding waiter keeps the CPU from the
+    /// descheduled lock holder it waits for (the scheduler does not hand a
+    /// yielder's time to it), while a parked one leaves the run queue.
+    /// The caller holds no flag, slot or lock that anyone waits on.
+    #[cold]
+    fn park_while(&self, blocked: impl Fn() -> bool) {
+        // Relaxed: the fence below orders it.
+        self.sleepers.fetch_add(1, Ordering::Relaxed);
+        // SeqCst fence: pairs with the fence in `unlock` (see there).
+        fence(Ordering::SeqCst);
+        let mut g = self.parking.lock().unwrap_or_else(|e| e.into_inner());
+        // Relaxed: only a condition to wait on; the caller re-checks what
+        // it needs with its own orderings.
+        if self.combiner.load(Ordering::Relaxed) && blocked() {
+            g = self.wakeup.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        drop(g);
+        // Relaxed: a count; a stale value costs `unlock` one extra notify.
+        self.sleepers.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// The replica's `ltail` (see `state`), loaded with `order`.
     fn ltail(&self, order: Ordering) -> u64 {
         self.state.load(order) >> 1
     }
+}
+
+/// Whether a waiter has spun and yielded long enough to park. Under loom
+/// at once, so the models run the park/wake protocol (a lost wake-up
+/// would leave every thread blocked, which loom reports).
+#[inline]
+fn time_to_park(backoff: &Backoff) -> bool {
+    cfg!(loom) || backoff.is_completed()
 }
 
 /// Aborts the process if dropped during a panic (see "Progress").
@@ -846,7 +897,12 @@ impl<D: Sequential> NrHandle<'_, D> {
                 rep.unlock();
                 continue;
             }
-            backoff.snooze();
+            if time_to_park(&backoff) {
+                // Acquire: as above.
+                rep.park_while(|| s.state.load(Ordering::Acquire) != DONE);
+            } else {
+                backoff.snooze();
+            }
         }
     }
 
@@ -906,12 +962,22 @@ impl<D: Sequential> NrHandle<'_, D> {
                     rep.unlock();
                     continue;
                 }
-                backoff.snooze();
-            } else {
-                // Relaxed: only a hint to stop waiting; the SeqCst load
-                // above is what orders.
-                while rep.state.load(Ordering::Relaxed) & WRITING != 0 {
+                if time_to_park(&backoff) {
+                    // Relaxed: only a hint; the loop re-checks.
+                    rep.park_while(|| rep.ltail(Ordering::Relaxed) < need);
+                } else {
                     backoff.snooze();
+                }
+            } else {
+                // Relaxed: only a hint to stop waiting; the Acquire load
+                // above, repeated, is what orders.
+                while rep.state.load(Ordering::Relaxed) & WRITING != 0 {
+                    if time_to_park(&backoff) {
+                        // Relaxed: as above.
+                        rep.park_while(|| rep.state.load(Ordering::Relaxed) & WRITING != 0);
+                    } else {
+                        backoff.snooze();
+                    }
                 }
             }
         }
