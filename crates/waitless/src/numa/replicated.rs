@@ -333,7 +333,10 @@ struct Replica<D: Sequential> {
     parking: Mutex<()>,
     wakeup: Condvar,
     slots: Box<[CachePadded<Slot<D>>]>,
-    data: UnsafeCell<D>,
+    /// The replica. Padded: readers load its header (for a `HashMap`, the
+    /// table pointer, mask and hasher keys) on every read, so no field the
+    /// combiner writes (`scratch`, the counters) may share its line.
+    data: CachePadded<UnsafeCell<D>>,
     /// Slot indices of the batch being combined (combiner-lock only).
     scratch: UnsafeCell<Vec<usize>>,
     stats: CachePadded<ReplicaCounters>,
@@ -376,7 +379,7 @@ impl<D: Sequential> Replica<D> {
                     })
                 })
                 .collect(),
-            data: UnsafeCell::new(data),
+            data: CachePadded::new(UnsafeCell::new(data)),
             scratch: UnsafeCell::new(Vec::new()),
             stats: CachePadded::new(ReplicaCounters::default()),
         }
