@@ -303,8 +303,11 @@ struct Slot<D: Sequential> {
     /// `EMPTY` → (owner posts `op`) `PENDING` → (combiner stores `resp`)
     /// `DONE` → (owner takes `resp`) `EMPTY`.
     state: AtomicU8,
-    /// The owner is reading the replica.
-    reading: AtomicBool,
+    /// The owner is reading the replica: its reader flag, written twice per
+    /// read. On its own line, so the combiner's scan of `state` (which
+    /// changes only when the owner writes) does not pull the line the
+    /// reader keeps writing, and only `write_lock` touches it.
+    reading: CachePadded<AtomicBool>,
     /// Written by the owner while `EMPTY`, taken by the combiner that saw
     /// `PENDING` (Acquire/Release on `state`).
     op: UnsafeCell<Option<D::WriteOp>>,
@@ -373,7 +376,7 @@ impl<D: Sequential> Replica<D> {
                     CachePadded::new(Slot {
                         taken: AtomicBool::new(false),
                         state: AtomicU8::new(EMPTY),
-                        reading: AtomicBool::new(false),
+                        reading: CachePadded::new(AtomicBool::new(false)),
                         op: UnsafeCell::new(None),
                         resp: UnsafeCell::new(None),
                     })
