@@ -55,9 +55,10 @@
 //!
 //! # Progress
 //!
-//! Blocking (flat combining, spin-then-yield waits), like the paper's. An
-//! operation of `D` must not panic: a panic inside a combiner would leave
-//! every other thread waiting, so it aborts the process instead.
+//! Blocking (flat combining; waits spin, then yield, then park), like the
+//! paper's. An operation of `D` must not panic: a panic inside a combiner
+//! would leave every other thread waiting, so it aborts the process
+//! instead.
 
 use core::cell::Cell;
 use core::fmt;
@@ -444,12 +445,27 @@ impl<D: Sequential> Replica<D> {
     }
 }
 
-/// Whether a waiter has spun and yielded long enough to park. Under loom
-/// at once, so the models run the park/wake protocol (a lost wake-up
-/// would leave every thread blocked, which loom reports).
+/// Yields a waiter makes after its backoff has run its course before it
+/// parks. Parking costs the waker a futex call and the waiter a wake-up
+/// latency, so it is kept for long waits (a descheduled combiner), which
+/// short ones (a combiner at work on another core) never reach.
+const PARK_AFTER_YIELDS: u32 = 32;
+
+/// Whether a waiter has spun and yielded long enough to park (`yields`
+/// counts its calls once `backoff` is completed, each of which the caller
+/// answers with a yield). Under loom at once, so the models run the
+/// park/wake protocol (a lost wake-up would leave every thread blocked,
+/// which loom reports).
 #[inline]
-fn time_to_park(backoff: &Backoff) -> bool {
-    cfg!(loom) || backoff.is_completed()
+fn time_to_park(backoff: &Backoff, yields: &mut u32) -> bool {
+    if cfg!(loom) {
+        return true;
+    }
+    if !backoff.is_completed() {
+        return false;
+    }
+    *yields += 1;
+    *yields > PARK_AFTER_YIELDS
 }
 
 /// Aborts the process if dropped during a panic (see "Progress").
@@ -887,6 +903,7 @@ impl<D: Sequential> NrHandle<'_, D> {
         // Release pairs with the Acquire load in `combine`.
         s.state.store(PENDING, Ordering::Release);
         let backoff = Backoff::new();
+        let mut yields = 0;
         loop {
             // Acquire pairs with the Release `DONE` store in `replay`.
             if s.state.load(Ordering::Acquire) == DONE {
@@ -903,7 +920,7 @@ impl<D: Sequential> NrHandle<'_, D> {
                 rep.unlock();
                 continue;
             }
-            if time_to_park(&backoff) {
+            if time_to_park(&backoff, &mut yields) {
                 // Acquire: as above.
                 rep.park_while(|| s.state.load(Ordering::Acquire) != DONE);
             } else {
@@ -924,6 +941,7 @@ impl<D: Sequential> NrHandle<'_, D> {
         let rep = self.rep;
         let flag = &self.slot_ref.reading;
         let backoff = Backoff::new();
+        let mut yields = 0;
         loop {
             // Relaxed: the Dekker store, ordered by the fence below.
             flag.store(true, Ordering::Relaxed);
@@ -968,7 +986,7 @@ impl<D: Sequential> NrHandle<'_, D> {
                     rep.unlock();
                     continue;
                 }
-                if time_to_park(&backoff) {
+                if time_to_park(&backoff, &mut yields) {
                     // Relaxed: only a hint; the loop re-checks.
                     rep.park_while(|| rep.ltail(Ordering::Relaxed) < need);
                 } else {
@@ -978,7 +996,7 @@ impl<D: Sequential> NrHandle<'_, D> {
                 // Relaxed: only a hint to stop waiting; the Acquire load
                 // above, repeated, is what orders.
                 while rep.state.load(Ordering::Relaxed) & WRITING != 0 {
-                    if time_to_park(&backoff) {
+                    if time_to_park(&backoff, &mut yields) {
                         // Relaxed: as above.
                         rep.park_while(|| rep.state.load(Ordering::Relaxed) & WRITING != 0);
                     } else {
