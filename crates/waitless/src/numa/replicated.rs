@@ -55,8 +55,7 @@
 //!
 //! # Progress
 //!
-//! Blocking (flat combining; waits spin, then yield, then park), like the
-//! paper's. An operation of `D` must not panic: a panic inside a combiner
+//! Blocking (flat combining; waits spin, then yield), like the paper's. An operation of `D` must not panic: a panic inside a combiner
 //! would leave every other thread waiting, so it aborts the process
 //! instead.
 
@@ -67,7 +66,7 @@ use core::mem::MaybeUninit;
 
 use super::topology::{current_node, Topology};
 use crate::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use crate::sync::{Condvar, Mutex, UnsafeCell};
+use crate::sync::UnsafeCell;
 use crate::{Backoff, CachePadded};
 
 /// A sequential data structure that [`NodeReplicated`] can replicate: its
@@ -113,6 +112,24 @@ pub trait Sequential {
 }
 
 /// Sizes of a [`NodeReplicated`].
+///
+/// ```
+/// # use waitless::numa::{NodeReplicated, NrConfig, Sequential};
+/// # #[derive(Default)]
+/// # struct Reg(u64);
+/// # impl Sequential for Reg {
+/// #     type ReadOp = ();
+/// #     type WriteOp = u64;
+/// #     type Response = u64;
+/// #     fn read(&self, _: &()) -> u64 { self.0 }
+/// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+/// # }
+/// let nr = NodeReplicated::with_config(
+///     NrConfig { log_entries: 8, ..NrConfig::new(2) },
+///     Reg::default,
+/// );
+/// assert_eq!((nr.replicas(), nr.log_entries()), (2, 8));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NrConfig {
     /// Replicas (one per node; at least one).
@@ -126,6 +143,12 @@ pub struct NrConfig {
 
 impl NrConfig {
     /// Defaults for `replicas` replicas.
+    ///
+    /// ```
+    /// use waitless::numa::NrConfig;
+    /// let c = NrConfig::new(3);
+    /// assert_eq!((c.replicas, c.log_entries, c.threads_per_replica), (3, 1024, 64));
+    /// ```
     #[must_use]
     pub fn new(replicas: usize) -> Self {
         NrConfig {
@@ -138,6 +161,23 @@ impl NrConfig {
 
 /// Counters of a [`NodeReplicated`], summed over replicas (exact when no
 /// operation is in flight).
+///
+/// ```
+/// # use waitless::numa::{NodeReplicated, Sequential};
+/// # #[derive(Default)]
+/// # struct Reg(u64);
+/// # impl Sequential for Reg {
+/// #     type ReadOp = ();
+/// #     type WriteOp = u64;
+/// #     type Response = u64;
+/// #     fn read(&self, _: &()) -> u64 { self.0 }
+/// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+/// # }
+/// let nr = NodeReplicated::new(2, Reg::default);
+/// nr.register_on(0).unwrap().write(1);
+/// let st = nr.stats();
+/// assert_eq!((st.appended, st.batches), (1, 1));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NrStats {
     /// Combiner rounds that appended a batch to the log.
@@ -158,6 +198,25 @@ pub struct NrStats {
 }
 
 /// Why a thread could not be registered.
+///
+/// ```
+/// # use waitless::numa::{NodeReplicated, NrConfig, Sequential};
+/// # #[derive(Default)]
+/// # struct Reg(u64);
+/// # impl Sequential for Reg {
+/// #     type ReadOp = ();
+/// #     type WriteOp = u64;
+/// #     type Response = u64;
+/// #     fn read(&self, _: &()) -> u64 { self.0 }
+/// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+/// # }
+/// let nr = NodeReplicated::with_config(
+///     NrConfig { threads_per_replica: 1, ..NrConfig::new(1) },
+///     Reg::default,
+/// );
+/// let _h = nr.register_on(0).unwrap();
+/// assert_eq!(nr.register_on(0).unwrap_err().replica, 0);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RegisterError {
     /// The replica that had no free slot.
@@ -331,11 +390,6 @@ struct Replica<D: Sequential> {
     combiner: CachePadded<AtomicBool>,
     /// One past the highest slot ever taken.
     high: AtomicUsize,
-    /// Threads parked in [`Replica::park_while`] (waiting for the combiner
-    /// lock to be released), and what they park on.
-    sleepers: CachePadded<AtomicUsize>,
-    parking: Mutex<()>,
-    wakeup: Condvar,
     slots: Box<[CachePadded<Slot<D>>]>,
     /// The replica. Padded: readers load its header (for a `HashMap`, the
     /// table pointer, mask and hasher keys) on every read, so no field the
@@ -369,9 +423,6 @@ impl<D: Sequential> Replica<D> {
             state: CachePadded::new(AtomicU64::new(0)),
             combiner: CachePadded::new(AtomicBool::new(false)),
             high: AtomicUsize::new(0),
-            sleepers: CachePadded::new(AtomicUsize::new(0)),
-            parking: Mutex::new(()),
-            wakeup: Condvar::new(),
             slots: (0..threads.max(1))
                 .map(|_| {
                     CachePadded::new(Slot {
@@ -402,70 +453,12 @@ impl<D: Sequential> Replica<D> {
     fn unlock(&self) {
         // Release pairs with the Acquire CAS in `try_lock`.
         self.combiner.store(false, Ordering::Release);
-        // SeqCst fence: the Dekker pair with `park_while`'s fence: either
-        // we see its sleeper count or its condition check sees our unlock.
-        fence(Ordering::SeqCst);
-        // Relaxed: ordered by the fence above.
-        if self.sleepers.load(Ordering::Relaxed) != 0 {
-            // Taking the mutex orders our unlock before the sleeper's
-            // re-check under the mutex, or the sleeper is already waiting
-            // and gets the notification.
-            drop(self.parking.lock().unwrap_or_else(|e| e.into_inner()));
-            self.wakeup.notify_all();
-        }
-    }
-
-    /// Parks the calling thread while the combiner lock is held and
-    /// `blocked()` is true; returns once either is false (or on a spurious
-    /// wake-up). For waits that outlast spinning: on an oversubscribed
-    /// machine a spinning or yielding waiter keeps the CPU from the
-    /// descheduled lock holder it waits for (the scheduler does not hand a
-    /// yielder's time to it), while a parked one leaves the run queue.
-    /// The caller holds no flag, slot or lock that anyone waits on.
-    #[cold]
-    fn park_while(&self, blocked: impl Fn() -> bool) {
-        // Relaxed: the fence below orders it.
-        self.sleepers.fetch_add(1, Ordering::Relaxed);
-        // SeqCst fence: pairs with the fence in `unlock` (see there).
-        fence(Ordering::SeqCst);
-        let mut g = self.parking.lock().unwrap_or_else(|e| e.into_inner());
-        // Relaxed: only a condition to wait on; the caller re-checks what
-        // it needs with its own orderings.
-        if self.combiner.load(Ordering::Relaxed) && blocked() {
-            g = self.wakeup.wait(g).unwrap_or_else(|e| e.into_inner());
-        }
-        drop(g);
-        // Relaxed: a count; a stale value costs `unlock` one extra notify.
-        self.sleepers.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// The replica's `ltail` (see `state`), loaded with `order`.
     fn ltail(&self, order: Ordering) -> u64 {
         self.state.load(order) >> 1
     }
-}
-
-/// Yields a waiter makes after its backoff has run its course before it
-/// parks. Parking costs the waker a futex call and the waiter a wake-up
-/// latency, so it is kept for long waits (a descheduled combiner), which
-/// short ones (a combiner at work on another core) never reach.
-const PARK_AFTER_YIELDS: u32 = 32;
-
-/// Whether a waiter has spun and yielded long enough to park (`yields`
-/// counts its calls once `backoff` is completed, each of which the caller
-/// answers with a yield). Under loom at once, so the models run the
-/// park/wake protocol (a lost wake-up would leave every thread blocked,
-/// which loom reports).
-#[inline]
-fn time_to_park(backoff: &Backoff, yields: &mut u32) -> bool {
-    if cfg!(loom) {
-        return true;
-    }
-    if !backoff.is_completed() {
-        return false;
-    }
-    *yields += 1;
-    *yields > PARK_AFTER_YIELDS
 }
 
 /// Aborts the process if dropped during a panic (see "Progress").
@@ -546,6 +539,23 @@ where
 /// A thread's registration on one replica of a [`NodeReplicated`]; all
 /// operations go through it. `Send` (the slot may move with its thread) but
 /// not `Sync`: one slot serves one operation at a time.
+///
+/// ```
+/// # use waitless::numa::{NodeReplicated, Sequential};
+/// # #[derive(Default)]
+/// # struct Reg(u64);
+/// # impl Sequential for Reg {
+/// #     type ReadOp = ();
+/// #     type WriteOp = u64;
+/// #     type Response = u64;
+/// #     fn read(&self, _: &()) -> u64 { self.0 }
+/// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+/// # }
+/// let nr = NodeReplicated::new(2, Reg::default);
+/// let h = nr.register_on(1).unwrap();
+/// assert_eq!(h.write(5), 0);
+/// assert_eq!(h.read(&()), 5);
+/// ```
 #[must_use]
 pub struct NrHandle<'a, D: Sequential> {
     nr: &'a NodeReplicated<D>,
@@ -569,18 +579,67 @@ impl<D: Sequential> fmt::Debug for NrHandle<'_, D> {
 impl<D: Sequential> NodeReplicated<D> {
     /// `replicas` replicas (at least one), each built by `make`, with the
     /// default log and slot sizes.
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// let nr = NodeReplicated::new(3, Reg::default);
+    /// assert_eq!(nr.replicas(), 3);
+    /// ```
     #[must_use]
     pub fn new(replicas: usize, make: impl FnMut() -> D) -> Self {
         Self::with_config(NrConfig::new(replicas), make)
     }
 
     /// One replica per node of `topology`.
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// use waitless::numa::Topology;
+    /// let nr = NodeReplicated::for_topology(&Topology::uniform(2, 4), Reg::default);
+    /// assert_eq!(nr.replicas(), 2);
+    /// ```
     #[must_use]
     pub fn for_topology(topology: &Topology, make: impl FnMut() -> D) -> Self {
         Self::new(topology.num_nodes(), make)
     }
 
     /// With explicit sizes.
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, NrConfig, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// let nr = NodeReplicated::with_config(
+    ///     NrConfig { replicas: 2, log_entries: 5, threads_per_replica: 4 },
+    ///     Reg::default,
+    /// );
+    /// assert_eq!(nr.log_entries(), 8); // rounded up to a power of two
+    /// ```
     #[must_use]
     pub fn with_config(config: NrConfig, mut make: impl FnMut() -> D) -> Self {
         NodeReplicated {
@@ -592,12 +651,40 @@ impl<D: Sequential> NodeReplicated<D> {
     }
 
     /// The number of replicas.
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// assert_eq!(NodeReplicated::new(0, Reg::default).replicas(), 1); // at least one
+    /// ```
     #[must_use]
     pub fn replicas(&self) -> usize {
         self.replicas.len()
     }
 
     /// The number of log entries.
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// assert_eq!(NodeReplicated::new(1, Reg::default).log_entries(), 1024);
+    /// ```
     #[must_use]
     pub fn log_entries(&self) -> usize {
         self.log.len() as usize
@@ -605,12 +692,45 @@ impl<D: Sequential> NodeReplicated<D> {
 
     /// Registers the calling thread on the replica of its node
     /// ([`current_node`] modulo [`replicas`](Self::replicas)).
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// use waitless::numa::set_node_override;
+    /// let nr = NodeReplicated::new(2, Reg::default);
+    /// let prev = set_node_override(Some(1));
+    /// assert_eq!(nr.register().unwrap().replica(), 1);
+    /// set_node_override(prev);
+    /// ```
     pub fn register(&self) -> Result<NrHandle<'_, D>, RegisterError> {
         self.register_on(current_node() % self.replicas.len())
     }
 
     /// Registers the calling thread on replica `replica` (modulo the
     /// number of replicas).
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// let nr = NodeReplicated::new(2, Reg::default);
+    /// assert_eq!(nr.register_on(3).unwrap().replica(), 1); // modulo the replicas
+    /// ```
     pub fn register_on(&self, replica: usize) -> Result<NrHandle<'_, D>, RegisterError> {
         let replica = replica % self.replicas.len();
         let r = &self.replicas[replica];
@@ -642,6 +762,25 @@ impl<D: Sequential> NodeReplicated<D> {
     }
 
     /// The counters, summed over replicas.
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// let nr = NodeReplicated::new(2, Reg::default);
+    /// let h = nr.register_on(0).unwrap();
+    /// h.write(1);
+    /// nr.register_on(1).unwrap().read(&()); // replica 1 catches up
+    /// let st = nr.stats();
+    /// assert_eq!((st.appended, st.remote_replayed), (1, 1));
+    /// ```
     #[must_use]
     pub fn stats(&self) -> NrStats {
         let mut s = NrStats::default();
@@ -661,6 +800,22 @@ impl<D: Sequential> NodeReplicated<D> {
 
     /// Brings every replica up to the log tail and returns mutable access
     /// to replica `i`'s structure (`&mut self`: no operation is in flight).
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// let mut nr = NodeReplicated::new(2, Reg::default);
+    /// nr.register_on(0).unwrap().write(9);
+    /// assert_eq!(nr.replica_mut(1).0, 9); // brought up to the log tail
+    /// ```
     pub fn replica_mut(&mut self, i: usize) -> &mut D {
         // Relaxed: `&mut self` orders every earlier access.
         let tail = self.log.tail.load(Ordering::Relaxed);
@@ -886,6 +1041,21 @@ impl<D: Sequential> NodeReplicated<D> {
 
 impl<D: Sequential> NrHandle<'_, D> {
     /// The replica this handle runs on.
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// let nr = NodeReplicated::new(4, Reg::default);
+    /// assert_eq!(nr.register_on(2).unwrap().replica(), 2);
+    /// ```
     #[must_use]
     pub fn replica(&self) -> usize {
         self.replica
@@ -893,6 +1063,23 @@ impl<D: Sequential> NrHandle<'_, D> {
 
     /// Runs a mutating operation: it is logged, applied to every replica
     /// (lazily, for remote ones) and answered by this node's replica.
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// let nr = NodeReplicated::new(2, Reg::default);
+    /// let h = nr.register_on(0).unwrap();
+    /// assert_eq!(h.write(3), 0); // the old value
+    /// assert_eq!(h.write(4), 3);
+    /// ```
     pub fn write(&self, op: D::WriteOp) -> D::Response {
         let nr = self.nr;
         let rep = self.rep;
@@ -903,7 +1090,6 @@ impl<D: Sequential> NrHandle<'_, D> {
         // Release pairs with the Acquire load in `combine`.
         s.state.store(PENDING, Ordering::Release);
         let backoff = Backoff::new();
-        let mut yields = 0;
         loop {
             // Acquire pairs with the Release `DONE` store in `replay`.
             if s.state.load(Ordering::Acquire) == DONE {
@@ -920,12 +1106,7 @@ impl<D: Sequential> NrHandle<'_, D> {
                 rep.unlock();
                 continue;
             }
-            if time_to_park(&backoff, &mut yields) {
-                // Acquire: as above.
-                rep.park_while(|| s.state.load(Ordering::Acquire) != DONE);
-            } else {
-                backoff.snooze();
-            }
+            backoff.snooze();
         }
     }
 
@@ -936,12 +1117,28 @@ impl<D: Sequential> NrHandle<'_, D> {
     /// one load of the shared `ctail` (skipped with one replica, see
     /// below), one load of the replica's `state`, the read, one store to
     /// clear the flag. Readers write no shared line.
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// let nr = NodeReplicated::new(2, Reg::default);
+    /// nr.register_on(0).unwrap().write(8);
+    /// // a read on the other replica sees the completed write
+    /// assert_eq!(nr.register_on(1).unwrap().read(&()), 8);
+    /// ```
     pub fn read(&self, op: &D::ReadOp) -> D::Response {
         let nr = self.nr;
         let rep = self.rep;
         let flag = &self.slot_ref.reading;
         let backoff = Backoff::new();
-        let mut yields = 0;
         loop {
             // Relaxed: the Dekker store, ordered by the fence below.
             flag.store(true, Ordering::Relaxed);
@@ -986,22 +1183,12 @@ impl<D: Sequential> NrHandle<'_, D> {
                     rep.unlock();
                     continue;
                 }
-                if time_to_park(&backoff, &mut yields) {
-                    // Relaxed: only a hint; the loop re-checks.
-                    rep.park_while(|| rep.ltail(Ordering::Relaxed) < need);
-                } else {
-                    backoff.snooze();
-                }
+                backoff.snooze();
             } else {
                 // Relaxed: only a hint to stop waiting; the Acquire load
                 // above, repeated, is what orders.
                 while rep.state.load(Ordering::Relaxed) & WRITING != 0 {
-                    if time_to_park(&backoff, &mut yields) {
-                        // Relaxed: as above.
-                        rep.park_while(|| rep.state.load(Ordering::Relaxed) & WRITING != 0);
-                    } else {
-                        backoff.snooze();
-                    }
+                    backoff.snooze();
                 }
             }
         }

@@ -33,6 +33,13 @@ use crate::stack::{Elimination, EpochGuard, LockFreeStack, StackError, StackStat
 
 /// A lock-free LIFO stack with per-node elimination arrays. Same API as
 /// [`LockFreeStack`]; see the [module docs](crate::numa).
+///
+/// ```
+/// use waitless::numa::NodeAwareStack;
+/// let s = NodeAwareStack::with_nodes(2);
+/// s.push(1).unwrap();
+/// assert_eq!(s.pop(&s.enter()), Some(1));
+/// ```
 pub struct NodeAwareStack<T> {
     stack: LockFreeStack<T>,
     /// One elimination array per node (the plain stack's own array is not
@@ -63,6 +70,12 @@ impl<T> fmt::Debug for NodeStackGuard<'_, T> {
 impl<T> NodeAwareStack<T> {
     /// An empty stack with one elimination array per node of
     /// [`Topology::current`].
+    ///
+    /// ```
+    /// use waitless::numa::NodeAwareStack;
+    /// let s: NodeAwareStack<u8> = NodeAwareStack::new();
+    /// assert!(s.nodes() >= 1);
+    /// ```
     #[must_use]
     pub fn new() -> Self {
         Self::with_nodes(Topology::current().num_nodes())
@@ -71,6 +84,12 @@ impl<T> NodeAwareStack<T> {
     /// An empty stack with `nodes` elimination arrays (at least one); a
     /// thread uses array [`current_node`](super::current_node) modulo
     /// `nodes` (re-read from the OS every 64 contended operations).
+    ///
+    /// ```
+    /// use waitless::numa::NodeAwareStack;
+    /// let s: NodeAwareStack<u8> = NodeAwareStack::with_nodes(0);
+    /// assert_eq!(s.nodes(), 1); // at least one
+    /// ```
     #[must_use]
     pub fn with_nodes(nodes: usize) -> Self {
         NodeAwareStack {
@@ -80,6 +99,11 @@ impl<T> NodeAwareStack<T> {
     }
 
     /// The number of elimination arrays.
+    ///
+    /// ```
+    /// use waitless::numa::NodeAwareStack;
+    /// assert_eq!(NodeAwareStack::<u8>::with_nodes(4).nodes(), 4);
+    /// ```
     #[must_use]
     pub fn nodes(&self) -> usize {
         self.arrays.len()
@@ -92,6 +116,15 @@ impl<T> NodeAwareStack<T> {
 
     /// Pins the current thread on this stack (see
     /// [`LockFreeStack::enter`]).
+    ///
+    /// ```
+    /// use waitless::numa::NodeAwareStack;
+    /// let s = NodeAwareStack::with_nodes(1);
+    /// s.push(1).unwrap();
+    /// s.push(2).unwrap();
+    /// let g = s.enter(); // one pin for several pops
+    /// assert_eq!((s.pop(&g), s.pop(&g)), (Some(2), Some(1)));
+    /// ```
     #[inline]
     pub fn enter(&self) -> NodeStackGuard<'_, T> {
         NodeStackGuard {
@@ -100,6 +133,13 @@ impl<T> NodeAwareStack<T> {
     }
 
     /// Pushes `value`; gives it back if no node can be allocated.
+    ///
+    /// ```
+    /// use waitless::numa::NodeAwareStack;
+    /// let s = NodeAwareStack::with_nodes(2);
+    /// assert!(s.push("a").is_ok());
+    /// assert_eq!(s.stats().successful_pushes, 1);
+    /// ```
     pub fn push(&self, value: T) -> Result<(), StackError<T>> {
         self.stack.push_with(value, || self.local_array())
     }
@@ -108,17 +148,46 @@ impl<T> NodeAwareStack<T> {
     ///
     /// # Panics
     /// If `guard` comes from another stack's [`enter`](Self::enter).
+    ///
+    /// ```
+    /// use waitless::numa::NodeAwareStack;
+    /// let s = NodeAwareStack::with_nodes(2);
+    /// assert_eq!(s.pop(&s.enter()), None::<u8>);
+    /// s.push(7).unwrap();
+    /// assert_eq!(s.pop(&s.enter()), Some(7));
+    /// ```
     pub fn pop(&self, guard: &NodeStackGuard<'_, T>) -> Option<T> {
         self.stack.pop_with(&guard.guard, || self.local_array())
     }
 
     /// Seals this thread's retired nodes, advances the epoch if it is safe
     /// and frees what became safe.
+    ///
+    /// ```
+    /// use waitless::numa::NodeAwareStack;
+    /// let s = NodeAwareStack::with_nodes(1);
+    /// s.push(1).unwrap();
+    /// assert_eq!(s.pop(&s.enter()), Some(1));
+    /// for _ in 0..3 {
+    ///     s.advance_epoch();
+    /// }
+    /// assert_eq!(s.stats().retired_nodes, 0);
+    /// ```
     pub fn advance_epoch(&self) {
         self.stack.advance_epoch();
     }
 
     /// The stack's counters (see [`StackStats`]).
+    ///
+    /// ```
+    /// use waitless::numa::NodeAwareStack;
+    /// let s = NodeAwareStack::with_nodes(1);
+    /// s.push(1).unwrap();
+    /// s.push(2).unwrap();
+    /// assert_eq!(s.pop(&s.enter()), Some(2));
+    /// let st = s.stats();
+    /// assert_eq!((st.successful_pushes, st.successful_pops, st.active_nodes), (2, 1, 1));
+    /// ```
     #[must_use]
     pub fn stats(&self) -> StackStats {
         self.stack.stats()
