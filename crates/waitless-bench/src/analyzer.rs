@@ -749,6 +749,13 @@ impl ContentionProfile {
         }
     }
 
+    /// Whether the profile has anything to say: a CAS site reported, or
+    /// hardware counters counted. Without the `contention` feature on a
+    /// machine without exposed counters, it has not.
+    pub fn has_findings(&self) -> bool {
+        self.cas_attempts > 0 || self.cache_line_transfer_events.is_some()
+    }
+
     /// One line for a table or a log.
     pub fn summary(&self) -> String {
         let mut s = String::new();

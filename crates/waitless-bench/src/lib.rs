@@ -18,6 +18,8 @@
 //!   and its crates.io peers; [`report`] runs them and writes the report
 //!   folder (JSON, SVG plots, `index.html`) that the `waitless-bench` CLI
 //!   produces.
+//! - [`micro`] holds the one-thread probes and cost measurements outside the
+//!   report (`waitless-bench micro …`).
 //!
 //! Methodology: `docs/benchmarking.md`.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -26,6 +28,7 @@
 pub mod analyzer;
 pub mod machine;
 pub mod measure;
+pub mod micro;
 pub mod perf;
 pub mod proofs;
 pub mod report;

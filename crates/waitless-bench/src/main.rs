@@ -60,6 +60,86 @@ enum Command {
         #[command(subcommand)]
         what: AnalyzeWhat,
     },
+    /// One-thread probes and cost measurements outside the report:
+    /// `waitless-bench micro map-get`.
+    Micro {
+        #[command(subcommand)]
+        what: MicroWhat,
+    },
+}
+
+/// What `micro` measures (wall-clock timings: on a loaded machine run the
+/// same command under `valgrind --tool=callgrind` for instruction counts).
+#[derive(Debug, Subcommand)]
+enum MicroWhat {
+    /// One thread: waitless map `get` (plain and through a pinned view)
+    /// against std `HashMap::get` behind no lock, random present keys out of
+    /// 100,000, median of 3; ends with the ratio against std.
+    MapGet {
+        /// Lookups per run.
+        #[arg(long, default_value_t = 2_000_000, value_parser = count("--lookups", 1, 1 << 30))]
+        lookups: usize,
+    },
+    /// One thread: hazard-pointer protect + read in a tight loop (waitless
+    /// in both fence modes, haphazard, crossbeam-epoch pin + load, a plain
+    /// load), median of 5.
+    HazardProtect {
+        /// Iterations per run.
+        #[arg(long, default_value_t = 20_000_000, value_parser = count("--iterations", 1, u32::MAX as usize))]
+        iterations: usize,
+    },
+    /// Resident bytes per entry for a million u64 -> u64 entries, each map
+    /// in a fresh child process (Linux: /proc/self/statm).
+    MapMemory,
+    /// One map of `map-memory`, in this process (what map-memory runs in
+    /// each child).
+    #[command(hide = true)]
+    MapMemoryOne {
+        /// The map's name, as map-memory prints it.
+        name: String,
+    },
+    /// What the contention counters cost on a CAS retry loop: no record
+    /// call, counting off, counting on, at 1 and 2 threads; meaningful with
+    /// `--features contention`.
+    ContentionOverhead {
+        /// Measurement window of each run.
+        #[arg(long, value_name = "D", default_value = "200ms", value_parser = |s: &str| positive_duration("--window", s))]
+        window: Duration,
+        /// Runs per variant; the median is reported.
+        #[arg(long, value_name = "N", default_value_t = 5, value_parser = count("--repeats", 1, 1000))]
+        repeats: usize,
+    },
+}
+
+/// Runs a `micro` measurement and prints its report.
+fn micro(what: MicroWhat) -> ExitCode {
+    use waitless_bench::micro;
+    let text = match what {
+        MicroWhat::MapGet { lookups } => micro::map_get(lookups),
+        MicroWhat::HazardProtect { iterations } => {
+            micro::hazard_protect(u32::try_from(iterations).unwrap_or(u32::MAX))
+        }
+        MicroWhat::MapMemory => match std::env::current_exe() {
+            Ok(exe) => micro::map_memory(&exe),
+            Err(e) => return fail(&format!("cannot find this program's path: {e}")),
+        },
+        MicroWhat::MapMemoryOne { name } => {
+            match micro::map_memory_one(&name, micro::MEMORY_ENTRIES) {
+                Some(b) => format!("{b:.1}\n"),
+                None => {
+                    return fail(&format!(
+                        "unknown map `{name}`; known: {}",
+                        micro::MEMORY_CONTENDERS.join(", ")
+                    ))
+                }
+            }
+        }
+        MicroWhat::ContentionOverhead { window, repeats } => {
+            micro::contention_overhead(window, repeats)
+        }
+    };
+    print!("{text}");
+    ExitCode::SUCCESS
 }
 
 /// What `prove` reports on.
@@ -161,7 +241,7 @@ struct RunArgs {
     /// A 15-second run (same workloads, shorter windows).
     #[arg(long)]
     quick: bool,
-    /// Skip the contention-profiled run of each waitless contender.
+    /// Skip the contention-profiled run of each waitless contender (skipped anyway when neither the CAS counters, `--features contention`, nor hardware counters are available).
     #[arg(long)]
     no_profile: bool,
     /// List groups, workloads and contenders, then exit.
@@ -448,6 +528,7 @@ fn main() -> ExitCode {
         }) => print_report(waitless_bench::proofs::orderings_report(
             capacity, !no_proof,
         )),
+        Some(Command::Micro { what }) => micro(what),
         None => run(cli.run),
     }
 }
@@ -471,7 +552,9 @@ fn run(o: RunArgs) -> ExitCode {
 
     let threads = &o.threads.0;
     let plan = report::plan(&entries, threads);
-    let profile = !o.no_profile;
+    // A profiled run with neither CAS counters nor hardware counters
+    // reports nothing: skip it (the report says so once).
+    let profile = !o.no_profile && report::profiling_can_report();
     let runs = report::count_runs(&plan, o.repeats, profile);
     let budget = o.budget.unwrap_or(if o.quick {
         Duration::from_secs(15)

@@ -7,15 +7,19 @@
 //! operation counts merged after the run, and sampled per-operation latency
 //! (one operation in [`LATENCY_SAMPLE_EVERY`] is timed, so reading the clock
 //! does not dominate what is measured).
+//!
+//! The loop itself is `waitless::measure::run_threads`, the one the
+//! library's `OptimizedChannel::benchmark_orderings` runs on too; this module
+//! gives it an HDR histogram per thread and turns its outcome into a
+//! [`RunResult`] with a [`CpuUse`] judgement, repeats and summaries.
 
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::Barrier;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-use waitless::CachePadded;
+use waitless::measure::{run_threads, LatencySink, LoopConfig};
+
+pub use waitless::measure::ThreadTimes;
 
 /// One operation in this many is timed individually for the latency histogram.
 pub const LATENCY_SAMPLE_EVERY: u64 = 64;
@@ -140,36 +144,6 @@ impl RunResult {
 /// threads can give): the rest they spent waiting in the run queue.
 pub const MIN_CPU_SHARE: f64 = 0.8;
 
-/// CPU time one thread used and spent waiting for a CPU during a window.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ThreadTimes {
-    /// Time on a CPU, in nanoseconds.
-    pub cpu_ns: u64,
-    /// Time runnable but waiting in the run queue, in nanoseconds.
-    pub wait_ns: u64,
-}
-
-impl ThreadTimes {
-    /// The calling thread's totals so far (Linux:
-    /// `/proc/thread-self/schedstat`); `None` elsewhere.
-    pub fn now() -> Option<Self> {
-        let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-        let mut f = s.split_whitespace().map(|v| v.parse::<u64>().ok());
-        Some(Self {
-            cpu_ns: f.next()??,
-            wait_ns: f.next()??,
-        })
-    }
-
-    /// `self - earlier`, saturating.
-    pub fn since(self, earlier: Self) -> Self {
-        Self {
-            cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
-            wait_ns: self.wait_ns.saturating_sub(earlier.wait_ns),
-        }
-    }
-}
-
 /// How much CPU a run's threads got during its window.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CpuUse {
@@ -215,11 +189,23 @@ impl CpuUse {
     }
 }
 
-const PHASE_WARMUP: u8 = 0;
-const PHASE_MEASURE: u8 = 1;
-const PHASE_STOP: u8 = 2;
+/// An HDR histogram of nanosecond latencies, one per measured thread.
+struct Hist(Histogram<u64>);
 
-/// Runs `op` on `threads` OS threads for `cfg.window` after `cfg.warmup`.
+impl Hist {
+    fn new() -> Self {
+        Self(Histogram::new_with_bounds(1, 60_000_000_000, 2).expect("valid histogram bounds"))
+    }
+}
+
+impl LatencySink for Hist {
+    fn record(&mut self, ns: u64) {
+        self.0.saturating_record(ns);
+    }
+}
+
+/// Runs `op` on `threads` OS threads for `cfg.window` after `cfg.warmup`
+/// (the loop is `waitless::measure::run_threads`).
 ///
 /// The window lasts `cfg.window`, or longer if some thread has not yet made
 /// [`MIN_CALLS_PER_THREAD`] calls in it (a thread the OS did not schedule in
@@ -240,100 +226,34 @@ pub fn run_workload<S>(
     setup: impl Fn(usize) -> S + Sync,
     op: impl Fn(&mut S) -> u64 + Sync,
 ) -> RunResult {
-    assert!(threads > 0, "run_workload needs at least one thread");
-    let phase = AtomicU8::new(PHASE_WARMUP);
-    let barrier = Barrier::new(threads + 1);
-    // ran[t]: thread t made MIN_CALLS_PER_THREAD calls in the window. A
-    // progress signal only (the counts travel through `join`): Relaxed.
-    let ran: Vec<CachePadded<AtomicBool>> = (0..threads)
-        .map(|_| CachePadded::new(AtomicBool::new(false)))
-        .collect();
-    let (ops, hist, elapsed, times) = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (setup, op, phase, barrier, ran) = (&setup, &op, &phase, &barrier, &ran);
-                s.spawn(move || {
-                    // A panicking setup must still reach the barrier, or
-                    // every other thread would wait there forever; the panic
-                    // resumes right after it.
-                    let state = catch_unwind(AssertUnwindSafe(|| setup(t)));
-                    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 2)
-                        .expect("valid histogram bounds");
-                    barrier.wait();
-                    let mut state = state.unwrap_or_else(|p| resume_unwind(p));
-                    while phase.load(Ordering::Relaxed) == PHASE_WARMUP {
-                        for _ in 0..16 {
-                            op(&mut state);
-                        }
-                    }
-                    let mut ops = 0u64;
-                    let mut calls = 0u64;
-                    let mut reported = false;
-                    let times0 = ThreadTimes::now();
-                    while phase.load(Ordering::Relaxed) == PHASE_MEASURE {
-                        for _ in 0..16 {
-                            calls += 1;
-                            if calls % LATENCY_SAMPLE_EVERY == 0 {
-                                let t0 = Instant::now();
-                                let n = op(&mut state);
-                                if n > 0 {
-                                    let ns = t0.elapsed().as_nanos() as u64;
-                                    hist.saturating_record(ns.max(1));
-                                }
-                                ops += n;
-                            } else {
-                                ops += op(&mut state);
-                            }
-                        }
-                        if !reported && calls >= MIN_CALLS_PER_THREAD {
-                            ran[t].store(true, Ordering::Relaxed);
-                            reported = true;
-                        }
-                    }
-                    let times = ThreadTimes::now().zip(times0).map(|(b, a)| b.since(a));
-                    (ops, hist, times)
-                })
-            })
-            .collect();
-        barrier.wait();
-        std::thread::sleep(cfg.warmup);
-        let t0 = Instant::now();
-        phase.store(PHASE_MEASURE, Ordering::Relaxed);
-        std::thread::sleep(cfg.window);
-        // On an oversubscribed or loaded machine a thread may not have been
-        // scheduled at all during a short window; extend the window (the
-        // elapsed time is measured, so the rate stays honest) until every
-        // thread made its minimum number of calls, within a bound so a
-        // thread stuck in `op` cannot hang the run.
-        let limit = Instant::now() + cfg.window.max(Duration::from_millis(100)) * 10;
-        while !ran.iter().all(|r| r.load(Ordering::Relaxed)) && Instant::now() < limit {
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        phase.store(PHASE_STOP, Ordering::Relaxed);
-        let elapsed = t0.elapsed();
-        let mut total = 0u64;
-        let mut merged = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 2)
-            .expect("valid histogram bounds");
-        let mut times = Some(Vec::with_capacity(threads));
-        for h in handles {
-            let (ops, hist, t) = h.join().unwrap_or_else(|p| resume_unwind(p));
-            total += ops;
-            merged.add(&hist).expect("same histogram bounds");
-            times = times.zip(t).map(|(mut v, t)| {
-                v.push(t);
-                v
-            });
-        }
-        (total, merged, elapsed, times)
-    });
+    let run = run_threads(
+        &LoopConfig {
+            warmup: cfg.warmup,
+            window: cfg.window,
+            sample_every: LATENCY_SAMPLE_EVERY,
+            min_calls_per_thread: MIN_CALLS_PER_THREAD,
+            cache_misses: false,
+        },
+        threads,
+        setup,
+        op,
+        Hist::new,
+    );
+    let mut merged = Hist::new().0;
+    for t in &run.threads {
+        merged.add(&t.latency.0).expect("same histogram bounds");
+    }
     let hardware_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let ops = run.ops();
     RunResult {
         threads,
         ops,
-        elapsed,
-        ops_per_sec: ops as f64 / elapsed.as_secs_f64(),
-        latency: Percentiles::from_histogram(&hist),
-        cpu: times.map(|t| CpuUse::judge(&t, elapsed.as_nanos() as u64, hardware_threads)),
+        elapsed: run.elapsed,
+        ops_per_sec: ops as f64 / run.elapsed.as_secs_f64(),
+        latency: Percentiles::from_histogram(&merged),
+        cpu: run
+            .times()
+            .map(|t| CpuUse::judge(&t, run.elapsed.as_nanos() as u64, hardware_threads)),
     }
 }
 
@@ -459,7 +379,7 @@ pub const DEFAULT_RETRIES: usize = 2;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicU64;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     #[test]
     fn counts_every_completed_operation_from_every_thread() {
@@ -511,23 +431,6 @@ mod tests {
         // thread 1's calls (each returning 0) add nothing.
         assert!(r.ops >= MIN_CALLS_PER_THREAD, "{r:?}");
         assert!(r.ops <= calls0.load(Ordering::Relaxed));
-    }
-
-    #[test]
-    fn a_panicking_setup_fails_the_run_instead_of_hanging_it() {
-        let cfg = RunConfig {
-            warmup: Duration::ZERO,
-            window: Duration::from_millis(5),
-        };
-        let r = std::panic::catch_unwind(|| {
-            run_workload(
-                &cfg,
-                3,
-                |t| assert!(t != 1, "setup of thread 1 fails"),
-                |_| 1,
-            )
-        });
-        assert!(r.is_err());
     }
 
     #[test]

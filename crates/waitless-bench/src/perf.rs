@@ -12,4 +12,4 @@
 //! `kernel.perf_event_paranoid` may forbid them: the constructors then return
 //! `None` and the report says "not available" instead of a number.
 
-pub use waitless::measure::{thread_cpu_ns, CacheMissCounter};
+pub use waitless::measure::CacheMissCounter;

@@ -50,6 +50,42 @@ pub fn warnings(report: &Report) -> Vec<String> {
     w
 }
 
+/// Remarks said once instead of on every workload: contention profiles
+/// that had nothing to report (no CAS counters compiled in, no hardware
+/// counters exposed), or were not run for that reason.
+pub fn notes(report: &Report) -> Vec<String> {
+    let m = &report.machine;
+    let why = match (m.contention_counters, m.hardware_counters) {
+        (false, false) => "the CAS counters are not compiled in (build with --features contention) and this machine exposes no hardware counters",
+        (true, false) => "they report no CAS site and this machine exposes no hardware counters",
+        _ => "they report no CAS site",
+    };
+    let profiles: Vec<&ContenderReport> = report
+        .workloads
+        .iter()
+        .flat_map(|w| &w.contenders)
+        .filter(|c| c.contention.is_some())
+        .collect();
+    let empty = profiles
+        .iter()
+        .filter(|c| c.contention.as_ref().is_some_and(|p| !p.has_findings()))
+        .count();
+    let mut n = Vec::new();
+    if profiles.is_empty() && !m.contention_counters && !m.hardware_counters {
+        n.push(format!("no contention profiles: {why}"));
+    } else if empty == profiles.len() && empty > 0 {
+        n.push(format!(
+            "the contention profiles have nothing to show: {why}"
+        ));
+    } else if empty > 0 {
+        n.push(format!(
+            "{empty} of {} contention profiles have nothing to show and are left out: {why}",
+            profiles.len()
+        ));
+    }
+    n
+}
+
 fn list(v: &[usize]) -> String {
     v.iter()
         .map(|t| t.to_string())
@@ -97,7 +133,11 @@ const RECLAMATION: &[&str] = &["epoch", "hazard"];
 /// One line per structure: its group's first workload's first waitless
 /// contender against the lock and the fastest peer at one thread count, e.g.
 /// `queue: waitless WaitFreeQueue 3.1x vs Mutex<VecDeque> (faster), within
-/// noise vs crossbeam ArrayQueue — queue/pairs, 2 threads, 41.2M/s`. The
+/// noise vs crossbeam ArrayQueue — queue/pairs, 2 threads, 41.2M/s`, then,
+/// when the structure loses clearly somewhere else in its group (at a thread
+/// count within the hardware threads), its worst established ratio: `;
+/// worst established: 0.29x vs RwLock<HashMap> on map/grow-from-empty, 1
+/// thread`. The
 /// `counter` demonstration is left out and the `epoch` and `hazard` lines
 /// are joined into one `reclamation` line.
 pub fn headline(report: &Report) -> Vec<String> {
@@ -112,8 +152,30 @@ fn headline_of(workloads: &[WorkloadReport], cores: usize) -> Vec<String> {
         }
     }
     let line_of = |g: &str| {
-        let w = workloads.iter().find(|w| w.group == g)?;
-        group_line(w, cores)
+        let in_group: Vec<&WorkloadReport> = workloads.iter().filter(|w| w.group == g).collect();
+        let first = in_group.first()?;
+        let line = group_line(first, cores)?;
+        let Some(l) = worst_loss(&in_group, cores) else {
+            return Some(line);
+        };
+        let ratio = format!("{:.2}x vs {}", l.factor, l.against);
+        let already_shown = l.workload == first.workload
+            && headline_threads_of(first, cores) == Some(l.threads)
+            && line.contains(&ratio);
+        if already_shown {
+            return Some(line);
+        }
+        // Name the contender when it is not the one the line is about.
+        let who = match headline_pair(first) {
+            Some((mine, _)) if mine.name == l.contender => String::new(),
+            _ => format!("{} ", l.contender),
+        };
+        Some(format!(
+            "{line}; worst established: {who}{ratio} on {}, {} thread{}",
+            l.workload,
+            l.threads,
+            if l.threads == 1 { "" } else { "s" }
+        ))
     };
     let mut lines = Vec::new();
     let mut reclamation: Vec<String> = Vec::new();
@@ -133,12 +195,79 @@ fn headline_of(workloads: &[WorkloadReport], cores: usize) -> Vec<String> {
     lines
 }
 
-fn group_line(w: &WorkloadReport, cores: usize) -> Option<String> {
+/// An established ratio below 1: where a waitless contender loses.
+#[derive(Debug, Clone, PartialEq)]
+struct Loss {
+    workload: String,
+    contender: String,
+    threads: usize,
+    against: String,
+    factor: f64,
+}
+
+/// The lowest established ratio below 1 of each workload's first waitless
+/// contender against any lock or peer of that workload, over `workloads`
+/// (one group's) at thread counts within the hardware threads: a headline
+/// that reads one workload at one thread count must not hide where the
+/// structure clearly loses.
+fn worst_loss(workloads: &[&WorkloadReport], cores: usize) -> Option<Loss> {
+    let mut worst: Option<Loss> = None;
+    for w in workloads {
+        let Some((mine, _)) = headline_pair(w) else {
+            continue;
+        };
+        let others = w
+            .contenders
+            .iter()
+            .filter(|c| matches!(c.role, Role::MutexBaseline | Role::Peer));
+        for other in others {
+            for m in mine.measurements.iter().filter(|m| m.threads <= cores) {
+                let Some(o) = other.at(m.threads) else {
+                    continue;
+                };
+                let factor = ratio(m.median_ops_per_sec, o.median_ops_per_sec);
+                if within_noise(m, o) || !factor.is_finite() || factor >= 1.0 {
+                    continue;
+                }
+                if worst.as_ref().map_or(true, |l| factor < l.factor) {
+                    worst = Some(Loss {
+                        workload: w.workload.clone(),
+                        contender: mine.name.clone(),
+                        threads: m.threads,
+                        against: other.name.clone(),
+                        factor,
+                    });
+                }
+            }
+        }
+    }
+    worst
+}
+
+/// The thread count [`group_line`] reads for `w`.
+fn headline_threads_of(w: &WorkloadReport, cores: usize) -> Option<usize> {
+    let (mine, against) = headline_pair(w)?;
+    headline_threads(mine, against, cores)
+}
+
+/// `w`'s first waitless contender and what its headline compares it with
+/// first (the lock, else the first peer).
+fn headline_pair(w: &WorkloadReport) -> Option<(&ContenderReport, &ContenderReport)> {
     let has = |c: &&ContenderReport, role| c.role == role && !c.measurements.is_empty();
     let mine = w.contenders.iter().find(|c| has(c, Role::Waitless))?;
+    let against = w
+        .contenders
+        .iter()
+        .find(|c| has(c, Role::MutexBaseline))
+        .or_else(|| w.contenders.iter().find(|c| has(c, Role::Peer)))?;
+    Some((mine, against))
+}
+
+fn group_line(w: &WorkloadReport, cores: usize) -> Option<String> {
+    let has = |c: &&ContenderReport, role| c.role == role && !c.measurements.is_empty();
+    let (mine, against) = headline_pair(w)?;
     let lock = w.contenders.iter().find(|c| has(c, Role::MutexBaseline));
     let peers: Vec<&ContenderReport> = w.contenders.iter().filter(|c| has(c, Role::Peer)).collect();
-    let against = lock.or_else(|| peers.first().copied())?;
     let t = headline_threads(mine, against, cores)?;
     let mut parts = Vec::new();
     if let Some(l) = lock {
@@ -268,5 +397,45 @@ mod tests {
             lines.iter().all(|l| !l.starts_with("counter")),
             "{lines:#?}"
         );
+    }
+
+    #[test]
+    fn headline_names_the_worst_established_loss_once() {
+        let contenders = vec![
+            contender(
+                "wl",
+                Role::Waitless,
+                vec![meas(1, &[10.0, 10.5]), meas(2, &[40.0, 41.0])],
+            ),
+            contender(
+                "lock",
+                Role::MutexBaseline,
+                vec![meas(1, &[40.0, 41.0]), meas(2, &[20.0, 20.5])],
+            ),
+        ];
+        let w = WorkloadReport {
+            group: "stack".to_owned(),
+            workload: "stack/x".to_owned(),
+            unit: "ops".to_owned(),
+            thread_counts: vec![1, 2],
+            window: Duration::from_millis(1),
+            warmup: Duration::ZERO,
+            analyses: crate::report::analyze_workload(&contenders),
+            contenders,
+            plots: Vec::new(),
+        };
+        // The headline reads 2 threads (a win); the loss at 1 thread is
+        // named after it.
+        let lines = headline_of(std::slice::from_ref(&w), 2);
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].contains("2.00x vs lock (faster)"), "{lines:?}");
+        assert!(
+            lines[0].ends_with("; worst established: 0.25x vs lock on stack/x, 1 thread"),
+            "{lines:?}"
+        );
+        // On one core the headline reads that loss itself: said once.
+        let lines = headline_of(std::slice::from_ref(&w), 1);
+        assert!(lines[0].contains("0.25x vs lock (slower)"), "{lines:?}");
+        assert!(!lines[0].contains("worst established"), "{lines:?}");
     }
 }

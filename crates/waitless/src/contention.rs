@@ -13,8 +13,8 @@
 //! is on; when it exits, its counts are folded into a process-wide total and
 //! it leaves the registry, so the registry holds only live threads.
 //!
-//! Cost (measured by `cargo run --release -p waitless-bench --example
-//! contention_overhead`, see `docs/benchmarking.md`): with the feature but
+//! Cost (measured by `cargo run --release -p waitless-bench --features
+//! contention -- micro contention-overhead`, see `docs/benchmarking.md`): with the feature but
 //! counting off, one relaxed load and a predictable branch per CAS; with
 //! counting on, a thread-local access and two plain stores per CAS.
 //!

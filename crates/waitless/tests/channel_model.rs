@@ -1,5 +1,5 @@
 //! Sequential model tests: random operation sequences on the MPMC core (every
-//! strategy), the SPSC ring and the blocking handles' `try_*` calls agree
+//! strategy), the SPSC ring (single items and chunks) and the blocking handles' `try_*` calls agree
 //! with a bounded `VecDeque` step by step (Full/None answers included).
 #![cfg(not(loom))]
 
@@ -100,6 +100,48 @@ proptest! {
             prop_assert_eq!(c.len(), model.len());
             prop_assert_eq!(p.slots(), cap - model.len());
         }
+    }
+
+    /// SPSC chunks: a write chunk of up to `n` slots filled with `k`
+    /// values, a read chunk of up to `n` values of which `k` are taken;
+    /// lengths, values and what is left agree with the deque.
+    #[test]
+    fn spsc_chunks_agree_with_bounded_deque(
+        cap_log in 0u32..4,
+        ops in prop::collection::vec((any::<bool>(), 0usize..10, 0usize..10, any::<u16>()), 0..100),
+    ) {
+        let cap = 1usize << cap_log;
+        let (mut p, mut c) = channel::spsc::bounded::<u16>(cap);
+        let mut model = VecDeque::new();
+        for &(write, n, k, base) in &ops {
+            if write {
+                let mut chunk = p.write_chunk(n);
+                prop_assert_eq!(chunk.len(), n.min(cap - model.len()));
+                let mut written = 0;
+                for i in 0..k {
+                    let v = base.wrapping_add(i as u16);
+                    match chunk.push(v) {
+                        Ok(()) => {
+                            model.push_back(v);
+                            written += 1;
+                        }
+                        Err(e) => prop_assert_eq!(e.into_inner(), v),
+                    }
+                }
+                prop_assert_eq!(written, k.min(n.min(cap - (model.len() - written))));
+            } else {
+                let mut chunk = c.read_chunk(n);
+                prop_assert_eq!(chunk.len(), n.min(model.len()));
+                let took: Vec<u16> = chunk.by_ref().take(k).collect();
+                drop(chunk);
+                let want: Vec<u16> = (0..took.len()).filter_map(|_| model.pop_front()).collect();
+                prop_assert_eq!(took, want);
+            }
+            prop_assert_eq!(c.len(), model.len());
+            prop_assert_eq!(p.slots(), cap - model.len());
+        }
+        let rest: Vec<u16> = c.read_chunk(cap).collect();
+        prop_assert_eq!(rest, Vec::from(model));
     }
 
     #[test]

@@ -8,7 +8,11 @@
 //!   object's drop counted: run exactly once, never while protected, all
 //!   of them by the time the structure drops.
 //! - Concurrent: 2–4 threads run random `Rcu` operation lists; the recorded
-//!   history must be linearizable (`waitless-check`, register model).
+//!   history must be linearizable (`waitless-check`, register model). And
+//!   2–4 threads share a hazard `Domain` (retire, protect, reclaim, exit
+//!   with garbage left): each object dropped once, never while protected,
+//!   the unreclaimed count within the O(H) bound, all freed by one
+//!   `reclaim` after the threads exit.
 //!
 //! More cases: `PROPTEST_CASES=5000 cargo test --release -p waitless --test reclaim_fuzz`.
 // The std runtime drives these threads; loom's atomics panic outside a model.
@@ -252,8 +256,115 @@ proptest! {
     }
 }
 
+/// An object that checks, when dropped, that it is dropped once.
+struct Canary {
+    value: u64,
+    alive: std::sync::atomic::AtomicBool,
+    drops: Arc<AtomicUsize>,
+}
+
+impl Canary {
+    fn boxed(value: u64, drops: &Arc<AtomicUsize>) -> *mut Canary {
+        Box::into_raw(Box::new(Canary {
+            value,
+            alive: std::sync::atomic::AtomicBool::new(true),
+            drops: drops.clone(),
+        }))
+    }
+}
+
+impl Drop for Canary {
+    fn drop(&mut self) {
+        assert!(self.alive.swap(false, Relaxed), "dropped twice");
+        self.drops.fetch_add(1, Relaxed);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(16), ..ProptestConfig::default() })]
+
+    /// 2–4 threads share one hazard domain and four slots, running random
+    /// lists of replace-and-retire / protect / release / reclaim; a thread
+    /// that ends leaves its private garbage in its released record (an
+    /// orphan). Every protected object keeps its value and stays alive;
+    /// each object is dropped once; once the threads have exited, the
+    /// unreclaimed objects are within the domain's O(H) bound and one
+    /// `reclaim` frees all of them.
+    #[test]
+    fn concurrent_domain_frees_each_object_once(
+        lists in proptest::collection::vec(proptest::collection::vec(hazard_op(), 1..80), 2..=4),
+    ) {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let made = AtomicUsize::new(4);
+        let domain = Domain::new();
+        let slots: Vec<AtomicPtr<Canary>> =
+            (0..4).map(|i| AtomicPtr::new(Canary::boxed(i, &drops))).collect();
+        std::thread::scope(|s| {
+            let hs: Vec<_> = lists
+                .iter()
+                .enumerate()
+                .map(|(t, list)| {
+                    let (domain, slots, drops, made) = (&domain, &slots, &drops, &made);
+                    s.spawn(move || -> Result<(), TestCaseError> {
+                        let mut hps: Vec<Option<(HazardPointer<'_>, *mut Canary, u64)>> =
+                            (0..3).map(|_| None).collect();
+                        for (i, op) in list.iter().enumerate() {
+                            match *op {
+                                HazardOp::Replace(k) => {
+                                    made.fetch_add(1, Relaxed);
+                                    let v = ((t as u64 + 1) << 32) | i as u64;
+                                    let old = slots[k as usize].swap(Canary::boxed(v, drops), AcqRel);
+                                    // SAFETY: unlinked by the swap (only we got it), retired once.
+                                    unsafe { domain.retire_box(old) };
+                                }
+                                HazardOp::Protect(k, h) => {
+                                    let mut hp = match hps[h as usize].take() {
+                                        Some((hp, _, _)) => hp,
+                                        None => HazardPointer::new_in(domain),
+                                    };
+                                    let p = hp.protect(&slots[k as usize]);
+                                    // SAFETY: protected.
+                                    let v = unsafe { (*p).value };
+                                    hps[h as usize] = Some((hp, p, v));
+                                }
+                                HazardOp::Release(h) => hps[h as usize] = None,
+                                HazardOp::Reclaim => domain.reclaim(),
+                            }
+                            for (_, p, v) in hps.iter().flatten() {
+                                // SAFETY: protected by the hazard pointer beside it.
+                                let (now, alive) = unsafe { ((**p).value, (**p).alive.load(Relaxed)) };
+                                prop_assert!(alive, "a protected object was dropped");
+                                prop_assert_eq!(now, *v, "a protected object changed");
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            // Explicit joins: the threads have exited (records released,
+            // thread-local destructors included) before we measure.
+            for h in hs {
+                h.join().unwrap()?;
+            }
+            Ok::<(), TestCaseError>(())
+        })?;
+        let retired = made.load(Relaxed) - 4;
+        let h = 8 * domain.records();
+        prop_assert_eq!(drops.load(Relaxed) + domain.pending(), retired);
+        prop_assert!(
+            domain.pending() <= 64.max(2 * h) + 4 * h,
+            "{} unreclaimed with {} hazard slots", domain.pending(), h
+        );
+        domain.reclaim();
+        prop_assert_eq!(domain.pending(), 0);
+        prop_assert_eq!(drops.load(Relaxed), retired, "reclaim after the threads exited left garbage");
+        for s in &slots {
+            // SAFETY: the current objects are ours.
+            unsafe { drop(Box::from_raw(s.load(Relaxed))) };
+        }
+        drop(domain);
+        prop_assert_eq!(drops.load(Relaxed), made.load(Relaxed));
+    }
 
     /// 2–4 threads, random operation lists on one `Rcu`; the history is
     /// linearizable as a register.

@@ -14,7 +14,7 @@ pub(super) fn top_of_page(report: &Report) -> String {
     }
     let lines = crate::verdict::headline(report);
     if !lines.is_empty() {
-        h.push_str("<h2>Headline</h2>\n<p class=\"sub\">Each structure's waitless contender against its lock and its best peer, at the largest thread count within the hardware threads; \"within noise\" where the runs do not establish a difference.</p>\n<ul class=\"rec\">\n");
+        h.push_str("<h2>Headline</h2>\n<p class=\"sub\">Each structure's waitless contender against its lock and its best peer, at the largest thread count within the hardware threads, then its worst established loss in the group, if any; \"within noise\" where the runs do not establish a difference.</p>\n<ul class=\"rec\">\n");
         for l in lines {
             let _ = writeln!(h, "<li>{}</li>", esc(&l));
         }
@@ -97,7 +97,7 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
             esc(&report.command)
         }
     );
-    h.push_str("<h2>Crossover summary</h2>\n<p class=\"sub\">Ratios are waitless ÷ contender, medians measured in the same run (above 1: waitless is faster). The crossover is the smallest thread count from which waitless beats the lock at that count and every larger one measured. Uncoloured ratios are within noise (the two sides' min–max ranges overlap).</p>\n<table><tr><th>workload</th><th>waitless contender</th><th>vs lock</th><th>crossover</th><th>best vs lock</th><th>vs best peer (largest count)</th></tr>\n");
+    let _ = write!(h, "<h2>Crossover summary</h2>\n<p class=\"sub\">Ratios are waitless ÷ contender, medians measured in the same run (above 1: waitless is faster). The crossover is the smallest thread count from which waitless beats the lock at that count and every larger one measured. \"Within noise\" replaces a ratio the runs do not establish: the two sides' min–max ranges overlap, a side's spread exceeds {:.0}%, or a side was disturbed.</p>\n<table><tr><th>workload</th><th>waitless contender</th><th>vs lock</th><th>crossover</th><th>best vs lock</th><th>vs best peer (largest count)</th></tr>\n", crate::analyzer::NOISY_SPREAD * 100.0);
     for w in &report.workloads {
         if w.analyses.is_empty() {
             let _ = writeln!(
@@ -289,7 +289,7 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
             h.push_str("</ul>\n");
         }
         for c in &w.contenders {
-            if let Some(p) = &c.contention {
+            if let Some(p) = c.contention.as_ref().filter(|p| p.has_findings()) {
                 let _ = write!(
                     h,
                     "<p><b>Contention</b> ({}, {} threads): {}",

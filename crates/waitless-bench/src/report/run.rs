@@ -12,6 +12,15 @@ pub(super) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// Whether a contention-profiled run can report anything here: the CAS
+/// counters are compiled in (the `contention` feature), or the machine
+/// exposes a hardware cache-miss counter. When neither, the CLI skips the
+/// profiled runs and says so once ([`crate::verdict::notes`]).
+pub fn profiling_can_report() -> bool {
+    waitless::contention::is_compiled_in()
+        || crate::perf::CacheMissCounter::open_inherited().is_some()
+}
+
 /// Runs the plan. At each thread count and repeat the contenders run one
 /// after another, so slow drift of a shared machine hits them alike.
 pub fn run_plan(

@@ -72,7 +72,7 @@ pub fn text_table(report: &Report) -> String {
             let _ = writeln!(s, "  -> {}: {}", a.contender, arrow_line(a));
         }
         for c in &w.contenders {
-            if let Some(p) = &c.contention {
+            if let Some(p) = c.contention.as_ref().filter(|p| p.has_findings()) {
                 let _ = writeln!(
                     s,
                     "  contention ({}, {} threads): {}",
@@ -90,9 +90,12 @@ pub fn text_table(report: &Report) -> String {
             let _ = writeln!(s, "  ! {w}");
         }
     }
+    for n in crate::verdict::notes(report) {
+        let _ = writeln!(s, "\nNote: {n}");
+    }
     let headline = crate::verdict::headline(report);
     if !headline.is_empty() {
-        s.push_str("\nHeadline (waitless against its lock and its best peer; ratios of medians, \"within noise\" where the runs do not establish a difference):\n");
+        s.push_str("\nHeadline (waitless against its lock and its best peer, then its worst established loss in the group; ratios of medians, \"within noise\" where the runs do not establish a difference):\n");
         for l in &headline {
             let _ = writeln!(s, "  {l}");
         }

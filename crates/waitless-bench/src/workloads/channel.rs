@@ -141,7 +141,10 @@ impl BenchChannel for WaitlessSpsc {
     }
 }
 
-/// `waitless::channel::spsc`, [`BATCH`] messages per call.
+/// `waitless::channel::spsc`, [`BATCH`] messages per call through its
+/// chunk API, used exactly as [`RtrbBatch`] uses rtrb's: a producer chunk
+/// of up to [`BATCH`] slots filled from a counter, a consumer chunk of up
+/// to [`BATCH`] values, each value read (summed into a `black_box`).
 pub struct WaitlessSpscBatch;
 
 impl Contender for WaitlessSpscBatch {
@@ -150,20 +153,22 @@ impl Contender for WaitlessSpscBatch {
 }
 
 impl BenchChannel for WaitlessSpscBatch {
-    type Tx = wl::spsc::Producer<u64>;
-    type Rx = (wl::spsc::Consumer<u64>, Vec<u64>);
+    type Tx = (wl::spsc::Producer<u64>, u64);
+    type Rx = wl::spsc::Consumer<u64>;
     fn endpoints(n: usize) -> (Vec<Self::Tx>, Vec<Self::Rx>) {
         one(n, "waitless spsc");
         let (p, c) = wl::spsc::bounded(SPSC_CAPACITY);
-        (vec![p], vec![(c, Vec::with_capacity(BATCH))])
+        (vec![(p, 0)], vec![c])
     }
-    fn send(p: &mut Self::Tx, v: u64) {
-        let mut it = v * BATCH as u64..(v + 1) * BATCH as u64;
-        p.push_iter(&mut it);
+    fn send((p, seq): &mut Self::Tx, _v: u64) {
+        let first = *seq;
+        *seq += p.write_chunk(BATCH).fill_from_iter(&mut (first..)) as u64;
     }
-    fn recv((c, buf): &mut Self::Rx) -> u64 {
-        buf.clear();
-        c.pop_batch(buf, BATCH) as u64
+    fn recv(c: &mut Self::Rx) -> u64 {
+        let chunk = c.read_chunk(BATCH);
+        let n = chunk.len() as u64;
+        std::hint::black_box(chunk.fold(0u64, u64::wrapping_add));
+        n
     }
 }
 
@@ -339,7 +344,10 @@ impl BenchChannel for Kanal {
     }
 }
 
-/// `rtrb`, [`BATCH`] messages per call through its chunk API.
+/// `rtrb`, [`BATCH`] messages per call through its chunk API; each value
+/// read (summed into a `black_box`, as [`WaitlessSpscBatch`] does: without
+/// it the compiler drops the reads of a counted-only chunk, and the
+/// consumer never touches the message lines).
 pub struct RtrbBatch;
 
 impl Contender for RtrbBatch {
@@ -369,8 +377,8 @@ impl BenchChannel for RtrbBatch {
         let n = c.slots().min(BATCH);
         match c.read_chunk(n) {
             Ok(chunk) if n > 0 => {
-                let got = chunk.into_iter().count();
-                got as u64
+                std::hint::black_box(chunk.into_iter().fold(0u64, u64::wrapping_add));
+                n as u64
             }
             _ => 0,
         }

@@ -13,8 +13,10 @@
 //!
 //! Contenders: `waitless::rcu::Rcu` (`read`/`replace`), `arc_swap::ArcSwap`
 //! (`load`/`store`), `RwLock<Arc<T>>` (read lock and dereference / write
-//! lock and swap the `Arc`) and `left_right` (`enter` on a per-thread read
-//! handle / `append` + `publish`).
+//! lock and swap the `Arc`), `left_right` (`enter` on a per-thread read
+//! handle / `append` + `publish`) and a `crossbeam_epoch::Atomic`
+//! (`pin` + load / swap + `defer_destroy`, the issue-13 yardstick for
+//! RCU reads).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -90,7 +92,13 @@ macro_rules! cells {
         table!(
             $workload,
             $run,
-            [ArcSwapCell, WaitlessRcu, RwLockCell, LeftRight]
+            [
+                ArcSwapCell,
+                WaitlessRcu,
+                RwLockCell,
+                LeftRight,
+                CrossbeamCell
+            ]
         )
     };
 }
@@ -215,6 +223,47 @@ impl BenchRcu for ArcSwapCell {
     }
     fn write(&self, version: u64) {
         self.0.store(Arc::new(Value::new(version)));
+    }
+}
+
+/// `crossbeam_epoch::Atomic<Value>`: `pin` + load / swap + `defer_destroy`.
+pub struct CrossbeamCell(crossbeam_epoch::Atomic<Value>);
+
+impl Contender for CrossbeamCell {
+    const NAME: &'static str = "crossbeam_epoch pin+load";
+    const ROLE: Role = Role::Peer;
+}
+
+impl BenchRcu for CrossbeamCell {
+    type Reader = ();
+    fn build() -> Self {
+        Self(crossbeam_epoch::Atomic::new(Value::new(0)))
+    }
+    fn reader(&self) {}
+    fn read(&self, _: &mut ()) -> u64 {
+        let g = crossbeam_epoch::pin();
+        let p = self.0.load(std::sync::atomic::Ordering::Acquire, &g);
+        // SAFETY: pinned; replaced values are retired with `defer_destroy`,
+        // and the pointer is never null.
+        unsafe { p.deref() }.use_it()
+    }
+    fn write(&self, version: u64) {
+        let g = crossbeam_epoch::pin();
+        let old = self.0.swap(
+            crossbeam_epoch::Owned::new(Value::new(version)),
+            std::sync::atomic::Ordering::AcqRel,
+            &g,
+        );
+        // SAFETY: unlinked by the swap; readers that hold it are pinned.
+        unsafe { g.defer_destroy(old) };
+    }
+}
+
+impl Drop for CrossbeamCell {
+    fn drop(&mut self) {
+        let a = std::mem::replace(&mut self.0, crossbeam_epoch::Atomic::null());
+        // SAFETY: `&mut self`: no reader is left.
+        drop(unsafe { a.into_owned() });
     }
 }
 

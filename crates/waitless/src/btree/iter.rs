@@ -5,7 +5,7 @@ use core::fmt;
 use core::iter::FusedIterator;
 use core::ops::Bound;
 
-use super::node::{Inner, Leaf, Node};
+use super::node::{key_of, prefetch_all, Inner, Leaf, Node};
 use crate::epoch::Guard;
 
 /// An iterator over a key range of one snapshot of a
@@ -100,7 +100,7 @@ unsafe fn normalize<K, V>(
     idx: &mut usize,
 ) {
     // SAFETY: (for every deref below) nodes of the pinned version.
-    while !leaf.is_null() && *idx == unsafe { (**leaf).keys.len() } {
+    while !leaf.is_null() && *idx == unsafe { (**leaf).len() } {
         *idx = 0;
         // Climb to the nearest ancestor with a child to the right.
         loop {
@@ -114,6 +114,10 @@ unsafe fn normalize<K, V>(
                 top.1 += 1;
                 // SAFETY: see above.
                 *leaf = unsafe { leftmost(n.kid(top.1), stack) };
+                // The scan reads every entry of the new leaf: start loading
+                // them all now.
+                // SAFETY: `leftmost` returns a leaf of the pinned version.
+                prefetch_all(unsafe { (**leaf).ents.as_slice() });
                 break;
             }
             stack.pop();
@@ -170,10 +174,18 @@ where
                 p = n.kid(i);
             }
             Node::Leaf(l) => {
-                let keys = l.keys.as_slice();
+                let ents = l.ents.as_slice();
+                prefetch_all(ents);
                 let i = match b {
-                    Bound::Included(q) => keys.partition_point(|k| k.borrow() < q),
-                    Bound::Excluded(q) => keys.partition_point(|k| k.borrow() <= q),
+                    Bound::Included(q) => ents.partition_point(|&e| {
+                        // SAFETY: `e` is read from `l`, a node of the
+                        // pinned version.
+                        unsafe { key_of(e) }.borrow() < q
+                    }),
+                    Bound::Excluded(q) => ents.partition_point(|&e| {
+                        // SAFETY: as above.
+                        unsafe { key_of(e) }.borrow() <= q
+                    }),
                     Bound::Unbounded => 0,
                 };
                 return (l, i);
@@ -193,12 +205,11 @@ impl<K: Clone, V: Clone> Iterator for Range<'_, K, V> {
         // SAFETY: `leaf` is a node of the version `_guard` keeps alive, and
         // a normalized position is a valid slot.
         let l = unsafe { &*self.leaf };
-        let item = (
-            l.keys.as_slice()[self.idx].clone(),
-            l.vals.as_slice()[self.idx].clone(),
-        );
+        let e = l.entry(self.idx);
+        // SAFETY: `e` is reached through a leaf slot of the pinned version.
+        let item = (e.key.clone(), unsafe { e.with_val(V::clone) });
         self.idx += 1;
-        if self.idx == l.keys.len() {
+        if self.idx == l.len() {
             // SAFETY: as above.
             unsafe { normalize(&mut self.stack, &mut self.leaf, &mut self.idx) };
         }

@@ -12,12 +12,23 @@ use super::*;
 use crate::sync::{Arc, UnsafeCell};
 use loom::thread;
 
+/// Counts live keys of the models that check exact drops (std atomics: a
+/// plain counter, reset at the start of each execution; loom runs one
+/// execution at a time on its own scheduler).
+static LIVE: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
+/// The counter of the models that do not check drops.
+static UNCOUNTED: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
+
 /// A key whose reads and destruction loom can see.
-struct Key(UnsafeCell<u64>);
+struct Key(UnsafeCell<u64>, &'static std::sync::atomic::AtomicIsize);
 
 impl Key {
     fn new(v: u64) -> Self {
-        Key(UnsafeCell::new(v))
+        Key::counted(v, &UNCOUNTED)
+    }
+    fn counted(v: u64, live: &'static std::sync::atomic::AtomicIsize) -> Self {
+        live.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Key(UnsafeCell::new(v), live)
     }
     fn get(&self) -> u64 {
         // SAFETY: the cell is written only by `drop`, which has exclusive
@@ -33,7 +44,7 @@ unsafe impl Sync for Key {}
 
 impl Clone for Key {
     fn clone(&self) -> Self {
-        Key::new(self.get())
+        Key::counted(self.get(), self.1)
     }
 }
 impl Drop for Key {
@@ -41,6 +52,8 @@ impl Drop for Key {
         // SAFETY: exclusive access (`&mut self`); loom flags it if some
         // reader of this key is not ordered before it.
         self.0.with_mut(|p| unsafe { *p = u64::MAX });
+        let before = self.1.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(before > 0, "a key dropped twice");
     }
 }
 impl PartialEq for Key {
@@ -161,5 +174,90 @@ fn emptied_leaf_and_root_collapse_race_a_scan() {
         let states: [&[u64]; 3] = [&[10, 20, 30, 40, 50], &[20, 30, 40, 50], &[30, 40, 50]];
         assert!(states.contains(&got.as_slice()), "not a snapshot: {got:?}");
         assert_eq!(keys(&m), [30, 40, 50]);
+    });
+}
+
+/// A map holding `keys`, with counted keys.
+fn counted(keys: &[u64]) -> Arc<LockFreeBTree<Key, u64>> {
+    LIVE.store(0, std::sync::atomic::Ordering::Relaxed);
+    let m = LockFreeBTree::new();
+    for &k in keys {
+        m.insert(Key::counted(k, &LIVE), k);
+    }
+    Arc::new(m)
+}
+
+/// Drops the last handle of `m` (its collector runs every deferred
+/// release) and checks that every key object was dropped exactly once.
+fn drop_and_count(m: Arc<LockFreeBTree<Key, u64>>) {
+    drop(m);
+    assert_eq!(
+        LIVE.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "a key leaked"
+    );
+}
+
+/// A split takes a speculative count on its new separator (here 30) while
+/// another writer removes that very key: whichever CAS wins, the entry is
+/// freed exactly once, after every reader of its key (the separator) or
+/// value (the leaf slot) is done.
+#[test]
+fn split_races_removal_of_its_separator() {
+    loom::model(|| {
+        let m = counted(&[10, 20, 30, 40]);
+        let remover = {
+            let m = Arc::clone(&m);
+            thread::spawn(move || m.remove(&Key::counted(30, &LIVE)))
+        };
+        // [10 20 30 35 40] splits into [10 20] | [30 35 40], separator 30.
+        assert_eq!(m.insert(Key::counted(35, &LIVE), 35), None);
+        assert_eq!(remover.join().unwrap(), Some(30));
+        assert_eq!(keys(&m), [10, 20, 35, 40]);
+        assert_eq!(m.get(&Key::counted(30, &LIVE)), None);
+        drop_and_count(m);
+    });
+}
+
+/// The separator's own key leaves the map (its value is dropped) while a
+/// reader routes through it to a neighbour; then the leaf on its left
+/// empties and the separator itself goes, freeing the entry.
+#[test]
+fn removed_separator_key_races_a_lookup() {
+    loom::model(|| {
+        // [10 20] | [25 30 40], separator 25; then [20] | [25 30 40].
+        let m = counted(&[10, 20, 30, 40, 25]);
+        assert_eq!(m.remove(&Key::counted(10, &LIVE)), Some(10));
+        let reader = {
+            let m = Arc::clone(&m);
+            thread::spawn(move || m.get(&Key::new(30)))
+        };
+        assert_eq!(m.remove(&Key::counted(25, &LIVE)), Some(25));
+        assert_eq!(m.remove(&Key::counted(20, &LIVE)), Some(20)); // separator 25 goes
+        assert_eq!(
+            reader.join().unwrap(),
+            Some(30),
+            "a key present throughout was missed"
+        );
+        assert_eq!(keys(&m), [30, 40]);
+        drop_and_count(m);
+    });
+}
+
+/// Replacing a value (a new entry; the old one's value is dropped after a
+/// grace period) races a lookup that reads the old value.
+#[test]
+fn replace_races_a_lookup() {
+    loom::model(|| {
+        let m = counted(&[10, 20]);
+        let reader = {
+            let m = Arc::clone(&m);
+            thread::spawn(move || m.get(&Key::new(20)))
+        };
+        assert_eq!(m.insert(Key::counted(20, &LIVE), 200), Some(20));
+        let got = reader.join().unwrap();
+        assert!(got == Some(20) || got == Some(200), "{got:?}");
+        assert_eq!(m.get(&Key::new(20)), Some(200));
+        drop_and_count(m);
     });
 }

@@ -20,9 +20,11 @@
 //! # Design
 //!
 //! The map is one atomic pointer to the root of a B+tree (fan-out 32:
-//! leaves hold up to 32 sorted keys with their values in inline arrays,
-//! inner nodes up to 32 children and 31 separator keys). A node is never
-//! changed once another thread can see it. A writer
+//! leaves hold up to 32 pointers to entries in key order, inner nodes up to
+//! 32 children and 31 separators). Each key and its value live in one
+//! entry, allocated by the `insert` that brought them and never moved, so
+//! copying a node copies pointers and no key or value is ever cloned by the
+//! map. A node is never changed once another thread can see it. A writer
 //!
 //! 1. pins, loads the root, and descends to the leaf, remembering the path;
 //! 2. builds a new copy of that leaf with its change (splitting it in two
@@ -63,19 +65,30 @@
 //! memory (pinning writes only the thread's own epoch record).
 //!
 //! The price is paid by writers: each update allocates and copies a path of
-//! about log₃₂ n nodes (clones of their keys and values), and all writers
-//! serialize on one CAS, so concurrent writers to *different* keys conflict.
-//! The measurements are in `docs/btree.md`.
+//! about log₃₂ n nodes (arrays of pointers), and all writers serialize on
+//! one CAS, so concurrent writers to *different* keys conflict. Searches
+//! pay for the entries being out of line: each probe of a binary search
+//! reads its entry's key through a pointer (a node's entries are prefetched
+//! together before its search). The measurements are in `docs/btree.md`.
 //!
 //! # Memory
 //!
-//! Each node owns clones of its keys and values; inner nodes do not own
-//! their children (subtrees are shared between versions). A writer whose CAS
-//! succeeded retires exactly the nodes of the old path (each is reachable
-//! from old roots only); one whose CAS failed frees its private nodes at
-//! once. Dropping the map frees the current tree, then its collector runs
-//! every retired node. So every key and value object (including the clones
-//! made by copying) is dropped exactly once.
+//! Nodes own neither their children (subtrees are shared between versions)
+//! nor their entries. A writer whose CAS succeeded retires exactly the nodes
+//! of the old path (each is reachable from old roots only); one whose CAS
+//! failed frees its private nodes at once.
+//!
+//! An entry counts its references from the current version: 1 for its leaf
+//! slot while its key is in the map, plus 1 per inner node whose separator
+//! it is (a leaf split makes the first entry of its right half a
+//! separator, counted *before* the CAS, so the count never falls below the
+//! current version's references; a failed attempt takes that count back). The writer whose CAS drops a
+//! reference releases it through the collector, after every reader pinned
+//! at that moment: releasing the leaf reference drops the value, the last
+//! release frees the entry and drops the key. So a removed key may outlive
+//! its value while it still routes searches as a separator, and every key
+//! and value object is dropped exactly once (dropping the map releases the
+//! current version's references, then its collector runs the rest).
 //!
 //! A long-lived [`Range`] holds a guard of the map's collector: while it
 //! lives, nodes retired by writers are not freed (see
@@ -83,11 +96,13 @@
 //!
 //! # Bounds
 //!
-//! Keys need `Ord`; writers need `K: Clone` because copying a node clones
-//! its keys (a node is shared with readers, so its keys cannot be moved out,
-//! and a bytewise copy would race with interior mutability inside keys).
-//! `V: Clone` is needed where values are returned (`insert`, `get`,
-//! `remove`, `range`) and for copying, which only writers do.
+//! Keys need `Ord` and never `Clone` to be stored or removed: `Clone` is
+//! needed only where an operation returns a clone — `V: Clone` for `get`,
+//! `insert` and `remove` (the old value: readers of older versions may
+//! still be reading it, so it cannot be moved out), `K: Clone, V: Clone`
+//! for `range`, `iter` and `first/last_key_value`. Replacing the value of
+//! an existing key stores the key object given to `insert` (an equal key)
+//! and drops the old one with the old value.
 
 mod iter;
 mod node;
@@ -104,7 +119,7 @@ use core::marker::PhantomData;
 use core::ops::{Bound, RangeBounds};
 
 pub use iter::Range;
-use node::{Inner, Leaf, Node, NodePtr, B};
+use node::{key_of, release, release_now, Entry, EntryPtr, Inner, Leaf, Node, NodePtr, B};
 
 use crate::contention::Site;
 use crate::epoch::{Collector, Guard};
@@ -136,17 +151,19 @@ pub struct LockFreeBTree<K, V> {
 // them, so it needs `K: Send, V: Send`.
 unsafe impl<K: Send, V: Send> Send for LockFreeBTree<K, V> {}
 // SAFETY: through `&LockFreeBTree` several threads read the same keys and
-// values (`K: Sync, V: Sync`), clone them, and retired nodes are dropped by
-// whichever thread collects them (`K: Send, V: Send`). All shared mutation
-// is the atomic root pointer; nodes are immutable once published.
+// values (`K: Sync, V: Sync`), clone them, and entries are dropped by
+// whichever thread runs their last release (`K: Send, V: Send`). All shared
+// mutation is the atomic root pointer and the entries' atomic counts (and a
+// value's drop, after its grace period); nodes are immutable once published.
 unsafe impl<K: Send + Sync, V: Send + Sync> Sync for LockFreeBTree<K, V> {}
 
 /// What a rebuilt subtree became, reported to the level above.
 enum Up<K, V> {
     /// One node replaces the old child.
     One(NodePtr<K, V>),
-    /// The child split: left, separator (first key of the right), right.
-    Two(NodePtr<K, V>, K, NodePtr<K, V>),
+    /// The child split: left, separator (the first entry of the right
+    /// half, counted), right.
+    Two(NodePtr<K, V>, EntryPtr<K, V>, NodePtr<K, V>),
     /// The child became empty and is dropped from its parent.
     Gone,
 }
@@ -230,9 +247,10 @@ impl<K, V> LockFreeBTree<K, V> {
     {
         let guard = self.collector.pin();
         let leaf = Self::leaf_for(self.snapshot(&guard), q);
-        let keys = leaf.keys.as_slice();
-        let i = keys.binary_search_by(|k| k.borrow().cmp(q)).ok()?;
-        Some(f(&keys[i], &leaf.vals.as_slice()[i]))
+        let e = leaf.entry(leaf.search(q).ok()?);
+        // SAFETY: `e` is reached through a leaf slot of the version `guard`
+        // keeps alive.
+        Some(unsafe { e.with_val(|v| f(&e.key, v)) })
     }
 
     /// A clone of the value for `key`.
@@ -376,11 +394,13 @@ impl<K, V> LockFreeBTree<K, V> {
                 Node::Leaf(l) => {
                     // Only the root can be an empty leaf (empty nodes are
                     // dropped from their parent), so this is the empty map.
-                    if l.keys.len() == 0 {
+                    if l.len() == 0 {
                         return None;
                     }
-                    let i = pick(l.keys.len());
-                    return Some((l.keys.as_slice()[i].clone(), l.vals.as_slice()[i].clone()));
+                    let e = l.entry(pick(l.len()));
+                    // SAFETY: reached through a leaf slot of the pinned
+                    // version.
+                    return Some((e.key.clone(), unsafe { e.with_val(V::clone) }));
                 }
             }
         }
@@ -454,10 +474,13 @@ impl<K, V> LockFreeBTree<K, V> {
     }
 }
 
-impl<K: Ord + Clone, V: Clone> LockFreeBTree<K, V> {
+impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
     /// Inserts `key → value`; returns the previous value (a clone), like
-    /// [`std::collections::BTreeMap::insert`]: for an existing key the
-    /// value is replaced and the stored key kept.
+    /// [`std::collections::BTreeMap::insert`]. For an existing key the
+    /// entry is replaced by the one given: the map then holds the new key
+    /// object (equal to the old one), and the old key is dropped with the
+    /// old value. Only `V: Clone` is needed (to return the old value): keys
+    /// are never cloned.
     ///
     /// ```
     /// let m = waitless::btree::LockFreeBTree::new();
@@ -467,50 +490,42 @@ impl<K: Ord + Clone, V: Clone> LockFreeBTree<K, V> {
     /// ```
     pub fn insert(&self, key: K, value: V) -> Option<V> {
         let guard = self.collector.pin();
+        // Our entry: private until a CAS publishes it, reused by retries;
+        // freed (key and value dropped) if a comparison panics first.
+        let e = Entry::alloc(key, value);
+        let unpublished = Unpublished(e);
+        // SAFETY: `e` is ours and alive for this call.
+        let k = unsafe { key_of(e) };
         let mut path: Path<K, V> = Vec::new();
-        let mut fresh: Vec<NodePtr<K, V>> = Vec::new();
-        let (mut key, mut value) = (key, value);
+        let mut at = Attempt::new();
         let backoff = Backoff::new();
         loop {
             path.clear();
             let root = self.root.load(Ordering::Acquire);
             // SAFETY: `root` was loaded (Acquire, pairing with the root CAS
             // in `commit`) while `guard` is pinned.
-            let (leaf_node, leaf) = unsafe { descend(root, &key, &mut path) };
-            match leaf.keys.as_slice().binary_search(&key) {
+            let (leaf_node, leaf) = unsafe { descend(root, k, &mut path) };
+            let (up, replaced) = match leaf.search(k) {
                 Ok(i) => {
-                    let old = leaf.vals.as_slice()[i].clone();
-                    let p = leaf_replace(leaf, i, value);
-                    fresh.push(p);
-                    // SAFETY: `root`, `path` and `leaf_node` come from one
-                    // descent under `guard`; `fresh` holds our new nodes.
-                    if unsafe {
-                        self.commit(&guard, root, &path, leaf_node, Up::One(p), &mut fresh)
-                    } {
-                        INSERT_SITE.record(true);
-                        return Some(old);
-                    }
-                    INSERT_SITE.record(false);
-                    // SAFETY: `p` is our unpublished leaf (the CAS failed);
-                    // slot `i` holds the value we moved in.
-                    value = unsafe { take_leaf(p) }.vals.remove(i);
+                    let old = leaf.ents.as_slice()[i];
+                    let p = leaf_replace(leaf, i, e);
+                    at.fresh.push(p);
+                    at.drops.push((old, true));
+                    (Up::One(p), Some(old))
                 }
-                Err(i) => {
-                    let (up, (p, j)) = leaf_insert(leaf, i, key, value, &mut fresh);
-                    // SAFETY: as above.
-                    if unsafe { self.commit(&guard, root, &path, leaf_node, up, &mut fresh) } {
-                        INSERT_SITE.record(true);
-                        return None;
-                    }
-                    INSERT_SITE.record(false);
-                    // SAFETY: `p` is one of our unpublished leaves; slot `j`
-                    // holds the entry we moved in.
-                    let l = unsafe { take_leaf(p) };
-                    key = l.keys.remove(j);
-                    value = l.vals.remove(j);
-                }
+                Err(i) => (leaf_insert(leaf, i, e, &mut at), None),
+            };
+            // SAFETY: `root`, `path` and `leaf_node` come from one descent
+            // under `guard`; `at` holds this attempt's nodes and counts.
+            if unsafe { self.commit(&guard, root, &path, leaf_node, up, &mut at) } {
+                core::mem::forget(unpublished);
+                INSERT_SITE.record(true);
+                // SAFETY: `old` was in a leaf of the version we replaced;
+                // its leaf reference is released only after `guard` unpins.
+                return replaced.map(|old| unsafe { (*old).with_val(V::clone) });
             }
-            free_fresh(&mut fresh);
+            INSERT_SITE.record(false);
+            at.abandon();
             // Another writer's CAS won: back off a little so the two of us
             // stop rebuilding the same path in lockstep.
             backoff.spin();
@@ -532,42 +547,45 @@ impl<K: Ord + Clone, V: Clone> LockFreeBTree<K, V> {
     {
         let guard = self.collector.pin();
         let mut path: Path<K, V> = Vec::new();
-        let mut fresh: Vec<NodePtr<K, V>> = Vec::new();
+        let mut at = Attempt::new();
         let backoff = Backoff::new();
         loop {
             path.clear();
             let root = self.root.load(Ordering::Acquire);
             // SAFETY: as in `insert`.
             let (leaf_node, leaf) = unsafe { descend(root, key, &mut path) };
-            let i = leaf
-                .keys
-                .as_slice()
-                .binary_search_by(|k| k.borrow().cmp(key))
-                .ok()?;
-            let old = leaf.vals.as_slice()[i].clone();
-            let up = leaf_remove(leaf, i, &mut fresh);
+            let i = leaf.search(key).ok()?;
+            let old = leaf.ents.as_slice()[i];
+            at.drops.push((old, true));
+            let up = leaf_remove(leaf, i, &mut at);
             // SAFETY: as in `insert`.
-            if unsafe { self.commit(&guard, root, &path, leaf_node, up, &mut fresh) } {
+            if unsafe { self.commit(&guard, root, &path, leaf_node, up, &mut at) } {
                 REMOVE_SITE.record(true);
-                return Some(old);
+                // SAFETY: as in `insert`: released only after we unpin.
+                return Some(unsafe { (*old).with_val(V::clone) });
             }
             REMOVE_SITE.record(false);
-            free_fresh(&mut fresh);
+            at.abandon();
             backoff.spin();
         }
     }
+}
 
+impl<K, V> LockFreeBTree<K, V> {
     /// Builds the new path above a changed leaf and tries to publish it.
-    /// On success retires the old path and returns `true`; on failure
-    /// returns `false` and leaves every new node in `fresh` (the caller
-    /// takes its entry back and frees them).
+    /// On success retires the old path, releases the entry references the
+    /// new version dropped (`at.drops`), and returns `true`; on failure
+    /// returns `false` with every new node in `at.fresh` (the caller
+    /// abandons the attempt).
     ///
     /// # Safety
     /// 1. `guard` is pinned in `self.collector` and was pinned before
     ///    `root` was loaded from `self.root`.
     /// 2. `path` and `leaf` are the nodes visited descending from `root`.
-    /// 3. `up` and `fresh` hold only nodes built by this call's caller (not
-    ///    published), `up`'s nodes among `fresh`.
+    /// 3. `up` and `at.fresh` hold only nodes built by this call's caller
+    ///    (not published), `up`'s nodes among `at.fresh`; `at.spec` and
+    ///    `at.drops` describe how the new version's entry references differ
+    ///    from `root`'s.
     unsafe fn commit(
         &self,
         guard: &Guard<'_>,
@@ -575,7 +593,7 @@ impl<K: Ord + Clone, V: Clone> LockFreeBTree<K, V> {
         path: &Path<K, V>,
         leaf: NodePtr<K, V>,
         up: Up<K, V>,
-        fresh: &mut Vec<NodePtr<K, V>>,
+        at: &mut Attempt<K, V>,
     ) -> bool {
         // SAFETY: precondition 2: `leaf` is in the pinned version.
         let mut old_count = unsafe { (*leaf).count() };
@@ -587,21 +605,22 @@ impl<K: Ord + Clone, V: Clone> LockFreeBTree<K, V> {
             };
             // SAFETY: `n`'s children are in the pinned version; `up` holds
             // our nodes (3).
-            up = unsafe { rebuild_inner(n, idx, up, old_count, fresh) };
+            up = unsafe { rebuild_inner(n, idx, up, old_count, at) };
             old_count = n.count;
         }
         let new_root = match up {
             Up::One(p) => {
                 // SAFETY: `p` is ours (3), fully built.
                 match unsafe { &*p } {
-                    // A root with one child is replaced by the child; the
-                    // shell we built for it (the last node built) is freed.
+                    // A root with one child (and no separator) is replaced
+                    // by the child; the shell we built for it (the last
+                    // node built) is freed.
                     Node::Inner(n) if n.kids.len() == 1 => {
                         let kid = n.kid(0);
-                        debug_assert_eq!(fresh.last(), Some(&p));
-                        fresh.pop();
+                        debug_assert_eq!(at.fresh.last(), Some(&p));
+                        at.fresh.pop();
                         // SAFETY: `p` is ours and unpublished; dropping an
-                        // inner node does not touch its child.
+                        // inner node touches neither its child nor entries.
                         drop(unsafe { Box::from_raw(p) });
                         kid
                     }
@@ -616,25 +635,27 @@ impl<K: Ord + Clone, V: Clone> LockFreeBTree<K, V> {
                 n.kids.push(l);
                 n.kids.push(r);
                 let p = Node::Inner(n).into_ptr();
-                fresh.push(p);
+                at.fresh.push(p);
                 p
             }
             Up::Gone => {
                 let p = Node::Leaf(Leaf::new()).into_ptr();
-                fresh.push(p);
+                at.fresh.push(p);
                 p
             }
         };
-        // AcqRel: Release publishes every node we built (pairs with the
-        // Acquire root loads of readers and writers); Acquire on success is
-        // not needed for data but keeps the retire below ordered after the
-        // CAS that unlinked the old path. Failure: Relaxed, we reload.
+        // AcqRel: Release publishes every node (and new entry) we built
+        // (pairs with the Acquire root loads of readers and writers);
+        // Acquire on success keeps the retires and releases below after the
+        // CAS that unlinked what they free. Failure: Relaxed, we reload.
         match self
             .root
             .compare_exchange(root, new_root, Ordering::AcqRel, Ordering::Relaxed)
         {
             Ok(_) => {
-                fresh.clear();
+                at.fresh.clear();
+                // The speculative separator reference is now a real one.
+                at.spec = None;
                 for &(p, _) in path {
                     // SAFETY: the old path is unlinked by our CAS: the new
                     // root does not reach it (every node on it was copied),
@@ -643,11 +664,19 @@ impl<K: Ord + Clone, V: Clone> LockFreeBTree<K, V> {
                     // retired once, by the writer whose CAS unlinked it.
                     // Dropping off-thread: `K, V: Send` when the map is
                     // shared; otherwise the map is `!Send + !Sync` and every
-                    // collection runs on its one thread.
+                    // collection runs on its one thread. Dropping a node
+                    // touches no entry.
                     unsafe { guard.defer_destroy(p) };
                 }
                 // SAFETY: as for the path.
                 unsafe { guard.defer_destroy(leaf) };
+                for (e, is_leaf) in at.drops.drain(..) {
+                    // SAFETY: our CAS unlinked exactly these references
+                    // from the current version (precondition 3), each
+                    // counted and dropped once here; readers pinned now may
+                    // still use them, so the release waits for them.
+                    unsafe { release(guard, e, is_leaf) };
+                }
                 true
             }
             Err(_) => false,
@@ -672,17 +701,95 @@ impl<K, V> fmt::Debug for LockFreeBTree<K, V> {
 impl<K, V> Drop for LockFreeBTree<K, V> {
     fn drop(&mut self) {
         // `&mut self`: no other thread can reach the map. Free the current
-        // version; retired nodes are freed when `collector` drops after us.
+        // version and release its entry references; retired nodes and the
+        // releases still deferred run when `collector` drops after us, and
+        // the last release of each entry frees it.
         let mut stack = vec![self.root.load(Ordering::Relaxed)];
         while let Some(p) = stack.pop() {
             // SAFETY: every node of the current version is reachable once
             // from the root (a tree) and owned by it; retired nodes are not
             // reachable from it.
             let node = unsafe { Box::from_raw(p) };
-            if let Node::Inner(n) = &*node {
-                stack.extend_from_slice(n.kids.as_slice());
+            match &*node {
+                Node::Inner(n) => {
+                    stack.extend_from_slice(n.kids.as_slice());
+                    for &e in n.keys.as_slice() {
+                        // SAFETY: a separator reference of the current
+                        // version, counted, released once (this node is
+                        // freed now); no other thread exists.
+                        unsafe { release_now(e, false) };
+                    }
+                }
+                Node::Leaf(l) => {
+                    for &e in l.ents.as_slice() {
+                        // SAFETY: as above, the entry's leaf reference.
+                        unsafe { release_now(e, true) };
+                    }
+                }
             }
         }
+    }
+}
+
+/// Frees an `insert`'s entry if the call unwinds before publishing it.
+struct Unpublished<K, V>(EntryPtr<K, V>);
+
+impl<K, V> Drop for Unpublished<K, V> {
+    fn drop(&mut self) {
+        // SAFETY: `insert` forgets this guard once its CAS publishes the
+        // entry, so here it is still private to this thread.
+        drop(unsafe { Entry::unalloc(self.0) });
+    }
+}
+
+/// An update attempt's private state.
+struct Attempt<K, V> {
+    /// Nodes built by this attempt (not published).
+    fresh: Vec<NodePtr<K, V>>,
+    /// An entry whose count this attempt raised for a new separator (a leaf
+    /// split); undone if the attempt fails.
+    spec: Option<EntryPtr<K, V>>,
+    /// Entry references (entry, is the leaf reference) that the new version
+    /// no longer has; released if the attempt succeeds.
+    drops: Vec<(EntryPtr<K, V>, bool)>,
+}
+
+impl<K, V> Attempt<K, V> {
+    fn new() -> Self {
+        Attempt {
+            fresh: Vec::new(),
+            spec: None,
+            drops: Vec::new(),
+        }
+    }
+
+    /// Undoes a failed attempt: frees its nodes (not the entries they point
+    /// to, which belong to published versions or to the caller) and its
+    /// speculative count.
+    fn abandon(&mut self) {
+        for p in self.fresh.drain(..) {
+            // SAFETY: nodes in `fresh` were built by this attempt and its
+            // CAS failed, so no other thread has seen them; dropping a node
+            // frees neither its children nor its entries.
+            drop(unsafe { Box::from_raw(p) });
+        }
+        if let Some(e) = self.spec.take() {
+            // Release: orders our reads of the entry before whoever frees
+            // it (pairs with the AcqRel decrement in `release_now`).
+            // SAFETY: `e` was reached from the pinned version the attempt
+            // read, through a reference whose release waits for our guard,
+            // so it is alive and this decrement cannot be the last.
+            let before = unsafe { (*e).refs.fetch_sub(1, Ordering::Release) };
+            debug_assert!(before > 1, "a speculative count was the last");
+        }
+        self.drops.clear();
+    }
+}
+
+impl<K, V> Drop for Attempt<K, V> {
+    /// An attempt dropped unfinished (a comparison panicked) is abandoned.
+    fn drop(&mut self) {
+        self.abandon();
     }
 }
 
@@ -715,106 +822,87 @@ where
     }
 }
 
-/// A copy of `leaf` with value `i` replaced by `v`.
-fn leaf_replace<K: Clone, V: Clone>(leaf: &Leaf<K, V>, i: usize, v: V) -> NodePtr<K, V> {
+/// A copy of `leaf` with entry `i` replaced by `e`.
+fn leaf_replace<K, V>(leaf: &Leaf<K, V>, i: usize, e: EntryPtr<K, V>) -> NodePtr<K, V> {
     let mut b = new_leaf();
     let n = as_leaf(&mut b);
-    n.keys.extend_cloned(leaf.keys.as_slice());
-    let vals = leaf.vals.as_slice();
-    n.vals.extend_cloned(&vals[..i]);
-    n.vals.push(v);
-    n.vals.extend_cloned(&vals[i + 1..]);
+    let ents = leaf.ents.as_slice();
+    n.ents.extend_cloned(&ents[..i]);
+    n.ents.push(e);
+    n.ents.extend_cloned(&ents[i + 1..]);
     Box::into_raw(b)
 }
 
-/// A copy of `leaf` with `k → v` inserted at slot `i`, split in two if it
-/// overflows. Returns the result and where the new entry is.
-fn leaf_insert<K: Clone, V: Clone>(
+/// A copy of `leaf` with entry `e` inserted at slot `i`, split in two if it
+/// overflows (raising the count of the new separator entry, `at.spec`).
+fn leaf_insert<K, V>(
     leaf: &Leaf<K, V>,
     i: usize,
-    k: K,
-    v: V,
-    fresh: &mut Vec<NodePtr<K, V>>,
-) -> (Up<K, V>, (NodePtr<K, V>, usize)) {
-    let (keys, vals) = (leaf.keys.as_slice(), leaf.vals.as_slice());
-    if keys.len() < B {
+    e: EntryPtr<K, V>,
+    at: &mut Attempt<K, V>,
+) -> Up<K, V> {
+    let ents = leaf.ents.as_slice();
+    if ents.len() < B {
         let mut b = new_leaf();
         let n = as_leaf(&mut b);
-        n.keys.extend_cloned(&keys[..i]);
-        n.keys.push(k);
-        n.keys.extend_cloned(&keys[i..]);
-        n.vals.extend_cloned(&vals[..i]);
-        n.vals.push(v);
-        n.vals.extend_cloned(&vals[i..]);
+        n.ents.extend_cloned(&ents[..i]);
+        n.ents.push(e);
+        n.ents.extend_cloned(&ents[i..]);
         let p = Box::into_raw(b);
-        fresh.push(p);
-        return (Up::One(p), (p, i));
+        at.fresh.push(p);
+        return Up::One(p);
     }
     // Split: B + 1 entries, the left half keeps `mid`.
     let mid = B.div_ceil(2);
+    let mut all: Vec<EntryPtr<K, V>> = Vec::with_capacity(B + 1);
+    all.extend_from_slice(&ents[..i]);
+    all.push(e);
+    all.extend_from_slice(&ents[i..]);
     let mut l = Leaf::new();
     let mut r = Leaf::new();
-    let mut put = |j: usize, key: K, val: V| {
-        if j < mid {
-            l.keys.push(key);
-            l.vals.push(val);
-        } else {
-            r.keys.push(key);
-            r.vals.push(val);
-        }
-    };
-    let mut j = 0;
-    for (key, val) in keys[..i].iter().zip(&vals[..i]) {
-        put(j, key.clone(), val.clone());
-        j += 1;
-    }
-    put(j, k, v);
-    j += 1;
-    for (key, val) in keys[i..].iter().zip(&vals[i..]) {
-        put(j, key.clone(), val.clone());
-        j += 1;
-    }
-    let sep = r.keys.as_slice()[0].clone();
+    l.ents.extend_cloned(&all[..mid]);
+    r.ents.extend_cloned(&all[mid..]);
+    let sep = all[mid];
+    // Relaxed, as for `Arc::clone`: `sep` is alive and counted (it is in
+    // the pinned version, or it is our own entry), so the count is at
+    // least 1 and cannot reach 0 while we hold this increment.
+    // SAFETY: `sep` is alive (see above).
+    unsafe { (*sep).refs.fetch_add(1, Ordering::Relaxed) };
+    at.spec = Some(sep);
     let (lp, rp) = (Node::Leaf(l).into_ptr(), Node::Leaf(r).into_ptr());
-    fresh.push(lp);
-    fresh.push(rp);
-    let at = if i < mid { (lp, i) } else { (rp, i - mid) };
-    (Up::Two(lp, sep, rp), at)
+    at.fresh.push(lp);
+    at.fresh.push(rp);
+    Up::Two(lp, sep, rp)
 }
 
 /// A copy of `leaf` without slot `i`, or `Gone` if that empties it.
-fn leaf_remove<K: Clone, V: Clone>(
-    leaf: &Leaf<K, V>,
-    i: usize,
-    fresh: &mut Vec<NodePtr<K, V>>,
-) -> Up<K, V> {
-    let (keys, vals) = (leaf.keys.as_slice(), leaf.vals.as_slice());
-    if keys.len() == 1 {
+fn leaf_remove<K, V>(leaf: &Leaf<K, V>, i: usize, at: &mut Attempt<K, V>) -> Up<K, V> {
+    let ents = leaf.ents.as_slice();
+    if ents.len() == 1 {
         return Up::Gone;
     }
     let mut b = new_leaf();
     let n = as_leaf(&mut b);
-    n.keys.extend_cloned(&keys[..i]);
-    n.keys.extend_cloned(&keys[i + 1..]);
-    n.vals.extend_cloned(&vals[..i]);
-    n.vals.extend_cloned(&vals[i + 1..]);
+    n.ents.extend_cloned(&ents[..i]);
+    n.ents.extend_cloned(&ents[i + 1..]);
     let p = Box::into_raw(b);
-    fresh.push(p);
+    at.fresh.push(p);
     Up::One(p)
 }
 
 /// A copy of inner node `n` whose child `idx` (holding `old_kid_count`
-/// entries) became `up`; split in two if it overflows, `Gone` if it empties.
+/// entries) became `up`; split in two if it overflows, `Gone` if it empties
+/// (a dropped separator goes to `at.drops`).
 ///
 /// # Safety
 /// `n`'s children are alive (a pinned version); `up` holds fully built
 /// nodes.
-unsafe fn rebuild_inner<K: Clone, V>(
+unsafe fn rebuild_inner<K, V>(
     n: &Inner<K, V>,
     idx: usize,
     up: Up<K, V>,
     old_kid_count: usize,
-    fresh: &mut Vec<NodePtr<K, V>>,
+    at: &mut Attempt<K, V>,
 ) -> Up<K, V> {
     let base = n.count - old_kid_count;
     let (keys, kids) = (n.keys.as_slice(), n.kids.as_slice());
@@ -838,6 +926,7 @@ unsafe fn rebuild_inner<K: Clone, V>(
             // Child `idx` goes with the separator on its left (or, for the
             // first child, the one on its right).
             let s = idx.saturating_sub(1);
+            at.drops.push((keys[s], false));
             m.keys.extend_cloned(&keys[..s]);
             m.keys.extend_cloned(&keys[s + 1..]);
             m.kids.extend_cloned(&kids[..idx]);
@@ -857,8 +946,8 @@ unsafe fn rebuild_inner<K: Clone, V>(
         }
         Up::Two(l, sep, r) => {
             // B + 1 children: the left keeps `mid`, separator `mid - 1`
-            // moves up.
-            let mut all_keys: Vec<K> = Vec::with_capacity(B);
+            // moves up (its count is unchanged: still one separator).
+            let mut all_keys: Vec<EntryPtr<K, V>> = Vec::with_capacity(B);
             all_keys.extend_from_slice(&keys[..idx]);
             all_keys.push(sep);
             all_keys.extend_from_slice(&keys[idx..]);
@@ -869,14 +958,9 @@ unsafe fn rebuild_inner<K: Clone, V>(
             all_kids.extend_from_slice(&kids[idx + 1..]);
             let mid = all_kids.len() / 2;
             let mut right = Inner::new();
-            let mut ks = all_keys.into_iter();
-            for _ in 0..mid - 1 {
-                m.keys.push(ks.next().expect("B separators"));
-            }
-            let up_sep = ks.next().expect("B separators");
-            for k in ks {
-                right.keys.push(k);
-            }
+            m.keys.extend_cloned(&all_keys[..mid - 1]);
+            let up_sep = all_keys[mid - 1];
+            right.keys.extend_cloned(&all_keys[mid..]);
             for (j, &c) in all_kids.iter().enumerate() {
                 // SAFETY: each child is in the pinned version or ours.
                 let cnt = unsafe { (*c).count() };
@@ -889,13 +973,13 @@ unsafe fn rebuild_inner<K: Clone, V>(
                 }
             }
             let (lp, rp) = (Box::into_raw(b), Node::Inner(right).into_ptr());
-            fresh.push(lp);
-            fresh.push(rp);
+            at.fresh.push(lp);
+            at.fresh.push(rp);
             return Up::Two(lp, up_sep, rp);
         }
     }
     let p = Box::into_raw(b);
-    fresh.push(p);
+    at.fresh.push(p);
     Up::One(p)
 }
 
@@ -911,27 +995,5 @@ fn as_leaf<K, V>(b: &mut Node<K, V>) -> &mut Leaf<K, V> {
     match b {
         Node::Leaf(l) => l,
         Node::Inner(_) => unreachable!("built as a leaf"),
-    }
-}
-
-/// Unwraps an unpublished leaf for taking an entry back.
-///
-/// # Safety
-/// `p` is a leaf built by the caller and never published.
-unsafe fn take_leaf<'a, K, V>(p: NodePtr<K, V>) -> &'a mut Leaf<K, V> {
-    // SAFETY: the precondition: no other thread has seen `p`.
-    match unsafe { &mut *p } {
-        Node::Leaf(l) => l,
-        Node::Inner(_) => unreachable!("entries live in leaves"),
-    }
-}
-
-/// Frees the unpublished nodes of a failed attempt.
-fn free_fresh<K, V>(fresh: &mut Vec<NodePtr<K, V>>) {
-    for p in fresh.drain(..) {
-        // SAFETY: nodes in `fresh` were built by this attempt and its CAS
-        // failed, so no other thread has seen them; dropping an inner node
-        // does not free its children (shared with the published version).
-        drop(unsafe { Box::from_raw(p) });
     }
 }

@@ -19,8 +19,8 @@ fn n() -> u64 {
 
 /// Walks the current version and checks the tree invariants: sorted keys,
 /// separators bounding their children, counts, no empty non-root node.
-fn check_invariants<K: Ord + Clone + fmt::Debug, V>(m: &LockFreeBTree<K, V>) {
-    fn walk<K: Ord + Clone + fmt::Debug, V>(
+fn check_invariants<K: Ord + fmt::Debug, V>(m: &LockFreeBTree<K, V>) {
+    fn walk<K: Ord + fmt::Debug, V>(
         p: NodePtr<K, V>,
         lo: Option<&K>,
         hi: Option<&K>,
@@ -29,26 +29,45 @@ fn check_invariants<K: Ord + Clone + fmt::Debug, V>(m: &LockFreeBTree<K, V>) {
         // SAFETY: the test holds the map exclusively enough: no writer runs.
         match unsafe { &*p } {
             Node::Leaf(l) => {
-                let k = l.keys.as_slice();
+                // SAFETY: entries of a live node are alive.
+                let k: Vec<&K> = l
+                    .ents
+                    .as_slice()
+                    .iter()
+                    // SAFETY: entries of a live node are alive.
+                    .map(|&e| unsafe { key_of(e) })
+                    .collect();
                 assert!(is_root || !k.is_empty(), "empty non-root leaf");
-                assert_eq!(k.len(), l.vals.len());
+                for &e in l.ents.as_slice() {
+                    // SAFETY: as above.
+                    let refs = unsafe { (*e).refs.load(Ordering::Relaxed) };
+                    assert!(refs >= 1, "a leaf entry with no count");
+                }
                 assert!(k.windows(2).all(|w| w[0] < w[1]), "leaf unsorted {k:?}");
                 if let (Some(lo), Some(f)) = (lo, k.first()) {
-                    assert!(lo <= f);
+                    assert!(lo <= *f);
                 }
                 if let (Some(hi), Some(l)) = (hi, k.last()) {
-                    assert!(l < hi);
+                    assert!(*l < hi);
                 }
                 k.len()
             }
             Node::Inner(n) => {
-                let (ks, kids) = (n.keys.as_slice(), n.kids.as_slice());
+                // SAFETY: separators of a live node are alive.
+                let ks: Vec<&K> = n
+                    .keys
+                    .as_slice()
+                    .iter()
+                    // SAFETY: entries of a live node are alive.
+                    .map(|&e| unsafe { key_of(e) })
+                    .collect();
+                let kids = n.kids.as_slice();
                 assert!(!kids.is_empty() && ks.len() + 1 == kids.len());
                 assert!(!is_root || kids.len() > 1, "one-child root not collapsed");
                 let mut total = 0;
                 for (i, &c) in kids.iter().enumerate() {
-                    let clo = if i == 0 { lo } else { Some(&ks[i - 1]) };
-                    let chi = if i == ks.len() { hi } else { Some(&ks[i]) };
+                    let clo = if i == 0 { lo } else { Some(ks[i - 1]) };
+                    let chi = if i == ks.len() { hi } else { Some(ks[i]) };
                     total += walk(c, clo, chi, false);
                 }
                 assert_eq!(total, n.count, "count mismatch");
@@ -337,4 +356,154 @@ fn debug_and_default() {
     m.insert(1, 2);
     assert_eq!(format!("{m:?}"), "LockFreeBTree { len: 1, .. }");
     assert!(format!("{:?}", m.iter()).starts_with("Range"));
+}
+
+/// A key that cannot be cloned: its drop is recorded in a `DropLedger`,
+/// which panics on a second drop of the same object.
+#[derive(Debug)]
+struct LedgerKey {
+    k: u64,
+    _drop: waitless_check::Tracked,
+}
+impl PartialEq for LedgerKey {
+    fn eq(&self, o: &Self) -> bool {
+        self.k == o.k
+    }
+}
+impl Eq for LedgerKey {}
+impl PartialOrd for LedgerKey {
+    fn partial_cmp(&self, o: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for LedgerKey {
+    fn cmp(&self, o: &Self) -> core::cmp::Ordering {
+        self.k.cmp(&o.k)
+    }
+}
+impl Borrow<u64> for LedgerKey {
+    fn borrow(&self) -> &u64 {
+        &self.k
+    }
+}
+
+/// Writers need no `K: Clone`: every key object handed to `insert` (each
+/// with its own ledger id) is dropped exactly once — when replaced, removed
+/// (after a grace period, possibly later while it serves as a separator),
+/// or with the map — under concurrent inserts, replacements, removes and
+/// reads.
+#[test]
+fn keys_need_no_clone_and_each_is_dropped_exactly_once() {
+    let per = n();
+    let ledger = waitless_check::DropLedger::new(3 * per as usize);
+    {
+        let m: LockFreeBTree<LedgerKey, u64> = LockFreeBTree::new();
+        std::thread::scope(|s| {
+            for t in 0..3u64 {
+                let (m, ledger) = (&m, &ledger);
+                s.spawn(move || {
+                    for i in 0..per {
+                        let k = mix(i * 3 + t) % (per / 2);
+                        let id = (t * per + i) as usize;
+                        m.insert(
+                            LedgerKey {
+                                k,
+                                _drop: ledger.track(id),
+                            },
+                            i,
+                        );
+                        if i % 3 == 0 {
+                            m.remove(&(mix(i) % (per / 2)));
+                        }
+                        if i % 16 == 0 {
+                            // (`range` yields clones, so it needs K: Clone.)
+                            assert!(m.len() <= per as usize / 2);
+                            let _ = m.get_with(&k, |v| *v);
+                        }
+                    }
+                });
+            }
+        });
+        check_invariants(&m);
+        assert!(ledger.live() > 0);
+    }
+    assert_eq!(ledger.created(), 3 * per as usize);
+    ledger.assert_all_dropped();
+}
+
+/// A removed entry's value is dropped once the grace period has passed,
+/// even when its key lives on as a separator.
+#[test]
+fn values_go_when_their_key_leaves_the_map() {
+    static LIVE: AtomicIsize = AtomicIsize::new(0);
+    let n = n();
+    let m = LockFreeBTree::new();
+    for k in 0..n {
+        m.insert(k, Tracked::new(k, &LIVE));
+    }
+    // Remove every other key: many of the removed keys are separators.
+    for k in (0..n).step_by(2) {
+        assert!(m.remove(&k).is_some());
+    }
+    check_invariants(&m);
+    for _ in 0..8 {
+        m.collector().flush();
+        m.collector().try_advance();
+    }
+    assert_eq!(LIVE.load(StdOrdering::Relaxed), m.len() as isize);
+    drop(m);
+    assert_eq!(LIVE.load(StdOrdering::Relaxed), 0);
+}
+
+/// A key whose comparison panics when it involves the value 13.
+#[derive(Debug)]
+struct TouchyKey {
+    k: u64,
+    _drop: waitless_check::Tracked,
+}
+impl PartialEq for TouchyKey {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o).is_eq()
+    }
+}
+impl Eq for TouchyKey {}
+impl PartialOrd for TouchyKey {
+    fn partial_cmp(&self, o: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for TouchyKey {
+    fn cmp(&self, o: &Self) -> core::cmp::Ordering {
+        assert!(self.k != 13 && o.k != 13, "comparing 13");
+        self.k.cmp(&o.k)
+    }
+}
+
+/// An `insert` whose key comparison panics frees its unpublished entry
+/// (the key dropped once, nothing leaked) and leaves the map unchanged and
+/// usable.
+#[test]
+fn a_panicking_comparison_in_insert_frees_its_entry() {
+    let n = n();
+    let ledger = waitless_check::DropLedger::new(n as usize + 1);
+    {
+        let m: LockFreeBTree<TouchyKey, u64> = LockFreeBTree::new();
+        let key = |k: u64| TouchyKey {
+            k,
+            _drop: ledger.track(k as usize),
+        };
+        for k in (0..n).filter(|&k| k != 13) {
+            m.insert(key(k), k);
+        }
+        let before = ledger.live();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.insert(key(13), 0)));
+        assert!(r.is_err(), "the comparison with 13 panics");
+        assert!(ledger.is_dropped(13), "the unpublished key was not freed");
+        assert_eq!(ledger.live(), before);
+        assert_eq!(m.len(), n as usize - 1);
+        check_invariants(&m);
+        m.insert(key(n), n);
+        assert_eq!(m.len(), n as usize);
+    }
+    ledger.assert_all_dropped();
 }

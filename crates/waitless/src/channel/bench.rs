@@ -1,31 +1,62 @@
 //! [`OptimizedChannel::benchmark_orderings`]: the same algorithm compiled
 //! with each ordering strategy, measured side by side, with hardware cache
 //! miss counters (`perf_event_open`) where the machine exposes them and CPU
-//! time from `getrusage`, both from [`crate::measure`], the implementation
-//! `waitless-bench` uses too.
+//! time from the scheduler, on [`crate::measure::run_threads`], the
+//! measurement loop `waitless-bench` runs every workload on.
 
 use core::fmt;
-use std::sync::Barrier;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::mpmc::OptimizedChannel;
 use super::ordering::{AcquireRelease, Optimized, OrderingStrategy, SeqCstAll};
-use crate::measure::{thread_cpu_ns, CacheMissCounter};
-use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::measure::{run_threads, LoopConfig, MeanLatency};
 
 /// Measurement window per (strategy, producers/consumers) point used by
 /// [`OptimizedChannel::benchmark_orderings`]: 3 strategies × 3 points ×
 /// 40 ms ≈ 0.4 s in all.
+///
+/// ```
+/// use waitless::channel::DEFAULT_POINT_DURATION;
+/// // benchmark_orderings() = benchmark_orderings_for(DEFAULT_POINT_DURATION).
+/// assert_eq!(DEFAULT_POINT_DURATION.as_millis(), 40);
+/// ```
 pub const DEFAULT_POINT_DURATION: Duration = Duration::from_millis(40);
 
 /// The producer/consumer counts every strategy is measured at.
+///
+/// ```
+/// use std::time::Duration;
+/// use waitless::channel::OptimizedChannel;
+/// use waitless::channel::POINTS;
+/// let report = OptimizedChannel::<u64>::new(16).benchmark_orderings_for(Duration::from_millis(1));
+/// let measured: Vec<_> = report.strategies[0]
+///     .points
+///     .iter()
+///     .map(|p| (p.producers, p.consumers))
+///     .collect();
+/// assert_eq!(measured, POINTS);
+/// ```
 #[doc(hidden)] // describes benchmark_orderings' report, not an API to build on
 pub const POINTS: [(usize, usize); 3] = [(1, 1), (2, 2), (4, 4)];
 
 /// One operation in this many is timed individually for the mean latency.
 const LATENCY_SAMPLE_EVERY: u64 = 32;
 
+/// Every worker makes at least this many calls in a point's window.
+const MIN_CALLS_PER_THREAD: u64 = LATENCY_SAMPLE_EVERY;
+
 /// What one strategy (or one point of it) achieved.
+///
+/// ```
+/// use std::time::Duration;
+/// use waitless::channel::OptimizedChannel;
+/// let report = OptimizedChannel::<u64>::new(16).benchmark_orderings_for(Duration::from_millis(1));
+/// let r = report.optimized();
+/// assert!((0.0..=1.5).contains(&r.cpu_utilization));
+/// if let Some(m) = r.cache_misses_per_op {
+///     assert!(m >= 0.0);
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BenchmarkResults {
     /// Messages received per second (each one also sent).
@@ -36,14 +67,23 @@ pub struct BenchmarkResults {
     /// successful `send` or `recv`; `None` where the counters are unavailable
     /// (virtual machines, `perf_event_paranoid`, non-Linux, Miri).
     pub cache_misses_per_op: Option<f64>,
-    /// CPU time the worker threads consumed (user + system, from
-    /// `getrusage`) divided by wall time × worker threads: 1.0 means every
-    /// worker was on a CPU the whole time; lower means it was descheduled
-    /// (oversubscription) or blocked.
+    /// CPU time the worker threads consumed (from the scheduler,
+    /// `/proc/thread-self/schedstat`) divided by wall time × worker threads:
+    /// 1.0 means every worker was on a CPU the whole time; lower means it was
+    /// descheduled (oversubscription) or blocked. 0.0 where the OS does not
+    /// report a thread's CPU time (outside Linux).
     pub cpu_utilization: f64,
 }
 
 /// One strategy at one producer/consumer count.
+///
+/// ```
+/// use std::time::Duration;
+/// use waitless::channel::OptimizedChannel;
+/// let report = OptimizedChannel::<u64>::new(16).benchmark_orderings_for(Duration::from_millis(1));
+/// let p = &report.strategies[0].points[0];
+/// assert_eq!((p.producers, p.consumers), (1, 1));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OrderingPoint {
     /// Producer threads.
@@ -55,6 +95,15 @@ pub struct OrderingPoint {
 }
 
 /// One strategy over every point.
+///
+/// ```
+/// use std::time::Duration;
+/// use waitless::channel::OptimizedChannel;
+/// let report = OptimizedChannel::<u64>::new(16).benchmark_orderings_for(Duration::from_millis(1));
+/// let s = &report.strategies[2];
+/// assert_eq!(s.strategy, "Optimized");
+/// assert_eq!(s.points.len(), 3);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct StrategyReport {
     /// The strategy's name ([`OrderingStrategy::NAME`]).
@@ -68,6 +117,15 @@ pub struct StrategyReport {
 
 /// The outcome of [`OptimizedChannel::benchmark_orderings`]: one
 /// [`BenchmarkResults`] per strategy.
+///
+/// ```
+/// use std::time::Duration;
+/// use waitless::channel::OptimizedChannel;
+/// let report = OptimizedChannel::<u64>::new(16).benchmark_orderings_for(Duration::from_millis(1));
+/// assert_eq!(report.capacity, 16);
+/// assert_eq!(report.point_duration, Duration::from_millis(1));
+/// assert!(report.to_string().starts_with("strategy"));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderingReport {
     /// Capacity of every channel measured.
@@ -80,6 +138,14 @@ pub struct OrderingReport {
 
 impl OrderingReport {
     /// The overall results of the strategy called `name`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use waitless::channel::OptimizedChannel;
+    /// let report = OptimizedChannel::<u64>::new(16).benchmark_orderings_for(Duration::from_millis(1));
+    /// assert!(report.get("AcquireRelease").is_some());
+    /// assert!(report.get("Relaxed").is_none());
+    /// ```
     pub fn get(&self, name: &str) -> Option<&BenchmarkResults> {
         self.strategies
             .iter()
@@ -88,18 +154,39 @@ impl OrderingReport {
     }
 
     /// Overall results of [`SeqCstAll`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use waitless::channel::OptimizedChannel;
+    /// let report = OptimizedChannel::<u64>::new(16).benchmark_orderings_for(Duration::from_millis(1));
+    /// assert_eq!(Some(report.seq_cst_all()), report.get("SeqCstAll"));
+    /// ```
     pub fn seq_cst_all(&self) -> &BenchmarkResults {
         self.get(SeqCstAll::NAME)
             .expect("every report measures SeqCstAll")
     }
 
     /// Overall results of [`AcquireRelease`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use waitless::channel::OptimizedChannel;
+    /// let report = OptimizedChannel::<u64>::new(16).benchmark_orderings_for(Duration::from_millis(1));
+    /// assert_eq!(Some(report.acquire_release()), report.get("AcquireRelease"));
+    /// ```
     pub fn acquire_release(&self) -> &BenchmarkResults {
         self.get(AcquireRelease::NAME)
             .expect("every report measures AcquireRelease")
     }
 
     /// Overall results of [`Optimized`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use waitless::channel::OptimizedChannel;
+    /// let report = OptimizedChannel::<u64>::new(16).benchmark_orderings_for(Duration::from_millis(1));
+    /// assert_eq!(Some(report.optimized()), report.get("Optimized"));
+    /// ```
     pub fn optimized(&self) -> &BenchmarkResults {
         self.get(Optimized::NAME)
             .expect("every report measures Optimized")
@@ -160,6 +247,15 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
 
     /// [`benchmark_orderings`](Self::benchmark_orderings) with a chosen
     /// measurement window per point.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use waitless::channel::OptimizedChannel;
+    /// let ch = OptimizedChannel::<u64>::new(8);
+    /// let report = ch.benchmark_orderings_for(Duration::from_millis(2));
+    /// assert_eq!(report.point_duration, Duration::from_millis(2));
+    /// assert_eq!(report.strategies.len(), 3);
+    /// ```
     pub fn benchmark_orderings_for(&self, point_duration: Duration) -> OrderingReport {
         let capacity = self.capacity();
         OrderingReport {
@@ -253,77 +349,43 @@ fn measure_point<O: OrderingStrategy>(
     d: Duration,
 ) -> Sums {
     let ch: OptimizedChannel<u64, O> = OptimizedChannel::with_strategy(capacity);
-    let stop = AtomicBool::new(false);
-    let threads = producers + consumers;
-    let barrier = Barrier::new(threads + 1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (ch, stop, barrier) = (&ch, &stop, &barrier);
-                s.spawn(move || worker(ch, t < producers, stop, barrier))
-            })
-            .collect();
-        barrier.wait();
-        let t0 = Instant::now();
-        // The measurement window (a benchmark, not synchronization).
-        std::thread::sleep(d);
-        // Relaxed: a stop request carries no data.
-        stop.store(true, Ordering::Relaxed);
-        let mut sums = Sums {
-            misses: Some(0),
-            ..Sums::default()
-        };
-        for h in handles {
-            let w = h.join().expect("benchmark worker panicked");
-            sums.add(&w);
-        }
-        sums.wall_ns = t0.elapsed().as_nanos() as u64;
-        sums
-    })
-}
-
-fn worker<O: OrderingStrategy>(
-    ch: &OptimizedChannel<u64, O>,
-    producer: bool,
-    stop: &AtomicBool,
-    barrier: &Barrier,
-) -> Sums {
-    let counter = CacheMissCounter::open_thread();
-    barrier.wait();
-    let cpu0 = thread_cpu_ns();
-    let misses0 = counter.as_ref().and_then(|c| c.read());
-    let t0 = Instant::now();
-    let mut sums = Sums::default();
-    let mut calls = 0u64;
-    // Relaxed: see the store in `measure_point`.
-    while !stop.load(Ordering::Relaxed) {
-        for _ in 0..32 {
-            calls += 1;
-            let timed = calls % LATENCY_SAMPLE_EVERY == 0;
-            let start = timed.then(Instant::now);
-            let ok = if producer {
-                ch.send(calls).is_ok()
+    let cfg = LoopConfig {
+        warmup: Duration::ZERO,
+        window: d,
+        sample_every: LATENCY_SAMPLE_EVERY,
+        min_calls_per_thread: MIN_CALLS_PER_THREAD,
+        cache_misses: true,
+    };
+    // Each worker's state: whether it produces, and its next message.
+    let run = run_threads(
+        &cfg,
+        producers + consumers,
+        |t| (t < producers, 0u64),
+        |(producer, next)| {
+            let ok = if *producer {
+                *next += 1;
+                ch.send(*next).is_ok()
             } else {
                 ch.recv().is_some()
             };
-            if ok {
-                sums.ops += 1;
-                if !producer {
-                    sums.received += 1;
-                }
-                if let Some(start) = start {
-                    sums.sampled_ns += start.elapsed().as_nanos() as u64;
-                    sums.samples += 1;
-                }
-            }
-        }
-    }
-    sums.thread_wall_ns = t0.elapsed().as_nanos() as u64;
-    sums.cpu_ns = thread_cpu_ns().saturating_sub(cpu0);
-    sums.misses = match (counter.as_ref().and_then(|c| c.read()), misses0) {
-        (Some(b), Some(a)) => Some(b.saturating_sub(a)),
-        _ => None,
+            u64::from(ok)
+        },
+        MeanLatency::default,
+    );
+    let wall_ns = run.elapsed.as_nanos() as u64;
+    let mut sums = Sums {
+        received: run.threads[producers..].iter().map(|t| t.ops).sum(),
+        ops: run.ops(),
+        misses: run.cache_misses(),
+        wall_ns,
+        thread_wall_ns: wall_ns * run.threads.len() as u64,
+        ..Sums::default()
     };
+    for t in &run.threads {
+        sums.sampled_ns += t.latency.sum_ns;
+        sums.samples += t.latency.samples;
+        sums.cpu_ns += t.times.map_or(0, |x| x.cpu_ns);
+    }
     sums
 }
 

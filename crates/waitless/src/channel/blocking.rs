@@ -7,15 +7,17 @@
 //! a mutex guarding a notification sequence number, and a condition
 //! variable. The core runs with the crate-private `Blocking` ordering
 //! strategy, whose claiming CAS is `SeqCst`. A thread that cannot proceed
-//! first retries with a short, bounded [`Backoff`] (a few spins, then a few
-//! yields). Then:
+//! first spins a bounded number of spin-loop hints, after each one looking
+//! at one cheap hint (is the slot it waits for still unchanged?) and
+//! retrying as soon as it changed, then yields a few times, and reads the
+//! clock (for a deadline) only then, before it parks:
 //!
 //! ```text
 //! waiter (e.g. a receiver)                 notifier (a sender)
 //! state.fetch_add(1, SeqCst)      (R)      claim CAS on tail, SeqCst     (C)
 //! ticket = *lock()                         write value, store stamp
 //! re-check, no lock held: core recv,       if state.load(SeqCst) != 0 {  (L)
-//!   which answers None only after            lock(); seq += 1;
+//!   which answers None only after            lock(); seq += 1; unlock();
 //!   fence(SeqCst) (F) and a load of tail      notify_one
 //! lock(); if seq == ticket: condvar.wait   }
 //! state.fetch_sub(1, SeqCst)
@@ -31,7 +33,8 @@
 //! comes before the waiter read its ticket, the notifier's claim happens
 //! before the re-check (through the mutex), which then sees it; if after,
 //! the waiter either finds `seq != ticket` under the lock and does not wait,
-//! or is already waiting and `notify_one` wakes a waiter. The re-check runs
+//! or is already waiting (`wait` released the lock the notifier then took)
+//! and the `notify_one` that follows the unlock wakes a waiter. The re-check runs
 //! without the mutex, so notifiers never wait for a core operation.
 //! Disconnection follows the same shape: set the closed flag, then lock,
 //! bump and `notify_all`.
@@ -68,7 +71,7 @@ use super::ordering::Blocking;
 use super::ChannelError;
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::{Arc, Condvar, Mutex, MutexGuard};
-use crate::{Backoff, CachePadded};
+use crate::CachePadded;
 
 /// In a side's `state`: every handle of that side is gone (used on the
 /// receive side: senders then drain what they send).
@@ -116,17 +119,28 @@ impl Waiters {
     }
 
     /// Wakes one waiter (the caller saw a registered one).
+    ///
+    /// The sequence number is bumped under the lock and the condition
+    /// variable notified after it is released, so the woken thread does not
+    /// run into a held mutex (a second sleep and wake-up). A waiter that
+    /// read its ticket before the bump either sees the new number under the
+    /// lock and does not sleep, or is already inside `wait` (which released
+    /// the lock we then took) and receives the notification.
     #[cold]
     fn wake_one(&self) {
-        let mut seq = self.lock();
-        *seq = seq.wrapping_add(1);
+        {
+            let mut seq = self.lock();
+            *seq = seq.wrapping_add(1);
+        }
         self.cv.notify_one();
     }
 
-    /// Wakes every waiter (disconnection, batch receive).
+    /// Wakes every waiter (disconnection, batch receive); as `wake_one`.
     fn wake_all(&self) {
-        let mut seq = self.lock();
-        *seq = seq.wrapping_add(1);
+        {
+            let mut seq = self.lock();
+            *seq = seq.wrapping_add(1);
+        }
         self.cv.notify_all();
     }
 
@@ -168,6 +182,54 @@ impl Waiters {
             drop(guard);
         }
         self.unregister();
+    }
+}
+
+/// Spin-loop hints a blocked operation spends before it parks, checking
+/// after each one a hint of one or two plain loads
+/// (`OptimizedChannel::{send,recv}_may_succeed`), so it reacts to its peer
+/// within one hint instead of within an exponentially growing spin.
+const SPIN_HINTS: u32 = 128;
+
+/// Yields (each followed by a retry) after the spin, before parking.
+const SPIN_YIELDS: u32 = 4;
+
+/// The spin-then-park budget of one blocked operation.
+struct Spin {
+    hints: u32,
+    yields: u32,
+}
+
+impl Spin {
+    fn new() -> Self {
+        Self {
+            hints: 0,
+            yields: 0,
+        }
+    }
+
+    /// Waits a little for `ready` (spin hints, then a yield); `true` when
+    /// the caller should retry its operation, `false` once the budget is
+    /// spent and it should park. Under loom it never spins: every wait
+    /// parks, so the models explore the parking protocol.
+    #[inline]
+    fn wait(&mut self, ready: impl Fn() -> bool) -> bool {
+        if cfg!(loom) {
+            return false;
+        }
+        while self.hints < SPIN_HINTS {
+            self.hints += 1;
+            crate::sync::spin_loop();
+            if ready() {
+                return true;
+            }
+        }
+        if self.yields < SPIN_YIELDS {
+            self.yields += 1;
+            crate::sync::thread::yield_now();
+            return true;
+        }
+        false
     }
 }
 
@@ -248,7 +310,7 @@ impl<T> Shared<T> {
         mut value: T,
         deadline: Option<Instant>,
     ) -> Result<(), SendTimeoutError<T>> {
-        let backoff = Backoff::new();
+        let mut spin = Spin::new();
         loop {
             match self.try_send(value) {
                 Ok(()) => return Ok(()),
@@ -257,12 +319,12 @@ impl<T> Shared<T> {
                 }
                 Err(TrySendError::Full(v)) => value = v,
             }
+            // Spin first; the clock is read only before parking.
+            if spin.wait(|| self.chan.send_may_succeed()) {
+                continue;
+            }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(SendTimeoutError::Timeout(value));
-            }
-            if !cfg!(loom) && !backoff.is_completed() {
-                backoff.snooze();
-                continue;
             }
             let w = &self.send_waiters;
             let ticket = w.register();
@@ -284,19 +346,19 @@ impl<T> Shared<T> {
     }
 
     fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        let backoff = Backoff::new();
+        let mut spin = Spin::new();
         loop {
             match self.try_recv() {
                 Ok(v) => return Ok(v),
                 Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
                 Err(TryRecvError::Empty) => {}
             }
+            // Spin first; the clock is read only before parking.
+            if spin.wait(|| self.chan.recv_may_succeed()) {
+                continue;
+            }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(RecvTimeoutError::Timeout);
-            }
-            if !cfg!(loom) && !backoff.is_completed() {
-                backoff.snooze();
-                continue;
             }
             let w = &self.recv_waiters;
             let ticket = w.register();
@@ -429,8 +491,10 @@ impl<T> Sender<T> {
         self.shared.try_send(value)
     }
 
-    /// Sends, waiting at most `timeout` for room. A zero or elapsed timeout
-    /// still tries once; a timeout too large to represent waits forever.
+    /// Sends, waiting at most `timeout` for room. A zero timeout tries once
+    /// and returns at once; a timeout too large to represent waits forever.
+    /// A blocked send spins briefly (microseconds) before it first reads
+    /// the clock, so a very short timeout can be overrun by that much.
     ///
     /// ```
     /// use std::time::Duration;
@@ -442,6 +506,13 @@ impl<T> Sender<T> {
     /// assert!(matches!(err, SendTimeoutError::Timeout(2)));
     /// ```
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        if timeout.is_zero() {
+            // One try, no spin before the (already elapsed) deadline.
+            return self.try_send(value).map_err(|e| match e {
+                TrySendError::Full(v) => SendTimeoutError::Timeout(v),
+                TrySendError::Disconnected(v) => SendTimeoutError::Disconnected(v),
+            });
+        }
         // checked_add: `Duration::MAX` must not panic; it means "no deadline".
         let deadline = Instant::now().checked_add(timeout);
         self.shared.send_until(value, deadline)
@@ -593,8 +664,10 @@ impl<T> Receiver<T> {
         self.shared.try_recv()
     }
 
-    /// Receives, waiting at most `timeout`. A zero or elapsed timeout still
-    /// tries once; a timeout too large to represent waits forever.
+    /// Receives, waiting at most `timeout`. A zero timeout tries once and
+    /// returns at once; a timeout too large to represent waits forever. A
+    /// blocked receive spins briefly (microseconds) before it first reads
+    /// the clock, so a very short timeout can be overrun by that much.
     ///
     /// ```
     /// use std::time::Duration;
@@ -606,6 +679,13 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.recv_timeout(Duration::ZERO), Ok(7));
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        if timeout.is_zero() {
+            // One try, no spin before the (already elapsed) deadline.
+            return self.try_recv().map_err(|e| match e {
+                TryRecvError::Empty => RecvTimeoutError::Timeout,
+                TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+            });
+        }
         // checked_add: `Duration::MAX` must not panic; it means "no deadline".
         let deadline = Instant::now().checked_add(timeout);
         self.shared.recv_until(deadline)
@@ -926,7 +1006,11 @@ impl<'a, T> IntoIterator for &'a Receiver<T> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::channel::test_support::within;
     use std::thread;
+
+    /// Seconds a parking test may take before it fails as hung.
+    const HANG: u64 = 120;
 
     #[test]
     fn handles_are_send_sync_for_send_values() {
@@ -990,13 +1074,19 @@ mod tests {
     /// `Disconnected` instead of waiting forever.
     #[test]
     fn queued_request_with_reply_sender_disconnects_its_requester() {
-        let (req_tx, req_rx) = bounded::<(u32, Sender<u32>)>(4);
-        let (reply_tx, reply_rx) = bounded::<u32>(1);
-        req_tx.send((7, reply_tx)).unwrap();
-        let requester = thread::spawn(move || reply_rx.recv());
-        drop(req_rx);
-        assert_eq!(requester.join().unwrap(), Err(RecvError));
-        drop(req_tx);
+        within(
+            HANG,
+            "queued_request_with_reply_sender_disconnects_its_requester",
+            || {
+                let (req_tx, req_rx) = bounded::<(u32, Sender<u32>)>(4);
+                let (reply_tx, reply_rx) = bounded::<u32>(1);
+                req_tx.send((7, reply_tx)).unwrap();
+                let requester = thread::spawn(move || reply_rx.recv());
+                drop(req_rx);
+                assert_eq!(requester.join().unwrap(), Err(RecvError));
+                drop(req_tx);
+            },
+        );
     }
 
     /// Senders race with the drop of the last receiver: every value a send
@@ -1005,37 +1095,43 @@ mod tests {
     /// rejected value came back.
     #[test]
     fn sends_racing_the_last_receiver_drop_leave_nothing_queued() {
-        let rounds = if cfg!(miri) { 3 } else { 300 };
-        for _ in 0..rounds {
-            let drops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            let (tx, rx) = bounded::<Counted>(4);
-            let start = std::sync::Arc::new(std::sync::Barrier::new(3));
-            let senders: Vec<_> = (0..2)
-                .map(|_| {
-                    let tx = tx.clone();
-                    let drops = drops.clone();
-                    let start = start.clone();
-                    thread::spawn(move || {
-                        start.wait();
-                        let mut accepted = 0;
-                        for _ in 0..4 {
-                            match tx.try_send(Counted(drops.clone())) {
-                                Ok(()) => accepted += 1,
-                                Err(e) => drop(e),
-                            }
-                        }
-                        accepted
-                    })
-                })
-                .collect();
-            start.wait();
-            drop(rx);
-            let accepted: usize = senders.into_iter().map(|s| s.join().unwrap()).sum();
-            // 8 values were made; `tx` is still alive here.
-            assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 8);
-            assert!(accepted <= 8);
-            drop(tx);
-        }
+        within(
+            HANG,
+            "sends_racing_the_last_receiver_drop_leave_nothing_queued",
+            || {
+                let rounds = if cfg!(miri) { 3 } else { 300 };
+                for _ in 0..rounds {
+                    let drops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                    let (tx, rx) = bounded::<Counted>(4);
+                    let start = std::sync::Arc::new(std::sync::Barrier::new(3));
+                    let senders: Vec<_> = (0..2)
+                        .map(|_| {
+                            let tx = tx.clone();
+                            let drops = drops.clone();
+                            let start = start.clone();
+                            thread::spawn(move || {
+                                start.wait();
+                                let mut accepted = 0;
+                                for _ in 0..4 {
+                                    match tx.try_send(Counted(drops.clone())) {
+                                        Ok(()) => accepted += 1,
+                                        Err(e) => drop(e),
+                                    }
+                                }
+                                accepted
+                            })
+                        })
+                        .collect();
+                    start.wait();
+                    drop(rx);
+                    let accepted: usize = senders.into_iter().map(|s| s.join().unwrap()).sum();
+                    // 8 values were made; `tx` is still alive here.
+                    assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 8);
+                    assert!(accepted <= 8);
+                    drop(tx);
+                }
+            },
+        );
     }
 
     #[test]
@@ -1096,38 +1192,50 @@ mod tests {
 
     #[test]
     fn parked_receiver_is_woken_by_send_and_by_disconnect() {
-        let rounds = if cfg!(miri) { 3 } else { 200 };
-        for _ in 0..rounds {
-            let (tx, rx) = bounded::<u32>(1);
-            let h = thread::spawn(move || {
-                let a = rx.recv();
-                let b = rx.recv();
-                (a, b)
-            });
-            tx.send(9).unwrap();
-            drop(tx);
-            assert_eq!(h.join().unwrap(), (Ok(9), Err(RecvError)));
-        }
+        within(
+            HANG,
+            "parked_receiver_is_woken_by_send_and_by_disconnect",
+            || {
+                let rounds = if cfg!(miri) { 3 } else { 200 };
+                for _ in 0..rounds {
+                    let (tx, rx) = bounded::<u32>(1);
+                    let h = thread::spawn(move || {
+                        let a = rx.recv();
+                        let b = rx.recv();
+                        (a, b)
+                    });
+                    tx.send(9).unwrap();
+                    drop(tx);
+                    assert_eq!(h.join().unwrap(), (Ok(9), Err(RecvError)));
+                }
+            },
+        );
     }
 
     #[test]
     fn parked_sender_is_woken_by_recv_and_by_disconnect() {
-        let rounds = if cfg!(miri) { 3 } else { 200 };
-        for _ in 0..rounds {
-            let (tx, rx) = bounded::<u32>(1);
-            tx.send(1).unwrap();
-            let h = thread::spawn(move || {
-                let a = tx.send(2).map_err(|e| e.into_inner());
-                let b = tx.send(3).map_err(|e| e.into_inner());
-                (a, b)
-            });
-            assert_eq!(rx.recv(), Ok(1));
-            // Then drop: the sender either got 2 in or not; 3 must come back.
-            drop(rx);
-            let (a, b) = h.join().unwrap();
-            assert!(a.is_ok() || a == Err(2));
-            assert_eq!(b, Err(3));
-        }
+        within(
+            HANG,
+            "parked_sender_is_woken_by_recv_and_by_disconnect",
+            || {
+                let rounds = if cfg!(miri) { 3 } else { 200 };
+                for _ in 0..rounds {
+                    let (tx, rx) = bounded::<u32>(1);
+                    tx.send(1).unwrap();
+                    let h = thread::spawn(move || {
+                        let a = tx.send(2).map_err(|e| e.into_inner());
+                        let b = tx.send(3).map_err(|e| e.into_inner());
+                        (a, b)
+                    });
+                    assert_eq!(rx.recv(), Ok(1));
+                    // Then drop: the sender either got 2 in or not; 3 must come back.
+                    drop(rx);
+                    let (a, b) = h.join().unwrap();
+                    assert!(a.is_ok() || a == Err(2));
+                    assert_eq!(b, Err(3));
+                }
+            },
+        );
     }
 
     /// Two receivers parked at once, two sends: each `notify_one` must reach
@@ -1136,52 +1244,56 @@ mod tests {
     /// exceeds its branch limit; see docs/channel.md §7.)
     #[test]
     fn two_parked_receivers_are_both_woken() {
-        let rounds = if cfg!(miri) { 2 } else { 300 };
-        for _ in 0..rounds {
-            let (tx, rx) = bounded::<u32>(1);
-            let receivers: Vec<_> = (0..2)
-                .map(|_| {
-                    let rx = rx.clone();
-                    thread::spawn(move || rx.recv())
-                })
-                .collect();
-            drop(rx);
-            tx.send(1).unwrap();
-            tx.send(2).unwrap();
-            let mut got: Vec<u32> = receivers
-                .into_iter()
-                .map(|r| r.join().unwrap().unwrap())
-                .collect();
-            got.sort_unstable();
-            assert_eq!(got, [1, 2]);
-        }
+        within(HANG, "two_parked_receivers_are_both_woken", || {
+            let rounds = if cfg!(miri) { 2 } else { 300 };
+            for _ in 0..rounds {
+                let (tx, rx) = bounded::<u32>(1);
+                let receivers: Vec<_> = (0..2)
+                    .map(|_| {
+                        let rx = rx.clone();
+                        thread::spawn(move || rx.recv())
+                    })
+                    .collect();
+                drop(rx);
+                tx.send(1).unwrap();
+                tx.send(2).unwrap();
+                let mut got: Vec<u32> = receivers
+                    .into_iter()
+                    .map(|r| r.join().unwrap().unwrap())
+                    .collect();
+                got.sort_unstable();
+                assert_eq!(got, [1, 2]);
+            }
+        });
     }
 
     #[test]
     fn batch_receive_wakes_every_parked_sender() {
-        let rounds = if cfg!(miri) { 2 } else { 100 };
-        for _ in 0..rounds {
-            let (tx, rx) = bounded::<u32>(2);
-            tx.send(0).unwrap();
-            tx.send(1).unwrap();
-            let senders: Vec<_> = [2, 3]
-                .into_iter()
-                .map(|v| {
-                    let tx = tx.clone();
-                    thread::spawn(move || tx.send(v).unwrap())
-                })
-                .collect();
-            let mut out = Vec::new();
-            assert_eq!(rx.recv_batch(&mut out, 2), Ok(2));
-            // No further receive: both senders must get in on their own
-            // (a parked one left asleep would hang here).
-            for s in senders {
-                s.join().unwrap();
+        within(HANG, "batch_receive_wakes_every_parked_sender", || {
+            let rounds = if cfg!(miri) { 2 } else { 100 };
+            for _ in 0..rounds {
+                let (tx, rx) = bounded::<u32>(2);
+                tx.send(0).unwrap();
+                tx.send(1).unwrap();
+                let senders: Vec<_> = [2, 3]
+                    .into_iter()
+                    .map(|v| {
+                        let tx = tx.clone();
+                        thread::spawn(move || tx.send(v).unwrap())
+                    })
+                    .collect();
+                let mut out = Vec::new();
+                assert_eq!(rx.recv_batch(&mut out, 2), Ok(2));
+                // No further receive: both senders must get in on their own
+                // (a parked one left asleep would hang here).
+                for s in senders {
+                    s.join().unwrap();
+                }
+                out.extend(rx.try_iter());
+                out.sort_unstable();
+                assert_eq!(out, [0, 1, 2, 3]);
             }
-            out.extend(rx.try_iter());
-            out.sort_unstable();
-            assert_eq!(out, [0, 1, 2, 3]);
-        }
+        });
     }
 
     #[test]

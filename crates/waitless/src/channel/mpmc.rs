@@ -555,6 +555,33 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// A hint for a receiver that spins before parking: `false` while the
+    /// slot at the current `head` still says "not written yet" and the
+    /// channel is open, i.e. while a `recv` would most likely answer `None`.
+    /// One or two plain loads of lines a spinning receiver already shares;
+    /// no fence, no write. Never decides anything: the caller retries the
+    /// real `recv` when it turns `true`.
+    #[inline]
+    pub(crate) fn recv_may_succeed(&self) -> bool {
+        // Relaxed (all three): a hint only; the `recv` that follows makes
+        // every ordered access itself.
+        let head = self.consumer.head.load(Ordering::Relaxed);
+        self.slot(head).stamp.load(Ordering::Relaxed) != free_stamp(head)
+            || self.closed.load(Ordering::Relaxed)
+    }
+
+    /// The mirror of [`recv_may_succeed`](Self::recv_may_succeed) for a
+    /// sender: `false` while the slot at the current `tail` still holds the
+    /// previous lap's value and the channel is open.
+    #[inline]
+    pub(crate) fn send_may_succeed(&self) -> bool {
+        // Relaxed (all three): a hint only, as in `recv_may_succeed`.
+        let tail = self.producer.tail.load(Ordering::Relaxed);
+        self.slot(tail).stamp.load(Ordering::Relaxed)
+            != full_stamp(tail.wrapping_sub(self.capacity()))
+            || self.closed.load(Ordering::Relaxed)
+    }
+
     /// The number of values in the channel, between 0 and `capacity`.
     ///
     /// Exact at a moment during the call when the indices hold still for one

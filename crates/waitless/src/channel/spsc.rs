@@ -19,8 +19,15 @@
 //!
 //! No read-modify-write instruction anywhere: one plain load (only when the
 //! cache says full/empty) and one plain store per operation; on x86 both
-//! are ordinary `mov`s. Batches ([`Producer::push_iter`],
-//! [`Consumer::pop_batch`]) publish their index once per batch.
+//! are ordinary `mov`s.
+//!
+//! Batches: [`Producer::write_chunk`] reserves up to `n` slots and
+//! [`Consumer::read_chunk`] takes up to `n` ready values. A chunk loads the
+//! other side's index (`Acquire`) only when the cached copy shows fewer
+//! than `n` slots/values, does a plain write/read per value, and publishes
+//! its own index once, with one `Release` store, when it is dropped: one
+//! `Acquire`/`Release` pair per batch at most, no atomic work per value.
+//! [`Producer::push_iter`] and [`Consumer::pop_batch`] are built on them.
 //!
 //! Orderings: the `Release` store of `tail` pairs with the consumer's
 //! `Acquire` load of `tail`, so the value written into a slot is visible
@@ -318,28 +325,208 @@ impl<T> Producer<T> {
     /// assert_eq!(out, [0, 1, 2, 3]);
     /// ```
     pub fn push_iter<I: Iterator<Item = T>>(&mut self, iter: &mut I) -> usize {
+        // Refresh the consumer's position only when the cached one shows
+        // less room than the iterator promises (at least one value).
         let cap = self.capacity();
-        if self.tail.wrapping_sub(self.head_cache) == cap {
+        let want = iter.size_hint().0.clamp(1, cap);
+        if cap - self.tail.wrapping_sub(self.head_cache) < want {
             self.refresh();
         }
         let free = cap - self.tail.wrapping_sub(self.head_cache);
-        let mut n = 0;
-        while n < free {
-            let Some(value) = iter.next() else { break };
-            // SAFETY: as in `push`: position `tail` is below
-            // `head_cache + cap`, so the consumer freed the slot and cannot
-            // read it before we publish. If `iter.next()` panics, `Drop`
-            // publishes what was written so far.
-            unsafe { cell(self.buf, self.mask, self.tail) }
-                .with_mut(|p| unsafe { (*p).write(value) });
-            self.tail = self.tail.wrapping_add(1);
-            n += 1;
+        self.chunk(free).fill_from_iter(iter)
+    }
+
+    /// Reserves up to `max` free slots for one batch of writes: the slots
+    /// are filled with plain writes ([`WriteChunk::push`],
+    /// [`WriteChunk::fill_from_iter`]) and published together with one
+    /// `Release` store when the chunk is dropped. The consumer's position
+    /// is loaded (`Acquire`) only when the cached one shows fewer than `max`
+    /// free slots; so a batch costs at most one `Acquire` load and one
+    /// `Release` store, and no atomic work per value.
+    ///
+    /// The chunk may be shorter than `max` (zero when the ring is full).
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = waitless::channel::spsc::bounded(4);
+    /// let mut chunk = tx.write_chunk(3);
+    /// assert_eq!(chunk.len(), 3);
+    /// chunk.push('a').unwrap();
+    /// chunk.push('b').unwrap();
+    /// drop(chunk); // publishes 'a' and 'b' with one store
+    /// assert_eq!(tx.write_chunk(8).len(), 2); // two slots left
+    /// let got: Vec<char> = rx.read_chunk(8).collect();
+    /// assert_eq!(got, ['a', 'b']);
+    /// ```
+    #[inline]
+    pub fn write_chunk(&mut self, max: usize) -> WriteChunk<'_, T> {
+        let cap = self.capacity();
+        if cap - self.tail.wrapping_sub(self.head_cache) < max {
+            self.refresh();
         }
-        if n > 0 {
-            // Release: pairs with the consumer's Acquire load of `tail`.
-            self.ring.tail.store(self.tail, Ordering::Release);
+        let free = cap - self.tail.wrapping_sub(self.head_cache);
+        self.chunk(free.min(max))
+    }
+
+    /// A chunk of the next `len` slots, which the caller checked are free.
+    #[inline]
+    fn chunk(&mut self, len: usize) -> WriteChunk<'_, T> {
+        let start = self.tail;
+        WriteChunk {
+            buf: self.buf,
+            mask: self.mask,
+            start,
+            pos: start,
+            end: start.wrapping_add(len),
+            producer: self,
         }
-        n
+    }
+}
+
+/// A batch of reserved slots from [`Producer::write_chunk`].
+///
+/// Each value is written with a plain store; everything written is
+/// published with one `Release` store of the producer's position when the
+/// chunk is dropped (also on a panic). A leaked chunk (`mem::forget`)
+/// publishes nothing: its values are leaked and its slots written again.
+///
+/// ```
+/// let (mut tx, mut rx) = waitless::channel::spsc::bounded(8);
+/// let mut chunk = tx.write_chunk(3);
+/// for v in [1, 2, 3] {
+///     chunk.push(v).unwrap();
+/// }
+/// assert_eq!(rx.len(), 0); // nothing published yet
+/// drop(chunk);
+/// assert_eq!(rx.len(), 3); // one store published all three
+/// ```
+pub struct WriteChunk<'a, T> {
+    producer: &'a mut Producer<T>,
+    /// The producer's cells and mask, copied so the write loop keeps
+    /// everything it needs in registers.
+    buf: *const Cell<T>,
+    mask: usize,
+    /// The producer's position when the chunk was made.
+    start: usize,
+    /// The next slot to write; `[start, pos)` is written.
+    pos: usize,
+    /// One past the last reserved slot.
+    end: usize,
+}
+
+impl<T> WriteChunk<'_, T> {
+    /// Reserved slots not written yet.
+    ///
+    /// ```
+    /// let (mut tx, _rx) = waitless::channel::spsc::bounded::<u8>(2);
+    /// let mut chunk = tx.write_chunk(8);
+    /// assert_eq!(chunk.len(), 2);
+    /// chunk.push(1).unwrap();
+    /// assert_eq!(chunk.len(), 1);
+    /// ```
+    #[must_use]
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.end.wrapping_sub(self.pos)
+    }
+
+    /// `true` if no reserved slot is left.
+    ///
+    /// ```
+    /// let (mut tx, _rx) = waitless::channel::spsc::bounded::<u8>(1);
+    /// tx.push(1).unwrap();
+    /// assert!(tx.write_chunk(4).is_empty()); // full
+    /// ```
+    #[must_use]
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.pos == self.end
+    }
+
+    /// Writes `value` into the next reserved slot (published when the
+    /// chunk is dropped), or gives it back if none is left.
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = waitless::channel::spsc::bounded(1);
+    /// let mut chunk = tx.write_chunk(1);
+    /// chunk.push(1).unwrap();
+    /// assert_eq!(chunk.push(2).unwrap_err().into_inner(), 2);
+    /// drop(chunk);
+    /// assert_eq!(rx.pop(), Some(1));
+    /// ```
+    #[inline]
+    pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
+        if self.pos == self.end {
+            return Err(PushError(value));
+        }
+        self.write(value);
+        Ok(())
+    }
+
+    /// Writes `value` at `pos`, which is below `end`.
+    #[inline]
+    fn write(&mut self, value: T) {
+        // SAFETY: `pos` is one of the slots `write_chunk` reserved: below
+        // `head_cache + cap`, so the consumer freed it (its read
+        // happened-before our Acquire refresh) and cannot read it before we
+        // publish a tail past it; we are the only producer (`&mut`);
+        // `producer.ring` keeps the buffer alive.
+        unsafe { cell(self.buf, self.mask, self.pos) }.with_mut(|c| unsafe { (*c).write(value) });
+        self.pos = self.pos.wrapping_add(1);
+    }
+
+    /// Writes values from `iter` into the reserved slots until they are
+    /// used up or `iter` ends, publishes them, and returns how many. Takes
+    /// from `iter` only values that fit.
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = waitless::channel::spsc::bounded(4);
+    /// let mut src = 10..;
+    /// assert_eq!(tx.write_chunk(3).fill_from_iter(&mut src), 3);
+    /// assert_eq!(src.next(), Some(13)); // nothing lost
+    /// assert_eq!(rx.read_chunk(4).sum::<i32>(), 10 + 11 + 12);
+    /// ```
+    #[inline]
+    pub fn fill_from_iter<I: Iterator<Item = T>>(mut self, iter: &mut I) -> usize {
+        let first = self.pos;
+        // At most two contiguous runs of cells (before and after the wrap),
+        // each filled by an index loop without masking.
+        while self.pos != self.end {
+            let idx = self.pos & self.mask;
+            let run = self.end.wrapping_sub(self.pos).min(self.mask + 1 - idx);
+            for k in 0..run {
+                // If `iter.next()` panics, `Drop` publishes what was written.
+                let Some(value) = iter.next() else {
+                    return self.pos.wrapping_sub(first);
+                };
+                // SAFETY: `idx + k < capacity` (the run ends at the buffer's
+                // end at the latest) and is the cell of position `pos`, one
+                // of the reserved slots: as in `write`.
+                unsafe { &*self.buf.add(idx + k) }.with_mut(|c| unsafe { (*c).write(value) });
+                self.pos = self.pos.wrapping_add(1);
+            }
+        }
+        self.pos.wrapping_sub(first)
+    }
+}
+
+impl<T> Drop for WriteChunk<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.pos != self.start {
+            let p = &mut *self.producer;
+            p.tail = self.pos;
+            // Release: pairs with the consumer's Acquire load of `tail`,
+            // publishing every value the chunk wrote.
+            p.ring.tail.store(self.pos, Ordering::Release);
+        }
+    }
+}
+
+impl<T> fmt::Debug for WriteChunk<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteChunk")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -449,35 +636,168 @@ impl<T> Consumer<T> {
     /// assert_eq!(out, [0, 1, 2, 3]);
     /// ```
     pub fn pop_batch(&mut self, out: &mut Vec<T>, max: usize) -> usize {
-        if self.head == self.tail_cache {
+        let chunk = self.read_chunk(max);
+        let n = chunk.len();
+        // Reserve first: no reallocation between taking values out of the
+        // ring and owning them in `out`.
+        out.reserve(n);
+        chunk.for_each(|v| out.push(v));
+        n
+    }
+
+    /// Takes up to `max` ready values as one batch: an iterator that moves
+    /// them out with plain reads, and publishes the consumer's position once,
+    /// with one `Release` store, when it is dropped (only the values taken
+    /// are consumed; the rest stay in the ring). The producer's position is
+    /// loaded (`Acquire`) only when the cached one shows fewer than `max`
+    /// ready values; so a batch costs at most one `Acquire` load and one
+    /// `Release` store, and no atomic work per value.
+    ///
+    /// The chunk may be shorter than `max` (empty when the ring is).
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = waitless::channel::spsc::bounded(8);
+    /// tx.write_chunk(5).fill_from_iter(&mut (1..=5));
+    /// let mut chunk = rx.read_chunk(4);
+    /// assert_eq!(chunk.len(), 4);
+    /// assert_eq!(chunk.next(), Some(1));
+    /// assert_eq!(chunk.next(), Some(2));
+    /// drop(chunk); // consumes 1 and 2 only
+    /// assert_eq!(rx.read_chunk(8).collect::<Vec<_>>(), [3, 4, 5]);
+    /// ```
+    #[inline]
+    pub fn read_chunk(&mut self, max: usize) -> ReadChunk<'_, T> {
+        if self.tail_cache.wrapping_sub(self.head) < max {
             self.refresh();
         }
-        let n = self.tail_cache.wrapping_sub(self.head).min(max);
-        if n == 0 {
-            return 0;
+        let ready = self.tail_cache.wrapping_sub(self.head);
+        let start = self.head;
+        let end = start.wrapping_add(ready.min(max));
+        // Claimed at once: if the chunk is leaked, the values it did not
+        // hand out are leaked too (never read twice).
+        self.head = end;
+        ReadChunk {
+            buf: self.buf,
+            mask: self.mask,
+            start,
+            pos: start,
+            end,
+            consumer: self,
         }
-        // Reserve first: nothing below can panic between reading a value
-        // out and owning it in `out`.
-        out.reserve(n);
-        for _ in 0..n {
-            // SAFETY: as in `pop`, every position in [head, head + n) is
-            // below the published tail we acquired.
-            let value = unsafe { cell(self.buf, self.mask, self.head) }
-                .with(|p| unsafe { (*p).assume_init_read() });
-            out.push(value);
-            self.head = self.head.wrapping_add(1);
-        }
-        // Release: pairs with the producer's Acquire load of `head`.
-        self.ring.head.store(self.head, Ordering::Release);
-        n
     }
 }
 
-impl<T> Drop for Producer<T> {
+/// A batch of ready values from [`Consumer::read_chunk`]; an iterator that
+/// moves them out.
+///
+/// Each value is read with a plain load; the values taken are consumed
+/// with one `Release` store of the consumer's position when the chunk is
+/// dropped (also on a panic). Values not taken stay in the ring. A leaked
+/// chunk (`mem::forget`) consumes all its values: those not taken are
+/// leaked.
+///
+/// ```
+/// let (mut tx, mut rx) = waitless::channel::spsc::bounded(8);
+/// tx.write_chunk(4).fill_from_iter(&mut (1..=4));
+/// let chunk = rx.read_chunk(8);
+/// assert_eq!(chunk.len(), 4);
+/// assert_eq!(chunk.sum::<u32>(), 10); // reads all four, one store
+/// assert!(rx.is_empty());
+/// ```
+pub struct ReadChunk<'a, T> {
+    consumer: &'a mut Consumer<T>,
+    /// The consumer's cells and mask, copied so the read loop keeps
+    /// everything it needs in registers.
+    buf: *const Cell<T>,
+    mask: usize,
+    /// The consumer's position when the chunk was made.
+    start: usize,
+    /// The next value to take; `[start, pos)` is taken.
+    pos: usize,
+    /// One past the last ready value of the chunk.
+    end: usize,
+}
+
+impl<T> Iterator for ReadChunk<'_, T> {
+    type Item = T;
+
+    #[inline]
+    fn next(&mut self) -> Option<T> {
+        if self.pos == self.end {
+            return None;
+        }
+        // SAFETY: `pos` is below the tail `read_chunk` acquired: the
+        // producer wrote and published the slot (our Acquire made the write
+        // visible) and will not overwrite it before we publish a head past
+        // it. The consumer's own position already excludes `[pos, end)`
+        // and `pos` advances before the value is returned, so it is read
+        // once; `consumer.ring` keeps the buffer alive.
+        let value = unsafe { cell(self.buf, self.mask, self.pos) }
+            .with(|p| unsafe { (*p).assume_init_read() });
+        self.pos = self.pos.wrapping_add(1);
+        Some(value)
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.end.wrapping_sub(self.pos);
+        (left, Some(left))
+    }
+
+    /// Visits at most two contiguous runs of cells (before and after the
+    /// wrap) with index loops without masking; `sum`, `count`, `for_each`
+    /// and the other consuming adaptors go through it.
+    #[inline]
+    fn fold<B, F: FnMut(B, T) -> B>(mut self, init: B, mut f: F) -> B {
+        let mut acc = init;
+        while self.pos != self.end {
+            let idx = self.pos & self.mask;
+            let run = self.end.wrapping_sub(self.pos).min(self.mask + 1 - idx);
+            for k in 0..run {
+                // SAFETY: `idx + k < capacity` and is the cell of position
+                // `pos`, below the acquired tail: as in `next`.
+                let value =
+                    unsafe { &*self.buf.add(idx + k) }.with(|p| unsafe { (*p).assume_init_read() });
+                // Taken before `f` runs: if `f` panics, the value is its.
+                self.pos = self.pos.wrapping_add(1);
+                acc = f(acc, value);
+            }
+        }
+        acc
+    }
+}
+
+impl<T> ExactSizeIterator for ReadChunk<'_, T> {}
+
+impl<T> core::iter::FusedIterator for ReadChunk<'_, T> {}
+
+impl<T> Drop for ReadChunk<'_, T> {
+    #[inline]
     fn drop(&mut self) {
-        // Release: publishes anything a panicking `push_iter` wrote but did
-        // not publish, so the ring's drop sees (and drops) it.
-        self.ring.tail.store(self.tail, Ordering::Release);
+        let c = &mut *self.consumer;
+        // The values not taken go back to the ring.
+        c.head = self.pos;
+        if self.pos != self.start {
+            // Release: pairs with the producer's Acquire load of `head`, so
+            // our reads of the slots happen-before it overwrites them.
+            c.ring.head.store(self.pos, Ordering::Release);
+        }
+    }
+}
+
+impl<T> fmt::Debug for ReadChunk<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadChunk")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Drop for Consumer<T> {
+    fn drop(&mut self) {
+        // Release: publishes the position past the values a leaked
+        // `ReadChunk` claimed, so the ring's drop does not drop them again.
+        self.ring.head.store(self.head, Ordering::Release);
     }
 }
 
@@ -606,6 +926,105 @@ mod tests {
         drop(tx);
         drop(rx);
         assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn chunks_partial_and_leaked_drop_each_value_once() {
+        // Leaked values own no heap memory (Miri reports leaked allocations).
+        static DROPS: StdAtomicUsize = StdAtomicUsize::new(0);
+        struct Tick;
+        impl Drop for Tick {
+            fn drop(&mut self) {
+                DROPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let count = || DROPS.load(std::sync::atomic::Ordering::Relaxed);
+        let (mut tx, mut rx) = bounded::<Tick>(4);
+        let mut chunk = tx.write_chunk(8);
+        assert_eq!(chunk.len(), 4);
+        for _ in 0..3 {
+            chunk.push(Tick).unwrap();
+        }
+        drop(chunk);
+        assert_eq!(tx.write_chunk(8).len(), 1);
+        // A leaked write chunk publishes nothing: its value is leaked and
+        // its slot stays free.
+        let mut chunk = tx.write_chunk(1);
+        chunk.push(Tick).unwrap();
+        std::mem::forget(chunk);
+        assert_eq!(tx.write_chunk(1).len(), 1);
+        assert_eq!(rx.read_chunk(8).len(), 3);
+        // Take one value and drop the chunk: only that one is consumed.
+        let mut chunk = rx.read_chunk(8);
+        drop(chunk.next());
+        drop(chunk);
+        assert_eq!(count(), 1);
+        assert_eq!(rx.len(), 2);
+        // A leaked read chunk consumes its values: the one taken is dropped
+        // by us, the one not taken is leaked; none is read or dropped again.
+        let mut chunk = rx.read_chunk(2);
+        drop(chunk.next());
+        std::mem::forget(chunk);
+        assert_eq!(count(), 2);
+        assert_eq!(rx.read_chunk(8).len(), 0);
+        tx.push(Tick).unwrap();
+        drop(tx);
+        drop(rx); // drops the one value published after the leak
+        assert_eq!(count(), 3);
+    }
+
+    #[test]
+    fn chunks_refresh_only_when_the_cache_is_short() {
+        let (mut tx, mut rx) = bounded::<u32>(8);
+        assert_eq!(tx.write_chunk(3).fill_from_iter(&mut (0..)), 3);
+        // The consumer's cache says 0 ready: a chunk of 2 refreshes and sees 3.
+        let mut chunk = rx.read_chunk(2);
+        assert_eq!(chunk.len(), 2);
+        assert_eq!(
+            (chunk.next(), chunk.next(), chunk.next()),
+            (Some(0), Some(1), None)
+        );
+        drop(chunk);
+        // One value left by the cache: a chunk of 1 does not need the tail.
+        assert_eq!(rx.read_chunk(1).collect::<Vec<_>>(), [2]);
+        // The producer's cache says 5 free: a chunk of 8 refreshes (8 free).
+        assert_eq!(tx.write_chunk(8).len(), 8);
+        assert_eq!(tx.write_chunk(0).len(), 0);
+    }
+
+    #[test]
+    fn threaded_chunks_exactly_once_in_order() {
+        let n: u64 = if cfg!(miri) { 300 } else { 300_000 };
+        let (mut tx, mut rx) = bounded::<u64>(if cfg!(miri) { 4 } else { 64 });
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut src = 0..n;
+                let mut size = 1;
+                while !src.is_empty() {
+                    if tx.write_chunk(size).fill_from_iter(&mut src) == 0 {
+                        std::thread::yield_now();
+                    }
+                    size = size % 7 + 1;
+                }
+            });
+            let mut expect = 0;
+            let mut size = 1;
+            while expect < n {
+                let mut chunk = rx.read_chunk(size);
+                if chunk.len() == 0 {
+                    std::thread::yield_now();
+                }
+                // Take all but (sometimes) the last one.
+                let take = chunk.len() - usize::from(size % 3 == 0 && chunk.len() > 1);
+                for v in chunk.by_ref().take(take) {
+                    assert_eq!(v, expect);
+                    expect += 1;
+                }
+                drop(chunk);
+                size = size % 5 + 1;
+            }
+            assert_eq!(rx.pop(), None);
+        });
     }
 
     #[test]

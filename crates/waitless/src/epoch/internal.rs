@@ -32,6 +32,7 @@
 use core::ptr;
 
 use super::deferred::{Bag, Deferred};
+use super::pool::Pool;
 use crate::hazard::fence as barrier;
 use crate::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::UnsafeCell;
@@ -46,23 +47,42 @@ const PINS_BETWEEN_COLLECT: usize = 128;
 #[cfg(any(loom, miri))]
 const PINS_BETWEEN_COLLECT: usize = 2;
 
-/// In the asymmetric mode a background advance attempt costs a
-/// `membarrier` (microseconds: it interrupts every CPU running a thread of
-/// the process). It is made only once this many deferred functions are
-/// sealed, or on a thread's every [`CHECKS_PER_FORCED_ADVANCE`]-th periodic
-/// check while any garbage is sealed (so a little garbage does not wait
-/// forever).
+/// In the asymmetric mode an advance attempt costs a `membarrier`
+/// (microseconds for the caller, and an interrupt of every CPU running a
+/// thread of the process). A background attempt is therefore made only once
+/// this many deferred functions were sealed since the last background
+/// attempt (a monotonic count, `sealed` − `advance_mark`: pacing on the
+/// total still pending, as before, attempted one advance per sealed bag once
+/// 1024 were pending, i.e. a membarrier per 31 retirements), or as a forced
+/// attempt (see [`FORCED_ADVANCE_PERIOD_NS`]) while any garbage is sealed,
+/// so that a little garbage does not wait forever.
 #[cfg(not(any(loom, miri)))]
 const ADVANCE_BATCH: usize = 1024;
 #[cfg(any(loom, miri))]
 const ADVANCE_BATCH: usize = 2;
 
-/// See [`ADVANCE_BATCH`]: with the 128 pins between checks, one forced
-/// advance attempt per 4096 pins of a thread.
+/// Every [`CHECKS_PER_FORCED_ADVANCE`]-th periodic check of a thread (one
+/// per 4096 pins) may force an advance attempt while garbage is sealed: at
+/// most one such attempt per collector per this many nanoseconds. (Forcing
+/// on every thread's every 4096th pin, as before, issued a membarrier per
+/// 4096 reads of *every* reader: 100k+ per second with a few readers, each
+/// interrupting all the others — the collapse of `rcu/read-with-*-writer`.)
+#[cfg(not(any(loom, miri)))]
+const FORCED_ADVANCE_PERIOD_NS: u64 = 1_000_000;
+
+/// See [`FORCED_ADVANCE_PERIOD_NS`].
 #[cfg(not(any(loom, miri)))]
 const CHECKS_PER_FORCED_ADVANCE: usize = 32;
 #[cfg(any(loom, miri))]
 const CHECKS_PER_FORCED_ADVANCE: usize = 1;
+
+/// Nanoseconds since the first call in this process (monotonic).
+#[cfg(not(any(loom, miri)))]
+fn now_ns() -> u64 {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(std::time::Instant::now);
+    u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
 
 /// Mask of the epoch bits a pin word can hold.
 const WORD_EPOCH_MASK: usize = usize::MAX >> 1;
@@ -89,42 +109,50 @@ pub(crate) fn epoch_at_least(a: usize, b: usize) -> bool {
 /// One thread's record in one collector. Records live in a push-only list
 /// and are freed only when the collector is dropped; a record whose thread
 /// exited is reused by the next thread that registers.
-#[repr(align(128))]
+#[repr(C, align(128))]
 pub(crate) struct Participant {
     /// Packed pinned state (see the module docs). Written only by the owner.
     pub(crate) epoch: AtomicUsize,
+    /// The collector's fence mode, copied here so that a pin reads only its
+    /// own record's first cache line. Immutable.
+    asymmetric: bool,
+    /// Owner-only state (the owning thread is the only one that touches it
+    /// while `in_use`; ownership changes hands through `in_use`). Its
+    /// hot fields come first, so that a pin and an unpin touch one line
+    /// (`repr(C)` on both structs keeps this order; with the compiler's
+    /// order the mode flag and the exit flag sat behind the 1 KiB bag).
+    pub(crate) local: UnsafeCell<LocalState>,
+    /// Length of `local.bag`, mirrored for `Collector::pending` readers.
+    pub(crate) bag_len: AtomicUsize,
+    /// Retired blocks in `local.pool`, mirrored likewise.
+    pub(crate) pool_len: AtomicUsize,
+    /// Statistics slots (owner-only writes, any-thread Relaxed reads).
+    pub(crate) counters: [AtomicU64; COUNTERS],
     /// `true` while a thread owns this record.
     pub(crate) in_use: AtomicBool,
     /// Next record in the collector's list; immutable once published.
     next: AtomicPtr<Participant>,
-    /// Owner-only state (the owning thread is the only one that touches it
-    /// while `in_use`; ownership changes hands through `in_use`).
-    pub(crate) local: UnsafeCell<LocalState>,
-    /// Length of `local.bag`, mirrored for `Collector::pending` readers.
-    pub(crate) bag_len: AtomicUsize,
-    /// Statistics slots (owner-only writes, any-thread Relaxed reads).
-    pub(crate) counters: [AtomicU64; COUNTERS],
-    /// The collector's fence mode, copied here so that a pin reads only its
-    /// own record's cache line. Immutable.
-    asymmetric: bool,
 }
 
 /// State only the owning thread touches.
+#[repr(C)]
 pub(crate) struct LocalState {
     /// Number of live `Guard`s of this thread on this collector.
     pub(crate) guards: usize,
     /// Pins since the last collection attempt.
     pub(crate) pins: usize,
-    /// Deferred functions not yet sealed.
-    pub(crate) bag: Bag,
-    /// Periodic checks since the last forced advance attempt (asymmetric
-    /// mode, see [`ADVANCE_BATCH`]).
-    pub(crate) checks: usize,
     /// No thread-local cache owns this record: its thread exited while one
     /// of its guards was still alive (kept in another thread-local), or it
     /// is an ephemeral record taken for one guard during thread-local
     /// destruction. The drop of the last guard releases it.
     pub(crate) exited: bool,
+    /// Periodic checks since the last forced advance attempt (asymmetric
+    /// mode, see [`ADVANCE_BATCH`]).
+    pub(crate) checks: usize,
+    /// Retired blocks and recycled ones (`super::pool`).
+    pub(crate) pool: Pool,
+    /// Deferred functions not yet sealed.
+    pub(crate) bag: Bag,
 }
 
 impl Participant {
@@ -139,8 +167,10 @@ impl Participant {
                 bag: Bag::new(),
                 checks: 0,
                 exited: false,
+                pool: Pool::new(),
             }),
             bag_len: AtomicUsize::new(0),
+            pool_len: AtomicUsize::new(0),
             counters: core::array::from_fn(|_| AtomicU64::new(0)),
             asymmetric,
         }
@@ -152,6 +182,60 @@ impl Participant {
     pub(crate) fn count(&self, i: usize, n: u64) {
         let c = &self.counters[i];
         c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+
+    /// A recycled block from this record's pool, or null.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns this record.
+    #[inline]
+    pub(crate) unsafe fn take_block(&self) -> *mut u8 {
+        // SAFETY: precondition 1: owner-only state; no user code runs.
+        self.local.with_mut(|l| unsafe { (*l).pool.take() })
+    }
+
+    /// Keeps `b` for reuse by this record's owner (or frees it).
+    ///
+    /// # Safety
+    /// 1. The calling thread owns this record.
+    /// 2. As for [`Pool::put_free`]: `b` was allocated with `layout`, is
+    ///    empty, and no other thread can access it (it was never
+    ///    published).
+    #[inline]
+    pub(crate) unsafe fn recycle_block(&self, b: *mut u8, layout: core::alloc::Layout) {
+        // SAFETY: preconditions 1 and 2.
+        self.local
+            .with_mut(|l| unsafe { (*l).pool.put_free(b, layout) });
+    }
+
+    /// Bytes of recycled blocks in this record's pool.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns this record.
+    pub(crate) unsafe fn cached_bytes(&self) -> usize {
+        // SAFETY: precondition 1.
+        self.local.with(|l| unsafe { (*l).pool.free_bytes() })
+    }
+
+    /// Returns this record's recycled blocks to the allocator.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns this record.
+    pub(crate) unsafe fn free_cached_blocks(&self) {
+        // SAFETY: precondition 1.
+        self.local
+            .with_mut(|l| unsafe { (*l).pool.free_all_free() });
+    }
+
+    /// Mirrors the pool's retired count for `pending` readers.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns this record.
+    unsafe fn mirror_pool(&self) {
+        // SAFETY: precondition 1.
+        let n = self.local.with(|l| unsafe { (*l).pool.retired() });
+        // Relaxed: a statistic.
+        self.pool_len.store(n, Ordering::Relaxed);
     }
 }
 
@@ -178,6 +262,15 @@ pub(crate) struct Global {
     /// Deferred functions in sealed bags (for `pending` and for skipping
     /// the participant walk when there is nothing to free).
     garbage_count: AtomicUsize,
+    /// Deferred functions ever sealed (monotonic, wrapping): paces the
+    /// background advances with `advance_mark` (see [`ADVANCE_BATCH`]).
+    sealed: AtomicUsize,
+    /// `sealed` at the last batch-triggered background advance attempt.
+    advance_mark: AtomicUsize,
+    /// When the next forced background attempt may be made
+    /// ([`FORCED_ADVANCE_PERIOD_NS`]; not under loom and Miri).
+    #[cfg(not(any(loom, miri)))]
+    next_forced: AtomicU64,
     /// Head of the push-only participant list.
     participants: AtomicPtr<Participant>,
     /// Whether pins use a compiler fence and advances a `membarrier`
@@ -193,6 +286,10 @@ impl Global {
             epoch: CachePadded::new(AtomicUsize::new(0)),
             garbage: core::array::from_fn(|_| CachePadded::new(AtomicPtr::new(ptr::null_mut()))),
             garbage_count: AtomicUsize::new(0),
+            sealed: AtomicUsize::new(0),
+            advance_mark: AtomicUsize::new(0),
+            #[cfg(not(any(loom, miri)))]
+            next_forced: AtomicU64::new(0),
             participants: AtomicPtr::new(ptr::null_mut()),
             asymmetric: asymmetric && barrier::asymmetric_available(),
         }
@@ -281,6 +378,30 @@ impl Global {
         if !bag.is_empty() {
             self.push_bag(bag);
         }
+        // The pool: recycled blocks go back to the allocator (so a record
+        // of an exited thread holds none), retired ones to the garbage list,
+        // to be freed after their grace period like any deferred function.
+        // SAFETY: precondition 1: owner-only state; no user code runs.
+        let retired = p.local.with_mut(|l| unsafe {
+            (*l).pool.free_all_free();
+            (*l).pool.take_retired()
+        });
+        p.pool_len.store(0, Ordering::Relaxed);
+        if let Some((chain, n)) = retired {
+            let mut bag = Bag::new();
+            let d = Deferred::new(move || {
+                // SAFETY: a deferred function runs after the grace period
+                // of its bag's seal, which follows every retirement in the
+                // chain, so no thread can access the blocks; it runs once.
+                unsafe { chain.free() }
+            });
+            if bag.try_push(d).is_err() {
+                unreachable!("a fresh bag has room");
+            }
+            self.push_bag(bag);
+            // `push_bag` counted one function; the pacing counts blocks.
+            self.note_sealed(n.saturating_sub(1));
+        }
         // Release pairs with the Acquire CAS in `register`: the next owner
         // sees our last writes to `local`.
         p.in_use.store(false, Ordering::Release);
@@ -294,7 +415,7 @@ impl Global {
     ///
     /// # Safety
     /// 1. The calling thread owns `p`, and `p` belongs to `self`.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn pin(&self, p: &Participant) -> bool {
         // SAFETY: precondition 1: owner-only state.
         let outer = p.local.with_mut(|l| unsafe {
@@ -360,22 +481,157 @@ impl Global {
             p.bag_len.store(0, Ordering::Relaxed);
             self.push_bag(bag);
         }
+        // SAFETY: precondition 1.
+        let pooled = unsafe { self.tend_pool(p) };
         // Relaxed: a hint; skipping the walk when there is nothing sealed.
-        if self.garbage_count.load(Ordering::Relaxed) > 0 {
+        if pooled || self.garbage_count.load(Ordering::Relaxed) > 0 {
             self.background_advance(force);
             self.collect();
         }
     }
 
+    /// Seals `p`'s open pool list if it holds anything and expires what the
+    /// current epoch allows. Returns whether retired blocks remain.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns `p` and `p` belongs to `self`.
+    unsafe fn tend_pool(&self, p: &Participant) -> bool {
+        // SAFETY: precondition 1: owner-only state.
+        let (open, retired) = p
+            .local
+            .with(|l| unsafe { ((*l).pool.open_len(), (*l).pool.retired()) });
+        if retired == 0 {
+            return false;
+        }
+        if open > 0 {
+            // SAFETY: precondition 1.
+            unsafe { self.seal_pool(p) };
+        }
+        // Acquire: pairs with the AcqRel advance CAS (release sequence on
+        // the epoch), as in `collect`: the critical sections that ended
+        // before the advance happen before the reuse.
+        let global = self.epoch.load(Ordering::Acquire);
+        // SAFETY: precondition 1; `global` loaded with Acquire here.
+        p.local.with_mut(|l| unsafe { (*l).pool.expire(global) });
+        // SAFETY: precondition 1.
+        unsafe { p.mirror_pool() };
+        // SAFETY: precondition 1.
+        p.local.with(|l| unsafe { (*l).pool.retired() }) > 0
+    }
+
+    /// Retires `b` into `p`'s pool (see `super::pool`); seals the open
+    /// list every `POOL_BATCH` retirements.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns `p`, `p` belongs to `self` and is pinned.
+    /// 2. `b` meets [`Pool::retire`]'s precondition.
+    #[inline]
+    pub(crate) unsafe fn retire_block(
+        &self,
+        p: &Participant,
+        b: *mut u8,
+        layout: core::alloc::Layout,
+    ) {
+        // SAFETY: preconditions 1 and 2; no user code runs.
+        let (due, n) = p.local.with_mut(|l| unsafe {
+            let due = (*l).pool.retire(b, layout);
+            (due, (*l).pool.retired())
+        });
+        // Relaxed: a statistic for `pending` (a plain `mov`).
+        p.pool_len.store(n, Ordering::Relaxed);
+        if due {
+            // SAFETY: precondition 1.
+            unsafe { self.seal_pool(p) };
+        }
+    }
+
+    /// Seals `p`'s open pool list with an RMW read of the epoch (the seal
+    /// lemma: every retirement in it, an unlink sequenced before, is visible
+    /// to any pin that reads a newer epoch), expiring what that epoch
+    /// allows; then paces an advance as for sealed bags. Returns the seal
+    /// epoch.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns `p` and `p` belongs to `self`.
+    #[cold]
+    #[inline(never)]
+    pub(crate) unsafe fn seal_pool(&self, p: &Participant) -> usize {
+        let epoch = self.read_epoch_rmw();
+        // SAFETY: precondition 1: owner-only state; `epoch` was read by an
+        // RMW after every retirement in the open list.
+        let n = p.local.with_mut(|l| unsafe { (*l).pool.seal(epoch) });
+        // SAFETY: precondition 1.
+        unsafe { p.mirror_pool() };
+        self.note_sealed(n);
+        self.background_advance(false);
+        epoch
+    }
+
     /// An advance attempt not asked for by the user. In the symmetric mode
-    /// always; in the asymmetric mode only when enough garbage waits to be
-    /// worth a membarrier, or when `force`d (see [`ADVANCE_BATCH`]).
+    /// always; in the asymmetric mode only when [`ADVANCE_BATCH`] deferred
+    /// functions were sealed since the last such attempt, or when `force`d
+    /// and the collector's forced period has passed.
     fn background_advance(&self, force: bool) {
-        // Relaxed: a heuristic.
-        if !self.asymmetric || force || self.garbage_count.load(Ordering::Relaxed) >= ADVANCE_BATCH
-        {
+        if !self.asymmetric {
+            self.try_advance();
+            return;
+        }
+        // Relaxed: heuristics; no data is read on the strength of them. The
+        // CAS only elects one thread per batch to pay the membarrier.
+        let sealed = self.sealed.load(Ordering::Relaxed);
+        let mark = self.advance_mark.load(Ordering::Relaxed);
+        if sealed.wrapping_sub(mark) >= ADVANCE_BATCH {
+            // While a thread is visibly pinned at an older epoch, keep the
+            // batch due (a cheap walk per seal, no barrier) instead of
+            // spending it: the advance then follows as soon as that thread
+            // moves on, not another batch later. Relaxed: a hint only.
+            if self.visibly_blocked(self.epoch.load(Ordering::Relaxed)) {
+                return;
+            }
+            if self
+                .advance_mark
+                .compare_exchange(mark, sealed, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.try_advance();
+            }
+            return;
+        }
+        if force && self.forced_attempt_due() {
             self.try_advance();
         }
+    }
+
+    /// Whether a forced background attempt may be made now (at most one
+    /// per [`FORCED_ADVANCE_PERIOD_NS`] per collector; always under loom
+    /// and Miri, which have no useful clock).
+    #[cfg(not(any(loom, miri)))]
+    fn forced_attempt_due(&self) -> bool {
+        let now = now_ns();
+        // Relaxed: a rate limit; the CAS elects one thread per period.
+        let next = self.next_forced.load(Ordering::Relaxed);
+        now >= next
+            && self
+                .next_forced
+                .compare_exchange(
+                    next,
+                    now + FORCED_ADVANCE_PERIOD_NS,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    #[cfg(any(loom, miri))]
+    fn forced_attempt_due(&self) -> bool {
+        true
+    }
+
+    /// Counts `n` newly sealed deferred functions (see [`ADVANCE_BATCH`]).
+    #[inline]
+    fn note_sealed(&self, n: usize) {
+        // Relaxed: a pacing statistic.
+        self.sealed.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Drops one pin of `p`; unpins when it was the last. Returns `true`
@@ -452,6 +708,21 @@ impl Global {
         unsafe { self.seal_own(p) };
         self.try_advance();
         self.collect();
+        // SAFETY: precondition 1.
+        unsafe { self.expire_own_pool(p) };
+    }
+
+    /// Expires what the current epoch allows in `p`'s pool.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns `p` and `p` belongs to `self`.
+    pub(crate) unsafe fn expire_own_pool(&self, p: &Participant) {
+        // Acquire: as in `tend_pool`.
+        let global = self.epoch.load(Ordering::Acquire);
+        // SAFETY: precondition 1; `global` loaded with Acquire here.
+        p.local.with_mut(|l| unsafe { (*l).pool.expire(global) });
+        // SAFETY: precondition 1.
+        unsafe { p.mirror_pool() };
     }
 
     /// Seals `p`'s bag (if non-empty) and returns the epoch it was sealed
@@ -465,11 +736,20 @@ impl Global {
             .local
             .with_mut(|l| unsafe { core::mem::replace(&mut (*l).bag, Bag::new()) });
         p.bag_len.store(0, Ordering::Relaxed);
-        if bag.is_empty() {
+        let bag_epoch = if bag.is_empty() {
             None
         } else {
             Some(self.push_bag(bag))
+        };
+        // SAFETY: precondition 1.
+        let open = p.local.with(|l| unsafe { (*l).pool.open_len() });
+        if open == 0 {
+            return bag_epoch;
         }
+        // SAFETY: precondition 1.
+        let pool_epoch = unsafe { self.seal_pool(p) };
+        // Both read by RMWs on the epoch, the pool's later.
+        Some(pool_epoch)
     }
 
     /// Seals `bag` with the current epoch and pushes it on the garbage list;
@@ -483,6 +763,7 @@ impl Global {
             next: ptr::null_mut(),
         }));
         self.garbage_count.fetch_add(n, Ordering::Relaxed);
+        self.note_sealed(n);
         self.push_sealed(epoch % 3, node, node);
         epoch
     }
@@ -531,6 +812,20 @@ impl Global {
         // reached `global` happen before this load, hence before the barrier
         // below. That is what makes a pin that this walk misses see them.
         let global = self.epoch.load(Ordering::Acquire);
+        // A cheap look first: if some participant is visibly pinned at an
+        // older epoch the advance fails anyway, so do not pay the barrier
+        // (in the asymmetric mode a membarrier that interrupts every CPU
+        // running one of our threads). Skipping an advance is always safe;
+        // a word seen here that is already stale (its thread unpinned) only
+        // delays the advance to a later attempt. This is what keeps a
+        // preempted pinned thread from turning every later attempt into a
+        // wasted membarrier (`stack/push-pop-pairs` and `rcu/*` at 4 and 8
+        // threads on 2 CPUs). Only in the asymmetric mode: the symmetric
+        // barrier is a fence, cheaper than the walk, and loom, Miri and TSan
+        // (always symmetric) keep exploring the same executions as before.
+        if self.asymmetric && self.visibly_blocked(global) {
+            return global;
+        }
         // The reclaimer's side of the store-buffering handshake with `pin`
         // (`barrier::light`). Symmetric: a SeqCst fence; either a pinner's
         // fence precedes it in S (then the loads below see its pin word) or
@@ -581,6 +876,25 @@ impl Global {
             Ok(_) => global.wrapping_add(1),
             Err(now) => now,
         }
+    }
+
+    /// Whether a participant is seen pinned at an epoch other than
+    /// `global`, without any barrier (see the pre-check in
+    /// [`try_advance`](Self::try_advance)).
+    fn visibly_blocked(&self, global: usize) -> bool {
+        let mut blocked = false;
+        self.for_each_participant(|p| {
+            // Relaxed: a hint only; nothing is freed on the strength of it
+            // (a `true` skips the advance; a `false` is re-checked after the
+            // barrier).
+            let e = p.epoch.load(Ordering::Relaxed);
+            if e & 1 == 1 && !pinned_epoch_matches(e, global) {
+                blocked = true;
+                return false;
+            }
+            true
+        });
+        blocked
     }
 
     /// Runs the sealed bags whose epoch is at least two behind the global
@@ -666,7 +980,7 @@ impl Global {
     pub(crate) fn pending(&self) -> usize {
         let mut n = self.garbage_count.load(Ordering::Relaxed);
         self.for_each_participant(|p| {
-            n += p.bag_len.load(Ordering::Relaxed);
+            n += p.bag_len.load(Ordering::Relaxed) + p.pool_len.load(Ordering::Relaxed);
             true
         });
         n

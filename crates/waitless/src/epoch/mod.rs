@@ -55,10 +55,14 @@
 //!   sealed garbage (nothing else would advance the epoch) and on the
 //!   thread's every 128th pin, so a thread that defers rarely does not keep
 //!   its garbage indefinitely. Every 128th pin, and whenever a bag is
-//!   sealed, the thread collects and tries to advance (in the asymmetric
-//!   mode an advance costs a membarrier, so background attempts wait for
-//!   1024 sealed functions or a thread's 4096th pin); the walk over
-//!   participants is skipped when there is no sealed garbage.
+//!   sealed, the thread collects and tries to advance. In the asymmetric
+//!   mode an advance costs a membarrier, so a background attempt waits
+//!   until 1024 functions were sealed since the last one, or (forced, so a
+//!   little garbage does not wait forever) for a thread's 4096th pin, at
+//!   most once per millisecond per collector; and every attempt first looks
+//!   at the pin words without a barrier and gives up if a thread is visibly
+//!   pinned at an older epoch. The walk over participants is skipped when
+//!   there is no sealed garbage.
 //! - **Thread exit** hands the thread's bag to the collector and frees its
 //!   record for reuse (if a guard of the thread is still alive in another
 //!   thread-local, the drop of its last guard does it). **Dropping a collector** runs every deferred function
@@ -85,6 +89,7 @@
 
 mod deferred;
 mod internal;
+mod pool;
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -92,6 +97,8 @@ use core::marker::PhantomData;
 use deferred::Deferred;
 pub(crate) use internal::Participant;
 use internal::{Global, COUNTERS};
+pub(crate) use local::thread_free_bytes;
+pub(crate) use pool::{Link, POOL_FREE_BYTES};
 
 pub use crate::hazard::FenceStrategy;
 use crate::sync::atomic::{AtomicUsize, Ordering};
@@ -175,6 +182,13 @@ unsafe impl Sync for Collector {}
 impl Collector {
     /// A new, empty reclamation domain, with the fence-free pin where the
     /// process can use it ([`FenceStrategy::Asymmetric`]).
+    ///
+    /// ```
+    /// use waitless::epoch::Collector;
+    /// let c = Collector::new();
+    /// assert_eq!(c.pending(), 0);
+    /// drop(c.pin()); // every thread that pins gets a record in `c`
+    /// ```
     #[must_use]
     pub fn new() -> Self {
         Self::with_strategy(FenceStrategy::Asymmetric)
@@ -207,6 +221,12 @@ impl Collector {
     }
 
     /// The fence strategy in effect.
+    ///
+    /// ```
+    /// use waitless::epoch::{Collector, FenceStrategy};
+    /// let c = Collector::with_strategy(FenceStrategy::Symmetric);
+    /// assert_eq!(c.strategy(), FenceStrategy::Symmetric);
+    /// ```
     pub fn strategy(&self) -> FenceStrategy {
         if self.global.asymmetric() {
             FenceStrategy::Asymmetric
@@ -217,7 +237,18 @@ impl Collector {
 
     /// Pins the current thread. Re-entrant: a nested pin is a few
     /// thread-local operations with no shared write.
-    #[inline]
+    ///
+    /// ```
+    /// use waitless::epoch::Collector;
+    /// let c = Collector::new();
+    /// let outer = c.pin();
+    /// let inner = c.pin(); // nested: still pinned until both are dropped
+    /// drop(inner);
+    /// outer.defer(|| ());
+    /// drop(outer);
+    /// assert_eq!(c.pending(), 1);
+    /// ```
+    #[inline(always)]
     pub fn pin(&self) -> Guard<'_> {
         match local::participant(self) {
             Some(p) => {
@@ -265,6 +296,14 @@ impl Collector {
     }
 
     /// The global epoch (a counter; it wraps after `usize::MAX` advances).
+    ///
+    /// ```
+    /// use waitless::epoch::Collector;
+    /// let c = Collector::new();
+    /// let e = c.epoch();
+    /// c.try_advance(); // nobody is pinned: the epoch moves on
+    /// assert!(c.epoch() > e);
+    /// ```
     #[must_use]
     pub fn epoch(&self) -> usize {
         // Relaxed: a statistic; no data is read on the strength of it.
@@ -403,6 +442,10 @@ impl Collector {
             }
             backoff.snooze();
         }
+        if let Some(p) = local::participant(self) {
+            // SAFETY: `p` is this thread's record in this collector.
+            unsafe { self.global.expire_own_pool(&*p) };
+        }
     }
 
     /// Runs `f` with this thread's record, registering one if needed.
@@ -411,6 +454,14 @@ impl Collector {
     pub(crate) fn with_local<R>(&self, f: impl FnOnce(&Participant) -> R) -> Option<R> {
         // SAFETY: the record is this thread's and lives as long as `self`.
         local::participant(self).map(|p| f(unsafe { &*p }))
+    }
+
+    /// This thread's record, registering one if needed; `None` when
+    /// thread-locals are already destroyed.
+    #[inline]
+    pub(crate) fn local_participant(&self) -> Option<&Participant> {
+        // SAFETY: the record is this thread's and lives as long as `self`.
+        local::participant(self).map(|p| unsafe { &*p })
     }
 
     /// Sums statistics counter `i` (`< COUNTERS`) over every record.
@@ -581,6 +632,27 @@ impl<'a> Guard<'a> {
         unsafe { self.defer_unchecked(f) }
     }
 
+    /// Retires `b`, an empty block of `layout` starting with an atomic link
+    /// word, into this thread's pool in this collector: it becomes
+    /// reusable by this thread ([`Participant::take_block`]) once its grace
+    /// period has ended (see `pool.rs`).
+    ///
+    /// # Safety
+    /// 1. `b` was allocated with `layout` by the global allocator, starts
+    ///    with a `pool::Link`, holds no live value, and is unlinked: no
+    ///    thread can reach it from shared memory any more.
+    /// 2. Every block retired into this collector has the same layout.
+    #[inline]
+    pub(crate) unsafe fn retire_block(&self, b: *mut u8, layout: core::alloc::Layout) {
+        // SAFETY: this thread owns the record, which the guard pins;
+        // preconditions 1 and 2.
+        unsafe {
+            self.collector
+                .global
+                .retire_block(self.participant(), b, layout)
+        }
+    }
+
     /// Seals this thread's bag into the collector's garbage now (instead of
     /// when it fills), then tries to advance the epoch and collect.
     ///
@@ -631,9 +703,27 @@ impl fmt::Debug for Guard<'_> {
 /// ```
 #[must_use]
 #[cfg(not(loom))]
+#[inline]
 pub fn default_collector() -> &'static Collector {
-    static DEFAULT: std::sync::OnceLock<Collector> = std::sync::OnceLock::new();
-    DEFAULT.get_or_init(Collector::new)
+    /// In a cache line of its own: every `pin()` reads the `OnceLock`'s
+    /// state and the collector's pointers, and in a linked program the
+    /// static otherwise shares a line with whatever statics the linker puts
+    /// next to it (in the bench binary: other crates' globals), so writes
+    /// to those slowed every default pin down.
+    static DEFAULT: crate::CachePadded<std::sync::OnceLock<Collector>> =
+        crate::CachePadded::new(std::sync::OnceLock::new());
+    match DEFAULT.get() {
+        Some(c) => c,
+        None => init_default(&DEFAULT),
+    }
+}
+
+/// The first call of [`default_collector`].
+#[cfg(not(loom))]
+#[cold]
+#[inline(never)]
+fn init_default(cell: &'static std::sync::OnceLock<Collector>) -> &'static Collector {
+    cell.get_or_init(Collector::new)
 }
 
 /// Pins the current thread in the [`default_collector`].
@@ -689,7 +779,7 @@ mod local {
     }
 
     /// This thread's record in `c`; `None` during thread-local destruction.
-    #[inline]
+    #[inline(always)]
     pub(super) fn participant(c: &Collector) -> Option<*const Participant> {
         let key = Arc::as_ptr(&c.token);
         LOCAL
@@ -728,6 +818,53 @@ mod local {
         l.fast_key.set(key);
         l.fast_participant.set(p);
         p
+    }
+
+    /// Bytes of recycled blocks on the pools' free lists of the calling
+    /// thread's records, over every live collector it uses.
+    pub(crate) fn thread_free_bytes() -> usize {
+        LOCAL
+            .try_with(|l| {
+                let Ok(entries) = l.entries.try_borrow() else {
+                    return 0;
+                };
+                let mut n = 0;
+                for e in entries.iter() {
+                    if !hold(&e.token) {
+                        continue; // dropped or dropping: its records are gone
+                    }
+                    // SAFETY: our USER count keeps the collector, hence its
+                    // records, alive; this thread owns the record.
+                    n += unsafe { (*e.participant).cached_bytes() };
+                    // Release pairs with the Acquire load in
+                    // `Collector::drop` (as in `release`).
+                    e.token.state.fetch_sub(USER, Ordering::Release);
+                }
+                n
+            })
+            .unwrap_or(0)
+    }
+
+    /// Counts this thread as a user of the collector behind `token` (its
+    /// drop then waits for us) if it is still live. Returns `false` if not.
+    fn hold(token: &Token) -> bool {
+        let mut s = token.state.load(Ordering::Relaxed);
+        loop {
+            if s & LIVE == 0 {
+                return false;
+            }
+            // Relaxed: as in `release`: while counted, the collector's drop
+            // waits, and we touch only our own record.
+            match token.state.compare_exchange_weak(
+                s,
+                s + USER,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => s = now,
+            }
+        }
     }
 
     /// Number of cached collectors (for tests of pruning).

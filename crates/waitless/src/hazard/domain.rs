@@ -14,17 +14,34 @@ pub(crate) const SLOTS: usize = 8;
 #[cfg(loom)]
 pub(crate) const SLOTS: usize = 4;
 
-/// Retired objects a record keeps before scanning, at least. The real
-/// threshold is `max(MIN_THRESHOLD, 2 * hazard slots in the domain)`, so a
-/// scan frees at least half of what it looks at (amortized O(1) per retire)
-/// and a record never holds more than threshold + slots unreclaimed objects.
+/// The domain-wide scan threshold, at least. The real threshold is
+/// `max(MIN_THRESHOLD, 2 * H)` with `H` the hazard slots in the domain, and it
+/// is compared with the domain-wide count of retired objects (not a
+/// per-record one): a scan frees at least half of what it looks at (at most
+/// `H` objects can be protected), so the amortized cost per retire is O(1),
+/// and the unreclaimed objects of the whole domain are O(H) (see `BATCH`).
 #[cfg(not(any(loom, miri)))]
 const MIN_THRESHOLD: usize = 64;
 #[cfg(all(miri, not(loom)))]
 const MIN_THRESHOLD: usize = 4;
 
-/// A hazard record: the slots one thread publishes into, and that thread's
-/// retired objects. Records live in a push-only lock-free list and are freed
+/// Retired objects a record collects privately before it hands them, as one
+/// batch, to the domain-wide list. Fixed (not growing with the record
+/// count) and at most `2 * SLOTS`, so the private lists of all `R` records
+/// hold fewer than `2 * SLOTS * R = 2H` objects together. Before issue 14,
+/// each record scanned only its own list at a per-record threshold that grew
+/// with `R` (`max(64, 2H)`), so `R` records could hold `~2H * R = 16 R^2`.
+#[cfg(not(any(loom, miri)))]
+const BATCH: usize = 2 * SLOTS;
+#[cfg(all(miri, not(loom)))]
+const BATCH: usize = 2;
+/// Under loom every retire hands its object over and scans, so the models
+/// see the shared list on every path.
+#[cfg(loom)]
+const BATCH: usize = 1;
+
+/// A hazard record: the slots one thread publishes into, and the objects
+/// that thread retired and has not yet handed to the domain-wide list. Records live in a push-only lock-free list and are freed
 /// only when the last reference to the domain's shared state goes away.
 pub(crate) struct Local {
     /// Published hazards. Written by the owner, read by every scanner.
@@ -37,10 +54,13 @@ pub(crate) struct Local {
     mask: UnsafeCell<u32>,
     /// Whether a thread's record cache holds this record. Owner only.
     cached: UnsafeCell<bool>,
-    /// Objects retired through this record and not yet freed. Owner only
-    /// (or whoever holds `&mut Domain`).
+    /// Objects retired through this record and not yet handed to the
+    /// domain-wide list (normally fewer than `BATCH`). Owner only (or
+    /// whoever holds `&mut Domain`).
     retired: UnsafeCell<Vec<Retired>>,
-    /// `retired.len()`, readable by anyone (statistics only).
+    /// `retired.len()`, readable by anyone: for `Domain::pending`, for the
+    /// orphan count `release` adds and `acquire`/`adopt` take back, and for
+    /// `adopt` to skip empty records. Never a safety input.
     pending: AtomicUsize,
     /// The shared state this record belongs to (records are freed only with
     /// it, so the pointer is valid as long as the record is). Immutable.
@@ -128,20 +148,23 @@ impl Local {
         }
     }
 
-    /// Gives the record up. Its retired objects stay in it and are counted
-    /// as *orphaned* domain-wide: the next scan of any thread claims the
-    /// free record (a CAS on `in_use`, like `Shared::acquire`) and adopts
-    /// them. (Before, they stayed until a thread happened to reuse that very
-    /// record, possibly never.) The record's `retired` list is not touched
-    /// here: `Domain::drop` may be draining it concurrently when a thread's
-    /// thread-local destructor runs after the domain was dropped (a scoped
-    /// thread is joined before its destructors run); ThreadSanitizer found
-    /// that race in a first version that moved the list here.
+    /// Gives the record up. Its private retired objects (fewer than
+    /// `BATCH` unless deferred retires were never collected) stay in it and
+    /// are counted as *orphaned* domain-wide: the next scan of any thread
+    /// claims the free record (a CAS on `in_use`, like `Shared::acquire`)
+    /// and adopts them; a thread that acquires the record takes them over
+    /// instead. The `retired` list itself is not touched here (so it is not
+    /// handed to the domain-wide list here either): `Domain::drop` may be
+    /// draining it concurrently when a thread's thread-local destructor runs
+    /// after the domain was dropped (a scoped thread is joined before its
+    /// destructors run); ThreadSanitizer found that race in a first version
+    /// that moved the list here.
     ///
     /// The caller owns the record (precondition of every call site).
     fn release(&self) {
         // Relaxed: `pending` mirrors the owner's own list length; the
-        // orphan count is a trigger heuristic, corrected by `adopt`.
+        // orphan count is a trigger heuristic, taken back by whoever claims
+        // the record next (`acquire` or `adopt`).
         let n = self.pending.load(Ordering::Relaxed);
         if n > 0 {
             // SAFETY: `shared` outlives every record (see the field).
@@ -154,31 +177,50 @@ impl Local {
     }
 }
 
+/// A batch of retired objects on the domain-wide list.
+struct Batch {
+    /// The next (older) batch; written before the batch is published by the
+    /// push CAS, then read only by the thread that took the list.
+    next: *mut Batch,
+    items: Vec<Retired>,
+}
+
 /// State shared by a `Domain` and the thread caches that hold its records.
 pub(crate) struct Shared {
     head: AtomicPtr<Local>,
     records: AtomicUsize,
     asymmetric: bool,
-    /// Retired objects left in released records (the domain-wide part of
-    /// the scan trigger). Approximate: a heuristic, never a safety input.
+    /// The domain-wide list of retired objects: a stack of batches that
+    /// records push (CAS) and a scan takes whole (swap), so no pop-one ABA.
+    batches: AtomicPtr<Batch>,
+    /// Objects on `batches`. Added before the push and subtracted after the
+    /// take, so it never underflows (see `push_batch`). A trigger heuristic,
+    /// never a safety input.
+    retired: AtomicUsize,
+    /// Retired objects left in released records (the other domain-wide part
+    /// of the scan trigger). Approximate: a heuristic, never a safety input.
     orphaned: AtomicUsize,
     /// Scans that freed nothing because the heavy barrier failed.
     skipped_scans: AtomicUsize,
 }
 
-// SAFETY: `Shared` is a list of `Local`s reached through atomics. Every field
-// of a `Local` is either atomic or owner-only (guarded by the `in_use`
-// acquire/release handshake), and the retired pointers it stores were handed
-// over by `retire`, whose contract requires their deleters to be callable
-// from any thread. So sharing and sending `Shared` between threads is sound.
+// SAFETY: `Shared` is a list of `Local`s and a stack of `Batch`es reached
+// through atomics. Every field of a `Local` is either atomic or owner-only
+// (guarded by the `in_use` acquire/release handshake); a `Batch` is touched
+// only by its pusher before the Release push and by the one thread whose
+// Acquire swap took it. The retired pointers both store were handed over by
+// `retire`, whose contract requires their deleters to be callable from any
+// thread. So sharing and sending `Shared` between threads is sound.
 unsafe impl Send for Shared {}
 // SAFETY: see `Send` above.
 unsafe impl Sync for Shared {}
 
 impl Shared {
-    /// Takes a free record or pushes a new one. The caller owns the result.
+    /// Takes a free record or pushes a new one. The caller owns the result
+    /// (and any retired objects a previous owner left in it).
     fn acquire(&self) -> NonNull<Local> {
-        // Acquire: pairs with the Release CAS that published each record.
+        // Acquire: pairs with the Release head CAS below that published
+        // each record, so the records we walk are fully initialised.
         let mut p = self.head.load(Ordering::Acquire).cast_const();
         while !p.is_null() {
             // SAFETY: records are never freed while `self` lives.
@@ -192,6 +234,13 @@ impl Shared {
             {
                 // SAFETY: we now own `l`.
                 l.cached.with_mut(|c| unsafe { *c = false });
+                // The orphans `release` counted for this record are ours now:
+                // take them off the domain-wide count (else it drifts up and
+                // every retire would scan).
+                let n = l.pending.load(Ordering::Relaxed);
+                if n > 0 {
+                    self.unorphan(n);
+                }
                 return NonNull::from(l);
             }
             p = l.next;
@@ -203,7 +252,8 @@ impl Shared {
             // SAFETY: `new` is ours until the CAS below publishes it.
             unsafe { (*new).next = head };
             // Release: publishes the initialised record (pairs with the
-            // Acquire head loads in `acquire` and `scan`).
+            // Acquire head loads in `acquire`, `adopt`, `scan`, `drain` and
+            // `Domain::pending`).
             match self
                 .head
                 .compare_exchange(head, new, Ordering::Release, Ordering::Relaxed)
@@ -216,6 +266,9 @@ impl Shared {
         unsafe { NonNull::new_unchecked(new) }
     }
 
+    /// The domain-wide scan threshold: `max(MIN_THRESHOLD, 2 * H)`, `H` the
+    /// hazard slots in the domain (folly's rule). Compared with the
+    /// domain-wide retired count (`due`).
     fn threshold(&self) -> usize {
         #[cfg(loom)]
         {
@@ -227,17 +280,91 @@ impl Shared {
         }
     }
 
+    /// Whether the domain-wide retired objects, plus `extra` the caller is
+    /// about to hand over, reach the threshold.
+    fn due(&self, extra: usize) -> bool {
+        // Relaxed: both counts are trigger heuristics.
+        self.retired.load(Ordering::Relaxed) + self.orphaned() + extra >= self.threshold()
+    }
+
     /// Objects left in released records (Relaxed: a trigger heuristic).
     fn orphaned(&self) -> usize {
         self.orphaned.load(Ordering::Relaxed)
     }
 
-    /// Claims every free record that still holds retired objects and moves
-    /// them into `local`'s list.
-    ///
-    /// # Safety
-    /// 1. The calling thread owns `local`.
-    unsafe fn adopt(&self, local: &Local) {
+    /// Takes `n` off the orphan count, saturating (`Domain::drop` resets it,
+    /// and an approximate count must never wrap into "always due").
+    fn unorphan(&self, n: usize) {
+        // Relaxed: a trigger heuristic.
+        let _ = self
+            .orphaned
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
+                Some(o.saturating_sub(n))
+            });
+    }
+
+    /// Pushes `items` onto the domain-wide list as one batch. Lock-free: the
+    /// CAS fails only when another batch was pushed or the list was taken.
+    fn push_batch(&self, items: Vec<Retired>) {
+        if items.is_empty() {
+            return;
+        }
+        // Relaxed, and before the push: a scanner that takes this batch
+        // synchronizes with our push (below), so this add happens before its
+        // subtraction and precedes it in the counter's modification order:
+        // the count never underflows.
+        self.retired.fetch_add(items.len(), Ordering::Relaxed);
+        let b = Box::into_raw(Box::new(Batch {
+            next: ptr::null_mut(),
+            items,
+        }));
+        let mut head = self.batches.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: `b` is ours until the CAS below publishes it.
+            unsafe { (*b).next = head };
+            // Release: publishes the batch and its items (and, through
+            // `next`, nothing new: older batches were published by their own
+            // pushes, whose release sequences this RMW continues). Pairs with
+            // the Acquire swap in `take_batches` and the Acquire load in
+            // `drain`.
+            match self
+                .batches
+                .compare_exchange_weak(head, b, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    /// Takes the whole domain-wide list (one swap) and returns its objects.
+    fn take_batches(&self) -> Vec<Retired> {
+        // Acquire: pairs with the Release push CAS of every batch on the list
+        // (each push heads a release sequence that the later pushes' CASes
+        // and this swap continue), so the batches and their items are ours.
+        let mut p = self.batches.swap(ptr::null_mut(), Ordering::Acquire);
+        let mut all: Vec<Retired> = Vec::new();
+        while !p.is_null() {
+            // SAFETY: the swap made us the only owner of every batch on the
+            // list; each came from `Box::into_raw` in `push_batch`.
+            let mut b = unsafe { Box::from_raw(p) };
+            p = b.next;
+            if all.is_empty() {
+                all = core::mem::take(&mut b.items);
+            } else {
+                all.append(&mut b.items);
+            }
+        }
+        if !all.is_empty() {
+            // Relaxed: see `push_batch` for why this never underflows.
+            self.retired.fetch_sub(all.len(), Ordering::Relaxed);
+        }
+        all
+    }
+
+    /// Claims every free record (other than `local`) that still holds
+    /// retired objects and moves them into `into`.
+    fn adopt(&self, local: &Local, into: &mut Vec<Retired>) {
         if self.orphaned() == 0 {
             return;
         }
@@ -256,40 +383,46 @@ impl Shared {
                     .is_ok()
             {
                 // SAFETY: we own `r` now.
-                let list = r.retired.with_mut(|l| unsafe { core::mem::take(&mut *l) });
+                let mut list = r.retired.with_mut(|l| unsafe { core::mem::take(&mut *l) });
                 r.pending.store(0, Ordering::Relaxed);
-                // `fetch_update` never underflows: release added at least
-                // this much (a concurrent `release` may not have added yet).
-                let _ = self
-                    .orphaned
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
-                        Some(o.saturating_sub(list.len()))
-                    });
+                self.unorphan(list.len());
                 // Release: hands the (now empty) record to its next owner.
                 r.in_use.store(false, Ordering::Release);
-                // SAFETY: precondition 1; no user code runs in the borrow.
-                local.retired.with_mut(|l| unsafe {
-                    (*l).extend(list);
-                    local.pending.store((*l).len(), Ordering::Relaxed);
-                });
+                into.append(&mut list);
             }
             p = r.next;
         }
     }
 
-    /// Frees what `local`'s retired list (plus the adopted orphans) holds
-    /// and no slot protects.
+    /// Frees every retired object of the domain that no slot protects: the
+    /// domain-wide list, the orphans of released records and `local`'s own
+    /// private list. What is still protected goes back onto the
+    /// domain-wide list.
     ///
     /// # Safety
     /// 1. The calling thread owns `local`.
     unsafe fn scan(&self, local: &Local) {
-        // SAFETY: precondition 1.
-        unsafe { self.adopt(local) };
+        // SAFETY: precondition 1; no user code runs in the borrow.
+        let own = local
+            .retired
+            .with_mut(|r| unsafe { core::mem::take(&mut *r) });
+        local.pending.store(0, Ordering::Relaxed);
+        let mut list = self.take_batches();
+        if list.is_empty() {
+            list = own;
+        } else {
+            list.extend(own);
+        }
+        self.adopt(local, &mut list);
+        if list.is_empty() {
+            return;
+        }
         if !fence::heavy(self.asymmetric) {
             // The barrier failed: a reader's hazard may be invisible to the
             // slot loads below, so free nothing this round (always safe).
-            // Everything stays in `local`'s list for the next scan.
+            // Everything goes back to the domain-wide list for the next scan.
             self.skipped_scans.fetch_add(1, Ordering::Relaxed);
+            self.push_batch(list);
             return;
         }
         let mut hazards: Vec<*mut u8> = Vec::new();
@@ -310,31 +443,22 @@ impl Shared {
             p = l.next;
         }
         hazards.sort_unstable();
-        // SAFETY: precondition 1; the borrow ends before any deleter runs.
-        let list = local
-            .retired
-            .with_mut(|r| unsafe { core::mem::take(&mut *r) });
-        // Keeps what is still protected and, if a deleter panics, everything
-        // not yet looked at, so nothing is leaked or lost.
+        // Puts back what is still protected and, if a deleter panics,
+        // everything not yet looked at, so nothing is leaked or lost.
         struct Putback<'a> {
-            local: &'a Local,
+            shared: &'a Shared,
             rest: std::vec::IntoIter<Retired>,
             keep: Vec<Retired>,
         }
         impl Drop for Putback<'_> {
             fn drop(&mut self) {
-                let (rest, keep) = (&mut self.rest, &mut self.keep);
-                // SAFETY: the scanning thread owns the record (scan's
-                // precondition 1) and holds no other borrow of `retired`.
-                self.local.retired.with_mut(|r| unsafe {
-                    (*r).append(keep);
-                    (*r).extend(rest);
-                    self.local.pending.store((*r).len(), Ordering::Relaxed);
-                });
+                let mut keep = core::mem::take(&mut self.keep);
+                keep.extend(self.rest.by_ref());
+                self.shared.push_batch(keep);
             }
         }
         let mut pb = Putback {
-            local,
+            shared: self,
             rest: list.into_iter(),
             keep: Vec::new(),
         };
@@ -345,13 +469,13 @@ impl Shared {
                 // SAFETY: `r` was retired (unlinked, so no new protection can
                 // start) and the heavy fence followed by reading every slot
                 // showed no hazard on it; `retire`'s contract makes the
-                // deleter callable now, once.
+                // deleter callable now, once (it was taken off every list).
                 unsafe { (r.deleter)(r.ptr) };
             }
         }
     }
 
-    /// Frees every retired object of every record.
+    /// Frees every retired object: the domain-wide list and every record's.
     ///
     /// # Safety
     /// 1. No hazard pointer of this domain is alive and no thread retires
@@ -367,6 +491,32 @@ impl Shared {
                 // SAFETY: the precondition of the `drain` that armed us.
                 unsafe { self.0.drain() }
             }
+        }
+        // The domain-wide list, one object at a time (so a panic loses
+        // nothing: the rest stays on the list for `Again`).
+        loop {
+            // Acquire: pairs with the Release push CAS in `push_batch`.
+            let b = self.batches.load(Ordering::Acquire);
+            if b.is_null() {
+                break;
+            }
+            // SAFETY: precondition 1 gives us exclusive access to the list;
+            // `b` came from `Box::into_raw` in `push_batch`.
+            let next = unsafe { (*b).items.pop() };
+            let Some(r) = next else {
+                // Relaxed: exclusive access (precondition 1).
+                // SAFETY: as above; unlinked first, then freed once.
+                self.batches.store(unsafe { (*b).next }, Ordering::Relaxed);
+                // SAFETY: as above.
+                drop(unsafe { Box::from_raw(b) });
+                continue;
+            };
+            self.retired.fetch_sub(1, Ordering::Relaxed);
+            let again = Again(self);
+            // SAFETY: precondition 1: nothing can protect `r` any more;
+            // it was popped, so its deleter runs once.
+            unsafe { (r.deleter)(r.ptr) };
+            core::mem::forget(again);
         }
         // Acquire: pairs with the Release head CAS in `acquire`, so every
         // record's initialised fields are visible to the walk.
@@ -394,6 +544,16 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
+        // Batches: emptied by `Domain::drop`'s drain (nothing can be retired
+        // without a live `Domain`); free any node left anyway.
+        let mut b = self.batches.load(Ordering::Relaxed);
+        while !b.is_null() {
+            // SAFETY: `&mut self`: the last reference; every batch came from
+            // `Box::into_raw` in `push_batch` and is freed once here.
+            let batch = unsafe { Box::from_raw(b) };
+            debug_assert!(batch.items.is_empty());
+            b = batch.next;
+        }
         let mut p = self.head.load(Ordering::Relaxed);
         while !p.is_null() {
             // SAFETY: `&mut self`: the last reference; every record was
@@ -480,6 +640,8 @@ impl Domain {
                 head: AtomicPtr::new(ptr::null_mut()),
                 records: AtomicUsize::new(0),
                 asymmetric,
+                batches: AtomicPtr::new(ptr::null_mut()),
+                retired: AtomicUsize::new(0),
                 orphaned: AtomicUsize::new(0),
                 skipped_scans: AtomicUsize::new(0),
             }),
@@ -520,6 +682,18 @@ impl Domain {
     }
 
     /// Hazard records allocated so far (each holds several slots).
+    ///
+    /// ```
+    /// use waitless::hazard::{Domain, HazardPointer};
+    ///
+    /// let domain = Domain::new();
+    /// assert_eq!(domain.records(), 0); // records are created on first use
+    /// let hp = HazardPointer::new_in(&domain);
+    /// assert_eq!(domain.records(), 1);
+    /// drop(hp);
+    /// let _again = HazardPointer::new_in(&domain);
+    /// assert_eq!(domain.records(), 1, "this thread's record is reused");
+    /// ```
     #[must_use]
     pub fn records(&self) -> usize {
         self.shared.records.load(Ordering::Relaxed)
@@ -527,17 +701,49 @@ impl Domain {
 
     /// Scans of this domain that freed nothing because the heavy barrier
     /// (`membarrier`) failed; each such scan kept everything for the next.
+    ///
+    /// ```
+    /// use waitless::hazard::Domain;
+    ///
+    /// let domain = Domain::new();
+    /// let old = Box::into_raw(Box::new(1u32));
+    /// // SAFETY: never shared, retired once.
+    /// unsafe { domain.retire_box(old) };
+    /// domain.reclaim();
+    /// assert_eq!(domain.skipped_scans(), 0); // membarrier works (or is not used) here
+    /// assert_eq!(domain.pending(), 0);
+    /// ```
+    #[must_use]
     pub fn skipped_scans(&self) -> usize {
         // Relaxed: a statistic.
         self.shared.skipped_scans.load(Ordering::Relaxed)
     }
 
-    /// Retired objects not yet freed, summed over all records (those of
-    /// exited threads included; a snapshot that may be stale by the time it
-    /// returns).
+    /// Retired objects not yet freed: the domain-wide list plus every
+    /// record's private list (those of exited threads included; a snapshot
+    /// that may be stale by the time it returns).
+    ///
+    /// ```
+    /// use std::sync::atomic::AtomicPtr;
+    /// use waitless::hazard::{Domain, HazardPointer};
+    ///
+    /// let domain = Domain::new();
+    /// let src = AtomicPtr::new(Box::into_raw(Box::new(7u64)));
+    /// let mut hp = HazardPointer::new_in(&domain);
+    /// let p = hp.protect(&src);
+    /// src.store(std::ptr::null_mut(), std::sync::atomic::Ordering::Release);
+    /// // SAFETY: unlinked above, retired once.
+    /// unsafe { domain.retire_box(p) };
+    /// domain.reclaim();
+    /// assert_eq!(domain.pending(), 1, "still protected by `hp`");
+    /// drop(hp);
+    /// domain.reclaim();
+    /// assert_eq!(domain.pending(), 0);
+    /// ```
     #[must_use]
     pub fn pending(&self) -> usize {
-        let mut n = 0;
+        // Relaxed: a statistic.
+        let mut n = self.shared.retired.load(Ordering::Relaxed);
         // Acquire: pairs with the Release head CAS in `acquire`, as in the
         // scan: the records we walk are fully initialised.
         let mut p = self.shared.head.load(Ordering::Acquire).cast_const();
@@ -560,8 +766,11 @@ impl Domain {
         self.shared.threshold()
     }
 
-    /// The calling thread's record for this domain, and whether it is the
-    /// cached one (`false`: the caller must release it when done).
+    /// The calling thread's record for this domain, owned by the caller:
+    /// its cached one, or (thread-local storage torn down, or the cache full
+    /// of busy records) a freshly acquired uncached one, which the caller
+    /// releases when done with it (`cached` is `false` on it: every caller
+    /// releases a record that is uncached and serves no hazard pointer).
     pub(crate) fn local(&self) -> NonNull<Local> {
         cache::local(&self.shared)
     }
@@ -614,21 +823,41 @@ impl Domain {
         unsafe { self.push(ptr, drop_box::<T>, false) }
     }
 
-    /// Scans the calling thread's record if it holds at least the threshold
-    /// of retired objects.
+    /// Does what a [`retire`](Self::retire) would have done after the
+    /// deferred retires: once the calling thread's private list holds a
+    /// batch, hands it to the domain-wide list, or scans if that makes the
+    /// domain-wide count reach the threshold.
     pub(crate) fn collect(&self) {
         let local = self.local();
         // SAFETY: `local` is ours.
         let l = unsafe { local.as_ref() };
         // SAFETY: we own `l`.
         let len = l.retired.with(|r| unsafe { (*r).len() });
-        if len + self.shared.orphaned() >= self.shared.threshold() {
+        if len >= BATCH {
             // SAFETY: we own `l`.
-            unsafe { self.shared.scan(l) };
+            unsafe { self.hand_over(l, len) };
         }
         // SAFETY: we own `l`.
         if !l.cached.with(|c| unsafe { *c }) && l.mask.with(|m| unsafe { *m }) == 0 {
             l.release();
+        }
+    }
+
+    /// Hands `l`'s private list (`len` objects) to the domain-wide list, or
+    /// scans the whole domain if the domain-wide count, with them, reaches
+    /// the threshold.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns `l`.
+    unsafe fn hand_over(&self, l: &Local, len: usize) {
+        if self.shared.due(len) {
+            // SAFETY: precondition 1.
+            unsafe { self.shared.scan(l) };
+        } else {
+            // SAFETY: precondition 1; no user code runs in the borrow.
+            let list = l.retired.with_mut(|r| unsafe { core::mem::take(&mut *r) });
+            l.pending.store(0, Ordering::Relaxed);
+            self.shared.push_batch(list);
         }
     }
 
@@ -651,12 +880,13 @@ impl Domain {
             (*r).len()
         });
         l.pending.store(len, Ordering::Relaxed);
-        // The trigger counts the domain-wide orphan list too, so garbage
-        // left by exited threads is adopted and freed by whichever thread
-        // retires next, not only by a thread that reuses that record.
-        if may_scan && len + self.shared.orphaned() >= self.shared.threshold() {
+        // The trigger is domain-wide (the shared list plus the orphans of
+        // exited threads), so the garbage of all records together stays
+        // O(hazard slots), and orphans are adopted by whichever thread
+        // scans next, not only by a thread that reuses that record.
+        if may_scan && len >= BATCH {
             // SAFETY: we own `l`.
-            unsafe { self.shared.scan(l) };
+            unsafe { self.hand_over(l, len) };
         }
         // SAFETY: we own `l`.
         if !l.cached.with(|c| unsafe { *c }) && l.mask.with(|m| unsafe { *m }) == 0 {
@@ -690,8 +920,8 @@ impl Domain {
         unsafe { self.retire(ptr, drop_box::<T>) }
     }
 
-    /// Scans the calling thread's retired objects now, freeing those no
-    /// hazard protects.
+    /// Scans now: frees every object retired into this domain (by any
+    /// thread, exited ones included) that no hazard protects.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicPtr, Ordering};

@@ -46,6 +46,16 @@ use crate::sync::atomic::{compiler_fence, fence, Ordering};
 
 /// How a [`Domain`](super::Domain) makes hazard publications visible to its
 /// reclaimer.
+///
+/// ```
+/// use waitless::hazard::{Domain, FenceStrategy};
+///
+/// // Symmetric is always honoured; Asymmetric falls back where membarrier
+/// // is unavailable, and `strategy()` reports what is in effect.
+/// assert_eq!(Domain::with_strategy(FenceStrategy::Symmetric).strategy(), FenceStrategy::Symmetric);
+/// let s = Domain::with_strategy(FenceStrategy::Asymmetric).strategy();
+/// assert!(s == FenceStrategy::Asymmetric || s == FenceStrategy::Symmetric);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FenceStrategy {
     /// Readers issue a compiler fence only; the reclaimer issues
@@ -169,6 +179,17 @@ static MEMBARRIER_FAILURES: crate::sync::StatCounter = crate::sync::StatCounter:
 
 /// Process-wide count of failed heavy barriers (each skipped one round of
 /// freeing or one epoch advance).
+///
+/// ```
+/// use waitless::hazard::{membarrier_failures, Domain};
+///
+/// let before = membarrier_failures();
+/// let domain = Domain::new();
+/// domain.reclaim();
+/// // A working membarrier (or none, in the symmetric mode) adds nothing.
+/// assert_eq!(membarrier_failures(), before);
+/// ```
+#[must_use]
 pub fn membarrier_failures() -> usize {
     // Relaxed: a statistic.
     MEMBARRIER_FAILURES.load(Ordering::Relaxed)

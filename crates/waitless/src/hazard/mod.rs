@@ -11,20 +11,29 @@
 //! hazard (and keeps the object): no use after free.
 //!
 //! # Pieces
-//! - [`Domain`]: a push-only lock-free list of hazard records. A record has
-//!   several slots and a list of retired objects. Threads take a record by
+//! - [`Domain`]: a push-only lock-free list of hazard records, and a
+//!   domain-wide list of retired objects. A record has several slots and a
+//!   small private list of the objects its thread retired. Threads take a record by
 //!   CAS on its `in_use` flag and give it back by a store; records are reused
 //!   and never freed while the domain lives. Each thread caches its record
 //!   per domain (up to 8 domains), so creating a hazard pointer costs a
 //!   thread-local lookup, not a shared write.
 //! - [`HazardPointer`]: one slot, released when dropped. [`HazardPointer::protect`]
 //!   is the load–publish–revalidate loop.
-//! - [`Domain::retire`]: pushes onto the caller's record; when that record
-//!   holds `max(64, 2 × slots in the domain)` objects it scans: one heavy
-//!   fence, read every slot into a sorted vector, free every retired object
-//!   not found by binary search. At least half of a scanned list is freed
-//!   (there are at most half as many hazards), so the amortized cost per
-//!   retire is O(1) and each record holds at most threshold + slots objects.
+//! - [`Domain::retire`]: pushes onto the caller's record; every 16 objects
+//!   (twice the slots of a record) the record hands them, as one batch, to
+//!   the domain-wide list (a lock-free stack of batches: push by CAS, taken
+//!   whole by a swap). When the domain-wide count of retired objects reaches
+//!   `max(64, 2 × H)`, `H` the hazard slots in the domain, the retiring
+//!   thread scans instead: it takes the whole list, adopts the orphans
+//!   (below), issues one heavy fence, reads every slot into a sorted vector,
+//!   frees every object not found by binary search and pushes the rest
+//!   back. At least half of a scanned list is freed (at most `H` objects
+//!   are protected), so the amortized cost per retire is O(1), and the
+//!   unreclaimed objects of the whole domain are O(H): fewer than `2H` in
+//!   the private lists plus the threshold and the batches racing past it.
+//!   (Before, each record scanned only its own list at a threshold of
+//!   `max(64, 2H)`, so `R` records could hold ~`16 R²` objects.)
 //! - Fences: see [`FenceStrategy`]. By default readers pay a compiler fence
 //!   only and the scanner issues `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`;
 //!   without membarrier both sides use `SeqCst` fences.
@@ -33,20 +42,22 @@
 //! `protect` is lock-free (it retries only when the source changed, i.e. when
 //! another thread made progress) and each attempt is wait-free; creating a
 //! hazard pointer is wait-free after the thread's first use of a domain;
-//! `retire` is wait-free apart from the scan, which is bounded by the number
-//! of records and retired objects.
+//! `retire` is wait-free apart from the hand-over of a batch (a CAS loop,
+//! lock-free: it retries only when another batch was pushed or the list was
+//! taken) and the scan, which is bounded by the number of records and
+//! retired objects.
 //!
 //! # Reclamation on drop and on thread exit
-//! Dropping a [`Domain`] frees everything still retired into it. Objects
-//! retired by a thread stay in that thread's record until it scans again; a
-//! thread that exits (or drops the last hazard pointer of an extra record)
-//! leaves its unfreed objects in the released record and adds their number
-//! to a domain-wide orphan count. Every scan first claims such free records
+//! Dropping a [`Domain`] frees everything still retired into it. Objects a
+//! thread retired stay in its record's private list until it hands them
+//! over (fewer than 16); a thread that exits (or drops the last hazard
+//! pointer of an extra record) leaves them in the released record and adds
+//! their number to a domain-wide orphan count. Every scan first claims such free records
 //! (a CAS on their `in_use` flag) and adopts their objects, and the scan
-//! trigger counts the orphans (a retire scans when its own list plus the
-//! orphans reach the threshold), so garbage of exited threads is freed by
-//! whichever thread retires or calls [`Domain::reclaim`] next, also in the
-//! never-dropped [`Domain::global`].
+//! trigger counts the orphans (a hand-over scans when the domain-wide list
+//! plus the orphans reach the threshold), so garbage of exited threads is
+//! freed by whichever thread scans or calls [`Domain::reclaim`] next, also
+//! in the never-dropped [`Domain::global`].
 //!
 //! # When the barrier fails
 //! If `membarrier` fails after a successful registration (the kernel
@@ -338,3 +349,6 @@ impl Drop for HazardPointer<'_> {
 
 #[cfg(all(test, not(loom)))]
 mod tests;
+
+#[cfg(all(test, loom))]
+mod loom_tests;

@@ -346,6 +346,67 @@ fn orphans_count_towards_the_scan_trigger() {
     drop(domain);
 }
 
+/// Defect 2, the bound: with `R` threads alive at once, each retiring, the
+/// objects not yet freed in the whole domain stay O(H), `H` the domain's
+/// hazard slots: at most the threshold `max(64, 2H)`, plus fewer than `2H`
+/// in the records' private lists, plus at most `2H` handed over by threads
+/// racing past the trigger. Before, each record scanned only its own list
+/// at a per-record threshold of `max(64, 2H)`, so `R` live records held up
+/// to `R * (2H - 1)`, about `16 R^2` objects: here 4,080 for 16 threads
+/// against a bound of 768.
+#[test]
+fn unreclaimed_objects_are_bounded_by_the_hazard_slots_not_the_records_squared() {
+    let threads = if cfg!(miri) { 4 } else { 16 };
+    let drops = Arc::new(AtomicUsize::new(0));
+    let domain = Domain::new();
+    let slots = super::domain::SLOTS;
+    // One fewer than the old per-record threshold (2 * slots * R for these
+    // R): the old code never scanned.
+    let per = 2 * slots * threads - 1;
+    let (ready, done, measured) = (
+        std::sync::Barrier::new(threads + 1),
+        std::sync::Barrier::new(threads + 1),
+        std::sync::Barrier::new(threads + 1),
+    );
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (domain, drops) = (&domain, &drops);
+            let (ready, done, measured) = (&ready, &done, &measured);
+            s.spawn(move || {
+                let _hp = HazardPointer::new_in(domain); // our own record
+                ready.wait(); // all records exist before anyone retires
+                for i in 0..per {
+                    // SAFETY: fresh box, never shared, retired once.
+                    unsafe { domain.retire_box(Tracked::boxed((t * 10_000 + i) as u64, drops)) };
+                }
+                done.wait();
+                measured.wait(); // stay alive (and keep the record) until measured
+            });
+        }
+        ready.wait();
+        done.wait();
+        let (records, unreclaimed, pending) = (
+            domain.records(),
+            threads * per - drops.load(Relaxed),
+            domain.pending(),
+        );
+        // Let the threads go before asserting (a failed assertion here must
+        // not leave them waiting, or the scope would never end).
+        measured.wait();
+        assert_eq!(records, threads, "one record per live thread");
+        let h = slots * records;
+        let bound = 64.max(2 * h) + 4 * h;
+        assert_eq!(unreclaimed, pending);
+        assert!(
+            unreclaimed <= bound,
+            "{unreclaimed} objects unreclaimed with {records} live records \
+             ({h} hazard slots): more than the O(H) bound {bound}"
+        );
+    });
+    drop(domain);
+    assert_eq!(drops.load(Relaxed), threads * per);
+}
+
 /// Defect 3: when `membarrier` fails after registration, a scan must free
 /// nothing that round and count it — not panic (it used to panic from a
 /// `HazardPointer` drop or a map operation, after the operation took effect).

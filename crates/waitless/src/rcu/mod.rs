@@ -246,6 +246,13 @@ impl<T> Rcu<T> {
 
     /// Publishes `value`; the old value is dropped once no reader can still
     /// see it (at the latest when the cell is dropped).
+    ///
+    /// ```
+    /// use waitless::rcu::Rcu;
+    /// let cell = Rcu::new(1);
+    /// cell.replace(2);
+    /// assert_eq!(*cell.read(), 2);
+    /// ```
     pub fn replace(&self, value: T) {
         // Pin before boxing: the pin may run other values' destructors (the
         // collector's periodic work), and if one panics, `value` must still
@@ -313,6 +320,17 @@ impl<T> Rcu<T> {
 
     /// Replaced values not dropped yet (an upper bound while other threads
     /// replace concurrently). Grows while a reader holds a guard for long.
+    ///
+    /// ```
+    /// use waitless::rcu::Rcu;
+    /// let cell = Rcu::new(String::from("a"));
+    /// let reader = cell.read();
+    /// cell.replace(String::from("b"));
+    /// assert_eq!(cell.pending(), 1); // "a" waits for `reader`
+    /// drop(reader);
+    /// cell.synchronize();
+    /// assert_eq!(cell.pending(), 0);
+    /// ```
     #[must_use]
     pub fn pending(&self) -> usize {
         self.collector.pending()

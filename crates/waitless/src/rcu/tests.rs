@@ -353,7 +353,10 @@ fn a_panicking_drop_run_by_a_read_does_not_pin_the_reader_forever() {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.replace(PanicOnDrop(i))));
         panicked |= res.is_err();
     }
-    for _ in 0..if cfg!(miri) { 64 } else { 50_000 } {
+    // Forced background advances are paced by time (at most one per
+    // millisecond per collector), so the bound is generous; the loop ends as
+    // soon as the value is dropped (a few milliseconds).
+    for _ in 0..if cfg!(miri) { 64 } else { 200_000_000 } {
         if panicked {
             break;
         }
@@ -376,7 +379,10 @@ fn a_rarely_written_rcu_drops_its_old_value() {
     let ledger = Ledger::new(2);
     let r = Rcu::new(ledger.value(0));
     r.replace(ledger.value(1));
-    for _ in 0..if cfg!(miri) { 64 } else { 50_000 } {
+    // Forced background advances are paced by time (at most one per
+    // millisecond per collector), so the bound is generous; the loop ends as
+    // soon as the value is dropped (a few milliseconds).
+    for _ in 0..if cfg!(miri) { 64 } else { 200_000_000 } {
         drop(r.read());
         if ledger.dropped(0) {
             break;

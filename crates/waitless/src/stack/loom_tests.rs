@@ -87,7 +87,9 @@ fn elimination_exchange() {
         // SAFETY: the node moves to the pusher thread, then to at most one
         // taker, as the protocol under test guarantees.
         unsafe impl Send for SendPtr {}
-        let node = SendPtr(alloc_node(7u32).ok().unwrap());
+        // SAFETY: a null block: a fresh allocation.
+        let raw = unsafe { alloc_node(7u32, core::ptr::null_mut()) };
+        let node = SendPtr(raw.ok().unwrap());
         let pusher = {
             let e = Arc::clone(&e);
             thread::spawn(move || {
@@ -124,7 +126,7 @@ fn elimination_exchange() {
 /// `2 -> 1`; a second thread pops while the main thread pops, advances the
 /// epoch as far as it may, then pushes `3`, which reuses the popped node's
 /// block exactly when its grace period has ended (the block is then in the
-/// main thread's magazine). A popper that read the old head before must not
+/// main thread's record in the stack's collector: its pool's free list). A popper that read the old head before must not
 /// see the recycled block as that head: every value comes out exactly once,
 /// and loom checks that no access to a node's cells races with its reuse.
 #[test]
@@ -152,7 +154,7 @@ fn node_cache_reuse_after_grace_period() {
         s.advance_epoch();
         s.advance_epoch();
         s.advance_epoch();
-        if node::cached_bytes() > 0 {
+        if crate::epoch::thread_free_bytes() > 0 {
             // The push below takes a recycled block.
             REUSED.store(true, StdOrdering::Relaxed);
         }
@@ -169,4 +171,47 @@ fn node_cache_reuse_after_grace_period() {
         REUSED.load(StdOrdering::Relaxed),
         "no execution reused a node: the model does not exercise the cache"
     );
+}
+
+/// A thread that pops and exits hands the node it retired (in its record's
+/// pool) to the collector's garbage list at its exit; a reader that was
+/// pinned on the stack before the pop keeps it alive, and every value comes
+/// out exactly once. The main thread then advances and pushes again, which
+/// may reuse a block of its own pool only after a grace period.
+#[test]
+fn exiting_popper_hands_its_retired_node_over() {
+    loom::model(|| {
+        let s = Arc::new(LockFreeStack::with_config(StackConfig {
+            elimination: false,
+            statistics: false,
+        }));
+        s.push(1u32).unwrap();
+        s.push(2u32).unwrap();
+        let popper = {
+            let s = Arc::clone(&s);
+            thread::spawn(move || {
+                let g = s.enter();
+                let v = s.pop(&g);
+                drop(g);
+                // Thread exit: the pool's retired node goes to the garbage
+                // list (`Global::release`).
+                v
+            })
+        };
+        let a = {
+            let g = s.enter();
+            s.pop(&g)
+        };
+        let b = popper.join().unwrap();
+        s.advance_epoch();
+        s.advance_epoch();
+        s.advance_epoch();
+        s.push(3).unwrap();
+        let mut seen: Vec<u32> = a.into_iter().chain(b).collect();
+        while let Some(v) = s.pop(&s.enter()) {
+            seen.push(v);
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, vec![1, 2, 3], "lost or duplicated a value");
+    });
 }

@@ -36,14 +36,12 @@
 //!
 //! Nodes are allocated with `std::alloc`; if the allocator fails, `push`
 //! returns [`StackError::OutOfMemory`] with the value. A popped node is
-//! given back once the epoch has advanced twice (every 31 pops of a thread,
-//! or on [`LockFreeStack::advance_epoch`]): into the per-thread node cache
-//! that the next pushes reuse (bounded, see [`cached_node_bytes`]), or to
-//! the allocator when the cache is full; dropping the stack drops every value
-//! still in it exactly once and frees every node and per-thread record.
-//! Sealing a full bag of retired nodes allocates one small block; if that
-//! allocation fails the process aborts, as for any `Box`.
-
+//! retired into the popping thread's record in the stack's collector and
+//! becomes reusable by that thread's pushes once the epoch has advanced
+//! twice past it (the node cache: bounded, see [`NODE_CACHE_BYTES`] and
+//! [`cached_node_bytes`]); dropping the stack drops every value still in it
+//! exactly once and frees every node and per-thread record.
+//!
 mod elimination;
 mod ext;
 mod node;
@@ -59,12 +57,12 @@ use crate::epoch::{Collector, Guard, Participant};
 use crate::sync::atomic::{AtomicPtr, Ordering};
 use crate::CachePadded;
 pub(crate) use elimination::{slot_hint, Elimination};
-use node::{alloc_node, dealloc_node, recycle_node, Node, RawNode};
+use node::{alloc_node, dealloc_node, next, node_layout, set_next, Node};
 
-/// Bytes of freed node blocks the calling thread keeps for reuse by its next
-/// pushes (on any stack): the per-thread node cache. Bounded by
-/// [`NODE_CACHE_CLASS_BYTES`] per node size class; returned to the allocator
-/// when the thread exits, and by the thread that drops a stack.
+/// Bytes of popped node blocks kept for reuse by the calling thread's next
+/// pushes, summed over the live stacks it uses: the node cache. At most
+/// [`NODE_CACHE_BYTES`] per stack per thread; returned to the allocator when
+/// the thread exits, and when the stack is dropped.
 ///
 /// ```
 /// use waitless::stack::{cached_node_bytes, LockFreeStack};
@@ -74,12 +72,37 @@ use node::{alloc_node, dealloc_node, recycle_node, Node, RawNode};
 /// assert_eq!(cached_node_bytes(), 0); // dropping a stack returns this thread's cache
 /// ```
 pub fn cached_node_bytes() -> usize {
-    node::cached_bytes()
+    crate::epoch::thread_free_bytes()
 }
 
-/// The most bytes of node blocks one thread caches per node size class
-/// (nodes of up to 256 bytes, in classes of 16 bytes, are cached).
-pub const NODE_CACHE_CLASS_BYTES: usize = node::CLASS_BYTES;
+/// The most bytes of popped node blocks one thread keeps for reuse per
+/// stack (and at least 16 nodes, whatever their size).
+///
+/// ```
+/// use waitless::stack::{cached_node_bytes, LockFreeStack, NODE_CACHE_BYTES};
+/// let s = LockFreeStack::new();
+/// for i in 0..100_000u64 {
+///     s.push(i).unwrap();
+/// }
+/// let g = s.enter();
+/// while s.pop(&g).is_some() {}
+/// drop(g);
+/// for _ in 0..3 {
+///     s.advance_epoch(); // end the popped nodes' grace period
+/// }
+/// assert!(cached_node_bytes() <= NODE_CACHE_BYTES); // the rest went to the allocator
+/// ```
+pub const NODE_CACHE_BYTES: usize = crate::epoch::POOL_FREE_BYTES;
+
+/// The node cache's bound under its earlier, per-size-class name.
+///
+/// ```
+/// #[allow(deprecated)]
+/// let old = waitless::stack::NODE_CACHE_CLASS_BYTES;
+/// assert_eq!(old, waitless::stack::NODE_CACHE_BYTES);
+/// ```
+#[deprecated(note = "the node cache is per stack now: use `NODE_CACHE_BYTES`")]
+pub const NODE_CACHE_CLASS_BYTES: usize = NODE_CACHE_BYTES;
 
 static PUSH_SITE: Site = Site::new("stack.push");
 static POP_SITE: Site = Site::new("stack.pop");
@@ -304,7 +327,12 @@ impl<T> LockFreeStack<T> {
     where
         T: 'e,
     {
-        let node = alloc_node(value).map_err(StackError::OutOfMemory)?;
+        let rec = self.collector.local_participant();
+        // SAFETY: this thread owns its record.
+        let block = rec.map_or(ptr::null_mut(), |p| unsafe { p.take_block() });
+        // SAFETY: `block` is null or a recycled block of this stack's pool,
+        // whose blocks all have `Node<T>`'s layout.
+        let node = unsafe { alloc_node(value, block) }.map_err(StackError::OutOfMemory)?;
         let mut retries = 0u64;
         // Relaxed: the pusher never dereferences the head it links to.
         let mut head = self.head.load(Ordering::Relaxed);
@@ -312,7 +340,7 @@ impl<T> LockFreeStack<T> {
             // SAFETY: `node` is unpublished (fresh, or withdrawn from the
             // elimination array), so it is live and this thread has
             // exclusive access to it.
-            unsafe { node_next(node).with_mut(|n| *n = head) };
+            unsafe { set_next(node, head) };
             // Release pairs with the Acquire head load in `pop` (directly or
             // through the release sequence of later RMWs on the head): a
             // popper that reads `node` sees its value and `next`.
@@ -335,12 +363,12 @@ impl<T> LockFreeStack<T> {
             }
         }
         if self.config.statistics {
-            self.collector.with_local(|p| {
+            if let Some(p) = rec {
                 p.count(PUSHES, 1);
                 if retries > 0 {
                     p.count(RETRIES, retries);
                 }
-            });
+            }
         }
         Ok(())
     }
@@ -391,7 +419,7 @@ impl<T> LockFreeStack<T> {
             // SAFETY: `head` was read from the stack while this thread is
             // pinned (by `guard`), so it is not freed until we unpin even if
             // another thread pops it now; `next` is immutable once published.
-            let next = unsafe { node_next(head).with(|n| *n) };
+            let next = unsafe { next(head) };
             // Relaxed on success: we read only `head`'s value, already made
             // visible by the Acquire load above; the next popper that reads
             // `next` from the head synchronizes with `next`'s pusher through
@@ -406,12 +434,12 @@ impl<T> LockFreeStack<T> {
                     // thread alone moves its value out, exactly once.
                     let value = unsafe { take_value(head) };
                     // SAFETY: the value was moved out; the node is unlinked,
-                    // so only threads pinned now may still hold it, and the
-                    // collector frees it only after they unpin.
-                    let raw = unsafe { RawNode::new(head) };
-                    // SAFETY: freeing memory is sound on any thread, and the
-                    // closure borrows nothing.
-                    unsafe { g.defer_unchecked(move || raw.free()) };
+                    // so only threads pinned now may still hold it (and only
+                    // load its atomic link), and the pool reuses it only
+                    // after they unpin. It has `Node<T>`'s layout, like
+                    // every block retired into this stack's collector, and
+                    // starts with its link.
+                    unsafe { g.retire_block(head.cast::<u8>(), node_layout::<T>()) };
                     break Some(value);
                 }
                 Err(_) => {
@@ -425,8 +453,13 @@ impl<T> LockFreeStack<T> {
                             let value = unsafe { take_value(node) };
                             // SAFETY: exclusive and never published to the
                             // head: no other thread dereferences it, or ever
-                            // read its address from the stack.
-                            unsafe { recycle_node(node) };
+                            // read its address from the stack; this thread
+                            // owns the guard's record; the value was moved
+                            // out and the link is initialized.
+                            unsafe {
+                                g.participant()
+                                    .recycle_block(node.cast::<u8>(), node_layout::<T>())
+                            };
                             break Some(value);
                         }
                     }
@@ -507,20 +540,10 @@ impl<T> LockFreeStack<T> {
             n += 1;
             // SAFETY: pinned: nodes reachable now are not freed meanwhile;
             // `next` is immutable once published.
-            cur = unsafe { node_next(cur).with(|p| *p) };
+            cur = unsafe { next(cur) };
         }
         n
     }
-}
-
-/// The `next` cell of `node`.
-///
-/// # Safety
-/// 1. `node` is live (fresh, owned, or protected by a pin) for `'n`.
-#[inline]
-unsafe fn node_next<'n, T>(node: *mut Node<T>) -> &'n crate::sync::UnsafeCell<*mut Node<T>> {
-    // SAFETY: precondition 1.
-    unsafe { &(*node).next }
 }
 
 /// Moves the value out of `node`.
@@ -571,11 +594,15 @@ impl<T> Drop for LockFreeStack<T> {
                 // SAFETY: dropped once, here (the guard is created once, in
                 // the stack's `drop`), and the stack never uses it again.
                 unsafe { ManuallyDrop::drop(self.0) };
-                // The collector's drop ran the retired nodes' deferred
-                // frees, which put their blocks in this thread's node cache:
-                // give them back.
-                node::flush_thread_cache();
             }
+        }
+        // This thread's cached nodes of this stack go back to the allocator
+        // through its own record, so that its `cached_node_bytes` count
+        // stays exact (the collector's drop frees the other records').
+        if let Some(p) = self.collector.local_participant() {
+            // SAFETY: this thread owns its record; `&mut self`: no guard of
+            // this stack is alive.
+            unsafe { p.free_cached_blocks() };
         }
         let finish = FinishCollector(&mut self.collector);
         // SAFETY: we own every node of the list exclusively.
@@ -600,7 +627,7 @@ unsafe fn drop_list<T>(mut cur: *mut Node<T>) {
     }
     while !cur.is_null() {
         // SAFETY: precondition 1.
-        let next = unsafe { node_next(cur).with(|n| *n) };
+        let next = unsafe { next(cur) };
         // SAFETY: precondition 1: we own the value and take it once.
         let value = unsafe { take_value(cur) };
         // SAFETY: value moved out; node exclusively ours.

@@ -274,7 +274,10 @@ fn elimination_exchange_hands_the_value_over() {
     struct SendPtr(*mut Node<u64>);
     // SAFETY: the node is handed to exactly one other thread in the test.
     unsafe impl Send for SendPtr {}
-    let node = alloc_node(42u64).ok().unwrap();
+    // SAFETY: a null block: a fresh allocation.
+    let node = unsafe { alloc_node(42u64, core::ptr::null_mut()) }
+        .ok()
+        .unwrap();
     let sent = SendPtr(node);
     let done = AtomicBool::new(false);
     std::thread::scope(|sc| {
@@ -306,7 +309,10 @@ fn elimination_exchange_hands_the_value_over() {
 #[test]
 fn withdrawn_offer_stays_with_the_pusher() {
     let e: Elimination<u64> = Elimination::new();
-    let node = alloc_node(1u64).ok().unwrap();
+    // SAFETY: a null block: a fresh allocation.
+    let node = unsafe { alloc_node(1u64, core::ptr::null_mut()) }
+        .ok()
+        .unwrap();
     assert!(!e.offer(node, 1), "nobody popped");
     assert!(e.is_idle());
     assert!(e.take(1).is_none());
@@ -317,9 +323,9 @@ fn withdrawn_offer_stays_with_the_pusher() {
     assert_eq!(v, 1);
 }
 
-/// The per-thread node cache keeps freed blocks for the next pushes, holds
-/// at most `NODE_CACHE_CLASS_BYTES` per size class, and the thread that
-/// drops a stack gives its blocks back.
+/// The node cache keeps popped blocks for the next pushes, holds at most
+/// `NODE_CACHE_BYTES` per stack per thread, and the thread that drops a
+/// stack gives its blocks back.
 #[test]
 fn node_cache_is_bounded_reused_and_returned_on_drop() {
     let n: u64 = if cfg!(miri) { 300 } else { 10_000 };
@@ -339,7 +345,7 @@ fn node_cache_is_bounded_reused_and_returned_on_drop() {
         s.advance_epoch();
         let held = cached_node_bytes();
         assert!(held > 0, "no popped node reached the cache");
-        assert!(held <= NODE_CACHE_CLASS_BYTES, "cache holds {held} bytes");
+        assert!(held <= NODE_CACHE_BYTES, "cache holds {held} bytes");
         s.push(1).unwrap();
         assert!(cached_node_bytes() < held, "the push did not reuse a block");
         drop(s);

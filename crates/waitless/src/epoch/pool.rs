@@ -1,0 +1,394 @@
+//! Intrusive retire lists and a free list of recycled blocks, per
+//! participant record: the stack's node cache.
+//!
+//! A structure whose retired objects are all blocks of one layout, each
+//! starting with an `AtomicPtr` link word ([`Link`]), can retire them here
+//! instead of deferring a closure per object. A retired block is pushed on
+//! the record's *open* list (a few instructions, no allocation); every
+//! [`POOL_BATCH`] retirements the open list is *sealed* with the global
+//! epoch read by an RMW (the seal lemma, `docs/rcu.md` §4, exactly as for a
+//! bag), and a sealed batch whose epoch is two behind the global one is
+//! *expired*: spliced onto the record's free list, from which the owner's
+//! next allocations take blocks. No closure, no bag, no garbage-list CAS and
+//! no allocator call in the steady state.
+//!
+//! # Why reuse cannot cause ABA
+//!
+//! A block reaches the free list only
+//! - after its grace period: it was unlinked before the RMW that sealed its
+//!   batch at epoch `e`, and the owner saw the global epoch at `e + 2` or
+//!   later with an Acquire load (or the RMW itself); every thread pinned at
+//!   the unlink has unpinned since, and its accesses happen before the reuse
+//!   (the same argument as for a sealed bag's functions); or
+//! - through [`Pool::put_free`], for a block that was never published (an
+//!   elimination exchange), whose address no other thread ever read.
+//!
+//! Linking a retired block writes its link word while a stale reader (pinned
+//! before the unlink) may still load it: the word is atomic, so that is no
+//! data race, and the stale reader only uses the value in a CAS on the head
+//! that fails (the head no longer holds the block, and cannot again before
+//! the block is reused, i.e. before the stale reader unpinned).
+//!
+//! # Memory
+//!
+//! The free list holds at most [`POOL_FREE_BYTES`] bytes (and at least
+//! [`POOL_FREE_MIN`] blocks) per record; the rest goes back to the
+//! allocator. Retired blocks wait as long as any garbage does (an epoch
+//! scheme cannot bound that while a thread stays pinned). A thread that
+//! exits frees its free list and hands its retired blocks to the collector's
+//! garbage list; dropping the collector frees everything.
+
+use core::alloc::Layout;
+use core::ptr;
+
+use crate::sync::atomic::{AtomicPtr, Ordering};
+
+use super::internal::epoch_at_least;
+
+/// Retirements between two seals of the open list.
+#[cfg(not(any(loom, miri)))]
+pub(crate) const POOL_BATCH: usize = 32;
+#[cfg(any(loom, miri))]
+pub(crate) const POOL_BATCH: usize = 2;
+
+/// Bytes of recycled blocks a record's free list keeps at most.
+pub(crate) const POOL_FREE_BYTES: usize = 64 * 1024;
+
+/// Blocks a record's free list may keep whatever their size.
+pub(crate) const POOL_FREE_MIN: usize = 16;
+
+/// The first word of every pooled block.
+#[repr(C)]
+pub(crate) struct Link {
+    pub(crate) next: AtomicPtr<Link>,
+}
+
+/// A chain of retired blocks, linked through [`Link::next`].
+#[derive(Clone, Copy)]
+struct Batch {
+    head: *mut Link,
+    tail: *mut Link,
+    len: usize,
+    /// The epoch it was sealed with (meaningless for the open list).
+    epoch: usize,
+}
+
+impl Batch {
+    const EMPTY: Batch = Batch {
+        head: ptr::null_mut(),
+        tail: ptr::null_mut(),
+        len: 0,
+        epoch: 0,
+    };
+}
+
+/// One record's pool. Owner-only (it lives in the record's `LocalState`).
+pub(crate) struct Pool {
+    /// The layout of every block (set by the first block that enters).
+    layout: Option<Layout>,
+    free: *mut Link,
+    free_len: usize,
+    /// The most blocks `free` keeps (from `layout`).
+    free_cap: usize,
+    /// `layout`'s size (0 before the first block).
+    block_size: usize,
+    /// Retired blocks, open and sealed.
+    retired: usize,
+    open: Batch,
+    /// Sealed batches, oldest first; at most two are ever unexpired (see
+    /// [`Pool::seal`]).
+    sealed: [Batch; 2],
+}
+
+impl Pool {
+    pub(crate) const fn new() -> Self {
+        Self {
+            layout: None,
+            free: ptr::null_mut(),
+            free_len: 0,
+            free_cap: 0,
+            block_size: 0,
+            retired: 0,
+            open: Batch::EMPTY,
+            sealed: [Batch::EMPTY; 2],
+        }
+    }
+
+    #[inline]
+    fn set_layout(&mut self, layout: Layout) {
+        if self.layout.is_none() {
+            self.layout = Some(layout);
+            self.block_size = layout.size();
+            self.free_cap = (POOL_FREE_BYTES / layout.size().max(1)).max(POOL_FREE_MIN);
+        }
+        debug_assert_eq!(self.layout, Some(layout), "one layout per pool");
+    }
+
+    /// Bytes of recycled blocks on the free list.
+    pub(crate) fn free_bytes(&self) -> usize {
+        self.free_len * self.block_size
+    }
+
+    /// Retired blocks not sealed yet.
+    pub(crate) fn open_len(&self) -> usize {
+        self.open.len
+    }
+
+    /// Retired blocks not yet expired (open and sealed).
+    #[inline]
+    pub(crate) fn retired(&self) -> usize {
+        debug_assert_eq!(
+            self.retired,
+            self.open.len + self.sealed[0].len + self.sealed[1].len
+        );
+        self.retired
+    }
+
+    /// A recycled block (its [`Link`] is initialized; the rest holds no
+    /// value), or null.
+    #[inline]
+    pub(crate) fn take(&mut self) -> *mut u8 {
+        let b = self.free;
+        if b.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: blocks on the free list are this record's alone (module
+        // docs) and start with a `Link`.
+        // Relaxed: the block is private; no other thread accesses it.
+        self.free = unsafe { (*b).next.load(Ordering::Relaxed) };
+        self.free_len -= 1;
+        b.cast()
+    }
+
+    /// Keeps `b`, a block nobody else can access (never published, or past
+    /// its grace period), for reuse, or frees it when the free list is full.
+    ///
+    /// # Safety
+    /// 1. `b` was allocated with `layout` by the global allocator, starts
+    ///    with an initialized [`Link`], holds no other live value, and no
+    ///    other thread can access it any more.
+    pub(crate) unsafe fn put_free(&mut self, b: *mut u8, layout: Layout) {
+        self.set_layout(layout);
+        if self.free_len < self.free_cap {
+            let l = b.cast::<Link>();
+            // SAFETY: precondition 1: the block is ours and starts with an
+            // initialized `Link`. Relaxed: private block.
+            unsafe { (*l).next.store(self.free, Ordering::Relaxed) };
+            self.free = l;
+            self.free_len += 1;
+        } else {
+            // SAFETY: precondition 1.
+            unsafe { std::alloc::dealloc(b, layout) };
+        }
+    }
+
+    /// Retires `b`; returns `true` when the open list is due to be sealed.
+    ///
+    /// # Safety
+    /// 1. `b` was allocated with `layout`, starts with a `Link`, its value
+    ///    was moved out, and it is unlinked: no thread can reach it from
+    ///    shared memory any more (pinned threads that already hold it may
+    ///    still load its link word).
+    #[inline]
+    pub(crate) unsafe fn retire(&mut self, b: *mut u8, layout: Layout) -> bool {
+        let l = b.cast::<Link>();
+        // SAFETY: precondition 1: the block is alive until its grace period
+        // ends. Relaxed: the link is read only by this thread (a stale
+        // reader's value is only used in a CAS that fails, module docs).
+        unsafe { (*l).next.store(self.open.head, Ordering::Relaxed) };
+        if self.open.head.is_null() {
+            self.open.tail = l;
+            self.set_layout(layout);
+        }
+        self.open.head = l;
+        self.open.len += 1;
+        self.retired += 1;
+        self.open.len >= POOL_BATCH
+    }
+
+    /// Seals the open list with `epoch`, which the caller read from the
+    /// global epoch with an RMW after every retirement in it; first expires
+    /// what `epoch` allows. Returns the number of blocks sealed.
+    ///
+    /// Invariant: the sealed batches have increasing epochs, all read by
+    /// RMWs on the global epoch (so at most `epoch`). After expiring those
+    /// at or below `epoch - 2`, at most one with `epoch - 1` and one with
+    /// `epoch` remain, and a new batch with `epoch` merges into the latter:
+    /// two slots always suffice.
+    pub(crate) fn seal(&mut self, epoch: usize) -> usize {
+        // SAFETY: `epoch` came from an RMW on the global epoch, which
+        // synchronizes with the advance that produced it (see `expire`).
+        unsafe { self.expire(epoch) };
+        let n = self.open.len;
+        if n == 0 {
+            return 0;
+        }
+        let mut open = core::mem::replace(&mut self.open, Batch::EMPTY);
+        open.epoch = epoch;
+        let slot = if self.sealed[1].len > 0 {
+            1
+        } else if self.sealed[0].len > 0 {
+            0
+        } else {
+            self.sealed[0] = open;
+            return n;
+        };
+        if self.sealed[slot].epoch == epoch {
+            // Merge: the open chain goes in front of the batch.
+            let b = &mut self.sealed[slot];
+            // SAFETY: `open.tail` is a retired block of ours; Relaxed as in
+            // `retire`.
+            unsafe { (*open.tail).next.store(b.head, Ordering::Relaxed) };
+            b.head = open.head;
+            b.len += open.len;
+        } else if slot == 0 {
+            self.sealed[1] = open;
+        } else {
+            debug_assert!(false, "three unexpired epochs in a pool");
+            // Unreachable by the invariant; stay safe anyway: merge into the
+            // newest batch under the newer (later-expiring) epoch.
+            let b = &mut self.sealed[1];
+            // SAFETY: as above.
+            unsafe { (*open.tail).next.store(b.head, Ordering::Relaxed) };
+            b.head = open.head;
+            b.len += open.len;
+            b.epoch = epoch;
+        }
+        n
+    }
+
+    /// Moves every sealed batch whose epoch is two or more behind `global`
+    /// to the free list (or the allocator).
+    ///
+    /// # Safety
+    /// 1. `global` was read from the global epoch with Acquire (or an RMW)
+    ///    by this thread, so every advance up to it happens before this call.
+    pub(crate) unsafe fn expire(&mut self, global: usize) {
+        for i in 0..2 {
+            let b = self.sealed[i];
+            if b.len > 0 && epoch_at_least(global, b.epoch.wrapping_add(2)) {
+                self.sealed[i] = Batch::EMPTY;
+                self.retired -= b.len;
+                // SAFETY: precondition 1 and the module docs: the batch's
+                // grace period has ended.
+                unsafe { self.recycle_chain(b) };
+            }
+        }
+        if self.sealed[0].len == 0 && self.sealed[1].len > 0 {
+            self.sealed[0] = core::mem::replace(&mut self.sealed[1], Batch::EMPTY);
+        }
+    }
+
+    /// Splices `b` onto the free list up to its capacity; frees the rest.
+    ///
+    /// # Safety
+    /// 1. No other thread can access any block of `b` any more.
+    unsafe fn recycle_chain(&mut self, b: Batch) {
+        let Some(layout) = self.layout else {
+            return;
+        };
+        if self.free_len + b.len <= self.free_cap {
+            // SAFETY: precondition 1; `b.tail` is the chain's last block.
+            // Relaxed: private blocks.
+            unsafe { (*b.tail).next.store(self.free, Ordering::Relaxed) };
+            self.free = b.head;
+            self.free_len += b.len;
+            return;
+        }
+        let mut cur = b.head;
+        for _ in 0..b.len {
+            // SAFETY: precondition 1: a private block of the chain.
+            let next = unsafe { (*cur).next.load(Ordering::Relaxed) };
+            // SAFETY: precondition 1; allocated with `layout`, empty.
+            unsafe { self.put_free(cur.cast(), layout) };
+            cur = next;
+        }
+    }
+
+    /// Takes every retired block (open and sealed) out as one chain, for
+    /// the collector's garbage list. `None` if there is none.
+    pub(crate) fn take_retired(&mut self) -> Option<(RetiredChain, usize)> {
+        let layout = self.layout?;
+        let mut chain = RetiredChain {
+            head: ptr::null_mut(),
+            layout,
+        };
+        let mut len = 0;
+        self.retired = 0;
+        for b in [
+            core::mem::replace(&mut self.open, Batch::EMPTY),
+            core::mem::replace(&mut self.sealed[0], Batch::EMPTY),
+            core::mem::replace(&mut self.sealed[1], Batch::EMPTY),
+        ] {
+            if b.len > 0 {
+                // SAFETY: `b.tail` is a retired block of ours. Relaxed as
+                // in `retire`.
+                unsafe { (*b.tail).next.store(chain.head, Ordering::Relaxed) };
+                chain.head = b.head;
+                len += b.len;
+            }
+        }
+        (len > 0).then_some((chain, len))
+    }
+
+    /// Returns the free list to the allocator.
+    pub(crate) fn free_all_free(&mut self) {
+        let Some(layout) = self.layout else {
+            return;
+        };
+        let chain = RetiredChain {
+            head: core::mem::replace(&mut self.free, ptr::null_mut()),
+            layout,
+        };
+        self.free_len = 0;
+        // SAFETY: free-list blocks are private and empty.
+        unsafe { chain.free() };
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Only dropped with its record, when the collector is dropped: no
+        // thread is pinned, so retired blocks are past any grace period.
+        if let Some((chain, _)) = self.take_retired() {
+            // SAFETY: as above: nobody can access them.
+            unsafe { chain.free() };
+        }
+        let Some(layout) = self.layout else {
+            return;
+        };
+        let chain = RetiredChain {
+            head: core::mem::replace(&mut self.free, ptr::null_mut()),
+            layout,
+        };
+        self.free_len = 0;
+        // SAFETY: private, empty blocks.
+        unsafe { chain.free() };
+    }
+}
+
+/// A null-terminated chain of empty blocks of one layout, to be freed once
+/// safe. Three words, so a closure owning it is stored inline in a bag.
+pub(crate) struct RetiredChain {
+    head: *mut Link,
+    layout: Layout,
+}
+
+impl RetiredChain {
+    /// Frees every block.
+    ///
+    /// # Safety
+    /// 1. No thread can access any block of the chain any more, and the
+    ///    chain is freed once.
+    pub(crate) unsafe fn free(self) {
+        let mut cur = self.head;
+        while !cur.is_null() {
+            // SAFETY: precondition 1. Relaxed: private blocks.
+            let next = unsafe { (*cur).next.load(Ordering::Relaxed) };
+            // SAFETY: precondition 1; every block was allocated with
+            // `layout` (one layout per pool).
+            unsafe { std::alloc::dealloc(cur.cast(), self.layout) };
+            cur = next;
+        }
+    }
+}
