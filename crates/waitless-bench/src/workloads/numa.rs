@@ -1,9 +1,11 @@
 //! NUMA workloads (`waitless::numa`, issue 17), same run for every
 //! contender.
 //!
-//! - `numa/map-90-10` and `numa/map-50-50`: a map of 1024 `u64` keys
-//!   (prefilled); each call is one operation on a random key, a read (90 %
-//!   or 50 %) or an insert. Contenders: `NodeReplicated<HashMap>` (one
+//! - `numa/map-read-only`, `numa/map-90-10` and `numa/map-50-50`: a map of
+//!   1024 `u64` keys (prefilled); each call is one operation on a random
+//!   key, a read (100 %, 90 % or 50 %) or an insert. The read-only row
+//!   measures reads alone (NR's replica reads against the lock's shared
+//!   read path). Contenders: `NodeReplicated<HashMap>` (one
 //!   replica per node), `RwLock<HashMap>`, `Mutex<HashMap>` and the
 //!   `node-replication` crate (the Rust implementation of the same paper).
 //! - `numa/lock`: a short critical section (two counters) under
@@ -33,6 +35,7 @@ use waitless::CachePadded;
 use super::{Contender, Entry, Role, Workload};
 use crate::measure::{run_workload, RunConfig, RunResult};
 
+const MAP_R: Workload = Workload::new("numa", "numa/map-read-only", "map reads");
 const MAP_90: Workload = Workload::new("numa", "numa/map-90-10", "map ops");
 const MAP_50: Workload = Workload::new("numa", "numa/map-50-50", "map ops");
 const LOCK: Workload = Workload::new("numa", "numa/lock", "critical sections");
@@ -287,6 +290,10 @@ fn map_mix<M: BenchMap>(cfg: &RunConfig, threads: usize, write_pct: u64) -> RunR
     )
 }
 
+fn map_reads<M: BenchMap>(cfg: &RunConfig, threads: usize) -> RunResult {
+    map_mix::<M>(cfg, threads, 0)
+}
+
 fn map_90<M: BenchMap>(cfg: &RunConfig, threads: usize) -> RunResult {
     map_mix::<M>(cfg, threads, 10)
 }
@@ -512,6 +519,8 @@ fn line_transfer<P: BenchPlacement>(cfg: &RunConfig, threads: usize) -> RunResul
 pub fn entries() -> Vec<Entry> {
     [
         table!(MAP_90, map_90, [NrMap, RwMap, MutexMap, CrateNrMap]),
+        // After the 90/10 mix, which stays the group's headline workload.
+        table!(MAP_R, map_reads, [NrMap, RwMap, MutexMap, CrateNrMap]),
         table!(MAP_50, map_50, [NrMap, RwMap, MutexMap, CrateNrMap]),
         table!(
             LOCK,

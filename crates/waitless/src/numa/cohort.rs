@@ -34,6 +34,14 @@ use crate::{Backoff, CachePadded};
 
 /// Consecutive in-node hand-overs before the global lock must be released
 /// (the paper's experiments use 64–100).
+///
+/// ```
+/// use waitless::numa::{CohortLock, DEFAULT_COHORT_BOUND};
+/// let l = CohortLock::new(2, 0u32);
+/// assert_eq!(DEFAULT_COHORT_BOUND, 64);
+/// *l.lock() += 1;
+/// assert_eq!(*l.lock(), 1);
+/// ```
 pub const DEFAULT_COHORT_BOUND: usize = 64;
 
 const NO_NODE: usize = usize::MAX;
@@ -107,6 +115,15 @@ struct Local {
 }
 
 /// Hand-over counters of a [`CohortLock`] (see [`CohortLock::stats`]).
+///
+/// ```
+/// use waitless::numa::CohortLock;
+/// let l = CohortLock::new(2, 0u32);
+/// *l.lock() += 1;
+/// let st = l.stats();
+/// assert_eq!(st.acquisitions, 1);
+/// assert_eq!(st.local_handovers + st.global_acquisitions, 1);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CohortStats {
     /// Critical sections entered.
@@ -168,6 +185,14 @@ unsafe impl<T: Send> Sync for CohortLock<T> {}
 unsafe impl<T: Send> Send for CohortLock<T> {}
 
 /// Exclusive access to a [`CohortLock`]'s data; releases on drop.
+///
+/// ```
+/// use waitless::numa::CohortLock;
+/// let l = CohortLock::new(2, vec![1]);
+/// let mut g = l.lock();
+/// g.push(2);
+/// assert_eq!(g.len(), 2);
+/// ```
 #[must_use]
 pub struct CohortGuard<'a, T> {
     lock: &'a CohortLock<T>,
@@ -183,6 +208,13 @@ unsafe impl<T: Sync> Sync for CohortGuard<'_, T> {}
 impl<T> CohortLock<T> {
     /// A lock over `value` for a machine of `nodes` nodes (at least one),
     /// with [`DEFAULT_COHORT_BOUND`].
+    ///
+    /// ```
+    /// use waitless::numa::CohortLock;
+    /// let l = CohortLock::new(4, 5u8);
+    /// assert_eq!(l.nodes(), 4);
+    /// assert_eq!(*l.lock(), 5);
+    /// ```
     #[must_use]
     pub fn new(nodes: usize, value: T) -> Self {
         Self::with_bound(nodes, DEFAULT_COHORT_BOUND, value)
@@ -190,6 +222,14 @@ impl<T> CohortLock<T> {
 
     /// A lock that passes ownership inside a node at most `bound` times in
     /// a row (`0`: never, i.e. a plain two-level lock).
+    ///
+    /// ```
+    /// use waitless::numa::CohortLock;
+    /// // bound 0: never passes the lock inside a node
+    /// let l = CohortLock::with_bound(2, 0, 0u32);
+    /// *l.lock() += 1;
+    /// assert_eq!(l.stats().local_handovers, 0);
+    /// ```
     #[must_use]
     pub fn with_bound(nodes: usize, bound: usize, value: T) -> Self {
         CohortLock {
@@ -216,6 +256,11 @@ impl<T> CohortLock<T> {
     }
 
     /// The number of nodes the lock was built for.
+    ///
+    /// ```
+    /// use waitless::numa::CohortLock;
+    /// assert_eq!(CohortLock::new(0, ()).nodes(), 1); // at least one
+    /// ```
     #[must_use]
     pub fn nodes(&self) -> usize {
         self.locals.len()
@@ -225,6 +270,17 @@ impl<T> CohortLock<T> {
     /// ([`current_node`](super::current_node) modulo
     /// [`nodes`](Self::nodes); the OS answer is re-read every 64 calls,
     /// an override applies at once), waiting as long as needed.
+    ///
+    /// ```
+    /// use waitless::numa::CohortLock;
+    /// let l = CohortLock::new(2, 0u64);
+    /// std::thread::scope(|s| {
+    ///     for _ in 0..2 {
+    ///         s.spawn(|| *l.lock() += 1);
+    ///     }
+    /// });
+    /// assert_eq!(*l.lock(), 2);
+    /// ```
     #[inline]
     pub fn lock(&self) -> CohortGuard<'_, T> {
         let n = self.locals.len();
@@ -285,6 +341,14 @@ impl<T> CohortLock<T> {
     }
 
     /// The hand-over counters (exact when the lock is free).
+    ///
+    /// ```
+    /// use waitless::numa::CohortLock;
+    /// let l = CohortLock::new(2, ());
+    /// drop(l.lock());
+    /// drop(l.lock());
+    /// assert_eq!(l.stats().acquisitions, 2);
+    /// ```
     #[must_use]
     pub fn stats(&self) -> CohortStats {
         let c = &self.counters;
@@ -300,11 +364,24 @@ impl<T> CohortLock<T> {
     }
 
     /// Mutable access without locking (`&mut self` proves exclusivity).
+    ///
+    /// ```
+    /// use waitless::numa::CohortLock;
+    /// let mut l = CohortLock::new(2, 1u8);
+    /// *l.get_mut() = 7;
+    /// assert_eq!(*l.lock(), 7);
+    /// ```
     pub fn get_mut(&mut self) -> &mut T {
         self.data.get_mut()
     }
 
     /// The protected value.
+    ///
+    /// ```
+    /// use waitless::numa::CohortLock;
+    /// let l = CohortLock::new(2, String::from("x"));
+    /// assert_eq!(l.into_inner(), "x");
+    /// ```
     pub fn into_inner(self) -> T {
         self.data.into_inner()
     }

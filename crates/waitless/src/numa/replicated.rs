@@ -13,13 +13,16 @@
 //!   log entries with one CAS on the log tail, writes them, replays the log
 //!   on its replica up to the end of its batch, and hands each poster its
 //!   response. One thread per node touches the shared log per batch.
-//! - **Reads** never touch the log's entries: a reader reads the
-//!   *completed tail* `ctail` (the end of the longest log prefix some
-//!   replica has applied), waits until its local replica has applied that
-//!   far (replaying itself if the combiner lock is free), then reads the
-//!   replica under the replica's reader-writer lock. That lock is
-//!   distributed: each reader sets a flag in its own slot, so readers of
-//!   one replica share no written cache line.
+//! - **Reads** never touch the log's entries and write no shared line: a
+//!   reader sets the reader flag in its own slot (the replica's
+//!   reader-writer lock is distributed, one flag per thread slot), loads
+//!   the *completed tail* `ctail` (the end of the longest log prefix some
+//!   replica has applied) and the replica's `state` word (its applied
+//!   position `ltail` and the writer bit, one line), and reads the replica
+//!   if no writer is at work and `ltail >= ctail`; otherwise it clears its
+//!   flag and waits, or replays the log itself if the combiner lock is
+//!   free. With one replica `ctail` is not read: every completed write was
+//!   applied to that replica before it returned.
 //!
 //! # Linearizability
 //!
@@ -52,9 +55,9 @@
 //!
 //! # Progress
 //!
-//! Blocking (flat combining, spin-then-yield waits), like the paper's. An
-//! operation of `D` must not panic: a panic inside a combiner would leave
-//! every other thread waiting, so it aborts the process instead.
+//! Blocking (flat combining; waits spin, then yield), like the paper's. An operation of `D` must not panic: a panic inside a combiner
+//! would leave every other thread waiting, so it aborts the process
+//! instead.
 
 use core::cell::Cell;
 use core::fmt;
@@ -62,7 +65,7 @@ use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 
 use super::topology::{current_node, Topology};
-use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use crate::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use crate::sync::UnsafeCell;
 use crate::{Backoff, CachePadded};
 
@@ -109,6 +112,24 @@ pub trait Sequential {
 }
 
 /// Sizes of a [`NodeReplicated`].
+///
+/// ```
+/// # use waitless::numa::{NodeReplicated, NrConfig, Sequential};
+/// # #[derive(Default)]
+/// # struct Reg(u64);
+/// # impl Sequential for Reg {
+/// #     type ReadOp = ();
+/// #     type WriteOp = u64;
+/// #     type Response = u64;
+/// #     fn read(&self, _: &()) -> u64 { self.0 }
+/// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+/// # }
+/// let nr = NodeReplicated::with_config(
+///     NrConfig { log_entries: 8, ..NrConfig::new(2) },
+///     Reg::default,
+/// );
+/// assert_eq!((nr.replicas(), nr.log_entries()), (2, 8));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NrConfig {
     /// Replicas (one per node; at least one).
@@ -122,6 +143,12 @@ pub struct NrConfig {
 
 impl NrConfig {
     /// Defaults for `replicas` replicas.
+    ///
+    /// ```
+    /// use waitless::numa::NrConfig;
+    /// let c = NrConfig::new(3);
+    /// assert_eq!((c.replicas, c.log_entries, c.threads_per_replica), (3, 1024, 64));
+    /// ```
     #[must_use]
     pub fn new(replicas: usize) -> Self {
         NrConfig {
@@ -134,6 +161,23 @@ impl NrConfig {
 
 /// Counters of a [`NodeReplicated`], summed over replicas (exact when no
 /// operation is in flight).
+///
+/// ```
+/// # use waitless::numa::{NodeReplicated, Sequential};
+/// # #[derive(Default)]
+/// # struct Reg(u64);
+/// # impl Sequential for Reg {
+/// #     type ReadOp = ();
+/// #     type WriteOp = u64;
+/// #     type Response = u64;
+/// #     fn read(&self, _: &()) -> u64 { self.0 }
+/// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+/// # }
+/// let nr = NodeReplicated::new(2, Reg::default);
+/// nr.register_on(0).unwrap().write(1);
+/// let st = nr.stats();
+/// assert_eq!((st.appended, st.batches), (1, 1));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NrStats {
     /// Combiner rounds that appended a batch to the log.
@@ -154,6 +198,25 @@ pub struct NrStats {
 }
 
 /// Why a thread could not be registered.
+///
+/// ```
+/// # use waitless::numa::{NodeReplicated, NrConfig, Sequential};
+/// # #[derive(Default)]
+/// # struct Reg(u64);
+/// # impl Sequential for Reg {
+/// #     type ReadOp = ();
+/// #     type WriteOp = u64;
+/// #     type Response = u64;
+/// #     fn read(&self, _: &()) -> u64 { self.0 }
+/// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+/// # }
+/// let nr = NodeReplicated::with_config(
+///     NrConfig { threads_per_replica: 1, ..NrConfig::new(1) },
+///     Reg::default,
+/// );
+/// let _h = nr.register_on(0).unwrap();
+/// assert_eq!(nr.register_on(0).unwrap_err().replica, 0);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RegisterError {
     /// The replica that had no free slot.
@@ -190,6 +253,8 @@ struct Entry<W> {
 struct Log<W> {
     entries: Box<[CachePadded<Entry<W>>]>,
     mask: u64,
+    /// `log2(len)`: a position's lap is `pos >> shift` (no division).
+    shift: u32,
     /// Next position to reserve.
     tail: CachePadded<AtomicU64>,
     /// Every replica has applied every position below `head`; entries of
@@ -213,6 +278,7 @@ impl<W> Log<W> {
                 })
                 .collect(),
             mask: len as u64 - 1,
+            shift: len.trailing_zeros(),
             tail: CachePadded::new(AtomicU64::new(0)),
             head: CachePadded::new(AtomicU64::new(0)),
             ctail: CachePadded::new(AtomicU64::new(0)),
@@ -224,7 +290,7 @@ impl<W> Log<W> {
     }
 
     fn lap_flag(&self, pos: u64) -> bool {
-        (pos / self.len()) % 2 == 0
+        (pos >> self.shift) & 1 == 0
     }
 
     fn entry(&self, pos: u64) -> &Entry<W> {
@@ -297,8 +363,11 @@ struct Slot<D: Sequential> {
     /// `EMPTY` → (owner posts `op`) `PENDING` → (combiner stores `resp`)
     /// `DONE` → (owner takes `resp`) `EMPTY`.
     state: AtomicU8,
-    /// The owner is reading the replica.
-    reading: AtomicBool,
+    /// The owner is reading the replica: its reader flag, written twice per
+    /// read. On its own line, so the combiner's scan of `state` (which
+    /// changes only when the owner writes) does not pull the line the
+    /// reader keeps writing, and only `write_lock` touches it.
+    reading: CachePadded<AtomicBool>,
     /// Written by the owner while `EMPTY`, taken by the combiner that saw
     /// `PENDING` (Acquire/Release on `state`).
     op: UnsafeCell<Option<D::WriteOp>>,
@@ -306,20 +375,26 @@ struct Slot<D: Sequential> {
     resp: UnsafeCell<Option<D::Response>>,
 }
 
+/// The writer bit of [`Replica::state`].
+const WRITING: u64 = 1;
+
 struct Replica<D: Sequential> {
+    /// `ltail << 1 | WRITING`: `ltail` is the next log position this
+    /// replica will apply; `WRITING` is the writer flag of the replica's
+    /// reader-writer lock, set while the combiner-lock holder applies
+    /// entries. One word, so a reader checks both with one load of one
+    /// line. Written only by the combiner-lock holder, read by everyone.
+    state: CachePadded<AtomicU64>,
     /// The combiner lock: its holder alone appends for this node, replays
-    /// onto this replica and writes `ltail`, `scratch` and the counters.
+    /// onto this replica and writes `state`, `scratch` and the counters.
     combiner: CachePadded<AtomicBool>,
-    /// Writer flag of the replica's reader-writer lock (set by the
-    /// combiner-lock holder while it applies entries).
-    writer: CachePadded<AtomicBool>,
-    /// The next log position this replica will apply. Written by the
-    /// combiner-lock holder, read by everyone.
-    ltail: CachePadded<AtomicU64>,
     /// One past the highest slot ever taken.
     high: AtomicUsize,
     slots: Box<[CachePadded<Slot<D>>]>,
-    data: UnsafeCell<D>,
+    /// The replica. Padded: readers load its header (for a `HashMap`, the
+    /// table pointer, mask and hasher keys) on every read, so no field the
+    /// combiner writes (`scratch`, the counters) may share its line.
+    data: CachePadded<UnsafeCell<D>>,
     /// Slot indices of the batch being combined (combiner-lock only).
     scratch: UnsafeCell<Vec<usize>>,
     stats: CachePadded<ReplicaCounters>,
@@ -345,22 +420,21 @@ fn add(c: &AtomicU64, n: u64) {
 impl<D: Sequential> Replica<D> {
     fn new(data: D, threads: usize) -> Self {
         Replica {
+            state: CachePadded::new(AtomicU64::new(0)),
             combiner: CachePadded::new(AtomicBool::new(false)),
-            writer: CachePadded::new(AtomicBool::new(false)),
-            ltail: CachePadded::new(AtomicU64::new(0)),
             high: AtomicUsize::new(0),
             slots: (0..threads.max(1))
                 .map(|_| {
                     CachePadded::new(Slot {
                         taken: AtomicBool::new(false),
                         state: AtomicU8::new(EMPTY),
-                        reading: AtomicBool::new(false),
+                        reading: CachePadded::new(AtomicBool::new(false)),
                         op: UnsafeCell::new(None),
                         resp: UnsafeCell::new(None),
                     })
                 })
                 .collect(),
-            data: UnsafeCell::new(data),
+            data: CachePadded::new(UnsafeCell::new(data)),
             scratch: UnsafeCell::new(Vec::new()),
             stats: CachePadded::new(ReplicaCounters::default()),
         }
@@ -379,6 +453,11 @@ impl<D: Sequential> Replica<D> {
     fn unlock(&self) {
         // Release pairs with the Acquire CAS in `try_lock`.
         self.combiner.store(false, Ordering::Release);
+    }
+
+    /// The replica's `ltail` (see `state`), loaded with `order`.
+    fn ltail(&self, order: Ordering) -> u64 {
+        self.state.load(order) >> 1
     }
 }
 
@@ -460,11 +539,31 @@ where
 /// A thread's registration on one replica of a [`NodeReplicated`]; all
 /// operations go through it. `Send` (the slot may move with its thread) but
 /// not `Sync`: one slot serves one operation at a time.
+///
+/// ```
+/// # use waitless::numa::{NodeReplicated, Sequential};
+/// # #[derive(Default)]
+/// # struct Reg(u64);
+/// # impl Sequential for Reg {
+/// #     type ReadOp = ();
+/// #     type WriteOp = u64;
+/// #     type Response = u64;
+/// #     fn read(&self, _: &()) -> u64 { self.0 }
+/// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+/// # }
+/// let nr = NodeReplicated::new(2, Reg::default);
+/// let h = nr.register_on(1).unwrap();
+/// assert_eq!(h.write(5), 0);
+/// assert_eq!(h.read(&()), 5);
+/// ```
 #[must_use]
 pub struct NrHandle<'a, D: Sequential> {
     nr: &'a NodeReplicated<D>,
     replica: usize,
     slot: usize,
+    /// `nr.replicas[replica]` and its slot `slot`, looked up once.
+    rep: &'a Replica<D>,
+    slot_ref: &'a Slot<D>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -480,18 +579,67 @@ impl<D: Sequential> fmt::Debug for NrHandle<'_, D> {
 impl<D: Sequential> NodeReplicated<D> {
     /// `replicas` replicas (at least one), each built by `make`, with the
     /// default log and slot sizes.
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// let nr = NodeReplicated::new(3, Reg::default);
+    /// assert_eq!(nr.replicas(), 3);
+    /// ```
     #[must_use]
     pub fn new(replicas: usize, make: impl FnMut() -> D) -> Self {
         Self::with_config(NrConfig::new(replicas), make)
     }
 
     /// One replica per node of `topology`.
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// use waitless::numa::Topology;
+    /// let nr = NodeReplicated::for_topology(&Topology::uniform(2, 4), Reg::default);
+    /// assert_eq!(nr.replicas(), 2);
+    /// ```
     #[must_use]
     pub fn for_topology(topology: &Topology, make: impl FnMut() -> D) -> Self {
         Self::new(topology.num_nodes(), make)
     }
 
     /// With explicit sizes.
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, NrConfig, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// let nr = NodeReplicated::with_config(
+    ///     NrConfig { replicas: 2, log_entries: 5, threads_per_replica: 4 },
+    ///     Reg::default,
+    /// );
+    /// assert_eq!(nr.log_entries(), 8); // rounded up to a power of two
+    /// ```
     #[must_use]
     pub fn with_config(config: NrConfig, mut make: impl FnMut() -> D) -> Self {
         NodeReplicated {
@@ -503,12 +651,40 @@ impl<D: Sequential> NodeReplicated<D> {
     }
 
     /// The number of replicas.
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// assert_eq!(NodeReplicated::new(0, Reg::default).replicas(), 1); // at least one
+    /// ```
     #[must_use]
     pub fn replicas(&self) -> usize {
         self.replicas.len()
     }
 
     /// The number of log entries.
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// assert_eq!(NodeReplicated::new(1, Reg::default).log_entries(), 1024);
+    /// ```
     #[must_use]
     pub fn log_entries(&self) -> usize {
         self.log.len() as usize
@@ -516,12 +692,45 @@ impl<D: Sequential> NodeReplicated<D> {
 
     /// Registers the calling thread on the replica of its node
     /// ([`current_node`] modulo [`replicas`](Self::replicas)).
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// use waitless::numa::set_node_override;
+    /// let nr = NodeReplicated::new(2, Reg::default);
+    /// let prev = set_node_override(Some(1));
+    /// assert_eq!(nr.register().unwrap().replica(), 1);
+    /// set_node_override(prev);
+    /// ```
     pub fn register(&self) -> Result<NrHandle<'_, D>, RegisterError> {
         self.register_on(current_node() % self.replicas.len())
     }
 
     /// Registers the calling thread on replica `replica` (modulo the
     /// number of replicas).
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// let nr = NodeReplicated::new(2, Reg::default);
+    /// assert_eq!(nr.register_on(3).unwrap().replica(), 1); // modulo the replicas
+    /// ```
     pub fn register_on(&self, replica: usize) -> Result<NrHandle<'_, D>, RegisterError> {
         let replica = replica % self.replicas.len();
         let r = &self.replicas[replica];
@@ -533,15 +742,18 @@ impl<D: Sequential> NodeReplicated<D> {
                     .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
             {
-                // SeqCst: in S with the writer-flag store and the `high`
-                // load of `write_lock`, so a combiner either scans this slot
-                // or its writer flag is seen by our first read (see
-                // `read_lock`).
-                r.high.fetch_max(i + 1, Ordering::SeqCst);
+                // Relaxed: ordered by the SeqCst fences of `write_lock` and
+                // of our first `read` (this store is sequenced before our
+                // fence): if the combiner's fence comes first in S, our
+                // read sees its `WRITING`; otherwise its `high` load sees
+                // this slot.
+                r.high.fetch_max(i + 1, Ordering::Relaxed);
                 return Ok(NrHandle {
                     nr: self,
                     replica,
                     slot: i,
+                    rep: r,
+                    slot_ref: s,
                     _not_sync: PhantomData,
                 });
             }
@@ -550,6 +762,25 @@ impl<D: Sequential> NodeReplicated<D> {
     }
 
     /// The counters, summed over replicas.
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// let nr = NodeReplicated::new(2, Reg::default);
+    /// let h = nr.register_on(0).unwrap();
+    /// h.write(1);
+    /// nr.register_on(1).unwrap().read(&()); // replica 1 catches up
+    /// let st = nr.stats();
+    /// assert_eq!((st.appended, st.remote_replayed), (1, 1));
+    /// ```
     #[must_use]
     pub fn stats(&self) -> NrStats {
         let mut s = NrStats::default();
@@ -569,6 +800,22 @@ impl<D: Sequential> NodeReplicated<D> {
 
     /// Brings every replica up to the log tail and returns mutable access
     /// to replica `i`'s structure (`&mut self`: no operation is in flight).
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// let mut nr = NodeReplicated::new(2, Reg::default);
+    /// nr.register_on(0).unwrap().write(9);
+    /// assert_eq!(nr.replica_mut(1).0, 9); // brought up to the log tail
+    /// ```
     pub fn replica_mut(&mut self, i: usize) -> &mut D {
         // Relaxed: `&mut self` orders every earlier access.
         let tail = self.log.tail.load(Ordering::Relaxed);
@@ -591,8 +838,8 @@ impl<D: Sequential> NodeReplicated<D> {
     /// `start..start + slots.len()` go to those slots.
     fn replay(&self, r: usize, upto: u64, own: Option<(u64, &[usize])>) {
         let rep = &self.replicas[r];
-        // Relaxed: only the combiner-lock holder (us) writes `ltail`.
-        let from = rep.ltail.load(Ordering::Relaxed);
+        // Relaxed: only the combiner-lock holder (us) writes `state`.
+        let from = rep.ltail(Ordering::Relaxed);
         if from >= upto {
             return;
         }
@@ -601,7 +848,7 @@ impl<D: Sequential> NodeReplicated<D> {
             self.log.wait_alive(pos);
         }
         let abort = AbortOnPanic;
-        self.write_lock(rep);
+        self.write_lock(rep, from);
         let mut remote = 0;
         for pos in from..upto {
             let e = self.log.entry(pos);
@@ -631,12 +878,16 @@ impl<D: Sequential> NodeReplicated<D> {
         add(&rep.stats.remote_replayed, remote);
         // Release: pairs with the Acquire `ctail` load in `read`. SeqCst is
         // not needed: a reader that must see this value is ordered after
-        // it through our writer-lock release (it read the replica).
+        // it through our `state` release below (it read the replica). Raised
+        // before `state`: a reader that sees the new `ltail` sees a `ctail`
+        // at least as high, so nothing it reads is newer than `ctail`.
         self.log.ctail.fetch_max(upto, Ordering::Release);
-        // Release pairs with the Acquire `ltail` loads in `read` and
-        // `min_ltail`: the replayed entries are no longer needed by `r`.
-        rep.ltail.store(upto, Ordering::Release);
-        self.write_unlock(rep);
+        // Publishes the new `ltail` and clears `WRITING` in one store (the
+        // writer unlock). Release pairs with the Acquire `state` load in
+        // `read` (the applied entries are visible) and with the
+        // Acquire loads in `min_ltail` and `reserve` (the replayed entries
+        // are no longer needed by `r`).
+        rep.state.store(upto << 1, Ordering::Release);
         core::mem::forget(abort);
         if let Some((_, slots)) = own {
             for &i in slots {
@@ -647,60 +898,41 @@ impl<D: Sequential> NodeReplicated<D> {
         }
     }
 
-    fn write_lock(&self, rep: &Replica<D>) {
-        // SeqCst: Dekker with `read_lock` (store our flag, then load theirs;
-        // they store theirs, then load ours): in S, one of us sees the other.
-        rep.writer.store(true, Ordering::SeqCst);
-        // SeqCst: see `register_on`.
-        let high = rep.high.load(Ordering::SeqCst);
+    /// Takes the writer side of `rep`'s reader-writer lock; `ltail` is its
+    /// current applied position (the caller holds the combiner lock). The
+    /// unlock is the `state` store at the end of `replay`.
+    fn write_lock(&self, rep: &Replica<D>, ltail: u64) {
+        // Dekker with `NrHandle::read`: we store `WRITING`, fence, then
+        // load each reader flag; a reader stores its flag, fences, then
+        // loads `state`. Relaxed store: the fence below orders it.
+        rep.state.store(ltail << 1 | WRITING, Ordering::Relaxed);
+        // SeqCst fence: in the total order S of SeqCst fences, ours and a
+        // reader's are ordered; if ours is first the reader's `state` load
+        // sees `WRITING`, if theirs is first our flag load below sees its
+        // flag (and our `high` load sees its registration, see
+        // `register_on`). So no reader reads while we apply. (Fences, not
+        // SeqCst accesses: loom models SeqCst fences but not SeqCst loads
+        // and stores.)
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered by the fence above (see `register_on`).
+        let high = rep.high.load(Ordering::Relaxed);
         for s in &rep.slots[..high] {
             let backoff = Backoff::new();
-            // SeqCst: the Dekker load (see above); also acquires the
-            // reader's Release store in `read_unlock`, so its reads happen
-            // before our writes.
-            while s.reading.load(Ordering::SeqCst) {
+            // Acquire pairs with the reader's Release store that ends its
+            // read: its reads happen before our writes. (The Dekker part
+            // is the fence above.)
+            while s.reading.load(Ordering::Acquire) {
                 backoff.snooze();
             }
         }
-    }
-
-    fn write_unlock(&self, rep: &Replica<D>) {
-        // Release pairs with the SeqCst (acquire) load in `read_lock`.
-        rep.writer.store(false, Ordering::Release);
-    }
-
-    fn read_lock(&self, rep: &Replica<D>, slot: usize) {
-        let s = &rep.slots[slot];
-        let backoff = Backoff::new();
-        loop {
-            // SeqCst: the Dekker store (see `write_lock`).
-            s.reading.store(true, Ordering::SeqCst);
-            // SeqCst: the Dekker load; also acquires the writer's Release
-            // unlock, so the applied entries are visible.
-            if !rep.writer.load(Ordering::SeqCst) {
-                return;
-            }
-            // Relaxed: we read nothing.
-            s.reading.store(false, Ordering::Relaxed);
-            // Relaxed: only a hint to stop waiting; the SeqCst load above
-            // is what orders.
-            while rep.writer.load(Ordering::Relaxed) {
-                backoff.snooze();
-            }
-        }
-    }
-
-    fn read_unlock(&self, rep: &Replica<D>, slot: usize) {
-        // Release pairs with the SeqCst load in `write_lock`.
-        rep.slots[slot].reading.store(false, Ordering::Release);
     }
 
     /// The minimum over replicas of their `ltail`.
     fn min_ltail(&self) -> u64 {
         self.replicas
             .iter()
-            // Acquire pairs with the Release `ltail` store in `replay`.
-            .map(|r| r.ltail.load(Ordering::Acquire))
+            // Acquire pairs with the Release `state` store in `replay`.
+            .map(|r| r.ltail(Ordering::Acquire))
             .min()
             .unwrap_or(0)
     }
@@ -750,7 +982,7 @@ impl<D: Sequential> NodeReplicated<D> {
             for q in 0..self.replicas.len() {
                 let rq = &self.replicas[q];
                 // Acquire: as in `min_ltail`.
-                if q != r && rq.ltail.load(Ordering::Acquire) < need && rq.try_lock() {
+                if q != r && rq.ltail(Ordering::Acquire) < need && rq.try_lock() {
                     // Relaxed: `replay` waits for each entry itself.
                     let now = self.log.tail.load(Ordering::Relaxed);
                     self.replay(q, now, None);
@@ -809,6 +1041,21 @@ impl<D: Sequential> NodeReplicated<D> {
 
 impl<D: Sequential> NrHandle<'_, D> {
     /// The replica this handle runs on.
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// let nr = NodeReplicated::new(4, Reg::default);
+    /// assert_eq!(nr.register_on(2).unwrap().replica(), 2);
+    /// ```
     #[must_use]
     pub fn replica(&self) -> usize {
         self.replica
@@ -816,10 +1063,27 @@ impl<D: Sequential> NrHandle<'_, D> {
 
     /// Runs a mutating operation: it is logged, applied to every replica
     /// (lazily, for remote ones) and answered by this node's replica.
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// let nr = NodeReplicated::new(2, Reg::default);
+    /// let h = nr.register_on(0).unwrap();
+    /// assert_eq!(h.write(3), 0); // the old value
+    /// assert_eq!(h.write(4), 3);
+    /// ```
     pub fn write(&self, op: D::WriteOp) -> D::Response {
         let nr = self.nr;
-        let rep = &nr.replicas[self.replica];
-        let s = &rep.slots[self.slot];
+        let rep = self.rep;
+        let s = self.slot_ref;
         // SAFETY: the slot is ours and `EMPTY`: no combiner reads `op` until
         // it sees `PENDING`.
         s.op.with_mut(|p| unsafe { *p = Some(op) });
@@ -848,37 +1112,93 @@ impl<D: Sequential> NrHandle<'_, D> {
 
     /// Runs a read-only operation on this node's replica, after it has
     /// applied every write that completed before the call.
+    ///
+    /// The fast path: one store to the caller's own slot (its reader flag),
+    /// one load of the shared `ctail` (skipped with one replica, see
+    /// below), one load of the replica's `state`, the read, one store to
+    /// clear the flag. Readers write no shared line.
+    ///
+    /// ```
+    /// # use waitless::numa::{NodeReplicated, Sequential};
+    /// # #[derive(Default)]
+    /// # struct Reg(u64);
+    /// # impl Sequential for Reg {
+    /// #     type ReadOp = ();
+    /// #     type WriteOp = u64;
+    /// #     type Response = u64;
+    /// #     fn read(&self, _: &()) -> u64 { self.0 }
+    /// #     fn apply(&mut self, v: &u64) -> u64 { std::mem::replace(&mut self.0, *v) }
+    /// # }
+    /// let nr = NodeReplicated::new(2, Reg::default);
+    /// nr.register_on(0).unwrap().write(8);
+    /// // a read on the other replica sees the completed write
+    /// assert_eq!(nr.register_on(1).unwrap().read(&()), 8);
+    /// ```
     pub fn read(&self, op: &D::ReadOp) -> D::Response {
         let nr = self.nr;
-        let rep = &nr.replicas[self.replica];
-        // Acquire pairs with the Release `fetch_max` in `replay`.
-        let ctail = nr.log.ctail.load(Ordering::Acquire);
+        let rep = self.rep;
+        let flag = &self.slot_ref.reading;
         let backoff = Backoff::new();
-        // Acquire pairs with the Release `ltail` store in `replay`.
-        while rep.ltail.load(Ordering::Acquire) < ctail {
-            if rep.try_lock() {
-                nr.replay(self.replica, ctail, None);
-                add(&rep.stats.reader_syncs, 1);
-                rep.unlock();
-                break;
+        loop {
+            // Relaxed: the Dekker store, ordered by the fence below.
+            flag.store(true, Ordering::Relaxed);
+            // SeqCst fence: the Dekker pair with `write_lock`'s fence (see
+            // there): either its combiner sees our flag or we see its
+            // `WRITING`.
+            fence(Ordering::SeqCst);
+            // The log prefix this read must include: `ctail`, which covers
+            // every write that completed before the call. With one replica
+            // every completed write was applied to it before it returned
+            // (a write completes on its own replica, this one), so its own
+            // `ltail` already covers them and the shared `ctail` line is
+            // left alone. Acquire pairs with the Release `fetch_max` in
+            // `replay`.
+            let need = if nr.replicas.len() == 1 {
+                0
+            } else {
+                nr.log.ctail.load(Ordering::Acquire)
+            };
+            // Acquire pairs with the Release `state` store that ended the
+            // last write: the entries it applied are visible. (The Dekker
+            // part is the fence above.)
+            let st = rep.state.load(Ordering::Acquire);
+            if st & WRITING == 0 && st >> 1 >= need {
+                // SAFETY: our flag is set and `WRITING` was clear after it
+                // (Dekker, see `write_lock`): no writer applies to the
+                // replica until we clear the flag; other readers only read.
+                let resp = rep.data.with(|d| unsafe { (*d).read(op) });
+                // Release pairs with the Acquire flag load in `write_lock`:
+                // our reads happen before the next writer's writes.
+                flag.store(false, Ordering::Release);
+                return resp;
             }
-            backoff.snooze();
+            // Relaxed: we read nothing under the flag.
+            flag.store(false, Ordering::Relaxed);
+            if st & WRITING == 0 {
+                // Behind `ctail`: catch up ourselves if no combiner is
+                // already at work on this replica.
+                if rep.try_lock() {
+                    nr.replay(self.replica, need, None);
+                    add(&rep.stats.reader_syncs, 1);
+                    rep.unlock();
+                    continue;
+                }
+                backoff.snooze();
+            } else {
+                // Relaxed: only a hint to stop waiting; the Acquire load
+                // above, repeated, is what orders.
+                while rep.state.load(Ordering::Relaxed) & WRITING != 0 {
+                    backoff.snooze();
+                }
+            }
         }
-        nr.read_lock(rep, self.slot);
-        // SAFETY: the reader lock excludes the replica's writer; other
-        // readers only read.
-        let resp = rep.data.with(|d| unsafe { (*d).read(op) });
-        nr.read_unlock(rep, self.slot);
-        resp
     }
 }
 
 impl<D: Sequential> Drop for NrHandle<'_, D> {
     fn drop(&mut self) {
         // Release pairs with the Acquire CAS in `register_on`.
-        self.nr.replicas[self.replica].slots[self.slot]
-            .taken
-            .store(false, Ordering::Release);
+        self.slot_ref.taken.store(false, Ordering::Release);
     }
 }
 

@@ -20,9 +20,22 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// The default sysfs directory that [`Topology::current`] reads.
+///
+/// ```
+/// use waitless::numa::{Topology, SYSFS_NODE_DIR};
+/// assert_eq!(SYSFS_NODE_DIR, "/sys/devices/system/node");
+/// assert!(Topology::current().num_nodes() >= 1);
+/// ```
 pub const SYSFS_NODE_DIR: &str = "/sys/devices/system/node";
 
 /// One NUMA node.
+///
+/// ```
+/// use waitless::numa::Topology;
+/// let t = Topology::uniform(2, 2);
+/// let n = &t.nodes()[1];
+/// assert_eq!((n.id, n.cpus.clone(), n.distances.clone()), (1, vec![2, 3], vec![20, 10]));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeInfo {
     /// The node's number as the kernel names it (`nodeN`); numbers may have
@@ -52,6 +65,18 @@ pub struct Topology {
 }
 
 /// Why a sysfs tree could not be read.
+///
+/// ```
+/// use waitless::numa::Topology;
+/// let dir = std::env::temp_dir().join(format!("waitless-doc-topo-{}", std::process::id()));
+/// std::fs::create_dir_all(dir.join("node0")).unwrap();
+/// std::fs::write(dir.join("online"), "0").unwrap();
+/// std::fs::write(dir.join("node0/cpulist"), "3-1").unwrap();
+/// std::fs::write(dir.join("node0/distance"), "10").unwrap(); // reversed: malformed
+/// let err = Topology::from_sysfs(&dir).unwrap_err();
+/// assert!(err.path().ends_with("cpulist"));
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// ```
 #[derive(Debug)]
 pub struct TopologyError {
     path: PathBuf,
@@ -66,6 +91,18 @@ enum ErrorKind {
 
 impl TopologyError {
     /// The file that could not be read or parsed.
+    ///
+    /// ```
+    /// use waitless::numa::Topology;
+    /// let dir = std::env::temp_dir().join(format!("waitless-doc-path-{}", std::process::id()));
+    /// std::fs::create_dir_all(dir.join("node0")).unwrap();
+    /// std::fs::write(dir.join("online"), "0").unwrap();
+    /// std::fs::write(dir.join("node0/cpulist"), "x").unwrap();
+    /// std::fs::write(dir.join("node0/distance"), "10").unwrap();
+    /// let err = Topology::from_sysfs(&dir).unwrap_err();
+    /// assert_eq!(err.path(), dir.join("node0/cpulist"));
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
@@ -165,6 +202,12 @@ impl Topology {
     /// The running machine's topology from [`SYSFS_NODE_DIR`]. Never fails:
     /// if the directory is missing or unreadable, the machine is one node
     /// holding every CPU the process may use.
+    ///
+    /// ```
+    /// use waitless::numa::Topology;
+    /// let t = Topology::current(); // never fails: one node without NUMA information
+    /// assert!(t.num_nodes() >= 1 && t.num_cpus() >= 1);
+    /// ```
     #[must_use]
     pub fn current() -> Topology {
         match Topology::from_sysfs(Path::new(SYSFS_NODE_DIR)) {
@@ -179,6 +222,20 @@ impl Topology {
     /// A missing `root`, or one without `nodeN` directories, is one node
     /// holding the online CPUs (or `available_parallelism` of them). A file
     /// that exists but cannot be parsed is an error naming the file.
+    ///
+    /// ```
+    /// use waitless::numa::Topology;
+    /// let dir = std::env::temp_dir().join(format!("waitless-doc-sysfs-{}", std::process::id()));
+    /// for (n, cpus) in [(0, "0-1"), (1, "2-3")] {
+    ///     std::fs::create_dir_all(dir.join(format!("node{n}"))).unwrap();
+    ///     std::fs::write(dir.join(format!("node{n}/cpulist")), cpus).unwrap();
+    ///     std::fs::write(dir.join(format!("node{n}/distance")), if n == 0 { "10 21" } else { "21 10" }).unwrap();
+    /// }
+    /// std::fs::write(dir.join("online"), "0-1").unwrap();
+    /// let t = Topology::from_sysfs(&dir).unwrap();
+    /// assert_eq!((t.num_nodes(), t.node_of_cpu(3), t.distance(0, 1)), (2, Some(1), Some(21)));
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
     pub fn from_sysfs(root: &Path) -> Result<Topology, TopologyError> {
         let online_cpus = {
             let p = root
@@ -253,6 +310,12 @@ impl Topology {
     }
 
     /// One node with CPUs `0..cpus` (at least one).
+    ///
+    /// ```
+    /// use waitless::numa::Topology;
+    /// let t = Topology::single(4);
+    /// assert_eq!((t.num_nodes(), t.num_cpus()), (1, 4));
+    /// ```
     #[must_use]
     pub fn single(cpus: usize) -> Topology {
         Topology::from_nodes(vec![NodeInfo {
@@ -265,6 +328,12 @@ impl Topology {
     /// A simulated machine: `nodes` nodes (at least one) of
     /// `cpus_per_node` CPUs numbered node by node, distance 10 locally and
     /// 20 across.
+    ///
+    /// ```
+    /// use waitless::numa::Topology;
+    /// let t = Topology::uniform(4, 2);
+    /// assert_eq!((t.num_nodes(), t.num_cpus(), t.node_of_cpu(7)), (4, 8, Some(3)));
+    /// ```
     #[must_use]
     pub fn uniform(nodes: usize, cpus_per_node: usize) -> Topology {
         let n = nodes.max(1);
@@ -284,24 +353,46 @@ impl Topology {
     }
 
     /// The nodes, ascending by id.
+    ///
+    /// ```
+    /// use waitless::numa::Topology;
+    /// let t = Topology::uniform(2, 3);
+    /// assert_eq!(t.nodes()[0].cpus, vec![0, 1, 2]);
+    /// ```
     #[must_use]
     pub fn nodes(&self) -> &[NodeInfo] {
         &self.nodes
     }
 
     /// How many nodes (at least one).
+    ///
+    /// ```
+    /// use waitless::numa::Topology;
+    /// assert_eq!(Topology::uniform(8, 1).num_nodes(), 8);
+    /// ```
     #[must_use]
     pub fn num_nodes(&self) -> usize {
         self.nodes.len()
     }
 
     /// How many online CPUs in all.
+    ///
+    /// ```
+    /// use waitless::numa::Topology;
+    /// assert_eq!(Topology::uniform(2, 5).num_cpus(), 10);
+    /// ```
     #[must_use]
     pub fn num_cpus(&self) -> usize {
         self.nodes.iter().map(|n| n.cpus.len()).sum()
     }
 
     /// The index (into [`nodes`](Self::nodes)) of the node holding `cpu`.
+    ///
+    /// ```
+    /// use waitless::numa::Topology;
+    /// let t = Topology::uniform(2, 2);
+    /// assert_eq!((t.node_of_cpu(2), t.node_of_cpu(4)), (Some(1), None));
+    /// ```
     #[must_use]
     pub fn node_of_cpu(&self, cpu: usize) -> Option<usize> {
         self.nodes
@@ -310,6 +401,12 @@ impl Topology {
     }
 
     /// The distance between the nodes at indices `a` and `b`.
+    ///
+    /// ```
+    /// use waitless::numa::Topology;
+    /// let t = Topology::uniform(2, 1);
+    /// assert_eq!((t.distance(0, 0), t.distance(0, 1), t.distance(0, 2)), (Some(10), Some(20), None));
+    /// ```
     #[must_use]
     pub fn distance(&self, a: usize, b: usize) -> Option<u32> {
         self.nodes.get(a)?.distances.get(b).copied()
@@ -404,6 +501,13 @@ pub fn set_node_override(node: Option<usize>) -> Option<usize> {
 /// [`set_node_override`] if any, else the node of the CPU `sched_getcpu`
 /// reports (0 where that is unavailable, e.g. outside Linux or under Miri).
 /// The answer may be stale as soon as it returns: the thread can migrate.
+///
+/// ```
+/// use waitless::numa::{current_node, set_node_override};
+/// let prev = set_node_override(Some(3));
+/// assert_eq!(current_node(), 3);
+/// set_node_override(prev);
+/// ```
 #[must_use]
 pub fn current_node() -> usize {
     NODE.with(|s| s.over.get()).unwrap_or_else(os_node)

@@ -56,7 +56,7 @@ use crate::contention::Site;
 use crate::epoch::{Collector, Guard, Participant};
 use crate::sync::atomic::{AtomicPtr, Ordering};
 use crate::CachePadded;
-use elimination::Elimination;
+pub(crate) use elimination::{slot_hint, Elimination};
 use node::{alloc_node, dealloc_node, next, node_layout, set_next, Node};
 
 /// Bytes of popped node blocks kept for reuse by the calling thread's next
@@ -310,6 +310,23 @@ impl<T> LockFreeStack<T> {
     /// assert!(s.push("a").is_ok());
     /// ```
     pub fn push(&self, value: T) -> Result<(), StackError<T>> {
+        self.push_with(value, || {
+            self.config.elimination.then_some(&self.elimination)
+        })
+    }
+
+    /// [`push`](Self::push) with the elimination array chosen by `eliminate`,
+    /// which runs only after a failed head CAS (`None`: no elimination). The
+    /// hook through which `numa::NodeAwareStack` uses its node's array.
+    #[inline]
+    pub(crate) fn push_with<'e>(
+        &self,
+        value: T,
+        eliminate: impl Fn() -> Option<&'e Elimination<T>>,
+    ) -> Result<(), StackError<T>>
+    where
+        T: 'e,
+    {
         let rec = self.collector.local_participant();
         // SAFETY: this thread owns its record.
         let block = rec.map_or(ptr::null_mut(), |p| unsafe { p.take_block() });
@@ -338,9 +355,7 @@ impl<T> LockFreeStack<T> {
                 Err(now) => {
                     PUSH_SITE.record(false);
                     retries += 1;
-                    if self.config.elimination
-                        && self.elimination.offer(node, elimination::slot_hint())
-                    {
+                    if eliminate().is_some_and(|e| e.offer(node, slot_hint())) {
                         break;
                     }
                     head = now;
@@ -371,6 +386,22 @@ impl<T> LockFreeStack<T> {
     /// assert_eq!(s.pop(&g), Some(7));
     /// ```
     pub fn pop(&self, guard: &EpochGuard<'_, T>) -> Option<T> {
+        self.pop_with(guard, || {
+            self.config.elimination.then_some(&self.elimination)
+        })
+    }
+
+    /// [`pop`](Self::pop) with the elimination array chosen by `eliminate`
+    /// (see [`push_with`](Self::push_with)).
+    #[inline]
+    pub(crate) fn pop_with<'e>(
+        &self,
+        guard: &EpochGuard<'_, T>,
+        eliminate: impl Fn() -> Option<&'e Elimination<T>>,
+    ) -> Option<T>
+    where
+        T: 'e,
+    {
         assert!(
             ptr::eq(guard.guard.collector(), &*self.collector),
             "LockFreeStack::pop: the guard was created by another stack's `enter()`; \
@@ -414,8 +445,8 @@ impl<T> LockFreeStack<T> {
                 Err(_) => {
                     POP_SITE.record(false);
                     retries += 1;
-                    if self.config.elimination {
-                        if let Some(node) = self.elimination.take(elimination::slot_hint()) {
+                    if let Some(e) = eliminate() {
+                        if let Some(node) = e.take(slot_hint()) {
                             // SAFETY: `take` gave us exclusive ownership of
                             // an offered node whose value is visible
                             // (Acquire take / Release offer).
