@@ -366,7 +366,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
             if found {
                 // SAFETY: protected by the guard, and found: an element.
                 let cur = unsafe { &*pos.node() };
-                let old = g.value_hp().protect(&cur.value);
+                let old = g.protect_value(&cur.value);
                 if old.is_null() {
                     continue;
                 }
@@ -428,7 +428,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
                 break;
             }
             // SAFETY: protected by the guard.
-            let v = g.value_hp().protect(unsafe { &(*pos.node()).value });
+            let v = g.protect_value(unsafe { &(*pos.node()).value });
             if !v.is_null() {
                 // SAFETY: protected.
                 return unsafe { (*v).clone() };
@@ -444,7 +444,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
             let (pos, found) = self.raw.find(&mut g, h, |x| x == k);
             if found {
                 // SAFETY: protected by the guard.
-                let v = g.value_hp().protect(unsafe { &(*pos.node()).value });
+                let v = g.protect_value(unsafe { &(*pos.node()).value });
                 if v.is_null() {
                     continue;
                 }
@@ -502,7 +502,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
             }
             // SAFETY: protected by the guard.
             let src = unsafe { &(*pos.node()).value };
-            let mut old = g.value_hp().protect(src);
+            let mut old = g.protect_value(src);
             while !old.is_null() {
                 // SAFETY: protected.
                 let new = f(unsafe { &*old });
@@ -528,7 +528,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
                 }
                 // SAFETY: the CAS failed, so `new` was never shared.
                 spare = Some(unsafe { Box::from_raw(new) });
-                old = g.value_hp().protect(src);
+                old = g.protect_value(src);
             }
             // Removed meanwhile: search again (a newer node may exist).
         }
@@ -558,7 +558,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
                 return None;
             }
             // SAFETY: protected by the guard.
-            let v = g.value_hp().protect(unsafe { &(*pos.node()).value });
+            let v = g.protect_value(unsafe { &(*pos.node()).value });
             if v.is_null() {
                 continue;
             }
@@ -734,7 +734,7 @@ impl<K: Clone + Eq, V: Clone, S: BuildHasher> Iterator for Iter<'_, K, V, S> {
             // SAFETY: protected by the guard; the stop predicate accepts
             // only elements.
             let n = unsafe { &*pos.node() };
-            let v = g.value_hp().protect(&n.value);
+            let v = g.protect_value(&n.value);
             if v.is_null() {
                 continue; // removed meanwhile; look again from the same place
             }

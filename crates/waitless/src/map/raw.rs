@@ -38,7 +38,7 @@ use core::mem::MaybeUninit;
 use core::ptr;
 
 use crate::contention::Site;
-use crate::hazard::{Domain, HazardPointer};
+use crate::hazard::{Domain, HazardSet};
 use crate::sync::atomic::{AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use crate::CachePadded;
 
@@ -292,7 +292,8 @@ fn unmarked<T>(p: *mut T) -> *mut T {
 /// protects a value.
 pub(crate) struct Guard<'m> {
     domain: &'m Domain,
-    hp: [HazardPointer<'m>; 3],
+    /// Members 0 and 1 rotate along the list, member 2 protects a value.
+    hp: HazardSet<'m, 3>,
     /// Index of the hazard pointer protecting the node that owns `prev`.
     p: usize,
     /// Index of the hazard pointer protecting `cur`.
@@ -316,10 +317,11 @@ impl Drop for Guard<'_> {
 }
 
 impl<'m> Guard<'m> {
-    /// The hazard pointer reserved for values.
+    /// Loads `src` and protects the value it holds with the hazard pointer
+    /// reserved for values.
     #[inline]
-    pub(crate) fn value_hp(&mut self) -> &mut HazardPointer<'m> {
-        &mut self.hp[2]
+    pub(crate) fn protect_value<V>(&mut self, src: &AtomicPtr<V>) -> *mut V {
+        self.hp.protect(2, src)
     }
 }
 
@@ -398,7 +400,7 @@ impl<K, V> RawMap<K, V> {
     pub(crate) fn guard(&self) -> Guard<'_> {
         Guard {
             domain: &self.domain,
-            hp: HazardPointer::many_in::<3>(&self.domain),
+            hp: HazardSet::new_in(&self.domain),
             p: 0,
             c: 1,
             retired: false,
@@ -549,7 +551,7 @@ impl<K, V> RawMap<K, V> {
                 if cur.is_null() {
                     return Pos::new(prev, cur);
                 }
-                g.hp[g.c].publish(cur);
+                g.hp.publish(g.c, cur);
                 // Re-validate: `prev` still unmarked and pointing at `cur`
                 // after the publication means `cur` was reachable then, so
                 // no scan that could free it has missed our hazard.
@@ -596,6 +598,7 @@ impl<K, V> RawMap<K, V> {
     /// Finds the first live element with hash `h` whose key satisfies `eq`.
     /// Returns its position (`found`), or the insertion point at the end of
     /// the run of nodes with the same split-order key.
+    #[inline]
     pub(crate) fn find(
         &self,
         g: &mut Guard<'_>,
@@ -640,7 +643,7 @@ impl<K, V> RawMap<K, V> {
                 return None;
             }
             // SAFETY: `pos.cur` is protected by the guard.
-            let v = g.value_hp().protect(unsafe { &(*pos.node()).value });
+            let v = g.protect_value(unsafe { &(*pos.node()).value });
             if !v.is_null() {
                 // SAFETY: protected by the value hazard pointer, which only
                 // changes through `&mut Guard`, borrowed for `'g`; values are
