@@ -573,6 +573,18 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
 /// own; the view is not a snapshot. Hold a view briefly: the one value it
 /// protects cannot be freed while it does. Not `Send`: the hazard pointers
 /// belong to the thread that pinned.
+///
+/// ```
+/// use waitless::map::LockFreeHashMap;
+///
+/// let map = LockFreeHashMap::new();
+/// map.insert("k", vec![1, 2, 3]);
+/// let mut view = map.pin();
+/// let v = view.get("k").expect("present");
+/// map.insert("k", vec![4]); // replaced meanwhile: `v` stays readable
+/// assert_eq!(v, &[1, 2, 3]);
+/// assert_eq!(view.get("k").map(Vec::len), Some(1)); // the next call sees the new value
+/// ```
 #[must_use]
 pub struct Pinned<'m, K, V, S> {
     map: &'m LockFreeHashMap<K, V, S>,
@@ -587,6 +599,16 @@ impl<K, V, S> fmt::Debug for Pinned<'_, K, V, S> {
 
 impl<K, V, S: BuildHasher> Pinned<'_, K, V, S> {
     /// The value of `key`, borrowed until the next call on this view.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// map.insert(String::from("a"), 1);
+    /// let mut view = map.pin();
+    /// assert_eq!(view.get("a"), Some(&1)); // `&str` through `Borrow<str>`
+    /// assert_eq!(view.get("b"), None);
+    /// ```
     #[must_use]
     pub fn get<Q>(&mut self, key: &Q) -> Option<&V>
     where
@@ -600,6 +622,16 @@ impl<K, V, S: BuildHasher> Pinned<'_, K, V, S> {
     }
 
     /// Whether `key` is present.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// map.insert(7u32, "seven");
+    /// let mut view = map.pin();
+    /// assert!(view.contains_key(&7));
+    /// assert!(!view.contains_key(&8));
+    /// ```
     #[must_use]
     pub fn contains_key<Q>(&mut self, key: &Q) -> bool
     where
