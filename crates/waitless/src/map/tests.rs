@@ -480,10 +480,9 @@ fn a_panicking_drop_in_the_guard_scan_leaks_no_returned_value() {
     assert_eq!(Arc::strong_count(&token), 1, "a value was leaked");
 }
 
-/// Hashes that differ only in bits 61 and 62, which an element's split-order
-/// key leaves out (those bits of its `so` word count the node's shares): the
-/// keys share one split-order key, like a collision, and the share counts of
-/// their nodes stay apart from the key.
+/// Hashes that differ only in bits 61 and 62 (the top bits a split-order
+/// key keeps below the element marker): the keys sit next to each other in
+/// split order, and replacing and removing them keeps them apart.
 #[derive(Default)]
 struct HighBits(u64);
 impl Hasher for HighBits {
@@ -508,7 +507,7 @@ fn hashes_differing_only_in_the_share_bits_are_kept_apart() {
             assert!(map.insert(k, val(u64::from(k))).is_none());
         }
         // Replace each inline value (its retired in-place drop holds a
-        // second share in the `so` word), then remove two of the keys.
+        // second share of the node), then remove two of the keys.
         for k in 0..4u8 {
             let old = map.insert(k, val(u64::from(k) + 10)).expect("present");
             assert_eq!(old.1, u64::from(k));
