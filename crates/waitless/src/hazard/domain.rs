@@ -962,6 +962,50 @@ impl Domain {
         unsafe { self.push(ptr, deleter, false) }
     }
 }
+
+impl Local {
+    /// Reserves `n` adjacent free slots at once: `Some((first, mask))`, or
+    /// `None` if no run of `n` slots is free.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns this record.
+    #[inline]
+    pub(crate) unsafe fn reserve_run(&self, n: usize) -> Option<(usize, u32)> {
+        // SAFETY: precondition 1, only the owner touches `mask`.
+        self.mask.with_mut(|m| unsafe {
+            let free = !*m & ((1u64 << SLOTS) - 1) as u32;
+            // Bit i of `runs`: slots i..i + n are all free.
+            let runs = (1..n).fold(free, |r, k| r & (free >> k));
+            if runs == 0 {
+                return None;
+            }
+            let first = runs.trailing_zeros() as usize;
+            let bits = ((1u32 << n) - 1) << first;
+            *m |= bits;
+            Some((first, bits))
+        })
+    }
+
+    /// Gives back the slots in `bits` at once (their hazards already
+    /// cleared by the caller); releases the record if it is then neither
+    /// cached nor serving any other hazard pointer (as `unreserve` does).
+    ///
+    /// # Safety
+    /// 1. The calling thread owns this record and reserved every slot in
+    ///    `bits`.
+    pub(crate) unsafe fn unreserve_bits(&self, bits: u32) {
+        // SAFETY: precondition 1, only the owner touches `mask` and `cached`.
+        let idle = unsafe {
+            self.mask.with_mut(|m| {
+                *m &= !bits;
+                *m == 0
+            }) && !self.cached.with(|c| *c)
+        };
+        if idle {
+            self.release();
+        }
+    }
+}
 // ---- End of map12 addition ----
 
 /// Frees a `Box` given as a raw pointer.

@@ -93,9 +93,11 @@
 
 mod domain;
 pub(crate) mod fence;
+mod set; // map12: the map's fast path (one record lookup per operation)
 
 pub use domain::Domain;
 pub use fence::{membarrier_failures, FenceStrategy};
+pub(crate) use set::HazardSet;
 
 use core::ptr::{self, NonNull};
 

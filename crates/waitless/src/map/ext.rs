@@ -219,20 +219,14 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     {
         let h = self.hash(key);
         let mut g = self.raw.guard();
-        let mut stored = None;
-        let value = self.raw.lookup(&mut g, h, |k| {
-            let hit = k.borrow() == key;
-            if hit {
-                // The last matching node is the one whose value `lookup`
-                // returns (it retries the walk only when the value was
-                // removed meanwhile).
-                stored = Some(k.clone());
-            }
-            hit
-        })?;
-        let value = value.clone();
+        let super::raw::Search::Occupied(e) = self.raw.search(&mut g, h, |k| k.borrow() == key)
+        else {
+            return None;
+        };
+        let kv = (e.key().clone(), e.value().clone());
+        // As in `insert`: the guard's drop runs before returning.
         drop(g);
-        Some((stored.expect("lookup matched a key"), value))
+        Some(kv)
     }
 
     /// Removes every entry for which `keep(&key, &value)` is `false`.

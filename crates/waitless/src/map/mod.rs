@@ -67,8 +67,7 @@ use core::marker::PhantomData;
 use std::collections::hash_map::RandomState;
 
 use crate::hazard::FenceStrategy;
-use crate::sync::atomic::Ordering;
-use raw::{Node, RawMap};
+use raw::{Pending, RawMap, Search};
 
 /// A concurrent hash map; see the [module docs](self).
 ///
@@ -355,48 +354,37 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
         V: Clone,
     {
         let h = self.hash(&key);
-        let node = Pending::new(Node::element(h, key, value));
+        let mut node = Pending::new(h, key, value);
         // The new value, moved out of the pending node to replace an
         // existing key's value (and moved back if the key disappears).
         let mut boxed: Option<Box<V>> = None;
         let mut g = self.raw.guard();
         loop {
-            let k = &node.get().key;
-            let (pos, found) = self.raw.find(&mut g, h, |x| x == k);
-            if found {
-                // SAFETY: protected by the guard, and found: an element.
-                let cur = unsafe { &*pos.node() };
-                let old = g.value_hp().protect(&cur.value);
-                if old.is_null() {
-                    continue;
+            match self.raw.search(&mut g, h, |x| x == node.key()) {
+                Search::Occupied(e) => {
+                    let new = boxed.take().unwrap_or_else(|| node.take_value());
+                    match e.replace(new) {
+                        Ok(old) => {
+                            let ret = old.clone();
+                            // The guard's drop may scan and run (and panic
+                            // in) other values' destructors: `ret` is a local
+                            // then, dropped by the unwind instead of leaked
+                            // as a half-returned value.
+                            drop(g);
+                            return Some(ret);
+                        }
+                        Err((new, _)) => boxed = Some(new),
+                    }
                 }
-                let new = Box::into_raw(boxed.take().unwrap_or_else(|| node.take_value()));
-                // SAFETY: `cur` is protected.
-                if unsafe { self.raw.cas_value(pos.node(), old, new) } {
-                    // SAFETY: our CAS swapped `old` out of the protected `cur`.
-                    unsafe { self.raw.retire_value(&mut g, pos.node(), old) };
-                    // SAFETY: still protected by the value hazard pointer.
-                    let ret = unsafe { (*old).clone() };
-                    // The guard's drop may scan and run (and panic in) other
-                    // values' destructors: `ret` is a local then, dropped by
-                    // the unwind instead of leaked as a half-returned value.
-                    drop(g);
-                    return Some(ret);
+                Search::Vacant(place) => {
+                    if let Some(b) = boxed.take() {
+                        node.put_value(*b);
+                    }
+                    match place.insert(node) {
+                        Ok(()) => return None,
+                        Err(back) => node = back,
+                    }
                 }
-                // SAFETY: the CAS failed, so `new` was never shared.
-                boxed = Some(unsafe { Box::from_raw(new) });
-                continue;
-            }
-            if let Some(b) = boxed.take() {
-                node.put_value(*b);
-            }
-            // Relaxed: published by the Release CAS in `link`.
-            node.get().link.next.store(pos.cur, Ordering::Relaxed);
-            // SAFETY: `prev` is a dummy's field or a protected node's.
-            if unsafe { self.raw.link(pos.prev, pos.cur, node.ptr.cast()) } {
-                node.forget();
-                self.raw.add_count(1);
-                return None;
             }
         }
     }
@@ -422,42 +410,21 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     {
         let h = self.hash(&key);
         let mut g = self.raw.guard();
-        loop {
-            let (pos, found) = self.raw.find(&mut g, h, |x| x == &key);
-            if !found {
-                break;
-            }
-            // SAFETY: protected by the guard.
-            let v = g.value_hp().protect(unsafe { &(*pos.node()).value });
-            if !v.is_null() {
-                // SAFETY: protected.
-                return unsafe { (*v).clone() };
-            }
+        if let Search::Occupied(e) = self.raw.search(&mut g, h, |x| x == &key) {
+            return e.value().clone();
         }
         let v = make();
         // Clone before linking: once linked, another thread may remove and
         // free the value.
         let ret = v.clone();
-        let node = Pending::new(Node::element(h, key, v));
+        let mut node = Pending::new(h, key, v);
         loop {
-            let k = &node.get().key;
-            let (pos, found) = self.raw.find(&mut g, h, |x| x == k);
-            if found {
-                // SAFETY: protected by the guard.
-                let v = g.value_hp().protect(unsafe { &(*pos.node()).value });
-                if v.is_null() {
-                    continue;
-                }
-                // SAFETY: protected.
-                return unsafe { (*v).clone() };
-            }
-            // Relaxed: published by the Release CAS in `link`.
-            node.get().link.next.store(pos.cur, Ordering::Relaxed);
-            // SAFETY: `prev` is a dummy's field or a protected node's.
-            if unsafe { self.raw.link(pos.prev, pos.cur, node.ptr.cast()) } {
-                node.forget();
-                self.raw.add_count(1);
-                return ret;
+            match self.raw.search(&mut g, h, |x| x == node.key()) {
+                Search::Occupied(e) => return e.value().clone(),
+                Search::Vacant(place) => match place.insert(node) {
+                    Ok(()) => return ret,
+                    Err(back) => node = back,
+                },
             }
         }
     }
@@ -495,17 +462,12 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
         let h = self.hash(key);
         let mut g = self.raw.guard();
         let mut spare: Option<Box<V>> = None;
-        loop {
-            let (pos, found) = self.raw.find(&mut g, h, |k| k.borrow() == key);
-            if !found {
+        'search: loop {
+            let Search::Occupied(mut e) = self.raw.search(&mut g, h, |k| k.borrow() == key) else {
                 return None;
-            }
-            // SAFETY: protected by the guard.
-            let src = unsafe { &(*pos.node()).value };
-            let mut old = g.value_hp().protect(src);
-            while !old.is_null() {
-                // SAFETY: protected.
-                let new = f(unsafe { &*old });
+            };
+            loop {
+                let new = f(e.value());
                 let boxed = match spare.take() {
                     Some(mut b) => {
                         *b = new;
@@ -513,24 +475,24 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
                     }
                     None => Box::new(new),
                 };
-                let new = Box::into_raw(boxed);
-                // SAFETY: `pos.cur` is protected.
-                if unsafe { self.raw.cas_value(pos.node(), old, new) } {
-                    // SAFETY: our CAS swapped `old` out of the protected `cur`.
-                    unsafe { self.raw.retire_value(&mut g, pos.node(), old) };
-                    // SAFETY: still protected by the value hazard pointer.
-                    let ret = unsafe { (*old).clone() };
-                    // The guard's drop may scan and run (and panic in) other
-                    // values' destructors: `ret` is a local then, dropped by
-                    // the unwind instead of leaked as a half-returned value.
-                    drop(g);
-                    return Some(ret);
+                match e.replace(boxed) {
+                    Ok(old) => {
+                        let ret = old.clone();
+                        // As in `insert`: scan before returning.
+                        drop(g);
+                        return Some(ret);
+                    }
+                    Err((b, rest)) => {
+                        spare = Some(b);
+                        match rest {
+                            Some(again) => e = again,
+                            // Removed meanwhile: search again (a newer node
+                            // may exist).
+                            None => continue 'search,
+                        }
+                    }
                 }
-                // SAFETY: the CAS failed, so `new` was never shared.
-                spare = Some(unsafe { Box::from_raw(new) });
-                old = g.value_hp().protect(src);
             }
-            // Removed meanwhile: search again (a newer node may exist).
         }
     }
 
@@ -552,30 +514,21 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     {
         let h = self.hash(key);
         let mut g = self.raw.guard();
-        loop {
-            let (pos, found) = self.raw.find(&mut g, h, |k| k.borrow() == key);
-            if !found {
+        'search: loop {
+            let Search::Occupied(mut e) = self.raw.search(&mut g, h, |k| k.borrow() == key) else {
                 return None;
-            }
-            // SAFETY: protected by the guard.
-            let v = g.value_hp().protect(unsafe { &(*pos.node()).value });
-            if v.is_null() {
-                continue;
-            }
-            // SAFETY: protected by the guard.
-            if unsafe { self.raw.cas_value(pos.node(), v, core::ptr::null_mut()) } {
-                // SAFETY: our CAS swapped `v` out of the protected `cur`; it
-                // stays protected by the value hazard pointer (which the
-                // walk does not use) while we clone it.
-                unsafe { self.raw.retire_value(&mut g, pos.node(), v) };
-                // SAFETY: our CAS nulled the value of the node at `pos`,
-                // which came from the last walk with `g`.
-                unsafe { self.raw.finish_remove(&mut g, h, pos) };
-                // SAFETY: protected.
-                let ret = unsafe { (*v).clone() };
-                // As in `insert`: scan before returning.
-                drop(g);
-                return Some(ret);
+            };
+            loop {
+                match e.remove() {
+                    Ok(old) => {
+                        let ret = old.clone();
+                        // As in `insert`: scan before returning.
+                        drop(g);
+                        return Some(ret);
+                    }
+                    Err(Some(again)) => e = again,
+                    Err(None) => continue 'search,
+                }
             }
         }
     }
@@ -620,6 +573,18 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
 /// own; the view is not a snapshot. Hold a view briefly: the one value it
 /// protects cannot be freed while it does. Not `Send`: the hazard pointers
 /// belong to the thread that pinned.
+///
+/// ```
+/// use waitless::map::LockFreeHashMap;
+///
+/// let map = LockFreeHashMap::new();
+/// map.insert("k", vec![1, 2, 3]);
+/// let mut view = map.pin();
+/// let v = view.get("k").expect("present");
+/// map.insert("k", vec![4]); // replaced meanwhile: `v` stays readable
+/// assert_eq!(v, &[1, 2, 3]);
+/// assert_eq!(view.get("k").map(Vec::len), Some(1)); // the next call sees the new value
+/// ```
 #[must_use]
 pub struct Pinned<'m, K, V, S> {
     map: &'m LockFreeHashMap<K, V, S>,
@@ -634,6 +599,16 @@ impl<K, V, S> fmt::Debug for Pinned<'_, K, V, S> {
 
 impl<K, V, S: BuildHasher> Pinned<'_, K, V, S> {
     /// The value of `key`, borrowed until the next call on this view.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// map.insert(String::from("a"), 1);
+    /// let mut view = map.pin();
+    /// assert_eq!(view.get("a"), Some(&1)); // `&str` through `Borrow<str>`
+    /// assert_eq!(view.get("b"), None);
+    /// ```
     #[must_use]
     pub fn get<Q>(&mut self, key: &Q) -> Option<&V>
     where
@@ -647,6 +622,16 @@ impl<K, V, S: BuildHasher> Pinned<'_, K, V, S> {
     }
 
     /// Whether `key` is present.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let map = LockFreeHashMap::new();
+    /// map.insert(7u32, "seven");
+    /// let mut view = map.pin();
+    /// assert!(view.contains_key(&7));
+    /// assert!(!view.contains_key(&8));
+    /// ```
     #[must_use]
     pub fn contains_key<Q>(&mut self, key: &Q) -> bool
     where
@@ -706,106 +691,18 @@ impl<K: Clone + Eq, V: Clone, S: BuildHasher> Iterator for Iter<'_, K, V, S> {
         }
         let raw = &self.map.raw;
         let mut g = raw.guard();
-        loop {
-            // The bucket holding `next_so` under the current size; its dummy
-            // precedes every node with split-order key >= its own.
-            let b = (self.next_so.reverse_bits() as usize) & (raw.size() - 1);
-            let d = raw.bucket(&mut g, b);
-            let (after, seen) = (self.next_so, &self.seen);
-            let stop = |p: *mut raw::Link| {
-                // SAFETY: the walk passes protected, live nodes.
-                let l = unsafe { &*p };
-                let so = l.so();
-                l.is_element() && {
-                    // SAFETY: as above, and an element.
-                    let n = unsafe { Node::<K, V>::of(p) };
-                    // Relaxed: null-ness only; the value is read through
-                    // a hazard pointer below.
-                    !n.value.load(Ordering::Relaxed).is_null()
-                        && (so > after || (so == after && !seen.contains(&n.key)))
-                }
-            };
-            // SAFETY: `d` is a dummy of this map.
-            let pos = unsafe { raw.walk(&mut g, &(*d).next, stop) };
-            if pos.cur.is_null() {
-                self.done = true;
-                return None;
-            }
-            // SAFETY: protected by the guard; the stop predicate accepts
-            // only elements.
-            let n = unsafe { &*pos.node() };
-            let v = g.value_hp().protect(&n.value);
-            if v.is_null() {
-                continue; // removed meanwhile; look again from the same place
-            }
-            // SAFETY: `v` is protected.
-            let (k, v) = (n.key.clone(), unsafe { (*v).clone() });
-            let so = n.link.so();
-            if so != self.next_so {
-                self.seen.clear();
-                self.next_so = so;
-            }
-            self.seen.push(k.clone());
-            return Some((k, v));
+        let (after, seen) = (self.next_so, &self.seen);
+        let Some(e) = raw.first_from(&mut g, after, |so, k| so > after || !seen.contains(k)) else {
+            self.done = true;
+            return None;
+        };
+        let (k, v, so) = (e.key().clone(), e.value().clone(), e.so());
+        if so != self.next_so {
+            self.seen.clear();
+            self.next_so = so;
         }
-    }
-}
-
-/// A node built for insertion and not linked yet: freed (key and value
-/// dropped) unless `forget` is called after a successful link, so a panic
-/// in a user `Eq` or `Clone` leaks nothing.
-struct Pending<K, V> {
-    ptr: *mut Node<K, V>,
-}
-
-impl<K, V> Pending<K, V> {
-    fn new(ptr: *mut Node<K, V>) -> Self {
-        Pending { ptr }
-    }
-
-    fn get(&self) -> &Node<K, V> {
-        // SAFETY: owned by `self` until `forget`.
-        unsafe { &*self.ptr }
-    }
-
-    /// Moves the inline value out into a box (the node then has none).
-    fn take_value(&self) -> Box<V> {
-        // SAFETY: owned by `self`.
-        let init = unsafe { Node::init_ptr(self.ptr) };
-        // Relaxed: not shared.
-        debug_assert_eq!(self.get().value.load(Ordering::Relaxed), init);
-        // Relaxed: not shared. Cleared first, so the node's drop will not
-        // drop the value we move out.
-        self.get()
-            .value
-            .store(core::ptr::null_mut(), Ordering::Relaxed);
-        // SAFETY: `value` pointed at `init`, so it was live; it is read once
-        // and the node no longer owns it.
-        Box::new(unsafe { init.read() })
-    }
-
-    /// Moves `v` back in as the inline value (after [`take_value`]).
-    ///
-    /// [`take_value`]: Self::take_value
-    fn put_value(&self, v: V) {
-        // SAFETY: owned by `self`; `init` is dead after `take_value`.
-        let init = unsafe { Node::init_ptr(self.ptr) };
-        // SAFETY: as above: writing a dead slot, no drop.
-        unsafe { init.write(v) };
-        // Relaxed: not shared.
-        self.get().value.store(init, Ordering::Relaxed);
-    }
-
-    fn forget(self) {
-        core::mem::forget(self);
-    }
-}
-
-impl<K, V> Drop for Pending<K, V> {
-    fn drop(&mut self) {
-        // SAFETY: never linked (or `forget` would have been called), so
-        // still exclusively ours, with its one share.
-        unsafe { Node::release(self.ptr) };
+        self.seen.push(k.clone());
+        Some((k, v))
     }
 }
 

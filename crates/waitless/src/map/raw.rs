@@ -38,7 +38,7 @@ use core::mem::MaybeUninit;
 use core::ptr;
 
 use crate::contention::Site;
-use crate::hazard::{Domain, HazardPointer};
+use crate::hazard::{Domain, HazardSet};
 use crate::sync::atomic::{AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use crate::CachePadded;
 
@@ -264,6 +264,13 @@ pub(crate) fn so_element(h: u64) -> u64 {
     (h | 1 << 63).reverse_bits()
 }
 
+/// The hash bits an element's split-order key keeps (all but the top bit,
+/// which only affects the bucket at 2^63 buckets, more than a map can have).
+#[inline]
+fn so_element_hash(so: u64) -> u64 {
+    so.reverse_bits() & !(1 << 63)
+}
+
 #[inline]
 fn so_dummy(b: usize) -> u64 {
     (b as u64).reverse_bits()
@@ -292,7 +299,8 @@ fn unmarked<T>(p: *mut T) -> *mut T {
 /// protects a value.
 pub(crate) struct Guard<'m> {
     domain: &'m Domain,
-    hp: [HazardPointer<'m>; 3],
+    /// Members 0 and 1 rotate along the list, member 2 protects a value.
+    hp: HazardSet<'m, 3>,
     /// Index of the hazard pointer protecting the node that owns `prev`.
     p: usize,
     /// Index of the hazard pointer protecting `cur`.
@@ -316,10 +324,11 @@ impl Drop for Guard<'_> {
 }
 
 impl<'m> Guard<'m> {
-    /// The hazard pointer reserved for values.
+    /// Loads `src` and protects the value it holds with the hazard pointer
+    /// reserved for values.
     #[inline]
-    pub(crate) fn value_hp(&mut self) -> &mut HazardPointer<'m> {
-        &mut self.hp[2]
+    pub(crate) fn protect_value<V>(&mut self, src: &AtomicPtr<V>) -> *mut V {
+        self.hp.protect(2, src)
     }
 }
 
@@ -345,6 +354,207 @@ impl<K, V> Pos<K, V> {
     #[inline]
     pub(crate) fn node(&self) -> *mut Node<K, V> {
         self.cur.cast()
+    }
+}
+
+/// What [`RawMap::search`] found.
+pub(crate) enum Search<'g, 'm, K, V> {
+    /// A live element with its value, both protected.
+    Occupied(Protected<'g, 'm, K, V>),
+    /// No live element matched: the place where one would be linked.
+    Vacant(Vacant<'g, 'm, K, V>),
+}
+
+/// A live element found by a search and its value, both protected by the
+/// guard this borrows for `'g`.
+///
+/// This is the one place where the map turns hazard-protected raw pointers
+/// into references, so the argument is made once here: the node is
+/// protected by the walk's hazard pointer (published and validated while it
+/// was linked), the value by the value hazard pointer (published and
+/// validated while it was the node's value); both hazard pointers change
+/// only through `&mut Guard`, which this value borrows; an object is retired
+/// only after it was unlinked or swapped out, and freed only by a scan that
+/// finds no hazard on it.
+pub(crate) struct Protected<'g, 'm, K, V> {
+    map: &'m RawMap<K, V>,
+    g: &'g mut Guard<'m>,
+    h: u64,
+    pos: Pos<K, V>,
+    /// Non-null and protected by `g`'s value hazard pointer.
+    value: *mut V,
+}
+
+impl<'g, 'm, K, V> Protected<'g, 'm, K, V> {
+    #[inline]
+    fn node(&self) -> &Node<K, V> {
+        // SAFETY: see the type docs: protected by the guard we borrow.
+        unsafe { &*self.pos.node() }
+    }
+
+    /// The element's key.
+    #[inline]
+    pub(crate) fn key(&self) -> &K {
+        &self.node().key
+    }
+
+    /// The element's split-order key.
+    #[inline]
+    pub(crate) fn so(&self) -> u64 {
+        self.node().link.so()
+    }
+
+    /// The value this element had when it was found (or last re-read).
+    #[inline]
+    pub(crate) fn value(&self) -> &V {
+        // SAFETY: see the type docs: non-null and protected.
+        unsafe { &*self.value }
+    }
+
+    /// Re-reads the element's value after a failed CAS: `Some(self)` if it is
+    /// still live (with its current value), `None` if it was removed.
+    fn reload(mut self) -> Option<Self> {
+        // SAFETY: the node is protected (see the type docs).
+        self.value = self.g.protect_value(unsafe { &(*self.pos.node()).value });
+        if self.value.is_null() {
+            None
+        } else {
+            Some(self)
+        }
+    }
+
+    /// Replaces the value seen (`value()`) with `new` by one CAS. `Ok(old)`:
+    /// replaced; `old` is retired but stays protected (readable) while the
+    /// guard is borrowed. `Err((new, rest))`: the value had changed; `rest`
+    /// is the element with its current value, or `None` if it was removed.
+    pub(crate) fn replace(self, new: Box<V>) -> Result<&'g V, (Box<V>, Option<Self>)> {
+        let new = Box::into_raw(new);
+        let node = self.pos.node();
+        // SAFETY: the node is protected.
+        if unsafe { self.map.cas_value(node, self.value, new) } {
+            // SAFETY: our CAS swapped `self.value` out of the protected node.
+            unsafe { self.map.retire_value(self.g, node, self.value) };
+            // SAFETY: still protected by the value hazard pointer, which
+            // changes only through the guard, borrowed for `'g`.
+            return Ok(unsafe { &*self.value });
+        }
+        // SAFETY: the CAS failed, so `new` was never shared.
+        let new = unsafe { Box::from_raw(new) };
+        Err((new, self.reload()))
+    }
+
+    /// Removes the element: CASes its value to null (the linearization
+    /// point), retires the value and unlinks the node. `Ok(old)` as for
+    /// [`replace`](Self::replace); `Err(rest)` if the value had changed
+    /// (`rest` as there).
+    pub(crate) fn remove(self) -> Result<&'g V, Option<Self>> {
+        let node = self.pos.node();
+        // SAFETY: the node is protected.
+        if unsafe { self.map.cas_value(node, self.value, ptr::null_mut()) } {
+            let Protected {
+                map,
+                g,
+                h,
+                pos,
+                value,
+            } = self;
+            // SAFETY: our CAS swapped `value` out of the protected node; it
+            // stays protected by the value hazard pointer (which walks do
+            // not use) while the guard is borrowed.
+            unsafe { map.retire_value(g, node, value) };
+            // SAFETY: our CAS nulled the value of the node at `pos`, which
+            // came from the last walk with `g`.
+            unsafe { map.finish_remove(g, h, pos) };
+            // SAFETY: protected, as above.
+            return Ok(unsafe { &*value });
+        }
+        Err(self.reload())
+    }
+}
+
+/// Where a search found no live match: links a new element there.
+pub(crate) struct Vacant<'g, 'm, K, V> {
+    map: &'m RawMap<K, V>,
+    /// Keeps the guard (which protects `pos.prev`'s node) borrowed.
+    _g: &'g mut Guard<'m>,
+    pos: Pos<K, V>,
+}
+
+impl<K, V> Vacant<'_, '_, K, V> {
+    /// Links `node` here if nothing changed since the search; `Err(node)`
+    /// otherwise (search again).
+    pub(crate) fn insert(self, node: Pending<K, V>) -> Result<(), Pending<K, V>> {
+        // Relaxed: published by the Release CAS in `link`.
+        node.get().link.next.store(self.pos.cur, Ordering::Relaxed);
+        // SAFETY: `prev` is a dummy's field or the field of the node the
+        // guard (borrowed by `self`) protects.
+        if unsafe { self.map.link(self.pos.prev, self.pos.cur, node.ptr.cast()) } {
+            core::mem::forget(node);
+            self.map.add_count(1);
+            Ok(())
+        } else {
+            Err(node)
+        }
+    }
+}
+
+/// A node built for insertion and not linked yet: freed (key and value
+/// dropped) unless it is linked, so a panic in a user `Eq` or `Clone`
+/// leaks nothing.
+pub(crate) struct Pending<K, V> {
+    ptr: *mut Node<K, V>,
+}
+
+impl<K, V> Pending<K, V> {
+    /// A new element holding `key` and, inline, `value`.
+    pub(crate) fn new(h: u64, key: K, value: V) -> Self {
+        Pending {
+            ptr: Node::element(h, key, value),
+        }
+    }
+
+    fn get(&self) -> &Node<K, V> {
+        // SAFETY: owned by `self` until linked.
+        unsafe { &*self.ptr }
+    }
+
+    /// The key the node carries.
+    pub(crate) fn key(&self) -> &K {
+        &self.get().key
+    }
+
+    /// Moves the inline value out into a box (the node then has none).
+    pub(crate) fn take_value(&self) -> Box<V> {
+        // SAFETY: owned by `self`.
+        let init = unsafe { Node::init_ptr(self.ptr) };
+        // Relaxed: not shared.
+        debug_assert_eq!(self.get().value.load(Ordering::Relaxed), init);
+        // Relaxed: not shared. Cleared first, so the node's drop will not
+        // drop the value we move out.
+        self.get().value.store(ptr::null_mut(), Ordering::Relaxed);
+        // SAFETY: `value` pointed at `init`, so it was live; it is read once
+        // and the node no longer owns it.
+        Box::new(unsafe { init.read() })
+    }
+
+    /// Moves `v` back in as the inline value (after [`take_value`]).
+    ///
+    /// [`take_value`]: Self::take_value
+    pub(crate) fn put_value(&self, v: V) {
+        // SAFETY: owned by `self`; `init` is dead after `take_value`.
+        let init = unsafe { Node::init_ptr(self.ptr) };
+        // SAFETY: as above: writing a dead slot, no drop.
+        unsafe { init.write(v) };
+        // Relaxed: not shared.
+        self.get().value.store(init, Ordering::Relaxed);
+    }
+}
+
+impl<K, V> Drop for Pending<K, V> {
+    fn drop(&mut self) {
+        // SAFETY: never linked (`Vacant::insert` forgets it when it links),
+        // so still exclusively ours, with its one share.
+        unsafe { Node::release(self.ptr) };
     }
 }
 
@@ -398,7 +608,7 @@ impl<K, V> RawMap<K, V> {
     pub(crate) fn guard(&self) -> Guard<'_> {
         Guard {
             domain: &self.domain,
-            hp: HazardPointer::many_in::<3>(&self.domain),
+            hp: HazardSet::new_in(&self.domain),
             p: 0,
             c: 1,
             retired: false,
@@ -549,7 +759,7 @@ impl<K, V> RawMap<K, V> {
                 if cur.is_null() {
                     return Pos::new(prev, cur);
                 }
-                g.hp[g.c].publish(cur);
+                g.hp.publish(g.c, cur);
                 // Re-validate: `prev` still unmarked and pointing at `cur`
                 // after the publication means `cur` was reachable then, so
                 // no scan that could free it has missed our hazard.
@@ -596,6 +806,7 @@ impl<K, V> RawMap<K, V> {
     /// Finds the first live element with hash `h` whose key satisfies `eq`.
     /// Returns its position (`found`), or the insertion point at the end of
     /// the run of nodes with the same split-order key.
+    #[inline]
     pub(crate) fn find(
         &self,
         g: &mut Guard<'_>,
@@ -624,31 +835,116 @@ impl<K, V> RawMap<K, V> {
         (pos, found)
     }
 
-    /// The live value of the first element with hash `h` whose key
-    /// satisfies `eq`, protected by `g`'s value hazard pointer for as long
-    /// as `g` stays borrowed (the borrow checker keeps `g` from protecting
-    /// anything else meanwhile).
-    pub(crate) fn lookup<'g>(
-        &self,
-        g: &'g mut Guard<'_>,
+    /// Searches for the first live element with hash `h` whose key
+    /// satisfies `eq`: [`Search::Occupied`] with the element and its value
+    /// protected by `g`, or [`Search::Vacant`] with the place to link a new
+    /// element. Either borrows `g` for `'g`, so nothing else can reuse its
+    /// hazard pointers meanwhile.
+    #[inline]
+    pub(crate) fn search<'g, 'm>(
+        &'m self,
+        g: &'g mut Guard<'m>,
         h: u64,
         mut eq: impl FnMut(&K) -> bool,
+    ) -> Search<'g, 'm, K, V> {
+        loop {
+            let (pos, found) = self.find(g, h, &mut eq);
+            if !found {
+                return Search::Vacant(Vacant {
+                    map: self,
+                    _g: g,
+                    pos,
+                });
+            }
+            // SAFETY: `pos.cur` is protected by the guard (found: an element).
+            let value = g.protect_value(unsafe { &(*pos.node()).value });
+            if !value.is_null() {
+                return Search::Occupied(Protected {
+                    map: self,
+                    g,
+                    h,
+                    pos,
+                    value,
+                });
+            }
+            // Removed since the walk: search again.
+        }
+    }
+
+    /// The live value of the first element with hash `h` whose key
+    /// satisfies `eq`, protected by `g`'s value hazard pointer for as long
+    /// as `g` stays borrowed.
+    pub(crate) fn lookup<'g, 'm>(
+        &'m self,
+        g: &'g mut Guard<'m>,
+        h: u64,
+        eq: impl FnMut(&K) -> bool,
     ) -> Option<&'g V> {
+        // `search(..).into_value()` without building the `Protected` (the
+        // read path is the hot one; this saves ~10 instructions a call).
+        let mut eq = eq;
         loop {
             let (pos, found) = self.find(g, h, &mut eq);
             if !found {
                 return None;
             }
-            // SAFETY: `pos.cur` is protected by the guard.
-            let v = g.value_hp().protect(unsafe { &(*pos.node()).value });
+            // SAFETY: `pos.cur` is protected by the guard (found: an element).
+            let v = g.protect_value(unsafe { &(*pos.node()).value });
             if !v.is_null() {
-                // SAFETY: protected by the value hazard pointer, which only
-                // changes through `&mut Guard`, borrowed for `'g`; values are
-                // retired only after being swapped out of their node, and
-                // freed only by a scan that finds no hazard on them.
+                // SAFETY: as for `Protected::into_value`: non-null, protected
+                // by the value hazard pointer, which changes only through the
+                // guard, borrowed for `'g`.
                 return Some(unsafe { &*v });
             }
-            // Removed since the walk: search again.
+        }
+    }
+
+    /// The first live element (in split order) at or after split-order key
+    /// `from` that `accept(so, key)` takes, protected by `g`; `None` at the
+    /// end of the list. For weakly consistent iteration.
+    pub(crate) fn first_from<'g, 'm>(
+        &'m self,
+        g: &'g mut Guard<'m>,
+        from: u64,
+        mut accept: impl FnMut(u64, &K) -> bool,
+    ) -> Option<Protected<'g, 'm, K, V>> {
+        loop {
+            // The bucket holding `from` under the current size; its dummy
+            // precedes every node with split-order key >= its own.
+            let b = (from.reverse_bits() as usize) & (self.size() - 1);
+            let d = self.bucket(g, b);
+            let stop = |p: *mut Link| {
+                // SAFETY: the walk passes protected, live nodes.
+                let l = unsafe { &*p };
+                let so = l.so();
+                so >= from && l.is_element() && {
+                    // SAFETY: as above, and an element.
+                    let n = unsafe { Node::<K, V>::of(p) };
+                    // Relaxed: null-ness only; the value is read through
+                    // a hazard pointer below.
+                    !n.value.load(Ordering::Relaxed).is_null() && accept(so, &n.key)
+                }
+            };
+            // SAFETY: `d` is a dummy of this map.
+            let pos = unsafe { self.walk(g, &(*d).next, stop) };
+            if pos.cur.is_null() {
+                return None;
+            }
+            // SAFETY: protected by the guard; the stop predicate accepts
+            // only elements.
+            let n = unsafe { &*pos.node() };
+            let value = g.protect_value(&n.value);
+            if !value.is_null() {
+                let h = so_element_hash(n.link.so());
+                return Some(Protected {
+                    map: self,
+                    g,
+                    h,
+                    pos,
+                    value,
+                });
+            }
+            // Removed meanwhile: look again from the same place.
         }
     }
 

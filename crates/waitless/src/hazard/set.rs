@@ -1,0 +1,119 @@
+//! A fixed set of hazard slots taken together (added by map12 for issue #12).
+//!
+//! [`HazardPointer::many_in`](super::HazardPointer::many_in) hands out `N`
+//! independent hazard pointers, each of which gives its slot back on its own
+//! drop (a store, a mask update and an idle check each). A data structure
+//! that always uses the same few slots per operation (the map uses three)
+//! takes them as one [`HazardSet`] instead: one thread-local lookup and one
+//! mask update to take them, `N` stores and one mask update to give them
+//! back. The slots are ordinary slots of the thread's (cached) record, so
+//! scans, thread exit and domain drop treat them exactly as before.
+
+use core::marker::PhantomData;
+use core::ptr::{self, NonNull};
+
+use super::domain::{Local, NotSendSync};
+use super::{fence, Domain};
+use crate::sync::atomic::{AtomicPtr, Ordering};
+
+/// `N` hazard slots of one record, released together on drop. Not `Send`:
+/// the slots belong to the creating thread's record.
+pub(crate) struct HazardSet<'d, const N: usize> {
+    local: NonNull<Local>,
+    /// The set's slots are `base..base + N` of `local`.
+    base: usize,
+    /// The same slots as a mask, given back in one update.
+    bits: u32,
+    asymmetric: bool,
+    _domain: PhantomData<&'d Domain>,
+    _not_send: NotSendSync,
+}
+
+impl<'d, const N: usize> HazardSet<'d, N> {
+    /// Takes `N` slots of this thread's record for `domain` (or of an extra
+    /// record if the cached one has fewer than `N` free).
+    #[inline]
+    pub(crate) fn new_in(domain: &'d Domain) -> Self {
+        const { assert!(N >= 1 && N <= super::domain::SLOTS) };
+        let mut local = domain.local();
+        let (base, bits) = loop {
+            // SAFETY: `local` is owned by this thread (cached, or acquired
+            // for us by `local`/`acquire_extra`).
+            if let Some(run) = unsafe { local.as_ref().reserve_run(N) } {
+                break run;
+            }
+            // No run of `N` free slots in the cached record (nested sets or
+            // many hazard pointers): an extra record has all its slots free,
+            // so this loop runs at most twice.
+            local = domain.acquire_extra();
+        };
+        HazardSet {
+            local,
+            base,
+            bits,
+            asymmetric: domain.asymmetric(),
+            _domain: PhantomData,
+            _not_send: PhantomData,
+        }
+    }
+
+    #[inline]
+    fn slot(&self, i: usize) -> &AtomicPtr<u8> {
+        debug_assert!(i < N);
+        // SAFETY: the record outlives `'d` (records are freed only with the
+        // domain's shared state) and we reserved slots `base..base + N`.
+        unsafe { &self.local.as_ref().slots[self.base + i] }
+    }
+
+    /// Publishes `ptr` in member `i` and issues the reader-side fence; the
+    /// caller must re-validate (as in
+    /// [`HazardPointer::publish`](super::HazardPointer::publish)).
+    #[inline]
+    pub(crate) fn publish<T>(&mut self, i: usize, ptr: *mut T) {
+        // Release: pairs with the Acquire slot loads in the scan, as in
+        // `HazardPointer::publish`.
+        self.slot(i).store(ptr.cast(), Ordering::Release);
+        fence::light(self.asymmetric);
+    }
+
+    /// Loads `src` and protects what it holds in member `i` (the
+    /// load–publish–revalidate loop of
+    /// [`HazardPointer::protect`](super::HazardPointer::protect)).
+    #[inline]
+    pub(crate) fn protect<T>(&mut self, i: usize, src: &AtomicPtr<T>) -> *mut T {
+        let mut p = src.load(Ordering::Relaxed);
+        loop {
+            self.publish(i, p);
+            // Acquire: pairs with the Release store that published the
+            // object into `src`, so its contents are visible.
+            let now = src.load(Ordering::Acquire);
+            if now == p {
+                return p;
+            }
+            p = now;
+        }
+    }
+}
+
+impl<const N: usize> Drop for HazardSet<'_, N> {
+    #[inline]
+    fn drop(&mut self) {
+        for i in 0..N {
+            // Release: as in `Local::unreserve`: this thread's uses of the
+            // protected object happen before a scanner that sees the slot
+            // empty frees it.
+            self.slot(i).store(ptr::null_mut(), Ordering::Release);
+        }
+        // SAFETY: this thread owns the record (the set is !Send) and
+        // reserved exactly `bits` in `new_in`.
+        unsafe { self.local.as_ref().unreserve_bits(self.bits) };
+    }
+}
+
+impl<const N: usize> core::fmt::Debug for HazardSet<'_, N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HazardSet")
+            .field("slots", &(self.base..self.base + N))
+            .finish_non_exhaustive()
+    }
+}
