@@ -84,7 +84,12 @@ fn run<S: std::hash::BuildHasher>(m: LockFreeHashMap<u16, u32, S>, ops: Vec<Op>)
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
+    // `PROPTEST_CASES` sets the count (`.ci/fuzz-for`).
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) {
+        4
+    } else {
+        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256)
+    }))]
 
     #[test]
     fn matches_std_hashmap(ops in proptest::collection::vec(op(), 0..400)) {
