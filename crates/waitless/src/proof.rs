@@ -28,6 +28,16 @@ use std::fmt;
 /// Produced by the queue's `verification::prove_*` functions and the
 /// channel's `memory_analysis::prove_correctness`; `Display` prints a
 /// readable report.
+///
+/// ```
+/// use waitless::channel::{memory_analysis::prove_correctness, OptimizedChannel};
+///
+/// let p = prove_correctness(&OptimizedChannel::<u64>::new(4));
+/// assert!(p.holds, "the evidence contradicts the claim: {}", p.evidence);
+/// assert!(!p.property.is_empty() && !p.argument.is_empty());
+/// // No step bound is claimed for the channel (it is lock-free, not wait-free).
+/// assert_eq!(p.bound, None);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Proof {
     /// The property claimed, in one sentence.

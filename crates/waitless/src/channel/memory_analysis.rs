@@ -174,6 +174,17 @@ pub(crate) const FIXED_SITES: &[(AccessSite, &str)] = &[
 ];
 
 /// What one ordering of one kind of access compiles to.
+///
+/// ```
+/// use waitless::channel::{memory_analysis::analyze_ordering_choices, OptimizedChannel, SeqCstAll};
+///
+/// let ch: OptimizedChannel<u8, SeqCstAll> = OptimizedChannel::with_strategy(2);
+/// let a = analyze_ordering_choices(&ch);
+/// let store = a.rows.iter().find(|r| r.site == "STAMP_STORE").unwrap();
+/// // A SeqCst store is an `xchg` on x86-64 and `stlr` on ARMv8.
+/// assert!(store.instructions.x86_64.starts_with("xchg"));
+/// assert_eq!(store.instructions.armv8, "stlr");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Instructions {
     /// x86-64 (TSO).
@@ -276,6 +287,17 @@ pub(crate) fn at_least(actual: Ordering, required: Ordering) -> bool {
 }
 
 /// One access site under one strategy; a row of [`OrderingAnalysis`].
+///
+/// ```
+/// use waitless::channel::{memory_analysis::analyze_ordering_choices, OptimizedChannel};
+///
+/// let a = analyze_ordering_choices(&OptimizedChannel::<u8>::new(2));
+/// for row in &a.rows {
+///     // Every row of the shipped strategies is backed by its argument.
+///     assert!(row.sufficient, "{}: {:?} < {:?}", row.site, row.ordering, row.required);
+///     assert!(!row.pairs_with.is_empty() && !row.why.is_empty());
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrderingRow {
     /// The strategy constant that sets the ordering (e.g. `STAMP_STORE`),
@@ -302,6 +324,14 @@ pub struct OrderingRow {
 
 /// Every atomic access site of [`OptimizedChannel`] under one strategy; see
 /// [`analyze_ordering_choices`]. `Display` prints a readable report.
+///
+/// ```
+/// use waitless::channel::{memory_analysis::analyze_ordering_choices, OptimizedChannel};
+///
+/// let a = analyze_ordering_choices(&OptimizedChannel::<u8>::new(2));
+/// assert_eq!(a.strategy, "Optimized");
+/// assert!(a.to_string().contains("STAMP_STORE"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrderingAnalysis {
     /// The strategy's name ([`OrderingStrategy::NAME`]).
@@ -313,17 +343,42 @@ pub struct OrderingAnalysis {
 
 impl OrderingAnalysis {
     /// `true` if every site's ordering is at least what its argument needs.
+    ///
+    /// ```
+    /// use waitless::channel::{memory_analysis::analyze_ordering_choices, AcquireRelease, OptimizedChannel};
+    ///
+    /// let ch: OptimizedChannel<u8, AcquireRelease> = OptimizedChannel::with_strategy(2);
+    /// assert!(analyze_ordering_choices(&ch).is_sound());
+    /// ```
+    #[must_use]
     pub fn is_sound(&self) -> bool {
         self.rows.iter().all(|r| r.sufficient)
     }
 
     /// The sites whose ordering is weaker than their argument needs.
+    ///
+    /// ```
+    /// use waitless::channel::{memory_analysis::analyze_ordering_choices, OptimizedChannel};
+    ///
+    /// let a = analyze_ordering_choices(&OptimizedChannel::<u8>::new(2));
+    /// assert_eq!(a.insufficient().count(), 0);
+    /// ```
     pub fn insufficient(&self) -> impl Iterator<Item = &OrderingRow> {
         self.rows.iter().filter(|r| !r.sufficient)
     }
 
     /// The rows whose ordering is stronger than needed (the price of the
     /// strategy over the minimal one).
+    ///
+    /// ```
+    /// use waitless::channel::{memory_analysis::analyze_ordering_choices, OptimizedChannel, SeqCstAll};
+    ///
+    /// let minimal = analyze_ordering_choices(&OptimizedChannel::<u8>::new(2));
+    /// let strict: OptimizedChannel<u8, SeqCstAll> = OptimizedChannel::with_strategy(2);
+    /// let strict = analyze_ordering_choices(&strict);
+    /// // SeqCst everywhere pays for more than the argument needs.
+    /// assert!(strict.stronger_than_needed().count() > minimal.stronger_than_needed().count());
+    /// ```
     pub fn stronger_than_needed(&self) -> impl Iterator<Item = &OrderingRow> {
         self.rows
             .iter()
@@ -812,6 +867,13 @@ pub(crate) fn correctness_with<O: OrderingStrategy>(
 /// run on a fresh channel of the same capacity and strategy (see the
 /// [module docs](self)). About a second; never panics; the channel itself
 /// is not touched.
+///
+/// ```
+/// use waitless::channel::{memory_analysis::prove_correctness, OptimizedChannel};
+///
+/// let proof = prove_correctness(&OptimizedChannel::<u64>::new(8));
+/// assert!(proof.holds, "{proof}");
+/// ```
 pub fn prove_correctness<T, O: OrderingStrategy>(channel: &OptimizedChannel<T, O>) -> Proof {
     correctness_with::<O>(channel.capacity(), &Orderings::of::<O>())
 }

@@ -42,6 +42,17 @@ mod sealed {
 /// Sealed: only [`SeqCstAll`], [`AcquireRelease`] and [`Optimized`] implement
 /// it, because the channel's safety depends on the stamp orderings being at
 /// least `Acquire`/`Release`.
+///
+/// The constants can be read to see what a strategy compiles to:
+///
+/// ```
+/// use std::sync::atomic::Ordering;
+/// use waitless::channel::{Optimized, OrderingStrategy, SeqCstAll};
+///
+/// assert_eq!(Optimized::STAMP_STORE, Ordering::Release);
+/// assert_eq!(Optimized::CLAIM_SUCCESS, Ordering::Relaxed);
+/// assert_eq!(SeqCstAll::NAME, "SeqCstAll");
+/// ```
 pub trait OrderingStrategy: sealed::Sealed + Send + Sync + 'static {
     /// Human-readable name used in reports.
     const NAME: &'static str;
@@ -61,15 +72,42 @@ pub trait OrderingStrategy: sealed::Sealed + Send + Sync + 'static {
 }
 
 /// `SeqCst` on every access: the textbook default and the baseline.
+///
+/// ```
+/// use waitless::channel::{OptimizedChannel, SeqCstAll};
+///
+/// let ch: OptimizedChannel<u8, SeqCstAll> = OptimizedChannel::with_strategy(2);
+/// ch.send(7).unwrap();
+/// assert_eq!(ch.recv(), Some(7));
+/// assert_eq!(ch.strategy_name(), "SeqCstAll");
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct SeqCstAll;
 
 /// `Acquire` on every load, `Release` on every store, `AcqRel` on every CAS.
+///
+/// ```
+/// use waitless::channel::{AcquireRelease, OptimizedChannel};
+///
+/// let ch: OptimizedChannel<&str, AcquireRelease> = OptimizedChannel::with_strategy(1);
+/// ch.send("a").unwrap();
+/// assert!(ch.send("b").is_err(), "capacity 1: the second send is Full");
+/// assert_eq!(ch.recv(), Some("a"));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct AcquireRelease;
 
 /// The minimal set: only the slot stamps synchronize (`Acquire`/`Release`);
 /// index loads and claiming CASes are `Relaxed`.
+///
+/// It is the default strategy of [`OptimizedChannel`](super::OptimizedChannel):
+///
+/// ```
+/// use waitless::channel::{Optimized, OptimizedChannel};
+///
+/// let ch: OptimizedChannel<u32, Optimized> = OptimizedChannel::new(4);
+/// assert_eq!(ch.strategy_name(), "Optimized");
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Optimized;
 
