@@ -83,7 +83,7 @@ proptest! {
         statistics in any::<bool>(),
         ops in proptest::collection::vec(stack_op(), 1..300),
     ) {
-        let s = LockFreeStack::with_config(StackConfig { elimination, statistics, ..StackConfig::default() });
+        let s = LockFreeStack::with_config(StackConfig { elimination, statistics });
         let mut m: Vec<u16> = Vec::new();
         for op in ops {
             match op {
@@ -133,7 +133,7 @@ proptest! {
     ) {
         let total: usize = plans.iter().take(threads).map(|p| p.len()).sum();
         let ledger = Arc::new(DropLedger::new(total));
-        let stack = Arc::new(LockFreeStack::with_config(StackConfig { elimination, ..StackConfig::default() }));
+        let stack = Arc::new(LockFreeStack::with_config(StackConfig { elimination, statistics: true }));
         let start = Arc::new(Barrier::new(threads));
         let mut base = 0;
         let handles: Vec<_> = plans

@@ -948,7 +948,7 @@ impl Domain {
     }
 }
 
-// ---- Added by map12 (issue #12): deferred retire with a custom deleter ----
+// ---- Deferred retire with a custom deleter, and runs of slots (the map) ----
 // Additive only: the map retires nodes whose deleter releases a share (not a
 // plain `Box` drop) and must not scan in the middle of an update.
 impl Domain {
@@ -1006,7 +1006,6 @@ impl Local {
         }
     }
 }
-// ---- End of map12 addition ----
 
 /// Frees a `Box` given as a raw pointer.
 ///

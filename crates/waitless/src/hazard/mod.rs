@@ -93,7 +93,7 @@
 
 mod domain;
 pub(crate) mod fence;
-mod set; // map12: the map's fast path (one record lookup per operation)
+mod set; // the map's fast path: one record lookup per operation
 
 pub use domain::Domain;
 pub use fence::{membarrier_failures, FenceStrategy};

@@ -1,4 +1,4 @@
-//! A fixed set of hazard slots taken together (added by map12 for issue #12).
+//! A fixed set of hazard slots taken together (the map's per-operation set).
 //!
 //! [`HazardPointer::many_in`](super::HazardPointer::many_in) hands out `N`
 //! independent hazard pointers, each of which gives its slot back on its own
