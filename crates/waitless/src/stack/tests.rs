@@ -361,10 +361,15 @@ fn node_cache_is_bounded_reused_and_returned_on_drop() {
 /// on the collector's global list, so any thread's `advance_epoch` ran them.
 /// Now a sealed pool batch expires only when its own thread seals, pins 128
 /// times, flushes or exits: here it is held for as long as the popper lives,
-/// whatever the epoch does, and `retired_nodes` never drops.
+/// whatever the epoch does, and `retired_nodes` never drops. The assertion
+/// allows the popper to keep up to the node cache's bound (a fix may bound
+/// the private backlog instead of handing every batch over), but not every
+/// node it ever popped.
 #[test]
 fn nodes_retired_by_a_thread_that_stopped_popping_are_freed_by_others_advances() {
-    let n: u64 = if cfg!(miri) { 200 } else { 4096 };
+    // More nodes than the cache bound holds (16-byte nodes: 4096).
+    let n: u64 = if cfg!(miri) { 5_000 } else { 20_000 };
+    let bound = NODE_CACHE_BYTES / core::mem::size_of::<node::Node<u64>>() + 64;
     let s = LockFreeStack::new();
     for i in 0..n {
         s.push(i).unwrap();
@@ -392,10 +397,9 @@ fn nodes_retired_by_a_thread_that_stopped_popping_are_freed_by_others_advances()
         }
         let left = s.stats().retired_nodes;
         release.store(true, O::Release);
-        // At most the popper's unsealed open list may wait (as an unsealed
-        // bag did before): fewer than one seal batch.
+        // Before the pool, only the popper's unsealed bag (< 32) waited.
         assert!(
-            left < 64,
+            left <= bound,
             "{left} of {n} popped nodes still retired after 4 advances with nobody pinned"
         );
     });
