@@ -354,3 +354,53 @@ fn node_cache_is_bounded_reused_and_returned_on_drop() {
     .join()
     .unwrap();
 }
+
+/// Review hot13r: nodes popped by a thread that then stops popping (it only
+/// pushes, or idles) must still be freed once the epoch has moved on with no
+/// thread pinned. Before the intrusive pool they were closures in sealed bags
+/// on the collector's global list, so any thread's `advance_epoch` ran them.
+/// Now a sealed pool batch expires only when its own thread seals, pins 128
+/// times, flushes or exits: here it is held for as long as the popper lives,
+/// whatever the epoch does, and `retired_nodes` never drops. The assertion
+/// allows the popper to keep up to the node cache's bound (a fix may bound
+/// the private backlog instead of handing every batch over), but not every
+/// node it ever popped.
+#[test]
+fn nodes_retired_by_a_thread_that_stopped_popping_are_freed_by_others_advances() {
+    // More nodes than the cache bound holds (16-byte nodes: 4096).
+    let n: u64 = if cfg!(miri) { 5_000 } else { 20_000 };
+    let bound = NODE_CACHE_BYTES / core::mem::size_of::<node::Node<u64>>() + 64;
+    let s = LockFreeStack::new();
+    for i in 0..n {
+        s.push(i).unwrap();
+    }
+    let popped = AtomicBool::new(false);
+    let release = AtomicBool::new(false);
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            let g = s.enter();
+            while s.pop(&g).is_some() {}
+            drop(g);
+            // The thread lives on, unpinned (a consumer that became a
+            // producer, or a pool thread between jobs).
+            popped.store(true, O::Release);
+            while !release.load(O::Acquire) {
+                std::thread::yield_now();
+            }
+        });
+        while !popped.load(O::Acquire) {
+            std::thread::yield_now();
+        }
+        // Nobody is pinned: these advances end every grace period.
+        for _ in 0..4 {
+            s.advance_epoch();
+        }
+        let left = s.stats().retired_nodes;
+        release.store(true, O::Release);
+        // Before the pool, only the popper's unsealed bag (< 32) waited.
+        assert!(
+            left <= bound,
+            "{left} of {n} popped nodes still retired after 4 advances with nobody pinned"
+        );
+    });
+}
