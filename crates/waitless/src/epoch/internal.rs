@@ -382,26 +382,9 @@ impl Global {
         // of an exited thread holds none), retired ones to the garbage list,
         // to be freed after their grace period like any deferred function.
         // SAFETY: precondition 1: owner-only state; no user code runs.
-        let retired = p.local.with_mut(|l| unsafe {
-            (*l).pool.free_all_free();
-            (*l).pool.take_retired()
-        });
-        p.pool_len.store(0, Ordering::Relaxed);
-        if let Some((chain, n)) = retired {
-            let mut bag = Bag::new();
-            let d = Deferred::new(move || {
-                // SAFETY: a deferred function runs after the grace period
-                // of its bag's seal, which follows every retirement in the
-                // chain, so no thread can access the blocks; it runs once.
-                unsafe { chain.free() }
-            });
-            if bag.try_push(d).is_err() {
-                unreachable!("a fresh bag has room");
-            }
-            self.push_bag(bag);
-            // `push_bag` counted one function; the pacing counts blocks.
-            self.note_sealed(n.saturating_sub(1));
-        }
+        p.local.with_mut(|l| unsafe { (*l).pool.free_all_free() });
+        // SAFETY: precondition 1.
+        unsafe { self.hand_off_pool(p) };
         // Release pairs with the Acquire CAS in `register`: the next owner
         // sees our last writes to `local`.
         p.in_use.store(false, Ordering::Release);
@@ -559,12 +542,54 @@ impl Global {
         let epoch = self.read_epoch_rmw();
         // SAFETY: precondition 1: owner-only state; `epoch` was read by an
         // RMW after every retirement in the open list.
-        let n = p.local.with_mut(|l| unsafe { (*l).pool.seal(epoch) });
+        let (n, over) = p.local.with_mut(|l| unsafe {
+            let n = (*l).pool.seal(epoch);
+            (n, (*l).pool.over_retained())
+        });
         // SAFETY: precondition 1.
         unsafe { p.mirror_pool() };
         self.note_sealed(n);
+        if over {
+            // The epoch has not moved far enough for this thread's own seals
+            // to expire its backlog (it pops without pushing, or others stay
+            // pinned): hand the backlog to the garbage list, where any
+            // thread's collection reaches it, so a thread that then stops
+            // popping holds at most one cap's worth.
+            // SAFETY: precondition 1.
+            unsafe { self.hand_off_pool(p) };
+        }
         self.background_advance(false);
         epoch
+    }
+
+    /// Hands every retired block of `p`'s pool (open and sealed) to the
+    /// garbage list as one deferred free, so that any thread's collection
+    /// frees it after its grace period instead of waiting for `p`'s owner to
+    /// seal, pin or exit again.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns `p` and `p` belongs to `self`.
+    unsafe fn hand_off_pool(&self, p: &Participant) {
+        // SAFETY: precondition 1: owner-only state; no user code runs.
+        let retired = p.local.with_mut(|l| unsafe { (*l).pool.take_retired() });
+        // SAFETY: precondition 1.
+        unsafe { p.mirror_pool() };
+        if let Some((chain, n)) = retired {
+            let mut bag = Bag::new();
+            let d = Deferred::new(move || {
+                // SAFETY: a deferred function runs after the grace period
+                // of its bag's seal, which follows every retirement in the
+                // chain (this thread retired them all before this call), so
+                // no thread can access the blocks; it runs once.
+                unsafe { chain.free() }
+            });
+            if bag.try_push(d).is_err() {
+                unreachable!("a fresh bag has room");
+            }
+            self.push_bag(bag);
+            // `push_bag` counted one function; the pacing counts blocks.
+            self.note_sealed(n.saturating_sub(1));
+        }
     }
 
     /// An advance attempt not asked for by the user. In the symmetric mode

@@ -305,6 +305,13 @@ impl Pool {
         }
     }
 
+    /// Whether more blocks wait in sealed batches than the free list may
+    /// hold: the owner then hands them to the collector's garbage list (see
+    /// `Global::seal_pool`), which bounds what one thread keeps private.
+    pub(crate) fn over_retained(&self) -> bool {
+        self.retired > self.free_cap.max(POOL_FREE_MIN)
+    }
+
     /// Takes every retired block (open and sealed) out as one chain, for
     /// the collector's garbage list. `None` if there is none.
     pub(crate) fn take_retired(&mut self) -> Option<(RetiredChain, usize)> {
