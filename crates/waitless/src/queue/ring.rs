@@ -1057,6 +1057,37 @@ impl Ring {
         self.rec(p, &mut steps).spare.store(a.cell as u64, Relaxed);
     }
 
+    /// Test hook: a helper of request `rq` of record `p` (announced, a free
+    /// slot at its counter) reads `resp`, the counter `x` and slot `x`, and
+    /// claims ticket `x` for the request, then stalls before its fill.
+    /// Returns the claim word, i.e. what any later helper reads in `resp`.
+    pub(crate) fn test_claim(&self, p: usize, rq: u64) -> u64 {
+        let rec = self.rec(p, &mut Steps::default());
+        let ctr = if req_kind(rq) == KIND_ENQ {
+            &self.tail
+        } else {
+            &self.head
+        };
+        let rs = rec.resp.load(SeqCst);
+        assert!(is_pending(rq, rs) && resp_state(rs) != ST_CLAIM);
+        let x = ctr.load(SeqCst);
+        let claim = pack_resp(word_seq(rq), ST_CLAIM, x);
+        assert!(rec.resp.compare_exchange(rs, claim, SeqCst, SeqCst).is_ok());
+        claim
+    }
+
+    /// Test hook: a helper that read `resp[p] = rs` while request `rq` was
+    /// pending resumes with one help round (as in `help_one`).
+    pub(crate) fn test_help_round(&self, p: usize, rq: u64, rs: u64) {
+        let mut steps = Steps::default();
+        let rec = self.rec(p, &mut steps);
+        let enqueue = req_kind(rq) == KIND_ENQ;
+        self.help_round(p, rec, rq, rs, enqueue, &mut steps);
+    }
+
+    /// The number of tickets after which a claim word's ticket repeats.
+    pub(crate) const TEST_CLAIM_PERIOD: u64 = PAYLOAD_MASK + 1;
+
     /// Test hook: whether some slot holds a `u = 1` word.
     pub(crate) fn test_has_u1(&self) -> bool {
         self.slots.iter().any(|w| slot_u(w.load(SeqCst)))
