@@ -905,16 +905,19 @@ impl Ring {
             );
             steps.tick(1);
         } else if d == 0 {
+            // Claim ticket `x` for this request: from now on its helpers
+            // fill only `x`, and nobody decides FAIL while `x` is empty
+            // (lemma "claim"). The CAS runs even when `rs` already is this
+            // claim word: it checks that `resp` still holds `rs`, i.e. that
+            // the request was pending throughout our counter load. A claim
+            // keeps only `x mod 2^22`, so a helper that read `CLAIM(s, x)`,
+            // stalled while `s` was answered and the counter ran on by 2^22,
+            // would otherwise fill `x + 2^22` for an idle record.
             let claim = pack_resp(seq, ST_CLAIM, x);
-            if rs != claim {
-                // Claim ticket `x` for this request: from now on its helpers
-                // fill only `x`, and nobody decides FAIL while `x` is empty
-                // (lemma "claim").
-                let ok = rec.resp.compare_exchange(rs, claim, SeqCst, SeqCst).is_ok();
-                steps.tick(1);
-                if !ok {
-                    return;
-                }
+            let ok = rec.resp.compare_exchange(rs, claim, SeqCst, SeqCst).is_ok();
+            steps.tick(1);
+            if !ok {
+                return;
             }
             self.hook();
             let fw = pack_slot(after, true, r as u64, slot_cell(w));
