@@ -905,16 +905,19 @@ impl Ring {
             );
             steps.tick(1);
         } else if d == 0 {
+            // Claim ticket `x` for this request: from now on its helpers
+            // fill only `x`, and nobody decides FAIL while `x` is empty
+            // (lemma "claim"). The CAS runs even when `rs` already is this
+            // claim word: it checks that `resp` still holds `rs`, i.e. that
+            // the request was pending throughout our counter load. A claim
+            // keeps only `x mod 2^22`, so a helper that read `CLAIM(s, x)`,
+            // stalled while `s` was answered and the counter ran on by 2^22,
+            // would otherwise fill `x + 2^22` for an idle record.
             let claim = pack_resp(seq, ST_CLAIM, x);
-            if rs != claim {
-                // Claim ticket `x` for this request: from now on its helpers
-                // fill only `x`, and nobody decides FAIL while `x` is empty
-                // (lemma "claim").
-                let ok = rec.resp.compare_exchange(rs, claim, SeqCst, SeqCst).is_ok();
-                steps.tick(1);
-                if !ok {
-                    return;
-                }
+            let ok = rec.resp.compare_exchange(rs, claim, SeqCst, SeqCst).is_ok();
+            steps.tick(1);
+            if !ok {
+                return;
             }
             self.hook();
             let fw = pack_slot(after, true, r as u64, slot_cell(w));
@@ -1056,6 +1059,37 @@ impl Ring {
         }
         self.rec(p, &mut steps).spare.store(a.cell as u64, Relaxed);
     }
+
+    /// Test hook: a helper of request `rq` of record `p` (announced, a free
+    /// slot at its counter) reads `resp`, the counter `x` and slot `x`, and
+    /// claims ticket `x` for the request, then stalls before its fill.
+    /// Returns the claim word, i.e. what any later helper reads in `resp`.
+    pub(crate) fn test_claim(&self, p: usize, rq: u64) -> u64 {
+        let rec = self.rec(p, &mut Steps::default());
+        let ctr = if req_kind(rq) == KIND_ENQ {
+            &self.tail
+        } else {
+            &self.head
+        };
+        let rs = rec.resp.load(SeqCst);
+        assert!(is_pending(rq, rs) && resp_state(rs) != ST_CLAIM);
+        let x = ctr.load(SeqCst);
+        let claim = pack_resp(word_seq(rq), ST_CLAIM, x);
+        assert!(rec.resp.compare_exchange(rs, claim, SeqCst, SeqCst).is_ok());
+        claim
+    }
+
+    /// Test hook: a helper that read `resp[p] = rs` while request `rq` was
+    /// pending resumes with one help round (as in `help_one`).
+    pub(crate) fn test_help_round(&self, p: usize, rq: u64, rs: u64) {
+        let mut steps = Steps::default();
+        let rec = self.rec(p, &mut steps);
+        let enqueue = req_kind(rq) == KIND_ENQ;
+        self.help_round(p, rec, rq, rs, enqueue, &mut steps);
+    }
+
+    /// The number of tickets after which a claim word's ticket repeats.
+    pub(crate) const TEST_CLAIM_PERIOD: u64 = PAYLOAD_MASK + 1;
 
     /// Test hook: whether some slot holds a `u = 1` word.
     pub(crate) fn test_has_u1(&self) -> bool {

@@ -434,3 +434,40 @@ fn a_fast_operation_finalizes_a_u1_word() {
         assert!(q.ring.idle_records_agree());
     }
 }
+
+/// A helper that read `resp = CLAIM(s, x)` and stalled before reading the
+/// counter must not fill anything once request `s` is answered, even when
+/// the counter has moved on by exactly 2^22 tickets (the claim word keeps
+/// `ticket mod 2^22`, so `CLAIM(s, x + 2^22)` is the same word). Without a
+/// check that `resp` still holds the claim, the stale helper fills slot
+/// `x + 2^22` with a `u = 1` word for the idle record, and finalizing it
+/// puts the record's old request cell (in use elsewhere) into the slot.
+#[test]
+#[cfg_attr(miri, ignore = "2^22 operations")]
+fn a_stale_claim_is_not_reused_after_2_pow_22_tickets() {
+    let q = WaitFreeQueue::<u64>::with_threads(1, 4);
+    let r = claim_other(&q);
+    fill_spare(&q, r, 1);
+    let rq = q.ring.test_announce(r, Kind::Enqueue);
+    // A helper claims ticket 0 for `rq`; a second helper reads that claim
+    // in `resp` and stalls.
+    let stale = q.ring.test_claim(r, rq);
+    // The owner finishes its request (fill, commit, clear) and idles.
+    let a = q.ring.test_finish(r, Kind::Enqueue, rq);
+    assert!(a.ok);
+    q.ring.release(r);
+    assert_eq!(q.dequeue(), Some(1));
+    // The queue runs on for 2^22 - 1 more tickets on both sides.
+    for i in 1..Ring::TEST_CLAIM_PERIOD {
+        q.enqueue(i).unwrap();
+        assert_eq!(q.dequeue(), Some(i));
+    }
+    // Now `tail = 2^22` and its slot is empty: the stale helper resumes.
+    q.ring.test_help_round(r, rq, stale);
+    assert!(!q.ring.test_has_u1(), "a stale helper filled a slot");
+    assert!(q.ring.cells_partition(), "a cell is in two places");
+    q.enqueue(2).unwrap();
+    assert_eq!(q.dequeue(), Some(2));
+    assert_eq!(q.dequeue(), None);
+    assert!(q.ring.idle_records_agree());
+}
