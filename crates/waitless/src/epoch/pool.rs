@@ -25,9 +25,20 @@
 //!
 //! Linking a retired block writes its link word while a stale reader (pinned
 //! before the unlink) may still load it: the word is atomic, so that is no
-//! data race, and the stale reader only uses the value in a CAS on the head
-//! that fails (the head no longer holds the block, and cannot again before
-//! the block is reused, i.e. before the stale reader unpinned).
+//! data race. A stale popper uses the value only in a CAS on the head that
+//! fails (the head no longer holds the block, and cannot again before the
+//! block is reused, i.e. before the stale reader unpinned). The one walker,
+//! the stack's node count with statistics off, may follow a retired block's
+//! link into its retire chain; that stays memory-safe because a retired
+//! block links only to blocks that expire no earlier than itself (its own
+//! batch, a same-epoch batch merged into it, or a chain handed to the
+//! garbage list as a whole), and the count is then too high, which the
+//! statistics already allow while operations are in flight.
+//!
+//! A record whose sealed backlog exceeds the free list's cap (its owner
+//! pops without pushing, or the epoch is held back) hands the whole backlog
+//! to the garbage list as one deferred free, where any thread's collection
+//! reaches it: a thread that stops popping keeps at most one cap's worth.
 //!
 //! # Memory
 //!
