@@ -11,10 +11,48 @@
 
 use proptest::prelude::*;
 use std::collections::VecDeque;
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
 use waitless::queue::WaitFreeQueue;
 use waitless::stack::{LockFreeStack, StackConfig};
 use waitless_check::DropLedger;
+
+/// Runs `plans[..threads]` on one thread each, all released together; step
+/// `i` of the plan that starts at id `first` calls `op(s, ledger, first + i,
+/// step)`. Returns each thread's first id and the ids its `op` returned.
+fn run_plans<S: Sync>(
+    s: &S,
+    ledger: &DropLedger,
+    plans: Vec<Vec<bool>>,
+    threads: usize,
+    op: impl Fn(&S, &DropLedger, usize, bool) -> Option<usize> + Sync,
+) -> Vec<(usize, Vec<usize>)> {
+    let start = Barrier::new(threads);
+    let mut base = 0;
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = plans
+            .into_iter()
+            .take(threads)
+            .map(|plan| {
+                let first = base;
+                base += plan.len();
+                let (start, op) = (&start, &op);
+                sc.spawn(move || {
+                    start.wait();
+                    let got = plan
+                        .into_iter()
+                        .enumerate()
+                        .filter_map(|(i, step)| op(s, ledger, first + i, step))
+                        .collect();
+                    (first, got)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a worker thread panicked"))
+            .collect()
+    })
+}
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -132,37 +170,19 @@ proptest! {
         plans in proptest::collection::vec(proptest::collection::vec(any::<bool>(), 1..200), 4),
     ) {
         let total: usize = plans.iter().take(threads).map(|p| p.len()).sum();
-        let ledger = Arc::new(DropLedger::new(total));
-        let stack = Arc::new(LockFreeStack::with_config(StackConfig { elimination, statistics: true }));
-        let start = Arc::new(Barrier::new(threads));
-        let mut base = 0;
-        let handles: Vec<_> = plans
-            .into_iter()
-            .take(threads)
-            .map(|plan| {
-                let (ledger, stack, start) = (Arc::clone(&ledger), Arc::clone(&stack), Arc::clone(&start));
-                let first = base;
-                base += plan.len();
-                std::thread::spawn(move || {
-                    start.wait();
-                    let mut popped = Vec::new();
-                    for (i, push) in plan.into_iter().enumerate() {
-                        if push {
-                            assert!(stack.push(ledger.track(first + i)).is_ok());
-                        } else {
-                            let g = stack.enter();
-                            if let Some(v) = stack.pop(&g) {
-                                popped.push(v.id());
-                            }
-                        }
-                    }
-                    popped
-                })
-            })
-            .collect();
+        let ledger = DropLedger::new(total);
+        let stack = LockFreeStack::with_config(StackConfig { elimination, statistics: true });
+        let results = run_plans(&stack, &ledger, plans, threads, |s, l, id, push| {
+            if push {
+                assert!(s.push(l.track(id)).is_ok());
+                None
+            } else {
+                s.pop(&s.enter()).map(|v| v.id())
+            }
+        });
         let mut seen = vec![false; total];
-        for h in handles {
-            for id in h.join().expect("a stack thread panicked") {
+        for (_, popped) in results {
+            for id in popped {
                 prop_assert!(!seen[id], "value {} popped twice", id);
                 seen[id] = true;
             }
@@ -236,34 +256,17 @@ proptest! {
         plans in proptest::collection::vec(proptest::collection::vec(any::<bool>(), 1..200), 4),
     ) {
         let total: usize = plans.iter().take(threads).map(|p| p.len()).sum();
-        let ledger = Arc::new(DropLedger::new(total));
-        let q = Arc::new(WaitFreeQueue::with_threads(1usize << log2_cap, records));
-        let start = Arc::new(Barrier::new(threads));
-        let mut base = 0;
-        let handles: Vec<_> = plans
-            .into_iter()
-            .take(threads)
-            .map(|plan| {
-                let (ledger, q, start) = (Arc::clone(&ledger), Arc::clone(&q), Arc::clone(&start));
-                let first = base;
-                base += plan.len();
-                std::thread::spawn(move || {
-                    start.wait();
-                    let mut got = Vec::new();
-                    for (i, enq) in plan.into_iter().enumerate() {
-                        if enq {
-                            // Full gives the tracked value back; it drops here.
-                            let _ = q.enqueue(ledger.track(first + i));
-                        } else if let Some(v) = q.dequeue() {
-                            got.push(v.id());
-                        }
-                    }
-                    (first, got)
-                })
-            })
-            .collect();
-        let results: Vec<(usize, Vec<usize>)> =
-            handles.into_iter().map(|h| h.join().expect("a queue thread panicked")).collect();
+        let ledger = DropLedger::new(total);
+        let q = WaitFreeQueue::with_threads(1usize << log2_cap, records);
+        let results = run_plans(&q, &ledger, plans, threads, |q, l, id, enq| {
+            if enq {
+                // Full gives the tracked value back; it drops here.
+                let _ = q.enqueue(l.track(id));
+                None
+            } else {
+                q.dequeue().map(|v| v.id())
+            }
+        });
         let starts: Vec<usize> = results.iter().map(|r| r.0).collect();
         let producer = |id: usize| starts.iter().rposition(|&s| s <= id).unwrap();
         let mut seen = vec![false; total];
