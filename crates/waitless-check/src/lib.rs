@@ -131,6 +131,7 @@ mod model;
 mod models;
 mod ordered;
 mod report;
+mod timeout;
 
 pub use checker::{assert_linearizable, check, check_with_limit, ASSERT_STEP_LIMIT};
 pub use drops::{DropLedger, Tracked};
@@ -142,3 +143,4 @@ pub use models::{
 };
 pub use ordered::{OrderedMapModel, OrderedOp, OrderedRet};
 pub use report::{CheckOutcome, NonLinearizable, OpReport};
+pub use timeout::within;

@@ -16,31 +16,7 @@ use waitless::channel::{
 /// parked thread never woken would otherwise hang the suite).
 const HANG: u64 = 300;
 
-/// Runs `f` on its own thread and fails, naming `what`, if it has not
-/// finished within `secs` seconds; a panic in `f` is re-raised. Under Miri
-/// `f` runs directly (Miri reports a deadlock itself; its clock is virtual).
-fn within<F: FnOnce() + Send + 'static>(secs: u64, what: &str, f: F) {
-    if cfg!(miri) {
-        f();
-        return;
-    }
-    let (tx, rx) = std::sync::mpsc::channel();
-    let h = thread::spawn(move || {
-        f();
-        let _ = tx.send(());
-    });
-    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
-        Ok(()) => h.join().unwrap(),
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(e) = h.join() {
-                std::panic::resume_unwind(e);
-            }
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{what}: did not finish within {secs} s (a value lost or a parked thread never woken?)")
-        }
-    }
-}
+use waitless_check::within;
 
 fn scale(n: usize) -> usize {
     if cfg!(miri) {

@@ -75,32 +75,6 @@ pub use ext::IntoIter;
 /// hanging the suite.
 #[cfg(all(test, not(loom)))]
 pub(crate) mod test_support {
-    /// Runs `f` on its own thread and fails (naming `what`) if it has not
-    /// finished within `secs` seconds; a panic in `f` is re-raised. The
-    /// hung thread is left behind (the test binary still exits). Under Miri
-    /// `f` runs directly: Miri reports a deadlock itself, and its clock is
-    /// virtual.
-    pub(crate) fn within<F: FnOnce() + Send + 'static>(secs: u64, what: &str, f: F) {
-        if cfg!(miri) {
-            f();
-            return;
-        }
-        let (tx, rx) = std::sync::mpsc::channel();
-        let h = std::thread::spawn(move || {
-            f();
-            let _ = tx.send(());
-        });
-        match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
-            Ok(()) => h.join().unwrap(),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                // `f` panicked: re-raise its panic here.
-                if let Err(e) = h.join() {
-                    std::panic::resume_unwind(e);
-                }
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                panic!("{what}: did not finish within {secs} s (a parked thread was never woken?)")
-            }
-        }
-    }
+    /// Runs `f` and fails with a message instead of hanging the suite.
+    pub(crate) use waitless_check::within;
 }

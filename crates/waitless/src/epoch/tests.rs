@@ -295,28 +295,9 @@ fn synchronize_while_pinned_panics() {
 // see docs/reliability.md for how each failed).
 // ---------------------------------------------------------------------
 
-/// Runs `f` on a helper thread and fails with a message (instead of hanging
-/// the suite) if it does not finish within `secs` seconds. The deadline only
-/// turns a hang into a failure; no assertion depends on timing.
-pub(crate) fn within<F: FnOnce() + Send + 'static>(secs: u64, what: &str, f: F) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let h = std::thread::spawn(move || {
-        f();
-        let _ = tx.send(());
-    });
-    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
-        Ok(()) => h.join().unwrap(),
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            // `f` panicked: re-raise its panic here.
-            if let Err(e) = h.join() {
-                std::panic::resume_unwind(e);
-            }
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{what}: did not finish within {secs} s (hang)")
-        }
-    }
-}
+/// Runs `f` and fails with a message instead of hanging the suite (shared
+/// with the other structures' tests).
+pub(crate) use waitless_check::within;
 
 /// Defect 1: a deferred function that panics inside a pin's periodic
 /// collection must not leave the thread pinned (the collection used to run
