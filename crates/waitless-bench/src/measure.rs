@@ -503,8 +503,8 @@ mod tests {
         let size = std::mem::size_of::<libc::cpu_set_t>();
         // SAFETY: `old` is a valid cpu_set_t of `size` bytes; 0 = this thread.
         assert_eq!(unsafe { libc::sched_getaffinity(0, size, &mut old) }, 0);
-        // SAFETY: CPU_ISSET reads the set within its bounds.
         let cpu = (0..libc::CPU_SETSIZE as usize)
+            // SAFETY: CPU_ISSET reads the set within its bounds (c < CPU_SETSIZE).
             .find(|&c| unsafe { libc::CPU_ISSET(c, &old) })
             .expect("this thread may run somewhere");
         // SAFETY: as above.
