@@ -501,7 +501,7 @@ impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
         // before anything that can run user code (collections in `defer`
         // run deferred destructors, which may panic).
         let e = Entry::alloc(key, value);
-        let mut at = Attempt::new(guard.participant());
+        let mut at = Attempt::new(&guard);
         at.unpublished = Some(e);
         // SAFETY: `e` is ours and alive for this call.
         let k = unsafe { key_of(e) };
@@ -553,7 +553,7 @@ impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
     {
         let guard = self.collector.pin();
         let mut path: Path<K, V> = InlineVec::new();
-        let mut at = Attempt::new(guard.participant());
+        let mut at = Attempt::new(&guard);
         let backoff = Backoff::new();
         loop {
             path.clear();
@@ -659,6 +659,7 @@ impl<K, V> LockFreeBTree<K, V> {
                 // entry are published now, so `at`'s drop must not free them.
                 at.fresh.clear();
                 at.unpublished = None;
+                at.published = true;
                 // The speculative separator reference is now a real one.
                 at.spec = None;
                 for &(p, _) in path.as_slice() {
@@ -710,40 +711,85 @@ impl<K, V> Drop for LockFreeBTree<K, V> {
         // version and release its entry references; retired nodes and the
         // releases still deferred run when `collector` drops after us, and
         // the last release of each entry frees it.
-        let mut stack = vec![self.root.load(Ordering::Relaxed)];
-        while let Some(p) = stack.pop() {
-            // SAFETY: every node of the current version is reachable once
-            // from the root (a tree) and owned by it; retired nodes are not
-            // reachable from it. Freed below, after this use.
-            match unsafe { &*p } {
-                Node::Inner(n) => {
-                    stack.extend_from_slice(n.kids.as_slice());
-                    for &e in n.keys.as_slice() {
-                        // SAFETY: a separator reference of the current
-                        // version, counted, released once (this node is
-                        // freed now); no other thread exists.
-                        unsafe { release_now(e, false) };
+        let mut walk = Teardown {
+            work: vec![Work::Node(self.root.load(Ordering::Relaxed))],
+        };
+        walk.run();
+    }
+}
+
+/// One step of tearing down the current version.
+enum Work<K, V> {
+    /// Free this node after queueing its children and entry references.
+    Node(NodePtr<K, V>),
+    /// Release this entry reference (`true`: the leaf reference).
+    Release(EntryPtr<K, V>, bool),
+}
+
+/// The work list of `Drop for LockFreeBTree`. If a key's or value's
+/// destructor panics, unwinding drops the `Teardown`, which runs the rest
+/// of the list (a second panic then aborts, as in std's collections)
+/// instead of leaking the rest of the map.
+struct Teardown<K, V> {
+    work: Vec<Work<K, V>>,
+}
+
+impl<K, V> Teardown<K, V> {
+    fn run(&mut self) {
+        // Entry releases are queued after a node's children, so they run
+        // first: the list holds at most about `2 * B` items per level.
+        while let Some(w) = self.work.pop() {
+            match w {
+                Work::Node(p) => {
+                    // SAFETY: every node of the current version is reachable
+                    // once from the root (a tree) and owned by it; retired
+                    // nodes are not reachable from it. Freed below, after
+                    // this use.
+                    match unsafe { &*p } {
+                        Node::Inner(n) => {
+                            self.work
+                                .extend(n.kids.as_slice().iter().map(|&c| Work::Node(c)));
+                            self.work
+                                .extend(n.keys.as_slice().iter().map(|&e| Work::Release(e, false)));
+                        }
+                        Node::Leaf(l) => {
+                            self.work
+                                .extend(l.ents.as_slice().iter().map(|&e| Work::Release(e, true)));
+                        }
                     }
+                    // SAFETY: as above: `p` is reached once, and no
+                    // reference to it is used after this (its pointers were
+                    // copied into the list).
+                    unsafe { free_node_now(p) };
                 }
-                Node::Leaf(l) => {
-                    for &e in l.ents.as_slice() {
-                        // SAFETY: as above, the entry's leaf reference.
-                        unsafe { release_now(e, true) };
-                    }
-                }
+                // SAFETY: a reference of the current version (a separator
+                // of an inner node, or a leaf slot), counted, queued once
+                // with the node it belongs to and released once (popped
+                // first); no other thread exists.
+                Work::Release(e, is_leaf) => unsafe { release_now(e, is_leaf) },
             }
-            // SAFETY: as above: `p` is reached once, and no reference to it
-            // is used after this.
-            unsafe { free_node_now(p) };
         }
+    }
+}
+
+impl<K, V> Drop for Teardown<K, V> {
+    fn drop(&mut self) {
+        // Empty unless a destructor unwound out of `run`.
+        self.run();
     }
 }
 
 /// An update attempt's private state (on the stack: no allocation).
 struct Attempt<'g, K, V> {
+    /// The operation's guard (releases after a publishing CAS go through
+    /// it).
+    guard: &'g Guard<'g>,
     /// This thread's record in the map's collector: its pool recycles our
     /// node blocks.
     rec: &'g Participant,
+    /// Set at the successful CAS: from then on the attempt's references in
+    /// `drops` must be released even if `commit` unwinds.
+    published: bool,
     /// Nodes built by this attempt (not published): at most two per level
     /// and a new root.
     fresh: InlineVec<NodePtr<K, V>, { 2 * MAX_HEIGHT + 2 }>,
@@ -760,9 +806,11 @@ struct Attempt<'g, K, V> {
 }
 
 impl<'g, K, V> Attempt<'g, K, V> {
-    fn new(rec: &'g Participant) -> Self {
+    fn new(guard: &'g Guard<'g>) -> Self {
         Attempt {
-            rec,
+            guard,
+            rec: guard.participant(),
+            published: false,
             fresh: InlineVec::new(),
             spec: None,
             drops: InlineVec::new(),
@@ -806,8 +854,20 @@ impl<'g, K, V> Attempt<'g, K, V> {
 
 impl<K, V> Drop for Attempt<'_, K, V> {
     /// An attempt dropped unfinished (a comparison panicked) is abandoned,
-    /// and an `insert`'s entry that no CAS published is freed.
+    /// and an `insert`'s entry that no CAS published is freed. One dropped
+    /// after its publishing CAS (a destructor run by a collection inside a
+    /// release in `commit` panicked) still releases the references its
+    /// version dropped, so they do not leak.
     fn drop(&mut self) {
+        if self.published {
+            while let Some((e, is_leaf)) = self.drops.pop() {
+                // SAFETY: as in `commit`: our CAS unlinked exactly these
+                // references, each counted and released once (popped
+                // first); `guard` is still pinned (the attempt borrows it).
+                unsafe { release(self.guard, e, is_leaf) };
+            }
+            return;
+        }
         // First: the speculative count may be on our own entry.
         self.abandon();
         if let Some(e) = self.unpublished.take() {

@@ -654,3 +654,72 @@ fn a_panic_after_the_publishing_cas_keeps_the_published_entry() {
         "no insert panicked after its CAS: the test did not test anything"
     );
 }
+
+/// A value whose destructor panics when it holds `true` (clones hold
+/// `false`). Each test below arms at most one at a time.
+#[derive(Debug)]
+struct Boom(bool);
+impl Clone for Boom {
+    fn clone(&self) -> Self {
+        Boom(false)
+    }
+}
+impl Drop for Boom {
+    fn drop(&mut self) {
+        if self.0 {
+            panic!("an armed value was dropped");
+        }
+    }
+}
+
+/// A value destructor that panics leaks nothing else: not its own entry
+/// and key when it runs in a deferred release, and not the rest of the
+/// map when it runs while the map drops.
+#[test]
+fn panicking_value_destructors_leak_nothing_else() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    let n = if cfg!(miri) { 40 } else { 400 };
+    let key = |ledger: &waitless_check::DropLedger, i: usize| LedgerKey {
+        k: i as u64,
+        _drop: ledger.track(i),
+    };
+    // In a deferred release: the entry's count still drops, so the key is
+    // dropped (before the fix the entry and its key leaked).
+    let ledger = waitless_check::DropLedger::new(1);
+    {
+        let m: LockFreeBTree<LedgerKey, Boom> = LockFreeBTree::new();
+        assert!(m.insert(key(&ledger, 0), Boom(true)).is_none());
+        let mut exploded = false;
+        // The removal defers the release; a later collection runs it.
+        match catch_unwind(AssertUnwindSafe(|| m.remove(&0u64))) {
+            Ok(v) => assert!(v.is_some()),
+            Err(_) => exploded = true,
+        }
+        while m.collector().pending() > 0 {
+            if catch_unwind(AssertUnwindSafe(|| {
+                m.collector().flush();
+                m.collector().try_advance();
+            }))
+            .is_err()
+            {
+                exploded = true;
+            }
+        }
+        assert!(exploded, "the armed value was never dropped");
+        assert!(
+            ledger.is_dropped(0),
+            "the key of the panicking value leaked"
+        );
+        assert!(m.is_empty());
+    }
+    ledger.assert_all_dropped();
+
+    // While the map drops: the rest of the map is still freed.
+    let ledger = waitless_check::DropLedger::new(n);
+    let m: LockFreeBTree<LedgerKey, Boom> = LockFreeBTree::new();
+    for i in 0..n {
+        m.insert(key(&ledger, i), Boom(i == n / 2));
+    }
+    assert!(catch_unwind(AssertUnwindSafe(move || drop(m))).is_err());
+    ledger.assert_all_dropped();
+}
