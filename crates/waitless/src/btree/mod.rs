@@ -119,10 +119,13 @@ use core::marker::PhantomData;
 use core::ops::{Bound, RangeBounds};
 
 pub use iter::Range;
-use node::{key_of, release, release_now, Entry, EntryPtr, Inner, Leaf, Node, NodePtr, B};
+use node::{
+    alloc_node, free_node_now, free_unpublished, key_of, release, release_now, retire_node, Entry,
+    EntryPtr, InlineVec, Inner, Leaf, Node, NodePtr, B, MAX_HEIGHT,
+};
 
 use crate::contention::Site;
-use crate::epoch::{Collector, Guard};
+use crate::epoch::{Collector, Guard, Participant};
 use crate::sync::atomic::{AtomicPtr, Ordering};
 use crate::Backoff;
 
@@ -168,8 +171,9 @@ enum Up<K, V> {
     Gone,
 }
 
-/// The path from the root to a leaf: each inner node and the child taken.
-type Path<K, V> = Vec<(NodePtr<K, V>, usize)>;
+/// The path from the root to a leaf: each inner node and the child taken
+/// (on the stack: no allocation per update).
+type Path<K, V> = InlineVec<(NodePtr<K, V>, usize), MAX_HEIGHT>;
 
 impl<K, V> LockFreeBTree<K, V> {
     /// An empty map.
@@ -183,7 +187,8 @@ impl<K, V> LockFreeBTree<K, V> {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            root: AtomicPtr::new(Node::Leaf(Leaf::new()).into_ptr()),
+            // SAFETY: no record given: a fresh block of the map's layout.
+            root: AtomicPtr::new(unsafe { alloc_node(None, Node::Leaf(Leaf::new())) }),
             collector: Collector::new(),
             _owns: PhantomData,
         }
@@ -496,11 +501,11 @@ impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
         // before anything that can run user code (collections in `defer`
         // run deferred destructors, which may panic).
         let e = Entry::alloc(key, value);
-        let mut at = Attempt::new();
+        let mut at = Attempt::new(&guard);
         at.unpublished = Some(e);
         // SAFETY: `e` is ours and alive for this call.
         let k = unsafe { key_of(e) };
-        let mut path: Path<K, V> = Vec::new();
+        let mut path: Path<K, V> = InlineVec::new();
         let backoff = Backoff::new();
         loop {
             path.clear();
@@ -511,8 +516,7 @@ impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
             let (up, replaced) = match leaf.search(k) {
                 Ok(i) => {
                     let old = leaf.ents.as_slice()[i];
-                    let p = leaf_replace(leaf, i, e);
-                    at.fresh.push(p);
+                    let p = leaf_replace(leaf, i, e, &mut at);
                     at.drops.push((old, true));
                     (Up::One(p), Some(old))
                 }
@@ -548,8 +552,8 @@ impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
         Q: Ord + ?Sized,
     {
         let guard = self.collector.pin();
-        let mut path: Path<K, V> = Vec::new();
-        let mut at = Attempt::new();
+        let mut path: Path<K, V> = InlineVec::new();
+        let mut at = Attempt::new(&guard);
         let backoff = Backoff::new();
         loop {
             path.clear();
@@ -600,7 +604,7 @@ impl<K, V> LockFreeBTree<K, V> {
         // SAFETY: precondition 2: `leaf` is in the pinned version.
         let mut old_count = unsafe { (*leaf).count() };
         let mut up = up;
-        for &(p, idx) in path.iter().rev() {
+        for &(p, idx) in path.as_slice().iter().rev() {
             // SAFETY: `p` is an inner node of the pinned version (2).
             let Node::Inner(n) = (unsafe { &*p }) else {
                 unreachable!("the path holds inner nodes")
@@ -619,11 +623,12 @@ impl<K, V> LockFreeBTree<K, V> {
                     // node built) is freed.
                     Node::Inner(n) if n.kids.len() == 1 => {
                         let kid = n.kid(0);
-                        debug_assert_eq!(at.fresh.last(), Some(&p));
+                        debug_assert_eq!(at.fresh.as_slice().last(), Some(&p));
                         at.fresh.pop();
-                        // SAFETY: `p` is ours and unpublished; dropping an
-                        // inner node touches neither its child nor entries.
-                        drop(unsafe { Box::from_raw(p) });
+                        // SAFETY: `p` is ours (from `at.rec`) and
+                        // unpublished; an inner node owns neither its child
+                        // nor its entries.
+                        unsafe { free_unpublished(at.rec, p) };
                         kid
                     }
                     _ => p,
@@ -636,15 +641,9 @@ impl<K, V> LockFreeBTree<K, V> {
                 n.keys.push(sep);
                 n.kids.push(l);
                 n.kids.push(r);
-                let p = Node::Inner(n).into_ptr();
-                at.fresh.push(p);
-                p
+                at.alloc(Node::Inner(n))
             }
-            Up::Gone => {
-                let p = Node::Leaf(Leaf::new()).into_ptr();
-                at.fresh.push(p);
-                p
-            }
+            Up::Gone => at.alloc(Node::Leaf(Leaf::new())),
         };
         // AcqRel: Release publishes every node (and new entry) we built
         // (pairs with the Acquire root loads of readers and writers);
@@ -660,9 +659,10 @@ impl<K, V> LockFreeBTree<K, V> {
                 // entry are published now, so `at`'s drop must not free them.
                 at.fresh.clear();
                 at.unpublished = None;
+                at.published = true;
                 // The speculative separator reference is now a real one.
                 at.spec = None;
-                for &(p, _) in path {
+                for &(p, _) in path.as_slice() {
                     // SAFETY: the old path is unlinked by our CAS: the new
                     // root does not reach it (every node on it was copied),
                     // and nodes of older versions were already retired by
@@ -671,12 +671,13 @@ impl<K, V> LockFreeBTree<K, V> {
                     // Dropping off-thread: `K, V: Send` when the map is
                     // shared; otherwise the map is `!Send + !Sync` and every
                     // collection runs on its one thread. Dropping a node
-                    // touches no entry.
-                    unsafe { guard.defer_destroy(p) };
+                    // touches no entry. Its block goes back to our pool
+                    // (the map's collector pools only node blocks).
+                    unsafe { retire_node(guard, p) };
                 }
                 // SAFETY: as for the path.
-                unsafe { guard.defer_destroy(leaf) };
-                for (e, is_leaf) in at.drops.drain(..) {
+                unsafe { retire_node(guard, leaf) };
+                while let Some((e, is_leaf)) = at.drops.pop() {
                     // SAFETY: our CAS unlinked exactly these references
                     // from the current version (precondition 3), each
                     // counted and dropped once here; readers pinned now may
@@ -710,68 +711,133 @@ impl<K, V> Drop for LockFreeBTree<K, V> {
         // version and release its entry references; retired nodes and the
         // releases still deferred run when `collector` drops after us, and
         // the last release of each entry frees it.
-        let mut stack = vec![self.root.load(Ordering::Relaxed)];
-        while let Some(p) = stack.pop() {
-            // SAFETY: every node of the current version is reachable once
-            // from the root (a tree) and owned by it; retired nodes are not
-            // reachable from it.
-            let node = unsafe { Box::from_raw(p) };
-            match &*node {
-                Node::Inner(n) => {
-                    stack.extend_from_slice(n.kids.as_slice());
-                    for &e in n.keys.as_slice() {
-                        // SAFETY: a separator reference of the current
-                        // version, counted, released once (this node is
-                        // freed now); no other thread exists.
-                        unsafe { release_now(e, false) };
+        let mut walk = Teardown {
+            work: vec![Work::Node(self.root.load(Ordering::Relaxed))],
+        };
+        walk.run();
+    }
+}
+
+/// One step of tearing down the current version.
+enum Work<K, V> {
+    /// Free this node after queueing its children and entry references.
+    Node(NodePtr<K, V>),
+    /// Release this entry reference (`true`: the leaf reference).
+    Release(EntryPtr<K, V>, bool),
+}
+
+/// The work list of `Drop for LockFreeBTree`. If a key's or value's
+/// destructor panics, unwinding drops the `Teardown`, which runs the rest
+/// of the list (a second panic then aborts, as in std's collections)
+/// instead of leaking the rest of the map.
+struct Teardown<K, V> {
+    work: Vec<Work<K, V>>,
+}
+
+impl<K, V> Teardown<K, V> {
+    fn run(&mut self) {
+        // Entry releases are queued after a node's children, so they run
+        // first: the list holds at most about `2 * B` items per level.
+        while let Some(w) = self.work.pop() {
+            match w {
+                Work::Node(p) => {
+                    // SAFETY: every node of the current version is reachable
+                    // once from the root (a tree) and owned by it; retired
+                    // nodes are not reachable from it. Freed below, after
+                    // this use.
+                    match unsafe { &*p } {
+                        Node::Inner(n) => {
+                            self.work
+                                .extend(n.kids.as_slice().iter().map(|&c| Work::Node(c)));
+                            self.work
+                                .extend(n.keys.as_slice().iter().map(|&e| Work::Release(e, false)));
+                        }
+                        Node::Leaf(l) => {
+                            self.work
+                                .extend(l.ents.as_slice().iter().map(|&e| Work::Release(e, true)));
+                        }
                     }
+                    // SAFETY: as above: `p` is reached once, and no
+                    // reference to it is used after this (its pointers were
+                    // copied into the list).
+                    unsafe { free_node_now(p) };
                 }
-                Node::Leaf(l) => {
-                    for &e in l.ents.as_slice() {
-                        // SAFETY: as above, the entry's leaf reference.
-                        unsafe { release_now(e, true) };
-                    }
-                }
+                // SAFETY: a reference of the current version (a separator
+                // of an inner node, or a leaf slot), counted, queued once
+                // with the node it belongs to and released once (popped
+                // first); no other thread exists.
+                Work::Release(e, is_leaf) => unsafe { release_now(e, is_leaf) },
             }
         }
     }
 }
 
-/// An update attempt's private state.
-struct Attempt<K, V> {
-    /// Nodes built by this attempt (not published).
-    fresh: Vec<NodePtr<K, V>>,
+impl<K, V> Drop for Teardown<K, V> {
+    fn drop(&mut self) {
+        // Empty unless a destructor unwound out of `run`.
+        self.run();
+    }
+}
+
+/// An update attempt's private state (on the stack: no allocation).
+struct Attempt<'g, K, V> {
+    /// The operation's guard (releases after a publishing CAS go through
+    /// it).
+    guard: &'g Guard<'g>,
+    /// This thread's record in the map's collector: its pool recycles our
+    /// node blocks.
+    rec: &'g Participant,
+    /// Set at the successful CAS: from then on the attempt's references in
+    /// `drops` must be released even if `commit` unwinds.
+    published: bool,
+    /// Nodes built by this attempt (not published): at most two per level
+    /// and a new root.
+    fresh: InlineVec<NodePtr<K, V>, { 2 * MAX_HEIGHT + 2 }>,
     /// An entry whose count this attempt raised for a new separator (a leaf
     /// split); undone if the attempt fails.
     spec: Option<EntryPtr<K, V>>,
     /// Entry references (entry, is the leaf reference) that the new version
     /// no longer has; released if the attempt succeeds.
-    drops: Vec<(EntryPtr<K, V>, bool)>,
+    drops: InlineVec<(EntryPtr<K, V>, bool), { MAX_HEIGHT + 2 }>,
     /// The entry an `insert` brought, while no CAS has published it; freed
     /// if the attempt is dropped (unwinding) before that. `commit` clears it
     /// at its successful CAS, before it can unwind.
     unpublished: Option<EntryPtr<K, V>>,
 }
 
-impl<K, V> Attempt<K, V> {
-    fn new() -> Self {
+impl<'g, K, V> Attempt<'g, K, V> {
+    fn new(guard: &'g Guard<'g>) -> Self {
         Attempt {
-            fresh: Vec::new(),
+            guard,
+            rec: guard.participant(),
+            published: false,
+            fresh: InlineVec::new(),
             spec: None,
-            drops: Vec::new(),
+            drops: InlineVec::new(),
             unpublished: None,
         }
+    }
+
+    /// Places `node` in a block (recycled from our pool if possible) and
+    /// records it as this attempt's.
+    #[inline]
+    fn alloc(&mut self, node: Node<K, V>) -> NodePtr<K, V> {
+        // SAFETY: `rec` is this thread's record in the map's collector (the
+        // guard's), whose pool holds only this map's node blocks.
+        let p = unsafe { alloc_node(Some(self.rec), node) };
+        self.fresh.push(p);
+        p
     }
 
     /// Undoes a failed attempt: frees its nodes (not the entries they point
     /// to, which belong to published versions or to the caller) and its
     /// speculative count.
     fn abandon(&mut self) {
-        for p in self.fresh.drain(..) {
-            // SAFETY: nodes in `fresh` were built by this attempt and its
-            // CAS failed, so no other thread has seen them; dropping a node
-            // frees neither its children nor its entries.
-            drop(unsafe { Box::from_raw(p) });
+        while let Some(p) = self.fresh.pop() {
+            // SAFETY: nodes in `fresh` were built by this attempt (from
+            // `rec`) and its CAS failed, so no other thread has seen them; a
+            // node owns neither its children nor its entries.
+            unsafe { free_unpublished(self.rec, p) };
         }
         if let Some(e) = self.spec.take() {
             // Release: orders our reads of the entry before whoever frees
@@ -786,10 +852,22 @@ impl<K, V> Attempt<K, V> {
     }
 }
 
-impl<K, V> Drop for Attempt<K, V> {
+impl<K, V> Drop for Attempt<'_, K, V> {
     /// An attempt dropped unfinished (a comparison panicked) is abandoned,
-    /// and an `insert`'s entry that no CAS published is freed.
+    /// and an `insert`'s entry that no CAS published is freed. One dropped
+    /// after its publishing CAS (a destructor run by a collection inside a
+    /// release in `commit` panicked) still releases the references its
+    /// version dropped, so they do not leak.
     fn drop(&mut self) {
+        if self.published {
+            while let Some((e, is_leaf)) = self.drops.pop() {
+                // SAFETY: as in `commit`: our CAS unlinked exactly these
+                // references, each counted and released once (popped
+                // first); `guard` is still pinned (the attempt borrows it).
+                unsafe { release(self.guard, e, is_leaf) };
+            }
+            return;
+        }
         // First: the speculative count may be on our own entry.
         self.abandon();
         if let Some(e) = self.unpublished.take() {
@@ -833,14 +911,20 @@ where
 }
 
 /// A copy of `leaf` with entry `i` replaced by `e`.
-fn leaf_replace<K, V>(leaf: &Leaf<K, V>, i: usize, e: EntryPtr<K, V>) -> NodePtr<K, V> {
-    let mut b = new_leaf();
-    let n = as_leaf(&mut b);
+fn leaf_replace<K, V>(
+    leaf: &Leaf<K, V>,
+    i: usize,
+    e: EntryPtr<K, V>,
+    at: &mut Attempt<'_, K, V>,
+) -> NodePtr<K, V> {
+    let p = at.alloc(Node::Leaf(Leaf::new()));
+    // SAFETY: `p` was just built by this attempt; nobody else sees it.
+    let n = unsafe { as_leaf(p) };
     let ents = leaf.ents.as_slice();
     n.ents.extend_cloned(&ents[..i]);
     n.ents.push(e);
     n.ents.extend_cloned(&ents[i + 1..]);
-    Box::into_raw(b)
+    p
 }
 
 /// A copy of `leaf` with entry `e` inserted at slot `i`, split in two if it
@@ -849,29 +933,25 @@ fn leaf_insert<K, V>(
     leaf: &Leaf<K, V>,
     i: usize,
     e: EntryPtr<K, V>,
-    at: &mut Attempt<K, V>,
+    at: &mut Attempt<'_, K, V>,
 ) -> Up<K, V> {
     let ents = leaf.ents.as_slice();
     if ents.len() < B {
-        let mut b = new_leaf();
-        let n = as_leaf(&mut b);
+        let p = at.alloc(Node::Leaf(Leaf::new()));
+        // SAFETY: `p` was just built by this attempt; nobody else sees it.
+        let n = unsafe { as_leaf(p) };
         n.ents.extend_cloned(&ents[..i]);
         n.ents.push(e);
         n.ents.extend_cloned(&ents[i..]);
-        let p = Box::into_raw(b);
-        at.fresh.push(p);
         return Up::One(p);
     }
     // Split: B + 1 entries, the left half keeps `mid`.
     let mid = B.div_ceil(2);
-    let mut all: Vec<EntryPtr<K, V>> = Vec::with_capacity(B + 1);
-    all.extend_from_slice(&ents[..i]);
+    let mut all: InlineVec<EntryPtr<K, V>, { B + 1 }> = InlineVec::new();
+    all.extend_cloned(&ents[..i]);
     all.push(e);
-    all.extend_from_slice(&ents[i..]);
-    let mut l = Leaf::new();
-    let mut r = Leaf::new();
-    l.ents.extend_cloned(&all[..mid]);
-    r.ents.extend_cloned(&all[mid..]);
+    all.extend_cloned(&ents[i..]);
+    let all = all.as_slice();
     let sep = all[mid];
     // Relaxed, as for `Arc::clone`: `sep` is alive and counted (it is in
     // the pinned version, or it is our own entry), so the count is at
@@ -879,24 +959,26 @@ fn leaf_insert<K, V>(
     // SAFETY: `sep` is alive (see above).
     unsafe { (*sep).refs.fetch_add(1, Ordering::Relaxed) };
     at.spec = Some(sep);
-    let (lp, rp) = (Node::Leaf(l).into_ptr(), Node::Leaf(r).into_ptr());
-    at.fresh.push(lp);
-    at.fresh.push(rp);
+    let lp = at.alloc(Node::Leaf(Leaf::new()));
+    // SAFETY: `lp` was just built by this attempt; nobody else sees it.
+    unsafe { as_leaf(lp) }.ents.extend_cloned(&all[..mid]);
+    let rp = at.alloc(Node::Leaf(Leaf::new()));
+    // SAFETY: as for `lp`.
+    unsafe { as_leaf(rp) }.ents.extend_cloned(&all[mid..]);
     Up::Two(lp, sep, rp)
 }
 
 /// A copy of `leaf` without slot `i`, or `Gone` if that empties it.
-fn leaf_remove<K, V>(leaf: &Leaf<K, V>, i: usize, at: &mut Attempt<K, V>) -> Up<K, V> {
+fn leaf_remove<K, V>(leaf: &Leaf<K, V>, i: usize, at: &mut Attempt<'_, K, V>) -> Up<K, V> {
     let ents = leaf.ents.as_slice();
     if ents.len() == 1 {
         return Up::Gone;
     }
-    let mut b = new_leaf();
-    let n = as_leaf(&mut b);
+    let p = at.alloc(Node::Leaf(Leaf::new()));
+    // SAFETY: `p` was just built by this attempt; nobody else sees it.
+    let n = unsafe { as_leaf(p) };
     n.ents.extend_cloned(&ents[..i]);
     n.ents.extend_cloned(&ents[i + 1..]);
-    let p = Box::into_raw(b);
-    at.fresh.push(p);
     Up::One(p)
 }
 
@@ -912,27 +994,26 @@ unsafe fn rebuild_inner<K, V>(
     idx: usize,
     up: Up<K, V>,
     old_kid_count: usize,
-    at: &mut Attempt<K, V>,
+    at: &mut Attempt<'_, K, V>,
 ) -> Up<K, V> {
     let base = n.count - old_kid_count;
     let (keys, kids) = (n.keys.as_slice(), n.kids.as_slice());
-    let mut b = Box::new(Node::Inner(Inner::new()));
-    let Node::Inner(m) = &mut *b else {
-        unreachable!("just built")
-    };
+    if matches!(up, Up::Gone) && kids.len() == 1 {
+        return Up::Gone;
+    }
+    let p = at.alloc(Node::Inner(Inner::new()));
+    // SAFETY: `p` was just built by this attempt; nobody else sees it.
+    let m = unsafe { as_inner(p) };
     match up {
-        Up::One(p) => {
+        Up::One(c) => {
             m.keys.extend_cloned(keys);
             m.kids.extend_cloned(&kids[..idx]);
-            m.kids.push(p);
+            m.kids.push(c);
             m.kids.extend_cloned(&kids[idx + 1..]);
-            // SAFETY: `p` is fully built (precondition).
-            m.count = base + unsafe { (*p).count() };
+            // SAFETY: `c` is fully built (precondition).
+            m.count = base + unsafe { (*c).count() };
         }
         Up::Gone => {
-            if kids.len() == 1 {
-                return Up::Gone;
-            }
             // Child `idx` goes with the separator on its left (or, for the
             // first child, the one on its right).
             let s = idx.saturating_sub(1);
@@ -957,17 +1038,21 @@ unsafe fn rebuild_inner<K, V>(
         Up::Two(l, sep, r) => {
             // B + 1 children: the left keeps `mid`, separator `mid - 1`
             // moves up (its count is unchanged: still one separator).
-            let mut all_keys: Vec<EntryPtr<K, V>> = Vec::with_capacity(B);
-            all_keys.extend_from_slice(&keys[..idx]);
+            let mut all_keys: InlineVec<EntryPtr<K, V>, B> = InlineVec::new();
+            all_keys.extend_cloned(&keys[..idx]);
             all_keys.push(sep);
-            all_keys.extend_from_slice(&keys[idx..]);
-            let mut all_kids: Vec<NodePtr<K, V>> = Vec::with_capacity(B + 1);
-            all_kids.extend_from_slice(&kids[..idx]);
+            all_keys.extend_cloned(&keys[idx..]);
+            let mut all_kids: InlineVec<NodePtr<K, V>, { B + 1 }> = InlineVec::new();
+            all_kids.extend_cloned(&kids[..idx]);
             all_kids.push(l);
             all_kids.push(r);
-            all_kids.extend_from_slice(&kids[idx + 1..]);
+            all_kids.extend_cloned(&kids[idx + 1..]);
+            let (all_keys, all_kids) = (all_keys.as_slice(), all_kids.as_slice());
             let mid = all_kids.len() / 2;
-            let mut right = Inner::new();
+            let rp = at.alloc(Node::Inner(Inner::new()));
+            // SAFETY: `rp` was just built by this attempt; nobody else sees
+            // it, and it is not `p`.
+            let right = unsafe { as_inner(rp) };
             m.keys.extend_cloned(&all_keys[..mid - 1]);
             let up_sep = all_keys[mid - 1];
             right.keys.extend_cloned(&all_keys[mid..]);
@@ -982,28 +1067,36 @@ unsafe fn rebuild_inner<K, V>(
                     right.count += cnt;
                 }
             }
-            let (lp, rp) = (Box::into_raw(b), Node::Inner(right).into_ptr());
-            at.fresh.push(lp);
-            at.fresh.push(rp);
-            return Up::Two(lp, up_sep, rp);
+            return Up::Two(p, up_sep, rp);
         }
     }
-    let p = Box::into_raw(b);
-    at.fresh.push(p);
     Up::One(p)
 }
 
-/// A new empty leaf, allocated before it is filled so that building it
-/// writes the heap block directly instead of a stack copy moved in later.
+/// The leaf at `p`, to fill it (nodes are built in their heap block, not
+/// on the stack and moved in).
+///
+/// # Safety
+/// `p` was just built as a leaf by the calling attempt and nobody else can
+/// see it; no other reference to it is live while the result is.
 #[inline]
-fn new_leaf<K, V>() -> Box<Node<K, V>> {
-    Box::new(Node::Leaf(Leaf::new()))
-}
-
-#[inline]
-fn as_leaf<K, V>(b: &mut Node<K, V>) -> &mut Leaf<K, V> {
-    match b {
+unsafe fn as_leaf<'a, K, V>(p: NodePtr<K, V>) -> &'a mut Leaf<K, V> {
+    // SAFETY: the precondition.
+    match unsafe { &mut *p } {
         Node::Leaf(l) => l,
         Node::Inner(_) => unreachable!("built as a leaf"),
+    }
+}
+
+/// The inner node at `p`, to fill it.
+///
+/// # Safety
+/// As for [`as_leaf`], for an inner node.
+#[inline]
+unsafe fn as_inner<'a, K, V>(p: NodePtr<K, V>) -> &'a mut Inner<K, V> {
+    // SAFETY: the precondition.
+    match unsafe { &mut *p } {
+        Node::Inner(n) => n,
+        Node::Leaf(_) => unreachable!("built as an inner node"),
     }
 }

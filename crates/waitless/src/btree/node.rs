@@ -15,8 +15,11 @@
 
 use core::mem::{ManuallyDrop, MaybeUninit};
 
-use crate::epoch::Guard;
-use crate::sync::atomic::{AtomicUsize, Ordering};
+use core::alloc::Layout;
+use core::ptr;
+
+use crate::epoch::{Guard, Link, Participant};
+use crate::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use crate::sync::UnsafeCell;
 
 /// Fan-out: the most keys in a leaf and the most children of an inner node.
@@ -49,6 +52,24 @@ impl<T, const N: usize> InlineVec<T, N> {
         unsafe { core::slice::from_raw_parts(self.buf.as_ptr().cast::<T>(), self.len) }
     }
 
+    /// Removes and returns the last element.
+    #[inline]
+    pub(super) fn pop(&mut self) -> Option<T> {
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        // SAFETY: slot `len` was initialized and is no longer counted, so
+        // it is read out exactly once.
+        Some(unsafe { self.buf[self.len].assume_init_read() })
+    }
+
+    /// Drops every element.
+    #[inline]
+    pub(super) fn clear(&mut self) {
+        while self.pop().is_some() {}
+    }
+
     /// Appends `v`.
     ///
     /// # Panics
@@ -61,23 +82,28 @@ impl<T, const N: usize> InlineVec<T, N> {
     }
 }
 
-impl<T: Clone, const N: usize> InlineVec<T, N> {
-    /// Pushes clones of every element of `s`.
+impl<T: Copy, const N: usize> InlineVec<T, N> {
+    /// Appends a copy of every element of `s`.
     ///
     /// # Panics
-    /// If they do not fit (checked once, before cloning).
+    /// If they do not fit (checked before copying anything).
     #[inline]
     pub(super) fn extend_cloned(&mut self, s: &[T]) {
         let len = self.len;
         assert!(s.len() <= N - len, "InlineVec overflow");
-        // One capacity check above instead of one per element lets the
-        // loop compile to a plain copy for `Copy`-like types (this is the
-        // inner loop of every path copy). `len` grows per element so a
-        // panicking `clone` leaves only initialized slots counted.
-        for (slot, x) in self.buf[len..len + s.len()].iter_mut().zip(s) {
-            slot.write(x.clone());
-            self.len += 1;
+        // One bulk copy (a `memcpy` of pointers: the inner loop of every
+        // path copy); `T: Copy`, so nothing can panic half-way.
+        // SAFETY: the assertion above: slots `len..len + s.len()` exist;
+        // `s` cannot overlap them (we hold `&mut self`), and `MaybeUninit<T>`
+        // has `T`'s layout.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                s.as_ptr(),
+                self.buf.as_mut_ptr().add(len).cast::<T>(),
+                s.len(),
+            );
         }
+        self.len = len + s.len();
     }
 }
 
@@ -98,8 +124,127 @@ impl<T, const N: usize> Drop for InlineVec<T, N> {
     }
 }
 
-/// A pointer to a published (or about to be published) node.
+/// A pointer to a published (or about to be published) node. It points
+/// into a [`Block`]: nodes are allocated, retired and recycled as blocks of
+/// the map's epoch pool (one layout per map, see [`alloc_node`]).
 pub(super) type NodePtr<K, V> = *mut Node<K, V>;
+
+/// Most levels a path can have. A node made by a split holds at least
+/// `B / 2` children (entries), and nodes are created only by splits (and
+/// the two of a root split), so a tree of height `h` has seen at least
+/// `(B / 2)^(h - 1)` inserts: 64 levels are out of reach of any `u64`
+/// count of operations (`(B / 2)^63` with `B / 2 >= 2`). A deeper path
+/// panics (in `InlineVec::push`) before publishing anything.
+pub(super) const MAX_HEIGHT: usize = 64;
+
+/// A node's heap block: the pool's link word, then the node. The link word
+/// is written by the epoch pool when the block is retired or recycled;
+/// readers of the node never read it.
+#[repr(C)]
+pub(super) struct Block<K, V> {
+    link: Link,
+    node: Node<K, V>,
+}
+
+/// The layout of every node block of a map.
+#[inline]
+fn block_layout<K, V>() -> Layout {
+    Layout::new::<Block<K, V>>()
+}
+
+/// The block that node `p` lives in.
+#[inline]
+fn block_of<K, V>(p: NodePtr<K, V>) -> *mut Block<K, V> {
+    // The node is the field at `offset_of!(Block, node)`; `p` was derived
+    // from the block pointer (`alloc_node`), so stepping back stays in its
+    // allocation with its provenance.
+    p.cast::<u8>()
+        .wrapping_sub(core::mem::offset_of!(Block<K, V>, node))
+        .cast::<Block<K, V>>()
+}
+
+/// Places `node` in a block: a recycled one from this thread's pool in the
+/// map's collector when `rec` is given and has one, else a fresh
+/// allocation.
+///
+/// # Safety
+/// `rec`, if given, is the calling thread's record in the map's collector,
+/// whose pool holds only node blocks of this map (`Block<K, V>`'s layout).
+#[inline]
+pub(super) unsafe fn alloc_node<K, V>(
+    rec: Option<&Participant>,
+    node: Node<K, V>,
+) -> NodePtr<K, V> {
+    let mut b: *mut Block<K, V> = match rec {
+        // SAFETY: the precondition: our record, whose recycled blocks all
+        // have `Block<K, V>`'s layout and hold no live value.
+        Some(r) => unsafe { r.take_block() }.cast(),
+        None => ptr::null_mut(),
+    };
+    if b.is_null() {
+        let layout = block_layout::<K, V>();
+        // SAFETY: `Block` is not zero-sized (it holds a link word).
+        b = unsafe { std::alloc::alloc(layout) }.cast();
+        if b.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+    }
+    // SAFETY: `b` is a block of `Block`'s layout that only we can reach (a
+    // fresh allocation, or a recycled block whose grace period ended).
+    unsafe {
+        ptr::write(
+            ptr::addr_of_mut!((*b).link),
+            Link {
+                next: AtomicPtr::new(ptr::null_mut()),
+            },
+        );
+        let p = ptr::addr_of_mut!((*b).node);
+        ptr::write(p, node);
+        p
+    }
+}
+
+/// Gives back a node that no other thread has seen (a failed attempt's),
+/// for reuse by this thread.
+///
+/// # Safety
+/// `p` came from [`alloc_node`] with the same `rec` (the calling thread's
+/// record), was never published, and is not used again.
+#[inline]
+pub(super) unsafe fn free_unpublished<K, V>(rec: &Participant, p: NodePtr<K, V>) {
+    // Nodes hold only pointers and counts: nothing to drop (and a node's
+    // `InlineVec`s drop nothing that owns memory).
+    // SAFETY: the precondition: a block of this map's layout, with no
+    // other live value, reachable by no other thread.
+    unsafe { rec.recycle_block(block_of(p).cast::<u8>(), block_layout::<K, V>()) };
+}
+
+/// Retires node `p`, unlinked by the caller's CAS, into the map's pool: it
+/// is reused once every thread pinned now has unpinned.
+///
+/// # Safety
+/// `p` came from [`alloc_node`] for this map, is no longer reachable from
+/// the current version, is retired once, and `guard` belongs to the map's
+/// collector.
+#[inline]
+pub(super) unsafe fn retire_node<K, V>(guard: &Guard<'_>, p: NodePtr<K, V>) {
+    // The node is not dropped: it owns nothing (pointers and counts), and
+    // stale readers pinned before our CAS may still read it; only the link
+    // word, which they never read, is written until they unpin.
+    // SAFETY: the precondition; every block retired into the map's
+    // collector is a node block of this layout.
+    unsafe { guard.retire_block(block_of(p).cast::<u8>(), block_layout::<K, V>()) };
+}
+
+/// Frees node `p` now (the map is being dropped).
+///
+/// # Safety
+/// `p` came from [`alloc_node`], no thread can reach it any more, and it is
+/// freed once.
+pub(super) unsafe fn free_node_now<K, V>(p: NodePtr<K, V>) {
+    // SAFETY: the precondition; the node owns nothing to drop.
+    unsafe { std::alloc::dealloc(block_of(p).cast::<u8>(), block_layout::<K, V>()) };
+}
 
 /// A tree node: a leaf of sorted entries or an inner node of separators.
 ///
@@ -181,24 +326,35 @@ impl<K, V> Entry<K, V> {
 /// period has passed, or the map is being dropped); for `leaf`, it is the
 /// leaf reference.
 pub(super) unsafe fn release_now<K, V>(e: EntryPtr<K, V>, leaf: bool) {
+    /// Drops the counted reference when it goes out of scope, so that a
+    /// value destructor that unwinds does not leak the entry and its key.
+    struct Unref<K, V>(EntryPtr<K, V>);
+    impl<K, V> Drop for Unref<K, V> {
+        fn drop(&mut self) {
+            // AcqRel: the last releaser's Acquire sees every other
+            // releaser's accesses (Release) before freeing, as for `Arc`.
+            // SAFETY: `release_now`'s precondition: the entry is alive, our
+            // reference is still counted, and it is dropped once, here.
+            if unsafe { (*self.0).refs.fetch_sub(1, Ordering::AcqRel) } == 1 {
+                // SAFETY: the count reached zero: no version references the
+                // entry and every release (each after its grace period) has
+                // run, so no thread can reach it; it came from
+                // `Entry::alloc`.
+                let b = unsafe { Box::from_raw(self.0) };
+                // The value was dropped by the leaf release (ManuallyDrop);
+                // this drops the key.
+                drop(b);
+            }
+        }
+    }
+    let unref = Unref(e);
     if leaf {
         // SAFETY: the precondition: nobody reads the value any more (only
         // leaf slots lead to it); other threads may read the key, a
         // different field, through separators.
         unsafe { (*e).val.with_mut(|p| ManuallyDrop::drop(&mut *p)) };
     }
-    // AcqRel: the last releaser's Acquire sees every other releaser's
-    // accesses (Release) before freeing, as for `Arc`.
-    // SAFETY: the entry is alive: our reference is still counted.
-    if unsafe { (*e).refs.fetch_sub(1, Ordering::AcqRel) } == 1 {
-        // SAFETY: the count reached zero: no version references the entry
-        // and every release (each after its grace period) has run, so no
-        // thread can reach it; it came from `Entry::alloc`.
-        let b = unsafe { Box::from_raw(e) };
-        // The value was dropped by the leaf release (ManuallyDrop); this
-        // drops the key.
-        drop(b);
-    }
+    drop(unref);
 }
 
 /// Defers [`release_now`] past every thread pinned now.
@@ -287,10 +443,6 @@ impl<K, V> Node<K, V> {
             Node::Leaf(l) => l.ents.len(),
             Node::Inner(i) => i.count,
         }
-    }
-
-    pub(super) fn into_ptr(self) -> NodePtr<K, V> {
-        Box::into_raw(Box::new(self))
     }
 }
 
