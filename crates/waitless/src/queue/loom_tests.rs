@@ -4,6 +4,7 @@
 //! picked explicitly), so the models do not depend on the thread-local
 //! claim hint.
 
+use super::ring::Held;
 use super::verification::Steps;
 use super::WaitFreeQueue;
 use loom::sync::Arc;
@@ -170,6 +171,51 @@ fn claim_grows_records() {
         all.extend(drain(&q, 0));
         all.sort_unstable();
         assert_eq!(all, vec![1, 2]);
+    });
+}
+
+/// A record kept across operations (`ring::Held`, as the thread-local
+/// does outside loom) and handed back while another thread claims records
+/// on a one-record queue: the claimer either finds it taken and adds a
+/// chunk, or gets it after the hand-back, whose `Release` store pairs with
+/// its `Acquire` claim and hands over the keeper's last spare cell. Every
+/// value arrives once, every cell is in one place, and record 0 is free
+/// afterwards.
+#[test]
+fn held_record_handed_back_while_another_thread_claims() {
+    loom::model(|| {
+        let q = Arc::new(new_q(4, 1, true));
+        let q1 = q.clone();
+        let t = thread::spawn(move || {
+            let held = Held::new();
+            let r = q1.acquire(&mut Steps::default());
+            assert!(enq(&q1, r, 1));
+            let kept = q1.ring.keep(&held, r);
+            if !kept {
+                q1.ring.release(r);
+            }
+            // The next operation: on the kept record without a claim, or on
+            // a freshly claimed one.
+            let r = match q1.ring.held_record(&held) {
+                Some(r) => r,
+                None => q1.acquire(&mut Steps::default()),
+            };
+            assert_eq!(kept, q1.ring.held_record(&held).is_some());
+            assert!(enq(&q1, r, 3));
+            if !kept {
+                q1.ring.release(r);
+            }
+            // The thread exits: the hand-back.
+            drop(held);
+        });
+        let r = q.acquire(&mut Steps::default());
+        assert!(enq(&q, r, 2));
+        q.ring.release(r);
+        t.join().unwrap();
+        let mut all = drain(&q, 0);
+        all.sort_unstable();
+        assert_eq!(all, vec![1, 2, 3]);
+        assert!(q.ring.try_claim_first(0, &mut Steps::default()));
     });
 }
 
