@@ -292,10 +292,13 @@ fn stale_helper_after_the_slot_moved_on() {
     });
 }
 
-/// A slow enqueue's `u = 1` fill is finalized by whichever thread meets it:
-/// here a fast enqueue on the same capacity-2 queue, which must finish the
-/// slow fill (commit its answer, clear `u`) before it can take the next
-/// ticket. Both values arrive once, and the slow owner's answer is `Ok`.
+/// A slow enqueue's `u = 1` fill races a fast enqueue on the same
+/// capacity-2 queue: both values arrive once, the slow owner's answer is
+/// `Ok`, and no `u = 1` word is left. In two threads the filler always
+/// finalizes its own word, so a fast enqueue that *ignores* `u` goes
+/// unnoticed here; that mutation is caught by the unit test
+/// `a_fast_enqueue_finalizes_a_u1_word_before_passing_it`, whose stalled
+/// committer is the third party this model lacks.
 #[test]
 fn u1_slot_finalized_by_another_thread() {
     loom::model(|| {

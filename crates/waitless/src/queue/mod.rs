@@ -41,13 +41,19 @@
 //!
 //! # Threads
 //!
-//! Any number of threads may use a queue, over its life and at once. An
+//! Any number of threads may use a queue, over its life and at once. A
+//! thread keeps one of the queue's first `base` records (the initial
+//! chunk) across its operations on that queue, so its usual operation
+//! neither claims nor releases anything; the record is given back when the
+//! thread exits, or after 64 operations in a row on other queues (the
+//! thread then keeps a record of the queue it now uses). Any other
 //! operation claims one of the queue's `K` thread records for its own
 //! duration (one CAS, normally on the record the thread used last; a
-//! thread-local hint, no registry and no per-queue search) and releases it
-//! when it returns. When every record is taken, the claimer adds a chunk of
-//! `K` more (allocating only then, at most 12 times per queue), so no
-//! thread panics or waits because the records are taken.
+//! thread-local hint, no registry and no per-queue search) and keeps or
+//! releases it when it returns. When every record is taken (kept ones
+//! count as taken), the claimer adds a chunk of `K` more (allocating only
+//! then, at most 12 times per queue), so no thread panics or waits because
+//! the records are taken.
 //! [`WaitFreeQueue::new`] starts with [`DEFAULT_THREADS`] records;
 //! [`WaitFreeQueue::with_threads`] picks the initial count. The step bound is
 //! a function of `K` ([`verification::records`]).
@@ -62,8 +68,10 @@
 //! # Limits
 //!
 //! Capacity at most 2^20. At most 4096 records: with more than 4096
-//! operations inside one queue at once, a claim cycles through the records
-//! until one is free (lock-free, not wait-free, for that claim). Tickets,
+//! operations inside one queue at once (or 4096 − `base` when idle threads
+//! keep the `base` records of the initial chunk; records are kept only
+//! when `base ≤ 2048`), a claim cycles through the records until one is
+//! free (lock-free, not wait-free, for that claim). Tickets,
 //! stamps and sequence numbers wrap freely; a thread preempted between
 //! reading a slot word and its CAS while that slot is reused 2^29 times, or
 //! while one record runs 2^40 requests, could act on a stale view (the

@@ -39,11 +39,15 @@
 //!
 //! # Records
 //!
-//! Records are held *per operation*: an operation claims a free record with
-//! one CAS (starting at a per-thread hint, usually the record it used last),
-//! and releases it when it returns. When all `K` records are taken the
-//! claimer adds a chunk of `K` more; a chunk is allocated at most once per
-//! doubling, and the steady per-operation path never allocates.
+//! A thread keeps one chunk-0 record of the queue it uses across its
+//! operations ([`Held`], a thread-local): those operations neither claim
+//! nor release. Any other operation claims a free record with one CAS
+//! (starting at a per-thread hint, usually the record it used last) and
+//! then keeps it or releases it when it returns. A kept record is given
+//! back when its thread exits or moves to another queue. When all `K`
+//! records are taken (kept ones count as taken) the claimer adds a chunk
+//! of `K` more; a chunk is allocated at most once per doubling, and the
+//! steady per-operation path never allocates.
 
 use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 use crate::utils::CachePadded;
