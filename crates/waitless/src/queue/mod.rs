@@ -36,18 +36,24 @@
 //!   decides `Full`/`None` from, a `u = 1` word.
 //!
 //! The proofs of linearizability and of the step bound
-//! ([`verification::enqueue_step_bound`], `44k² + 40k + 152` for `k`
+//! ([`verification::enqueue_step_bound`], `44k² + 40k + 147` for `k`
 //! records, independent of the capacity) are in `docs/wait-free-queue.md`.
 //!
 //! # Threads
 //!
-//! Any number of threads may use a queue, over its life and at once. An
+//! Any number of threads may use a queue, over its life and at once. A
+//! thread keeps one of the queue's first `base` records (the initial
+//! chunk) across its operations on that queue, so its usual operation
+//! neither claims nor releases anything; the record is given back when the
+//! thread exits, or after 64 operations in a row on other queues (the
+//! thread then keeps a record of the queue it now uses). Any other
 //! operation claims one of the queue's `K` thread records for its own
 //! duration (one CAS, normally on the record the thread used last; a
-//! thread-local hint, no registry and no per-queue search) and releases it
-//! when it returns. When every record is taken, the claimer adds a chunk of
-//! `K` more (allocating only then, at most 13 times per queue), so no
-//! thread panics or waits because the records are taken.
+//! thread-local hint, no registry and no per-queue search) and keeps or
+//! releases it when it returns. When every record is taken (kept ones
+//! count as taken), the claimer adds a chunk of `K` more (allocating only
+//! then, at most 12 times per queue), so no thread panics or waits because
+//! the records are taken.
 //! [`WaitFreeQueue::new`] starts with [`DEFAULT_THREADS`] records;
 //! [`WaitFreeQueue::with_threads`] picks the initial count. The step bound is
 //! a function of `K` ([`verification::records`]).
@@ -62,8 +68,10 @@
 //! # Limits
 //!
 //! Capacity at most 2^20. At most 4096 records: with more than 4096
-//! operations inside one queue at once, a claim cycles through the records
-//! until one is free (lock-free, not wait-free, for that claim). Tickets,
+//! operations inside one queue at once (or 4096 − `base` when idle threads
+//! keep the `base` records of the initial chunk; records are kept only
+//! when `base ≤ 2048`), a claim cycles through the records until one is
+//! free (lock-free, not wait-free, for that claim). Tickets,
 //! stamps and sequence numbers wrap freely; a thread preempted between
 //! reading a slot word and its CAS while that slot is reused 2^29 times, or
 //! while one record runs 2^40 requests, could act on a stale view (the
@@ -89,6 +97,8 @@ use std::cell::Cell;
 use std::fmt;
 use std::mem::MaybeUninit;
 
+#[cfg(not(loom))]
+use self::ring::Held;
 use self::ring::{Claim, Kind, Ring, Start, MAX_CAPACITY, MAX_RECORDS};
 use self::verification::Steps;
 use crate::sync::atomic::{AtomicPtr, Ordering::*};
@@ -206,6 +216,15 @@ crate::sync::thread_local! {
     // Not `const { .. }`: loom's `thread_local!` does not accept it.
     #[allow(clippy::missing_const_for_thread_local)]
     static HINT: Cell<usize> = Cell::new(usize::MAX);
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    /// The record this thread keeps across its operations on one queue
+    /// (`ring::Held`); given back by its destructor when the thread exits.
+    /// Not under loom, whose threads share the OS thread's thread-locals:
+    /// the loom models drive `Held` explicitly.
+    static HELD: Held = const { Held::new() };
 }
 
 impl<T> WaitFreeQueue<T> {
@@ -449,11 +468,33 @@ impl<T> WaitFreeQueue<T> {
         self.with_record(|q, rec, steps| q.dequeue_in(rec, steps))
     }
 
-    /// Runs `f` with a record claimed for this one operation.
+    /// Runs `f` with a record of this thread: the one it keeps for this
+    /// queue if any (no claim, no release; inlined), else one claimed for
+    /// this operation (`with_claimed_record`). `f` runs no user code, so
+    /// the kept record is never used twice at once.
+    #[inline(always)]
     fn with_record<R>(&self, f: impl FnOnce(&Self, usize, &mut Steps) -> R) -> R {
+        #[cfg(not(loom))]
+        if let Ok(Some(r)) = HELD.try_with(|h| self.ring.held_record(h)) {
+            return f(self, r, &mut Steps::default());
+        }
+        self.with_claimed_record(f)
+    }
+
+    /// Runs `f` with a record claimed for this operation, which is then
+    /// kept for this thread's next operations (`ring::Held`) or released.
+    #[inline(never)]
+    fn with_claimed_record<R>(&self, f: impl FnOnce(&Self, usize, &mut Steps) -> R) -> R {
         let mut steps = Steps::default();
         let record = self.acquire(&mut steps);
         let out = f(self, record, &mut steps);
+        #[cfg(not(loom))]
+        if HELD
+            .try_with(|h| self.ring.keep(h, record))
+            .unwrap_or(false)
+        {
+            return out;
+        }
         self.ring.release(record);
         out
     }
@@ -500,6 +541,7 @@ impl<T> WaitFreeQueue<T> {
     }
 
     /// `enqueue` for the owner of record `rec`.
+    #[inline]
     pub(crate) fn enqueue_in(
         &self,
         rec: usize,
@@ -532,6 +574,7 @@ impl<T> WaitFreeQueue<T> {
     }
 
     /// `dequeue` for the owner of record `rec`.
+    #[inline]
     pub(crate) fn dequeue_in(&self, rec: usize, steps: &mut Steps) -> Option<T> {
         let a = self.ring.apply(rec, Kind::Dequeue, steps);
         let out = if a.ok {

@@ -39,14 +39,23 @@
 //!
 //! # Records
 //!
-//! Records are held *per operation*: an operation claims a free record with
-//! one CAS (starting at a per-thread hint, usually the record it used last),
-//! and releases it when it returns. When all `K` records are taken the
-//! claimer adds a chunk of `K` more; a chunk is allocated at most once per
-//! doubling, and the steady per-operation path never allocates.
+//! A thread keeps one chunk-0 record of the queue it uses across its
+//! operations ([`Held`], a thread-local): those operations neither claim
+//! nor release. Any other operation claims a free record with one CAS
+//! (starting at a per-thread hint, usually the record it used last) and
+//! then keeps it or releases it when it returns. A kept record is given
+//! back when its thread exits or moves to another queue. When all `K`
+//! records are taken (kept ones count as taken) the claimer adds a chunk
+//! of `K` more; a chunk is allocated at most once per doubling, and the
+//! steady per-operation path never allocates.
 
 use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 use crate::utils::CachePadded;
+use std::cell::Cell;
+// `std`'s `Arc` also under loom: its count synchronizes nothing the models
+// check (a held record is handed back through `Record::owner`, which loom
+// sees), and loom's `Arc` has no `From<Box<[T]>>`.
+use std::sync::Arc;
 
 use super::verification::Steps;
 use crate::contention::Site;
@@ -211,8 +220,11 @@ pub(crate) struct Ring {
     /// found with `locate`. A chunk pointer is written once (null → chunk)
     /// and freed only by `Drop`.
     chunks: Box<[AtomicPtr<Chunk>]>,
-    /// Chunk 0, made with the queue (`chunks[0]` stays null).
-    first: Box<[Chunk]>,
+    /// Chunk 0, made with the queue (`chunks[0]` stays null). Shared with
+    /// the threads that keep one of its records across operations
+    /// ([`Held`]), so that a thread may give its record back after the
+    /// queue is gone.
+    first: Arc<[Chunk]>,
     /// The number of usable records `K` (a prefix of whole chunks; only
     /// grows).
     allocated: CachePadded<AtomicUsize>,
@@ -248,6 +260,64 @@ enum Attempt {
     Retry,
 }
 
+/// Operations on other queues after which a thread gives its held record
+/// back (to hold one of the queue it now uses instead).
+#[cfg_attr(loom, allow(dead_code))]
+const GIVE_BACK_AFTER: u32 = 64;
+
+/// A record of one queue that a thread keeps across its operations on that
+/// queue (docs §1, "Records"): its operations skip the claim CAS and the
+/// release. Only chunk-0 records are kept, and only when chunk 0 is at
+/// most half of the record space, so at most `base` records of a queue are
+/// held by idle threads and a claim always finds `MAX_RECORDS / 2` records
+/// that are never held. The record is given back (one `Release` store of
+/// its `owner` flag, as `Ring::release` does) when the thread exits (the
+/// thread-local's destructor), or when the thread made `GIVE_BACK_AFTER`
+/// operations in a row on other queues and keeps a record of one of those
+/// instead. The `Arc` keeps the records alive until then, even if the
+/// queue was dropped.
+#[cfg_attr(loom, allow(dead_code))] // loom: used by the models only
+pub(crate) struct Held {
+    /// The address of the held queue's chunk 0 (0: nothing held). Unique
+    /// while held: `chunk` keeps that allocation alive.
+    key: Cell<usize>,
+    /// The held record (an index into `chunk`).
+    rec: Cell<usize>,
+    /// Operations on other queues since the last one on the held queue.
+    misses: Cell<u32>,
+    chunk: Cell<Option<Arc<[Chunk]>>>,
+}
+
+#[cfg_attr(loom, allow(dead_code))]
+impl Held {
+    /// Nothing held.
+    pub(crate) const fn new() -> Self {
+        Self {
+            key: Cell::new(0),
+            rec: Cell::new(0),
+            misses: Cell::new(0),
+            chunk: Cell::new(None),
+        }
+    }
+
+    /// Gives the held record back, if any.
+    pub(crate) fn give_back(&self) {
+        if let Some(chunk) = self.chunk.take() {
+            // Release: pairs with the Acquire claim CAS in `Ring::claim` /
+            // `Ring::try_claim_first`, handing the record's `spare` and its
+            // finished request to the next owner (as in `Ring::release`).
+            chunk[self.rec.get()].owner.store(false, Release);
+        }
+        self.key.set(0);
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.give_back();
+    }
+}
+
 impl Ring {
     /// A ring with `capacity` slots and an initial chunk of `2^base_log2`
     /// records, its counters starting at `start`. Cells `0..capacity` start
@@ -280,7 +350,7 @@ impl Ring {
             chunks: (0..n_chunks)
                 .map(|_| AtomicPtr::new(std::ptr::null_mut()))
                 .collect(),
-            first: Box::new([]),
+            first: Arc::from(Vec::new()),
             allocated: CachePadded::new(AtomicUsize::new(1 << base_log2)),
             capacity: cap,
             mask: cap - 1,
@@ -291,7 +361,7 @@ impl Ring {
             yield_hooks: false,
             slow_below: 0,
         };
-        ring.first = ring.make_chunk(0);
+        ring.first = Arc::from(ring.make_chunk(0));
         ring
     }
 
@@ -504,7 +574,56 @@ impl Ring {
         rec.owner.store(false, Release);
     }
 
+    /// This queue's key in a [`Held`]: the address of chunk 0 (never 0).
+    #[cfg_attr(loom, allow(dead_code))]
+    #[inline]
+    fn held_key(&self) -> usize {
+        self.first.as_ptr() as usize
+    }
+
+    /// The record `held` keeps of this queue, if any (thread-local only: no
+    /// shared-memory step). The caller is `held`'s thread, which owns the
+    /// record until it gives it back.
+    #[inline]
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn held_record(&self, held: &Held) -> Option<usize> {
+        if held.key.get() == self.held_key() {
+            if held.misses.get() != 0 {
+                held.misses.set(0);
+            }
+            Some(held.rec.get())
+        } else {
+            held.misses.set(held.misses.get().saturating_add(1));
+            None
+        }
+    }
+
+    /// After an operation on record `r`, claimed by `held`'s thread: keep
+    /// `r` in `held` instead of releasing it, if `r` is in chunk 0, chunk 0
+    /// is at most half of the record space, and `held` keeps nothing or a
+    /// record of another queue not used for `GIVE_BACK_AFTER` operations
+    /// (given back first). Returns whether `r` is kept (then the caller must
+    /// not release it).
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn keep(&self, held: &Held, r: usize) -> bool {
+        if r >= self.first.len() || self.first.len() > MAX_RECORDS / 2 {
+            return false;
+        }
+        if held.key.get() != 0 {
+            if held.misses.get() < GIVE_BACK_AFTER {
+                return false;
+            }
+            held.give_back();
+        }
+        held.chunk.set(Some(Arc::clone(&self.first)));
+        held.key.set(self.held_key());
+        held.rec.set(r);
+        held.misses.set(0);
+        true
+    }
+
     /// The owner's spare cell (owner only).
+    #[inline]
     pub(crate) fn spare(&self, r: usize, steps: &mut Steps) -> usize {
         let s = self.rec(r, steps).spare.load(Relaxed) as usize;
         steps.tick(1);
@@ -539,6 +658,12 @@ impl Ring {
     /// most `PATIENCE` fast attempts; then announce and help our own
     /// request to its answer (docs, theorem 1; the `steps.tick` calls count
     /// every shared-memory access where it happens).
+    ///
+    /// The common case is inlined into the caller: nothing pending and the
+    /// first fast attempt decides. Everything else (helping, the other
+    /// `PATIENCE − 1` attempts, the slow path) is `apply_rest`, out of line,
+    /// so the fast path keeps few registers live.
+    #[inline(always)]
     pub(crate) fn apply(&self, p: usize, kind: Kind, steps: &mut Steps) -> Answer {
         let me = self.rec(p, steps);
         let spare = me.spare.load(Relaxed);
@@ -546,65 +671,104 @@ impl Ring {
         // load in the total order is helped before we act (lemma "window").
         let busy = self.pending.load(SeqCst) != 0;
         steps.tick(2);
+        if !busy && p >= self.slow_below {
+            let a = match kind {
+                Kind::Enqueue => self.attempt(&self.tail, 0, spare, steps),
+                Kind::Dequeue => self.attempt(&self.head, 1, spare, steps),
+            };
+            if let Attempt::Done(a) = a {
+                return self.answered_fast(me, spare, a, steps);
+            }
+            return self.apply_rest(p, me, kind, spare, 1, steps);
+        }
         if busy {
             self.help_all(steps);
         }
+        self.apply_rest(p, me, kind, spare, 0, steps)
+    }
+
+    /// A fast attempt decided `a`: take the new spare.
+    #[inline(always)]
+    fn answered_fast(&self, me: &Record, spare: u64, a: Answer, steps: &mut Steps) -> Answer {
+        if a.cell as u64 != spare {
+            me.spare.store(a.cell as u64, Relaxed);
+            steps.tick(1);
+        }
+        a
+    }
+
+    /// `apply` after `tried` fast attempts (and, if requests were pending,
+    /// after helping them): the remaining `PATIENCE − tried` attempts,
+    /// then the slow path.
+    #[inline(never)]
+    fn apply_rest(
+        &self,
+        p: usize,
+        me: &Record,
+        kind: Kind,
+        spare: u64,
+        tried: usize,
+        steps: &mut Steps,
+    ) -> Answer {
         if p >= self.slow_below {
-            for _ in 0..PATIENCE {
+            for _ in tried..PATIENCE {
                 let a = match kind {
-                    Kind::Enqueue => self.enqueue_attempt(spare, steps),
-                    Kind::Dequeue => self.dequeue_attempt(spare, steps),
+                    Kind::Enqueue => self.attempt(&self.tail, 0, spare, steps),
+                    Kind::Dequeue => self.attempt(&self.head, 1, spare, steps),
                 };
                 if let Attempt::Done(a) = a {
-                    if a.cell as u64 != spare {
-                        me.spare.store(a.cell as u64, Relaxed);
-                        steps.tick(1);
-                    }
-                    return a;
+                    return self.answered_fast(me, spare, a, steps);
                 }
             }
         }
         self.slow(p, me, kind, spare, steps)
     }
 
-    /// One fast enqueue attempt with the filled spare cell `c`.
-    #[inline]
-    fn enqueue_attempt(&self, c: u64, steps: &mut Steps) -> Attempt {
+    /// One fast attempt of an enqueue (`ctr = tail`, `before = 0`, `c` our
+    /// spare cell holding the value) or a dequeue (`ctr = head`, `before =
+    /// 1`, `c` our empty spare cell). An enqueue fills slot `t` from "empty
+    /// for `t`" to "full for `t`"; a dequeue takes it from "full for `t`" to
+    /// "empty for `t + capacity`". Both leave `c` in the slot and get the
+    /// slot's previous cell as their new spare.
+    #[inline(always)]
+    fn attempt(&self, ctr: &AtomicU64, before: u64, c: u64, steps: &mut Steps) -> Attempt {
         // SeqCst (tickets, slots, requests and answers): one total order,
         // which the linearization points of the docs (§4) are stated in.
-        let t = self.tail.load(SeqCst);
+        let t = ctr.load(SeqCst);
         let slot = self.slot(t);
         let w = slot.load(SeqCst);
         steps.tick(2);
         self.hook();
-        let e = self.empty_stamp(t);
-        // The slot's stamp relative to "empty for `t`": 0 empty for `t`,
-        // 1 full for `t`, 2 consumed for `t` (`tail` lags), −1 full for
-        // `t − capacity`, anything else: `tail` moved on since we read it.
-        let d = slot_stamp(w).wrapping_sub(e) & STAMP_MASK;
+        // The stamp this side changes for ticket `t`: "empty for `t`"
+        // (enqueue) or "full for `t`" (dequeue).
+        let b = (self.empty_stamp(t) + before) & STAMP_MASK;
+        // The slot's stamp relative to `b`: 0 ours to change, 1 or 2 ticket
+        // `t` done already (the counter lags), −1 full for `t − capacity`
+        // (enqueue) / empty for `t` (dequeue), anything else: the counter
+        // moved on since we read it.
+        let d = slot_stamp(w).wrapping_sub(b) & STAMP_MASK;
         if slot_u(w) {
-            // A slow dequeue's fill at `t − capacity` or `t` (d = 0, 2) or a
-            // slow enqueue's at `t` (d = 1): finish it first; never fill over
-            // or decide from a `u = 1` word.
+            // A slow fill that left the stamp at `b` (the other side's fill
+            // before ours), `b + 1` (this side's fill of `t`) or `b + 2` (the
+            // other side's fill after it): finish it first; never fill over,
+            // pass or decide from a `u = 1` word.
             if d <= 2 {
                 self.finalize(slot, w, steps);
             }
             return Attempt::Retry;
         }
         if d == 0 {
-            // Empty for `t`: `tail = t` now (lemma "tickets"); one CAS fills
-            // it for good.
+            // Ours for `t`: the counter is `t` now (lemma "tickets"); one
+            // CAS changes the slot for good.
             let ok = slot
-                .compare_exchange(w, pack_slot(e + 1, false, 0, c), SeqCst, SeqCst)
+                .compare_exchange(w, pack_slot(b + 1, false, 0, c), SeqCst, SeqCst)
                 .is_ok();
             FAST_FILL.record(ok);
             steps.tick(1);
             if !ok {
                 return Attempt::Retry;
             }
-            let _ = self
-                .tail
-                .compare_exchange(t, t.wrapping_add(1), SeqCst, SeqCst);
+            let _ = ctr.compare_exchange(t, t.wrapping_add(1), SeqCst, SeqCst);
             steps.tick(1);
             return Attempt::Done(Answer {
                 ok: true,
@@ -612,79 +776,17 @@ impl Ring {
             });
         }
         if d <= 2 {
-            // Ticket `t` was filled: help `tail` on.
-            let _ = self
-                .tail
-                .compare_exchange(t, t.wrapping_add(1), SeqCst, SeqCst);
+            // Ticket `t` was done: help the counter on.
+            let _ = ctr.compare_exchange(t, t.wrapping_add(1), SeqCst, SeqCst);
             steps.tick(1);
             return Attempt::Retry;
         }
         if d == STAMP_MASK {
-            // Full for `t − capacity`: ticket `t − capacity` is not consumed
-            // and `tail = t`, so `capacity` elements are in the queue at this
-            // load: `Full` (lemma "full and empty").
-            return Attempt::Done(Answer {
-                ok: false,
-                cell: c as usize,
-            });
-        }
-        // `tail` moved on since we read it.
-        Attempt::Retry
-    }
-
-    /// One fast dequeue attempt; `c` is our (empty) spare cell.
-    #[inline]
-    fn dequeue_attempt(&self, c: u64, steps: &mut Steps) -> Attempt {
-        // SeqCst: as in `enqueue_attempt`.
-        let h = self.head.load(SeqCst);
-        let slot = self.slot(h);
-        let w = slot.load(SeqCst);
-        steps.tick(2);
-        self.hook();
-        let f = (self.empty_stamp(h) + 1) & STAMP_MASK;
-        // Relative to "full for `h`": 0 full for `h`, 1 consumed for `h`,
-        // 2 full for `h + capacity` (`head` lags), −1 empty for `h`.
-        let d = slot_stamp(w).wrapping_sub(f) & STAMP_MASK;
-        if slot_u(w) {
-            // A slow enqueue's fill at `h` or `h + capacity` (d = 0, 2) or a
-            // slow dequeue's at `h` (d = 1).
-            if d <= 2 {
-                self.finalize(slot, w, steps);
-            }
-            return Attempt::Retry;
-        }
-        if d == 0 {
-            // Full for `h`: `head = h` now; one CAS takes the full cell and
-            // leaves our empty spare, stamped for ticket `h + capacity`.
-            let ok = slot
-                .compare_exchange(w, pack_slot(f + 1, false, 0, c), SeqCst, SeqCst)
-                .is_ok();
-            FAST_FILL.record(ok);
-            steps.tick(1);
-            if !ok {
-                return Attempt::Retry;
-            }
-            let _ = self
-                .head
-                .compare_exchange(h, h.wrapping_add(1), SeqCst, SeqCst);
-            steps.tick(1);
-            return Attempt::Done(Answer {
-                ok: true,
-                cell: slot_cell(w) as usize,
-            });
-        }
-        if d <= 2 {
-            // Ticket `h` was consumed: help `head` on.
-            let _ = self
-                .head
-                .compare_exchange(h, h.wrapping_add(1), SeqCst, SeqCst);
-            steps.tick(1);
-            return Attempt::Retry;
-        }
-        if d == STAMP_MASK {
-            // Empty for `h`: ticket `h` is not filled and `head = h`, so
-            // every filled ticket is consumed at this load: `None` (lemma
-            // "full and empty").
+            // Full for `t − capacity` (enqueue): ticket `t − capacity` is not
+            // consumed and `tail = t`, so `capacity` elements are in the
+            // queue at this load: `Full`. Empty for `t` (dequeue): ticket `t`
+            // is not filled and `head = t`, so every filled ticket is
+            // consumed at this load: `None` (lemma "full and empty").
             return Attempt::Done(Answer {
                 ok: false,
                 cell: c as usize,

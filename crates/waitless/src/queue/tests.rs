@@ -108,8 +108,9 @@ fn more_threads_than_records_grow_the_records() {
     assert!((1..=ring::MAX_RECORDS).contains(&k), "{k} records");
 }
 
-/// Many threads over the queue's life, one record: each operation borrows
-/// it and gives it back, so thread 2, 3, … never find it held.
+/// Many threads over the queue's life, one record: each thread keeps it
+/// while it runs (`ring::Held`) and gives it back when it exits, so thread
+/// 2, 3, … never find it held and the queue never grows.
 #[test]
 fn any_number_of_threads_over_the_lifetime() {
     let q = std::sync::Arc::new(WaitFreeQueue::<usize>::with_threads(8, 1));
@@ -117,16 +118,55 @@ fn any_number_of_threads_over_the_lifetime() {
     for i in 0..n {
         let q2 = q.clone();
         thread::spawn(move || {
+            if i > 0 {
+                assert_eq!(q2.dequeue(), Some(i - 1));
+            }
             q2.enqueue(i).unwrap();
             assert_eq!(q2.dequeue(), Some(i));
             q2.enqueue(i).unwrap();
         })
         .join()
         .unwrap();
-        assert_eq!(q.dequeue(), Some(i));
     }
     // Sequential threads never hold two records at once.
     assert_eq!(verification::records(&q), 1);
+    assert_eq!(q.dequeue(), Some(n - 1));
+    assert!(q.ring.cells_partition());
+}
+
+/// A thread keeps its record of the queue it uses (other claims find it
+/// taken), gives it back after `GIVE_BACK_AFTER` operations on another
+/// queue and keeps that queue's record instead, and still gives that one
+/// back at thread exit after the queue was dropped (the records outlive the
+/// queue; Miri checks the hand-back touches no freed memory).
+#[test]
+fn held_records_are_given_back() {
+    thread::spawn(|| {
+        let mut steps = Steps::default();
+        let a = WaitFreeQueue::<u64>::with_threads(4, 1);
+        a.enqueue(1).unwrap();
+        assert!(
+            !a.ring.try_claim_first(0, &mut steps),
+            "the thread should keep its record of `a`"
+        );
+        let b = WaitFreeQueue::<u64>::with_threads(4, 1);
+        for i in 0..100 {
+            b.enqueue(i).unwrap();
+            assert_eq!(b.dequeue(), Some(i));
+        }
+        assert!(
+            a.ring.try_claim_first(0, &mut steps),
+            "the record of `a` should be given back"
+        );
+        a.ring.release(0);
+        assert!(!b.ring.try_claim_first(0, &mut steps));
+        assert_eq!(verification::records(&b), 1);
+        drop(b);
+        assert_eq!(a.dequeue(), Some(1));
+        assert_eq!(verification::records(&a), 1);
+    })
+    .join()
+    .unwrap();
 }
 
 /// The counters start next to their wrap points: record sequence numbers
@@ -431,6 +471,50 @@ fn a_fast_operation_finalizes_a_u1_word() {
         let mut want: Vec<u64> = (0..cap as u64 - 1).collect();
         want.push(99);
         assert_eq!(out, want);
+        assert!(q.ring.idle_records_agree());
+    }
+}
+
+/// A `u = 1` word at `tail` met by a fast *enqueue* (its owner committed,
+/// withdrew and stalled before clearing it, `pending = 0`, a free slot
+/// after it): the enqueue must finalize the word before it takes the next
+/// ticket, so no `u = 1` word is left when it returns, and the owner's
+/// `CLEAR_OWN` (which looks only at the counter's slot) is not needed.
+/// If the enqueue ignores `u`, it reads the word as "full for `t`", moves
+/// `tail` past it and fills `t + 1`; the word is then left behind the
+/// counter for good (the owner's `CLEAR_OWN` no longer finds it), and once
+/// the owner announces again a finalizer would commit or clear it with the
+/// wrong request. This is the mutation that the loom model
+/// `u1_slot_finalized_by_another_thread` cannot see (in two threads the
+/// filler always finalizes its own word; the stalled third party is the
+/// `test_commit_and_stall` hook here).
+#[test]
+fn a_fast_enqueue_finalizes_a_u1_word_before_passing_it() {
+    for cap in [4usize, 8] {
+        let q = WaitFreeQueue::<u64>::with_threads(cap, 4);
+        // Some history first, so the word is not at ticket 0.
+        q.enqueue(1).unwrap();
+        assert_eq!(q.dequeue(), Some(1));
+        let r = claim_other(&q);
+        fill_spare(&q, r, 10);
+        let rq = q.ring.test_announce(r, Kind::Enqueue);
+        let a = q.ring.test_commit_and_stall(r, rq);
+        assert!(a.ok);
+        assert!(q.ring.test_has_u1(), "the stall should leave a u = 1 word");
+        q.enqueue(11).unwrap();
+        assert!(
+            !q.ring.test_has_u1(),
+            "a fast enqueue passed a u = 1 word without finalizing it"
+        );
+        q.ring.test_resume(r, Kind::Enqueue, rq, a);
+        // The owner runs its next request on the same record.
+        fill_spare(&q, r, 12);
+        let rq = q.ring.test_announce(r, Kind::Enqueue);
+        assert!(q.ring.test_finish(r, Kind::Enqueue, rq).ok);
+        q.ring.release(r);
+        let out: Vec<u64> = std::iter::from_fn(|| q.dequeue()).collect();
+        assert_eq!(out, vec![10, 11, 12]);
+        assert!(q.ring.cells_partition(), "a cell is lost or in two places");
         assert!(q.ring.idle_records_agree());
     }
 }

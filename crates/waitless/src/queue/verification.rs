@@ -10,20 +10,20 @@
 //!
 //! ```text
 //! steps(op) ≤ CLAIM(K) + PRE + HELP_ALL(K) + P · ATTEMPT + SLOW(K) + CELL + RELEASE
-//!   CLAIM(K)    = 2 + 1 + 2K + 5·13
+//!   CLAIM(K)    = 2 + 1 + 2K + 5·12
 //!   PRE         = 3
 //!   HELP_ALL(K) = 1 + 3K + (K − 1) · HELP_ONE(K)
 //!   HELP_ONE(K) = 1 + ROUND · (4K + 3) + 1,   ROUND = 11
 //!   ATTEMPT     = 8
 //!   SLOW(K)     = 3 + HELP_ONE(K) + 1 + 4 + 1
 //!   CELL = 6, RELEASE = 1
-//!   total       = 44·K² + 40·K + 152      (P = 8)
+//!   total       = 44·K² + 40·K + 147      (P = 8)
 //! ```
 //!
 //! * `CLAIM(K)`: claiming a record for this operation — one try of the
 //!   record the thread used last (chunk pointer + CAS); if it is taken, one
 //!   load of the record count, then each record tried at most once (chunk pointer +
-//!   CAS), and at most 13 chunk additions of 5 steps (chunk pointer, cells,
+//!   CAS), and at most 12 chunk additions of 5 steps (chunk pointer, cells,
 //!   chunk CAS, count) when every record was taken.
 //! * `PRE`: the own record's chunk pointer, the spare cell, `pending`.
 //! * `HELP_ALL(K)`: only when `pending ≠ 0`: the record count, each
@@ -65,7 +65,7 @@
 //!
 //! ```
 //! use waitless::queue::verification::{dequeue_step_bound, enqueue_step_bound};
-//! assert_eq!(enqueue_step_bound(1024, 8), 44 * 64 + 40 * 8 + 152);
+//! assert_eq!(enqueue_step_bound(1024, 8), 44 * 64 + 40 * 8 + 147);
 //! assert_eq!(dequeue_step_bound(1024, 8), enqueue_step_bound(1024, 8));
 //! assert!(dequeue_step_bound(2, 64) < 200_000);
 //! ```
@@ -74,8 +74,8 @@
 use crate::sync::atomic::Ordering::Relaxed;
 
 /// Claim steps besides the per-record ones: the direct try of the hint,
-/// the count load and 13 chunk additions of 5 steps.
-const CLAIM_FIXED: usize = 2 + 1 + 5 * 13;
+/// the count load and 12 chunk additions of 5 steps.
+const CLAIM_FIXED: usize = 2 + 1 + 5 * 12;
 /// Steps per record in the claim scan.
 const CLAIM_PER_RECORD: usize = 2;
 /// The own record's chunk pointer, the spare, `pending`.
@@ -107,7 +107,7 @@ fn help_one(k: usize) -> usize {
 ///
 /// // Independent of the capacity, quadratic in the record count.
 /// assert_eq!(enqueue_step_bound(2, 16), enqueue_step_bound(1 << 20, 16));
-/// assert_eq!(enqueue_step_bound(2, 1), 44 + 40 + 152);
+/// assert_eq!(enqueue_step_bound(2, 1), 44 + 40 + 147);
 /// ```
 pub fn enqueue_step_bound(capacity: usize, threads: usize) -> usize {
     let _ = capacity; // the bound is independent of the capacity
