@@ -39,9 +39,12 @@ where
         }))
     }
     fn push_pop(&self, v: u64) -> Option<u64> {
-        let g = self.0.enter();
+        // `push` needs no pin; pinning only for the pop keeps the thread
+        // unpinned about half of the time, so a thread preempted between
+        // operations does not hold the epoch (and the node cache's reuse)
+        // back (docs/stack.md §6.3).
         let _ = self.0.push(v);
-        self.0.pop(&g)
+        self.0.pop(&self.0.enter())
     }
 }
 

@@ -53,7 +53,7 @@ use core::mem::ManuallyDrop;
 use core::ptr;
 
 use crate::contention::Site;
-use crate::epoch::{Collector, Guard, Participant};
+use crate::epoch::{Collector, Guard};
 use crate::sync::atomic::{AtomicPtr, Ordering};
 use crate::CachePadded;
 pub(crate) use elimination::{slot_hint, Elimination};
@@ -309,6 +309,7 @@ impl<T> LockFreeStack<T> {
     /// let s = LockFreeStack::new();
     /// assert!(s.push("a").is_ok());
     /// ```
+    #[inline]
     pub fn push(&self, value: T) -> Result<(), StackError<T>> {
         self.push_with(value, || {
             self.config.elimination.then_some(&self.elimination)
@@ -318,7 +319,7 @@ impl<T> LockFreeStack<T> {
     /// [`push`](Self::push) with the elimination array chosen by `eliminate`,
     /// which runs only after a failed head CAS (`None`: no elimination). The
     /// hook through which `numa::NodeAwareStack` uses its node's array.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_with<'e>(
         &self,
         value: T,
@@ -333,44 +334,76 @@ impl<T> LockFreeStack<T> {
         // SAFETY: `block` is null or a recycled block of this stack's pool,
         // whose blocks all have `Node<T>`'s layout.
         let node = unsafe { alloc_node(value, block) }.map_err(StackError::OutOfMemory)?;
-        let mut retries = 0u64;
         // Relaxed: the pusher never dereferences the head it links to.
-        let mut head = self.head.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: `node` is unpublished (fresh, or withdrawn from the
-            // elimination array), so it is live and this thread has
-            // exclusive access to it.
-            unsafe { set_next(node, head) };
-            // Release pairs with the Acquire head load in `pop` (directly or
-            // through the release sequence of later RMWs on the head): a
-            // popper that reads `node` sees its value and `next`.
-            match self
-                .head
-                .compare_exchange_weak(head, node, Ordering::Release, Ordering::Relaxed)
-            {
-                Ok(_) => {
-                    PUSH_SITE.record(true);
-                    break;
-                }
-                Err(now) => {
-                    PUSH_SITE.record(false);
-                    retries += 1;
-                    if eliminate().is_some_and(|e| e.offer(node, slot_hint())) {
-                        break;
+        let head = self.head.load(Ordering::Relaxed);
+        // SAFETY: `node` is fresh or recycled, unpublished: this thread has
+        // exclusive access to it.
+        unsafe { set_next(node, head) };
+        // Release pairs with the Acquire head load in `pop` (directly or
+        // through the release sequence of later RMWs on the head): a
+        // popper that reads `node` sees its value and `next`.
+        match self
+            .head
+            .compare_exchange_weak(head, node, Ordering::Release, Ordering::Relaxed)
+        {
+            Ok(_) => PUSH_SITE.record(true),
+            Err(now) => {
+                PUSH_SITE.record(false);
+                let retries = self.push_contended(node, now, eliminate);
+                if self.config.statistics {
+                    if let Some(p) = rec {
+                        p.count(RETRIES, retries);
                     }
-                    head = now;
                 }
             }
         }
         if self.config.statistics {
             if let Some(p) = rec {
                 p.count(PUSHES, 1);
-                if retries > 0 {
-                    p.count(RETRIES, retries);
-                }
             }
         }
         Ok(())
+    }
+
+    /// The rest of a push whose first head CAS failed (the head was `head`
+    /// then): elimination offers and CAS retries until `node` is pushed or
+    /// taken. Out of line, so that the uncontended path stays short.
+    /// Returns the number of failed head CASes.
+    #[cold]
+    #[inline(never)]
+    fn push_contended<'e>(
+        &self,
+        node: *mut Node<T>,
+        mut head: *mut Node<T>,
+        eliminate: impl Fn() -> Option<&'e Elimination<T>>,
+    ) -> u64
+    where
+        T: 'e,
+    {
+        let mut retries = 1u64;
+        loop {
+            if eliminate().is_some_and(|e| e.offer(node, slot_hint())) {
+                return retries;
+            }
+            // SAFETY: `node` is unpublished (the CAS failed, or the offer
+            // was withdrawn), so this thread still has exclusive access.
+            unsafe { set_next(node, head) };
+            // Release: as in `push_with`.
+            match self
+                .head
+                .compare_exchange_weak(head, node, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    PUSH_SITE.record(true);
+                    return retries;
+                }
+                Err(now) => {
+                    PUSH_SITE.record(false);
+                    retries += 1;
+                    head = now;
+                }
+            }
+        }
     }
 
     /// Pops the most recently pushed value, or `None` if the stack is empty.
@@ -385,6 +418,7 @@ impl<T> LockFreeStack<T> {
     /// let g = s.enter();
     /// assert_eq!(s.pop(&g), Some(7));
     /// ```
+    #[inline]
     pub fn pop(&self, guard: &EpochGuard<'_, T>) -> Option<T> {
         self.pop_with(guard, || {
             self.config.elimination.then_some(&self.elimination)
@@ -393,7 +427,7 @@ impl<T> LockFreeStack<T> {
 
     /// [`pop`](Self::pop) with the elimination array chosen by `eliminate`
     /// (see [`push_with`](Self::push_with)).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pop_with<'e>(
         &self,
         guard: &EpochGuard<'_, T>,
@@ -408,17 +442,15 @@ impl<T> LockFreeStack<T> {
              use a guard from this stack"
         );
         let g = &guard.guard;
-        let mut retries = 0u64;
-        let result = loop {
-            // Acquire pairs with the Release CAS in `push`: the node's value
-            // and `next` are visible.
-            let head = self.head.load(Ordering::Acquire);
-            if head.is_null() {
-                break None;
-            }
+        // Acquire pairs with the Release CAS in `push`: the node's value
+        // and `next` are visible.
+        let head = self.head.load(Ordering::Acquire);
+        let result = if head.is_null() {
+            None
+        } else {
             // SAFETY: `head` was read from the stack while this thread is
-            // pinned (by `guard`), so it is not freed until we unpin even if
-            // another thread pops it now; `next` is immutable once published.
+            // pinned (by `guard`), so it is not freed or reused until we
+            // unpin even if another thread pops it now.
             let next = unsafe { next(head) };
             // Relaxed on success: we read only `head`'s value, already made
             // visible by the Acquire load above; the next popper that reads
@@ -430,46 +462,80 @@ impl<T> LockFreeStack<T> {
             {
                 Ok(_) => {
                     POP_SITE.record(true);
-                    // SAFETY: the successful CAS unlinked `head`: this
-                    // thread alone moves its value out, exactly once.
-                    let value = unsafe { take_value(head) };
-                    // SAFETY: the value was moved out; the node is unlinked,
-                    // so only threads pinned now may still hold it (and only
-                    // load its atomic link), and the pool reuses it only
-                    // after they unpin. It has `Node<T>`'s layout, like
-                    // every block retired into this stack's collector, and
-                    // starts with its link.
-                    unsafe { g.retire_block(head.cast::<u8>(), node_layout::<T>()) };
-                    break Some(value);
+                    // SAFETY: the CAS unlinked `head`, under `guard`.
+                    Some(unsafe { unlinked(g, head) })
+                }
+                Err(_) => {
+                    POP_SITE.record(false);
+                    let (value, retries) = self.pop_contended(g, eliminate);
+                    if self.config.statistics {
+                        g.participant().count(RETRIES, retries);
+                    }
+                    value
+                }
+            }
+        };
+        if self.config.statistics && result.is_some() {
+            g.participant().count(POPS, 1);
+        }
+        result
+    }
+
+    /// The rest of a pop whose first head CAS failed: elimination takes and
+    /// CAS retries. Out of line, so that the uncontended path stays short.
+    /// Returns the value (if any) and the number of failed head CASes.
+    #[cold]
+    #[inline(never)]
+    fn pop_contended<'e>(
+        &self,
+        g: &Guard<'_>,
+        eliminate: impl Fn() -> Option<&'e Elimination<T>>,
+    ) -> (Option<T>, u64)
+    where
+        T: 'e,
+    {
+        let mut retries = 1u64;
+        loop {
+            if let Some(e) = eliminate() {
+                if let Some(node) = e.take(slot_hint()) {
+                    // SAFETY: `take` gave us exclusive ownership of an
+                    // offered node whose value is visible (Acquire take /
+                    // Release offer).
+                    let value = unsafe { take_value(node) };
+                    // SAFETY: exclusive and never published to the head: no
+                    // other thread dereferences it, or ever read its address
+                    // from the stack; this thread owns the guard's record;
+                    // the value was moved out and the link is initialized.
+                    unsafe {
+                        g.participant()
+                            .recycle_block(node.cast::<u8>(), node_layout::<T>())
+                    };
+                    return (Some(value), retries);
+                }
+            }
+            // Acquire: as in `pop_with`.
+            let head = self.head.load(Ordering::Acquire);
+            if head.is_null() {
+                return (None, retries);
+            }
+            // SAFETY: as in `pop_with`: read under the pin of `g`.
+            let next = unsafe { next(head) };
+            // Relaxed: as in `pop_with`.
+            match self
+                .head
+                .compare_exchange_weak(head, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    POP_SITE.record(true);
+                    // SAFETY: the CAS unlinked `head`, under `g`.
+                    return (Some(unsafe { unlinked(g, head) }), retries);
                 }
                 Err(_) => {
                     POP_SITE.record(false);
                     retries += 1;
-                    if let Some(e) = eliminate() {
-                        if let Some(node) = e.take(slot_hint()) {
-                            // SAFETY: `take` gave us exclusive ownership of
-                            // an offered node whose value is visible
-                            // (Acquire take / Release offer).
-                            let value = unsafe { take_value(node) };
-                            // SAFETY: exclusive and never published to the
-                            // head: no other thread dereferences it, or ever
-                            // read its address from the stack; this thread
-                            // owns the guard's record; the value was moved
-                            // out and the link is initialized.
-                            unsafe {
-                                g.participant()
-                                    .recycle_block(node.cast::<u8>(), node_layout::<T>())
-                            };
-                            break Some(value);
-                        }
-                    }
                 }
             }
-        };
-        if self.config.statistics {
-            record_pop(g.participant(), result.is_some(), retries);
         }
-        result
     }
 
     /// Seals this thread's retired nodes, advances the epoch if every pinned
@@ -546,6 +612,26 @@ impl<T> LockFreeStack<T> {
     }
 }
 
+/// Takes the value out of `head`, which this thread's successful pop CAS
+/// just unlinked, and retires the node into `g`'s record.
+///
+/// # Safety
+/// 1. This thread's CAS unlinked `head` from the stack whose collector `g`
+///    pins, while `g` was alive.
+#[inline(always)]
+unsafe fn unlinked<T>(g: &Guard<'_>, head: *mut Node<T>) -> T {
+    // SAFETY: precondition 1: the successful CAS unlinked `head`: this
+    // thread alone moves its value out, exactly once.
+    let value = unsafe { take_value(head) };
+    // SAFETY: the value was moved out; the node is unlinked, so only
+    // threads pinned now may still hold it (and only load its atomic link),
+    // and the pool reuses it only after they unpin. It has `Node<T>`'s
+    // layout, like every block retired into this stack's collector, and
+    // starts with its link.
+    unsafe { g.retire_block(head.cast::<u8>(), node_layout::<T>()) };
+    value
+}
+
 /// Moves the value out of `node`.
 ///
 /// # Safety
@@ -554,16 +640,6 @@ impl<T> LockFreeStack<T> {
 unsafe fn take_value<T>(node: *mut Node<T>) -> T {
     // SAFETY: precondition 1.
     unsafe { ManuallyDrop::take(&mut (*node).value) }
-}
-
-#[inline]
-fn record_pop(p: &Participant, popped: bool, retries: u64) {
-    if popped {
-        p.count(POPS, 1);
-    }
-    if retries > 0 {
-        p.count(RETRIES, retries);
-    }
 }
 
 impl<T> Default for LockFreeStack<T> {
