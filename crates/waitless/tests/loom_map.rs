@@ -155,3 +155,29 @@ fn two_threads_link_one_bucket() {
         assert_eq!(m.len(), 2);
     });
 }
+
+/// Two threads insert the same absent key. The key and value travel loose
+/// until a search finds the key absent; the loser's link CAS fails (or its
+/// search finds the winner's node), so it replaces the winner's value,
+/// moving its own value out of the node it built (or boxing the loose one).
+/// Exactly one insert sees the key absent, the other gets the first value
+/// back, and the second value stays.
+#[test]
+fn two_inserts_of_one_key() {
+    loom::model(|| {
+        let m = map(2);
+        let t = {
+            let m = m.clone();
+            thread::spawn(move || m.insert(1, 10))
+        };
+        let mine = m.insert(1, 11);
+        let theirs = t.join().unwrap();
+        let last = match (theirs, mine) {
+            (None, Some(10)) => 11,
+            (Some(11), None) => 10,
+            other => panic!("not linearizable: {other:?}"),
+        };
+        assert_eq!(m.get(&1), Some(last));
+        assert_eq!(m.len(), 1);
+    });
+}

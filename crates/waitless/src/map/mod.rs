@@ -69,6 +69,26 @@ use std::collections::hash_map::RandomState;
 use crate::hazard::FenceStrategy;
 use raw::{Pending, RawMap, Search};
 
+/// Where an insert's key and value are between its attempts.
+enum Held<K, V> {
+    /// Not placed anywhere yet (the value unboxed).
+    Loose(K, V),
+    /// A replace attempt failed: its box is kept for the next attempt.
+    Boxed(K, Box<V>),
+    /// A node built for a vacant place whose link CAS failed; `Some` when
+    /// its value was moved out for a replace attempt that failed too.
+    Node(Pending<K, V>, Option<Box<V>>),
+}
+
+impl<K, V> Held<K, V> {
+    fn key(&self) -> &K {
+        match self {
+            Held::Loose(k, _) | Held::Boxed(k, _) => k,
+            Held::Node(n, _) => n.key(),
+        }
+    }
+}
+
 /// A concurrent hash map; see the [module docs](self).
 ///
 /// `S` is the hasher builder; the default, std's [`RandomState`], is seeded
@@ -354,37 +374,56 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
         V: Clone,
     {
         let h = self.hash(&key);
-        let mut node = Pending::new(h, key, value);
-        // The new value, moved out of the pending node to replace an
-        // existing key's value (and moved back if the key disappears).
-        let mut boxed: Option<Box<V>> = None;
+        // The key and value stay loose until a search finds the key absent,
+        // so replacing a present key (most inserts of an insert-heavy load)
+        // costs one allocation, the boxed new value, instead of a node that
+        // is built, emptied and freed again.
+        let mut held = Held::Loose(key, value);
         let mut g = self.raw.guard();
+        // One replace attempt: `Ok(clone of the old value)` or the box back.
+        let replace = |e: raw::Protected<'_, '_, K, V>, new: Box<V>| match e.replace(new) {
+            Ok(old) => Ok(old.clone()),
+            Err((new, _)) => Err(new),
+        };
         loop {
-            match self.raw.search(&mut g, h, |x| x == node.key()) {
-                Search::Occupied(e) => {
-                    let new = boxed.take().unwrap_or_else(|| node.take_value());
-                    match e.replace(new) {
-                        Ok(old) => {
-                            let ret = old.clone();
-                            // The guard's drop may scan and run (and panic
-                            // in) other values' destructors: `ret` is a local
-                            // then, dropped by the unwind instead of leaked
-                            // as a half-returned value.
-                            drop(g);
-                            return Some(ret);
-                        }
-                        Err((new, _)) => boxed = Some(new),
-                    }
+            let search = self.raw.search(&mut g, h, |x| x == held.key());
+            let done = match (search, held) {
+                (Search::Occupied(e), Held::Loose(k, v)) => {
+                    replace(e, Box::new(v)).map_err(|b| Held::Boxed(k, b))
                 }
-                Search::Vacant(place) => {
-                    if let Some(b) = boxed.take() {
-                        node.put_value(*b);
-                    }
+                (Search::Occupied(e), Held::Boxed(k, b)) => {
+                    replace(e, b).map_err(|b| Held::Boxed(k, b))
+                }
+                (Search::Occupied(e), Held::Node(n, b)) => {
+                    let b = b.unwrap_or_else(|| n.take_value());
+                    replace(e, b).map_err(|b| Held::Node(n, Some(b)))
+                }
+                (Search::Vacant(place), held) => {
+                    let node = match held {
+                        Held::Loose(k, v) => Pending::new(h, k, v),
+                        Held::Boxed(k, b) => Pending::new(h, k, *b),
+                        Held::Node(n, b) => {
+                            if let Some(b) = b {
+                                n.put_value(*b);
+                            }
+                            n
+                        }
+                    };
                     match place.insert(node) {
                         Ok(()) => return None,
-                        Err(back) => node = back,
+                        Err(back) => Err(Held::Node(back, None)),
                     }
                 }
+            };
+            match done {
+                Ok(ret) => {
+                    // The guard's drop may scan and run (and panic in) other
+                    // values' destructors: `ret` is a local then, dropped by
+                    // the unwind instead of leaked as a half-returned value.
+                    drop(g);
+                    return Some(ret);
+                }
+                Err(again) => held = again,
             }
         }
     }

@@ -73,11 +73,15 @@ const STRIPES: usize = 16;
 #[cfg(loom)]
 const STRIPES: usize = 1;
 
-/// A dummy's state lives in bits 1..=2 of its `so` word, which are zero in
-/// every dummy's split-order key (bucket indices stay below 2^61, and the
-/// key is the reversed index): not in the list yet, being linked by one
-/// thread, in the list.
+/// Bits 1..=2 of every `so` word are not part of the key: they are zero in
+/// every split-order key (bucket indices stay below 2^61 and a dummy's key is
+/// the reversed index; an element's key leaves out hash bits 61 and 62, see
+/// [`so_element`]). A dummy keeps its state there: not in the list yet, being
+/// linked by one thread, in the list. An element keeps its share count there
+/// (in units of [`SHARE`]; see [`Node`]).
 const STATE: u64 = 0b110;
+/// One owner's share of an element, counted in its `so` word's bits 1..=2.
+const SHARE: u64 = 0b010;
 const UNLINKED: u64 = 0;
 const LINKING: u64 = 0b010;
 const LINKED: u64 = 0b100;
@@ -87,8 +91,9 @@ const LINKED: u64 = 0b100;
 /// list pointers are `*mut Link` and an element's is cast to its [`Node`].
 #[repr(C)]
 pub(crate) struct Link {
-    /// Split-order key (odd for elements); a dummy's also holds its state.
-    /// Only those state bits ever change.
+    /// Split-order key (odd for elements) in all bits but 1..=2, which hold
+    /// a dummy's state or an element's share count (see [`STATE`]). Only
+    /// those bits ever change.
     so: AtomicU64,
     /// Tagged successor; see the module docs for the bit layout.
     pub(crate) next: AtomicPtr<Link>,
@@ -102,18 +107,13 @@ impl Link {
         }
     }
 
-    /// The split-order key, without a dummy's state bits.
+    /// The split-order key, without the state or share bits.
     #[inline]
     pub(crate) fn so(&self) -> u64 {
         // Relaxed: the key bits never change after the node is published
         // (which the load that found it synchronized with); a dummy's state
         // is read with Acquire where it matters (`bucket`).
-        let x = self.so.load(Ordering::Relaxed);
-        if x & 1 == 0 {
-            x & !STATE
-        } else {
-            x
-        }
+        self.so.load(Ordering::Relaxed) & !STATE
     }
 
     #[inline]
@@ -127,18 +127,32 @@ impl Link {
 /// It carries its first value inline (`init`), so a lookup of a key whose
 /// value was never replaced reads one node, not a node and a box: `value`
 /// then points at `init`. A replacing value is a separate `Box`.
+///
+/// The node's owners are counted in bits 1..=2 of its `so` word (units of
+/// [`SHARE`], so no separate counter word: 40 bytes for `u64 → u64`, a
+/// 48-byte malloc chunk): one share for the list (or the pending insert),
+/// plus one while a retired drop of `init` is pending. The last to give its
+/// share up frees the node, so `init` is dropped when it is swapped out and
+/// no hazard protects it, yet never after the node is freed.
+///
+/// Under loom the count lives in a word of its own (`shares`), with the
+/// same arithmetic: the counting protocol is what the loom models check,
+/// and keeping it out of `so` keeps every walker's key load at one store,
+/// which kept `insert_remove_one_bucket` inside CI's budget (1.7x the CPU
+/// time with the count in `so`). That the count shares the word is shown
+/// without loom: the key bits are never written after the node is
+/// published, every reader masks bits 1..=2 (`Link::so`), and the unit
+/// tests and Miri run this layout.
 #[repr(C)]
 pub(crate) struct Node<K, V> {
     /// First, so a `*mut Node` is a `*mut Link` to the list.
     pub(crate) link: Link,
     /// The current value: `&init`, a boxed value, or null once removed.
     pub(crate) value: AtomicPtr<V>,
-    /// Owners of the allocation: 1 for the list (or the pending insert),
-    /// plus 1 while a retired drop of `init` is pending. The last to
-    /// decrement frees the node, so `init` is dropped when it is swapped out
-    /// and no hazard protects it, yet never after the node is freed.
-    refs: AtomicUsize,
     pub(crate) key: K,
+    /// The share count under loom (see the type docs).
+    #[cfg(loom)]
+    shares: AtomicU64,
     /// The first value; live while `value` points here (or while its
     /// retired drop is pending). In an `UnsafeCell` because its retired
     /// drop writes it (in place, through [`Node::init_ptr`]) while other
@@ -152,12 +166,13 @@ impl<K, V> Node<K, V> {
     pub(crate) fn element(h: u64, key: K, value: V) -> *mut Self {
         let raw = Box::into_raw(Box::new(Node {
             link: Link {
-                so: AtomicU64::new(so_element(h)),
+                so: AtomicU64::new(so_element(h) | if cfg!(loom) { 0 } else { SHARE }),
                 next: AtomicPtr::new(ptr::null_mut()),
             },
             value: AtomicPtr::new(ptr::null_mut()),
-            refs: AtomicUsize::new(1),
             key,
+            #[cfg(loom)]
+            shares: AtomicU64::new(SHARE),
             init: core::cell::UnsafeCell::new(MaybeUninit::new(value)),
         }));
         // SAFETY: just allocated, exclusively ours.
@@ -191,6 +206,25 @@ impl<K, V> Node<K, V> {
         unsafe { ptr::addr_of_mut!((*this).init) }.cast()
     }
 
+    /// The word holding the node's share count (bits 1..=2, units of
+    /// [`SHARE`]): its `so` word, or under loom a word of its own.
+    ///
+    /// # Safety
+    /// 1. `this` points to a live node.
+    #[inline]
+    unsafe fn shares<'a>(this: *mut Self) -> &'a AtomicU64 {
+        #[cfg(not(loom))]
+        {
+            // SAFETY: precondition 1.
+            unsafe { &(*this).link.so }
+        }
+        #[cfg(loom)]
+        {
+            // SAFETY: precondition 1.
+            unsafe { &(*this).shares }
+        }
+    }
+
     /// Gives up one owner's share; frees the node if it was the last.
     ///
     /// # Safety
@@ -200,7 +234,8 @@ impl<K, V> Node<K, V> {
         // AcqRel: Release orders this owner's uses before the free; Acquire
         // (for the last owner) sees every other owner's uses.
         // SAFETY: precondition 1: our share keeps the node alive until here.
-        if unsafe { &(*this).refs }.fetch_sub(1, Ordering::AcqRel) == 1 {
+        let before = unsafe { Self::shares(this) }.fetch_sub(SHARE, Ordering::AcqRel);
+        if before & STATE == SHARE {
             // SAFETY: the last share: nobody else refers to the node.
             drop(unsafe { Box::from_raw(this) });
         }
@@ -231,7 +266,7 @@ impl<K, V> Drop for Node<K, V> {
 /// up the share its retirement held (even if the drop panics).
 ///
 /// # Safety
-/// 1. `v` is `Node::init_ptr(node)` of a node whose `refs` counts this
+/// 1. `v` is `Node::init_ptr(node)` of a node whose share count counts this
 ///    retirement, and `init` is live and no longer reachable through `value`.
 unsafe fn drop_init<K, V>(v: *mut V) {
     struct Release<K, V>(*mut Node<K, V>);
@@ -259,16 +294,21 @@ unsafe fn release_node<K, V>(n: *mut Node<K, V>) {
     unsafe { Node::release(n) };
 }
 
+/// An element's split-order key: the reversed hash with the top bit set
+/// (so it is odd), leaving out hash bits 61 and 62 (they land in bits 1..=2,
+/// the share count; they never choose a bucket, as there are at most 2^61,
+/// so two hashes that differ only there just share a key, like a
+/// collision).
 #[inline]
 pub(crate) fn so_element(h: u64) -> u64 {
-    (h | 1 << 63).reverse_bits()
+    (h | 1 << 63).reverse_bits() & !STATE
 }
 
-/// The hash bits an element's split-order key keeps (all but the top bit,
-/// which only affects the bucket at 2^63 buckets, more than a map can have).
+/// The hash bits an element's split-order key keeps (the bucket bits; see
+/// [`so_element`]).
 #[inline]
 fn so_element_hash(so: u64) -> u64 {
-    so.reverse_bits() & !(1 << 63)
+    so.reverse_bits() & !(0b111 << 61)
 }
 
 #[inline]
@@ -1025,8 +1065,10 @@ impl<K, V> RawMap<K, V> {
             // The inline value: keep the node alive until its drop ran.
             // Relaxed: we hold a protected reference; the release in
             // `Node::release` orders the decrement.
-            // SAFETY: precondition 1.
-            unsafe { &(*node).refs }.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: precondition 1. At most one such share is ever added
+            // (the value never points at `init` again), so the count stays
+            // at most 2 and never carries out of bits 1..=2.
+            unsafe { Node::shares(node) }.fetch_add(SHARE, Ordering::Relaxed);
             // SAFETY: `old` is unreachable (swapped out by us), retired
             // once; the share just taken keeps the node alive for
             // `drop_init`, whose precondition this establishes.
