@@ -51,8 +51,88 @@ struct Ring<T> {
     head: CachePadded<AtomicUsize>,
     /// Next position to write; written only by the producer.
     tail: CachePadded<AtomicUsize>,
-    buffer: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    buffer: Slots<T>,
     mask: usize,
+}
+
+/// Alignment (and size granule) of the slot array: a cache-line pair, as
+/// for [`CachePadded`]. With the allocator's 16-byte alignment a batch of
+/// 32 `u64`s spanned five lines instead of four, and the line at each end
+/// was shared with the neighbouring batch (written by the producer while
+/// the consumer read the one before) or with another heap object.
+const SLOTS_ALIGN: usize = 128;
+
+/// The ring's cells: `capacity` cells in an allocation aligned to (and a
+/// multiple of) [`SLOTS_ALIGN`] bytes, so no cache line holds a cell and
+/// anything else, and chunks of whole lines start on a line.
+struct Slots<T> {
+    ptr: core::ptr::NonNull<Cell<T>>,
+    len: usize,
+}
+
+impl<T> Slots<T> {
+    /// The layout of `len` cells (`len > 0`).
+    fn layout(len: usize) -> std::alloc::Layout {
+        std::alloc::Layout::array::<Cell<T>>(len)
+            .and_then(|l| l.align_to(SLOTS_ALIGN))
+            .map(|l| l.pad_to_align())
+            .expect("spsc capacity overflows the address space")
+    }
+
+    /// `len` empty cells.
+    fn new(len: usize) -> Self {
+        let layout = Self::layout(len);
+        let ptr = if layout.size() == 0 {
+            // Zero-sized cells (`T` zero-sized, outside loom): nothing to
+            // allocate; any aligned non-null pointer is valid for them.
+            core::ptr::NonNull::<Cell<T>>::dangling()
+        } else {
+            // SAFETY: the layout has a non-zero size.
+            let raw = unsafe { std::alloc::alloc(layout) }.cast::<Cell<T>>();
+            let Some(ptr) = core::ptr::NonNull::new(raw) else {
+                std::alloc::handle_alloc_error(layout)
+            };
+            ptr
+        };
+        for i in 0..len {
+            // SAFETY: `i < len`: inside the allocation (or a zero-sized
+            // write); each cell is initialized once, before any use.
+            unsafe {
+                ptr.as_ptr()
+                    .add(i)
+                    .write(UnsafeCell::new(MaybeUninit::uninit()))
+            };
+        }
+        Self { ptr, len }
+    }
+
+    /// The first cell.
+    fn as_ptr(&self) -> *const Cell<T> {
+        self.ptr.as_ptr()
+    }
+
+    /// Cell `i` (`i < len`).
+    fn get(&self, i: usize) -> &Cell<T> {
+        assert!(i < self.len);
+        // SAFETY: `i < len`; the cells live as long as `self`.
+        unsafe { &*self.ptr.as_ptr().add(i) }
+    }
+}
+
+impl<T> Drop for Slots<T> {
+    fn drop(&mut self) {
+        // The values still in the ring were dropped by `Ring::drop`; this
+        // drops the (empty) cells themselves and frees the memory.
+        for i in 0..self.len {
+            // SAFETY: cell `i` was initialized in `new` and is dropped once.
+            unsafe { core::ptr::drop_in_place(self.ptr.as_ptr().add(i)) };
+        }
+        let layout = Self::layout(self.len);
+        if layout.size() != 0 {
+            // SAFETY: allocated in `new` with this same layout.
+            unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), layout) };
+        }
+    }
 }
 
 // SAFETY: the ring owns the values between push and pop; moving the ring to
@@ -75,7 +155,9 @@ impl<T> Drop for Ring<T> {
         while pos != tail {
             // SAFETY: positions in [head, tail) hold initialized values that
             // were never read; we have exclusive access; each is dropped once.
-            self.buffer[pos & self.mask].with_mut(|p| unsafe { (*p).assume_init_drop() });
+            self.buffer
+                .get(pos & self.mask)
+                .with_mut(|p| unsafe { (*p).assume_init_drop() });
             pos = pos.wrapping_add(1);
         }
     }
@@ -126,9 +208,7 @@ pub fn bounded<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
     let ring = Arc::new(Ring {
         head: CachePadded::new(AtomicUsize::new(0)),
         tail: CachePadded::new(AtomicUsize::new(0)),
-        buffer: (0..capacity)
-            .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
-            .collect(),
+        buffer: Slots::new(capacity),
         mask: capacity - 1,
     });
     let buf = ring.buffer.as_ptr();
@@ -863,6 +943,40 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize as StdAtomicUsize;
     use std::sync::Arc as StdArc;
+
+    #[test]
+    fn slots_are_cache_line_aligned_and_sized() {
+        for cap in [1usize, 2, 16, 1024] {
+            let (p, _c) = bounded::<u64>(cap);
+            let addr = p.ring.buffer.as_ptr() as usize;
+            assert_eq!(addr % SLOTS_ALIGN, 0, "capacity {cap}: slots at {addr:#x}");
+            assert_eq!(p.buf as usize, addr);
+            let size = Slots::<u64>::layout(cap).size();
+            assert_eq!(size % SLOTS_ALIGN, 0, "capacity {cap}: {size} bytes");
+            assert!(size >= cap * core::mem::size_of::<Cell<u64>>());
+        }
+    }
+
+    #[test]
+    fn zero_sized_values_and_over_aligned_values() {
+        let (mut tx, mut rx) = bounded::<()>(4);
+        for _ in 0..4 {
+            tx.push(()).unwrap();
+        }
+        assert!(tx.push(()).is_err());
+        assert_eq!(rx.read_chunk(8).count(), 4);
+        assert_eq!(rx.pop(), None);
+
+        #[derive(Debug, PartialEq)]
+        #[repr(align(256))]
+        struct Big(u8);
+        let (mut tx, mut rx) = bounded::<Big>(4);
+        assert_eq!(tx.ring.buffer.as_ptr() as usize % 256, 0);
+        for i in 0..6 {
+            tx.push(Big(i)).unwrap();
+            assert_eq!(rx.pop(), Some(Big(i)));
+        }
+    }
 
     #[test]
     fn fifo_full_empty_wraparound() {
