@@ -11,8 +11,14 @@
 //! exchange slots (Hendler, Shavit & Yerushalmi, SPAA 2004, pick slots at
 //! random from one shared array; on a NUMA machine a random slot is remote
 //! with probability `1 - 1/nodes`). The node is looked up only on that
-//! contended path, so an uncontended operation runs the plain stack's
-//! instructions.
+//! contended path. The plain stack keeps that path out of line (`#[cold]`,
+//! never inlined), so the hook's code cannot change how the uncontended
+//! path is compiled: an uncontended operation runs exactly the plain
+//! stack's machine code. When the retry loop and the hook were inlined
+//! next to the first CAS, the hook's extra live values made the compiler
+//! spill registers around the uncontended CASes, and this stack ran at
+//! 0.76–0.84× the plain one with 3.6 % more instructions (`docs/numa.md`
+//! §4.1).
 //!
 //! ```
 //! use waitless::numa::NodeAwareStack;
@@ -109,7 +115,8 @@ impl<T> NodeAwareStack<T> {
         self.arrays.len()
     }
 
-    /// The calling thread's node's array (the elimination hook).
+    /// The calling thread's node's array (the elimination hook; runs only
+    /// after a failed head CAS, in the plain stack's out-of-line path).
     fn local_array(&self) -> Option<&Elimination<T>> {
         Some(&self.arrays[node_hint() % self.arrays.len()])
     }
