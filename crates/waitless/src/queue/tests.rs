@@ -670,3 +670,34 @@ fn a_signal_handler_using_the_interrupted_queue_takes_another_record() {
     );
     assert!(q.ring.cells_partition(), "a cell is lost or in two places");
 }
+
+/// While an operation runs on the kept record (`Held::enter` .. `leave`), an
+/// operation that starts on the same thread (a signal handler's) neither
+/// finds that record nor replaces it, even after `GIVE_BACK_AFTER` misses;
+/// and a record whose operation never returned (a panic) stays taken at
+/// thread exit instead of being handed to another thread mid-operation.
+#[test]
+fn a_kept_record_in_use_is_neither_shared_nor_replaced_nor_given_back() {
+    let q = WaitFreeQueue::<u64>::with_threads(4, 2);
+    let mut steps = Steps::default();
+    let held = ring::Held::new();
+    let r = q.acquire(&mut steps);
+    assert!(q.ring.keep(&held, r));
+    assert_eq!(q.ring.held_record(&held), Some(r));
+    let key = held.enter();
+    for _ in 0..100 {
+        assert_eq!(q.ring.held_record(&held), None, "the record is in use");
+    }
+    let r2 = q.acquire(&mut steps);
+    assert_ne!(r2, r);
+    assert!(!q.ring.keep(&held, r2), "replaced a record in use");
+    q.ring.release(r2);
+    held.leave(key);
+    assert_eq!(q.ring.held_record(&held), Some(r));
+    let _ = held.enter();
+    drop(held);
+    assert!(
+        !q.ring.try_claim_first(r, &mut steps),
+        "a record whose operation never returned was given back"
+    );
+}
