@@ -480,17 +480,17 @@ impl<T> WaitFreeQueue<T> {
         let f = {
             let mut f = Some(f);
             let held = HELD.try_with(|h| {
-                let r = self.ring.held_record(h)?;
-                let f = f.take()?;
-                let key = h.enter();
-                let out = f(self, r, &mut Steps::default());
-                h.leave(key);
-                Some(out)
+                let r = self.ring.enter_held(h)?;
+                let out = f.take().map(|f| f(self, r, &mut Steps::default()));
+                self.ring.leave_held(h);
+                out
             });
-            if let Ok(Some(out)) = held {
-                return out;
+            match (held, f) {
+                (Ok(Some(out)), _) => return out,
+                (_, Some(f)) => f,
+                // `f` ran only if `held` is `Ok(Some(_))`.
+                (_, None) => unreachable!(),
             }
-            f.expect("`f` runs only on the kept record, which returned above")
         };
         self.with_claimed_record(f)
     }

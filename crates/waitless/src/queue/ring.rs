@@ -638,6 +638,23 @@ impl Ring {
         }
     }
 
+    /// `held_record`, and if there is one, marks it in use (`Held::enter`)
+    /// until `leave_held`.
+    #[inline(always)]
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn enter_held(&self, held: &Held) -> Option<usize> {
+        let r = self.held_record(held)?;
+        held.enter();
+        Some(r)
+    }
+
+    /// The operation on the record `enter_held` returned has returned.
+    #[inline(always)]
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn leave_held(&self, held: &Held) {
+        held.leave(self.held_key());
+    }
+
     /// After an operation on record `r`, claimed by `held`'s thread: keep
     /// `r` in `held` instead of releasing it, if `r` is in chunk 0, chunk 0
     /// is at most half of the record space, and `held` keeps nothing or a
