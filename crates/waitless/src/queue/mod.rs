@@ -470,14 +470,28 @@ impl<T> WaitFreeQueue<T> {
 
     /// Runs `f` with a record of this thread: the one it keeps for this
     /// queue if any (no claim, no release; inlined), else one claimed for
-    /// this operation (`with_claimed_record`). `f` runs no user code, so
-    /// the kept record is never used twice at once.
+    /// this operation (`with_claimed_record`). `f` runs no user code, but a
+    /// signal handler may run an operation on this thread in the middle of
+    /// it: the kept record is marked in use (`Held::enter`) for `f`'s
+    /// duration, so that operation claims another record.
     #[inline(always)]
     fn with_record<R>(&self, f: impl FnOnce(&Self, usize, &mut Steps) -> R) -> R {
         #[cfg(not(loom))]
-        if let Ok(Some(r)) = HELD.try_with(|h| self.ring.held_record(h)) {
-            return f(self, r, &mut Steps::default());
-        }
+        let f = {
+            let mut f = Some(f);
+            let held = HELD.try_with(|h| {
+                let r = self.ring.enter_held(h)?;
+                let out = f.take().map(|f| f(self, r, &mut Steps::default()));
+                self.ring.leave_held(h);
+                out
+            });
+            match (held, f) {
+                (Ok(Some(out)), _) => return out,
+                (_, Some(f)) => f,
+                // `f` ran only if `held` is `Ok(Some(_))`.
+                (_, None) => unreachable!(),
+            }
+        };
         self.with_claimed_record(f)
     }
 

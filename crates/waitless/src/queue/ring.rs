@@ -49,7 +49,9 @@
 //! of `K` more; a chunk is allocated at most once per doubling, and the
 //! steady per-operation path never allocates.
 
-use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
+use crate::sync::atomic::{
+    compiler_fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*,
+};
 use crate::utils::CachePadded;
 use std::cell::Cell;
 // `std`'s `Arc` also under loom: its count synchronizes nothing the models
@@ -276,10 +278,17 @@ const GIVE_BACK_AFTER: u32 = 64;
 /// operations in a row on other queues and keeps a record of one of those
 /// instead. The `Arc` keeps the records alive until then, even if the
 /// queue was dropped.
+///
+/// While an operation runs on the held record, `key` is [`BUSY`]: an
+/// operation that starts on this thread before it returns (a signal
+/// handler's, or one the allocator runs from inside `keep`) then claims
+/// another record instead of sharing this one, and never changes `Held`. A
+/// record whose operation never returned (a panic) is not given back.
 #[cfg_attr(loom, allow(dead_code))] // loom: used by the models only
 pub(crate) struct Held {
-    /// The address of the held queue's chunk 0 (0: nothing held). Unique
-    /// while held: `chunk` keeps that allocation alive.
+    /// The address of the held queue's chunk 0 (0: nothing held; `BUSY`:
+    /// in use or being changed). Unique while held: `chunk` keeps that
+    /// allocation alive.
     key: Cell<usize>,
     /// The held record (an index into `chunk`).
     rec: Cell<usize>,
@@ -300,17 +309,48 @@ impl Held {
         }
     }
 
-    /// Gives the held record back, if any.
+    /// Gives the held record back, if any (unless its last operation never
+    /// returned: `key` is still `BUSY`; that record stays taken, as a
+    /// claimed record does when its operation panics).
     pub(crate) fn give_back(&self) {
+        let busy = self.key.replace(0) == BUSY;
         if let Some(chunk) = self.chunk.take() {
-            // Release: pairs with the Acquire claim CAS in `Ring::claim` /
-            // `Ring::try_claim_first`, handing the record's `spare` and its
-            // finished request to the next owner (as in `Ring::release`).
-            chunk[self.rec.get()].owner.store(false, Release);
+            if !busy {
+                // Release: pairs with the Acquire claim CAS in `Ring::claim`
+                // / `Ring::try_claim_first`, handing the record's `spare`
+                // and its finished request to the next owner (as in
+                // `Ring::release`).
+                chunk[self.rec.get()].owner.store(false, Release);
+            }
         }
-        self.key.set(0);
+    }
+
+    /// Marks the held record in use for one operation; returns the key to
+    /// restore with `leave`.
+    #[inline(always)]
+    pub(crate) fn enter(&self) -> usize {
+        let key = self.key.replace(BUSY);
+        // SeqCst: a compiler fence only (no other thread reads `Held`):
+        // `BUSY` is written before any step of the operation, for a signal
+        // handler on this thread (the total order it needs is this thread's
+        // program order).
+        compiler_fence(SeqCst);
+        key
+    }
+
+    /// The operation on the held record returned: restore its `key`.
+    #[inline(always)]
+    pub(crate) fn leave(&self, key: usize) {
+        // SeqCst: as in `enter`, after every step of the operation.
+        compiler_fence(SeqCst);
+        self.key.set(key);
     }
 }
+
+/// `Held::key` while the held record is in use or `Held` is being changed
+/// (never a chunk address: chunks are cache-line aligned).
+#[cfg_attr(loom, allow(dead_code))]
+const BUSY: usize = 1;
 
 impl Drop for Held {
     fn drop(&mut self) {
@@ -598,6 +638,23 @@ impl Ring {
         }
     }
 
+    /// `held_record`, and if there is one, marks it in use (`Held::enter`)
+    /// until `leave_held`.
+    #[inline(always)]
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn enter_held(&self, held: &Held) -> Option<usize> {
+        let r = self.held_record(held)?;
+        held.enter();
+        Some(r)
+    }
+
+    /// The operation on the record `enter_held` returned has returned.
+    #[inline(always)]
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn leave_held(&self, held: &Held) {
+        held.leave(self.held_key());
+    }
+
     /// After an operation on record `r`, claimed by `held`'s thread: keep
     /// `r` in `held` instead of releasing it, if `r` is in chunk 0, chunk 0
     /// is at most half of the record space, and `held` keeps nothing or a
@@ -609,16 +666,25 @@ impl Ring {
         if r >= self.first.len() || self.first.len() > MAX_RECORDS / 2 {
             return false;
         }
-        if held.key.get() != 0 {
-            if held.misses.get() < GIVE_BACK_AFTER {
-                return false;
-            }
-            held.give_back();
+        let key = held.key.get();
+        if key == BUSY || key != 0 && held.misses.get() < GIVE_BACK_AFTER {
+            return false;
         }
-        held.chunk.set(Some(Arc::clone(&self.first)));
-        held.key.set(self.held_key());
-        held.rec.set(r);
+        // `BUSY` while `Held` changes, and the old record (whatever is held
+        // now, even if a signal handler changed it since the read above)
+        // is given back only once `Held` is whole again: a signal handler,
+        // or the allocator freeing the old chunk, may run an operation on
+        // this thread at any point here.
+        let old = held.enter();
+        let old_chunk = held.chunk.replace(Some(Arc::clone(&self.first)));
+        let old_rec = held.rec.replace(r);
         held.misses.set(0);
+        held.leave(self.held_key());
+        if let Some(chunk) = old_chunk {
+            debug_assert!(old != BUSY && old != 0);
+            // Release: as in `Held::give_back`.
+            chunk[old_rec].owner.store(false, Release);
+        }
         true
     }
 

@@ -555,3 +555,149 @@ fn a_stale_claim_is_not_reused_after_2_pow_22_tickets() {
     assert_eq!(q.dequeue(), None);
     assert!(q.ring.idle_records_agree());
 }
+
+/// A signal handler that runs on a thread in the middle of that thread's
+/// operation on a queue, and itself operates on the same queue, must not use
+/// the record the interrupted operation is using (before `ring::Held`, it
+/// claimed another one with the owner CAS). If it does, both operations
+/// share one spare cell: the handler's value overwrites the interrupted
+/// enqueue's, or lands in a cell that is already in a slot, and values are
+/// lost or returned twice. Counts and sums of the values enqueued and
+/// dequeued (by the thread and by its handler) must match at the end.
+#[test]
+#[cfg(target_os = "linux")]
+#[cfg_attr(miri, ignore)] // Miri runs no signal handlers
+fn a_signal_handler_using_the_interrupted_queue_takes_another_record() {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::OnceLock;
+    static Q: OnceLock<WaitFreeQueue<u64>> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(2);
+    static HANDLED: AtomicU64 = AtomicU64::new(0);
+    static ENQ: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+    static DEQ: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+    static DONE: AtomicBool = AtomicBool::new(false);
+    static SENDER_STOPPED: AtomicBool = AtomicBool::new(false);
+    use std::sync::atomic::AtomicBool;
+    fn note(to: &[AtomicU64; 2], v: u64) {
+        to[0].fetch_add(1, Ordering::Relaxed);
+        to[1].fetch_add(v, Ordering::Relaxed);
+    }
+    extern "C" fn on_signal(_: libc::c_int) {
+        let q = Q.get().expect("set before the first signal");
+        let v = NEXT.fetch_add(2, Ordering::Relaxed);
+        if q.enqueue(v).is_ok() {
+            note(&ENQ, v);
+        }
+        if let Some(d) = q.dequeue() {
+            note(&DEQ, d);
+        }
+        HANDLED.fetch_add(1, Ordering::Relaxed);
+    }
+    let q = Q.get_or_init(|| WaitFreeQueue::with_threads(8, 4));
+    let handled = if cfg!(debug_assertions) {
+        2_000
+    } else {
+        20_000
+    };
+    // SAFETY: installs a handler for SIGUSR1 that only runs queue operations
+    // and atomic adds; nothing else in this test binary uses SIGUSR1, and
+    // it is sent only to the worker below with `pthread_kill`.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = thread::spawn(move || {
+        // First operations before any signal: the thread-locals exist and
+        // the thread keeps a record of `q`.
+        q.enqueue(1).unwrap();
+        note(&ENQ, 1);
+        // SAFETY: `pthread_self` has no preconditions.
+        tx.send(unsafe { libc::pthread_self() } as usize).unwrap();
+        let mut i = 1u64;
+        while HANDLED.load(Ordering::Relaxed) < handled {
+            i += 2;
+            if q.enqueue(i).is_ok() {
+                note(&ENQ, i);
+            }
+            if let Some(d) = q.dequeue() {
+                note(&DEQ, d);
+            }
+        }
+        // SAFETY: blocks SIGUSR1 for this thread only, so no handler runs
+        // during the drain or after the sender stopped; `set` is initialised
+        // by `sigemptyset` before use.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGUSR1);
+            assert_eq!(
+                libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()),
+                0
+            );
+        }
+        DONE.store(true, Ordering::SeqCst);
+        while let Some(d) = q.dequeue() {
+            note(&DEQ, d);
+        }
+        // Stay alive until the sender no longer signals this thread.
+        while !SENDER_STOPPED.load(Ordering::SeqCst) {
+            thread::yield_now();
+        }
+    });
+    let target = rx.recv().unwrap() as libc::pthread_t;
+    while !DONE.load(Ordering::SeqCst) {
+        // SAFETY: the worker is alive until `SENDER_STOPPED` is set below.
+        assert_eq!(unsafe { libc::pthread_kill(target, libc::SIGUSR1) }, 0);
+        thread::yield_now();
+    }
+    SENDER_STOPPED.store(true, Ordering::SeqCst);
+    worker.join().unwrap();
+    let enq = (
+        ENQ[0].load(Ordering::Relaxed),
+        ENQ[1].load(Ordering::Relaxed),
+    );
+    let deq = (
+        DEQ[0].load(Ordering::Relaxed),
+        DEQ[1].load(Ordering::Relaxed),
+    );
+    assert_eq!(
+        enq, deq,
+        "(count, sum) of values enqueued and dequeued differ: a value was lost or returned twice"
+    );
+    assert!(q.ring.cells_partition(), "a cell is lost or in two places");
+}
+
+/// While an operation runs on the kept record (`Held::enter` .. `leave`), an
+/// operation that starts on the same thread (a signal handler's) neither
+/// finds that record nor replaces it, even after `GIVE_BACK_AFTER` misses;
+/// and a record whose operation never returned (a panic) stays taken at
+/// thread exit instead of being handed to another thread mid-operation.
+#[test]
+fn a_kept_record_in_use_is_neither_shared_nor_replaced_nor_given_back() {
+    let q = WaitFreeQueue::<u64>::with_threads(4, 2);
+    let mut steps = Steps::default();
+    let held = ring::Held::new();
+    let r = q.acquire(&mut steps);
+    assert!(q.ring.keep(&held, r));
+    assert_eq!(q.ring.held_record(&held), Some(r));
+    let key = held.enter();
+    for _ in 0..100 {
+        assert_eq!(q.ring.held_record(&held), None, "the record is in use");
+    }
+    let r2 = q.acquire(&mut steps);
+    assert_ne!(r2, r);
+    assert!(!q.ring.keep(&held, r2), "replaced a record in use");
+    q.ring.release(r2);
+    held.leave(key);
+    assert_eq!(q.ring.held_record(&held), Some(r));
+    let _ = held.enter();
+    drop(held);
+    assert!(
+        !q.ring.try_claim_first(r, &mut steps),
+        "a record whose operation never returned was given back"
+    );
+}
