@@ -549,3 +549,169 @@ fn nested_views_take_extra_records_and_give_them_back() {
     // Extra records are given back and reused, not taken anew each round.
     assert!(most <= 4, "{most} records for one thread");
 }
+
+// Deterministic single-thread tests of `insert`'s kept node (a link CAS
+// that fails after a search found the key absent). The search walk loads a
+// node's successor before calling `Eq` on it and does not re-validate a
+// null successor, so an `Eq` that changes the map (a re-entrant call, armed
+// once per thread) leaves the search a stale place at the end of the list:
+// the link CAS fails and the node is kept for the next attempt.
+
+/// Every key hashes to 0 except key 9, which hashes to 8: all in bucket 0
+/// for up to 8 buckets, key 9 after the others in split order.
+#[derive(Default)]
+struct Place(u64);
+impl Hasher for Place {
+    fn finish(&self) -> u64 {
+        if self.0 == 9 {
+            8
+        } else {
+            0
+        }
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = u64::from(*b);
+        }
+    }
+}
+
+thread_local! {
+    /// Run by the next `Hooked::eq` on this thread (once).
+    static HOOK: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
+        const { std::cell::RefCell::new(None) };
+    /// Makes the next `Hooked::eq` on this thread panic (once).
+    static PANIC_NEXT_EQ: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[derive(Clone, Debug)]
+struct Hooked(u8);
+impl Hash for Hooked {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.0.hash(h);
+    }
+}
+impl PartialEq for Hooked {
+    fn eq(&self, o: &Self) -> bool {
+        assert!(!PANIC_NEXT_EQ.with(|p| p.replace(false)), "eq panics");
+        let hook = HOOK.with(|h| h.borrow_mut().take());
+        if let Some(hook) = hook {
+            hook();
+        }
+        self.0 == o.0
+    }
+}
+impl Eq for Hooked {}
+
+type HookedMap = LockFreeHashMap<Hooked, Counted, BuildHasherDefault<Place>>;
+
+fn hooked_map() -> Arc<HookedMap> {
+    Arc::new(LockFreeHashMap::with_capacity_and_hasher(
+        8,
+        BuildHasherDefault::default(),
+    ))
+}
+
+fn arm(hook: impl FnOnce() + 'static) {
+    HOOK.with(|h| *h.borrow_mut() = Some(Box::new(hook)));
+}
+
+fn hook_ran() -> bool {
+    HOOK.with(|h| h.borrow().is_none())
+}
+
+#[test]
+fn a_kept_node_whose_key_appeared_replaces_the_winner() {
+    let token = Arc::new(());
+    {
+        let val = |v: u64| Counted(Arc::clone(&token), v);
+        let map = hooked_map();
+        assert!(map.insert(Hooked(0), val(0)).is_none());
+        // While the insert of 1 compares 0's key, another insert of 1 wins:
+        // the link fails, the kept node's value replaces the winner's.
+        let (m, v21) = (Arc::clone(&map), val(21));
+        arm(move || assert!(m.insert(Hooked(1), v21).is_none()));
+        assert_eq!(map.insert(Hooked(1), val(20)).map(|c| c.1), Some(21));
+        assert!(hook_ran());
+        assert_eq!(map.get(&Hooked(1)).map(|c| c.1), Some(20));
+        assert_eq!(map.get(&Hooked(0)).map(|c| c.1), Some(0));
+        assert_eq!(map.len(), 2);
+        map.raw.domain.reclaim();
+        // Two live values; 21 (replaced) and the returned clone are freed.
+        assert_eq!(Arc::strong_count(&token), 3);
+    }
+    assert_eq!(
+        Arc::strong_count(&token),
+        1,
+        "leaked or double-freed values"
+    );
+}
+
+#[test]
+fn a_kept_node_is_relinked_before_its_new_successor() {
+    let token = Arc::new(());
+    {
+        let val = |v: u64| Counted(Arc::clone(&token), v);
+        let map = hooked_map();
+        assert!(map.insert(Hooked(0), val(0)).is_none());
+        // The insert of 1 found its place at the end of the list (successor
+        // null); meanwhile 9 (a later split-order key) and 2 (1's run) are
+        // linked, so the kept node's second place has a successor, 9.
+        let (m, v9, v2) = (Arc::clone(&map), val(9), val(2));
+        arm(move || {
+            assert!(m.insert(Hooked(9), v9).is_none());
+            assert!(m.insert(Hooked(2), v2).is_none());
+        });
+        assert!(map.insert(Hooked(1), val(1)).is_none());
+        assert!(hook_ran());
+        for k in [0u8, 1, 2, 9] {
+            assert_eq!(map.get(&Hooked(k)).map(|c| c.1), Some(u64::from(k)));
+        }
+        assert_eq!(map.len(), 4);
+        let mut keys: Vec<u8> = map.iter().map(|(k, _)| k.0).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, [0, 1, 2, 9]);
+        for k in [9u8, 1] {
+            assert_eq!(map.remove(&Hooked(k)).map(|c| c.1), Some(u64::from(k)));
+        }
+        map.raw.domain.reclaim();
+        assert_eq!(Arc::strong_count(&token), 3);
+    }
+    assert_eq!(
+        Arc::strong_count(&token),
+        1,
+        "leaked or double-freed values"
+    );
+}
+
+#[test]
+fn a_panicking_eq_after_a_failed_link_drops_the_kept_node_once() {
+    let token = Arc::new(());
+    {
+        let val = |v: u64| Counted(Arc::clone(&token), v);
+        let map = hooked_map();
+        assert!(map.insert(Hooked(0), val(0)).is_none());
+        // The link of 1 fails (2 appeared), and the next search's `Eq`
+        // panics: the kept node, its key and its value go exactly once.
+        let (m, v2) = (Arc::clone(&map), val(2));
+        arm(move || {
+            assert!(m.insert(Hooked(2), v2).is_none());
+            PANIC_NEXT_EQ.with(|p| p.set(true));
+        });
+        let bad = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            map.insert(Hooked(1), val(1))
+        }));
+        assert!(bad.is_err());
+        assert!(hook_ran());
+        assert!(!PANIC_NEXT_EQ.with(std::cell::Cell::get));
+        assert!(!map.contains_key(&Hooked(1)));
+        assert_eq!(map.len(), 2);
+        map.raw.domain.reclaim();
+        assert_eq!(Arc::strong_count(&token), 3, "the kept node's value");
+    }
+    assert_eq!(
+        Arc::strong_count(&token),
+        1,
+        "leaked or double-freed values"
+    );
+}
