@@ -668,11 +668,10 @@ impl<K, V> LockFreeBTree<K, V> {
                     // and nodes of older versions were already retired by
                     // the writers that replaced them, so each node is
                     // retired once, by the writer whose CAS unlinked it.
-                    // Dropping off-thread: `K, V: Send` when the map is
-                    // shared; otherwise the map is `!Send + !Sync` and every
-                    // collection runs on its one thread. Dropping a node
-                    // touches no entry. Its block goes back to our pool
-                    // (the map's collector pools only node blocks).
+                    // A retired node is never dropped (it owns nothing and
+                    // touches no entry): after the grace period its block
+                    // is reused from, or freed by, the map's collector's
+                    // pool, which holds only node blocks of this layout.
                     unsafe { retire_node(guard, p) };
                 }
                 // SAFETY: as for the path.

@@ -248,9 +248,10 @@ pub(super) unsafe fn free_node_now<K, V>(p: NodePtr<K, V>) {
 
 /// A tree node: a leaf of sorted entries or an inner node of separators.
 ///
-/// Every node is boxed on its own, so the variants' size difference costs
-/// at most the difference in one allocation (and for `K = V = u64` the two
-/// are nearly the same size); clippy only sees the generic lower bound.
+/// Every node sits alone in a pool block of one layout (the larger
+/// variant's), and nodes hold only thin pointers and counts, so the
+/// variants' size difference does not depend on `K` or `V`; clippy only
+/// sees the generic lower bound.
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Node<K, V> {
     Leaf(Leaf<K, V>),
