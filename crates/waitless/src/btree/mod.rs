@@ -113,6 +113,9 @@ mod tests;
 #[cfg(all(test, loom))]
 mod loom_tests;
 
+#[cfg(test)]
+mod leaf_protocol;
+
 use core::borrow::Borrow;
 use core::fmt;
 use core::marker::PhantomData;
