@@ -9,6 +9,12 @@
 //! so `ops_per_sec` is messages per second; in the round-trip workload one
 //! operation is one completed ping→pong, and its latency percentiles are
 //! round-trip times.
+//!
+//! Every contender runs under the same harness. In oversubscribed runs
+//! (more threads than CPUs) a failed non-blocking call is followed by the
+//! same backoff (`after_failed_call`); the round trip's two threads are
+//! pinned to different CPUs (`place`). Without them those runs were a
+//! scheduling lottery (docs/channel.md §8.3).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -36,15 +42,78 @@ const MPMC_8P8C: Workload = Workload::new("channel", "channel/mpmc-8p8c", "messa
 const ROUNDTRIP: Workload =
     Workload::new("channel", "channel/blocking-roundtrip", "round trips").at(&[2]);
 
+/// Consecutive failed calls (full on send, empty on receive) over which a
+/// thread of an oversubscribed run doubles its spin before it yields.
+pub const SPIN_STEPS: u32 = 6;
+
+/// What every thread of every throughput contender does after a failed
+/// non-blocking call in a run with more threads than CPUs: the retry loop a
+/// user writes around `try_*` (crossbeam's `Backoff::snooze` shape). The
+/// `k`-th failure in a row spins `2^k` spin-loop hints; past [`SPIN_STEPS`]
+/// failures it yields, so a thread whose peers are all descheduled hands
+/// its CPU to one of them instead of spinning through its time slice (two
+/// producers and no consumer on the two CPUs fail every call until the
+/// scheduler steps in). A success resets the count. Runs where every thread
+/// has a CPU retry at once, as before (`roles`).
+#[inline]
+fn after_failed_call(fails: &mut u32) {
+    if *fails < SPIN_STEPS {
+        for _ in 0..1u32 << *fails {
+            std::hint::spin_loop();
+        }
+        *fails += 1;
+    } else {
+        std::thread::yield_now();
+    }
+}
+
+/// Pins the calling thread, workload thread `t` of `threads`, to the `t`-th
+/// CPU it may run on, when there are at least as many such CPUs as threads;
+/// best effort: on failure or where affinity is not supported it stays
+/// where the scheduler puts it. Used by the round trip, for every contender:
+/// the scheduler otherwise sometimes wakes the echoer on the pinger's CPU
+/// (wake-affine), and the run becomes a context-switch benchmark (0.3M
+/// instead of ~2M round trips/s in the wave-4 quiet run, for waitless and
+/// crossbeam alike).
+fn place(t: usize, threads: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: `cpu_set_t` is plain data; all zeroes is the empty set.
+        let mut allowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: pid 0 is the calling thread; `allowed` is valid for `size` bytes.
+        if unsafe { libc::sched_getaffinity(0, size, &mut allowed) } != 0 {
+            return;
+        }
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            // SAFETY: `c < CPU_SETSIZE`, inside the set.
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &allowed) })
+            .collect();
+        if cpus.len() < threads.max(2) {
+            return;
+        }
+        // SAFETY: as above.
+        let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: the CPU number came from the set, so it is < CPU_SETSIZE.
+        unsafe { libc::CPU_SET(cpus[t % cpus.len()], &mut one) };
+        // SAFETY: pid 0 is the calling thread; `one` is valid for `size` bytes.
+        unsafe { libc::sched_setaffinity(0, size, &one) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (t, threads);
+}
+
 /// Runs `threads` threads; even indices take a producer from `producers`,
-/// odd ones a consumer from `consumers`. `push` returns nothing counted;
-/// `pop` returns the number of messages received.
+/// odd ones a consumer from `consumers`. `push` returns whether the message
+/// went in (not counted); `pop` returns the number of messages received.
+/// In an oversubscribed run a failed call is followed by
+/// `after_failed_call`'s wait, for every contender.
 fn roles<P: Send, C: Send>(
     cfg: &RunConfig,
     threads: usize,
     producers: Vec<P>,
     consumers: Vec<C>,
-    push: impl Fn(&mut P, u64) + Sync,
+    push: impl Fn(&mut P, u64) -> bool + Sync,
     pop: impl Fn(&mut C) -> u64 + Sync,
 ) -> RunResult {
     assert_eq!(
@@ -53,11 +122,12 @@ fn roles<P: Send, C: Send>(
         "channel workloads run at their fixed thread counts"
     );
     enum State<P, C> {
-        Producer(P, u64),
-        Consumer(C),
+        Producer(P, u64, u32),
+        Consumer(C, u32),
     }
     let producers = Mutex::new(producers.into_iter().map(Some).collect::<Vec<_>>());
     let consumers = Mutex::new(consumers.into_iter().map(Some).collect::<Vec<_>>());
+    let oversubscribed = threads > std::thread::available_parallelism().map_or(1, |n| n.get());
     run_workload(
         cfg,
         threads,
@@ -66,21 +136,33 @@ fn roles<P: Send, C: Send>(
                 let p = producers.lock().unwrap()[t / 2]
                     .take()
                     .expect("one per thread");
-                State::Producer(p, 0)
+                State::Producer(p, 0, 0)
             } else {
                 let c = consumers.lock().unwrap()[t / 2]
                     .take()
                     .expect("one per thread");
-                State::Consumer(c)
+                State::Consumer(c, 0)
             }
         },
         |s| match s {
-            State::Producer(p, n) => {
+            State::Producer(p, n, fails) => {
                 *n += 1;
-                push(p, *n);
+                if push(p, *n) {
+                    *fails = 0;
+                } else if oversubscribed {
+                    after_failed_call(fails);
+                }
                 0
             }
-            State::Consumer(c) => pop(c),
+            State::Consumer(c, fails) => {
+                let got = pop(c);
+                if got > 0 {
+                    *fails = 0;
+                } else if oversubscribed {
+                    after_failed_call(fails);
+                }
+                got
+            }
         },
     )
 }
@@ -107,8 +189,9 @@ pub trait BenchChannel: Contender + Sized {
     /// # Panics
     /// When the contender cannot have `n` of each (an SPSC ring, `n > 1`).
     fn endpoints(n: usize) -> (Vec<Self::Tx>, Vec<Self::Rx>);
-    /// Sends message number `seq` without blocking (dropped when full).
-    fn send(tx: &mut Self::Tx, seq: u64);
+    /// Sends message number `seq` without blocking (dropped when full);
+    /// `true` if it went in.
+    fn send(tx: &mut Self::Tx, seq: u64) -> bool;
     /// Receives without blocking; returns how many messages arrived.
     fn recv(rx: &mut Self::Rx) -> u64;
 }
@@ -133,8 +216,8 @@ impl BenchChannel for WaitlessSpsc {
         let (p, c) = wl::spsc::bounded(SPSC_CAPACITY);
         (vec![p], vec![c])
     }
-    fn send(p: &mut Self::Tx, v: u64) {
-        let _ = p.push(v);
+    fn send(p: &mut Self::Tx, v: u64) -> bool {
+        p.push(v).is_ok()
     }
     fn recv(c: &mut Self::Rx) -> u64 {
         u64::from(c.pop().is_some())
@@ -160,9 +243,11 @@ impl BenchChannel for WaitlessSpscBatch {
         let (p, c) = wl::spsc::bounded(SPSC_CAPACITY);
         (vec![(p, 0)], vec![c])
     }
-    fn send((p, seq): &mut Self::Tx, _v: u64) {
+    fn send((p, seq): &mut Self::Tx, _v: u64) -> bool {
         let first = *seq;
-        *seq += p.write_chunk(BATCH).fill_from_iter(&mut (first..)) as u64;
+        let n = p.write_chunk(BATCH).fill_from_iter(&mut (first..)) as u64;
+        *seq += n;
+        n > 0
     }
     fn recv(c: &mut Self::Rx) -> u64 {
         let chunk = c.read_chunk(BATCH);
@@ -188,8 +273,8 @@ impl BenchChannel for Rtrb {
         let (p, c) = rtrb::RingBuffer::new(SPSC_CAPACITY);
         (vec![p], vec![c])
     }
-    fn send(p: &mut Self::Tx, v: u64) {
-        let _ = p.push(v);
+    fn send(p: &mut Self::Tx, v: u64) -> bool {
+        p.push(v).is_ok()
     }
     fn recv(c: &mut Self::Rx) -> u64 {
         u64::from(c.pop().is_ok())
@@ -212,8 +297,8 @@ impl BenchChannel for StdSync {
         let (tx, rx) = std::sync::mpsc::sync_channel(SPSC_CAPACITY);
         (vec![tx], vec![rx])
     }
-    fn send(p: &mut Self::Tx, v: u64) {
-        let _ = p.try_send(v);
+    fn send(p: &mut Self::Tx, v: u64) -> bool {
+        p.try_send(v).is_ok()
     }
     fn recv(c: &mut Self::Rx) -> u64 {
         u64::from(c.try_recv().is_ok())
@@ -244,8 +329,8 @@ where
         let ch = Arc::new(OptimizedChannel::with_strategy(MPMC_CAPACITY));
         (vec![ch.clone(); n], vec![ch; n])
     }
-    fn send(p: &mut Self::Tx, v: u64) {
-        let _ = p.send(v);
+    fn send(p: &mut Self::Tx, v: u64) -> bool {
+        p.send(v).is_ok()
     }
     fn recv(c: &mut Self::Rx) -> u64 {
         u64::from(c.recv().is_some())
@@ -267,8 +352,8 @@ impl BenchChannel for WaitlessHandles {
         let (tx, rx) = wl::bounded(MPMC_CAPACITY);
         (vec![tx; n], vec![rx; n])
     }
-    fn send(p: &mut Self::Tx, v: u64) {
-        let _ = p.try_send(v);
+    fn send(p: &mut Self::Tx, v: u64) -> bool {
+        p.try_send(v).is_ok()
     }
     fn recv(c: &mut Self::Rx) -> u64 {
         u64::from(c.try_recv().is_ok())
@@ -290,8 +375,8 @@ impl BenchChannel for Crossbeam {
         let (tx, rx) = crossbeam_channel::bounded(MPMC_CAPACITY);
         (vec![tx; n], vec![rx; n])
     }
-    fn send(p: &mut Self::Tx, v: u64) {
-        let _ = p.try_send(v);
+    fn send(p: &mut Self::Tx, v: u64) -> bool {
+        p.try_send(v).is_ok()
     }
     fn recv(c: &mut Self::Rx) -> u64 {
         u64::from(c.try_recv().is_ok())
@@ -313,8 +398,8 @@ impl BenchChannel for Flume {
         let (tx, rx) = flume::bounded(MPMC_CAPACITY);
         (vec![tx; n], vec![rx; n])
     }
-    fn send(p: &mut Self::Tx, v: u64) {
-        let _ = p.try_send(v);
+    fn send(p: &mut Self::Tx, v: u64) -> bool {
+        p.try_send(v).is_ok()
     }
     fn recv(c: &mut Self::Rx) -> u64 {
         u64::from(c.try_recv().is_ok())
@@ -336,8 +421,8 @@ impl BenchChannel for Kanal {
         let (tx, rx) = kanal::bounded(MPMC_CAPACITY);
         (vec![tx; n], vec![rx; n])
     }
-    fn send(p: &mut Self::Tx, v: u64) {
-        let _ = p.try_send(v);
+    fn send(p: &mut Self::Tx, v: u64) -> bool {
+        p.try_send(v).is_ok()
     }
     fn recv(c: &mut Self::Rx) -> u64 {
         u64::from(matches!(c.try_recv(), Ok(Some(_))))
@@ -363,15 +448,17 @@ impl BenchChannel for RtrbBatch {
         let (p, c) = rtrb::RingBuffer::new(SPSC_CAPACITY);
         (vec![(p, 0)], vec![c])
     }
-    fn send((p, seq): &mut Self::Tx, _v: u64) {
+    fn send((p, seq): &mut Self::Tx, _v: u64) -> bool {
         let n = p.slots().min(BATCH);
         if n > 0 {
             if let Ok(chunk) = p.write_chunk_uninit(n) {
                 let first = *seq;
                 *seq += n as u64;
                 chunk.fill_from_iter(first..);
+                return true;
             }
         }
+        false
     }
     fn recv(c: &mut Self::Rx) -> u64 {
         let n = c.slots().min(BATCH);
@@ -400,11 +487,13 @@ impl BenchChannel for MutexDeque {
         let q = Arc::new(Mutex::new(VecDeque::with_capacity(MPMC_CAPACITY)));
         (vec![q.clone(); n], vec![q; n])
     }
-    fn send(p: &mut Self::Tx, v: u64) {
+    fn send(p: &mut Self::Tx, v: u64) -> bool {
         let mut q = p.lock().unwrap();
-        if q.len() < MPMC_CAPACITY {
+        let room = q.len() < MPMC_CAPACITY;
+        if room {
             q.push_back(v);
         }
+        room
     }
     fn recv(c: &mut Self::Rx) -> u64 {
         u64::from(c.lock().unwrap().pop_front().is_some())
@@ -573,6 +662,7 @@ fn roundtrip<B: Blocking>(cfg: &RunConfig, threads: usize) -> RunResult {
         cfg,
         threads,
         |t| {
+            place(t, threads);
             if t == 0 {
                 let (tx, rx) = pinger.lock().unwrap().take().expect("one pinger");
                 State::<B>::Pinger(tx, rx, 0)

@@ -27,17 +27,25 @@
 //! 2. if the stamp is free for t, CASes `tail` from t to t + 1; on success it
 //!    writes the value and stores the full stamp of t (`Release`); on failure
 //!    it goes straight back to step 1 with the tail the CAS returned;
-//! 3. if the stamp still holds the value of position `t - capacity` (the slot
-//!    is one lap behind), the channel *may* be full: `SeqCst` fence, load
-//!    `head` = h; if `t - h >= capacity` → `Full(value)`; otherwise that
-//!    lap's consumer is between its claim and its stamp store: spin, reload
-//!    `tail`, go to 1;
-//! 4. any other stamp means `t` is stale (another producer claimed it):
-//!    reload `tail`, go to 1.
+//! 3. if the stamp is from an earlier lap than t (it still holds the value
+//!    of position `t - capacity`, or is still free for `t - capacity`
+//!    because that position's producer was preempted between its claim and
+//!    its stamp store), the channel *may* be full: `SeqCst` fence, load
+//!    `head` = h; if `t - h >= capacity` → `Full(value)`; otherwise a peer
+//!    is between its claim and its stamp store: spin, reload `tail`, go
+//!    to 1;
+//! 4. any other stamp (a later lap) means `t` is stale (another producer
+//!    claimed it): reload `tail`, go to 1.
 //!
 //! A consumer mirrors it with `head`: full stamp of h → claim → read → store
-//! the free stamp of `h + capacity`; a stamp still free for h means *maybe
-//! empty*: fence, load `tail`, `None` if `tail == h`.
+//! the free stamp of `h + capacity`; a stamp from an earlier lap than "full
+//! for h" (still free for h, or still holding `h - capacity`'s value while
+//! that lap's consumer is mid-read) means *maybe empty*: fence, load
+//! `tail`, `None` if `tail == h`. So a `send` facing a full ring and a
+//! `recv` facing an empty one answer at once even while a peer is
+//! preempted inside its claim-to-stamp window (before this, the earlier-lap
+//! stamps other than "full for `t - capacity`" / "free for h" were treated
+//! as stale and re-read in a loop until that peer ran again).
 //!
 //! So the fast path reads and writes exactly the slot (value + stamp) and
 //! the owning index (`tail` or `head`); the opposite index is read only when
@@ -378,9 +386,15 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
                     }
                 }
             }
-            if stamp == full_stamp(tail.wrapping_sub(cap)) {
-                // The slot still holds the value of the previous lap: full,
-                // unless that lap's consumer is mid-read. SeqCst fence:
+            if (stamp.wrapping_sub(free_stamp(tail)) as isize) < 0 {
+                // The slot is still in an earlier lap: it holds the value of
+                // `tail - cap` (full, unless that lap's consumer is
+                // mid-read), or that value is not even written yet (its
+                // producer is preempted between its claim and its stamp
+                // store, so `head <= tail - cap`: full). Either way check
+                // the indices rather than spin on the stamp, so a `send`
+                // facing a full ring answers `Full` instead of waiting for
+                // a preempted peer. SeqCst fence:
                 // orders the `tail` load above before the `head` load below
                 // (linearizable Full, module docs); in the SeqCst total
                 // order it also pairs with a parked receiver's registration
@@ -391,8 +405,9 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
                 if tail.wrapping_sub(head) as isize >= cap as isize {
                     return Err(ChannelError::Full(value));
                 }
-                // The consumer of `tail - cap` claimed the slot and has not
-                // stored its stamp yet: wait for it.
+                // Not full: the consumer of `tail - cap` claimed the slot
+                // and has not stored its stamp yet (or the stamp moved on
+                // since we read it): wait a little, then look again.
                 wait_for_peer(&backoff);
             }
             // Otherwise `tail` was stale (another producer claimed it and
@@ -465,9 +480,14 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
                     }
                 }
             }
-            if stamp == free_stamp(head) {
-                // Position `head` is not written yet: empty, unless its
-                // producer is mid-write. SeqCst fence: orders the `head`
+            if (stamp.wrapping_sub(full_stamp(head)) as isize) < 0 {
+                // The slot is still in an earlier lap: position `head` is
+                // not written yet (empty, unless its producer is
+                // mid-write), or the slot still holds the value of
+                // `head - cap` because that lap's consumer is mid-read (so
+                // `head`'s producer cannot have written; empty if nobody
+                // claimed `head`). Either way check the indices rather than
+                // spin on the stamp. SeqCst fence: orders the `head`
                 // load above before the `tail` load below (linearizable
                 // None, module docs); in the SeqCst total order it pairs
                 // with a parked sender's registration (see `blocking.rs`).
@@ -477,8 +497,9 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
                 if tail.wrapping_sub(head) as isize <= 0 {
                     return None;
                 }
-                // The producer of `head` claimed it and has not stored its
-                // stamp yet: wait for it.
+                // Not empty: the producer of `head` claimed it and has not
+                // stored its stamp yet (or the stamp moved on since we read
+                // it): wait a little, then look again.
                 wait_for_peer(&backoff);
             }
             // Otherwise `head` was stale: look at the current head.
@@ -703,6 +724,75 @@ mod tests {
                 assert!(ch.is_empty());
             }
         }
+    }
+
+    /// A producer preempted between its claim and its stamp store, made
+    /// by hand: claims the next position of `ch` and writes nothing.
+    fn claim_without_writing<T>(ch: &OptimizedChannel<T>) -> usize {
+        let t = ch.producer.tail.load(Ordering::Relaxed);
+        ch.producer
+            .tail
+            .compare_exchange(t, t + 1, Ordering::Relaxed, Ordering::Relaxed)
+            .expect("no other producer");
+        t
+    }
+
+    #[test]
+    fn send_answers_full_while_the_previous_laps_producer_is_preempted() {
+        // Position 0 is claimed and never written (its producer is
+        // "preempted"); position 1 fills the ring. The next send's slot is
+        // still free for position 0, a lap behind: the ring is full
+        // (tail 2, head 0), and `send` must say so at once. Before, it took
+        // that stamp for a stale tail and re-read it until the producer of
+        // position 0 ran again: here, forever.
+        crate::channel::test_support::within(60, "send facing a preempted producer", || {
+            let ch = OptimizedChannel::<u32>::new(2);
+            let p0 = claim_without_writing(&ch);
+            ch.send(1).unwrap();
+            assert_eq!(ch.send(2), Err(ChannelError::Full(2)));
+            // The preempted producer finishes; everything flows again.
+            // SAFETY: position `p0` is ours (claimed above) and its slot
+            // holds no value.
+            ch.slot(p0).value.with_mut(|p| unsafe { (*p).write(0) });
+            ch.slot(p0).stamp.store(full_stamp(p0), Ordering::Release);
+            assert_eq!(ch.recv(), Some(0));
+            ch.send(2).unwrap();
+            assert_eq!((ch.recv(), ch.recv(), ch.recv()), (Some(1), Some(2), None));
+        });
+    }
+
+    #[test]
+    fn recv_answers_none_while_the_previous_laps_consumer_is_preempted() {
+        // Position 0's value is claimed by a consumer that has not read it
+        // yet ("preempted"); position 1 is received. The next recv's slot
+        // still holds position 0's value, a lap behind position 2, and
+        // nobody claimed position 2: the ring is empty (head == tail == 2),
+        // and `recv` must say so at once instead of re-reading the stamp.
+        crate::channel::test_support::within(60, "recv facing a preempted consumer", || {
+            let ch = OptimizedChannel::<u32>::new(2);
+            ch.send(10).unwrap();
+            ch.send(11).unwrap();
+            let h0 = ch.consumer.head.load(Ordering::Relaxed);
+            ch.consumer
+                .head
+                .compare_exchange(h0, h0 + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .expect("no other consumer");
+            assert_eq!(ch.recv(), Some(11));
+            assert_eq!(ch.recv(), None);
+            // The preempted consumer finishes.
+            // SAFETY: position `h0` is ours (claimed above) and its value
+            // was written and published by the send of 10.
+            let v = ch
+                .slot(h0)
+                .value
+                .with(|p| unsafe { (*p).assume_init_read() });
+            assert_eq!(v, 10);
+            ch.slot(h0)
+                .stamp
+                .store(free_stamp(h0 + 2), Ordering::Release);
+            ch.send(12).unwrap();
+            assert_eq!((ch.recv(), ch.recv()), (Some(12), None));
+        });
     }
 
     #[test]
