@@ -32,7 +32,7 @@
 use core::ptr;
 
 use super::deferred::{Bag, Deferred};
-use super::pool::Pool;
+use super::pool::{Pool, POOL_FREE_BYTES};
 use crate::hazard::fence as barrier;
 use crate::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::UnsafeCell;
@@ -160,7 +160,7 @@ pub(crate) struct LocalState {
 }
 
 impl Participant {
-    fn new_owned(asymmetric: bool) -> Self {
+    fn new_owned(asymmetric: bool, pool_max: usize) -> Self {
         Self {
             epoch: AtomicUsize::new(0),
             in_use: AtomicBool::new(true),
@@ -172,7 +172,7 @@ impl Participant {
                 checks: 0,
                 seen_sealed: 0,
                 exited: false,
-                pool: Pool::new(),
+                pool: Pool::new(pool_max),
             }),
             bag_len: AtomicUsize::new(0),
             pool_len: AtomicUsize::new(0),
@@ -281,6 +281,10 @@ pub(crate) struct Global {
     /// Whether pins use a compiler fence and advances a `membarrier`
     /// (fixed at construction; see the module docs).
     asymmetric: bool,
+    /// The byte bound each record's pool free list may grow to
+    /// (`Pool::new`); [`POOL_FREE_BYTES`] (no growth) unless set with
+    /// [`Global::with_pool_max`].
+    pool_max: usize,
 }
 
 impl Global {
@@ -297,7 +301,15 @@ impl Global {
             next_forced: AtomicU64::new(0),
             participants: AtomicPtr::new(ptr::null_mut()),
             asymmetric: asymmetric && barrier::asymmetric_available(),
+            pool_max: POOL_FREE_BYTES,
         }
+    }
+
+    /// Lets every record's pool free list grow to `bytes` (see
+    /// `Pool::missed`). Only before the first record registers.
+    pub(crate) fn with_pool_max(mut self, bytes: usize) -> Self {
+        self.pool_max = bytes;
+        self
     }
 
     /// Whether this collector uses the asymmetric (fence-free pin) mode.
@@ -346,7 +358,10 @@ impl Global {
         if !found.is_null() {
             return found;
         }
-        let new = Box::into_raw(Box::new(Participant::new_owned(self.asymmetric)));
+        let new = Box::into_raw(Box::new(Participant::new_owned(
+            self.asymmetric,
+            self.pool_max,
+        )));
         let mut head = self.participants.load(Ordering::Relaxed);
         loop {
             // SAFETY: `new` is ours alone until the CAS below publishes it.

@@ -92,7 +92,7 @@ pub fn cached_node_bytes() -> usize {
 /// }
 /// assert!(cached_node_bytes() <= NODE_CACHE_BYTES); // the rest went to the allocator
 /// ```
-pub const NODE_CACHE_BYTES: usize = crate::epoch::POOL_FREE_BYTES;
+pub const NODE_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The node cache's bound under its earlier, per-size-class name.
 ///
@@ -273,7 +273,7 @@ impl<T> LockFreeStack<T> {
             head: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
             elimination: Elimination::new(),
             config,
-            collector: ManuallyDrop::new(Collector::new()),
+            collector: ManuallyDrop::new(Collector::with_pool_max(NODE_CACHE_BYTES)),
             _owns: PhantomData,
         }
     }
