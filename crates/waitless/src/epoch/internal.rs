@@ -124,8 +124,15 @@ pub(crate) struct Participant {
     pub(crate) local: UnsafeCell<LocalState>,
     /// Length of `local.bag`, mirrored for `Collector::pending` readers.
     pub(crate) bag_len: AtomicUsize,
-    /// Retired blocks in `local.pool`, mirrored likewise.
-    pub(crate) pool_len: AtomicUsize,
+    /// `local.pool`'s count of blocks ever retired (`Pool::retired_in`),
+    /// mirrored for `Collector::pending` readers and, for a stack, as its
+    /// count of pops (statistics with no store of their own on the pop
+    /// path). Stored on every retirement.
+    pub(crate) pool_in: AtomicUsize,
+    /// `local.pool`'s count of blocks that left its retired set
+    /// (`Pool::retired_out`), mirrored likewise; `pool_in - pool_out`
+    /// blocks wait in the pool.
+    pub(crate) pool_out: AtomicUsize,
     /// Statistics slots (owner-only writes, any-thread Relaxed reads).
     pub(crate) counters: [AtomicU64; COUNTERS],
     /// `true` while a thread owns this record.
@@ -175,7 +182,8 @@ impl Participant {
                 pool: Pool::new(pool_max),
             }),
             bag_len: AtomicUsize::new(0),
-            pool_len: AtomicUsize::new(0),
+            pool_in: AtomicUsize::new(0),
+            pool_out: AtomicUsize::new(0),
             counters: core::array::from_fn(|_| AtomicU64::new(0)),
             asymmetric,
         }
@@ -232,15 +240,18 @@ impl Participant {
             .with_mut(|l| unsafe { (*l).pool.free_all_free() });
     }
 
-    /// Mirrors the pool's retired count for `pending` readers.
+    /// Mirrors the pool's retirement counts for `pending` readers.
     ///
     /// # Safety
     /// 1. The calling thread owns this record.
     unsafe fn mirror_pool(&self) {
         // SAFETY: precondition 1.
-        let n = self.local.with(|l| unsafe { (*l).pool.retired() });
-        // Relaxed: a statistic.
-        self.pool_len.store(n, Ordering::Relaxed);
+        let (i, o) = self
+            .local
+            .with(|l| unsafe { ((*l).pool.retired_in(), (*l).pool.retired_out()) });
+        // Relaxed: statistics.
+        self.pool_in.store(i, Ordering::Relaxed);
+        self.pool_out.store(o, Ordering::Relaxed);
     }
 }
 
@@ -567,10 +578,11 @@ impl Global {
         // SAFETY: preconditions 1 and 2; no user code runs.
         let (due, n) = p.local.with_mut(|l| unsafe {
             let due = (*l).pool.retire(b, layout);
-            (due, (*l).pool.retired())
+            (due, (*l).pool.retired_in())
         });
-        // Relaxed: a statistic for `pending` (a plain `mov`).
-        p.pool_len.store(n, Ordering::Relaxed);
+        // Relaxed: a statistic for `pending` and the stack's pop count (a
+        // plain `mov`).
+        p.pool_in.store(n, Ordering::Relaxed);
         if due {
             // SAFETY: precondition 1.
             unsafe { self.seal_pool(p) };
@@ -1054,7 +1066,25 @@ impl Global {
     pub(crate) fn pending(&self) -> usize {
         let mut n = self.garbage_count.load(Ordering::Relaxed);
         self.for_each_participant(|p| {
-            n += p.bag_len.load(Ordering::Relaxed) + p.pool_len.load(Ordering::Relaxed);
+            // Relaxed: statistics. The two counts are monotonic (wrapping)
+            // and read without stopping the owner: a difference that looks
+            // negative (a newer `pool_out` than `pool_in`) counts as 0.
+            let out = p.pool_out.load(Ordering::Relaxed);
+            let waiting = p.pool_in.load(Ordering::Relaxed).wrapping_sub(out);
+            let waiting = if waiting > isize::MAX as usize { 0 } else { waiting };
+            n += p.bag_len.load(Ordering::Relaxed) + waiting;
+            true
+        });
+        n
+    }
+
+    /// Blocks ever retired into the records' pools (a stack's pops that
+    /// unlinked a node), summed over every participant (wrapping).
+    pub(crate) fn sum_retired(&self) -> u64 {
+        let mut n = 0u64;
+        self.for_each_participant(|p| {
+            // Relaxed: a statistic.
+            n = n.wrapping_add(p.pool_in.load(Ordering::Relaxed) as u64);
             true
         });
         n

@@ -99,6 +99,8 @@ pub(crate) use internal::Participant;
 use internal::{Global, COUNTERS};
 pub(crate) use local::thread_free_bytes;
 pub(crate) use pool::Link;
+#[cfg(test)]
+pub(crate) use pool::POOL_FREE_BYTES;
 
 pub use crate::hazard::FenceStrategy;
 use crate::sync::atomic::{AtomicUsize, Ordering};
@@ -481,6 +483,12 @@ impl Collector {
     pub(crate) fn sum_counter(&self, i: usize) -> u64 {
         debug_assert!(i < COUNTERS);
         self.global.sum_counter(i)
+    }
+
+    /// Blocks ever retired into the records' pools, summed over every
+    /// record (a stack's pops that unlinked a node).
+    pub(crate) fn sum_retired(&self) -> u64 {
+        self.global.sum_retired()
     }
 }
 

@@ -43,8 +43,10 @@
 //! # Memory
 //!
 //! The free list holds at most [`POOL_FREE_BYTES`] bytes (and at least
-//! [`POOL_FREE_MIN`] blocks) per record; the rest goes back to the
-//! allocator. Retired blocks wait as long as any garbage does (an epoch
+//! [`POOL_FREE_MIN`] blocks) per record, or, in a pool allowed to grow
+//! ([`Pool::new`]'s `max_bytes`, the stack's), the largest retired backlog
+//! that an empty free list found waiting, up to `max_bytes` (see
+//! [`Pool::missed`]); the rest goes back to the allocator. Retired blocks wait as long as any garbage does (an epoch
 //! scheme cannot bound that while a thread stays pinned). A thread that
 //! exits frees its free list and hands its retired blocks to the collector's
 //! garbage list; dropping the collector frees everything.
@@ -131,8 +133,14 @@ pub(crate) struct Pool {
     max_bytes: usize,
     /// `layout`'s size (0 before the first block).
     block_size: usize,
-    /// Retired blocks, open and sealed.
-    retired: usize,
+    /// Blocks ever retired here (wrapping). Monotonic, so that its mirror
+    /// doubles as a count of the owner's retirements (the stack's pops,
+    /// `Participant::retired_in`) at no cost beyond the mirror store the
+    /// retirement already made.
+    retired_in: usize,
+    /// Blocks that left the retired set (expired or handed off; wrapping).
+    /// `retired_in - retired_out` blocks are retired, open and sealed.
+    retired_out: usize,
     open: Batch,
     /// Sealed batches, oldest first; at most two are ever unexpired (see
     /// [`Pool::seal`]).
@@ -153,7 +161,8 @@ impl Pool {
             cap_max: 0,
             max_bytes,
             block_size: 0,
-            retired: 0,
+            retired_in: 0,
+            retired_out: 0,
             open: Batch::EMPTY,
             sealed: [Batch::EMPTY; 2],
         }
@@ -184,11 +193,20 @@ impl Pool {
     /// Retired blocks not yet expired (open and sealed).
     #[inline]
     pub(crate) fn retired(&self) -> usize {
-        debug_assert_eq!(
-            self.retired,
-            self.open.len + self.sealed[0].len + self.sealed[1].len
-        );
-        self.retired
+        let n = self.retired_in.wrapping_sub(self.retired_out);
+        debug_assert_eq!(n, self.open.len + self.sealed[0].len + self.sealed[1].len);
+        n
+    }
+
+    /// Blocks ever retired into this pool (wrapping).
+    #[inline]
+    pub(crate) fn retired_in(&self) -> usize {
+        self.retired_in
+    }
+
+    /// Blocks that ever left this pool's retired set (wrapping).
+    pub(crate) fn retired_out(&self) -> usize {
+        self.retired_out
     }
 
     /// A recycled block (its [`Link`] is initialized; the rest holds no
@@ -224,8 +242,9 @@ impl Pool {
     #[cold]
     #[inline(never)]
     fn missed(&mut self) {
-        if self.retired > 0 && self.free_cap < self.cap_max {
-            self.free_cap = (self.retired + POOL_BATCH).clamp(self.free_cap, self.cap_max);
+        let retired = self.retired();
+        if retired > 0 && self.free_cap < self.cap_max {
+            self.free_cap = (retired + POOL_BATCH).clamp(self.free_cap, self.cap_max);
         }
     }
 
@@ -277,7 +296,7 @@ impl Pool {
         }
         self.open.head = l;
         self.open.len += 1;
-        self.retired += 1;
+        self.retired_in = self.retired_in.wrapping_add(1);
         self.open.len >= POOL_BATCH
     }
 
@@ -343,7 +362,7 @@ impl Pool {
             let b = self.sealed[i];
             if b.len > 0 && epoch_at_least(global, b.epoch.wrapping_add(2)) {
                 self.sealed[i] = Batch::EMPTY;
-                self.retired -= b.len;
+                self.retired_out = self.retired_out.wrapping_add(b.len);
                 // SAFETY: precondition 1 and the module docs: the batch's
                 // grace period has ended.
                 unsafe { self.recycle_chain(b) };
@@ -384,7 +403,7 @@ impl Pool {
     /// hold: the owner then hands them to the collector's garbage list (see
     /// `Global::seal_pool`), which bounds what one thread keeps private.
     pub(crate) fn over_retained(&self) -> bool {
-        self.retired > self.free_cap.max(POOL_FREE_MIN)
+        self.retired() > self.free_cap.max(POOL_FREE_MIN)
     }
 
     /// Takes every retired block (open and sealed) out as one chain, for
@@ -396,7 +415,7 @@ impl Pool {
             layout,
         };
         let mut len = 0;
-        self.retired = 0;
+        self.retired_out = self.retired_in;
         for b in [
             core::mem::replace(&mut self.open, Batch::EMPTY),
             core::mem::replace(&mut self.sealed[0], Batch::EMPTY),
