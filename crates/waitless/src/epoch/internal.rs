@@ -1071,7 +1071,11 @@ impl Global {
             // negative (a newer `pool_out` than `pool_in`) counts as 0.
             let out = p.pool_out.load(Ordering::Relaxed);
             let waiting = p.pool_in.load(Ordering::Relaxed).wrapping_sub(out);
-            let waiting = if waiting > isize::MAX as usize { 0 } else { waiting };
+            let waiting = if waiting > isize::MAX as usize {
+                0
+            } else {
+                waiting
+            };
             n += p.bag_len.load(Ordering::Relaxed) + waiting;
             true
         });
