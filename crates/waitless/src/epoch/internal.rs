@@ -32,7 +32,7 @@
 use core::ptr;
 
 use super::deferred::{Bag, Deferred};
-use super::pool::Pool;
+use super::pool::{Pool, POOL_FREE_BYTES};
 use crate::hazard::fence as barrier;
 use crate::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::UnsafeCell;
@@ -124,8 +124,15 @@ pub(crate) struct Participant {
     pub(crate) local: UnsafeCell<LocalState>,
     /// Length of `local.bag`, mirrored for `Collector::pending` readers.
     pub(crate) bag_len: AtomicUsize,
-    /// Retired blocks in `local.pool`, mirrored likewise.
-    pub(crate) pool_len: AtomicUsize,
+    /// `local.pool`'s count of blocks ever retired (`Pool::retired_in`),
+    /// mirrored for `Collector::pending` readers and, for a stack, as its
+    /// count of pops (statistics with no store of their own on the pop
+    /// path). Stored on every retirement.
+    pub(crate) pool_in: AtomicUsize,
+    /// `local.pool`'s count of blocks that left its retired set
+    /// (`Pool::retired_out`), mirrored likewise; `pool_in - pool_out`
+    /// blocks wait in the pool.
+    pub(crate) pool_out: AtomicUsize,
     /// Statistics slots (owner-only writes, any-thread Relaxed reads).
     pub(crate) counters: [AtomicU64; COUNTERS],
     /// `true` while a thread owns this record.
@@ -160,7 +167,7 @@ pub(crate) struct LocalState {
 }
 
 impl Participant {
-    fn new_owned(asymmetric: bool) -> Self {
+    fn new_owned(asymmetric: bool, pool_max: usize) -> Self {
         Self {
             epoch: AtomicUsize::new(0),
             in_use: AtomicBool::new(true),
@@ -172,10 +179,11 @@ impl Participant {
                 checks: 0,
                 seen_sealed: 0,
                 exited: false,
-                pool: Pool::new(),
+                pool: Pool::new(pool_max),
             }),
             bag_len: AtomicUsize::new(0),
-            pool_len: AtomicUsize::new(0),
+            pool_in: AtomicUsize::new(0),
+            pool_out: AtomicUsize::new(0),
             counters: core::array::from_fn(|_| AtomicU64::new(0)),
             asymmetric,
         }
@@ -232,15 +240,18 @@ impl Participant {
             .with_mut(|l| unsafe { (*l).pool.free_all_free() });
     }
 
-    /// Mirrors the pool's retired count for `pending` readers.
+    /// Mirrors the pool's retirement counts for `pending` readers.
     ///
     /// # Safety
     /// 1. The calling thread owns this record.
     unsafe fn mirror_pool(&self) {
         // SAFETY: precondition 1.
-        let n = self.local.with(|l| unsafe { (*l).pool.retired() });
-        // Relaxed: a statistic.
-        self.pool_len.store(n, Ordering::Relaxed);
+        let (i, o) = self
+            .local
+            .with(|l| unsafe { ((*l).pool.retired_in(), (*l).pool.retired_out()) });
+        // Relaxed: statistics.
+        self.pool_in.store(i, Ordering::Relaxed);
+        self.pool_out.store(o, Ordering::Relaxed);
     }
 }
 
@@ -281,6 +292,10 @@ pub(crate) struct Global {
     /// Whether pins use a compiler fence and advances a `membarrier`
     /// (fixed at construction; see the module docs).
     asymmetric: bool,
+    /// The byte bound each record's pool free list may grow to
+    /// (`Pool::new`); [`POOL_FREE_BYTES`] (no growth) unless set with
+    /// [`Global::with_pool_max`].
+    pool_max: usize,
 }
 
 impl Global {
@@ -297,7 +312,15 @@ impl Global {
             next_forced: AtomicU64::new(0),
             participants: AtomicPtr::new(ptr::null_mut()),
             asymmetric: asymmetric && barrier::asymmetric_available(),
+            pool_max: POOL_FREE_BYTES,
         }
+    }
+
+    /// Lets every record's pool free list grow to `bytes` (see
+    /// `Pool::missed`). Only before the first record registers.
+    pub(crate) fn with_pool_max(mut self, bytes: usize) -> Self {
+        self.pool_max = bytes;
+        self
     }
 
     /// Whether this collector uses the asymmetric (fence-free pin) mode.
@@ -346,7 +369,10 @@ impl Global {
         if !found.is_null() {
             return found;
         }
-        let new = Box::into_raw(Box::new(Participant::new_owned(self.asymmetric)));
+        let new = Box::into_raw(Box::new(Participant::new_owned(
+            self.asymmetric,
+            self.pool_max,
+        )));
         let mut head = self.participants.load(Ordering::Relaxed);
         loop {
             // SAFETY: `new` is ours alone until the CAS below publishes it.
@@ -552,10 +578,11 @@ impl Global {
         // SAFETY: preconditions 1 and 2; no user code runs.
         let (due, n) = p.local.with_mut(|l| unsafe {
             let due = (*l).pool.retire(b, layout);
-            (due, (*l).pool.retired())
+            (due, (*l).pool.retired_in())
         });
-        // Relaxed: a statistic for `pending` (a plain `mov`).
-        p.pool_len.store(n, Ordering::Relaxed);
+        // Relaxed: a statistic for `pending` and the stack's pop count (a
+        // plain `mov`).
+        p.pool_in.store(n, Ordering::Relaxed);
         if due {
             // SAFETY: precondition 1.
             unsafe { self.seal_pool(p) };
@@ -1039,7 +1066,29 @@ impl Global {
     pub(crate) fn pending(&self) -> usize {
         let mut n = self.garbage_count.load(Ordering::Relaxed);
         self.for_each_participant(|p| {
-            n += p.bag_len.load(Ordering::Relaxed) + p.pool_len.load(Ordering::Relaxed);
+            // Relaxed: statistics. The two counts are monotonic (wrapping)
+            // and read without stopping the owner: a difference that looks
+            // negative (a newer `pool_out` than `pool_in`) counts as 0.
+            let out = p.pool_out.load(Ordering::Relaxed);
+            let waiting = p.pool_in.load(Ordering::Relaxed).wrapping_sub(out);
+            let waiting = if waiting > isize::MAX as usize {
+                0
+            } else {
+                waiting
+            };
+            n += p.bag_len.load(Ordering::Relaxed) + waiting;
+            true
+        });
+        n
+    }
+
+    /// Blocks ever retired into the records' pools (a stack's pops that
+    /// unlinked a node), summed over every participant (wrapping).
+    pub(crate) fn sum_retired(&self) -> u64 {
+        let mut n = 0u64;
+        self.for_each_participant(|p| {
+            // Relaxed: a statistic.
+            n = n.wrapping_add(p.pool_in.load(Ordering::Relaxed) as u64);
             true
         });
         n

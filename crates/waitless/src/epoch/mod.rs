@@ -98,7 +98,9 @@ use deferred::Deferred;
 pub(crate) use internal::Participant;
 use internal::{Global, COUNTERS};
 pub(crate) use local::thread_free_bytes;
-pub(crate) use pool::{Link, POOL_FREE_BYTES};
+pub(crate) use pool::Link;
+#[cfg(test)]
+pub(crate) use pool::POOL_FREE_BYTES;
 
 pub use crate::hazard::FenceStrategy;
 use crate::sync::atomic::{AtomicUsize, Ordering};
@@ -214,6 +216,19 @@ impl Collector {
     pub fn with_strategy(strategy: FenceStrategy) -> Self {
         Self {
             global: GlobalBox::new(Global::new(strategy == FenceStrategy::Asymmetric)),
+            token: Arc::new(Token {
+                state: AtomicUsize::new(LIVE),
+            }),
+        }
+    }
+
+    /// A new domain (fence-free pins, as [`Collector::new`]) whose
+    /// records' pool free lists start at `POOL_FREE_BYTES` and may grow to
+    /// `pool_max` bytes while the epoch is held back (`Pool::missed`): the
+    /// stack's node cache.
+    pub(crate) fn with_pool_max(pool_max: usize) -> Self {
+        Self {
+            global: GlobalBox::new(Global::new(true).with_pool_max(pool_max)),
             token: Arc::new(Token {
                 state: AtomicUsize::new(LIVE),
             }),
@@ -468,6 +483,12 @@ impl Collector {
     pub(crate) fn sum_counter(&self, i: usize) -> u64 {
         debug_assert!(i < COUNTERS);
         self.global.sum_counter(i)
+    }
+
+    /// Blocks ever retired into the records' pools, summed over every
+    /// record (a stack's pops that unlinked a node).
+    pub(crate) fn sum_retired(&self) -> u64 {
+        self.global.sum_retired()
     }
 }
 

@@ -43,8 +43,10 @@
 //! # Memory
 //!
 //! The free list holds at most [`POOL_FREE_BYTES`] bytes (and at least
-//! [`POOL_FREE_MIN`] blocks) per record; the rest goes back to the
-//! allocator. Retired blocks wait as long as any garbage does (an epoch
+//! [`POOL_FREE_MIN`] blocks) per record, or, in a pool allowed to grow
+//! ([`Pool::new`]'s `max_bytes`, the stack's), the largest retired backlog
+//! that an empty free list found waiting, up to `max_bytes` (see
+//! [`Pool::missed`]); the rest goes back to the allocator. Retired blocks wait as long as any garbage does (an epoch
 //! scheme cannot bound that while a thread stays pinned). A thread that
 //! exits frees its free list and hands its retired blocks to the collector's
 //! garbage list; dropping the collector frees everything.
@@ -62,7 +64,8 @@ pub(crate) const POOL_BATCH: usize = 32;
 #[cfg(any(loom, miri))]
 pub(crate) const POOL_BATCH: usize = 2;
 
-/// Bytes of recycled blocks a record's free list keeps at most.
+/// Bytes of recycled blocks a record's free list keeps at most (the
+/// starting bound of a pool that may grow, see [`Pool::new`]).
 pub(crate) const POOL_FREE_BYTES: usize = 64 * 1024;
 
 /// Blocks a record's free list may keep whatever their size.
@@ -118,12 +121,26 @@ pub(crate) struct Pool {
     layout: Option<Layout>,
     free: *mut Link,
     free_len: usize,
-    /// The most blocks `free` keeps (from `layout`).
+    /// The most blocks `free` keeps now (from `layout`): starts at
+    /// `cap_min`, grows towards `cap_max` (see [`Pool::missed`]).
     free_cap: usize,
+    /// `free_cap`'s starting value ([`POOL_FREE_BYTES`], at least
+    /// [`POOL_FREE_MIN`] blocks).
+    cap_min: usize,
+    /// `free_cap`'s bound (`max_bytes`, at least `cap_min` blocks).
+    cap_max: usize,
+    /// The byte bound `cap_max` is computed from once the layout is known.
+    max_bytes: usize,
     /// `layout`'s size (0 before the first block).
     block_size: usize,
-    /// Retired blocks, open and sealed.
-    retired: usize,
+    /// Blocks ever retired here (wrapping). Monotonic, so that its mirror
+    /// doubles as a count of the owner's retirements (the stack's pops,
+    /// `Participant::retired_in`) at no cost beyond the mirror store the
+    /// retirement already made.
+    retired_in: usize,
+    /// Blocks that left the retired set (expired or handed off; wrapping).
+    /// `retired_in - retired_out` blocks are retired, open and sealed.
+    retired_out: usize,
     open: Batch,
     /// Sealed batches, oldest first; at most two are ever unexpired (see
     /// [`Pool::seal`]).
@@ -131,14 +148,21 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    pub(crate) const fn new() -> Self {
+    /// An empty pool whose free list keeps at most [`POOL_FREE_BYTES`] and
+    /// may grow to `max_bytes` (no growth when `max_bytes` is at most
+    /// [`POOL_FREE_BYTES`]).
+    pub(crate) const fn new(max_bytes: usize) -> Self {
         Self {
             layout: None,
             free: ptr::null_mut(),
             free_len: 0,
             free_cap: 0,
+            cap_min: 0,
+            cap_max: 0,
+            max_bytes,
             block_size: 0,
-            retired: 0,
+            retired_in: 0,
+            retired_out: 0,
             open: Batch::EMPTY,
             sealed: [Batch::EMPTY; 2],
         }
@@ -149,7 +173,9 @@ impl Pool {
         if self.layout.is_none() {
             self.layout = Some(layout);
             self.block_size = layout.size();
-            self.free_cap = (POOL_FREE_BYTES / layout.size().max(1)).max(POOL_FREE_MIN);
+            self.cap_min = (POOL_FREE_BYTES / layout.size().max(1)).max(POOL_FREE_MIN);
+            self.cap_max = (self.max_bytes / layout.size().max(1)).max(self.cap_min);
+            self.free_cap = self.cap_min;
         }
         debug_assert_eq!(self.layout, Some(layout), "one layout per pool");
     }
@@ -167,11 +193,20 @@ impl Pool {
     /// Retired blocks not yet expired (open and sealed).
     #[inline]
     pub(crate) fn retired(&self) -> usize {
-        debug_assert_eq!(
-            self.retired,
-            self.open.len + self.sealed[0].len + self.sealed[1].len
-        );
-        self.retired
+        let n = self.retired_in.wrapping_sub(self.retired_out);
+        debug_assert_eq!(n, self.open.len + self.sealed[0].len + self.sealed[1].len);
+        n
+    }
+
+    /// Blocks ever retired into this pool (wrapping).
+    #[inline]
+    pub(crate) fn retired_in(&self) -> usize {
+        self.retired_in
+    }
+
+    /// Blocks that ever left this pool's retired set (wrapping).
+    pub(crate) fn retired_out(&self) -> usize {
+        self.retired_out
     }
 
     /// A recycled block (its [`Link`] is initialized; the rest holds no
@@ -180,6 +215,7 @@ impl Pool {
     pub(crate) fn take(&mut self) -> *mut u8 {
         let b = self.free;
         if b.is_null() {
+            self.missed();
             return ptr::null_mut();
         }
         // SAFETY: blocks on the free list are this record's alone (module
@@ -190,6 +226,32 @@ impl Pool {
         self.free_len -= 1;
         prefetch(next.cast_const().cast());
         b.cast()
+    }
+
+    /// A take found the free list empty, so the caller goes to the
+    /// allocator. If blocks of this pool are still waiting out their grace
+    /// period (the epoch is held back, typically by a thread descheduled
+    /// while pinned), the free list was too small to bridge that wait:
+    /// raise its bound to the waiting backlog (up to `cap_max`), so that
+    /// when the backlog expires it is kept for the next wait instead of
+    /// being handed back to the allocator (and the owner's pushes to the
+    /// allocator again). The bound only grows, to the largest backlog this
+    /// record has seen, until [`Pool::free_all_free`] (thread exit, stack
+    /// drop) resets it; those blocks were allocated and held anyway while
+    /// they waited.
+    #[cold]
+    #[inline(never)]
+    fn missed(&mut self) {
+        let retired = self.retired();
+        if retired > 0 && self.free_cap < self.cap_max {
+            self.free_cap = (retired + POOL_BATCH).clamp(self.free_cap, self.cap_max);
+        }
+    }
+
+    /// The free list's current bound, in blocks.
+    #[cfg(test)]
+    pub(crate) fn free_cap(&self) -> usize {
+        self.free_cap
     }
 
     /// Keeps `b`, a block nobody else can access (never published, or past
@@ -234,7 +296,7 @@ impl Pool {
         }
         self.open.head = l;
         self.open.len += 1;
-        self.retired += 1;
+        self.retired_in = self.retired_in.wrapping_add(1);
         self.open.len >= POOL_BATCH
     }
 
@@ -300,7 +362,7 @@ impl Pool {
             let b = self.sealed[i];
             if b.len > 0 && epoch_at_least(global, b.epoch.wrapping_add(2)) {
                 self.sealed[i] = Batch::EMPTY;
-                self.retired -= b.len;
+                self.retired_out = self.retired_out.wrapping_add(b.len);
                 // SAFETY: precondition 1 and the module docs: the batch's
                 // grace period has ended.
                 unsafe { self.recycle_chain(b) };
@@ -341,7 +403,7 @@ impl Pool {
     /// hold: the owner then hands them to the collector's garbage list (see
     /// `Global::seal_pool`), which bounds what one thread keeps private.
     pub(crate) fn over_retained(&self) -> bool {
-        self.retired > self.free_cap.max(POOL_FREE_MIN)
+        self.retired() > self.free_cap.max(POOL_FREE_MIN)
     }
 
     /// Takes every retired block (open and sealed) out as one chain, for
@@ -353,7 +415,7 @@ impl Pool {
             layout,
         };
         let mut len = 0;
-        self.retired = 0;
+        self.retired_out = self.retired_in;
         for b in [
             core::mem::replace(&mut self.open, Batch::EMPTY),
             core::mem::replace(&mut self.sealed[0], Batch::EMPTY),
@@ -370,11 +432,13 @@ impl Pool {
         (len > 0).then_some((chain, len))
     }
 
-    /// Returns the free list to the allocator.
+    /// Returns the free list to the allocator and its bound to the
+    /// starting one.
     pub(crate) fn free_all_free(&mut self) {
         let Some(layout) = self.layout else {
             return;
         };
+        self.free_cap = self.cap_min;
         let chain = RetiredChain {
             head: core::mem::replace(&mut self.free, ptr::null_mut()),
             layout,
@@ -429,5 +493,60 @@ impl RetiredChain {
             unsafe { std::alloc::dealloc(cur.cast(), self.layout) };
             cur = next;
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn block(layout: Layout) -> *mut u8 {
+        // SAFETY: `layout` has a non-zero size.
+        let b = unsafe { std::alloc::alloc(layout) };
+        assert!(!b.is_null());
+        // SAFETY: fresh block, large enough for a `Link`.
+        unsafe {
+            b.cast::<Link>().write(Link {
+                next: AtomicPtr::new(ptr::null_mut()),
+            })
+        };
+        b
+    }
+
+    /// Retires `n` blocks with a take miss before each (as the stack's
+    /// pushes do while the epoch is held back), seals them at epoch 0 and
+    /// expires them at epoch 2; returns the free list's length after that.
+    fn held_epoch_round(p: &mut Pool, layout: Layout, n: usize) -> usize {
+        for _ in 0..n {
+            let b = p.take();
+            let b = if b.is_null() { block(layout) } else { b };
+            // SAFETY: a block of `layout` that no other thread can reach.
+            unsafe { p.retire(b, layout) };
+        }
+        p.seal(0);
+        // SAFETY: a test: no other thread, so every grace period is over.
+        unsafe { p.expire(2) };
+        p.free_len
+    }
+
+    /// A pool that may grow keeps a backlog larger than its starting bound
+    /// after its grace period (up to its own bound); one that may not
+    /// returns the excess to the allocator; `free_all_free` resets the
+    /// bound.
+    #[test]
+    fn the_free_list_grows_to_the_waiting_backlog_and_resets() {
+        let layout = Layout::new::<[u64; 2]>();
+        let start = POOL_FREE_BYTES / layout.size();
+        let n = if cfg!(miri) { start + 100 } else { 3 * start };
+        let mut fixed = Pool::new(POOL_FREE_BYTES);
+        assert_eq!(held_epoch_round(&mut fixed, layout, n), start);
+        let mut growing = Pool::new(2 * start * layout.size());
+        // The first round grows the bound to the backlog, up to twice the
+        // starting bound.
+        assert_eq!(held_epoch_round(&mut growing, layout, n), n.min(2 * start));
+        assert_eq!(growing.free_cap(), (n - 1 + POOL_BATCH).min(2 * start));
+        growing.free_all_free();
+        assert_eq!(growing.free_cap(), start);
+        assert_eq!(growing.free_len, 0);
     }
 }

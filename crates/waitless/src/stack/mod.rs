@@ -78,6 +78,17 @@ pub fn cached_node_bytes() -> usize {
 /// The most bytes of popped node blocks one thread keeps for reuse per
 /// stack (and at least 16 nodes, whatever their size).
 ///
+/// A thread's cache starts at 64 KiB. It grows towards this bound only
+/// when the thread's push finds it empty while the thread's own popped
+/// nodes still wait out their grace period: the epoch is held back, as when
+/// a thread is descheduled while pinned (more threads than CPUs). It then
+/// grows to the size of that waiting backlog, so that when the backlog
+/// expires it is kept for the next such wait instead of going back to the
+/// allocator. Those blocks were allocated anyway while they waited: the
+/// cache keeps at most the largest backlog the thread has seen. It stays at
+/// that size until the thread exits or the stack is dropped, and
+/// [`cached_node_bytes`] reports it.
+///
 /// ```
 /// use waitless::stack::{cached_node_bytes, LockFreeStack, NODE_CACHE_BYTES};
 /// let s = LockFreeStack::new();
@@ -92,7 +103,12 @@ pub fn cached_node_bytes() -> usize {
 /// }
 /// assert!(cached_node_bytes() <= NODE_CACHE_BYTES); // the rest went to the allocator
 /// ```
-pub const NODE_CACHE_BYTES: usize = crate::epoch::POOL_FREE_BYTES;
+pub const NODE_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The node cache's starting bound per stack per thread (see
+/// [`NODE_CACHE_BYTES`]).
+#[cfg(test)]
+const NODE_CACHE_START_BYTES: usize = crate::epoch::POOL_FREE_BYTES;
 
 /// The node cache's bound under its earlier, per-size-class name.
 ///
@@ -107,9 +123,12 @@ pub const NODE_CACHE_CLASS_BYTES: usize = NODE_CACHE_BYTES;
 static PUSH_SITE: Site = Site::new("stack.push");
 static POP_SITE: Site = Site::new("stack.pop");
 
-/// Statistics counter slots in each epoch participant record.
+/// Statistics counter slots in each epoch participant record. A pop that
+/// unlinks a node from the head retires it into the record's pool, whose
+/// retirement count (`Collector::sum_retired`) is the count of those pops:
+/// only pops by elimination need a counter of their own.
 const PUSHES: usize = 0;
-const POPS: usize = 1;
+const ELIMINATED_POPS: usize = 1;
 const RETRIES: usize = 2;
 
 crate::utils::value_error! {
@@ -273,7 +292,7 @@ impl<T> LockFreeStack<T> {
             head: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
             elimination: Elimination::new(),
             config,
-            collector: ManuallyDrop::new(Collector::new()),
+            collector: ManuallyDrop::new(Collector::with_pool_max(NODE_CACHE_BYTES)),
             _owns: PhantomData,
         }
     }
@@ -475,9 +494,8 @@ impl<T> LockFreeStack<T> {
                 }
             }
         };
-        if self.config.statistics && result.is_some() {
-            g.participant().count(POPS, 1);
-        }
+        // No pop counter here: a pop that unlinked a node was counted by
+        // `unlinked`'s retirement (see `ELIMINATED_POPS`).
         result
     }
 
@@ -510,6 +528,9 @@ impl<T> LockFreeStack<T> {
                         g.participant()
                             .recycle_block(node.cast::<u8>(), node_layout::<T>())
                     };
+                    if self.config.statistics {
+                        g.participant().count(ELIMINATED_POPS, 1);
+                    }
                     return (Some(value), retries);
                 }
             }
@@ -575,7 +596,9 @@ impl<T> LockFreeStack<T> {
         let (pushes, pops, retries) = if self.config.statistics {
             (
                 self.collector.sum_counter(PUSHES),
-                self.collector.sum_counter(POPS),
+                self.collector
+                    .sum_retired()
+                    .wrapping_add(self.collector.sum_counter(ELIMINATED_POPS)),
                 self.collector.sum_counter(RETRIES),
             )
         } else {

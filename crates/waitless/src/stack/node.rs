@@ -23,9 +23,10 @@
 //! including why linking a retired node through its `next` word while a
 //! stale popper may still load that word is harmless).
 //!
-//! Memory held: each record's free list keeps at most
-//! [`crate::stack::NODE_CACHE_BYTES`] bytes (the rest goes back to the
-//! allocator). A thread that exits returns its free lists to the allocator
+//! Memory held: each record's free list keeps at most 64 KiB, or the
+//! largest backlog of retired nodes its pushes found waiting on a held
+//! epoch, up to [`crate::stack::NODE_CACHE_BYTES`] (the rest goes back to
+//! the allocator; see `Pool::missed`). A thread that exits returns its free lists to the allocator
 //! and hands its retired nodes to the collector; dropping the stack frees
 //! everything.
 

@@ -376,7 +376,8 @@ fn node_cache_is_bounded_reused_and_returned_on_drop() {
 fn nodes_retired_by_a_thread_that_stopped_popping_are_freed_by_others_advances() {
     // More nodes than the cache bound holds (16-byte nodes: 4096).
     let n: u64 = if cfg!(miri) { 5_000 } else { 20_000 };
-    let bound = NODE_CACHE_BYTES / core::mem::size_of::<node::Node<u64>>() + 64;
+    // The popper only pops, so its cache never grows past its start.
+    let bound = NODE_CACHE_START_BYTES / core::mem::size_of::<node::Node<u64>>() + 64;
     let s = LockFreeStack::new();
     for i in 0..n {
         s.push(i).unwrap();
@@ -410,4 +411,55 @@ fn nodes_retired_by_a_thread_that_stopped_popping_are_freed_by_others_advances()
             "{left} of {n} popped nodes still retired after 4 advances with nobody pinned"
         );
     });
+}
+
+/// Issue 13 (4 threads on 2 CPUs): while another thread stays pinned, the
+/// popped nodes cannot expire, the pushes find the node cache empty and go
+/// to the allocator. The cache then grows to the waiting backlog, so that
+/// once the pinned thread moves on, the backlog is kept for the next wait
+/// (up to `NODE_CACHE_BYTES`) instead of going back to the allocator.
+#[test]
+#[cfg_attr(miri, ignore)] // tens of thousands of operations
+fn node_cache_grows_to_keep_the_backlog_of_a_held_epoch() {
+    const START: usize = NODE_CACHE_START_BYTES;
+    let n = 4 * START / core::mem::size_of::<node::Node<u64>>();
+    let s = LockFreeStack::<u64>::new();
+    let (pinned_tx, pinned_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|sc| {
+        let s = &s;
+        sc.spawn(move || {
+            let g = s.enter();
+            pinned_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            drop(g);
+        });
+        pinned_rx.recv().unwrap();
+        for i in 0..n as u64 {
+            s.push(i).unwrap();
+            assert_eq!(s.pop(&s.enter()), Some(i));
+        }
+        // Nothing expired while the other thread held its pin.
+        assert!(s.stats().retired_nodes >= n - 2 * 32, "{:?}", s.stats());
+        go_tx.send(()).unwrap();
+    });
+    for _ in 0..3 {
+        s.advance_epoch();
+    }
+    let cached = cached_node_bytes();
+    assert!(
+        cached > START && cached <= NODE_CACHE_BYTES,
+        "the whole backlog should be kept: {cached} bytes"
+    );
+    // The next pushes are served from the cache.
+    for i in 0..100 {
+        s.push(i).unwrap();
+    }
+    assert_eq!(cached_node_bytes(), cached - 100 * size_of_node());
+    drop(s);
+    assert_eq!(cached_node_bytes(), 0);
+}
+
+fn size_of_node() -> usize {
+    core::mem::size_of::<node::Node<u64>>()
 }
