@@ -21,7 +21,7 @@
 #![cfg(not(loom))]
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
@@ -163,10 +163,11 @@ fn operations_one_at_a_time_on_many_records_match_a_model() {
 
 fn per_producer_order(q: &WaitFreeQueue<u64>, producers: usize, consumers: usize, per: usize) {
     let got: Vec<AtomicUsize> = (0..producers * per).map(|_| AtomicUsize::new(0)).collect();
-    let done = AtomicBool::new(false);
-    let consumed = AtomicUsize::new(0);
+    // Producers whose every enqueue has returned.
+    let finished = AtomicUsize::new(0);
     thread::scope(|s| {
         for p in 0..producers {
+            let finished = &finished;
             s.spawn(move || {
                 for i in 0..per {
                     let mut v = (p * per + i) as u64;
@@ -180,14 +181,20 @@ fn per_producer_order(q: &WaitFreeQueue<u64>, producers: usize, consumers: usize
                         }
                     }
                 }
+                // Release: pairs with the consumers' Acquire load.
+                finished.fetch_add(1, Ordering::Release);
             });
         }
         for _ in 0..consumers {
-            let (got, done, consumed) = (&got, &done, &consumed);
+            let (got, finished) = (&got, &finished);
             s.spawn(move || {
                 // The last sequence number seen from each producer.
                 let mut last: Vec<Option<usize>> = vec![None; producers];
                 loop {
+                    // Read before the dequeue: a `None` after every enqueue
+                    // returned means every value was dequeued by then (by
+                    // one consumer or another), so this one may stop.
+                    let all_in = finished.load(Ordering::Acquire) == producers;
                     match q.dequeue() {
                         Some(v) => {
                             let v = v as usize;
@@ -200,26 +207,13 @@ fn per_producer_order(q: &WaitFreeQueue<u64>, producers: usize, consumers: usize
                             }
                             last[p] = Some(i);
                             got[v].fetch_add(1, Ordering::Relaxed);
-                            consumed.fetch_add(1, Ordering::Relaxed);
                         }
-                        None => {
-                            if done.load(Ordering::Acquire)
-                                && consumed.load(Ordering::Relaxed) == producers * per
-                            {
-                                break;
-                            }
-                            thread::yield_now();
-                        }
+                        None if all_in => break,
+                        None => thread::yield_now(),
                     }
                 }
             });
         }
-        // The producers finish on their own; tell the consumers once every
-        // value has been counted.
-        while consumed.load(Ordering::Relaxed) < producers * per {
-            thread::yield_now();
-        }
-        done.store(true, Ordering::Release);
     });
     for (v, c) in got.iter().enumerate() {
         assert_eq!(c.load(Ordering::Relaxed), 1, "value {v} not dequeued once");
@@ -230,7 +224,7 @@ fn per_producer_order(q: &WaitFreeQueue<u64>, producers: usize, consumers: usize
 
 #[test]
 fn per_producer_order_survives_concurrent_scans() {
-    let per = if cfg!(miri) { 40 } else { 20_000 };
+    let per = if cfg!(miri) { 40 } else { 10_000 };
     for cap in [2usize, 8, 64] {
         let q = WaitFreeQueue::with_threads(cap, 2);
         per_producer_order(&q, 3, 2, per);
@@ -243,7 +237,7 @@ fn per_producer_order_survives_concurrent_scans() {
 #[cfg(feature = "step-count")]
 #[test]
 fn per_producer_order_survives_concurrent_scans_with_yields() {
-    let per = if cfg!(miri) { 20 } else { 5_000 };
+    let per = if cfg!(miri) { 20 } else { 2_000 };
     for cap in [2usize, 8, 64] {
         let q = waitless::queue::verification::queue_with_yield_hooks(cap, 2);
         per_producer_order(&q, 3, 2, per);
