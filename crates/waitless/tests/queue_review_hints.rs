@@ -129,7 +129,12 @@ fn one_at_a_time(cap: usize, workers: usize, ops: usize, seed: u64) {
             tx.send(Cmd::Stop).unwrap();
         }
     });
-    assert!(fulls > 0 && nones > 0, "fulls {fulls} nones {nones}");
+    // The run must reach both answers (Miri's short runs need not fill
+    // the larger queues).
+    assert!(
+        cfg!(miri) || (fulls > 0 && nones > 0),
+        "fulls {fulls} nones {nones}"
+    );
     // Every value not left in the queue was dropped once already
     // (dequeued or given back by `Full`, then dropped by the worker).
     for (v, d) in dropped.iter().enumerate() {
