@@ -337,3 +337,67 @@ fn stale_finalizer_after_the_owner_moved_on() {
         assert_eq!(all, vec![1, 2]);
     });
 }
+
+/// Counters as hints (round 5): under loom `WINDOW = 2`, so a fast fill of
+/// an even ticket leaves the counter behind it. A slow enqueue (record 0,
+/// its helpers step the lagging `tail` one ticket at a time and its owner
+/// finds its `u = 1` word by scanning from `tail`) races a fast enqueue
+/// (record 1, which scans past the lag and may find its window done) on a
+/// capacity-4 queue that already holds one value: both values arrive once,
+/// after the first, and every cell is in one place.
+#[test]
+fn lagging_hint_slow_and_fast_enqueue() {
+    loom::model(|| {
+        let q = Arc::new(mixed_q(4, 2));
+        assert!(enq(&q, 1, 1)); // ticket 0; `tail` stays 0 (not a line end)
+        let q1 = q.clone();
+        let t = thread::spawn(move || enq(&q1, 1, 3));
+        assert!(enq(&q, 0, 2));
+        assert!(t.join().unwrap());
+        let out = drain(&q, 1);
+        assert_eq!(out[0], 1);
+        let mut rest = out[1..].to_vec();
+        rest.sort_unstable();
+        assert_eq!(rest, vec![2, 3]);
+    });
+}
+
+/// `Full` decided by a scan past a lagging `tail`, next to a slow fill: a
+/// capacity-2 queue holds one value with `tail` still at 0; a slow enqueue
+/// (record 0) and a fast enqueue (record 1) race for the last free slot.
+/// Exactly one gets it; the other is `Full`.
+#[test]
+fn full_decided_past_a_lagging_hint() {
+    loom::model(|| {
+        let q = Arc::new(mixed_q(2, 2));
+        assert!(enq(&q, 1, 1)); // ticket 0; `tail` stays 0
+        let q1 = q.clone();
+        let t = thread::spawn(move || enq(&q1, 1, 3));
+        let slow = enq(&q, 0, 2);
+        let fast = t.join().unwrap();
+        assert!(slow ^ fast, "slow {slow} fast {fast}");
+        assert_eq!(drain(&q, 1), vec![1, if slow { 2 } else { 3 }]);
+    });
+}
+
+/// `None` decided by a scan past a lagging `head`, next to a slow
+/// dequeue: ticket 0 was filled and consumed with both counters left at 0;
+/// a slow dequeue (record 0) races a fast enqueue (record 1). The dequeue
+/// gets the value or `None`, consistently with what is left.
+#[test]
+fn none_decided_past_a_lagging_hint() {
+    loom::model(|| {
+        let q = Arc::new(mixed_q(2, 2));
+        assert!(enq(&q, 1, 1));
+        assert_eq!(deq(&q, 1), Some(1)); // `head` stays 0
+        let q1 = q.clone();
+        let t = thread::spawn(move || enq(&q1, 1, 5));
+        let got = deq(&q, 0);
+        assert!(t.join().unwrap());
+        match got {
+            Some(5) => assert!(drain(&q, 1).is_empty()),
+            None => assert_eq!(drain(&q, 1), vec![5]),
+            other => panic!("dequeued {other:?}"),
+        }
+    });
+}

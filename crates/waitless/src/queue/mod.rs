@@ -20,12 +20,17 @@
 //!   the spare into the slot (a dequeue swaps its empty spare in and takes
 //!   the full cell). Helpers move only indices; only the owner of a cell
 //!   reads or writes the value in it.
-//! * `tail`/`head` are ticket counters advanced by `CAS(t → t + 1)` (no
+//! * `tail`/`head` are ticket counters used as **hints**: every ticket
+//!   below a counter is done, and fewer than `W = 8` past it are (no
 //!   fetch-and-add, so no ticket is ever burned). The **fast path** reads
-//!   the counter and its slot and fills it with one CAS, or decides `Full`
-//!   (the slot still holds the element of ticket `t − capacity`) or `None`
-//!   (the slot still waits for the enqueue of `head`) from that one read —
-//!   like `crossbeam`'s `ArrayQueue`, and lock-free on its own.
+//!   the counter once and scans the slots from there (eight words per
+//!   cache line) for the first ticket not done; it fills that slot with
+//!   one CAS, or decides `Full` (the slot still holds the element of
+//!   ticket `y − capacity`) or `None` (the slot still waits for the
+//!   enqueue of `y`) from that read. A fill that loses its CAS moves on to
+//!   the next slot; the counter is moved (by CAS) once per line of `W`
+//!   tickets, so most operations touch one contended line, as in
+//!   `crossbeam`'s `ArrayQueue`. The fast path is lock-free on its own.
 //! * After `P = 8` failed attempts an operation **announces** itself in its
 //!   record and bumps a global `pending` count; every operation that starts
 //!   while `pending ≠ 0` first helps each announced request to its answer.
@@ -36,7 +41,7 @@
 //!   decides `Full`/`None` from, a `u = 1` word.
 //!
 //! The proofs of linearizability and of the step bound
-//! ([`verification::enqueue_step_bound`], `44k² + 40k + 147` for `k`
+//! ([`verification::enqueue_step_bound`], `44k² + 117k + 275` for `k`
 //! records, independent of the capacity) are in `docs/wait-free-queue.md`.
 //!
 //! # Threads
@@ -60,10 +65,11 @@
 //!
 //! # Progress and consistency
 //!
-//! Wait-free (bounded); linearizable. `len` is `tail − head` from a read
-//! in which `tail` did not move (at most three tries), clamped to
-//! `0..=capacity`; a ticket counter may lag its slot by one operation, so it
-//! is exact when no operation is in flight.
+//! Wait-free (bounded); linearizable. `len` is the number of filled minus
+//! consumed tickets, each found by scanning at most `W` slots from its
+//! counter, from a read in which the tail side did not move (at most three
+//! tries), clamped to `0..=capacity`; it is exact when no operation is in
+//! flight.
 //!
 //! # Limits
 //!

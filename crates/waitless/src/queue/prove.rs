@@ -52,12 +52,12 @@ const SYSTEM_PROGRESS: &str = "every thread that keeps taking steps keeps comple
 
 const ENQUEUE_ARGUMENT: &str = "\
 An enqueue first helps every announced request to its answer (only when the
-pending count is non-zero), then makes at most P = 8 straight-line fast-path
-attempts on the ring (read tail and its slot, fill it with one CAS or decide
-Full), and then announces its request and helps it: each helping round is a
-bounded number of steps, and only the operations already running when the
-request was announced can overtake it, so it is answered within 4k + 3
-rounds. No step waits for another thread. The bound, a function of the
+pending count is non-zero), then makes at most P = 8 fast-path attempts on
+the ring (read the tail hint and scan at most W = 8 slots from it; fill the
+first free one with one CAS or decide Full), and then announces its request
+and helps it: each helping round is a bounded number of steps, and only the
+operations already running when the request was announced can overtake it,
+so it is answered within 4k + 2 + W rounds. No step waits for another thread. The bound, a function of the
 record count k (independent of the capacity), is
 `queue::verification::enqueue_step_bound(capacity, threads)`.
 Full proof: docs/wait-free-queue.md, theorem 1 (wait-freedom and the step
@@ -66,16 +66,17 @@ bound) with the lemmas before it.";
 const DEQUEUE_ARGUMENT: &str = "\
 A dequeue runs the same protocol as an enqueue on the head side (help the
 announced requests, at most P fast attempts, then an announced request
-helped within 4k + 3 bounded rounds), so it has the same bound:
+helped within 4k + 2 + W bounded rounds), so it has the same bound:
 `queue::verification::dequeue_step_bound(capacity, threads)`. No step waits
 for another thread. Full proof: docs/wait-free-queue.md, theorem 1.";
 
 const LINEARIZABILITY_ARGUMENT: &str = "\
 Each operation takes effect at one atomic step inside its interval: the CAS
 that fills (or empties) the slot of its ticket, fast or slow (a u = 1 fill is
-always committed), or, for Full and None, the load of the slot that shows
-the ticket counter's slot still holding the element of ticket t - capacity
-(Full) or still waiting for the enqueue of head (None). Tickets are filled
+always committed), or, for Full and None, the read of the first slot of a
+scan from the ticket hint whose ticket y is not done: still holding the
+element of ticket y - capacity (Full) or still waiting for the enqueue of y
+(None). Tickets are filled
 and consumed in order, one slot word chain per ticket, so the dequeue of
 ticket x returns exactly the value the enqueue of ticket x wrote: FIFO, no
 loss, no duplication, exactly capacity elements fit. Full proof:

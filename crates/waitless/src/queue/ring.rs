@@ -9,9 +9,11 @@
 //!
 //! # Words and their bit layouts
 //!
-//! * `tail`, `head`: the next enqueue / dequeue ticket (`u64`, wrapping),
-//!   advanced only by `CAS(t → t + 1)` after slot `t` was seen changed for
-//!   ticket `t`: no fetch-and-add, so no ticket is ever burned.
+//! * `tail`, `head`: ticket hints (`u64`, wrapping): every enqueue /
+//!   dequeue ticket below the counter is done, and fewer than `WINDOW` past
+//!   it are (round 5: the counters are hints; fast attempts scan the slots
+//!   from them). Advanced only by CAS, to a ticket below which every slot
+//!   was seen done: no fetch-and-add, so no ticket is ever burned.
 //! * `slot[i]` (one per ring position, eight per cache line):
 //!   `stamp(30) << 34 | u << 33 | tid(12) << 21 | cell(21)`. For ticket `x`
 //!   with lap `ℓ = x >> log2(capacity)`, stamp `2ℓ` (mod 2^30) means
@@ -74,6 +76,12 @@ pub(crate) const MAX_RECORDS: usize = 1 << TID_BITS;
 /// `P` of the bound).
 pub(crate) const PATIENCE: usize = if cfg!(loom) { 2 } else { 8 };
 
+/// How far the ticket counters may lag the done tickets (docs, lemma
+/// "tickets"): a fast attempt scans at most this many slots from the counter
+/// it read, and moves the counter once per line of this many tickets. A
+/// power of two; eight slot words fill a cache line. Under loom 2, so that
+/// the small models reach a lagging counter and a full window.
+pub(crate) const WINDOW: u64 = if cfg!(loom) { 2 } else { 8 };
 const TID_BITS: u32 = 12;
 const TID_MASK: u64 = (1 << TID_BITS) - 1;
 const CELL_BITS: u32 = 21;
@@ -183,6 +191,14 @@ fn slot_u(w: u64) -> bool {
 fn slot_tid(w: u64) -> usize {
     ((w >> CELL_BITS) & TID_MASK) as usize
 }
+
+/// Whether a stamp difference `d` (mod 2^30) is positive: the slot is past
+/// the stamp it was compared with.
+#[inline]
+fn ahead(d: u64) -> bool {
+    d != 0 && d <= STAMP_MASK >> 1
+}
+
 #[inline]
 fn slot_cell(w: u64) -> u64 {
     w & CELL_MASK
@@ -200,6 +216,12 @@ pub(crate) struct Record {
     /// `owner` flag's Acquire claim / Release release hands it over), so
     /// Relaxed suffices.
     spare: AtomicU64,
+    /// Per side (0: enqueue / `tail`, 1: dequeue / `head`), the ticket after
+    /// this record's last fast fill: every ticket below it is done (at that
+    /// fill's CAS, lemma "tickets", and for good). A fast attempt scans from
+    /// it instead of from the counter when it lies less than `WINDOW`
+    /// tickets past the counter. Owner-only, like `spare`.
+    hint: [AtomicU64; 2],
     #[cfg(feature = "step-count")]
     pub(crate) max_enq_steps: AtomicU64,
     #[cfg(feature = "step-count")]
@@ -235,6 +257,8 @@ pub(crate) struct Ring {
     log2_cap: u32,
     base_log2: u32,
     start_seq: u64,
+    /// The first ticket (`Start::head`).
+    start_ticket: u64,
     /// Test knob (feature `step-count`): yield at the protocol's hook points
     /// so that oversubscribed stress tests preempt operations mid-flight.
     #[cfg(feature = "step-count")]
@@ -397,6 +421,7 @@ impl Ring {
             log2_cap,
             base_log2,
             start_seq: start.seq & SEQ_MASK,
+            start_ticket: start.head,
             #[cfg(feature = "step-count")]
             yield_hooks: false,
             slow_below: 0,
@@ -436,6 +461,11 @@ impl Ring {
                     resp: AtomicU64::new(pack_resp(self.start_seq, ST_OK, 0)),
                     owner: AtomicBool::new(false),
                     spare: AtomicU64::new(self.capacity + r as u64),
+                    // The first ticket: nothing below it to skip.
+                    hint: [
+                        AtomicU64::new(self.start_ticket),
+                        AtomicU64::new(self.start_ticket),
+                    ],
                     #[cfg(feature = "step-count")]
                     max_enq_steps: AtomicU64::new(0),
                     #[cfg(feature = "step-count")]
@@ -739,8 +769,8 @@ impl Ring {
         steps.tick(2);
         if !busy && p >= self.slow_below {
             let a = match kind {
-                Kind::Enqueue => self.attempt(&self.tail, 0, spare, steps),
-                Kind::Dequeue => self.attempt(&self.head, 1, spare, steps),
+                Kind::Enqueue => self.attempt(&self.tail, 0, spare, &me.hint[0], steps),
+                Kind::Dequeue => self.attempt(&self.head, 1, spare, &me.hint[1], steps),
             };
             if let Attempt::Done(a) = a {
                 return self.answered_fast(me, spare, a, steps);
@@ -779,8 +809,8 @@ impl Ring {
         if p >= self.slow_below {
             for _ in tried..PATIENCE {
                 let a = match kind {
-                    Kind::Enqueue => self.attempt(&self.tail, 0, spare, steps),
-                    Kind::Dequeue => self.attempt(&self.head, 1, spare, steps),
+                    Kind::Enqueue => self.attempt(&self.tail, 0, spare, &me.hint[0], steps),
+                    Kind::Dequeue => self.attempt(&self.head, 1, spare, &me.hint[1], steps),
                 };
                 if let Attempt::Done(a) = a {
                     return self.answered_fast(me, spare, a, steps);
@@ -792,72 +822,107 @@ impl Ring {
 
     /// One fast attempt of an enqueue (`ctr = tail`, `before = 0`, `c` our
     /// spare cell holding the value) or a dequeue (`ctr = head`, `before =
-    /// 1`, `c` our empty spare cell). An enqueue fills slot `t` from "empty
-    /// for `t`" to "full for `t`"; a dequeue takes it from "full for `t`" to
-    /// "empty for `t + capacity`". Both leave `c` in the slot and get the
-    /// slot's previous cell as their new spare.
+    /// 1`, `c` our empty spare cell). An enqueue fills the slot of a ticket
+    /// `y` from "empty for `y`" to "full for `y`"; a dequeue takes it from
+    /// "full for `y`" to "empty for `y + capacity`". Both leave `c` in the
+    /// slot and get the slot's previous cell as their new spare.
+    ///
+    /// The counter is a hint (docs, lemma "tickets"): every ticket below it
+    /// is done and at most `WINDOW` tickets past it are. The attempt reads
+    /// it once and scans the slots from there for the first ticket not done
+    /// yet, within `WINDOW` tickets; it moves the counter only when its fill
+    /// ends a line of `WINDOW` tickets, or when every ticket of the window
+    /// was done. A fill that loses its CAS moves on to the next slot without
+    /// reading the counter again.
     #[inline(always)]
-    fn attempt(&self, ctr: &AtomicU64, before: u64, c: u64, steps: &mut Steps) -> Attempt {
+    fn attempt(
+        &self,
+        ctr: &AtomicU64,
+        before: u64,
+        c: u64,
+        hint: &AtomicU64,
+        steps: &mut Steps,
+    ) -> Attempt {
         // SeqCst (tickets, slots, requests and answers): one total order,
         // which the linearization points of the docs (§4) are stated in.
         let t = ctr.load(SeqCst);
-        let slot = self.slot(t);
-        let w = slot.load(SeqCst);
+        // Relaxed: owner-only, like the spare.
+        let h = hint.load(Relaxed);
         steps.tick(2);
-        self.hook();
-        // The stamp this side changes for ticket `t`: "empty for `t`"
-        // (enqueue) or "full for `t`" (dequeue).
-        let b = (self.empty_stamp(t) + before) & STAMP_MASK;
-        // The slot's stamp relative to `b`: 0 ours to change, 1 or 2 ticket
-        // `t` done already (the counter lags), −1 full for `t − capacity`
-        // (enqueue) / empty for `t` (dequeue), anything else: the counter
-        // moved on since we read it.
-        let d = slot_stamp(w).wrapping_sub(b) & STAMP_MASK;
-        if slot_u(w) {
-            // A slow fill that left the stamp at `b` (the other side's fill
-            // before ours), `b + 1` (this side's fill of `t`) or `b + 2` (the
-            // other side's fill after it): finish it first; never fill over,
-            // pass or decide from a `u = 1` word.
-            if d <= 2 {
-                self.finalize(slot, w, steps);
-            }
-            return Attempt::Retry;
-        }
-        if d == 0 {
-            // Ours for `t`: the counter is `t` now (lemma "tickets"); one
-            // CAS changes the slot for good.
-            let ok = slot
-                .compare_exchange(w, pack_slot(b + 1, false, 0, c), SeqCst, SeqCst)
-                .is_ok();
-            FAST_FILL.record(ok);
+        let end = t.wrapping_add(WINDOW);
+        // Every ticket below `t` is done, and below `h` too (our own last
+        // fill): start at `h` when it lies in the window.
+        let mut y = if h.wrapping_sub(t) < WINDOW { h } else { t };
+        while y != end {
+            let slot = self.slot(y);
+            let mut w = slot.load(SeqCst);
             steps.tick(1);
-            if !ok {
+            self.hook();
+            // The stamp this side changes for ticket `y`: "empty for `y`"
+            // (enqueue) or "full for `y`" (dequeue).
+            let b = (self.empty_stamp(y) + before) & STAMP_MASK;
+            if !slot_u(w) && slot_stamp(w) == b {
+                // Ours for `y`: every ticket below `y` is done (below `t`
+                // by the hint, from `t` on by this scan), so `y` is the
+                // first ticket not done at the CAS; one CAS changes the
+                // slot for good.
+                match slot.compare_exchange(w, pack_slot(b + 1, false, 0, c), SeqCst, SeqCst) {
+                    Ok(_) => {
+                        FAST_FILL.record(true);
+                        steps.tick(1);
+                        if y.wrapping_add(1) & (WINDOW - 1) == 0 {
+                            // Our fill ends a line: move the hint past it.
+                            let _ = ctr.compare_exchange(t, y.wrapping_add(1), SeqCst, SeqCst);
+                            steps.tick(1);
+                        }
+                        hint.store(y.wrapping_add(1), Relaxed);
+                        steps.tick(1);
+                        return Attempt::Done(Answer {
+                            ok: true,
+                            cell: slot_cell(w) as usize,
+                        });
+                    }
+                    Err(now) => {
+                        // Another operation changed the slot for `y` (its
+                        // words never return to `w`): judge the new word.
+                        FAST_FILL.record(false);
+                        steps.tick(1);
+                        w = now;
+                    }
+                }
+            }
+            if slot_u(w) {
+                // A slow fill: finish it first; never fill over, pass or
+                // decide from a `u = 1` word.
+                self.finalize(slot, w, steps);
                 return Attempt::Retry;
             }
-            let _ = ctr.compare_exchange(t, t.wrapping_add(1), SeqCst, SeqCst);
-            steps.tick(1);
-            return Attempt::Done(Answer {
-                ok: true,
-                cell: slot_cell(w) as usize,
-            });
+            // The slot's stamp relative to `b`: 1 or more, ticket `y` is done
+            // (for a capacity below `WINDOW` the slot may be laps ahead);
+            // −1, full for `y − capacity` (enqueue) / empty for `y`
+            // (dequeue).
+            let d = slot_stamp(w).wrapping_sub(b) & STAMP_MASK;
+            if d == STAMP_MASK {
+                // Full for `y − capacity` (enqueue): every ticket below `y`
+                // is filled, `y` is not and `y − capacity` is not consumed,
+                // so `capacity` elements are in the queue at this load:
+                // `Full`. Empty for `y` (dequeue): every ticket below `y` is
+                // consumed and `y` is not filled, so the queue is empty at
+                // this load: `None` (lemma "full and empty").
+                return Attempt::Done(Answer {
+                    ok: false,
+                    cell: c as usize,
+                });
+            }
+            if !ahead(d) {
+                // Cannot happen (every ticket below `y` is done); be safe.
+                return Attempt::Retry;
+            }
+            y = y.wrapping_add(1);
         }
-        if d <= 2 {
-            // Ticket `t` was done: help the counter on.
-            let _ = ctr.compare_exchange(t, t.wrapping_add(1), SeqCst, SeqCst);
-            steps.tick(1);
-            return Attempt::Retry;
-        }
-        if d == STAMP_MASK {
-            // Full for `t − capacity` (enqueue): ticket `t − capacity` is not
-            // consumed and `tail = t`, so `capacity` elements are in the
-            // queue at this load: `Full`. Empty for `t` (dequeue): ticket `t`
-            // is not filled and `head = t`, so every filled ticket is
-            // consumed at this load: `None` (lemma "full and empty").
-            return Attempt::Done(Answer {
-                ok: false,
-                cell: c as usize,
-            });
-        }
+        // Every ticket of the window is done: move the hint past them.
+        let _ = ctr.compare_exchange(t, end, SeqCst, SeqCst);
+        steps.tick(1);
         Attempt::Retry
     }
 
@@ -961,7 +1026,10 @@ impl Ring {
     /// After our slow request was committed: if our `u = 1` word is still at
     /// the ticket counter's slot, clear it (it is the only `u = 1` word of
     /// its side, and it holds the counter there until cleared), and move the
-    /// counter past it.
+    /// counter past it. The counters are hints that may lag the done tickets
+    /// (round 5), but a `u = 1` word is only ever filled at the ticket its
+    /// helper read from the counter, and the counter cannot pass it, so
+    /// while our word is there the counter names it (lemma "finalize").
     fn clear_own(&self, p: usize, kind: Kind, cell: u64, steps: &mut Steps) {
         let (ctr, full_for) = match kind {
             Kind::Enqueue => (&self.tail, 1),
@@ -1049,17 +1117,17 @@ impl Ring {
         // `before`: the stamp this side fills (empty for `x` / full for `x`).
         let before = (self.empty_stamp(x) + u64::from(!enqueue)) & STAMP_MASK;
         let after = (before + 1) & STAMP_MASK;
-        // As in the fast attempts: 0 fillable, 1 or 2 done (the counter
-        // lags), −1 FAIL, else the counter moved on.
+        // As in the fast attempts: 0 fillable, ahead: done (the counter
+        // lags), −1 FAIL; `u = 1`: finalize first.
         let d = slot_stamp(w).wrapping_sub(before) & STAMP_MASK;
         if slot_u(w) {
-            if d <= 2 {
-                self.finalize(slot, w, steps);
-            }
+            self.finalize(slot, w, steps);
             return;
         }
         let seq = word_seq(rq);
-        if d == 1 || d == 2 {
+        if ahead(d) {
+            // Ticket `x` is done (for a capacity below `WINDOW` the slot may
+            // be laps ahead of a lagging counter): move the counter on.
             let _ = ctr.compare_exchange(x, x.wrapping_add(1), SeqCst, SeqCst);
             steps.tick(1);
         } else if d == STAMP_MASK {
@@ -1095,14 +1163,36 @@ impl Ring {
                 self.finalize(slot, fw, steps);
             }
         }
-        // Anything else: the counter moved on since we read it.
+        // Anything else cannot happen (every ticket below the counter is
+        // done).
+    }
+
+    /// The first ticket at or after `ctr` whose slot is not done for its
+    /// side (`full_for` 1: filled, tail; 2: consumed, head), looking at most
+    /// `WINDOW` tickets past the counter (every ticket below the counter is
+    /// done, and at most `WINDOW` past it are: lemma "tickets"). Exact when
+    /// quiescent. Not an operation's step: used by `len` and `Drop`.
+    fn frontier(&self, ctr: &AtomicU64, full_for: u64) -> u64 {
+        // SeqCst: the order of the loads, as in the operations.
+        let mut y = ctr.load(SeqCst);
+        for _ in 0..WINDOW {
+            let w = self.slot(y).load(SeqCst);
+            let done = (self.empty_stamp(y) + full_for) & STAMP_MASK;
+            let d = slot_stamp(w).wrapping_sub(done) & STAMP_MASK;
+            if d != 0 && !ahead(d) {
+                break;
+            }
+            y = y.wrapping_add(1);
+        }
+        y
     }
 
     /// The cells holding values, oldest first, for `Drop` (exclusive
     /// access: every operation returned, so no `u = 1` word is left and the
-    /// full slots are exactly tickets `head..`).
+    /// full slots are exactly the tickets from the first one not consumed,
+    /// which is less than `WINDOW` past `head`).
     pub(crate) fn quiescent_cells(&self) -> impl Iterator<Item = usize> + '_ {
-        let h = self.head.load(Relaxed);
+        let h = self.frontier(&self.head, 2);
         (0..self.capacity)
             .map(move |i| {
                 let x = h.wrapping_add(i);
@@ -1112,17 +1202,17 @@ impl Ring {
             .map(|(_, w)| slot_cell(w) as usize)
     }
 
-    /// The queue length: `tail − head` from a read of `tail`, `head`,
-    /// `tail` in which `tail` did not move (up to three tries), clamped to
-    /// `0..=capacity` (a counter may lag its slot by one operation).
+    /// The queue length: filled minus consumed tickets, each found from its
+    /// counter by `frontier`, from a read of the tail side, the head side,
+    /// the tail side in which the tail side did not move (up to three
+    /// tries), clamped to `0..=capacity`. Exact when quiescent.
     pub(crate) fn len(&self) -> usize {
         let mut len = 0;
         for _ in 0..3 {
-            // SeqCst: the order of the three loads.
-            let t = self.tail.load(SeqCst);
-            let h = self.head.load(SeqCst);
+            let t = self.frontier(&self.tail, 1);
+            let h = self.frontier(&self.head, 2);
             len = (t.wrapping_sub(h) as i64).clamp(0, self.capacity as i64);
-            if self.tail.load(SeqCst) == t {
+            if self.frontier(&self.tail, 1) == t {
                 break;
             }
         }
@@ -1192,12 +1282,11 @@ impl Ring {
     pub(crate) fn test_commit_and_stall(&self, p: usize, rq: u64) -> Answer {
         let rec = self.rec(p, &mut Steps::default());
         let seq = word_seq(rq);
-        let mut x = self.tail.load(SeqCst);
-        if slot_stamp(self.slot(x).load(SeqCst)) != self.empty_stamp(x) {
-            // `tail` lags behind a consumed ticket.
-            let _ = self.tail.compare_exchange(x, x + 1, SeqCst, SeqCst);
-            x += 1;
-        }
+        // `tail` may lag the filled tickets (lemma "tickets"): move it to
+        // the first one not filled, as helpers do one ticket at a time.
+        let x = self.frontier(&self.tail, 1);
+        let t = self.tail.load(SeqCst);
+        let _ = self.tail.compare_exchange(t, x, SeqCst, SeqCst);
         let slot = self.slot(x);
         let w = slot.load(SeqCst);
         assert_eq!(slot_stamp(w), self.empty_stamp(x), "no free slot at tail");

@@ -6,18 +6,20 @@
 //! thread's record are not steps (they touch only the thread's own memory).
 //!
 //! The bound, proven in `docs/wait-free-queue.md` (theorem 1), for a queue
-//! with `K` thread records and patience `P` (= 8 fast attempts):
+//! with `K` thread records, patience `P` (= 8 fast attempts) and the ticket
+//! window `W` (= 8: how far a counter may lag the done tickets):
 //!
 //! ```text
 //! steps(op) ≤ CLAIM(K) + PRE + HELP_ALL(K) + P · ATTEMPT + SLOW(K) + CELL + RELEASE
 //!   CLAIM(K)    = 2 + 1 + 2K + 5·12
 //!   PRE         = 3
 //!   HELP_ALL(K) = 1 + 3K + (K − 1) · HELP_ONE(K)
-//!   HELP_ONE(K) = 1 + ROUND · (4K + 3) + 1,   ROUND = 11
-//!   ATTEMPT     = 8
+//!   HELP_ONE(K) = 1 + ROUND · (4K + 2 + W) + 1,   ROUND = 11
+//!   ATTEMPT     = 2W + 8
 //!   SLOW(K)     = 3 + HELP_ONE(K) + 1 + 4 + 1
 //!   CELL = 6, RELEASE = 1
-//!   total       = 44·K² + 40·K + 147      (P = 8)
+//!   total       = 44·K² + (29 + 11W)·K + 147 + 16W
+//!               = 44·K² + 117·K + 275      (P = 8, W = 8)
 //! ```
 //!
 //! * `CLAIM(K)`: claiming a record for this operation — one try of the
@@ -29,20 +31,24 @@
 //! * `HELP_ALL(K)`: only when `pending ≠ 0`: the record count, each
 //!   record's chunk pointer, `req` and `resp`, and helping each pending
 //!   request (at most `K − 1`, not our own) to its answer.
-//! * `HELP_ONE(K)`: the record's chunk pointer, at most `4K + 3` rounds that
-//!   do not return (lemma "rounds": each such round overlaps a change of the
-//!   ticket counter, of its slot or of the request's answer word, and at
-//!   most `4K + 3` such changes happen while a request is pending, because
-//!   only the at most `K − 1` operations already running when it was
-//!   announced can finish before it), each of at most `ROUND` steps (the
+//! * `HELP_ONE(K)`: the record's chunk pointer, at most `4K + 2 + W` rounds
+//!   that do not return (lemma "rounds": each such round overlaps a change
+//!   of the ticket counter, of its slot or of the request's answer word, and
+//!   at most `4K + 2 + W` such changes happen while a request is pending,
+//!   because only the at most `K − 1` operations already running when it
+//!   was announced can finish before it, and the counter starts at most `W`
+//!   tickets behind), each of at most `ROUND` steps (the
 //!   answer, the counter, the slot, then at most a claim CAS, a fill CAS and
 //!   a finalization of 6), and the returning round (1).
-//! * `ATTEMPT`: one fast attempt (counter, slot, then a finalization of 6 or
-//!   a fill CAS and a counter CAS); a fast path that returns takes at most
-//!   `P · ATTEMPT + 1` and skips `SLOW`.
+//! * `ATTEMPT`: one fast attempt: the counter and the record's hint (the
+//!   ticket after its last fast fill), then at most `W` slots, each a load
+//!   and at most one fill CAS, and at the last one a finalization of 6, or
+//!   a counter CAS and the hint store; a fast path that returns takes at most `P · ATTEMPT
+//!   + 1` and skips `SLOW`.
 //! * `SLOW(K)`: the last answer, the `pending` increment and the
 //!   announcement; helping our own request; the decrement; clearing our own
-//!   slot word (4); the new spare.
+//!   slot word (4; it is at the counter's ticket, lemma "finalize"); the
+//!   new spare.
 //! * `CELL = 6`: finding the spare (2), writing the value into it and, for
 //!   a `Full` answer, reading it back (2 each, with the cell chunk pointer);
 //!   a dequeue reads one cell. `RELEASE`: giving the record back (made
@@ -58,14 +64,14 @@
 //! another), so the bound is stated in `K`.
 //!
 //! The bound does not grow with the capacity: a helper only ever looks at
-//! the slot of the current ticket, never scans the ring. It is quadratic in
+//! the slot of the current ticket, and a fast attempt at most `W` slots. It is quadratic in
 //! `K` because an operation that finds requests pending helps each of them
 //! (up to `K − 1`) to its answer before its own; an uncontended operation
 //! takes the fast path: about 10 steps.
 //!
 //! ```
 //! use waitless::queue::verification::{dequeue_step_bound, enqueue_step_bound};
-//! assert_eq!(enqueue_step_bound(1024, 8), 44 * 64 + 40 * 8 + 147);
+//! assert_eq!(enqueue_step_bound(1024, 8), 44 * 64 + 117 * 8 + 275);
 //! assert_eq!(dequeue_step_bound(1024, 8), enqueue_step_bound(1024, 8));
 //! assert!(dequeue_step_bound(2, 64) < 200_000);
 //! ```
@@ -82,8 +88,12 @@ const CLAIM_PER_RECORD: usize = 2;
 const PRE: usize = 3;
 /// Most steps of one helping round that does not return.
 const ROUND: usize = 11;
-/// Most steps of one fast attempt.
-const ATTEMPT: usize = 8;
+/// The ticket window `W` (`ring::WINDOW`).
+const W: usize = super::ring::WINDOW as usize;
+/// Most steps of one fast attempt: the counter and the record's hint; at
+/// most `W` slots, each a load and at most one fill CAS; at the last one a
+/// finalization (6), or a counter CAS and the hint store.
+const ATTEMPT: usize = 2 + 2 * W + 6;
 /// The slow path besides helping its own request: the last answer,
 /// `pending` up, the announcement, `pending` down, clearing our slot word
 /// (4), the new spare.
@@ -95,7 +105,7 @@ const RELEASE: usize = 1;
 
 /// Steps to help one pending request to its answer, with `k` records.
 fn help_one(k: usize) -> usize {
-    1 + ROUND * (4 * k + 3) + 1
+    1 + ROUND * (4 * k + 2 + W) + 1
 }
 
 /// Upper bound on the steps of one `enqueue` on a queue with `capacity`
@@ -107,7 +117,7 @@ fn help_one(k: usize) -> usize {
 ///
 /// // Independent of the capacity, quadratic in the record count.
 /// assert_eq!(enqueue_step_bound(2, 16), enqueue_step_bound(1 << 20, 16));
-/// assert_eq!(enqueue_step_bound(2, 1), 44 + 40 + 147);
+/// assert_eq!(enqueue_step_bound(2, 1), 44 + 117 + 275);
 /// ```
 pub fn enqueue_step_bound(capacity: usize, threads: usize) -> usize {
     let _ = capacity; // the bound is independent of the capacity
