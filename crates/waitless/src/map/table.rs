@@ -842,3 +842,9 @@ mod tests;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
+
+#[cfg(all(test, not(loom)))]
+mod review_tests;
+
+#[cfg(all(test, loom))]
+mod review_loom;
