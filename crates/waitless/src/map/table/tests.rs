@@ -301,6 +301,7 @@ fn history(coarse: u64, keys: u64, fresh: bool) {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "histories need real interleavings: run natively")]
 fn histories_are_linearizable() {
     for round in 0..3 {
         history(0, 16 + round * 24, false);
@@ -309,6 +310,7 @@ fn histories_are_linearizable() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "histories need real interleavings: run natively")]
 fn histories_with_colliding_hashes_are_linearizable() {
     history(4, 24, false);
     history(4, 0, true);
