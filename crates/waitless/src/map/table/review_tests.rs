@@ -59,7 +59,7 @@ fn home_slots_cover_the_whole_table() {
 
 /// A key and a value that count their live copies in one `Arc`.
 #[derive(Clone, Debug)]
-struct Tok(u64, Arc<()>);
+struct Tok(u64, #[allow(dead_code)] Arc<()>);
 impl PartialEq for Tok {
     fn eq(&self, o: &Self) -> bool {
         self.0 == o.0
@@ -203,7 +203,7 @@ fn no_key_has_two_live_entries_after_concurrent_churn() {
             for th in 0..4u64 {
                 let t = &t;
                 s.spawn(move || {
-                    let mut x = 0x2545_F491_4F6C_DD1D ^ (th + 1 + round * 7) * 0x9E37_79B9;
+                    let mut x = 0x2545_F491_4F6C_DD1D ^ ((th + 1 + round * 7) * 0x9E37_79B9);
                     for i in 0..ops {
                         x ^= x << 13;
                         x ^= x >> 7;
@@ -218,7 +218,7 @@ fn no_key_has_two_live_entries_after_concurrent_churn() {
                         if (x >> 20) % 3 == 0 {
                             t.remove(h, &k);
                         } else {
-                            t.insert(h, k, th << 32 | i);
+                            t.insert(h, k, (th << 32) | i);
                         }
                     }
                 });
