@@ -224,6 +224,7 @@ fn no_key_has_two_live_entries_after_concurrent_churn() {
                 });
             }
         });
+        assert!(t.migrations.load(Ordering::Relaxed) > 0, "no migration ran");
         let words = root_words(&t);
         let mut live = std::collections::HashMap::new();
         for &(_, _, w) in &words {
