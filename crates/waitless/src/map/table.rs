@@ -102,6 +102,14 @@ fn untag<T>(p: *mut T) -> *mut T {
     p.map_addr(|a| a & !FLAGS)
 }
 
+/// A key's first probe slot: from the hash bits above the tag's low bit,
+/// which `tag = hash | 1` always sets (taking it would make every home slot
+/// odd and leave half the table never a home).
+#[inline]
+fn home(tag: u64, mask: usize) -> usize {
+    (tag >> 1) as usize & mask
+}
+
 fn tagged<T>(p: *mut T, f: usize) -> *mut T {
     p.map_addr(|a| a | f)
 }
@@ -267,7 +275,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
         tag: u64,
         eq: &mut dyn FnMut(&K) -> bool,
     ) -> Found<K, V> {
-        let mut i = tag as usize & t.mask;
+        let mut i = home(tag, t.mask);
         let mut flagged = false;
         for _ in 0..t.slots.len() {
             let s = &t.slots[i];
@@ -415,11 +423,16 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                                 self.count.fetch_add(1, Ordering::Relaxed);
                                 return None;
                             }
-                            // SAFETY: `cur` is still protected by hazard 3.
-                            let old = unsafe { (*cur).clone() };
+                            // Retire before the clone and drop the guard before
+                            // returning, so neither a panicking `V::clone` nor a
+                            // panicking `V::drop` in the guard's scan leaks.
                             // SAFETY: swapped out by our CAS, retired once.
                             unsafe { self.domain.retire_box_deferred(cur) };
                             g.retired = true;
+                            // SAFETY: `cur` is still protected by hazard 3, so
+                            // the retire above cannot free it yet.
+                            let old = unsafe { (*cur).clone() };
+                            drop(g);
                             return Some(old);
                         }
                     }
@@ -530,11 +543,14 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                             .is_ok()
                         {
                             self.count.fetch_sub(1, Ordering::Relaxed);
-                            // SAFETY: still protected by hazard 3.
-                            let old = unsafe { (*cur).clone() };
+                            // As in `insert`: retire, clone, drop the guard.
                             // SAFETY: swapped out by our CAS, retired once.
                             unsafe { self.domain.retire_box_deferred(cur) };
                             g.retired = true;
+                            // SAFETY: still protected by hazard 3, so the
+                            // retire above cannot free it yet.
+                            let old = unsafe { (*cur).clone() };
+                            drop(g);
                             return Some(old);
                         }
                     }
@@ -738,7 +754,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
 /// itself frozen (then the copy was finished by someone else, because `n`
 /// migrates only after its predecessor was completely copied).
 fn put_if_absent<K, V>(n: &Table<K, V>, tag: u64, e: *mut Entry<K, V>) {
-    let mut i = tag as usize & n.mask;
+    let mut i = home(tag, n.mask);
     for _ in 0..n.slots.len() {
         let s = &n.slots[i];
         // Relaxed: see `find`.
@@ -822,7 +838,7 @@ impl<K, V> Drop for RawTable<K, V> {
 
 /// Whether `n` holds entry `e` on the probe of `tag` (exclusive access).
 fn holds<K, V>(n: &Table<K, V>, tag: u64, e: *mut Entry<K, V>) -> bool {
-    let mut i = tag as usize & n.mask;
+    let mut i = home(tag, n.mask);
     for _ in 0..n.slots.len() {
         let s = &n.slots[i];
         let w = s.word.load(Ordering::Relaxed);

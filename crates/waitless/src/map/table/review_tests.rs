@@ -38,7 +38,6 @@ fn root_words<K: Eq + Hash, V>(t: &RawTable<K, V>) -> Vec<(usize, u64, *mut Entr
 /// 1` makes every home slot odd, so half the slots are reachable only by
 /// probing past a neighbour (twice the home collisions, longer clusters).
 #[test]
-#[ignore = "reproduces map12dr finding 1 (every home slot is odd); not fixed"]
 fn home_slots_cover_the_whole_table() {
     let mut homes = std::collections::BTreeSet::new();
     for i in 0..64u64 {
@@ -246,7 +245,6 @@ fn no_key_has_two_live_entries_after_concurrent_churn() {
 /// Suspicion: `insert` and `remove` clone the old value *before* retiring
 /// its box; a panicking `Clone` then leaks the box that was swapped out.
 #[test]
-#[ignore = "reproduces map12dr finding 2 (clone before retire leaks on a panicking Clone); not fixed"]
 fn a_panicking_clone_of_the_old_value_leaks_nothing() {
     struct C(Arc<()>, bool);
     impl Clone for C {
@@ -276,7 +274,6 @@ fn a_panicking_clone_of_the_old_value_leaks_nothing() {
 /// drop; if a value's drop panics there, the clone it was returning must
 /// not leak (the map drops its guard before returning for this reason).
 #[test]
-#[ignore = "reproduces map12dr finding 3 (returned clone leaks when the guard scan panics); not fixed"]
 fn a_panicking_drop_in_the_guard_scan_leaks_no_returned_value() {
     static ARMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
     struct Bomb(Arc<()>, bool);
