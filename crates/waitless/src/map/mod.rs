@@ -58,6 +58,9 @@
 
 mod ext;
 mod raw;
+/// Not wired: the open-addressing prototype, compiled for its tests only.
+#[cfg(test)]
+mod table;
 pub use ext::{Keys, Values};
 
 use core::borrow::Borrow;
