@@ -99,7 +99,7 @@ pub(crate) use internal::Participant;
 use internal::{Global, COUNTERS};
 pub(crate) use local::thread_free_bytes;
 pub(crate) use pool::Link;
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 pub(crate) use pool::POOL_FREE_BYTES;
 
 pub use crate::hazard::FenceStrategy;

@@ -249,7 +249,7 @@ impl Pool {
     }
 
     /// The free list's current bound, in blocks.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn free_cap(&self) -> usize {
         self.free_cap
     }

@@ -761,7 +761,7 @@ impl Domain {
     }
 
     /// The current scan threshold (for tests).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn threshold(&self) -> usize {
         self.shared.threshold()
     }

@@ -107,7 +107,7 @@ pub const NODE_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The node cache's starting bound per stack per thread (see
 /// [`NODE_CACHE_BYTES`]).
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 const NODE_CACHE_START_BYTES: usize = crate::epoch::POOL_FREE_BYTES;
 
 /// The node cache's bound under its earlier, per-size-class name.

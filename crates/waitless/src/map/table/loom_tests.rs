@@ -7,12 +7,12 @@ use super::*;
 use crate::sync::Arc;
 use loom::thread;
 
-fn get(t: &RawTable<u64, u64>, k: u64) -> Option<u64> {
+pub(super) fn get(t: &RawTable<u64, u64>, k: u64) -> Option<u64> {
     t.get_with(k, &k, |v| *v)
 }
 
 /// Keys 1 and 2 in a two-slot table whose migration has begun.
-fn migrating() -> Arc<RawTable<u64, u64>> {
+pub(super) fn migrating() -> Arc<RawTable<u64, u64>> {
     let m = Arc::new(RawTable::with_capacity(1));
     m.insert(1, 1, 10);
     m.insert(2, 2, 20);
@@ -24,7 +24,7 @@ fn migrating() -> Arc<RawTable<u64, u64>> {
 }
 
 /// Copies every slot and moves the root (what a writer does first).
-fn help(m: &RawTable<u64, u64>) {
+pub(super) fn help(m: &RawTable<u64, u64>) {
     let mut g = m.guard();
     m.help_root(&mut g);
 }

@@ -6,27 +6,7 @@ use super::*;
 use crate::sync::Arc;
 use loom::thread;
 
-fn get(t: &RawTable<u64, u64>, k: u64) -> Option<u64> {
-    t.get_with(k, &k, |v| *v)
-}
-
-/// Keys 1 and 2 in a two-slot table whose migration has begun.
-fn migrating() -> Arc<RawTable<u64, u64>> {
-    let m = Arc::new(RawTable::with_capacity(1));
-    m.insert(1, 1, 10);
-    m.insert(2, 2, 20);
-    let mut g = m.guard();
-    let (root, _) = m.root(&mut g);
-    root.next.store(Table::new(4), Ordering::Release);
-    drop(g);
-    m
-}
-
-/// Copies every slot and moves the root.
-fn help(m: &RawTable<u64, u64>) {
-    let mut g = m.guard();
-    m.help_root(&mut g);
-}
+use super::loom_tests::{get, help, migrating};
 
 /// Entries of the root whose key is `k` and whose value is not sealed.
 fn live_entries(m: &RawTable<u64, u64>, k: u64) -> usize {

@@ -2,8 +2,8 @@
 //! one drives a suspicion about the protocol through the table's internals
 //! and fails if the suspected bug is real.
 
+use super::tests::Tok;
 use super::*;
-use std::hash::Hasher;
 use std::sync::Arc;
 
 fn n(full: usize) -> usize {
@@ -54,21 +54,6 @@ fn home_slots_cover_the_whole_table() {
         8,
         "64 well-spread hashes use only the home slots {homes:?} of 8"
     );
-}
-
-/// A key and a value that count their live copies in one `Arc`.
-#[derive(Clone, Debug)]
-struct Tok(u64, #[allow(dead_code)] Arc<()>);
-impl PartialEq for Tok {
-    fn eq(&self, o: &Self) -> bool {
-        self.0 == o.0
-    }
-}
-impl Eq for Tok {}
-impl Hash for Tok {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        self.0.hash(h);
-    }
 }
 
 /// The "dead copy" path of §7b: a copy-freeze wins after a seal, so the

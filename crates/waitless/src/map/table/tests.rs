@@ -117,7 +117,7 @@ fn grows_and_churn_does_not_grow_forever() {
 
 /// Key and value types that count themselves through an `Arc`.
 #[derive(Clone, Debug)]
-struct Tok(u64, #[allow(dead_code)] Arc<()>);
+pub(super) struct Tok(pub(super) u64, #[allow(dead_code)] pub(super) Arc<()>);
 impl PartialEq for Tok {
     fn eq(&self, o: &Self) -> bool {
         self.0 == o.0
