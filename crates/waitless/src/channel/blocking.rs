@@ -10,7 +10,13 @@
 //! first spins a bounded number of spin-loop hints, after each one looking
 //! at one cheap hint (is the slot it waits for still unchanged?) and
 //! retrying as soon as it changed, then yields a few times, and reads the
-//! clock (for a deadline) only then, before it parks:
+//! clock (for a deadline) only then, before it parks. While the spin hints
+//! last, its core attempts are `OptimizedChannel::{send,recv}_spinning`,
+//! whose `Full`/`None` is only a hint (no fence, no read of the other
+//! side's index, so a waiting receiver never pulls the producers' `tail`
+//! line away from the next sender); every answer the caller acts on
+//! (`Disconnected`, a timeout, the re-check before parking) comes from an
+//! exact attempt:
 //!
 //! ```text
 //! waiter (e.g. a receiver)                 notifier (a sender)
@@ -208,6 +214,17 @@ impl Spin {
         }
     }
 
+    /// `true` while the spin hints last: the caller's core attempts may
+    /// then answer `Full`/`Empty` as hints (`OptimizedChannel::
+    /// {send,recv}_spinning`), which skip the fence and the read of the
+    /// other side's index. Once the hints are spent (the yields, the
+    /// deadline check and the park), every attempt is exact. Under loom
+    /// never: every attempt is exact, as the models expect.
+    #[inline]
+    fn spinning(&self) -> bool {
+        !cfg!(loom) && self.hints < SPIN_HINTS
+    }
+
     /// Waits a little for `ready` (spin hints, then a yield); `true` when
     /// the caller should retry its operation, `false` once the budget is
     /// spent and it should park. Under loom it never spins: every wait
@@ -280,7 +297,20 @@ impl<T> Shared<T> {
     }
 
     fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        match self.chan.send(value) {
+        self.send_once(value, true)
+    }
+
+    /// One core send and its wake-up: exact (`try_send`, and a blocked
+    /// sender once its spin budget is spent), or a spin-phase attempt whose
+    /// `Full` is only a hint (`OptimizedChannel::send_spinning`).
+    #[inline]
+    fn send_once(&self, value: T, exact: bool) -> Result<(), TrySendError<T>> {
+        let sent = if exact {
+            self.chan.send(value)
+        } else {
+            self.chan.send_spinning(value)
+        };
+        match sent {
             Ok(()) => {
                 self.after_send();
                 Ok(())
@@ -291,11 +321,26 @@ impl<T> Shared<T> {
     }
 
     fn try_recv(&self) -> Result<T, TryRecvError> {
+        self.recv_once(true)
+    }
+
+    /// One core receive and its wake-up: exact (`try_recv`, a closed
+    /// channel, and a blocked receiver once its spin budget is spent), or a
+    /// spin-phase attempt whose `Empty` is only a hint
+    /// (`OptimizedChannel::recv_spinning`).
+    #[inline]
+    fn recv_once(&self, exact: bool) -> Result<T, TryRecvError> {
         // Read the flag first: a receiver that sees it closed also sees every
         // send that happened before the close, so an empty answer after it
-        // means drained (see `OptimizedChannel::close`).
+        // means drained (see `OptimizedChannel::close`). Once closed, every
+        // attempt is exact, so `Disconnected` is never a hint.
         let closed = self.chan.is_closed();
-        match self.chan.recv() {
+        let got = if exact || closed {
+            self.chan.recv()
+        } else {
+            self.chan.recv_spinning()
+        };
+        match got {
             Some(v) => {
                 self.after_recv();
                 Ok(v)
@@ -312,7 +357,9 @@ impl<T> Shared<T> {
     ) -> Result<(), SendTimeoutError<T>> {
         let mut spin = Spin::new();
         loop {
-            match self.try_send(value) {
+            // While spinning, a `Full` may be a hint (`send_once`); the
+            // timeout and the park below come only after an exact attempt.
+            match self.send_once(value, !spin.spinning()) {
                 Ok(()) => return Ok(()),
                 Err(TrySendError::Disconnected(v)) => {
                     return Err(SendTimeoutError::Disconnected(v))
@@ -348,7 +395,9 @@ impl<T> Shared<T> {
     fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         let mut spin = Spin::new();
         loop {
-            match self.try_recv() {
+            // While spinning, `Empty` may be a hint (`recv_once`); the
+            // timeout and the park below come only after an exact attempt.
+            match self.recv_once(!spin.spinning()) {
                 Ok(v) => return Ok(v),
                 Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
                 Err(TryRecvError::Empty) => {}

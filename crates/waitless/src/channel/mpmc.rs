@@ -50,9 +50,12 @@
 //! So the fast path reads and writes exactly the slot (value + stamp) and
 //! the owning index (`tail` or `head`); the opposite index is read only when
 //! the stamp says full/empty, and nothing else is ever written. The core
-//! never yields to the OS and never parks: waiting for a peer between its
-//! claim and its stamp store is a bounded exponential spin per attempt
-//! (parking is the blocking layer's business).
+//! never parks (that is the blocking layer's business). Waiting for a peer
+//! between its claim and its stamp store spins, doubling, for about 127
+//! spin-loop hints; a wait that outlasts that means the peer is not running
+//! (preempted inside its window), and each later wait yields the CPU so
+//! that the peer can run, instead of burning the rest of a time slice on a
+//! stamp that cannot change (`wait_for_peer`; `docs/channel.md` §8.4).
 //!
 //! # Full and None are linearizable
 //!
@@ -112,14 +115,27 @@ pub(crate) const MAX_CAPACITY: usize = 1 << (usize::BITS - 2);
 /// an estimate.
 const LEN_ATTEMPTS: usize = 8;
 
-/// Waiting for a peer between its claim and its stamp store: a bounded
-/// exponential spin, never a yield (the non-blocking core does not give the
-/// CPU away; the blocking layer parks). Under loom, one yield per iteration
-/// instead: loom must see a scheduling point to let the peer finish.
+/// Waiting for a peer between its claim and its stamp store (it owns the
+/// slot we need; its stamp store is a few instructions away).
+///
+/// A running peer finishes within nanoseconds, so the first waits spin,
+/// doubling: `2^0 .. 2^SPIN_LIMIT` spin-loop hints (`Backoff::snooze`'s
+/// spin phase, about 127 hints, a few microseconds in all). A wait that
+/// outlasts that means the peer is not running (preempted inside its
+/// window); every later wait yields the CPU, so that on an oversubscribed
+/// machine the preempted peer (or another thread with work) runs instead of
+/// this thread burning the rest of its time slice on a stamp that cannot
+/// change until the peer is scheduled again. crossbeam-channel does the
+/// same in this window (`flavors/array.rs`, `start_send`/`start_recv`:
+/// `Backoff::snooze`, which spins and then yields, in the branch where the
+/// stamp is not the expected one). The counter is this call's own: a lost
+/// claiming CAS never advances it. Under loom, one yield per call instead:
+/// loom needs a scheduling point to let the peer finish, and the spin phase
+/// would only multiply the explored interleavings.
 #[inline]
 fn wait_for_peer(backoff: &Backoff) {
     #[cfg(not(loom))]
-    backoff.spin();
+    backoff.snooze();
     #[cfg(loom)]
     {
         let _ = backoff;
@@ -340,6 +356,23 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     /// assert_eq!(ch.send('c'), Err(ChannelError::Disconnected('c')));
     /// ```
     pub fn send(&self, value: T) -> Result<(), ChannelError<T>> {
+        self.send_inner(value, true)
+    }
+
+    /// A send for a blocked sender's spin phase (`blocking.rs`): as
+    /// [`send`](Self::send), except that where `send` would fence and read
+    /// `head` to decide between `Full` and a peer in its window, it answers
+    /// `Full` at once. That `Full` is a hint, not linearizable: the caller
+    /// spins and retries, and decides to park only after an exact
+    /// [`send`](Self::send). A success is exactly a `send`'s success.
+    #[inline]
+    pub(crate) fn send_spinning(&self, value: T) -> Result<(), ChannelError<T>> {
+        self.send_inner(value, false)
+    }
+
+    /// `send` (`exact`) or `send_spinning` (not `exact`).
+    #[inline(always)]
+    fn send_inner(&self, value: T, exact: bool) -> Result<(), ChannelError<T>> {
         // Relaxed: the flag carries no data for a sender; a send that starts
         // after `close` happened-before it sees `true` by coherence.
         if self.closed.load(Ordering::Relaxed) {
@@ -394,11 +427,16 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
                 // store, so `head <= tail - cap`: full). Either way check
                 // the indices rather than spin on the stamp, so a `send`
                 // facing a full ring answers `Full` instead of waiting for
-                // a preempted peer. SeqCst fence:
+                // a preempted peer. (In a spin phase, not `exact`: answer
+                // `Full` as a hint without the fence and the read of the
+                // consumers' line.) SeqCst fence:
                 // orders the `tail` load above before the `head` load below
                 // (linearizable Full, module docs); in the SeqCst total
                 // order it also pairs with a parked receiver's registration
                 // (see `blocking.rs`).
+                if !exact {
+                    return Err(ChannelError::Full(value));
+                }
                 fence(Ordering::SeqCst);
                 // OTHER_INDEX_LOAD: ordered by the fence above.
                 let head = self.consumer.head.load(O::OTHER_INDEX_LOAD);
@@ -439,6 +477,27 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
     /// assert_eq!(ch.recv(), Some(1));
     /// ```
     pub fn recv(&self) -> Option<T> {
+        self.recv_inner(true)
+    }
+
+    /// A receive for a blocked receiver's spin phase (`blocking.rs`): as
+    /// [`recv`](Self::recv), except that where `recv` would fence and read
+    /// `tail` to decide between `None` and a producer in its window, it
+    /// answers `None` at once. That `None` is a hint, not linearizable: the
+    /// caller spins and retries, and reports empty, disconnected or parks
+    /// only after an exact [`recv`](Self::recv). A value is exactly a
+    /// `recv`'s value. Skipping the read of `tail` matters to the producer:
+    /// a waiting receiver that read it would share the line the producer's
+    /// next claiming CAS must then take back, one more cross-CPU transfer
+    /// on every blocking hand-off.
+    #[inline]
+    pub(crate) fn recv_spinning(&self) -> Option<T> {
+        self.recv_inner(false)
+    }
+
+    /// `recv` (`exact`) or `recv_spinning` (not `exact`).
+    #[inline(always)]
+    fn recv_inner(&self, exact: bool) -> Option<T> {
         let cap = self.capacity();
         let backoff = Backoff::new();
         // INDEX_LOAD: a guess validated by the claiming CAS.
@@ -491,6 +550,11 @@ impl<T, O: OrderingStrategy> OptimizedChannel<T, O> {
                 // load above before the `tail` load below (linearizable
                 // None, module docs); in the SeqCst total order it pairs
                 // with a parked sender's registration (see `blocking.rs`).
+                // In a spin phase (not `exact`): `None` as a hint, without
+                // the fence and the read of the producers' line.
+                if !exact {
+                    return None;
+                }
                 fence(Ordering::SeqCst);
                 // OTHER_INDEX_LOAD: ordered by the fence above.
                 let tail = self.producer.tail.load(O::OTHER_INDEX_LOAD);
@@ -796,6 +860,62 @@ mod tests {
     }
 
     #[test]
+    fn spinning_calls_answer_at_once_where_exact_ones_wait_for_the_peer() {
+        // Position 0 claimed and not written (its producer "preempted"):
+        // an exact `recv` would wait for that producer (the channel is not
+        // empty: tail 1, head 0); the spin-phase `recv_spinning` answers
+        // `None` at once, reading neither the fence nor `tail`.
+        crate::channel::test_support::within(60, "spinning calls facing a preempted peer", || {
+            let ch = OptimizedChannel::<u32>::new(2);
+            let p0 = claim_without_writing(&ch);
+            assert_eq!(ch.recv_spinning(), None);
+            ch.send(1).unwrap();
+            // Full ring (tail 2, head 0): the hint and the exact answer agree.
+            assert_eq!(ch.send_spinning(2), Err(ChannelError::Full(2)));
+            assert_eq!(ch.send(2), Err(ChannelError::Full(2)));
+            // SAFETY: position `p0` is ours (claimed above) and its slot
+            // holds no value.
+            ch.slot(p0).value.with_mut(|p| unsafe { (*p).write(0) });
+            ch.slot(p0).stamp.store(full_stamp(p0), Ordering::Release);
+            // Successes are exactly the exact calls' successes, in order.
+            assert_eq!(ch.recv_spinning(), Some(0));
+            ch.send_spinning(2).unwrap();
+            assert_eq!(ch.send_spinning(3), Err(ChannelError::Full(3)));
+            assert_eq!(ch.recv_spinning(), Some(1));
+            assert_eq!(ch.recv(), Some(2));
+            assert_eq!((ch.recv_spinning(), ch.recv()), (None, None));
+            ch.close();
+            assert_eq!(ch.send_spinning(4), Err(ChannelError::Disconnected(4)));
+        });
+    }
+
+    #[test]
+    fn a_recv_waiting_for_a_preempted_producer_finishes_when_it_runs() {
+        // The wait in `wait_for_peer` (spin, then yield) on the real
+        // scheduler: a receiver facing a claimed, unwritten position keeps
+        // waiting (no `None`: the channel is not empty) and takes the value
+        // once the producer stores it, however long that takes.
+        crate::channel::test_support::within(60, "recv waiting for a producer", || {
+            let ch = OptimizedChannel::<u32>::new(4);
+            let p0 = claim_without_writing(&ch);
+            std::thread::scope(|s| {
+                let r = s.spawn(|| ch.recv());
+                // Let the receiver reach its wait (not needed for the
+                // outcome, only to exercise the yield phase).
+                for _ in 0..100 {
+                    std::thread::yield_now();
+                }
+                // SAFETY: position `p0` is ours (claimed above) and its
+                // slot holds no value.
+                ch.slot(p0).value.with_mut(|p| unsafe { (*p).write(9) });
+                ch.slot(p0).stamp.store(full_stamp(p0), Ordering::Release);
+                assert_eq!(r.join().unwrap(), Some(9));
+            });
+            assert_eq!(ch.recv(), None);
+        });
+    }
+
+    #[test]
     fn fifo_full_and_empty_for_every_strategy() {
         fifo_roundtrip::<Optimized>();
         fifo_roundtrip::<AcquireRelease>();
@@ -930,5 +1050,63 @@ mod tests {
         assert_eq!(ch.recv_batch(&mut out, 3), 3);
         assert_eq!(ch.recv_batch(&mut out, 10), 2);
         assert_eq!(out, vec![0, 1, 2, 3, 4]);
+    }
+}
+
+/// loom models of the spin-phase calls (`send_spinning`, `recv_spinning`)
+/// that the blocking layer uses while it spins (under loom the blocking
+/// layer itself never spins, so `tests/loom_channel.rs` does not reach
+/// them). Their successes must be exactly the exact calls' successes:
+/// every value received once, in order, never torn or overwritten.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    /// One slot: a spin-phase send into the empty channel succeeds, and a
+    /// consumer that tries a spin-phase recv, then an exact one (which
+    /// waits for a producer in its window), gets the value or leaves it.
+    #[test]
+    fn spinning_calls_one_slot_exactly_once() {
+        loom::model(|| {
+            let ch = Arc::new(OptimizedChannel::<u32>::new(1));
+            let c = ch.clone();
+            let consumer = thread::spawn(move || c.recv_spinning().or_else(|| c.recv()));
+            assert_eq!(ch.send_spinning(7), Ok(()));
+            let got = consumer.join().unwrap();
+            let left = ch.recv();
+            match (got, left) {
+                (Some(7), None) | (None, Some(7)) => {}
+                other => panic!("value lost or duplicated: {other:?}"),
+            }
+        });
+    }
+
+    /// One slot, two laps: the second value goes in through a spin-phase
+    /// send only after the consumer's read of the first (the slot's stamp
+    /// Acquire/Release), so nothing is overwritten; a spin-phase `Full`
+    /// leaves the value with the caller.
+    #[test]
+    fn spinning_calls_second_lap_never_overwrites() {
+        loom::model(|| {
+            let ch = Arc::new(OptimizedChannel::<u32>::new(1));
+            let c = ch.clone();
+            let consumer = thread::spawn(move || c.recv_spinning());
+            ch.send(1).unwrap();
+            let second = ch.send_spinning(2);
+            let first = consumer.join().unwrap();
+            let mut rest = Vec::new();
+            while let Some(v) = ch.recv() {
+                rest.push(v);
+            }
+            let mut all: Vec<u32> = first.into_iter().chain(rest).collect();
+            match second {
+                Ok(()) => {}
+                Err(ChannelError::Full(2)) => all.push(2),
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+            assert_eq!(all, [1, 2], "every value exactly once, in order");
+        });
     }
 }
