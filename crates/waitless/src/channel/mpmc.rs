@@ -125,11 +125,15 @@ const LEN_ATTEMPTS: usize = 8;
 /// window); every later wait yields the CPU, so that on an oversubscribed
 /// machine the preempted peer (or another thread with work) runs instead of
 /// this thread burning the rest of its time slice on a stamp that cannot
-/// change until the peer is scheduled again. crossbeam-channel does the
-/// same in this window (`flavors/array.rs`, `start_send`/`start_recv`:
-/// `Backoff::snooze`, which spins and then yields, in the branch where the
-/// stamp is not the expected one). The counter is this call's own: a lost
-/// claiming CAS never advances it. Under loom, one yield per call instead:
+/// change until the peer is scheduled again. crossbeam-channel
+/// (`crossbeam-channel/src/flavors/array.rs`, `start_send`/`start_recv`)
+/// waits the same way (`Backoff::snooze`: spin, then `yield_now`) where
+/// the stamp belongs to neither the expected position nor the one a lap
+/// behind; where the stamp is a lap behind and the other index says "not
+/// full/empty" it only spins (`Backoff::spin`), without ever yielding, so
+/// there it can burn a whole slice as our core did before (docs/channel.md
+/// §8.4). The counter is this call's own: a lost claiming CAS never
+/// advances it. Under loom, one yield per call instead:
 /// loom needs a scheduling point to let the peer finish, and the spin phase
 /// would only multiply the explored interleavings.
 #[inline]
