@@ -12,8 +12,7 @@
 //!
 //! Every contender runs under the same harness. In oversubscribed runs
 //! (more threads than CPUs) a failed non-blocking call is followed by the
-//! same backoff (`after_failed_call`) and the window is stretched (up to
-//! 500 ms, `stretched`); the round trip's two threads are
+//! same backoff (`after_failed_call`); the round trip's two threads are
 //! pinned to different CPUs (`place`). Without them those runs were a
 //! scheduling lottery (docs/channel.md §8.3).
 
@@ -128,7 +127,7 @@ fn roles<P: Send, C: Send>(
     }
     let producers = Mutex::new(producers.into_iter().map(Some).collect::<Vec<_>>());
     let consumers = Mutex::new(consumers.into_iter().map(Some).collect::<Vec<_>>());
-    let oversubscribed = oversubscribed(threads);
+    let oversubscribed = threads > std::thread::available_parallelism().map_or(1, |n| n.get());
     run_workload(
         cfg,
         threads,
@@ -501,43 +500,9 @@ impl BenchChannel for MutexDeque {
     }
 }
 
-/// The longest an oversubscribed throughput run's window is stretched to
-/// (see [`stretched`]).
-pub const OVERSUBSCRIBED_WINDOW: Duration = Duration::from_millis(500);
-
-/// `true` when `threads` exceed the CPUs this process may use.
-fn oversubscribed(threads: usize) -> bool {
-    threads > std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// The run configuration of a throughput run: unchanged where every thread
-/// has a CPU; with more threads than CPUs the window is four times the
-/// configured one, but at most [`OVERSUBSCRIBED_WINDOW`] (never shorter
-/// than configured). The same for every contender. Such a run is a
-/// sequence of scheduler time slices (16 threads on 2 CPUs: each runs a
-/// few milliseconds, then waits for seven others), so a 150 ms window (a
-/// full `--budget 240s` run) holds only a few dozen slices per thread and
-/// one unlucky descheduling swings it (wave-5 quiet run, 8P8C: ±389 %).
-fn stretched(cfg: &RunConfig, threads: usize) -> RunConfig {
-    if !oversubscribed(threads) {
-        return *cfg;
-    }
-    RunConfig {
-        window: cfg.window.max((cfg.window * 4).min(OVERSUBSCRIBED_WINDOW)),
-        ..*cfg
-    }
-}
-
 fn throughput<C: BenchChannel>(cfg: &RunConfig, threads: usize) -> RunResult {
     let (producers, consumers) = C::endpoints(half(threads));
-    roles(
-        &stretched(cfg, threads),
-        threads,
-        producers,
-        consumers,
-        C::send,
-        C::recv,
-    )
+    roles(cfg, threads, producers, consumers, C::send, C::recv)
 }
 
 // ---- blocking round trip ----
@@ -796,23 +761,5 @@ mod tests {
             let r = (e.run)(&cfg, t);
             assert_eq!(r.threads, t, "{e:?}");
         }
-    }
-
-    #[test]
-    fn only_oversubscribed_windows_are_stretched_up_to_the_cap() {
-        let at = |ms: u64, threads: usize| {
-            let cfg = RunConfig {
-                warmup: Duration::from_millis(1),
-                window: Duration::from_millis(ms),
-            };
-            let s = stretched(&cfg, threads);
-            assert_eq!(s.warmup, cfg.warmup);
-            s.window.as_millis()
-        };
-        let many = 1 << 20; // more threads than any machine's CPUs
-        assert_eq!(at(150, 1), 150);
-        assert_eq!(at(5, many), 20);
-        assert_eq!(at(150, many), 500);
-        assert_eq!(at(2000, many), 2000);
     }
 }
