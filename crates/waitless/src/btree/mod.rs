@@ -133,7 +133,16 @@ use crate::sync::atomic::{AtomicPtr, Ordering};
 use crate::Backoff;
 
 static INSERT_SITE: Site = Site::new("btree.insert");
+
 static REMOVE_SITE: Site = Site::new("btree.remove");
+
+/// The most bytes of recycled node blocks each thread's pool in the map's
+/// collector may keep (it starts at the pool's default and grows to the
+/// largest backlog of retired blocks the thread has waited on, see
+/// `epoch/pool.rs`, `Pool::missed`): without it most of the blocks a
+/// writer retires (several per update) overflow the default 64 KiB free
+/// list and go back to the allocator.
+pub(super) const NODE_POOL_BYTES: usize = 4 << 20;
 
 /// A lock-free ordered map (copy-on-write B+tree) whose range scans are
 /// linearizable snapshots. See the [module documentation](self).
@@ -192,7 +201,7 @@ impl<K, V> LockFreeBTree<K, V> {
         Self {
             // SAFETY: no record given: a fresh block of the map's layout.
             root: AtomicPtr::new(unsafe { alloc_node(None, Node::Leaf(Leaf::new())) }),
-            collector: Collector::new(),
+            collector: Collector::with_pool_max(NODE_POOL_BYTES),
             _owns: PhantomData,
         }
     }

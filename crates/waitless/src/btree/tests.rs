@@ -981,3 +981,38 @@ fn borrowed_query_types_take_the_generic_path() {
         "`Id` lookups did not compare through `Id::cmp`"
     );
 }
+
+/// The map's collector lets each thread keep more than the pool's default
+/// 64 KiB of recycled node blocks once its retired backlog has been larger
+/// (`NODE_POOL_BYTES`): a writer's later updates reuse them instead of the
+/// allocator. Dropping the map returns them.
+#[test]
+#[cfg_attr(miri, ignore = "thousands of path copies")]
+fn the_node_pool_keeps_more_than_the_default_once_the_epoch_was_held() {
+    let m = LockFreeBTree::new();
+    for k in 0..2000u64 {
+        m.insert(k, k);
+    }
+    {
+        // Our own pin holds the epoch back: every update's retired path
+        // waits, and the backlog grows past the default free-list cap.
+        let _hold = m.collector().pin();
+        for i in 0..4000u64 {
+            m.insert(i % 2000, i);
+        }
+    }
+    // The backlog expires; the free list keeps it up to the raised cap.
+    for i in 0..4000u64 {
+        m.insert(i % 2000, i);
+    }
+    m.collector().flush();
+    // (A test runs on its own thread: only this map's pool counts.)
+    let cached = crate::epoch::thread_free_bytes();
+    assert!(
+        cached > 64 * 1024,
+        "only {cached} bytes of node blocks kept for reuse"
+    );
+    assert!(cached <= NODE_POOL_BYTES + 4096);
+    drop(m);
+    assert_eq!(crate::epoch::thread_free_bytes(), 0);
+}
