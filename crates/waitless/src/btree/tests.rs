@@ -893,8 +893,10 @@ fn key_images_order_like_the_keys() {
 fn against_btreemap<T: Ord + Copy + fmt::Debug>(key: impl Fn(u64) -> T) {
     let m = LockFreeBTree::new();
     let mut r = BTreeMap::new();
-    let n = n();
-    for i in 0..n * 3 {
+    // Miri: a few operations (the images' unsafe reads are covered for
+    // every kind by `key_images_order_like_the_keys`).
+    let ops = if cfg!(miri) { 24 } else { n() * 3 };
+    for i in 0..ops {
         let k = key(mix(i));
         match mix(i + 1) % 4 {
             0 | 1 => assert_eq!(m.insert(k, i), r.insert(k, i)),
@@ -922,11 +924,14 @@ fn against_btreemap<T: Ord + Copy + fmt::Debug>(key: impl Fn(u64) -> T) {
 fn signed_char_and_bool_keys_against_btreemap() {
     // Negative and positive, around zero and at the extremes.
     against_btreemap(|x| (x as i64) >> 40);
+    against_btreemap(|x| char::from_u32((x % 0x11_0000) as u32).unwrap_or('\u{fffd}'));
+    if cfg!(miri) {
+        return;
+    }
     against_btreemap(|x| x as i64);
     against_btreemap(|x| x as i8);
     against_btreemap(|x| (x as i32) >> 20);
     against_btreemap(|x| (x as isize) >> 50);
-    against_btreemap(|x| char::from_u32((x % 0x11_0000) as u32).unwrap_or('\u{fffd}'));
     against_btreemap(|x| x & 1 == 0);
 }
 
