@@ -5,7 +5,7 @@ use core::fmt;
 use core::iter::FusedIterator;
 use core::ops::Bound;
 
-use super::node::{key_of, prefetch_all, Inner, Leaf, Node};
+use super::node::{prefetch_all, Inner, Leaf, Node};
 use crate::epoch::Guard;
 
 /// An iterator over a key range of one snapshot of a
@@ -174,18 +174,11 @@ where
                 p = n.kid(i);
             }
             Node::Leaf(l) => {
-                let ents = l.ents.as_slice();
-                prefetch_all(ents);
+                // (Entries are read through `l`, a node of the pinned
+                // version.)
                 let i = match b {
-                    Bound::Included(q) => ents.partition_point(|&e| {
-                        // SAFETY: `e` is read from `l`, a node of the
-                        // pinned version.
-                        unsafe { key_of(e) }.borrow() < q
-                    }),
-                    Bound::Excluded(q) => ents.partition_point(|&e| {
-                        // SAFETY: as above.
-                        unsafe { key_of(e) }.borrow() <= q
-                    }),
+                    Bound::Included(q) => l.partition(q, false),
+                    Bound::Excluded(q) => l.partition(q, true),
                     Bound::Unbounded => 0,
                 };
                 return (l, i);

@@ -124,7 +124,7 @@ use core::ops::{Bound, RangeBounds};
 pub use iter::Range;
 use node::{
     alloc_node, free_node_now, free_unpublished, key_of, release, release_now, retire_node, Entry,
-    EntryPtr, InlineVec, Inner, Leaf, Node, NodePtr, B, MAX_HEIGHT,
+    EntryPtr, InlineVec, Inner, Leaf, Node, NodePtr, Slot, B, MAX_HEIGHT,
 };
 
 use crate::contention::Site;
@@ -133,7 +133,16 @@ use crate::sync::atomic::{AtomicPtr, Ordering};
 use crate::Backoff;
 
 static INSERT_SITE: Site = Site::new("btree.insert");
+
 static REMOVE_SITE: Site = Site::new("btree.remove");
+
+/// The most bytes of recycled node blocks each thread's pool in the map's
+/// collector may keep (it starts at the pool's default and grows to the
+/// largest backlog of retired blocks the thread has waited on, see
+/// `epoch/pool.rs`, `Pool::missed`): without it most of the blocks a
+/// writer retires (several per update) overflow the default 64 KiB free
+/// list and go back to the allocator.
+pub(super) const NODE_POOL_BYTES: usize = 4 << 20;
 
 /// A lock-free ordered map (copy-on-write B+tree) whose range scans are
 /// linearizable snapshots. See the [module documentation](self).
@@ -169,7 +178,7 @@ enum Up<K, V> {
     One(NodePtr<K, V>),
     /// The child split: left, separator (the first entry of the right
     /// half, counted), right.
-    Two(NodePtr<K, V>, EntryPtr<K, V>, NodePtr<K, V>),
+    Two(NodePtr<K, V>, Slot<K, V>, NodePtr<K, V>),
     /// The child became empty and is dropped from its parent.
     Gone,
 }
@@ -192,7 +201,7 @@ impl<K, V> LockFreeBTree<K, V> {
         Self {
             // SAFETY: no record given: a fresh block of the map's layout.
             root: AtomicPtr::new(unsafe { alloc_node(None, Node::Leaf(Leaf::new())) }),
-            collector: Collector::new(),
+            collector: Collector::with_pool_max(NODE_POOL_BYTES),
             _owns: PhantomData,
         }
     }
@@ -518,7 +527,7 @@ impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
             let (leaf_node, leaf) = unsafe { descend(root, k, &mut path) };
             let (up, replaced) = match leaf.search(k) {
                 Ok(i) => {
-                    let old = leaf.ents.as_slice()[i];
+                    let old = leaf.ents.as_slice()[i].e;
                     let p = leaf_replace(leaf, i, e, &mut at);
                     at.drops.push((old, true));
                     (Up::One(p), Some(old))
@@ -564,7 +573,7 @@ impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
             // SAFETY: as in `insert`.
             let (leaf_node, leaf) = unsafe { descend(root, key, &mut path) };
             let i = leaf.search(key).ok()?;
-            let old = leaf.ents.as_slice()[i];
+            let old = leaf.ents.as_slice()[i].e;
             at.drops.push((old, true));
             let up = leaf_remove(leaf, i, &mut at);
             // SAFETY: as in `insert`.
@@ -751,12 +760,13 @@ impl<K, V> Teardown<K, V> {
                         Node::Inner(n) => {
                             self.work
                                 .extend(n.kids.as_slice().iter().map(|&c| Work::Node(c)));
-                            self.work
-                                .extend(n.keys.as_slice().iter().map(|&e| Work::Release(e, false)));
+                            self.work.extend(
+                                n.keys.as_slice().iter().map(|s| Work::Release(s.e, false)),
+                            );
                         }
                         Node::Leaf(l) => {
                             self.work
-                                .extend(l.ents.as_slice().iter().map(|&e| Work::Release(e, true)));
+                                .extend(l.ents.as_slice().iter().map(|s| Work::Release(s.e, true)));
                         }
                     }
                     // SAFETY: as above: `p` is reached once, and no
@@ -924,7 +934,8 @@ fn leaf_replace<K, V>(
     let n = unsafe { as_leaf(p) };
     let ents = leaf.ents.as_slice();
     n.ents.extend_cloned(&ents[..i]);
-    n.ents.push(e);
+    // SAFETY: `e` is the caller's entry, alive.
+    n.ents.push(unsafe { Slot::of(e) });
     n.ents.extend_cloned(&ents[i + 1..]);
     p
 }
@@ -938,20 +949,22 @@ fn leaf_insert<K, V>(
     at: &mut Attempt<'_, K, V>,
 ) -> Up<K, V> {
     let ents = leaf.ents.as_slice();
+    // SAFETY: `e` is the caller's entry, alive.
+    let slot = unsafe { Slot::of(e) };
     if ents.len() < B {
         let p = at.alloc(Node::Leaf(Leaf::new()));
         // SAFETY: `p` was just built by this attempt; nobody else sees it.
         let n = unsafe { as_leaf(p) };
         n.ents.extend_cloned(&ents[..i]);
-        n.ents.push(e);
+        n.ents.push(slot);
         n.ents.extend_cloned(&ents[i..]);
         return Up::One(p);
     }
     // Split: B + 1 entries, the left half keeps `mid`.
     let mid = B.div_ceil(2);
-    let mut all: InlineVec<EntryPtr<K, V>, { B + 1 }> = InlineVec::new();
+    let mut all: InlineVec<Slot<K, V>, { B + 1 }> = InlineVec::new();
     all.extend_cloned(&ents[..i]);
-    all.push(e);
+    all.push(slot);
     all.extend_cloned(&ents[i..]);
     let all = all.as_slice();
     let sep = all[mid];
@@ -959,8 +972,8 @@ fn leaf_insert<K, V>(
     // the pinned version, or it is our own entry), so the count is at
     // least 1 and cannot reach 0 while we hold this increment.
     // SAFETY: `sep` is alive (see above).
-    unsafe { (*sep).refs.fetch_add(1, Ordering::Relaxed) };
-    at.spec = Some(sep);
+    unsafe { (*sep.e).refs.fetch_add(1, Ordering::Relaxed) };
+    at.spec = Some(sep.e);
     let lp = at.alloc(Node::Leaf(Leaf::new()));
     // SAFETY: `lp` was just built by this attempt; nobody else sees it.
     unsafe { as_leaf(lp) }.ents.extend_cloned(&all[..mid]);
@@ -1019,7 +1032,7 @@ unsafe fn rebuild_inner<K, V>(
             // Child `idx` goes with the separator on its left (or, for the
             // first child, the one on its right).
             let s = idx.saturating_sub(1);
-            at.drops.push((keys[s], false));
+            at.drops.push((keys[s].e, false));
             m.keys.extend_cloned(&keys[..s]);
             m.keys.extend_cloned(&keys[s + 1..]);
             m.kids.extend_cloned(&kids[..idx]);
@@ -1040,7 +1053,7 @@ unsafe fn rebuild_inner<K, V>(
         Up::Two(l, sep, r) => {
             // B + 1 children: the left keeps `mid`, separator `mid - 1`
             // moves up (its count is unchanged: still one separator).
-            let mut all_keys: InlineVec<EntryPtr<K, V>, B> = InlineVec::new();
+            let mut all_keys: InlineVec<Slot<K, V>, B> = InlineVec::new();
             all_keys.extend_cloned(&keys[..idx]);
             all_keys.push(sep);
             all_keys.extend_cloned(&keys[idx..]);

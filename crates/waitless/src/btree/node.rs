@@ -381,9 +381,201 @@ pub(super) unsafe fn release<K, V>(guard: &Guard<'_>, e: EntryPtr<K, V>, leaf: b
     unsafe { guard.defer_unchecked(f) }
 }
 
+/// A node's reference to an entry: the pointer, and the *image* of the
+/// entry's key — an order-preserving `u64` — when the key type is a
+/// primitive integer, `char` or `bool` ([`Kind`]); `0` otherwise.
+///
+/// With an image, searching a node compares the `u64`s stored in the node
+/// itself, contiguous and branch-free, instead of following one pointer per
+/// probe to an out-of-line entry: a lookup touches the lines of the nodes
+/// on its path and one entry (the value). The image is computed once, when
+/// the entry is first put in a node (by the writer that owns it, or from a
+/// separator it holds), and copied with the pointer by every path copy.
+pub(super) struct Slot<K, V> {
+    pub(super) e: EntryPtr<K, V>,
+    pub(super) h: u64,
+}
+
+impl<K, V> Clone for Slot<K, V> {
+    #[inline]
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<K, V> Copy for Slot<K, V> {}
+
+impl<K, V> Slot<K, V> {
+    /// The slot for entry `e`, with its key's image.
+    ///
+    /// # Safety
+    /// `e` is alive (as for [`key_of`]) while this runs.
+    #[inline]
+    pub(super) unsafe fn of(e: EntryPtr<K, V>) -> Self {
+        let kind = Kind::of::<K>();
+        let h = if kind == Kind::Other {
+            0
+        } else {
+            // SAFETY: the precondition; `kind` is `K`'s own kind.
+            unsafe { kind.image(key_of(e)) }
+        };
+        Slot { e, h }
+    }
+}
+
+/// The key types whose order is that of an injective `u64` image (see
+/// [`Slot`]). Found by type identity, so a type that merely looks like an
+/// integer (a newtype, a `Cell<u64>`, an atomic) is `Other` and takes the
+/// generic path through `Ord`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Kind {
+    U8,
+    U16,
+    U32,
+    U64,
+    Usize,
+    I8,
+    I16,
+    I32,
+    I64,
+    Isize,
+    Char,
+    Bool,
+    Other,
+}
+
+/// `TypeId` of any type, `'static` or not (lifetimes are erased: `&'a u8`
+/// and `&'static u8` get the same id, which is all [`Kind`] needs, since
+/// every kind it names has no lifetime).
+fn type_id<T: ?Sized>() -> core::any::TypeId {
+    trait Named {
+        fn id(&self) -> core::any::TypeId
+        where
+            Self: 'static;
+    }
+    impl<T: ?Sized> Named for core::marker::PhantomData<T> {
+        fn id(&self) -> core::any::TypeId
+        where
+            Self: 'static,
+        {
+            core::any::TypeId::of::<T>()
+        }
+    }
+    let marker = core::marker::PhantomData::<T>;
+    let named: &dyn Named = &marker;
+    // SAFETY: only the trait object's lifetime bound changes (same layout,
+    // same vtable). `id` reads nothing through `self` (a zero-sized
+    // marker): it returns the compile-time id of `T` with its lifetimes
+    // erased, so no value of a shorter lifetime is used past its end.
+    let named: &(dyn Named + 'static) = unsafe { core::mem::transmute(named) };
+    named.id()
+}
+
+impl Kind {
+    /// `T`'s kind (folded to a constant by the optimizer).
+    #[inline(always)]
+    pub(super) fn of<T: ?Sized>() -> Kind {
+        use core::any::TypeId;
+        let id = type_id::<T>();
+        if id == TypeId::of::<u64>() {
+            Kind::U64
+        } else if id == TypeId::of::<u32>() {
+            Kind::U32
+        } else if id == TypeId::of::<usize>() {
+            Kind::Usize
+        } else if id == TypeId::of::<i64>() {
+            Kind::I64
+        } else if id == TypeId::of::<i32>() {
+            Kind::I32
+        } else if id == TypeId::of::<u16>() {
+            Kind::U16
+        } else if id == TypeId::of::<u8>() {
+            Kind::U8
+        } else if id == TypeId::of::<isize>() {
+            Kind::Isize
+        } else if id == TypeId::of::<i16>() {
+            Kind::I16
+        } else if id == TypeId::of::<i8>() {
+            Kind::I8
+        } else if id == TypeId::of::<char>() {
+            Kind::Char
+        } else if id == TypeId::of::<bool>() {
+            Kind::Bool
+        } else {
+            Kind::Other
+        }
+    }
+
+    /// The image of `*k`: `a < b` exactly when `image(a) < image(b)`, and
+    /// equal images mean equal keys (signed values are offset by flipping
+    /// the sign bit of their 64-bit extension).
+    ///
+    /// # Safety
+    /// `self` is `Kind::of::<T>()` and is not `Other`.
+    #[inline(always)]
+    pub(super) unsafe fn image<T: ?Sized>(self, k: &T) -> u64 {
+        const SIGN: u64 = 1 << 63;
+        let p = (k as *const T).cast::<u8>();
+        // SAFETY: the precondition: `T` is the type the kind names, so `p`
+        // points to a valid, aligned value of it.
+        unsafe {
+            match self {
+                Kind::U8 => u64::from(*p),
+                Kind::U16 => u64::from(*p.cast::<u16>()),
+                Kind::U32 => u64::from(*p.cast::<u32>()),
+                Kind::U64 => *p.cast::<u64>(),
+                Kind::Usize => *p.cast::<usize>() as u64,
+                Kind::I8 => i64::from(*p.cast::<i8>()) as u64 ^ SIGN,
+                Kind::I16 => i64::from(*p.cast::<i16>()) as u64 ^ SIGN,
+                Kind::I32 => i64::from(*p.cast::<i32>()) as u64 ^ SIGN,
+                Kind::I64 => *p.cast::<i64>() as u64 ^ SIGN,
+                Kind::Isize => *p.cast::<isize>() as i64 as u64 ^ SIGN,
+                Kind::Char => u64::from(*p.cast::<char>()),
+                Kind::Bool => u64::from(*p.cast::<bool>()),
+                Kind::Other => unreachable!("no image for other key types"),
+            }
+        }
+    }
+}
+
+/// The image of a query `q` against keys of type `K`, if nodes of a map
+/// with keys `K` carry images and `Q` is `K` itself (a `Q` that `K` merely
+/// borrows as may order differently from the image: generic path).
+#[inline(always)]
+pub(super) fn query_image<K, Q: ?Sized>(q: &Q) -> Option<u64> {
+    let kind = Kind::of::<K>();
+    if kind == Kind::Other || Kind::of::<Q>() != kind {
+        return None;
+    }
+    // SAFETY: `Q` is the type `kind` names (the kinds are type identities).
+    Some(unsafe { kind.image(q) })
+}
+
+/// The number of leading slots whose image satisfies `pred` (which must be
+/// true on a prefix and false after it): a binary search with a fixed
+/// number of steps for a given length and no data-dependent branch.
+#[inline(always)]
+fn image_partition<K, V>(s: &[Slot<K, V>], pred: impl Fn(u64) -> bool) -> usize {
+    let mut n = s.len();
+    if n == 0 {
+        return 0;
+    }
+    // Invariant: every slot before `base` satisfies `pred`; the answer is
+    // in `base..=base + n`.
+    let mut base = 0;
+    while n > 1 {
+        let half = n / 2;
+        // SAFETY: `base + half < base + n <= s.len()`.
+        let h = unsafe { s.get_unchecked(base + half) }.h;
+        base = if pred(h) { base + half } else { base };
+        n -= half;
+    }
+    // SAFETY: `base < s.len()` (n was 1: `base + 1 <= s.len()`).
+    base + usize::from(pred(unsafe { s.get_unchecked(base) }.h))
+}
+
 /// Pointers to the sorted entries of a leaf.
 pub(super) struct Leaf<K, V> {
-    pub(super) ents: InlineVec<EntryPtr<K, V>, B>,
+    pub(super) ents: InlineVec<Slot<K, V>, B>,
 }
 
 /// `kids.len()` children and `kids.len() - 1` separators: child `i` holds
@@ -396,7 +588,7 @@ pub(super) struct Inner<K, V> {
     /// Number of entries in the subtree (so `len` is read from the root of
     /// one snapshot, linearizable like everything else).
     pub(super) count: usize,
-    pub(super) keys: InlineVec<EntryPtr<K, V>, B>,
+    pub(super) keys: InlineVec<Slot<K, V>, B>,
     pub(super) kids: InlineVec<NodePtr<K, V>, B>,
 }
 
@@ -425,9 +617,12 @@ impl<K, V> Inner<K, V> {
         Q: Ord + ?Sized,
     {
         let keys = self.keys.as_slice();
+        if let Some(h) = query_image::<K, Q>(q) {
+            return image_partition(keys, |x| x <= h);
+        }
         prefetch_all(keys);
         // SAFETY: `s` is read from `self`, borrowed here.
-        keys.partition_point(|&s| unsafe { key_of(s) }.borrow() <= q)
+        keys.partition_point(|s| unsafe { key_of(s.e) }.borrow() <= q)
     }
 
     #[inline]
@@ -470,16 +665,52 @@ impl<K, V> Leaf<K, V> {
         Q: Ord + ?Sized,
     {
         let ents = self.ents.as_slice();
+        if let Some(h) = query_image::<K, Q>(q) {
+            let i = image_partition(ents, |x| x < h);
+            // Images are injective: an equal image is the key.
+            return match ents.get(i) {
+                Some(s) if s.h == h => Ok(i),
+                _ => Err(i),
+            };
+        }
         prefetch_all(ents);
-        // SAFETY: `e` is read from `self`, borrowed here.
-        ents.binary_search_by(|&e| unsafe { key_of(e) }.borrow().cmp(q))
+        // SAFETY: `s` is read from `self`, borrowed here.
+        ents.binary_search_by(|s| unsafe { key_of(s.e) }.borrow().cmp(q))
+    }
+
+    /// The number of leading entries whose key is `< q` (`inclusive`:
+    /// `<= q`).
+    #[inline]
+    pub(super) fn partition<Q>(&self, q: &Q, inclusive: bool) -> usize
+    where
+        K: core::borrow::Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let ents = self.ents.as_slice();
+        if let Some(h) = query_image::<K, Q>(q) {
+            return if inclusive {
+                image_partition(ents, |x| x <= h)
+            } else {
+                image_partition(ents, |x| x < h)
+            };
+        }
+        prefetch_all(ents);
+        ents.partition_point(|s| {
+            // SAFETY: `s` is read from `self`, borrowed here.
+            let k = unsafe { key_of(s.e) }.borrow();
+            if inclusive {
+                k <= q
+            } else {
+                k < q
+            }
+        })
     }
 
     /// Entry `i` (while `self` is borrowed, see [`key_of`]).
     #[inline]
     pub(super) fn entry(&self, i: usize) -> &Entry<K, V> {
         // SAFETY: a node's entries are alive while it is (see `key_of`).
-        unsafe { &*self.ents.as_slice()[i] }
+        unsafe { &*self.ents.as_slice()[i].e }
     }
 
     /// The number of entries.
@@ -493,9 +724,9 @@ impl<K, V> Leaf<K, V> {
 /// binary search that follows wait for about one memory latency in all
 /// instead of one each (the entries of a node are scattered in the heap).
 #[inline(always)]
-pub(super) fn prefetch_all<K, V>(ents: &[EntryPtr<K, V>]) {
+pub(super) fn prefetch_all<K, V>(ents: &[Slot<K, V>]) {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
-    for &e in ents {
+    for &Slot { e, .. } in ents {
         // SAFETY: a prefetch is only a hint: it never faults and has no
         // effect on the program's semantics, whatever the address.
         unsafe {

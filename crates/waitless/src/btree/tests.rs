@@ -1,7 +1,7 @@
 //! Unit tests (Miri runs them scaled: fan-out 4 under Miri, so splits,
 //! empty-node removal and root collapse all happen with few keys).
 
-use super::node::B;
+use super::node::{Kind, Slot, B};
 use super::*;
 use std::collections::BTreeMap;
 use std::ops::Bound::{Excluded, Included, Unbounded};
@@ -15,6 +15,19 @@ fn n() -> u64 {
     } else {
         3000
     }
+}
+
+/// A slot's stored key image is its key's (the fast search path relies on
+/// it), and 0 for key types without an image.
+fn check_image<K, V>(s: Slot<K, V>) {
+    let kind = Kind::of::<K>();
+    let want = if kind == Kind::Other {
+        0
+    } else {
+        // SAFETY: entries of a live node are alive; `kind` is `K`'s.
+        unsafe { kind.image(key_of(s.e)) }
+    };
+    assert_eq!(s.h, want, "stale or wrong key image in a slot");
 }
 
 /// Walks the current version and checks the tree invariants: sorted keys,
@@ -35,13 +48,14 @@ fn check_invariants<K: Ord + fmt::Debug, V>(m: &LockFreeBTree<K, V>) {
                     .as_slice()
                     .iter()
                     // SAFETY: entries of a live node are alive.
-                    .map(|&e| unsafe { key_of(e) })
+                    .map(|s| unsafe { key_of(s.e) })
                     .collect();
                 assert!(is_root || !k.is_empty(), "empty non-root leaf");
-                for &e in l.ents.as_slice() {
+                for &s in l.ents.as_slice() {
                     // SAFETY: as above.
-                    let refs = unsafe { (*e).refs.load(Ordering::Relaxed) };
+                    let refs = unsafe { (*s.e).refs.load(Ordering::Relaxed) };
                     assert!(refs >= 1, "a leaf entry with no count");
+                    check_image(s);
                 }
                 assert!(k.windows(2).all(|w| w[0] < w[1]), "leaf unsorted {k:?}");
                 if let (Some(lo), Some(f)) = (lo, k.first()) {
@@ -59,8 +73,9 @@ fn check_invariants<K: Ord + fmt::Debug, V>(m: &LockFreeBTree<K, V>) {
                     .as_slice()
                     .iter()
                     // SAFETY: entries of a live node are alive.
-                    .map(|&e| unsafe { key_of(e) })
+                    .map(|s| unsafe { key_of(s.e) })
                     .collect();
+                n.keys.as_slice().iter().for_each(|&s| check_image(s));
                 let kids = n.kids.as_slice();
                 assert!(!kids.is_empty() && ks.len() + 1 == kids.len());
                 assert!(!is_root || kids.len() > 1, "one-child root not collapsed");
@@ -834,4 +849,175 @@ fn scans_held_across_block_recycling_keep_their_snapshot() {
         (0..n).map(|k| (k, last)).collect::<Vec<_>>()
     );
     check_invariants(&m);
+}
+
+/// The key images behind the fast search path order exactly like the keys,
+/// at every boundary of every kind (signed values below zero included), and
+/// only the primitive types get one.
+#[test]
+fn key_images_order_like_the_keys() {
+    fn strictly_increasing<T: Ord + fmt::Debug>(sorted: &[T]) {
+        assert!(sorted.windows(2).all(|w| w[0] < w[1]), "samples not sorted");
+        let kind = Kind::of::<T>();
+        assert_ne!(kind, Kind::Other, "{}", core::any::type_name::<T>());
+        // SAFETY: `kind` is `T`'s own kind, not `Other`.
+        let img: Vec<u64> = sorted.iter().map(|k| unsafe { kind.image(k) }).collect();
+        assert!(
+            img.windows(2).all(|w| w[0] < w[1]),
+            "{}: images {img:x?} of {sorted:?} out of order",
+            core::any::type_name::<T>()
+        );
+    }
+    strictly_increasing(&[0u8, 1, 127, 128, 255]);
+    strictly_increasing(&[0u16, 1, 0x7fff, 0x8000, u16::MAX]);
+    strictly_increasing(&[0u32, 1, 0x7fff_ffff, 0x8000_0000, u32::MAX]);
+    strictly_increasing(&[0u64, 1, i64::MAX as u64, 1 << 63, u64::MAX]);
+    strictly_increasing(&[0usize, 1, isize::MAX as usize, usize::MAX]);
+    strictly_increasing(&[i8::MIN, -1, 0, 1, i8::MAX]);
+    strictly_increasing(&[i16::MIN, -1, 0, 1, i16::MAX]);
+    strictly_increasing(&[i32::MIN, -1, 0, 1, i32::MAX]);
+    strictly_increasing(&[i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX]);
+    strictly_increasing(&[isize::MIN, -1, 0, 1, isize::MAX]);
+    strictly_increasing(&['\0', 'a', 'z', '\u{d7ff}', '\u{e000}', char::MAX]);
+    strictly_increasing(&[false, true]);
+    // Look-alikes take the generic path.
+    assert_eq!(Kind::of::<core::cell::Cell<u64>>(), Kind::Other);
+    assert_eq!(Kind::of::<std::sync::atomic::AtomicU64>(), Kind::Other);
+    assert_eq!(Kind::of::<u128>(), Kind::Other);
+    assert_eq!(Kind::of::<&'static u64>(), Kind::Other);
+    assert_eq!(Kind::of::<str>(), Kind::Other);
+}
+
+/// Random inserts, removes, lookups and ranges on keys of type `T` against
+/// `BTreeMap`, with the invariants (stored images included) checked.
+fn against_btreemap<T: Ord + Copy + fmt::Debug>(key: impl Fn(u64) -> T) {
+    let m = LockFreeBTree::new();
+    let mut r = BTreeMap::new();
+    // Miri: a few operations (the images' unsafe reads are covered for
+    // every kind by `key_images_order_like_the_keys`).
+    let ops = if cfg!(miri) { 24 } else { n() * 3 };
+    for i in 0..ops {
+        let k = key(mix(i));
+        match mix(i + 1) % 4 {
+            0 | 1 => assert_eq!(m.insert(k, i), r.insert(k, i)),
+            2 => assert_eq!(m.remove(&k), r.remove(&k)),
+            _ => {
+                let hi = key(mix(i + 2));
+                let (lo, hi) = if k <= hi { (k, hi) } else { (hi, k) };
+                assert!(m.range(lo..=hi).eq(r.range(lo..=hi).map(|(k, v)| (*k, *v))));
+                assert!(m.range((Excluded(lo), Unbounded)).take(5).eq(r
+                    .range((Excluded(lo), Unbounded))
+                    .take(5)
+                    .map(|(k, v)| (*k, *v))));
+            }
+        }
+        assert_eq!(m.get(&k), r.get(&k).copied());
+        if i % 211 == 0 {
+            check_invariants(&m);
+        }
+    }
+    check_invariants(&m);
+    assert!(m.iter().eq(r.iter().map(|(k, v)| (*k, *v))));
+}
+
+#[test]
+fn signed_char_and_bool_keys_against_btreemap() {
+    // Negative and positive, around zero and at the extremes.
+    against_btreemap(|x| (x as i64) >> 40);
+    against_btreemap(|x| char::from_u32((x % 0x11_0000) as u32).unwrap_or('\u{fffd}'));
+    if cfg!(miri) {
+        return;
+    }
+    against_btreemap(|x| x as i64);
+    against_btreemap(|x| x as i8);
+    against_btreemap(|x| (x as i32) >> 20);
+    against_btreemap(|x| (x as isize) >> 50);
+    against_btreemap(|x| x & 1 == 0);
+}
+
+/// A query type that a `u64` key borrows as: lookups with it must compare
+/// through `Ord` (the image path is for `Q = K` only). Its order is the
+/// keys' (as `Borrow` requires); its comparisons are counted.
+#[derive(PartialEq, Eq, Debug)]
+#[repr(transparent)]
+struct Id(u64);
+
+static ID_CMPS: AtomicIsize = AtomicIsize::new(0);
+
+impl Ord for Id {
+    fn cmp(&self, o: &Self) -> core::cmp::Ordering {
+        ID_CMPS.fetch_add(1, StdOrdering::Relaxed);
+        self.0.cmp(&o.0)
+    }
+}
+
+impl PartialOrd for Id {
+    fn partial_cmp(&self, o: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Borrow<Id> for u64 {
+    fn borrow(&self) -> &Id {
+        // SAFETY: `Id` is a `repr(transparent)` wrapper of `u64`.
+        unsafe { &*(self as *const u64).cast::<Id>() }
+    }
+}
+
+#[test]
+fn borrowed_query_types_take_the_generic_path() {
+    let m = LockFreeBTree::new();
+    let n = n();
+    for k in 0..n {
+        m.insert(k * 2, k);
+    }
+    let before = ID_CMPS.load(StdOrdering::Relaxed);
+    for k in 0..n * 2 {
+        let want = (k % 2 == 0).then_some(k / 2);
+        assert_eq!(m.get(&Id(k)), want);
+        assert_eq!(m.get(&k), want);
+    }
+    assert!(m
+        .range::<Id, _>(Id(10)..Id(16))
+        .map(|(k, _)| k)
+        .eq([10, 12, 14]));
+    assert!(
+        ID_CMPS.load(StdOrdering::Relaxed) - before >= n as isize,
+        "`Id` lookups did not compare through `Id::cmp`"
+    );
+}
+
+/// The map's collector lets each thread keep more than the pool's default
+/// 64 KiB of recycled node blocks once its retired backlog has been larger
+/// (`NODE_POOL_BYTES`): a writer's later updates reuse them instead of the
+/// allocator. Dropping the map returns them.
+#[test]
+#[cfg_attr(miri, ignore = "thousands of path copies")]
+fn the_node_pool_keeps_more_than_the_default_once_the_epoch_was_held() {
+    let m = LockFreeBTree::new();
+    for k in 0..2000u64 {
+        m.insert(k, k);
+    }
+    {
+        // Our own pin holds the epoch back: every update's retired path
+        // waits, and the backlog grows past the default free-list cap.
+        let _hold = m.collector().pin();
+        for i in 0..4000u64 {
+            m.insert(i % 2000, i);
+        }
+    }
+    // The backlog expires; the free list keeps it up to the raised cap.
+    for i in 0..4000u64 {
+        m.insert(i % 2000, i);
+    }
+    m.collector().flush();
+    // (A test runs on its own thread: only this map's pool counts.)
+    let cached = crate::epoch::thread_free_bytes();
+    assert!(
+        cached > 64 * 1024,
+        "only {cached} bytes of node blocks kept for reuse"
+    );
+    assert!(cached <= NODE_POOL_BYTES + 4096);
+    drop(m);
+    assert_eq!(crate::epoch::thread_free_bytes(), 0);
 }
