@@ -38,7 +38,8 @@
 //!   lock-free push-only list (a free record is claimed with a CAS on its
 //!   `in_use` flag, so records of exited threads are reused; they are freed
 //!   when the collector is dropped). A small thread-local cache maps
-//!   collector → record; the hit path is one comparison.
+//!   collector → record; the hit path is one comparison, and [`pin`] reads
+//!   the thread's default record from it without any (see `local`).
 //! - **Pinning** is re-entrant. The outermost pin stores the epoch in the
 //!   thread's own record; nested pins touch only thread-owned state (no
 //!   shared write, no fence). Where the process can use
