@@ -34,9 +34,7 @@ use core::ptr;
 use super::deferred::{Bag, Deferred};
 use super::pool::{Pool, POOL_FREE_BYTES};
 use crate::hazard::fence as barrier;
-use crate::sync::atomic::{
-    compiler_fence, fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
-};
+use crate::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::UnsafeCell;
 use crate::CachePadded;
 
@@ -488,7 +486,7 @@ impl Global {
         // compiler fence (the shim makes it a SeqCst fence), so there the
         // barrier is issued here, as `barrier::light` always did.
         #[cfg(not(loom))]
-        compiler_fence(Ordering::SeqCst);
+        crate::sync::atomic::compiler_fence(Ordering::SeqCst);
         #[cfg(loom)]
         barrier::light(p.asymmetric);
 
