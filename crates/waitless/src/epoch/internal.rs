@@ -148,14 +148,14 @@ pub(crate) struct Participant {
 /// State only the owning thread touches.
 #[repr(C)]
 pub(crate) struct LocalState {
-    /// Whether a `Guard` of this thread on this collector is alive. The
-    /// live guards number `pinned + (nested & !EXITED)`. A pin and an unpin
-    /// that are not nested only test and overwrite these two words (no
-    /// read-modify-write: a guard counter incremented and decremented on
-    /// every pin made each pin wait for the previous unpin's store to be
-    /// forwarded, twice per pin+unpin, the longest dependency chain of a
-    /// loop of reads).
-    pub(crate) pinned: bool,
+    /// Whether a `Guard` of this thread on this collector is alive is bit 0
+    /// of the record's pin word ([`Participant::is_pinned`]); the live
+    /// guards number that bit + `nested & !EXITED`. A pin and an unpin that
+    /// are not nested only test and overwrite words (no read-modify-write:
+    /// a guard counter incremented and decremented on every pin made each
+    /// pin wait for the previous unpin's store to be forwarded, twice per
+    /// pin+unpin, the longest dependency chain of a loop of reads).
+    ///
     /// Live guards beyond the first (nested pins), plus [`EXITED`] when no
     /// thread-local cache owns this record any more (its thread exited
     /// while one of its guards was still alive, kept in another
@@ -192,7 +192,6 @@ impl Participant {
             in_use: AtomicBool::new(true),
             next: AtomicPtr::new(ptr::null_mut()),
             local: UnsafeCell::new(LocalState {
-                pinned: false,
                 nested: 0,
                 pins_left: if asymmetric { PINS_BETWEEN_COLLECT } else { 1 },
                 sym_pins_left: PINS_BETWEEN_COLLECT,
@@ -207,6 +206,15 @@ impl Participant {
             counters: core::array::from_fn(|_| AtomicU64::new(0)),
             asymmetric,
         }
+    }
+
+    /// Whether this record is pinned (a guard of its owner is alive).
+    /// Meaningful only to the owning thread, the only writer of the word.
+    #[inline(always)]
+    pub(crate) fn is_pinned(&self) -> bool {
+        // Relaxed: the owner reads its own last store (coherence); no data
+        // is read on the strength of it.
+        self.epoch.load(Ordering::Relaxed) & 1 == 1
     }
 
     /// Adds `n` to counter `i`. Only the owner writes, so a load and a store
@@ -421,7 +429,7 @@ impl Global {
     pub(crate) unsafe fn release(&self, p: &Participant) {
         // SAFETY: precondition 1: we own `p`, so we may touch `local`.
         let bag = p.local.with_mut(|l| unsafe {
-            debug_assert!(!(*l).pinned && (*l).nested & !EXITED == 0);
+            debug_assert!((*l).nested & !EXITED == 0);
             (*l).nested = 0;
             core::mem::replace(&mut (*l).bag, Bag::new())
         });
@@ -452,14 +460,11 @@ impl Global {
     #[inline(always)]
     pub(crate) unsafe fn pin(&self, p: &Participant) -> bool {
         // Not `guards += 1; guards == 1`: see `LocalState::pinned`.
-        // SAFETY: precondition 1: owner-only state.
-        if p.local.with(|l| unsafe { (*l).pinned }) {
+        if p.is_pinned() {
             // SAFETY: precondition 1.
             unsafe { Self::pin_nested(p) };
             return false;
         }
-        // SAFETY: precondition 1: owner-only state.
-        p.local.with_mut(|l| unsafe { (*l).pinned = true });
         // Acquire: pairs with the release sequence of every sealing RMW in
         // `push_bag` (all later writes to the epoch are RMWs: the advance
         // CASes). If this load reads an epoch newer than the one a bag was
@@ -812,8 +817,6 @@ impl Global {
             // SAFETY: precondition 1.
             return unsafe { Self::unpin_nested(p, nested) };
         }
-        // SAFETY: precondition 1: owner-only state.
-        p.local.with_mut(|l| unsafe { (*l).pinned = false });
         // Release pairs with the advancer's Acquire fence (Acquire loads
         // under TSan) in `try_advance`: every access of the critical section
         // happens before an advance that reads this store, and so before any
@@ -837,8 +840,6 @@ impl Global {
             return false;
         }
         debug_assert_eq!(nested, EXITED);
-        // SAFETY: precondition 1: owner-only state.
-        p.local.with_mut(|l| unsafe { (*l).pinned = false });
         // Release: as in `unpin`.
         p.epoch.store(0, Ordering::Release);
         true

@@ -138,6 +138,9 @@ const USER: usize = 2;
 pub struct Collector {
     global: GlobalBox,
     token: Arc<Token>,
+    /// `Arc::as_ptr(&token)`, the thread-local cache's key, kept so that the
+    /// pin's lookup compares without computing it.
+    key: *const Token,
 }
 
 /// An owning pointer to the collector's `Global`, like a `Box` but without
@@ -215,11 +218,17 @@ impl Collector {
     /// assert_eq!(c.strategy(), FenceStrategy::Symmetric);
     /// ```
     pub fn with_strategy(strategy: FenceStrategy) -> Self {
+        Self::from_global(Global::new(strategy == FenceStrategy::Asymmetric))
+    }
+
+    fn from_global(global: Global) -> Self {
+        let token = Arc::new(Token {
+            state: AtomicUsize::new(LIVE),
+        });
         Self {
-            global: GlobalBox::new(Global::new(strategy == FenceStrategy::Asymmetric)),
-            token: Arc::new(Token {
-                state: AtomicUsize::new(LIVE),
-            }),
+            global: GlobalBox::new(global),
+            key: Arc::as_ptr(&token),
+            token,
         }
     }
 
@@ -228,12 +237,7 @@ impl Collector {
     /// `pool_max` bytes while the epoch is held back (`Pool::missed`): the
     /// stack's node cache.
     pub(crate) fn with_pool_max(pool_max: usize) -> Self {
-        Self {
-            global: GlobalBox::new(Global::new(true).with_pool_max(pool_max)),
-            token: Arc::new(Token {
-                state: AtomicUsize::new(LIVE),
-            }),
-        }
+        Self::from_global(Global::new(true).with_pool_max(pool_max))
     }
 
     /// The fence strategy in effect.
@@ -426,10 +430,7 @@ impl Collector {
         let mut sealed = None;
         if let Some(p) = local::participant(self) {
             // SAFETY: `p` is this thread's record in this collector.
-            let pinned = unsafe { &*p }.local.with(|l| {
-                // SAFETY: owner-only state of our own record.
-                unsafe { (*l).pinned }
-            });
+            let pinned = unsafe { &*p }.is_pinned();
             assert!(
                 !pinned,
                 "Collector::synchronize called while this thread holds a Guard of the same \
@@ -888,7 +889,7 @@ mod local {
     /// This thread's record in `c`; `None` during thread-local destruction.
     #[inline(always)]
     pub(super) fn participant(c: &Collector) -> Option<*const Participant> {
-        let key = Arc::as_ptr(&c.token);
+        let key = c.key;
         // The key is never null, so an empty `FAST` misses.
         let hit = with_fast(None, |f| {
             if f.key.get() == key {
@@ -1047,17 +1048,16 @@ mod local {
         // in `state`, so `global` and the record are alive; this thread owns
         // the record.
         let (g, p) = unsafe { (&*e.global, &*e.participant) };
-        // SAFETY: owner-only state of our own record.
-        let pinned = p.local.with_mut(|l| unsafe {
-            if (*l).pinned {
-                // A guard still alive here (kept in another thread-local
-                // that is destroyed later): its drop releases the record
-                // (see `Guard::drop`). The guard borrows the collector, so
-                // the collector is alive then.
-                (*l).nested |= super::internal::EXITED;
-            }
-            (*l).pinned
-        });
+        let pinned = p.is_pinned();
+        if pinned {
+            // A guard still alive here (kept in another thread-local that is
+            // destroyed later): its drop releases the record (see
+            // `Guard::drop`). The guard borrows the collector, so the
+            // collector is alive then.
+            // SAFETY: owner-only state of our own record.
+            p.local
+                .with_mut(|l| unsafe { (*l).nested |= super::internal::EXITED });
+        }
         if !pinned {
             // SAFETY: we own `p`, it belongs to `g`, and it is not pinned.
             unsafe { g.release(p) };
