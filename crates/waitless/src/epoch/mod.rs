@@ -798,6 +798,8 @@ mod local {
     use core::cell::{Cell, RefCell};
 
     use super::{Collector, Global, Participant, Token, LIVE, USER};
+    #[cfg(not(loom))]
+    use crate::sync::atomic::compiler_fence;
     use crate::sync::atomic::Ordering;
     use crate::sync::Arc;
 
@@ -841,6 +843,8 @@ mod local {
             #[cfg(not(loom))]
             {
                 self.default_participant.set(core::ptr::null());
+                // The record before the collector: see `default_hit`.
+                compiler_fence(Ordering::SeqCst);
                 self.default_collector.set(core::ptr::null());
             }
         }
@@ -908,14 +912,21 @@ mod local {
     #[cfg(not(loom))]
     #[inline(always)]
     pub(super) fn default_hit() -> Option<(&'static Collector, *const Participant)> {
-        let (c, p) = with_fast((core::ptr::null(), core::ptr::null()), |f| {
-            (f.default_collector.get(), f.default_participant.get())
+        let (p, c) = with_fast((core::ptr::null(), core::ptr::null()), |f| {
+            let p = f.default_participant.get();
+            // The record is read first and the collector after it (and
+            // `cache_default` writes them in the other order, `Fast::clear`
+            // clears the record first), with compiler fences between: a
+            // signal handler that pins between the two reads cannot leave
+            // us with a record and no collector. (No instruction.)
+            compiler_fence(Ordering::SeqCst);
+            (p, f.default_collector.get())
         });
         if p.is_null() {
             None
         } else {
-            // SAFETY: set only by `cache_default` from the `&'static
-            // Collector` of `default_collector`, together with `p`.
+            // SAFETY: a non-null record is set only by `cache_default`,
+            // after the `&'static Collector` of `default_collector`.
             Some((unsafe { &*c }, p))
         }
     }
@@ -932,6 +943,8 @@ mod local {
         // entry is never pruned); its destructor clears this first.
         with_fast((), |f| {
             f.default_collector.set(c);
+            // The collector before the record: see `default_hit`.
+            compiler_fence(Ordering::SeqCst);
             f.default_participant.set(p);
         });
         Some(p)
