@@ -84,6 +84,10 @@ fn now_ns() -> u64 {
     u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// The flag in [`LocalState::guards`] marking a record that no thread-local
+/// cache owns (see there). Far above any real guard count.
+pub(crate) const EXITED: usize = 1 << (usize::BITS - 1);
+
 /// Mask of the epoch bits a pin word can hold.
 const WORD_EPOCH_MASK: usize = usize::MAX >> 1;
 
@@ -144,15 +148,30 @@ pub(crate) struct Participant {
 /// State only the owning thread touches.
 #[repr(C)]
 pub(crate) struct LocalState {
-    /// Number of live `Guard`s of this thread on this collector.
-    pub(crate) guards: usize,
-    /// Pins since the last collection attempt.
-    pub(crate) pins: usize,
-    /// No thread-local cache owns this record: its thread exited while one
-    /// of its guards was still alive (kept in another thread-local), or it
-    /// is an ephemeral record taken for one guard during thread-local
-    /// destruction. The drop of the last guard releases it.
-    pub(crate) exited: bool,
+    /// Whether a `Guard` of this thread on this collector is alive is bit 0
+    /// of the record's pin word ([`Participant::is_pinned`]); the live
+    /// guards number that bit + `nested & !EXITED`. A pin and an unpin that
+    /// are not nested only test and overwrite words (no read-modify-write:
+    /// a guard counter incremented and decremented on every pin made each
+    /// pin wait for the previous unpin's store to be forwarded, twice per
+    /// pin+unpin, the longest dependency chain of a loop of reads).
+    ///
+    /// Live guards beyond the first (nested pins), plus [`EXITED`] when no
+    /// thread-local cache owns this record any more (its thread exited
+    /// while one of its guards was still alive, kept in another
+    /// thread-local, or it is an ephemeral record taken for one guard
+    /// during thread-local destruction): the drop of the last guard then
+    /// releases it. Zero on the common path, so the unpin tests one word.
+    pub(crate) nested: usize,
+    /// Pins left until the pin path's rare branch (`Global::pin_cold`):
+    /// a decrement and a zero test. Asymmetric records count down from
+    /// [`PINS_BETWEEN_COLLECT`] to the next periodic collection attempt;
+    /// symmetric ones stay at 1 (every pin takes the branch, which issues
+    /// the fence) and count the periodic attempts in `sym_pins_left`.
+    pub(crate) pins_left: usize,
+    /// A symmetric record's pins left until the next periodic collection
+    /// attempt (unused by asymmetric records).
+    pub(crate) sym_pins_left: usize,
     /// Periodic checks since the last forced advance attempt (asymmetric
     /// mode, see [`ADVANCE_BATCH`]).
     pub(crate) checks: usize,
@@ -173,12 +192,12 @@ impl Participant {
             in_use: AtomicBool::new(true),
             next: AtomicPtr::new(ptr::null_mut()),
             local: UnsafeCell::new(LocalState {
-                guards: 0,
-                pins: 0,
+                nested: 0,
+                pins_left: if asymmetric { PINS_BETWEEN_COLLECT } else { 1 },
+                sym_pins_left: PINS_BETWEEN_COLLECT,
                 bag: Bag::new(),
                 checks: 0,
                 seen_sealed: 0,
-                exited: false,
                 pool: Pool::new(pool_max),
             }),
             bag_len: AtomicUsize::new(0),
@@ -187,6 +206,15 @@ impl Participant {
             counters: core::array::from_fn(|_| AtomicU64::new(0)),
             asymmetric,
         }
+    }
+
+    /// Whether this record is pinned (a guard of its owner is alive).
+    /// Meaningful only to the owning thread, the only writer of the word.
+    #[inline(always)]
+    pub(crate) fn is_pinned(&self) -> bool {
+        // Relaxed: the owner reads its own last store (coherence); no data
+        // is read on the strength of it.
+        self.epoch.load(Ordering::Relaxed) & 1 == 1
     }
 
     /// Adds `n` to counter `i`. Only the owner writes, so a load and a store
@@ -401,8 +429,8 @@ impl Global {
     pub(crate) unsafe fn release(&self, p: &Participant) {
         // SAFETY: precondition 1: we own `p`, so we may touch `local`.
         let bag = p.local.with_mut(|l| unsafe {
-            debug_assert_eq!((*l).guards, 0);
-            (*l).exited = false;
+            debug_assert!((*l).nested & !EXITED == 0);
+            (*l).nested = 0;
             core::mem::replace(&mut (*l).bag, Bag::new())
         });
         p.bag_len.store(0, Ordering::Relaxed);
@@ -431,12 +459,10 @@ impl Global {
     /// 1. The calling thread owns `p`, and `p` belongs to `self`.
     #[inline(always)]
     pub(crate) unsafe fn pin(&self, p: &Participant) -> bool {
-        // SAFETY: precondition 1: owner-only state.
-        let outer = p.local.with_mut(|l| unsafe {
-            (*l).guards += 1;
-            (*l).guards == 1
-        });
-        if !outer {
+        // Not `guards += 1; guards == 1`: see `LocalState::pinned`.
+        if p.is_pinned() {
+            // SAFETY: precondition 1.
+            unsafe { Self::pin_nested(p) };
             return false;
         }
         // Acquire: pairs with the release sequence of every sealing RMW in
@@ -458,13 +484,69 @@ impl Global {
         // handshake with `try_advance`'s `barrier::heavy`. In the asymmetric
         // mode only the compiler is stopped here and the advancer's
         // membarrier runs the CPU barrier on this thread; otherwise a SeqCst
-        // fence pairing with the advancer's.
+        // fence pairing with the advancer's, issued by `pin_cold`: a
+        // symmetric record's countdown stays at 1, so every pin takes that
+        // branch, and the asymmetric hot path has one test (the countdown)
+        // instead of two (the mode, then the countdown). loom has no
+        // compiler fence (the shim makes it a SeqCst fence), so there the
+        // barrier is issued here, as `barrier::light` always did.
+        #[cfg(not(loom))]
+        crate::sync::atomic::compiler_fence(Ordering::SeqCst);
+        #[cfg(loom)]
         barrier::light(p.asymmetric);
 
         // SAFETY: precondition 1: owner-only state.
+        let cold = p.local.with_mut(|l| unsafe {
+            (*l).pins_left = (*l).pins_left.wrapping_sub(1);
+            (*l).pins_left == 0
+        });
+        // SAFETY: precondition 1.
+        cold && unsafe { self.pin_cold(p) }
+    }
+
+    /// A nested pin: counts the guard, touches nothing shared.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns `p`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn pin_nested(p: &Participant) {
+        // SAFETY: precondition 1: owner-only state.
+        p.local.with_mut(|l| unsafe { (*l).nested += 1 });
+    }
+
+    /// The rare branch of [`pin`](Self::pin): the countdown reached zero.
+    /// Asymmetric: a periodic collection is due. Symmetric (every pin): the
+    /// pin's `SeqCst` fence, then the periodic countdown. Returns whether a
+    /// periodic collection is due.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns `p`, and `p` belongs to `self`; `pin`
+    ///    has just stored `p`'s pin word.
+    #[cold]
+    #[inline(never)]
+    unsafe fn pin_cold(&self, p: &Participant) -> bool {
+        if p.asymmetric {
+            // SAFETY: precondition 1: owner-only state.
+            p.local
+                .with_mut(|l| unsafe { (*l).pins_left = PINS_BETWEEN_COLLECT });
+            return true;
+        }
+        // SeqCst fence: `barrier::light`'s symmetric half, pairing with
+        // the advancer's (see `pin`); after the pin word's store, before
+        // any load of the critical section (this runs inside `pin`).
+        #[cfg(not(loom))]
+        barrier::light(false);
+        // SAFETY: precondition 1: owner-only state.
         p.local.with_mut(|l| unsafe {
-            (*l).pins = (*l).pins.wrapping_add(1);
-            (*l).pins % PINS_BETWEEN_COLLECT == 0
+            (*l).pins_left = 1;
+            (*l).sym_pins_left -= 1;
+            if (*l).sym_pins_left == 0 {
+                (*l).sym_pins_left = PINS_BETWEEN_COLLECT;
+                true
+            } else {
+                false
+            }
         })
     }
 
@@ -722,7 +804,7 @@ impl Global {
 
     /// Drops one pin of `p`; unpins when it was the last. Returns `true`
     /// when the record must now be released by the caller: its thread
-    /// exited while this guard was alive (see `LocalState::exited`).
+    /// exited while this guard was alive (see `LocalState::nested`).
     ///
     /// # Safety
     /// 1. The calling thread owns `p`, and holds a pin on it taken with
@@ -730,18 +812,37 @@ impl Global {
     #[inline]
     pub(crate) unsafe fn unpin(&self, p: &Participant) -> bool {
         // SAFETY: precondition 1: owner-only state.
-        let (last, exited) = p.local.with_mut(|l| unsafe {
-            (*l).guards -= 1;
-            ((*l).guards == 0, (*l).exited)
-        });
-        if last {
-            // Release pairs with the advancer's Acquire fence (Acquire loads
-            // under TSan) in `try_advance`: every access of the critical
-            // section happens before an advance that reads this store, and
-            // so before any free that advance allows.
-            p.epoch.store(0, Ordering::Release);
+        let nested = p.local.with(|l| unsafe { (*l).nested });
+        if nested != 0 {
+            // SAFETY: precondition 1.
+            return unsafe { Self::unpin_nested(p, nested) };
         }
-        last && exited
+        // Release pairs with the advancer's Acquire fence (Acquire loads
+        // under TSan) in `try_advance`: every access of the critical section
+        // happens before an advance that reads this store, and so before any
+        // free that advance allows.
+        p.epoch.store(0, Ordering::Release);
+        false
+    }
+
+    /// [`unpin`](Self::unpin) when `nested` (the record's `nested` word)
+    /// is not zero: drops a nested guard, or the last guard of an orphaned
+    /// record (then unpins it and returns `true`).
+    ///
+    /// # Safety
+    /// 1. As for [`unpin`](Self::unpin).
+    #[cold]
+    #[inline(never)]
+    unsafe fn unpin_nested(p: &Participant, nested: usize) -> bool {
+        if nested & !EXITED != 0 {
+            // SAFETY: precondition 1: owner-only state.
+            p.local.with_mut(|l| unsafe { (*l).nested = nested - 1 });
+            return false;
+        }
+        debug_assert_eq!(nested, EXITED);
+        // Release: as in `unpin`.
+        p.epoch.store(0, Ordering::Release);
+        true
     }
 
     /// Adds `d` to `p`'s bag, sealing the bag into the global list when full.

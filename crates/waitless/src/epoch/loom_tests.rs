@@ -161,3 +161,54 @@ fn concurrent_advancer_never_frees_under_a_pinned_reader() {
         drop(c);
     });
 }
+
+/// The reader holds two guards and drops the outer one first, then reads
+/// again under the inner one: the pin path counts only nested guards
+/// (`LocalState::nested`), and the node must stay alive until the last
+/// guard, whichever was taken first, is gone.
+#[test]
+fn nested_guards_dropped_out_of_order_protect_until_the_last() {
+    loom::model(|| {
+        let c = Arc::new(Collector::new());
+        let shared = Arc::new(AtomicPtr::new(new_node(1)));
+
+        let reader = {
+            let (c, shared) = (Arc::clone(&c), Arc::clone(&shared));
+            thread::spawn(move || {
+                let outer = c.pin();
+                let inner = c.pin();
+                let p = shared.load(Ordering::Acquire);
+                drop(outer);
+                // SAFETY: still pinned by `inner`: `p` is not freed yet.
+                let v = unsafe { (*p).value.with(|v| *v) };
+                assert!(v == 1 || v == 2, "read a destroyed node: {v}");
+                drop(inner);
+            })
+        };
+
+        let old = shared.swap(new_node(2), Ordering::AcqRel);
+        {
+            let g = c.pin();
+            let old = SendPtr(old);
+            let f = move || {
+                let old = old;
+                // SAFETY: as in the first model.
+                unsafe {
+                    (*old.0).value.with_mut(|v| *v = 0);
+                    drop(Box::from_raw(old.0));
+                }
+            };
+            // SAFETY: as in the first model.
+            unsafe { g.defer_unchecked(f) };
+            g.flush();
+        }
+        for _ in 0..3 {
+            c.try_advance();
+        }
+        reader.join().unwrap();
+        let last = shared.load(Ordering::Relaxed);
+        // SAFETY: all threads are done; `last` is still owned by `shared`.
+        drop(unsafe { Box::from_raw(last) });
+        drop(c);
+    });
+}

@@ -38,7 +38,8 @@
 //!   lock-free push-only list (a free record is claimed with a CAS on its
 //!   `in_use` flag, so records of exited threads are reused; they are freed
 //!   when the collector is dropped). A small thread-local cache maps
-//!   collector → record; the hit path is one comparison.
+//!   collector → record; the hit path is one comparison, and [`pin`] reads
+//!   the thread's default record from it without any (see `local`).
 //! - **Pinning** is re-entrant. The outermost pin stores the epoch in the
 //!   thread's own record; nested pins touch only thread-owned state (no
 //!   shared write, no fence). Where the process can use
@@ -137,6 +138,9 @@ const USER: usize = 2;
 pub struct Collector {
     global: GlobalBox,
     token: Arc<Token>,
+    /// `Arc::as_ptr(&token)`, the thread-local cache's key, kept so that the
+    /// pin's lookup compares without computing it.
+    key: *const Token,
 }
 
 /// An owning pointer to the collector's `Global`, like a `Box` but without
@@ -214,11 +218,17 @@ impl Collector {
     /// assert_eq!(c.strategy(), FenceStrategy::Symmetric);
     /// ```
     pub fn with_strategy(strategy: FenceStrategy) -> Self {
+        Self::from_global(Global::new(strategy == FenceStrategy::Asymmetric))
+    }
+
+    fn from_global(global: Global) -> Self {
+        let token = Arc::new(Token {
+            state: AtomicUsize::new(LIVE),
+        });
         Self {
-            global: GlobalBox::new(Global::new(strategy == FenceStrategy::Asymmetric)),
-            token: Arc::new(Token {
-                state: AtomicUsize::new(LIVE),
-            }),
+            global: GlobalBox::new(global),
+            key: Arc::as_ptr(&token),
+            token,
         }
     }
 
@@ -227,12 +237,7 @@ impl Collector {
     /// `pool_max` bytes while the epoch is held back (`Pool::missed`): the
     /// stack's node cache.
     pub(crate) fn with_pool_max(pool_max: usize) -> Self {
-        Self {
-            global: GlobalBox::new(Global::new(true).with_pool_max(pool_max)),
-            token: Arc::new(Token {
-                state: AtomicUsize::new(LIVE),
-            }),
-        }
+        Self::from_global(Global::new(true).with_pool_max(pool_max))
     }
 
     /// The fence strategy in effect.
@@ -266,25 +271,29 @@ impl Collector {
     #[inline(always)]
     pub fn pin(&self) -> Guard<'_> {
         match local::participant(self) {
-            Some(p) => {
-                // SAFETY: `participant` returned this thread's record in
-                // this collector (owned by this thread, alive while `self`).
-                let due = unsafe { self.global.pin(&*p) };
-                let guard = Guard {
-                    collector: self,
-                    participant: p,
-                    _not_send: PhantomData,
-                };
-                if due {
-                    // After the guard exists: if a deferred function panics
-                    // in there, unwinding drops the guard and unpins.
-                    // SAFETY: our record, pinned by `guard`.
-                    unsafe { self.global.periodic(&*p) };
-                }
-                guard
-            }
+            Some(p) => self.pin_with(p),
             None => self.pin_ephemeral(),
         }
+    }
+
+    /// Pins `p`, this thread's record in this collector (as returned by
+    /// `local::participant`: owned by this thread, alive while `self`).
+    #[inline(always)]
+    fn pin_with(&self, p: *const Participant) -> Guard<'_> {
+        // SAFETY: `p` is this thread's record in this collector.
+        let due = unsafe { self.global.pin(&*p) };
+        let guard = Guard {
+            collector: self,
+            participant: p,
+            _not_send: PhantomData,
+        };
+        if due {
+            // After the guard exists: if a deferred function panics in
+            // there, unwinding drops the guard and unpins.
+            // SAFETY: our record, pinned by `guard`.
+            unsafe { self.global.periodic(&*p) };
+        }
+        guard
     }
 
     /// Pinning while this thread's thread-locals are being destroyed: take a
@@ -292,11 +301,11 @@ impl Collector {
     #[cold]
     fn pin_ephemeral(&self) -> Guard<'_> {
         let p = self.global.register();
-        // SAFETY: `register` made this thread the owner of `p`; marking it
-        // exited makes the drop of its last (only) guard release it.
-        unsafe { (*p).local.with_mut(|l| (*l).exited = true) };
         // SAFETY: `register` made this thread the owner of `p`.
         let due = unsafe { self.global.pin(&*p) };
+        // SAFETY: as above. Marking it exited (after the pin, which counts
+        // the guard) makes the drop of its last (only) guard release it.
+        unsafe { (*p).local.with_mut(|l| (*l).nested |= internal::EXITED) };
         let guard = Guard {
             collector: self,
             participant: p,
@@ -421,10 +430,7 @@ impl Collector {
         let mut sealed = None;
         if let Some(p) = local::participant(self) {
             // SAFETY: `p` is this thread's record in this collector.
-            let pinned = unsafe { &*p }.local.with(|l| {
-                // SAFETY: owner-only state of our own record.
-                unsafe { (*l).guards > 0 }
-            });
+            let pinned = unsafe { &*p }.is_pinned();
             assert!(
                 !pinned,
                 "Collector::synchronize called while this thread holds a Guard of the same \
@@ -756,14 +762,44 @@ fn init_default(cell: &'static std::sync::OnceLock<Collector>) -> &'static Colle
 #[cfg(not(loom))]
 #[inline]
 pub fn pin() -> Guard<'static> {
-    default_collector().pin()
+    // The hit path reads the thread's cached default record and collector
+    // (no `OnceLock` state test, no collector-key compare).
+    match local::default_hit() {
+        Some((c, p)) => c.pin_with(p),
+        None => pin_default_slow(),
+    }
+}
+
+/// [`pin`] without a cached default record: the first pin of a thread (it
+/// caches it), or one during thread-local destruction.
+#[cfg(not(loom))]
+#[cold]
+#[inline(never)]
+fn pin_default_slow() -> Guard<'static> {
+    let c = default_collector();
+    match local::cache_default(c) {
+        Some(p) => c.pin_with(p),
+        None => c.pin_ephemeral(),
+    }
 }
 
 /// The thread-local map from collector to participant record.
+///
+/// Two thread-locals. `FAST` holds the hit path (the last collector looked
+/// up and the default collector's record): `Cell`s of raw pointers with a
+/// `const` initializer and no destructor, so std stores it as a plain
+/// `#[thread_local]` static and reading it is an `%fs`-relative load, with
+/// no lazy-initialization or destroyed-state test. `LOCAL` owns the entries
+/// (it has the destructor that hands the records back at thread exit) and
+/// is touched only on a miss. Its destructor clears `FAST` first, so a pin
+/// from a later thread-local destructor misses, finds `LOCAL` gone and
+/// takes an ephemeral record (`Collector::pin_ephemeral`), as before.
 mod local {
     use core::cell::{Cell, RefCell};
 
     use super::{Collector, Global, Participant, Token, LIVE, USER};
+    #[cfg(not(loom))]
+    use crate::sync::atomic::compiler_fence;
     use crate::sync::atomic::Ordering;
     use crate::sync::Arc;
 
@@ -774,51 +810,152 @@ mod local {
         participant: *const Participant,
     }
 
-    struct Local {
+    /// The hit path (see the module docs). Every pointer in it is backed by
+    /// an entry of `LOCAL` (which keeps the token alive, so a key is never
+    /// stale) and is cleared before that entry goes.
+    struct Fast {
         /// The last collector looked up (its token's address) and its
-        /// record: the hit path.
-        fast_key: Cell<*const Token>,
-        fast_participant: Cell<*const Participant>,
+        /// record.
+        key: Cell<*const Token>,
+        participant: Cell<*const Participant>,
+        /// The default collector and this thread's record in it; null until
+        /// the first `epoch::pin()` and after `LOCAL` is destroyed.
+        #[cfg(not(loom))]
+        default_participant: Cell<*const Participant>,
+        #[cfg(not(loom))]
+        default_collector: Cell<*const Collector>,
+    }
+
+    impl Fast {
+        #[allow(clippy::declare_interior_mutable_const)]
+        const EMPTY: Fast = Fast {
+            key: Cell::new(core::ptr::null()),
+            participant: Cell::new(core::ptr::null()),
+            #[cfg(not(loom))]
+            default_participant: Cell::new(core::ptr::null()),
+            #[cfg(not(loom))]
+            default_collector: Cell::new(core::ptr::null()),
+        };
+
+        fn clear(&self) {
+            self.key.set(core::ptr::null());
+            self.participant.set(core::ptr::null());
+            #[cfg(not(loom))]
+            {
+                self.default_participant.set(core::ptr::null());
+                // The record before the collector: see `default_hit`.
+                compiler_fence(Ordering::SeqCst);
+                self.default_collector.set(core::ptr::null());
+            }
+        }
+    }
+
+    struct Local {
         /// Every collector this thread registered with that may be alive.
         entries: RefCell<Vec<Entry>>,
     }
 
     impl Drop for Local {
         fn drop(&mut self) {
+            // First: no hit may return a record released below.
+            with_fast((), Fast::clear);
             for e in self.entries.get_mut().drain(..) {
                 release(&e);
             }
         }
     }
 
+    #[cfg(not(loom))]
+    std::thread_local! {
+        static FAST: Fast = const { Fast::EMPTY };
+    }
+    // loom's thread-locals have no `const` form (and are lazily created and
+    // destroyed like `LOCAL`: `with_fast` tolerates a destroyed one).
+    #[cfg(loom)]
+    loom::thread_local! {
+        static FAST: Fast = Fast::EMPTY;
+    }
+
     crate::sync::thread_local! {
         static LOCAL: Local = Local {
-            fast_key: Cell::new(core::ptr::null()),
-            fast_participant: Cell::new(core::ptr::null()),
             entries: RefCell::new(Vec::new()),
         };
+    }
+
+    /// Runs `f` on this thread's `FAST`. With std it cannot fail (no
+    /// destructor, so never destroyed); a destroyed loom one counts as
+    /// empty: `f` does not run and the result is `miss`.
+    #[inline(always)]
+    fn with_fast<R>(miss: R, f: impl FnOnce(&Fast) -> R) -> R {
+        FAST.try_with(f).unwrap_or(miss)
     }
 
     /// This thread's record in `c`; `None` during thread-local destruction.
     #[inline(always)]
     pub(super) fn participant(c: &Collector) -> Option<*const Participant> {
-        let key = Arc::as_ptr(&c.token);
-        LOCAL
-            .try_with(|l| {
-                // A cached key is never stale: the entry holding it keeps
-                // the token alive, so no other collector can have its
-                // address; and `c` is alive, so its record is.
-                if l.fast_key.get() == key {
-                    l.fast_participant.get()
-                } else {
-                    slow(l, c)
-                }
-            })
-            .ok()
+        let key = c.key;
+        // The key is never null, so an empty `FAST` misses.
+        let hit = with_fast(None, |f| {
+            if f.key.get() == key {
+                Some(f.participant.get())
+            } else {
+                None
+            }
+        });
+        match hit {
+            Some(p) => Some(p),
+            None => slow(c),
+        }
+    }
+
+    /// The default collector and this thread's record in it, if cached.
+    #[cfg(not(loom))]
+    #[inline(always)]
+    pub(super) fn default_hit() -> Option<(&'static Collector, *const Participant)> {
+        let (p, c) = with_fast((core::ptr::null(), core::ptr::null()), |f| {
+            let p = f.default_participant.get();
+            // The record is read first and the collector after it (and
+            // `cache_default` writes them in the other order, `Fast::clear`
+            // clears the record first), with compiler fences between: a
+            // signal handler that pins between the two reads cannot leave
+            // us with a record and no collector. (No instruction.)
+            compiler_fence(Ordering::SeqCst);
+            (p, f.default_collector.get())
+        });
+        if p.is_null() {
+            None
+        } else {
+            // SAFETY: a non-null record is set only by `cache_default`,
+            // after the `&'static Collector` of `default_collector`.
+            Some((unsafe { &*c }, p))
+        }
+    }
+
+    /// Caches `p`, this thread's record in the default collector `c`, for
+    /// [`default_hit`]; `None` (nothing cached) during thread-local
+    /// destruction.
+    #[cfg(not(loom))]
+    #[cold]
+    pub(super) fn cache_default(c: &'static Collector) -> Option<*const Participant> {
+        let p = participant(c)?;
+        // `participant` returned `Some`: `LOCAL` is alive and holds the
+        // entry of `c` (the default collector is never dropped, so the
+        // entry is never pruned); its destructor clears this first.
+        with_fast((), |f| {
+            f.default_collector.set(c);
+            // The collector before the record: see `default_hit`.
+            compiler_fence(Ordering::SeqCst);
+            f.default_participant.set(p);
+        });
+        Some(p)
     }
 
     #[cold]
-    fn slow(l: &Local, c: &Collector) -> *const Participant {
+    fn slow(c: &Collector) -> Option<*const Participant> {
+        LOCAL.try_with(|l| slow_in(l, c)).ok()
+    }
+
+    fn slow_in(l: &Local, c: &Collector) -> *const Participant {
         let key = Arc::as_ptr(&c.token);
         let mut entries = l.entries.borrow_mut();
         let p = match entries.iter().find(|e| Arc::as_ptr(&e.token) == key) {
@@ -826,6 +963,9 @@ mod local {
             None => {
                 // Forget collectors that were dropped. Relaxed: only the
                 // LIVE bit is looked at and nothing is read through it.
+                // (The fast key never names one of them: it names a live
+                // collector, or it is replaced below before anyone reads
+                // it.)
                 entries.retain(|e| e.token.state.load(Ordering::Relaxed) & LIVE != 0);
                 let p = c.global.register();
                 entries.push(Entry {
@@ -836,8 +976,10 @@ mod local {
                 p
             }
         };
-        l.fast_key.set(key);
-        l.fast_participant.set(p);
+        with_fast((), |f| {
+            f.key.set(key);
+            f.participant.set(p);
+        });
         p
     }
 
@@ -919,18 +1061,17 @@ mod local {
         // in `state`, so `global` and the record are alive; this thread owns
         // the record.
         let (g, p) = unsafe { (&*e.global, &*e.participant) };
-        // SAFETY: owner-only state of our own record.
-        let guards = p.local.with_mut(|l| unsafe {
-            if (*l).guards > 0 {
-                // A guard still alive here (kept in another thread-local
-                // that is destroyed later): its drop releases the record
-                // (see `Guard::drop`). The guard borrows the collector, so
-                // the collector is alive then.
-                (*l).exited = true;
-            }
-            (*l).guards
-        });
-        if guards == 0 {
+        let pinned = p.is_pinned();
+        if pinned {
+            // A guard still alive here (kept in another thread-local that is
+            // destroyed later): its drop releases the record (see
+            // `Guard::drop`). The guard borrows the collector, so the
+            // collector is alive then.
+            // SAFETY: owner-only state of our own record.
+            p.local
+                .with_mut(|l| unsafe { (*l).nested |= super::internal::EXITED });
+        }
+        if !pinned {
             // SAFETY: we own `p`, it belongs to `g`, and it is not pinned.
             unsafe { g.release(p) };
         }
