@@ -52,7 +52,9 @@
 //! word: an entry is retired only by the `DROPPED` CAS, after which no probe
 //! dereferences it) and the value (validated by re-reading the value cell).
 
+use core::cell::UnsafeCell;
 use core::hash::Hash;
+use core::mem::MaybeUninit;
 use core::ptr;
 
 use crate::hazard::{Domain, HazardSet};
@@ -68,30 +70,174 @@ const CHUNK: usize = if cfg!(any(loom, miri)) { 2 } else { 64 };
 /// Smallest table.
 const MIN_LEN: usize = if cfg!(loom) { 2 } else { 8 };
 
-/// The `SEALED` value: the address of a static, never a box's.
-static SEAL: u8 = 0;
+/// The `SEALED` value: the address of a static, never a box's (8-aligned,
+/// so the value word keeps its two share bits free).
+static SEAL: u64 = 0;
 
 fn sealed<V>() -> *mut V {
     ptr::from_ref(&SEAL).cast_mut().cast()
 }
 
-/// A key and its value cell; 8-aligned so the slot word has three flag bits.
+/// Share bits of an entry's value word (see [`Entry`]): a table holds the
+/// entry (cleared by the deleter of the `DROPPED` retire or by the table's
+/// drop), and a swapped-out `init` waits for its retired drop.
+const OWN_TABLE: usize = 1;
+const OWN_INIT: usize = 2;
+const SHARES: usize = OWN_TABLE | OWN_INIT;
+
+/// A value, 8-aligned so that every value pointer (`&init` or a box) leaves
+/// the share bits of the value word free (and `untag` serves both words).
+/// `repr(C)`: the value is at offset 0, so a pointer to `Al<V>` is a pointer
+/// to its `V`.
+#[repr(C, align(8))]
+struct Al<V>(V);
+
+/// A key, its first value inline and its value cell; 8-aligned so the slot
+/// word has three flag bits.
+///
+/// `value` holds `&init`, a boxed [`Al<V>`], null (removed: a tombstone that
+/// keeps the key) or `SEALED` (dead), plus the share bits: `OWN_TABLE` while
+/// a table owns the entry, `OWN_INIT` while a swapped-out `init` waits for its
+/// retired drop (set by the CAS that swapped it out). Whoever clears the last
+/// share frees the entry ([`release`]), so `init` is dropped as soon as no
+/// hazard protects it and the entry is never freed before that drop, in
+/// whatever order the scans run. No extra word: for `u64 → u64` an entry is
+/// 24 bytes (a 32-byte malloc chunk) and a first insert one allocation.
 #[repr(C, align(8))]
 pub(crate) struct Entry<K, V> {
     value: AtomicPtr<V>,
     key: K,
+    /// Written once before the entry is published, then only read (through
+    /// `&`, by readers that protect `&init`) until it is dropped in place by
+    /// the `drop_init` deleter or by the entry's drop.
+    init: UnsafeCell<MaybeUninit<Al<V>>>,
+}
+
+impl<K, V> Entry<K, V> {
+    /// A fresh entry holding `key` and `value` inline (one table share).
+    fn boxed(key: K, value: V) -> *mut Self {
+        let e = Box::into_raw(Box::new(Entry {
+            value: AtomicPtr::new(ptr::null_mut()),
+            key,
+            init: UnsafeCell::new(MaybeUninit::new(Al(value))),
+        }));
+        // SAFETY: `e` is a fresh allocation.
+        let init = unsafe { Self::init_ptr(e) };
+        // Relaxed: not shared yet (published by the slot CAS).
+        // SAFETY: as above.
+        unsafe { (*e).value.store(tagged(init, OWN_TABLE), Ordering::Relaxed) };
+        e
+    }
+
+    /// Takes the key and the inline value back out of an entry that was
+    /// never published, and frees it.
+    ///
+    /// # Safety
+    /// 1. `e` came from [`Entry::boxed`] and was never shared.
+    unsafe fn unbox(e: *mut Self) -> (K, V) {
+        // SAFETY: precondition 1: exclusively ours and fully initialised;
+        // both fields are read once, then the allocation is freed without
+        // running `Entry::drop` (as `MaybeUninit`, same layout).
+        unsafe {
+            let key = ptr::read(ptr::addr_of!((*e).key));
+            let value = ptr::read(Self::init_ptr(e));
+            drop(Box::from_raw(e.cast::<MaybeUninit<Self>>()));
+            (key, value)
+        }
+    }
+
+    /// The address of `init`'s value inside the entry `this` (no reference
+    /// made, so it keeps the provenance of the whole allocation).
+    ///
+    /// # Safety
+    /// 1. `this` points at a live entry.
+    #[inline]
+    unsafe fn init_ptr(this: *mut Self) -> *mut V {
+        // SAFETY: precondition 1; `UnsafeCell<MaybeUninit<Al<V>>>` has the
+        // layout of `Al<V>`, whose `V` is at offset 0.
+        unsafe { ptr::addr_of_mut!((*this).init) }.cast()
+    }
 }
 
 impl<K, V> Drop for Entry<K, V> {
     fn drop(&mut self) {
-        // Relaxed: `&mut self`, exclusive access.
-        let v = self.value.load(Ordering::Relaxed);
-        if !v.is_null() && v != sealed() {
-            // SAFETY: an entry owns the box in its value cell; whoever
-            // swapped a box out retired it, so this one is only ours.
-            drop(unsafe { Box::from_raw(v) });
+        // Relaxed: `&mut self`: the last share's release (AcqRel) or the
+        // table's exclusive drop synchronized with every earlier writer.
+        let v = untag(self.value.load(Ordering::Relaxed));
+        let init: *mut V = self.init.get_mut().as_mut_ptr().cast();
+        if v == init {
+            // SAFETY: `value` still points at `init`: live, owned here.
+            unsafe { self.init.get_mut().assume_init_drop() };
+        } else if !v.is_null() && v != sealed() {
+            // SAFETY: a value other than `init` is a boxed `Al<V>` owned by
+            // this entry; whoever swapped a box out retired it. (A
+            // swapped-out `init` was dropped by its deleter before the
+            // last share was released.)
+            drop(unsafe { Box::from_raw(v.cast::<Al<V>>()) });
         }
     }
+}
+
+/// Gives up one share (`bit`) of entry `e`; frees it if it was the last.
+///
+/// # Safety
+/// 1. The caller holds share `bit` of `e` and does not use it again.
+unsafe fn release<K, V>(e: *mut Entry<K, V>, bit: usize) {
+    // SAFETY: precondition 1: our share keeps `e` alive until here.
+    let cell = unsafe { &(*e).value };
+    // Relaxed: the CAS below reads the current word.
+    let mut w = cell.load(Ordering::Relaxed);
+    loop {
+        debug_assert!(flags(w) & bit != 0, "a share released twice");
+        // AcqRel: Release orders our uses of the entry (the drop of
+        // `init`, a reader's clone) before the last releaser frees it;
+        // Acquire makes the last releaser see the other share's uses.
+        match cell.compare_exchange_weak(
+            w,
+            w.map_addr(|a| a & !bit),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => break,
+            Err(x) => w = x,
+        }
+    }
+    if flags(w) & SHARES == bit {
+        // SAFETY: the last share: nobody else refers to the entry.
+        drop(unsafe { Box::from_raw(e) });
+    }
+}
+
+/// Deleter for a swapped-out inline value: drops it in place, then gives up
+/// the `OWN_INIT` share its retirement held (even if the drop panics).
+///
+/// # Safety
+/// 1. `v` is `Entry::init_ptr(e)` of an entry whose `OWN_INIT` share this
+///    retirement holds, and `init` is live and no longer in the value cell.
+unsafe fn drop_init<K, V>(v: *mut V) {
+    struct Release<K, V>(*mut Entry<K, V>);
+    impl<K, V> Drop for Release<K, V> {
+        fn drop(&mut self) {
+            // SAFETY: the share taken when `init` was swapped out.
+            unsafe { release(self.0, OWN_INIT) };
+        }
+    }
+    let off = core::mem::offset_of!(Entry<K, V>, init);
+    // SAFETY: precondition 1: `v` points `off` bytes into the entry and
+    // keeps the provenance of the whole allocation it was derived from.
+    let e = unsafe { v.cast::<u8>().sub(off) }.cast::<Entry<K, V>>();
+    let _release = Release(e);
+    // SAFETY: precondition 1: live, dropped once here.
+    unsafe { ptr::drop_in_place(v) };
+}
+
+/// Deleter for an entry dropped by a migration: gives up the table's share.
+///
+/// # Safety
+/// 1. `e`'s table share is this retirement's (the winning `DROPPED` CAS).
+unsafe fn release_table<K, V>(e: *mut Entry<K, V>) {
+    // SAFETY: precondition 1.
+    unsafe { release(e, OWN_TABLE) };
 }
 
 fn flags<T>(p: *mut T) -> usize {
@@ -167,6 +313,9 @@ enum Found<K, V> {
     /// Every slot is taken by other keys; the key is in no table.
     Full,
 }
+
+/// A value write met a sealed (dead) entry: probe again.
+struct Dead;
 
 /// The hazard slots of one operation.
 struct Guard<'m> {
@@ -309,7 +458,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                     let ent = unsafe { &*e };
                     if eq(&ent.key) {
                         // Acquire: pairs with the CAS that sealed it.
-                        if ent.value.load(Ordering::Acquire) == sealed() {
+                        if untag(ent.value.load(Ordering::Acquire)) == sealed() {
                             break; // dead: a newer entry may follow
                         }
                         return Found::Entry(e);
@@ -326,6 +475,96 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
         }
     }
 
+    /// Loads the value cell `cell` and protects its value in hazard 3;
+    /// returns the whole word (value pointer and share bits).
+    fn protect_value(g: &mut Guard<'_>, cell: &AtomicPtr<V>) -> *mut V {
+        // Relaxed: validated below.
+        let mut w = cell.load(Ordering::Relaxed);
+        loop {
+            g.hp.publish(3, untag(w));
+            // Acquire: pairs with the Release CAS that stored the value (so
+            // its contents are visible) and validates the publication: a
+            // value is retired only after it was swapped out of the cell.
+            // Only the pointer counts; the share bits change on their own.
+            let now = cell.load(Ordering::Acquire);
+            if untag(now) == untag(w) {
+                return now;
+            }
+            w = now;
+        }
+    }
+
+    /// Swaps the value of entry `e` (protected by hazard 2) for `new` (a
+    /// boxed `Al<V>`, or null to remove). `Err(Dead)` if the entry is sealed
+    /// (probe again); `Ok(None)` if it held no value (nothing written when
+    /// `new` is null); `Ok(Some(old))` if `old` was swapped out: it is
+    /// retired (so `g` scans on drop) and still protected by hazard 3.
+    /// The one write path of `insert` and `remove`.
+    fn swap_value(
+        &self,
+        g: &mut Guard<'_>,
+        e: *mut Entry<K, V>,
+        new: *mut V,
+    ) -> Result<Option<*mut V>, Dead> {
+        // SAFETY: `e` is protected by hazard 2.
+        let cell = unsafe { &(*e).value };
+        // SAFETY: as above.
+        let init = unsafe { Entry::init_ptr(e) };
+        loop {
+            let cur = Self::protect_value(g, cell);
+            let p = untag(cur);
+            if p == sealed() {
+                return Err(Dead);
+            }
+            if p.is_null() && new.is_null() {
+                return Ok(None);
+            }
+            // Swapping `init` out gives its pending drop a share.
+            let bits = flags(cur) | if p == init { OWN_INIT } else { 0 };
+            // AcqRel: Release publishes the new box to readers; Acquire
+            // pairs with the previous value's CAS (whose box we retire).
+            if cell
+                .compare_exchange(cur, tagged(new, bits), Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            // Relaxed (both): a statistic.
+            if p.is_null() {
+                self.count.fetch_add(1, Ordering::Relaxed);
+                return Ok(None);
+            }
+            if new.is_null() {
+                self.count.fetch_sub(1, Ordering::Relaxed);
+            }
+            if p == init {
+                // SAFETY: `init` is swapped out by our CAS, which took the
+                // `OWN_INIT` share this retirement holds; retired once.
+                unsafe { self.domain.retire_deferred(p, drop_init::<K, V>) };
+            } else {
+                // SAFETY: a box swapped out by our CAS, retired once.
+                unsafe { self.domain.retire_box_deferred(p.cast::<Al<V>>()) };
+            }
+            g.retired = true;
+            return Ok(Some(p));
+        }
+    }
+
+    /// The tail of a write that swapped `old` out: clone it (still
+    /// protected by hazard 3, retired by `swap_value`), then drop the guard
+    /// before returning, so neither a panicking `V::clone` nor a panicking
+    /// `V::drop` in the guard's scan leaks (retire → clone → drop guard).
+    fn take_old(g: Guard<'_>, old: *mut V) -> V
+    where
+        V: Clone,
+    {
+        // SAFETY: protected by hazard 3 of `g`, which is still alive, so the
+        // retire in `swap_value` cannot free it yet.
+        let v = unsafe { (*old).clone() };
+        drop(g);
+        v
+    }
+
     /// Calls `f` on the value of the key, if present.
     pub(crate) fn get_with<Q, R>(&self, hash: u64, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
     where
@@ -339,7 +578,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
             match self.find(&mut g, t, tag, &mut |k| k.borrow() == key) {
                 Found::Entry(e) => {
                     // SAFETY: `e` is protected by hazard 2.
-                    let v = g.hp.protect(3, unsafe { &(*e).value });
+                    let v = untag(Self::protect_value(&mut g, unsafe { &(*e).value }));
                     if v.is_null() {
                         return None;
                     }
@@ -365,75 +604,41 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
         V: Clone,
     {
         let tag = hash | 1;
-        let nb = Box::into_raw(Box::new(value));
-        // Owns `nb` until it is published; the key stays loose until a
-        // vacant slot needs an entry.
+        // The value travels loose, or boxed (`own`) for a value-cell CAS,
+        // or inline in a fresh entry for a slot CAS; the key stays loose
+        // until a slot CAS and comes back if it fails.
         struct Own<V>(*mut V);
         impl<V> Drop for Own<V> {
             fn drop(&mut self) {
                 if !self.0.is_null() {
-                    // SAFETY: never published (cleared when it is).
-                    drop(unsafe { Box::from_raw(self.0) });
+                    // SAFETY: a boxed `Al<V>` never published (cleared
+                    // when it is).
+                    drop(unsafe { Box::from_raw(self.0.cast::<Al<V>>()) });
                 }
             }
         }
-        let mut own = Own(nb);
+        let mut own = Own::<V>(ptr::null_mut());
+        let mut val = Some(value);
         let mut loose = Some(key);
-        // The entry built for a vacant slot, kept across failed CASes;
-        // freed on drop unless published (then cleared).
-        struct Fresh<K, V>(*mut Entry<K, V>);
-        impl<K, V> Drop for Fresh<K, V> {
-            fn drop(&mut self) {
-                if !self.0.is_null() {
-                    // SAFETY: never published (cleared when it is); its
-                    // value cell is null again after a failed CAS.
-                    drop(unsafe { Box::from_raw(self.0) });
-                }
-            }
-        }
-        let mut fresh = Fresh(ptr::null_mut());
         let mut g = self.guard();
         let (mut t, mut ti) = self.root(&mut g);
         loop {
-            let found = {
-                let k: &K = match &loose {
-                    Some(k) => k,
-                    // SAFETY: the key moved into our unpublished entry.
-                    None => unsafe { &(*fresh.0).key },
-                };
-                self.find(&mut g, t, tag, &mut |x| x == k)
-            };
-            match found {
+            let k = loose.as_ref().expect("key held loose");
+            match self.find(&mut g, t, tag, &mut |x| x == k) {
                 Found::Entry(e) => {
-                    // SAFETY: `e` is protected by hazard 2.
-                    let cell = unsafe { &(*e).value };
-                    loop {
-                        let cur = g.hp.protect(3, cell);
-                        if cur == sealed() {
-                            break; // dead: probe again
-                        }
-                        // AcqRel: Release publishes the new box to readers;
-                        // Acquire pairs with the previous value's CAS.
-                        if cell
-                            .compare_exchange(cur, nb, Ordering::AcqRel, Ordering::Relaxed)
-                            .is_ok()
-                        {
+                    if own.0.is_null() {
+                        let v = val.take().expect("value held loose");
+                        own.0 = Box::into_raw(Box::new(Al(v))).cast();
+                    }
+                    match self.swap_value(&mut g, e, own.0) {
+                        Err(Dead) => {} // probe again
+                        Ok(None) => {
                             own.0 = ptr::null_mut();
-                            if cur.is_null() {
-                                self.count.fetch_add(1, Ordering::Relaxed);
-                                return None;
-                            }
-                            // Retire before the clone and drop the guard before
-                            // returning, so neither a panicking `V::clone` nor a
-                            // panicking `V::drop` in the guard's scan leaks.
-                            // SAFETY: swapped out by our CAS, retired once.
-                            unsafe { self.domain.retire_box_deferred(cur) };
-                            g.retired = true;
-                            // SAFETY: `cur` is still protected by hazard 3, so
-                            // the retire above cannot free it yet.
-                            let old = unsafe { (*cur).clone() };
-                            drop(g);
-                            return Some(old);
+                            return None;
+                        }
+                        Ok(Some(old)) => {
+                            own.0 = ptr::null_mut();
+                            return Some(Self::take_old(g, old));
                         }
                     }
                 }
@@ -473,17 +678,16 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                             Err(x) => x == tag,
                         };
                     if claimed {
-                        if fresh.0.is_null() {
-                            fresh.0 = Box::into_raw(Box::new(Entry {
-                                value: AtomicPtr::new(ptr::null_mut()),
-                                key: loose.take().expect("key held loose"),
-                            }));
-                        }
-                        let ep = fresh.0;
-                        // SAFETY: our unpublished entry.
-                        let cell = unsafe { &(*ep).value };
-                        // Relaxed: published by the Release CAS below.
-                        cell.store(nb, Ordering::Relaxed);
+                        let v = match val.take() {
+                            Some(v) => v,
+                            None => {
+                                // SAFETY: our unpublished box; cleared.
+                                let b = unsafe { Box::from_raw(own.0.cast::<Al<V>>()) };
+                                own.0 = ptr::null_mut();
+                                b.0
+                            }
+                        };
+                        let ep = Entry::boxed(loose.take().expect("key held loose"), v);
                         // AcqRel: Release publishes the entry and its value;
                         // Acquire (failure) sees the winner's entry.
                         if s.word
@@ -495,13 +699,14 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                             )
                             .is_ok()
                         {
-                            fresh.0 = ptr::null_mut();
-                            own.0 = ptr::null_mut();
+                            // Relaxed: a statistic.
                             self.count.fetch_add(1, Ordering::Relaxed);
                             return None;
                         }
-                        // Relaxed: still unpublished.
-                        cell.store(ptr::null_mut(), Ordering::Relaxed);
+                        // SAFETY: the CAS failed, so `ep` was never shared.
+                        let (k, v) = unsafe { Entry::unbox(ep) };
+                        loose = Some(k);
+                        val = Some(v);
                     }
                     t.claims.fetch_sub(1, Ordering::Relaxed);
                 }
@@ -521,40 +726,11 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
         let (mut t, mut ti) = self.root(&mut g);
         loop {
             match self.find(&mut g, t, tag, &mut |k| k.borrow() == key) {
-                Found::Entry(e) => {
-                    // SAFETY: `e` is protected by hazard 2.
-                    let cell = unsafe { &(*e).value };
-                    loop {
-                        let cur = g.hp.protect(3, cell);
-                        if cur.is_null() {
-                            return None;
-                        }
-                        if cur == sealed() {
-                            break;
-                        }
-                        // AcqRel: as in `insert`.
-                        if cell
-                            .compare_exchange(
-                                cur,
-                                ptr::null_mut(),
-                                Ordering::AcqRel,
-                                Ordering::Relaxed,
-                            )
-                            .is_ok()
-                        {
-                            self.count.fetch_sub(1, Ordering::Relaxed);
-                            // As in `insert`: retire, clone, drop the guard.
-                            // SAFETY: swapped out by our CAS, retired once.
-                            unsafe { self.domain.retire_box_deferred(cur) };
-                            g.retired = true;
-                            // SAFETY: still protected by hazard 3, so the
-                            // retire above cannot free it yet.
-                            let old = unsafe { (*cur).clone() };
-                            drop(g);
-                            return Some(old);
-                        }
-                    }
-                }
+                Found::Entry(e) => match self.swap_value(&mut g, e, ptr::null_mut()) {
+                    Err(Dead) => {} // probe again
+                    Ok(None) => return None,
+                    Ok(Some(old)) => return Some(Self::take_old(g, old)),
+                },
                 Found::Next => match self.advance(&mut g, t, ti) {
                     Some(n) => (t, ti) = n,
                     None => (t, ti) = self.root(&mut g),
@@ -697,18 +873,21 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                 // Decide copy or drop, in the freezing CAS.
                 // Acquire: pairs with the value CASes.
                 let v = cell.load(Ordering::Acquire);
-                let drop_it = if v.is_null() {
+                let p = untag(v);
+                let drop_it = if p.is_null() {
                     // AcqRel: a re-insert's `null → box` CAS and this seal
-                    // are ordered; the loser sees the winner.
-                    match cell.compare_exchange(v, sealed(), Ordering::AcqRel, Ordering::Acquire) {
+                    // are ordered; the loser sees the winner. The share
+                    // bits stay (a failure on them alone decides again).
+                    let seal = tagged(sealed(), flags(v));
+                    match cell.compare_exchange(v, seal, Ordering::AcqRel, Ordering::Acquire) {
                         Ok(_) => true,
-                        Err(x) => x == sealed(),
+                        Err(x) => untag(x) == sealed(),
                     }
                 } else {
-                    v == sealed()
+                    p == sealed()
                 };
-                if !drop_it && v.is_null() {
-                    continue; // re-inserted meanwhile: decide again
+                if !drop_it && p.is_null() {
+                    continue; // re-inserted (or a share released) meanwhile: decide again
                 }
                 let nw = if drop_it {
                     tagged(w, FROZEN | COPIED | DROPPED)
@@ -723,8 +902,9 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                 {
                     Ok(_) if drop_it => {
                         // SAFETY: sealed (no value to own) and now unreachable
-                        // for probes (COPIED); this CAS's winner retires it.
-                        unsafe { self.domain.retire_box_deferred(e) };
+                        // for probes (COPIED); this CAS's winner retires it,
+                        // giving up the table's share.
+                        unsafe { self.domain.retire_deferred(e, release_table::<K, V>) };
                         g.retired = true;
                         return;
                     }
@@ -819,8 +999,10 @@ impl<K, V> Drop for RawTable<K, V> {
             let tag = s.tag.load(Ordering::Relaxed);
             let in_next = flags(w) & FROZEN != 0 && next.as_ref().is_some_and(|n| holds(n, tag, e));
             if !in_next {
-                // SAFETY: owned by this slot only; freed once.
-                drop(unsafe { Box::from_raw(e) });
+                // SAFETY: the table's share is this slot's only; given up
+                // once (the entry is freed now, or by the drain of a
+                // pending `init` drop when the domain drops).
+                unsafe { release(e, OWN_TABLE) };
             }
         }
         if let Some(n) = next {
@@ -828,8 +1010,8 @@ impl<K, V> Drop for RawTable<K, V> {
                 let e = untag(s.word.load(Ordering::Relaxed));
                 if !e.is_null() {
                     // SAFETY: `n` never migrated (the root did not reach
-                    // it), so every entry in it is owned by it alone.
-                    drop(unsafe { Box::from_raw(e) });
+                    // it), so it alone holds the table share of each entry.
+                    unsafe { release(e, OWN_TABLE) };
                 }
             }
         }

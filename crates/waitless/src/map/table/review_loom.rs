@@ -20,7 +20,7 @@ fn live_entries(m: &RawTable<u64, u64>, k: u64) -> usize {
             // SAFETY: quiescent (every thread joined); linked entries live.
             !e.is_null()
                 && unsafe { (*e).key } == k
-                && unsafe { (*e).value.load(Ordering::Acquire) } != sealed()
+                && untag(unsafe { (*e).value.load(Ordering::Acquire) }) != sealed()
         })
         .count()
 }

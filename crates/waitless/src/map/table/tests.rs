@@ -315,3 +315,94 @@ fn histories_with_colliding_hashes_are_linearizable() {
     history(4, 24, false);
     history(4, 0, true);
 }
+
+/// The first value lives inline in the entry. Replaced under a reader that
+/// still borrows it, it stays alive (and readable) through scans until the
+/// reader is done, then it is dropped exactly once, and the entry lives on
+/// with the new value.
+#[test]
+fn a_replaced_inline_value_outlives_its_reader_and_is_dropped_once() {
+    let token = Arc::new(());
+    let tok = |i| Tok(i, token.clone());
+    {
+        let t: T<Tok, Tok> = T::new(1, 0);
+        assert_eq!(t.insert(tok(1), tok(10)), None);
+        let h = t.h(&tok(1));
+        let before = Arc::strong_count(&token);
+        let seen = t.raw.get_with(h, &tok(1), |v| {
+            // Swap the inline value out from under this borrow; its drop is
+            // retired with a share of the entry.
+            assert_eq!(t.insert(tok(1), tok(11)).map(|o| o.0), Some(10));
+            t.raw.domain.reclaim();
+            // Still protected by this reader: not dropped (a UAF here is
+            // what Miri would report).
+            assert_eq!(v.0, 10);
+            v.0
+        });
+        assert_eq!(seen, Some(10));
+        t.raw.domain.reclaim();
+        // The old inline value is gone; the new box took its place.
+        assert_eq!(Arc::strong_count(&token), before);
+        assert_eq!(t.get(&tok(1)).map(|v| v.0), Some(11));
+        assert_eq!(t.remove(&tok(1)).map(|v| v.0), Some(11));
+        assert_eq!(t.insert(tok(1), tok(12)), None);
+        assert_eq!(t.get(&tok(1)).map(|v| v.0), Some(12));
+    }
+    assert_eq!(Arc::strong_count(&token), 1, "leaked or double-dropped");
+}
+
+/// A removed inline value whose drop is still pending (a reader protects
+/// it) while a migration drops the tombstone's entry: the entry's retired
+/// release runs first and must not free it; the inline drop, later, frees
+/// it. Then the other order (no reader: one scan runs both), and a table
+/// dropped while an inline drop is pending.
+#[test]
+fn an_entry_outlives_a_pending_inline_drop_in_either_order() {
+    let token = Arc::new(());
+    let tok = |i| Tok(i, token.clone());
+    {
+        let t: T<Tok, Tok> = T::new(1, 0);
+        for i in 0..4 {
+            t.insert(tok(i), tok(i));
+        }
+        let h = t.h(&tok(1));
+        t.raw.get_with(h, &tok(1), |v| {
+            assert_eq!(t.remove(&tok(1)).map(|o| o.0), Some(1));
+            let mut g = t.raw.guard();
+            let (root, _) = t.raw.root(&mut g);
+            let m = t.raw.migrations.load(Ordering::Relaxed);
+            t.raw.grow(&mut g, root);
+            drop(g);
+            assert_eq!(t.raw.migrations.load(Ordering::Relaxed), m + 1);
+            t.raw.domain.reclaim();
+            assert_eq!(
+                v.0, 1,
+                "the removed inline value was dropped under its reader"
+            );
+        });
+        t.raw.domain.reclaim();
+        assert_eq!(t.get(&tok(1)), None);
+        // No reader: the inline drop and the entry's release are pending
+        // together.
+        assert_eq!(t.remove(&tok(2)).map(|o| o.0), Some(2));
+        {
+            let mut g = t.raw.guard();
+            let (root, _) = t.raw.root(&mut g);
+            t.raw.grow(&mut g, root);
+        }
+        t.raw.domain.reclaim();
+        // A pending inline drop when the table itself is dropped.
+        assert_eq!(t.insert(tok(3), tok(33)).map(|o| o.0), Some(3));
+        assert_eq!(t.get(&tok(0)).map(|v| v.0), Some(0));
+        assert_eq!(t.get(&tok(3)).map(|v| v.0), Some(33));
+        assert_eq!(t.raw.len(), 2);
+    }
+    assert_eq!(Arc::strong_count(&token), 1, "leaked or double-dropped");
+}
+
+/// An entry is one allocation of the key, the first value and the value
+/// word: 24 bytes for `u64 → u64` (a 32-byte malloc chunk).
+#[test]
+fn an_entry_holds_its_first_value_inline() {
+    assert_eq!(core::mem::size_of::<Entry<u64, u64>>(), 24);
+}
