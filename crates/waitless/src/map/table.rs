@@ -1,24 +1,28 @@
-//! **NOT WIRED (wave 5 prototype, test builds only).** An open-addressing
+//! **NOT WIRED (prototype of waves 5–6, test builds only).** An open-addressing
 //! table with lock-free cooperative migration, the candidate replacement for
 //! the split-ordered list (`docs/hash-map.md` §7). `LockFreeHashMap` does not
 //! use it; it is compiled only under `cfg(test)` so its unit tests, Miri and
 //! loom can check the protocol before anything is switched over.
 //!
 //! # Layout
-//! A table is an array of 16-byte slots `{ tag, word }`:
-//! - `tag`: `hash | 1` once a key hash claimed the slot (0 = unclaimed), set
-//!   once and never changed, so a probe for another hash skips the slot
-//!   without touching an entry;
-//! - `word`: a pointer to an [`Entry`] `{ value, key }` plus three flag bits
-//!   (`FROZEN`, `COPIED`, `DROPPED`).
+//! A table is two arrays, 12 bytes a slot:
+//! - `tags[i]`: `tag_of(hash)` (the hash folded to 32 bits, low bit set)
+//!   once a key claimed the slot (0 = unclaimed), set once and never
+//!   changed, so a probe for another key skips the slot without touching
+//!   an entry;
+//! - `words[i]`: a pointer to an [`Entry`] `{ value, key, init }` plus three
+//!   flag bits (`FROZEN`, `COPIED`, `DROPPED`).
 //!
-//! An entry is the key's identity: its `value` cell holds a boxed value, null
-//! (removed: a tombstone that keeps the key, so a slot's key never changes
-//! within a table) or `SEALED` (dead, never written again). Replace, update,
-//! remove and re-insert are CASes on `value`, so they never touch the slot
-//! and never need the key again (no `K: Clone`). Migration moves entry
-//! *pointers*: while a table is copied, old and new table may both point at
-//! one entry, and writes on its value cell go on in either.
+//! An entry is the key's identity, one allocation holding the key and its
+//! first value inline (`init`): 24 bytes for `u64 → u64`. Its `value` cell
+//! points at `init`, at a boxed replacement, at nothing (removed: a
+//! tombstone that keeps the key, so a slot's key never changes within a
+//! table) or at `SEALED` (dead, never written again), and carries two share
+//! bits (see [`Entry`]). Replace, update, remove and re-insert are CASes on
+//! `value`, so they never touch the slot and never need the key again (no
+//! `K: Clone`). Migration moves entry *pointers*: while a table is copied,
+//! old and new table may both point at one entry, and writes on its value
+//! cell go on in either.
 //!
 //! # Migration
 //! A writer that needs a new slot when the table is too full installs
@@ -50,7 +54,9 @@
 //! next, validated by re-reading the root: a table is retired only after
 //! the root moved past it), the entry (validated by re-reading the slot
 //! word: an entry is retired only by the `DROPPED` CAS, after which no probe
-//! dereferences it) and the value (validated by re-reading the value cell).
+//! dereferences it) and the value (validated by re-reading the value cell's
+//! pointer bits). A swapped-out `init` is retired by its own address with a
+//! deleter that drops it in place and gives up the entry share it holds.
 
 use core::cell::UnsafeCell;
 use core::hash::Hash;
@@ -58,7 +64,7 @@ use core::mem::MaybeUninit;
 use core::ptr;
 
 use crate::hazard::{Domain, HazardSet};
-use crate::sync::atomic::{AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicIsize, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 const FROZEN: usize = 1;
 const COPIED: usize = 2;
@@ -248,11 +254,20 @@ fn untag<T>(p: *mut T) -> *mut T {
     p.map_addr(|a| a & !FLAGS)
 }
 
-/// A key's first probe slot: from the hash bits above the tag's low bit,
-/// which `tag = hash | 1` always sets (taking it would make every home slot
-/// odd and leave half the table never a home).
+/// A key's 32-bit tag: the hash folded to 32 bits, with the low bit set so
+/// that 0 means "unclaimed". Two keys share a tag with odds 2^-31 (then
+/// the key compare tells them apart).
 #[inline]
-fn home(tag: u64, mask: usize) -> usize {
+fn tag_of(hash: u64) -> u32 {
+    (hash ^ (hash >> 32)) as u32 | 1
+}
+
+/// A key's first probe slot: from the tag bits above its low bit, which is
+/// always set (taking it would make every home slot odd and leave half the
+/// table never a home). 31 bits: tables past 2^31 slots still work, their
+/// homes just stay in the first 2^31.
+#[inline]
+fn home(tag: u32, mask: usize) -> usize {
     (tag >> 1) as usize & mask
 }
 
@@ -260,13 +275,52 @@ fn tagged<T>(p: *mut T, f: usize) -> *mut T {
     p.map_addr(|a| a | f)
 }
 
-struct Slot<K, V> {
-    tag: AtomicU64,
-    word: AtomicPtr<Entry<K, V>>,
+/// The slots of a table as two arrays: 12 bytes a slot (a 4-byte tag and an
+/// 8-byte entry word) instead of 16 for an interleaved `{u64, ptr}` pair.
+/// A probe reads the tag line (16 tags) and, on a matching tag, the word.
+struct Slots<K, V> {
+    /// `tag_of(hash)` once a key claimed the slot (0 = unclaimed), set once
+    /// and never changed, so a probe for another key skips the slot
+    /// without touching an entry.
+    tags: Box<[AtomicU32]>,
+    /// An entry pointer plus the flags `FROZEN`, `COPIED`, `DROPPED`.
+    words: Box<[AtomicPtr<Entry<K, V>>]>,
+}
+
+/// One slot of [`Slots`].
+struct Slot<'a, K, V> {
+    tag: &'a AtomicU32,
+    word: &'a AtomicPtr<Entry<K, V>>,
+}
+
+impl<K, V> Slots<K, V> {
+    fn new(len: usize) -> Self {
+        Slots {
+            tags: (0..len).map(|_| AtomicU32::new(0)).collect(),
+            words: (0..len).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.words.len()
+    }
+
+    #[inline]
+    fn at(&self, i: usize) -> Slot<'_, K, V> {
+        Slot {
+            tag: &self.tags[i],
+            word: &self.words[i],
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Slot<'_, K, V>> {
+        (0..self.len()).map(|i| self.at(i))
+    }
 }
 
 struct Table<K, V> {
-    slots: Box<[Slot<K, V>]>,
+    slots: Slots<K, V>,
     mask: usize,
     /// The next table while this one is migrated (set once).
     next: AtomicPtr<Table<K, V>>,
@@ -280,14 +334,8 @@ struct Table<K, V> {
 
 impl<K, V> Table<K, V> {
     fn new(len: usize) -> *mut Self {
-        let slots = (0..len)
-            .map(|_| Slot {
-                tag: AtomicU64::new(0),
-                word: AtomicPtr::new(ptr::null_mut()),
-            })
-            .collect();
         Box::into_raw(Box::new(Table {
-            slots,
+            slots: Slots::new(len),
             mask: len - 1,
             next: AtomicPtr::new(ptr::null_mut()),
             claims: AtomicUsize::new(0),
@@ -421,13 +469,13 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
         &self,
         g: &mut Guard<'_>,
         t: &Table<K, V>,
-        tag: u64,
+        tag: u32,
         eq: &mut dyn FnMut(&K) -> bool,
     ) -> Found<K, V> {
         let mut i = home(tag, t.mask);
         let mut flagged = false;
         for _ in 0..t.slots.len() {
-            let s = &t.slots[i];
+            let s = t.slots.at(i);
             // Relaxed: the tag is a filter written once before the word;
             // a stale 0 only makes us look at the word.
             let st = s.tag.load(Ordering::Relaxed);
@@ -571,7 +619,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
         K: core::borrow::Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let tag = hash | 1;
+        let tag = tag_of(hash);
         let mut g = self.guard();
         let (mut t, mut ti) = self.root(&mut g);
         loop {
@@ -603,7 +651,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
     where
         V: Clone,
     {
-        let tag = hash | 1;
+        let tag = tag_of(hash);
         // The value travels loose, or boxed (`own`) for a value-cell CAS,
         // or inline in a fresh entry for a slot CAS; the key stays loose
         // until a slot CAS and comes back if it fails.
@@ -667,7 +715,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                         (t, ti) = self.root(&mut g);
                         continue;
                     }
-                    let s = &t.slots[i];
+                    let s = t.slots.at(i);
                     // Relaxed: the tag orders nothing (see `find`).
                     let claimed =
                         match s
@@ -721,7 +769,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
         Q: Eq + ?Sized,
         V: Clone,
     {
-        let tag = hash | 1;
+        let tag = tag_of(hash);
         let mut g = self.guard();
         let (mut t, mut ti) = self.root(&mut g);
         loop {
@@ -837,7 +885,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
     /// Freezes slot `i` of `t`, copies its entry to `n` or drops it, and
     /// marks it COPIED. Idempotent.
     fn copy_slot(&self, g: &mut Guard<'_>, t: &Table<K, V>, i: usize, n: &Table<K, V>) {
-        let s = &t.slots[i];
+        let s = t.slots.at(i);
         // Acquire: pairs with the CAS that stored the entry.
         let mut w = s.word.load(Ordering::Acquire);
         loop {
@@ -933,10 +981,10 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
 /// Puts entry `e` (tag `tag`) into `n` unless it is there; stops if `n` is
 /// itself frozen (then the copy was finished by someone else, because `n`
 /// migrates only after its predecessor was completely copied).
-fn put_if_absent<K, V>(n: &Table<K, V>, tag: u64, e: *mut Entry<K, V>) {
+fn put_if_absent<K, V>(n: &Table<K, V>, tag: u32, e: *mut Entry<K, V>) {
     let mut i = home(tag, n.mask);
     for _ in 0..n.slots.len() {
-        let s = &n.slots[i];
+        let s = n.slots.at(i);
         // Relaxed: see `find`.
         let st = s.tag.load(Ordering::Relaxed);
         let mine = st == tag
@@ -1019,10 +1067,10 @@ impl<K, V> Drop for RawTable<K, V> {
 }
 
 /// Whether `n` holds entry `e` on the probe of `tag` (exclusive access).
-fn holds<K, V>(n: &Table<K, V>, tag: u64, e: *mut Entry<K, V>) -> bool {
+fn holds<K, V>(n: &Table<K, V>, tag: u32, e: *mut Entry<K, V>) -> bool {
     let mut i = home(tag, n.mask);
     for _ in 0..n.slots.len() {
-        let s = &n.slots[i];
+        let s = n.slots.at(i);
         let w = s.word.load(Ordering::Relaxed);
         if untag(w) == e {
             return true;

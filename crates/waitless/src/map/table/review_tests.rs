@@ -16,7 +16,7 @@ fn n(full: usize) -> usize {
 
 /// The root table's slots: `(index, tag, entry word)` for every slot with a
 /// non-null entry (test thread only, quiescent table).
-fn root_words<K: Eq + Hash, V>(t: &RawTable<K, V>) -> Vec<(usize, u64, *mut Entry<K, V>)> {
+fn root_words<K: Eq + Hash, V>(t: &RawTable<K, V>) -> Vec<(usize, u32, *mut Entry<K, V>)> {
     let mut g = t.guard();
     let (root, _) = t.root(&mut g);
     assert!(

@@ -401,8 +401,14 @@ fn an_entry_outlives_a_pending_inline_drop_in_either_order() {
 }
 
 /// An entry is one allocation of the key, the first value and the value
-/// word: 24 bytes for `u64 → u64` (a 32-byte malloc chunk).
+/// word: 24 bytes for `u64 → u64` (a 32-byte malloc chunk); a slot is a
+/// 4-byte tag and an 8-byte word in two arrays.
 #[test]
-fn an_entry_holds_its_first_value_inline() {
+fn an_entry_holds_its_first_value_inline_and_a_slot_is_12_bytes() {
     assert_eq!(core::mem::size_of::<Entry<u64, u64>>(), 24);
+    let p = Table::<u64, u64>::new(64);
+    // SAFETY: fresh, never shared; freed below.
+    let t = unsafe { Box::from_raw(p) };
+    let bytes = core::mem::size_of_val(&*t.slots.tags) + core::mem::size_of_val(&*t.slots.words);
+    assert_eq!(bytes, 64 * 12);
 }
