@@ -362,11 +362,38 @@ enum Found<K, V> {
     Full,
 }
 
-/// A value write met a sealed (dead) entry: probe again.
-struct Dead;
+/// What [`RawTable::write_value`] did.
+enum Write<V> {
+    /// The entry is sealed (dead): probe again.
+    Dead,
+    /// Nothing written; the current value (null if none), protected.
+    None(*mut V),
+    /// Written; the value swapped out (`None` if there was none), retired
+    /// and protected.
+    Wrote(Option<*mut V>),
+}
+
+/// What [`RawTable::put`] did.
+enum Put<V> {
+    Inserted,
+    Replaced(V),
+    Present(V),
+}
+
+/// A boxed `Al<V>` not published yet (null when none or published).
+struct Own<V>(*mut V);
+
+impl<V> Drop for Own<V> {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: a boxed `Al<V>` never published (cleared when it is).
+            drop(unsafe { Box::from_raw(self.0.cast::<Al<V>>()) });
+        }
+    }
+}
 
 /// The hazard slots of one operation.
-struct Guard<'m> {
+pub(crate) struct Guard<'m> {
     domain: &'m Domain,
     /// 0 and 1: tables; 2: an entry; 3: a value.
     hp: HazardSet<'m, 4>,
@@ -408,7 +435,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
         }
     }
 
-    fn guard(&self) -> Guard<'_> {
+    pub(crate) fn guard(&self) -> Guard<'_> {
         Guard {
             domain: &self.domain,
             hp: HazardSet::new_in(&self.domain),
@@ -542,18 +569,20 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
         }
     }
 
-    /// Swaps the value of entry `e` (protected by hazard 2) for `new` (a
-    /// boxed `Al<V>`, or null to remove). `Err(Dead)` if the entry is sealed
-    /// (probe again); `Ok(None)` if it held no value (nothing written when
-    /// `new` is null); `Ok(Some(old))` if `old` was swapped out: it is
-    /// retired (so `g` scans on drop) and still protected by hazard 3.
-    /// The one write path of `insert` and `remove`.
-    fn swap_value(
+    /// The one write path on a value cell (`insert`, `remove`, `update`,
+    /// `get_or_insert_with`, `retain`). Protects the current value of entry
+    /// `e` (protected by hazard 2) in hazard 3 and asks `mk` for the new
+    /// one: `mk(None)` if the entry holds no value, `mk(Some(v))` with the
+    /// current value; `mk` returns the pointer to CAS in (a boxed `Al<V>` it
+    /// owns, or null to remove) or `None` to write nothing. `mk` runs again
+    /// after a failed CAS. A swapped-out value is retired (so `g` scans on
+    /// drop) and stays protected by hazard 3.
+    fn write_value(
         &self,
         g: &mut Guard<'_>,
         e: *mut Entry<K, V>,
-        new: *mut V,
-    ) -> Result<Option<*mut V>, Dead> {
+        mk: &mut dyn FnMut(Option<&V>) -> Option<*mut V>,
+    ) -> Write<V> {
         // SAFETY: `e` is protected by hazard 2.
         let cell = unsafe { &(*e).value };
         // SAFETY: as above.
@@ -562,10 +591,14 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
             let cur = Self::protect_value(g, cell);
             let p = untag(cur);
             if p == sealed() {
-                return Err(Dead);
+                return Write::Dead;
             }
+            // SAFETY: protected by hazard 3 and validated against the cell.
+            let Some(new) = mk((!p.is_null()).then(|| unsafe { &*p })) else {
+                return Write::None(p);
+            };
             if p.is_null() && new.is_null() {
-                return Ok(None);
+                return Write::None(p);
             }
             // Swapping `init` out gives its pending drop a share.
             let bits = flags(cur) | if p == init { OWN_INIT } else { 0 };
@@ -580,7 +613,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
             // Relaxed (both): a statistic.
             if p.is_null() {
                 self.count.fetch_add(1, Ordering::Relaxed);
-                return Ok(None);
+                return Write::Wrote(None);
             }
             if new.is_null() {
                 self.count.fetch_sub(1, Ordering::Relaxed);
@@ -594,23 +627,58 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                 unsafe { self.domain.retire_box_deferred(p.cast::<Al<V>>()) };
             }
             g.retired = true;
-            return Ok(Some(p));
+            return Write::Wrote(Some(p));
         }
     }
 
-    /// The tail of a write that swapped `old` out: clone it (still
-    /// protected by hazard 3, retired by `swap_value`), then drop the guard
-    /// before returning, so neither a panicking `V::clone` nor a panicking
-    /// `V::drop` in the guard's scan leaks (retire → clone → drop guard).
+    /// The tail of a write that swapped `old` out (or read it): clone it
+    /// (still protected by hazard 3; retired by `write_value`), then drop
+    /// the guard before returning, so neither a panicking `V::clone` nor a
+    /// panicking `V::drop` in the guard's scan leaks (retire → clone →
+    /// drop guard).
     fn take_old(g: Guard<'_>, old: *mut V) -> V
     where
         V: Clone,
     {
         // SAFETY: protected by hazard 3 of `g`, which is still alive, so the
-        // retire in `swap_value` cannot free it yet.
+        // retire in `write_value` cannot free it yet.
         let v = unsafe { (*old).clone() };
         drop(g);
         v
+    }
+
+    /// The value of the key, protected by `g`'s hazard 3 until the next
+    /// operation on `g` (the pinned view's read).
+    pub(crate) fn lookup<'g, Q>(&self, g: &'g mut Guard<'_>, hash: u64, key: &Q) -> Option<&'g V>
+    where
+        K: core::borrow::Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let tag = tag_of(hash);
+        let (mut t, mut ti) = self.root(g);
+        loop {
+            match self.find(g, t, tag, &mut |k| k.borrow() == key) {
+                Found::Entry(e) => {
+                    // SAFETY: `e` is protected by hazard 2.
+                    let v = untag(Self::protect_value(g, unsafe { &(*e).value }));
+                    if v.is_null() {
+                        return None;
+                    }
+                    if v == sealed() {
+                        continue; // sealed meanwhile: probe again
+                    }
+                    // SAFETY: protected by hazard 3 (validated against the
+                    // cell; a value is retired only after being swapped out)
+                    // until `g` is used again, which the borrow prevents.
+                    return Some(unsafe { &*v });
+                }
+                Found::Next => match self.advance(g, t, ti) {
+                    Some(n) => (t, ti) = n,
+                    None => (t, ti) = self.root(g),
+                },
+                Found::Empty(_) | Found::Full => return None,
+            }
+        }
     }
 
     /// Calls `f` on the value of the key, if present.
@@ -619,31 +687,8 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
         K: core::borrow::Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let tag = tag_of(hash);
         let mut g = self.guard();
-        let (mut t, mut ti) = self.root(&mut g);
-        loop {
-            match self.find(&mut g, t, tag, &mut |k| k.borrow() == key) {
-                Found::Entry(e) => {
-                    // SAFETY: `e` is protected by hazard 2.
-                    let v = untag(Self::protect_value(&mut g, unsafe { &(*e).value }));
-                    if v.is_null() {
-                        return None;
-                    }
-                    if v == sealed() {
-                        continue; // sealed meanwhile: probe again
-                    }
-                    // SAFETY: protected by hazard 3, validated against the
-                    // cell; a value is retired only after being swapped out.
-                    return Some(f(unsafe { &*v }));
-                }
-                Found::Next => match self.advance(&mut g, t, ti) {
-                    Some(n) => (t, ti) = n,
-                    None => (t, ti) = self.root(&mut g),
-                },
-                Found::Empty(_) | Found::Full => return None,
-            }
-        }
+        self.lookup(&mut g, hash, key).map(f)
     }
 
     /// Inserts or replaces; returns the old value (cloned).
@@ -651,20 +696,44 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
     where
         V: Clone,
     {
+        match self.put(hash, key, value, true) {
+            Put::Inserted => None,
+            Put::Replaced(old) | Put::Present(old) => Some(old),
+        }
+    }
+
+    /// A clone of the key's value; if absent, inserts `make()` first (run
+    /// at most once, only when the key was found absent) and returns a
+    /// clone of it. If another thread inserts the key first, the made value
+    /// is dropped and a clone of theirs is returned.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn get_or_insert_with(&self, hash: u64, key: K, make: impl FnOnce() -> V) -> V
+    where
+        V: Clone,
+    {
+        if let Some(v) = self.get_with(hash, &key, V::clone) {
+            return v;
+        }
+        let v = make();
+        // Clone before publishing: once in, another thread may remove and
+        // free it.
+        let ret = v.clone();
+        match self.put(hash, key, v, false) {
+            Put::Inserted => ret,
+            Put::Replaced(v) | Put::Present(v) => v,
+        }
+    }
+
+    /// Inserts `value` for `key`: if the key holds a value, replaces it
+    /// (`replace`) or leaves it (then `Present` with a clone of it).
+    fn put(&self, hash: u64, key: K, value: V, replace: bool) -> Put<V>
+    where
+        V: Clone,
+    {
         let tag = tag_of(hash);
         // The value travels loose, or boxed (`own`) for a value-cell CAS,
         // or inline in a fresh entry for a slot CAS; the key stays loose
         // until a slot CAS and comes back if it fails.
-        struct Own<V>(*mut V);
-        impl<V> Drop for Own<V> {
-            fn drop(&mut self) {
-                if !self.0.is_null() {
-                    // SAFETY: a boxed `Al<V>` never published (cleared
-                    // when it is).
-                    drop(unsafe { Box::from_raw(self.0.cast::<Al<V>>()) });
-                }
-            }
-        }
         let mut own = Own::<V>(ptr::null_mut());
         let mut val = Some(value);
         let mut loose = Some(key);
@@ -678,15 +747,19 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                         let v = val.take().expect("value held loose");
                         own.0 = Box::into_raw(Box::new(Al(v))).cast();
                     }
-                    match self.swap_value(&mut g, e, own.0) {
-                        Err(Dead) => {} // probe again
-                        Ok(None) => {
+                    let nb = own.0;
+                    match self.write_value(&mut g, e, &mut |cur| {
+                        (replace || cur.is_none()).then_some(nb)
+                    }) {
+                        Write::Dead => {} // probe again
+                        Write::None(p) => return Put::Present(Self::take_old(g, p)),
+                        Write::Wrote(None) => {
                             own.0 = ptr::null_mut();
-                            return None;
+                            return Put::Inserted;
                         }
-                        Ok(Some(old)) => {
+                        Write::Wrote(Some(old)) => {
                             own.0 = ptr::null_mut();
-                            return Some(Self::take_old(g, old));
+                            return Put::Replaced(Self::take_old(g, old));
                         }
                     }
                 }
@@ -749,7 +822,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                         {
                             // Relaxed: a statistic.
                             self.count.fetch_add(1, Ordering::Relaxed);
-                            return None;
+                            return Put::Inserted;
                         }
                         // SAFETY: the CAS failed, so `ep` was never shared.
                         let (k, v) = unsafe { Entry::unbox(ep) };
@@ -758,6 +831,26 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                     }
                     t.claims.fetch_sub(1, Ordering::Relaxed);
                 }
+            }
+        }
+    }
+
+    /// Finds the key's entry (protected by hazard 2 of `g`), or `None` if
+    /// the key has none.
+    fn entry_of<Q>(&self, g: &mut Guard<'_>, tag: u32, key: &Q) -> Option<*mut Entry<K, V>>
+    where
+        K: core::borrow::Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let (mut t, mut ti) = self.root(g);
+        loop {
+            match self.find(g, t, tag, &mut |k| k.borrow() == key) {
+                Found::Entry(e) => return Some(e),
+                Found::Next => match self.advance(g, t, ti) {
+                    Some(n) => (t, ti) = n,
+                    None => (t, ti) = self.root(g),
+                },
+                Found::Empty(_) | Found::Full => return None,
             }
         }
     }
@@ -771,19 +864,124 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
     {
         let tag = tag_of(hash);
         let mut g = self.guard();
-        let (mut t, mut ti) = self.root(&mut g);
         loop {
-            match self.find(&mut g, t, tag, &mut |k| k.borrow() == key) {
-                Found::Entry(e) => match self.swap_value(&mut g, e, ptr::null_mut()) {
-                    Err(Dead) => {} // probe again
-                    Ok(None) => return None,
-                    Ok(Some(old)) => return Some(Self::take_old(g, old)),
-                },
-                Found::Next => match self.advance(&mut g, t, ti) {
+            let e = self.entry_of(&mut g, tag, key)?;
+            match self.write_value(&mut g, e, &mut |cur| cur.map(|_| ptr::null_mut())) {
+                Write::Dead => {} // probe again
+                Write::None(_) | Write::Wrote(None) => return None,
+                Write::Wrote(Some(old)) => return Some(Self::take_old(g, old)),
+            }
+        }
+    }
+
+    /// Replaces the key's value with `f(&current)`; returns a clone of the
+    /// value it replaced (`None`, `f` not called, if absent). `f` runs again
+    /// on the newer value after a lost CAS; the losing result is dropped.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn update<Q>(&self, hash: u64, key: &Q, mut f: impl FnMut(&V) -> V) -> Option<V>
+    where
+        K: core::borrow::Borrow<Q>,
+        Q: Eq + ?Sized,
+        V: Clone,
+    {
+        let tag = tag_of(hash);
+        let mut spare = Own::<V>(ptr::null_mut());
+        let mut g = self.guard();
+        loop {
+            let e = self.entry_of(&mut g, tag, key)?;
+            let w = self.write_value(&mut g, e, &mut |cur| {
+                let new = f(cur?);
+                if spare.0.is_null() {
+                    spare.0 = Box::into_raw(Box::new(Al(new))).cast();
+                } else {
+                    // SAFETY: our unpublished box (a lost attempt's): its
+                    // value is dropped and replaced.
+                    unsafe { *spare.0 = new };
+                }
+                Some(spare.0)
+            });
+            match w {
+                Write::Dead => {} // probe again
+                Write::None(_) | Write::Wrote(None) => return None,
+                Write::Wrote(Some(old)) => {
+                    spare.0 = ptr::null_mut();
+                    return Some(Self::take_old(g, old));
+                }
+            }
+        }
+    }
+
+    /// Visits every key that holds a value, following migrations; removes
+    /// the key if `f(&key, &value)` returns `true` and the value is still
+    /// the one `f` saw (a check-and-remove on the value cell, so a value
+    /// another thread wrote meanwhile is kept). The raw form of iteration,
+    /// `retain` and `clear`.
+    ///
+    /// Weakly consistent: a key that holds a value for the whole walk is
+    /// visited exactly once, with a value it held during the walk; a key
+    /// inserted or removed meanwhile may or may not be. Entries are matched
+    /// across tables by address (migration moves entry pointers), kept in a
+    /// set for the walk: O(len) memory. A walk restarts from the root (the
+    /// set skips what it saw) only when two migrations finished under it.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn visit(&self, mut f: impl FnMut(&K, &V) -> bool) {
+        let mut seen = std::collections::HashSet::new();
+        let mut g = self.guard();
+        'restart: loop {
+            let (mut t, mut ti) = self.root(&mut g);
+            loop {
+                for i in 0..t.slots.len() {
+                    let s = t.slots.at(i);
+                    // Acquire: pairs with the CAS that stored the entry.
+                    let mut w = s.word.load(Ordering::Acquire);
+                    let e = loop {
+                        let e = untag(w);
+                        if e.is_null() || flags(w) & COPIED != 0 {
+                            break None; // empty, or in the next table
+                        }
+                        g.hp.publish(2, e);
+                        // Acquire: validation, as in `find`.
+                        let now = s.word.load(Ordering::Acquire);
+                        if now == w {
+                            break Some(e);
+                        }
+                        w = now;
+                    };
+                    let Some(e) = e else { continue };
+                    if seen.contains(&e.addr()) {
+                        continue;
+                    }
+                    let mut hit = false;
+                    let mut shown: *const V = ptr::null();
+                    // SAFETY: `e` is protected by hazard 2 and validated.
+                    let key = unsafe { &(*e).key };
+                    // One read of the value (`hit` marks that `f` ran), then
+                    // a removal only of that same value.
+                    let r = self.write_value(&mut g, e, &mut |cur| {
+                        if !hit {
+                            hit = true;
+                            let v = cur?;
+                            shown = v;
+                            if !f(key, v) {
+                                return None;
+                            }
+                        }
+                        cur.filter(|&c| ptr::eq(c, shown)).map(|_| ptr::null_mut())
+                    });
+                    // A sealed entry (`Dead`) is skipped: a newer entry
+                    // of its key, if any, is in a later slot or table.
+                    if hit && !shown.is_null() && !matches!(r, Write::Dead) {
+                        seen.insert(e.addr());
+                    }
+                }
+                // Acquire: pairs with `grow`'s CAS.
+                if t.next.load(Ordering::Acquire).is_null() {
+                    break 'restart;
+                }
+                match self.advance(&mut g, t, ti) {
                     Some(n) => (t, ti) = n,
-                    None => (t, ti) = self.root(&mut g),
-                },
-                Found::Empty(_) | Found::Full => return None,
+                    None => continue 'restart,
+                }
             }
         }
     }

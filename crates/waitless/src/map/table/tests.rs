@@ -63,9 +63,30 @@ fn sequential_against_std(coarse: u64, keys: u64, ops: usize) {
     for i in 0..ops {
         let r = xorshift(&mut x);
         let k = r % keys;
-        match (r >> 40) % 4 {
+        let h = t.h(&k);
+        match (r >> 40) % 8 {
             0 | 1 => assert_eq!(t.insert(k, i), std.insert(k, i), "insert {k}"),
-            2 => assert_eq!(t.remove(&k), std.remove(&k), "remove {k}"),
+            2 | 3 => assert_eq!(t.remove(&k), std.remove(&k), "remove {k}"),
+            4 => {
+                let want = std.get_mut(&k).map(|v| {
+                    let old = *v;
+                    *v = old * 3 + 1;
+                    old
+                });
+                assert_eq!(t.raw.update(h, &k, |v| v * 3 + 1), want, "update {k}");
+            }
+            5 => {
+                let want = *std.entry(k).or_insert(i);
+                assert_eq!(
+                    t.raw.get_or_insert_with(h, k, || i),
+                    want,
+                    "get_or_insert_with {k}"
+                );
+            }
+            6 => {
+                let mut g = t.raw.guard();
+                assert_eq!(t.raw.lookup(&mut g, h, &k), std.get(&k), "lookup {k}");
+            }
             _ => assert_eq!(t.get(&k), std.get(&k).copied(), "get {k}"),
         }
         assert_eq!(t.raw.len(), std.len());
@@ -411,4 +432,102 @@ fn an_entry_holds_its_first_value_inline_and_a_slot_is_12_bytes() {
     let t = unsafe { Box::from_raw(p) };
     let bytes = core::mem::size_of_val(&*t.slots.tags) + core::mem::size_of_val(&*t.slots.words);
     assert_eq!(bytes, 64 * 12);
+}
+
+/// `update` loses no increment while other threads churn fresh keys
+/// (forcing migrations under it); `get_or_insert_with` makes one winner
+/// per key; Arc counts stay exact.
+#[test]
+fn concurrent_updates_and_get_or_insert_are_atomic() {
+    let token = Arc::new(());
+    {
+        let t: T<u64, (u64, Arc<()>)> = T::new(1, 0);
+        let keys = 8u64;
+        let per = n(2_000) as u64;
+        let made = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for th in 0..3u64 {
+                let (t, token, made) = (&t, &token, &made);
+                s.spawn(move || {
+                    for i in 0..per {
+                        let k = i % keys;
+                        let h = t.h(&k);
+                        t.raw.get_or_insert_with(h, k, || {
+                            made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            (0, token.clone())
+                        });
+                        t.raw.update(h, &k, |v| (v.0 + 1, v.1.clone()));
+                        // Fresh keys: migrations run under the updates.
+                        let f = 1_000 + th * per + i;
+                        t.insert(f, (0, token.clone()));
+                        t.remove(&f);
+                    }
+                });
+            }
+        });
+        assert!(
+            t.raw.migrations.load(Ordering::Relaxed) > 0,
+            "no migration ran"
+        );
+        let total: u64 = (0..keys).map(|k| t.get(&k).expect("present").0).sum();
+        assert_eq!(total, 3 * per, "an update was lost");
+        assert!(made.load(std::sync::atomic::Ordering::Relaxed) >= keys as usize);
+        assert_eq!(t.raw.len(), keys as usize);
+    }
+    assert_eq!(Arc::strong_count(&token), 1, "leaked or double-dropped");
+}
+
+/// `visit` sees every key present for the whole walk exactly once, while
+/// other threads churn fresh keys (migrations run under the walk); its
+/// check-and-remove is `retain`/`clear`.
+#[test]
+fn visit_is_weakly_consistent_under_churn_and_removes_what_it_is_told() {
+    let token = Arc::new(());
+    {
+        let t: T<u64, Tok> = T::new(1, 0);
+        let stable = n(2_000) as u64;
+        for k in 0..stable {
+            t.insert(k, Tok(k, token.clone()));
+        }
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let (tt, token, stop) = (&t, &token, &stop);
+            s.spawn(move || {
+                let mut f = 1u64 << 40;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    tt.insert(f, Tok(f, token.clone()));
+                    tt.remove(&(f - 3));
+                    f += 1;
+                }
+            });
+            for _ in 0..3 {
+                let mut counts = HashMap::new();
+                t.raw.visit(|k, v| {
+                    assert_eq!(*k, v.0);
+                    *counts.entry(*k).or_insert(0) += 1;
+                    false
+                });
+                for k in 0..stable {
+                    assert_eq!(
+                        counts.get(&k),
+                        Some(&1),
+                        "key {k} visited {:?}",
+                        counts.get(&k)
+                    );
+                }
+                assert!(counts.values().all(|&c| c == 1), "a key visited twice");
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        // retain: remove the odd keys.
+        t.raw.visit(|k, _| *k < stable && k % 2 == 1);
+        for k in 0..stable {
+            assert_eq!(t.get(&k).is_some(), k % 2 == 0, "key {k}");
+        }
+        // clear
+        t.raw.visit(|_, _| true);
+        assert_eq!(t.raw.len(), 0);
+        assert!((0..stable).all(|k| t.get(&k).is_none()));
+    }
+    assert_eq!(Arc::strong_count(&token), 1, "leaked or double-dropped");
 }
