@@ -1,8 +1,7 @@
-//! **NOT WIRED (prototype of waves 5–6, test builds only).** An open-addressing
-//! table with lock-free cooperative migration, the candidate replacement for
-//! the split-ordered list (`docs/hash-map.md` §7). `LockFreeHashMap` does not
-//! use it; it is compiled only under `cfg(test)` so its unit tests, Miri and
-//! loom can check the protocol before anything is switched over.
+//! The map's raw table: open addressing with lock-free cooperative
+//! migration (`docs/hash-map.md`). [`LockFreeHashMap`](super::LockFreeHashMap)
+//! hashes keys and calls in here; this module knows only hashes, keys
+//! (through `Eq`) and values.
 //!
 //! # Layout
 //! A table is two arrays, 12 bytes a slot:
@@ -59,7 +58,6 @@
 //! deleter that drops it in place and gives up the entry share it holds.
 
 use core::cell::UnsafeCell;
-use core::hash::Hash;
 use core::mem::MaybeUninit;
 use core::ptr;
 
@@ -198,12 +196,8 @@ unsafe fn release<K, V>(e: *mut Entry<K, V>, bit: usize) {
         // AcqRel: Release orders our uses of the entry (the drop of
         // `init`, a reader's clone) before the last releaser frees it;
         // Acquire makes the last releaser see the other share's uses.
-        match cell.compare_exchange_weak(
-            w,
-            w.map_addr(|a| a & !bit),
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        ) {
+        match cell.compare_exchange_weak(w, untag_bits(w, bit), Ordering::AcqRel, Ordering::Relaxed)
+        {
             Ok(_) => break,
             Err(x) => w = x,
         }
@@ -246,12 +240,24 @@ unsafe fn release_table<K, V>(e: *mut Entry<K, V>) {
     unsafe { release(e, OWN_TABLE) };
 }
 
+// Tag bits are added and removed by byte offsets (`wrapping_add`/`sub`),
+// which keep the pointer's provenance (the crate's MSRV predates
+// `map_addr`); a pointer's address is read with `as usize`.
+
+#[inline]
 fn flags<T>(p: *mut T) -> usize {
-    p.addr() & FLAGS
+    (p as usize) & FLAGS
 }
 
+/// `p` without the tag bits in `bits`.
+#[inline]
+fn untag_bits<T>(p: *mut T, bits: usize) -> *mut T {
+    p.cast::<u8>().wrapping_sub((p as usize) & bits).cast()
+}
+
+#[inline]
 fn untag<T>(p: *mut T) -> *mut T {
-    p.map_addr(|a| a & !FLAGS)
+    untag_bits(p, FLAGS)
 }
 
 /// A key's 32-bit tag: the hash folded to 32 bits, with the low bit set so
@@ -271,8 +277,10 @@ fn home(tag: u32, mask: usize) -> usize {
     (tag >> 1) as usize & mask
 }
 
+/// `p` (whose bits in `f` may be set already) with the bits `f` set.
+#[inline]
 fn tagged<T>(p: *mut T, f: usize) -> *mut T {
-    p.map_addr(|a| a | f)
+    p.cast::<u8>().wrapping_add(f & !(p as usize)).cast()
 }
 
 /// The slots of a table as two arrays: 12 bytes a slot (a 4-byte tag and an
@@ -424,9 +432,12 @@ unsafe impl<K: Send, V: Send> Send for RawTable<K, V> {}
 // SAFETY: as above; shared reads of keys and values need `Sync`.
 unsafe impl<K: Send + Sync, V: Send + Sync> Sync for RawTable<K, V> {}
 
-impl<K: Eq + Hash, V> RawTable<K, V> {
+impl<K, V> RawTable<K, V> {
     pub(crate) fn with_capacity(n: usize) -> Self {
-        let len = (n + n / 3).clamp(MIN_LEN, 1 << 20).next_power_of_two();
+        let len = n
+            .saturating_add(n / 3)
+            .clamp(MIN_LEN, 1 << 20)
+            .next_power_of_two();
         RawTable {
             root: AtomicPtr::new(Table::new(len)),
             count: AtomicIsize::new(0),
@@ -647,9 +658,14 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
         v
     }
 
-    /// The value of the key, protected by `g`'s hazard 3 until the next
-    /// operation on `g` (the pinned view's read).
-    pub(crate) fn lookup<'g, Q>(&self, g: &'g mut Guard<'_>, hash: u64, key: &Q) -> Option<&'g V>
+    /// The key's stored key and value, protected by `g`'s hazards 2 and 3
+    /// until the next operation on `g` (the pinned view's read).
+    pub(crate) fn lookup_kv<'g, Q>(
+        &'g self,
+        g: &'g mut Guard<'_>,
+        hash: u64,
+        key: &Q,
+    ) -> Option<(&'g K, &'g V)>
     where
         K: core::borrow::Borrow<Q>,
         Q: Eq + ?Sized,
@@ -667,10 +683,12 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                     if v == sealed() {
                         continue; // sealed meanwhile: probe again
                     }
-                    // SAFETY: protected by hazard 3 (validated against the
-                    // cell; a value is retired only after being swapped out)
-                    // until `g` is used again, which the borrow prevents.
-                    return Some(unsafe { &*v });
+                    // SAFETY: the entry is protected by hazard 2 (validated
+                    // against its slot) and the value by hazard 3 (validated
+                    // against the cell; a value is retired only after being
+                    // swapped out), until `g` is used again, which the
+                    // borrow prevents.
+                    return Some(unsafe { (&(*e).key, &*v) });
                 }
                 Found::Next => match self.advance(g, t, ti) {
                     Some(n) => (t, ti) = n,
@@ -679,6 +697,17 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                 Found::Empty(_) | Found::Full => return None,
             }
         }
+    }
+
+    /// The value of the key, protected by `g`'s hazard 3 until the next
+    /// operation on `g`.
+    #[inline]
+    pub(crate) fn lookup<'g, Q>(&'g self, g: &'g mut Guard<'_>, hash: u64, key: &Q) -> Option<&'g V>
+    where
+        K: core::borrow::Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.lookup_kv(g, hash, key).map(|(_, v)| v)
     }
 
     /// Calls `f` on the value of the key, if present.
@@ -694,6 +723,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
     /// Inserts or replaces; returns the old value (cloned).
     pub(crate) fn insert(&self, hash: u64, key: K, value: V) -> Option<V>
     where
+        K: Eq,
         V: Clone,
     {
         match self.put(hash, key, value, true) {
@@ -709,6 +739,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
     #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn get_or_insert_with(&self, hash: u64, key: K, make: impl FnOnce() -> V) -> V
     where
+        K: Eq,
         V: Clone,
     {
         if let Some(v) = self.get_with(hash, &key, V::clone) {
@@ -728,6 +759,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
     /// (`replace`) or leaves it (then `Present` with a clone of it).
     fn put(&self, hash: u64, key: K, value: V, replace: bool) -> Put<V>
     where
+        K: Eq,
         V: Clone,
     {
         let tag = tag_of(hash);
@@ -948,7 +980,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                         w = now;
                     };
                     let Some(e) = e else { continue };
-                    if seen.contains(&e.addr()) {
+                    if seen.contains(&(e as usize)) {
                         continue;
                     }
                     let mut hit = false;
@@ -971,7 +1003,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                     // A sealed entry (`Dead`) is skipped: a newer entry
                     // of its key, if any, is in a later slot or table.
                     if hit && !shown.is_null() && !matches!(r, Write::Dead) {
-                        seen.insert(e.addr());
+                        seen.insert(e as usize);
                     }
                 }
                 // Acquire: pairs with `grow`'s CAS.

@@ -67,12 +67,13 @@ fn borrowed_lookups() {
 #[test]
 fn grows_from_one_bucket_and_keeps_everything() {
     let m = LockFreeHashMap::with_capacity(1);
-    assert_eq!(m.buckets(), 1);
+    assert_eq!(m.buckets(), 8, "the smallest table");
     let count = n(5000);
     for i in 0..count {
         assert_eq!(m.insert(i, i * 2), None);
     }
-    assert!(m.buckets() >= count / 2, "buckets {}", m.buckets());
+    // Every live key has a slot of the (quiescent) root table.
+    assert!(m.buckets() >= count, "buckets {}", m.buckets());
     for i in 0..count {
         assert_eq!(m.get(&i), Some(i * 2));
     }

@@ -4,6 +4,7 @@
 
 use super::tests::Tok;
 use super::*;
+use std::hash::Hash;
 use std::sync::Arc;
 
 fn n(full: usize) -> usize {

@@ -2,7 +2,7 @@
 
 use super::*;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use waitless_check::{assert_linearizable, MapModel, MapOp, MapRet, Recorder};
