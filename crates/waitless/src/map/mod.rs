@@ -30,8 +30,8 @@
 //! # Consistency
 //! `get`, `insert`, `remove`, `update`, `get_or_insert_with` and
 //! `contains_key` are linearizable (checked with `waitless-check`'s map
-//! model). `len` is a shared counter, exact only when no operation runs
-//! concurrently. Iteration is *weakly consistent*: see
+//! model). `len` sums per-thread-stripe counters and is exact only when no
+//! operation runs concurrently. Iteration is *weakly consistent*: see
 //! [`Iter`].
 //!
 //! # Values are cloned out
@@ -194,7 +194,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     }
 
     /// Number of elements. Exact when no operation runs concurrently;
-    /// otherwise a value the map had recently.
+    /// otherwise a value the map had recently (summed from striped counters).
     ///
     /// ```
     /// use waitless::map::LockFreeHashMap;

@@ -63,11 +63,15 @@ use core::ptr;
 
 use crate::hazard::{Domain, HazardSet};
 use crate::sync::atomic::{AtomicIsize, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use crate::CachePadded;
 
 const FROZEN: usize = 1;
 const COPIED: usize = 2;
 const DROPPED: usize = 4;
 const FLAGS: usize = 7;
+
+/// Counter stripes for `len`.
+const STRIPES: usize = if cfg!(loom) { 1 } else { 16 };
 
 /// Slots copied per claimed chunk.
 const CHUNK: usize = if cfg!(any(loom, miri)) { 2 } else { 64 };
@@ -419,7 +423,9 @@ impl Drop for Guard<'_> {
 /// The raw table: a root pointer, a live count and the hazard domain.
 pub(crate) struct RawTable<K, V> {
     root: AtomicPtr<Table<K, V>>,
-    count: AtomicIsize,
+    /// Live entries, in per-thread stripes (one shared counter would be the
+    /// one hot word every writer touches).
+    counts: Box<[CachePadded<AtomicIsize>]>,
     /// Finished migrations (for tests).
     pub(crate) migrations: AtomicUsize,
     /// Declared last: drains what was retired after `drop` freed the rest.
@@ -440,7 +446,9 @@ impl<K, V> RawTable<K, V> {
             .next_power_of_two();
         RawTable {
             root: AtomicPtr::new(Table::new(len)),
-            count: AtomicIsize::new(0),
+            counts: (0..STRIPES)
+                .map(|_| CachePadded::new(AtomicIsize::new(0)))
+                .collect(),
             migrations: AtomicUsize::new(0),
             domain: Domain::new(),
         }
@@ -454,10 +462,29 @@ impl<K, V> RawTable<K, V> {
         }
     }
 
+    /// This thread's counter stripe.
+    fn stripe(&self) -> &AtomicIsize {
+        #[cfg(not(loom))]
+        {
+            use crate::sync::atomic::AtomicUsize as Counter;
+            static NEXT: Counter = Counter::new(0);
+            crate::sync::thread_local! {
+                static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+            }
+            let i = INDEX.try_with(|i| *i).unwrap_or(0);
+            &self.counts[i % STRIPES]
+        }
+        #[cfg(loom)]
+        {
+            &self.counts[0]
+        }
+    }
+
     /// Live entries (exact when quiescent).
     pub(crate) fn len(&self) -> usize {
         // Relaxed: a statistic.
-        self.count.load(Ordering::Relaxed).max(0) as usize
+        let n: isize = self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        n.max(0) as usize
     }
 
     /// Slots of the root table (for tests).
@@ -623,11 +650,11 @@ impl<K, V> RawTable<K, V> {
             }
             // Relaxed (both): a statistic.
             if p.is_null() {
-                self.count.fetch_add(1, Ordering::Relaxed);
+                self.stripe().fetch_add(1, Ordering::Relaxed);
                 return Write::Wrote(None);
             }
             if new.is_null() {
-                self.count.fetch_sub(1, Ordering::Relaxed);
+                self.stripe().fetch_sub(1, Ordering::Relaxed);
             }
             if p == init {
                 // SAFETY: `init` is swapped out by our CAS, which took the
@@ -853,7 +880,7 @@ impl<K, V> RawTable<K, V> {
                             .is_ok()
                         {
                             // Relaxed: a statistic.
-                            self.count.fetch_add(1, Ordering::Relaxed);
+                            self.stripe().fetch_add(1, Ordering::Relaxed);
                             return Put::Inserted;
                         }
                         // SAFETY: the CAS failed, so `ep` was never shared.
@@ -1024,7 +1051,7 @@ impl<K, V> RawTable<K, V> {
         // Acquire: pairs with the root CAS in `help_migrate`.
         if self.root.load(Ordering::Acquire) == tp && t.next.load(Ordering::Acquire).is_null() {
             // Relaxed: a size hint.
-            let live = self.count.load(Ordering::Relaxed).max(0) as usize;
+            let live = self.len();
             let len = t.slots.len();
             // Copies are at most `t.max < len` entries, so a table of the
             // same size always has room; shrink-free cleanup of tombstones.
