@@ -535,7 +535,7 @@ impl<K, V> RawTable<K, V> {
         g: &mut Guard<'_>,
         t: &Table<K, V>,
         tag: u32,
-        eq: &mut dyn FnMut(&K) -> bool,
+        mut eq: impl FnMut(&K) -> bool,
     ) -> Found<K, V> {
         let mut i = home(tag, t.mask);
         let mut flagged = false;
@@ -700,7 +700,7 @@ impl<K, V> RawTable<K, V> {
         let tag = tag_of(hash);
         let (mut t, mut ti) = self.root(g);
         loop {
-            match self.find(g, t, tag, &mut |k| k.borrow() == key) {
+            match self.find(g, t, tag, |k| k.borrow() == key) {
                 Found::Entry(e) => {
                     // SAFETY: `e` is protected by hazard 2.
                     let v = untag(Self::protect_value(g, unsafe { &(*e).value }));
@@ -800,7 +800,7 @@ impl<K, V> RawTable<K, V> {
         let (mut t, mut ti) = self.root(&mut g);
         loop {
             let k = loose.as_ref().expect("key held loose");
-            match self.find(&mut g, t, tag, &mut |x| x == k) {
+            match self.find(&mut g, t, tag, |x| x == k) {
                 Found::Entry(e) => {
                     if own.0.is_null() {
                         let v = val.take().expect("value held loose");
@@ -903,7 +903,7 @@ impl<K, V> RawTable<K, V> {
     {
         let (mut t, mut ti) = self.root(g);
         loop {
-            match self.find(g, t, tag, &mut |k| k.borrow() == key) {
+            match self.find(g, t, tag, |k| k.borrow() == key) {
                 Found::Entry(e) => return Some(e),
                 Found::Next => match self.advance(g, t, ti) {
                     Some(n) => (t, ti) = n,
