@@ -576,8 +576,18 @@ impl<K: Clone + Eq, V: Clone, S: BuildHasher> Iterator for Iter<'_, K, V, S> {
         let map = self.map;
         self.items
             .get_or_insert_with(|| {
-                let mut all = Vec::new();
-                map.raw.visit(|k, v| {
+                let mut all: Vec<(K, V)> = Vec::new();
+                // Indices into `all` by slot tag, to drop a key met a second
+                // time (removed and re-inserted while the walk followed a
+                // migration: a new entry of an already yielded key).
+                let mut by_tag: std::collections::HashMap<u32, Vec<usize>> =
+                    std::collections::HashMap::new();
+                map.raw.visit(|tag, crossed, k, v| {
+                    let same = by_tag.entry(tag).or_default();
+                    if crossed && same.iter().any(|&i| all[i].0 == *k) {
+                        return false;
+                    }
+                    same.push(all.len());
                     all.push((k.clone(), v.clone()));
                     false
                 });

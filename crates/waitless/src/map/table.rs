@@ -983,7 +983,16 @@ impl<K, V> RawTable<K, V> {
     /// set for the walk: O(len) memory. A walk restarts from the root (the
     /// set skips what it saw) only when two migrations finished under it.
     #[cfg_attr(loom, allow(dead_code))]
-    pub(crate) fn visit(&self, mut f: impl FnMut(&K, &V) -> bool) {
+    ///
+    /// `f` also gets the slot's tag and whether the walk has left the table
+    /// it started in (followed a migration or restarted): from then on a key
+    /// removed and re-inserted under the walk has a new entry, which the
+    /// address set cannot tell from the old one, so a caller that must not
+    /// see a key twice compares keys of equal tags (as [`Iter`] does).
+    ///
+    /// [`Iter`]: super::Iter
+    pub(crate) fn visit(&self, mut f: impl FnMut(u32, bool, &K, &V) -> bool) {
+        let mut crossed = false;
         let mut seen = std::collections::HashSet::new();
         let mut g = self.guard();
         'restart: loop {
@@ -1007,6 +1016,9 @@ impl<K, V> RawTable<K, V> {
                         w = now;
                     };
                     let Some(e) = e else { continue };
+                    // Relaxed: written before the word, which we read with
+                    // Acquire.
+                    let tag = s.tag.load(Ordering::Relaxed);
                     if seen.contains(&(e as usize)) {
                         continue;
                     }
@@ -1021,7 +1033,7 @@ impl<K, V> RawTable<K, V> {
                             hit = true;
                             let v = cur?;
                             shown = v;
-                            if !f(key, v) {
+                            if !f(tag, crossed, key, v) {
                                 return None;
                             }
                         }
@@ -1037,6 +1049,7 @@ impl<K, V> RawTable<K, V> {
                 if t.next.load(Ordering::Acquire).is_null() {
                     break 'restart;
                 }
+                crossed = true;
                 match self.advance(&mut g, t, ti) {
                     Some(n) => (t, ti) = n,
                     None => continue 'restart,
