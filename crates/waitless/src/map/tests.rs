@@ -720,8 +720,10 @@ fn a_panicking_eq_after_a_failed_link_drops_the_kept_node_once() {
 // A value whose `clone` runs an armed hook once (given the value's key):
 // lets a test act in the middle of an iteration's walk (which clones each
 // value it yields).
+type CloneHook = Option<Box<dyn FnOnce(u64)>>;
+
 std::thread_local! {
-    static CLONE_HOOK: std::cell::RefCell<Option<Box<dyn FnOnce(u64)>>> =
+    static CLONE_HOOK: std::cell::RefCell<CloneHook> =
         std::cell::RefCell::new(None);
 }
 
