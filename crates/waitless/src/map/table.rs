@@ -410,11 +410,25 @@ pub(crate) struct Guard<'m> {
     /// 0 and 1: tables; 2: an entry; 3: a value.
     hp: HazardSet<'m, 4>,
     retired: bool,
+    /// This operation retired a table: scan on drop (a table is large and
+    /// migrations are rare; left to the batch threshold, the old tables of
+    /// a growing map would stay allocated until some later scan).
+    scan: bool,
 }
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        if self.retired && !std::thread::panicking() {
+        if std::thread::panicking() {
+            return;
+        }
+        if self.scan {
+            // Our own hazards end here; clear them first, or the scan
+            // would keep the table we just retired (hazard 0 protects it).
+            for i in 0..4 {
+                self.hp.publish(i, ptr::null_mut::<u8>());
+            }
+            self.domain.reclaim();
+        } else if self.retired {
             self.domain.collect();
         }
     }
@@ -459,6 +473,7 @@ impl<K, V> RawTable<K, V> {
             domain: &self.domain,
             hp: HazardSet::new_in(&self.domain),
             retired: false,
+            scan: false,
         }
     }
 
@@ -1140,6 +1155,7 @@ impl<K, V> RawTable<K, V> {
             // owns no entry any more (all its slots are COPIED).
             unsafe { self.domain.retire_box_deferred(tp) };
             g.retired = true;
+            g.scan = true;
             // Relaxed: a statistic.
             self.migrations.fetch_add(1, Ordering::Relaxed);
         }
