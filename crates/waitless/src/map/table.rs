@@ -653,14 +653,28 @@ impl<K, V> RawTable<K, V> {
             if p.is_null() && new.is_null() {
                 return Write::None(p);
             }
-            // Swapping `init` out gives its pending drop a share.
-            let bits = flags(cur) | if p == init { OWN_INIT } else { 0 };
-            // AcqRel: Release publishes the new box to readers; Acquire
-            // pairs with the previous value's CAS (whose box we retire).
-            if cell
-                .compare_exchange(cur, tagged(new, bits), Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-            {
+            let mut cur = cur;
+            let swapped = loop {
+                // Swapping `init` out gives its pending drop a share.
+                let bits = flags(cur) | if p == init { OWN_INIT } else { 0 };
+                // AcqRel: Release publishes the new box to readers; Acquire
+                // pairs with the previous value's CAS (whose box we retire).
+                match cell.compare_exchange(
+                    cur,
+                    tagged(new, bits),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break true,
+                    // Only the share bits changed: `p` is still the value
+                    // (and still protected), so retry without asking `mk`
+                    // again; re-protecting could validate a new value at a
+                    // reused address `mk` never saw.
+                    Err(x) if untag(x) == p => cur = x,
+                    Err(_) => break false,
+                }
+            };
+            if !swapped {
                 continue;
             }
             // Relaxed (both): a statistic.
@@ -1044,15 +1058,17 @@ impl<K, V> RawTable<K, V> {
                     // One read of the value (`hit` marks that `f` ran), then
                     // a removal only of that same value.
                     let r = self.write_value(&mut g, e, &mut |cur| {
-                        if !hit {
-                            hit = true;
-                            let v = cur?;
-                            shown = v;
-                            if !f(tag, crossed, key, v) {
-                                return None;
-                            }
+                        // Called again only after the value pointer
+                        // changed: the value `f` saw is gone, keep the new
+                        // one (never compare addresses, which may be
+                        // reused).
+                        if hit {
+                            return None;
                         }
-                        cur.filter(|&c| ptr::eq(c, shown)).map(|_| ptr::null_mut())
+                        hit = true;
+                        let v = cur?;
+                        shown = v;
+                        f(tag, crossed, key, v).then_some(ptr::null_mut())
                     });
                     // A sealed entry (`Dead`) is skipped: a newer entry
                     // of its key, if any, is in a later slot or table.
