@@ -534,11 +534,21 @@ impl<K, V> RawTable<K, V> {
         let ni = 1 - ti;
         g.hp.publish(ni, n);
         // Acquire: as in `HazardSet::protect`; `n` is retired only after
-        // the root moved past it, so root ∈ {t, n} now means it is not.
+        // the root moved past it, so root == t now means it is not.
         let r = self.root.load(Ordering::Acquire);
-        if r == ptr::from_ref(t).cast_mut() || r == n {
+        if r == ptr::from_ref(t).cast_mut() {
             // SAFETY: published, and validated as above.
             Some((unsafe { &*n }, ni))
+        } else if r == n {
+            // The root is at `n`'s address. That is `n`, or (if `n` was
+            // retired and freed before we published, and a later table
+            // reused the address and became the root) that later table:
+            // either way the current root, protected by the hazard we
+            // published before this load. Use the root's pointer, whose
+            // provenance is the live allocation's, not `t.next`'s; a later
+            // table holds every key of `n` after its migration.
+            // SAFETY: published, and validated against the root.
+            Some((unsafe { &*r }, ni))
         } else {
             None
         }
