@@ -219,11 +219,8 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     {
         let h = self.hash(key);
         let mut g = self.raw.guard();
-        let super::raw::Search::Occupied(e) = self.raw.search(&mut g, h, |k| k.borrow() == key)
-        else {
-            return None;
-        };
-        let kv = (e.key().clone(), e.value().clone());
+        let (k, v) = self.raw.lookup_kv(&mut g, h, key)?;
+        let kv = (k.clone(), v.clone());
         // As in `insert`: the guard's drop runs before returning.
         drop(g);
         Some(kv)
@@ -231,11 +228,10 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
 
     /// Removes every entry for which `keep(&key, &value)` is `false`.
     ///
-    /// Each entry is visited once by a weakly consistent iteration and
-    /// removed by its own `remove`; an entry whose value another thread
-    /// replaces between the visit and the removal is removed all the same
-    /// (the check and the removal are not one atomic step). Entries inserted
-    /// concurrently may or may not be visited.
+    /// Each entry is visited once by a weakly consistent walk and removed
+    /// only if its value is still the one `keep` saw (a check-and-remove on
+    /// the entry's value cell: a value another thread wrote meanwhile is
+    /// kept). Entries inserted concurrently may or may not be visited.
     ///
     /// ```
     /// use waitless::map::LockFreeHashMap;
@@ -250,11 +246,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
         K: Hash + Eq + Clone,
         V: Clone,
     {
-        for (k, v) in self.iter() {
-            if !keep(&k, &v) {
-                self.remove(&k);
-            }
-        }
+        self.raw.visit(|_, _, k, v| !keep(k, v));
     }
 
     /// Removes every entry present when the walk reaches it; keys inserted

@@ -1,33 +1,31 @@
-//! A lock-free hash map with lock-free growth: split-ordered lists
-//! (Shalev & Shavit, "Split-Ordered Lists: Lock-Free Extensible Hash
-//! Tables", J. ACM 2006) over a Harris–Michael list, reclaimed with this
-//! crate's [hazard pointers](crate::hazard).
+//! A lock-free hash map with lock-free growth: an open-addressing table of
+//! hash tags and entry pointers with cooperative incremental migration,
+//! reclaimed with this crate's [hazard pointers](crate::hazard).
 //!
 //! # Design
-//! All elements live in one sorted lock-free linked list, ordered by the
-//! bit-reversed hash. A bucket is a pointer to a *dummy* node in that list;
-//! the bucket directory is a set of segments that are allocated once and
-//! never move. Growing the table is a single CAS that doubles the bucket
-//! count; each new bucket's dummy is spliced into the list the first time an
-//! operation needs it (its parent bucket's dummy first). No element is ever
-//! moved or copied, so growth never blocks readers or writers, has no
-//! "migration in progress" state that others must help finish, and there is
-//! no old table to reclaim. See `docs/hash-map.md` for why this design was
-//! chosen over an incremental open-addressing migration.
+//! A table is two arrays: 32-bit hash tags (set once per slot) and entry
+//! words (a pointer to an entry plus three migration flags). An entry is
+//! one allocation holding the key, its first value inline and a value cell
+//! (a pointer to that inline value, to a boxed replacement, or null once
+//! removed). A lookup of a present key reads the tag line, the word, and
+//! the entry (key and inline value on one line); a lookup of an absent key
+//! usually reads only tags. Replace, update, remove and re-insert are CASes
+//! on the entry's value cell, so they never touch the table.
 //!
-//! Layout: the dummies live inline in the directory segments (16 bytes
-//! each), and an element's first value lives inline in its node, so a
-//! lookup of a present key touches the directory line and the element's
-//! node. A node's value pointer points at that inline value, or at a boxed
-//! replacement: replacing a value is one CAS on the pointer, and removing
-//! is one CAS of it to null (the linearization point), after which the node
-//! is marked and unlinked.
+//! Growing allocates a table twice the size (or the same size when most
+//! slots hold removed keys) and moves entry *pointers* into it: writers
+//! that need a new slot help copy chunks of slots, readers never wait and
+//! follow the old table's forwarding flags into the new one. See
+//! `docs/hash-map.md` for the layout, the copy-or-drop decision and why it
+//! is lock-free.
 //!
 //! # Progress
 //! Every operation is lock-free: a retry happens only when a CAS failed
-//! because another thread changed the same word (made progress). Growth is
-//! part of insert and costs one CAS; bucket initialization is a list insert.
-//! The table never shrinks (removing elements frees nodes, not buckets).
+//! because another thread changed the same word (made progress). A helper
+//! that finds every chunk of a migration handed out copies the rest itself
+//! (copying is idempotent), so a stalled helper delays nobody. The table
+//! never shrinks below its largest size, but removed keys are dropped by the
+//! next migration, which keeps the size when few slots are live.
 //!
 //! # Consistency
 //! `get`, `insert`, `remove`, `update`, `get_or_insert_with` and
@@ -57,9 +55,6 @@
 //! ```
 
 mod ext;
-mod raw;
-/// Not wired: the open-addressing prototype, compiled for its tests only.
-#[cfg(test)]
 mod table;
 pub use ext::{Keys, Values};
 
@@ -70,27 +65,7 @@ use core::marker::PhantomData;
 use std::collections::hash_map::RandomState;
 
 use crate::hazard::FenceStrategy;
-use raw::{Pending, RawMap, Search};
-
-/// Where an insert's key and value are between its attempts.
-enum Held<K, V> {
-    /// Not placed anywhere yet (the value unboxed).
-    Loose(K, V),
-    /// A replace attempt failed: its box is kept for the next attempt.
-    Boxed(K, Box<V>),
-    /// A node built for a vacant place whose link CAS failed; `Some` when
-    /// its value was moved out for a replace attempt that failed too.
-    Node(Pending<K, V>, Option<Box<V>>),
-}
-
-impl<K, V> Held<K, V> {
-    fn key(&self) -> &K {
-        match self {
-            Held::Loose(k, _) | Held::Boxed(k, _) => k,
-            Held::Node(n, _) => n.key(),
-        }
-    }
-}
+use table::RawTable;
 
 /// A concurrent hash map; see the [module docs](self).
 ///
@@ -118,7 +93,7 @@ impl<K, V> Held<K, V> {
 /// assert_eq!(map.len(), 400);
 /// ```
 pub struct LockFreeHashMap<K, V, S = RandomState> {
-    raw: RawMap<K, V>,
+    raw: RawTable<K, V>,
     hasher: S,
     /// Opts out of the auto traits; see the `Send`/`Sync` impls below.
     _marker: PhantomData<*const (K, V)>,
@@ -190,9 +165,9 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
         Self::with_capacity_and_hasher(1, hasher)
     }
 
-    /// An empty map with buckets for about `n` elements, using `hasher`.
+    /// An empty map with room for about `n` elements, using `hasher`.
     ///
-    /// The hint is capped at 2^20 buckets; past that the table grows on
+    /// The hint is capped at 2^20 slots; past that the table grows on
     /// demand, so `with_capacity(usize::MAX)` is a usable (if pointless)
     /// request rather than an allocation failure on the first insert.
     ///
@@ -207,7 +182,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     #[must_use]
     pub fn with_capacity_and_hasher(n: usize, hasher: S) -> Self {
         LockFreeHashMap {
-            raw: RawMap::with_buckets(n / raw::LOAD_FACTOR),
+            raw: RawTable::with_capacity(n),
             hasher,
             _marker: PhantomData,
         }
@@ -251,7 +226,8 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
         self.len() == 0
     }
 
-    /// The current number of buckets (a power of two that only grows).
+    /// The current number of slots of the table (a power of two that never
+    /// shrinks).
     ///
     /// ```
     /// use waitless::map::LockFreeHashMap;
@@ -265,7 +241,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// ```
     #[must_use]
     pub fn buckets(&self) -> usize {
-        self.raw.size()
+        self.raw.capacity()
     }
 
     /// The fence strategy the map's hazard-pointer domain uses.
@@ -299,9 +275,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let h = self.hash(key);
-        let mut g = self.raw.guard();
-        self.raw.lookup(&mut g, h, |k| k.borrow() == key).map(f)
+        self.raw.get_with(self.hash(key), key, f)
     }
 
     /// A pinned read view: takes the hazard pointers once, then borrows
@@ -376,59 +350,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
         K: Hash + Eq,
         V: Clone,
     {
-        let h = self.hash(&key);
-        // The key and value stay loose until a search finds the key absent,
-        // so replacing a present key (most inserts of an insert-heavy load)
-        // costs one allocation, the boxed new value, instead of a node that
-        // is built, emptied and freed again.
-        let mut held = Held::Loose(key, value);
-        let mut g = self.raw.guard();
-        // One replace attempt: `Ok(clone of the old value)` or the box back.
-        let replace = |e: raw::Protected<'_, '_, K, V>, new: Box<V>| match e.replace(new) {
-            Ok(old) => Ok(old.clone()),
-            Err((new, _)) => Err(new),
-        };
-        loop {
-            let search = self.raw.search(&mut g, h, |x| x == held.key());
-            let done = match (search, held) {
-                (Search::Occupied(e), Held::Loose(k, v)) => {
-                    replace(e, Box::new(v)).map_err(|b| Held::Boxed(k, b))
-                }
-                (Search::Occupied(e), Held::Boxed(k, b)) => {
-                    replace(e, b).map_err(|b| Held::Boxed(k, b))
-                }
-                (Search::Occupied(e), Held::Node(n, b)) => {
-                    let b = b.unwrap_or_else(|| n.take_value());
-                    replace(e, b).map_err(|b| Held::Node(n, Some(b)))
-                }
-                (Search::Vacant(place), held) => {
-                    let node = match held {
-                        Held::Loose(k, v) => Pending::new(h, k, v),
-                        Held::Boxed(k, b) => Pending::new(h, k, *b),
-                        Held::Node(n, b) => {
-                            if let Some(b) = b {
-                                n.put_value(*b);
-                            }
-                            n
-                        }
-                    };
-                    match place.insert(node) {
-                        Ok(()) => return None,
-                        Err(back) => Err(Held::Node(back, None)),
-                    }
-                }
-            };
-            match done {
-                Ok(ret) => {
-                    // The guard's drop may scan and run (and panic in) other
-                    // values' destructors: `ret` is a local then, dropped by
-                    // the unwind instead of leaked as a half-returned value.
-                    drop(g);
-                    return Some(ret);
-                }
-                Err(again) => held = again,
-            }
-        }
+        self.raw.insert(self.hash(&key), key, value)
     }
 
     /// Returns a clone of the value of `key`, inserting `make()` first if
@@ -450,25 +372,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
         K: Hash + Eq,
         V: Clone,
     {
-        let h = self.hash(&key);
-        let mut g = self.raw.guard();
-        if let Search::Occupied(e) = self.raw.search(&mut g, h, |x| x == &key) {
-            return e.value().clone();
-        }
-        let v = make();
-        // Clone before linking: once linked, another thread may remove and
-        // free the value.
-        let ret = v.clone();
-        let mut node = Pending::new(h, key, v);
-        loop {
-            match self.raw.search(&mut g, h, |x| x == node.key()) {
-                Search::Occupied(e) => return e.value().clone(),
-                Search::Vacant(place) => match place.insert(node) {
-                    Ok(()) => return ret,
-                    Err(back) => node = back,
-                },
-            }
-        }
+        self.raw.get_or_insert_with(self.hash(&key), key, make)
     }
 
     /// Atomically replaces the value of `key` with `f(&current)` and returns
@@ -495,47 +399,13 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// assert_eq!(hits.get("/"), Some(4)); // no increment is lost
     /// assert_eq!(hits.update("/missing", |n| n + 1), None);
     /// ```
-    pub fn update<Q>(&self, key: &Q, mut f: impl FnMut(&V) -> V) -> Option<V>
+    pub fn update<Q>(&self, key: &Q, f: impl FnMut(&V) -> V) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        let h = self.hash(key);
-        let mut g = self.raw.guard();
-        let mut spare: Option<Box<V>> = None;
-        'search: loop {
-            let Search::Occupied(mut e) = self.raw.search(&mut g, h, |k| k.borrow() == key) else {
-                return None;
-            };
-            loop {
-                let new = f(e.value());
-                let boxed = match spare.take() {
-                    Some(mut b) => {
-                        *b = new;
-                        b
-                    }
-                    None => Box::new(new),
-                };
-                match e.replace(boxed) {
-                    Ok(old) => {
-                        let ret = old.clone();
-                        // As in `insert`: scan before returning.
-                        drop(g);
-                        return Some(ret);
-                    }
-                    Err((b, rest)) => {
-                        spare = Some(b);
-                        match rest {
-                            Some(again) => e = again,
-                            // Removed meanwhile: search again (a newer node
-                            // may exist).
-                            None => continue 'search,
-                        }
-                    }
-                }
-            }
-        }
+        self.raw.update(self.hash(key), key, f)
     }
 
     /// Removes `key`; returns a clone of its value.
@@ -554,25 +424,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        let h = self.hash(key);
-        let mut g = self.raw.guard();
-        'search: loop {
-            let Search::Occupied(mut e) = self.raw.search(&mut g, h, |k| k.borrow() == key) else {
-                return None;
-            };
-            loop {
-                match e.remove() {
-                    Ok(old) => {
-                        let ret = old.clone();
-                        // As in `insert`: scan before returning.
-                        drop(g);
-                        return Some(ret);
-                    }
-                    Err(Some(again)) => e = again,
-                    Err(None) => continue 'search,
-                }
-            }
-        }
+        self.raw.remove(self.hash(key), key)
     }
 
     /// A weakly consistent iterator over clones of the entries; see [`Iter`].
@@ -593,15 +445,13 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     {
         Iter {
             map: self,
-            next_so: 0,
-            seen: Vec::new(),
-            done: false,
+            items: None,
         }
     }
 }
 
-// Dropping the map drops `raw`, which frees the list; then its hazard
-// domain frees everything retired (no `Drop` impl needed).
+// Dropping the map drops `raw`, which frees the tables' entries; then its
+// hazard domain frees everything retired (no `Drop` impl needed).
 
 /// A pinned read view of a [`LockFreeHashMap`], from
 /// [`LockFreeHashMap::pin`].
@@ -630,7 +480,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
 #[must_use]
 pub struct Pinned<'m, K, V, S> {
     map: &'m LockFreeHashMap<K, V, S>,
-    guard: raw::Guard<'m>,
+    guard: table::Guard<'m>,
 }
 
 impl<K, V, S> fmt::Debug for Pinned<'_, K, V, S> {
@@ -658,9 +508,7 @@ impl<K, V, S: BuildHasher> Pinned<'_, K, V, S> {
         Q: Hash + Eq + ?Sized,
     {
         let h = self.map.hash(key);
-        self.map
-            .raw
-            .lookup(&mut self.guard, h, |k| k.borrow() == key)
+        self.map.raw.lookup(&mut self.guard, h, key)
     }
 
     /// Whether `key` is present.
@@ -684,18 +532,19 @@ impl<K, V, S: BuildHasher> Pinned<'_, K, V, S> {
     }
 }
 
-/// A weakly consistent iterator over `(key, value)` clones, in split order
-/// (bit-reversed hash order, which is unrelated to insertion order).
+/// A weakly consistent iterator over `(key, value)` clones, in table order
+/// (unrelated to insertion order).
 ///
 /// Guarantees, for iteration that runs concurrently with updates:
 /// - every key present for the whole iteration is yielded exactly once, with
 ///   a value it held at some moment during the iteration;
 /// - a key inserted or removed during the iteration may or may not be yielded;
-/// - no key is ever yielded twice, and iteration never blocks, never waits
-///   for a resize and never forces one to finish (there is none to finish).
+/// - no key is ever yielded twice, and iteration never blocks and never
+///   waits for a migration (it follows one into the next table).
 ///
-/// The iterator holds no hazard pointer between calls to `next`; each call
-/// re-finds its place from the position of the last yielded key.
+/// The first call to `next` walks the table once and takes clones of every
+/// entry (O(len) memory until the iterator is dropped); the iterator holds
+/// no hazard pointer between calls.
 ///
 /// ```
 /// use waitless::map::LockFreeHashMap;
@@ -708,18 +557,14 @@ impl<K, V, S: BuildHasher> Pinned<'_, K, V, S> {
 #[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct Iter<'m, K, V, S> {
     map: &'m LockFreeHashMap<K, V, S>,
-    /// Split-order key of the last yielded entry (0 before the first).
-    next_so: u64,
-    /// Keys already yielded that have split-order key `next_so` (hash
-    /// collisions share one).
-    seen: Vec<K>,
-    done: bool,
+    /// The clones taken by the walk, once it ran.
+    items: Option<std::vec::IntoIter<(K, V)>>,
 }
 
 impl<K, V, S> fmt::Debug for Iter<'_, K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Iter")
-            .field("done", &self.done)
+            .field("walked", &self.items.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -728,23 +573,27 @@ impl<K: Clone + Eq, V: Clone, S: BuildHasher> Iterator for Iter<'_, K, V, S> {
     type Item = (K, V);
 
     fn next(&mut self) -> Option<(K, V)> {
-        if self.done {
-            return None;
-        }
-        let raw = &self.map.raw;
-        let mut g = raw.guard();
-        let (after, seen) = (self.next_so, &self.seen);
-        let Some(e) = raw.first_from(&mut g, after, |so, k| so > after || !seen.contains(k)) else {
-            self.done = true;
-            return None;
-        };
-        let (k, v, so) = (e.key().clone(), e.value().clone(), e.so());
-        if so != self.next_so {
-            self.seen.clear();
-            self.next_so = so;
-        }
-        self.seen.push(k.clone());
-        Some((k, v))
+        let map = self.map;
+        self.items
+            .get_or_insert_with(|| {
+                let mut all: Vec<(K, V)> = Vec::new();
+                // Indices into `all` by slot tag, to drop a key met a second
+                // time (removed and re-inserted while the walk followed a
+                // migration: a new entry of an already yielded key).
+                let mut by_tag: std::collections::HashMap<u32, Vec<usize>> =
+                    std::collections::HashMap::new();
+                map.raw.visit(|tag, crossed, k, v| {
+                    let same = by_tag.entry(tag).or_default();
+                    if crossed && same.iter().any(|&i| all[i].0 == *k) {
+                        return false;
+                    }
+                    same.push(all.len());
+                    all.push((k.clone(), v.clone()));
+                    false
+                });
+                all.into_iter()
+            })
+            .next()
     }
 }
 

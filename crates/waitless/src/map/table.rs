@@ -1,24 +1,27 @@
-//! **NOT WIRED (wave 5 prototype, test builds only).** An open-addressing
-//! table with lock-free cooperative migration, the candidate replacement for
-//! the split-ordered list (`docs/hash-map.md` §7). `LockFreeHashMap` does not
-//! use it; it is compiled only under `cfg(test)` so its unit tests, Miri and
-//! loom can check the protocol before anything is switched over.
+//! The map's raw table: open addressing with lock-free cooperative
+//! migration (`docs/hash-map.md`). [`LockFreeHashMap`](super::LockFreeHashMap)
+//! hashes keys and calls in here; this module knows only hashes, keys
+//! (through `Eq`) and values.
 //!
 //! # Layout
-//! A table is an array of 16-byte slots `{ tag, word }`:
-//! - `tag`: `hash | 1` once a key hash claimed the slot (0 = unclaimed), set
-//!   once and never changed, so a probe for another hash skips the slot
-//!   without touching an entry;
-//! - `word`: a pointer to an [`Entry`] `{ value, key }` plus three flag bits
-//!   (`FROZEN`, `COPIED`, `DROPPED`).
+//! A table is two arrays, 12 bytes a slot:
+//! - `tags[i]`: `tag_of(hash)` (the hash folded to 32 bits, low bit set)
+//!   once a key claimed the slot (0 = unclaimed), set once and never
+//!   changed, so a probe for another key skips the slot without touching
+//!   an entry;
+//! - `words[i]`: a pointer to an [`Entry`] `{ value, key, init }` plus three
+//!   flag bits (`FROZEN`, `COPIED`, `DROPPED`).
 //!
-//! An entry is the key's identity: its `value` cell holds a boxed value, null
-//! (removed: a tombstone that keeps the key, so a slot's key never changes
-//! within a table) or `SEALED` (dead, never written again). Replace, update,
-//! remove and re-insert are CASes on `value`, so they never touch the slot
-//! and never need the key again (no `K: Clone`). Migration moves entry
-//! *pointers*: while a table is copied, old and new table may both point at
-//! one entry, and writes on its value cell go on in either.
+//! An entry is the key's identity, one allocation holding the key and its
+//! first value inline (`init`): 24 bytes for `u64 → u64`. Its `value` cell
+//! points at `init`, at a boxed replacement, at nothing (removed: a
+//! tombstone that keeps the key, so a slot's key never changes within a
+//! table) or at `SEALED` (dead, never written again), and carries two share
+//! bits (see [`Entry`]). Replace, update, remove and re-insert are CASes on
+//! `value`, so they never touch the slot and never need the key again (no
+//! `K: Clone`). Migration moves entry *pointers*: while a table is copied,
+//! old and new table may both point at one entry, and writes on its value
+//! cell go on in either.
 //!
 //! # Migration
 //! A writer that needs a new slot when the table is too full installs
@@ -50,77 +53,286 @@
 //! next, validated by re-reading the root: a table is retired only after
 //! the root moved past it), the entry (validated by re-reading the slot
 //! word: an entry is retired only by the `DROPPED` CAS, after which no probe
-//! dereferences it) and the value (validated by re-reading the value cell).
+//! dereferences it) and the value (validated by re-reading the value cell's
+//! pointer bits). A swapped-out `init` is retired by its own address with a
+//! deleter that drops it in place and gives up the entry share it holds.
 
-use core::hash::Hash;
+use core::cell::UnsafeCell;
+use core::mem::MaybeUninit;
 use core::ptr;
 
 use crate::hazard::{Domain, HazardSet};
-use crate::sync::atomic::{AtomicIsize, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicIsize, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use crate::CachePadded;
 
 const FROZEN: usize = 1;
 const COPIED: usize = 2;
 const DROPPED: usize = 4;
 const FLAGS: usize = 7;
 
+/// Counter stripes for `len`.
+const STRIPES: usize = if cfg!(loom) { 1 } else { 16 };
+
 /// Slots copied per claimed chunk.
 const CHUNK: usize = if cfg!(any(loom, miri)) { 2 } else { 64 };
 /// Smallest table.
 const MIN_LEN: usize = if cfg!(loom) { 2 } else { 8 };
 
-/// The `SEALED` value: the address of a static, never a box's.
-static SEAL: u8 = 0;
+/// The `SEALED` value: the address of a static, never a box's (8-aligned,
+/// so the value word keeps its two share bits free).
+static SEAL: u64 = 0;
 
 fn sealed<V>() -> *mut V {
     ptr::from_ref(&SEAL).cast_mut().cast()
 }
 
-/// A key and its value cell; 8-aligned so the slot word has three flag bits.
+/// Share bits of an entry's value word (see [`Entry`]): a table holds the
+/// entry (cleared by the deleter of the `DROPPED` retire or by the table's
+/// drop), and a swapped-out `init` waits for its retired drop.
+const OWN_TABLE: usize = 1;
+const OWN_INIT: usize = 2;
+const SHARES: usize = OWN_TABLE | OWN_INIT;
+
+/// A value, 8-aligned so that every value pointer (`&init` or a box) leaves
+/// the share bits of the value word free (and `untag` serves both words).
+/// `repr(C)`: the value is at offset 0, so a pointer to `Al<V>` is a pointer
+/// to its `V`.
+#[repr(C, align(8))]
+struct Al<V>(V);
+
+/// A key, its first value inline and its value cell; 8-aligned so the slot
+/// word has three flag bits.
+///
+/// `value` holds `&init`, a boxed [`Al<V>`], null (removed: a tombstone that
+/// keeps the key) or `SEALED` (dead), plus the share bits: `OWN_TABLE` while
+/// a table owns the entry, `OWN_INIT` while a swapped-out `init` waits for its
+/// retired drop (set by the CAS that swapped it out). Whoever clears the last
+/// share frees the entry ([`release`]), so `init` is dropped as soon as no
+/// hazard protects it and the entry is never freed before that drop, in
+/// whatever order the scans run. No extra word: for `u64 → u64` an entry is
+/// 24 bytes (a 32-byte malloc chunk) and a first insert one allocation.
 #[repr(C, align(8))]
 pub(crate) struct Entry<K, V> {
     value: AtomicPtr<V>,
     key: K,
+    /// Written once before the entry is published, then only read (through
+    /// `&`, by readers that protect `&init`) until it is dropped in place by
+    /// the `drop_init` deleter or by the entry's drop.
+    init: UnsafeCell<MaybeUninit<Al<V>>>,
+}
+
+impl<K, V> Entry<K, V> {
+    /// A fresh entry holding `key` and `value` inline (one table share).
+    fn boxed(key: K, value: V) -> *mut Self {
+        let e = Box::into_raw(Box::new(Entry {
+            value: AtomicPtr::new(ptr::null_mut()),
+            key,
+            init: UnsafeCell::new(MaybeUninit::new(Al(value))),
+        }));
+        // SAFETY: `e` is a fresh allocation.
+        let init = unsafe { Self::init_ptr(e) };
+        // Relaxed: not shared yet (published by the slot CAS).
+        // SAFETY: as above.
+        unsafe { (*e).value.store(tagged(init, OWN_TABLE), Ordering::Relaxed) };
+        e
+    }
+
+    /// Takes the key and the inline value back out of an entry that was
+    /// never published, and frees it.
+    ///
+    /// # Safety
+    /// 1. `e` came from [`Entry::boxed`] and was never shared.
+    unsafe fn unbox(e: *mut Self) -> (K, V) {
+        // SAFETY: precondition 1: exclusively ours and fully initialised;
+        // both fields are read once, then the allocation is freed without
+        // running `Entry::drop` (as `MaybeUninit`, same layout).
+        unsafe {
+            let key = ptr::read(ptr::addr_of!((*e).key));
+            let value = ptr::read(Self::init_ptr(e));
+            drop(Box::from_raw(e.cast::<MaybeUninit<Self>>()));
+            (key, value)
+        }
+    }
+
+    /// The address of `init`'s value inside the entry `this` (no reference
+    /// made, so it keeps the provenance of the whole allocation).
+    ///
+    /// # Safety
+    /// 1. `this` points at a live entry.
+    #[inline]
+    unsafe fn init_ptr(this: *mut Self) -> *mut V {
+        // SAFETY: precondition 1; `UnsafeCell<MaybeUninit<Al<V>>>` has the
+        // layout of `Al<V>`, whose `V` is at offset 0.
+        unsafe { ptr::addr_of_mut!((*this).init) }.cast()
+    }
 }
 
 impl<K, V> Drop for Entry<K, V> {
     fn drop(&mut self) {
-        // Relaxed: `&mut self`, exclusive access.
-        let v = self.value.load(Ordering::Relaxed);
-        if !v.is_null() && v != sealed() {
-            // SAFETY: an entry owns the box in its value cell; whoever
-            // swapped a box out retired it, so this one is only ours.
-            drop(unsafe { Box::from_raw(v) });
+        // Relaxed: `&mut self`: the last share's release (AcqRel) or the
+        // table's exclusive drop synchronized with every earlier writer.
+        let v = untag(self.value.load(Ordering::Relaxed));
+        let init: *mut V = self.init.get_mut().as_mut_ptr().cast();
+        if v == init {
+            // SAFETY: `value` still points at `init`: live, owned here.
+            unsafe { self.init.get_mut().assume_init_drop() };
+        } else if !v.is_null() && v != sealed() {
+            // SAFETY: a value other than `init` is a boxed `Al<V>` owned by
+            // this entry; whoever swapped a box out retired it. (A
+            // swapped-out `init` was dropped by its deleter before the
+            // last share was released.)
+            drop(unsafe { Box::from_raw(v.cast::<Al<V>>()) });
         }
     }
 }
 
-fn flags<T>(p: *mut T) -> usize {
-    p.addr() & FLAGS
+/// Gives up one share (`bit`) of entry `e`; frees it if it was the last.
+///
+/// # Safety
+/// 1. The caller holds share `bit` of `e` and does not use it again.
+unsafe fn release<K, V>(e: *mut Entry<K, V>, bit: usize) {
+    // SAFETY: precondition 1: our share keeps `e` alive until here.
+    let cell = unsafe { &(*e).value };
+    // Relaxed: the CAS below reads the current word.
+    let mut w = cell.load(Ordering::Relaxed);
+    loop {
+        debug_assert!(flags(w) & bit != 0, "a share released twice");
+        // AcqRel: Release orders our uses of the entry (the drop of
+        // `init`, a reader's clone) before the last releaser frees it;
+        // Acquire makes the last releaser see the other share's uses.
+        match cell.compare_exchange_weak(w, untag_bits(w, bit), Ordering::AcqRel, Ordering::Relaxed)
+        {
+            Ok(_) => break,
+            Err(x) => w = x,
+        }
+    }
+    if flags(w) & SHARES == bit {
+        // SAFETY: the last share: nobody else refers to the entry.
+        drop(unsafe { Box::from_raw(e) });
+    }
 }
 
-fn untag<T>(p: *mut T) -> *mut T {
-    p.map_addr(|a| a & !FLAGS)
+/// Deleter for a swapped-out inline value: drops it in place, then gives up
+/// the `OWN_INIT` share its retirement held (even if the drop panics).
+///
+/// # Safety
+/// 1. `v` is `Entry::init_ptr(e)` of an entry whose `OWN_INIT` share this
+///    retirement holds, and `init` is live and no longer in the value cell.
+unsafe fn drop_init<K, V>(v: *mut V) {
+    struct Release<K, V>(*mut Entry<K, V>);
+    impl<K, V> Drop for Release<K, V> {
+        fn drop(&mut self) {
+            // SAFETY: the share taken when `init` was swapped out.
+            unsafe { release(self.0, OWN_INIT) };
+        }
+    }
+    let off = core::mem::offset_of!(Entry<K, V>, init);
+    // SAFETY: precondition 1: `v` points `off` bytes into the entry and
+    // keeps the provenance of the whole allocation it was derived from.
+    let e = unsafe { v.cast::<u8>().sub(off) }.cast::<Entry<K, V>>();
+    let _release = Release(e);
+    // SAFETY: precondition 1: live, dropped once here.
+    unsafe { ptr::drop_in_place(v) };
 }
 
-/// A key's first probe slot: from the hash bits above the tag's low bit,
-/// which `tag = hash | 1` always sets (taking it would make every home slot
-/// odd and leave half the table never a home).
+/// Deleter for an entry dropped by a migration: gives up the table's share.
+///
+/// # Safety
+/// 1. `e`'s table share is this retirement's (the winning `DROPPED` CAS).
+unsafe fn release_table<K, V>(e: *mut Entry<K, V>) {
+    // SAFETY: precondition 1.
+    unsafe { release(e, OWN_TABLE) };
+}
+
+// Tag bits are added and removed by byte offsets (`wrapping_add`/`sub`),
+// which keep the pointer's provenance (the crate's MSRV predates
+// `map_addr`); a pointer's address is read with `as usize`.
+
 #[inline]
-fn home(tag: u64, mask: usize) -> usize {
+fn flags<T>(p: *mut T) -> usize {
+    (p as usize) & FLAGS
+}
+
+/// `p` without the tag bits in `bits`.
+#[inline]
+fn untag_bits<T>(p: *mut T, bits: usize) -> *mut T {
+    p.cast::<u8>().wrapping_sub((p as usize) & bits).cast()
+}
+
+#[inline]
+fn untag<T>(p: *mut T) -> *mut T {
+    untag_bits(p, FLAGS)
+}
+
+/// A key's 32-bit tag: the hash folded to 32 bits, with the low bit set so
+/// that 0 means "unclaimed". Two keys share a tag with odds 2^-31 (then
+/// the key compare tells them apart).
+#[inline]
+fn tag_of(hash: u64) -> u32 {
+    (hash ^ (hash >> 32)) as u32 | 1
+}
+
+/// A key's first probe slot: from the tag bits above its low bit, which is
+/// always set (taking it would make every home slot odd and leave half the
+/// table never a home). 31 bits: tables past 2^31 slots still work, their
+/// homes just stay in the first 2^31.
+#[inline]
+fn home(tag: u32, mask: usize) -> usize {
     (tag >> 1) as usize & mask
 }
 
+/// `p` (whose bits in `f` may be set already) with the bits `f` set.
+#[inline]
 fn tagged<T>(p: *mut T, f: usize) -> *mut T {
-    p.map_addr(|a| a | f)
+    p.cast::<u8>().wrapping_add(f & !(p as usize)).cast()
 }
 
-struct Slot<K, V> {
-    tag: AtomicU64,
-    word: AtomicPtr<Entry<K, V>>,
+/// The slots of a table as two arrays: 12 bytes a slot (a 4-byte tag and an
+/// 8-byte entry word) instead of 16 for an interleaved `{u64, ptr}` pair.
+/// A probe reads the tag line (16 tags) and, on a matching tag, the word.
+struct Slots<K, V> {
+    /// `tag_of(hash)` once a key claimed the slot (0 = unclaimed), set once
+    /// and never changed, so a probe for another key skips the slot
+    /// without touching an entry.
+    tags: Box<[AtomicU32]>,
+    /// An entry pointer plus the flags `FROZEN`, `COPIED`, `DROPPED`.
+    words: Box<[AtomicPtr<Entry<K, V>>]>,
+}
+
+/// One slot of [`Slots`].
+struct Slot<'a, K, V> {
+    tag: &'a AtomicU32,
+    word: &'a AtomicPtr<Entry<K, V>>,
+}
+
+impl<K, V> Slots<K, V> {
+    fn new(len: usize) -> Self {
+        Slots {
+            tags: (0..len).map(|_| AtomicU32::new(0)).collect(),
+            words: (0..len).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.words.len()
+    }
+
+    #[inline]
+    fn at(&self, i: usize) -> Slot<'_, K, V> {
+        Slot {
+            tag: &self.tags[i],
+            word: &self.words[i],
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Slot<'_, K, V>> {
+        (0..self.len()).map(|i| self.at(i))
+    }
 }
 
 struct Table<K, V> {
-    slots: Box<[Slot<K, V>]>,
+    slots: Slots<K, V>,
     mask: usize,
     /// The next table while this one is migrated (set once).
     next: AtomicPtr<Table<K, V>>,
@@ -134,14 +346,8 @@ struct Table<K, V> {
 
 impl<K, V> Table<K, V> {
     fn new(len: usize) -> *mut Self {
-        let slots = (0..len)
-            .map(|_| Slot {
-                tag: AtomicU64::new(0),
-                word: AtomicPtr::new(ptr::null_mut()),
-            })
-            .collect();
         Box::into_raw(Box::new(Table {
-            slots,
+            slots: Slots::new(len),
             mask: len - 1,
             next: AtomicPtr::new(ptr::null_mut()),
             claims: AtomicUsize::new(0),
@@ -168,17 +374,61 @@ enum Found<K, V> {
     Full,
 }
 
+/// What [`RawTable::write_value`] did.
+enum Write<V> {
+    /// The entry is sealed (dead): probe again.
+    Dead,
+    /// Nothing written; the current value (null if none), protected.
+    None(*mut V),
+    /// Written; the value swapped out (`None` if there was none), retired
+    /// and protected.
+    Wrote(Option<*mut V>),
+}
+
+/// What [`RawTable::put`] did.
+enum Put<V> {
+    Inserted,
+    Replaced(V),
+    Present(V),
+}
+
+/// A boxed `Al<V>` not published yet (null when none or published).
+struct Own<V>(*mut V);
+
+impl<V> Drop for Own<V> {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: a boxed `Al<V>` never published (cleared when it is).
+            drop(unsafe { Box::from_raw(self.0.cast::<Al<V>>()) });
+        }
+    }
+}
+
 /// The hazard slots of one operation.
-struct Guard<'m> {
+pub(crate) struct Guard<'m> {
     domain: &'m Domain,
     /// 0 and 1: tables; 2: an entry; 3: a value.
     hp: HazardSet<'m, 4>,
     retired: bool,
+    /// This operation retired a table: scan on drop (a table is large and
+    /// migrations are rare; left to the batch threshold, the old tables of
+    /// a growing map would stay allocated until some later scan).
+    scan: bool,
 }
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        if self.retired && !std::thread::panicking() {
+        if std::thread::panicking() {
+            return;
+        }
+        if self.scan {
+            // Our own hazards end here; clear them first, or the scan
+            // would keep the table we just retired (hazard 0 protects it).
+            for i in 0..4 {
+                self.hp.publish(i, ptr::null_mut::<u8>());
+            }
+            self.domain.reclaim();
+        } else if self.retired {
             self.domain.collect();
         }
     }
@@ -187,7 +437,9 @@ impl Drop for Guard<'_> {
 /// The raw table: a root pointer, a live count and the hazard domain.
 pub(crate) struct RawTable<K, V> {
     root: AtomicPtr<Table<K, V>>,
-    count: AtomicIsize,
+    /// Live entries, in per-thread stripes (one shared counter would be the
+    /// one hot word every writer touches).
+    counts: Box<[CachePadded<AtomicIsize>]>,
     /// Finished migrations (for tests).
     pub(crate) migrations: AtomicUsize,
     /// Declared last: drains what was retired after `drop` freed the rest.
@@ -200,29 +452,54 @@ unsafe impl<K: Send, V: Send> Send for RawTable<K, V> {}
 // SAFETY: as above; shared reads of keys and values need `Sync`.
 unsafe impl<K: Send + Sync, V: Send + Sync> Sync for RawTable<K, V> {}
 
-impl<K: Eq + Hash, V> RawTable<K, V> {
+impl<K, V> RawTable<K, V> {
     pub(crate) fn with_capacity(n: usize) -> Self {
-        let len = (n + n / 3).clamp(MIN_LEN, 1 << 20).next_power_of_two();
+        let len = n
+            .saturating_add(n / 3)
+            .clamp(MIN_LEN, 1 << 20)
+            .next_power_of_two();
         RawTable {
             root: AtomicPtr::new(Table::new(len)),
-            count: AtomicIsize::new(0),
+            counts: (0..STRIPES)
+                .map(|_| CachePadded::new(AtomicIsize::new(0)))
+                .collect(),
             migrations: AtomicUsize::new(0),
             domain: Domain::new(),
         }
     }
 
-    fn guard(&self) -> Guard<'_> {
+    pub(crate) fn guard(&self) -> Guard<'_> {
         Guard {
             domain: &self.domain,
             hp: HazardSet::new_in(&self.domain),
             retired: false,
+            scan: false,
+        }
+    }
+
+    /// This thread's counter stripe.
+    fn stripe(&self) -> &AtomicIsize {
+        #[cfg(not(loom))]
+        {
+            use crate::sync::atomic::AtomicUsize as Counter;
+            static NEXT: Counter = Counter::new(0);
+            crate::sync::thread_local! {
+                static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+            }
+            let i = INDEX.try_with(|i| *i).unwrap_or(0);
+            &self.counts[i % STRIPES]
+        }
+        #[cfg(loom)]
+        {
+            &self.counts[0]
         }
     }
 
     /// Live entries (exact when quiescent).
     pub(crate) fn len(&self) -> usize {
         // Relaxed: a statistic.
-        self.count.load(Ordering::Relaxed).max(0) as usize
+        let n: isize = self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        n.max(0) as usize
     }
 
     /// Slots of the root table (for tests).
@@ -257,11 +534,21 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
         let ni = 1 - ti;
         g.hp.publish(ni, n);
         // Acquire: as in `HazardSet::protect`; `n` is retired only after
-        // the root moved past it, so root ∈ {t, n} now means it is not.
+        // the root moved past it, so root == t now means it is not.
         let r = self.root.load(Ordering::Acquire);
-        if r == ptr::from_ref(t).cast_mut() || r == n {
+        if r == ptr::from_ref(t).cast_mut() {
             // SAFETY: published, and validated as above.
             Some((unsafe { &*n }, ni))
+        } else if r == n {
+            // The root is at `n`'s address. That is `n`, or (if `n` was
+            // retired and freed before we published, and a later table
+            // reused the address and became the root) that later table:
+            // either way the current root, protected by the hazard we
+            // published before this load. Use the root's pointer, whose
+            // provenance is the live allocation's, not `t.next`'s; a later
+            // table holds every key of `n` after its migration.
+            // SAFETY: published, and validated against the root.
+            Some((unsafe { &*r }, ni))
         } else {
             None
         }
@@ -272,13 +559,13 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
         &self,
         g: &mut Guard<'_>,
         t: &Table<K, V>,
-        tag: u64,
-        eq: &mut dyn FnMut(&K) -> bool,
+        tag: u32,
+        mut eq: impl FnMut(&K) -> bool,
     ) -> Found<K, V> {
         let mut i = home(tag, t.mask);
         let mut flagged = false;
         for _ in 0..t.slots.len() {
-            let s = &t.slots[i];
+            let s = t.slots.at(i);
             // Relaxed: the tag is a filter written once before the word;
             // a stale 0 only makes us look at the word.
             let st = s.tag.load(Ordering::Relaxed);
@@ -309,7 +596,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                     let ent = unsafe { &*e };
                     if eq(&ent.key) {
                         // Acquire: pairs with the CAS that sealed it.
-                        if ent.value.load(Ordering::Acquire) == sealed() {
+                        if untag(ent.value.load(Ordering::Acquire)) == sealed() {
                             break; // dead: a newer entry may follow
                         }
                         return Found::Entry(e);
@@ -326,114 +613,251 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
         }
     }
 
-    /// Calls `f` on the value of the key, if present.
-    pub(crate) fn get_with<Q, R>(&self, hash: u64, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+    /// Loads the value cell `cell` and protects its value in hazard 3;
+    /// returns the whole word (value pointer and share bits).
+    fn protect_value(g: &mut Guard<'_>, cell: &AtomicPtr<V>) -> *mut V {
+        // Relaxed: validated below.
+        let mut w = cell.load(Ordering::Relaxed);
+        loop {
+            g.hp.publish(3, untag(w));
+            // Acquire: pairs with the Release CAS that stored the value (so
+            // its contents are visible) and validates the publication: a
+            // value is retired only after it was swapped out of the cell.
+            // Only the pointer counts; the share bits change on their own.
+            let now = cell.load(Ordering::Acquire);
+            if untag(now) == untag(w) {
+                return now;
+            }
+            w = now;
+        }
+    }
+
+    /// The one write path on a value cell (`insert`, `remove`, `update`,
+    /// `get_or_insert_with`, `retain`). Protects the current value of entry
+    /// `e` (protected by hazard 2) in hazard 3 and asks `mk` for the new
+    /// one: `mk(None)` if the entry holds no value, `mk(Some(v))` with the
+    /// current value; `mk` returns the pointer to CAS in (a boxed `Al<V>` it
+    /// owns, or null to remove) or `None` to write nothing. `mk` runs again
+    /// after a failed CAS. A swapped-out value is retired (so `g` scans on
+    /// drop) and stays protected by hazard 3.
+    fn write_value(
+        &self,
+        g: &mut Guard<'_>,
+        e: *mut Entry<K, V>,
+        mk: &mut dyn FnMut(Option<&V>) -> Option<*mut V>,
+    ) -> Write<V> {
+        // SAFETY: `e` is protected by hazard 2.
+        let cell = unsafe { &(*e).value };
+        // SAFETY: as above.
+        let init = unsafe { Entry::init_ptr(e) };
+        loop {
+            let cur = Self::protect_value(g, cell);
+            let p = untag(cur);
+            if p == sealed() {
+                return Write::Dead;
+            }
+            // SAFETY: protected by hazard 3 and validated against the cell.
+            let Some(new) = mk((!p.is_null()).then(|| unsafe { &*p })) else {
+                return Write::None(p);
+            };
+            if p.is_null() && new.is_null() {
+                return Write::None(p);
+            }
+            let mut cur = cur;
+            let swapped = loop {
+                // Swapping `init` out gives its pending drop a share.
+                let bits = flags(cur) | if p == init { OWN_INIT } else { 0 };
+                // AcqRel: Release publishes the new box to readers; Acquire
+                // pairs with the previous value's CAS (whose box we retire).
+                match cell.compare_exchange(
+                    cur,
+                    tagged(new, bits),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break true,
+                    // Only the share bits changed: `p` is still the value
+                    // (and still protected), so retry without asking `mk`
+                    // again; re-protecting could validate a new value at a
+                    // reused address `mk` never saw.
+                    Err(x) if untag(x) == p => cur = x,
+                    Err(_) => break false,
+                }
+            };
+            if !swapped {
+                continue;
+            }
+            // Relaxed (both): a statistic.
+            if p.is_null() {
+                self.stripe().fetch_add(1, Ordering::Relaxed);
+                return Write::Wrote(None);
+            }
+            if new.is_null() {
+                self.stripe().fetch_sub(1, Ordering::Relaxed);
+            }
+            if p == init {
+                // SAFETY: `init` is swapped out by our CAS, which took the
+                // `OWN_INIT` share this retirement holds; retired once.
+                unsafe { self.domain.retire_deferred(p, drop_init::<K, V>) };
+            } else {
+                // SAFETY: a box swapped out by our CAS, retired once.
+                unsafe { self.domain.retire_box_deferred(p.cast::<Al<V>>()) };
+            }
+            g.retired = true;
+            return Write::Wrote(Some(p));
+        }
+    }
+
+    /// The tail of a write that swapped `old` out (or read it): clone it
+    /// (still protected by hazard 3; retired by `write_value`), then drop
+    /// the guard before returning, so neither a panicking `V::clone` nor a
+    /// panicking `V::drop` in the guard's scan leaks (retire → clone →
+    /// drop guard).
+    fn take_old(g: Guard<'_>, old: *mut V) -> V
+    where
+        V: Clone,
+    {
+        // SAFETY: protected by hazard 3 of `g`, which is still alive, so the
+        // retire in `write_value` cannot free it yet.
+        let v = unsafe { (*old).clone() };
+        drop(g);
+        v
+    }
+
+    /// The key's stored key and value, protected by `g`'s hazards 2 and 3
+    /// until the next operation on `g` (the pinned view's read).
+    pub(crate) fn lookup_kv<'g, Q>(
+        &'g self,
+        g: &'g mut Guard<'_>,
+        hash: u64,
+        key: &Q,
+    ) -> Option<(&'g K, &'g V)>
     where
         K: core::borrow::Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let tag = hash | 1;
-        let mut g = self.guard();
-        let (mut t, mut ti) = self.root(&mut g);
+        let tag = tag_of(hash);
+        let (mut t, mut ti) = self.root(g);
         loop {
-            match self.find(&mut g, t, tag, &mut |k| k.borrow() == key) {
+            match self.find(g, t, tag, |k| k.borrow() == key) {
                 Found::Entry(e) => {
                     // SAFETY: `e` is protected by hazard 2.
-                    let v = g.hp.protect(3, unsafe { &(*e).value });
+                    let v = untag(Self::protect_value(g, unsafe { &(*e).value }));
                     if v.is_null() {
                         return None;
                     }
                     if v == sealed() {
                         continue; // sealed meanwhile: probe again
                     }
-                    // SAFETY: protected by hazard 3, validated against the
-                    // cell; a value is retired only after being swapped out.
-                    return Some(f(unsafe { &*v }));
+                    // SAFETY: the entry is protected by hazard 2 (validated
+                    // against its slot) and the value by hazard 3 (validated
+                    // against the cell; a value is retired only after being
+                    // swapped out), until `g` is used again, which the
+                    // borrow prevents.
+                    return Some(unsafe { (&(*e).key, &*v) });
                 }
-                Found::Next => match self.advance(&mut g, t, ti) {
+                Found::Next => match self.advance(g, t, ti) {
                     Some(n) => (t, ti) = n,
-                    None => (t, ti) = self.root(&mut g),
+                    None => (t, ti) = self.root(g),
                 },
                 Found::Empty(_) | Found::Full => return None,
             }
         }
     }
 
+    /// The value of the key, protected by `g`'s hazard 3 until the next
+    /// operation on `g`.
+    #[inline]
+    pub(crate) fn lookup<'g, Q>(&'g self, g: &'g mut Guard<'_>, hash: u64, key: &Q) -> Option<&'g V>
+    where
+        K: core::borrow::Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.lookup_kv(g, hash, key).map(|(_, v)| v)
+    }
+
+    /// Calls `f` on the value of the key, if present.
+    pub(crate) fn get_with<Q, R>(&self, hash: u64, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        K: core::borrow::Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let mut g = self.guard();
+        self.lookup(&mut g, hash, key).map(f)
+    }
+
     /// Inserts or replaces; returns the old value (cloned).
     pub(crate) fn insert(&self, hash: u64, key: K, value: V) -> Option<V>
     where
+        K: Eq,
         V: Clone,
     {
-        let tag = hash | 1;
-        let nb = Box::into_raw(Box::new(value));
-        // Owns `nb` until it is published; the key stays loose until a
-        // vacant slot needs an entry.
-        struct Own<V>(*mut V);
-        impl<V> Drop for Own<V> {
-            fn drop(&mut self) {
-                if !self.0.is_null() {
-                    // SAFETY: never published (cleared when it is).
-                    drop(unsafe { Box::from_raw(self.0) });
-                }
-            }
+        match self.put(hash, key, value, true) {
+            Put::Inserted => None,
+            Put::Replaced(old) | Put::Present(old) => Some(old),
         }
-        let mut own = Own(nb);
+    }
+
+    /// A clone of the key's value; if absent, inserts `make()` first (run
+    /// at most once, only when the key was found absent) and returns a
+    /// clone of it. If another thread inserts the key first, the made value
+    /// is dropped and a clone of theirs is returned.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn get_or_insert_with(&self, hash: u64, key: K, make: impl FnOnce() -> V) -> V
+    where
+        K: Eq,
+        V: Clone,
+    {
+        if let Some(v) = self.get_with(hash, &key, V::clone) {
+            return v;
+        }
+        let v = make();
+        // Clone before publishing: once in, another thread may remove and
+        // free it.
+        let ret = v.clone();
+        match self.put(hash, key, v, false) {
+            Put::Inserted => ret,
+            Put::Replaced(v) | Put::Present(v) => v,
+        }
+    }
+
+    /// Inserts `value` for `key`: if the key holds a value, replaces it
+    /// (`replace`) or leaves it (then `Present` with a clone of it).
+    fn put(&self, hash: u64, key: K, value: V, replace: bool) -> Put<V>
+    where
+        K: Eq,
+        V: Clone,
+    {
+        let tag = tag_of(hash);
+        // The value travels loose, or boxed (`own`) for a value-cell CAS,
+        // or inline in a fresh entry for a slot CAS; the key stays loose
+        // until a slot CAS and comes back if it fails.
+        let mut own = Own::<V>(ptr::null_mut());
+        let mut val = Some(value);
         let mut loose = Some(key);
-        // The entry built for a vacant slot, kept across failed CASes;
-        // freed on drop unless published (then cleared).
-        struct Fresh<K, V>(*mut Entry<K, V>);
-        impl<K, V> Drop for Fresh<K, V> {
-            fn drop(&mut self) {
-                if !self.0.is_null() {
-                    // SAFETY: never published (cleared when it is); its
-                    // value cell is null again after a failed CAS.
-                    drop(unsafe { Box::from_raw(self.0) });
-                }
-            }
-        }
-        let mut fresh = Fresh(ptr::null_mut());
         let mut g = self.guard();
         let (mut t, mut ti) = self.root(&mut g);
         loop {
-            let found = {
-                let k: &K = match &loose {
-                    Some(k) => k,
-                    // SAFETY: the key moved into our unpublished entry.
-                    None => unsafe { &(*fresh.0).key },
-                };
-                self.find(&mut g, t, tag, &mut |x| x == k)
-            };
-            match found {
+            let k = loose.as_ref().expect("key held loose");
+            match self.find(&mut g, t, tag, |x| x == k) {
                 Found::Entry(e) => {
-                    // SAFETY: `e` is protected by hazard 2.
-                    let cell = unsafe { &(*e).value };
-                    loop {
-                        let cur = g.hp.protect(3, cell);
-                        if cur == sealed() {
-                            break; // dead: probe again
-                        }
-                        // AcqRel: Release publishes the new box to readers;
-                        // Acquire pairs with the previous value's CAS.
-                        if cell
-                            .compare_exchange(cur, nb, Ordering::AcqRel, Ordering::Relaxed)
-                            .is_ok()
-                        {
+                    if own.0.is_null() {
+                        let v = val.take().expect("value held loose");
+                        own.0 = Box::into_raw(Box::new(Al(v))).cast();
+                    }
+                    let nb = own.0;
+                    match self.write_value(&mut g, e, &mut |cur| {
+                        (replace || cur.is_none()).then_some(nb)
+                    }) {
+                        Write::Dead => {} // probe again
+                        Write::None(p) => return Put::Present(Self::take_old(g, p)),
+                        Write::Wrote(None) => {
                             own.0 = ptr::null_mut();
-                            if cur.is_null() {
-                                self.count.fetch_add(1, Ordering::Relaxed);
-                                return None;
-                            }
-                            // Retire before the clone and drop the guard before
-                            // returning, so neither a panicking `V::clone` nor a
-                            // panicking `V::drop` in the guard's scan leaks.
-                            // SAFETY: swapped out by our CAS, retired once.
-                            unsafe { self.domain.retire_box_deferred(cur) };
-                            g.retired = true;
-                            // SAFETY: `cur` is still protected by hazard 3, so
-                            // the retire above cannot free it yet.
-                            let old = unsafe { (*cur).clone() };
-                            drop(g);
-                            return Some(old);
+                            return Put::Inserted;
+                        }
+                        Write::Wrote(Some(old)) => {
+                            own.0 = ptr::null_mut();
+                            return Put::Replaced(Self::take_old(g, old));
                         }
                     }
                 }
@@ -462,7 +886,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                         (t, ti) = self.root(&mut g);
                         continue;
                     }
-                    let s = &t.slots[i];
+                    let s = t.slots.at(i);
                     // Relaxed: the tag orders nothing (see `find`).
                     let claimed =
                         match s
@@ -473,17 +897,16 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                             Err(x) => x == tag,
                         };
                     if claimed {
-                        if fresh.0.is_null() {
-                            fresh.0 = Box::into_raw(Box::new(Entry {
-                                value: AtomicPtr::new(ptr::null_mut()),
-                                key: loose.take().expect("key held loose"),
-                            }));
-                        }
-                        let ep = fresh.0;
-                        // SAFETY: our unpublished entry.
-                        let cell = unsafe { &(*ep).value };
-                        // Relaxed: published by the Release CAS below.
-                        cell.store(nb, Ordering::Relaxed);
+                        let v = match val.take() {
+                            Some(v) => v,
+                            None => {
+                                // SAFETY: our unpublished box; cleared.
+                                let b = unsafe { Box::from_raw(own.0.cast::<Al<V>>()) };
+                                own.0 = ptr::null_mut();
+                                b.0
+                            }
+                        };
+                        let ep = Entry::boxed(loose.take().expect("key held loose"), v);
                         // AcqRel: Release publishes the entry and its value;
                         // Acquire (failure) sees the winner's entry.
                         if s.word
@@ -495,16 +918,37 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                             )
                             .is_ok()
                         {
-                            fresh.0 = ptr::null_mut();
-                            own.0 = ptr::null_mut();
-                            self.count.fetch_add(1, Ordering::Relaxed);
-                            return None;
+                            // Relaxed: a statistic.
+                            self.stripe().fetch_add(1, Ordering::Relaxed);
+                            return Put::Inserted;
                         }
-                        // Relaxed: still unpublished.
-                        cell.store(ptr::null_mut(), Ordering::Relaxed);
+                        // SAFETY: the CAS failed, so `ep` was never shared.
+                        let (k, v) = unsafe { Entry::unbox(ep) };
+                        loose = Some(k);
+                        val = Some(v);
                     }
                     t.claims.fetch_sub(1, Ordering::Relaxed);
                 }
+            }
+        }
+    }
+
+    /// Finds the key's entry (protected by hazard 2 of `g`), or `None` if
+    /// the key has none.
+    fn entry_of<Q>(&self, g: &mut Guard<'_>, tag: u32, key: &Q) -> Option<*mut Entry<K, V>>
+    where
+        K: core::borrow::Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let (mut t, mut ti) = self.root(g);
+        loop {
+            match self.find(g, t, tag, |k| k.borrow() == key) {
+                Found::Entry(e) => return Some(e),
+                Found::Next => match self.advance(g, t, ti) {
+                    Some(n) => (t, ti) = n,
+                    None => (t, ti) = self.root(g),
+                },
+                Found::Empty(_) | Found::Full => return None,
             }
         }
     }
@@ -516,50 +960,141 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
         Q: Eq + ?Sized,
         V: Clone,
     {
-        let tag = hash | 1;
+        let tag = tag_of(hash);
         let mut g = self.guard();
-        let (mut t, mut ti) = self.root(&mut g);
         loop {
-            match self.find(&mut g, t, tag, &mut |k| k.borrow() == key) {
-                Found::Entry(e) => {
-                    // SAFETY: `e` is protected by hazard 2.
-                    let cell = unsafe { &(*e).value };
-                    loop {
-                        let cur = g.hp.protect(3, cell);
-                        if cur.is_null() {
+            let e = self.entry_of(&mut g, tag, key)?;
+            match self.write_value(&mut g, e, &mut |cur| cur.map(|_| ptr::null_mut())) {
+                Write::Dead => {} // probe again
+                Write::None(_) | Write::Wrote(None) => return None,
+                Write::Wrote(Some(old)) => return Some(Self::take_old(g, old)),
+            }
+        }
+    }
+
+    /// Replaces the key's value with `f(&current)`; returns a clone of the
+    /// value it replaced (`None`, `f` not called, if absent). `f` runs again
+    /// on the newer value after a lost CAS; the losing result is dropped.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn update<Q>(&self, hash: u64, key: &Q, mut f: impl FnMut(&V) -> V) -> Option<V>
+    where
+        K: core::borrow::Borrow<Q>,
+        Q: Eq + ?Sized,
+        V: Clone,
+    {
+        let tag = tag_of(hash);
+        let mut spare = Own::<V>(ptr::null_mut());
+        let mut g = self.guard();
+        loop {
+            let e = self.entry_of(&mut g, tag, key)?;
+            let w = self.write_value(&mut g, e, &mut |cur| {
+                let new = f(cur?);
+                if spare.0.is_null() {
+                    spare.0 = Box::into_raw(Box::new(Al(new))).cast();
+                } else {
+                    // SAFETY: our unpublished box (a lost attempt's): its
+                    // value is dropped and replaced.
+                    unsafe { *spare.0 = new };
+                }
+                Some(spare.0)
+            });
+            match w {
+                Write::Dead => {} // probe again
+                Write::None(_) | Write::Wrote(None) => return None,
+                Write::Wrote(Some(old)) => {
+                    spare.0 = ptr::null_mut();
+                    return Some(Self::take_old(g, old));
+                }
+            }
+        }
+    }
+
+    /// Visits every key that holds a value, following migrations; removes
+    /// the key if `f(&key, &value)` returns `true` and the value is still
+    /// the one `f` saw (a check-and-remove on the value cell, so a value
+    /// another thread wrote meanwhile is kept). The raw form of iteration,
+    /// `retain` and `clear`.
+    ///
+    /// Weakly consistent: a key that holds a value for the whole walk is
+    /// visited exactly once, with a value it held during the walk; a key
+    /// inserted or removed meanwhile may or may not be. Entries are matched
+    /// across tables by address (migration moves entry pointers), kept in a
+    /// set for the walk: O(len) memory. A walk restarts from the root (the
+    /// set skips what it saw) only when two migrations finished under it.
+    #[cfg_attr(loom, allow(dead_code))]
+    ///
+    /// `f` also gets the slot's tag and whether the walk has left the table
+    /// it started in (followed a migration or restarted): from then on a key
+    /// removed and re-inserted under the walk has a new entry, which the
+    /// address set cannot tell from the old one, so a caller that must not
+    /// see a key twice compares keys of equal tags (as [`Iter`] does).
+    ///
+    /// [`Iter`]: super::Iter
+    pub(crate) fn visit(&self, mut f: impl FnMut(u32, bool, &K, &V) -> bool) {
+        let mut crossed = false;
+        let mut seen = std::collections::HashSet::new();
+        let mut g = self.guard();
+        'restart: loop {
+            let (mut t, mut ti) = self.root(&mut g);
+            loop {
+                for i in 0..t.slots.len() {
+                    let s = t.slots.at(i);
+                    // Acquire: pairs with the CAS that stored the entry.
+                    let mut w = s.word.load(Ordering::Acquire);
+                    let e = loop {
+                        let e = untag(w);
+                        if e.is_null() || flags(w) & COPIED != 0 {
+                            break None; // empty, or in the next table
+                        }
+                        g.hp.publish(2, e);
+                        // Acquire: validation, as in `find`.
+                        let now = s.word.load(Ordering::Acquire);
+                        if now == w {
+                            break Some(e);
+                        }
+                        w = now;
+                    };
+                    let Some(e) = e else { continue };
+                    // Relaxed: written before the word, which we read with
+                    // Acquire.
+                    let tag = s.tag.load(Ordering::Relaxed);
+                    if seen.contains(&(e as usize)) {
+                        continue;
+                    }
+                    let mut hit = false;
+                    let mut shown: *const V = ptr::null();
+                    // SAFETY: `e` is protected by hazard 2 and validated.
+                    let key = unsafe { &(*e).key };
+                    // One read of the value (`hit` marks that `f` ran), then
+                    // a removal only of that same value.
+                    let r = self.write_value(&mut g, e, &mut |cur| {
+                        // Called again only after the value pointer
+                        // changed: the value `f` saw is gone, keep the new
+                        // one (never compare addresses, which may be
+                        // reused).
+                        if hit {
                             return None;
                         }
-                        if cur == sealed() {
-                            break;
-                        }
-                        // AcqRel: as in `insert`.
-                        if cell
-                            .compare_exchange(
-                                cur,
-                                ptr::null_mut(),
-                                Ordering::AcqRel,
-                                Ordering::Relaxed,
-                            )
-                            .is_ok()
-                        {
-                            self.count.fetch_sub(1, Ordering::Relaxed);
-                            // As in `insert`: retire, clone, drop the guard.
-                            // SAFETY: swapped out by our CAS, retired once.
-                            unsafe { self.domain.retire_box_deferred(cur) };
-                            g.retired = true;
-                            // SAFETY: still protected by hazard 3, so the
-                            // retire above cannot free it yet.
-                            let old = unsafe { (*cur).clone() };
-                            drop(g);
-                            return Some(old);
-                        }
+                        hit = true;
+                        let v = cur?;
+                        shown = v;
+                        f(tag, crossed, key, v).then_some(ptr::null_mut())
+                    });
+                    // A sealed entry (`Dead`) is skipped: a newer entry
+                    // of its key, if any, is in a later slot or table.
+                    if hit && !shown.is_null() && !matches!(r, Write::Dead) {
+                        seen.insert(e as usize);
                     }
                 }
-                Found::Next => match self.advance(&mut g, t, ti) {
+                // Acquire: pairs with `grow`'s CAS.
+                if t.next.load(Ordering::Acquire).is_null() {
+                    break 'restart;
+                }
+                crossed = true;
+                match self.advance(&mut g, t, ti) {
                     Some(n) => (t, ti) = n,
-                    None => (t, ti) = self.root(&mut g),
-                },
-                Found::Empty(_) | Found::Full => return None,
+                    None => continue 'restart,
+                }
             }
         }
     }
@@ -570,7 +1105,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
         // Acquire: pairs with the root CAS in `help_migrate`.
         if self.root.load(Ordering::Acquire) == tp && t.next.load(Ordering::Acquire).is_null() {
             // Relaxed: a size hint.
-            let live = self.count.load(Ordering::Relaxed).max(0) as usize;
+            let live = self.len();
             let len = t.slots.len();
             // Copies are at most `t.max < len` entries, so a table of the
             // same size always has room; shrink-free cleanup of tombstones.
@@ -646,6 +1181,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
             // owns no entry any more (all its slots are COPIED).
             unsafe { self.domain.retire_box_deferred(tp) };
             g.retired = true;
+            g.scan = true;
             // Relaxed: a statistic.
             self.migrations.fetch_add(1, Ordering::Relaxed);
         }
@@ -661,7 +1197,7 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
     /// Freezes slot `i` of `t`, copies its entry to `n` or drops it, and
     /// marks it COPIED. Idempotent.
     fn copy_slot(&self, g: &mut Guard<'_>, t: &Table<K, V>, i: usize, n: &Table<K, V>) {
-        let s = &t.slots[i];
+        let s = t.slots.at(i);
         // Acquire: pairs with the CAS that stored the entry.
         let mut w = s.word.load(Ordering::Acquire);
         loop {
@@ -697,18 +1233,21 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                 // Decide copy or drop, in the freezing CAS.
                 // Acquire: pairs with the value CASes.
                 let v = cell.load(Ordering::Acquire);
-                let drop_it = if v.is_null() {
+                let p = untag(v);
+                let drop_it = if p.is_null() {
                     // AcqRel: a re-insert's `null → box` CAS and this seal
-                    // are ordered; the loser sees the winner.
-                    match cell.compare_exchange(v, sealed(), Ordering::AcqRel, Ordering::Acquire) {
+                    // are ordered; the loser sees the winner. The share
+                    // bits stay (a failure on them alone decides again).
+                    let seal = tagged(sealed(), flags(v));
+                    match cell.compare_exchange(v, seal, Ordering::AcqRel, Ordering::Acquire) {
                         Ok(_) => true,
-                        Err(x) => x == sealed(),
+                        Err(x) => untag(x) == sealed(),
                     }
                 } else {
-                    v == sealed()
+                    p == sealed()
                 };
-                if !drop_it && v.is_null() {
-                    continue; // re-inserted meanwhile: decide again
+                if !drop_it && p.is_null() {
+                    continue; // re-inserted (or a share released) meanwhile: decide again
                 }
                 let nw = if drop_it {
                     tagged(w, FROZEN | COPIED | DROPPED)
@@ -723,8 +1262,9 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
                 {
                     Ok(_) if drop_it => {
                         // SAFETY: sealed (no value to own) and now unreachable
-                        // for probes (COPIED); this CAS's winner retires it.
-                        unsafe { self.domain.retire_box_deferred(e) };
+                        // for probes (COPIED); this CAS's winner retires it,
+                        // giving up the table's share.
+                        unsafe { self.domain.retire_deferred(e, release_table::<K, V>) };
                         g.retired = true;
                         return;
                     }
@@ -753,10 +1293,10 @@ impl<K: Eq + Hash, V> RawTable<K, V> {
 /// Puts entry `e` (tag `tag`) into `n` unless it is there; stops if `n` is
 /// itself frozen (then the copy was finished by someone else, because `n`
 /// migrates only after its predecessor was completely copied).
-fn put_if_absent<K, V>(n: &Table<K, V>, tag: u64, e: *mut Entry<K, V>) {
+fn put_if_absent<K, V>(n: &Table<K, V>, tag: u32, e: *mut Entry<K, V>) {
     let mut i = home(tag, n.mask);
     for _ in 0..n.slots.len() {
-        let s = &n.slots[i];
+        let s = n.slots.at(i);
         // Relaxed: see `find`.
         let st = s.tag.load(Ordering::Relaxed);
         let mine = st == tag
@@ -819,8 +1359,10 @@ impl<K, V> Drop for RawTable<K, V> {
             let tag = s.tag.load(Ordering::Relaxed);
             let in_next = flags(w) & FROZEN != 0 && next.as_ref().is_some_and(|n| holds(n, tag, e));
             if !in_next {
-                // SAFETY: owned by this slot only; freed once.
-                drop(unsafe { Box::from_raw(e) });
+                // SAFETY: the table's share is this slot's only; given up
+                // once (the entry is freed now, or by the drain of a
+                // pending `init` drop when the domain drops).
+                unsafe { release(e, OWN_TABLE) };
             }
         }
         if let Some(n) = next {
@@ -828,8 +1370,8 @@ impl<K, V> Drop for RawTable<K, V> {
                 let e = untag(s.word.load(Ordering::Relaxed));
                 if !e.is_null() {
                     // SAFETY: `n` never migrated (the root did not reach
-                    // it), so every entry in it is owned by it alone.
-                    drop(unsafe { Box::from_raw(e) });
+                    // it), so it alone holds the table share of each entry.
+                    unsafe { release(e, OWN_TABLE) };
                 }
             }
         }
@@ -837,10 +1379,10 @@ impl<K, V> Drop for RawTable<K, V> {
 }
 
 /// Whether `n` holds entry `e` on the probe of `tag` (exclusive access).
-fn holds<K, V>(n: &Table<K, V>, tag: u64, e: *mut Entry<K, V>) -> bool {
+fn holds<K, V>(n: &Table<K, V>, tag: u32, e: *mut Entry<K, V>) -> bool {
     let mut i = home(tag, n.mask);
     for _ in 0..n.slots.len() {
-        let s = &n.slots[i];
+        let s = n.slots.at(i);
         let w = s.word.load(Ordering::Relaxed);
         if untag(w) == e {
             return true;

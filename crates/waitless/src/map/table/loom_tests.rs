@@ -47,7 +47,7 @@ fn lookup_races_migration() {
 /// Slot of key 1 (tag 1) in the root.
 fn slot_of_1(root: &Table<u64, u64>) -> usize {
     (0..root.slots.len())
-        .find(|&i| root.slots[i].tag.load(Ordering::Relaxed) == 1)
+        .find(|&i| root.slots.at(i).tag.load(Ordering::Relaxed) == 1)
         .expect("key 1's slot")
 }
 

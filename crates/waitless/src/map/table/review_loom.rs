@@ -20,7 +20,7 @@ fn live_entries(m: &RawTable<u64, u64>, k: u64) -> usize {
             // SAFETY: quiescent (every thread joined); linked entries live.
             !e.is_null()
                 && unsafe { (*e).key } == k
-                && unsafe { (*e).value.load(Ordering::Acquire) } != sealed()
+                && untag(unsafe { (*e).value.load(Ordering::Acquire) }) != sealed()
         })
         .count()
 }
@@ -105,7 +105,7 @@ fn stale_copier_seal_then_reinsert_in_new_table() {
 /// Key 1's slot in the root (tag 1).
 fn slot_of_1(root: &Table<u64, u64>) -> usize {
     (0..root.slots.len())
-        .find(|&i| root.slots[i].tag.load(Ordering::Relaxed) == 1)
+        .find(|&i| root.slots.at(i).tag.load(Ordering::Relaxed) == 1)
         .expect("key 1's slot")
 }
 

@@ -4,6 +4,7 @@
 
 use super::tests::Tok;
 use super::*;
+use std::hash::Hash;
 use std::sync::Arc;
 
 fn n(full: usize) -> usize {
@@ -16,7 +17,7 @@ fn n(full: usize) -> usize {
 
 /// The root table's slots: `(index, tag, entry word)` for every slot with a
 /// non-null entry (test thread only, quiescent table).
-fn root_words<K: Eq + Hash, V>(t: &RawTable<K, V>) -> Vec<(usize, u64, *mut Entry<K, V>)> {
+fn root_words<K: Eq + Hash, V>(t: &RawTable<K, V>) -> Vec<(usize, u32, *mut Entry<K, V>)> {
     let mut g = t.guard();
     let (root, _) = t.root(&mut g);
     assert!(
@@ -86,7 +87,11 @@ fn a_sealed_entry_copied_as_dead_is_skipped_then_dropped() {
             // What a sealing copier leaves when a copy-freeze beat its
             // drop-freeze: value SEALED, slot FROZEN (decision: copy).
             // SAFETY: as above.
-            unsafe { (*untag(w)).value.store(sealed(), Ordering::Release) };
+            // The share bits stay (the table's; the removed `init`'s drop
+            // may still be pending).
+            let cell = unsafe { &(*untag(w)).value };
+            let bits = flags(cell.load(Ordering::Acquire));
+            cell.store(tagged(sealed(), bits), Ordering::Release);
             slot.word.store(tagged(w, FROZEN), Ordering::Release);
             root.next
                 .store(Table::new(root.slots.len() * 2), Ordering::Release);
@@ -106,7 +111,9 @@ fn a_sealed_entry_copied_as_dead_is_skipped_then_dropped() {
                 .filter(|&&(_, _, w)| {
                     let e = untag(w);
                     // SAFETY: quiescent.
-                    unsafe { (*e).key.0 == 1 && (*e).value.load(Ordering::Acquire) != sealed() }
+                    unsafe {
+                        (*e).key.0 == 1 && untag((*e).value.load(Ordering::Acquire)) != sealed()
+                    }
                 })
                 .count()
         };
@@ -214,7 +221,7 @@ fn no_key_has_two_live_entries_after_concurrent_churn() {
         for &(_, _, w) in &words {
             let e = untag(w);
             // SAFETY: quiescent; linked entries are live.
-            let (k, v) = unsafe { ((*e).key, (*e).value.load(Ordering::Acquire)) };
+            let (k, v) = unsafe { ((*e).key, untag((*e).value.load(Ordering::Acquire))) };
             if !v.is_null() && v != sealed() {
                 *live.entry(k).or_insert(0) += 1;
             }
