@@ -42,6 +42,7 @@ impl Clone for Val {
 /// address (`seen`), so the new entry is not recognised and `k` is yielded
 /// a second time.
 #[test]
+#[ignore = "reproduces map12er finding 1 (key yielded twice); run with --ignored"]
 fn iter_never_yields_a_key_twice_across_a_migration() {
     let map: Arc<LockFreeHashMap<u64, Val>> = Arc::new(LockFreeHashMap::new());
     for k in 0..4 {
