@@ -11,7 +11,7 @@ use loom::thread;
 /// A value that counts its owners through a std `Arc` (not modeled by
 /// loom; only the count at the end is checked).
 #[derive(Clone)]
-struct Tok(u64, std::sync::Arc<()>);
+struct Tok(u64, #[allow(dead_code)] std::sync::Arc<()>);
 
 impl PartialEq for Tok {
     fn eq(&self, o: &Self) -> bool {
