@@ -42,7 +42,8 @@ fn force_a_migration(m: &Map, token: &Arc<()>, fresh: &mut u64) {
 /// seals and drops the entry `update` is working on), then returns a new
 /// value: the CAS fails on the sealed entry, `update` finds the key absent
 /// and returns `None`, and the value the closure made is dropped, once.
-/// Then the same with a closure that panics after doing that.
+/// Then the same with a closure that panics after doing that, and with a
+/// boxed (not inline) current value.
 #[test]
 fn update_whose_closure_removes_the_key_and_migrates_returns_none() {
     let token = Arc::new(());
@@ -78,13 +79,30 @@ fn update_whose_closure_removes_the_key_and_migrates_returns_none() {
         }));
         assert!(p.is_err());
         assert_eq!(m.get(&t(2)), None);
-        assert_eq!(m.get(&t(3)).map(|v| v.0), Some(30));
+        // Key 3 with a boxed value (its inline first value replaced, and
+        // that drop scanned): now only the outer update's hazard on the
+        // entry keeps the dropped entry alive while the closure runs.
+        assert_eq!(m.insert(t(3), t(30)).map(|o| o.0), Some(30));
+        // Retire enough (replacing key 0's value) for scans to run the
+        // pending drop of key 3's inline value.
+        for _ in 0..256 {
+            assert_eq!(m.insert(t(0), t(0)).map(|o| o.0), Some(0));
+        }
+        let r = m.update(&t(3), |v| {
+            assert_eq!(m.remove(&t(3)).map(|o| o.0), Some(30));
+            force_a_migration(&m, &token, &mut fresh);
+            assert_eq!(v.0, 30);
+            t(31)
+        });
+        assert_eq!(r, None);
+        assert_eq!(m.get(&t(3)), None);
+        assert_eq!(m.get(&t(0)).map(|v| v.0), Some(0));
         // The map still works for the keys the closures touched.
         assert_eq!(m.insert(t(1), t(12)), None);
         assert_eq!(m.insert(t(2), t(22)), None);
         assert_eq!(m.update(&t(1), |v| t(v.0 + 1)).map(|o| o.0), Some(12));
         assert_eq!(m.get(&t(1)).map(|v| v.0), Some(13));
-        assert_eq!(m.len(), 4 + (fresh - 1000) as usize);
+        assert_eq!(m.len(), 3 + (fresh - 1000) as usize);
     }
     assert_eq!(Arc::strong_count(&token), 1, "leaked or double-dropped");
 }
