@@ -246,7 +246,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
         K: Hash + Eq + Clone,
         V: Clone,
     {
-        self.raw.visit(|k, v| !keep(k, v));
+        self.raw.visit(|_, _, k, v| !keep(k, v));
     }
 
     /// Removes every entry present when the walk reaches it; keys inserted

@@ -30,8 +30,8 @@
 //! # Consistency
 //! `get`, `insert`, `remove`, `update`, `get_or_insert_with` and
 //! `contains_key` are linearizable (checked with `waitless-check`'s map
-//! model). `len` is a shared counter, exact only when no operation runs
-//! concurrently. Iteration is *weakly consistent*: see
+//! model). `len` sums per-thread-stripe counters and is exact only when no
+//! operation runs concurrently. Iteration is *weakly consistent*: see
 //! [`Iter`].
 //!
 //! # Values are cloned out
@@ -194,7 +194,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     }
 
     /// Number of elements. Exact when no operation runs concurrently;
-    /// otherwise a value the map had recently.
+    /// otherwise a value the map had recently (summed from striped counters).
     ///
     /// ```
     /// use waitless::map::LockFreeHashMap;
@@ -576,8 +576,18 @@ impl<K: Clone + Eq, V: Clone, S: BuildHasher> Iterator for Iter<'_, K, V, S> {
         let map = self.map;
         self.items
             .get_or_insert_with(|| {
-                let mut all = Vec::new();
-                map.raw.visit(|k, v| {
+                let mut all: Vec<(K, V)> = Vec::new();
+                // Indices into `all` by slot tag, to drop a key met a second
+                // time (removed and re-inserted while the walk followed a
+                // migration: a new entry of an already yielded key).
+                let mut by_tag: std::collections::HashMap<u32, Vec<usize>> =
+                    std::collections::HashMap::new();
+                map.raw.visit(|tag, crossed, k, v| {
+                    let same = by_tag.entry(tag).or_default();
+                    if crossed && same.iter().any(|&i| all[i].0 == *k) {
+                        return false;
+                    }
+                    same.push(all.len());
                     all.push((k.clone(), v.clone()));
                     false
                 });

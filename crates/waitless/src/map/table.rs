@@ -63,11 +63,15 @@ use core::ptr;
 
 use crate::hazard::{Domain, HazardSet};
 use crate::sync::atomic::{AtomicIsize, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use crate::CachePadded;
 
 const FROZEN: usize = 1;
 const COPIED: usize = 2;
 const DROPPED: usize = 4;
 const FLAGS: usize = 7;
+
+/// Counter stripes for `len`.
+const STRIPES: usize = if cfg!(loom) { 1 } else { 16 };
 
 /// Slots copied per claimed chunk.
 const CHUNK: usize = if cfg!(any(loom, miri)) { 2 } else { 64 };
@@ -406,11 +410,25 @@ pub(crate) struct Guard<'m> {
     /// 0 and 1: tables; 2: an entry; 3: a value.
     hp: HazardSet<'m, 4>,
     retired: bool,
+    /// This operation retired a table: scan on drop (a table is large and
+    /// migrations are rare; left to the batch threshold, the old tables of
+    /// a growing map would stay allocated until some later scan).
+    scan: bool,
 }
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        if self.retired && !std::thread::panicking() {
+        if std::thread::panicking() {
+            return;
+        }
+        if self.scan {
+            // Our own hazards end here; clear them first, or the scan
+            // would keep the table we just retired (hazard 0 protects it).
+            for i in 0..4 {
+                self.hp.publish(i, ptr::null_mut::<u8>());
+            }
+            self.domain.reclaim();
+        } else if self.retired {
             self.domain.collect();
         }
     }
@@ -419,7 +437,9 @@ impl Drop for Guard<'_> {
 /// The raw table: a root pointer, a live count and the hazard domain.
 pub(crate) struct RawTable<K, V> {
     root: AtomicPtr<Table<K, V>>,
-    count: AtomicIsize,
+    /// Live entries, in per-thread stripes (one shared counter would be the
+    /// one hot word every writer touches).
+    counts: Box<[CachePadded<AtomicIsize>]>,
     /// Finished migrations (for tests).
     pub(crate) migrations: AtomicUsize,
     /// Declared last: drains what was retired after `drop` freed the rest.
@@ -440,7 +460,9 @@ impl<K, V> RawTable<K, V> {
             .next_power_of_two();
         RawTable {
             root: AtomicPtr::new(Table::new(len)),
-            count: AtomicIsize::new(0),
+            counts: (0..STRIPES)
+                .map(|_| CachePadded::new(AtomicIsize::new(0)))
+                .collect(),
             migrations: AtomicUsize::new(0),
             domain: Domain::new(),
         }
@@ -451,13 +473,33 @@ impl<K, V> RawTable<K, V> {
             domain: &self.domain,
             hp: HazardSet::new_in(&self.domain),
             retired: false,
+            scan: false,
+        }
+    }
+
+    /// This thread's counter stripe.
+    fn stripe(&self) -> &AtomicIsize {
+        #[cfg(not(loom))]
+        {
+            use crate::sync::atomic::AtomicUsize as Counter;
+            static NEXT: Counter = Counter::new(0);
+            crate::sync::thread_local! {
+                static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+            }
+            let i = INDEX.try_with(|i| *i).unwrap_or(0);
+            &self.counts[i % STRIPES]
+        }
+        #[cfg(loom)]
+        {
+            &self.counts[0]
         }
     }
 
     /// Live entries (exact when quiescent).
     pub(crate) fn len(&self) -> usize {
         // Relaxed: a statistic.
-        self.count.load(Ordering::Relaxed).max(0) as usize
+        let n: isize = self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        n.max(0) as usize
     }
 
     /// Slots of the root table (for tests).
@@ -508,7 +550,7 @@ impl<K, V> RawTable<K, V> {
         g: &mut Guard<'_>,
         t: &Table<K, V>,
         tag: u32,
-        eq: &mut dyn FnMut(&K) -> bool,
+        mut eq: impl FnMut(&K) -> bool,
     ) -> Found<K, V> {
         let mut i = home(tag, t.mask);
         let mut flagged = false;
@@ -611,23 +653,37 @@ impl<K, V> RawTable<K, V> {
             if p.is_null() && new.is_null() {
                 return Write::None(p);
             }
-            // Swapping `init` out gives its pending drop a share.
-            let bits = flags(cur) | if p == init { OWN_INIT } else { 0 };
-            // AcqRel: Release publishes the new box to readers; Acquire
-            // pairs with the previous value's CAS (whose box we retire).
-            if cell
-                .compare_exchange(cur, tagged(new, bits), Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-            {
+            let mut cur = cur;
+            let swapped = loop {
+                // Swapping `init` out gives its pending drop a share.
+                let bits = flags(cur) | if p == init { OWN_INIT } else { 0 };
+                // AcqRel: Release publishes the new box to readers; Acquire
+                // pairs with the previous value's CAS (whose box we retire).
+                match cell.compare_exchange(
+                    cur,
+                    tagged(new, bits),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break true,
+                    // Only the share bits changed: `p` is still the value
+                    // (and still protected), so retry without asking `mk`
+                    // again; re-protecting could validate a new value at a
+                    // reused address `mk` never saw.
+                    Err(x) if untag(x) == p => cur = x,
+                    Err(_) => break false,
+                }
+            };
+            if !swapped {
                 continue;
             }
             // Relaxed (both): a statistic.
             if p.is_null() {
-                self.count.fetch_add(1, Ordering::Relaxed);
+                self.stripe().fetch_add(1, Ordering::Relaxed);
                 return Write::Wrote(None);
             }
             if new.is_null() {
-                self.count.fetch_sub(1, Ordering::Relaxed);
+                self.stripe().fetch_sub(1, Ordering::Relaxed);
             }
             if p == init {
                 // SAFETY: `init` is swapped out by our CAS, which took the
@@ -673,7 +729,7 @@ impl<K, V> RawTable<K, V> {
         let tag = tag_of(hash);
         let (mut t, mut ti) = self.root(g);
         loop {
-            match self.find(g, t, tag, &mut |k| k.borrow() == key) {
+            match self.find(g, t, tag, |k| k.borrow() == key) {
                 Found::Entry(e) => {
                     // SAFETY: `e` is protected by hazard 2.
                     let v = untag(Self::protect_value(g, unsafe { &(*e).value }));
@@ -773,7 +829,7 @@ impl<K, V> RawTable<K, V> {
         let (mut t, mut ti) = self.root(&mut g);
         loop {
             let k = loose.as_ref().expect("key held loose");
-            match self.find(&mut g, t, tag, &mut |x| x == k) {
+            match self.find(&mut g, t, tag, |x| x == k) {
                 Found::Entry(e) => {
                     if own.0.is_null() {
                         let v = val.take().expect("value held loose");
@@ -853,7 +909,7 @@ impl<K, V> RawTable<K, V> {
                             .is_ok()
                         {
                             // Relaxed: a statistic.
-                            self.count.fetch_add(1, Ordering::Relaxed);
+                            self.stripe().fetch_add(1, Ordering::Relaxed);
                             return Put::Inserted;
                         }
                         // SAFETY: the CAS failed, so `ep` was never shared.
@@ -876,7 +932,7 @@ impl<K, V> RawTable<K, V> {
     {
         let (mut t, mut ti) = self.root(g);
         loop {
-            match self.find(g, t, tag, &mut |k| k.borrow() == key) {
+            match self.find(g, t, tag, |k| k.borrow() == key) {
                 Found::Entry(e) => return Some(e),
                 Found::Next => match self.advance(g, t, ti) {
                     Some(n) => (t, ti) = n,
@@ -956,7 +1012,16 @@ impl<K, V> RawTable<K, V> {
     /// set for the walk: O(len) memory. A walk restarts from the root (the
     /// set skips what it saw) only when two migrations finished under it.
     #[cfg_attr(loom, allow(dead_code))]
-    pub(crate) fn visit(&self, mut f: impl FnMut(&K, &V) -> bool) {
+    ///
+    /// `f` also gets the slot's tag and whether the walk has left the table
+    /// it started in (followed a migration or restarted): from then on a key
+    /// removed and re-inserted under the walk has a new entry, which the
+    /// address set cannot tell from the old one, so a caller that must not
+    /// see a key twice compares keys of equal tags (as [`Iter`] does).
+    ///
+    /// [`Iter`]: super::Iter
+    pub(crate) fn visit(&self, mut f: impl FnMut(u32, bool, &K, &V) -> bool) {
+        let mut crossed = false;
         let mut seen = std::collections::HashSet::new();
         let mut g = self.guard();
         'restart: loop {
@@ -980,6 +1045,9 @@ impl<K, V> RawTable<K, V> {
                         w = now;
                     };
                     let Some(e) = e else { continue };
+                    // Relaxed: written before the word, which we read with
+                    // Acquire.
+                    let tag = s.tag.load(Ordering::Relaxed);
                     if seen.contains(&(e as usize)) {
                         continue;
                     }
@@ -990,15 +1058,17 @@ impl<K, V> RawTable<K, V> {
                     // One read of the value (`hit` marks that `f` ran), then
                     // a removal only of that same value.
                     let r = self.write_value(&mut g, e, &mut |cur| {
-                        if !hit {
-                            hit = true;
-                            let v = cur?;
-                            shown = v;
-                            if !f(key, v) {
-                                return None;
-                            }
+                        // Called again only after the value pointer
+                        // changed: the value `f` saw is gone, keep the new
+                        // one (never compare addresses, which may be
+                        // reused).
+                        if hit {
+                            return None;
                         }
-                        cur.filter(|&c| ptr::eq(c, shown)).map(|_| ptr::null_mut())
+                        hit = true;
+                        let v = cur?;
+                        shown = v;
+                        f(tag, crossed, key, v).then_some(ptr::null_mut())
                     });
                     // A sealed entry (`Dead`) is skipped: a newer entry
                     // of its key, if any, is in a later slot or table.
@@ -1010,6 +1080,7 @@ impl<K, V> RawTable<K, V> {
                 if t.next.load(Ordering::Acquire).is_null() {
                     break 'restart;
                 }
+                crossed = true;
                 match self.advance(&mut g, t, ti) {
                     Some(n) => (t, ti) = n,
                     None => continue 'restart,
@@ -1024,7 +1095,7 @@ impl<K, V> RawTable<K, V> {
         // Acquire: pairs with the root CAS in `help_migrate`.
         if self.root.load(Ordering::Acquire) == tp && t.next.load(Ordering::Acquire).is_null() {
             // Relaxed: a size hint.
-            let live = self.count.load(Ordering::Relaxed).max(0) as usize;
+            let live = self.len();
             let len = t.slots.len();
             // Copies are at most `t.max < len` entries, so a table of the
             // same size always has room; shrink-free cleanup of tombstones.
@@ -1100,6 +1171,7 @@ impl<K, V> RawTable<K, V> {
             // owns no entry any more (all its slots are COPIED).
             unsafe { self.domain.retire_box_deferred(tp) };
             g.retired = true;
+            g.scan = true;
             // Relaxed: a statistic.
             self.migrations.fetch_add(1, Ordering::Relaxed);
         }

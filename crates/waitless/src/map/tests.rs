@@ -716,3 +716,63 @@ fn a_panicking_eq_after_a_failed_link_drops_the_kept_node_once() {
         "leaked or double-freed values"
     );
 }
+
+// A value whose `clone` runs an armed hook once (given the value's key):
+// lets a test act in the middle of an iteration's walk (which clones each
+// value it yields).
+type CloneHook = Option<Box<dyn FnOnce(u64)>>;
+
+std::thread_local! {
+    static CLONE_HOOK: std::cell::RefCell<CloneHook> =
+        std::cell::RefCell::new(None);
+}
+
+#[derive(Debug, PartialEq)]
+struct CloneHooked(u64);
+
+impl Clone for CloneHooked {
+    fn clone(&self) -> Self {
+        let hook = CLONE_HOOK.with(|h| h.borrow_mut().take());
+        if let Some(hook) = hook {
+            hook(self.0);
+        }
+        CloneHooked(self.0)
+    }
+}
+
+/// A key yielded, then removed and re-inserted while migrations run under
+/// the walk, gets a new entry in a new table: the iterator must still not
+/// yield it twice (it compares keys of equal tags once the walk crossed a
+/// migration). Found by map12er's review.
+#[test]
+fn iteration_never_yields_a_key_twice_across_a_migration() {
+    let m = Arc::new(LockFreeHashMap::<u64, CloneHooked>::with_capacity(1));
+    for k in 0..4 {
+        m.insert(k, CloneHooked(k));
+    }
+    let before = m.buckets();
+    let hm = m.clone();
+    // Runs while the walk clones the first value it yields, key `x`.
+    CLONE_HOOK.with(|h| {
+        *h.borrow_mut() = Some(Box::new(move |x| {
+            assert!(hm.remove(&x).is_some());
+            for f in 1_000..1_000 + 64 {
+                hm.insert(f, CloneHooked(f));
+            }
+            assert!(hm.insert(x, CloneHooked(x)).is_none());
+        }))
+    });
+    let keys: Vec<u64> = m.iter().map(|(k, _)| k).collect();
+    assert!(CLONE_HOOK.with(|h| h.borrow().is_none()), "the hook ran");
+    assert!(m.buckets() > before, "migrations ran under the walk");
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), keys.len(), "a key yielded twice: {keys:?}");
+    for k in 0..4 {
+        assert!(
+            keys.contains(&k),
+            "key {k} present throughout, not yielded: {keys:?}"
+        );
+    }
+}

@@ -502,7 +502,7 @@ fn visit_is_weakly_consistent_under_churn_and_removes_what_it_is_told() {
             });
             for _ in 0..3 {
                 let mut counts = HashMap::new();
-                t.raw.visit(|k, v| {
+                t.raw.visit(|_, _, k, v| {
                     assert_eq!(*k, v.0);
                     *counts.entry(*k).or_insert(0) += 1;
                     false
@@ -520,12 +520,12 @@ fn visit_is_weakly_consistent_under_churn_and_removes_what_it_is_told() {
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
         });
         // retain: remove the odd keys.
-        t.raw.visit(|k, _| *k < stable && k % 2 == 1);
+        t.raw.visit(|_, _, k, _| *k < stable && k % 2 == 1);
         for k in 0..stable {
             assert_eq!(t.get(&k).is_some(), k % 2 == 0, "key {k}");
         }
         // clear
-        t.raw.visit(|_, _| true);
+        t.raw.visit(|_, _, _, _| true);
         assert_eq!(t.raw.len(), 0);
         assert!((0..stable).all(|k| t.get(&k).is_none()));
     }
