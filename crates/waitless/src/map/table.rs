@@ -1406,3 +1406,6 @@ mod review_tests;
 
 #[cfg(all(test, loom))]
 mod review_loom;
+
+#[cfg(all(test, loom))]
+mod review_share_loom;
