@@ -41,7 +41,7 @@
 //!   decides `Full`/`None` from, a `u = 1` word.
 //!
 //! The proofs of linearizability and of the step bound
-//! ([`verification::enqueue_step_bound`], `44k² + 117k + 275` for `k`
+//! ([`verification::enqueue_step_bound`], `44k² + 117k + 273` for `k`
 //! records, independent of the capacity) are in `docs/wait-free-queue.md`.
 //!
 //! # Threads
@@ -105,7 +105,7 @@ use std::mem::MaybeUninit;
 
 #[cfg(not(loom))]
 use self::ring::Held;
-use self::ring::{Claim, Kind, Ring, Start, MAX_CAPACITY, MAX_RECORDS};
+use self::ring::{Claim, Kind, Record, Ring, Start, MAX_CAPACITY, MAX_RECORDS};
 use self::verification::Steps;
 use crate::sync::atomic::{AtomicPtr, Ordering::*};
 use crate::sync::UnsafeCell;
@@ -458,7 +458,7 @@ impl<T> WaitFreeQueue<T> {
     /// assert_eq!(q.enqueue("b").unwrap_err().into_inner(), "b");
     /// ```
     pub fn enqueue(&self, value: T) -> Result<(), QueueError<T>> {
-        self.with_record(|q, rec, steps| q.enqueue_in(rec, value, steps))
+        self.with_record(|q, rec, me, steps| q.enqueue_at(rec, me, value, steps))
     }
 
     /// Removes the oldest element, or `None` when the queue is empty at the
@@ -471,7 +471,7 @@ impl<T> WaitFreeQueue<T> {
     /// assert_eq!(q.dequeue(), Some(5));
     /// ```
     pub fn dequeue(&self) -> Option<T> {
-        self.with_record(|q, rec, steps| q.dequeue_in(rec, steps))
+        self.with_record(|q, rec, me, steps| q.dequeue_at(rec, me, steps))
     }
 
     /// Runs `f` with a record of this thread: the one it keeps for this
@@ -481,13 +481,17 @@ impl<T> WaitFreeQueue<T> {
     /// it: the kept record is marked in use (`Held::enter`) for `f`'s
     /// duration, so that operation claims another record.
     #[inline(always)]
-    fn with_record<R>(&self, f: impl FnOnce(&Self, usize, &mut Steps) -> R) -> R {
+    fn with_record<R>(&self, f: impl FnOnce(&Self, usize, &Record, &mut Steps) -> R) -> R {
         #[cfg(not(loom))]
         let f = {
             let mut f = Some(f);
             let held = HELD.try_with(|h| {
-                let r = self.ring.enter_held(h)?;
-                let out = f.take().map(|f| f(self, r, &mut Steps::default()));
+                let (r, me) = self.ring.enter_held(h)?;
+                let mut steps = Steps::default();
+                // The record's chunk pointer, counted as `Ring::rec` counts
+                // it for a chunk-0 record (one bound for both paths).
+                steps.tick(1);
+                let out = f.take().map(|f| f(self, r, me, &mut steps));
                 self.ring.leave_held(h);
                 out
             });
@@ -504,10 +508,11 @@ impl<T> WaitFreeQueue<T> {
     /// Runs `f` with a record claimed for this operation, which is then
     /// kept for this thread's next operations (`ring::Held`) or released.
     #[inline(never)]
-    fn with_claimed_record<R>(&self, f: impl FnOnce(&Self, usize, &mut Steps) -> R) -> R {
+    fn with_claimed_record<R>(&self, f: impl FnOnce(&Self, usize, &Record, &mut Steps) -> R) -> R {
         let mut steps = Steps::default();
         let record = self.acquire(&mut steps);
-        let out = f(self, record, &mut steps);
+        let me = self.ring.rec(record, &mut steps);
+        let out = f(self, record, me, &mut steps);
         #[cfg(not(loom))]
         if HELD
             .try_with(|h| self.ring.keep(h, record))
@@ -561,22 +566,36 @@ impl<T> WaitFreeQueue<T> {
     }
 
     /// `enqueue` for the owner of record `rec`.
-    #[inline]
+    #[cfg(all(test, loom))]
     pub(crate) fn enqueue_in(
         &self,
         rec: usize,
         value: T,
         steps: &mut Steps,
     ) -> Result<(), QueueError<T>> {
-        let spare = self.ring.spare(rec, steps);
+        let me = self.ring.rec(rec, steps);
+        self.enqueue_at(rec, me, value, steps)
+    }
+
+    /// `enqueue` for the owner of record `rec` (`me`, its chunk pointer
+    /// counted by the caller).
+    #[inline]
+    fn enqueue_at(
+        &self,
+        rec: usize,
+        me: &Record,
+        value: T,
+        steps: &mut Steps,
+    ) -> Result<(), QueueError<T>> {
+        let spare = me.spare(steps);
         // SAFETY: the spare cell of record `rec` is owned by the caller (the
         // record's owner): no slot refers to it as full and no other thread
         // reads or writes it (module invariant on `cells`). It is
         // uninitialised, so nothing is overwritten without being dropped.
-        self.cell(spare, steps)
+        self.cell(spare as usize, steps)
             .with_mut(|p| unsafe { (*p).write(value) });
         steps.tick(1);
-        let a = self.ring.apply(rec, Kind::Enqueue, steps);
+        let a = self.ring.apply(rec, me, spare, Kind::Enqueue, steps);
         let out = if a.ok {
             Ok(())
         } else {
@@ -584,7 +603,7 @@ impl<T> WaitFreeQueue<T> {
             // holding the value written above; we take it back, leaving the
             // cell uninitialised again.
             let v = self
-                .cell(spare, steps)
+                .cell(spare as usize, steps)
                 .with(|p| unsafe { (*p).assume_init_read() });
             steps.tick(1);
             Err(QueueError::Full(v))
@@ -594,9 +613,18 @@ impl<T> WaitFreeQueue<T> {
     }
 
     /// `dequeue` for the owner of record `rec`.
-    #[inline]
+    #[cfg(all(test, loom))]
     pub(crate) fn dequeue_in(&self, rec: usize, steps: &mut Steps) -> Option<T> {
-        let a = self.ring.apply(rec, Kind::Dequeue, steps);
+        let me = self.ring.rec(rec, steps);
+        self.dequeue_at(rec, me, steps)
+    }
+
+    /// `dequeue` for the owner of record `rec` (`me`, its chunk pointer
+    /// counted by the caller).
+    #[inline]
+    fn dequeue_at(&self, rec: usize, me: &Record, steps: &mut Steps) -> Option<T> {
+        let spare = me.spare(steps);
+        let a = self.ring.apply(rec, me, spare, Kind::Dequeue, steps);
         let out = if a.ok {
             // SAFETY: the answer of an applied dequeue hands us the cell of
             // the oldest element: it was swapped into the ring by the applied

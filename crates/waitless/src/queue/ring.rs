@@ -204,6 +204,18 @@ fn slot_cell(w: u64) -> u64 {
     w & CELL_MASK
 }
 
+/// `bw = pack_slot(b, false, 0, 0)` (stamp `b`, `u = 0`, `tid = 0`).
+/// Whether `w` is `u = 0` with stamp `b`, i.e. the word a fill for `b`
+/// replaces: one compare of the bits above `cell`, because every `u = 0`
+/// word is written with `tid = 0` (`pack_slot(_, false, 0, _)` everywhere:
+/// the initial slots, fast fills, `finalize` and `clear_own`).
+#[inline(always)]
+fn fillable(w: u64, bw: u64) -> bool {
+    let yes = w & !CELL_MASK == bw;
+    debug_assert_eq!(yes, !slot_u(w) && slot_stamp(w) == slot_stamp(bw));
+    yes
+}
+
 /// One thread record: announcement, answer and the owner's private state.
 /// Padded so records do not share cache lines.
 pub(crate) struct Record {
@@ -230,6 +242,17 @@ pub(crate) struct Record {
 
 type Chunk = CachePadded<Record>;
 
+impl Record {
+    /// The owner's spare cell (owner only; one step).
+    #[inline(always)]
+    pub(crate) fn spare(&self, steps: &mut Steps) -> u64 {
+        // Relaxed: owner-only (see the field).
+        let s = self.spare.load(Relaxed);
+        steps.tick(1);
+        s
+    }
+}
+
 /// The protocol state of one queue.
 pub(crate) struct Ring {
     /// The next enqueue ticket.
@@ -249,6 +272,9 @@ pub(crate) struct Ring {
     /// ([`Held`]), so that a thread may give its record back after the
     /// queue is gone.
     first: Arc<[Chunk]>,
+    /// `first`'s address: this queue's key in a [`Held`] (never 0 or
+    /// `BUSY`), kept here so the fast path compares it with one load.
+    first_key: usize,
     /// The number of usable records `K` (a prefix of whole chunks; only
     /// grows).
     allocated: CachePadded<AtomicUsize>,
@@ -278,6 +304,49 @@ pub(crate) enum Claim {
     /// exist (see `Ring::add_chunk`) and then be scanned; `j = 0`: every
     /// chunk exists, start over.
     Grow(usize),
+}
+
+/// The most doublings of the spin after a lost slot CAS: a loser waits at
+/// most `2^BACKOFF_LIMIT` spin-loop hints before its next slot load.
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) const BACKOFF_LIMIT: u32 = 6;
+
+/// Local waiting after a fill CAS lost to another operation (docs §1,
+/// "Backing off"): `2^n` spin-loop hints after the operation's `n`-th lost
+/// CAS (`n` capped at `BACKOFF_LIMIT`). It touches no shared memory, so it
+/// adds no step; it lets the winner finish its next operations while it
+/// keeps the slot line, instead of the two threads passing the line back
+/// and forth on every operation. Off under loom (a spin is no scheduling
+/// point there and would only slow the models).
+pub(crate) struct Backoff {
+    #[cfg_attr(loom, allow(dead_code))]
+    step: u32,
+}
+
+impl Backoff {
+    #[inline(always)]
+    pub(crate) fn new() -> Self {
+        Self { step: 0 }
+    }
+
+    /// Called after a lost fill CAS; returns the number of spin-loop hints
+    /// it waited (0 under loom).
+    #[inline(always)]
+    fn lost(&mut self) -> u32 {
+        #[cfg(not(loom))]
+        {
+            let n = 1u32 << self.step;
+            for _ in 0..n {
+                std::hint::spin_loop();
+            }
+            if self.step < BACKOFF_LIMIT {
+                self.step += 1;
+            }
+            n
+        }
+        #[cfg(loom)]
+        0
+    }
 }
 
 /// One fast-path attempt's outcome.
@@ -316,6 +385,14 @@ pub(crate) struct Held {
     key: Cell<usize>,
     /// The held record (an index into `chunk`).
     rec: Cell<usize>,
+    /// `&chunk[rec]` (null while nothing is held), so the fast path needs
+    /// no index arithmetic; valid while `chunk` keeps the chunk alive.
+    ptr: Cell<*const Record>,
+    /// The key of the queue whose record `chunk`, `rec` and `ptr` hold (0:
+    /// none). Changed only while `key` is `BUSY`, so it stays right when a
+    /// signal handler changes `Held` between an operation's test of `key`
+    /// and its `BUSY` mark.
+    kept: Cell<usize>,
     /// Operations on other queues since the last one on the held queue.
     misses: Cell<u32>,
     chunk: Cell<Option<Arc<[Chunk]>>>,
@@ -328,6 +405,8 @@ impl Held {
         Self {
             key: Cell::new(0),
             rec: Cell::new(0),
+            ptr: Cell::new(std::ptr::null()),
+            kept: Cell::new(0),
             misses: Cell::new(0),
             chunk: Cell::new(None),
         }
@@ -338,6 +417,8 @@ impl Held {
     /// claimed record does when its operation panics).
     pub(crate) fn give_back(&self) {
         let busy = self.key.replace(0) == BUSY;
+        self.ptr.set(std::ptr::null());
+        self.kept.set(0);
         if let Some(chunk) = self.chunk.take() {
             if !busy {
                 // Release: pairs with the Acquire claim CAS in `Ring::claim`
@@ -415,6 +496,7 @@ impl Ring {
                 .map(|_| AtomicPtr::new(std::ptr::null_mut()))
                 .collect(),
             first: Arc::from(Vec::new()),
+            first_key: 0,
             allocated: CachePadded::new(AtomicUsize::new(1 << base_log2)),
             capacity: cap,
             mask: cap - 1,
@@ -427,6 +509,7 @@ impl Ring {
             slow_below: 0,
         };
         ring.first = Arc::from(ring.make_chunk(0));
+        ring.first_key = ring.first.as_ptr() as usize;
         ring
     }
 
@@ -492,7 +575,7 @@ impl Ring {
     /// `r` came from a load of `allocated`, a slot word or an
     /// owner, each of which happens after the chunk was published.
     #[inline]
-    fn rec(&self, r: usize, steps: &mut Steps) -> &Record {
+    pub(crate) fn rec(&self, r: usize, steps: &mut Steps) -> &Record {
         let (j, i) = self.locate(r);
         if j == 0 {
             // Counted like a chunk pointer load, to keep one bound.
@@ -648,7 +731,7 @@ impl Ring {
     #[cfg_attr(loom, allow(dead_code))]
     #[inline]
     fn held_key(&self) -> usize {
-        self.first.as_ptr() as usize
+        self.first_key
     }
 
     /// The record `held` keeps of this queue, if any (thread-local only: no
@@ -658,9 +741,7 @@ impl Ring {
     #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn held_record(&self, held: &Held) -> Option<usize> {
         if held.key.get() == self.held_key() {
-            if held.misses.get() != 0 {
-                held.misses.set(0);
-            }
+            held.misses.set(0);
             Some(held.rec.get())
         } else {
             held.misses.set(held.misses.get().saturating_add(1));
@@ -672,10 +753,26 @@ impl Ring {
     /// until `leave_held`.
     #[inline(always)]
     #[cfg_attr(loom, allow(dead_code))]
-    pub(crate) fn enter_held(&self, held: &Held) -> Option<usize> {
-        let r = self.held_record(held)?;
+    pub(crate) fn enter_held(&self, held: &Held) -> Option<(usize, &Record)> {
+        self.held_record(held)?;
         held.enter();
-        Some(r)
+        // A signal handler that ran between the test of `key` above and the
+        // `BUSY` mark may have kept a record of another queue and given
+        // this one back: `Held` is stable now, and `kept` says whose record
+        // it holds. Restore that key, not the one tested above.
+        let kept = held.kept.get();
+        if kept != self.held_key() {
+            held.leave(kept);
+            return None;
+        }
+        let r = held.rec.get();
+        let p = held.ptr.get();
+        debug_assert!(std::ptr::eq(p, &*self.first[r]));
+        // SAFETY: `held` keeps record `r` of this queue (its key is this
+        // queue's chunk-0 address, unique while held: `held.chunk` keeps
+        // that allocation alive), and `keep` set `ptr = &first[r]` with it.
+        // `self.first` is the same allocation and lives as long as `self`.
+        Some((r, unsafe { &*p }))
     }
 
     /// The operation on the record `enter_held` returned has returned.
@@ -708,6 +805,8 @@ impl Ring {
         let old = held.enter();
         let old_chunk = held.chunk.replace(Some(Arc::clone(&self.first)));
         let old_rec = held.rec.replace(r);
+        held.ptr.set(&*self.first[r]);
+        held.kept.set(self.held_key());
         held.misses.set(0);
         held.leave(self.held_key());
         if let Some(chunk) = old_chunk {
@@ -718,12 +817,10 @@ impl Ring {
         true
     }
 
-    /// The owner's spare cell (owner only).
-    #[inline]
+    /// The owner's spare cell (owner only; test helper).
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn spare(&self, r: usize, steps: &mut Steps) -> usize {
-        let s = self.rec(r, steps).spare.load(Relaxed) as usize;
-        steps.tick(1);
-        s
+        self.rec(r, steps).spare(steps) as usize
     }
 
     #[inline]
@@ -744,11 +841,16 @@ impl Ring {
 
     #[inline]
     fn slot(&self, x: u64) -> &AtomicU64 {
-        &self.slots[(x & self.mask) as usize]
+        let i = (x & self.mask) as usize;
+        debug_assert!(i < self.slots.len());
+        // SAFETY: `slots` has `capacity` words and `mask = capacity − 1`
+        // (a power of two), so `i < capacity`.
+        unsafe { self.slots.get_unchecked(i) }
     }
 
-    /// Runs one operation for the owner of record `p` and returns its
-    /// answer. For an enqueue the value must already be in `p`'s spare cell.
+    /// Runs one operation for the owner of record `p` (`me`, whose spare
+    /// cell `spare` the caller read) and returns its answer. For an enqueue
+    /// the value must already be in the spare cell.
     ///
     /// Wait-free: if requests are pending, help each to its answer; then at
     /// most `PATIENCE` fast attempts; then announce and help our own
@@ -760,27 +862,53 @@ impl Ring {
     /// `PATIENCE − 1` attempts, the slow path) is `apply_rest`, out of line,
     /// so the fast path keeps few registers live.
     #[inline(always)]
-    pub(crate) fn apply(&self, p: usize, kind: Kind, steps: &mut Steps) -> Answer {
-        let me = self.rec(p, steps);
-        let spare = me.spare.load(Relaxed);
+    pub(crate) fn apply(
+        &self,
+        p: usize,
+        me: &Record,
+        spare: u64,
+        kind: Kind,
+        steps: &mut Steps,
+    ) -> Answer {
         // SeqCst: an announcement whose `pending` increment precedes this
         // load in the total order is helped before we act (lemma "window").
         let busy = self.pending.load(SeqCst) != 0;
-        steps.tick(2);
-        if !busy && p >= self.slow_below {
+        steps.tick(1);
+        let mut backoff = Backoff::new();
+        if !busy && self.fast_allowed(p) {
             let a = match kind {
-                Kind::Enqueue => self.attempt(&self.tail, 0, spare, &me.hint[0], steps),
-                Kind::Dequeue => self.attempt(&self.head, 1, spare, &me.hint[1], steps),
+                Kind::Enqueue => {
+                    self.attempt(&self.tail, 0, spare, &me.hint[0], &mut backoff, steps)
+                }
+                Kind::Dequeue => {
+                    self.attempt(&self.head, 1, spare, &me.hint[1], &mut backoff, steps)
+                }
             };
             if let Attempt::Done(a) = a {
                 return self.answered_fast(me, spare, a, steps);
             }
-            return self.apply_rest(p, me, kind, spare, 1, steps);
+            return self.apply_rest(p, me, kind, spare, 1, &mut backoff, steps);
         }
         if busy {
             self.help_all(steps);
         }
-        self.apply_rest(p, me, kind, spare, 0, steps)
+        self.apply_rest(p, me, kind, spare, 0, &mut backoff, steps)
+    }
+
+    /// Whether record `p` may take the fast path (the test knob
+    /// `slow_below`; always, in a build without tests, loom or the feature
+    /// `step-count`, where nothing can set the knob).
+    #[inline(always)]
+    fn fast_allowed(&self, p: usize) -> bool {
+        #[cfg(any(test, loom, feature = "step-count"))]
+        {
+            p >= self.slow_below
+        }
+        #[cfg(not(any(test, loom, feature = "step-count")))]
+        {
+            let _ = p;
+            true
+        }
     }
 
     /// A fast attempt decided `a`: take the new spare.
@@ -797,6 +925,10 @@ impl Ring {
     /// after helping them): the remaining `PATIENCE − tried` attempts,
     /// then the slow path.
     #[inline(never)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the inlined fast path hands its whole state over; a struct would be rebuilt on the hot path"
+    )]
     fn apply_rest(
         &self,
         p: usize,
@@ -804,13 +936,18 @@ impl Ring {
         kind: Kind,
         spare: u64,
         tried: usize,
+        backoff: &mut Backoff,
         steps: &mut Steps,
     ) -> Answer {
-        if p >= self.slow_below {
+        if self.fast_allowed(p) {
             for _ in tried..PATIENCE {
                 let a = match kind {
-                    Kind::Enqueue => self.attempt(&self.tail, 0, spare, &me.hint[0], steps),
-                    Kind::Dequeue => self.attempt(&self.head, 1, spare, &me.hint[1], steps),
+                    Kind::Enqueue => {
+                        self.attempt(&self.tail, 0, spare, &me.hint[0], backoff, steps)
+                    }
+                    Kind::Dequeue => {
+                        self.attempt(&self.head, 1, spare, &me.hint[1], backoff, steps)
+                    }
                 };
                 if let Attempt::Done(a) = a {
                     return self.answered_fast(me, spare, a, steps);
@@ -841,6 +978,7 @@ impl Ring {
         before: u64,
         c: u64,
         hint: &AtomicU64,
+        backoff: &mut Backoff,
         steps: &mut Steps,
     ) -> Attempt {
         // SeqCst (tickets, slots, requests and answers): one total order,
@@ -860,13 +998,19 @@ impl Ring {
             self.hook();
             // The stamp this side changes for ticket `y`: "empty for `y`"
             // (enqueue) or "full for `y`" (dequeue).
-            let b = (self.empty_stamp(y) + before) & STAMP_MASK;
-            if !slot_u(w) && slot_stamp(w) == b {
+            // As a word: `pack_slot(b, false, 0, 0)` (the shift drops the
+            // bits above the stamp's 30, i.e. takes it mod 2^30).
+            let bw = (((y >> self.log2_cap) << 1) + before) << STAMP_SHIFT;
+            let b = bw >> STAMP_SHIFT;
+            if fillable(w, bw) {
                 // Ours for `y`: every ticket below `y` is done (below `t`
                 // by the hint, from `t` on by this scan), so `y` is the
                 // first ticket not done at the CAS; one CAS changes the
                 // slot for good.
-                match slot.compare_exchange(w, pack_slot(b + 1, false, 0, c), SeqCst, SeqCst) {
+                // `pack_slot(b + 1, false, 0, c)`.
+                let fw = bw.wrapping_add(1 << STAMP_SHIFT) | c;
+                debug_assert_eq!(fw, pack_slot(b + 1, false, 0, c));
+                match slot.compare_exchange(w, fw, SeqCst, SeqCst) {
                     Ok(_) => {
                         FAST_FILL.record(true);
                         steps.tick(1);
@@ -888,6 +1032,7 @@ impl Ring {
                         FAST_FILL.record(false);
                         steps.tick(1);
                         w = now;
+                        let _ = backoff.lost();
                     }
                 }
             }
@@ -1377,5 +1522,27 @@ impl Drop for Ring {
                 unsafe { drop(self.chunk_box(j, p)) };
             }
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod backoff_tests {
+    use super::{Backoff, BACKOFF_LIMIT, PATIENCE, WINDOW};
+
+    /// The spin after a lost CAS doubles up to `2^BACKOFF_LIMIT` and stays
+    /// there, so one operation (at most `PATIENCE · WINDOW` lost fill CASes)
+    /// waits at most `PATIENCE · WINDOW · 2^BACKOFF_LIMIT` spin-loop hints
+    /// (docs, theorem 1: local work, not steps).
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let mut b = Backoff::new();
+        let lost = PATIENCE as u32 * WINDOW as u32;
+        let spins: Vec<u32> = (0..lost).map(|_| b.lost()).collect();
+        for (i, &n) in spins.iter().enumerate() {
+            assert_eq!(n, 1 << (i as u32).min(BACKOFF_LIMIT), "lost CAS {i}");
+        }
+        let total: u32 = spins.iter().sum();
+        assert!(total <= lost << BACKOFF_LIMIT);
+        assert_eq!(b.lost(), 1 << BACKOFF_LIMIT);
     }
 }
