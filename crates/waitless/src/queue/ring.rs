@@ -388,6 +388,11 @@ pub(crate) struct Held {
     /// `&chunk[rec]` (null while nothing is held), so the fast path needs
     /// no index arithmetic; valid while `chunk` keeps the chunk alive.
     ptr: Cell<*const Record>,
+    /// The key of the queue whose record `chunk`, `rec` and `ptr` hold (0:
+    /// none). Changed only while `key` is `BUSY`, so it stays right when a
+    /// signal handler changes `Held` between an operation's test of `key`
+    /// and its `BUSY` mark.
+    kept: Cell<usize>,
     /// Operations on other queues since the last one on the held queue.
     misses: Cell<u32>,
     chunk: Cell<Option<Arc<[Chunk]>>>,
@@ -401,6 +406,7 @@ impl Held {
             key: Cell::new(0),
             rec: Cell::new(0),
             ptr: Cell::new(std::ptr::null()),
+            kept: Cell::new(0),
             misses: Cell::new(0),
             chunk: Cell::new(None),
         }
@@ -412,6 +418,7 @@ impl Held {
     pub(crate) fn give_back(&self) {
         let busy = self.key.replace(0) == BUSY;
         self.ptr.set(std::ptr::null());
+        self.kept.set(0);
         if let Some(chunk) = self.chunk.take() {
             if !busy {
                 // Release: pairs with the Acquire claim CAS in `Ring::claim`
@@ -747,8 +754,18 @@ impl Ring {
     #[inline(always)]
     #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn enter_held(&self, held: &Held) -> Option<(usize, &Record)> {
-        let r = self.held_record(held)?;
+        self.held_record(held)?;
         held.enter();
+        // A signal handler that ran between the test of `key` above and the
+        // `BUSY` mark may have kept a record of another queue and given
+        // this one back: `Held` is stable now, and `kept` says whose record
+        // it holds. Restore that key, not the one tested above.
+        let kept = held.kept.get();
+        if kept != self.held_key() {
+            held.leave(kept);
+            return None;
+        }
+        let r = held.rec.get();
         let p = held.ptr.get();
         debug_assert!(std::ptr::eq(p, &*self.first[r]));
         // SAFETY: `held` keeps record `r` of this queue (its key is this
@@ -789,6 +806,7 @@ impl Ring {
         let old_chunk = held.chunk.replace(Some(Arc::clone(&self.first)));
         let old_rec = held.rec.replace(r);
         held.ptr.set(&*self.first[r]);
+        held.kept.set(self.held_key());
         held.misses.set(0);
         held.leave(self.held_key());
         if let Some(chunk) = old_chunk {
