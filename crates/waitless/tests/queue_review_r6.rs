@@ -20,8 +20,9 @@
 //!   `Ring::enter_held`, the interrupted operation goes on with the
 //!   record of `a` that was just given back and with the cached pointer of
 //!   `b`'s record, and `leave_held` then files `b`'s record under `a`'s key.
-//!   Fails (the `debug_assert` in `enter_held`, or wrong answers) until the
-//!   key is taken and checked in one step (see `/work/notes/q11er.md`).
+//!   Failed on 0505b08 (the `debug_assert` in `enter_held`; in release
+//!   "cell … used before its chunk"); fixed in 92cb81c, where
+//!   `enter_held` re-checks `Held::kept` after the `BUSY` mark.
 #![cfg(not(loom))]
 
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -119,10 +120,6 @@ fn a_queue_rebuilt_at_the_same_address_uses_no_stale_record() {
 #[test]
 #[cfg(target_os = "linux")]
 #[cfg_attr(miri, ignore)] // Miri runs no signal handlers
-#[cfg_attr(
-    not(miri),
-    ignore = "q11er finding 1: fails on q11e 0505b08 until `Ring::enter_held` checks `Held::kept` after the BUSY mark (/work/notes/q11er-fix1.patch); remove this attribute with the fix"
-)]
 fn a_signal_handler_that_switches_the_kept_record_mid_lookup() {
     use std::sync::atomic::{AtomicBool, AtomicU64};
     use std::sync::OnceLock;
