@@ -225,3 +225,41 @@ fn recycled_collector_addresses_never_hit_a_stale_cache_entry() {
         "dropped collectors were not pruned"
     );
 }
+
+/// The sharpest form of the churn above: the fast key names collector `a`
+/// (pinned twice: the second pin hits the found-entry path), `a` drops, the
+/// next miss (`b`) prunes `a`'s entry and so frees its token, and `c`'s
+/// token is then typically allocated at that very address. `c`'s pin must
+/// miss (the miss that pruned `a` replaced the fast key) and use a record
+/// of `c`.
+#[test]
+fn a_key_freed_by_pruning_is_never_left_in_the_fast_cache() {
+    let rounds = if cfg!(miri) { 6 } else { 200 };
+    for i in 0..rounds {
+        let a = Collector::new();
+        drop(a.pin());
+        drop(a.pin());
+        drop(a);
+        let b = Collector::new();
+        let b_ran = StdArc::new(StdUsize::new(0));
+        b.pin().defer(counter_closure(&b_ran));
+        let c = Collector::new();
+        let c_ran = StdArc::new(StdUsize::new(0));
+        {
+            let g = c.pin();
+            g.defer(counter_closure(&c_ran));
+            assert!(
+                core::ptr::eq(g.collector(), &c) && g.participant().in_use.load(O::Relaxed),
+                "round {i}"
+            );
+        }
+        drop(c);
+        assert_eq!(
+            c_ran.load(O::Relaxed),
+            1,
+            "round {i}: c's pin used a stale record"
+        );
+        drop(b);
+        assert_eq!(b_ran.load(O::Relaxed), 1, "round {i}");
+    }
+}
