@@ -1085,5 +1085,8 @@ mod local {
 #[cfg(all(test, not(loom)))]
 pub(crate) mod tests;
 
+#[cfg(all(test, not(loom)))]
+mod review_w6_tests;
+
 #[cfg(all(test, loom))]
 mod loom_tests;
