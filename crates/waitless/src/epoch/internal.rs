@@ -84,7 +84,7 @@ fn now_ns() -> u64 {
     u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// The flag in [`LocalState::guards`] marking a record that no thread-local
+/// The flag in [`LocalState::nested`] marking a record that no thread-local
 /// cache owns (see there). Far above any real guard count.
 pub(crate) const EXITED: usize = 1 << (usize::BITS - 1);
 
@@ -459,7 +459,7 @@ impl Global {
     /// 1. The calling thread owns `p`, and `p` belongs to `self`.
     #[inline(always)]
     pub(crate) unsafe fn pin(&self, p: &Participant) -> bool {
-        // Not `guards += 1; guards == 1`: see `LocalState::pinned`.
+        // Not `guards += 1; guards == 1`: see `LocalState::nested`.
         if p.is_pinned() {
             // SAFETY: precondition 1.
             unsafe { Self::pin_nested(p) };
