@@ -7,6 +7,8 @@
 //! leak or a double drop shows in its count (and Miri checks the accesses:
 //! `cargo +nightly miri test -p waitless --test map_review_closures`).
 
+#![cfg(not(loom))]
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 

@@ -6,6 +6,8 @@
 //! every value it yields, while the walk is parked on that entry) runs a
 //! one-shot hook on the walking thread.
 
+#![cfg(not(loom))]
+
 use std::cell::RefCell;
 use std::sync::Arc;
 
