@@ -573,6 +573,12 @@ mod tests {
         assert!(html.contains("Mutex&lt;X&gt;"));
         let text = text_table(&r);
         assert!(text.contains("crossover at 2 threads"), "{text}");
+        // Each workload's own window (a stretched one differs from the plan's).
+        let win = format!(
+            "median of 3 runs of {} ms",
+            r.workloads[0].window.as_millis()
+        );
+        assert!(text.contains(&win), "{text}");
         assert!(text.contains("FAILED"));
         let back: Report =
             serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap())
