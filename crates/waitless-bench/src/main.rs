@@ -595,7 +595,7 @@ fn run(o: RunArgs) -> ExitCode {
         if stretched == 0 {
             String::new()
         } else {
-            format!("; {stretched} of noisy workloads stretched to their minimum window")
+            format!("; {stretched} runs of noisy workloads stretched to their minimum window")
         },
         est.as_secs().max(1)
     );
