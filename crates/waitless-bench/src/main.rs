@@ -561,9 +561,13 @@ fn run(o: RunArgs) -> ExitCode {
     } else {
         Duration::from_secs(120)
     });
+    // Workloads with a minimum window keep it only in a budgeted run; the
+    // window of the others is what the rest of the budget allows.
+    let budgeted = o.duration.is_none().then_some(budget);
+    let mins = report::run_min_windows(&plan, o.repeats, profile, budgeted);
     let window = o
         .duration
-        .unwrap_or_else(|| report::window_for_budget(budget, runs));
+        .unwrap_or_else(|| report::window_for_plan(budget, &mins));
     let warmup = o
         .warmup
         .unwrap_or_else(|| (window / 10).min(Duration::from_millis(100)))
@@ -573,18 +577,27 @@ fn run(o: RunArgs) -> ExitCode {
         window,
         warmup,
         repeats: o.repeats,
-        budget: o.duration.is_none().then_some(budget),
+        budget: budgeted,
         profile_contention: profile,
         retries: o.retries,
     };
-    let est_run = window + warmup + Duration::from_millis(4);
+    let est: Duration = mins
+        .iter()
+        .map(|&m| window.max(m) + warmup + Duration::from_millis(4))
+        .sum();
+    let stretched = mins.iter().filter(|&&m| m > window).count();
     eprintln!(
-        "waitless-bench: {} workload{}, {runs} runs of {} ms (+{} ms warm-up), about {} s",
+        "waitless-bench: {} workload{}, {runs} runs of {} ms (+{} ms warm-up{}), about {} s",
         plan.len(),
         if plan.len() == 1 { "" } else { "s" },
         window.as_millis(),
         warmup.as_millis(),
-        (est_run * runs as u32).as_secs().max(1)
+        if stretched == 0 {
+            String::new()
+        } else {
+            format!("; {stretched} runs of noisy workloads stretched to their minimum window")
+        },
+        est.as_secs().max(1)
     );
     if cfg!(debug_assertions) {
         eprintln!("waitless-bench: warning: debug build; use --release for meaningful numbers");

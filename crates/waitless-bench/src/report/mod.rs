@@ -41,6 +41,10 @@ pub const MAX_WINDOW: Duration = Duration::from_secs(1);
 /// Estimated fixed cost of one run (spawning and joining threads, building
 /// the structure), used only to fit the plan into the budget.
 const RUN_OVERHEAD: Duration = Duration::from_millis(4);
+/// Most of a budget the workloads' minimum windows may take together;
+/// beyond it they are all scaled down alike, so a short budget (`--quick`)
+/// still holds.
+const MIN_WINDOWS_SHARE: f64 = 0.5;
 
 /// How a report is run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +93,9 @@ pub struct PlannedWorkload<'a> {
     pub unit: &'static str,
     /// The contenders.
     pub contenders: Vec<PlannedContender<'a>>,
+    /// The longest `min_window` of its entries (zero: none), the same for
+    /// every contender.
+    pub min_window: Duration,
 }
 
 impl PlannedWorkload<'_> {
@@ -118,13 +125,18 @@ pub fn plan<'a>(entries: &'a [Entry], threads: &[usize]) -> Vec<PlannedWorkload<
             entry: e,
             thread_counts: counts,
         };
+        let min = e.min_window.unwrap_or(Duration::ZERO);
         match out.iter_mut().find(|w| w.workload == e.workload) {
-            Some(w) => w.contenders.push(c),
+            Some(w) => {
+                w.contenders.push(c);
+                w.min_window = w.min_window.max(min);
+            }
             None => out.push(PlannedWorkload {
                 group: e.group,
                 workload: e.workload,
                 unit: e.unit,
                 contenders: vec![c],
+                min_window: min,
             }),
         }
     }
@@ -147,12 +159,85 @@ pub fn count_runs(plan: &[PlannedWorkload<'_>], repeats: usize, profile: bool) -
 /// window and a fixed overhead) into `budget`, clamped to
 /// [`MIN_WINDOW`]..=[`MAX_WINDOW`].
 pub fn window_for_budget(budget: Duration, runs: usize) -> Duration {
-    if runs == 0 {
+    window_for_plan(budget, &vec![Duration::ZERO; runs])
+}
+
+/// The window that fits the runs whose minimum windows are `mins` (one per
+/// run, from [`run_min_windows`]) into `budget`: each run measures
+/// `max(window, its minimum)` after a warm-up of a tenth of the window, plus
+/// a fixed overhead. Clamped to [`MIN_WINDOW`]..=[`MAX_WINDOW`].
+pub fn window_for_plan(budget: Duration, mins: &[Duration]) -> Duration {
+    if mins.is_empty() {
         return MAX_WINDOW;
     }
-    let per_run = budget / runs as u32;
-    let w = per_run.saturating_sub(RUN_OVERHEAD).mul_f64(1.0 / 1.1);
-    w.clamp(MIN_WINDOW, MAX_WINDOW)
+    fit_window(budget, RUN_OVERHEAD, mins).clamp(MIN_WINDOW, MAX_WINDOW)
+}
+
+/// The window `w` with `Σ (max(w, m) + w/10 + overhead) = time` over the
+/// runs' minimum windows `m` (zero when even the overheads do not fit).
+fn fit_window(time: Duration, overhead: Duration, mins: &[Duration]) -> Duration {
+    let n = mins.len() as f64;
+    let avail = time.as_secs_f64() - n * overhead.as_secs_f64();
+    if mins.is_empty() || avail <= 0.0 {
+        return Duration::ZERO;
+    }
+    let cost = |w: f64| -> f64 { mins.iter().map(|m| w.max(m.as_secs_f64()) + w / 10.0).sum() };
+    // cost(w) ≥ 1.1·n·w, so the answer is at most avail / (1.1·n), which is
+    // exact when no run has a minimum. cost is increasing: bisect.
+    let (mut lo, mut hi) = (0.0_f64, avail / (1.1 * n));
+    if cost(hi) > avail {
+        for _ in 0..64 {
+            let mid = (lo + hi) / 2.0;
+            if cost(mid) > avail {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        hi = lo;
+    }
+    Duration::from_secs_f64(hi)
+}
+
+/// The minimum window of every run of `plan`, in the order [`run_plan`]
+/// runs them (one per run counted by [`count_runs`]; zero where the
+/// workload has none). Only a budgeted run stretches windows: without a
+/// budget (an explicit `--duration`) every entry is zero. When the
+/// minimums would take more than half the budget, or more than the budget
+/// leaves once every run has [`MIN_WINDOW`], they are scaled down alike.
+pub fn run_min_windows(
+    plan: &[PlannedWorkload<'_>],
+    repeats: usize,
+    profile: bool,
+    budget: Option<Duration>,
+) -> Vec<Duration> {
+    let mut mins = Vec::new();
+    for w in plan {
+        let runs = count_runs(std::slice::from_ref(w), repeats, profile);
+        let m = if budget.is_some() {
+            w.min_window
+        } else {
+            Duration::ZERO
+        };
+        mins.extend(std::iter::repeat(m).take(runs));
+    }
+    if let Some(budget) = budget {
+        let total: Duration = mins.iter().sum();
+        // Never more than what is left once every run has its shortest
+        // window, warm-up and overhead: a budget too short for the plan
+        // (`--quick`) stretches nothing.
+        let floor = (MIN_WINDOW.mul_f64(1.1) + RUN_OVERHEAD) * mins.len() as u32;
+        let cap = budget
+            .mul_f64(MIN_WINDOWS_SHARE)
+            .min(budget.saturating_sub(floor));
+        if total > cap {
+            let f = cap.as_secs_f64() / total.as_secs_f64();
+            for m in &mut mins {
+                *m = m.mul_f64(f);
+            }
+        }
+    }
+    mins
 }
 
 /// Progress of a report run, for a progress bar.
@@ -387,6 +472,7 @@ mod tests {
             contender,
             role,
             fixed_threads,
+            min_window: None,
             run,
         };
         vec![
@@ -487,6 +573,12 @@ mod tests {
         assert!(html.contains("Mutex&lt;X&gt;"));
         let text = text_table(&r);
         assert!(text.contains("crossover at 2 threads"), "{text}");
+        // Each workload's own window (a stretched one differs from the plan's).
+        let win = format!(
+            "median of 3 runs of {} ms",
+            r.workloads[0].window.as_millis()
+        );
+        assert!(text.contains(&win), "{text}");
         assert!(text.contains("FAILED"));
         let back: Report =
             serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap())
@@ -503,24 +595,180 @@ mod tests {
         s.window = Duration::from_millis(100);
         s.warmup = Duration::from_millis(10);
         // No budget: fixed.
-        let c = adapted_config(&s, Duration::from_secs(100), 10, 20);
+        let left = [Duration::ZERO; 10];
+        let measured = Duration::from_millis(1100);
+        let c = adapted_config(&s, Duration::from_secs(100), measured, 10, &left);
         assert_eq!(c.window, s.window);
         s.budget = Some(Duration::from_millis(2400));
         // On schedule: 10 runs took 1.2 s (10 ms overhead each), 10 left in 1.2 s.
-        let c = adapted_config(&s, Duration::from_millis(1200), 10, 20);
+        let c = adapted_config(&s, Duration::from_millis(1200), measured, 10, &left);
         assert!(
             c.window > Duration::from_millis(90) && c.window < Duration::from_millis(110),
             "{c:?}"
         );
         assert!(c.warmup <= c.window / 5);
         // Runs cost more than planned: shrink, but not below half the plan.
-        let c = adapted_config(&s, Duration::from_millis(1600), 10, 20);
+        let c = adapted_config(&s, Duration::from_millis(1600), measured, 10, &left);
         assert!(c.window < Duration::from_millis(90), "{c:?}");
-        let c = adapted_config(&s, Duration::from_secs(60), 10, 20);
+        let c = adapted_config(&s, Duration::from_secs(60), measured, 10, &left);
         assert_eq!(c.window, Duration::from_millis(50));
         // Far ahead of schedule: grow, but at most to twice the plan.
-        let c = adapted_config(&s, Duration::from_millis(100), 10, 20);
+        let c = adapted_config(&s, Duration::from_millis(100), Duration::ZERO, 10, &left);
         assert_eq!(c.window, Duration::from_millis(200));
+        // A workload with a minimum window gets it; the warm-up stays.
+        let mut stretched = left;
+        stretched[..3].fill(Duration::from_millis(150));
+        let c = adapted_config(&s, Duration::from_millis(1200), measured, 10, &stretched);
+        assert_eq!(c.window, Duration::from_millis(150));
+        assert!(c.warmup <= Duration::from_millis(20), "{c:?}");
+    }
+
+    /// Eight workloads of 3 contenders × 4 thread counts × 3 repeats; the
+    /// ones at `noisy` have a minimum window of 400 ms.
+    fn noisy_entries(noisy: &[usize]) -> Vec<Entry> {
+        const NAMES: [&str; 8] = [
+            "g/w0", "g/w1", "g/w2", "g/w3", "g/w4", "g/w5", "g/w6", "g/w7",
+        ];
+        let mut v = Vec::new();
+        for (i, name) in NAMES.into_iter().enumerate() {
+            for (contender, role) in [
+                ("mine", Role::Waitless),
+                ("Mutex<X>", Role::MutexBaseline),
+                ("peer", Role::Peer),
+            ] {
+                v.push(Entry {
+                    group: "g",
+                    workload: name,
+                    unit: "ops",
+                    contender,
+                    role,
+                    fixed_threads: None,
+                    min_window: noisy.contains(&i).then_some(Duration::from_millis(400)),
+                    run: fast,
+                });
+            }
+        }
+        v
+    }
+
+    /// Replays `run_plan`'s scheduling on a simulated clock where every run
+    /// costs its window, its warm-up and `overhead`: the time the plan takes
+    /// and each workload's configuration.
+    fn simulate(
+        p: &[PlannedWorkload<'_>],
+        budget: Duration,
+        overhead: Duration,
+    ) -> (Duration, Vec<RunConfig>) {
+        let mins = run_min_windows(p, 3, false, Some(budget));
+        assert_eq!(mins.len(), count_runs(p, 3, false));
+        let window = window_for_plan(budget, &mins);
+        let mut s = settings();
+        s.window = window;
+        s.warmup = window / 10;
+        s.budget = Some(budget);
+        let (mut spent, mut measured, mut done) = (Duration::ZERO, Duration::ZERO, 0);
+        let mut cfgs = Vec::new();
+        for w in p {
+            let cfg = adapted_config(&s, spent, measured, done, &mins[done..]);
+            for _ in 0..count_runs(std::slice::from_ref(w), 3, false) {
+                spent += cfg.window + cfg.warmup + overhead;
+                measured += cfg.window + cfg.warmup;
+                done += 1;
+            }
+            cfgs.push(cfg);
+        }
+        (spent, cfgs)
+    }
+
+    #[test]
+    fn min_windows_stretch_their_workloads_and_the_budget_holds() {
+        let plain = noisy_entries(&[]);
+        let es = noisy_entries(&[2, 5]);
+        let p = plan(&es, &[1, 2, 4, 8]);
+        assert_eq!(p[2].min_window, Duration::from_millis(400));
+        assert_eq!(p[0].min_window, Duration::ZERO);
+        // Without a budget (an explicit --duration) nothing is stretched.
+        assert!(run_min_windows(&p, 3, false, None)
+            .iter()
+            .all(|m| m.is_zero()));
+        let budget = Duration::from_secs(120);
+        let (_, before) = simulate(&plan(&plain, &[1, 2, 4, 8]), budget, RUN_OVERHEAD);
+        for overhead in [RUN_OVERHEAD, Duration::from_millis(6)] {
+            let (spent, cfgs) = simulate(&p, budget, overhead);
+            // The budget holds (the planner's margin is the warm-up's).
+            let off = spent.as_secs_f64() / budget.as_secs_f64();
+            assert!((0.95..=1.01).contains(&off), "{off} {cfgs:?}");
+            for (i, c) in cfgs.iter().enumerate() {
+                if i == 2 || i == 5 {
+                    assert_eq!(c.window, Duration::from_millis(400), "{i}: {c:?}");
+                } else {
+                    // The others pay for the stretch alike, and the
+                    // workloads after a stretched one are not shrunk by it
+                    // (its long windows are not taken for overhead).
+                    let r = c.window.as_secs_f64() / cfgs[0].window.as_secs_f64();
+                    assert!((0.97..=1.03).contains(&r), "{i}: {cfgs:?}");
+                    assert!(c.window < before[i].window, "{i}: {c:?} {before:?}");
+                }
+            }
+        }
+        // A short budget: the minimums are scaled down to half of it, and
+        // it still holds.
+        let budget = Duration::from_secs(15);
+        let mins = run_min_windows(&p, 3, false, Some(budget));
+        // (to rounding: a nanosecond per run at most)
+        let taken = mins.iter().sum::<Duration>();
+        assert!(taken <= budget / 2 + Duration::from_micros(1), "{taken:?}");
+        assert!(taken >= budget / 2 - Duration::from_micros(1), "{taken:?}");
+        let (spent, cfgs) = simulate(&p, budget, RUN_OVERHEAD);
+        let off = spent.as_secs_f64() / budget.as_secs_f64();
+        assert!((0.95..=1.01).contains(&off), "{off} {cfgs:?}");
+        assert!(cfgs[2].window > cfgs[0].window, "{cfgs:?}");
+        // Too short for the plan even at MIN_WINDOW: nothing is stretched.
+        let mins = run_min_windows(&p, 3, false, Some(Duration::from_secs(4)));
+        assert!(mins.iter().all(|m| m.is_zero()), "{mins:?}");
+    }
+
+    #[test]
+    fn run_plan_gives_every_contender_of_a_stretched_workload_its_window() {
+        fn window_as_ops(cfg: &RunConfig, threads: usize) -> RunResult {
+            RunResult {
+                ops_per_sec: cfg.window.as_micros() as f64,
+                ..fast(cfg, threads)
+            }
+        }
+        let mut es = entries();
+        for e in &mut es {
+            e.run = window_as_ops;
+        }
+        es.push(Entry {
+            contender: "spsc-peer",
+            role: Role::Peer,
+            ..es[4]
+        });
+        for e in &mut es[4..] {
+            e.min_window = Some(Duration::from_millis(30));
+        }
+        let p = plan(&es, &[1, 2, 4]);
+        let mut s = settings();
+        s.budget = Some(Duration::from_secs(10));
+        let reports = run_plan(&p, &s, |_| {});
+        assert_eq!(reports[0].window, s.window);
+        let b = &reports[1];
+        assert_eq!(b.window, Duration::from_millis(30));
+        assert_eq!(b.contenders.len(), 2);
+        for c in &b.contenders {
+            let m = &c.measurements[0];
+            assert_eq!(
+                (m.min_ops_per_sec, m.max_ops_per_sec),
+                (30e3, 30e3),
+                "{}",
+                c.name
+            );
+        }
+        // Without a budget the explicit window holds everywhere.
+        s.budget = None;
+        let reports = run_plan(&p, &s, |_| {});
+        assert_eq!(reports[1].window, s.window);
     }
 
     #[test]

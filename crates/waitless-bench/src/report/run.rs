@@ -29,11 +29,27 @@ pub fn run_plan(
     mut progress: impl FnMut(Progress<'_>),
 ) -> Vec<WorkloadReport> {
     let total = count_runs(plan, settings.repeats, settings.profile_contention);
+    let mins = run_min_windows(
+        plan,
+        settings.repeats,
+        settings.profile_contention,
+        settings.budget,
+    );
+    debug_assert_eq!(mins.len(), total);
     let started = Instant::now();
     let mut done = 0usize;
+    // Window + warm-up of the runs made so far: the rest of the time spent
+    // is overhead.
+    let mut measured = Duration::ZERO;
     let mut reports = Vec::with_capacity(plan.len());
     for w in plan {
-        let cfg = adapted_config(settings, started.elapsed(), done, total);
+        let cfg = adapted_config(
+            settings,
+            started.elapsed(),
+            measured,
+            done,
+            mins.get(done..).unwrap_or_default(),
+        );
         let counts = w.thread_counts();
         // runs[c][t] = results of contender c at thread count t.
         let mut runs: Vec<BTreeMap<usize, Vec<RunResult>>> =
@@ -59,10 +75,11 @@ pub fn run_plan(
                         continue;
                     }
                     let run = c.entry.run;
-                    let measured = catch_unwind(AssertUnwindSafe(|| {
+                    let outcome = catch_unwind(AssertUnwindSafe(|| {
                         run_with_retries(&cfg, t, settings.retries, run)
                     }));
-                    match measured {
+                    measured += cfg.window + cfg.warmup;
+                    match outcome {
                         Ok((r, n)) => {
                             runs[ci].entry(t).or_default().push(r);
                             *retries[ci].entry(t).or_default() += n;
@@ -92,6 +109,7 @@ pub fn run_plan(
                 });
                 done += 1;
                 if errors[ci].is_none() {
+                    measured += cfg.window + cfg.warmup;
                     let run = c.entry.run;
                     contention =
                         catch_unwind(AssertUnwindSafe(|| profile_with(t, || run(&cfg, t)))).ok();
@@ -129,17 +147,29 @@ pub fn run_plan(
     reports
 }
 
-/// The run configuration for the next workload. With a budget, the window
-/// is recomputed from the time and runs left and the per-run overhead
-/// observed so far (building structures, spawning threads), so a plan whose
-/// runs cost more than estimated still ends near its budget; the warm-up
-/// keeps its proportion to the window.
+/// The run configuration for the next workload, whose runs (and those of
+/// every workload after it) have the minimum windows `left` (from
+/// [`run_min_windows`]; the first is the next workload's).
+///
+/// With a budget, the window is recomputed from the time left, the windows
+/// the runs left must have, and the per-run overhead observed so far
+/// (`spent` minus the `measured` windows and warm-ups: building structures,
+/// spawning threads, retries), so a plan whose runs cost more than
+/// estimated still ends near its budget, and a stretched workload's longer
+/// windows are never taken for overhead. The warm-up keeps its proportion
+/// to the planned window; a workload's minimum window only lengthens its
+/// measurement window.
 pub fn adapted_config(
     settings: &Settings,
     spent: Duration,
+    measured: Duration,
     done: usize,
-    total: usize,
+    left: &[Duration],
 ) -> RunConfig {
+    let stretch = |c: RunConfig| RunConfig {
+        window: c.window.max(left.first().copied().unwrap_or_default()),
+        ..c
+    };
     let base = RunConfig {
         warmup: settings.warmup,
         window: settings.window,
@@ -147,24 +177,19 @@ pub fn adapted_config(
     let Some(budget) = settings.budget else {
         return base;
     };
-    if done == 0 || total <= done {
-        return base;
+    if done == 0 || left.is_empty() {
+        return stretch(base);
     }
-    let nominal = (settings.window + settings.warmup) * done as u32;
-    let overhead = (spent.saturating_sub(nominal) / done as u32).max(RUN_OVERHEAD);
-    let left = total - done;
-    let per_run = budget.saturating_sub(spent) / left as u32;
+    let overhead = (spent.saturating_sub(measured) / done as u32).max(RUN_OVERHEAD);
     // Stay within a factor of two of the planned window, so workloads
     // remain comparable; a badly overloaded machine overruns its budget
     // rather than measuring slivers.
-    let window = per_run
-        .saturating_sub(overhead)
-        .mul_f64(1.0 / 1.1)
+    let window = fit_window(budget.saturating_sub(spent), overhead, left)
         .clamp(settings.window / 2, settings.window * 2)
         .clamp(MIN_WINDOW, MAX_WINDOW);
     let share = settings.warmup.as_secs_f64() / settings.window.as_secs_f64().max(1e-9);
-    RunConfig {
+    stretch(RunConfig {
         window,
         warmup: window.mul_f64(share.min(0.2)),
-    }
+    })
 }

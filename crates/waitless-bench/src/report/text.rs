@@ -8,8 +8,11 @@ pub fn text_table(report: &Report) -> String {
     for w in &report.workloads {
         let _ = writeln!(
             s,
-            "\n{} ({}/s, median of {}; ± = (max-min)/median)",
-            w.workload, w.unit, report.settings.repeats
+            "\n{} ({}/s, median of {} runs of {} ms; ± = (max-min)/median)",
+            w.workload,
+            w.unit,
+            report.settings.repeats,
+            w.window.as_millis()
         );
         let name_w = w
             .contenders

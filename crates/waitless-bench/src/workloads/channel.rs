@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use waitless::channel::{self as wl, OptimizedChannel, SeqCstAll};
 
-use super::{Contender, Entry, Role, Workload};
+use super::{Contender, Entry, Role, Workload, NOISY_MIN_WINDOW};
 use crate::measure::{run_workload, RunConfig, RunResult};
 
 /// Capacity of every MPMC channel measured.
@@ -33,14 +33,29 @@ pub const SPSC_CAPACITY: usize = 1024;
 /// Messages moved per call in the batch variant.
 pub const BATCH: usize = 32;
 
-const SPSC: Workload = Workload::new("channel", "channel/spsc", "messages").at(&[2]);
-const SPSC_BATCH: Workload = Workload::new("channel", "channel/spsc-batch32", "messages").at(&[2]);
-const MPMC_1P1C: Workload = Workload::new("channel", "channel/mpmc-1p1c", "messages").at(&[2]);
-const MPMC_2P2C: Workload = Workload::new("channel", "channel/mpmc-2p2c", "messages").at(&[4]);
-const MPMC_4P4C: Workload = Workload::new("channel", "channel/mpmc-4p4c", "messages").at(&[8]);
-const MPMC_8P8C: Workload = Workload::new("channel", "channel/mpmc-8p8c", "messages").at(&[16]);
-const ROUNDTRIP: Workload =
-    Workload::new("channel", "channel/blocking-roundtrip", "round trips").at(&[2]);
+// Every channel workload is two threads on a shared line or oversubscribed:
+// all are measured over at least NOISY_MIN_WINDOW in a budgeted run.
+const SPSC: Workload = Workload::new("channel", "channel/spsc", "messages")
+    .at(&[2])
+    .min_window(NOISY_MIN_WINDOW);
+const SPSC_BATCH: Workload = Workload::new("channel", "channel/spsc-batch32", "messages")
+    .at(&[2])
+    .min_window(NOISY_MIN_WINDOW);
+const MPMC_1P1C: Workload = Workload::new("channel", "channel/mpmc-1p1c", "messages")
+    .at(&[2])
+    .min_window(NOISY_MIN_WINDOW);
+const MPMC_2P2C: Workload = Workload::new("channel", "channel/mpmc-2p2c", "messages")
+    .at(&[4])
+    .min_window(NOISY_MIN_WINDOW);
+const MPMC_4P4C: Workload = Workload::new("channel", "channel/mpmc-4p4c", "messages")
+    .at(&[8])
+    .min_window(NOISY_MIN_WINDOW);
+const MPMC_8P8C: Workload = Workload::new("channel", "channel/mpmc-8p8c", "messages")
+    .at(&[16])
+    .min_window(NOISY_MIN_WINDOW);
+const ROUNDTRIP: Workload = Workload::new("channel", "channel/blocking-roundtrip", "round trips")
+    .at(&[2])
+    .min_window(NOISY_MIN_WINDOW);
 
 /// Consecutive failed calls (full on send, empty on receive) over which a
 /// thread of an oversubscribed run doubles its spin before it yields.

@@ -21,9 +21,18 @@
 //! plus one line in [`all`] (and its `pub mod` line); entries that share a
 //! workload name are compared with one another.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::measure::{RunConfig, RunResult};
+
+/// The minimum window noisy workloads ask for ([`Workload::min_window`]):
+/// oversubscribed runs and two threads handing cache lines back and forth.
+/// On the 2-core VM, 150 ms windows of a 240 s full run flipped their
+/// medians between runs and 630 ms windows steadied them
+/// (docs/results/2-core-wave6/README.md).
+pub const NOISY_MIN_WINDOW: Duration = Duration::from_millis(400);
 
 /// Who a contender is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -56,6 +65,13 @@ pub struct Workload {
     pub unit: &'static str,
     /// Thread counts this workload is meaningful at (`None`: any).
     pub fixed_threads: Option<&'static [usize]>,
+    /// Shortest measurement window of a budgeted run (`None`: the planned
+    /// window). For noisy workloads (oversubscribed, two threads handing
+    /// cache lines back and forth) whose medians swing with short windows;
+    /// every contender of the workload gets the same window, and the
+    /// planner takes the extra time out of the other workloads' windows
+    /// ([`crate::report::run_min_windows`]).
+    pub min_window: Option<Duration>,
 }
 
 impl Workload {
@@ -66,6 +82,16 @@ impl Workload {
             name,
             unit,
             fixed_threads: None,
+            min_window: None,
+        }
+    }
+
+    /// The same workload, measured over at least `window` per run when the
+    /// run has a budget (see the `min_window` field).
+    pub const fn min_window(self, window: Duration) -> Self {
+        Self {
+            min_window: Some(window),
+            ..self
         }
     }
 
@@ -87,6 +113,7 @@ impl Workload {
             contender: C::NAME,
             role: C::ROLE,
             fixed_threads: self.fixed_threads,
+            min_window: self.min_window,
             run,
         }
     }
@@ -116,6 +143,8 @@ pub struct Entry {
     pub role: Role,
     /// Thread counts this workload is meaningful at (`None`: any).
     pub fixed_threads: Option<&'static [usize]>,
+    /// Shortest window of a budgeted run, the workload's (`None`: the planned one).
+    pub min_window: Option<Duration>,
     /// Builds a fresh instance and measures it at the given thread count.
     pub run: fn(&RunConfig, usize) -> RunResult,
 }
