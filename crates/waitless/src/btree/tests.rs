@@ -31,66 +31,90 @@ fn check_image<K, V>(s: Slot<K, V>) {
 }
 
 /// Walks the current version and checks the tree invariants: sorted keys,
-/// separators bounding their children, counts, no empty non-root node.
+/// separators bounding their children, bottom flags, no frozen handle and
+/// no empty leaf unless it is the only one, stamped current versions.
 fn check_invariants<K: Ord + fmt::Debug, V>(m: &LockFreeBTree<K, V>) {
+    use super::node::{is_frozen, leaf_at};
+    fn leaf<K: Ord + fmt::Debug, V>(
+        h: HandlePtr<K, V>,
+        lo: Option<&K>,
+        hi: Option<&K>,
+        sole: bool,
+    ) -> usize {
+        // SAFETY: no writer runs; the handle is in the current version.
+        let cur = unsafe { &*h }.cur.load(Ordering::Relaxed);
+        assert!(!is_frozen(cur), "a frozen handle left in the tree");
+        // SAFETY: as above.
+        let l = unsafe { leaf_at(cur) };
+        assert_ne!(l.ts.load(Ordering::Relaxed), PENDING, "unstamped version");
+        let k: Vec<&K> = l
+            .ents
+            .as_slice()
+            .iter()
+            // SAFETY: entries of a live version are alive.
+            .map(|s| unsafe { key_of(s.e) })
+            .collect();
+        assert!(sole || !k.is_empty(), "empty leaf that is not the only one");
+        for &s in l.ents.as_slice() {
+            // SAFETY: as above.
+            let refs = unsafe { (*s.e).refs.load(Ordering::Relaxed) };
+            assert!(refs >= 1, "a leaf entry with no count");
+            check_image(s);
+        }
+        assert!(k.windows(2).all(|w| w[0] < w[1]), "leaf unsorted {k:?}");
+        if let (Some(lo), Some(f)) = (lo, k.first()) {
+            assert!(lo <= *f);
+        }
+        if let (Some(hi), Some(l)) = (hi, k.last()) {
+            assert!(*l < hi);
+        }
+        k.len()
+    }
     fn walk<K: Ord + fmt::Debug, V>(
         p: NodePtr<K, V>,
         lo: Option<&K>,
         hi: Option<&K>,
         is_root: bool,
+        depth: usize,
+        bottom_depth: &mut Option<usize>,
     ) -> usize {
-        // SAFETY: the test holds the map exclusively enough: no writer runs.
-        match unsafe { &*p } {
-            Node::Leaf(l) => {
-                // SAFETY: entries of a live node are alive.
-                let k: Vec<&K> = l
-                    .ents
-                    .as_slice()
-                    .iter()
-                    // SAFETY: entries of a live node are alive.
-                    .map(|s| unsafe { key_of(s.e) })
-                    .collect();
-                assert!(is_root || !k.is_empty(), "empty non-root leaf");
-                for &s in l.ents.as_slice() {
-                    // SAFETY: as above.
-                    let refs = unsafe { (*s.e).refs.load(Ordering::Relaxed) };
-                    assert!(refs >= 1, "a leaf entry with no count");
-                    check_image(s);
-                }
-                assert!(k.windows(2).all(|w| w[0] < w[1]), "leaf unsorted {k:?}");
-                if let (Some(lo), Some(f)) = (lo, k.first()) {
-                    assert!(lo <= *f);
-                }
-                if let (Some(hi), Some(l)) = (hi, k.last()) {
-                    assert!(*l < hi);
-                }
-                k.len()
-            }
-            Node::Inner(n) => {
-                // SAFETY: separators of a live node are alive.
-                let ks: Vec<&K> = n
-                    .keys
-                    .as_slice()
-                    .iter()
-                    // SAFETY: entries of a live node are alive.
-                    .map(|s| unsafe { key_of(s.e) })
-                    .collect();
-                n.keys.as_slice().iter().for_each(|&s| check_image(s));
-                let kids = n.kids.as_slice();
-                assert!(!kids.is_empty() && ks.len() + 1 == kids.len());
-                assert!(!is_root || kids.len() > 1, "one-child root not collapsed");
-                let mut total = 0;
-                for (i, &c) in kids.iter().enumerate() {
-                    let clo = if i == 0 { lo } else { Some(ks[i - 1]) };
-                    let chi = if i == ks.len() { hi } else { Some(ks[i]) };
-                    total += walk(c, clo, chi, false);
-                }
-                assert_eq!(total, n.count, "count mismatch");
-                total
-            }
+        // SAFETY: no writer runs: the current version is alive.
+        let Node::Inner(n) = (unsafe { &*p }) else {
+            panic!("a leaf version above the handles")
+        };
+        let ks: Vec<&K> = n
+            .keys
+            .as_slice()
+            .iter()
+            // SAFETY: separators of a live node are alive.
+            .map(|s| unsafe { key_of(s.e) })
+            .collect();
+        n.keys.as_slice().iter().for_each(|&s| check_image(s));
+        let kids = n.kids.as_slice();
+        assert!(!kids.is_empty() && ks.len() + 1 == kids.len());
+        assert!(
+            !is_root || n.bottom || kids.len() > 1,
+            "one-child root not collapsed"
+        );
+        assert!(ks.windows(2).all(|w| w[0] < w[1]), "separators unsorted");
+        if n.bottom {
+            assert_eq!(*bottom_depth.get_or_insert(depth), depth, "uneven depth");
         }
+        let mut total = 0;
+        for (i, &c) in kids.iter().enumerate() {
+            let clo = if i == 0 { lo } else { Some(ks[i - 1]) };
+            let chi = if i == ks.len() { hi } else { Some(ks[i]) };
+            total += if n.bottom {
+                leaf::<K, V>(c.cast(), clo, chi, is_root && kids.len() == 1)
+            } else {
+                walk(c, clo, chi, false, depth + 1, bottom_depth)
+            };
+        }
+        total
     }
-    let total = walk(m.root.load(Ordering::Relaxed), None, None, true);
+    // SAFETY: no writer runs: the current root version is alive.
+    let tree = unsafe { &*m.root.load(Ordering::Relaxed) }.tree;
+    let total = walk(tree, None, None, true, 0, &mut None);
     assert_eq!(total, m.len());
 }
 
@@ -142,8 +166,8 @@ fn remove_everything_collapses_to_an_empty_root() {
         m.insert(k, k);
     }
     // SAFETY: no writer runs; the root is alive while `m` is.
-    let root = unsafe { &*m.root.load(Ordering::Relaxed) };
-    assert!(matches!(root, Node::Inner(_)));
+    let root = unsafe { &*(*m.root.load(Ordering::Relaxed)).tree };
+    assert!(matches!(root, Node::Inner(n) if !n.bottom), "not grown");
     for k in (0..n).rev() {
         assert_eq!(m.remove(&k), Some(k));
     }
