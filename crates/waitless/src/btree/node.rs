@@ -696,7 +696,6 @@ impl<K, V> Inner<K, V> {
     }
 }
 
-
 /// The key of entry `e`, borrowed for as long as the node holding `e` is.
 ///
 /// # Safety
