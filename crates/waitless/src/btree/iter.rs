@@ -5,8 +5,9 @@ use core::fmt;
 use core::iter::FusedIterator;
 use core::ops::Bound;
 
-use super::node::{prefetch_all, Inner, Leaf, Node};
+use super::node::{prefetch_all, resolve, Inner, Leaf, Node};
 use crate::epoch::Guard;
+use crate::sync::atomic::AtomicU64;
 
 /// An iterator over a key range of one snapshot of a
 /// [`LockFreeBTree`](super::LockFreeBTree), ascending, yielding clones.
@@ -30,6 +31,10 @@ use crate::epoch::Guard;
 /// ```
 pub struct Range<'a, K, V> {
     _guard: Guard<'a>,
+    /// The map's clock (to stamp a pending version met on the way).
+    clock: &'a AtomicU64,
+    /// The snapshot: the clock value of the scan's bump.
+    s: u64,
     /// The inner nodes above `leaf` and the child taken in each.
     stack: Vec<(*const Inner<K, V>, usize)>,
     /// The current leaf; null once the iteration is over.
@@ -42,9 +47,11 @@ pub struct Range<'a, K, V> {
 }
 
 impl<'a, K, V> Range<'a, K, V> {
-    pub(super) fn empty(guard: Guard<'a>) -> Self {
+    pub(super) fn empty(guard: Guard<'a>, clock: &'a AtomicU64) -> Self {
         Range {
             _guard: guard,
+            clock,
+            s: 0,
             stack: Vec::new(),
             leaf: core::ptr::null(),
             idx: 0,
@@ -59,10 +66,14 @@ impl<'a, K, V> Range<'a, K, V> {
     /// stops before `h`, `Excluded(h)` after it.
     ///
     /// # Safety
-    /// `root` heads a version of the tree kept alive by `guard`, and the
-    /// positions are in order (`lo` does not start after `end`).
+    /// `root` heads the tree of the newest root version stamped `<= s`,
+    /// where `s` is the value of a clock bump made under `guard` (see
+    /// [`resolve`]), and the positions are in order (`lo` does not start
+    /// after `end`).
     pub(super) unsafe fn new<Q>(
         guard: Guard<'a>,
+        clock: &'a AtomicU64,
+        s: u64,
         root: *const Node<K, V>,
         lo: Bound<&Q>,
         end: Bound<&Q>,
@@ -71,18 +82,20 @@ impl<'a, K, V> Range<'a, K, V> {
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        let mut it = Range::empty(guard);
+        let mut it = Range::empty(guard, clock);
+        it.s = s;
+        let at = (clock, s);
         // SAFETY: the precondition: the version is alive while `guard` is.
-        let (leaf, idx) = unsafe { seek(root, lo, &mut it.stack) };
+        let (leaf, idx) = unsafe { seek(at, root, lo, &mut it.stack) };
         (it.leaf, it.idx) = (leaf, idx);
         // SAFETY: as above.
-        unsafe { normalize(&mut it.stack, &mut it.leaf, &mut it.idx) };
+        unsafe { normalize(at, &mut it.stack, &mut it.leaf, &mut it.idx) };
         if !matches!(end, Bound::Unbounded) {
             let mut stack = Vec::new();
             // SAFETY: as above.
-            let (mut leaf, mut idx) = unsafe { seek(root, end, &mut stack) };
+            let (mut leaf, mut idx) = unsafe { seek(at, root, end, &mut stack) };
             // SAFETY: as above.
-            unsafe { normalize(&mut stack, &mut leaf, &mut idx) };
+            unsafe { normalize(at, &mut stack, &mut leaf, &mut idx) };
             (it.end_leaf, it.end_idx) = (leaf, idx);
         }
         it
@@ -93,8 +106,10 @@ impl<'a, K, V> Range<'a, K, V> {
 /// non-empty leaf (or to the end: a null leaf).
 ///
 /// # Safety
-/// `leaf` and the nodes on `stack` are in a pinned version.
+/// `leaf` and the nodes on `stack` are in the pinned snapshot `at` (the
+/// map's clock and the snapshot's clock value, see [`resolve`]).
 unsafe fn normalize<K, V>(
+    at: (&AtomicU64, u64),
     stack: &mut Vec<(*const Inner<K, V>, usize)>,
     leaf: &mut *const Leaf<K, V>,
     idx: &mut usize,
@@ -112,8 +127,13 @@ unsafe fn normalize<K, V>(
             let n = unsafe { &*top.0 };
             if top.1 + 1 < n.kids.len() {
                 top.1 += 1;
-                // SAFETY: see above.
-                *leaf = unsafe { leftmost(n.kid(top.1), stack) };
+                *leaf = if n.bottom {
+                    // SAFETY: see above.
+                    unsafe { resolve(at.0, n.handle(top.1), at.1) }
+                } else {
+                    // SAFETY: see above.
+                    unsafe { leftmost(at, n.kid(top.1), stack) }
+                };
                 // The scan reads every entry of the new leaf: start loading
                 // them all now.
                 // SAFETY: `leftmost` returns a leaf of the pinned version.
@@ -125,20 +145,26 @@ unsafe fn normalize<K, V>(
     }
 }
 
-/// Descends from `p` always taking the first child, pushing the path.
+/// Descends from inner node `p` always taking the first child, pushing
+/// the path.
 ///
 /// # Safety
-/// `p` is in a pinned version.
+/// `p` is in the pinned snapshot `at`.
 unsafe fn leftmost<K, V>(
+    at: (&AtomicU64, u64),
     mut p: *const Node<K, V>,
     stack: &mut Vec<(*const Inner<K, V>, usize)>,
 ) -> *const Leaf<K, V> {
     loop {
         // SAFETY: the precondition (children of a pinned node are pinned).
         match unsafe { &*p } {
-            Node::Leaf(l) => return l,
+            Node::Leaf(_) => unreachable!("a tree holds inner nodes above its handles"),
             Node::Inner(n) => {
                 stack.push((n, 0));
+                if n.bottom {
+                    // SAFETY: the precondition.
+                    return unsafe { resolve(at.0, n.handle(0), at.1) };
+                }
                 p = n.kid(0);
             }
         }
@@ -149,8 +175,9 @@ unsafe fn leftmost<K, V>(
 /// one past the end of its leaf; pushes the path onto `stack`.
 ///
 /// # Safety
-/// `p` is in a pinned version.
+/// `p` is in the pinned snapshot `at`.
 unsafe fn seek<K, V, Q>(
+    at: (&AtomicU64, u64),
     mut p: *const Node<K, V>,
     b: Bound<&Q>,
     stack: &mut Vec<(*const Inner<K, V>, usize)>,
@@ -171,11 +198,14 @@ where
                     Bound::Unbounded => 0,
                 };
                 stack.push((n, i));
-                p = n.kid(i);
-            }
-            Node::Leaf(l) => {
-                // (Entries are read through `l`, a node of the pinned
-                // version.)
+                if !n.bottom {
+                    p = n.kid(i);
+                    continue;
+                }
+                // SAFETY: the precondition.
+                let l: &Leaf<K, V> = unsafe { resolve(at.0, n.handle(i), at.1) };
+                // (Entries are read through `l`, a version of the pinned
+                // snapshot.)
                 let i = match b {
                     Bound::Included(q) => l.partition(q, false),
                     Bound::Excluded(q) => l.partition(q, true),
@@ -183,6 +213,7 @@ where
                 };
                 return (l, i);
             }
+            Node::Leaf(_) => unreachable!("a tree holds inner nodes above its handles"),
         }
     }
 }
@@ -204,7 +235,14 @@ impl<K: Clone, V: Clone> Iterator for Range<'_, K, V> {
         self.idx += 1;
         if self.idx == l.len() {
             // SAFETY: as above.
-            unsafe { normalize(&mut self.stack, &mut self.leaf, &mut self.idx) };
+            unsafe {
+                normalize(
+                    (self.clock, self.s),
+                    &mut self.stack,
+                    &mut self.leaf,
+                    &mut self.idx,
+                )
+            };
         }
         Some(item)
     }

@@ -261,3 +261,67 @@ fn replace_races_a_lookup() {
         drop_and_count(m);
     });
 }
+
+/// Per-leaf writers: updates of different leaves install leaf versions in
+/// their handles and never replace the root version (no path copy, no
+/// shared word), and a scan racing them is a snapshot: the writer inserts
+/// 15 (left leaf) before 45 (right leaf), so a scan that sees 45 sees 15.
+#[test]
+fn writers_on_different_leaves_and_a_scan() {
+    loom::model(|| {
+        let m = full_leaf();
+        m.insert(Key::new(25), 25); // leaves [10 20 25] | [30 40]
+        let root = m.root.load(Ordering::Relaxed);
+        let writer = {
+            let m = Arc::clone(&m);
+            thread::spawn(move || {
+                assert_eq!(m.insert(Key::new(15), 15), None);
+                assert_eq!(m.insert(Key::new(45), 45), None);
+            })
+        };
+        let got = keys(&m);
+        assert!(
+            !got.contains(&45) || got.contains(&15),
+            "not a snapshot: {got:?}"
+        );
+        writer.join().unwrap();
+        assert_eq!(keys(&m), [10, 15, 20, 25, 30, 40, 45]);
+        assert_eq!(
+            m.root.load(Ordering::Relaxed),
+            root,
+            "a leaf update replaced the root version"
+        );
+    });
+}
+
+/// An update of a leaf (removing 40) races the freeze and split of that
+/// leaf by another writer's insert (25): neither is lost or doubled, the
+/// split is done once whoever completes it, and the remover's own scan
+/// afterwards does not see 40.
+#[test]
+fn a_leaf_update_races_a_split_of_its_leaf() {
+    loom::model(|| {
+        let m = full_leaf();
+        let splitter = {
+            let m = Arc::clone(&m);
+            thread::spawn(move || assert_eq!(m.insert(Key::new(25), 25), None))
+        };
+        assert_eq!(m.remove(&Key::new(40)), Some(40));
+        let got = keys(&m);
+        assert!(
+            got == [10, 20, 30] || got == [10, 20, 25, 30],
+            "a scan after our remove: {got:?}"
+        );
+        splitter.join().unwrap();
+        assert_eq!(keys(&m), [10, 20, 25, 30]);
+        // SAFETY: every writer joined: the current root version is alive.
+        let tree = unsafe { &*(*m.root.load(Ordering::Relaxed)).tree };
+        match tree {
+            Node::Inner(n) => assert!(
+                n.bottom && n.kids.len() <= 2,
+                "the split was not done exactly once"
+            ),
+            Node::Leaf(_) => unreachable!(),
+        }
+    });
+}

@@ -1,5 +1,5 @@
-//! A lock-free ordered map with linearizable range queries: a copy-on-write
-//! B+tree whose published nodes are immutable.
+//! A lock-free ordered map with linearizable range queries: a B+tree with
+//! immutable inner nodes and per-leaf versions.
 //!
 //! ```
 //! use waitless::btree::LockFreeBTree;
@@ -19,76 +19,74 @@
 //!
 //! # Design
 //!
-//! The map is one atomic pointer to the root of a B+tree (fan-out 32:
-//! leaves hold up to 32 pointers to entries in key order, inner nodes up to
-//! 32 children and 31 separators). Each key and its value live in one
-//! entry, allocated by the `insert` that brought them and never moved, so
-//! copying a node copies pointers and no key or value is ever cloned by the
-//! map. A node is never changed once another thread can see it. A writer
+//! A B+tree (fan-out 32) whose inner nodes are immutable and whose leaves
+//! are *handles*: one atomic pointer to the leaf's current *version*, an
+//! immutable sorted array of pointers to entries with a timestamp. Each
+//! key and its value live in one entry, allocated by the `insert` that
+//! brought them and never moved, so no key or value is ever cloned by the
+//! map.
 //!
-//! 1. pins, loads the root, and descends to the leaf, remembering the path;
-//! 2. builds a new copy of that leaf with its change (splitting it in two
-//!    if it overflows, dropping it if it becomes empty) and new copies of
-//!    every inner node on the path (splitting or shrinking them as needed);
-//!    everything off the path is shared with the old version;
-//! 3. publishes the new root with one CAS on the root pointer. If the CAS
-//!    fails another writer got in first: it frees its private copies and
-//!    starts again from the new root;
-//! 4. retires the replaced path through the map's own epoch collector.
+//! - An ordinary update (15 of 16 inserts, replaces, removes) builds a new
+//!   version of its one leaf and CASes the leaf's handle: writers on
+//!   different leaves touch disjoint words and never conflict.
+//! - A *shape change* (a full leaf splits, an emptied leaf goes) freezes
+//!   the handle, path-copies the inner nodes above it into a new *root
+//!   version*, and publishes that with one CAS on the root. It keeps the
+//!   contents, so any thread that meets the frozen handle completes it.
+//! - Snapshots use a camera clock (vCAS, Wei et al. PPoPP '21): versions
+//!   (leaf and root) are stamped with the clock after they are installed;
+//!   a scan bumps the clock and reads, at the root and at every handle, the
+//!   newest version stamped no later than its bump.
 //!
-//! This is path copying (the functional B-tree of persistent data
-//! structures) with a CAS on the root, as in a lock-free "atom" of an
-//! immutable tree; the design and its trade-offs against LLX/SCX
-//! (a,b)-trees, OCC-ABtree, the Bw-tree, vCAS and bundled references are
-//! argued in `docs/btree.md`.
+//! The design, its history (sessions 1–6 path-copied every update under
+//! one root CAS) and its trade-offs against LLX/SCX (a,b)-trees,
+//! OCC-ABtree, the Bw-tree, vCAS and bundled references are argued in
+//! `docs/btree.md`.
 //!
 //! # Consistency and linearization points
 //!
-//! Every version of the tree reachable from a root is immutable, so one
-//! load of the root is a consistent snapshot of the whole map.
-//!
-//! - `insert` and a `remove` that finds its key take effect at their
-//!   successful root CAS.
-//! - `get`, `get_with`, `contains_key`, `len`, `first_key_value`,
-//!   `last_key_value` and a `remove` that finds nothing take effect at their
-//!   root load.
-//! - `range` and `iter` take effect at the root load in the call: the
-//!   iterator then walks that immutable version lazily, so it yields exactly
-//!   the map's contents in the range at that instant, however writers race
-//!   with it, and `range(lo..).take(64)` costs O(log n + 64).
+//! - `insert` and a `remove` that finds its key: the clock load that
+//!   stamps the version they installed (theirs or a helper's).
+//! - `get`, `get_with`, `contains_key` and a `remove` that finds nothing:
+//!   the later of their root load and the stamp of the leaf version they
+//!   read.
+//! - `range`, `iter`, `len`, `is_empty`, `first_key_value`,
+//!   `last_key_value`: the scan's clock bump. The iterator then walks that
+//!   snapshot lazily, so it yields exactly the map's contents in the range
+//!   at that instant, however writers race with it, and
+//!   `range(lo..).take(64)` costs O(log n + 64).
 //!
 //! # Progress
 //!
-//! Every operation is lock-free: a reader never waits and never retries; a
-//! writer retries only when another writer's CAS on the root succeeded in
-//! between, i.e. when the system made progress. Reads write no shared
-//! memory (pinning writes only the thread's own epoch record).
+//! Every operation is lock-free: a handle CAS fails only if another update
+//! of that leaf succeeded or the leaf was frozen (then the thread completes
+//! the shape change itself); a root CAS fails only if another shape change
+//! succeeded. Readers never retry. Reads write shared memory only to stamp
+//! a version whose writer has not stamped it yet (one CAS try), and a scan
+//! bumps the clock.
 //!
-//! The price is paid by writers: each update allocates and copies a path of
-//! about log₃₂ n nodes (arrays of pointers), and all writers serialize on
-//! one CAS, so concurrent writers to *different* keys conflict. Searches
-//! pay for the entries being out of line: each probe of a binary search
-//! reads its entry's key through a pointer (a node's entries are prefetched
-//! together before its search). The measurements are in `docs/btree.md`.
+//! The price: a lookup follows one more pointer (the handle), an update
+//! stamps its version (a SeqCst fence, a clock load, a CAS), a scan follows
+//! `prev` links back to its snapshot, and `len` walks the leaves (O(n/B)).
+//! The measurements are in `docs/btree.md`.
 //!
 //! # Memory
 //!
-//! Nodes own neither their children (subtrees are shared between versions)
-//! nor their entries. A writer whose CAS succeeded retires exactly the nodes
-//! of the old path (each is reachable from old roots only); one whose CAS
-//! failed frees its private nodes at once.
+//! Nodes, handles and versions own nothing: a replaced leaf version is
+//! retired by the writer whose handle CAS replaced it, after stamping its
+//! successor (a scan older than that stamp may still read it); a shape
+//! change's winner retires the old root version, the copied path, the
+//! frozen handle and its last version, after stamping the new root
+//! version.
 //!
 //! An entry counts its references from the current version: 1 for its leaf
 //! slot while its key is in the map, plus 1 per inner node whose separator
-//! it is (a leaf split makes the first entry of its right half a
-//! separator, counted *before* the CAS, so the count never falls below the
-//! current version's references; a failed attempt takes that count back). The writer whose CAS drops a
-//! reference releases it through the collector, after every reader pinned
-//! at that moment: releasing the leaf reference drops the value, the last
-//! release frees the entry and drops the key. So a removed key may outlive
-//! its value while it still routes searches as a separator, and every key
-//! and value object is dropped exactly once (dropping the map releases the
-//! current version's references, then its collector runs the rest).
+//! it is (a split makes the first entry of its right half a separator,
+//! counted *before* the root CAS; a failed attempt takes that count back).
+//! The writer whose CAS drops a reference releases it through the
+//! collector after its stamp: releasing the leaf reference drops the
+//! value, the last release frees the entry and drops the key. So every key
+//! and value object is dropped exactly once.
 //!
 //! A long-lived [`Range`] holds a guard of the map's collector: while it
 //! lives, nodes retired by writers are not freed (see
@@ -123,29 +121,32 @@ use core::ops::{Bound, RangeBounds};
 
 pub use iter::Range;
 use node::{
-    alloc_node, free_node_now, free_unpublished, key_of, release, release_now, retire_node, Entry,
-    EntryPtr, InlineVec, Inner, Leaf, Node, NodePtr, Slot, B, MAX_HEIGHT,
+    alloc_node, free_node_now, free_unpublished, frozen, is_frozen, key_of, leaf_at, release,
+    release_now, resolve, retire_node, stamp, unmarked, Entry, EntryPtr, Handle, HandlePtr,
+    InlineVec, Inner, Leaf, Node, NodePtr, Slot, B, MAX_HEIGHT, PENDING,
 };
 
 use crate::contention::Site;
 use crate::epoch::{Collector, Guard, Participant};
-use crate::sync::atomic::{AtomicPtr, Ordering};
-use crate::Backoff;
+use crate::sync::atomic::{fence, AtomicPtr, AtomicU64, Ordering};
+use crate::{Backoff, CachePadded};
 
 static INSERT_SITE: Site = Site::new("btree.insert");
 
 static REMOVE_SITE: Site = Site::new("btree.remove");
 
+static SHAPE_SITE: Site = Site::new("btree.shape");
+
 /// The most bytes of recycled node blocks each thread's pool in the map's
 /// collector may keep (it starts at the pool's default and grows to the
 /// largest backlog of retired blocks the thread has waited on, see
 /// `epoch/pool.rs`, `Pool::missed`): without it most of the blocks a
-/// writer retires (several per update) overflow the default 64 KiB free
-/// list and go back to the allocator.
+/// writer retires overflow the default 64 KiB free list and go back to the
+/// allocator.
 pub(super) const NODE_POOL_BYTES: usize = 4 << 20;
 
-/// A lock-free ordered map (copy-on-write B+tree) whose range scans are
-/// linearizable snapshots. See the [module documentation](self).
+/// A lock-free ordered map (B+tree with per-leaf versions) whose range
+/// scans are linearizable snapshots. See the [module documentation](self).
 ///
 /// ```
 /// use waitless::btree::LockFreeBTree;
@@ -156,9 +157,21 @@ pub(super) const NODE_POOL_BYTES: usize = 4 << 20;
 /// assert_eq!(m.iter().collect::<Vec<_>>(), [(1, "a"), (2, "b")]);
 /// ```
 pub struct LockFreeBTree<K, V> {
-    root: AtomicPtr<Node<K, V>>,
+    root: AtomicPtr<RootVer<K, V>>,
+    /// The snapshot camera: bumped by every scan, loaded by every stamp.
+    clock: CachePadded<AtomicU64>,
     collector: Collector,
     _owns: PhantomData<(K, V)>,
+}
+
+/// A version of the tree's shape: the inner nodes (immutable, path-copied
+/// by shape changes) above the leaf handles. `ts` is stamped like a leaf
+/// version's; `prev` is the root version this one replaced, followed only
+/// by scans older than `ts`.
+struct RootVer<K, V> {
+    ts: AtomicU64,
+    prev: *mut RootVer<K, V>,
+    tree: NodePtr<K, V>,
 }
 
 // SAFETY: the map owns its keys and values (through raw node pointers, which
@@ -168,8 +181,9 @@ unsafe impl<K: Send, V: Send> Send for LockFreeBTree<K, V> {}
 // SAFETY: through `&LockFreeBTree` several threads read the same keys and
 // values (`K: Sync, V: Sync`), clone them, and entries are dropped by
 // whichever thread runs their last release (`K: Send, V: Send`). All shared
-// mutation is the atomic root pointer and the entries' atomic counts (and a
-// value's drop, after its grace period); nodes are immutable once published.
+// mutation is atomic (the root, the clock, handles, version stamps, entry
+// counts) apart from a value's drop after its grace period; nodes and
+// versions are immutable once published (apart from their stamp).
 unsafe impl<K: Send + Sync, V: Send + Sync> Sync for LockFreeBTree<K, V> {}
 
 /// What a rebuilt subtree became, reported to the level above.
@@ -177,14 +191,14 @@ enum Up<K, V> {
     /// One node replaces the old child.
     One(NodePtr<K, V>),
     /// The child split: left, separator (the first entry of the right
-    /// half, counted), right.
+    /// half, counted), right. At the bottom level the halves are handles.
     Two(NodePtr<K, V>, Slot<K, V>, NodePtr<K, V>),
     /// The child became empty and is dropped from its parent.
     Gone,
 }
 
-/// The path from the root to a leaf: each inner node and the child taken
-/// (on the stack: no allocation per update).
+/// The path from the root to a bottom inner node: each inner node and the
+/// child taken (on the stack: no allocation per update).
 type Path<K, V> = InlineVec<(NodePtr<K, V>, usize), MAX_HEIGHT>;
 
 impl<K, V> LockFreeBTree<K, V> {
@@ -198,9 +212,17 @@ impl<K, V> LockFreeBTree<K, V> {
     /// ```
     #[must_use]
     pub fn new() -> Self {
+        let mut top = Inner::new(true);
+        top.kids.push(new_handle_now::<K, V>().cast());
+        // SAFETY: no record given: a fresh block of the map's layout.
+        let tree = unsafe { alloc_node(None, Node::Inner(top)) };
         Self {
-            // SAFETY: no record given: a fresh block of the map's layout.
-            root: AtomicPtr::new(unsafe { alloc_node(None, Node::Leaf(Leaf::new())) }),
+            root: AtomicPtr::new(Box::into_raw(Box::new(RootVer {
+                ts: AtomicU64::new(1),
+                prev: core::ptr::null_mut(),
+                tree,
+            }))),
+            clock: CachePadded::new(AtomicU64::new(1)),
             collector: Collector::with_pool_max(NODE_POOL_BYTES),
             _owns: PhantomData,
         }
@@ -214,7 +236,7 @@ impl<K, V> LockFreeBTree<K, V> {
     ///
     /// let m = LockFreeBTree::new();
     /// m.insert(1, 1);
-    /// m.insert(1, 2); // the replaced leaf is retired into the collector
+    /// m.insert(1, 2); // the replaced leaf version is retired into the collector
     /// let _waiting = m.collector().pending();
     /// ```
     #[must_use]
@@ -222,40 +244,61 @@ impl<K, V> LockFreeBTree<K, V> {
         &self.collector
     }
 
-    /// Loads the current root; the guard keeps the version it heads alive.
+    /// The current root version (not stamped: lookups need no stamped root
+    /// version, since a shape change changes no contents).
     #[inline]
-    fn snapshot<'g>(&self, _guard: &'g Guard<'_>) -> &'g Node<K, V> {
-        // Acquire pairs with the AcqRel root CAS in `commit` (and the
-        // initial store happens before any `&self` use): the nodes of the
-        // version we load were fully built before it was published.
-        let p = self.root.load(Ordering::Acquire);
-        // SAFETY: a root is never null; it is retired only after being
-        // replaced, and our guard was pinned before this load, so it is not
-        // freed while `'g` lasts.
-        unsafe { &*p }
+    fn root_ver<'g>(&self, _guard: &'g Guard<'_>) -> (*mut RootVer<K, V>, &'g RootVer<K, V>) {
+        // SeqCst (a plain load on x86): pairs with the root CAS of
+        // `complete_shape` (its Release part: the version's nodes were
+        // built before), and takes part in the scan's total order (see
+        // `node::stamp_slow`).
+        let p = self.root.load(Ordering::SeqCst);
+        // SAFETY: never null; a root version is retired only after being
+        // replaced, and our guard was pinned before this load.
+        (p, unsafe { &*p })
     }
 
-    /// Descends from `node` to the leaf whose range contains `q`.
+    /// The current root version, stamped. Writers stamp it before they
+    /// stamp a leaf version below it: a new handle's first version is
+    /// stamped 1, so without this an update of it could be stamped before
+    /// the root version that made the handle reachable, and a scan between
+    /// the two would miss a finished update (`leaf_protocol`, correction 2).
     #[inline]
-    fn leaf_for<'g, Q>(mut node: &'g Node<K, V>, q: &Q) -> &'g Leaf<K, V>
-    where
-        K: Borrow<Q>,
-        Q: Ord + ?Sized,
-    {
+    fn root_ver_stamped<'g>(
+        &self,
+        guard: &'g Guard<'_>,
+    ) -> (*mut RootVer<K, V>, &'g RootVer<K, V>) {
+        let (p, r) = self.root_ver(guard);
+        stamp(&self.clock, &r.ts);
+        (p, r)
+    }
+
+    /// Takes a snapshot: bumps the clock (the snapshot's linearization
+    /// point) and returns the clock value `s` and the tree of the newest
+    /// root version stamped `<= s`.
+    fn snapshot_clock<'g>(&self, _guard: &'g Guard<'_>) -> (u64, &'g Node<K, V>) {
+        // SeqCst: the scan's linearization point in the clock's
+        // modification order.
+        let s = self.clock.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the fence in `node::stamp_slow` (see there).
+        fence(Ordering::SeqCst);
+        // SeqCst: see `root_ver`.
+        let mut r = self.root.load(Ordering::SeqCst);
         loop {
-            match node {
-                Node::Leaf(l) => return l,
-                Node::Inner(n) => {
-                    // SAFETY: children of a node of a pinned version belong
-                    // to that version (see `snapshot`).
-                    node = unsafe { &*n.kid(n.route(q)) };
-                }
+            // SAFETY: `r` is the current root version (loaded after our
+            // pin), or reached through `prev` from a version stamped `> s`,
+            // whose stamper loaded the clock after our bump and retired its
+            // predecessor only after that: still alive.
+            let rv = unsafe { &*r };
+            if stamp(&self.clock, &rv.ts) <= s {
+                // SAFETY: as above: the version's nodes are alive.
+                return (s, unsafe { &*rv.tree });
             }
+            r = rv.prev;
         }
     }
 
-    /// Runs `f` on the key and value stored for `q`, if any, in one
-    /// snapshot.
+    /// Runs `f` on the key and value stored for `q`, if any.
     #[inline]
     fn find<Q, R>(&self, q: &Q, f: impl FnOnce(&K, &V) -> R) -> Option<R>
     where
@@ -263,11 +306,34 @@ impl<K, V> LockFreeBTree<K, V> {
         Q: Ord + ?Sized,
     {
         let guard = self.collector.pin();
-        let leaf = Self::leaf_for(self.snapshot(&guard), q);
-        let e = leaf.entry(leaf.search(q).ok()?);
+        let (_, r) = self.root_ver(&guard);
+        // SAFETY: `r.tree` heads a version our guard keeps alive.
+        let h = unsafe { handle_for(r.tree, q, None) };
+        // SAFETY: the handle of a pinned root version, and its current
+        // version, are alive while we are pinned.
+        let l = unsafe { self.current(h) };
+        let e = l.entry(l.search(q).ok()?);
         // SAFETY: `e` is reached through a leaf slot of the version `guard`
         // keeps alive.
         Some(unsafe { e.with_val(|v| f(&e.key, v)) })
+    }
+
+    /// The current version of handle `h`, stamped (a lookup must not read a
+    /// pending version without stamping it: its writer may have done its
+    /// defining load already, i.e. the update is linearized, and a lookup
+    /// that starts after that must see it; nor may it skip to `prev`).
+    ///
+    /// # Safety
+    /// `h` was reached from a root version under a pinned guard that lives
+    /// for `'g`.
+    #[inline]
+    unsafe fn current<'g>(&self, h: HandlePtr<K, V>) -> &'g Leaf<K, V> {
+        // SeqCst: see `root_ver` (pairs with the handle CAS in
+        // `publish_leaf`).
+        // SAFETY: the precondition.
+        let l = unsafe { leaf_at(unmarked((*h).cur.load(Ordering::SeqCst))) };
+        stamp(&self.clock, &l.ts);
+        l
     }
 
     /// A clone of the value for `key`.
@@ -323,7 +389,8 @@ impl<K, V> LockFreeBTree<K, V> {
         self.find(key, |_, _| ()).is_some()
     }
 
-    /// The number of entries (exact, read from one snapshot's root).
+    /// The number of entries (exact: counted over one snapshot, so it walks
+    /// every leaf, O(n / B)).
     ///
     /// ```
     /// use waitless::btree::LockFreeBTree;
@@ -336,8 +403,26 @@ impl<K, V> LockFreeBTree<K, V> {
     /// ```
     #[must_use]
     pub fn len(&self) -> usize {
+        fn walk<K, V>(clock: &AtomicU64, n: &Node<K, V>, s: u64) -> usize {
+            let Node::Inner(n) = n else {
+                unreachable!("a tree holds inner nodes above its handles")
+            };
+            (0..n.kids.len())
+                .map(|i| {
+                    if n.bottom {
+                        // SAFETY: `len`'s snapshot: handles of a root
+                        // version stamped `<= s`, pinned before the bump.
+                        unsafe { resolve(clock, n.handle(i), s) }.len()
+                    } else {
+                        // SAFETY: children of a pinned node are alive.
+                        walk(clock, unsafe { &*n.kid(i) }, s)
+                    }
+                })
+                .sum()
+        }
         let guard = self.collector.pin();
-        self.snapshot(&guard).count()
+        let (s, tree) = self.snapshot_clock(&guard);
+        walk(&self.clock, tree, s)
     }
 
     /// Whether the map is empty.
@@ -352,7 +437,11 @@ impl<K, V> LockFreeBTree<K, V> {
     /// ```
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.iter_unbounded_is_empty()
+    }
+
+    fn iter_unbounded_is_empty(&self) -> bool {
+        self.edge(false, |_| ()).is_none()
     }
 
     /// The smallest key and its value.
@@ -372,7 +461,10 @@ impl<K, V> LockFreeBTree<K, V> {
         K: Clone,
         V: Clone,
     {
-        self.edge(|_| 0)
+        self.edge(false, |e| {
+            // SAFETY: reached through a leaf slot of the pinned snapshot.
+            (e.key.clone(), unsafe { e.with_val(V::clone) })
+        })
     }
 
     /// The largest key and its value.
@@ -391,36 +483,48 @@ impl<K, V> LockFreeBTree<K, V> {
         K: Clone,
         V: Clone,
     {
-        self.edge(|n| n - 1)
+        self.edge(true, |e| {
+            // SAFETY: reached through a leaf slot of the pinned snapshot.
+            (e.key.clone(), unsafe { e.with_val(V::clone) })
+        })
     }
 
-    /// The entry found by always taking child (and leaf slot) `pick(len)`.
-    fn edge(&self, pick: impl Fn(usize) -> usize) -> Option<(K, V)>
-    where
-        K: Clone,
-        V: Clone,
-    {
-        let guard = self.collector.pin();
-        let mut node = self.snapshot(&guard);
-        loop {
-            match node {
-                Node::Inner(n) => {
-                    // SAFETY: as in `leaf_for`.
-                    node = unsafe { &*n.kid(pick(n.kids.len())) };
-                }
-                Node::Leaf(l) => {
-                    // Only the root can be an empty leaf (empty nodes are
-                    // dropped from their parent), so this is the empty map.
-                    if l.len() == 0 {
-                        return None;
+    /// `f` of the first (`last`: the last) entry of one snapshot. Leaves
+    /// may be empty for a moment (an emptied leaf before its handle is
+    /// dropped), so this walks on past empty ones.
+    fn edge<R>(&self, last: bool, f: impl FnOnce(&Entry<K, V>) -> R) -> Option<R> {
+        fn walk<'g, K, V>(
+            clock: &AtomicU64,
+            n: &'g Node<K, V>,
+            s: u64,
+            last: bool,
+        ) -> Option<&'g Entry<K, V>> {
+            let Node::Inner(n) = n else {
+                unreachable!("a tree holds inner nodes above its handles")
+            };
+            let k = n.kids.len();
+            for j in 0..k {
+                let i = if last { k - 1 - j } else { j };
+                let got = if n.bottom {
+                    // SAFETY: as in `len`.
+                    let l: &'g Leaf<K, V> = unsafe { resolve(clock, n.handle(i), s) };
+                    match l.len() {
+                        0 => None,
+                        len => Some(l.entry(if last { len - 1 } else { 0 })),
                     }
-                    let e = l.entry(pick(l.len()));
-                    // SAFETY: reached through a leaf slot of the pinned
-                    // version.
-                    return Some((e.key.clone(), unsafe { e.with_val(V::clone) }));
+                } else {
+                    // SAFETY: children of a pinned node are alive.
+                    walk(clock, unsafe { &*n.kid(i) }, s, last)
+                };
+                if got.is_some() {
+                    return got;
                 }
             }
+            None
         }
+        let guard = self.collector.pin();
+        let (s, tree) = self.snapshot_clock(&guard);
+        walk(&self.clock, tree, s, last).map(f)
     }
 
     /// The entries with keys in `range`, ascending, as they were at one
@@ -447,7 +551,6 @@ impl<K, V> LockFreeBTree<K, V> {
         R: RangeBounds<Q>,
     {
         let guard = self.collector.pin();
-        let root: *const Node<K, V> = self.snapshot(&guard);
         let (lo, hi) = (range.start_bound(), range.end_bound());
         let empty = match (lo, hi) {
             (Bound::Included(a), Bound::Included(b)) => a > b,
@@ -456,17 +559,19 @@ impl<K, V> LockFreeBTree<K, V> {
             _ => false,
         };
         if empty {
-            return Range::empty(guard);
+            return Range::empty(guard, &self.clock);
         }
+        let (s, tree) = self.snapshot_clock(&guard);
+        let tree: *const Node<K, V> = tree;
         // The end cursor is the position of the first key past the range.
         let end = match hi {
             Bound::Included(h) => Bound::Excluded(h),
             Bound::Excluded(h) => Bound::Included(h),
             Bound::Unbounded => Bound::Unbounded,
         };
-        // SAFETY: `root` heads the version pinned by `guard`, which the
-        // iterator keeps.
-        unsafe { Range::new(guard, root, lo, end) }
+        // SAFETY: `tree` heads the root version of the snapshot `s` taken
+        // under `guard`, which the iterator keeps.
+        unsafe { Range::new(guard, &self.clock, s, tree, lo, end) }
     }
 
     /// Every entry, ascending, as a linearizable snapshot (see
@@ -509,43 +614,64 @@ impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
         let guard = self.collector.pin();
         // Our entry: private until a CAS publishes it, reused by retries;
         // freed (key and value dropped) by `at`'s drop if a comparison
-        // panics first. `commit` disarms that right at its successful CAS,
-        // before anything that can run user code (collections in `defer`
-        // run deferred destructors, which may panic).
+        // panics first. `publish_leaf` disarms that right at its successful
+        // CAS, before anything that can run user code.
         let e = Entry::alloc(key, value);
         let mut at = Attempt::new(&guard);
         at.unpublished = Some(e);
         // SAFETY: `e` is ours and alive for this call.
         let k = unsafe { key_of(e) };
-        let mut path: Path<K, V> = InlineVec::new();
         let backoff = Backoff::new();
         loop {
-            path.clear();
-            let root = self.root.load(Ordering::Acquire);
-            // SAFETY: `root` was loaded (Acquire, pairing with the root CAS
-            // in `commit`) while `guard` is pinned.
-            let (leaf_node, leaf) = unsafe { descend(root, k, &mut path) };
-            let (up, replaced) = match leaf.search(k) {
+            let (_, r) = self.root_ver_stamped(&guard);
+            // SAFETY: `r.tree` heads a version our guard keeps alive.
+            let hp = unsafe { handle_for(r.tree, k, None) };
+            // SeqCst: see `current`.
+            // SAFETY: the handle of a pinned root version is alive.
+            let cur = unsafe { &*hp }.cur.load(Ordering::SeqCst);
+            if is_frozen(cur) {
+                // SAFETY: `hp` was reached by routing `k` under `guard`.
+                unsafe { self.complete_shape(&guard, hp, k) };
+                continue;
+            }
+            // SAFETY: the current version of a live handle, pinned.
+            let v = unsafe { leaf_at(cur) };
+            // Stamped before it can be replaced: stamps grow along a chain.
+            stamp(&self.clock, &v.ts);
+            let (nv, replaced) = match v.search(k) {
                 Ok(i) => {
-                    let old = leaf.ents.as_slice()[i].e;
-                    let p = leaf_replace(leaf, i, e, &mut at);
+                    let old = v.ents.as_slice()[i].e;
                     at.drops.push((old, true));
-                    (Up::One(p), Some(old))
+                    (leaf_replace(v, cur, i, e, &mut at), Some(old))
                 }
-                Err(i) => (leaf_insert(leaf, i, e, &mut at), None),
+                Err(i) if v.len() < B => (leaf_insert(v, cur, i, e, &mut at), None),
+                Err(_) => {
+                    // Full: freeze it as the handle's last version (it is
+                    // stamped), split it — a shape change that keeps the
+                    // contents, which any thread completes — and retry in
+                    // the half.
+                    // SeqCst: see `publish_leaf`.
+                    // SAFETY: as above.
+                    let h = unsafe { &*hp };
+                    if h.cur
+                        .compare_exchange(cur, frozen(cur), Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok()
+                    {
+                        // SAFETY: as above.
+                        unsafe { self.complete_shape(&guard, hp, k) };
+                    }
+                    continue;
+                }
             };
-            // SAFETY: `root`, `path` and `leaf_node` come from one descent
-            // under `guard`; `at` holds this attempt's nodes and counts.
-            if unsafe { self.commit(&guard, root, &path, leaf_node, up, &mut at) } {
+            // SAFETY: `hp`, `cur` and `nv` as `publish_leaf` requires.
+            if unsafe { self.publish_leaf(&guard, hp, cur, nv, &mut at) } {
                 INSERT_SITE.record(true);
-                // SAFETY: `old` was in a leaf of the version we replaced;
-                // its leaf reference is released only after `guard` unpins.
+                // SAFETY: `old` was in the version we replaced; its leaf
+                // reference is released only after `guard` unpins.
                 return replaced.map(|old| unsafe { (*old).with_val(V::clone) });
             }
             INSERT_SITE.record(false);
             at.abandon();
-            // Another writer's CAS won: back off a little so the two of us
-            // stop rebuilding the same path in lockstep.
             backoff.spin();
         }
     }
@@ -564,21 +690,57 @@ impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
         Q: Ord + ?Sized,
     {
         let guard = self.collector.pin();
-        let mut path: Path<K, V> = InlineVec::new();
         let mut at = Attempt::new(&guard);
         let backoff = Backoff::new();
         loop {
-            path.clear();
-            let root = self.root.load(Ordering::Acquire);
+            let (_, r) = self.root_ver_stamped(&guard);
             // SAFETY: as in `insert`.
-            let (leaf_node, leaf) = unsafe { descend(root, key, &mut path) };
-            let i = leaf.search(key).ok()?;
-            let old = leaf.ents.as_slice()[i].e;
+            let hp = unsafe { handle_for(r.tree, key, None) };
+            // SeqCst: see `current`.
+            // SAFETY: as in `insert`.
+            let cur = unsafe { &*hp }.cur.load(Ordering::SeqCst);
+            if is_frozen(cur) {
+                // SAFETY: as in `insert`.
+                unsafe { self.complete_shape(&guard, hp, key) };
+                continue;
+            }
+            // SAFETY: as in `insert`.
+            let v = unsafe { leaf_at(cur) };
+            stamp(&self.clock, &v.ts);
+            // Absent: linearized like a lookup.
+            let i = v.search(key).ok()?;
+            let old = v.ents.as_slice()[i].e;
             at.drops.push((old, true));
-            let up = leaf_remove(leaf, i, &mut at);
+            let nv = leaf_remove(v, cur, i, &mut at);
             // SAFETY: as in `insert`.
-            if unsafe { self.commit(&guard, root, &path, leaf_node, up, &mut at) } {
+            if unsafe { self.publish_leaf(&guard, hp, cur, nv, &mut at) } {
                 REMOVE_SITE.record(true);
+                // SAFETY: `nv` is ours and published: retired only after a
+                // successor is stamped, which is after our pin.
+                if unsafe { leaf_at(nv) }.len() == 0 {
+                    // SAFETY: `r.tree` is pinned; its nodes are inner.
+                    let sole = match unsafe { &*r.tree } {
+                        Node::Inner(n) => n.bottom && n.kids.len() == 1,
+                        Node::Leaf(_) => unreachable!("the tree root is an inner node"),
+                    };
+                    // An emptied leaf is dropped from its parent (a shape
+                    // change that keeps the contents: the leaf is empty),
+                    // unless it is the map's only leaf. If it was the only
+                    // one in `r`, it still is: any other shape change would
+                    // have had to replace it first (and then our CAS
+                    // failed).
+                    // SAFETY: as above.
+                    let h = unsafe { &*hp };
+                    // SeqCst: see `publish_leaf`.
+                    if !sole
+                        && h.cur
+                            .compare_exchange(nv, frozen(nv), Ordering::SeqCst, Ordering::SeqCst)
+                            .is_ok()
+                    {
+                        // SAFETY: `hp` was reached by routing `key`.
+                        unsafe { self.complete_shape(&guard, hp, key) };
+                    }
+                }
                 // SAFETY: as in `insert`: released only after we unpin.
                 return Some(unsafe { (*old).with_val(V::clone) });
             }
@@ -590,118 +752,277 @@ impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
 }
 
 impl<K, V> LockFreeBTree<K, V> {
-    /// Builds the new path above a changed leaf and tries to publish it.
-    /// On success retires the old path, releases the entry references the
-    /// new version dropped (`at.drops`), and returns `true`; on failure
-    /// returns `false` with every new node in `at.fresh` (the caller
-    /// abandons the attempt).
+    /// Tries to install leaf version `nv` (built by `at` from `cur`) in
+    /// handle `hp`. On success stamps it — the update's linearization point
+    /// is the defining load of that stamp (ours or a helper's) — then
+    /// retires `cur` and releases the entry references `nv` dropped
+    /// (`at.drops`), and returns `true`. On failure (another update of this
+    /// leaf won, or it was frozen) returns `false`; the caller abandons.
     ///
     /// # Safety
-    /// 1. `guard` is pinned in `self.collector` and was pinned before
-    ///    `root` was loaded from `self.root`.
-    /// 2. `path` and `leaf` are the nodes visited descending from `root`.
-    /// 3. `up` and `at.fresh` hold only nodes built by this call's caller
-    ///    (not published), `up`'s nodes among `at.fresh`; `at.spec` and
-    ///    `at.drops` describe how the new version's entry references differ
-    ///    from `root`'s.
-    unsafe fn commit(
+    /// `guard` is pinned in `self.collector`; `hp` was reached from a root
+    /// version under it; `cur` is a version of `hp` loaded under it and
+    /// stamped; `nv` is `at`'s private version replacing `cur`, and
+    /// `at.drops` the references it no longer has.
+    unsafe fn publish_leaf(
         &self,
         guard: &Guard<'_>,
-        root: NodePtr<K, V>,
-        path: &Path<K, V>,
-        leaf: NodePtr<K, V>,
-        up: Up<K, V>,
+        hp: HandlePtr<K, V>,
+        cur: NodePtr<K, V>,
+        nv: NodePtr<K, V>,
         at: &mut Attempt<K, V>,
     ) -> bool {
-        // SAFETY: precondition 2: `leaf` is in the pinned version.
-        let mut old_count = unsafe { (*leaf).count() };
-        let mut up = up;
-        for &(p, idx) in path.as_slice().iter().rev() {
-            // SAFETY: `p` is an inner node of the pinned version (2).
-            let Node::Inner(n) = (unsafe { &*p }) else {
-                unreachable!("the path holds inner nodes")
-            };
-            // SAFETY: `n`'s children are in the pinned version; `up` holds
-            // our nodes (3).
-            up = unsafe { rebuild_inner(n, idx, up, old_count, at) };
-            old_count = n.count;
+        // SeqCst: Release publishes `nv` and the entry it may hold (pairs
+        // with the SeqCst loads of `cur` by readers); part of the scan's
+        // total order (see `node::stamp_slow`). Fails if frozen (the mark
+        // makes `cur` differ).
+        // SAFETY: the precondition: `hp` is alive.
+        let won = unsafe { &*hp }
+            .cur
+            .compare_exchange(cur, nv, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if !won {
+            return false;
         }
-        let new_root = match up {
-            Up::One(p) => {
-                // SAFETY: `p` is ours (3), fully built.
-                match unsafe { &*p } {
-                    // A root with one child (and no separator) is replaced
-                    // by the child; the shell we built for it (the last
-                    // node built) is freed.
-                    Node::Inner(n) if n.kids.len() == 1 => {
-                        let kid = n.kid(0);
-                        debug_assert_eq!(at.fresh.as_slice().last(), Some(&p));
-                        at.fresh.pop();
-                        // SAFETY: `p` is ours (from `at.rec`) and
-                        // unpublished; an inner node owns neither its child
-                        // nor its entries.
-                        unsafe { free_unpublished(at.rec, p) };
-                        kid
-                    }
-                    _ => p,
-                }
+        // First, before anything below can unwind: `nv` and our entry are
+        // published now, so `at`'s drop must not free them.
+        at.fresh.clear();
+        at.unpublished = None;
+        at.published = true;
+        // SAFETY: `nv` is published by us; it is retired only after a
+        // successor is stamped, which needs this stamp first.
+        stamp(&self.clock, unsafe { &leaf_at(nv).ts });
+        // SAFETY: `cur` is unlinked (its successor `nv` is stamped): a scan
+        // that can still reach it through `nv.prev` bumped the clock before
+        // that stamp's load, so it pinned before this retire; it is retired
+        // once, by the writer whose CAS replaced it. A version owns nothing.
+        unsafe { retire_node(guard, cur) };
+        while let Some((e, is_leaf)) = at.drops.pop() {
+            // SAFETY: `nv` dropped exactly these references of `cur`, each
+            // counted and released once here, after `nv`'s stamp (scans
+            // older than it may still read them through `cur`).
+            unsafe { release(guard, e, is_leaf) };
+        }
+        true
+    }
+
+    /// Completes the shape change of the frozen handle `hp`, which `q`
+    /// routed to: replaces it in a new root version by the two halves of its
+    /// last version (if not empty) or by nothing (if empty), or returns if
+    /// that is done already. It changes no contents, so any thread can do
+    /// it: exactly one root CAS replaces `hp`.
+    ///
+    /// # Safety
+    /// `guard` is pinned in `self.collector`; `hp` was reached under it by
+    /// routing `q` from a root version, and was then frozen.
+    unsafe fn complete_shape<Q>(&self, guard: &Guard<'_>, hp: HandlePtr<K, V>, q: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let mut at = Attempt::new(guard);
+        let mut path: Path<K, V> = InlineVec::new();
+        let backoff = Backoff::new();
+        loop {
+            path.clear();
+            let (rp, r) = self.root_ver_stamped(guard);
+            // SAFETY: `r.tree` heads a pinned version.
+            if unsafe { handle_for(r.tree, q, Some(&mut path)) } != hp {
+                // Done by someone (a handle never comes back; until it is
+                // replaced, `q` keeps routing to it: no other shape change
+                // narrows its key range).
+                return;
             }
-            Up::Two(l, sep, r) => {
-                let mut n = Inner::new();
-                // SAFETY: `l` and `r` are ours (3).
-                n.count = unsafe { (*l).count() + (*r).count() };
-                n.keys.push(sep);
-                n.kids.push(l);
-                n.kids.push(r);
-                at.alloc(Node::Inner(n))
-            }
-            Up::Gone => at.alloc(Node::Leaf(Leaf::new())),
-        };
-        // AcqRel: Release publishes every node (and new entry) we built
-        // (pairs with the Acquire root loads of readers and writers);
-        // Acquire on success keeps the retires and releases below after the
-        // CAS that unlinked what they free. Failure: Relaxed, we reload.
-        match self
-            .root
-            .compare_exchange(root, new_root, Ordering::AcqRel, Ordering::Relaxed)
-        {
-            Ok(_) => {
-                // First, before anything below can unwind (a `defer` may
-                // collect and run a panicking destructor): our nodes and our
-                // entry are published now, so `at`'s drop must not free them.
+            // SeqCst: see `current`. Frozen: this is its last version.
+            // SAFETY: `hp` is in the pinned current root version.
+            let last = unmarked(unsafe { &*hp }.cur.load(Ordering::SeqCst));
+            // SAFETY: the last version of a live handle.
+            let lv = unsafe { leaf_at(last) };
+            let up = if lv.len() == 0 {
+                Up::Gone
+            } else {
+                split_version(lv, &mut at)
+            };
+            // SAFETY: `path` is the descent from `r.tree`; `up` holds `at`'s
+            // handles.
+            let tree = unsafe { build_tree(&path, up, &mut at) };
+            let nr = Box::into_raw(Box::new(RootVer {
+                ts: AtomicU64::new(PENDING),
+                prev: rp,
+                tree,
+            }));
+            // SeqCst: Release publishes the new nodes, handles and versions
+            // (pairs with the SeqCst root loads); part of the scan's total
+            // order.
+            if self
+                .root
+                .compare_exchange(rp, nr, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                SHAPE_SITE.record(true);
                 at.fresh.clear();
-                at.unpublished = None;
-                at.published = true;
-                // The speculative separator reference is now a real one.
+                at.handles.clear();
                 at.spec = None;
-                for &(p, _) in path.as_slice() {
-                    // SAFETY: the old path is unlinked by our CAS: the new
-                    // root does not reach it (every node on it was copied),
-                    // and nodes of older versions were already retired by
-                    // the writers that replaced them, so each node is
-                    // retired once, by the writer whose CAS unlinked it.
-                    // A retired node is never dropped (it owns nothing and
-                    // touches no entry): after the grace period its block
-                    // is reused from, or freed by, the map's collector's
-                    // pool, which holds only node blocks of this layout.
-                    unsafe { retire_node(guard, p) };
+                at.published = true;
+                // SAFETY: published by us; retired only after a successor
+                // is stamped.
+                stamp(&self.clock, unsafe { &(*nr).ts });
+                // SAFETY: `r`'s path, `hp` and its last version are
+                // unlinked by our CAS (`nr` reaches none of them: the path
+                // was copied), and `nr` is stamped: a scan that can still
+                // reach them (through `nr.prev`) bumped the clock before
+                // that stamp's load, so it pinned before these retires.
+                // Each is retired once, by the CAS winner. Blocks first:
+                // retiring a block runs no user code.
+                unsafe {
+                    for &(p, _) in path.as_slice() {
+                        retire_node(guard, p);
+                    }
+                    retire_node(guard, last);
+                    guard.defer_destroy(hp);
+                    guard.defer_destroy(rp);
                 }
-                // SAFETY: as for the path.
-                unsafe { retire_node(guard, leaf) };
                 while let Some((e, is_leaf)) = at.drops.pop() {
-                    // SAFETY: our CAS unlinked exactly these references
-                    // from the current version (precondition 3), each
-                    // counted and dropped once here; readers pinned now may
-                    // still use them, so the release waits for them.
+                    // SAFETY: as in `publish_leaf`: the separators `nr`
+                    // dropped, released once, after its stamp.
                     unsafe { release(guard, e, is_leaf) };
                 }
-                true
+                return;
             }
-            Err(_) => false,
+            SHAPE_SITE.record(false);
+            // SAFETY: never published: ours alone.
+            drop(unsafe { Box::from_raw(nr) });
+            at.abandon();
+            backoff.spin();
         }
     }
 }
 
+/// A new handle with an empty first version, outside any attempt (a new
+/// map).
+fn new_handle_now<K, V>() -> HandlePtr<K, V> {
+    // SAFETY: no record given: a fresh block of the map's layout.
+    let v = unsafe { alloc_node(None, Node::Leaf(Leaf::first())) };
+    Box::into_raw(Box::new(Handle {
+        cur: AtomicPtr::new(v),
+    }))
+}
+
+/// The handle whose key range contains `q`, descending from `tree`;
+/// pushes every inner node and the child taken onto `path` if given.
+///
+/// # Safety
+/// `tree` heads a root version that a pinned guard keeps alive for as long
+/// as the result is used.
+#[inline]
+unsafe fn handle_for<K, V, Q>(
+    tree: NodePtr<K, V>,
+    q: &Q,
+    mut path: Option<&mut Path<K, V>>,
+) -> HandlePtr<K, V>
+where
+    K: Borrow<Q>,
+    Q: Ord + ?Sized,
+{
+    let mut p = tree;
+    loop {
+        // SAFETY: the precondition: `p` is in the pinned version.
+        let Node::Inner(n) = (unsafe { &*p }) else {
+            unreachable!("a tree holds inner nodes above its handles")
+        };
+        let i = n.route(q);
+        if let Some(path) = path.as_deref_mut() {
+            path.push((p, i));
+        }
+        if n.bottom {
+            return n.handle(i);
+        }
+        p = n.kid(i);
+    }
+}
+
+/// Builds the new inner nodes above a changed handle (`up`), copying
+/// `path` bottom-up, and returns the new tree's root node.
+///
+/// # Safety
+/// `path` is a descent of a pinned version; `up` holds nodes or handles
+/// built by `at` (not published).
+unsafe fn build_tree<K, V>(
+    path: &Path<K, V>,
+    up: Up<K, V>,
+    at: &mut Attempt<'_, K, V>,
+) -> NodePtr<K, V> {
+    let mut up = up;
+    for &(p, idx) in path.as_slice().iter().rev() {
+        // SAFETY: `p` is an inner node of the pinned version.
+        let Node::Inner(n) = (unsafe { &*p }) else {
+            unreachable!("the path holds inner nodes")
+        };
+        // SAFETY: `n`'s children are in the pinned version; `up` is ours.
+        up = unsafe { rebuild_inner(n, idx, up, at) };
+    }
+    match up {
+        Up::One(p) => {
+            // SAFETY: `p` is ours, fully built, an inner node.
+            match unsafe { &*p } {
+                // A root with one inner child (and no separator) is
+                // replaced by the child; the shell we built for it (the
+                // last node built) is freed. (A bottom root keeps its one
+                // handle.)
+                Node::Inner(n) if !n.bottom && n.kids.len() == 1 => {
+                    let kid = n.kid(0);
+                    debug_assert_eq!(at.fresh.as_slice().last(), Some(&p));
+                    at.fresh.pop();
+                    // SAFETY: `p` is ours (from `at.rec`) and unpublished;
+                    // an inner node owns neither its child nor its entries.
+                    unsafe { free_unpublished(at.rec, p) };
+                    kid
+                }
+                _ => p,
+            }
+        }
+        Up::Two(l, sep, r) => {
+            let mut n = Inner::new(false);
+            n.keys.push(sep);
+            n.kids.push(l);
+            n.kids.push(r);
+            at.alloc(Node::Inner(n))
+        }
+        Up::Gone => {
+            // The last leaf went: a bottom root with one empty leaf.
+            let v = at.alloc(Node::Leaf(Leaf::first()));
+            let h = at.handle(v);
+            let mut n = Inner::new(true);
+            n.kids.push(h.cast());
+            at.alloc(Node::Inner(n))
+        }
+    }
+}
+
+/// The two halves of the frozen, full version `lv`, each in a new handle
+/// whose first version is stamped 1; the first entry of the right half
+/// becomes the separator (its count raised, `at.spec`).
+fn split_version<K, V>(lv: &Leaf<K, V>, at: &mut Attempt<'_, K, V>) -> Up<K, V> {
+    let ents = lv.ents.as_slice();
+    debug_assert!(ents.len() >= 2, "only full versions are split");
+    let mid = ents.len().div_ceil(2);
+    let sep = ents[mid];
+    // Relaxed, as for `Arc::clone`: `sep` is alive and counted (it is in
+    // the pinned version), so the count is at least 1 and cannot reach 0
+    // while we hold this increment.
+    // SAFETY: `sep` is alive (see above).
+    unsafe { (*sep.e).refs.fetch_add(1, Ordering::Relaxed) };
+    at.spec = Some(sep.e);
+    let mut half = |s: &[Slot<K, V>]| {
+        let v = at.alloc(Node::Leaf(Leaf::first()));
+        // SAFETY: `v` was just built by this attempt; nobody else sees it.
+        unsafe { as_leaf(v) }.ents.extend_cloned(s);
+        at.handle(v).cast::<Node<K, V>>()
+    };
+    let l = half(&ents[..mid]);
+    let r = half(&ents[mid..]);
+    Up::Two(l, sep, r)
+}
 impl<K, V> Default for LockFreeBTree<K, V> {
     fn default() -> Self {
         Self::new()
@@ -719,20 +1040,29 @@ impl<K, V> fmt::Debug for LockFreeBTree<K, V> {
 impl<K, V> Drop for LockFreeBTree<K, V> {
     fn drop(&mut self) {
         // `&mut self`: no other thread can reach the map. Free the current
-        // version and release its entry references; retired nodes and the
-        // releases still deferred run when `collector` drops after us, and
-        // the last release of each entry frees it.
+        // root version, its nodes, handles and current leaf versions, and
+        // release their entry references; retired ones and the releases
+        // still deferred run when `collector` drops after us, and the last
+        // release of each entry frees it.
+        let rv = self.root.load(Ordering::Relaxed);
+        // SAFETY: the current root version was never retired; nobody else
+        // reaches it. Its tree is queued before it is freed.
+        let rv = unsafe { Box::from_raw(rv) };
         let mut walk = Teardown {
-            work: vec![Work::Node(self.root.load(Ordering::Relaxed))],
+            work: vec![Work::Node(rv.tree)],
         };
+        drop(rv);
         walk.run();
     }
 }
 
 /// One step of tearing down the current version.
 enum Work<K, V> {
-    /// Free this node after queueing its children and entry references.
+    /// Free this inner node after queueing its children and separators.
     Node(NodePtr<K, V>),
+    /// Free this handle and its current leaf version after queueing the
+    /// version's entry references.
+    Handle(HandlePtr<K, V>),
     /// Release this entry reference (`true`: the leaf reference).
     Release(EntryPtr<K, V>, bool),
 }
@@ -752,27 +1082,43 @@ impl<K, V> Teardown<K, V> {
         while let Some(w) = self.work.pop() {
             match w {
                 Work::Node(p) => {
-                    // SAFETY: every node of the current version is reachable
-                    // once from the root (a tree) and owned by it; retired
-                    // nodes are not reachable from it. Freed below, after
-                    // this use.
-                    match unsafe { &*p } {
-                        Node::Inner(n) => {
-                            self.work
-                                .extend(n.kids.as_slice().iter().map(|&c| Work::Node(c)));
-                            self.work.extend(
-                                n.keys.as_slice().iter().map(|s| Work::Release(s.e, false)),
-                            );
+                    // SAFETY: every inner node of the current version is
+                    // reachable once from its root (a tree) and owned by
+                    // it; retired nodes are not reachable from it. Freed
+                    // below, after this use.
+                    let Node::Inner(n) = (unsafe { &*p }) else {
+                        unreachable!("a tree holds inner nodes above its handles")
+                    };
+                    let bottom = n.bottom;
+                    self.work.extend(n.kids.as_slice().iter().map(|&c| {
+                        if bottom {
+                            Work::Handle(c.cast())
+                        } else {
+                            Work::Node(c)
                         }
-                        Node::Leaf(l) => {
-                            self.work
-                                .extend(l.ents.as_slice().iter().map(|s| Work::Release(s.e, true)));
-                        }
-                    }
+                    }));
+                    self.work
+                        .extend(n.keys.as_slice().iter().map(|s| Work::Release(s.e, false)));
                     // SAFETY: as above: `p` is reached once, and no
                     // reference to it is used after this (its pointers were
                     // copied into the list).
                     unsafe { free_node_now(p) };
+                }
+                Work::Handle(h) => {
+                    // SAFETY: each handle of the current version is reached
+                    // once (from its bottom node) and owned by it; its
+                    // current version (frozen or not) likewise. Older
+                    // versions were retired by the writers that replaced
+                    // them.
+                    let h = unsafe { Box::from_raw(h) };
+                    let v = unmarked(h.cur.load(Ordering::Relaxed));
+                    drop(h);
+                    // SAFETY: as above.
+                    let l = unsafe { leaf_at(v) };
+                    self.work
+                        .extend(l.ents.as_slice().iter().map(|s| Work::Release(s.e, true)));
+                    // SAFETY: as above; its pointers were copied.
+                    unsafe { free_node_now(v) };
                 }
                 // SAFETY: a reference of the current version (a separator
                 // of an inner node, or a leaf slot), counted, queued once
@@ -800,11 +1146,13 @@ struct Attempt<'g, K, V> {
     /// node blocks.
     rec: &'g Participant,
     /// Set at the successful CAS: from then on the attempt's references in
-    /// `drops` must be released even if `commit` unwinds.
+    /// `drops` must be released even if the caller unwinds.
     published: bool,
-    /// Nodes built by this attempt (not published): at most two per level
-    /// and a new root.
-    fresh: InlineVec<NodePtr<K, V>, { 2 * MAX_HEIGHT + 2 }>,
+    /// Nodes and leaf versions built by this attempt (not published): at
+    /// most two per level, a new root, and two leaf versions.
+    fresh: InlineVec<NodePtr<K, V>, { 2 * MAX_HEIGHT + 4 }>,
+    /// Handles built by this attempt (a split's two, or an empty map's).
+    handles: InlineVec<HandlePtr<K, V>, 2>,
     /// An entry whose count this attempt raised for a new separator (a leaf
     /// split); undone if the attempt fails.
     spec: Option<EntryPtr<K, V>>,
@@ -812,8 +1160,8 @@ struct Attempt<'g, K, V> {
     /// no longer has; released if the attempt succeeds.
     drops: InlineVec<(EntryPtr<K, V>, bool), { MAX_HEIGHT + 2 }>,
     /// The entry an `insert` brought, while no CAS has published it; freed
-    /// if the attempt is dropped (unwinding) before that. `commit` clears it
-    /// at its successful CAS, before it can unwind.
+    /// if the attempt is dropped (unwinding) before that. `publish_leaf`
+    /// clears it at its successful CAS, before it can unwind.
     unpublished: Option<EntryPtr<K, V>>,
 }
 
@@ -824,6 +1172,7 @@ impl<'g, K, V> Attempt<'g, K, V> {
             rec: guard.participant(),
             published: false,
             fresh: InlineVec::new(),
+            handles: InlineVec::new(),
             spec: None,
             drops: InlineVec::new(),
             unpublished: None,
@@ -841,15 +1190,30 @@ impl<'g, K, V> Attempt<'g, K, V> {
         p
     }
 
-    /// Undoes a failed attempt: frees its nodes (not the entries they point
-    /// to, which belong to published versions or to the caller) and its
-    /// speculative count.
+    /// A new handle whose version is `v` (one of this attempt's), recorded
+    /// as this attempt's.
+    fn handle(&mut self, v: NodePtr<K, V>) -> HandlePtr<K, V> {
+        let h = Box::into_raw(Box::new(Handle {
+            cur: AtomicPtr::new(v),
+        }));
+        self.handles.push(h);
+        h
+    }
+
+    /// Undoes a failed attempt: frees its nodes, versions and handles (not
+    /// the entries they point to, which belong to published versions or to
+    /// the caller) and its speculative count.
     fn abandon(&mut self) {
         while let Some(p) = self.fresh.pop() {
             // SAFETY: nodes in `fresh` were built by this attempt (from
             // `rec`) and its CAS failed, so no other thread has seen them; a
             // node owns neither its children nor its entries.
             unsafe { free_unpublished(self.rec, p) };
+        }
+        while let Some(h) = self.handles.pop() {
+            // SAFETY: built by this attempt and never published; its
+            // version was in `fresh`.
+            drop(unsafe { Box::from_raw(h) });
         }
         if let Some(e) = self.spec.take() {
             // Release: orders our reads of the entry before whoever frees
@@ -868,14 +1232,15 @@ impl<K, V> Drop for Attempt<'_, K, V> {
     /// An attempt dropped unfinished (a comparison panicked) is abandoned,
     /// and an `insert`'s entry that no CAS published is freed. One dropped
     /// after its publishing CAS (a destructor run by a collection inside a
-    /// release in `commit` panicked) still releases the references its
-    /// version dropped, so they do not leak.
+    /// release panicked) still releases the references its version
+    /// dropped, so they do not leak.
     fn drop(&mut self) {
         if self.published {
             while let Some((e, is_leaf)) = self.drops.pop() {
-                // SAFETY: as in `commit`: our CAS unlinked exactly these
-                // references, each counted and released once (popped
-                // first); `guard` is still pinned (the attempt borrows it).
+                // SAFETY: as in `publish_leaf`: our CAS unlinked exactly
+                // these references, each counted and released once (popped
+                // first); `guard` is still pinned (the attempt borrows it),
+                // and the new version was stamped right after the CAS.
                 unsafe { release(self.guard, e, is_leaf) };
             }
             return;
@@ -884,52 +1249,25 @@ impl<K, V> Drop for Attempt<'_, K, V> {
         self.abandon();
         if let Some(e) = self.unpublished.take() {
             // SAFETY: `e` came from `Entry::alloc` in `insert` and no CAS
-            // published it (`commit` clears `unpublished` at its successful
-            // CAS, before anything that can unwind), so no other thread has
-            // seen it; the speculative count `abandon` just took back was
-            // the only other use of it.
+            // published it (`publish_leaf` clears `unpublished` at its
+            // successful CAS, before anything that can unwind), so no other
+            // thread has seen it; the speculative count `abandon` just took
+            // back was the only other use of it.
             drop(unsafe { Entry::unalloc(e) });
         }
     }
 }
 
-/// Descends from `root` to the leaf for `q`, pushing every inner node and
-/// the child index taken onto `path`.
-///
-/// # Safety
-/// `root` heads a version of the tree that a pinned guard keeps alive for
-/// `'g`.
-unsafe fn descend<'g, K, V, Q>(
-    root: NodePtr<K, V>,
-    q: &Q,
-    path: &mut Path<K, V>,
-) -> (NodePtr<K, V>, &'g Leaf<K, V>)
-where
-    K: Borrow<Q>,
-    Q: Ord + ?Sized,
-{
-    let mut p = root;
-    loop {
-        // SAFETY: the precondition: `p` is in the pinned version.
-        match unsafe { &*p } {
-            Node::Leaf(l) => return (p, l),
-            Node::Inner(n) => {
-                let i = n.route(q);
-                path.push((p, i));
-                p = n.kid(i);
-            }
-        }
-    }
-}
-
-/// A copy of `leaf` with entry `i` replaced by `e`.
+/// A new version replacing `leaf` (at `cur`) with entry `i` replaced by
+/// `e`.
 fn leaf_replace<K, V>(
     leaf: &Leaf<K, V>,
+    cur: NodePtr<K, V>,
     i: usize,
     e: EntryPtr<K, V>,
     at: &mut Attempt<'_, K, V>,
 ) -> NodePtr<K, V> {
-    let p = at.alloc(Node::Leaf(Leaf::new()));
+    let p = at.alloc(Node::Leaf(Leaf::new(cur)));
     // SAFETY: `p` was just built by this attempt; nobody else sees it.
     let n = unsafe { as_leaf(p) };
     let ents = leaf.ents.as_slice();
@@ -940,83 +1278,61 @@ fn leaf_replace<K, V>(
     p
 }
 
-/// A copy of `leaf` with entry `e` inserted at slot `i`, split in two if it
-/// overflows (raising the count of the new separator entry, `at.spec`).
+/// A new version replacing `leaf` (at `cur`, not full) with entry `e`
+/// inserted at slot `i`.
 fn leaf_insert<K, V>(
     leaf: &Leaf<K, V>,
+    cur: NodePtr<K, V>,
     i: usize,
     e: EntryPtr<K, V>,
     at: &mut Attempt<'_, K, V>,
-) -> Up<K, V> {
+) -> NodePtr<K, V> {
     let ents = leaf.ents.as_slice();
+    let p = at.alloc(Node::Leaf(Leaf::new(cur)));
+    // SAFETY: `p` was just built by this attempt; nobody else sees it.
+    let n = unsafe { as_leaf(p) };
+    n.ents.extend_cloned(&ents[..i]);
     // SAFETY: `e` is the caller's entry, alive.
-    let slot = unsafe { Slot::of(e) };
-    if ents.len() < B {
-        let p = at.alloc(Node::Leaf(Leaf::new()));
-        // SAFETY: `p` was just built by this attempt; nobody else sees it.
-        let n = unsafe { as_leaf(p) };
-        n.ents.extend_cloned(&ents[..i]);
-        n.ents.push(slot);
-        n.ents.extend_cloned(&ents[i..]);
-        return Up::One(p);
-    }
-    // Split: B + 1 entries, the left half keeps `mid`.
-    let mid = B.div_ceil(2);
-    let mut all: InlineVec<Slot<K, V>, { B + 1 }> = InlineVec::new();
-    all.extend_cloned(&ents[..i]);
-    all.push(slot);
-    all.extend_cloned(&ents[i..]);
-    let all = all.as_slice();
-    let sep = all[mid];
-    // Relaxed, as for `Arc::clone`: `sep` is alive and counted (it is in
-    // the pinned version, or it is our own entry), so the count is at
-    // least 1 and cannot reach 0 while we hold this increment.
-    // SAFETY: `sep` is alive (see above).
-    unsafe { (*sep.e).refs.fetch_add(1, Ordering::Relaxed) };
-    at.spec = Some(sep.e);
-    let lp = at.alloc(Node::Leaf(Leaf::new()));
-    // SAFETY: `lp` was just built by this attempt; nobody else sees it.
-    unsafe { as_leaf(lp) }.ents.extend_cloned(&all[..mid]);
-    let rp = at.alloc(Node::Leaf(Leaf::new()));
-    // SAFETY: as for `lp`.
-    unsafe { as_leaf(rp) }.ents.extend_cloned(&all[mid..]);
-    Up::Two(lp, sep, rp)
+    n.ents.push(unsafe { Slot::of(e) });
+    n.ents.extend_cloned(&ents[i..]);
+    p
 }
 
-/// A copy of `leaf` without slot `i`, or `Gone` if that empties it.
-fn leaf_remove<K, V>(leaf: &Leaf<K, V>, i: usize, at: &mut Attempt<'_, K, V>) -> Up<K, V> {
+/// A new version replacing `leaf` (at `cur`) without slot `i` (possibly
+/// empty).
+fn leaf_remove<K, V>(
+    leaf: &Leaf<K, V>,
+    cur: NodePtr<K, V>,
+    i: usize,
+    at: &mut Attempt<'_, K, V>,
+) -> NodePtr<K, V> {
     let ents = leaf.ents.as_slice();
-    if ents.len() == 1 {
-        return Up::Gone;
-    }
-    let p = at.alloc(Node::Leaf(Leaf::new()));
+    let p = at.alloc(Node::Leaf(Leaf::new(cur)));
     // SAFETY: `p` was just built by this attempt; nobody else sees it.
     let n = unsafe { as_leaf(p) };
     n.ents.extend_cloned(&ents[..i]);
     n.ents.extend_cloned(&ents[i + 1..]);
-    Up::One(p)
+    p
 }
 
-/// A copy of inner node `n` whose child `idx` (holding `old_kid_count`
-/// entries) became `up`; split in two if it overflows, `Gone` if it empties
-/// (a dropped separator goes to `at.drops`).
+/// A copy of inner node `n` whose child `idx` became `up`; split in two if
+/// it overflows, `Gone` if it empties (a dropped separator goes to
+/// `at.drops`).
 ///
 /// # Safety
 /// `n`'s children are alive (a pinned version); `up` holds fully built
-/// nodes.
+/// nodes (or handles, below a bottom node).
 unsafe fn rebuild_inner<K, V>(
     n: &Inner<K, V>,
     idx: usize,
     up: Up<K, V>,
-    old_kid_count: usize,
     at: &mut Attempt<'_, K, V>,
 ) -> Up<K, V> {
-    let base = n.count - old_kid_count;
     let (keys, kids) = (n.keys.as_slice(), n.kids.as_slice());
     if matches!(up, Up::Gone) && kids.len() == 1 {
         return Up::Gone;
     }
-    let p = at.alloc(Node::Inner(Inner::new()));
+    let p = at.alloc(Node::Inner(Inner::new(n.bottom)));
     // SAFETY: `p` was just built by this attempt; nobody else sees it.
     let m = unsafe { as_inner(p) };
     match up {
@@ -1025,8 +1341,6 @@ unsafe fn rebuild_inner<K, V>(
             m.kids.extend_cloned(&kids[..idx]);
             m.kids.push(c);
             m.kids.extend_cloned(&kids[idx + 1..]);
-            // SAFETY: `c` is fully built (precondition).
-            m.count = base + unsafe { (*c).count() };
         }
         Up::Gone => {
             // Child `idx` goes with the separator on its left (or, for the
@@ -1037,7 +1351,6 @@ unsafe fn rebuild_inner<K, V>(
             m.keys.extend_cloned(&keys[s + 1..]);
             m.kids.extend_cloned(&kids[..idx]);
             m.kids.extend_cloned(&kids[idx + 1..]);
-            m.count = base;
         }
         Up::Two(l, sep, r) if kids.len() < B => {
             m.keys.extend_cloned(&keys[..idx]);
@@ -1047,8 +1360,6 @@ unsafe fn rebuild_inner<K, V>(
             m.kids.push(l);
             m.kids.push(r);
             m.kids.extend_cloned(&kids[idx + 1..]);
-            // SAFETY: `l`, `r` are fully built (precondition).
-            m.count = base + unsafe { (*l).count() + (*r).count() };
         }
         Up::Two(l, sep, r) => {
             // B + 1 children: the left keeps `mid`, separator `mid - 1`
@@ -1064,30 +1375,20 @@ unsafe fn rebuild_inner<K, V>(
             all_kids.extend_cloned(&kids[idx + 1..]);
             let (all_keys, all_kids) = (all_keys.as_slice(), all_kids.as_slice());
             let mid = all_kids.len() / 2;
-            let rp = at.alloc(Node::Inner(Inner::new()));
+            let rp = at.alloc(Node::Inner(Inner::new(n.bottom)));
             // SAFETY: `rp` was just built by this attempt; nobody else sees
             // it, and it is not `p`.
             let right = unsafe { as_inner(rp) };
             m.keys.extend_cloned(&all_keys[..mid - 1]);
             let up_sep = all_keys[mid - 1];
             right.keys.extend_cloned(&all_keys[mid..]);
-            for (j, &c) in all_kids.iter().enumerate() {
-                // SAFETY: each child is in the pinned version or ours.
-                let cnt = unsafe { (*c).count() };
-                if j < mid {
-                    m.kids.push(c);
-                    m.count += cnt;
-                } else {
-                    right.kids.push(c);
-                    right.count += cnt;
-                }
-            }
+            m.kids.extend_cloned(&all_kids[..mid]);
+            right.kids.extend_cloned(&all_kids[mid..]);
             return Up::Two(p, up_sep, rp);
         }
     }
     Up::One(p)
 }
-
 /// The leaf at `p`, to fill it (nodes are built in their heap block, not
 /// on the stack and moved in).
 ///

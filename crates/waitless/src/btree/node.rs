@@ -1,9 +1,10 @@
 //! Immutable tree nodes, the fixed-capacity arrays they are made of, and
 //! the entries they point to.
 //!
-//! A node is built privately by one writer, published by the root CAS, and
-//! never written again: every later change builds a new copy. So nothing in
-//! a node is atomic. Keys and values are not stored in nodes: each lives in
+//! A node is built privately by one writer, published by a CAS (a leaf
+//! version by its handle's, inner nodes by the root's), and never written
+//! again apart from a leaf version's timestamp (`ts`, stamped once): every
+//! later change builds a new copy. Keys and values are not stored in nodes: each lives in
 //! its own [`Entry`], allocated once by the `insert` that brought it and
 //! never moved, and nodes hold pointers to entries (leaf slots) and to
 //! entries whose keys serve as separators (inner nodes). A path copy
@@ -19,7 +20,7 @@ use core::alloc::Layout;
 use core::ptr;
 
 use crate::epoch::{Guard, Link, Participant};
-use crate::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use crate::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::UnsafeCell;
 
 /// Fan-out: the most keys in a leaf and the most children of an inner node.
@@ -573,9 +574,55 @@ fn image_partition<K, V>(s: &[Slot<K, V>], pred: impl Fn(u64) -> bool) -> usize 
     base + usize::from(pred(unsafe { s.get_unchecked(base) }.h))
 }
 
-/// Pointers to the sorted entries of a leaf.
+/// The timestamp of a leaf version (or root version) not yet stamped.
+pub(super) const PENDING: u64 = 0;
+
+/// A *leaf version*: pointers to the sorted entries of a leaf, immutable
+/// once published apart from its timestamp `ts`, which is [`PENDING`] until
+/// the first `stamp` (by its writer or any thread that meets it) sets it to
+/// the map's clock (see `mod.rs`, "Consistency and linearization points", and `docs/btree.md`). `prev` is the
+/// version this one replaced in its [`Handle`], followed only by scans whose
+/// snapshot is older than `ts`.
 pub(super) struct Leaf<K, V> {
+    pub(super) ts: AtomicU64,
+    pub(super) prev: NodePtr<K, V>,
     pub(super) ents: InlineVec<Slot<K, V>, B>,
+}
+
+/// A leaf handle: the one mutable word of a leaf, pointing to its current
+/// version; the low bit of `cur` is the *frozen* mark (the version is the
+/// handle's last: a shape change replaces the handle). Inner nodes of the
+/// bottom level point to handles, so a leaf update CASes `cur` and copies
+/// nothing above the leaf. Handles are small heap boxes (many to a cache
+/// line) retired through the map's collector when a shape change replaces
+/// them.
+pub(super) struct Handle<K, V> {
+    pub(super) cur: AtomicPtr<Node<K, V>>,
+}
+
+/// A handle pointer (stored in a bottom inner node's `kids`, cast).
+pub(super) type HandlePtr<K, V> = *mut Handle<K, V>;
+
+/// Whether a handle's `cur` carries the frozen mark.
+#[inline]
+pub(super) fn is_frozen<K, V>(p: NodePtr<K, V>) -> bool {
+    (p as usize) & 1 == 1
+}
+
+/// `p` with the frozen mark (provenance kept: a byte offset of one).
+#[inline]
+pub(super) fn frozen<K, V>(p: NodePtr<K, V>) -> NodePtr<K, V> {
+    p.cast::<u8>().wrapping_add(1).cast()
+}
+
+/// The version a handle's `cur` points to, without the mark.
+#[inline]
+pub(super) fn unmarked<K, V>(p: NodePtr<K, V>) -> NodePtr<K, V> {
+    if is_frozen(p) {
+        p.cast::<u8>().wrapping_sub(1).cast()
+    } else {
+        p
+    }
 }
 
 /// `kids.len()` children and `kids.len() - 1` separators: child `i` holds
@@ -585,28 +632,47 @@ pub(super) struct Leaf<K, V> {
 /// leaf split; the key may since have left the map (the entry lives on,
 /// counted, while it is a separator).
 pub(super) struct Inner<K, V> {
-    /// Number of entries in the subtree (so `len` is read from the root of
-    /// one snapshot, linearizable like everything else).
-    pub(super) count: usize,
+    /// The children are leaf [`Handle`]s (cast to `NodePtr`), not nodes.
+    pub(super) bottom: bool,
     pub(super) keys: InlineVec<Slot<K, V>, B>,
     pub(super) kids: InlineVec<NodePtr<K, V>, B>,
 }
 
 impl<K, V> Leaf<K, V> {
-    pub(super) fn new() -> Self {
+    /// A pending version that replaces `prev`.
+    pub(super) fn new(prev: NodePtr<K, V>) -> Self {
         Leaf {
+            ts: AtomicU64::new(PENDING),
+            prev,
+            ents: InlineVec::new(),
+        }
+    }
+
+    /// A version born stamped 1 (a new handle's first: visible to every
+    /// snapshot that can reach the handle).
+    pub(super) fn first() -> Self {
+        Leaf {
+            ts: AtomicU64::new(1),
+            prev: ptr::null_mut(),
             ents: InlineVec::new(),
         }
     }
 }
 
 impl<K, V> Inner<K, V> {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(bottom: bool) -> Self {
         Inner {
-            count: 0,
+            bottom,
             keys: InlineVec::new(),
             kids: InlineVec::new(),
         }
+    }
+
+    /// Child `i` of a bottom node: a leaf handle.
+    #[inline]
+    pub(super) fn handle(&self, i: usize) -> HandlePtr<K, V> {
+        debug_assert!(self.bottom);
+        self.kids.as_slice()[i].cast()
     }
 
     /// Index of the child whose key range contains `q`.
@@ -628,17 +694,6 @@ impl<K, V> Inner<K, V> {
     #[inline]
     pub(super) fn kid(&self, i: usize) -> NodePtr<K, V> {
         self.kids.as_slice()[i]
-    }
-}
-
-impl<K, V> Node<K, V> {
-    /// Entries in the subtree.
-    #[inline]
-    pub(super) fn count(&self) -> usize {
-        match self {
-            Node::Leaf(l) => l.ents.len(),
-            Node::Inner(i) => i.count,
-        }
     }
 }
 
@@ -738,4 +793,83 @@ pub(super) fn prefetch_all<K, V>(ents: &[Slot<K, V>]) {
     }
     #[cfg(not(all(target_arch = "x86_64", not(miri))))]
     let _ = ents;
+}
+
+/// Stamps the version timestamp `ts` with the map's clock if it is still
+/// [`PENDING`], and returns its stamp. One CAS try: if it fails, another
+/// thread stamped it first, and its stamp stands.
+///
+/// The *defining load* of a version is the clock load of the stamp that
+/// succeeded; an update is linearized there (see `mod.rs`, "Consistency and
+/// linearization points", and `docs/btree.md`).
+#[inline]
+pub(super) fn stamp(clock: &AtomicU64, ts: &AtomicU64) -> u64 {
+    // SeqCst (a plain load on x86): see `stamp_slow`.
+    let t = ts.load(Ordering::SeqCst);
+    if t != PENDING {
+        return t;
+    }
+    stamp_slow(clock, ts)
+}
+
+#[cold]
+#[inline(never)]
+fn stamp_slow(clock: &AtomicU64, ts: &AtomicU64) -> u64 {
+    // The SeqCst fence pairs with the one after a scan's clock bump
+    // (`snapshot_clock` in `mod.rs`): the snapshot argument is a
+    // store-buffering pattern — a writer installs a version (its handle CAS,
+    // or a helper's load of it) then loads the clock here; a scan bumps the
+    // clock then loads the handle. Only a single total order over the two
+    // fences forbids both loads from reading the old value (a version
+    // stamped `<= S` that the scan does not reach). The loom model
+    // `leaf_protocol::two_writers_on_different_leaves_and_a_scan` fails
+    // without it.
+    fence(Ordering::SeqCst);
+    // SeqCst: part of the same total order (see above).
+    let now = clock.load(Ordering::SeqCst);
+    // SeqCst: the stamp is read by scans and lookups with SeqCst loads; on
+    // failure another thread's stamp is returned (its CAS is in `ts`'s
+    // modification order before ours).
+    match ts.compare_exchange(PENDING, now, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => now,
+        Err(t) => t,
+    }
+}
+
+/// The leaf version at `p` (a handle's `cur`, unmarked).
+///
+/// # Safety
+/// `p` is a leaf version that a pinned guard keeps alive for `'a`.
+#[inline]
+pub(super) unsafe fn leaf_at<'a, K, V>(p: NodePtr<K, V>) -> &'a Leaf<K, V> {
+    // SAFETY: the precondition.
+    match unsafe { &*p } {
+        Node::Leaf(l) => l,
+        Node::Inner(_) => unreachable!("a handle points to a leaf version"),
+    }
+}
+
+/// The version of handle `h` in the snapshot taken at clock value `s`: the
+/// newest version stamped `<= s` (stamping a pending head first).
+///
+/// # Safety
+/// `h` was reached from a root version stamped `<= s` under a guard pinned
+/// before the scan's clock bump that returned `s`, and that guard is still
+/// pinned for `'a`. (Then every version walked is alive: one reached
+/// through `prev` was replaced by a version stamped `> s`, whose stamper
+/// loaded the clock after the bump and retired it only after that.)
+#[inline]
+pub(super) unsafe fn resolve<'a, K, V>(
+    clock: &AtomicU64,
+    h: HandlePtr<K, V>,
+    s: u64,
+) -> &'a Leaf<K, V> {
+    // SeqCst: see `stamp_slow` (the scan's side of the pattern).
+    // SAFETY: the precondition: `h` is alive, and so is its head version.
+    let mut v = unsafe { leaf_at(unmarked((*h).cur.load(Ordering::SeqCst))) };
+    while stamp(clock, &v.ts) > s {
+        // SAFETY: the precondition (the `prev` argument above).
+        v = unsafe { leaf_at(v.prev) };
+    }
+    v
 }

@@ -31,66 +31,90 @@ fn check_image<K, V>(s: Slot<K, V>) {
 }
 
 /// Walks the current version and checks the tree invariants: sorted keys,
-/// separators bounding their children, counts, no empty non-root node.
+/// separators bounding their children, bottom flags, no frozen handle and
+/// no empty leaf unless it is the only one, stamped current versions.
 fn check_invariants<K: Ord + fmt::Debug, V>(m: &LockFreeBTree<K, V>) {
+    use super::node::{is_frozen, leaf_at};
+    fn leaf<K: Ord + fmt::Debug, V>(
+        h: HandlePtr<K, V>,
+        lo: Option<&K>,
+        hi: Option<&K>,
+        sole: bool,
+    ) -> usize {
+        // SAFETY: no writer runs; the handle is in the current version.
+        let cur = unsafe { &*h }.cur.load(Ordering::Relaxed);
+        assert!(!is_frozen(cur), "a frozen handle left in the tree");
+        // SAFETY: as above.
+        let l = unsafe { leaf_at(cur) };
+        assert_ne!(l.ts.load(Ordering::Relaxed), PENDING, "unstamped version");
+        let k: Vec<&K> = l
+            .ents
+            .as_slice()
+            .iter()
+            // SAFETY: entries of a live version are alive.
+            .map(|s| unsafe { key_of(s.e) })
+            .collect();
+        assert!(sole || !k.is_empty(), "empty leaf that is not the only one");
+        for &s in l.ents.as_slice() {
+            // SAFETY: as above.
+            let refs = unsafe { (*s.e).refs.load(Ordering::Relaxed) };
+            assert!(refs >= 1, "a leaf entry with no count");
+            check_image(s);
+        }
+        assert!(k.windows(2).all(|w| w[0] < w[1]), "leaf unsorted {k:?}");
+        if let (Some(lo), Some(f)) = (lo, k.first()) {
+            assert!(lo <= *f);
+        }
+        if let (Some(hi), Some(l)) = (hi, k.last()) {
+            assert!(*l < hi);
+        }
+        k.len()
+    }
     fn walk<K: Ord + fmt::Debug, V>(
         p: NodePtr<K, V>,
         lo: Option<&K>,
         hi: Option<&K>,
         is_root: bool,
+        depth: usize,
+        bottom_depth: &mut Option<usize>,
     ) -> usize {
-        // SAFETY: the test holds the map exclusively enough: no writer runs.
-        match unsafe { &*p } {
-            Node::Leaf(l) => {
-                // SAFETY: entries of a live node are alive.
-                let k: Vec<&K> = l
-                    .ents
-                    .as_slice()
-                    .iter()
-                    // SAFETY: entries of a live node are alive.
-                    .map(|s| unsafe { key_of(s.e) })
-                    .collect();
-                assert!(is_root || !k.is_empty(), "empty non-root leaf");
-                for &s in l.ents.as_slice() {
-                    // SAFETY: as above.
-                    let refs = unsafe { (*s.e).refs.load(Ordering::Relaxed) };
-                    assert!(refs >= 1, "a leaf entry with no count");
-                    check_image(s);
-                }
-                assert!(k.windows(2).all(|w| w[0] < w[1]), "leaf unsorted {k:?}");
-                if let (Some(lo), Some(f)) = (lo, k.first()) {
-                    assert!(lo <= *f);
-                }
-                if let (Some(hi), Some(l)) = (hi, k.last()) {
-                    assert!(*l < hi);
-                }
-                k.len()
-            }
-            Node::Inner(n) => {
-                // SAFETY: separators of a live node are alive.
-                let ks: Vec<&K> = n
-                    .keys
-                    .as_slice()
-                    .iter()
-                    // SAFETY: entries of a live node are alive.
-                    .map(|s| unsafe { key_of(s.e) })
-                    .collect();
-                n.keys.as_slice().iter().for_each(|&s| check_image(s));
-                let kids = n.kids.as_slice();
-                assert!(!kids.is_empty() && ks.len() + 1 == kids.len());
-                assert!(!is_root || kids.len() > 1, "one-child root not collapsed");
-                let mut total = 0;
-                for (i, &c) in kids.iter().enumerate() {
-                    let clo = if i == 0 { lo } else { Some(ks[i - 1]) };
-                    let chi = if i == ks.len() { hi } else { Some(ks[i]) };
-                    total += walk(c, clo, chi, false);
-                }
-                assert_eq!(total, n.count, "count mismatch");
-                total
-            }
+        // SAFETY: no writer runs: the current version is alive.
+        let Node::Inner(n) = (unsafe { &*p }) else {
+            panic!("a leaf version above the handles")
+        };
+        let ks: Vec<&K> = n
+            .keys
+            .as_slice()
+            .iter()
+            // SAFETY: separators of a live node are alive.
+            .map(|s| unsafe { key_of(s.e) })
+            .collect();
+        n.keys.as_slice().iter().for_each(|&s| check_image(s));
+        let kids = n.kids.as_slice();
+        assert!(!kids.is_empty() && ks.len() + 1 == kids.len());
+        assert!(
+            !is_root || n.bottom || kids.len() > 1,
+            "one-child root not collapsed"
+        );
+        assert!(ks.windows(2).all(|w| w[0] < w[1]), "separators unsorted");
+        if n.bottom {
+            assert_eq!(*bottom_depth.get_or_insert(depth), depth, "uneven depth");
         }
+        let mut total = 0;
+        for (i, &c) in kids.iter().enumerate() {
+            let clo = if i == 0 { lo } else { Some(ks[i - 1]) };
+            let chi = if i == ks.len() { hi } else { Some(ks[i]) };
+            total += if n.bottom {
+                leaf::<K, V>(c.cast(), clo, chi, is_root && kids.len() == 1)
+            } else {
+                walk(c, clo, chi, false, depth + 1, bottom_depth)
+            };
+        }
+        total
     }
-    let total = walk(m.root.load(Ordering::Relaxed), None, None, true);
+    // SAFETY: no writer runs: the current root version is alive.
+    let tree = unsafe { &*m.root.load(Ordering::Relaxed) }.tree;
+    let total = walk(tree, None, None, true, 0, &mut None);
     assert_eq!(total, m.len());
 }
 
@@ -142,8 +166,8 @@ fn remove_everything_collapses_to_an_empty_root() {
         m.insert(k, k);
     }
     // SAFETY: no writer runs; the root is alive while `m` is.
-    let root = unsafe { &*m.root.load(Ordering::Relaxed) };
-    assert!(matches!(root, Node::Inner(_)));
+    let root = unsafe { &*(*m.root.load(Ordering::Relaxed)).tree };
+    assert!(matches!(root, Node::Inner(n) if !n.bottom), "not grown");
     for k in (0..n).rev() {
         assert_eq!(m.remove(&k), Some(k));
     }
@@ -1020,4 +1044,58 @@ fn the_node_pool_keeps_more_than_the_default_once_the_epoch_was_held() {
     assert!(cached <= NODE_POOL_BYTES + 4096);
     drop(m);
     assert_eq!(crate::epoch::thread_free_bytes(), 0);
+}
+
+/// Per-leaf writers and snapshot scans: two writers each insert their own
+/// keys alternately at the low and the high end of the key space (so
+/// consecutive inserts of one writer land in leaves far apart, updated
+/// through different handles, and the writers share leaves, so they race
+/// each other's splits); every scan must show, for each writer, exactly a
+/// prefix of its sequence (a snapshot), and never less than the scan
+/// before. A scan that read each leaf's newest version instead of the one
+/// of its snapshot fails this (checked by mutation).
+#[test]
+fn scans_are_snapshots_under_writers_on_different_leaves() {
+    use std::sync::atomic::AtomicUsize;
+    fn key(w: u64, i: u64) -> u64 {
+        let base = if i % 2 == 0 { 1_000 } else { 10_000_000 };
+        base + (i / 2) * 2 + w
+    }
+    let n: u64 = if cfg!(miri) { 40 } else { 20_000 };
+    let m = LockFreeBTree::new();
+    let done = AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for w in 0..2u64 {
+            let (m, done, failed) = (&m, &done, &failed);
+            s.spawn(move || {
+                let _flag = FailFlag(failed);
+                for i in 0..n {
+                    assert_eq!(m.insert(key(w, i), i), None);
+                }
+                done.fetch_add(1, StdOrdering::Release);
+            });
+        }
+        let _flag = FailFlag(&failed);
+        let mut last = [0u64; 2];
+        let mut scans = 0;
+        while done.load(StdOrdering::Acquire) < 2 || scans < 3 {
+            assert!(!failed.load(StdOrdering::Acquire), "a writer failed");
+            scans += 1;
+            let got: Vec<u64> = m.iter().map(|(k, _)| k).collect();
+            assert!(got.windows(2).all(|p| p[0] < p[1]), "unsorted");
+            for w in 0..2u64 {
+                let mut mine: Vec<u64> = got.iter().copied().filter(|&k| k % 2 == w).collect();
+                let c = mine.len() as u64;
+                let mut want: Vec<u64> = (0..c).map(|i| key(w, i)).collect();
+                mine.sort_unstable();
+                want.sort_unstable();
+                assert!(mine == want, "writer {w}: not a prefix: not a snapshot");
+                assert!(c >= last[w as usize], "a later scan lost keys");
+                last[w as usize] = c;
+            }
+        }
+    });
+    assert_eq!(m.len() as u64, 2 * n);
+    check_invariants(&m);
 }
