@@ -1,9 +1,10 @@
 //! A test-only model of the per-leaf write protocol of `docs/btree.md`
 //! ("Next: writers on different leaves in parallel"), small enough to
-//! model-check. **The map does not use it**: it is the protocol's core,
-//! checked with loom, std threads and Miri before it is built into the
-//! tree, with the three corrections this model forced on the written design
-//! (see the doc's "Status of the per-leaf design").
+//! model-check. The map does not call it: it is the protocol's core,
+//! checked with loom, std threads and Miri before it was built into the
+//! tree (session 7, `mod.rs`), with the corrections this model forced on
+//! the written design (see the doc's "Status after session 5"). The map's
+//! `stamp` and snapshot mirror this model's.
 //!
 //! Simplifications against the real tree: one inner level (the root
 //! version holds the separators and the leaf handles directly, any width),

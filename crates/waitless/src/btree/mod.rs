@@ -1,5 +1,5 @@
-//! A lock-free ordered map with linearizable range queries: a copy-on-write
-//! B+tree whose published nodes are immutable.
+//! A lock-free ordered map with linearizable range queries: a B+tree with
+//! immutable inner nodes and per-leaf versions.
 //!
 //! ```
 //! use waitless::btree::LockFreeBTree;
@@ -19,76 +19,74 @@
 //!
 //! # Design
 //!
-//! The map is one atomic pointer to the root of a B+tree (fan-out 32:
-//! leaves hold up to 32 pointers to entries in key order, inner nodes up to
-//! 32 children and 31 separators). Each key and its value live in one
-//! entry, allocated by the `insert` that brought them and never moved, so
-//! copying a node copies pointers and no key or value is ever cloned by the
-//! map. A node is never changed once another thread can see it. A writer
+//! A B+tree (fan-out 32) whose inner nodes are immutable and whose leaves
+//! are *handles*: one atomic pointer to the leaf's current *version*, an
+//! immutable sorted array of pointers to entries with a timestamp. Each
+//! key and its value live in one entry, allocated by the `insert` that
+//! brought them and never moved, so no key or value is ever cloned by the
+//! map.
 //!
-//! 1. pins, loads the root, and descends to the leaf, remembering the path;
-//! 2. builds a new copy of that leaf with its change (splitting it in two
-//!    if it overflows, dropping it if it becomes empty) and new copies of
-//!    every inner node on the path (splitting or shrinking them as needed);
-//!    everything off the path is shared with the old version;
-//! 3. publishes the new root with one CAS on the root pointer. If the CAS
-//!    fails another writer got in first: it frees its private copies and
-//!    starts again from the new root;
-//! 4. retires the replaced path through the map's own epoch collector.
+//! - An ordinary update (15 of 16 inserts, replaces, removes) builds a new
+//!   version of its one leaf and CASes the leaf's handle: writers on
+//!   different leaves touch disjoint words and never conflict.
+//! - A *shape change* (a full leaf splits, an emptied leaf goes) freezes
+//!   the handle, path-copies the inner nodes above it into a new *root
+//!   version*, and publishes that with one CAS on the root. It keeps the
+//!   contents, so any thread that meets the frozen handle completes it.
+//! - Snapshots use a camera clock (vCAS, Wei et al. PPoPP '21): versions
+//!   (leaf and root) are stamped with the clock after they are installed;
+//!   a scan bumps the clock and reads, at the root and at every handle, the
+//!   newest version stamped no later than its bump.
 //!
-//! This is path copying (the functional B-tree of persistent data
-//! structures) with a CAS on the root, as in a lock-free "atom" of an
-//! immutable tree; the design and its trade-offs against LLX/SCX
-//! (a,b)-trees, OCC-ABtree, the Bw-tree, vCAS and bundled references are
-//! argued in `docs/btree.md`.
+//! The design, its history (sessions 1–6 path-copied every update under
+//! one root CAS) and its trade-offs against LLX/SCX (a,b)-trees,
+//! OCC-ABtree, the Bw-tree, vCAS and bundled references are argued in
+//! `docs/btree.md`.
 //!
 //! # Consistency and linearization points
 //!
-//! Every version of the tree reachable from a root is immutable, so one
-//! load of the root is a consistent snapshot of the whole map.
-//!
-//! - `insert` and a `remove` that finds its key take effect at their
-//!   successful root CAS.
-//! - `get`, `get_with`, `contains_key`, `len`, `first_key_value`,
-//!   `last_key_value` and a `remove` that finds nothing take effect at their
-//!   root load.
-//! - `range` and `iter` take effect at the root load in the call: the
-//!   iterator then walks that immutable version lazily, so it yields exactly
-//!   the map's contents in the range at that instant, however writers race
-//!   with it, and `range(lo..).take(64)` costs O(log n + 64).
+//! - `insert` and a `remove` that finds its key: the clock load that
+//!   stamps the version they installed (theirs or a helper's).
+//! - `get`, `get_with`, `contains_key` and a `remove` that finds nothing:
+//!   the later of their root load and the stamp of the leaf version they
+//!   read.
+//! - `range`, `iter`, `len`, `is_empty`, `first_key_value`,
+//!   `last_key_value`: the scan's clock bump. The iterator then walks that
+//!   snapshot lazily, so it yields exactly the map's contents in the range
+//!   at that instant, however writers race with it, and
+//!   `range(lo..).take(64)` costs O(log n + 64).
 //!
 //! # Progress
 //!
-//! Every operation is lock-free: a reader never waits and never retries; a
-//! writer retries only when another writer's CAS on the root succeeded in
-//! between, i.e. when the system made progress. Reads write no shared
-//! memory (pinning writes only the thread's own epoch record).
+//! Every operation is lock-free: a handle CAS fails only if another update
+//! of that leaf succeeded or the leaf was frozen (then the thread completes
+//! the shape change itself); a root CAS fails only if another shape change
+//! succeeded. Readers never retry. Reads write shared memory only to stamp
+//! a version whose writer has not stamped it yet (one CAS try), and a scan
+//! bumps the clock.
 //!
-//! The price is paid by writers: each update allocates and copies a path of
-//! about log₃₂ n nodes (arrays of pointers), and all writers serialize on
-//! one CAS, so concurrent writers to *different* keys conflict. Searches
-//! pay for the entries being out of line: each probe of a binary search
-//! reads its entry's key through a pointer (a node's entries are prefetched
-//! together before its search). The measurements are in `docs/btree.md`.
+//! The price: a lookup follows one more pointer (the handle), an update
+//! stamps its version (a SeqCst fence, a clock load, a CAS), a scan follows
+//! `prev` links back to its snapshot, and `len` walks the leaves (O(n/B)).
+//! The measurements are in `docs/btree.md`.
 //!
 //! # Memory
 //!
-//! Nodes own neither their children (subtrees are shared between versions)
-//! nor their entries. A writer whose CAS succeeded retires exactly the nodes
-//! of the old path (each is reachable from old roots only); one whose CAS
-//! failed frees its private nodes at once.
+//! Nodes, handles and versions own nothing: a replaced leaf version is
+//! retired by the writer whose handle CAS replaced it, after stamping its
+//! successor (a scan older than that stamp may still read it); a shape
+//! change's winner retires the old root version, the copied path, the
+//! frozen handle and its last version, after stamping the new root
+//! version.
 //!
 //! An entry counts its references from the current version: 1 for its leaf
 //! slot while its key is in the map, plus 1 per inner node whose separator
-//! it is (a leaf split makes the first entry of its right half a
-//! separator, counted *before* the CAS, so the count never falls below the
-//! current version's references; a failed attempt takes that count back). The writer whose CAS drops a
-//! reference releases it through the collector, after every reader pinned
-//! at that moment: releasing the leaf reference drops the value, the last
-//! release frees the entry and drops the key. So a removed key may outlive
-//! its value while it still routes searches as a separator, and every key
-//! and value object is dropped exactly once (dropping the map releases the
-//! current version's references, then its collector runs the rest).
+//! it is (a split makes the first entry of its right half a separator,
+//! counted *before* the root CAS; a failed attempt takes that count back).
+//! The writer whose CAS drops a reference releases it through the
+//! collector after its stamp: releasing the leaf reference drops the
+//! value, the last release frees the entry and drops the key. So every key
+//! and value object is dropped exactly once.
 //!
 //! A long-lived [`Range`] holds a guard of the map's collector: while it
 //! lives, nodes retired by writers are not freed (see
