@@ -183,3 +183,51 @@ fn a_held_scan_outlives_rewrites_splits_and_drops_of_every_leaf() {
     assert_eq!(head, [(0, 0), (1, 1), (2, 2)]);
     assert_eq!(m.get(&1), Some(1000 + 3));
 }
+
+/// Real-time order between lookups and scans while a writer inserts keys
+/// in a scrambled order (leaves split under the readers): a key that a
+/// finished `get` saw is in every later scan, and a key that a finished
+/// scan saw is found by every later `get` (keys are only inserted here).
+/// A lookup that read a pending leaf version without stamping it, or a
+/// stamp not ordered with the scan's clock bump, breaks the first rule.
+#[test]
+fn lookups_and_scans_agree_in_real_time_while_leaves_split() {
+    let n: u64 = if cfg!(miri) { 24 } else { 3000 };
+    let m: LockFreeBTree<u64, u64> = LockFreeBTree::new();
+    let done = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        let (m, done) = (&m, &done);
+        s.spawn(move || {
+            for i in 0..n {
+                let k = (i * 7919) % n;
+                assert_eq!(m.insert(k, k), None);
+            }
+            done.store(1, Ordering::Release);
+        });
+        for t in 0..2u64 {
+            s.spawn(move || {
+                let mut x = 0x2545_f491_4f6c_dd1du64 ^ (t + 1);
+                let mut rounds = 0u32;
+                while done.load(Ordering::Acquire) == 0 || rounds < 4 {
+                    rounds += 1;
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let k = x % n;
+                    let lo = k.saturating_sub(40);
+                    let seen_by_get = m.get(&k).is_some();
+                    let scan: Vec<u64> = m.range(lo..k + 40).map(|(k, _)| k).collect();
+                    let in_scan = scan.binary_search(&k).is_ok();
+                    assert!(
+                        !seen_by_get || in_scan,
+                        "get({k}) saw the key, a later scan did not"
+                    );
+                    for &j in &scan {
+                        assert!(m.contains_key(&j), "a scan saw {j}, a later get did not");
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(m.len() as u64, n);
+}
