@@ -1,9 +1,10 @@
 //! Immutable tree nodes, the fixed-capacity arrays they are made of, and
 //! the entries they point to.
 //!
-//! A node is built privately by one writer, published by the root CAS, and
-//! never written again: every later change builds a new copy. So nothing in
-//! a node is atomic. Keys and values are not stored in nodes: each lives in
+//! A node is built privately by one writer, published by a CAS (a leaf
+//! version by its handle's, inner nodes by the root's), and never written
+//! again apart from a leaf version's timestamp (`ts`, stamped once): every
+//! later change builds a new copy. Keys and values are not stored in nodes: each lives in
 //! its own [`Entry`], allocated once by the `insert` that brought it and
 //! never moved, and nodes hold pointers to entries (leaf slots) and to
 //! entries whose keys serve as separators (inner nodes). A path copy
@@ -579,7 +580,7 @@ pub(super) const PENDING: u64 = 0;
 /// A *leaf version*: pointers to the sorted entries of a leaf, immutable
 /// once published apart from its timestamp `ts`, which is [`PENDING`] until
 /// the first `stamp` (by its writer or any thread that meets it) sets it to
-/// the map's clock (see `mod.rs`, "Per-leaf versions"). `prev` is the
+/// the map's clock (see `mod.rs`, "Consistency and linearization points", and `docs/btree.md`). `prev` is the
 /// version this one replaced in its [`Handle`], followed only by scans whose
 /// snapshot is older than `ts`.
 pub(super) struct Leaf<K, V> {
@@ -799,8 +800,8 @@ pub(super) fn prefetch_all<K, V>(ents: &[Slot<K, V>]) {
 /// thread stamped it first, and its stamp stands.
 ///
 /// The *defining load* of a version is the clock load of the stamp that
-/// succeeded; an update is linearized there (see `mod.rs`, "Per-leaf
-/// versions").
+/// succeeded; an update is linearized there (see `mod.rs`, "Consistency and
+/// linearization points", and `docs/btree.md`).
 #[inline]
 pub(super) fn stamp(clock: &AtomicU64, ts: &AtomicU64) -> u64 {
     // SeqCst (a plain load on x86): see `stamp_slow`.
