@@ -485,6 +485,26 @@ impl Collector {
         local::participant(self).map(|p| unsafe { &*p })
     }
 
+    /// [`Guard::retire_block`] for a guard of this collector known by its
+    /// record (so that a caller can pass the record by value, with no
+    /// guard in memory).
+    ///
+    /// # Safety
+    /// 1. `p` is the record of a `Guard` of `self` that the calling thread
+    ///    holds (alive for the whole call).
+    /// 2. As for [`Guard::retire_block`].
+    #[inline]
+    pub(crate) unsafe fn retire_block_pinned(
+        &self,
+        p: &Participant,
+        b: *mut u8,
+        layout: core::alloc::Layout,
+    ) {
+        // SAFETY: precondition 1: this thread owns `p`, which belongs to
+        // this collector and is pinned; precondition 2.
+        unsafe { self.global.retire_block(p, b, layout) }
+    }
+
     /// Sums statistics counter `i` (`< COUNTERS`) over every record.
     pub(crate) fn sum_counter(&self, i: usize) -> u64 {
         debug_assert!(i < COUNTERS);

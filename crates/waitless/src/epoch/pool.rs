@@ -60,7 +60,7 @@ use super::internal::epoch_at_least;
 
 /// Retirements between two seals of the open list.
 #[cfg(not(any(loom, miri)))]
-pub(crate) const POOL_BATCH: usize = 32;
+pub(crate) const POOL_BATCH: usize = 128;
 #[cfg(any(loom, miri))]
 pub(crate) const POOL_BATCH: usize = 2;
 
@@ -141,7 +141,15 @@ pub(crate) struct Pool {
     /// Blocks that left the retired set (expired or handed off; wrapping).
     /// `retired_in - retired_out` blocks are retired, open and sealed.
     retired_out: usize,
+    /// The open list. Its `len` is not kept up to date on the hot path:
+    /// the open list's length is `retired_in - (seal_at - POOL_BATCH)`
+    /// (one counter per retirement instead of two; see
+    /// [`Pool::take_open`]).
     open: Batch,
+    /// `retired_in` at which the open list is due to be sealed: its value
+    /// when the open list was last emptied, plus [`POOL_BATCH`]. A
+    /// retirement compares the two (no length to count).
+    seal_at: usize,
     /// Sealed batches, oldest first; at most two are ever unexpired (see
     /// [`Pool::seal`]).
     sealed: [Batch; 2],
@@ -164,6 +172,7 @@ impl Pool {
             retired_in: 0,
             retired_out: 0,
             open: Batch::EMPTY,
+            seal_at: POOL_BATCH,
             sealed: [Batch::EMPTY; 2],
         }
     }
@@ -180,6 +189,11 @@ impl Pool {
         debug_assert_eq!(self.layout, Some(layout), "one layout per pool");
     }
 
+    /// The size of this pool's blocks (0 before the first block).
+    pub(crate) fn block_size(&self) -> usize {
+        self.block_size
+    }
+
     /// Bytes of recycled blocks on the free list.
     pub(crate) fn free_bytes(&self) -> usize {
         self.free_len * self.block_size
@@ -187,14 +201,24 @@ impl Pool {
 
     /// Retired blocks not sealed yet.
     pub(crate) fn open_len(&self) -> usize {
-        self.open.len
+        self.retired_in
+            .wrapping_sub(self.seal_at)
+            .wrapping_add(POOL_BATCH)
+    }
+
+    /// Takes the open list out (with its length), leaving it empty.
+    fn take_open(&mut self) -> Batch {
+        let mut open = core::mem::replace(&mut self.open, Batch::EMPTY);
+        open.len = self.open_len();
+        self.seal_at = self.retired_in.wrapping_add(POOL_BATCH);
+        open
     }
 
     /// Retired blocks not yet expired (open and sealed).
     #[inline]
     pub(crate) fn retired(&self) -> usize {
         let n = self.retired_in.wrapping_sub(self.retired_out);
-        debug_assert_eq!(n, self.open.len + self.sealed[0].len + self.sealed[1].len);
+        debug_assert_eq!(n, self.open_len() + self.sealed[0].len + self.sealed[1].len);
         n
     }
 
@@ -295,9 +319,11 @@ impl Pool {
             self.set_layout(layout);
         }
         self.open.head = l;
-        self.open.len += 1;
         self.retired_in = self.retired_in.wrapping_add(1);
-        self.open.len >= POOL_BATCH
+        // The open list holds `POOL_BATCH` blocks exactly here: it grows
+        // by one per retirement, and whoever gets `true` seals it
+        // (`Global::retire_block`), which empties it.
+        self.retired_in == self.seal_at
     }
 
     /// Seals the open list with `epoch`, which the caller read from the
@@ -313,11 +339,11 @@ impl Pool {
         // SAFETY: `epoch` came from an RMW on the global epoch, which
         // synchronizes with the advance that produced it (see `expire`).
         unsafe { self.expire(epoch) };
-        let n = self.open.len;
+        let n = self.open_len();
         if n == 0 {
             return 0;
         }
-        let mut open = core::mem::replace(&mut self.open, Batch::EMPTY);
+        let mut open = self.take_open();
         open.epoch = epoch;
         let slot = if self.sealed[1].len > 0 {
             1
@@ -417,7 +443,7 @@ impl Pool {
         let mut len = 0;
         self.retired_out = self.retired_in;
         for b in [
-            core::mem::replace(&mut self.open, Batch::EMPTY),
+            self.take_open(),
             core::mem::replace(&mut self.sealed[0], Batch::EMPTY),
             core::mem::replace(&mut self.sealed[1], Batch::EMPTY),
         ] {
