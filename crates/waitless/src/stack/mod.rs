@@ -383,12 +383,7 @@ impl<T> LockFreeStack<T> {
             Ok(_) => PUSH_SITE.record(true),
             Err(now) => {
                 PUSH_SITE.record(false);
-                let retries = self.push_contended(node, now, eliminate);
-                if self.config.statistics {
-                    if let Some(p) = rec {
-                        p.count(RETRIES, retries);
-                    }
-                }
+                self.push_contended(rec, node, now, eliminate);
             }
         }
         Ok(())
@@ -407,22 +402,32 @@ impl<T> LockFreeStack<T> {
     /// The rest of a push whose first head CAS failed (the head was `head`
     /// then): elimination offers and CAS retries until `node` is pushed or
     /// taken. Out of line, so that the uncontended path stays short.
-    /// Returns the number of failed head CASes.
+    /// Counts the failed head CASes in `rec` (this thread's record, if
+    /// any).
     #[cold]
     #[inline(never)]
     fn push_contended<'e>(
         &self,
+        rec: Option<&Participant>,
         node: *mut Node<T>,
         mut head: *mut Node<T>,
         eliminate: impl Fn() -> Option<&'e Elimination<T>>,
-    ) -> u64
-    where
+    ) where
         T: 'e,
     {
         let mut retries = 1u64;
+        // Counted here, out of line, so that the fast path keeps no flag
+        // for it.
+        let count = |retries| {
+            if self.config.statistics {
+                if let Some(p) = rec {
+                    p.count(RETRIES, retries);
+                }
+            }
+        };
         loop {
             if eliminate().is_some_and(|e| e.offer(node, slot_hint())) {
-                return retries;
+                return count(retries);
             }
             // SAFETY: `node` is unpublished (the CAS failed, or the offer
             // was withdrawn), so this thread still has exclusive access.
@@ -434,7 +439,7 @@ impl<T> LockFreeStack<T> {
             {
                 Ok(_) => {
                     PUSH_SITE.record(true);
-                    return retries;
+                    return count(retries);
                 }
                 Err(now) => {
                     PUSH_SITE.record(false);
