@@ -1375,4 +1375,23 @@ mod tests {
         g.collect_all();
         assert_eq!(ran.load(Ordering::Relaxed), 1);
     }
+
+    /// Pool blocks pace background advances by size: smaller than
+    /// `POOL_PACE_BYTES` counts as its share (rounded up, at least one per
+    /// non-empty seal), larger as one each; loom and Miri count blocks.
+    #[test]
+    fn pool_blocks_pace_advances_by_size() {
+        assert_eq!(pool_pace_units(0, 16), 0);
+        if cfg!(miri) {
+            assert_eq!(pool_pace_units(128, 16), 128);
+            return;
+        }
+        assert_eq!(pool_pace_units(128, 16), 32);
+        assert_eq!(pool_pace_units(1, 16), 1);
+        assert_eq!(pool_pace_units(5, 16), 2);
+        assert_eq!(pool_pace_units(128, 64), 128);
+        assert_eq!(pool_pace_units(128, 4096), 128);
+        // 16-byte nodes: one advance attempt per 64 KiB sealed.
+        assert_eq!(ADVANCE_BATCH * POOL_PACE_BYTES / 16, 4096);
+    }
 }

@@ -555,6 +555,58 @@ mod tests {
         p.free_len
     }
 
+    /// The open list is due to be sealed exactly at every `POOL_BATCH`-th
+    /// retirement after it was last emptied, also across the wrap of the
+    /// retirement counter, and its derived length is right throughout
+    /// (sealed early, taken out, or counted).
+    #[test]
+    fn the_open_list_is_due_every_batch_across_the_counter_wrap() {
+        let layout = Layout::new::<[u64; 2]>();
+        let mut p = Pool::new(POOL_FREE_BYTES);
+        // Start just below the wrap.
+        p.retired_in = usize::MAX - POOL_BATCH - 1;
+        p.retired_out = p.retired_in;
+        p.seal_at = p.retired_in.wrapping_add(POOL_BATCH);
+        let mut epoch = 0;
+        for round in 0..4 {
+            for i in 1..=POOL_BATCH {
+                // SAFETY: a fresh block of `layout` that no other thread
+                // can reach.
+                let due = unsafe { p.retire(block(layout), layout) };
+                assert_eq!(due, i == POOL_BATCH, "round {round}, retirement {i}");
+                assert_eq!(p.open_len(), i);
+            }
+            assert_eq!(p.seal(epoch), POOL_BATCH);
+            assert_eq!(p.open_len(), 0);
+            epoch += 1;
+        }
+        // A seal before the batch is full empties the open list too, and the
+        // next batch counts from there.
+        // SAFETY: as above.
+        assert!(!unsafe { p.retire(block(layout), layout) });
+        assert_eq!(p.seal(epoch), 1);
+        for i in 1..=POOL_BATCH {
+            // SAFETY: as above.
+            let due = unsafe { p.retire(block(layout), layout) };
+            assert_eq!(due, i == POOL_BATCH);
+        }
+        assert_eq!(
+            p.retired(),
+            p.open_len() + p.sealed[0].len + p.sealed[1].len
+        );
+        // Waiting now: the batch sealed at epoch 3, the one block sealed at
+        // 4 (the seals at 2, 3 and 4 expired the batches of 0, 1 and 2 onto
+        // the free list) and the full open list.
+        assert_eq!(p.retired(), 2 * POOL_BATCH + 1);
+        assert_eq!(p.free_len, 3 * POOL_BATCH);
+        let (chain, n) = p.take_retired().expect("retired blocks");
+        assert_eq!(n, 2 * POOL_BATCH + 1);
+        assert_eq!(p.open_len(), 0);
+        assert_eq!(p.retired(), 0);
+        // SAFETY: a test: no other thread.
+        unsafe { chain.free() };
+    }
+
     /// A pool that may grow keeps a backlog larger than its starting bound
     /// after its grace period (up to its own bound); one that may not
     /// returns the excess to the allocator; `free_all_free` resets the
