@@ -272,7 +272,18 @@ impl Collector {
     pub fn pin(&self) -> Guard<'_> {
         match local::participant(self) {
             Some(p) => self.pin_with(p),
-            None => self.pin_ephemeral(),
+            None => {
+                // The same guard, rebuilt here around `self` (its collector
+                // already), so that an inlined caller sees that every path
+                // yields a guard of `self`: the stack's check that a guard
+                // is its own then folds away.
+                let g = core::mem::ManuallyDrop::new(self.pin_ephemeral());
+                Guard {
+                    collector: self,
+                    participant: g.participant,
+                    _not_send: PhantomData,
+                }
+            }
         }
     }
 
@@ -483,6 +494,26 @@ impl Collector {
     pub(crate) fn local_participant(&self) -> Option<&Participant> {
         // SAFETY: the record is this thread's and lives as long as `self`.
         local::participant(self).map(|p| unsafe { &*p })
+    }
+
+    /// [`Guard::retire_block`] for a guard of this collector known by its
+    /// record (so that a caller can pass the record by value, with no
+    /// guard in memory).
+    ///
+    /// # Safety
+    /// 1. `p` is the record of a `Guard` of `self` that the calling thread
+    ///    holds (alive for the whole call).
+    /// 2. As for [`Guard::retire_block`].
+    #[inline]
+    pub(crate) unsafe fn retire_block_pinned(
+        &self,
+        p: &Participant,
+        b: *mut u8,
+        layout: core::alloc::Layout,
+    ) {
+        // SAFETY: precondition 1: this thread owns `p`, which belongs to
+        // this collector and is pinned; precondition 2.
+        unsafe { self.global.retire_block(p, b, layout) }
     }
 
     /// Sums statistics counter `i` (`< COUNTERS`) over every record.

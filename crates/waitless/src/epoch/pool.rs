@@ -38,7 +38,10 @@
 //! A record whose sealed backlog exceeds the free list's cap (its owner
 //! pops without pushing, or the epoch is held back) hands the whole backlog
 //! to the garbage list as one deferred free, where any thread's collection
-//! reaches it: a thread that stops popping keeps at most one cap's worth.
+//! reaches it: a thread that stops popping keeps at most one cap's worth
+//! sealed plus its open list (fewer than [`pool_batch`] blocks, at most 2
+//! KiB or 32 blocks, which only its owner seals: on its next retirements,
+//! periodic pin, flush or exit).
 //!
 //! # Memory
 //!
@@ -58,11 +61,40 @@ use crate::sync::atomic::{AtomicPtr, Ordering};
 
 use super::internal::epoch_at_least;
 
-/// Retirements between two seals of the open list.
+/// The most retirements between two seals of the open list: a pool of
+/// small blocks seals every [`POOL_BATCH_BYTES`] (128 blocks of 16 bytes),
+/// one of blocks of 64 bytes or more every [`POOL_BATCH_MIN`] blocks (see
+/// [`pool_batch`]).
 #[cfg(not(any(loom, miri)))]
-pub(crate) const POOL_BATCH: usize = 32;
+pub(crate) const POOL_BATCH: usize = 128;
 #[cfg(any(loom, miri))]
 pub(crate) const POOL_BATCH: usize = 2;
+
+/// The fewest retirements between two seals (blocks of 64 bytes or more).
+#[cfg(not(any(loom, miri)))]
+const POOL_BATCH_MIN: usize = 32;
+
+/// The bytes of blocks that make an open list due (within
+/// [`POOL_BATCH_MIN`]..=[`POOL_BATCH`] blocks).
+#[cfg(not(any(loom, miri)))]
+const POOL_BATCH_BYTES: usize = 2048;
+
+/// Retirements between two seals for blocks of `size` bytes: at most 2 KiB
+/// of blocks, 32 to 128 of them. Fewer seals mean fewer RMWs on the global
+/// epoch's line; the open list is what a thread that stops popping keeps
+/// unsealed (only its owner seals it), so it stays small in bytes. loom and
+/// Miri: [`POOL_BATCH`] (2).
+pub(crate) fn pool_batch(size: usize) -> usize {
+    #[cfg(not(any(loom, miri)))]
+    {
+        (POOL_BATCH_BYTES / size.max(1)).clamp(POOL_BATCH_MIN, POOL_BATCH)
+    }
+    #[cfg(any(loom, miri))]
+    {
+        let _ = size;
+        POOL_BATCH
+    }
+}
 
 /// Bytes of recycled blocks a record's free list keeps at most (the
 /// starting bound of a pool that may grow, see [`Pool::new`]).
@@ -141,7 +173,18 @@ pub(crate) struct Pool {
     /// Blocks that left the retired set (expired or handed off; wrapping).
     /// `retired_in - retired_out` blocks are retired, open and sealed.
     retired_out: usize,
+    /// The open list. Its `len` is not kept up to date on the hot path:
+    /// the open list's length is `retired_in - (seal_at - POOL_BATCH)`
+    /// (one counter per retirement instead of two; see
+    /// [`Pool::take_open`]).
     open: Batch,
+    /// `retired_in` at which the open list is due to be sealed: its value
+    /// when the open list was last emptied, plus `batch`. A retirement
+    /// compares the two (no length to count).
+    seal_at: usize,
+    /// Retirements between two seals ([`pool_batch`] of the block size;
+    /// [`POOL_BATCH`] until the first block sets the layout).
+    batch: usize,
     /// Sealed batches, oldest first; at most two are ever unexpired (see
     /// [`Pool::seal`]).
     sealed: [Batch; 2],
@@ -164,6 +207,8 @@ impl Pool {
             retired_in: 0,
             retired_out: 0,
             open: Batch::EMPTY,
+            seal_at: POOL_BATCH,
+            batch: POOL_BATCH,
             sealed: [Batch::EMPTY; 2],
         }
     }
@@ -176,8 +221,18 @@ impl Pool {
             self.cap_min = (POOL_FREE_BYTES / layout.size().max(1)).max(POOL_FREE_MIN);
             self.cap_max = (self.max_bytes / layout.size().max(1)).max(self.cap_min);
             self.free_cap = self.cap_min;
+            // No block was retired before the layout was set: the open list
+            // is empty and counts from here.
+            debug_assert_eq!(self.open_len(), 0);
+            self.batch = pool_batch(layout.size());
+            self.seal_at = self.retired_in.wrapping_add(self.batch);
         }
         debug_assert_eq!(self.layout, Some(layout), "one layout per pool");
+    }
+
+    /// The size of this pool's blocks (0 before the first block).
+    pub(crate) fn block_size(&self) -> usize {
+        self.block_size
     }
 
     /// Bytes of recycled blocks on the free list.
@@ -187,14 +242,24 @@ impl Pool {
 
     /// Retired blocks not sealed yet.
     pub(crate) fn open_len(&self) -> usize {
-        self.open.len
+        self.retired_in
+            .wrapping_sub(self.seal_at)
+            .wrapping_add(self.batch)
+    }
+
+    /// Takes the open list out (with its length), leaving it empty.
+    fn take_open(&mut self) -> Batch {
+        let mut open = core::mem::replace(&mut self.open, Batch::EMPTY);
+        open.len = self.open_len();
+        self.seal_at = self.retired_in.wrapping_add(self.batch);
+        open
     }
 
     /// Retired blocks not yet expired (open and sealed).
     #[inline]
     pub(crate) fn retired(&self) -> usize {
         let n = self.retired_in.wrapping_sub(self.retired_out);
-        debug_assert_eq!(n, self.open.len + self.sealed[0].len + self.sealed[1].len);
+        debug_assert_eq!(n, self.open_len() + self.sealed[0].len + self.sealed[1].len);
         n
     }
 
@@ -244,7 +309,7 @@ impl Pool {
     fn missed(&mut self) {
         let retired = self.retired();
         if retired > 0 && self.free_cap < self.cap_max {
-            self.free_cap = (retired + POOL_BATCH).clamp(self.free_cap, self.cap_max);
+            self.free_cap = (retired + self.batch).clamp(self.free_cap, self.cap_max);
         }
     }
 
@@ -295,9 +360,11 @@ impl Pool {
             self.set_layout(layout);
         }
         self.open.head = l;
-        self.open.len += 1;
         self.retired_in = self.retired_in.wrapping_add(1);
-        self.open.len >= POOL_BATCH
+        // The open list holds `batch` blocks exactly here: it grows
+        // by one per retirement, and whoever gets `true` seals it
+        // (`Global::retire_block`), which empties it.
+        self.retired_in == self.seal_at
     }
 
     /// Seals the open list with `epoch`, which the caller read from the
@@ -313,11 +380,11 @@ impl Pool {
         // SAFETY: `epoch` came from an RMW on the global epoch, which
         // synchronizes with the advance that produced it (see `expire`).
         unsafe { self.expire(epoch) };
-        let n = self.open.len;
+        let n = self.open_len();
         if n == 0 {
             return 0;
         }
-        let mut open = core::mem::replace(&mut self.open, Batch::EMPTY);
+        let mut open = self.take_open();
         open.epoch = epoch;
         let slot = if self.sealed[1].len > 0 {
             1
@@ -417,7 +484,7 @@ impl Pool {
         let mut len = 0;
         self.retired_out = self.retired_in;
         for b in [
-            core::mem::replace(&mut self.open, Batch::EMPTY),
+            self.take_open(),
             core::mem::replace(&mut self.sealed[0], Batch::EMPTY),
             core::mem::replace(&mut self.sealed[1], Batch::EMPTY),
         ] {
@@ -527,6 +594,83 @@ mod tests {
         // SAFETY: a test: no other thread, so every grace period is over.
         unsafe { p.expire(2) };
         p.free_len
+    }
+
+    /// The open list is due to be sealed exactly at every `POOL_BATCH`-th
+    /// retirement after it was last emptied, also across the wrap of the
+    /// retirement counter, and its derived length is right throughout
+    /// (sealed early, taken out, or counted).
+    #[test]
+    fn the_open_list_is_due_every_batch_across_the_counter_wrap() {
+        let layout = Layout::new::<[u64; 2]>();
+        let mut p = Pool::new(POOL_FREE_BYTES);
+        // Start just below the wrap.
+        p.retired_in = usize::MAX - POOL_BATCH - 1;
+        p.retired_out = p.retired_in;
+        p.seal_at = p.retired_in.wrapping_add(POOL_BATCH);
+        let mut epoch = 0;
+        for round in 0..4 {
+            for i in 1..=POOL_BATCH {
+                // SAFETY: a fresh block of `layout` that no other thread
+                // can reach.
+                let due = unsafe { p.retire(block(layout), layout) };
+                assert_eq!(due, i == POOL_BATCH, "round {round}, retirement {i}");
+                assert_eq!(p.open_len(), i);
+            }
+            assert_eq!(p.seal(epoch), POOL_BATCH);
+            assert_eq!(p.open_len(), 0);
+            epoch += 1;
+        }
+        // A seal before the batch is full empties the open list too, and the
+        // next batch counts from there.
+        // SAFETY: as above.
+        assert!(!unsafe { p.retire(block(layout), layout) });
+        assert_eq!(p.seal(epoch), 1);
+        for i in 1..=POOL_BATCH {
+            // SAFETY: as above.
+            let due = unsafe { p.retire(block(layout), layout) };
+            assert_eq!(due, i == POOL_BATCH);
+        }
+        assert_eq!(
+            p.retired(),
+            p.open_len() + p.sealed[0].len + p.sealed[1].len
+        );
+        // Waiting now: the batch sealed at epoch 3, the one block sealed at
+        // 4 (the seals at 2, 3 and 4 expired the batches of 0, 1 and 2 onto
+        // the free list) and the full open list.
+        assert_eq!(p.retired(), 2 * POOL_BATCH + 1);
+        assert_eq!(p.free_len, 3 * POOL_BATCH);
+        let (chain, n) = p.take_retired().expect("retired blocks");
+        assert_eq!(n, 2 * POOL_BATCH + 1);
+        assert_eq!(p.open_len(), 0);
+        assert_eq!(p.retired(), 0);
+        // SAFETY: a test: no other thread.
+        unsafe { chain.free() };
+    }
+
+    /// Small blocks seal every 2 KiB (up to 128 of them), blocks of 64
+    /// bytes or more every 32 (as every pool did before); loom and Miri 2.
+    #[test]
+    fn the_seal_batch_is_two_kib_of_blocks_between_32_and_128() {
+        if cfg!(miri) {
+            assert_eq!(pool_batch(16), 2);
+            return;
+        }
+        assert_eq!(pool_batch(8), 128);
+        assert_eq!(pool_batch(16), 128);
+        assert_eq!(pool_batch(32), 64);
+        assert_eq!(pool_batch(64), 32);
+        assert_eq!(pool_batch(552), 32);
+        // A pool takes its batch from its first block.
+        let layout = Layout::new::<[u64; 8]>();
+        let mut p = Pool::new(POOL_FREE_BYTES);
+        for i in 1..=32 {
+            // SAFETY: a fresh block of `layout` that no other thread can
+            // reach.
+            let due = unsafe { p.retire(block(layout), layout) };
+            assert_eq!(due, i == 32);
+        }
+        assert_eq!(p.seal(0), 32);
     }
 
     /// A pool that may grow keeps a backlog larger than its starting bound

@@ -53,7 +53,7 @@ use core::mem::ManuallyDrop;
 use core::ptr;
 
 use crate::contention::Site;
-use crate::epoch::{Collector, Guard};
+use crate::epoch::{Collector, Guard, Participant};
 use crate::sync::atomic::{AtomicPtr, Ordering};
 use crate::CachePadded;
 pub(crate) use elimination::{slot_hint, Elimination};
@@ -348,11 +348,26 @@ impl<T> LockFreeStack<T> {
         T: 'e,
     {
         let rec = self.collector.local_participant();
-        // SAFETY: this thread owns its record.
-        let block = rec.map_or(ptr::null_mut(), |p| unsafe { p.take_block() });
+        let block = match rec {
+            Some(p) => {
+                // Counted before the push is done, and taken back below if
+                // the node cannot be allocated: one test of `rec` on the
+                // fast path and no test of `config.statistics` (when it is
+                // off, `stats` reads no counter, so counting is harmless).
+                // Counts are exact only when no operation is in flight
+                // (`StackStats`).
+                p.count(PUSHES, 1);
+                // SAFETY: this thread owns its record.
+                unsafe { p.take_block() }
+            }
+            None => ptr::null_mut(),
+        };
         // SAFETY: `block` is null or a recycled block of this stack's pool,
         // whose blocks all have `Node<T>`'s layout.
-        let node = unsafe { alloc_node(value, block) }.map_err(StackError::OutOfMemory)?;
+        let node = match unsafe { alloc_node(value, block) } {
+            Ok(node) => node,
+            Err(value) => return Err(Self::push_failed(rec, value)),
+        };
         // Relaxed: the pusher never dereferences the head it links to.
         let head = self.head.load(Ordering::Relaxed);
         // SAFETY: `node` is fresh or recycled, unpublished: this thread has
@@ -368,41 +383,51 @@ impl<T> LockFreeStack<T> {
             Ok(_) => PUSH_SITE.record(true),
             Err(now) => {
                 PUSH_SITE.record(false);
-                let retries = self.push_contended(node, now, eliminate);
-                if self.config.statistics {
-                    if let Some(p) = rec {
-                        p.count(RETRIES, retries);
-                    }
-                }
-            }
-        }
-        if self.config.statistics {
-            if let Some(p) = rec {
-                p.count(PUSHES, 1);
+                self.push_contended(rec, node, now, eliminate);
             }
         }
         Ok(())
     }
 
+    /// A push whose node could not be allocated: takes back its count.
+    #[cold]
+    #[inline(never)]
+    fn push_failed(rec: Option<&Participant>, value: T) -> StackError<T> {
+        if let Some(p) = rec {
+            p.uncount(PUSHES, 1);
+        }
+        StackError::OutOfMemory(value)
+    }
+
     /// The rest of a push whose first head CAS failed (the head was `head`
     /// then): elimination offers and CAS retries until `node` is pushed or
     /// taken. Out of line, so that the uncontended path stays short.
-    /// Returns the number of failed head CASes.
+    /// Counts the failed head CASes in `rec` (this thread's record, if
+    /// any).
     #[cold]
     #[inline(never)]
     fn push_contended<'e>(
         &self,
+        rec: Option<&Participant>,
         node: *mut Node<T>,
         mut head: *mut Node<T>,
         eliminate: impl Fn() -> Option<&'e Elimination<T>>,
-    ) -> u64
-    where
+    ) where
         T: 'e,
     {
         let mut retries = 1u64;
+        // Counted here, out of line, so that the fast path keeps no flag
+        // for it.
+        let count = |retries| {
+            if self.config.statistics {
+                if let Some(p) = rec {
+                    p.count(RETRIES, retries);
+                }
+            }
+        };
         loop {
             if eliminate().is_some_and(|e| e.offer(node, slot_hint())) {
-                return retries;
+                return count(retries);
             }
             // SAFETY: `node` is unpublished (the CAS failed, or the offer
             // was withdrawn), so this thread still has exclusive access.
@@ -414,7 +439,7 @@ impl<T> LockFreeStack<T> {
             {
                 Ok(_) => {
                     PUSH_SITE.record(true);
-                    return retries;
+                    return count(retries);
                 }
                 Err(now) => {
                     PUSH_SITE.record(false);
@@ -460,7 +485,11 @@ impl<T> LockFreeStack<T> {
             "LockFreeStack::pop: the guard was created by another stack's `enter()`; \
              use a guard from this stack"
         );
-        let g = &guard.guard;
+        // The guard's record, by value: the contended path below gets it
+        // (and the collector, the same as `self.collector`, checked above)
+        // in registers, so the guard itself need not be stored in memory.
+        let p = guard.guard.participant();
+        let c = &*self.collector;
         // Acquire pairs with the Release CAS in `push`: the node's value
         // and `next` are visible.
         let head = self.head.load(Ordering::Acquire);
@@ -481,14 +510,15 @@ impl<T> LockFreeStack<T> {
             {
                 Ok(_) => {
                     POP_SITE.record(true);
-                    // SAFETY: the CAS unlinked `head`, under `guard`.
-                    Some(unsafe { unlinked(g, head) })
+                    // SAFETY: the CAS unlinked `head`, under `guard`, whose
+                    // record is `p`, in `c`.
+                    Some(unsafe { unlinked(c, p, head) })
                 }
                 Err(_) => {
                     POP_SITE.record(false);
-                    let (value, retries) = self.pop_contended(g, eliminate);
+                    let (value, retries) = self.pop_contended(p, eliminate);
                     if self.config.statistics {
-                        g.participant().count(RETRIES, retries);
+                        p.count(RETRIES, retries);
                     }
                     value
                 }
@@ -502,11 +532,13 @@ impl<T> LockFreeStack<T> {
     /// The rest of a pop whose first head CAS failed: elimination takes and
     /// CAS retries. Out of line, so that the uncontended path stays short.
     /// Returns the value (if any) and the number of failed head CASes.
+    /// `p` is the record of the caller's guard of this stack (which pins
+    /// this thread for the whole call).
     #[cold]
     #[inline(never)]
     fn pop_contended<'e>(
         &self,
-        g: &Guard<'_>,
+        p: &Participant,
         eliminate: impl Fn() -> Option<&'e Elimination<T>>,
     ) -> (Option<T>, u64)
     where
@@ -524,12 +556,9 @@ impl<T> LockFreeStack<T> {
                     // other thread dereferences it, or ever read its address
                     // from the stack; this thread owns the guard's record;
                     // the value was moved out and the link is initialized.
-                    unsafe {
-                        g.participant()
-                            .recycle_block(node.cast::<u8>(), node_layout::<T>())
-                    };
+                    unsafe { p.recycle_block(node.cast::<u8>(), node_layout::<T>()) };
                     if self.config.statistics {
-                        g.participant().count(ELIMINATED_POPS, 1);
+                        p.count(ELIMINATED_POPS, 1);
                     }
                     return (Some(value), retries);
                 }
@@ -539,7 +568,7 @@ impl<T> LockFreeStack<T> {
             if head.is_null() {
                 return (None, retries);
             }
-            // SAFETY: as in `pop_with`: read under the pin of `g`.
+            // SAFETY: as in `pop_with`: read under the caller's pin.
             let next = unsafe { next(head) };
             // Relaxed: as in `pop_with`.
             match self
@@ -548,8 +577,9 @@ impl<T> LockFreeStack<T> {
             {
                 Ok(_) => {
                     POP_SITE.record(true);
-                    // SAFETY: the CAS unlinked `head`, under `g`.
-                    return (Some(unsafe { unlinked(g, head) }), retries);
+                    // SAFETY: the CAS unlinked `head`, under the caller's
+                    // guard, whose record is `p`, in this stack's collector.
+                    return (Some(unsafe { unlinked(&self.collector, p, head) }), retries);
                 }
                 Err(_) => {
                     POP_SITE.record(false);
@@ -636,13 +666,15 @@ impl<T> LockFreeStack<T> {
 }
 
 /// Takes the value out of `head`, which this thread's successful pop CAS
-/// just unlinked, and retires the node into `g`'s record.
+/// just unlinked, and retires the node into `p`, this thread's record in
+/// `c`.
 ///
 /// # Safety
-/// 1. This thread's CAS unlinked `head` from the stack whose collector `g`
-///    pins, while `g` was alive.
+/// 1. This thread's CAS unlinked `head` from the stack whose collector is
+///    `c`, while a guard of `c` whose record is `p` was alive, and that
+///    guard is alive now.
 #[inline(always)]
-unsafe fn unlinked<T>(g: &Guard<'_>, head: *mut Node<T>) -> T {
+unsafe fn unlinked<T>(c: &Collector, p: &Participant, head: *mut Node<T>) -> T {
     // SAFETY: precondition 1: the successful CAS unlinked `head`: this
     // thread alone moves its value out, exactly once.
     let value = unsafe { take_value(head) };
@@ -650,8 +682,9 @@ unsafe fn unlinked<T>(g: &Guard<'_>, head: *mut Node<T>) -> T {
     // threads pinned now may still hold it (and only load its atomic link),
     // and the pool reuses it only after they unpin. It has `Node<T>`'s
     // layout, like every block retired into this stack's collector, and
-    // starts with its link.
-    unsafe { g.retire_block(head.cast::<u8>(), node_layout::<T>()) };
+    // starts with its link. Precondition 1: `p` is the record of a live
+    // guard of `c` on this thread.
+    unsafe { c.retire_block_pinned(p, head.cast::<u8>(), node_layout::<T>()) };
     value
 }
 
