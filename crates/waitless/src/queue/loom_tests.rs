@@ -205,8 +205,8 @@ fn held_record_handed_back_while_another_thread_claims() {
             if !kept {
                 q1.ring.release(r);
             }
-            // The thread exits: the hand-back.
-            drop(held);
+            // The thread exits: the hand-back (`GiveBackAtExit` outside loom).
+            held.give_back();
         });
         let r = q.acquire(&mut Steps::default());
         assert!(enq(&q, r, 2));

@@ -56,6 +56,7 @@ use crate::sync::atomic::{
 };
 use crate::utils::CachePadded;
 use std::cell::Cell;
+use std::mem::ManuallyDrop;
 // `std`'s `Arc` also under loom: its count synchronizes nothing the models
 // check (a held record is handed back through `Record::owner`, which loom
 // sees), and loom's `Arc` has no `From<Box<[T]>>`.
@@ -349,6 +350,65 @@ impl Backoff {
     }
 }
 
+/// The most doublings of the pause after a contended fast operation: a
+/// thread whose fast operations keep finding other threads' work at their
+/// hint waits at most `2^PACE_LIMIT` spin-loop hints after each.
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) const PACE_LIMIT: u32 = 6;
+
+#[cfg(not(loom))]
+std::thread_local! {
+    /// This thread's pacing level (docs §1, "Pacing"): how many fast
+    /// operations in a row found another thread's work at their hint. A
+    /// `const` thread-local without a destructor: one thread-pointer-relative
+    /// access, no registration check; thread-local, so not a step.
+    static PACE: Cell<u32> = const { Cell::new(0) };
+}
+
+/// A fast attempt decided its operation (docs §1, "Pacing"). `clean`: it
+/// decided at the record's own hint, i.e. no other operation changed a slot
+/// on this side since our last one there: the level goes back to 0.
+/// Otherwise another thread is working on the same lines: wait
+/// `2^level` spin-loop hints (local work, no step) and raise the level
+/// (capped at `PACE_LIMIT`), so that one of two interleaving threads runs
+/// on for a while with the lines in its cache instead of the two passing
+/// them back and forth on every operation. Returns the hints waited (0
+/// under loom, where pacing is off).
+#[inline(always)]
+pub(crate) fn pace(clean: bool) -> u32 {
+    #[cfg(not(loom))]
+    {
+        if clean {
+            let _ = PACE.try_with(|p| p.set(0));
+            0
+        } else {
+            pace_contended()
+        }
+    }
+    #[cfg(loom)]
+    {
+        let _ = clean;
+        0
+    }
+}
+
+/// `pace(false)`, out of line: the uncontended path stays small.
+#[cfg(not(loom))]
+#[cold]
+#[inline(never)]
+fn pace_contended() -> u32 {
+    let level = PACE.try_with(|p| {
+        let l = p.get();
+        p.set(if l < PACE_LIMIT { l + 1 } else { l });
+        l
+    });
+    let n = 1u32 << level.unwrap_or(0);
+    for _ in 0..n {
+        std::hint::spin_loop();
+    }
+    n
+}
+
 /// One fast-path attempt's outcome.
 enum Attempt {
     Done(Answer),
@@ -367,7 +427,8 @@ const GIVE_BACK_AFTER: u32 = 64;
 /// held by idle threads and a claim always finds `MAX_RECORDS / 2` records
 /// that are never held. The record is given back (one `Release` store of
 /// its `owner` flag, as `Ring::release` does) when the thread exits (the
-/// thread-local's destructor), or when the thread made `GIVE_BACK_AFTER`
+/// destructor of the guard thread-local `queue::GiveBackAtExit`; `Held`
+/// itself has no destructor), or when the thread made `GIVE_BACK_AFTER`
 /// operations in a row on other queues and keeps a record of one of those
 /// instead. The `Arc` keeps the records alive until then, even if the
 /// queue was dropped.
@@ -395,7 +456,14 @@ pub(crate) struct Held {
     kept: Cell<usize>,
     /// Operations on other queues since the last one on the held queue.
     misses: Cell<u32>,
-    chunk: Cell<Option<Arc<[Chunk]>>>,
+    /// Chunk 0 of the held queue (keeps `ptr` valid). `ManuallyDrop`, so
+    /// that `Held` has no drop glue: the thread-local is then a plain
+    /// thread-pointer-relative access, with no registration check on the
+    /// fast path. `give_back` takes the `Arc` out and drops it; the owner
+    /// of a `Held` must call it (the thread-local's owner does so from the
+    /// destructor of a separate guard, `queue::GiveBackAtExit`). A `Held`
+    /// dropped without it leaks one `Arc` and keeps its record taken.
+    chunk: ManuallyDrop<Cell<Option<Arc<[Chunk]>>>>,
 }
 
 #[cfg_attr(loom, allow(dead_code))]
@@ -408,7 +476,7 @@ impl Held {
             ptr: Cell::new(std::ptr::null()),
             kept: Cell::new(0),
             misses: Cell::new(0),
-            chunk: Cell::new(None),
+            chunk: ManuallyDrop::new(Cell::new(None)),
         }
     }
 
@@ -452,16 +520,14 @@ impl Held {
     }
 }
 
+// `Held` must have no drop glue (see its `chunk` field): the thread-local
+// is then reached without a registration check.
+const _: () = assert!(!std::mem::needs_drop::<Held>());
+
 /// `Held::key` while the held record is in use or `Held` is being changed
 /// (never a chunk address: chunks are cache-line aligned).
 #[cfg_attr(loom, allow(dead_code))]
 const BUSY: usize = 1;
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.give_back();
-    }
-}
 
 impl Ring {
     /// A ring with `capacity` slots and an initial chunk of `2^base_log2`
@@ -1020,6 +1086,8 @@ impl Ring {
                         }
                         hint.store(y.wrapping_add(1), Relaxed);
                         steps.tick(1);
+                        // Linearized and recorded: pace (local waiting only).
+                        let _ = pace(y == h);
                         return Attempt::Done(Answer {
                             ok: true,
                             cell: slot_cell(w) as usize,
@@ -1053,6 +1121,7 @@ impl Ring {
                 // `Full`. Empty for `y` (dequeue): every ticket below `y` is
                 // consumed and `y` is not filled, so the queue is empty at
                 // this load: `None` (lemma "full and empty").
+                let _ = pace(y == h);
                 return Attempt::Done(Answer {
                     ok: false,
                     cell: c as usize,
@@ -1526,7 +1595,28 @@ impl Drop for Ring {
 
 #[cfg(all(test, not(loom)))]
 mod backoff_tests {
-    use super::{Backoff, BACKOFF_LIMIT, PATIENCE, WINDOW};
+    use super::{pace, Backoff, BACKOFF_LIMIT, PACE_LIMIT, PATIENCE, WINDOW};
+
+    /// Pacing: each contended decision in a row waits twice as long as the
+    /// one before, up to `2^PACE_LIMIT` spin-loop hints; one clean decision
+    /// waits nothing and starts the doubling over (docs §1, "Pacing").
+    #[test]
+    fn pacing_doubles_is_capped_and_resets_on_a_clean_decision() {
+        assert_eq!(pace(true), 0);
+        let spins: Vec<u32> = (0..PACE_LIMIT + 3).map(|_| pace(false)).collect();
+        for (i, &n) in spins.iter().enumerate() {
+            assert_eq!(n, 1 << (i as u32).min(PACE_LIMIT), "contended decision {i}");
+        }
+        assert_eq!(pace(true), 0);
+        assert_eq!(pace(false), 1);
+        assert_eq!(pace(false), 2);
+        assert_eq!(pace(true), 0);
+        // Per thread: another thread starts at level 0.
+        std::thread::spawn(|| assert_eq!(pace(false), 1))
+            .join()
+            .unwrap();
+        assert_eq!(pace(false), 1);
+    }
 
     /// The spin after a lost CAS doubles up to `2^BACKOFF_LIMIT` and stays
     /// there, so one operation (at most `PATIENCE · WINDOW` lost fill CASes)
