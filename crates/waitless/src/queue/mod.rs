@@ -104,8 +104,8 @@ use std::fmt;
 use std::mem::MaybeUninit;
 
 #[cfg(not(loom))]
-use self::ring::Held;
-use self::ring::{Claim, Kind, Record, Ring, Start, MAX_CAPACITY, MAX_RECORDS};
+use self::ring::Keeper;
+use self::ring::{Claim, Held, Kind, Record, Ring, Start, MAX_CAPACITY, MAX_RECORDS};
 use self::verification::Steps;
 use crate::sync::atomic::{AtomicPtr, Ordering::*};
 use crate::sync::UnsafeCell;
@@ -227,10 +227,38 @@ crate::sync::thread_local! {
 #[cfg(not(loom))]
 std::thread_local! {
     /// The record this thread keeps across its operations on one queue
-    /// (`ring::Held`); given back by its destructor when the thread exits.
-    /// Not under loom, whose threads share the OS thread's thread-locals:
-    /// the loom models drive `Held` explicitly.
+    /// (`ring::Held`). `const` and without drop glue, so the fast path
+    /// reaches it with one thread-pointer-relative access (no registration
+    /// or liveness check) where thread-locals are native; given back at
+    /// thread exit by `GIVE_BACK`'s destructor, which owns what the record
+    /// needs (`ring::Keeper`), as `HELD` may be freed first on targets
+    /// without native thread-locals. Not under loom, whose threads share the OS thread's
+    /// thread-locals: the loom models drive `Held` explicitly.
     static HELD: Held = const { Held::new() };
+    /// Registered (first touched) by the first operation that keeps a
+    /// record; its destructor gives that record back when the thread exits.
+    static GIVE_BACK: GiveBackAtExit = const { GiveBackAtExit(Keeper::new()) };
+}
+
+/// The thread-exit hook of `HELD` (which has no destructor of its own): it
+/// owns what the kept record needs (`ring::Keeper`), so the hand-back works
+/// whether or not `HELD` still exists when it runs.
+#[cfg(not(loom))]
+struct GiveBackAtExit(Keeper);
+
+#[cfg(not(loom))]
+impl Drop for GiveBackAtExit {
+    fn drop(&mut self) {
+        // With native thread-locals `HELD` is never destroyed, so it is
+        // still there. Without them (a boxed value behind an OS key) it may
+        // have been freed already, and `try_with` then fails or makes a
+        // fresh, empty one: the `Keeper` gives the record back either way.
+        // An operation run by a later destructor finds `GIVE_BACK` gone and
+        // does not keep its record.
+        if HELD.try_with(|h| self.0.give_back(Some(h))).is_err() {
+            self.0.give_back(None);
+        }
+    }
 }
 
 impl<T> WaitFreeQueue<T> {
@@ -457,8 +485,13 @@ impl<T> WaitFreeQueue<T> {
     /// assert!(q.enqueue("a").is_ok());
     /// assert_eq!(q.enqueue("b").unwrap_err().into_inner(), "b");
     /// ```
+    #[inline(always)]
     pub fn enqueue(&self, value: T) -> Result<(), QueueError<T>> {
-        self.with_record(|q, rec, me, steps| q.enqueue_at(rec, me, value, steps))
+        let mut steps = Steps::default();
+        let (rec, me, held) = self.begin(&mut steps);
+        let out = self.enqueue_at(rec, me, value, &mut steps);
+        self.end(rec, held);
+        out
     }
 
     /// Removes the oldest element, or `None` when the queue is empty at the
@@ -470,58 +503,88 @@ impl<T> WaitFreeQueue<T> {
     /// q.enqueue(5).unwrap();
     /// assert_eq!(q.dequeue(), Some(5));
     /// ```
+    #[inline(always)]
     pub fn dequeue(&self) -> Option<T> {
-        self.with_record(|q, rec, me, steps| q.dequeue_at(rec, me, steps))
+        let mut steps = Steps::default();
+        let (rec, me, held) = self.begin(&mut steps);
+        let out = self.dequeue_at(rec, me, &mut steps);
+        self.end(rec, held);
+        out
     }
 
-    /// Runs `f` with a record of this thread: the one it keeps for this
-    /// queue if any (no claim, no release; inlined), else one claimed for
-    /// this operation (`with_claimed_record`). `f` runs no user code, but a
-    /// signal handler may run an operation on this thread in the middle of
-    /// it: the kept record is marked in use (`Held::enter`) for `f`'s
-    /// duration, so that operation claims another record.
+    /// Starts an operation: a record of this thread, the one it keeps for
+    /// this queue if any (no claim; then also its `Held`, to be passed to
+    /// `end`), else one claimed for this operation (`claim_record`). The
+    /// operation itself runs no user code, but a signal handler may run an
+    /// operation on this thread in the middle of it: the kept record is
+    /// marked in use (`Held::enter`) until `end`, so that operation claims
+    /// another record.
+    ///
+    /// `begin`, the operation and `end` are straight-line code in
+    /// `enqueue`/`dequeue` (no closure), so that the whole fast path is
+    /// inlined into the caller; the claim paths are out of line.
     #[inline(always)]
-    fn with_record<R>(&self, f: impl FnOnce(&Self, usize, &Record, &mut Steps) -> R) -> R {
+    fn begin(&self, steps: &mut Steps) -> (usize, &Record, Option<&Held>) {
+        // Only the address of this thread's `Held` comes out of `try_with`.
         #[cfg(not(loom))]
-        let f = {
-            let mut f = Some(f);
-            let held = HELD.try_with(|h| {
-                let (r, me) = self.ring.enter_held(h)?;
-                let mut steps = Steps::default();
+        if let Ok(h) = HELD.try_with(|h| h as *const Held) {
+            // SAFETY: `HELD` of this thread exists now (`try_with`
+            // succeeded) and is freed at the earliest when the thread exits
+            // (never, with native thread-locals: no drop glue; on targets
+            // without them, by its OS key's destructor at thread exit),
+            // which cannot happen before this operation returns: thread-exit
+            // destructors run one after another on this thread. A signal
+            // handler on this thread may use it meanwhile, but only through
+            // `&Held` too (`Held` is made of `Cell`s; `enter` and `keep`
+            // handle that).
+            let h = unsafe { &*h };
+            if let Some((r, me)) = self.ring.enter_held(h) {
                 // The record's chunk pointer, counted as `Ring::rec` counts
                 // it for a chunk-0 record (one bound for both paths).
                 steps.tick(1);
-                let out = f.take().map(|f| f(self, r, me, &mut steps));
-                self.ring.leave_held(h);
-                out
-            });
-            match (held, f) {
-                (Ok(Some(out)), _) => return out,
-                (_, Some(f)) => f,
-                // `f` ran only if `held` is `Ok(Some(_))`.
-                (_, None) => unreachable!(),
+                return (r, me, Some(h));
             }
-        };
-        self.with_claimed_record(f)
+        }
+        let (r, me) = self.claim_record(steps);
+        (r, me, None)
     }
 
-    /// Runs `f` with a record claimed for this operation, which is then
-    /// kept for this thread's next operations (`ring::Held`) or released.
+    /// Ends the operation `begin` started on `record`: unmarks the kept
+    /// record, or keeps the claimed one for this thread's next operations
+    /// (`ring::Held`) or releases it.
+    #[inline(always)]
+    fn end(&self, record: usize, held: Option<&Held>) {
+        match held {
+            Some(h) => self.ring.leave_held(h),
+            None => self.done_with_claimed(record),
+        }
+    }
+
+    /// A record claimed for one operation, and its chunk-0 reference.
     #[inline(never)]
-    fn with_claimed_record<R>(&self, f: impl FnOnce(&Self, usize, &Record, &mut Steps) -> R) -> R {
-        let mut steps = Steps::default();
-        let record = self.acquire(&mut steps);
-        let me = self.ring.rec(record, &mut steps);
-        let out = f(self, record, me, &mut steps);
+    fn claim_record(&self, steps: &mut Steps) -> (usize, &Record) {
+        let record = self.acquire(steps);
+        (record, self.ring.rec(record, steps))
+    }
+
+    /// The operation on the claimed `record` returned: keep the record for
+    /// this thread's next operations (`ring::Held`) or release it.
+    #[inline(never)]
+    fn done_with_claimed(&self, record: usize) {
+        // Kept only while the thread-exit hook can still give it back
+        // (touching `GIVE_BACK` registers its destructor; it fails once
+        // that destructor has run).
         #[cfg(not(loom))]
-        if HELD
-            .try_with(|h| self.ring.keep(h, record))
+        if GIVE_BACK
+            .try_with(|g| {
+                HELD.try_with(|h| self.ring.keep(h, &g.0, record))
+                    .unwrap_or(false)
+            })
             .unwrap_or(false)
         {
-            return out;
+            return;
         }
         self.ring.release(record);
-        out
     }
 
     /// Claims a free record, starting at this thread's hint. At most `K`
@@ -579,7 +642,7 @@ impl<T> WaitFreeQueue<T> {
 
     /// `enqueue` for the owner of record `rec` (`me`, its chunk pointer
     /// counted by the caller).
-    #[inline]
+    #[inline(always)]
     fn enqueue_at(
         &self,
         rec: usize,
@@ -621,7 +684,7 @@ impl<T> WaitFreeQueue<T> {
 
     /// `dequeue` for the owner of record `rec` (`me`, its chunk pointer
     /// counted by the caller).
-    #[inline]
+    #[inline(always)]
     fn dequeue_at(&self, rec: usize, me: &Record, steps: &mut Steps) -> Option<T> {
         let spare = me.spare(steps);
         let a = self.ring.apply(rec, me, spare, Kind::Dequeue, steps);

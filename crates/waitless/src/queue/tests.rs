@@ -169,6 +169,69 @@ fn held_records_are_given_back() {
     .unwrap();
 }
 
+/// The kept record is given back at thread exit by the guard thread-local
+/// (`GiveBackAtExit`), not by `Held` (which has no destructor), whatever
+/// order the thread's destructors run in: an operation run by another
+/// thread-local's destructor before the guard's uses the kept record, and
+/// one run after it claims a record and releases it instead of keeping it
+/// (no one would give it back). Either way every record is free once the
+/// thread is gone, and the queue never grew.
+#[test]
+fn thread_exit_gives_the_record_back_whatever_the_destructor_order() {
+    use std::sync::Arc;
+    struct Late(Arc<WaitFreeQueue<u64>>);
+    impl Drop for Late {
+        fn drop(&mut self) {
+            for i in 0..3 {
+                self.0.enqueue(i).unwrap();
+                assert_eq!(self.0.dequeue(), Some(i));
+            }
+        }
+    }
+    std::thread_local! {
+        static LATE: std::cell::RefCell<Option<Late>> = const { std::cell::RefCell::new(None) };
+    }
+    for late_first in [true, false] {
+        let q = Arc::new(WaitFreeQueue::<u64>::with_threads(4, 2));
+        let q2 = Arc::clone(&q);
+        thread::spawn(move || {
+            // Registration order decides destructor order (reverse, on
+            // the usual platforms): `LATE` before or after `GIVE_BACK`.
+            if late_first {
+                LATE.with(|l| *l.borrow_mut() = Some(Late(Arc::clone(&q2))));
+            }
+            q2.enqueue(7).unwrap();
+            assert_eq!(q2.dequeue(), Some(7));
+            if !late_first {
+                LATE.with(|l| *l.borrow_mut() = Some(Late(Arc::clone(&q2))));
+            }
+            // The thread keeps a record of `q` now.
+            let mut steps = Steps::default();
+            let taken = (0..2)
+                .filter(|&r| {
+                    let got = q2.ring.try_claim_first(r, &mut steps);
+                    if got {
+                        q2.ring.release(r);
+                    }
+                    !got
+                })
+                .count();
+            assert_eq!(taken, 1, "the thread keeps one record");
+        })
+        .join()
+        .unwrap();
+        let mut steps = Steps::default();
+        for r in 0..verification::records(&q) {
+            assert!(
+                q.ring.try_claim_first(r, &mut steps),
+                "record {r} was not given back (late_first = {late_first})"
+            );
+        }
+        assert_eq!(verification::records(&q), 2, "the queue grew");
+        assert!(q.ring.cells_partition());
+    }
+}
+
 /// The counters start next to their wrap points: record sequence numbers
 /// (40 bits), the head and tail tickets (64 bits) and the slot stamps (30
 /// bits, `2·lap mod 2^30`) all wrap during the test, which checks FIFO
@@ -681,8 +744,9 @@ fn a_kept_record_in_use_is_neither_shared_nor_replaced_nor_given_back() {
     let q = WaitFreeQueue::<u64>::with_threads(4, 2);
     let mut steps = Steps::default();
     let held = ring::Held::new();
+    let keeper = ring::Keeper::new();
     let r = q.acquire(&mut steps);
-    assert!(q.ring.keep(&held, r));
+    assert!(q.ring.keep(&held, &keeper, r));
     assert_eq!(q.ring.held_record(&held), Some(r));
     let key = held.enter();
     for _ in 0..100 {
@@ -690,12 +754,13 @@ fn a_kept_record_in_use_is_neither_shared_nor_replaced_nor_given_back() {
     }
     let r2 = q.acquire(&mut steps);
     assert_ne!(r2, r);
-    assert!(!q.ring.keep(&held, r2), "replaced a record in use");
+    assert!(!q.ring.keep(&held, &keeper, r2), "replaced a record in use");
     q.ring.release(r2);
     held.leave(key);
     assert_eq!(q.ring.held_record(&held), Some(r));
     let _ = held.enter();
-    drop(held);
+    // The thread exits (`GiveBackAtExit`) with the operation still marked.
+    keeper.give_back(Some(&held));
     assert!(
         !q.ring.try_claim_first(r, &mut steps),
         "a record whose operation never returned was given back"
