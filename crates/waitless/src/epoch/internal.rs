@@ -725,7 +725,8 @@ impl Global {
             // to expire its backlog (it pops without pushing, or others stay
             // pinned): hand the backlog to the garbage list, where any
             // thread's collection reaches it, so a thread that then stops
-            // popping holds at most one cap's worth.
+            // popping holds at most one cap's worth, plus the open list it
+            // retires into next (fewer than `pool_batch` blocks).
             // SAFETY: precondition 1.
             unsafe { self.hand_off_pool(p) };
         }

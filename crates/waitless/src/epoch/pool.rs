@@ -38,7 +38,10 @@
 //! A record whose sealed backlog exceeds the free list's cap (its owner
 //! pops without pushing, or the epoch is held back) hands the whole backlog
 //! to the garbage list as one deferred free, where any thread's collection
-//! reaches it: a thread that stops popping keeps at most one cap's worth.
+//! reaches it: a thread that stops popping keeps at most one cap's worth
+//! sealed plus its open list (fewer than [`pool_batch`] blocks, at most 2
+//! KiB or 32 blocks, which only its owner seals: on its next retirements,
+//! periodic pin, flush or exit).
 //!
 //! # Memory
 //!
@@ -58,11 +61,40 @@ use crate::sync::atomic::{AtomicPtr, Ordering};
 
 use super::internal::epoch_at_least;
 
-/// Retirements between two seals of the open list.
+/// The most retirements between two seals of the open list: a pool of
+/// small blocks seals every [`POOL_BATCH_BYTES`] (128 blocks of 16 bytes),
+/// one of blocks of 64 bytes or more every [`POOL_BATCH_MIN`] blocks (see
+/// [`pool_batch`]).
 #[cfg(not(any(loom, miri)))]
 pub(crate) const POOL_BATCH: usize = 128;
 #[cfg(any(loom, miri))]
 pub(crate) const POOL_BATCH: usize = 2;
+
+/// The fewest retirements between two seals (blocks of 64 bytes or more).
+#[cfg(not(any(loom, miri)))]
+const POOL_BATCH_MIN: usize = 32;
+
+/// The bytes of blocks that make an open list due (within
+/// [`POOL_BATCH_MIN`]..=[`POOL_BATCH`] blocks).
+#[cfg(not(any(loom, miri)))]
+const POOL_BATCH_BYTES: usize = 2048;
+
+/// Retirements between two seals for blocks of `size` bytes: at most 2 KiB
+/// of blocks, 32 to 128 of them. Fewer seals mean fewer RMWs on the global
+/// epoch's line; the open list is what a thread that stops popping keeps
+/// unsealed (only its owner seals it), so it stays small in bytes. loom and
+/// Miri: [`POOL_BATCH`] (2).
+pub(crate) fn pool_batch(size: usize) -> usize {
+    #[cfg(not(any(loom, miri)))]
+    {
+        (POOL_BATCH_BYTES / size.max(1)).clamp(POOL_BATCH_MIN, POOL_BATCH)
+    }
+    #[cfg(any(loom, miri))]
+    {
+        let _ = size;
+        POOL_BATCH
+    }
+}
 
 /// Bytes of recycled blocks a record's free list keeps at most (the
 /// starting bound of a pool that may grow, see [`Pool::new`]).
@@ -147,9 +179,12 @@ pub(crate) struct Pool {
     /// [`Pool::take_open`]).
     open: Batch,
     /// `retired_in` at which the open list is due to be sealed: its value
-    /// when the open list was last emptied, plus [`POOL_BATCH`]. A
-    /// retirement compares the two (no length to count).
+    /// when the open list was last emptied, plus `batch`. A retirement
+    /// compares the two (no length to count).
     seal_at: usize,
+    /// Retirements between two seals ([`pool_batch`] of the block size;
+    /// [`POOL_BATCH`] until the first block sets the layout).
+    batch: usize,
     /// Sealed batches, oldest first; at most two are ever unexpired (see
     /// [`Pool::seal`]).
     sealed: [Batch; 2],
@@ -173,6 +208,7 @@ impl Pool {
             retired_out: 0,
             open: Batch::EMPTY,
             seal_at: POOL_BATCH,
+            batch: POOL_BATCH,
             sealed: [Batch::EMPTY; 2],
         }
     }
@@ -185,6 +221,11 @@ impl Pool {
             self.cap_min = (POOL_FREE_BYTES / layout.size().max(1)).max(POOL_FREE_MIN);
             self.cap_max = (self.max_bytes / layout.size().max(1)).max(self.cap_min);
             self.free_cap = self.cap_min;
+            // No block was retired before the layout was set: the open list
+            // is empty and counts from here.
+            debug_assert_eq!(self.open_len(), 0);
+            self.batch = pool_batch(layout.size());
+            self.seal_at = self.retired_in.wrapping_add(self.batch);
         }
         debug_assert_eq!(self.layout, Some(layout), "one layout per pool");
     }
@@ -203,14 +244,14 @@ impl Pool {
     pub(crate) fn open_len(&self) -> usize {
         self.retired_in
             .wrapping_sub(self.seal_at)
-            .wrapping_add(POOL_BATCH)
+            .wrapping_add(self.batch)
     }
 
     /// Takes the open list out (with its length), leaving it empty.
     fn take_open(&mut self) -> Batch {
         let mut open = core::mem::replace(&mut self.open, Batch::EMPTY);
         open.len = self.open_len();
-        self.seal_at = self.retired_in.wrapping_add(POOL_BATCH);
+        self.seal_at = self.retired_in.wrapping_add(self.batch);
         open
     }
 
@@ -268,7 +309,7 @@ impl Pool {
     fn missed(&mut self) {
         let retired = self.retired();
         if retired > 0 && self.free_cap < self.cap_max {
-            self.free_cap = (retired + POOL_BATCH).clamp(self.free_cap, self.cap_max);
+            self.free_cap = (retired + self.batch).clamp(self.free_cap, self.cap_max);
         }
     }
 
@@ -320,7 +361,7 @@ impl Pool {
         }
         self.open.head = l;
         self.retired_in = self.retired_in.wrapping_add(1);
-        // The open list holds `POOL_BATCH` blocks exactly here: it grows
+        // The open list holds `batch` blocks exactly here: it grows
         // by one per retirement, and whoever gets `true` seals it
         // (`Global::retire_block`), which empties it.
         self.retired_in == self.seal_at
@@ -605,6 +646,31 @@ mod tests {
         assert_eq!(p.retired(), 0);
         // SAFETY: a test: no other thread.
         unsafe { chain.free() };
+    }
+
+    /// Small blocks seal every 2 KiB (up to 128 of them), blocks of 64
+    /// bytes or more every 32 (as every pool did before); loom and Miri 2.
+    #[test]
+    fn the_seal_batch_is_two_kib_of_blocks_between_32_and_128() {
+        if cfg!(miri) {
+            assert_eq!(pool_batch(16), 2);
+            return;
+        }
+        assert_eq!(pool_batch(8), 128);
+        assert_eq!(pool_batch(16), 128);
+        assert_eq!(pool_batch(32), 64);
+        assert_eq!(pool_batch(64), 32);
+        assert_eq!(pool_batch(552), 32);
+        // A pool takes its batch from its first block.
+        let layout = Layout::new::<[u64; 8]>();
+        let mut p = Pool::new(POOL_FREE_BYTES);
+        for i in 1..=32 {
+            // SAFETY: a fresh block of `layout` that no other thread can
+            // reach.
+            let due = unsafe { p.retire(block(layout), layout) };
+            assert_eq!(due, i == 32);
+        }
+        assert_eq!(p.seal(0), 32);
     }
 
     /// A pool that may grow keeps a backlog larger than its starting bound

@@ -9,7 +9,7 @@
 //! in a bag, a sealed-bag allocation per 31 pops and a `free` per pair. A
 //! popped node is instead *retired* into the calling thread's record in the
 //! stack's collector (`epoch/pool.rs`): linked through its first word (the
-//! node's atomic `next` link), sealed with the global epoch every 128 pops,
+//! node's atomic `next` link), sealed with the global epoch every 2 KiB of nodes (32 to 128 pops),
 //! and once two epochs have passed spliced onto the record's free list,
 //! where this thread's next pushes find it. A node's block is reused only
 //! - after its grace period: every thread that was pinned when the node was
