@@ -1086,7 +1086,8 @@ impl Ring {
                         }
                         hint.store(y.wrapping_add(1), Relaxed);
                         steps.tick(1);
-                        // Linearized and recorded: pace (local waiting only).
+                        // Decided for good and the hint stored: pace (local waiting
+                        // only; nothing anyone waits for is pending).
                         let _ = pace(y == h);
                         return Attempt::Done(Answer {
                             ok: true,
