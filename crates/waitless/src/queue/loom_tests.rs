@@ -4,7 +4,7 @@
 //! picked explicitly), so the models do not depend on the thread-local
 //! claim hint.
 
-use super::ring::Held;
+use super::ring::{Held, Keeper};
 use super::verification::Steps;
 use super::WaitFreeQueue;
 use loom::sync::Arc;
@@ -188,9 +188,10 @@ fn held_record_handed_back_while_another_thread_claims() {
         let q1 = q.clone();
         let t = thread::spawn(move || {
             let held = Held::new();
+            let keeper = Keeper::new();
             let r = q1.acquire(&mut Steps::default());
             assert!(enq(&q1, r, 1));
-            let kept = q1.ring.keep(&held, r);
+            let kept = q1.ring.keep(&held, &keeper, r);
             if !kept {
                 q1.ring.release(r);
             }
@@ -206,7 +207,7 @@ fn held_record_handed_back_while_another_thread_claims() {
                 q1.ring.release(r);
             }
             // The thread exits: the hand-back (`GiveBackAtExit` outside loom).
-            held.give_back();
+            keeper.give_back(Some(&held));
         });
         let r = q.acquire(&mut Steps::default());
         assert!(enq(&q, r, 2));

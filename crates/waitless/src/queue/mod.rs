@@ -103,7 +103,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::mem::MaybeUninit;
 
-use self::ring::{Claim, Held, Kind, Record, Ring, Start, MAX_CAPACITY, MAX_RECORDS};
+use self::ring::{Claim, Held, Keeper, Kind, Record, Ring, Start, MAX_CAPACITY, MAX_RECORDS};
 use self::verification::Steps;
 use crate::sync::atomic::{AtomicPtr, Ordering::*};
 use crate::sync::UnsafeCell;
@@ -227,26 +227,35 @@ std::thread_local! {
     /// The record this thread keeps across its operations on one queue
     /// (`ring::Held`). `const` and without drop glue, so the fast path
     /// reaches it with one thread-pointer-relative access (no registration
-    /// or liveness check); given back at thread exit by `GIVE_BACK`'s
-    /// destructor. Not under loom, whose threads share the OS thread's
+    /// or liveness check) where thread-locals are native; given back at
+    /// thread exit by `GIVE_BACK`'s destructor, which owns what the record
+    /// needs (`ring::Keeper`), as `HELD` may be freed first on targets
+    /// without native thread-locals. Not under loom, whose threads share the OS thread's
     /// thread-locals: the loom models drive `Held` explicitly.
     static HELD: Held = const { Held::new() };
     /// Registered (first touched) by the first operation that keeps a
     /// record; its destructor gives that record back when the thread exits.
-    static GIVE_BACK: GiveBackAtExit = const { GiveBackAtExit };
+    static GIVE_BACK: GiveBackAtExit = const { GiveBackAtExit(Keeper::new()) };
 }
 
-/// The thread-exit hook of `HELD` (which has no destructor of its own).
+/// The thread-exit hook of `HELD` (which has no destructor of its own): it
+/// owns what the kept record needs (`ring::Keeper`), so the hand-back works
+/// whether or not `HELD` still exists when it runs.
 #[cfg(not(loom))]
-struct GiveBackAtExit;
+struct GiveBackAtExit(Keeper);
 
 #[cfg(not(loom))]
 impl Drop for GiveBackAtExit {
     fn drop(&mut self) {
-        // `HELD` has no destructor, so it is still there while the thread's
-        // destructors run (this one included); an operation run by a later
-        // destructor finds `GIVE_BACK` gone and does not keep its record.
-        let _ = HELD.try_with(Held::give_back);
+        // With native thread-locals `HELD` is never destroyed, so it is
+        // still there. Without them (a boxed value behind an OS key) it may
+        // have been freed already, and `try_with` then fails or makes a
+        // fresh, empty one: the `Keeper` gives the record back either way.
+        // An operation run by a later destructor finds `GIVE_BACK` gone and
+        // does not keep its record.
+        if HELD.try_with(|h| self.0.give_back(Some(h))).is_err() {
+            self.0.give_back(None);
+        }
     }
 }
 
@@ -517,11 +526,15 @@ impl<T> WaitFreeQueue<T> {
         // Only the address of this thread's `Held` comes out of `try_with`.
         #[cfg(not(loom))]
         if let Ok(h) = HELD.try_with(|h| h as *const Held) {
-            // SAFETY: `HELD` has no drop glue, so it is never destroyed: it
-            // lives as long as this thread, which cannot exit before this
-            // operation returns. A signal handler on this thread may use it
-            // meanwhile, but only through `&Held` too (`Held` is made of
-            // `Cell`s; `enter` and `keep` handle that).
+            // SAFETY: `HELD` of this thread exists now (`try_with`
+            // succeeded) and is freed at the earliest when the thread exits
+            // (never, with native thread-locals: no drop glue; on targets
+            // without them, by its OS key's destructor at thread exit),
+            // which cannot happen before this operation returns: thread-exit
+            // destructors run one after another on this thread. A signal
+            // handler on this thread may use it meanwhile, but only through
+            // `&Held` too (`Held` is made of `Cell`s; `enter` and `keep`
+            // handle that).
             let h = unsafe { &*h };
             if let Some((r, me)) = self.ring.enter_held(h) {
                 // The record's chunk pointer, counted as `Ring::rec` counts
@@ -560,10 +573,12 @@ impl<T> WaitFreeQueue<T> {
         // (touching `GIVE_BACK` registers its destructor; it fails once
         // that destructor has run).
         #[cfg(not(loom))]
-        if GIVE_BACK.try_with(|_| ()).is_ok()
-            && HELD
-                .try_with(|h| self.ring.keep(h, record))
-                .unwrap_or(false)
+        if GIVE_BACK
+            .try_with(|g| {
+                HELD.try_with(|h| self.ring.keep(h, &g.0, record))
+                    .unwrap_or(false)
+            })
+            .unwrap_or(false)
         {
             return;
         }

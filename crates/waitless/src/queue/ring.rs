@@ -56,7 +56,6 @@ use crate::sync::atomic::{
 };
 use crate::utils::CachePadded;
 use std::cell::Cell;
-use std::mem::ManuallyDrop;
 // `std`'s `Arc` also under loom: its count synchronizes nothing the models
 // check (a held record is handed back through `Record::owner`, which loom
 // sees), and loom's `Arc` has no `From<Box<[T]>>`.
@@ -427,11 +426,11 @@ const GIVE_BACK_AFTER: u32 = 64;
 /// held by idle threads and a claim always finds `MAX_RECORDS / 2` records
 /// that are never held. The record is given back (one `Release` store of
 /// its `owner` flag, as `Ring::release` does) when the thread exits (the
-/// destructor of the guard thread-local `queue::GiveBackAtExit`; `Held`
-/// itself has no destructor), or when the thread made `GIVE_BACK_AFTER`
-/// operations in a row on other queues and keeps a record of one of those
-/// instead. The `Arc` keeps the records alive until then, even if the
-/// queue was dropped.
+/// destructor of the guard thread-local `queue::GiveBackAtExit`, which owns
+/// the [`Keeper`]; `Held` itself has no destructor), or when the thread
+/// made `GIVE_BACK_AFTER` operations in a row on other queues and keeps a
+/// record of one of those instead. The `Keeper`'s `Arc` keeps the records
+/// alive until then, even if the queue was dropped.
 ///
 /// While an operation runs on the held record, `key` is [`BUSY`]: an
 /// operation that starts on this thread before it returns (a signal
@@ -441,29 +440,70 @@ const GIVE_BACK_AFTER: u32 = 64;
 #[cfg_attr(loom, allow(dead_code))] // loom: used by the models only
 pub(crate) struct Held {
     /// The address of the held queue's chunk 0 (0: nothing held; `BUSY`:
-    /// in use or being changed). Unique while held: `chunk` keeps that
-    /// allocation alive.
+    /// in use or being changed). Unique while held: the `Keeper` keeps
+    /// that allocation alive.
     key: Cell<usize>,
-    /// The held record (an index into `chunk`).
+    /// The held record (an index into chunk 0).
     rec: Cell<usize>,
-    /// `&chunk[rec]` (null while nothing is held), so the fast path needs
-    /// no index arithmetic; valid while `chunk` keeps the chunk alive.
+    /// `&chunk0[rec]` (null while nothing is held), so the fast path needs
+    /// no index arithmetic; valid while the `Keeper` keeps the chunk alive.
     ptr: Cell<*const Record>,
-    /// The key of the queue whose record `chunk`, `rec` and `ptr` hold (0:
+    /// The key of the queue whose record `rec` and `ptr` hold (0:
     /// none). Changed only while `key` is `BUSY`, so it stays right when a
     /// signal handler changes `Held` between an operation's test of `key`
     /// and its `BUSY` mark.
     kept: Cell<usize>,
     /// Operations on other queues since the last one on the held queue.
     misses: Cell<u32>,
-    /// Chunk 0 of the held queue (keeps `ptr` valid). `ManuallyDrop`, so
-    /// that `Held` has no drop glue: the thread-local is then a plain
-    /// thread-pointer-relative access, with no registration check on the
-    /// fast path. `give_back` takes the `Arc` out and drops it; the owner
-    /// of a `Held` must call it (the thread-local's owner does so from the
-    /// destructor of a separate guard, `queue::GiveBackAtExit`). A `Held`
-    /// dropped without it leaks one `Arc` and keeps its record taken.
-    chunk: ManuallyDrop<Cell<Option<Arc<[Chunk]>>>>,
+}
+
+/// What a [`Held`] needs kept alive, owned apart from it: chunk 0 of the
+/// held queue (keeps `Held::ptr` valid) and the held record's index. `Held`
+/// has no drop glue (so the fast path reaches its thread-local with no
+/// registration check) and may be freed at thread exit without notice (a
+/// `const` thread-local on a target without native thread-locals, e.g.
+/// Android, OpenBSD, windows-gnu, is boxed behind an OS key and freed by
+/// that key's destructor, in an order of keys the platform picks): the
+/// hand-back therefore needs nothing from `Held` but its `BUSY` mark, if it
+/// is still there (`Keeper::give_back`).
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) struct Keeper {
+    chunk: Cell<Option<Arc<[Chunk]>>>,
+    rec: Cell<usize>,
+}
+
+#[cfg_attr(loom, allow(dead_code))]
+impl Keeper {
+    /// Nothing kept.
+    pub(crate) const fn new() -> Self {
+        Self {
+            chunk: Cell::new(None),
+            rec: Cell::new(0),
+        }
+    }
+
+    /// Gives the kept record back, if any, after clearing `held` (the
+    /// `Held` this keeper was filled with, if it still exists), so that
+    /// nothing uses the record afterwards. A record whose last operation
+    /// never returned (`held`'s key still `BUSY`) stays taken, as a claimed
+    /// record does when its operation panics.
+    pub(crate) fn give_back(&self, held: Option<&Held>) {
+        let busy = held.is_some_and(|h| {
+            let busy = h.key.replace(0) == BUSY;
+            h.ptr.set(std::ptr::null());
+            h.kept.set(0);
+            busy
+        });
+        if let Some(chunk) = self.chunk.take() {
+            if !busy {
+                // Release: pairs with the Acquire claim CAS in `Ring::claim`
+                // / `Ring::try_claim_first`, handing the record's `spare`
+                // and its finished request to the next owner (as in
+                // `Ring::release`).
+                chunk[self.rec.get()].owner.store(false, Release);
+            }
+        }
+    }
 }
 
 #[cfg_attr(loom, allow(dead_code))]
@@ -476,25 +516,6 @@ impl Held {
             ptr: Cell::new(std::ptr::null()),
             kept: Cell::new(0),
             misses: Cell::new(0),
-            chunk: ManuallyDrop::new(Cell::new(None)),
-        }
-    }
-
-    /// Gives the held record back, if any (unless its last operation never
-    /// returned: `key` is still `BUSY`; that record stays taken, as a
-    /// claimed record does when its operation panics).
-    pub(crate) fn give_back(&self) {
-        let busy = self.key.replace(0) == BUSY;
-        self.ptr.set(std::ptr::null());
-        self.kept.set(0);
-        if let Some(chunk) = self.chunk.take() {
-            if !busy {
-                // Release: pairs with the Acquire claim CAS in `Ring::claim`
-                // / `Ring::try_claim_first`, handing the record's `spare`
-                // and its finished request to the next owner (as in
-                // `Ring::release`).
-                chunk[self.rec.get()].owner.store(false, Release);
-            }
         }
     }
 
@@ -520,8 +541,8 @@ impl Held {
     }
 }
 
-// `Held` must have no drop glue (see its `chunk` field): the thread-local
-// is then reached without a registration check.
+// `Held` must have no drop glue (see `Keeper`): the thread-local is then
+// reached without a registration check.
 const _: () = assert!(!std::mem::needs_drop::<Held>());
 
 /// `Held::key` while the held record is in use or `Held` is being changed
@@ -835,8 +856,9 @@ impl Ring {
         let p = held.ptr.get();
         debug_assert!(std::ptr::eq(p, &*self.first[r]));
         // SAFETY: `held` keeps record `r` of this queue (its key is this
-        // queue's chunk-0 address, unique while held: `held.chunk` keeps
-        // that allocation alive), and `keep` set `ptr = &first[r]` with it.
+        // queue's chunk-0 address, unique while held: the `Keeper` that
+        // `keep` filled with it keeps that allocation alive until it clears
+        // `held` or refills both), and `keep` set `ptr = &first[r]` with it.
         // `self.first` is the same allocation and lives as long as `self`.
         Some((r, unsafe { &*p }))
     }
@@ -849,13 +871,13 @@ impl Ring {
     }
 
     /// After an operation on record `r`, claimed by `held`'s thread: keep
-    /// `r` in `held` instead of releasing it, if `r` is in chunk 0, chunk 0
+    /// `r` in `held` (and its chunk in `keeper`) instead of releasing it, if `r` is in chunk 0, chunk 0
     /// is at most half of the record space, and `held` keeps nothing or a
     /// record of another queue not used for `GIVE_BACK_AFTER` operations
     /// (given back first). Returns whether `r` is kept (then the caller must
     /// not release it).
     #[cfg_attr(loom, allow(dead_code))]
-    pub(crate) fn keep(&self, held: &Held, r: usize) -> bool {
+    pub(crate) fn keep(&self, held: &Held, keeper: &Keeper, r: usize) -> bool {
         if r >= self.first.len() || self.first.len() > MAX_RECORDS / 2 {
             return false;
         }
@@ -868,16 +890,19 @@ impl Ring {
         // is given back only once `Held` is whole again: a signal handler,
         // or the allocator freeing the old chunk, may run an operation on
         // this thread at any point here.
+        // The old record is the keeper's: `held` may have been freed and
+        // made afresh meanwhile (see `Keeper`), never the keeper.
         let old = held.enter();
-        let old_chunk = held.chunk.replace(Some(Arc::clone(&self.first)));
-        let old_rec = held.rec.replace(r);
+        let old_chunk = keeper.chunk.replace(Some(Arc::clone(&self.first)));
+        let old_rec = keeper.rec.replace(r);
+        held.rec.set(r);
         held.ptr.set(&*self.first[r]);
         held.kept.set(self.held_key());
         held.misses.set(0);
         held.leave(self.held_key());
         if let Some(chunk) = old_chunk {
-            debug_assert!(old != BUSY && old != 0);
-            // Release: as in `Held::give_back`.
+            debug_assert!(old != BUSY);
+            // Release: as in `Keeper::give_back`.
             chunk[old_rec].owner.store(false, Release);
         }
         true

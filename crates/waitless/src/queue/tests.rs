@@ -744,8 +744,9 @@ fn a_kept_record_in_use_is_neither_shared_nor_replaced_nor_given_back() {
     let q = WaitFreeQueue::<u64>::with_threads(4, 2);
     let mut steps = Steps::default();
     let held = ring::Held::new();
+    let keeper = ring::Keeper::new();
     let r = q.acquire(&mut steps);
-    assert!(q.ring.keep(&held, r));
+    assert!(q.ring.keep(&held, &keeper, r));
     assert_eq!(q.ring.held_record(&held), Some(r));
     let key = held.enter();
     for _ in 0..100 {
@@ -753,13 +754,13 @@ fn a_kept_record_in_use_is_neither_shared_nor_replaced_nor_given_back() {
     }
     let r2 = q.acquire(&mut steps);
     assert_ne!(r2, r);
-    assert!(!q.ring.keep(&held, r2), "replaced a record in use");
+    assert!(!q.ring.keep(&held, &keeper, r2), "replaced a record in use");
     q.ring.release(r2);
     held.leave(key);
     assert_eq!(q.ring.held_record(&held), Some(r));
     let _ = held.enter();
     // The thread exits (`GiveBackAtExit`) with the operation still marked.
-    held.give_back();
+    keeper.give_back(Some(&held));
     assert!(
         !q.ring.try_claim_first(r, &mut steps),
         "a record whose operation never returned was given back"
