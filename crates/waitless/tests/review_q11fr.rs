@@ -77,8 +77,10 @@ fn assert_record_free(q: &Arc<WaitFreeQueue<u64>>, what: &str) {
     );
 }
 
-/// The plainest case: a thread keeps its record and exits. Fails on targets
-/// without native thread-locals (`cfg(not(target_thread_local))`: Android,
+/// The plainest case: a thread keeps its record and exits. Failed (on
+/// bb0aca3..fc93cec; fixed in 0cb4aba, where a `ring::Keeper` owned by the
+/// guard holds the `Arc` and the index) on targets without native
+/// thread-locals (`cfg(not(target_thread_local))`: Android,
 /// OpenBSD, windows-gnu), where std keeps a `const` thread-local in a
 /// heap box behind an OS key and frees that box at thread exit even without
 /// drop glue: when `HELD`'s key destructor runs before `GIVE_BACK`'s
@@ -86,7 +88,9 @@ fn assert_record_free(q: &Arc<WaitFreeQueue<u64>>, what: &str) {
 /// is created first), the `Held` is freed with its `ManuallyDrop` `Arc`
 /// and the record still marked taken, and the guard then finds a fresh,
 /// empty `Held`. Witness: `cargo +nightly miri test --target
-/// aarch64-linux-android -p waitless --test review_q11fr`.
+/// aarch64-linux-android -p waitless --test review_q11fr` (after `cargo
+/// +nightly miri setup --target aarch64-linux-android`); every test of this
+/// file failed there, and passes on `main` and after the fix.
 #[test]
 fn a_thread_that_exits_gives_its_record_back() {
     let q = Arc::new(WaitFreeQueue::<u64>::with_threads(4, 1));
