@@ -829,7 +829,19 @@ impl Domain {
     /// domain-wide count reach the threshold.
     #[allow(dead_code)] // the map, its only caller, calls `collect_at` now
     pub(crate) fn collect(&self) {
-        self.collect_at(BATCH);
+        let local = self.local();
+        // SAFETY: `local` is ours.
+        let l = unsafe { local.as_ref() };
+        // SAFETY: we own `l`.
+        let len = l.retired.with(|r| unsafe { (*r).len() });
+        if len >= BATCH {
+            // SAFETY: we own `l`.
+            unsafe { self.hand_over(l, len) };
+        }
+        // SAFETY: we own `l`.
+        if !l.cached.with(|c| unsafe { *c }) && l.mask.with(|m| unsafe { *m }) == 0 {
+            l.release();
+        }
     }
 
     /// Hands `l`'s private list (`len` objects) to the domain-wide list, or
