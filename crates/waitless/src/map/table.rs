@@ -347,6 +347,22 @@ impl<K, V> Slots<K, V> {
         }
     }
 
+    /// [`at`](Self::at) without the bounds checks (the probe loops).
+    ///
+    /// # Safety
+    /// 1. `i < self.len()`.
+    #[inline]
+    unsafe fn at_unchecked(&self, i: usize) -> Slot<'_, K, V> {
+        debug_assert!(i < self.len());
+        // SAFETY: precondition 1; both arrays have `len()` elements.
+        unsafe {
+            Slot {
+                tag: self.tags.get_unchecked(i),
+                word: self.words.get_unchecked(i),
+            }
+        }
+    }
+
     fn iter(&self) -> impl Iterator<Item = Slot<'_, K, V>> {
         (0..self.len()).map(|i| self.at(i))
     }
@@ -438,8 +454,9 @@ pub(crate) struct Guard<'m> {
 }
 
 impl Drop for Guard<'_> {
+    #[inline]
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if !self.retired || std::thread::panicking() {
             return;
         }
         if self.scan {
@@ -449,7 +466,7 @@ impl Drop for Guard<'_> {
                 self.hp.publish(i, ptr::null_mut::<u8>());
             }
             self.domain.reclaim();
-        } else if self.retired {
+        } else {
             self.domain.collect_at(SCAN_BATCH);
         }
     }
@@ -586,7 +603,8 @@ impl<K, V> RawTable<K, V> {
         let mut i = home(tag, t.mask);
         let mut flagged = false;
         for _ in 0..t.slots.len() {
-            let s = t.slots.at(i);
+            // SAFETY: `i` is masked by `t.mask`, which is `len - 1`.
+            let s = unsafe { t.slots.at_unchecked(i) };
             // Relaxed: the tag is a filter written once before the word;
             // a stale 0 only makes us look at the word.
             let st = s.tag.load(Ordering::Relaxed);
