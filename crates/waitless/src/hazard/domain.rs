@@ -827,6 +827,7 @@ impl Domain {
     /// deferred retires: once the calling thread's private list holds a
     /// batch, hands it to the domain-wide list, or scans if that makes the
     /// domain-wide count reach the threshold.
+    #[allow(dead_code)] // the map, its only caller, calls `collect_at` now
     pub(crate) fn collect(&self) {
         let local = self.local();
         // SAFETY: `local` is ours.
@@ -960,6 +961,29 @@ impl Domain {
     pub(crate) unsafe fn retire_deferred<T>(&self, ptr: *mut T, deleter: unsafe fn(*mut T)) {
         // SAFETY: our preconditions are `push`'s.
         unsafe { self.push(ptr, deleter, false) }
+    }
+
+    /// Like [`collect`](Self::collect), but hands over (or scans) only once
+    /// the calling thread's private list holds `batch` objects. A structure
+    /// that retires on most operations (the map: a box per replace) calls
+    /// this with a large `batch` so that a scan, whose heavy fence is a
+    /// `membarrier` system call with IPIs to the other CPUs, runs once per
+    /// `batch` retires of a thread instead of once per `BATCH`; the
+    /// unreclaimed objects stay bounded by `batch` per record.
+    pub(crate) fn collect_at(&self, batch: usize) {
+        let local = self.local();
+        // SAFETY: `local` is ours.
+        let l = unsafe { local.as_ref() };
+        // SAFETY: we own `l`.
+        let len = l.retired.with(|r| unsafe { (*r).len() });
+        if len >= batch.max(BATCH) {
+            // SAFETY: we own `l`.
+            unsafe { self.hand_over(l, len) };
+        }
+        // SAFETY: we own `l`.
+        if !l.cached.with(|c| unsafe { *c }) && l.mask.with(|m| unsafe { *m }) == 0 {
+            l.release();
+        }
     }
 }
 

@@ -55,6 +55,7 @@
 //! ```
 
 mod ext;
+mod pool;
 mod table;
 pub use ext::{Keys, Values};
 

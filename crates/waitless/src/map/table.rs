@@ -75,6 +75,23 @@ const STRIPES: usize = if cfg!(loom) { 1 } else { 16 };
 
 /// Slots copied per claimed chunk.
 const CHUNK: usize = if cfg!(any(loom, miri)) { 2 } else { 64 };
+/// Retired objects a thread collects before it scans (or hands them to
+/// the domain): a scan's heavy fence is a `membarrier` system call that
+/// interrupts the other CPUs, and most writes retire a value box, so at the
+/// domain's own batch (16) the scans cost `map/insert-heavy` a sixth of its
+/// time at two threads. Small under tests and Miri so scans run; 1 under
+/// loom, where the domain's own batch is 1 so that every write's guard drop
+/// scans and the models explore reclamation racing the other threads (at 16
+/// no model retires enough to scan before the map's drop).
+const SCAN_BATCH: usize = if cfg!(loom) {
+    1
+} else if cfg!(miri) {
+    2
+} else if cfg!(test) {
+    16
+} else {
+    512
+};
 /// Smallest table.
 const MIN_LEN: usize = if cfg!(loom) { 2 } else { 8 };
 
@@ -98,7 +115,7 @@ const SHARES: usize = OWN_TABLE | OWN_INIT;
 /// `repr(C)`: the value is at offset 0, so a pointer to `Al<V>` is a pointer
 /// to its `V`.
 #[repr(C, align(8))]
-struct Al<V>(V);
+pub(super) struct Al<V>(pub(super) V);
 
 /// A key, its first value inline and its value cell; 8-aligned so the slot
 /// word has three flag bits.
@@ -129,6 +146,11 @@ impl<K, V> Entry<K, V> {
             key,
             init: UnsafeCell::new(MaybeUninit::new(Al(value))),
         }));
+        // The slot word keeps a tag filter in the bits above 48.
+        assert!(
+            (e as usize) & FILTER == 0,
+            "waitless::map needs heap addresses below 2^48"
+        );
         // SAFETY: `e` is a fresh allocation.
         let init = unsafe { Self::init_ptr(e) };
         // Relaxed: not shared yet (published by the slot CAS).
@@ -259,9 +281,46 @@ fn untag_bits<T>(p: *mut T, bits: usize) -> *mut T {
     p.cast::<u8>().wrapping_sub((p as usize) & bits).cast()
 }
 
+/// `p` without its flag bits and, for a slot word, its filter bits (a
+/// value word has none: its pointers are below 2^48, see `FILTER`).
 #[inline]
 fn untag<T>(p: *mut T) -> *mut T {
-    untag_bits(p, FLAGS)
+    untag_bits(p, FLAGS | FILTER)
+}
+
+/// The top 16 bits of a slot word: a filter of the entry's tag (see
+/// [`filter`]), so that a probe can pass over another key's entry without
+/// reading the tag array. x86-64 only, where user-space heap addresses are
+/// canonical and below 2^47 ([`Entry::boxed`] checks it). Not on other
+/// 64-bit targets: aarch64 heaps put a tag in the top byte of every pointer
+/// (Android 11+ on any kernel with Top-Byte-Ignore, MTE-enabled glibc or
+/// scudo), so the check would fail on every insert; there no bits, and
+/// every filter is 0.
+#[cfg(target_arch = "x86_64")]
+const FILTER: usize = 0xFFFF << 48;
+#[cfg(not(target_arch = "x86_64"))]
+const FILTER: usize = 0;
+
+/// The filter bits of a slot word holding an entry of tag `tag`: 16 bits
+/// mixed from all of the tag (the home uses its low bits, so keys probed
+/// together would share those).
+#[inline]
+fn filter(tag: u32) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        ((tag.wrapping_mul(0x9E37_79B1) >> 16) as usize) << 48
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = tag;
+        0
+    }
+}
+
+/// The slot word for entry `e` of tag `tag` (no flags).
+#[inline]
+fn slot_word<K, V>(e: *mut Entry<K, V>, tag: u32) -> *mut Entry<K, V> {
+    e.cast::<u8>().wrapping_add(filter(tag)).cast()
 }
 
 /// A key's 32-bit tag: the hash folded to 32 bits, with the low bit set so
@@ -279,6 +338,21 @@ fn tag_of(hash: u64) -> u32 {
 #[inline]
 fn home(tag: u32, mask: usize) -> usize {
     (tag >> 1) as usize & mask
+}
+
+/// Hints the CPU to start loading `p`'s cache line (no effect on the
+/// program: a prefetch never faults, and `p` may be null or dangling).
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
+    // SAFETY: `_mm_prefetch` (SSE, always present on x86-64) only hints the
+    // cache; it reads nothing the program can observe and never faults.
+    unsafe {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri), not(loom))))]
+    let _ = p;
 }
 
 /// `p` (whose bits in `f` may be set already) with the bits `f` set.
@@ -323,6 +397,22 @@ impl<K, V> Slots<K, V> {
         Slot {
             tag: &self.tags[i],
             word: &self.words[i],
+        }
+    }
+
+    /// [`at`](Self::at) without the bounds checks (the probe loops).
+    ///
+    /// # Safety
+    /// 1. `i < self.len()`.
+    #[inline]
+    unsafe fn at_unchecked(&self, i: usize) -> Slot<'_, K, V> {
+        debug_assert!(i < self.len());
+        // SAFETY: precondition 1; both arrays have `len()` elements.
+        unsafe {
+            Slot {
+                tag: self.tags.get_unchecked(i),
+                word: self.words.get_unchecked(i),
+            }
         }
     }
 
@@ -417,8 +507,9 @@ pub(crate) struct Guard<'m> {
 }
 
 impl Drop for Guard<'_> {
+    #[inline]
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if !self.retired || std::thread::panicking() {
             return;
         }
         if self.scan {
@@ -428,8 +519,8 @@ impl Drop for Guard<'_> {
                 self.hp.publish(i, ptr::null_mut::<u8>());
             }
             self.domain.reclaim();
-        } else if self.retired {
-            self.domain.collect();
+        } else {
+            self.domain.collect_at(SCAN_BATCH);
         }
     }
 }
@@ -564,45 +655,56 @@ impl<K, V> RawTable<K, V> {
     ) -> Found<K, V> {
         let mut i = home(tag, t.mask);
         let mut flagged = false;
+        let f = filter(tag);
         for _ in 0..t.slots.len() {
-            let s = t.slots.at(i);
-            // Relaxed: the tag is a filter written once before the word;
-            // a stale 0 only makes us look at the word.
-            let st = s.tag.load(Ordering::Relaxed);
-            if st == 0 || st == tag {
-                // Acquire: pairs with the Release CAS that stored the entry.
-                let mut w = s.word.load(Ordering::Acquire);
-                loop {
-                    let e = untag(w);
-                    if e.is_null() {
-                        if flags(w) & FROZEN != 0 || flagged {
-                            return Found::Next;
-                        }
-                        return Found::Empty(i);
-                    }
-                    if flags(w) & COPIED != 0 {
-                        flagged = true;
+            // SAFETY: `i` is masked by `t.mask`, which is `len - 1`.
+            let s = unsafe { t.slots.at_unchecked(i) };
+            // The word first: for a hit, its filter bits stand in for the
+            // tag line (one cache line per probed slot, not two).
+            // Acquire: pairs with the Release CAS that stored the entry.
+            let mut w = s.word.load(Ordering::Acquire);
+            loop {
+                let e = untag(w);
+                if e.is_null() {
+                    // Relaxed: the tag is set once, before any entry is
+                    // stored in the slot; a foreign tag (a claim whose word
+                    // CAS is still to come, or lost to a freeze) means the
+                    // slot never holds this key: probe on. A stale 0 only
+                    // ends the probe as the word would have.
+                    let st = s.tag.load(Ordering::Relaxed);
+                    if st != 0 && st != tag {
                         break;
                     }
-                    g.hp.publish(2, e);
-                    // Acquire: validation; an entry is retired only by the
-                    // CAS that sets COPIED on its slot.
-                    let now = s.word.load(Ordering::Acquire);
-                    if now != w {
-                        w = now;
-                        continue;
+                    if flags(w) & FROZEN != 0 || flagged {
+                        return Found::Next;
                     }
-                    // SAFETY: protected and validated above.
-                    let ent = unsafe { &*e };
-                    if eq(&ent.key) {
-                        // Acquire: pairs with the CAS that sealed it.
-                        if untag(ent.value.load(Ordering::Acquire)) == sealed() {
-                            break; // dead: a newer entry may follow
-                        }
-                        return Found::Entry(e);
-                    }
+                    return Found::Empty(i);
+                }
+                if (w as usize) & FILTER != f {
+                    break; // another key's entry (its tag differs)
+                }
+                if flags(w) & COPIED != 0 {
+                    flagged = true;
                     break;
                 }
+                g.hp.publish(2, e);
+                // Acquire: validation; an entry is retired only by the
+                // CAS that sets COPIED on its slot.
+                let now = s.word.load(Ordering::Acquire);
+                if now != w {
+                    w = now;
+                    continue;
+                }
+                // SAFETY: protected and validated above.
+                let ent = unsafe { &*e };
+                if eq(&ent.key) {
+                    // Acquire: pairs with the CAS that sealed it.
+                    if untag(ent.value.load(Ordering::Acquire)) == sealed() {
+                        break; // dead: a newer entry may follow
+                    }
+                    return Found::Entry(e);
+                }
+                break;
             }
             i = (i + 1) & t.mask;
         }
@@ -656,6 +758,10 @@ impl<K, V> RawTable<K, V> {
             if p == sealed() {
                 return Write::Dead;
             }
+            // The caller reads the value we swap out (a clone to return)
+            // only after the CAS; start its cache miss now, so it overlaps
+            // `mk` and the CAS instead of following them.
+            prefetch(p);
             // SAFETY: protected by hazard 3 and validated against the cell.
             let Some(new) = mk((!p.is_null()).then(|| unsafe { &*p })) else {
                 return Write::None(p);
@@ -700,8 +806,12 @@ impl<K, V> RawTable<K, V> {
                 // `OWN_INIT` share this retirement holds; retired once.
                 unsafe { self.domain.retire_deferred(p, drop_init::<K, V>) };
             } else {
-                // SAFETY: a box swapped out by our CAS, retired once.
-                unsafe { self.domain.retire_box_deferred(p.cast::<Al<V>>()) };
+                // SAFETY: a box (from `pool::boxed`) swapped out by our CAS,
+                // retired once; `pool::free` drops it and keeps its block.
+                unsafe {
+                    self.domain
+                        .retire_deferred(p.cast::<Al<V>>(), super::pool::free::<V>);
+                };
             }
             g.retired = true;
             return Write::Wrote(Some(p));
@@ -843,7 +953,7 @@ impl<K, V> RawTable<K, V> {
                 Found::Entry(e) => {
                     if own.0.is_null() {
                         let v = val.take().expect("value held loose");
-                        own.0 = Box::into_raw(Box::new(Al(v))).cast();
+                        own.0 = super::pool::boxed(v).cast();
                     }
                     let nb = own.0;
                     match self.write_value(&mut g, e, &mut |cur| {
@@ -912,7 +1022,7 @@ impl<K, V> RawTable<K, V> {
                         if s.word
                             .compare_exchange(
                                 ptr::null_mut(),
-                                ep,
+                                slot_word(ep, tag),
                                 Ordering::AcqRel,
                                 Ordering::Acquire,
                             )
@@ -990,7 +1100,7 @@ impl<K, V> RawTable<K, V> {
             let w = self.write_value(&mut g, e, &mut |cur| {
                 let new = f(cur?);
                 if spare.0.is_null() {
-                    spare.0 = Box::into_raw(Box::new(Al(new))).cast();
+                    spare.0 = super::pool::boxed(new).cast();
                 } else {
                     // SAFETY: our unpublished box (a lost attempt's): its
                     // value is dropped and replaced.
@@ -1319,10 +1429,12 @@ fn put_if_absent<K, V>(n: &Table<K, V>, tag: u32, e: *mut Entry<K, V>) {
                     break; // another key with this tag
                 }
                 // AcqRel: Release publishes the entry in `n`.
-                match s
-                    .word
-                    .compare_exchange(w, e, Ordering::AcqRel, Ordering::Acquire)
-                {
+                match s.word.compare_exchange(
+                    w,
+                    slot_word(e, tag),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
                     Ok(_) => {
                         n.claims.fetch_add(1, Ordering::Relaxed);
                         return;
