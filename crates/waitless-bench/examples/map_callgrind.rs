@@ -50,7 +50,8 @@ fn main() {
     let mut acc = 0u64;
     match which.as_str() {
         "waitless" | "waitless-pinned" => {
-            let m: LockFreeHashMap<u64, u64, Fixed> = LockFreeHashMap::with_hasher(Fixed::default());
+            let m: LockFreeHashMap<u64, u64, Fixed> =
+                LockFreeHashMap::with_hasher(Fixed::default());
             for k in 0..KEYS {
                 m.insert(k, k);
             }
@@ -75,7 +76,8 @@ fn main() {
             }
         }
         "waitless-ih" => {
-            let m: LockFreeHashMap<u64, u64, Fixed> = LockFreeHashMap::with_hasher(Fixed::default());
+            let m: LockFreeHashMap<u64, u64, Fixed> =
+                LockFreeHashMap::with_hasher(Fixed::default());
             // A third argument runs that many threads on one map (for
             // `perf`; callgrind serializes threads).
             let threads: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(1);

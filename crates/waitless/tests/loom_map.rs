@@ -1,7 +1,11 @@
-//! loom models of the map's core races: insert/remove on one bucket, and a
-//! resize (bucket split) racing with insert and get. Under loom every retire
-//! scans and the map checks its load factor on every insert, so the rare
-//! paths (reclamation, growth, lazy bucket initialization) run.
+//! loom models of the map's core races on its open-addressing table
+//! (`docs/hash-map.md`): insert/remove on keys that share a probe sequence,
+//! and a migration to a larger table racing with insert and get. Under loom
+//! the smallest table has 2 slots, every retire scans and tags equal the
+//! (small) keys, so the rare paths (reclamation, migration with helpers,
+//! tag claims that race) run. The table's internal races (a copy racing a
+//! lookup, a stale copier, a remove racing a migration) are modelled in the
+//! library's `map::table` loom tests, which need its internals.
 #![cfg(loom)]
 
 use std::hash::{BuildHasherDefault, Hasher};
@@ -9,7 +13,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use loom::thread;
 use waitless::map::LockFreeHashMap;
 
-/// The key is the hash: places keys in chosen buckets.
+/// The key is the hash: places keys in chosen slots (tag = key | 1, home
+/// slot = tag >> 1 masked).
 #[derive(Default)]
 struct Id(u64);
 impl Hasher for Id {
@@ -33,9 +38,11 @@ fn map(cap: usize) -> loom::sync::Arc<Map> {
     ))
 }
 
-/// One thread removes and another re-inserts a key of a bucket shared with
-/// another key (2 and 4 collide in bucket 0 of a 2-bucket map); the results
-/// are one of the linearizable ones and the other key is untouched.
+/// One thread removes and another re-inserts a key that shares a 2-slot
+/// table with another key (2 and 4: each probe passes the other's slot);
+/// both are value-cell CASes on the key's entry (remove leaves a tombstone
+/// that keeps the key), the results are one of the linearizable ones and
+/// the other key is untouched.
 #[test]
 fn insert_remove_one_bucket() {
     loom::model(|| {
@@ -83,9 +90,12 @@ fn concurrent_removes_of_one_key() {
     });
 }
 
-/// A one-bucket map with one key: inserting key 1 doubles the table and
-/// splits bucket 1 off (its dummy is spliced into the list) while another
-/// thread looks up key 0 and inserts key 3 (which also belongs to bucket 1).
+/// A 2-slot table holding key 0 (its budget is 2 claims): whichever of the
+/// inserts of key 1 (same tag as 0) and key 3 comes second migrates it to a
+/// 4-slot table (entries frozen, copied by pointer, the root swung, the old
+/// table retired) while the other thread inserts or reads; a thread that
+/// needs a slot during the migration helps copy, nobody waits, and key 0
+/// stays visible throughout.
 #[test]
 fn resize_races_with_insert_and_get() {
     loom::model(|| {
@@ -114,8 +124,9 @@ fn resize_races_with_insert_and_get() {
 
 /// A reader borrows a key's inline first value (pinned view) while another
 /// thread replaces it and then removes the key: the swapped-out inline value
-/// is retired with a share of its node, so the reader sees 10 or 11 (or
-/// nothing), and the node is freed once (loom scans on every retire).
+/// is retired with a share of its entry (`OWN_INIT`), so the reader sees 10
+/// or 11 (or nothing), and the entry is freed once (loom scans on every
+/// retire).
 #[test]
 fn inline_value_read_races_replace_and_remove() {
     loom::model(|| {
@@ -136,9 +147,11 @@ fn inline_value_read_races_replace_and_remove() {
     });
 }
 
-/// Two threads need the same fresh bucket at once (a 4-bucket map whose
-/// bucket 3 has no dummy linked yet): one links the inline dummy, the other
-/// searches from the parent bucket meanwhile; neither waits or loses a key.
+/// Two threads insert two different keys into a fresh table at once (an
+/// 8-slot table, from `with_capacity(4)`): each claims a slot with a tag CAS
+/// and stores its entry with a word CAS, and both count against the table's
+/// claim budget and the striped length; a claim that loses either CAS probes
+/// on. Neither waits or loses a key.
 #[test]
 fn two_threads_link_one_bucket() {
     loom::model(|| {
@@ -157,9 +170,10 @@ fn two_threads_link_one_bucket() {
 }
 
 /// Two threads insert the same absent key. The key and value travel loose
-/// until a search finds the key absent; the loser's link CAS fails (or its
-/// search finds the winner's node), so it replaces the winner's value,
-/// moving its own value out of the node it built (or boxing the loose one).
+/// until a probe finds the key absent; both may claim the same slot (equal
+/// tags), the loser's word CAS fails (or its probe finds the winner's
+/// entry), so it replaces the winner's value, moving its own value out of
+/// the entry it built (or boxing the loose one).
 /// Exactly one insert sees the key absent, the other gets the first value
 /// back, and the second value stays.
 #[test]

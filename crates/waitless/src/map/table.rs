@@ -135,6 +135,11 @@ impl<K, V> Entry<K, V> {
             key,
             init: UnsafeCell::new(MaybeUninit::new(Al(value))),
         }));
+        // The slot word keeps a tag filter in the bits above 48.
+        assert!(
+            (e as usize) & FILTER == 0,
+            "waitless::map needs heap addresses below 2^48"
+        );
         // SAFETY: `e` is a fresh allocation.
         let init = unsafe { Self::init_ptr(e) };
         // Relaxed: not shared yet (published by the slot CAS).
@@ -265,9 +270,43 @@ fn untag_bits<T>(p: *mut T, bits: usize) -> *mut T {
     p.cast::<u8>().wrapping_sub((p as usize) & bits).cast()
 }
 
+/// `p` without its flag bits and, for a slot word, its filter bits (a
+/// value word has none: its pointers are below 2^48, see `FILTER`).
 #[inline]
 fn untag<T>(p: *mut T) -> *mut T {
-    untag_bits(p, FLAGS)
+    untag_bits(p, FLAGS | FILTER)
+}
+
+/// The top 16 bits of a slot word: a filter of the entry's tag (see
+/// [`filter`]), so that a probe can pass over another key's entry without
+/// reading the tag array. 64-bit targets only (user-space addresses there
+/// fit in 48 bits; [`Entry::boxed`] checks it); elsewhere no bits, and
+/// every filter is 0.
+#[cfg(target_pointer_width = "64")]
+const FILTER: usize = 0xFFFF << 48;
+#[cfg(not(target_pointer_width = "64"))]
+const FILTER: usize = 0;
+
+/// The filter bits of a slot word holding an entry of tag `tag`: 16 bits
+/// mixed from all of the tag (the home uses its low bits, so keys probed
+/// together would share those).
+#[inline]
+fn filter(tag: u32) -> usize {
+    #[cfg(target_pointer_width = "64")]
+    {
+        ((tag.wrapping_mul(0x9E37_79B1) >> 16) as usize) << 48
+    }
+    #[cfg(not(target_pointer_width = "64"))]
+    {
+        let _ = tag;
+        0
+    }
+}
+
+/// The slot word for entry `e` of tag `tag` (no flags).
+#[inline]
+fn slot_word<K, V>(e: *mut Entry<K, V>, tag: u32) -> *mut Entry<K, V> {
+    e.cast::<u8>().wrapping_add(filter(tag)).cast()
 }
 
 /// A key's 32-bit tag: the hash folded to 32 bits, with the low bit set so
@@ -602,46 +641,56 @@ impl<K, V> RawTable<K, V> {
     ) -> Found<K, V> {
         let mut i = home(tag, t.mask);
         let mut flagged = false;
+        let f = filter(tag);
         for _ in 0..t.slots.len() {
             // SAFETY: `i` is masked by `t.mask`, which is `len - 1`.
             let s = unsafe { t.slots.at_unchecked(i) };
-            // Relaxed: the tag is a filter written once before the word;
-            // a stale 0 only makes us look at the word.
-            let st = s.tag.load(Ordering::Relaxed);
-            if st == 0 || st == tag {
-                // Acquire: pairs with the Release CAS that stored the entry.
-                let mut w = s.word.load(Ordering::Acquire);
-                loop {
-                    let e = untag(w);
-                    if e.is_null() {
-                        if flags(w) & FROZEN != 0 || flagged {
-                            return Found::Next;
-                        }
-                        return Found::Empty(i);
-                    }
-                    if flags(w) & COPIED != 0 {
-                        flagged = true;
+            // The word first: for a hit, its filter bits stand in for the
+            // tag line (one cache line per probed slot, not two).
+            // Acquire: pairs with the Release CAS that stored the entry.
+            let mut w = s.word.load(Ordering::Acquire);
+            loop {
+                let e = untag(w);
+                if e.is_null() {
+                    // Relaxed: the tag is set once, before any entry is
+                    // stored in the slot; a foreign tag (a claim whose word
+                    // CAS is still to come, or lost to a freeze) means the
+                    // slot never holds this key: probe on. A stale 0 only
+                    // ends the probe as the word would have.
+                    let st = s.tag.load(Ordering::Relaxed);
+                    if st != 0 && st != tag {
                         break;
                     }
-                    g.hp.publish(2, e);
-                    // Acquire: validation; an entry is retired only by the
-                    // CAS that sets COPIED on its slot.
-                    let now = s.word.load(Ordering::Acquire);
-                    if now != w {
-                        w = now;
-                        continue;
+                    if flags(w) & FROZEN != 0 || flagged {
+                        return Found::Next;
                     }
-                    // SAFETY: protected and validated above.
-                    let ent = unsafe { &*e };
-                    if eq(&ent.key) {
-                        // Acquire: pairs with the CAS that sealed it.
-                        if untag(ent.value.load(Ordering::Acquire)) == sealed() {
-                            break; // dead: a newer entry may follow
-                        }
-                        return Found::Entry(e);
-                    }
+                    return Found::Empty(i);
+                }
+                if (w as usize) & FILTER != f {
+                    break; // another key's entry (its tag differs)
+                }
+                if flags(w) & COPIED != 0 {
+                    flagged = true;
                     break;
                 }
+                g.hp.publish(2, e);
+                // Acquire: validation; an entry is retired only by the
+                // CAS that sets COPIED on its slot.
+                let now = s.word.load(Ordering::Acquire);
+                if now != w {
+                    w = now;
+                    continue;
+                }
+                // SAFETY: protected and validated above.
+                let ent = unsafe { &*e };
+                if eq(&ent.key) {
+                    // Acquire: pairs with the CAS that sealed it.
+                    if untag(ent.value.load(Ordering::Acquire)) == sealed() {
+                        break; // dead: a newer entry may follow
+                    }
+                    return Found::Entry(e);
+                }
+                break;
             }
             i = (i + 1) & t.mask;
         }
@@ -959,7 +1008,7 @@ impl<K, V> RawTable<K, V> {
                         if s.word
                             .compare_exchange(
                                 ptr::null_mut(),
-                                ep,
+                                slot_word(ep, tag),
                                 Ordering::AcqRel,
                                 Ordering::Acquire,
                             )
@@ -1366,10 +1415,12 @@ fn put_if_absent<K, V>(n: &Table<K, V>, tag: u32, e: *mut Entry<K, V>) {
                     break; // another key with this tag
                 }
                 // AcqRel: Release publishes the entry in `n`.
-                match s
-                    .word
-                    .compare_exchange(w, e, Ordering::AcqRel, Ordering::Acquire)
-                {
+                match s.word.compare_exchange(
+                    w,
+                    slot_word(e, tag),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
                     Ok(_) => {
                         n.claims.fetch_add(1, Ordering::Relaxed);
                         return;
