@@ -279,12 +279,15 @@ fn untag<T>(p: *mut T) -> *mut T {
 
 /// The top 16 bits of a slot word: a filter of the entry's tag (see
 /// [`filter`]), so that a probe can pass over another key's entry without
-/// reading the tag array. 64-bit targets only (user-space addresses there
-/// fit in 48 bits; [`Entry::boxed`] checks it); elsewhere no bits, and
+/// reading the tag array. x86-64 only, where user-space heap addresses are
+/// canonical and below 2^47 ([`Entry::boxed`] checks it). Not on other
+/// 64-bit targets: aarch64 heaps put a tag in the top byte of every pointer
+/// (Android 11+ on any kernel with Top-Byte-Ignore, MTE-enabled glibc or
+/// scudo), so the check would fail on every insert; there no bits, and
 /// every filter is 0.
-#[cfg(target_pointer_width = "64")]
+#[cfg(target_arch = "x86_64")]
 const FILTER: usize = 0xFFFF << 48;
-#[cfg(not(target_pointer_width = "64"))]
+#[cfg(not(target_arch = "x86_64"))]
 const FILTER: usize = 0;
 
 /// The filter bits of a slot word holding an entry of tag `tag`: 16 bits
@@ -292,11 +295,11 @@ const FILTER: usize = 0;
 /// together would share those).
 #[inline]
 fn filter(tag: u32) -> usize {
-    #[cfg(target_pointer_width = "64")]
+    #[cfg(target_arch = "x86_64")]
     {
         ((tag.wrapping_mul(0x9E37_79B1) >> 16) as usize) << 48
     }
-    #[cfg(not(target_pointer_width = "64"))]
+    #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = tag;
         0

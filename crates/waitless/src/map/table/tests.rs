@@ -227,7 +227,9 @@ fn dropping_mid_migration_frees_each_entry_once() {
             match seen {
                 1 => {
                     s.word.store(tagged(w, FROZEN), Ordering::Release);
-                    put_if_absent(n, s.tag.load(Ordering::Relaxed), w);
+                    // The entry, not the word (whose filter bits would be
+                    // added twice by `slot_word`).
+                    put_if_absent(n, s.tag.load(Ordering::Relaxed), untag(w));
                 }
                 2 => s.word.store(tagged(w, FROZEN), Ordering::Release),
                 3 => t.raw.copy_slot(&mut g, root, i, n),
