@@ -8,9 +8,9 @@
 //! reclamation races they were written for go unexplored. Values carry a
 //! std `Arc` token (not modeled by loom): its count tells what was freed.
 //!
-//! Both pass on main (0f45b10) and with `/work/notes/map12fr-fix2.patch`, and
-//! fail on map12f@fe08646 (5 tokens alive instead of 3): committed ignored
-//! so the branch stays green; run with `-- --include-ignored`.
+//! Both pass on main (0f45b10) and on map12f since 0a27cfc (`SCAN_BATCH` 1
+//! under loom, map12fr's fix2), and fail on map12f@fe08646..08fa876 (5
+//! tokens alive instead of 3).
 //!
 //! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom
 //!  cargo test -p waitless --release --test review_map_loom_scan -- --test-threads=1`
@@ -28,7 +28,6 @@ struct Tok(u64, #[allow(dead_code)] std::sync::Arc<()>);
 /// value but the last is freed before the map is dropped (the last is
 /// still under its writer's own hazard when that writer's guard scans).
 #[test]
-#[ignore = "map12fr finding: fails on map12f@fe08646 (no scan under loom before 16 retires); un-ignore once the fix is in"]
 fn a_write_frees_what_it_retired_when_nothing_protects_it() {
     loom::model(|| {
         let token = std::sync::Arc::new(());
@@ -53,7 +52,6 @@ fn a_write_frees_what_it_retired_when_nothing_protects_it() {
 /// scans, with no other thread's hazard left) frees every replaced value
 /// but its own (still under its own hazard when it scans).
 #[test]
-#[ignore = "map12fr finding: fails on map12f@fe08646 (no scan under loom before 16 retires); un-ignore once the fix is in"]
 fn a_scan_races_a_reader_and_frees_after_it() {
     loom::model(|| {
         let token = std::sync::Arc::new(());
