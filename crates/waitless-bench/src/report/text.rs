@@ -127,7 +127,7 @@ pub fn text_table(report: &Report) -> String {
     }
     let headline = crate::verdict::headline(report);
     if !headline.is_empty() {
-        s.push_str("\nHeadline (waitless against its lock and its best peer, then its worst established loss in the group; ratios of medians, \"within noise\" where the runs do not establish a difference; \"paired\": the median of the per-round ratios and its sign-test bound, ~ where the bound contains 1):\n");
+        s.push_str("\nHeadline (waitless against its lock and its best peer, then its worst established loss in the group; ratios of medians, \"within noise\" where the runs do not establish a difference; \"paired\": the median of the per-round ratios and its sign-test bound, ~ where the bound contains 1 or a run was disturbed):\n");
         for l in &headline {
             let _ = writeln!(s, "  {l}");
         }
