@@ -4,7 +4,7 @@
 
 use crate::analyzer::{human_rate, ratio, within_noise};
 use crate::measure::Measurement;
-use crate::report::{ContenderReport, Report, WorkloadReport};
+use crate::report::{ContenderReport, PairedRatio, Report, WorkloadReport};
 use crate::workloads::Role;
 
 /// Warnings about the whole run: oversubscribed thread counts, disturbed
@@ -113,12 +113,20 @@ fn versus(w: &ContenderReport, other: &ContenderReport, t: usize) -> String {
     let (Some(a), Some(b)) = (w.at(t), other.at(t)) else {
         return format!("not measured vs {}", other.name);
     };
+    // The runs paired round by round, when both sides have them all.
+    let paired = PairedRatio::of(a, b).map(|p| format!("paired {}", p.cell()));
     if within_noise(a, b) {
-        format!("within noise vs {}", other.name)
+        match paired {
+            Some(p) => format!("within noise vs {} ({p})", other.name),
+            None => format!("within noise vs {}", other.name),
+        }
     } else {
         let f = ratio(a.median_ops_per_sec, b.median_ops_per_sec);
         let word = if f >= 1.0 { "faster" } else { "slower" };
-        format!("{f:.2}x vs {} ({word})", other.name)
+        match paired {
+            Some(p) => format!("{f:.2}x vs {} ({word}; {p})", other.name),
+            None => format!("{f:.2}x vs {} ({word})", other.name),
+        }
     }
 }
 
@@ -359,7 +367,7 @@ mod tests {
         };
         let line = group_line(&w, 2).unwrap();
         assert!(line.starts_with("stack: wl "), "{line}");
-        assert!(line.contains("vs lock (faster)"), "{line}");
+        assert!(line.contains("vs lock (faster"), "{line}");
         assert!(line.contains("within noise vs peer"), "{line}");
         assert!(line.contains("2 threads"), "{line}");
         // On one core the headline reads the 1-thread point: within noise.
@@ -428,14 +436,14 @@ mod tests {
         // named after it.
         let lines = headline_of(std::slice::from_ref(&w), 2);
         assert_eq!(lines.len(), 1);
-        assert!(lines[0].contains("2.00x vs lock (faster)"), "{lines:?}");
+        assert!(lines[0].contains("2.00x vs lock (faster"), "{lines:?}");
         assert!(
             lines[0].ends_with("; worst established: 0.25x vs lock on stack/x, 1 thread"),
             "{lines:?}"
         );
         // On one core the headline reads that loss itself: said once.
         let lines = headline_of(std::slice::from_ref(&w), 1);
-        assert!(lines[0].contains("0.25x vs lock (slower)"), "{lines:?}");
+        assert!(lines[0].contains("0.25x vs lock (slower"), "{lines:?}");
         assert!(!lines[0].contains("worst established"), "{lines:?}");
     }
 }

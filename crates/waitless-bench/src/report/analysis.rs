@@ -1,4 +1,5 @@
-//! Reading a workload's results: each waitless contender against the lock and the best peer.
+//! Reading a workload's results: each waitless contender against the lock and the best peer,
+//! by ratio of medians and by runs paired round by round.
 
 use super::*;
 
@@ -35,6 +36,19 @@ pub fn analyze_workload(contenders: &[ContenderReport]) -> Vec<WorkloadAnalysis>
                         best_peer: name.clone(),
                         factor: ratio(m.median_ops_per_sec, best.median_ops_per_sec),
                         within_noise: within_noise(m, best),
+                        paired: PairedRatio::of(m, best),
+                    })
+                })
+                .collect();
+            let paired_versus_mutex = c
+                .measurements
+                .iter()
+                .filter_map(|m| {
+                    let paired = PairedRatio::of(m, baseline.at(m.threads)?)?;
+                    Some(PairedAt {
+                        threads: m.threads,
+                        against: baseline.name.clone(),
+                        paired,
                     })
                 })
                 .collect();
@@ -43,6 +57,7 @@ pub fn analyze_workload(contenders: &[ContenderReport]) -> Vec<WorkloadAnalysis>
                 baseline: baseline.name.clone(),
                 versus_mutex: analyze_lock_free_benefits(&cmp),
                 versus_best_peer,
+                paired_versus_mutex,
             })
         })
         .collect()

@@ -97,7 +97,7 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
             esc(&report.command)
         }
     );
-    let _ = write!(h, "<h2>Crossover summary</h2>\n<p class=\"sub\">Ratios are waitless ÷ contender, medians measured in the same run (above 1: waitless is faster). The crossover is the smallest thread count from which waitless beats the lock at that count and every larger one measured. \"Within noise\" replaces a ratio the runs do not establish: the two sides' min–max ranges overlap, a side's spread exceeds {:.0}%, or a side was disturbed.</p>\n<table><tr><th>workload</th><th>waitless contender</th><th>vs lock</th><th>crossover</th><th>best vs lock</th><th>vs best peer (largest count)</th></tr>\n", crate::analyzer::NOISY_SPREAD * 100.0);
+    let _ = write!(h, "<h2>Crossover summary</h2>\n<p class=\"sub\">Ratios are waitless ÷ contender, medians measured in the same run (above 1: waitless is faster); \"paired\" is the median of the per-round ratios (run k of one side ÷ run k of the other, made next to each other) with its sign-test bound (at least {:.0}% confidence from 5 rounds, 75% with 3), prefixed with ~ when it does not establish a difference (the bound contains 1, fewer than 3 rounds, or a disturbed run). The crossover is the smallest thread count from which waitless beats the lock at that count and every larger one measured. \"Within noise\" replaces a ratio the runs do not establish: the two sides' min–max ranges overlap, a side's spread exceeds {:.0}%, or a side was disturbed.</p>\n<table><tr><th>workload</th><th>waitless contender</th><th>vs lock</th><th>crossover</th><th>best vs lock</th><th>vs best peer (largest count)</th></tr>\n", PAIRED_CONFIDENCE * 100.0, crate::analyzer::NOISY_SPREAD * 100.0);
     for w in &report.workloads {
         if w.analyses.is_empty() {
             let _ = writeln!(
@@ -129,10 +129,12 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
                 });
             let peer = a.versus_best_peer.last().map_or("-".to_owned(), |p| {
                 format!(
-                    "{} vs {} at {}",
+                    "{} vs {} at {}{}",
                     ratio_cell(p.factor, p.within_noise),
                     esc(&p.best_peer),
-                    p.threads
+                    p.threads,
+                    p.paired
+                        .map_or(String::new(), |q| format!("; paired {}", q.cell()))
                 )
             });
             let _ = writeln!(
@@ -253,6 +255,19 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
                 }
             }
             h.push_str("<td></td></tr>\n");
+            if !a.paired_versus_mutex.is_empty() {
+                paired_row(
+                    &mut h,
+                    &format!("{} ÷ {}, paired", a.contender, a.baseline),
+                    &w.thread_counts,
+                    |t| {
+                        a.paired_versus_mutex
+                            .iter()
+                            .find(|p| p.threads == t)
+                            .map(|p| p.paired)
+                    },
+                );
+            }
             if !a.versus_best_peer.is_empty() {
                 let _ = write!(
                     h,
@@ -273,6 +288,19 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
                     }
                 }
                 h.push_str("<td></td></tr>\n");
+                if a.versus_best_peer.iter().any(|r| r.paired.is_some()) {
+                    paired_row(
+                        &mut h,
+                        &format!("{} ÷ best peer, paired", a.contender),
+                        &w.thread_counts,
+                        |t| {
+                            a.versus_best_peer
+                                .iter()
+                                .find(|r| r.threads == t)
+                                .and_then(|r| r.paired)
+                        },
+                    );
+                }
             }
         }
         h.push_str("</table>\n");
@@ -361,4 +389,38 @@ pub(super) fn fmt_dur(d: Duration) -> String {
     } else {
         format!("{} ms", d.as_millis())
     }
+}
+
+/// One table row of paired estimates, a cell per thread count (coloured
+/// only where established).
+fn paired_row(
+    h: &mut String,
+    label: &str,
+    counts: &[usize],
+    at: impl Fn(usize) -> Option<PairedRatio>,
+) {
+    let _ = write!(h, "<tr class=\"ratio\"><td>{}</td><td></td>", esc(label));
+    for &t in counts {
+        match at(t) {
+            Some(p) => {
+                let class = if p.within_noise {
+                    ""
+                } else if p.median > 1.0 {
+                    "good"
+                } else {
+                    "bad"
+                };
+                let _ = write!(
+                    h,
+                    "<td class=\"{class}\" title=\"{} rounds, {} won, {:.0}% bound\">{}</td>",
+                    p.rounds,
+                    p.wins,
+                    p.confidence * 100.0,
+                    p.cell()
+                );
+            }
+            None => h.push_str("<td>–</td>"),
+        }
+    }
+    h.push_str("<td></td></tr>\n");
 }

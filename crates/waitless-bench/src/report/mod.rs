@@ -23,6 +23,7 @@ use crate::workloads::{Entry, Role};
 mod analysis;
 mod files;
 mod html;
+mod paired;
 mod plots;
 mod run;
 mod text;
@@ -30,6 +31,7 @@ mod text;
 pub use self::analysis::*;
 pub use self::files::*;
 pub use self::html::*;
+pub use self::paired::*;
 pub use self::plots::*;
 pub use self::run::*;
 pub use self::text::*;
@@ -292,6 +294,11 @@ pub struct PeerRatio {
     /// The difference is not established (see [`within_noise`]).
     #[serde(default)]
     pub within_noise: bool,
+    /// The same two contenders' runs paired round by round (see
+    /// [`PairedRatio`]); `None` where their run counts differ (and in
+    /// results written before it existed).
+    #[serde(default)]
+    pub paired: Option<PairedRatio>,
 }
 
 /// A waitless contender read against the lock and the peers.
@@ -305,6 +312,11 @@ pub struct WorkloadAnalysis {
     pub versus_mutex: BenefitAnalysis,
     /// Against the best peer at each thread count (empty without peers).
     pub versus_best_peer: Vec<PeerRatio>,
+    /// Against the lock baseline at each thread count both measured, runs
+    /// paired round by round (see [`PairedRatio`]; empty in results written
+    /// before it existed).
+    #[serde(default)]
+    pub paired_versus_mutex: Vec<PairedAt>,
 }
 
 /// One workload's results.
@@ -769,6 +781,94 @@ mod tests {
         s.budget = None;
         let reports = run_plan(&p, &s, |_| {});
         assert_eq!(reports[1].window, s.window);
+    }
+
+    #[test]
+    fn rounds_alternate_their_order_and_pairs_cancel_the_drift() {
+        // Three contenders whose rates all follow the machine's drift,
+        // which changes 6x between rounds: `mine` is 1.1x the peer and 2x
+        // the lock in every round. The fakes count their calls to know
+        // the round (three runs per round) and log the order they ran in.
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        use std::sync::Mutex;
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        static ORDER: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+        const DRIFT: [f64; 5] = [1.0, 3.0, 0.7, 2.0, 4.0];
+        fn at(name: &'static str, rate: f64, cfg: &RunConfig, t: usize) -> RunResult {
+            let round = CALLS.fetch_add(1, SeqCst) / 3;
+            ORDER.lock().unwrap().push(name);
+            RunResult {
+                ops_per_sec: rate * DRIFT[round % DRIFT.len()],
+                ..fast(cfg, t)
+            }
+        }
+        fn mine(cfg: &RunConfig, t: usize) -> RunResult {
+            at("mine", 110.0, cfg, t)
+        }
+        fn lock(cfg: &RunConfig, t: usize) -> RunResult {
+            at("lock", 55.0, cfg, t)
+        }
+        fn peer(cfg: &RunConfig, t: usize) -> RunResult {
+            at("peer", 100.0, cfg, t)
+        }
+        let e = |contender, role, run| Entry {
+            group: "g",
+            workload: "g/drift",
+            unit: "ops",
+            contender,
+            role,
+            fixed_threads: Some(SPSC),
+            min_window: None,
+            run,
+        };
+        let es = vec![
+            e(
+                "mine",
+                Role::Waitless,
+                mine as fn(&RunConfig, usize) -> RunResult,
+            ),
+            e("lock", Role::MutexBaseline, lock),
+            e("peer", Role::Peer, peer),
+        ];
+        let mut s = settings();
+        s.repeats = 5;
+        let report = run_report(&es, &s, |_| {});
+        let order = ORDER.lock().unwrap().clone();
+        let fwd = ["mine", "lock", "peer"];
+        let rev = ["peer", "lock", "mine"];
+        let expected: Vec<&str> = [fwd, rev, fwd, rev, fwd].concat();
+        assert_eq!(order, expected);
+        let a = &report.workloads[0].analyses[0];
+        // By medians the drift hides the difference: the ranges overlap.
+        let pr = &a.versus_best_peer[0];
+        assert!(pr.within_noise, "{pr:?}");
+        let paired = pr.paired.expect("five runs each");
+        assert!((paired.median - 1.1).abs() < 1e-9, "{paired:?}");
+        assert!(!paired.within_noise && paired.rounds == 5 && paired.wins == 5);
+        assert_eq!(a.paired_versus_mutex.len(), 1);
+        let lockp = &a.paired_versus_mutex[0];
+        assert_eq!((lockp.threads, lockp.against.as_str()), (2, "lock"));
+        assert!((lockp.paired.median - 2.0).abs() < 1e-9);
+        // The text table shows both paired rows.
+        let t = text_table(&report);
+        assert!(t.contains("mine paired vs peer"), "{t}");
+        assert!(t.contains("1.10x [1.10-1.10]"), "{t}");
+        assert!(t.contains("mine paired vs lock"), "{t}");
+        assert!(t.contains("2.00x [2.00-2.00]"), "{t}");
+        assert!(html(&report).contains("1.10x [1.10-1.10]"));
+        // Results written before the paired fields existed still read.
+        let mut v = serde_json::to_value(&report).unwrap();
+        let an = &mut v["workloads"][0]["analyses"][0];
+        an.as_object_mut().unwrap().remove("paired_versus_mutex");
+        an["versus_best_peer"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("paired");
+        let old: Report = serde_json::from_value(v).unwrap();
+        assert!(old.workloads[0].analyses[0].paired_versus_mutex.is_empty());
+        assert!(old.workloads[0].analyses[0].versus_best_peer[0]
+            .paired
+            .is_none());
     }
 
     #[test]

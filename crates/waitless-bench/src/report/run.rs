@@ -21,8 +21,9 @@ pub fn profiling_can_report() -> bool {
         || crate::perf::CacheMissCounter::open_inherited().is_some()
 }
 
-/// Runs the plan. At each thread count and repeat the contenders run one
-/// after another, so slow drift of a shared machine hits them alike.
+/// Runs the plan. At each thread count and repeat (a round) the contenders
+/// run one after another, so slow drift of a shared machine hits them
+/// alike, in the order given in even rounds and in reverse in odd ones.
 pub fn run_plan(
     plan: &[PlannedWorkload<'_>],
     settings: &Settings,
@@ -57,8 +58,18 @@ pub fn run_plan(
         let mut retries: Vec<BTreeMap<usize, usize>> = vec![BTreeMap::new(); w.contenders.len()];
         let mut errors: Vec<Option<String>> = vec![None; w.contenders.len()];
         for &t in &counts {
-            for _ in 0..settings.repeats.max(1) {
-                for (ci, c) in w.contenders.iter().enumerate() {
+            for round in 0..settings.repeats.max(1) {
+                // Odd rounds run the contenders in reverse order (A B C, C B
+                // A, …): a machine that speeds up or slows down through a
+                // round favours no position, and each pair of contenders
+                // is in turn run first ([`PairedRatio`] pairs run `k` of
+                // one with run `k` of another).
+                let mut order: Vec<usize> = (0..w.contenders.len()).collect();
+                if round % 2 == 1 {
+                    order.reverse();
+                }
+                for ci in order {
+                    let c = &w.contenders[ci];
                     if !c.thread_counts.contains(&t) {
                         continue;
                     }

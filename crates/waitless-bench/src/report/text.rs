@@ -8,17 +8,18 @@ pub fn text_table(report: &Report) -> String {
     for w in &report.workloads {
         let _ = writeln!(
             s,
-            "\n{} ({}/s, median of {} runs of {} ms; ± = (max-min)/median)",
+            "\n{} ({}/s, median of {} runs of {} ms; ± = (max-min)/median; paired = median of per-round ratios [{:.0} % bound], ~ = within noise)",
             w.workload,
             w.unit,
             report.settings.repeats,
-            w.window.as_millis()
+            w.window.as_millis(),
+            PAIRED_CONFIDENCE * 100.0
         );
         let name_w = w
             .contenders
             .iter()
             .map(|c| c.name.chars().count())
-            .chain(w.analyses.iter().map(|a| a.contender.chars().count() + 12))
+            .chain(w.analyses.iter().map(|a| a.contender.chars().count() + 19))
             .max()
             .unwrap_or(10)
             .max(10);
@@ -59,6 +60,20 @@ pub fn text_table(report: &Report) -> String {
                 let _ = write!(s, " {cell:>13}");
             }
             s.push('\n');
+            if !a.paired_versus_mutex.is_empty() {
+                paired_row(
+                    &mut s,
+                    &format!("{} paired vs lock", a.contender),
+                    name_w,
+                    &w.thread_counts,
+                    |t| {
+                        a.paired_versus_mutex
+                            .iter()
+                            .find(|p| p.threads == t)
+                            .map(|p| p.paired)
+                    },
+                );
+            }
             if !a.versus_best_peer.is_empty() {
                 let label = format!("{} vs peer", a.contender);
                 let _ = write!(s, "  {label:<name_w$}  {:<8}", "");
@@ -71,6 +86,20 @@ pub fn text_table(report: &Report) -> String {
                     let _ = write!(s, " {cell:>13}");
                 }
                 s.push('\n');
+                if a.versus_best_peer.iter().any(|r| r.paired.is_some()) {
+                    paired_row(
+                        &mut s,
+                        &format!("{} paired vs peer", a.contender),
+                        name_w,
+                        &w.thread_counts,
+                        |t| {
+                            a.versus_best_peer
+                                .iter()
+                                .find(|r| r.threads == t)
+                                .and_then(|r| r.paired)
+                        },
+                    );
+                }
             }
             let _ = writeln!(s, "  -> {}: {}", a.contender, arrow_line(a));
         }
@@ -98,12 +127,28 @@ pub fn text_table(report: &Report) -> String {
     }
     let headline = crate::verdict::headline(report);
     if !headline.is_empty() {
-        s.push_str("\nHeadline (waitless against its lock and its best peer, then its worst established loss in the group; ratios of medians, \"within noise\" where the runs do not establish a difference):\n");
+        s.push_str("\nHeadline (waitless against its lock and its best peer, then its worst established loss in the group; ratios of medians, \"within noise\" where the runs do not establish a difference; \"paired\": the median of the per-round ratios and its sign-test bound, ~ where the bound contains 1 or a run was disturbed):\n");
         for l in &headline {
             let _ = writeln!(s, "  {l}");
         }
     }
     s
+}
+
+/// One row of paired estimates, a cell per thread count.
+fn paired_row(
+    s: &mut String,
+    label: &str,
+    name_w: usize,
+    counts: &[usize],
+    at: impl Fn(usize) -> Option<PairedRatio>,
+) {
+    let _ = write!(s, "  {label:<name_w$}  {:<8}", "");
+    for &t in counts {
+        let cell = at(t).map_or("-".to_owned(), |p| p.cell());
+        let _ = write!(s, " {cell:>13}");
+    }
+    s.push('\n');
 }
 
 /// A ratio as a table cell: `1.85x`, or `within noise`.

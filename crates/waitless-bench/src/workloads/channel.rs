@@ -718,10 +718,10 @@ macro_rules! mpmc {
             throughput,
             [
                 Optimized<wl::Optimized>,
-                Optimized<SeqCstAll>,
-                WaitlessHandles,
-                MutexDeque,
                 Crossbeam,
+                WaitlessHandles,
+                Optimized<SeqCstAll>,
+                MutexDeque,
                 Flume,
                 Kanal,
             ]
@@ -729,7 +729,11 @@ macro_rules! mpmc {
     };
 }
 
-/// Every channel workload entry.
+/// Every channel workload entry. Within a workload the goal pairs sit next
+/// to each other (waitless spsc beside rtrb, each waitless MPMC channel
+/// beside crossbeam-channel): a round runs the contenders in this order and
+/// the next in reverse (`report::run_plan`), so the runs the paired
+/// estimate compares are adjacent in time.
 pub fn entries() -> Vec<Entry> {
     [
         table!(
@@ -737,10 +741,10 @@ pub fn entries() -> Vec<Entry> {
             throughput,
             [
                 WaitlessSpsc,
+                Rtrb,
+                MutexDeque,
                 WaitlessSpscBatch,
                 Optimized<wl::Optimized>,
-                MutexDeque,
-                Rtrb,
                 StdSync,
                 Crossbeam,
             ]
