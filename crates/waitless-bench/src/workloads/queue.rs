@@ -55,9 +55,11 @@ impl BenchQueue for WaitFreeQueue<u64> {
     fn build() -> Self {
         WaitFreeQueue::new(CAPACITY)
     }
+    #[inline(always)]
     fn push(&self, v: u64) -> bool {
         self.enqueue(v).is_ok()
     }
+    #[inline(always)]
     fn pop(&self) -> Option<u64> {
         self.dequeue()
     }
@@ -72,9 +74,11 @@ impl BenchQueue for ArrayQueue<u64> {
     fn build() -> Self {
         ArrayQueue::new(CAPACITY)
     }
+    #[inline(always)]
     fn push(&self, v: u64) -> bool {
         ArrayQueue::push(self, v).is_ok()
     }
+    #[inline(always)]
     fn pop(&self) -> Option<u64> {
         ArrayQueue::pop(self)
     }
@@ -89,10 +93,12 @@ impl BenchQueue for SegQueue<u64> {
     fn build() -> Self {
         SegQueue::new()
     }
+    #[inline(always)]
     fn push(&self, v: u64) -> bool {
         SegQueue::push(self, v);
         true
     }
+    #[inline(always)]
     fn pop(&self) -> Option<u64> {
         SegQueue::pop(self)
     }
@@ -107,9 +113,11 @@ impl BenchQueue for concurrent_queue::ConcurrentQueue<u64> {
     fn build() -> Self {
         concurrent_queue::ConcurrentQueue::bounded(CAPACITY)
     }
+    #[inline(always)]
     fn push(&self, v: u64) -> bool {
         concurrent_queue::ConcurrentQueue::push(self, v).is_ok()
     }
+    #[inline(always)]
     fn pop(&self) -> Option<u64> {
         concurrent_queue::ConcurrentQueue::pop(self).ok()
     }
@@ -127,6 +135,7 @@ impl BenchQueue for MutexQueue {
     fn build() -> Self {
         MutexQueue(Mutex::new(VecDeque::with_capacity(CAPACITY)))
     }
+    #[inline(always)]
     fn push(&self, v: u64) -> bool {
         let mut q = self.0.lock().unwrap();
         if q.len() == CAPACITY {
@@ -135,6 +144,7 @@ impl BenchQueue for MutexQueue {
         q.push_back(v);
         true
     }
+    #[inline(always)]
     fn pop(&self) -> Option<u64> {
         self.0.lock().unwrap().pop_front()
     }

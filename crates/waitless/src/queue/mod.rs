@@ -103,9 +103,9 @@ use std::cell::Cell;
 use std::fmt;
 use std::mem::MaybeUninit;
 
+use self::ring::{Claim, Kind, Record, Ring, Start, MAX_CAPACITY, MAX_RECORDS};
 #[cfg(not(loom))]
-use self::ring::Keeper;
-use self::ring::{Claim, Held, Kind, Record, Ring, Start, MAX_CAPACITY, MAX_RECORDS};
+use self::ring::{Held, Keeper};
 use self::verification::Steps;
 use crate::sync::atomic::{AtomicPtr, Ordering::*};
 use crate::sync::UnsafeCell;
@@ -490,7 +490,7 @@ impl<T> WaitFreeQueue<T> {
         let mut steps = Steps::default();
         let (rec, me, held) = self.begin(&mut steps);
         let out = self.enqueue_at(rec, me, value, &mut steps);
-        self.end(rec, held);
+        self.end(rec, me, held);
         out
     }
 
@@ -508,12 +508,12 @@ impl<T> WaitFreeQueue<T> {
         let mut steps = Steps::default();
         let (rec, me, held) = self.begin(&mut steps);
         let out = self.dequeue_at(rec, me, &mut steps);
-        self.end(rec, held);
+        self.end(rec, me, held);
         out
     }
 
     /// Starts an operation: a record of this thread, the one it keeps for
-    /// this queue if any (no claim; then also its `Held`, to be passed to
+    /// this queue if any (no claim; then also `true`, to be passed to
     /// `end`), else one claimed for this operation (`claim_record`). The
     /// operation itself runs no user code, but a signal handler may run an
     /// operation on this thread in the middle of it: the kept record is
@@ -524,7 +524,7 @@ impl<T> WaitFreeQueue<T> {
     /// `enqueue`/`dequeue` (no closure), so that the whole fast path is
     /// inlined into the caller; the claim paths are out of line.
     #[inline(always)]
-    fn begin(&self, steps: &mut Steps) -> (usize, &Record, Option<&Held>) {
+    fn begin(&self, steps: &mut Steps) -> (usize, &Record, bool) {
         // Only the address of this thread's `Held` comes out of `try_with`.
         #[cfg(not(loom))]
         if let Ok(h) = HELD.try_with(|h| h as *const Held) {
@@ -539,24 +539,42 @@ impl<T> WaitFreeQueue<T> {
             // handle that).
             let h = unsafe { &*h };
             if let Some((r, me)) = self.ring.enter_held(h) {
+                // SAFETY: `me` is `Held::ptr`, which only `keep` sets, to
+                // `&first[r]` of the queue whose chunk 0 the `Keeper` it
+                // filled keeps alive. That allocation is alive now: `keep`
+                // refills `Held` and the `Keeper` only while `key` is not
+                // `BUSY` (we hold the mark), and `Keeper::give_back` runs
+                // only in the thread-exit guard's destructor, never during
+                // an operation (a signal handler runs no TLS destructor).
+                // `Ring::enter_held` found `me` inside `self.ring.first`,
+                // also alive: two live allocations do not overlap, so
+                // `me` is record `r` of `self.ring.first`, which lives as
+                // long as `self`: the reference may have `self`'s lifetime.
+                let me = unsafe { &*me };
                 // The record's chunk pointer, counted as `Ring::rec` counts
                 // it for a chunk-0 record (one bound for both paths).
                 steps.tick(1);
-                return (r, me, Some(h));
+                return (r, me, true);
             }
         }
         let (r, me) = self.claim_record(steps);
-        (r, me, None)
+        (r, me, false)
     }
 
     /// Ends the operation `begin` started on `record`: unmarks the kept
     /// record, or keeps the claimed one for this thread's next operations
     /// (`ring::Held`) or releases it.
     #[inline(always)]
-    fn end(&self, record: usize, held: Option<&Held>) {
-        match held {
-            Some(h) => self.ring.leave_held(h),
-            None => self.done_with_claimed(record),
+    fn end(&self, record: usize, me: &Record, held: bool) {
+        if held {
+            // `HELD` again rather than a `&Held` carried through the
+            // operation: a thread-pointer-relative store, no register.
+            #[cfg(not(loom))]
+            let _ = HELD.try_with(|h| self.ring.leave_held(h, me));
+            #[cfg(loom)]
+            let _ = me;
+        } else {
+            self.done_with_claimed(record);
         }
     }
 

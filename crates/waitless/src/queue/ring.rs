@@ -52,7 +52,7 @@
 //! steady per-operation path never allocates.
 
 use crate::sync::atomic::{
-    compiler_fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*,
+    compiler_fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::*,
 };
 use crate::utils::CachePadded;
 use std::cell::Cell;
@@ -234,6 +234,12 @@ pub(crate) struct Record {
     /// it instead of from the counter when it lies less than `WINDOW`
     /// tickets past the counter. Owner-only, like `spare`.
     hint: [AtomicU64; 2],
+    /// The pacing level of the operations on this record (`pace`): how
+    /// many fast operations in a row found another thread's work at their
+    /// hint. Owner-only, like `spare` (Relaxed); local waiting only, so
+    /// not a step. Unused under loom (pacing is off there).
+    #[cfg_attr(loom, allow(dead_code))]
+    pace: AtomicU32,
     #[cfg(feature = "step-count")]
     pub(crate) max_enq_steps: AtomicU64,
     #[cfg(feature = "step-count")]
@@ -272,14 +278,20 @@ pub(crate) struct Ring {
     /// ([`Held`]), so that a thread may give its record back after the
     /// queue is gone.
     first: Arc<[Chunk]>,
-    /// `first`'s address: this queue's key in a [`Held`] (never 0 or
-    /// `BUSY`), kept here so the fast path compares it with one load.
+    /// `first`'s address: a [`Held`] keeps a record of this queue when its
+    /// key lies in `first_key .. first_key + first_bytes` (never 0 or
+    /// `BUSY`), kept here so the fast path tests it with two loads.
     first_key: usize,
+    /// The size of `first` in bytes.
+    first_bytes: usize,
     /// The number of usable records `K` (a prefix of whole chunks; only
     /// grows).
     allocated: CachePadded<AtomicUsize>,
     capacity: u64,
     mask: u64,
+    /// `2^(STAMP_SHIFT + 1 − log2(capacity))`: `(x & !mask) · lap_scale` is
+    /// ticket `x`'s lap shifted to the stamp field, times 2 (`attempt`).
+    lap_scale: u64,
     log2_cap: u32,
     base_log2: u32,
     start_seq: u64,
@@ -318,6 +330,7 @@ pub(crate) const BACKOFF_LIMIT: u32 = 6;
 /// keeps the slot line, instead of the two threads passing the line back
 /// and forth on every operation. Off under loom (a spin is no scheduling
 /// point there and would only slow the models).
+#[derive(Clone, Copy)]
 pub(crate) struct Backoff {
     #[cfg_attr(loom, allow(dead_code))]
     step: u32,
@@ -355,53 +368,47 @@ impl Backoff {
 #[cfg_attr(loom, allow(dead_code))]
 pub(crate) const PACE_LIMIT: u32 = 6;
 
-#[cfg(not(loom))]
-std::thread_local! {
-    /// This thread's pacing level (docs §1, "Pacing"): how many fast
-    /// operations in a row found another thread's work at their hint. A
-    /// `const` thread-local without a destructor: one thread-pointer-relative
-    /// access, no registration check; thread-local, so not a step.
-    static PACE: Cell<u32> = const { Cell::new(0) };
-}
-
 /// A fast attempt decided its operation (docs §1, "Pacing"). `clean`: it
 /// decided at the record's own hint, i.e. no other operation changed a slot
-/// on this side since our last one there: the level goes back to 0.
-/// Otherwise another thread is working on the same lines: wait
+/// on this side since our last one there: the record's pacing `level` goes
+/// back to 0. Otherwise another thread is working on the same lines: wait
 /// `2^level` spin-loop hints (local work, no step) and raise the level
 /// (capped at `PACE_LIMIT`), so that one of two interleaving threads runs
 /// on for a while with the lines in its cache instead of the two passing
 /// them back and forth on every operation. Returns the hints waited (0
 /// under loom, where pacing is off).
+///
+/// `level` is `Record::pace` of the record the operation runs on: owner-only
+/// (a thread keeps its record across its operations, so it is this
+/// thread's level), one store on the clean path, no step.
 #[inline(always)]
-pub(crate) fn pace(clean: bool) -> u32 {
+pub(crate) fn pace(level: &AtomicU32, clean: bool) -> u32 {
     #[cfg(not(loom))]
     {
         if clean {
-            let _ = PACE.try_with(|p| p.set(0));
+            // Relaxed: owner-only (see `Record::pace`).
+            level.store(0, Relaxed);
             0
         } else {
-            pace_contended()
+            pace_contended(level)
         }
     }
     #[cfg(loom)]
     {
-        let _ = clean;
+        let _ = (level, clean);
         0
     }
 }
 
-/// `pace(false)`, out of line: the uncontended path stays small.
+/// `pace(level, false)`, out of line: the uncontended path stays small.
 #[cfg(not(loom))]
 #[cold]
 #[inline(never)]
-fn pace_contended() -> u32 {
-    let level = PACE.try_with(|p| {
-        let l = p.get();
-        p.set(if l < PACE_LIMIT { l + 1 } else { l });
-        l
-    });
-    let n = 1u32 << level.unwrap_or(0);
+fn pace_contended(level: &AtomicU32) -> u32 {
+    // Relaxed: owner-only (see `Record::pace`).
+    let l = level.load(Relaxed);
+    level.store(if l < PACE_LIMIT { l + 1 } else { l }, Relaxed);
+    let n = 1u32 << l;
     for _ in 0..n {
         std::hint::spin_loop();
     }
@@ -439,20 +446,17 @@ const GIVE_BACK_AFTER: u32 = 64;
 /// record whose operation never returned (a panic) is not given back.
 #[cfg_attr(loom, allow(dead_code))] // loom: used by the models only
 pub(crate) struct Held {
-    /// The address of the held queue's chunk 0 (0: nothing held; `BUSY`:
-    /// in use or being changed). Unique while held: the `Keeper` keeps
-    /// that allocation alive.
+    /// The address of the held record (`&chunk0[rec]` of the held queue;
+    /// 0: nothing held; `BUSY`: in use or being changed). It names the
+    /// queue too: a record address lies in exactly one queue's chunk 0
+    /// while it is held (the `Keeper` keeps that allocation alive).
     key: Cell<usize>,
-    /// The held record (an index into chunk 0).
-    rec: Cell<usize>,
-    /// `&chunk0[rec]` (null while nothing is held), so the fast path needs
-    /// no index arithmetic; valid while the `Keeper` keeps the chunk alive.
+    /// The held record (null while nothing is held): `key`'s value while
+    /// `key` is not `BUSY`. Changed only while `key` is `BUSY`, so an
+    /// operation reads it after its own `BUSY` mark (`Ring::enter_held`)
+    /// and finds it right even when a signal handler changed `Held` just
+    /// before that mark; valid while the `Keeper` keeps the chunk alive.
     ptr: Cell<*const Record>,
-    /// The key of the queue whose record `rec` and `ptr` hold (0:
-    /// none). Changed only while `key` is `BUSY`, so it stays right when a
-    /// signal handler changes `Held` between an operation's test of `key`
-    /// and its `BUSY` mark.
-    kept: Cell<usize>,
     /// Operations on other queues since the last one on the held queue.
     misses: Cell<u32>,
 }
@@ -491,7 +495,6 @@ impl Keeper {
         let busy = held.is_some_and(|h| {
             let busy = h.key.replace(0) == BUSY;
             h.ptr.set(std::ptr::null());
-            h.kept.set(0);
             busy
         });
         if let Some(chunk) = self.chunk.take() {
@@ -512,9 +515,7 @@ impl Held {
     pub(crate) const fn new() -> Self {
         Self {
             key: Cell::new(0),
-            rec: Cell::new(0),
             ptr: Cell::new(std::ptr::null()),
-            kept: Cell::new(0),
             misses: Cell::new(0),
         }
     }
@@ -584,9 +585,11 @@ impl Ring {
                 .collect(),
             first: Arc::from(Vec::new()),
             first_key: 0,
+            first_bytes: 0,
             allocated: CachePadded::new(AtomicUsize::new(1 << base_log2)),
             capacity: cap,
             mask: cap - 1,
+            lap_scale: 1 << (STAMP_SHIFT + 1 - log2_cap),
             log2_cap,
             base_log2,
             start_seq: start.seq & SEQ_MASK,
@@ -597,6 +600,7 @@ impl Ring {
         };
         ring.first = Arc::from(ring.make_chunk(0));
         ring.first_key = ring.first.as_ptr() as usize;
+        ring.first_bytes = std::mem::size_of_val(&*ring.first);
         ring
     }
 
@@ -636,6 +640,7 @@ impl Ring {
                         AtomicU64::new(self.start_ticket),
                         AtomicU64::new(self.start_ticket),
                     ],
+                    pace: AtomicU32::new(0),
                     #[cfg(feature = "step-count")]
                     max_enq_steps: AtomicU64::new(0),
                     #[cfg(feature = "step-count")]
@@ -814,60 +819,74 @@ impl Ring {
         rec.owner.store(false, Release);
     }
 
-    /// This queue's key in a [`Held`]: the address of chunk 0 (never 0).
+    /// The index of the chunk-0 record at address `key`, if `key` is one
+    /// of this queue's chunk-0 record addresses (0 and `BUSY` are not).
+    #[inline(always)]
     #[cfg_attr(loom, allow(dead_code))]
-    #[inline]
-    fn held_key(&self) -> usize {
-        self.first_key
-    }
-
-    /// The record `held` keeps of this queue, if any (thread-local only: no
-    /// shared-memory step). The caller is `held`'s thread, which owns the
-    /// record until it gives it back.
-    #[inline]
-    #[cfg_attr(loom, allow(dead_code))]
-    pub(crate) fn held_record(&self, held: &Held) -> Option<usize> {
-        if held.key.get() == self.held_key() {
-            held.misses.set(0);
-            Some(held.rec.get())
+    fn held_index(&self, key: usize) -> Option<usize> {
+        let off = key.wrapping_sub(self.first_key);
+        if off < self.first_bytes {
+            Some(off / std::mem::size_of::<Chunk>())
         } else {
-            held.misses.set(held.misses.get().saturating_add(1));
             None
         }
     }
 
-    /// `held_record`, and if there is one, marks it in use (`Held::enter`)
-    /// until `leave_held`.
-    #[inline(always)]
-    #[cfg_attr(loom, allow(dead_code))]
-    pub(crate) fn enter_held(&self, held: &Held) -> Option<(usize, &Record)> {
-        self.held_record(held)?;
-        held.enter();
-        // A signal handler that ran between the test of `key` above and the
-        // `BUSY` mark may have kept a record of another queue and given
-        // this one back: `Held` is stable now, and `kept` says whose record
-        // it holds. Restore that key, not the one tested above.
-        let kept = held.kept.get();
-        if kept != self.held_key() {
-            held.leave(kept);
-            return None;
+    /// The record `held` keeps of this queue, if any and not in use
+    /// (thread-local only: no shared-memory step). The caller is `held`'s
+    /// thread, which owns the record until it gives it back. (The fast
+    /// path uses `enter_held`; this is its test without the mark.)
+    #[cfg(test)]
+    pub(crate) fn held_record(&self, held: &Held) -> Option<usize> {
+        let r = self.held_index(held.key.get());
+        if r.is_some() {
+            held.misses.set(0);
+        } else {
+            held.misses.set(held.misses.get().saturating_add(1));
         }
-        let r = held.rec.get();
-        let p = held.ptr.get();
-        debug_assert!(std::ptr::eq(p, &*self.first[r]));
-        // SAFETY: `held` keeps record `r` of this queue (its key is this
-        // queue's chunk-0 address, unique while held: the `Keeper` that
-        // `keep` filled with it keeps that allocation alive until it clears
-        // `held` or refills both), and `keep` set `ptr = &first[r]` with it.
-        // `self.first` is the same allocation and lives as long as `self`.
-        Some((r, unsafe { &*p }))
+        r
     }
 
-    /// The operation on the record `enter_held` returned has returned.
+    /// The record `held` keeps of this queue, if any, marked in use
+    /// (`Held::enter`) until `leave_held`: one read-and-mark of `key`,
+    /// then `ptr` (stable once marked) names the record and its queue.
+    /// `None` (nothing marked) when `held` keeps no record of this queue or
+    /// its record is in use (we are a signal handler inside an operation of
+    /// this thread: `key` was `BUSY`).
     #[inline(always)]
     #[cfg_attr(loom, allow(dead_code))]
-    pub(crate) fn leave_held(&self, held: &Held) {
-        held.leave(self.held_key());
+    pub(crate) fn enter_held(&self, held: &Held) -> Option<(usize, *const Record)> {
+        if held.enter() == BUSY {
+            // In use by the operation this one interrupted: leave it so.
+            return None;
+        }
+        // `Held` is stable now: a signal handler that ran before the mark
+        // left it whole (`key` = `ptr`), and one that runs after it finds
+        // `BUSY` and does not change it. So `ptr` is the held record,
+        // whatever `key` was tested as.
+        let p = held.ptr.get();
+        match self.held_index(p as usize) {
+            Some(r) => {
+                held.misses.set(0);
+                debug_assert!(std::ptr::eq(p, &*self.first[r]));
+                // A raw pointer (no `Option` niche test on it): it lies in
+                // this queue's chunk 0 at a record boundary, see `begin`.
+                Some((r, p))
+            }
+            None => {
+                held.misses.set(held.misses.get().saturating_add(1));
+                held.leave(p as usize);
+                None
+            }
+        }
+    }
+
+    /// The operation on the record `me` that `enter_held` returned has
+    /// returned: unmark it (`key` back to its address).
+    #[inline(always)]
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn leave_held(&self, held: &Held, me: &Record) {
+        held.leave(me as *const Record as usize);
     }
 
     /// After an operation on record `r`, claimed by `held`'s thread: keep
@@ -895,11 +914,10 @@ impl Ring {
         let old = held.enter();
         let old_chunk = keeper.chunk.replace(Some(Arc::clone(&self.first)));
         let old_rec = keeper.rec.replace(r);
-        held.rec.set(r);
-        held.ptr.set(&*self.first[r]);
-        held.kept.set(self.held_key());
+        let p: *const Record = &*self.first[r];
+        held.ptr.set(p);
         held.misses.set(0);
-        held.leave(self.held_key());
+        held.leave(p as usize);
         if let Some(chunk) = old_chunk {
             debug_assert!(old != BUSY);
             // Release: as in `Keeper::give_back`.
@@ -968,22 +986,18 @@ impl Ring {
         let mut backoff = Backoff::new();
         if !busy && self.fast_allowed(p) {
             let a = match kind {
-                Kind::Enqueue => {
-                    self.attempt(&self.tail, 0, spare, &me.hint[0], &mut backoff, steps)
-                }
-                Kind::Dequeue => {
-                    self.attempt(&self.head, 1, spare, &me.hint[1], &mut backoff, steps)
-                }
+                Kind::Enqueue => self.attempt(&self.tail, 0, spare, me, &mut backoff, steps),
+                Kind::Dequeue => self.attempt(&self.head, 1, spare, me, &mut backoff, steps),
             };
             if let Attempt::Done(a) = a {
                 return self.answered_fast(me, spare, a, steps);
             }
-            return self.apply_rest(p, me, kind, spare, 1, &mut backoff, steps);
+            return self.apply_rest(p, me, kind, spare, 1, backoff, steps);
         }
         if busy {
             self.help_all(steps);
         }
-        self.apply_rest(p, me, kind, spare, 0, &mut backoff, steps)
+        self.apply_rest(p, me, kind, spare, 0, backoff, steps)
     }
 
     /// Whether record `p` may take the fast path (the test knob
@@ -1005,7 +1019,10 @@ impl Ring {
     /// A fast attempt decided `a`: take the new spare.
     #[inline(always)]
     fn answered_fast(&self, me: &Record, spare: u64, a: Answer, steps: &mut Steps) -> Answer {
-        if a.cell as u64 != spare {
+        // A fast fill returns the slot's previous cell, never our spare (we
+        // own it, so no slot holds it); `Full`/`None` returns our spare.
+        debug_assert_eq!(a.ok, a.cell as u64 != spare);
+        if a.ok {
             me.spare.store(a.cell as u64, Relaxed);
             steps.tick(1);
         }
@@ -1026,18 +1043,15 @@ impl Ring {
         kind: Kind,
         spare: u64,
         tried: usize,
-        backoff: &mut Backoff,
+        // By value: the inlined first attempt keeps its copy in a register.
+        mut backoff: Backoff,
         steps: &mut Steps,
     ) -> Answer {
         if self.fast_allowed(p) {
             for _ in tried..PATIENCE {
                 let a = match kind {
-                    Kind::Enqueue => {
-                        self.attempt(&self.tail, 0, spare, &me.hint[0], backoff, steps)
-                    }
-                    Kind::Dequeue => {
-                        self.attempt(&self.head, 1, spare, &me.hint[1], backoff, steps)
-                    }
+                    Kind::Enqueue => self.attempt(&self.tail, 0, spare, me, &mut backoff, steps),
+                    Kind::Dequeue => self.attempt(&self.head, 1, spare, me, &mut backoff, steps),
                 };
                 if let Attempt::Done(a) = a {
                     return self.answered_fast(me, spare, a, steps);
@@ -1067,10 +1081,11 @@ impl Ring {
         ctr: &AtomicU64,
         before: u64,
         c: u64,
-        hint: &AtomicU64,
+        me: &Record,
         backoff: &mut Backoff,
         steps: &mut Steps,
     ) -> Attempt {
+        let hint = &me.hint[before as usize];
         // SeqCst (tickets, slots, requests and answers): one total order,
         // which the linearization points of the docs (§4) are stated in.
         let t = ctr.load(SeqCst);
@@ -1081,17 +1096,24 @@ impl Ring {
         // Every ticket below `t` is done, and below `h` too (our own last
         // fill): start at `h` when it lies in the window.
         let mut y = if h.wrapping_sub(t) < WINDOW { h } else { t };
-        while y != end {
+        // `y` starts in `t .. end`: the first slot is always read (a
+        // do-while loop, no test on entry).
+        loop {
             let slot = self.slot(y);
-            let mut w = slot.load(SeqCst);
-            steps.tick(1);
-            self.hook();
             // The stamp this side changes for ticket `y`: "empty for `y`"
             // (enqueue) or "full for `y`" (dequeue).
             // As a word: `pack_slot(b, false, 0, 0)` (the shift drops the
             // bits above the stamp's 30, i.e. takes it mod 2^30).
-            let bw = (((y >> self.log2_cap) << 1) + before) << STAMP_SHIFT;
+            // Computed as `(lap · capacity) · 2^(STAMP_SHIFT + 1 − log2)`:
+            // an `and` and a multiply instead of two shifts by a variable.
+            // Before the slot's load: the compiler does not reuse plain loads
+            // of `self` across an atomic one.
+            let bw = (y & !self.mask).wrapping_mul(self.lap_scale) | before << STAMP_SHIFT;
+            debug_assert_eq!(bw, (((y >> self.log2_cap) << 1) + before) << STAMP_SHIFT);
             let b = bw >> STAMP_SHIFT;
+            let mut w = slot.load(SeqCst);
+            steps.tick(1);
+            self.hook();
             if fillable(w, bw) {
                 // Ours for `y`: every ticket below `y` is done (below `t`
                 // by the hint, from `t` on by this scan), so `y` is the
@@ -1113,7 +1135,7 @@ impl Ring {
                         steps.tick(1);
                         // Decided for good and the hint stored: pace (local waiting
                         // only; nothing anyone waits for is pending).
-                        let _ = pace(y == h);
+                        let _ = pace(&me.pace, y == h);
                         return Attempt::Done(Answer {
                             ok: true,
                             cell: slot_cell(w) as usize,
@@ -1147,7 +1169,7 @@ impl Ring {
                 // `Full`. Empty for `y` (dequeue): every ticket below `y` is
                 // consumed and `y` is not filled, so the queue is empty at
                 // this load: `None` (lemma "full and empty").
-                let _ = pace(y == h);
+                let _ = pace(&me.pace, y == h);
                 return Attempt::Done(Answer {
                     ok: false,
                     cell: c as usize,
@@ -1158,6 +1180,9 @@ impl Ring {
                 return Attempt::Retry;
             }
             y = y.wrapping_add(1);
+            if y == end {
+                break;
+            }
         }
         // Every ticket of the window is done: move the hint past them.
         let _ = ctr.compare_exchange(t, end, SeqCst, SeqCst);
@@ -1621,27 +1646,27 @@ impl Drop for Ring {
 
 #[cfg(all(test, not(loom)))]
 mod backoff_tests {
-    use super::{pace, Backoff, BACKOFF_LIMIT, PACE_LIMIT, PATIENCE, WINDOW};
+    use super::{pace, AtomicU32, Backoff, BACKOFF_LIMIT, PACE_LIMIT, PATIENCE, WINDOW};
 
     /// Pacing: each contended decision in a row waits twice as long as the
     /// one before, up to `2^PACE_LIMIT` spin-loop hints; one clean decision
     /// waits nothing and starts the doubling over (docs §1, "Pacing").
     #[test]
     fn pacing_doubles_is_capped_and_resets_on_a_clean_decision() {
-        assert_eq!(pace(true), 0);
-        let spins: Vec<u32> = (0..PACE_LIMIT + 3).map(|_| pace(false)).collect();
+        let level = AtomicU32::new(0);
+        assert_eq!(pace(&level, true), 0);
+        let spins: Vec<u32> = (0..PACE_LIMIT + 3).map(|_| pace(&level, false)).collect();
         for (i, &n) in spins.iter().enumerate() {
             assert_eq!(n, 1 << (i as u32).min(PACE_LIMIT), "contended decision {i}");
         }
-        assert_eq!(pace(true), 0);
-        assert_eq!(pace(false), 1);
-        assert_eq!(pace(false), 2);
-        assert_eq!(pace(true), 0);
-        // Per thread: another thread starts at level 0.
-        std::thread::spawn(|| assert_eq!(pace(false), 1))
-            .join()
-            .unwrap();
-        assert_eq!(pace(false), 1);
+        assert_eq!(pace(&level, true), 0);
+        assert_eq!(pace(&level, false), 1);
+        assert_eq!(pace(&level, false), 2);
+        assert_eq!(pace(&level, true), 0);
+        // Per record: another record starts at level 0.
+        let other = AtomicU32::new(0);
+        assert_eq!(pace(&other, false), 1);
+        assert_eq!(pace(&level, false), 1);
     }
 
     /// The spin after a lost CAS doubles up to `2^BACKOFF_LIMIT` and stays
