@@ -1158,7 +1158,21 @@ fn reads_write_nothing_shared_without_a_pending_update() {
     for lo in (0..4 * n).step_by(97) {
         let _ = m.range(lo..lo + 64).count();
     }
-    assert_eq!(m.remove(&(4 * n + 1)), None); // a remove that finds nothing
+    // A remove that finds nothing.
+    assert_eq!(m.remove(&(4 * n + 1)), None);
+    // Readers in parallel (no writer): still nothing written.
+    std::thread::scope(|sc| {
+        for t in 0..2u64 {
+            let m = &m;
+            sc.spawn(move || {
+                for i in 0..n / 4 {
+                    let k = mix(i + t) % (4 * n);
+                    let _ = m.get(&k);
+                    let _ = m.range(k..).take(16).count();
+                }
+            });
+        }
+    });
     assert_eq!(
         m.clock.load(Ordering::Relaxed),
         clock,
