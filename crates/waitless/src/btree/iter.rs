@@ -33,7 +33,7 @@ pub struct Range<'a, K, V> {
     _guard: Guard<'a>,
     /// The map's clock (to stamp a pending version met on the way).
     clock: &'a AtomicU64,
-    /// The snapshot: the clock value of the scan's bump.
+    /// The snapshot: the clock value the scan loaded.
     s: u64,
     /// The inner nodes above `leaf` and the child taken in each.
     stack: Vec<(*const Inner<K, V>, usize)>,
@@ -67,7 +67,7 @@ impl<'a, K, V> Range<'a, K, V> {
     ///
     /// # Safety
     /// `root` heads the tree of the newest root version stamped `<= s`,
-    /// where `s` is the value of a clock bump made under `guard` (see
+    /// where `s` is the value of a clock load made under `guard` (see
     /// [`resolve`]), and the positions are in order (`lo` does not start
     /// after `end`).
     pub(super) unsafe fn new<Q>(

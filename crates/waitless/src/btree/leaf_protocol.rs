@@ -10,14 +10,14 @@
 //! version holds the separators and the leaf handles directly, any width),
 //! `u64` keys with no values, leaves of at most [`CAP`] keys, inserts only
 //! (a leaf that would overflow is split first). What is modelled as in the
-//! design: the camera clock, pending/stamped versions, leaf handles with a
+//! design: the version clock (writers advance it), pending/stamped versions, leaf handles with a
 //! frozen mark, a split as a *content-preserving* shape change that any
 //! thread completes with one root CAS, linearizable snapshot scans by
 //! version timestamps, and retirement of replaced versions through the
 //! epoch collector after their successor is stamped.
 
 use crate::epoch::{Collector, Guard};
-use crate::sync::atomic::{fence, AtomicPtr, AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use crate::sync::UnsafeCell;
 use core::ptr;
 
@@ -128,22 +128,21 @@ impl Model {
     /// Stamps `ts` if pending (one CAS try: if it fails, somebody else
     /// stamped it) and returns the stamp.
     fn stamp(&self, ts: &AtomicU64) -> u64 {
-        // SeqCst on every clock, `ts`, handle and root access, and a SeqCst
-        // fence here and in `scan`: the scan argument is a store-buffering
-        // pattern — a writer installs a version (or a helper reads it) and
-        // then loads the clock, a scan bumps the clock and then loads the
-        // handle — and only a single total order (this fence against the
-        // fence after the scan's bump) forbids both from reading the old
-        // value (a version stamped `<= S` that the scan does not reach).
-        // loom checks the fences (it models SeqCst accesses as AcqRel
-        // only): without them `two_writers_on_different_leaves_and_a_scan`
-        // fails with a scan that is not a snapshot.
+        // Writers advance the clock (session 8; sessions 5–7 had scans bump
+        // it, with a SeqCst fence on both sides). A stamp is the value
+        // written by one clock increment (an RMW: the clock is written only
+        // by RMWs), then one CAS try on `ts`. The version was installed
+        // (our CAS) or read (a helper's load of the handle) before the
+        // increment; a scan whose Acquire load of the clock returns
+        // `s >= stamp` reads from the release sequence of this increment,
+        // so its later handle load finds the version or a newer one. A scan
+        // that read an older value sees the version stamped `> s`. SeqCst
+        // everywhere else keeps the model simple; no fence is needed.
         let t = ts.load(Ordering::SeqCst);
         if t != PENDING {
             return t;
         }
-        fence(Ordering::SeqCst);
-        let now = self.clock.load(Ordering::SeqCst);
+        let now = self.clock.fetch_add(1, Ordering::SeqCst) + 1;
         match ts.compare_exchange(PENDING, now, Ordering::SeqCst, Ordering::SeqCst) {
             Ok(_) => now,
             Err(t) => t,
@@ -186,17 +185,16 @@ impl Model {
         found
     }
 
-    /// Every key, in one snapshot: the contents at the scan's clock bump.
+    /// Every key, in one snapshot: the contents at the scan's clock load.
     pub(super) fn scan(&self) -> Vec<u64> {
         let _g = self.collector.pin();
-        // SeqCst: see `stamp`. The scan's linearization point.
-        let s = self.clock.fetch_add(1, Ordering::SeqCst);
-        // Pairs with the fence in `stamp` (see there).
-        fence(Ordering::SeqCst);
+        // Acquire: see `stamp`. The scan's linearization point; a load, so
+        // a scan that meets no pending version writes nothing shared.
+        let s = self.clock.load(Ordering::Acquire);
         // SAFETY: see `root`.
         let mut r = unsafe { &*self.root.load(Ordering::SeqCst) };
         while self.stamp(&r.ts) > s {
-            // SAFETY: `r` was stamped after our bump, so the writer that
+            // SAFETY: `r` was stamped after our load, so the writer that
             // replaced `r.prev` retired it after our pin: still alive.
             r = unsafe { &*r.prev };
         }
@@ -205,7 +203,7 @@ impl Model {
             // SAFETY: handles of a pinned root version are alive.
             let mut v = unsafe { &*unmark((*h).cur.load(Ordering::SeqCst)) };
             while self.stamp(&v.ts) > s {
-                // SAFETY: as for root versions: `v` stamped after our bump,
+                // SAFETY: as for root versions: `v` stamped after our load,
                 // so its predecessor was retired after our pin.
                 v = unsafe { &*v.prev };
             }
@@ -262,14 +260,16 @@ impl Model {
                 drop(unsafe { Box::from_raw(nv) });
                 continue;
             }
-            // The insert's linearization point is the defining clock load
-            // of `nv`'s stamp (ours or a helper's), inside this call.
+            // The insert's linearization point is the defining clock
+            // increment of `nv`'s stamp (ours or a helper's), inside this
+            // call.
             // SAFETY: we published `nv`; it is retired only after its
             // successor is stamped, later than our guard's pin.
             self.stamp(unsafe { &(*nv).ts });
             // SAFETY: `cur` is unlinked (replaced by `nv`, now stamped):
-            // scans that may still need it bumped the clock before the
-            // stamp's load, so they pinned before this retire.
+            // scans that may still need it loaded a clock value older than
+            // the stamp's increment (ordered before this retire) after
+            // pinning, so their pins hold it.
             unsafe { g.defer_destroy(cur) };
             return true;
         }

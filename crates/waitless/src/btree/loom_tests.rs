@@ -325,3 +325,42 @@ fn a_leaf_update_races_a_split_of_its_leaf() {
         }
     });
 }
+
+/// Session 8: writers advance the clock and scans only load it. A scan
+/// and a lookup race one update's install (the handle CAS) and its stamp
+/// (the clock increment and the stamp CAS), in both orders: whatever a
+/// finished reader saw of the update, a reader that starts later sees
+/// too (real-time order between a lookup and a snapshot scan), and the
+/// scan is a snapshot of the two leaves (the writer's second update, 45,
+/// implies its first, 15). A reader that meets the first version pending
+/// stamps it itself; loom explores the writer stopped between its CAS and
+/// its increment, and between its increment and its stamp CAS.
+#[test]
+fn a_scan_and_a_lookup_race_an_install_and_its_stamp() {
+    loom::model(|| {
+        let m = full_leaf();
+        m.insert(Key::new(25), 25); // leaves [10 20 25] | [30 40]
+        let writer = {
+            let m = Arc::clone(&m);
+            thread::spawn(move || {
+                assert_eq!(m.insert(Key::new(15), 15), None);
+                assert_eq!(m.insert(Key::new(45), 45), None);
+            })
+        };
+        let seen = m.get(&Key::new(15)).is_some();
+        let got = keys(&m);
+        assert!(
+            !seen || got.contains(&15),
+            "a scan missed an update a finished lookup saw: {got:?}"
+        );
+        assert!(
+            !got.contains(&45) || got.contains(&15),
+            "not a snapshot: {got:?}"
+        );
+        if got.contains(&45) {
+            assert_eq!(m.get(&Key::new(45)), Some(45), "a lookup went back");
+        }
+        writer.join().unwrap();
+        assert_eq!(keys(&m), [10, 15, 20, 25, 30, 40, 45]);
+    });
+}

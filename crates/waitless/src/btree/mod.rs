@@ -33,10 +33,12 @@
 //!   the handle, path-copies the inner nodes above it into a new *root
 //!   version*, and publishes that with one CAS on the root. It keeps the
 //!   contents, so any thread that meets the frozen handle completes it.
-//! - Snapshots use a camera clock (vCAS, Wei et al. PPoPP '21): versions
-//!   (leaf and root) are stamped with the clock after they are installed;
-//!   a scan bumps the clock and reads, at the root and at every handle, the
-//!   newest version stamped no later than its bump.
+//! - Snapshots use a version clock that *writers* advance (bundled
+//!   references, Nelson et al. PPoPP '22; vCAS, Wei et al. PPoPP '21, has
+//!   the readers bump it instead): versions (leaf and root) are stamped,
+//!   after they are installed, with the value of one clock increment; a
+//!   scan only loads the clock and reads, at the root and at every handle,
+//!   the newest version stamped no later than the value it loaded.
 //!
 //! The design, its history (sessions 1–6 path-copied every update under
 //! one root CAS) and its trade-offs against LLX/SCX (a,b)-trees,
@@ -45,13 +47,13 @@
 //!
 //! # Consistency and linearization points
 //!
-//! - `insert` and a `remove` that finds its key: the clock load that
-//!   stamps the version they installed (theirs or a helper's).
+//! - `insert` and a `remove` that finds its key: the clock increment
+//!   that stamps the version they installed (theirs or a helper's).
 //! - `get`, `get_with`, `contains_key` and a `remove` that finds nothing:
 //!   the later of their root load and the stamp of the leaf version they
 //!   read.
 //! - `range`, `iter`, `len`, `is_empty`, `first_key_value`,
-//!   `last_key_value`: the scan's clock bump. The iterator then walks that
+//!   `last_key_value`: the scan's clock load. The iterator then walks that
 //!   snapshot lazily, so it yields exactly the map's contents in the range
 //!   at that instant, however writers race with it, and
 //!   `range(lo..).take(64)` costs O(log n + 64).
@@ -61,12 +63,21 @@
 //! Every operation is lock-free: a handle CAS fails only if another update
 //! of that leaf succeeded or the leaf was frozen (then the thread completes
 //! the shape change itself); a root CAS fails only if another shape change
-//! succeeded. Readers never retry. Reads write shared memory only to stamp
-//! a version whose writer has not stamped it yet (one CAS try), and a scan
-//! bumps the clock.
+//! succeeded. Readers never retry.
+//!
+//! Reads write no shared memory unless they meet a *pending* version (one
+//! whose writer has installed it and not stamped it yet): a lookup, or a
+//! scan at the root and at each leaf it visits, stamps such a version
+//! itself — one clock increment and one CAS try — because it cannot tell
+//! whether the writer has made its defining increment already, and waiting
+//! for the writer would not be lock-free. Only the newest version of a
+//! handle (or the newest root version) can be pending, so a lookup writes
+//! at most once and a scan at most once per leaf it reads plus once at the
+//! root, and only in that race (a window of a few instructions per update).
 //!
 //! The price: a lookup follows one more pointer (the handle), an update
-//! stamps its version (a SeqCst fence, a clock load, a CAS), a scan follows
+//! stamps its version (a clock increment on the shared clock line and a
+//! CAS), a scan follows
 //! `prev` links back to its snapshot, and `len` walks the leaves (O(n/B)).
 //! The measurements are in `docs/btree.md`.
 //!
@@ -128,7 +139,7 @@ use node::{
 
 use crate::contention::Site;
 use crate::epoch::{Collector, Guard, Participant};
-use crate::sync::atomic::{fence, AtomicPtr, AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use crate::{Backoff, CachePadded};
 
 static INSERT_SITE: Site = Site::new("btree.insert");
@@ -158,7 +169,9 @@ pub(super) const NODE_POOL_BYTES: usize = 4 << 20;
 /// ```
 pub struct LockFreeBTree<K, V> {
     root: AtomicPtr<RootVer<K, V>>,
-    /// The snapshot camera: bumped by every scan, loaded by every stamp.
+    /// The version clock: incremented by every stamp (writers, and readers
+    /// that help a pending version), only loaded by scans. Written only by
+    /// RMWs (the snapshot argument needs its release sequences).
     clock: CachePadded<AtomicU64>,
     collector: Collector,
     _owns: PhantomData<(K, V)>,
@@ -250,8 +263,9 @@ impl<K, V> LockFreeBTree<K, V> {
     fn root_ver<'g>(&self, _guard: &'g Guard<'_>) -> (*mut RootVer<K, V>, &'g RootVer<K, V>) {
         // SeqCst (a plain load on x86): pairs with the root CAS of
         // `complete_shape` (its Release part: the version's nodes were
-        // built before), and takes part in the scan's total order (see
-        // `node::stamp_slow`).
+        // built before). SeqCst is not needed for the snapshot argument
+        // since session 8 (a release sequence on the clock, see
+        // `node::stamp_slow`): Acquire would do.
         let p = self.root.load(Ordering::SeqCst);
         // SAFETY: never null; a root version is retired only after being
         // replaced, and our guard was pinned before this load.
@@ -273,22 +287,27 @@ impl<K, V> LockFreeBTree<K, V> {
         (p, r)
     }
 
-    /// Takes a snapshot: bumps the clock (the snapshot's linearization
-    /// point) and returns the clock value `s` and the tree of the newest
-    /// root version stamped `<= s`.
+    /// Takes a snapshot: loads the clock (the snapshot's linearization
+    /// point; no shared write) and returns its value `s` and the tree of
+    /// the newest root version stamped `<= s`.
     fn snapshot_clock<'g>(&self, _guard: &'g Guard<'_>) -> (u64, &'g Node<K, V>) {
-        // SeqCst: the scan's linearization point in the clock's
-        // modification order.
-        let s = self.clock.fetch_add(1, Ordering::SeqCst);
-        // Pairs with the fence in `node::stamp_slow` (see there).
-        fence(Ordering::SeqCst);
+        // Acquire: pairs with the bump of every stamp `<= s` (each bump is
+        // an RMW, and the clock is written only by RMWs, so reading `s`
+        // reads from the release sequence of every earlier bump; see
+        // `node::stamp_slow`): every version stamped `<= s`, and every
+        // root CAS of a root version stamped `<= s`, happens before the
+        // loads below.
+        let s = self.clock.load(Ordering::Acquire);
         // SeqCst: see `root_ver`.
         let mut r = self.root.load(Ordering::SeqCst);
         loop {
             // SAFETY: `r` is the current root version (loaded after our
-            // pin), or reached through `prev` from a version stamped `> s`,
-            // whose stamper loaded the clock after our bump and retired its
-            // predecessor only after that: still alive.
+            // pin), or reached through `prev` from a version stamped `> s`:
+            // our clock load read a value older than that stamp's bump, and
+            // its predecessor is retired only after that bump, so our pin
+            // (before our clock load) holds it (the ordinary epoch argument:
+            // a load that reads an older value than a write ordered before
+            // the retire).
             let rv = unsafe { &*r };
             if stamp(&self.clock, &rv.ts) <= s {
                 // SAFETY: as above: the version's nodes are alive.
@@ -320,7 +339,7 @@ impl<K, V> LockFreeBTree<K, V> {
 
     /// The current version of handle `h`, stamped (a lookup must not read a
     /// pending version without stamping it: its writer may have done its
-    /// defining load already, i.e. the update is linearized, and a lookup
+    /// defining increment already, i.e. the update is linearized, and a lookup
     /// that starts after that must see it; nor may it skip to `prev`).
     ///
     /// # Safety
@@ -411,7 +430,7 @@ impl<K, V> LockFreeBTree<K, V> {
                 .map(|i| {
                     if n.bottom {
                         // SAFETY: `len`'s snapshot: handles of a root
-                        // version stamped `<= s`, pinned before the bump.
+                        // version stamped `<= s`, pinned before the load.
                         unsafe { resolve(clock, n.handle(i), s) }.len()
                     } else {
                         // SAFETY: children of a pinned node are alive.
@@ -754,7 +773,7 @@ impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
 impl<K, V> LockFreeBTree<K, V> {
     /// Tries to install leaf version `nv` (built by `at` from `cur`) in
     /// handle `hp`. On success stamps it — the update's linearization point
-    /// is the defining load of that stamp (ours or a helper's) — then
+    /// is the defining increment of that stamp (ours or a helper's) — then
     /// retires `cur` and releases the entry references `nv` dropped
     /// (`at.drops`), and returns `true`. On failure (another update of this
     /// leaf won, or it was frozen) returns `false`; the caller abandons.
@@ -773,9 +792,10 @@ impl<K, V> LockFreeBTree<K, V> {
         at: &mut Attempt<K, V>,
     ) -> bool {
         // SeqCst: Release publishes `nv` and the entry it may hold (pairs
-        // with the SeqCst loads of `cur` by readers); part of the scan's
-        // total order (see `node::stamp_slow`). Fails if frozen (the mark
-        // makes `cur` differ).
+        // with the SeqCst loads of `cur` by readers, and through the
+        // stamp's clock increment below with a scan's Acquire clock load:
+        // see `node::stamp_slow`). Fails if frozen (the mark makes `cur`
+        // differ).
         // SAFETY: the precondition: `hp` is alive.
         let won = unsafe { &*hp }
             .cur
@@ -793,8 +813,9 @@ impl<K, V> LockFreeBTree<K, V> {
         // successor is stamped, which needs this stamp first.
         stamp(&self.clock, unsafe { &leaf_at(nv).ts });
         // SAFETY: `cur` is unlinked (its successor `nv` is stamped): a scan
-        // that can still reach it through `nv.prev` bumped the clock before
-        // that stamp's load, so it pinned before this retire; it is retired
+        // that can still reach it through `nv.prev` loaded a clock value
+        // older than that stamp's increment (ordered before this retire),
+        // after pinning, so its pin holds `cur`; it is retired
         // once, by the writer whose CAS replaced it. A version owns nothing.
         unsafe { retire_node(guard, cur) };
         while let Some((e, is_leaf)) = at.drops.pop() {
@@ -852,8 +873,9 @@ impl<K, V> LockFreeBTree<K, V> {
                 tree,
             }));
             // SeqCst: Release publishes the new nodes, handles and versions
-            // (pairs with the SeqCst root loads); part of the scan's total
-            // order.
+            // (pairs with the SeqCst root loads, and through the stamp's
+            // clock increment below with a scan's Acquire clock load: see
+            // `node::stamp_slow`).
             if self
                 .root
                 .compare_exchange(rp, nr, Ordering::SeqCst, Ordering::SeqCst)
@@ -870,8 +892,9 @@ impl<K, V> LockFreeBTree<K, V> {
                 // SAFETY: `r`'s path, `hp` and its last version are
                 // unlinked by our CAS (`nr` reaches none of them: the path
                 // was copied), and `nr` is stamped: a scan that can still
-                // reach them (through `nr.prev`) bumped the clock before
-                // that stamp's load, so it pinned before these retires.
+                // reach them (through `nr.prev`) loaded a clock value
+                // older than that stamp's increment, after pinning, so its
+                // pin holds them.
                 // Each is retired once, by the CAS winner. Blocks first:
                 // retiring a block runs no user code.
                 unsafe {

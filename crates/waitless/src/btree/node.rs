@@ -20,7 +20,7 @@ use core::alloc::Layout;
 use core::ptr;
 
 use crate::epoch::{Guard, Link, Participant};
-use crate::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::UnsafeCell;
 
 /// Fan-out: the most keys in a leaf and the most children of an inner node.
@@ -580,9 +580,10 @@ pub(super) const PENDING: u64 = 0;
 /// A *leaf version*: pointers to the sorted entries of a leaf, immutable
 /// once published apart from its timestamp `ts`, which is [`PENDING`] until
 /// the first `stamp` (by its writer or any thread that meets it) sets it to
-/// the map's clock (see `mod.rs`, "Consistency and linearization points", and `docs/btree.md`). `prev` is the
-/// version this one replaced in its [`Handle`], followed only by scans whose
-/// snapshot is older than `ts`.
+/// the value of one clock increment (see `mod.rs`, "Consistency and
+/// linearization points", and `docs/btree.md`). `prev` is the version this
+/// one replaced in its [`Handle`], followed only by scans whose snapshot is
+/// older than `ts`.
 pub(super) struct Leaf<K, V> {
     pub(super) ts: AtomicU64,
     pub(super) prev: NodePtr<K, V>,
@@ -795,16 +796,24 @@ pub(super) fn prefetch_all<K, V>(ents: &[Slot<K, V>]) {
     let _ = ents;
 }
 
-/// Stamps the version timestamp `ts` with the map's clock if it is still
-/// [`PENDING`], and returns its stamp. One CAS try: if it fails, another
-/// thread stamped it first, and its stamp stands.
+/// Stamps the version timestamp `ts` if it is still [`PENDING`], and
+/// returns its stamp. Writers advance the clock (bundled references,
+/// Nelson et al. PPoPP '22): a stamp is the value written by one
+/// `clock.fetch_add(1)`, followed by one CAS try on `ts`; if the CAS fails,
+/// another thread stamped it first, and its stamp stands.
 ///
-/// The *defining load* of a version is the clock load of the stamp that
-/// succeeded; an update is linearized there (see `mod.rs`, "Consistency and
-/// linearization points", and `docs/btree.md`).
+/// The *defining bump* of a version is the clock increment of the stamp
+/// that succeeded; an update is linearized there (see `mod.rs`,
+/// "Consistency and linearization points", and `docs/btree.md`). Readers
+/// call this only on a version they found pending: that one bump and CAS
+/// is the only shared write of a lookup or a scan (helping, which
+/// lock-freedom needs: the reader cannot tell whether the pending
+/// version's writer has made its defining bump already).
 #[inline]
 pub(super) fn stamp(clock: &AtomicU64, ts: &AtomicU64) -> u64 {
-    // SeqCst (a plain load on x86): see `stamp_slow`.
+    // SeqCst (a plain load on x86): Acquire would do (it pairs with the
+    // stamping CAS below, for the stamp's value only); SeqCst keeps every
+    // stamp access in one total order, as in the loom models.
     let t = ts.load(Ordering::SeqCst);
     if t != PENDING {
         return t;
@@ -815,21 +824,20 @@ pub(super) fn stamp(clock: &AtomicU64, ts: &AtomicU64) -> u64 {
 #[cold]
 #[inline(never)]
 fn stamp_slow(clock: &AtomicU64, ts: &AtomicU64) -> u64 {
-    // The SeqCst fence pairs with the one after a scan's clock bump
-    // (`snapshot_clock` in `mod.rs`): the snapshot argument is a
-    // store-buffering pattern — a writer installs a version (its handle CAS,
-    // or a helper's load of it) then loads the clock here; a scan bumps the
-    // clock then loads the handle. Only a single total order over the two
-    // fences forbids both loads from reading the old value (a version
-    // stamped `<= S` that the scan does not reach). The loom model
-    // `leaf_protocol::two_writers_on_different_leaves_and_a_scan` fails
-    // without it.
-    fence(Ordering::SeqCst);
-    // SeqCst: part of the same total order (see above).
-    let now = clock.load(Ordering::SeqCst);
+    // SeqCst RMW (AcqRel is what the argument uses): the snapshot argument
+    // is a release sequence. The version was installed (our handle or root
+    // CAS) or read (a helper's SeqCst load of the handle) before this bump;
+    // a scan whose Acquire clock load returns `s >= now` reads this bump or
+    // a later one of the clock's RMW chain, so it synchronizes with it and
+    // its later handle load finds this version or a newer one
+    // (`snapshot_clock` in `mod.rs`). A scan that read an older value reads
+    // before this bump in the clock's modification order: it sees the
+    // version stamped `> s` and skips it. No fence is needed on either
+    // side. The bump returns the old value; the stamp is the new one.
+    let now = clock.fetch_add(1, Ordering::SeqCst) + 1;
     // SeqCst: the stamp is read by scans and lookups with SeqCst loads; on
     // failure another thread's stamp is returned (its CAS is in `ts`'s
-    // modification order before ours).
+    // modification order before ours), and our bump is simply spent.
     match ts.compare_exchange(PENDING, now, Ordering::SeqCst, Ordering::SeqCst) {
         Ok(_) => now,
         Err(t) => t,
@@ -854,17 +862,20 @@ pub(super) unsafe fn leaf_at<'a, K, V>(p: NodePtr<K, V>) -> &'a Leaf<K, V> {
 ///
 /// # Safety
 /// `h` was reached from a root version stamped `<= s` under a guard pinned
-/// before the scan's clock bump that returned `s`, and that guard is still
+/// before the scan's clock load that returned `s`, and that guard is still
 /// pinned for `'a`. (Then every version walked is alive: one reached
-/// through `prev` was replaced by a version stamped `> s`, whose stamper
-/// loaded the clock after the bump and retired it only after that.)
+/// through `prev` was replaced by a version stamped `> s`, whose defining
+/// increment comes after our load in the clock's modification order and
+/// is ordered before the retire of its predecessor, so our pin holds it.)
 #[inline]
 pub(super) unsafe fn resolve<'a, K, V>(
     clock: &AtomicU64,
     h: HandlePtr<K, V>,
     s: u64,
 ) -> &'a Leaf<K, V> {
-    // SeqCst: see `stamp_slow` (the scan's side of the pattern).
+    // SeqCst (Acquire would do): the scan's Acquire clock load synchronized
+    // with the defining increment of every version stamped `<= s`, so this
+    // load finds that version or a newer one (see `stamp_slow`).
     // SAFETY: the precondition: `h` is alive, and so is its head version.
     let mut v = unsafe { leaf_at(unmarked((*h).cur.load(Ordering::SeqCst))) };
     while stamp(clock, &v.ts) > s {

@@ -1099,3 +1099,87 @@ fn scans_are_snapshots_under_writers_on_different_leaves() {
     assert_eq!(m.len() as u64, 2 * n);
     check_invariants(&m);
 }
+
+/// Issue #16: "reads write no shared memory". With no update in flight
+/// (every version stamped, which `check_invariants` asserts), lookups,
+/// scans, `len`, `is_empty` and `first/last_key_value` leave the clock —
+/// the only word a reader could write apart from a pending stamp — and
+/// every root and leaf version stamp as they were. (Sessions 5–7 bumped the
+/// clock in every scan: this fails there.) Updates advance it.
+#[test]
+fn reads_write_nothing_shared_without_a_pending_update() {
+    use super::node::leaf_at;
+    /// Every stamp of the current version (root and leaves), in order.
+    fn stamps(m: &LockFreeBTree<u64, u64>) -> Vec<u64> {
+        fn walk(p: NodePtr<u64, u64>, out: &mut Vec<u64>) {
+            // SAFETY: no writer runs: the current version is alive.
+            let Node::Inner(n) = (unsafe { &*p }) else {
+                unreachable!()
+            };
+            for &c in n.kids.as_slice() {
+                if n.bottom {
+                    let h: HandlePtr<u64, u64> = c.cast();
+                    // SAFETY: as above.
+                    let l = unsafe { leaf_at((*h).cur.load(Ordering::Relaxed)) };
+                    out.push(l.ts.load(Ordering::Relaxed));
+                } else {
+                    walk(c, out);
+                }
+            }
+        }
+        // SAFETY: no writer runs.
+        let r = unsafe { &*m.root.load(Ordering::Relaxed) };
+        let mut out = vec![r.ts.load(Ordering::Relaxed)];
+        walk(r.tree, &mut out);
+        out
+    }
+    let n = n();
+    let m = LockFreeBTree::new();
+    for i in 0..n {
+        m.insert(mix(i) % (4 * n), i);
+    }
+    for i in 0..n / 3 {
+        m.remove(&(mix(i) % (4 * n)));
+    }
+    check_invariants(&m);
+    let clock = m.clock.load(Ordering::Relaxed);
+    let before = stamps(&m);
+    let mut found = 0;
+    for k in 0..4 * n {
+        found += usize::from(m.get(&k).is_some());
+        assert_eq!(m.contains_key(&k), m.get_with(&k, |_| ()).is_some());
+    }
+    let all: Vec<_> = m.iter().collect();
+    assert_eq!(all.len(), found);
+    assert_eq!(m.len(), found);
+    assert!(!m.is_empty());
+    assert_eq!(m.first_key_value(), all.first().copied());
+    assert_eq!(m.last_key_value(), all.last().copied());
+    for lo in (0..4 * n).step_by(97) {
+        let _ = m.range(lo..lo + 64).count();
+    }
+    // A remove that finds nothing.
+    assert_eq!(m.remove(&(4 * n + 1)), None);
+    // Readers in parallel (no writer): still nothing written.
+    std::thread::scope(|sc| {
+        for t in 0..2u64 {
+            let m = &m;
+            sc.spawn(move || {
+                for i in 0..n / 4 {
+                    let k = mix(i + t) % (4 * n);
+                    let _ = m.get(&k);
+                    let _ = m.range(k..).take(16).count();
+                }
+            });
+        }
+    });
+    assert_eq!(
+        m.clock.load(Ordering::Relaxed),
+        clock,
+        "a read wrote the clock"
+    );
+    assert_eq!(stamps(&m), before, "a read wrote a stamp");
+    // An update advances it (writers pay for the snapshots).
+    m.insert(4 * n + 1, 0);
+    assert!(m.clock.load(Ordering::Relaxed) > clock);
+}
