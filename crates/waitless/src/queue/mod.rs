@@ -103,9 +103,9 @@ use std::cell::Cell;
 use std::fmt;
 use std::mem::MaybeUninit;
 
+use self::ring::{Claim, Kind, Record, Ring, Start, MAX_CAPACITY, MAX_RECORDS};
 #[cfg(not(loom))]
-use self::ring::Keeper;
-use self::ring::{Claim, Held, Kind, Record, Ring, Start, MAX_CAPACITY, MAX_RECORDS};
+use self::ring::{Held, Keeper};
 use self::verification::Steps;
 use crate::sync::atomic::{AtomicPtr, Ordering::*};
 use crate::sync::UnsafeCell;
