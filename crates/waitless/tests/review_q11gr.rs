@@ -53,7 +53,7 @@ fn signal_handlers_switching_both_ways_lose_and_leak_nothing() {
     static WAITING: AtomicBool = AtomicBool::new(false);
     static SENDER_STOPPED: AtomicBool = AtomicBool::new(false);
 
-    const SIGNALS: u64 = 1_500;
+    const SIGNALS: u64 = 1_000;
     // Values: the worker's operations plus the handlers'.
     const MAIN_OPS_MAX: u64 = 4_000_000;
     const MAX_VALUES: u64 = SIGNALS * SWITCH_OPS + MAIN_OPS_MAX;
