@@ -539,13 +539,17 @@ impl<T> WaitFreeQueue<T> {
             // handle that).
             let h = unsafe { &*h };
             if let Some((r, me)) = self.ring.enter_held(h) {
-                // SAFETY: `me` lies in this queue's chunk 0 at record `r`'s
-                // address (`Ring::enter_held` tested the range): `keep` set
-                // it to `&first[r]`, and the `Keeper` it filled keeps that
-                // allocation alive until it clears `h` or refills both,
-                // which cannot happen while we hold `h`'s `BUSY` mark.
-                // `self.ring.first` is that allocation and lives as long as
-                // `self`, so the reference may have `self`'s lifetime.
+                // SAFETY: `me` is `Held::ptr`, which only `keep` sets, to
+                // `&first[r]` of the queue whose chunk 0 the `Keeper` it
+                // filled keeps alive. That allocation is alive now: `keep`
+                // refills `Held` and the `Keeper` only while `key` is not
+                // `BUSY` (we hold the mark), and `Keeper::give_back` runs
+                // only in the thread-exit guard's destructor, never during
+                // an operation (a signal handler runs no TLS destructor).
+                // `Ring::enter_held` found `me` inside `self.ring.first`,
+                // also alive: two live allocations do not overlap, so
+                // `me` is record `r` of `self.ring.first`, which lives as
+                // long as `self`: the reference may have `self`'s lifetime.
                 let me = unsafe { &*me };
                 // The record's chunk pointer, counted as `Ring::rec` counts
                 // it for a chunk-0 record (one bound for both paths).
