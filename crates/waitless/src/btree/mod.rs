@@ -263,8 +263,9 @@ impl<K, V> LockFreeBTree<K, V> {
     fn root_ver<'g>(&self, _guard: &'g Guard<'_>) -> (*mut RootVer<K, V>, &'g RootVer<K, V>) {
         // SeqCst (a plain load on x86): pairs with the root CAS of
         // `complete_shape` (its Release part: the version's nodes were
-        // built before), and takes part in the scan's total order (see
-        // `node::stamp_slow`).
+        // built before). SeqCst is not needed for the snapshot argument
+        // since session 8 (a release sequence on the clock, see
+        // `node::stamp_slow`): Acquire would do.
         let p = self.root.load(Ordering::SeqCst);
         // SAFETY: never null; a root version is retired only after being
         // replaced, and our guard was pinned before this load.
@@ -791,9 +792,10 @@ impl<K, V> LockFreeBTree<K, V> {
         at: &mut Attempt<K, V>,
     ) -> bool {
         // SeqCst: Release publishes `nv` and the entry it may hold (pairs
-        // with the SeqCst loads of `cur` by readers); part of the scan's
-        // total order (see `node::stamp_slow`). Fails if frozen (the mark
-        // makes `cur` differ).
+        // with the SeqCst loads of `cur` by readers, and through the
+        // stamp's clock increment below with a scan's Acquire clock load:
+        // see `node::stamp_slow`). Fails if frozen (the mark makes `cur`
+        // differ).
         // SAFETY: the precondition: `hp` is alive.
         let won = unsafe { &*hp }
             .cur
@@ -871,8 +873,9 @@ impl<K, V> LockFreeBTree<K, V> {
                 tree,
             }));
             // SeqCst: Release publishes the new nodes, handles and versions
-            // (pairs with the SeqCst root loads); part of the scan's total
-            // order.
+            // (pairs with the SeqCst root loads, and through the stamp's
+            // clock increment below with a scan's Acquire clock load: see
+            // `node::stamp_slow`).
             if self
                 .root
                 .compare_exchange(rp, nr, Ordering::SeqCst, Ordering::SeqCst)
