@@ -767,6 +767,9 @@ impl<T> Drop for WaitFreeQueue<T> {
 #[cfg(all(test, not(loom)))]
 mod tests;
 
+#[cfg(all(test, not(loom)))]
+mod review_q11gr;
+
 #[cfg(all(test, loom))]
 mod loom_tests;
 
