@@ -756,6 +756,7 @@ impl Domain {
         n
     }
 
+    #[inline]
     pub(crate) fn asymmetric(&self) -> bool {
         self.shared.asymmetric
     }
@@ -771,8 +772,18 @@ impl Domain {
     /// of busy records) a freshly acquired uncached one, which the caller
     /// releases when done with it (`cached` is `false` on it: every caller
     /// releases a record that is uncached and serves no hazard pointer).
+    #[inline]
     pub(crate) fn local(&self) -> NonNull<Local> {
         cache::local(&self.shared)
+    }
+
+    /// The calling thread's cached record for this domain if it is the one
+    /// the thread used last (one thread-local read, no fallback): the fast
+    /// path of [`HazardSet`](super::HazardSet). `None` otherwise (and
+    /// always under loom, which has no cache).
+    #[inline(always)]
+    pub(crate) fn cached_local(&self) -> Option<NonNull<Local>> {
+        cache::last(&self.shared)
     }
 
     /// An extra record, owned by the caller, not cached.
@@ -1010,6 +1021,25 @@ impl Local {
         })
     }
 
+    /// Reserves slots `0..n` if all of them are free: `Some(mask)`, or
+    /// `None` (the cached hazard set's test-and-set; see
+    /// [`HazardSet::new_in`](super::HazardSet)).
+    ///
+    /// # Safety
+    /// 1. The calling thread owns this record.
+    #[inline(always)]
+    pub(crate) unsafe fn reserve_front(&self, n: usize) -> Option<u32> {
+        let bits = (1u32 << n) - 1;
+        // SAFETY: precondition 1, only the owner touches `mask`.
+        self.mask.with_mut(|m| unsafe {
+            if *m & bits != 0 {
+                return None;
+            }
+            *m |= bits;
+            Some(bits)
+        })
+    }
+
     /// Gives back the slots in `bits` at once (their hazards already
     /// cleared by the caller); releases the record if it is then neither
     /// cached nor serving any other hazard pointer (as `unreserve` does).
@@ -1017,6 +1047,7 @@ impl Local {
     /// # Safety
     /// 1. The calling thread owns this record and reserved every slot in
     ///    `bits`.
+    #[inline(always)]
     pub(crate) unsafe fn unreserve_bits(&self, bits: u32) {
         // SAFETY: precondition 1, only the owner touches `mask` and `cached`.
         let idle = unsafe {
@@ -1026,8 +1057,16 @@ impl Local {
             }) && !self.cached.with(|c| *c)
         };
         if idle {
-            self.release();
+            self.release_cold();
         }
+    }
+
+    /// [`release`](Self::release), out of line (the caller's fast path
+    /// keeps a cached record).
+    #[cold]
+    #[inline(never)]
+    fn release_cold(&self) {
+        self.release();
     }
 }
 
@@ -1104,14 +1143,22 @@ mod cache {
 
     #[inline]
     pub(super) fn local(shared: &Arc<Shared>) -> NonNull<Local> {
-        let want = Arc::as_ptr(shared);
-        if let Ok((s, l)) = LAST.try_with(Cell::get) {
-            if s == want {
-                // SAFETY: `l` came from a live cache entry for `want` (see LAST).
-                return unsafe { NonNull::new_unchecked(l) };
-            }
+        match last(shared) {
+            Some(l) => l,
+            None => slow(shared),
         }
-        slow(shared)
+    }
+
+    /// The cached record for `shared` if it is `LAST`'s.
+    #[inline(always)]
+    pub(super) fn last(shared: &Arc<Shared>) -> Option<NonNull<Local>> {
+        let want = Arc::as_ptr(shared);
+        match LAST.try_with(Cell::get) {
+            // SAFETY: `l` came from a live cache entry for `want` (see
+            // LAST), so it is not null.
+            Ok((s, l)) if s == want => Some(unsafe { NonNull::new_unchecked(l) }),
+            _ => None,
+        }
     }
 
     #[cold]
@@ -1174,6 +1221,10 @@ mod cache {
 
     pub(super) fn local(shared: &Arc<Shared>) -> NonNull<Local> {
         shared.acquire()
+    }
+
+    pub(super) fn last(_: &Arc<Shared>) -> Option<NonNull<Local>> {
+        None
     }
 }
 

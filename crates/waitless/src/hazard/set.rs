@@ -14,7 +14,7 @@ use core::ptr::{self, NonNull};
 
 use super::domain::{Local, NotSendSync};
 use super::{fence, Domain};
-use crate::sync::atomic::{AtomicPtr, Ordering};
+use crate::sync::atomic::{compiler_fence, AtomicPtr, Ordering};
 
 /// `N` hazard slots of one record, released together on drop. Not `Send`:
 /// the slots belong to the creating thread's record.
@@ -32,9 +32,31 @@ pub(crate) struct HazardSet<'d, const N: usize> {
 impl<'d, const N: usize> HazardSet<'d, N> {
     /// Takes `N` slots of this thread's record for `domain` (or of an extra
     /// record if the cached one has fewer than `N` free).
+    ///
+    /// The fast path is the *cached set*: slots `0..N` of the thread's
+    /// cached record, reused by every set of the thread that is not nested
+    /// in another: one thread-local read (the cache's last entry), one
+    /// owner-only mask test-and-set, no record acquired or released. A
+    /// nested set (a set taken while another is alive: a map operation in
+    /// a closure of another, or in a signal handler that interrupted one)
+    /// finds those slots taken and falls back to [`new_slow`](Self::new_slow).
     #[inline]
     pub(crate) fn new_in(domain: &'d Domain) -> Self {
         const { assert!(N >= 1 && N <= super::domain::SLOTS) };
+        if let Some(local) = domain.cached_local() {
+            // SAFETY: the cached record is owned by this thread.
+            if let Some(bits) = unsafe { local.as_ref().reserve_front(N) } {
+                return Self::of(domain, local, 0, bits);
+            }
+        }
+        Self::new_slow(domain)
+    }
+
+    /// The per-call path: any run of `N` free slots of this thread's
+    /// record (cached or acquired for this call), or of an extra record.
+    #[cold]
+    #[inline(never)]
+    fn new_slow(domain: &'d Domain) -> Self {
         let mut local = domain.local();
         let (base, bits) = loop {
             // SAFETY: `local` is owned by this thread (cached, or acquired
@@ -47,6 +69,16 @@ impl<'d, const N: usize> HazardSet<'d, N> {
             // so this loop runs at most twice.
             local = domain.acquire_extra();
         };
+        Self::of(domain, local, base, bits)
+    }
+
+    #[inline(always)]
+    fn of(domain: &'d Domain, local: NonNull<Local>, base: usize, bits: u32) -> Self {
+        // SeqCst (a compiler fence only): the mask update above is done
+        // before any of our slot stores, so a signal handler that runs a
+        // nested operation in between sees these slots taken (and uses
+        // others) instead of overwriting our hazards.
+        compiler_fence(Ordering::SeqCst);
         HazardSet {
             local,
             base,
@@ -59,10 +91,12 @@ impl<'d, const N: usize> HazardSet<'d, N> {
 
     #[inline]
     fn slot(&self, i: usize) -> &AtomicPtr<u8> {
-        debug_assert!(i < N);
+        assert!(i < N, "hazard set member out of range");
         // SAFETY: the record outlives `'d` (records are freed only with the
-        // domain's shared state) and we reserved slots `base..base + N`.
-        unsafe { &self.local.as_ref().slots[self.base + i] }
+        // domain's shared state) and we reserved slots `base..base + N`,
+        // all below `SLOTS` (`reserve_front`/`reserve_run`), so the index
+        // is in bounds for `i < N`.
+        unsafe { self.local.as_ref().slots.get_unchecked(self.base + i) }
     }
 
     /// Publishes `ptr` in member `i` and issues the reader-side fence; the
@@ -104,6 +138,10 @@ impl<const N: usize> Drop for HazardSet<'_, N> {
             // empty frees it.
             self.slot(i).store(ptr::null_mut(), Ordering::Release);
         }
+        // SeqCst (a compiler fence only): the slots are cleared before the
+        // mask gives them back, so a signal handler's nested set that takes
+        // them cannot have its hazards overwritten by our clearing stores.
+        compiler_fence(Ordering::SeqCst);
         // SAFETY: this thread owns the record (the set is !Send) and
         // reserved exactly `bits` in `new_in`.
         unsafe { self.local.as_ref().unreserve_bits(self.bits) };

@@ -509,7 +509,19 @@ pub(crate) struct Guard<'m> {
 impl Drop for Guard<'_> {
     #[inline]
     fn drop(&mut self) {
-        if !self.retired || std::thread::panicking() {
+        if self.retired {
+            self.collect();
+        }
+    }
+}
+
+impl Guard<'_> {
+    /// The drop of a guard whose operation retired something: scan or
+    /// collect (out of line: reads never get here).
+    #[cold]
+    #[inline(never)]
+    fn collect(&mut self) {
+        if std::thread::panicking() {
             return;
         }
         if self.scan {
@@ -836,6 +848,7 @@ impl<K, V> RawTable<K, V> {
 
     /// The key's stored key and value, protected by `g`'s hazards 2 and 3
     /// until the next operation on `g` (the pinned view's read).
+    #[inline]
     pub(crate) fn lookup_kv<'g, Q>(
         &'g self,
         g: &'g mut Guard<'_>,
@@ -887,6 +900,7 @@ impl<K, V> RawTable<K, V> {
     }
 
     /// Calls `f` on the value of the key, if present.
+    #[inline]
     pub(crate) fn get_with<Q, R>(&self, hash: u64, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
     where
         K: core::borrow::Borrow<Q>,
