@@ -202,6 +202,13 @@ pub(crate) struct Shared {
     orphaned: AtomicUsize,
     /// Scans that freed nothing because the heavy barrier failed.
     skipped_scans: AtomicUsize,
+    /// Set when the `Domain` is dropped: from then on a thread's record
+    /// cache may evict this domain's entry. A live domain's entry is never
+    /// evicted: a frame of the thread (interrupted by a signal handler
+    /// that fills the cache) may have read its record from `LAST` and be
+    /// about to take its slots; a frame that holds `&Domain` keeps the
+    /// domain from being dropped, so it cannot hold a dropped domain's.
+    dropped: AtomicBool,
 }
 
 // SAFETY: `Shared` is a list of `Local`s and a stack of `Batch`es reached
@@ -405,7 +412,7 @@ impl Shared {
         // SAFETY: precondition 1; no user code runs in the borrow.
         let own = local
             .retired
-            .with_mut(|r| unsafe { core::mem::take(&mut *r) });
+            .with_mut(|r| unsafe { take_keeping_room(&mut *r) });
         local.pending.store(0, Ordering::Relaxed);
         let mut list = self.take_batches();
         if list.is_empty() {
@@ -644,6 +651,7 @@ impl Domain {
                 retired: AtomicUsize::new(0),
                 orphaned: AtomicUsize::new(0),
                 skipped_scans: AtomicUsize::new(0),
+                dropped: AtomicBool::new(false),
             }),
         }
     }
@@ -756,6 +764,7 @@ impl Domain {
         n
     }
 
+    #[inline]
     pub(crate) fn asymmetric(&self) -> bool {
         self.shared.asymmetric
     }
@@ -771,8 +780,18 @@ impl Domain {
     /// of busy records) a freshly acquired uncached one, which the caller
     /// releases when done with it (`cached` is `false` on it: every caller
     /// releases a record that is uncached and serves no hazard pointer).
+    #[inline]
     pub(crate) fn local(&self) -> NonNull<Local> {
         cache::local(&self.shared)
+    }
+
+    /// The calling thread's cached record for this domain if it is the one
+    /// the thread used last (one thread-local read, no fallback): the fast
+    /// path of [`HazardSet`](super::HazardSet). `None` otherwise (and
+    /// always under loom, which has no cache).
+    #[inline(always)]
+    pub(crate) fn cached_local(&self) -> Option<NonNull<Local>> {
+        cache::last(&self.shared)
     }
 
     /// An extra record, owned by the caller, not cached.
@@ -856,7 +875,9 @@ impl Domain {
             unsafe { self.shared.scan(l) };
         } else {
             // SAFETY: precondition 1; no user code runs in the borrow.
-            let list = l.retired.with_mut(|r| unsafe { core::mem::take(&mut *r) });
+            let list = l
+                .retired
+                .with_mut(|r| unsafe { take_keeping_room(&mut *r) });
             l.pending.store(0, Ordering::Relaxed);
             self.shared.push_batch(list);
         }
@@ -1010,6 +1031,25 @@ impl Local {
         })
     }
 
+    /// Reserves slots `0..n` if all of them are free: `Some(mask)`, or
+    /// `None` (the cached hazard set's test-and-set; see
+    /// [`HazardSet::new_in`](super::HazardSet)).
+    ///
+    /// # Safety
+    /// 1. The calling thread owns this record.
+    #[inline(always)]
+    pub(crate) unsafe fn reserve_front(&self, n: usize) -> Option<u32> {
+        let bits = (1u32 << n) - 1;
+        // SAFETY: precondition 1, only the owner touches `mask`.
+        self.mask.with_mut(|m| unsafe {
+            if *m & bits != 0 {
+                return None;
+            }
+            *m |= bits;
+            Some(bits)
+        })
+    }
+
     /// Gives back the slots in `bits` at once (their hazards already
     /// cleared by the caller); releases the record if it is then neither
     /// cached nor serving any other hazard pointer (as `unreserve` does).
@@ -1017,6 +1057,7 @@ impl Local {
     /// # Safety
     /// 1. The calling thread owns this record and reserved every slot in
     ///    `bits`.
+    #[inline(always)]
     pub(crate) unsafe fn unreserve_bits(&self, bits: u32) {
         // SAFETY: precondition 1, only the owner touches `mask` and `cached`.
         let idle = unsafe {
@@ -1026,9 +1067,43 @@ impl Local {
             }) && !self.cached.with(|c| *c)
         };
         if idle {
-            self.release();
+            self.release_cold();
         }
     }
+
+    /// Gives back the slots in `bits` of a record that stays cached
+    /// (their hazards already cleared by the caller), so the record is not
+    /// released: [`unreserve_bits`](Self::unreserve_bits) without the
+    /// idle check.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns this record, reserved every slot in
+    ///    `bits`, and the record is in the thread's cache.
+    #[inline(always)]
+    pub(crate) unsafe fn unreserve_cached(&self, bits: u32) {
+        // SAFETY: precondition 1, only the owner touches `mask` and `cached`.
+        unsafe {
+            debug_assert!(self.cached.with(|c| *c), "an uncached record");
+            self.mask.with_mut(|m| *m &= !bits);
+        }
+    }
+
+    /// [`release`](Self::release), out of line (the caller's fast path
+    /// keeps a cached record).
+    #[cold]
+    #[inline(never)]
+    fn release_cold(&self) {
+        self.release();
+    }
+}
+
+/// Takes a record's private list and leaves an empty one with room for as
+/// many objects (up to 1024): the list is taken at about the same length
+/// every time (a batch), so the next retires push into one allocation
+/// instead of regrowing it by doubling (4, 8, ... 512 for the map's batch).
+fn take_keeping_room(r: &mut Vec<Retired>) -> Vec<Retired> {
+    let room = r.len().min(1024);
+    core::mem::replace(r, Vec::with_capacity(room))
 }
 
 /// Frees a `Box` given as a raw pointer.
@@ -1042,6 +1117,10 @@ unsafe fn drop_box<T>(p: *mut T) {
 
 impl Drop for Domain {
     fn drop(&mut self) {
+        // Relaxed: a permission to evict, read by the thread caches; no
+        // frame of any thread holds `&self` any more (`&mut self`), so no
+        // value they read can let them evict a record in use.
+        self.shared.dropped.store(true, Ordering::Relaxed);
         // SAFETY: `&mut self` proves no `HazardPointer` (which borrows the
         // domain) is alive and no `retire` is running.
         unsafe { self.shared.drain() };
@@ -1104,14 +1183,22 @@ mod cache {
 
     #[inline]
     pub(super) fn local(shared: &Arc<Shared>) -> NonNull<Local> {
-        let want = Arc::as_ptr(shared);
-        if let Ok((s, l)) = LAST.try_with(Cell::get) {
-            if s == want {
-                // SAFETY: `l` came from a live cache entry for `want` (see LAST).
-                return unsafe { NonNull::new_unchecked(l) };
-            }
+        match last(shared) {
+            Some(l) => l,
+            None => slow(shared),
         }
-        slow(shared)
+    }
+
+    /// The cached record for `shared` if it is `LAST`'s.
+    #[inline(always)]
+    pub(super) fn last(shared: &Arc<Shared>) -> Option<NonNull<Local>> {
+        let want = Arc::as_ptr(shared);
+        match LAST.try_with(Cell::get) {
+            // SAFETY: `l` came from a live cache entry for `want` (see
+            // LAST), so it is not null.
+            Ok((s, l)) if s == want => Some(unsafe { NonNull::new_unchecked(l) }),
+            _ => None,
+        }
     }
 
     #[cold]
@@ -1128,9 +1215,13 @@ mod cache {
             }
             let mut evicted = None;
             if c.entries.len() >= MAX_ENTRIES {
+                // Only a dropped domain's entry (see `Shared::dropped`); with
+                // none, this call uses an uncached record.
                 let idle = c.entries.iter().position(|e| {
-                    // SAFETY: the owner thread reads its records' owner-only masks.
-                    unsafe { e.local.as_ref().mask.with(|m| *m) == 0 }
+                    // Relaxed: see `Shared::dropped`.
+                    e.shared.dropped.load(Ordering::Relaxed)
+                        // SAFETY: the owner thread reads its records' owner-only masks.
+                        && unsafe { e.local.as_ref().mask.with(|m| *m) == 0 }
                 })?;
                 let e = c.entries.remove(idle);
                 let _ = LAST.try_with(|l| {
@@ -1174,6 +1265,10 @@ mod cache {
 
     pub(super) fn local(shared: &Arc<Shared>) -> NonNull<Local> {
         shared.acquire()
+    }
+
+    pub(super) fn last(_: &Arc<Shared>) -> Option<NonNull<Local>> {
+        None
     }
 }
 
