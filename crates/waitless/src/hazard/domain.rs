@@ -1061,6 +1061,23 @@ impl Local {
         }
     }
 
+    /// Gives back the slots in `bits` of a record that stays cached
+    /// (their hazards already cleared by the caller), so the record is not
+    /// released: [`unreserve_bits`](Self::unreserve_bits) without the
+    /// idle check.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns this record, reserved every slot in
+    ///    `bits`, and the record is in the thread's cache.
+    #[inline(always)]
+    pub(crate) unsafe fn unreserve_cached(&self, bits: u32) {
+        // SAFETY: precondition 1, only the owner touches `mask` and `cached`.
+        unsafe {
+            debug_assert!(self.cached.with(|c| *c), "an uncached record");
+            self.mask.with_mut(|m| *m &= !bits);
+        }
+    }
+
     /// [`release`](Self::release), out of line (the caller's fast path
     /// keeps a cached record).
     #[cold]

@@ -97,7 +97,7 @@ mod set; // the map's fast path: one record lookup per operation
 
 pub use domain::Domain;
 pub use fence::{membarrier_failures, FenceStrategy};
-pub(crate) use set::HazardSet;
+pub(crate) use set::{CachedSet, HazardSet, Members};
 
 use core::ptr::{self, NonNull};
 

@@ -129,6 +129,159 @@ impl<'d, const N: usize> HazardSet<'d, N> {
     }
 }
 
+impl<const N: usize> HazardSet<'_, N> {
+    /// The set's slots as a plain copyable handle, for a hot loop: the
+    /// slot address and the fence strategy stay in registers instead of
+    /// being re-read through `&mut self` after every store.
+    #[inline(always)]
+    pub(crate) fn members(&self) -> Members<'_, N> {
+        Members {
+            // SAFETY: as in `slot`: `base + N <= SLOTS`, so `base` is in
+            // bounds (or one past the end only if N = 0, excluded by the
+            // assertion in `new_in`).
+            slots: unsafe { self.local.as_ref().slots.as_ptr().add(self.base) },
+            asymmetric: self.asymmetric,
+            _set: PhantomData,
+        }
+    }
+}
+
+/// The thread's cached hazard set for a domain: slots `0..N` of the
+/// thread's cached record, taken by an owner-only test-and-set of their
+/// mask bits and given back by clearing them, so nothing is acquired or
+/// released and the slots are reused by every non-nested set of the
+/// thread. One pointer (no base or mask to carry: both are constant).
+///
+/// [`try_new`](Self::try_new) is `None` when the domain is not the one
+/// the thread used last, when thread-local storage is gone (thread exit),
+/// under loom (no record cache), or when the slots are taken: by a live
+/// set of this thread (a map operation inside a closure of another) or by
+/// the set of an operation that a signal handler interrupted. The caller
+/// then takes the per-call path ([`HazardSet::new_in`]). A panic drops the
+/// set like any other value (its `Drop` gives the slots back); a thread's
+/// exit releases the record through the record cache as before.
+pub(crate) struct CachedSet<'d, const N: usize> {
+    local: NonNull<Local>,
+    asymmetric: bool,
+    _domain: PhantomData<&'d Domain>,
+    _not_send: NotSendSync,
+}
+
+impl<'d, const N: usize> CachedSet<'d, N> {
+    const BITS: u32 = (1 << N) - 1;
+
+    /// The cached set, if free (see the type's docs).
+    #[inline(always)]
+    pub(crate) fn try_new(domain: &'d Domain) -> Option<Self> {
+        const { assert!(N >= 1 && N <= super::domain::SLOTS) };
+        let local = domain.cached_local()?;
+        // SAFETY: the cached record is owned by this thread.
+        unsafe { local.as_ref().reserve_front(N) }?;
+        // SeqCst (a compiler fence only): the mask update is done before
+        // any of our slot stores, so a signal handler that runs a nested
+        // operation in between sees these slots taken (and takes others)
+        // instead of overwriting our hazards.
+        compiler_fence(Ordering::SeqCst);
+        Some(CachedSet {
+            local,
+            asymmetric: domain.asymmetric(),
+            _domain: PhantomData,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// The set's slots (see [`HazardSet::members`]).
+    #[inline(always)]
+    pub(crate) fn members(&self) -> Members<'_, N> {
+        Members {
+            // SAFETY: the record outlives `'d`; slot 0 is in bounds.
+            slots: unsafe { self.local.as_ref().slots.as_ptr() },
+            asymmetric: self.asymmetric,
+            _set: PhantomData,
+        }
+    }
+}
+
+impl<const N: usize> Drop for CachedSet<'_, N> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // SAFETY: the record outlives the set.
+        let l = unsafe { self.local.as_ref() };
+        for slot in &l.slots[..N] {
+            // Release: as in `Local::unreserve`: this thread's uses of the
+            // protected object happen before a scanner that sees the slot
+            // empty frees it.
+            slot.store(ptr::null_mut(), Ordering::Release);
+        }
+        // SeqCst (a compiler fence only): as in `HazardSet::drop`.
+        compiler_fence(Ordering::SeqCst);
+        // SAFETY: this thread owns the record (the set is !Send) and
+        // reserved exactly `BITS` in `try_new`. The record is still
+        // cached (so giving the slots back never releases it): the cache
+        // evicts only records with no slot taken, and its own drop runs at
+        // thread exit, never inside an operation of the same thread.
+        unsafe { l.unreserve_cached(Self::BITS) };
+    }
+}
+
+impl<const N: usize> core::fmt::Debug for CachedSet<'_, N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CachedSet").finish_non_exhaustive()
+    }
+}
+
+/// A [`HazardSet`]'s slots, borrowed (see [`HazardSet::members`]). Same
+/// `publish` as the set's.
+#[derive(Clone, Copy)]
+pub(crate) struct Members<'s, const N: usize> {
+    /// Slot `base` of the set's record.
+    pub(super) slots: *const AtomicPtr<u8>,
+    asymmetric: bool,
+    _set: PhantomData<&'s ()>,
+}
+
+impl<const N: usize> Members<'_, N> {
+    /// Whether the domain uses asymmetric fences (see
+    /// [`publish_as`](Self::publish_as)).
+    #[inline(always)]
+    pub(crate) fn asymmetric(self) -> bool {
+        self.asymmetric
+    }
+
+    /// [`HazardSet::publish`] for a caller that branched on
+    /// [`asymmetric`](Self::asymmetric) once, outside its loop (`ASYM`
+    /// must equal it).
+    #[inline(always)]
+    pub(crate) fn publish_as<const ASYM: bool, T>(self, i: usize, ptr: *mut T) {
+        debug_assert_eq!(ASYM, self.asymmetric);
+        assert!(i < N, "hazard set member out of range");
+        // SAFETY: `slots` points at the first of the set's `N` slots in a
+        // record that outlives the borrow of the set, and `i < N`.
+        let slot = unsafe { &*self.slots.add(i) };
+        // Release: pairs with the Acquire slot loads in the scan, as in
+        // `HazardPointer::publish`.
+        slot.store(ptr.cast(), Ordering::Release);
+        fence::light(ASYM);
+    }
+
+    /// [`HazardSet::protect`], with the fence of
+    /// [`publish_as`](Self::publish_as).
+    #[inline(always)]
+    pub(crate) fn protect_as<const ASYM: bool, T>(self, i: usize, src: &AtomicPtr<T>) -> *mut T {
+        let mut p = src.load(Ordering::Relaxed);
+        loop {
+            self.publish_as::<ASYM, T>(i, p);
+            // Acquire: pairs with the Release store that published the
+            // object into `src`, so its contents are visible.
+            let now = src.load(Ordering::Acquire);
+            if now == p {
+                return p;
+            }
+            p = now;
+        }
+    }
+}
+
 impl<const N: usize> Drop for HazardSet<'_, N> {
     #[inline]
     fn drop(&mut self) {

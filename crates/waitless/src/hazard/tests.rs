@@ -477,3 +477,143 @@ fn dropping_a_domain_with_a_panicking_deleter_frees_the_rest() {
         "objects after the panicking one leaked"
     );
 }
+
+/// Makes `domain`'s record this thread's cached, last-used one (so that
+/// `CachedSet::try_new` finds it).
+fn use_domain(domain: &Domain) {
+    drop(HazardPointer::new_in(domain));
+}
+
+#[test]
+fn a_cached_set_protects_and_gives_its_slots_back() {
+    for s in strategies() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let domain = Domain::with_strategy(s);
+        use_domain(&domain);
+        let src = std::sync::atomic::AtomicPtr::new(Tracked::boxed(1, &drops));
+        let set = CachedSet::<4>::try_new(&domain).expect("the cached set is free");
+        let m = set.members();
+        let first = m.slots;
+        let p = if m.asymmetric() {
+            m.protect_as::<true, _>(1, &src)
+        } else {
+            m.protect_as::<false, _>(1, &src)
+        };
+        let old = src.swap(Tracked::boxed(2, &drops), AcqRel);
+        assert_eq!(old, p);
+        // SAFETY: unlinked by the swap, retired once.
+        unsafe { domain.retire_box(old) };
+        domain.reclaim();
+        assert_eq!(drops.load(Relaxed), 0, "protected object was freed");
+        // SAFETY: still protected by member 1 of `set`.
+        assert!(unsafe { (*p).alive.load(Relaxed) });
+        drop(set);
+        domain.reclaim();
+        assert_eq!(drops.load(Relaxed), 1, "the set's drop cleared its slots");
+        // The same slots again, with no new record.
+        let records = domain.records();
+        let again = CachedSet::<4>::try_new(&domain).expect("given back");
+        assert_eq!(again.members().slots, first);
+        drop(again);
+        assert_eq!(domain.records(), records);
+        // SAFETY: never shared beyond this test.
+        unsafe { drop(Box::from_raw(src.load(Relaxed))) };
+    }
+}
+
+#[test]
+fn a_nested_cached_set_falls_back_to_the_per_call_path() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let domain = Domain::new();
+    use_domain(&domain);
+    let a = std::sync::atomic::AtomicPtr::new(Tracked::boxed(1, &drops));
+    let b = std::sync::atomic::AtomicPtr::new(Tracked::boxed(2, &drops));
+    let outer = CachedSet::<4>::try_new(&domain).expect("free");
+    let om = outer.members();
+    let pa = if om.asymmetric() {
+        om.protect_as::<true, _>(0, &a)
+    } else {
+        om.protect_as::<false, _>(0, &a)
+    };
+    // A nested operation (or a signal handler's) finds the slots taken ...
+    assert!(CachedSet::<4>::try_new(&domain).is_none());
+    // ... and takes other slots, leaving the outer hazard in place.
+    let mut inner = HazardSet::<4>::new_in(&domain);
+    let pb = inner.protect(0, &b);
+    assert_ne!(inner.members().slots, om.slots);
+    for (src, v) in [(&a, 10), (&b, 20)] {
+        let old = src.swap(Tracked::boxed(v, &drops), AcqRel);
+        // SAFETY: unlinked by the swap, retired once.
+        unsafe { domain.retire_box(old) };
+    }
+    domain.reclaim();
+    assert_eq!(drops.load(Relaxed), 0, "both protected");
+    // SAFETY: protected by `outer` and `inner`.
+    assert!(unsafe { (*pa).alive.load(Relaxed) && (*pb).alive.load(Relaxed) });
+    drop(inner);
+    domain.reclaim();
+    assert_eq!(drops.load(Relaxed), 1, "only the inner one freed");
+    // SAFETY: still protected by `outer`.
+    assert!(unsafe { (*pa).alive.load(Relaxed) });
+    drop(outer);
+    domain.reclaim();
+    assert_eq!(drops.load(Relaxed), 2);
+    assert!(CachedSet::<4>::try_new(&domain).is_some(), "free again");
+    for src in [&a, &b] {
+        // SAFETY: never shared beyond this test.
+        unsafe { drop(Box::from_raw(src.load(Relaxed))) };
+    }
+}
+
+#[test]
+fn a_panic_gives_the_cached_set_back() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let domain = Domain::new();
+    use_domain(&domain);
+    let src = std::sync::atomic::AtomicPtr::new(Tracked::boxed(1, &drops));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let set = CachedSet::<4>::try_new(&domain).expect("free");
+        let m = set.members();
+        let _ = if m.asymmetric() {
+            m.protect_as::<true, _>(3, &src)
+        } else {
+            m.protect_as::<false, _>(3, &src)
+        };
+        panic!("in an operation");
+    }));
+    assert!(r.is_err());
+    let old = src.swap(Tracked::boxed(2, &drops), AcqRel);
+    // SAFETY: unlinked by the swap, retired once.
+    unsafe { domain.retire_box(old) };
+    domain.reclaim();
+    assert_eq!(
+        drops.load(Relaxed),
+        1,
+        "the unwound set's hazard was cleared"
+    );
+    assert!(CachedSet::<4>::try_new(&domain).is_some(), "given back");
+    // SAFETY: never shared beyond this test.
+    unsafe { drop(Box::from_raw(src.load(Relaxed))) };
+}
+
+#[test]
+fn exiting_threads_give_their_cached_sets_back() {
+    let domain = Domain::new();
+    for _ in 0..8 {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                use_domain(&domain);
+                let set = CachedSet::<4>::try_new(&domain).expect("free");
+                drop(set);
+                let _held = CachedSet::<4>::try_new(&domain).expect("free again");
+                // The thread exits holding nothing else; its record goes
+                // back to the domain with its cache.
+            });
+        });
+    }
+    assert!(
+        domain.records() <= 2,
+        "records reused: {}",
+        domain.records()
+    );
+}

@@ -271,6 +271,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// map.insert("doc", vec![0u8; 4096]);
     /// assert_eq!(map.get_with("doc", |v| v.len()), Some(4096)); // no 4 KiB clone
     /// ```
+    #[inline(always)]
     pub fn get_with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
     where
         K: Borrow<Q>,
@@ -309,6 +310,7 @@ impl<K, V, S: BuildHasher> LockFreeHashMap<K, V, S> {
     /// assert_eq!(map.get("b"), None);
     /// ```
     #[must_use]
+    #[inline]
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,

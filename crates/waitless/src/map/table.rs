@@ -61,7 +61,7 @@ use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use core::ptr;
 
-use crate::hazard::{Domain, HazardSet};
+use crate::hazard::{CachedSet, Domain, HazardSet, Members};
 use crate::sync::atomic::{AtomicIsize, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 use crate::CachePadded;
 
@@ -464,6 +464,16 @@ enum Found<K, V> {
     Full,
 }
 
+/// What [`RawTable::probe`] found.
+enum Probe<K, V> {
+    /// The key and its value (protected by the set's members 2 and 3).
+    Hit(*const K, *const V),
+    /// The key is absent.
+    Miss,
+    /// Not decided on the fast path: use the general one.
+    Slow,
+}
+
 /// What [`RawTable::write_value`] did.
 enum Write<V> {
     /// The entry is sealed (dead): probe again.
@@ -847,9 +857,138 @@ impl<K, V> RawTable<K, V> {
     }
 
     /// The key's stored key and value, protected by `g`'s hazards 2 and 3
-    /// until the next operation on `g` (the pinned view's read).
-    #[inline]
+    /// until the next operation on `g` (the pinned view's read): the fast
+    /// probe ([`probe`](Self::probe)), else the general path.
+    #[inline(always)]
     pub(crate) fn lookup_kv<'g, Q>(
+        &'g self,
+        g: &'g mut Guard<'_>,
+        hash: u64,
+        key: &Q,
+    ) -> Option<(&'g K, &'g V)>
+    where
+        K: core::borrow::Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        match self.probe(g.hp.members(), hash, key) {
+            // SAFETY: protected by `g`'s hazards 2 and 3 (see `probe`)
+            // until `g` is used again, which the borrow prevents.
+            Probe::Hit(k, v) => Some(unsafe { (&*k, &*v) }),
+            Probe::Miss => None,
+            Probe::Slow => self.lookup_kv_slow(g, hash, key),
+        }
+    }
+
+    /// The read fast path, for a table that is not being migrated from
+    /// where the probe goes: it protects the root (member 0), probes with
+    /// the word filter, protects and compares one entry per matching
+    /// filter (member 2) and protects the value (member 3), with the same
+    /// loads, hazards and validations as [`find`](Self::find) and
+    /// [`protect_value`](Self::protect_value), so the same linearization
+    /// points. `Hit(k, v)`: the key and its value, protected by members 2
+    /// and 3 until they are published over or the set is dropped. Every
+    /// other case (a `COPIED` or `FROZEN` slot on the way, a word or value
+    /// that changed under a validation, a sealed entry, a full table) is
+    /// `Slow`: the caller starts the whole lookup again on the general
+    /// path, which is always allowed, as nothing was returned yet.
+    #[inline(always)]
+    fn probe<Q>(&self, m: Members<'_, 4>, hash: u64, key: &Q) -> Probe<K, V>
+    where
+        K: core::borrow::Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        // One branch on the fence strategy, not one per publication.
+        if m.asymmetric() {
+            self.probe_as::<true, Q>(m, hash, key)
+        } else {
+            self.probe_as::<false, Q>(m, hash, key)
+        }
+    }
+
+    /// [`probe`](Self::probe) for the fence strategy `ASYM`.
+    #[inline(always)]
+    fn probe_as<const ASYM: bool, Q>(&self, m: Members<'_, 4>, hash: u64, key: &Q) -> Probe<K, V>
+    where
+        K: core::borrow::Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let tag = tag_of(hash);
+        let f = filter(tag);
+        // SAFETY: published and validated against the root; a table is
+        // retired only after the root moved past it.
+        let t = unsafe { &*m.protect_as::<ASYM, _>(0, &self.root) };
+        // The table's arrays and mask, read once (the loop's Acquire loads
+        // would otherwise make the compiler reload them on every slot).
+        let (tags, words, mask) = (&*t.slots.tags, &*t.slots.words, t.mask);
+        let mut i = home(tag, mask);
+        // Slots left to probe: all of them (`len = mask + 1 >= 1`).
+        let mut left = mask;
+        loop {
+            // SAFETY: `i` is masked by `t.mask`, which is `len - 1`, and
+            // both arrays have `len` elements.
+            let s = unsafe {
+                Slot {
+                    tag: tags.get_unchecked(i),
+                    word: words.get_unchecked(i),
+                }
+            };
+            // Acquire: pairs with the Release CAS that stored the entry.
+            let w = s.word.load(Ordering::Acquire);
+            let e = untag(w);
+            if e.is_null() {
+                // As in `find`: a foreign tag means a claim that never
+                // holds this key (probe on); otherwise the probe ends here.
+                // Relaxed: see `find`.
+                let st = s.tag.load(Ordering::Relaxed);
+                if st == 0 || st == tag {
+                    if flags(w) & FROZEN != 0 {
+                        return Probe::Slow; // migrating
+                    }
+                    return Probe::Miss;
+                }
+            } else if (w as usize) & FILTER == f {
+                if flags(w) & COPIED != 0 {
+                    return Probe::Slow; // the key may be in the next table
+                }
+                m.publish_as::<ASYM, _>(2, e);
+                // Acquire: validation, as in `find`.
+                if s.word.load(Ordering::Acquire) != w {
+                    return Probe::Slow;
+                }
+                // SAFETY: protected and validated above.
+                let ent = unsafe { &*e };
+                if ent.key.borrow() == key {
+                    // Relaxed: validated (Acquire) below, as in
+                    // `protect_value`.
+                    let vw = ent.value.load(Ordering::Relaxed);
+                    let v = untag(vw);
+                    m.publish_as::<ASYM, _>(3, v);
+                    // Acquire: pairs with the Release CAS that stored the
+                    // value and validates the publication. The whole word
+                    // (`protect_value` compares the pointer only): a
+                    // share bit that changed meanwhile, which is rare, only
+                    // sends the read to the general path.
+                    if ent.value.load(Ordering::Acquire) != vw || v == sealed() {
+                        return Probe::Slow;
+                    }
+                    if v.is_null() {
+                        return Probe::Miss;
+                    }
+                    return Probe::Hit(&ent.key, v);
+                }
+            }
+            if left == 0 {
+                return Probe::Slow; // every slot probed: a full table
+            }
+            left -= 1;
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// The general path of [`lookup_kv`](Self::lookup_kv): any table state.
+    #[cold]
+    #[inline(never)]
+    fn lookup_kv_slow<'g, Q>(
         &'g self,
         g: &'g mut Guard<'_>,
         hash: u64,
@@ -899,15 +1038,38 @@ impl<K, V> RawTable<K, V> {
         self.lookup_kv(g, hash, key).map(|(_, v)| v)
     }
 
-    /// Calls `f` on the value of the key, if present.
-    #[inline]
+    /// Calls `f` on the value of the key, if present. The fast path holds
+    /// only the thread's cached hazard set (no [`Guard`]: a read retires
+    /// nothing).
+    #[inline(always)]
     pub(crate) fn get_with<Q, R>(&self, hash: u64, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
     where
         K: core::borrow::Borrow<Q>,
         Q: Eq + ?Sized,
     {
+        if let Some(hp) = CachedSet::<4>::try_new(&self.domain) {
+            match self.probe(hp.members(), hash, key) {
+                // SAFETY: protected by `hp`'s members 2 and 3 (see
+                // `probe`); `hp` is neither used nor dropped before `f`
+                // returns.
+                Probe::Hit(_, v) => return Some(f(unsafe { &*v })),
+                Probe::Miss => return None,
+                Probe::Slow => {}
+            }
+        }
+        self.get_with_slow(hash, key, f)
+    }
+
+    /// [`get_with`](Self::get_with) on the general path.
+    #[cold]
+    #[inline(never)]
+    fn get_with_slow<Q, R>(&self, hash: u64, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        K: core::borrow::Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
         let mut g = self.guard();
-        self.lookup(&mut g, hash, key).map(f)
+        self.lookup_kv_slow(&mut g, hash, key).map(|(_, v)| f(v))
     }
 
     /// Inserts or replaces; returns the old value (cloned).

@@ -551,6 +551,43 @@ fn nested_views_take_extra_records_and_give_them_back() {
     assert!(most <= 4, "{most} records for one thread");
 }
 
+#[test]
+fn reads_nested_in_a_read_closure_keep_the_outer_value() {
+    // The outer `get_with` holds the thread's cached hazard set while its
+    // closure runs; the nested reads and writes take the per-call path
+    // (other slots), and the outer value stays protected even when the
+    // closure replaces and removes its key and forces scans.
+    let token = Arc::new(());
+    let map: LockFreeHashMap<u32, (u32, Arc<()>)> = LockFreeHashMap::new();
+    for k in 0..=64 {
+        map.insert(k, (k, Arc::clone(&token)));
+    }
+    let rounds = if cfg!(miri) { 4 } else { 64 };
+    for r in 0..rounds {
+        let seen = map.get_with(&r, |v| {
+            let inner = map.get_with(&(r + 1), |w| w.0);
+            assert_eq!(inner, Some(r + 1));
+            for _ in 0..40 {
+                map.insert(r, (u32::MAX, Arc::clone(&token)));
+            }
+            map.remove(&r);
+            map.raw.domain.reclaim();
+            // Still the value this read protected.
+            assert_eq!(v.0, r);
+            v.0
+        });
+        assert_eq!(seen, Some(r));
+        assert_eq!(map.get(&r).map(|v| v.0), None);
+        map.insert(r, (r, Arc::clone(&token)));
+    }
+    drop(map);
+    assert_eq!(
+        Arc::strong_count(&token),
+        1,
+        "leaked or double-freed values"
+    );
+}
+
 // Deterministic single-thread tests of `insert`'s kept node (a link CAS
 // that fails after a search found the key absent). The search walk loads a
 // node's successor before calling `Eq` on it and does not re-validate a
