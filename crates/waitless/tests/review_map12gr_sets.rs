@@ -30,7 +30,7 @@ use waitless::map::{LockFreeHashMap, Pinned};
 
 /// Enough replaces for several scans (the map hands its retired values over
 /// once per 512 retires of a thread natively, per 2 under Miri).
-const ROUNDS: u64 = if cfg!(miri) { 40 } else { 2000 };
+const ROUNDS: u64 = if cfg!(miri) { 150 } else { 2000 };
 
 /// A value that carries a token and a check word.
 #[derive(Clone, Debug)]
@@ -357,7 +357,9 @@ fn view_in_thread_local(register_holder_first: bool) {
     let churn = Arc::new(());
     let tracked = Arc::new(());
     let other = Arc::new(());
-    let m: &'static LockFreeHashMap<u64, Val> = Box::leak(Box::new(LockFreeHashMap::new()));
+    let raw: *mut LockFreeHashMap<u64, Val> = Box::into_raw(Box::new(LockFreeHashMap::new()));
+    // SAFETY: freed at the end, after every thread using it was joined.
+    let m: &'static LockFreeHashMap<u64, Val> = unsafe { &*raw };
     put(m, 0, &tracked);
     for _ in 0..2 {
         let other2 = other.clone();
@@ -405,7 +407,7 @@ fn view_in_thread_local(register_holder_first: bool) {
     drive_scans(m, &churn);
     assert_eq!(Arc::strong_count(&tracked), 1, "protection leaked");
     // SAFETY: no thread uses `m` any more (all joined).
-    drop(unsafe { Box::from_raw(m as *const _ as *mut LockFreeHashMap<u64, Val>) });
+    drop(unsafe { Box::from_raw(raw) });
     assert_eq!(Arc::strong_count(&churn), 1);
     assert_eq!(Arc::strong_count(&other), 1);
 }
