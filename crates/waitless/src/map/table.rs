@@ -1060,7 +1060,12 @@ impl<K, V> RawTable<K, V> {
         self.get_with_slow(hash, key, f)
     }
 
-    /// [`get_with`](Self::get_with) on the general path.
+    /// [`get_with`](Self::get_with) with a per-call guard: when the cached
+    /// set is taken (a read nested in another operation's closure), not
+    /// available (another domain used last, thread exit, always under
+    /// loom, so that the models explore [`probe`](Self::probe) through
+    /// here), or its probe was not decided. Probes again, then the general
+    /// path.
     #[cold]
     #[inline(never)]
     fn get_with_slow<Q, R>(&self, hash: u64, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
@@ -1069,7 +1074,7 @@ impl<K, V> RawTable<K, V> {
         Q: Eq + ?Sized,
     {
         let mut g = self.guard();
-        self.lookup_kv_slow(&mut g, hash, key).map(|(_, v)| f(v))
+        self.lookup_kv(&mut g, hash, key).map(|(_, v)| f(v))
     }
 
     /// Inserts or replaces; returns the old value (cloned).
