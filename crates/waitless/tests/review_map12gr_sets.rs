@@ -421,3 +421,85 @@ fn a_view_in_a_thread_local_dropped_after_the_record_cache() {
 fn a_view_in_a_thread_local_dropped_before_the_record_cache() {
     view_in_thread_local(false);
 }
+
+/// The read fast path (`probe` on the cached set, and on a pinned view's
+/// set) racing growth (several migrations), replaces and removes: a key
+/// present throughout is always found, with an intact value; a key that is
+/// never inserted is never found.
+#[test]
+fn fast_reads_race_growth_replace_and_remove() {
+    let tok = Arc::new(());
+    let grow: u64 = if cfg!(miri) { 80 } else { 20_000 };
+    let reads: u64 = if cfg!(miri) { 30 } else { 20_000 };
+    {
+        let m: LockFreeHashMap<u64, Val> = LockFreeHashMap::new();
+        for k in 0..16 {
+            put(&m, k, &tok);
+        }
+        let before = m.buckets();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        // The last kept key the grower inserted (0: none yet).
+        let last = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for k in 0..grow {
+                    let k = CHURN + 16 + k;
+                    m.insert(k, Val::new(k, &tok));
+                    if k % 3 == 0 {
+                        m.remove(&k).expect("present").assert_intact(k);
+                    } else {
+                        // Release: pairs with the reader's Acquire load, so
+                        // the insert happens before the reader's `get`.
+                        last.store(k, std::sync::atomic::Ordering::Release);
+                    }
+                }
+                // Release: pairs with the reader's Acquire load (only ends
+                // its loop; no data is handed over).
+                done.store(true, std::sync::atomic::Ordering::Release);
+            });
+            s.spawn(|| {
+                for i in 0..grow {
+                    let k = i % 16;
+                    m.insert(k, Val::new(k, &tok))
+                        .expect("present")
+                        .assert_intact(k);
+                }
+            });
+            let mut view = m.pin();
+            let mut i = 0;
+            // Reads for as long as the map grows (and at least `reads`).
+            while i < reads || !done.load(std::sync::atomic::Ordering::Acquire) {
+                let k = i % 16;
+                i += 1;
+                assert_eq!(
+                    m.get_with(&k, |v| {
+                        v.assert_intact(k);
+                        v.key
+                    }),
+                    Some(k),
+                    "a present key was missed"
+                );
+                view.get(&k).expect("present in the view").assert_intact(k);
+                let kept = last.load(std::sync::atomic::Ordering::Acquire);
+                if kept != 0 {
+                    assert_eq!(
+                        m.get_with(&kept, |v| v.key),
+                        Some(kept),
+                        "a key inserted before this read (during growth) was missed"
+                    );
+                    view.get(&kept)
+                        .expect("kept key in the view")
+                        .assert_intact(kept);
+                }
+                assert!(m.get_with(&(CHURN - 1 - k), |_| ()).is_none());
+                assert!(view.get(&(CHURN - 1 - k)).is_none());
+            }
+        });
+        assert!(m.buckets() > before, "the map grew during the reads");
+    }
+    assert_eq!(
+        Arc::strong_count(&tok),
+        1,
+        "a value leaked or was dropped twice"
+    );
+}
