@@ -202,6 +202,13 @@ pub(crate) struct Shared {
     orphaned: AtomicUsize,
     /// Scans that freed nothing because the heavy barrier failed.
     skipped_scans: AtomicUsize,
+    /// Set when the `Domain` is dropped: from then on a thread's record
+    /// cache may evict this domain's entry. A live domain's entry is never
+    /// evicted: a frame of the thread (interrupted by a signal handler
+    /// that fills the cache) may have read its record from `LAST` and be
+    /// about to take its slots; a frame that holds `&Domain` keeps the
+    /// domain from being dropped, so it cannot hold a dropped domain's.
+    dropped: AtomicBool,
 }
 
 // SAFETY: `Shared` is a list of `Local`s and a stack of `Batch`es reached
@@ -644,6 +651,7 @@ impl Domain {
                 retired: AtomicUsize::new(0),
                 orphaned: AtomicUsize::new(0),
                 skipped_scans: AtomicUsize::new(0),
+                dropped: AtomicBool::new(false),
             }),
         }
     }
@@ -1109,6 +1117,10 @@ unsafe fn drop_box<T>(p: *mut T) {
 
 impl Drop for Domain {
     fn drop(&mut self) {
+        // Relaxed: a permission to evict, read by the thread caches; no
+        // frame of any thread holds `&self` any more (`&mut self`), so no
+        // value they read can let them evict a record in use.
+        self.shared.dropped.store(true, Ordering::Relaxed);
         // SAFETY: `&mut self` proves no `HazardPointer` (which borrows the
         // domain) is alive and no `retire` is running.
         unsafe { self.shared.drain() };
@@ -1203,9 +1215,13 @@ mod cache {
             }
             let mut evicted = None;
             if c.entries.len() >= MAX_ENTRIES {
+                // Only a dropped domain's entry (see `Shared::dropped`); with
+                // none, this call uses an uncached record.
                 let idle = c.entries.iter().position(|e| {
-                    // SAFETY: the owner thread reads its records' owner-only masks.
-                    unsafe { e.local.as_ref().mask.with(|m| *m) == 0 }
+                    // Relaxed: see `Shared::dropped`.
+                    e.shared.dropped.load(Ordering::Relaxed)
+                        // SAFETY: the owner thread reads its records' owner-only masks.
+                        && unsafe { e.local.as_ref().mask.with(|m| *m) == 0 }
                 })?;
                 let e = c.entries.remove(idle);
                 let _ = LAST.try_with(|l| {

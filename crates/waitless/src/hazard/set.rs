@@ -218,8 +218,12 @@ impl<const N: usize> Drop for CachedSet<'_, N> {
         // SAFETY: this thread owns the record (the set is !Send) and
         // reserved exactly `BITS` in `try_new`. The record is still
         // cached (so giving the slots back never releases it): the cache
-        // evicts only records with no slot taken, and its own drop runs at
-        // thread exit, never inside an operation of the same thread.
+        // evicts only entries of dropped domains (this set borrows its
+        // domain, so not this one; map12gr found that evicting any idle
+        // entry let a signal handler that filled the cache release a record
+        // between this thread's `LAST` read and its mask test-and-set), and
+        // its own drop runs at thread exit, never inside an operation of
+        // the same thread.
         unsafe { l.unreserve_cached(Self::BITS) };
     }
 }
