@@ -816,67 +816,187 @@ fn pin_default_slow() -> Guard<'static> {
 
 /// The thread-local map from collector to participant record.
 ///
-/// Two thread-locals. `FAST` holds the hit path (the last collector looked
-/// up and the default collector's record): `Cell`s of raw pointers with a
-/// `const` initializer and no destructor, so std stores it as a plain
-/// `#[thread_local]` static and reading it is an `%fs`-relative load, with
-/// no lazy-initialization or destroyed-state test. `LOCAL` owns the entries
-/// (it has the destructor that hands the records back at thread exit) and
-/// is touched only on a miss. Its destructor clears `FAST` first, so a pin
-/// from a later thread-local destructor misses, finds `LOCAL` gone and
-/// takes an ephemeral record (`Collector::pin_ephemeral`), as before.
+/// Two thread-locals. `FAST` holds the hit path: a pointer to the immutable
+/// (key, record) pair of the last collector looked up, and the default
+/// collector's record. It has a `const` initializer and no destructor, so
+/// std stores it as a plain `#[thread_local]` static and reading it is an
+/// `%fs`-relative load, with no lazy-initialization or destroyed-state
+/// test. `LOCAL` owns the entries (it has the destructor that hands the
+/// records back at thread exit) and is touched only on a miss. Its
+/// destructor clears `FAST` first, so a pin from a later thread-local
+/// destructor misses, finds `LOCAL` gone and takes an ephemeral record
+/// (`Collector::pin_ephemeral`), as before.
+///
+/// # Signal handlers
+///
+/// A signal handler runs on the interrupted thread, between two of its
+/// instructions, and may pin too: the hit paths must give the interrupted
+/// lookup the right record whatever the handler looked up in between, and
+/// a handler that interrupts a half-done update of `FAST` must not read a
+/// torn one. (The miss path borrows a `RefCell` and may allocate, so it is
+/// not async-signal-safe; a handler may use a collector whose lookup hits,
+/// or that it looked up before, as the hit paths below show.)
+///
+/// - Per collector: `FAST.hit` is one word, the address of a `Hit` that is
+///   never written after it is published (each entry of `LOCAL` owns one,
+///   boxed, so its address is stable; the key and the record are read
+///   from the same `Hit`). A handler can only replace the word, atomically
+///   with respect to the interrupted code: a lookup reads the word once and
+///   then a pair that cannot change under it, so whatever a handler does
+///   between its instructions (switching to another collector, and back:
+///   K → K2 → K), the pair it compares and returns is one pair. The update
+///   is one store, so a handler never sees half of one; and a `Hit` is
+///   freed only after `FAST.hit` stops pointing at it (`Fast::clear` before
+///   `LOCAL`'s entries go; the prune in `slow_in` re-points it first). The
+///   key and the record used to be two cells: a handler that switched
+///   collectors between the interrupted lookup's key compare and its record
+///   load made it pin the other collector's record (test
+///   `epoch::tests::a_signal_handler_that_switches_collectors_mid_lookup`),
+///   and one that switched between `slow_in`'s two stores left a key with
+///   another collector's record cached for good.
+/// - The default record and collector are two words, but each is written
+///   with one value only (the default collector's address; this thread's
+///   only record in it) or null: `cache_default` stores the collector, then
+///   (`Release`) the record; `Fast::clear` nulls the record, then
+///   (`Release`) the collector; `default_hit` loads the record (`Acquire`),
+///   then the collector. A handler sees a prefix of either update, so a
+///   non-null record comes with the collector.
+///
+/// The words are atomics, not `Cell`s, so that these program orders are
+/// real: `Relaxed`/`Acquire` loads and `Release` stores are plain `mov`s on
+/// x86-64 and `ldr`/`ldar`-class instructions elsewhere, but the compiler
+/// must keep their order (it reorders plain `Cell` accesses freely, and
+/// `compiler_fence` orders only atomic accesses). The Release/Acquire pairs
+/// are between the thread and its own signal handlers, which is what
+/// `compiler_fence`/`atomic_signal_fence` would express; the hardware sees
+/// one thread and keeps its program order. loom cannot deliver signals:
+/// under loom the words are `Cell`s (there is no other thread to see them).
 mod local {
-    use core::cell::{Cell, RefCell};
+    use core::cell::RefCell;
+    use core::ptr::{self, NonNull};
 
+    #[cfg(all(test, not(loom)))]
+    use super::signal_tests::hook;
     use super::{Collector, Global, Participant, Token, LIVE, USER};
-    #[cfg(not(loom))]
-    use crate::sync::atomic::compiler_fence;
-    use crate::sync::atomic::Ordering;
+    use crate::sync::atomic::{compiler_fence, Ordering};
     use crate::sync::Arc;
+
+    /// A word of `FAST`: an `AtomicPtr` (see the module docs); under loom,
+    /// which delivers no signals and has no `const` atomics, a `Cell` with
+    /// the same methods.
+    #[cfg(not(loom))]
+    type Word<T> = crate::sync::atomic::AtomicPtr<T>;
+
+    #[cfg(loom)]
+    struct Word<T>(core::cell::Cell<*mut T>);
+
+    #[cfg(loom)]
+    impl<T> Word<T> {
+        const fn new(p: *mut T) -> Self {
+            Self(core::cell::Cell::new(p))
+        }
+        fn load(&self, _: Ordering) -> *mut T {
+            self.0.get()
+        }
+        fn store(&self, p: *mut T, _: Ordering) {
+            self.0.set(p)
+        }
+    }
+
+    /// A cached (collector key, record) pair; never written after
+    /// `FAST.hit` first points at it.
+    struct Hit {
+        key: *const Token,
+        participant: *const Participant,
+    }
+
+    /// What `FAST.hit` points at when nothing is cached: the key is never a
+    /// collector's (a token's address is never null).
+    const MISS: &Hit = &Hit {
+        key: ptr::null(),
+        participant: ptr::null(),
+    };
+
+    fn miss() -> *mut Hit {
+        (MISS as *const Hit).cast_mut()
+    }
 
     struct Entry {
         /// Keeps the token's address unique while this entry exists.
         token: Arc<Token>,
         global: *const Global,
         participant: *const Participant,
+        /// This entry's (key, record) pair for `FAST.hit`: from
+        /// `Box::into_raw`, freed when the entry drops, so its address
+        /// does not move when `entries` grows.
+        hit: NonNull<Hit>,
+    }
+
+    impl Entry {
+        fn new(token: Arc<Token>, global: *const Global, participant: *const Participant) -> Self {
+            let hit = Box::new(Hit {
+                key: Arc::as_ptr(&token),
+                participant,
+            });
+            Self {
+                token,
+                global,
+                participant,
+                hit: NonNull::from(Box::leak(hit)),
+            }
+        }
+    }
+
+    impl Drop for Entry {
+        fn drop(&mut self) {
+            // SAFETY: from `Box::leak` in `new`, freed once, here. `FAST.hit`
+            // no longer points at it: every removal of an entry re-points
+            // it first (`Fast::clear`, the prune in `slow_in`).
+            drop(unsafe { Box::from_raw(self.hit.as_ptr()) });
+        }
     }
 
     /// The hit path (see the module docs). Every pointer in it is backed by
     /// an entry of `LOCAL` (which keeps the token alive, so a key is never
     /// stale) and is cleared before that entry goes.
     struct Fast {
-        /// The last collector looked up (its token's address) and its
-        /// record.
-        key: Cell<*const Token>,
-        participant: Cell<*const Participant>,
-        /// The default collector and this thread's record in it; null until
-        /// the first `epoch::pin()` and after `LOCAL` is destroyed.
+        /// The pair of the last collector looked up: `MISS` or the `hit` of
+        /// an entry of `LOCAL`.
+        hit: Word<Hit>,
+        /// This thread's record in the default collector, and the default
+        /// collector; null until the first `epoch::pin()` and after `LOCAL`
+        /// is destroyed.
         #[cfg(not(loom))]
-        default_participant: Cell<*const Participant>,
+        default_participant: Word<Participant>,
         #[cfg(not(loom))]
-        default_collector: Cell<*const Collector>,
+        default_collector: Word<Collector>,
     }
 
     impl Fast {
         #[allow(clippy::declare_interior_mutable_const)]
         const EMPTY: Fast = Fast {
-            key: Cell::new(core::ptr::null()),
-            participant: Cell::new(core::ptr::null()),
+            hit: Word::new((MISS as *const Hit).cast_mut()),
             #[cfg(not(loom))]
-            default_participant: Cell::new(core::ptr::null()),
+            default_participant: Word::new(ptr::null_mut()),
             #[cfg(not(loom))]
-            default_collector: Cell::new(core::ptr::null()),
+            default_collector: Word::new(ptr::null_mut()),
         };
 
         fn clear(&self) {
-            self.key.set(core::ptr::null());
-            self.participant.set(core::ptr::null());
+            // Release, here and below: pairs with the Acquire load in
+            // `participant` (which then reads `MISS`, static memory: no
+            // data to order; kept for uniformity).
+            self.hit.store(miss(), Ordering::Release);
             #[cfg(not(loom))]
             {
-                self.default_participant.set(core::ptr::null());
-                // The record before the collector: see `default_hit`.
-                compiler_fence(Ordering::SeqCst);
-                self.default_collector.set(core::ptr::null());
+                // The record before the collector (module docs): Relaxed,
+                // then the Release store keeps it first.
+                self.default_participant
+                    .store(ptr::null_mut(), Ordering::Relaxed);
+                // Release: orders the store above before this one, for a
+                // signal handler's `default_hit` (module docs).
+                self.default_collector
+                    .store(ptr::null_mut(), Ordering::Release);
             }
         }
     }
@@ -888,7 +1008,8 @@ mod local {
 
     impl Drop for Local {
         fn drop(&mut self) {
-            // First: no hit may return a record released below.
+            // First: no hit may return a record released below, nor read a
+            // `Hit` freed below.
             with_fast((), Fast::clear);
             for e in self.entries.get_mut().drain(..) {
                 release(&e);
@@ -925,10 +1046,22 @@ mod local {
     #[inline(always)]
     pub(super) fn participant(c: &Collector) -> Option<*const Participant> {
         let key = c.key;
-        // The key is never null, so an empty `FAST` misses.
         let hit = with_fast(None, |f| {
-            if f.key.get() == key {
-                Some(f.participant.get())
+            // Acquire: pairs with the Release store in `slow_in` (the
+            // `Hit`'s fields, written before it, are visible; see the
+            // module docs for why this matters with a signal handler).
+            let h = f.hit.load(Ordering::Acquire);
+            #[cfg(all(test, not(loom)))]
+            hook::at(hook::Point::Lookup);
+            // SAFETY: `MISS` (static) or the `hit` of an entry of `LOCAL`,
+            // which is freed only after `FAST.hit` stops pointing at it
+            // (a handler that runs between the load and here may re-point
+            // it, not free this one: only the prune in `slow_in` and
+            // `Local::drop` free entries, and both re-point `FAST.hit`
+            // first); never written after it was published.
+            let h = unsafe { &*h };
+            if h.key == key {
+                Some(h.participant)
             } else {
                 None
             }
@@ -943,21 +1076,26 @@ mod local {
     #[cfg(not(loom))]
     #[inline(always)]
     pub(super) fn default_hit() -> Option<(&'static Collector, *const Participant)> {
-        let (p, c) = with_fast((core::ptr::null(), core::ptr::null()), |f| {
-            let p = f.default_participant.get();
-            // The record is read first and the collector after it (and
-            // `cache_default` writes them in the other order, `Fast::clear`
-            // clears the record first), with compiler fences between: a
-            // signal handler that pins between the two reads cannot leave
-            // us with a record and no collector. (No instruction.)
-            compiler_fence(Ordering::SeqCst);
-            (p, f.default_collector.get())
+        let (p, c) = with_fast((ptr::null_mut(), ptr::null_mut()), |f| {
+            // Acquire: pairs with the Release store of the record in
+            // `cache_default`, so the collector stored before it is seen
+            // (and it keeps the collector's load after this one). A signal
+            // handler that pins between the two loads cannot leave us with
+            // a record and no collector (module docs). No instruction on
+            // x86-64.
+            let p = f.default_participant.load(Ordering::Acquire);
+            #[cfg(test)]
+            hook::at(hook::Point::Default);
+            // Relaxed: ordered by the Acquire load above.
+            (p, f.default_collector.load(Ordering::Relaxed))
         });
         if p.is_null() {
             None
         } else {
-            // SAFETY: a non-null record is set only by `cache_default`,
-            // after the `&'static Collector` of `default_collector`.
+            // SAFETY: a non-null record is stored only by `cache_default`,
+            // after (Release) the `&'static Collector` of
+            // `default_collector`, and cleared before it (`Fast::clear`);
+            // the Acquire load above sees the collector.
             Some((unsafe { &*c }, p))
         }
     }
@@ -973,10 +1111,12 @@ mod local {
         // entry of `c` (the default collector is never dropped, so the
         // entry is never pruned); its destructor clears this first.
         with_fast((), |f| {
-            f.default_collector.set(c);
-            // The collector before the record: see `default_hit`.
-            compiler_fence(Ordering::SeqCst);
-            f.default_participant.set(p);
+            // The collector before the record (module docs). Relaxed: the
+            // Release store below orders it.
+            f.default_collector
+                .store((c as *const Collector).cast_mut(), Ordering::Relaxed);
+            // Release: pairs with the Acquire load in `default_hit`.
+            f.default_participant.store(p.cast_mut(), Ordering::Release);
         });
         Some(p)
     }
@@ -989,28 +1129,52 @@ mod local {
     fn slow_in(l: &Local, c: &Collector) -> *const Participant {
         let key = Arc::as_ptr(&c.token);
         let mut entries = l.entries.borrow_mut();
-        let p = match entries.iter().find(|e| Arc::as_ptr(&e.token) == key) {
-            Some(e) => e.participant,
+        let i = match entries.iter().position(|e| Arc::as_ptr(&e.token) == key) {
+            Some(i) => i,
             None => {
                 // Forget collectors that were dropped. Relaxed: only the
                 // LIVE bit is looked at and nothing is read through it.
-                // (The fast key never names one of them: it names a live
-                // collector, or it is replaced below before anyone reads
-                // it.)
-                entries.retain(|e| e.token.state.load(Ordering::Relaxed) & LIVE != 0);
-                let p = c.global.register();
-                entries.push(Entry {
-                    token: Arc::clone(&c.token),
-                    global: &*c.global,
-                    participant: p,
+                // (The fast key never names one of them for a lookup: it
+                // names a live collector, or a dropped one, whose token
+                // address no live collector shares while the entry holds
+                // it.) An entry's `Hit` is freed with it, so `FAST.hit` is
+                // re-pointed first if it points there.
+                entries.retain(|e| {
+                    let live = e.token.state.load(Ordering::Relaxed) & LIVE != 0;
+                    if !live {
+                        with_fast((), |f| {
+                            // Relaxed: `MISS` is static; this store only
+                            // has to come before the entry's free, which
+                            // follows in program order on this thread
+                            // (a handler sees it first).
+                            if f.hit.load(Ordering::Relaxed) == e.hit.as_ptr() {
+                                f.hit.store(miss(), Ordering::Relaxed);
+                                // Keeps the store before the free that
+                                // follows (a call the compiler does not move
+                                // it past anyway).
+                                compiler_fence(Ordering::SeqCst);
+                            }
+                        });
+                    }
+                    live
                 });
-                p
+                let p = c.global.register();
+                entries.push(Entry::new(Arc::clone(&c.token), &*c.global, p));
+                entries.len() - 1
             }
         };
-        with_fast((), |f| {
-            f.key.set(key);
-            f.participant.set(p);
-        });
+        let (hit, p) = (entries[i].hit.as_ptr(), entries[i].participant);
+        // The borrow ends before the store, so a signal handler arriving
+        // here may look collectors up through this path too. It cannot
+        // free `hit`: the prune above only removes dropped collectors'
+        // entries, and `c` is alive (borrowed by our caller).
+        drop(entries);
+        #[cfg(all(test, not(loom)))]
+        hook::at(hook::Point::Install);
+        // One store: a signal handler sees the old pair or this one, never
+        // half of each (module docs). Release: pairs with the Acquire load
+        // in `participant`.
+        with_fast((), |f| f.hit.store(hit, Ordering::Release));
         p
     }
 
@@ -1118,6 +1282,9 @@ pub(crate) mod tests;
 
 #[cfg(all(test, not(loom)))]
 mod review_w6_tests;
+
+#[cfg(all(test, not(loom)))]
+mod signal_tests;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
