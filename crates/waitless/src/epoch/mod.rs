@@ -833,9 +833,10 @@ fn pin_default_slow() -> Guard<'static> {
 /// instructions, and may pin too: the hit paths must give the interrupted
 /// lookup the right record whatever the handler looked up in between, and
 /// a handler that interrupts a half-done update of `FAST` must not read a
-/// torn one. (The miss path borrows a `RefCell` and may allocate, so it is
-/// not async-signal-safe; a handler may use a collector whose lookup hits,
-/// or that it looked up before, as the hit paths below show.)
+/// torn one. (What is not async-signal-safe stays so: the miss path borrows
+/// a `RefCell`, so a handler that interrupts this thread's own miss path
+/// and misses too panics, and registering a collector allocates; a pin's
+/// periodic work may run deferred functions and free memory.)
 ///
 /// - Per collector: `FAST.hit` is one word, the address of a `Hit` that is
 ///   never written after it is published (each entry of `LOCAL` owns one,
