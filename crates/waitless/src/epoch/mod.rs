@@ -816,8 +816,8 @@ fn pin_default_slow() -> Guard<'static> {
 
 /// The thread-local map from collector to participant record.
 ///
-/// Two thread-locals. `FAST` holds the hit path: a pointer to the immutable
-/// (key, record) pair of the last collector looked up, and the default
+/// Two thread-locals. `FAST` holds the hit path: the last collector looked
+/// up (its key) and its record, under a sequence word, and the default
 /// collector's record. It has a `const` initializer and no destructor, so
 /// std stores it as a plain `#[thread_local]` static and reading it is an
 /// `%fs`-relative load, with no lazy-initialization or destroyed-state
@@ -838,23 +838,29 @@ fn pin_default_slow() -> Guard<'static> {
 /// and misses too panics, and registering a collector allocates; a pin's
 /// periodic work may run deferred functions and free memory.)
 ///
-/// - Per collector: `FAST.hit` is one word, the address of a `Hit` that is
-///   never written after it is published (each entry of `LOCAL` owns one,
-///   boxed, so its address is stable; the key and the record are read
-///   from the same `Hit`). A handler can only replace the word, atomically
-///   with respect to the interrupted code: a lookup reads the word once and
-///   then a pair that cannot change under it, so whatever a handler does
-///   between its instructions (switching to another collector, and back:
-///   K → K2 → K), the pair it compares and returns is one pair. The update
-///   is one store, so a handler never sees half of one; and a `Hit` is
-///   freed only after `FAST.hit` stops pointing at it (`Fast::clear` before
-///   `LOCAL`'s entries go; the prune in `slow_in` re-points it first). The
-///   key and the record used to be two cells: a handler that switched
-///   collectors between the interrupted lookup's key compare and its record
-///   load made it pin the other collector's record (test
-///   `epoch::tests::a_signal_handler_that_switches_collectors_mid_lookup`),
-///   and one that switched between `slow_in`'s two stores left a key with
-///   another collector's record cached for good.
+/// - Per collector: the key and the record are two words, guarded by a
+///   sequence word `seq` (a seqlock between the thread and its handlers).
+///   `slow_in` rewrites the pair as: `seq` odd, key null, record, key,
+///   `seq` even (2 more than before). A lookup loads `seq`, compares the
+///   key, loads the record and loads `seq` again; it hits only if `seq` did
+///   not change. A handler runs to completion between two instructions of
+///   the code it interrupts, so:
+///   - if it interrupts a lookup and rewrites the pair (once, or several
+///     times: K → K2 → K included), `seq` has grown by the second load, and
+///     the lookup takes the slow path;
+///   - if it interrupts a rewrite, it sees a key that is null (a miss) or
+///     the new key after the new record: never a key with another
+///     collector's record. It sees `seq` odd and does not rewrite (its own
+///     miss path returns the record without caching it), since the
+///     interrupted rewrite's remaining stores would mix with its own.
+///
+///   Until wave 7 the pair was two `Cell`s with no `seq`: a handler that
+///   switched collectors between the interrupted lookup's key compare and
+///   its record load made it pin the other collector's record, and one
+///   that pinned between `slow_in`'s two stores read the new key with the
+///   old record (tests in `epoch::signal_tests`). Re-reading the key alone
+///   would miss K → K2 → K, and would not stop a handler's rewrite from
+///   mixing with an interrupted one.
 /// - The default record and collector are two words, but each is written
 ///   with one value only (the default collector's address; this thread's
 ///   only record in it) or null: `cache_default` stores the collector, then
@@ -868,13 +874,13 @@ fn pin_default_slow() -> Guard<'static> {
 /// x86-64 and `ldr`/`ldar`-class instructions elsewhere, but the compiler
 /// must keep their order (it reorders plain `Cell` accesses freely, and
 /// `compiler_fence` orders only atomic accesses). The Release/Acquire pairs
-/// are between the thread and its own signal handlers, which is what
-/// `compiler_fence`/`atomic_signal_fence` would express; the hardware sees
-/// one thread and keeps its program order. loom cannot deliver signals:
+/// and compiler fences are between the thread and its own signal handlers,
+/// which is what `compiler_fence`/`atomic_signal_fence` is for; the
+/// hardware sees one thread and keeps its program order. loom cannot deliver signals:
 /// under loom the words are `Cell`s (there is no other thread to see them).
 mod local {
     use core::cell::RefCell;
-    use core::ptr::{self, NonNull};
+    use core::ptr;
 
     #[cfg(all(test, not(loom)))]
     use super::signal_tests::hook;
@@ -882,44 +888,32 @@ mod local {
     use crate::sync::atomic::{compiler_fence, Ordering};
     use crate::sync::Arc;
 
-    /// A word of `FAST`: an `AtomicPtr` (see the module docs); under loom,
-    /// which delivers no signals and has no `const` atomics, a `Cell` with
+    /// The words of `FAST`: atomics (see the module docs); under loom,
+    /// which delivers no signals and has no `const` atomics, `Cell`s with
     /// the same methods.
     #[cfg(not(loom))]
-    type Word<T> = crate::sync::atomic::AtomicPtr<T>;
+    type PtrWord<T> = crate::sync::atomic::AtomicPtr<T>;
+    #[cfg(not(loom))]
+    type SeqWord = crate::sync::atomic::AtomicUsize;
+    #[cfg(loom)]
+    type PtrWord<T> = Word<*mut T>;
+    #[cfg(loom)]
+    type SeqWord = Word<usize>;
 
     #[cfg(loom)]
-    struct Word<T>(core::cell::Cell<*mut T>);
+    struct Word<T: Copy>(core::cell::Cell<T>);
 
     #[cfg(loom)]
-    impl<T> Word<T> {
-        const fn new(p: *mut T) -> Self {
-            Self(core::cell::Cell::new(p))
+    impl<T: Copy> Word<T> {
+        const fn new(v: T) -> Self {
+            Self(core::cell::Cell::new(v))
         }
-        fn load(&self, _: Ordering) -> *mut T {
+        fn load(&self, _: Ordering) -> T {
             self.0.get()
         }
-        fn store(&self, p: *mut T, _: Ordering) {
-            self.0.set(p)
+        fn store(&self, v: T, _: Ordering) {
+            self.0.set(v)
         }
-    }
-
-    /// A cached (collector key, record) pair; never written after
-    /// `FAST.hit` first points at it.
-    struct Hit {
-        key: *const Token,
-        participant: *const Participant,
-    }
-
-    /// What `FAST.hit` points at when nothing is cached: the key is never a
-    /// collector's (a token's address is never null).
-    const MISS: &Hit = &Hit {
-        key: ptr::null(),
-        participant: ptr::null(),
-    };
-
-    fn miss() -> *mut Hit {
-        (MISS as *const Hit).cast_mut()
     }
 
     struct Entry {
@@ -927,74 +921,51 @@ mod local {
         token: Arc<Token>,
         global: *const Global,
         participant: *const Participant,
-        /// This entry's (key, record) pair for `FAST.hit`: from
-        /// `Box::into_raw`, freed when the entry drops, so its address
-        /// does not move when `entries` grows.
-        hit: NonNull<Hit>,
-    }
-
-    impl Entry {
-        fn new(token: Arc<Token>, global: *const Global, participant: *const Participant) -> Self {
-            let hit = Box::new(Hit {
-                key: Arc::as_ptr(&token),
-                participant,
-            });
-            Self {
-                token,
-                global,
-                participant,
-                hit: NonNull::from(Box::leak(hit)),
-            }
-        }
-    }
-
-    impl Drop for Entry {
-        fn drop(&mut self) {
-            // SAFETY: from `Box::leak` in `new`, freed once, here. `FAST.hit`
-            // no longer points at it: every removal of an entry re-points
-            // it first (`Fast::clear`, the prune in `slow_in`).
-            drop(unsafe { Box::from_raw(self.hit.as_ptr()) });
-        }
     }
 
     /// The hit path (see the module docs). Every pointer in it is backed by
     /// an entry of `LOCAL` (which keeps the token alive, so a key is never
     /// stale) and is cleared before that entry goes.
     struct Fast {
-        /// The pair of the last collector looked up: `MISS` or the `hit` of
-        /// an entry of `LOCAL`.
-        hit: Word<Hit>,
+        /// Even while the pair below is stable; odd while `slow_in`
+        /// rewrites it. Every rewrite adds 2.
+        seq: SeqWord,
+        /// The last collector looked up (its token's address) and its
+        /// record.
+        key: PtrWord<Token>,
+        participant: PtrWord<Participant>,
         /// This thread's record in the default collector, and the default
         /// collector; null until the first `epoch::pin()` and after `LOCAL`
         /// is destroyed.
         #[cfg(not(loom))]
-        default_participant: Word<Participant>,
+        default_participant: PtrWord<Participant>,
         #[cfg(not(loom))]
-        default_collector: Word<Collector>,
+        default_collector: PtrWord<Collector>,
     }
 
     impl Fast {
         #[allow(clippy::declare_interior_mutable_const)]
         const EMPTY: Fast = Fast {
-            hit: Word::new((MISS as *const Hit).cast_mut()),
+            seq: SeqWord::new(0),
+            key: PtrWord::new(ptr::null_mut()),
+            participant: PtrWord::new(ptr::null_mut()),
             #[cfg(not(loom))]
-            default_participant: Word::new(ptr::null_mut()),
+            default_participant: PtrWord::new(ptr::null_mut()),
             #[cfg(not(loom))]
-            default_collector: Word::new(ptr::null_mut()),
+            default_collector: PtrWord::new(ptr::null_mut()),
         };
 
         fn clear(&self) {
-            // Release, here and below: pairs with the Acquire load in
-            // `participant` (which then reads `MISS`, static memory: no
-            // data to order; kept for uniformity).
-            self.hit.store(miss(), Ordering::Release);
+            // A null key misses (module docs). Relaxed: ordered by the
+            // Release store below.
+            self.key.store(ptr::null_mut(), Ordering::Relaxed);
             #[cfg(not(loom))]
             {
                 // The record before the collector (module docs): Relaxed,
                 // then the Release store keeps it first.
                 self.default_participant
                     .store(ptr::null_mut(), Ordering::Relaxed);
-                // Release: orders the store above before this one, for a
+                // Release: orders the stores above before this one, for a
                 // signal handler's `default_hit` (module docs).
                 self.default_collector
                     .store(ptr::null_mut(), Ordering::Release);
@@ -1009,8 +980,7 @@ mod local {
 
     impl Drop for Local {
         fn drop(&mut self) {
-            // First: no hit may return a record released below, nor read a
-            // `Hit` freed below.
+            // First: no hit may return a record released below.
             with_fast((), Fast::clear);
             for e in self.entries.get_mut().drain(..) {
                 release(&e);
@@ -1048,21 +1018,26 @@ mod local {
     pub(super) fn participant(c: &Collector) -> Option<*const Participant> {
         let key = c.key;
         let hit = with_fast(None, |f| {
-            // Acquire: pairs with the Release store in `slow_in` (the
-            // `Hit`'s fields, written before it, are visible; see the
-            // module docs for why this matters with a signal handler).
-            let h = f.hit.load(Ordering::Acquire);
+            // Acquire: keeps the loads below after this one; pairs with the
+            // Release store of the even `seq` in `slow_in`.
+            let s = f.seq.load(Ordering::Acquire);
+            // The key is never null, so an empty `FAST` misses. Relaxed
+            // (both): ordered by the Acquire load above and the compiler
+            // fence below.
+            if f.key.load(Ordering::Relaxed).cast_const() != key {
+                return None;
+            }
             #[cfg(all(test, not(loom)))]
             hook::at(hook::Point::Lookup);
-            // SAFETY: `MISS` (static) or the `hit` of an entry of `LOCAL`,
-            // which is freed only after `FAST.hit` stops pointing at it
-            // (a handler that runs between the load and here may re-point
-            // it, not free this one: only the prune in `slow_in` and
-            // `Local::drop` free entries, and both re-point `FAST.hit`
-            // first); never written after it was published.
-            let h = unsafe { &*h };
-            if h.key == key {
-                Some(h.participant)
+            let p = f.participant.load(Ordering::Relaxed);
+            // The key and the record are read before `seq` again
+            // (`atomic_signal_fence(Acquire)`; no instruction).
+            compiler_fence(Ordering::Acquire);
+            // Unchanged: no rewrite ran between the two loads of `seq` (a
+            // handler's rewrite adds 2), so the key and the record are one
+            // pair.
+            if f.seq.load(Ordering::Relaxed) == s {
+                Some(p.cast_const())
             } else {
                 None
             }
@@ -1130,52 +1105,50 @@ mod local {
     fn slow_in(l: &Local, c: &Collector) -> *const Participant {
         let key = Arc::as_ptr(&c.token);
         let mut entries = l.entries.borrow_mut();
-        let i = match entries.iter().position(|e| Arc::as_ptr(&e.token) == key) {
-            Some(i) => i,
+        let p = match entries.iter().find(|e| Arc::as_ptr(&e.token) == key) {
+            Some(e) => e.participant,
             None => {
                 // Forget collectors that were dropped. Relaxed: only the
                 // LIVE bit is looked at and nothing is read through it.
-                // (The fast key never names one of them for a lookup: it
-                // names a live collector, or a dropped one, whose token
-                // address no live collector shares while the entry holds
-                // it.) An entry's `Hit` is freed with it, so `FAST.hit` is
-                // re-pointed first if it points there.
-                entries.retain(|e| {
-                    let live = e.token.state.load(Ordering::Relaxed) & LIVE != 0;
-                    if !live {
-                        with_fast((), |f| {
-                            // Relaxed: `MISS` is static; this store only
-                            // has to come before the entry's free, which
-                            // follows in program order on this thread
-                            // (a handler sees it first).
-                            if f.hit.load(Ordering::Relaxed) == e.hit.as_ptr() {
-                                f.hit.store(miss(), Ordering::Relaxed);
-                                // Keeps the store before the free that
-                                // follows (a call the compiler does not move
-                                // it past anyway).
-                                compiler_fence(Ordering::SeqCst);
-                            }
-                        });
-                    }
-                    live
-                });
+                // (The fast key never names one of them for a lookup: a
+                // token address is not reused while its entry holds it.)
+                entries.retain(|e| e.token.state.load(Ordering::Relaxed) & LIVE != 0);
                 let p = c.global.register();
-                entries.push(Entry::new(Arc::clone(&c.token), &*c.global, p));
-                entries.len() - 1
+                entries.push(Entry {
+                    token: Arc::clone(&c.token),
+                    global: &*c.global,
+                    participant: p,
+                });
+                p
             }
         };
-        let (hit, p) = (entries[i].hit.as_ptr(), entries[i].participant);
-        // The borrow ends before the store, so a signal handler arriving
-        // here may look collectors up through this path too. It cannot
-        // free `hit`: the prune above only removes dropped collectors'
-        // entries, and `c` is alive (borrowed by our caller).
+        // The borrow ends before the rewrite, so a signal handler arriving
+        // during the rewrite may take this path too.
         drop(entries);
-        #[cfg(all(test, not(loom)))]
-        hook::at(hook::Point::Install);
-        // One store: a signal handler sees the old pair or this one, never
-        // half of each (module docs). Release: pairs with the Acquire load
-        // in `participant`.
-        with_fast((), |f| f.hit.store(hit, Ordering::Release));
+        with_fast((), |f| {
+            // Relaxed: this thread's own word, ordered by the fences below.
+            let s = f.seq.load(Ordering::Relaxed);
+            if s & 1 != 0 {
+                // We interrupted a rewrite (we run in a signal handler):
+                // caching would mix our stores with its remaining ones.
+                // `p` is the right record anyway.
+                return;
+            }
+            f.seq.store(s.wrapping_add(1), Ordering::Relaxed);
+            // The odd `seq` before the stores below, for a handler that
+            // interrupts them (`atomic_signal_fence(Release)`).
+            compiler_fence(Ordering::Release);
+            // The key first, null: a handler that reads in between misses.
+            f.key.store(ptr::null_mut(), Ordering::Relaxed);
+            compiler_fence(Ordering::Release);
+            f.participant.store(p.cast_mut(), Ordering::Relaxed);
+            #[cfg(all(test, not(loom)))]
+            hook::at(hook::Point::Install);
+            // Release: the record (and the null key) before the key.
+            f.key.store(key.cast_mut(), Ordering::Release);
+            // Release: pairs with the Acquire load in `participant`.
+            f.seq.store(s.wrapping_add(2), Ordering::Release);
+        });
         p
     }
 

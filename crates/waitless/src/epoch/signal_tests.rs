@@ -28,10 +28,10 @@ pub(super) mod hook {
     /// Where in `local` an armed hook fires.
     #[derive(Clone, Copy, PartialEq, Eq, Debug)]
     pub(crate) enum Point {
-        /// `participant`: after the load of `FAST.hit`, before its pair is
-        /// read.
+        /// `participant`: after the key compare, before the record's load.
         Lookup,
-        /// `slow_in`: the entry found or made, before `FAST.hit` is stored.
+        /// `slow_in`: in the middle of rewriting the pair (`seq` odd, the
+        /// key null, the new record stored, the new key not yet).
         Install,
         /// `default_hit`: between the record's load and the collector's.
         Default,
@@ -165,8 +165,8 @@ fn pins_in_handler<'a>(cs: &'a [&'a Collector], seen: &'a Seen) -> impl Fn() + '
 }
 
 /// A handler that pins another collector (and maybe comes back: K → K2 →
-/// K) while the interrupted `Collector::pin` has loaded the cached pair but
-/// not read it: the interrupted pin still pins its own record.
+/// K) while the interrupted `Collector::pin` has compared the cached key
+/// but not loaded the record: the interrupted pin still pins its own record.
 #[test]
 fn a_signal_handler_that_switches_collectors_mid_lookup() {
     let (a, b, c) = (Collector::new(), Collector::new(), Collector::new());
@@ -199,7 +199,7 @@ fn a_signal_handler_that_switches_collectors_mid_lookup() {
 }
 
 /// A handler that pins while the interrupted pin is caching its collector
-/// (a miss: `slow_in` found the entry and is about to publish it): the
+/// (a miss: `slow_in` is rewriting the cached pair): the
 /// handler's pins get their own records, whether they pin the collector
 /// being cached or another one, the interrupted pin gets its own, and the
 /// cache is consistent afterwards.
