@@ -1134,6 +1134,12 @@ mod local {
                 // `p` is the right record anyway.
                 return;
             }
+            // Not a read-modify-write: a handler that runs between the
+            // load above and this store and rewrites completely leaves
+            // `seq` at `s + 2`; ours then stores `s + 1` and `s + 2` again
+            // around our own complete rewrite. No lookup spans that window
+            // (the interrupted code is this rewrite), and the pair we leave
+            // is ours, whole.
             f.seq.store(s.wrapping_add(1), Ordering::Relaxed);
             // The odd `seq` before the stores below, for a handler that
             // interrupts them (`atomic_signal_fence(Release)`).
