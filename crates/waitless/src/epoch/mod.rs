@@ -1110,9 +1110,31 @@ mod local {
             None => {
                 // Forget collectors that were dropped. Relaxed: only the
                 // LIVE bit is looked at and nothing is read through it.
-                // (The fast key never names one of them for a lookup: a
-                // token address is not reused while its entry holds it.)
-                entries.retain(|e| e.token.state.load(Ordering::Relaxed) & LIVE != 0);
+                // Dropping an entry may free its token, and a later
+                // collector's token may reuse the address: if the fast key
+                // names the token, it is nulled first (a signal handler
+                // that looked up such a collector between here and the
+                // rewrite below would otherwise hit with the dropped
+                // collector's record). A null key misses; an interrupted
+                // rewrite (`seq` odd) that has not nulled the key yet stores
+                // its own key after this, whole. A lookup in progress below
+                // us has compared its own, live, key, which is not this one.
+                entries.retain(|e| {
+                    let live = e.token.state.load(Ordering::Relaxed) & LIVE != 0;
+                    if !live {
+                        with_fast((), |f| {
+                            if f.key.load(Ordering::Relaxed).cast_const() == Arc::as_ptr(&e.token) {
+                                f.key.store(ptr::null_mut(), Ordering::Relaxed);
+                                // Before the entry's drop (a call that the
+                                // store is not moved past anyway).
+                                compiler_fence(Ordering::SeqCst);
+                            }
+                        });
+                        #[cfg(all(test, not(loom)))]
+                        hook::at(hook::Point::Prune);
+                    }
+                    live
+                });
                 let p = c.global.register();
                 entries.push(Entry {
                     token: Arc::clone(&c.token),
@@ -1203,6 +1225,12 @@ mod local {
                 Err(now) => s = now,
             }
         }
+    }
+
+    /// The cached key (for tests of pruning).
+    #[cfg(all(test, not(loom)))]
+    pub(super) fn cached_key() -> *const Token {
+        with_fast(ptr::null(), |f| f.key.load(Ordering::Relaxed).cast_const())
     }
 
     /// Number of cached collectors (for tests of pruning).

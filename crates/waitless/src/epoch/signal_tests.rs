@@ -33,6 +33,9 @@ pub(super) mod hook {
         /// `slow_in`: in the middle of rewriting the pair (`seq` odd, the
         /// key null, the new record stored, the new key not yet).
         Install,
+        /// `slow_in`'s prune: an entry of a dropped collector is about to
+        /// be dropped (its token possibly freed).
+        Prune,
         /// `default_hit`: between the record's load and the collector's.
         Default,
     }
@@ -250,4 +253,28 @@ fn a_signal_handler_that_pins_mid_default_pin() {
     assert_eq!(g.participant() as *const Participant, pd);
     drop(g);
     assert_eq!((seen.get(0), seen.get(1), seen.get(2)), (po, pd, po));
+}
+
+/// The cache names a collector that was then dropped; the next miss prunes
+/// its entry, which may free its token, whose address a new collector may
+/// then reuse. When that entry is about to go (where a signal handler could
+/// run), the cached key no longer names the token, so no lookup can match
+/// it (review finding of the lead, 23:37, on the first version of this
+/// branch; the same window existed on main for handlers).
+#[test]
+fn a_pruned_collector_is_not_named_by_the_cached_key() {
+    let d = Collector::new();
+    record(&d); // the cache names `d`
+    let dead_key = d.key;
+    drop(d); // this thread's entry still holds the token
+    assert_eq!(local::cached_key(), dead_key);
+    let named = std::cell::Cell::new(true);
+    let check = || named.set(local::cached_key() == dead_key);
+    hook::arm(Point::Prune, &check);
+    let c = Collector::new();
+    let pc = pinned_record(&c); // a miss that registers: prunes `d`
+    assert!(hook::fired(), "the miss did not prune");
+    hook::disarm();
+    assert!(!named.get(), "the cached key named a pruned collector");
+    assert_eq!(record(&c), pc);
 }
