@@ -816,23 +816,105 @@ fn pin_default_slow() -> Guard<'static> {
 
 /// The thread-local map from collector to participant record.
 ///
-/// Two thread-locals. `FAST` holds the hit path (the last collector looked
-/// up and the default collector's record): `Cell`s of raw pointers with a
-/// `const` initializer and no destructor, so std stores it as a plain
-/// `#[thread_local]` static and reading it is an `%fs`-relative load, with
-/// no lazy-initialization or destroyed-state test. `LOCAL` owns the entries
-/// (it has the destructor that hands the records back at thread exit) and
-/// is touched only on a miss. Its destructor clears `FAST` first, so a pin
-/// from a later thread-local destructor misses, finds `LOCAL` gone and
-/// takes an ephemeral record (`Collector::pin_ephemeral`), as before.
+/// Two thread-locals. `FAST` holds the hit path: the last collector looked
+/// up (its key) and its record, under a sequence word, and the default
+/// collector's record. It has a `const` initializer and no destructor, so
+/// std stores it as a plain `#[thread_local]` static and reading it is an
+/// `%fs`-relative load, with no lazy-initialization or destroyed-state
+/// test. `LOCAL` owns the entries (it has the destructor that hands the
+/// records back at thread exit) and is touched only on a miss. Its
+/// destructor clears `FAST` first, so a pin from a later thread-local
+/// destructor misses, finds `LOCAL` gone and takes an ephemeral record
+/// (`Collector::pin_ephemeral`), as before.
+///
+/// # Signal handlers
+///
+/// A signal handler runs on the interrupted thread, between two of its
+/// instructions, and may pin too: the hit paths must give the interrupted
+/// lookup the right record whatever the handler looked up in between, and
+/// a handler that interrupts a half-done update of `FAST` must not read a
+/// torn one. (What is not async-signal-safe stays so: the miss path borrows
+/// a `RefCell`, so a handler that interrupts this thread's own miss path
+/// and misses too panics, and registering a collector allocates; a pin's
+/// periodic work may run deferred functions and free memory.)
+///
+/// - Per collector: the key and the record are two words, guarded by a
+///   sequence word `seq` (a seqlock between the thread and its handlers).
+///   `slow_in` rewrites the pair as: `seq` odd, key null, record, key,
+///   `seq` even (2 more than before). A lookup loads `seq`, compares the
+///   key, loads the record and loads `seq` again; it hits only if `seq` did
+///   not change. A handler runs to completion between two instructions of
+///   the code it interrupts, so:
+///   - if it interrupts a lookup and rewrites the pair (once, or several
+///     times: K → K2 → K included), `seq` has grown by the second load, and
+///     the lookup takes the slow path;
+///   - if it interrupts a rewrite, it sees a key that is null (a miss) or
+///     the new key after the new record: never a key with another
+///     collector's record. It sees `seq` odd and does not rewrite (its own
+///     miss path returns the record without caching it), since the
+///     interrupted rewrite's remaining stores would mix with its own.
+///
+///   Until wave 7 the pair was two `Cell`s with no `seq`: a handler that
+///   switched collectors between the interrupted lookup's key compare and
+///   its record load made it pin the other collector's record, and one
+///   that pinned between `slow_in`'s two stores read the new key with the
+///   old record (tests in `epoch::signal_tests`). Re-reading the key alone
+///   would miss K → K2 → K, and would not stop a handler's rewrite from
+///   mixing with an interrupted one.
+/// - The default record and collector are two words, but each is written
+///   with one value only (the default collector's address; this thread's
+///   only record in it) or null: `cache_default` stores the collector, then
+///   (`Release`) the record; `Fast::clear` nulls the record, then
+///   (`Release`) the collector; `default_hit` loads the record (`Acquire`),
+///   then the collector. A handler sees a prefix of either update, so a
+///   non-null record comes with the collector.
+///
+/// The words are atomics, not `Cell`s, so that these program orders are
+/// real: `Relaxed`/`Acquire` loads and `Release` stores are plain `mov`s on
+/// x86-64 and `ldr`/`ldar`-class instructions elsewhere, but the compiler
+/// must keep their order (it reorders plain `Cell` accesses freely, and
+/// `compiler_fence` orders only atomic accesses). The Release/Acquire pairs
+/// and compiler fences are between the thread and its own signal handlers,
+/// which is what `compiler_fence`/`atomic_signal_fence` is for; the
+/// hardware sees one thread and keeps its program order. loom cannot deliver signals:
+/// under loom the words are `Cell`s (there is no other thread to see them).
 mod local {
-    use core::cell::{Cell, RefCell};
+    use core::cell::RefCell;
+    use core::ptr;
 
+    #[cfg(all(test, not(loom)))]
+    use super::signal_tests::hook;
     use super::{Collector, Global, Participant, Token, LIVE, USER};
-    #[cfg(not(loom))]
-    use crate::sync::atomic::compiler_fence;
-    use crate::sync::atomic::Ordering;
+    use crate::sync::atomic::{compiler_fence, Ordering};
     use crate::sync::Arc;
+
+    /// The words of `FAST`: atomics (see the module docs); under loom,
+    /// which delivers no signals and has no `const` atomics, `Cell`s with
+    /// the same methods.
+    #[cfg(not(loom))]
+    type PtrWord<T> = crate::sync::atomic::AtomicPtr<T>;
+    #[cfg(not(loom))]
+    type SeqWord = crate::sync::atomic::AtomicUsize;
+    #[cfg(loom)]
+    type PtrWord<T> = Word<*mut T>;
+    #[cfg(loom)]
+    type SeqWord = Word<usize>;
+
+    #[cfg(loom)]
+    struct Word<T: Copy>(core::cell::Cell<T>);
+
+    #[cfg(loom)]
+    impl<T: Copy> Word<T> {
+        const fn new(v: T) -> Self {
+            Self(core::cell::Cell::new(v))
+        }
+        fn load(&self, _: Ordering) -> T {
+            self.0.get()
+        }
+        fn store(&self, v: T, _: Ordering) {
+            self.0.set(v)
+        }
+    }
 
     struct Entry {
         /// Keeps the token's address unique while this entry exists.
@@ -845,38 +927,48 @@ mod local {
     /// an entry of `LOCAL` (which keeps the token alive, so a key is never
     /// stale) and is cleared before that entry goes.
     struct Fast {
+        /// Even while the pair below is stable; odd while `slow_in`
+        /// rewrites it. Every rewrite adds 2.
+        seq: SeqWord,
         /// The last collector looked up (its token's address) and its
         /// record.
-        key: Cell<*const Token>,
-        participant: Cell<*const Participant>,
-        /// The default collector and this thread's record in it; null until
-        /// the first `epoch::pin()` and after `LOCAL` is destroyed.
+        key: PtrWord<Token>,
+        participant: PtrWord<Participant>,
+        /// This thread's record in the default collector, and the default
+        /// collector; null until the first `epoch::pin()` and after `LOCAL`
+        /// is destroyed.
         #[cfg(not(loom))]
-        default_participant: Cell<*const Participant>,
+        default_participant: PtrWord<Participant>,
         #[cfg(not(loom))]
-        default_collector: Cell<*const Collector>,
+        default_collector: PtrWord<Collector>,
     }
 
     impl Fast {
         #[allow(clippy::declare_interior_mutable_const)]
         const EMPTY: Fast = Fast {
-            key: Cell::new(core::ptr::null()),
-            participant: Cell::new(core::ptr::null()),
+            seq: SeqWord::new(0),
+            key: PtrWord::new(ptr::null_mut()),
+            participant: PtrWord::new(ptr::null_mut()),
             #[cfg(not(loom))]
-            default_participant: Cell::new(core::ptr::null()),
+            default_participant: PtrWord::new(ptr::null_mut()),
             #[cfg(not(loom))]
-            default_collector: Cell::new(core::ptr::null()),
+            default_collector: PtrWord::new(ptr::null_mut()),
         };
 
         fn clear(&self) {
-            self.key.set(core::ptr::null());
-            self.participant.set(core::ptr::null());
+            // A null key misses (module docs). Relaxed: ordered by the
+            // Release store below.
+            self.key.store(ptr::null_mut(), Ordering::Relaxed);
             #[cfg(not(loom))]
             {
-                self.default_participant.set(core::ptr::null());
-                // The record before the collector: see `default_hit`.
-                compiler_fence(Ordering::SeqCst);
-                self.default_collector.set(core::ptr::null());
+                // The record before the collector (module docs): Relaxed,
+                // then the Release store keeps it first.
+                self.default_participant
+                    .store(ptr::null_mut(), Ordering::Relaxed);
+                // Release: orders the stores above before this one, for a
+                // signal handler's `default_hit` (module docs).
+                self.default_collector
+                    .store(ptr::null_mut(), Ordering::Release);
             }
         }
     }
@@ -925,10 +1017,27 @@ mod local {
     #[inline(always)]
     pub(super) fn participant(c: &Collector) -> Option<*const Participant> {
         let key = c.key;
-        // The key is never null, so an empty `FAST` misses.
         let hit = with_fast(None, |f| {
-            if f.key.get() == key {
-                Some(f.participant.get())
+            // Acquire: keeps the loads below after this one; pairs with the
+            // Release store of the even `seq` in `slow_in`.
+            let s = f.seq.load(Ordering::Acquire);
+            // The key is never null, so an empty `FAST` misses. Relaxed
+            // (both): ordered by the Acquire load above and the compiler
+            // fence below.
+            if f.key.load(Ordering::Relaxed).cast_const() != key {
+                return None;
+            }
+            #[cfg(all(test, not(loom)))]
+            hook::at(hook::Point::Lookup);
+            let p = f.participant.load(Ordering::Relaxed);
+            // The key and the record are read before `seq` again
+            // (`atomic_signal_fence(Acquire)`; no instruction).
+            compiler_fence(Ordering::Acquire);
+            // Unchanged: no rewrite ran between the two loads of `seq` (a
+            // handler's rewrite adds 2), so the key and the record are one
+            // pair.
+            if f.seq.load(Ordering::Relaxed) == s {
+                Some(p.cast_const())
             } else {
                 None
             }
@@ -943,21 +1052,26 @@ mod local {
     #[cfg(not(loom))]
     #[inline(always)]
     pub(super) fn default_hit() -> Option<(&'static Collector, *const Participant)> {
-        let (p, c) = with_fast((core::ptr::null(), core::ptr::null()), |f| {
-            let p = f.default_participant.get();
-            // The record is read first and the collector after it (and
-            // `cache_default` writes them in the other order, `Fast::clear`
-            // clears the record first), with compiler fences between: a
-            // signal handler that pins between the two reads cannot leave
-            // us with a record and no collector. (No instruction.)
-            compiler_fence(Ordering::SeqCst);
-            (p, f.default_collector.get())
+        let (p, c) = with_fast((ptr::null_mut(), ptr::null_mut()), |f| {
+            // Acquire: pairs with the Release store of the record in
+            // `cache_default`, so the collector stored before it is seen
+            // (and it keeps the collector's load after this one). A signal
+            // handler that pins between the two loads cannot leave us with
+            // a record and no collector (module docs). No instruction on
+            // x86-64.
+            let p = f.default_participant.load(Ordering::Acquire);
+            #[cfg(test)]
+            hook::at(hook::Point::Default);
+            // Relaxed: ordered by the Acquire load above.
+            (p, f.default_collector.load(Ordering::Relaxed))
         });
         if p.is_null() {
             None
         } else {
-            // SAFETY: a non-null record is set only by `cache_default`,
-            // after the `&'static Collector` of `default_collector`.
+            // SAFETY: a non-null record is stored only by `cache_default`,
+            // after (Release) the `&'static Collector` of
+            // `default_collector`, and cleared before it (`Fast::clear`);
+            // the Acquire load above sees the collector.
             Some((unsafe { &*c }, p))
         }
     }
@@ -973,10 +1087,12 @@ mod local {
         // entry of `c` (the default collector is never dropped, so the
         // entry is never pruned); its destructor clears this first.
         with_fast((), |f| {
-            f.default_collector.set(c);
-            // The collector before the record: see `default_hit`.
-            compiler_fence(Ordering::SeqCst);
-            f.default_participant.set(p);
+            // The collector before the record (module docs). Relaxed: the
+            // Release store below orders it.
+            f.default_collector
+                .store((c as *const Collector).cast_mut(), Ordering::Relaxed);
+            // Release: pairs with the Acquire load in `default_hit`.
+            f.default_participant.store(p.cast_mut(), Ordering::Release);
         });
         Some(p)
     }
@@ -994,10 +1110,31 @@ mod local {
             None => {
                 // Forget collectors that were dropped. Relaxed: only the
                 // LIVE bit is looked at and nothing is read through it.
-                // (The fast key never names one of them: it names a live
-                // collector, or it is replaced below before anyone reads
-                // it.)
-                entries.retain(|e| e.token.state.load(Ordering::Relaxed) & LIVE != 0);
+                // Dropping an entry may free its token, and a later
+                // collector's token may reuse the address: if the fast key
+                // names the token, it is nulled first (a signal handler
+                // that looked up such a collector between here and the
+                // rewrite below would otherwise hit with the dropped
+                // collector's record). A null key misses; an interrupted
+                // rewrite (`seq` odd) that has not nulled the key yet stores
+                // its own key after this, whole. A lookup in progress below
+                // us has compared its own, live, key, which is not this one.
+                entries.retain(|e| {
+                    let live = e.token.state.load(Ordering::Relaxed) & LIVE != 0;
+                    if !live {
+                        with_fast((), |f| {
+                            if f.key.load(Ordering::Relaxed).cast_const() == Arc::as_ptr(&e.token) {
+                                f.key.store(ptr::null_mut(), Ordering::Relaxed);
+                                // Before the entry's drop (a call that the
+                                // store is not moved past anyway).
+                                compiler_fence(Ordering::SeqCst);
+                            }
+                        });
+                        #[cfg(all(test, not(loom)))]
+                        hook::at(hook::Point::Prune);
+                    }
+                    live
+                });
                 let p = c.global.register();
                 entries.push(Entry {
                     token: Arc::clone(&c.token),
@@ -1007,9 +1144,38 @@ mod local {
                 p
             }
         };
+        // The borrow ends before the rewrite, so a signal handler arriving
+        // during the rewrite may take this path too.
+        drop(entries);
         with_fast((), |f| {
-            f.key.set(key);
-            f.participant.set(p);
+            // Relaxed: this thread's own word, ordered by the fences below.
+            let s = f.seq.load(Ordering::Relaxed);
+            if s & 1 != 0 {
+                // We interrupted a rewrite (we run in a signal handler):
+                // caching would mix our stores with its remaining ones.
+                // `p` is the right record anyway.
+                return;
+            }
+            // Not a read-modify-write: a handler that runs between the
+            // load above and this store and rewrites completely leaves
+            // `seq` at `s + 2`; ours then stores `s + 1` and `s + 2` again
+            // around our own complete rewrite. No lookup spans that window
+            // (the interrupted code is this rewrite), and the pair we leave
+            // is ours, whole.
+            f.seq.store(s.wrapping_add(1), Ordering::Relaxed);
+            // The odd `seq` before the stores below, for a handler that
+            // interrupts them (`atomic_signal_fence(Release)`).
+            compiler_fence(Ordering::Release);
+            // The key first, null: a handler that reads in between misses.
+            f.key.store(ptr::null_mut(), Ordering::Relaxed);
+            compiler_fence(Ordering::Release);
+            f.participant.store(p.cast_mut(), Ordering::Relaxed);
+            #[cfg(all(test, not(loom)))]
+            hook::at(hook::Point::Install);
+            // Release: the record (and the null key) before the key.
+            f.key.store(key.cast_mut(), Ordering::Release);
+            // Release: pairs with the Acquire load in `participant`.
+            f.seq.store(s.wrapping_add(2), Ordering::Release);
         });
         p
     }
@@ -1059,6 +1225,12 @@ mod local {
                 Err(now) => s = now,
             }
         }
+    }
+
+    /// The cached key (for tests of pruning).
+    #[cfg(all(test, not(loom)))]
+    pub(super) fn cached_key() -> *const Token {
+        with_fast(ptr::null(), |f| f.key.load(Ordering::Relaxed).cast_const())
     }
 
     /// Number of cached collectors (for tests of pruning).
@@ -1118,6 +1290,9 @@ pub(crate) mod tests;
 
 #[cfg(all(test, not(loom)))]
 mod review_w6_tests;
+
+#[cfg(all(test, not(loom)))]
+mod signal_tests;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
