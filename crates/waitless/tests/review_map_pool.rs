@@ -386,10 +386,19 @@ fn concurrent_updates_on_recycled_boxes_lose_no_increment() {
         let m: LockFreeHashMap<u64, Val> = LockFreeHashMap::new();
         m.insert(0, Val::new(0, 0, &tok));
         let other_done = AtomicU64::new(0);
+        // Set by this thread's first waiting closure: the other thread
+        // starts its updates only then, so at least one wait happens
+        // however the threads are scheduled (without it, a descheduled
+        // main thread let the other finish first on a loaded machine).
+        let first_wait = AtomicBool::new(false);
         let mut waits = 0u64;
         std::thread::scope(|s| {
-            let (m, tok, other_done) = (&m, &tok, &other_done);
+            let (m, tok, other_done, first_wait) = (&m, &tok, &other_done, &first_wait);
             s.spawn(move || {
+                // Acquire: pairs with the Release store below (a flag only).
+                while !first_wait.load(Ordering::Acquire) {
+                    std::thread::yield_now();
+                }
                 for _ in 0..per_thread {
                     m.update(&0, |v| Val::new(0, v.gen + 1, tok))
                         .expect("present")
@@ -408,6 +417,9 @@ fn concurrent_updates_on_recycled_boxes_lose_no_increment() {
                         let seen = other_done.load(Ordering::Acquire);
                         if seen < per_thread {
                             waits += 1;
+                            // Release: pairs with the other thread's
+                            // Acquire load before its first update.
+                            first_wait.store(true, Ordering::Release);
                             while other_done.load(Ordering::Acquire) == seen {
                                 std::thread::yield_now();
                             }
