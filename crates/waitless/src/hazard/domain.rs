@@ -886,22 +886,11 @@ impl Domain {
     /// # Safety
     /// As for [`retire`](Self::retire).
     unsafe fn push<T>(&self, ptr: *mut T, deleter: unsafe fn(*mut T), may_scan: bool) {
-        // SAFETY: `*mut T` and `*mut u8` are ABI-compatible thin pointers
-        // (T: Sized), so calling the transmuted function with a `*mut u8`
-        // that came from a `*mut T` is calling the original.
-        let deleter: unsafe fn(*mut u8) = unsafe { core::mem::transmute(deleter) };
         let local = self.local();
         // SAFETY: `local` is ours (cached or just acquired).
         let l = unsafe { local.as_ref() };
-        // SAFETY: we own `l`; the borrow is short and runs no user code.
-        let len = l.retired.with_mut(|r| unsafe {
-            (*r).push(Retired {
-                ptr: ptr.cast(),
-                deleter,
-            });
-            (*r).len()
-        });
-        l.pending.store(len, Ordering::Relaxed);
+        // SAFETY: we own `l`; the rest are our own preconditions.
+        let len = unsafe { l.push_retired(ptr, deleter) };
         // The trigger is domain-wide (the shared list plus the orphans of
         // exited threads), so the garbage of all records together stays
         // O(hazard slots), and orphans are adopted by whichever thread
@@ -1009,6 +998,32 @@ impl Domain {
 }
 
 impl Local {
+    /// Appends `ptr` to this record's private retired list (no hand-over,
+    /// no scan); returns the list's new length.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns this record.
+    /// 2. `ptr` and `deleter` meet [`Domain::retire`]'s preconditions for
+    ///    the domain this record belongs to.
+    #[inline]
+    pub(crate) unsafe fn push_retired<T>(&self, ptr: *mut T, deleter: unsafe fn(*mut T)) -> usize {
+        // SAFETY: `*mut T` and `*mut u8` are ABI-compatible thin pointers
+        // (T: Sized), so calling the transmuted function with a `*mut u8`
+        // that came from a `*mut T` is calling the original.
+        let deleter: unsafe fn(*mut u8) = unsafe { core::mem::transmute(deleter) };
+        // SAFETY: precondition 1; the borrow is short and runs no user code.
+        let len = self.retired.with_mut(|r| unsafe {
+            (*r).push(Retired {
+                ptr: ptr.cast(),
+                deleter,
+            });
+            (*r).len()
+        });
+        // Relaxed: a mirror of the owner's list length (see `pending`).
+        self.pending.store(len, Ordering::Relaxed);
+        len
+    }
+
     /// Reserves `n` adjacent free slots at once: `Some((first, mask))`, or
     /// `None` if no run of `n` slots is free.
     ///

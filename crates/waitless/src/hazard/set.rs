@@ -190,6 +190,27 @@ impl<'d, const N: usize> CachedSet<'d, N> {
         })
     }
 
+    /// Retires `ptr` into the set's record, the thread's cached record for
+    /// the domain, without handing over or scanning (as
+    /// [`Domain::retire_deferred`], minus its record lookup); returns how
+    /// many objects the record's private list now holds, so that the
+    /// caller can collect ([`Domain::collect_at`]) once the set is dropped.
+    ///
+    /// # Safety
+    /// As for [`Domain::retire`], for the set's domain.
+    #[inline(always)]
+    pub(crate) unsafe fn retire_deferred<T>(
+        &self,
+        ptr: *mut T,
+        deleter: unsafe fn(*mut T),
+    ) -> usize {
+        // SAFETY: the record outlives the set and this thread owns it (the
+        // set is !Send and its record is the thread's cached one); the
+        // rest are our own preconditions, and the record belongs to the
+        // set's domain.
+        unsafe { self.local.as_ref().push_retired(ptr, deleter) }
+    }
+
     /// The set's slots (see [`HazardSet::members`]).
     #[inline(always)]
     pub(crate) fn members(&self) -> Members<'_, N> {

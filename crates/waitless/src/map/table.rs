@@ -466,10 +466,16 @@ enum Found<K, V> {
 
 /// What [`RawTable::probe`] found.
 enum Probe<K, V> {
-    /// The key and its value (protected by the set's members 2 and 3).
-    Hit(*const K, *const V),
-    /// The key is absent.
-    Miss,
+    /// The key's entry (protected by the set's member 2), its value (not
+    /// null, protected by member 3) and its value cell's word as validated
+    /// (the value with the share bits).
+    Hit(*mut Entry<K, V>, *const V, *mut V),
+    /// The key's entry (protected by member 2) holds no value (a
+    /// tombstone); its value cell's word as validated. Absent for a read.
+    Tomb(*mut Entry<K, V>, *mut V),
+    /// The key is absent (no entry): the probe ended at free slot `.1`
+    /// of table `.0`, the root when the probe protected it (member 0).
+    Miss(*const Table<K, V>, usize),
     /// Not decided on the fast path: use the general one.
     Slow,
 }
@@ -490,6 +496,26 @@ enum Put<V> {
     Inserted,
     Replaced(V),
     Present(V),
+}
+
+/// A value a fast write swapped out of its cell (`p` null if the cell
+/// held none): protected by member 3 of the writer's set, not retired yet;
+/// `deleter` is the one its retirement must use.
+struct Old<V> {
+    p: *mut V,
+    deleter: unsafe fn(*mut V),
+}
+
+/// Deleter for a swapped-out value box: [`pool::free`](super::pool::free)
+/// on the `*mut V` the value cell held.
+///
+/// # Safety
+/// 1. As for `pool::free`: `p` is the value of a box from `pool::boxed`
+///    (or `Box::new(Al(..))`), live, and nothing uses it afterwards.
+unsafe fn free_box<V>(p: *mut V) {
+    // SAFETY: precondition 1; `Al<V>` is `repr(C)` with the value at
+    // offset 0, so the cell's pointer is the box's.
+    unsafe { super::pool::free(p.cast::<Al<V>>()) }
 }
 
 /// A boxed `Al<V>` not published yet (null when none or published).
@@ -873,8 +899,8 @@ impl<K, V> RawTable<K, V> {
         match self.probe(g.hp.members(), hash, key) {
             // SAFETY: protected by `g`'s hazards 2 and 3 (see `probe`)
             // until `g` is used again, which the borrow prevents.
-            Probe::Hit(k, v) => Some(unsafe { (&*k, &*v) }),
-            Probe::Miss => None,
+            Probe::Hit(e, v, _) => Some(unsafe { (&(*e).key, &*v) }),
+            Probe::Tomb(..) | Probe::Miss(..) => None,
             Probe::Slow => self.lookup_kv_slow(g, hash, key),
         }
     }
@@ -885,8 +911,10 @@ impl<K, V> RawTable<K, V> {
     /// filter (member 2) and protects the value (member 3), with the same
     /// loads, hazards and validations as [`find`](Self::find) and
     /// [`protect_value`](Self::protect_value), so the same linearization
-    /// points. `Hit(k, v)`: the key and its value, protected by members 2
-    /// and 3 until they are published over or the set is dropped. Every
+    /// points. `Hit(e, v, vw)`: the key's entry, its value and its value
+    /// cell's word, entry and value protected by members 2 and 3 until they are
+    /// published over or the set is dropped (`Tomb`: the same for an entry
+    /// without a value, which a read reports absent). Every
     /// other case (a `COPIED` or `FROZEN` slot on the way, a word or value
     /// that changed under a validation, a sealed entry, a full table) is
     /// `Slow`: the caller starts the whole lookup again on the general
@@ -944,7 +972,7 @@ impl<K, V> RawTable<K, V> {
                     if flags(w) & FROZEN != 0 {
                         return Probe::Slow; // migrating
                     }
-                    return Probe::Miss;
+                    return Probe::Miss(t, i);
                 }
             } else if (w as usize) & FILTER == f {
                 if flags(w) & COPIED != 0 {
@@ -972,9 +1000,9 @@ impl<K, V> RawTable<K, V> {
                         return Probe::Slow;
                     }
                     if v.is_null() {
-                        return Probe::Miss;
+                        return Probe::Tomb(e, vw);
                     }
-                    return Probe::Hit(&ent.key, v);
+                    return Probe::Hit(e, v, vw);
                 }
             }
             if left == 0 {
@@ -1052,8 +1080,8 @@ impl<K, V> RawTable<K, V> {
                 // SAFETY: protected by `hp`'s members 2 and 3 (see
                 // `probe`); `hp` is neither used nor dropped before `f`
                 // returns.
-                Probe::Hit(_, v) => return Some(f(unsafe { &*v })),
-                Probe::Miss => return None,
+                Probe::Hit(_, v, _) => return Some(f(unsafe { &*v })),
+                Probe::Tomb(..) | Probe::Miss(..) => return None,
                 Probe::Slow => {}
             }
         }
@@ -1078,7 +1106,57 @@ impl<K, V> RawTable<K, V> {
     }
 
     /// Inserts or replaces; returns the old value (cloned).
+    ///
+    /// The fast path holds only the thread's cached hazard set:
+    /// [`probe`](Self::probe), then one CAS on the value cell of the key's
+    /// entry, or for a new key the slot claim in a root that is not
+    /// migrating ([`claim_fast`](Self::claim_fast)); the old value is
+    /// retired into the set's record (no [`Guard`]). A migration on the
+    /// probe's way, a lost CAS, an exhausted budget or a taken cached set
+    /// (a write nested in another operation's closure or `Eq`) go the
+    /// general way.
+    #[inline]
     pub(crate) fn insert(&self, hash: u64, key: K, value: V) -> Option<V>
+    where
+        K: Eq,
+        V: Clone,
+    {
+        let Some(hp) = CachedSet::<4>::try_new(&self.domain) else {
+            return self.insert_slow(hash, key, value);
+        };
+        match self.insert_fast(hp.members(), hash, key, value) {
+            Ok(old) => self.finish_cached(hp, old),
+            Err((key, value)) => {
+                drop(hp);
+                self.insert_put(hash, key, value)
+            }
+        }
+    }
+
+    /// [`insert`](Self::insert) with a per-call guard (cached set taken or
+    /// unavailable; always under loom, so the models explore
+    /// [`insert_fast`](Self::insert_fast)): the fast write on the guard's
+    /// set, then the general path.
+    #[cold]
+    #[inline(never)]
+    fn insert_slow(&self, hash: u64, key: K, value: V) -> Option<V>
+    where
+        K: Eq,
+        V: Clone,
+    {
+        let g = self.guard();
+        match self.insert_fast(g.hp.members(), hash, key, value) {
+            Ok(old) => self.finish_guarded(g, old),
+            Err((key, value)) => {
+                drop(g);
+                self.insert_put(hash, key, value)
+            }
+        }
+    }
+
+    /// The general insert ([`put`](Self::put)).
+    #[inline(never)]
+    fn insert_put(&self, hash: u64, key: K, value: V) -> Option<V>
     where
         K: Eq,
         V: Clone,
@@ -1087,6 +1165,213 @@ impl<K, V> RawTable<K, V> {
             Put::Inserted => None,
             Put::Replaced(old) | Put::Present(old) => Some(old),
         }
+    }
+
+    /// The write fast path of `insert`: `Ok` with what one value-cell CAS
+    /// swapped out of the key's entry (see [`swap_fast`](Self::swap_fast)),
+    /// or, for a key without an entry, `Ok` with a null `old` after the
+    /// slot CAS of a new entry ([`claim_fast`](Self::claim_fast)); `Err`
+    /// with the key and value when [`probe`](Self::probe) sends the write
+    /// to the general path or a CAS lost.
+    #[inline(always)]
+    fn insert_fast(&self, m: Members<'_, 4>, hash: u64, key: K, value: V) -> Result<Old<V>, (K, V)>
+    where
+        K: Eq,
+    {
+        let (e, vw) = match self.probe(m, hash, &key) {
+            Probe::Hit(e, _, vw) | Probe::Tomb(e, vw) => (e, vw),
+            Probe::Miss(t, i) => return self.claim_fast(t, i, tag_of(hash), key, value),
+            Probe::Slow => return Err((key, value)),
+        };
+        let nb = super::pool::boxed(value).cast::<V>();
+        match self.swap_fast(e, vw, nb) {
+            Some(old) => Ok(old),
+            // SAFETY: our box, never published (the CAS failed).
+            None => Err((key, unsafe { Box::from_raw(nb.cast::<Al<V>>()) }.0)),
+        }
+    }
+
+    /// A new key's entry into free slot `i` of `t` (protected by member 0;
+    /// the probe for the key ended there): the steps of `put`'s
+    /// `Found::Empty` arm (only while `t` is the root and not migrating;
+    /// the budget reservation; the tag claim; the slot CAS `null → entry`,
+    /// the linearization point). Anything else (a migration, an exhausted
+    /// budget, a slot claimed by another key, a lost CAS) gives the key
+    /// and value back for the general path, which helps or grows.
+    #[inline]
+    fn claim_fast(
+        &self,
+        t: *const Table<K, V>,
+        i: usize,
+        tag: u32,
+        key: K,
+        value: V,
+    ) -> Result<Old<V>, (K, V)> {
+        // SAFETY: `t` is protected by member 0 (validated against the root
+        // by `probe`); a table is retired only after the root moved past it.
+        let t = unsafe { &*t };
+        // Acquire (both): as in `put`, pairs with `grow`'s CAS and with the
+        // root's move.
+        if !t.next.load(Ordering::Acquire).is_null()
+            || self.root.load(Ordering::Acquire) != ptr::from_ref(t).cast_mut()
+        {
+            return Err((key, value));
+        }
+        // Relaxed: a budget (see `put`).
+        if t.claims.fetch_add(1, Ordering::Relaxed) >= t.max {
+            t.claims.fetch_sub(1, Ordering::Relaxed);
+            return Err((key, value));
+        }
+        let s = t.slots.at(i);
+        // Relaxed: the tag orders nothing (see `find`).
+        let claimed = match s
+            .tag
+            .compare_exchange(0, tag, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => true,
+            Err(x) => x == tag,
+        };
+        if claimed {
+            let ep = Entry::boxed(key, value);
+            // Release: publishes the entry and its value (pairs with the
+            // Acquire word loads of `probe` and `find`); nothing is read
+            // through the null word we replace. Relaxed on failure:
+            // nothing is read through the word we lost to either; the
+            // general path re-reads it with Acquire.
+            if s.word
+                .compare_exchange(
+                    ptr::null_mut(),
+                    slot_word(ep, tag),
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                // Relaxed: a statistic.
+                self.stripe().fetch_add(1, Ordering::Relaxed);
+                return Ok(Old {
+                    p: ptr::null_mut(),
+                    deleter: free_box::<V>,
+                });
+            }
+            t.claims.fetch_sub(1, Ordering::Relaxed);
+            // SAFETY: the CAS failed, so `ep` was never shared.
+            return Err(unsafe { Entry::unbox(ep) });
+        }
+        t.claims.fetch_sub(1, Ordering::Relaxed);
+        Err((key, value))
+    }
+
+    /// The write fast path of `remove`: `Ok(Some(old))` if one value-cell
+    /// CAS swapped the key's value out, `Ok(None)` if the key holds no
+    /// value (no entry, or a tombstone: linearized at the word or value
+    /// load `probe` validated, as in the general path), `Err(())` for the
+    /// general path (`probe` undecided, or the CAS lost).
+    #[inline(always)]
+    fn remove_fast<Q>(&self, m: Members<'_, 4>, hash: u64, key: &Q) -> Result<Option<Old<V>>, ()>
+    where
+        K: core::borrow::Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        match self.probe(m, hash, key) {
+            Probe::Hit(e, _, vw) => self.swap_fast(e, vw, ptr::null_mut()).map(Some).ok_or(()),
+            Probe::Tomb(..) | Probe::Miss(..) => Ok(None),
+            Probe::Slow => Err(()),
+        }
+    }
+
+    /// One CAS of entry `e`'s value cell from `vw`, the word
+    /// [`probe`](Self::probe) validated (entry protected by member 2, its
+    /// value, if any, by member 3), to `nb` (a box of ours not published
+    /// yet, or null to remove): the CAS of [`write_value`](Self::write_value),
+    /// with its share bits and counters, so the same linearization point.
+    /// `None` if the CAS failed; else what it swapped out, not retired
+    /// yet (the caller retires it once).
+    #[inline(always)]
+    fn swap_fast(&self, e: *mut Entry<K, V>, vw: *mut V, nb: *mut V) -> Option<Old<V>> {
+        let p = untag(vw);
+        // The caller clones what we swap out after the CAS: start its
+        // cache miss now (as in `write_value`).
+        prefetch(p);
+        // SAFETY: `e` is protected by member 2 and was validated against
+        // its slot by `probe`.
+        let cell = unsafe { &(*e).value };
+        // SAFETY: as above.
+        let init = unsafe { Entry::init_ptr(e) };
+        // Swapping `init` out gives its pending drop a share.
+        let bits = flags(vw) | if p == init { OWN_INIT } else { 0 };
+        // AcqRel: as in `write_value`: Release publishes the new box to
+        // readers; Acquire pairs with the CAS that stored the value we
+        // swap out (whose box we retire). Expecting the whole word: a
+        // share bit or a seal that changed since the probe fails the CAS
+        // and sends the write to the general path.
+        cell.compare_exchange(vw, tagged(nb, bits), Ordering::AcqRel, Ordering::Relaxed)
+            .ok()?;
+        // Relaxed (both): a statistic.
+        if p.is_null() {
+            self.stripe().fetch_add(1, Ordering::Relaxed);
+        } else if nb.is_null() {
+            self.stripe().fetch_sub(1, Ordering::Relaxed);
+        }
+        let deleter: unsafe fn(*mut V) = if p == init {
+            drop_init::<K, V>
+        } else {
+            free_box::<V>
+        };
+        Some(Old { p, deleter })
+    }
+
+    /// The tail of a fast write on the cached set `hp`: retires `old`
+    /// into the set's record, clones it (still protected by member 3),
+    /// gives the set back, then hands over or scans (out of line) once the
+    /// thread's private list holds `SCAN_BATCH` objects: retire → clone →
+    /// release → collect, as [`take_old`](Self::take_old) orders it, so a
+    /// panicking `V::clone` or `V::drop` (in the scan) leaks nothing and
+    /// leaves the set free (dropped by the unwinding or before the scan).
+    #[inline(always)]
+    fn finish_cached(&self, hp: CachedSet<'_, 4>, old: Old<V>) -> Option<V>
+    where
+        V: Clone,
+    {
+        if old.p.is_null() {
+            return None;
+        }
+        // SAFETY: `old.p` was swapped out of its cell by our CAS, so it is
+        // unreachable from then on; retired once, with the deleter
+        // `swap_fast` chose for it (`drop_init` holds the `OWN_INIT` share
+        // the CAS took; `free_box` for a pool box).
+        let n = unsafe { hp.retire_deferred(old.p, old.deleter) };
+        // SAFETY: protected by member 3 of `hp`, which is still alive, and
+        // retired only into the list no scan reads before `hp` is dropped.
+        let v = unsafe { (*old.p).clone() };
+        drop(hp);
+        if n >= SCAN_BATCH {
+            self.collect();
+        }
+        Some(v)
+    }
+
+    /// [`finish_cached`](Self::finish_cached) for a fast write on a guard's
+    /// set: retire through the domain, then [`take_old`](Self::take_old).
+    fn finish_guarded(&self, mut g: Guard<'_>, old: Old<V>) -> Option<V>
+    where
+        V: Clone,
+    {
+        if old.p.is_null() {
+            return None;
+        }
+        // SAFETY: as in `finish_cached`.
+        unsafe { self.domain.retire_deferred(old.p, old.deleter) };
+        g.retired = true;
+        Some(Self::take_old(g, old.p))
+    }
+
+    /// Hands over or scans this thread's retired list (the out-of-line
+    /// part of a fast write's tail; see `Guard::collect`).
+    #[cold]
+    #[inline(never)]
+    fn collect(&self) {
+        self.domain.collect_at(SCAN_BATCH);
     }
 
     /// A clone of the key's value; if absent, inserts `make()` first (run
@@ -1251,8 +1536,33 @@ impl<K, V> RawTable<K, V> {
         Q: Eq + ?Sized,
         V: Clone,
     {
-        let tag = tag_of(hash);
+        if let Some(hp) = CachedSet::<4>::try_new(&self.domain) {
+            match self.remove_fast(hp.members(), hash, key) {
+                Ok(Some(old)) => return self.finish_cached(hp, old),
+                Ok(None) => return None,
+                Err(()) => {}
+            }
+        }
+        self.remove_slow(hash, key)
+    }
+
+    /// [`remove`](Self::remove) with a per-call guard: the fast write on
+    /// the guard's set (so loom explores it), then the general path.
+    #[cold]
+    #[inline(never)]
+    fn remove_slow<Q>(&self, hash: u64, key: &Q) -> Option<V>
+    where
+        K: core::borrow::Borrow<Q>,
+        Q: Eq + ?Sized,
+        V: Clone,
+    {
         let mut g = self.guard();
+        match self.remove_fast(g.hp.members(), hash, key) {
+            Ok(Some(old)) => return self.finish_guarded(g, old),
+            Ok(None) => return None,
+            Err(()) => {}
+        }
+        let tag = tag_of(hash);
         loop {
             let e = self.entry_of(&mut g, tag, key)?;
             match self.write_value(&mut g, e, &mut |cur| cur.map(|_| ptr::null_mut())) {

@@ -813,3 +813,187 @@ fn iteration_never_yields_a_key_twice_across_a_migration() {
         );
     }
 }
+
+// Wave 9 (map12w): `insert` and `remove` run on the thread's cached hazard
+// set (`RawTable::insert_fast`/`remove_fast`), which they hold while user
+// `Eq` and `V::clone` run.
+
+#[test]
+fn a_write_nested_in_a_fast_writes_eq_leaves_the_outer_write_correct() {
+    // The fast insert of key 1 compares key 0's entry (same home) while it
+    // holds the cached set (root in member 0, key 0's entry in member 2).
+    // The hook removes key 0 and grows the table twice, so key 0's entry
+    // and the table the outer probe is walking are retired, then scans.
+    // The nested writes must take other slots (the per-call path): the
+    // outer probe then finishes on the old table it still protects.
+    let token = Arc::new(());
+    {
+        let val = |v: u64| Counted(Arc::clone(&token), v);
+        let map = hooked_map();
+        assert!(map.insert(Hooked(0), val(0)).is_none());
+        assert!(map.insert(Hooked(1), val(1)).is_none());
+        let before = map.raw.migrations.load(Relaxed);
+        let (m, t) = (Arc::clone(&map), Arc::clone(&token));
+        arm(move || {
+            assert_eq!(m.remove(&Hooked(0)).map(|c| c.1), Some(0));
+            for k in 100..140u8 {
+                assert!(m
+                    .insert(Hooked(k), Counted(Arc::clone(&t), k.into()))
+                    .is_none());
+            }
+            m.raw.domain.reclaim();
+        });
+        assert_eq!(map.insert(Hooked(1), val(11)).map(|c| c.1), Some(1));
+        assert!(hook_ran());
+        assert!(
+            map.raw.migrations.load(Relaxed) > before,
+            "no migration ran"
+        );
+        assert_eq!(map.get(&Hooked(1)).map(|c| c.1), Some(11));
+        assert_eq!(map.get(&Hooked(0)).map(|c| c.1), None);
+        for k in 100..140u8 {
+            assert_eq!(map.get(&Hooked(k)).map(|c| c.1), Some(k.into()));
+        }
+        assert_eq!(map.len(), 41);
+    }
+    assert_eq!(
+        Arc::strong_count(&token),
+        1,
+        "leaked or double-freed values"
+    );
+}
+
+#[test]
+fn a_remove_nested_in_a_fast_removes_eq_keeps_both_results() {
+    let token = Arc::new(());
+    {
+        let val = |v: u64| Counted(Arc::clone(&token), v);
+        let map = hooked_map();
+        for k in 0..4 {
+            assert!(map.insert(Hooked(k), val(k.into())).is_none());
+        }
+        let m = Arc::clone(&map);
+        // While the outer remove of 3 compares an earlier key, remove 2
+        // and replace 3: the outer remove then takes the replacement.
+        arm(move || {
+            assert_eq!(m.remove(&Hooked(2)).map(|c| c.1), Some(2));
+            assert_eq!(
+                m.insert(Hooked(3), Counted(m_token(&m), 33)).map(|c| c.1),
+                Some(3)
+            );
+            m.raw.domain.reclaim();
+        });
+        assert_eq!(map.remove(&Hooked(3)).map(|c| c.1), Some(33));
+        assert!(hook_ran());
+        assert_eq!(map.len(), 2);
+        assert_eq!(map.get(&Hooked(0)).map(|c| c.1), Some(0));
+        assert_eq!(map.get(&Hooked(1)).map(|c| c.1), Some(1));
+    }
+    assert_eq!(
+        Arc::strong_count(&token),
+        1,
+        "leaked or double-freed values"
+    );
+}
+
+/// The token of key 0's value (the hook has no other way to reach it).
+fn m_token(m: &HookedMap) -> Arc<()> {
+    m.get(&Hooked(0)).expect("key 0 present").0
+}
+
+#[test]
+fn a_panicking_clone_in_a_fast_write_gives_the_cached_set_back() {
+    use crate::hazard::CachedSet;
+    /// Clones of a value with `1` set panic.
+    struct Grumpy(Arc<()>, u32, bool);
+    impl Clone for Grumpy {
+        fn clone(&self) -> Self {
+            assert!(!self.2, "clone panics");
+            Grumpy(Arc::clone(&self.0), self.1, false)
+        }
+    }
+    let token = Arc::new(());
+    {
+        let map: LockFreeHashMap<u32, Grumpy> = LockFreeHashMap::new();
+        let val = |v, grumpy| Grumpy(Arc::clone(&token), v, grumpy);
+        for k in 0..64 {
+            assert!(map.insert(k, val(k, true)).is_none());
+        }
+        for k in 0..64 {
+            // The fast path: the thread's cached set is free before ...
+            assert!(CachedSet::<4>::try_new(&map.raw.domain).is_some());
+            let op = |k: u32| {
+                if k % 2 == 0 {
+                    map.insert(k, val(k + 100, false)).map(drop)
+                } else {
+                    map.remove(&k).map(drop)
+                }
+            };
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(k)));
+            assert!(r.is_err(), "the clone of the old value did not panic");
+            // ... and after the write whose clone panicked, which took effect.
+            assert!(
+                CachedSet::<4>::try_new(&map.raw.domain).is_some(),
+                "the cached set was not given back"
+            );
+            let now = map.get_with(&k, |v| v.1);
+            assert_eq!(now, (k % 2 == 0).then_some(k + 100));
+        }
+        assert_eq!(map.len(), 32);
+    }
+    assert_eq!(
+        Arc::strong_count(&token),
+        1,
+        "leaked or double-freed values"
+    );
+}
+
+#[test]
+fn writes_in_a_thread_local_destructor_are_applied() {
+    type Shared = Arc<LockFreeHashMap<u32, u32>>;
+    /// Writes to the map when its thread's TLS is torn down, when the
+    /// record cache may already be gone (the cached set is then not
+    /// available and the write takes the per-call path).
+    struct OnExit(Shared);
+    impl Drop for OnExit {
+        fn drop(&mut self) {
+            for k in 0..64 {
+                self.0.insert(k, k + 1);
+            }
+            for k in 0..64 {
+                self.0.insert(k, k + 2);
+            }
+            for k in 0..32 {
+                assert_eq!(self.0.remove(&k), Some(k + 2));
+            }
+        }
+    }
+    thread_local! {
+        static EXIT: std::cell::RefCell<Option<OnExit>> = const { std::cell::RefCell::new(None) };
+    }
+    let map: Shared = Arc::new(LockFreeHashMap::new());
+    for order in 0..2 {
+        let m = Arc::clone(&map);
+        std::thread::spawn(move || {
+            if order == 0 {
+                // Registered before the record cache: destroyed after it
+                // (destructors run in reverse order of registration on
+                // most platforms; either order must work).
+                EXIT.with(|e| *e.borrow_mut() = Some(OnExit(Arc::clone(&m))));
+                m.insert(1000, 0);
+            } else {
+                m.insert(1000, 0);
+                EXIT.with(|e| *e.borrow_mut() = Some(OnExit(Arc::clone(&m))));
+            }
+        })
+        .join()
+        .expect("the thread's destructor writes panicked");
+        for k in 0..32 {
+            assert_eq!(map.get(&k), None);
+        }
+        for k in 32..64 {
+            assert_eq!(map.get(&k), Some(k + 2));
+        }
+        assert_eq!(map.len(), 33);
+    }
+}
