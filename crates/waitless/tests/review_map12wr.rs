@@ -25,7 +25,7 @@
 //!   several times, then re-reads itself: the old value is retired but
 //!   must stay protected (member 3) while it is cloned; freed, its block
 //!   would be reused by the nested writes' boxes (the value pool), and the
-//!   re-read would see another value.
+//!   re-read would see another value (or the poison its drop writes).
 //! No timing assertions; counts scale down under Miri.
 #![cfg(not(loom))]
 
@@ -317,6 +317,16 @@ impl Nested {
     }
 }
 
+/// Poisons the value, so a clone that outlives its value's drop sees it
+/// (with or without the block being reused).
+impl Drop for Nested {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self` is valid for writes (volatile: not a dead
+        // store before the block goes back to the pool or allocator).
+        unsafe { std::ptr::write_volatile(&mut self.check, 0xDEAD) };
+    }
+}
+
 type NestedMap = LockFreeHashMap<u64, Nested>;
 
 thread_local! {
@@ -349,14 +359,24 @@ impl Clone for Nested {
             DEPTH.with(|d| d.set(0));
             CLONES_CHECKED.fetch_add(1, Ordering::Relaxed);
         }
-        // Re-read ourselves after the nested writes' scans.
+        // Re-read ourselves after the nested writes' scans (volatile: `&self`
+        // lets the compiler assume the fields unchanged and drop the reads).
+        // SAFETY: `self` is valid for reads (unless the map freed it, which
+        // is what this checks).
+        let now = unsafe {
+            (
+                std::ptr::read_volatile(&self.key),
+                std::ptr::read_volatile(&self.id),
+                std::ptr::read_volatile(&self.check),
+            )
+        };
         assert_eq!(
-            (self.key, self.id, self.check),
+            now,
             (key, id, check),
-            "the value being cloned was freed and its block reused"
+            "the value being cloned was dropped (poisoned) or its block reused"
         );
-        assert_eq!(self.check, self.id ^ 0xA5A5_A5A5_5A5A_5A5A, "torn value");
-        Nested::new(self.key, self.id)
+        assert_eq!(check, id ^ 0xA5A5_A5A5_5A5A_5A5A, "torn value");
+        Nested::new(key, id)
     }
 }
 
