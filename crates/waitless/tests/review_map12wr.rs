@@ -418,3 +418,81 @@ fn a_scan_inside_the_old_values_clone_keeps_it_fast_insert() {
 fn a_scan_inside_the_old_values_clone_keeps_it_fast_remove() {
     nested_clone_run(true);
 }
+
+/// A value whose drop panics while `ARMED` is set.
+#[derive(Clone)]
+struct Bomb(#[allow(dead_code)] u64);
+
+static ARMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if ARMED.load(Ordering::Relaxed) {
+            panic!("Bomb dropped while armed");
+        }
+    }
+}
+
+/// The child process of `fast_writes_during_unwinding_run_no_deleter`.
+fn unwinding_writer_child() {
+    let m: LockFreeHashMap<u64, Bomb> = LockFreeHashMap::new();
+    let r = std::thread::scope(|s| {
+        s.spawn(|| {
+            struct Writer<'a>(&'a LockFreeHashMap<u64, Bomb>);
+            impl Drop for Writer<'_> {
+                fn drop(&mut self) {
+                    assert!(std::thread::panicking());
+                    // Writes from a destructor while the thread unwinds:
+                    // enough replaces (4 keys) for several hand-overs of the
+                    // thread's list (512 retires natively).
+                    ARMED.store(true, Ordering::Relaxed);
+                    for i in 0..2000 {
+                        // The returned clone is a `Bomb` too: keep it.
+                        std::mem::forget(self.0.insert(i % 4, Bomb(i)));
+                    }
+                    ARMED.store(false, Ordering::Relaxed);
+                }
+            }
+            // The fast path needs the map's record cached for this thread.
+            drop(m.insert(99, Bomb(0)));
+            let _w = Writer(&m);
+            panic!("the outer panic (expected)");
+        })
+        .join()
+    });
+    assert!(r.is_err());
+    drop(m);
+}
+
+/// `Guard::collect` does nothing while the thread panics (a scan's
+/// deleter that panicked then would abort the process), so a write made by
+/// a destructor during unwinding never runs a `V::drop`. The fast path's
+/// `collect` (after `finish_cached`) has no such check: a replace in a
+/// destructor during unwinding scans, a value's panicking drop is a panic
+/// while panicking, and the process aborts. Run in a child process (this
+/// test's own binary) so that the abort is seen as a failure.
+#[test]
+#[cfg_attr(miri, ignore = "spawns a process")]
+fn fast_writes_during_unwinding_run_no_deleter() {
+    const CHILD: &str = "WAITLESS_MAP12WR_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        unwinding_writer_child();
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "fast_writes_during_unwinding_run_no_deleter",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the child aborted ({:?}): a write during unwinding ran a deleter\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
