@@ -26,7 +26,14 @@
 //!   must stay protected (member 3) while it is cloned; freed, its block
 //!   would be reused by the nested writes' boxes (the value pool), and the
 //!   re-read would see another value (or the poison its drop writes).
-//! No timing assertions; counts scale down under Miri.
+//! - `fast_writes_during_unwinding_run_no_deleter` (witness, map12wr F1):
+//!   a write from a destructor while the thread unwinds must not scan (as
+//!   `Guard::collect`), or a panicking `V::drop` aborts the process. Fails
+//!   on c8d1054; passes with `RawTable::collect` returning early while
+//!   `std::thread::panicking()` (`/work/notes/map12wr.md`).
+//!
+//! No timing assertions; counts scale down under Miri (passes under
+//! `cargo +nightly miri test -p waitless --test review_map12wr`).
 #![cfg(not(loom))]
 
 use std::cell::Cell;
