@@ -466,10 +466,10 @@ enum Found<K, V> {
 
 /// What [`RawTable::probe`] found.
 enum Probe<K, V> {
-    /// The key's entry (protected by the set's member 2) and its value
-    /// cell's word as validated (its value pointer, not null, protected by
-    /// member 3).
-    Hit(*mut Entry<K, V>, *mut V),
+    /// The key's entry (protected by the set's member 2), its value (not
+    /// null, protected by member 3) and its value cell's word as validated
+    /// (the value with the share bits).
+    Hit(*mut Entry<K, V>, *const V, *mut V),
     /// The key's entry (protected by member 2) holds no value (a
     /// tombstone); its value cell's word as validated. Absent for a read.
     Tomb(*mut Entry<K, V>, *mut V),
@@ -899,7 +899,7 @@ impl<K, V> RawTable<K, V> {
         match self.probe(g.hp.members(), hash, key) {
             // SAFETY: protected by `g`'s hazards 2 and 3 (see `probe`)
             // until `g` is used again, which the borrow prevents.
-            Probe::Hit(e, vw) => Some(unsafe { (&(*e).key, &*untag(vw)) }),
+            Probe::Hit(e, v, _) => Some(unsafe { (&(*e).key, &*v) }),
             Probe::Tomb(..) | Probe::Miss(..) => None,
             Probe::Slow => self.lookup_kv_slow(g, hash, key),
         }
@@ -911,8 +911,8 @@ impl<K, V> RawTable<K, V> {
     /// filter (member 2) and protects the value (member 3), with the same
     /// loads, hazards and validations as [`find`](Self::find) and
     /// [`protect_value`](Self::protect_value), so the same linearization
-    /// points. `Hit(e, vw)`: the key's entry and its value cell's word,
-    /// entry and value protected by members 2 and 3 until they are
+    /// points. `Hit(e, v, vw)`: the key's entry, its value and its value
+    /// cell's word, entry and value protected by members 2 and 3 until they are
     /// published over or the set is dropped (`Tomb`: the same for an entry
     /// without a value, which a read reports absent). Every
     /// other case (a `COPIED` or `FROZEN` slot on the way, a word or value
@@ -1002,7 +1002,7 @@ impl<K, V> RawTable<K, V> {
                     if v.is_null() {
                         return Probe::Tomb(e, vw);
                     }
-                    return Probe::Hit(e, vw);
+                    return Probe::Hit(e, v, vw);
                 }
             }
             if left == 0 {
@@ -1080,7 +1080,7 @@ impl<K, V> RawTable<K, V> {
                 // SAFETY: protected by `hp`'s members 2 and 3 (see
                 // `probe`); `hp` is neither used nor dropped before `f`
                 // returns.
-                Probe::Hit(_, vw) => return Some(f(unsafe { &*untag(vw) })),
+                Probe::Hit(_, v, _) => return Some(f(unsafe { &*v })),
                 Probe::Tomb(..) | Probe::Miss(..) => return None,
                 Probe::Slow => {}
             }
@@ -1107,12 +1107,14 @@ impl<K, V> RawTable<K, V> {
 
     /// Inserts or replaces; returns the old value (cloned).
     ///
-    /// The fast path (the key has an entry in a root table not being
-    /// migrated from where the probe goes) holds only the thread's cached
-    /// hazard set: [`probe`](Self::probe), one CAS on the value cell,
-    /// the old value retired into the set's record (no [`Guard`]). A new
-    /// key, a migration, a lost CAS or a taken cached set (a write nested
-    /// in another operation's closure) go the general way.
+    /// The fast path holds only the thread's cached hazard set:
+    /// [`probe`](Self::probe), then one CAS on the value cell of the key's
+    /// entry, or for a new key the slot claim in a root that is not
+    /// migrating ([`claim_fast`](Self::claim_fast)); the old value is
+    /// retired into the set's record (no [`Guard`]). A migration on the
+    /// probe's way, a lost CAS, an exhausted budget or a taken cached set
+    /// (a write nested in another operation's closure or `Eq`) go the
+    /// general way.
     #[inline]
     pub(crate) fn insert(&self, hash: u64, key: K, value: V) -> Option<V>
     where
@@ -1177,7 +1179,7 @@ impl<K, V> RawTable<K, V> {
         K: Eq,
     {
         let (e, vw) = match self.probe(m, hash, &key) {
-            Probe::Hit(e, vw) | Probe::Tomb(e, vw) => (e, vw),
+            Probe::Hit(e, _, vw) | Probe::Tomb(e, vw) => (e, vw),
             Probe::Miss(t, i) => return self.claim_fast(t, i, tag_of(hash), key, value),
             Probe::Slow => return Err((key, value)),
         };
@@ -1231,15 +1233,17 @@ impl<K, V> RawTable<K, V> {
         };
         if claimed {
             let ep = Entry::boxed(key, value);
-            // AcqRel: as in `put`: Release publishes the entry and its
-            // value; Acquire (failure) for symmetry with `put` (nothing is
-            // read from the winner here).
+            // Release: publishes the entry and its value (pairs with the
+            // Acquire word loads of `probe` and `find`); nothing is read
+            // through the null word we replace. Relaxed on failure:
+            // nothing is read through the word we lost to either; the
+            // general path re-reads it with Acquire.
             if s.word
                 .compare_exchange(
                     ptr::null_mut(),
                     slot_word(ep, tag),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
+                    Ordering::Release,
+                    Ordering::Relaxed,
                 )
                 .is_ok()
             {
@@ -1270,7 +1274,7 @@ impl<K, V> RawTable<K, V> {
         Q: Eq + ?Sized,
     {
         match self.probe(m, hash, key) {
-            Probe::Hit(e, vw) => self.swap_fast(e, vw, ptr::null_mut()).map(Some).ok_or(()),
+            Probe::Hit(e, _, vw) => self.swap_fast(e, vw, ptr::null_mut()).map(Some).ok_or(()),
             Probe::Tomb(..) | Probe::Miss(..) => Ok(None),
             Probe::Slow => Err(()),
         }
