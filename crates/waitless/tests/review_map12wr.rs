@@ -160,10 +160,16 @@ fn conserve<S: BuildHasher + Sync>(m: &LockFreeHashMap<u64, u64, S>) {
     }
     for (o, n) in &seen {
         assert_eq!(*n, 1, "value {o:#x} came out {n} times");
-        assert!(ins.binary_search(o).is_ok(), "value {o:#x} came out, never went in");
+        assert!(
+            ins.binary_search(o).is_ok(),
+            "value {o:#x} came out, never went in"
+        );
     }
     for i in &ins {
-        assert!(seen.contains_key(i), "value {i:#x} went in, never came out (lost)");
+        assert!(
+            seen.contains_key(i),
+            "value {i:#x} went in, never came out (lost)"
+        );
     }
     assert_eq!(ins.len(), outs.len());
 }
@@ -287,7 +293,11 @@ fn drops_exactly_once<S: BuildHasher + Sync>(m: LockFreeHashMap<u64, Tok, S>) {
     // Some values are still retired (not scanned yet); the map's drop
     // frees those too.
     drop(m);
-    assert_eq!(Arc::strong_count(&proto), 1, "values leaked or dropped twice");
+    assert_eq!(
+        Arc::strong_count(&proto),
+        1,
+        "values leaked or dropped twice"
+    );
 }
 
 #[test]
@@ -412,7 +422,10 @@ fn nested_clone_run(remove: bool) {
         assert_eq!(old.id, mine, "round {round}");
     }
     MAP.with(|c| c.set(std::ptr::null()));
-    assert!(CLONES_CHECKED.load(Ordering::Relaxed) > before, "no nested clone ran");
+    assert!(
+        CLONES_CHECKED.load(Ordering::Relaxed) > before,
+        "no nested clone ran"
+    );
     drop(m);
 }
 

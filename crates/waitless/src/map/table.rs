@@ -1341,8 +1341,10 @@ impl<K, V> RawTable<K, V> {
         // `swap_fast` chose for it (`drop_init` holds the `OWN_INIT` share
         // the CAS took; `free_box` for a pool box).
         let n = unsafe { hp.retire_deferred(old.p, old.deleter) };
-        // SAFETY: protected by member 3 of `hp`, which is still alive, and
-        // retired only into the list no scan reads before `hp` is dropped.
+        // SAFETY: protected by member 3 of `hp`, which is still alive: a
+        // scan (even one run by a write nested in this `clone`, which may
+        // hand over or scan this record's list) keeps it until `hp` is
+        // dropped below.
         let v = unsafe { (*old.p).clone() };
         drop(hp);
         if n >= SCAN_BATCH {
@@ -1371,6 +1373,14 @@ impl<K, V> RawTable<K, V> {
     #[cold]
     #[inline(never)]
     fn collect(&self) {
+        // Not while the thread unwinds (as `Guard::collect`): a scan runs
+        // deleters, and a panicking `V::drop` during unwinding aborts the
+        // process. The objects stay in the private list for the next
+        // write's collect (map12wr's F1, test
+        // `fast_writes_during_unwinding_run_no_deleter`).
+        if std::thread::panicking() {
+            return;
+        }
         self.domain.collect_at(SCAN_BATCH);
     }
 
