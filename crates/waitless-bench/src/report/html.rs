@@ -260,12 +260,7 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
                     &mut h,
                     &format!("{} ÷ {}, paired", a.contender, a.baseline),
                     &w.thread_counts,
-                    |t| {
-                        a.paired_versus_mutex
-                            .iter()
-                            .find(|p| p.threads == t)
-                            .map(|p| p.paired)
-                    },
+                    |t| a.paired_lock_at(t),
                 );
             }
             if !a.versus_best_peer.is_empty() {
@@ -293,12 +288,7 @@ code {{ background: #eef; padding: 1px 4px; border-radius: 3px; }}
                         &mut h,
                         &format!("{} ÷ best peer, paired", a.contender),
                         &w.thread_counts,
-                        |t| {
-                            a.versus_best_peer
-                                .iter()
-                                .find(|r| r.threads == t)
-                                .and_then(|r| r.paired)
-                        },
+                        |t| a.paired_peer_at(t),
                     );
                 }
             }

@@ -319,6 +319,24 @@ pub struct WorkloadAnalysis {
     pub paired_versus_mutex: Vec<PairedAt>,
 }
 
+impl WorkloadAnalysis {
+    /// The paired estimate against the lock baseline at `threads`.
+    pub fn paired_lock_at(&self, threads: usize) -> Option<PairedRatio> {
+        self.paired_versus_mutex
+            .iter()
+            .find(|p| p.threads == threads)
+            .map(|p| p.paired)
+    }
+
+    /// The paired estimate against the best peer at `threads`.
+    pub fn paired_peer_at(&self, threads: usize) -> Option<PairedRatio> {
+        self.versus_best_peer
+            .iter()
+            .find(|r| r.threads == threads)
+            .and_then(|r| r.paired)
+    }
+}
+
 /// One workload's results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkloadReport {

@@ -66,12 +66,7 @@ pub fn text_table(report: &Report) -> String {
                     &format!("{} paired vs lock", a.contender),
                     name_w,
                     &w.thread_counts,
-                    |t| {
-                        a.paired_versus_mutex
-                            .iter()
-                            .find(|p| p.threads == t)
-                            .map(|p| p.paired)
-                    },
+                    |t| a.paired_lock_at(t),
                 );
             }
             if !a.versus_best_peer.is_empty() {
@@ -92,12 +87,7 @@ pub fn text_table(report: &Report) -> String {
                         &format!("{} paired vs peer", a.contender),
                         name_w,
                         &w.thread_counts,
-                        |t| {
-                            a.versus_best_peer
-                                .iter()
-                                .find(|r| r.threads == t)
-                                .and_then(|r| r.paired)
-                        },
+                        |t| a.paired_peer_at(t),
                     );
                 }
             }
