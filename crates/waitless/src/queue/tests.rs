@@ -383,7 +383,7 @@ mod model {
         #[test]
         fn matches_bounded_vecdeque(
             log2_cap in 0u32..4,
-            ops in proptest::collection::vec(any::<Option<u16>>(), 0..200),
+            ops in proptest::collection::vec(any::<Option<u16>>(), 0..if cfg!(miri) { 60 } else { 200 }),
         ) {
             let cap = 1usize << log2_cap;
             let q = WaitFreeQueue::with_threads(cap, 2);

@@ -328,7 +328,7 @@ fn withdrawn_offer_stays_with_the_pusher() {
 /// stack gives its blocks back.
 #[test]
 fn node_cache_is_bounded_reused_and_returned_on_drop() {
-    let n: u64 = if cfg!(miri) { 300 } else { 10_000 };
+    let n: u64 = if cfg!(miri) { 100 } else { 10_000 };
     // A fresh thread: its cache starts empty whatever other tests did.
     std::thread::spawn(move || {
         assert_eq!(cached_node_bytes(), 0);
