@@ -28,6 +28,12 @@ use crate::sync::UnsafeCell;
 pub(super) const B: usize = if cfg!(any(loom, miri)) { 4 } else { 32 };
 
 /// A vector with inline capacity `N`, used only to build nodes.
+///
+/// `repr(C)`: the length comes first, so that a node's lengths lie in its
+/// header line, next to the fields a search reads before its first probe
+/// (left to itself, rustc places the 8-byte `len` after the 512-byte
+/// array of a node's slots: one more cache line per node visited).
+#[repr(C)]
 pub(super) struct InlineVec<T, const N: usize> {
     len: usize,
     buf: [MaybeUninit<T>; N],
@@ -141,7 +147,13 @@ pub(super) const MAX_HEIGHT: usize = 64;
 /// A node's heap block: the pool's link word, then the node. The link word
 /// is written by the epoch pool when the block is retired or recycled;
 /// readers of the node never read it.
-#[repr(C)]
+///
+/// Aligned to a cache line, so that the block's first line holds the link
+/// word, the node's discriminant and its header fields (a leaf version's
+/// `ts`, `prev` and length; an inner node's `bottom` and separator count),
+/// which every visit reads before its binary search: one line instead of
+/// three (see `docs/btree.md`, "Nodes" and "Session 10").
+#[repr(C, align(64))]
 pub(super) struct Block<K, V> {
     link: Link,
     node: Node<K, V>,
@@ -253,7 +265,13 @@ pub(super) unsafe fn free_node_now<K, V>(p: NodePtr<K, V>) {
 /// variant's), and nodes hold only thin pointers and counts, so the
 /// variants' size difference does not depend on `K` or `V`; clippy only
 /// sees the generic lower bound.
+///
+/// `repr(C)`: the discriminant is the node's first word, in the block's
+/// first line (left to itself, rustc stores it in the niche of
+/// `Inner::bottom`, which it places at the end of the largest variant,
+/// 784 bytes in: a line of its own that every visit, leaf or inner, loads).
 #[allow(clippy::large_enum_variant)]
+#[repr(C)]
 pub(super) enum Node<K, V> {
     Leaf(Leaf<K, V>),
     Inner(Inner<K, V>),
@@ -584,6 +602,10 @@ pub(super) const PENDING: u64 = 0;
 /// linearization points", and `docs/btree.md`). `prev` is the version this
 /// one replaced in its [`Handle`], followed only by scans whose snapshot is
 /// older than `ts`.
+///
+/// `repr(C)`: `ts`, `prev` and the length of `ents` lie in the block's
+/// first line, in this order ([`Block`]).
+#[repr(C)]
 pub(super) struct Leaf<K, V> {
     pub(super) ts: AtomicU64,
     pub(super) prev: NodePtr<K, V>,
@@ -632,6 +654,10 @@ pub(super) fn unmarked<K, V>(p: NodePtr<K, V>) -> NodePtr<K, V> {
 /// A separator is the entry that was the first of the right half when a
 /// leaf split; the key may since have left the map (the entry lives on,
 /// counted, while it is a separator).
+///
+/// `repr(C)`: `bottom` and the length of `keys` lie in the block's first
+/// line ([`Block`]).
+#[repr(C)]
 pub(super) struct Inner<K, V> {
     /// The children are leaf [`Handle`]s (cast to `NodePtr`), not nodes.
     pub(super) bottom: bool,
@@ -883,4 +909,113 @@ pub(super) unsafe fn resolve<'a, K, V>(
         v = unsafe { leaf_at(v.prev) };
     }
     v
+}
+
+#[cfg(all(test, not(loom)))]
+mod layout_tests {
+    use super::*;
+
+    /// Where `x` lies, in bytes from the start of `p`'s block, checked to
+    /// be a whole word of the block's first cache line.
+    fn in_header<K, V, T>(p: NodePtr<K, V>, x: *const T) -> usize {
+        let at = (x as usize) - (block_of(p) as usize);
+        assert!(
+            at + core::mem::size_of::<T>() <= 64,
+            "a field read before every search lies {at} bytes into the block"
+        );
+        at
+    }
+
+    /// The block layout of "Nodes" in `docs/btree.md`: a visit reads the
+    /// discriminant and its node's header (a leaf version's `ts` and
+    /// length, an inner node's `bottom` and separator count) from the
+    /// block's first line, which starts the block.
+    #[test]
+    fn a_node_header_is_the_first_line_of_its_block() {
+        assert_eq!(core::mem::align_of::<Block<u64, u64>>(), 64);
+        // SAFETY: no pool; the nodes are freed below, never published.
+        let leaf: NodePtr<u64, u64> = unsafe { alloc_node(None, Node::Leaf(Leaf::first())) };
+        // SAFETY: as above.
+        let inner: NodePtr<u64, u64> = unsafe { alloc_node(None, Node::Inner(Inner::new(true))) };
+        for p in [leaf, inner] {
+            assert_eq!(block_of(p) as usize % 64, 0, "block not line-aligned");
+            // The discriminant is the node's first word (`repr(C)`), so the
+            // first field of either variant lies one word further.
+            assert_eq!(in_header(p, p.cast::<u64>()), 8);
+        }
+        // SAFETY: `leaf` is a leaf node we own.
+        let Node::Leaf(l) = (unsafe { &*leaf }) else {
+            unreachable!()
+        };
+        assert_eq!(in_header(leaf, &l.ts), 16);
+        in_header(leaf, &l.prev);
+        in_header(leaf, &l.ents.len);
+        // SAFETY: `inner` is an inner node we own.
+        let Node::Inner(n) = (unsafe { &*inner }) else {
+            unreachable!()
+        };
+        assert_eq!(in_header(inner, &n.bottom), 16);
+        in_header(inner, &n.keys.len);
+        // SAFETY: allocated above by `alloc_node`, never published.
+        unsafe {
+            free_node_now(leaf);
+            free_node_now(inner);
+        }
+    }
+
+    /// A key type without an image: searches take the `Ord` path.
+    #[derive(PartialEq, Eq, PartialOrd, Ord, Debug)]
+    struct Opaque(u64);
+
+    /// Every size of leaf (0..=B entries) and inner node (1..=B children),
+    /// every query position (before, at and between the keys, after the
+    /// last): `search`, `partition` and `route` agree with the slice
+    /// searches over the keys, for image keys (`u64`) and `Ord` keys.
+    fn searches_agree<K, Q>(key: impl Fn(u64) -> K, query: impl Fn(u64) -> Q)
+    where
+        K: Ord + core::borrow::Borrow<Q>,
+        Q: Ord,
+    {
+        for n in 0..=B {
+            let ks: Vec<u64> = (1..=n as u64).map(|i| 10 * i).collect();
+            let es: Vec<EntryPtr<K, ()>> = ks.iter().map(|&k| Entry::alloc(key(k), ())).collect();
+            let mut leaf = Leaf::<K, ()>::first();
+            // An inner node with `n` children routes on the first `n - 1`.
+            let mut inner = Inner::<K, ()>::new(false);
+            for (i, &e) in es.iter().enumerate() {
+                // SAFETY: `e` is alive until the end of this iteration.
+                let s = unsafe { Slot::of(e) };
+                leaf.ents.push(s);
+                if i + 1 < n {
+                    inner.keys.push(s);
+                }
+                inner.kids.push(ptr::null_mut());
+            }
+            for q in 0..=10 * n as u64 + 10 {
+                let qq = query(q);
+                let lt = ks.partition_point(|&k| k < q);
+                let le = ks.partition_point(|&k| k <= q);
+                assert_eq!(leaf.search(&qq), ks.binary_search(&q), "n {n} q {q}");
+                assert_eq!(leaf.partition(&qq, false), lt, "n {n} q {q}");
+                assert_eq!(leaf.partition(&qq, true), le, "n {n} q {q}");
+                if n > 0 {
+                    let route = ks[..n - 1].partition_point(|&k| k <= q);
+                    assert_eq!(inner.route(&qq), route, "n {n} q {q}");
+                }
+            }
+            for e in es {
+                // SAFETY: allocated above, reachable only from the two
+                // local nodes, which are not used again.
+                drop(unsafe { Entry::unalloc(e) });
+            }
+        }
+    }
+
+    #[test]
+    fn node_searches_agree_with_slice_searches_at_every_size() {
+        searches_agree(|k| k, |q| q);
+        searches_agree(|k| k as i32 - 100, |q| q as i32 - 100);
+        searches_agree(Opaque, Opaque);
+        searches_agree(|k| format!("{k:05}"), |q| format!("{q:05}"));
+    }
 }
