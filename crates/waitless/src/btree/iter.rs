@@ -137,7 +137,7 @@ unsafe fn normalize<K, V>(
                 // The scan reads every entry of the new leaf: start loading
                 // them all now.
                 // SAFETY: `leftmost` returns a leaf of the pinned version.
-                prefetch_all(unsafe { (**leaf).ents.as_slice() });
+                prefetch_all(unsafe { (**leaf).ents.entries() });
                 break;
             }
             stack.pop();

@@ -659,7 +659,7 @@ impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
             stamp(&self.clock, &v.ts);
             let (nv, replaced) = match v.search(k) {
                 Ok(i) => {
-                    let old = v.ents.as_slice()[i].e;
+                    let old = v.ents.entries()[i];
                     at.drops.push((old, true));
                     (leaf_replace(v, cur, i, e, &mut at), Some(old))
                 }
@@ -728,7 +728,7 @@ impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
             stamp(&self.clock, &v.ts);
             // Absent: linearized like a lookup.
             let i = v.search(key).ok()?;
-            let old = v.ents.as_slice()[i].e;
+            let old = v.ents.entries()[i];
             at.drops.push((old, true));
             let nv = leaf_remove(v, cur, i, &mut at);
             // SAFETY: as in `insert`.
@@ -1026,24 +1026,24 @@ unsafe fn build_tree<K, V>(
 /// whose first version is stamped 1; the first entry of the right half
 /// becomes the separator (its count raised, `at.spec`).
 fn split_version<K, V>(lv: &Leaf<K, V>, at: &mut Attempt<'_, K, V>) -> Up<K, V> {
-    let ents = lv.ents.as_slice();
+    let ents = &lv.ents;
     debug_assert!(ents.len() >= 2, "only full versions are split");
     let mid = ents.len().div_ceil(2);
-    let sep = ents[mid];
+    let sep = ents.get(mid);
     // Relaxed, as for `Arc::clone`: `sep` is alive and counted (it is in
     // the pinned version), so the count is at least 1 and cannot reach 0
     // while we hold this increment.
     // SAFETY: `sep` is alive (see above).
     unsafe { (*sep.e).refs.fetch_add(1, Ordering::Relaxed) };
     at.spec = Some(sep.e);
-    let mut half = |s: &[Slot<K, V>]| {
+    let mut half = |r: core::ops::Range<usize>| {
         let v = at.alloc(Node::Leaf(Leaf::first()));
         // SAFETY: `v` was just built by this attempt; nobody else sees it.
-        unsafe { as_leaf(v) }.ents.extend_cloned(s);
+        unsafe { as_leaf(v) }.ents.extend_from(ents, r);
         at.handle(v).cast::<Node<K, V>>()
     };
-    let l = half(&ents[..mid]);
-    let r = half(&ents[mid..]);
+    let l = half(0..mid);
+    let r = half(mid..ents.len());
     Up::Two(l, sep, r)
 }
 impl<K, V> Default for LockFreeBTree<K, V> {
@@ -1121,7 +1121,7 @@ impl<K, V> Teardown<K, V> {
                         }
                     }));
                     self.work
-                        .extend(n.keys.as_slice().iter().map(|s| Work::Release(s.e, false)));
+                        .extend(n.keys.entries().iter().map(|&e| Work::Release(e, false)));
                     // SAFETY: as above: `p` is reached once, and no
                     // reference to it is used after this (its pointers were
                     // copied into the list).
@@ -1139,7 +1139,7 @@ impl<K, V> Teardown<K, V> {
                     // SAFETY: as above.
                     let l = unsafe { leaf_at(v) };
                     self.work
-                        .extend(l.ents.as_slice().iter().map(|s| Work::Release(s.e, true)));
+                        .extend(l.ents.entries().iter().map(|&e| Work::Release(e, true)));
                     // SAFETY: as above; its pointers were copied.
                     unsafe { free_node_now(v) };
                 }
@@ -1293,11 +1293,11 @@ fn leaf_replace<K, V>(
     let p = at.alloc(Node::Leaf(Leaf::new(cur)));
     // SAFETY: `p` was just built by this attempt; nobody else sees it.
     let n = unsafe { as_leaf(p) };
-    let ents = leaf.ents.as_slice();
-    n.ents.extend_cloned(&ents[..i]);
+    let ents = &leaf.ents;
+    n.ents.extend_from(ents, 0..i);
     // SAFETY: `e` is the caller's entry, alive.
     n.ents.push(unsafe { Slot::of(e) });
-    n.ents.extend_cloned(&ents[i + 1..]);
+    n.ents.extend_from(ents, i + 1..ents.len());
     p
 }
 
@@ -1310,14 +1310,14 @@ fn leaf_insert<K, V>(
     e: EntryPtr<K, V>,
     at: &mut Attempt<'_, K, V>,
 ) -> NodePtr<K, V> {
-    let ents = leaf.ents.as_slice();
+    let ents = &leaf.ents;
     let p = at.alloc(Node::Leaf(Leaf::new(cur)));
     // SAFETY: `p` was just built by this attempt; nobody else sees it.
     let n = unsafe { as_leaf(p) };
-    n.ents.extend_cloned(&ents[..i]);
+    n.ents.extend_from(ents, 0..i);
     // SAFETY: `e` is the caller's entry, alive.
     n.ents.push(unsafe { Slot::of(e) });
-    n.ents.extend_cloned(&ents[i..]);
+    n.ents.extend_from(ents, i..ents.len());
     p
 }
 
@@ -1329,12 +1329,12 @@ fn leaf_remove<K, V>(
     i: usize,
     at: &mut Attempt<'_, K, V>,
 ) -> NodePtr<K, V> {
-    let ents = leaf.ents.as_slice();
+    let ents = &leaf.ents;
     let p = at.alloc(Node::Leaf(Leaf::new(cur)));
     // SAFETY: `p` was just built by this attempt; nobody else sees it.
     let n = unsafe { as_leaf(p) };
-    n.ents.extend_cloned(&ents[..i]);
-    n.ents.extend_cloned(&ents[i + 1..]);
+    n.ents.extend_from(ents, 0..i);
+    n.ents.extend_from(ents, i + 1..ents.len());
     p
 }
 
@@ -1351,7 +1351,7 @@ unsafe fn rebuild_inner<K, V>(
     up: Up<K, V>,
     at: &mut Attempt<'_, K, V>,
 ) -> Up<K, V> {
-    let (keys, kids) = (n.keys.as_slice(), n.kids.as_slice());
+    let (keys, kids) = (&n.keys, n.kids.as_slice());
     if matches!(up, Up::Gone) && kids.len() == 1 {
         return Up::Gone;
     }
@@ -1360,7 +1360,7 @@ unsafe fn rebuild_inner<K, V>(
     let m = unsafe { as_inner(p) };
     match up {
         Up::One(c) => {
-            m.keys.extend_cloned(keys);
+            m.keys.extend_from(keys, 0..keys.len());
             m.kids.extend_cloned(&kids[..idx]);
             m.kids.push(c);
             m.kids.extend_cloned(&kids[idx + 1..]);
@@ -1369,16 +1369,16 @@ unsafe fn rebuild_inner<K, V>(
             // Child `idx` goes with the separator on its left (or, for the
             // first child, the one on its right).
             let s = idx.saturating_sub(1);
-            at.drops.push((keys[s].e, false));
-            m.keys.extend_cloned(&keys[..s]);
-            m.keys.extend_cloned(&keys[s + 1..]);
+            at.drops.push((keys.entries()[s], false));
+            m.keys.extend_from(keys, 0..s);
+            m.keys.extend_from(keys, s + 1..keys.len());
             m.kids.extend_cloned(&kids[..idx]);
             m.kids.extend_cloned(&kids[idx + 1..]);
         }
         Up::Two(l, sep, r) if kids.len() < B => {
-            m.keys.extend_cloned(&keys[..idx]);
+            m.keys.extend_from(keys, 0..idx);
             m.keys.push(sep);
-            m.keys.extend_cloned(&keys[idx..]);
+            m.keys.extend_from(keys, idx..keys.len());
             m.kids.extend_cloned(&kids[..idx]);
             m.kids.push(l);
             m.kids.push(r);
@@ -1388,9 +1388,9 @@ unsafe fn rebuild_inner<K, V>(
             // B + 1 children: the left keeps `mid`, separator `mid - 1`
             // moves up (its count is unchanged: still one separator).
             let mut all_keys: InlineVec<Slot<K, V>, B> = InlineVec::new();
-            all_keys.extend_cloned(&keys[..idx]);
+            keys.iter().take(idx).for_each(|s| all_keys.push(s));
             all_keys.push(sep);
-            all_keys.extend_cloned(&keys[idx..]);
+            keys.iter().skip(idx).for_each(|s| all_keys.push(s));
             let mut all_kids: InlineVec<NodePtr<K, V>, { B + 1 }> = InlineVec::new();
             all_kids.extend_cloned(&kids[..idx]);
             all_kids.push(l);
@@ -1402,9 +1402,9 @@ unsafe fn rebuild_inner<K, V>(
             // SAFETY: `rp` was just built by this attempt; nobody else sees
             // it, and it is not `p`.
             let right = unsafe { as_inner(rp) };
-            m.keys.extend_cloned(&all_keys[..mid - 1]);
+            m.keys.extend_slots(&all_keys[..mid - 1]);
             let up_sep = all_keys[mid - 1];
-            right.keys.extend_cloned(&all_keys[mid..]);
+            right.keys.extend_slots(&all_keys[mid..]);
             m.kids.extend_cloned(&all_kids[..mid]);
             right.kids.extend_cloned(&all_kids[mid..]);
             return Up::Two(p, up_sep, rp);

@@ -28,6 +28,12 @@ use crate::sync::UnsafeCell;
 pub(super) const B: usize = if cfg!(any(loom, miri)) { 4 } else { 32 };
 
 /// A vector with inline capacity `N`, used only to build nodes.
+///
+/// `repr(C)`: the length comes first, so that a node's lengths lie in its
+/// header line, next to the fields a search reads before its first probe
+/// (left to itself, rustc places the 8-byte `len` after the 512-byte
+/// array of a node's slots: one more cache line per node visited).
+#[repr(C)]
 pub(super) struct InlineVec<T, const N: usize> {
     len: usize,
     buf: [MaybeUninit<T>; N],
@@ -141,7 +147,13 @@ pub(super) const MAX_HEIGHT: usize = 64;
 /// A node's heap block: the pool's link word, then the node. The link word
 /// is written by the epoch pool when the block is retired or recycled;
 /// readers of the node never read it.
-#[repr(C)]
+///
+/// Aligned to a cache line, so that the block's first line holds the link
+/// word, the node's discriminant and its header fields (a leaf version's
+/// `ts`, `prev` and length; an inner node's `bottom` and separator count),
+/// which every visit reads before its binary search: one line instead of
+/// three (see `docs/btree.md`, "Nodes" and "Session 10").
+#[repr(C, align(64))]
 pub(super) struct Block<K, V> {
     link: Link,
     node: Node<K, V>,
@@ -253,7 +265,13 @@ pub(super) unsafe fn free_node_now<K, V>(p: NodePtr<K, V>) {
 /// variant's), and nodes hold only thin pointers and counts, so the
 /// variants' size difference does not depend on `K` or `V`; clippy only
 /// sees the generic lower bound.
+///
+/// `repr(C)`: the discriminant is the node's first word, in the block's
+/// first line (left to itself, rustc stores it in the niche of
+/// `Inner::bottom`, which it places at the end of the largest variant,
+/// 784 bytes in: a line of its own that every visit, leaf or inner, loads).
 #[allow(clippy::large_enum_variant)]
+#[repr(C)]
 pub(super) enum Node<K, V> {
     Leaf(Leaf<K, V>),
     Inner(Inner<K, V>),
@@ -392,6 +410,8 @@ pub(super) unsafe fn release<K, V>(guard: &Guard<'_>, e: EntryPtr<K, V>, leaf: b
 /// on its path and one entry (the value). The image is computed once, when
 /// the entry is first put in a node (by the writer that owns it, or from a
 /// separator it holds), and copied with the pointer by every path copy.
+/// Nodes store their slots split in two arrays ([`Slots`]); a `Slot` is
+/// one of them taken out, to build a node.
 pub(super) struct Slot<K, V> {
     pub(super) e: EntryPtr<K, V>,
     pub(super) h: u64,
@@ -420,6 +440,129 @@ impl<K, V> Slot<K, V> {
             unsafe { kind.image(key_of(e)) }
         };
         Slot { e, h }
+    }
+}
+
+/// A node's sorted slots (at most [`B`]), stored as two arrays: the key
+/// images, then the entry pointers (structure of arrays).
+///
+/// A search reads only images until it has its index, so they are packed
+/// eight to a cache line instead of four `{e, h}` pairs: the binary search
+/// of a full node spans four lines instead of eight, and a lookup then
+/// reads one entry pointer (a line of its own, only when the key is
+/// found). `repr(C)`: the length comes first, in the node's header line
+/// ([`Block`]).
+#[repr(C)]
+pub(super) struct Slots<K, V> {
+    len: usize,
+    /// Initialized below `len`.
+    hs: [MaybeUninit<u64>; B],
+    /// Initialized below `len`.
+    es: [MaybeUninit<EntryPtr<K, V>>; B],
+}
+
+impl<K, V> Slots<K, V> {
+    pub(super) fn new() -> Self {
+        Slots {
+            len: 0,
+            hs: [const { MaybeUninit::uninit() }; B],
+            es: [const { MaybeUninit::uninit() }; B],
+        }
+    }
+
+    #[inline]
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The key images, in order.
+    #[inline]
+    pub(super) fn images(&self) -> &[u64] {
+        // SAFETY: the first `len` images are initialized (kept by every
+        // method that raises `len`), and `MaybeUninit<u64>` has `u64`'s
+        // layout.
+        unsafe { core::slice::from_raw_parts(self.hs.as_ptr().cast::<u64>(), self.len) }
+    }
+
+    /// The entry pointers, in order.
+    #[inline]
+    pub(super) fn entries(&self) -> &[EntryPtr<K, V>] {
+        // SAFETY: as for `images`.
+        unsafe { core::slice::from_raw_parts(self.es.as_ptr().cast::<EntryPtr<K, V>>(), self.len) }
+    }
+
+    /// Slot `i`.
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    #[inline]
+    pub(super) fn get(&self, i: usize) -> Slot<K, V> {
+        Slot {
+            e: self.entries()[i],
+            h: self.images()[i],
+        }
+    }
+
+    /// The slots, in order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = Slot<K, V>> + '_ {
+        self.entries()
+            .iter()
+            .zip(self.images())
+            .map(|(&e, &h)| Slot { e, h })
+    }
+
+    /// Appends `s`.
+    ///
+    /// # Panics
+    /// If the node is full (a bug in the caller: nodes are split before).
+    #[inline]
+    pub(super) fn push(&mut self, s: Slot<K, V>) {
+        assert!(self.len < B, "Slots overflow");
+        self.hs[self.len].write(s.h);
+        self.es[self.len].write(s.e);
+        self.len += 1;
+    }
+
+    /// Appends a copy of slots `r` of `src`.
+    ///
+    /// # Panics
+    /// If `r` is out of `src`'s bounds or the slots do not fit (checked
+    /// before copying anything).
+    #[inline]
+    pub(super) fn extend_from(&mut self, src: &Slots<K, V>, r: core::ops::Range<usize>) {
+        let (hs, es) = (&src.images()[r.clone()], &src.entries()[r]);
+        let len = self.len;
+        assert!(hs.len() <= B - len, "Slots overflow");
+        // Two bulk copies (the inner loop of every leaf copy); the data is
+        // `Copy`, so nothing can panic half-way.
+        // SAFETY: the assertion above: slots `len..len + hs.len()` exist in
+        // both arrays; `src` cannot overlap `self` (we hold `&mut self`);
+        // `MaybeUninit<T>` has `T`'s layout.
+        unsafe {
+            ptr::copy_nonoverlapping(
+                hs.as_ptr(),
+                self.hs.as_mut_ptr().add(len).cast::<u64>(),
+                hs.len(),
+            );
+            ptr::copy_nonoverlapping(
+                es.as_ptr(),
+                self.es.as_mut_ptr().add(len).cast::<EntryPtr<K, V>>(),
+                es.len(),
+            );
+        }
+        self.len = len + hs.len();
+    }
+
+    /// Appends a copy of every slot of `src`.
+    ///
+    /// # Panics
+    /// If they do not fit (checked before copying anything).
+    #[inline]
+    pub(super) fn extend_slots(&mut self, src: &[Slot<K, V>]) {
+        assert!(src.len() <= B - self.len, "Slots overflow");
+        for &s in src {
+            self.push(s);
+        }
     }
 }
 
@@ -555,7 +698,7 @@ pub(super) fn query_image<K, Q: ?Sized>(q: &Q) -> Option<u64> {
 /// true on a prefix and false after it): a binary search with a fixed
 /// number of steps for a given length and no data-dependent branch.
 #[inline(always)]
-fn image_partition<K, V>(s: &[Slot<K, V>], pred: impl Fn(u64) -> bool) -> usize {
+fn image_partition(s: &[u64], pred: impl Fn(u64) -> bool) -> usize {
     let mut n = s.len();
     if n == 0 {
         return 0;
@@ -566,12 +709,12 @@ fn image_partition<K, V>(s: &[Slot<K, V>], pred: impl Fn(u64) -> bool) -> usize 
     while n > 1 {
         let half = n / 2;
         // SAFETY: `base + half < base + n <= s.len()`.
-        let h = unsafe { s.get_unchecked(base + half) }.h;
+        let h = *unsafe { s.get_unchecked(base + half) };
         base = if pred(h) { base + half } else { base };
         n -= half;
     }
     // SAFETY: `base < s.len()` (n was 1: `base + 1 <= s.len()`).
-    base + usize::from(pred(unsafe { s.get_unchecked(base) }.h))
+    base + usize::from(pred(*unsafe { s.get_unchecked(base) }))
 }
 
 /// The timestamp of a leaf version (or root version) not yet stamped.
@@ -584,10 +727,14 @@ pub(super) const PENDING: u64 = 0;
 /// linearization points", and `docs/btree.md`). `prev` is the version this
 /// one replaced in its [`Handle`], followed only by scans whose snapshot is
 /// older than `ts`.
+///
+/// `repr(C)`: `ts`, `prev` and the length of `ents` lie in the block's
+/// first line, in this order ([`Block`]).
+#[repr(C)]
 pub(super) struct Leaf<K, V> {
     pub(super) ts: AtomicU64,
     pub(super) prev: NodePtr<K, V>,
-    pub(super) ents: InlineVec<Slot<K, V>, B>,
+    pub(super) ents: Slots<K, V>,
 }
 
 /// A leaf handle: the one mutable word of a leaf, pointing to its current
@@ -632,10 +779,14 @@ pub(super) fn unmarked<K, V>(p: NodePtr<K, V>) -> NodePtr<K, V> {
 /// A separator is the entry that was the first of the right half when a
 /// leaf split; the key may since have left the map (the entry lives on,
 /// counted, while it is a separator).
+///
+/// `repr(C)`: `bottom` and the length of `keys` lie in the block's first
+/// line ([`Block`]).
+#[repr(C)]
 pub(super) struct Inner<K, V> {
     /// The children are leaf [`Handle`]s (cast to `NodePtr`), not nodes.
     pub(super) bottom: bool,
-    pub(super) keys: InlineVec<Slot<K, V>, B>,
+    pub(super) keys: Slots<K, V>,
     pub(super) kids: InlineVec<NodePtr<K, V>, B>,
 }
 
@@ -645,7 +796,7 @@ impl<K, V> Leaf<K, V> {
         Leaf {
             ts: AtomicU64::new(PENDING),
             prev,
-            ents: InlineVec::new(),
+            ents: Slots::new(),
         }
     }
 
@@ -655,7 +806,7 @@ impl<K, V> Leaf<K, V> {
         Leaf {
             ts: AtomicU64::new(1),
             prev: ptr::null_mut(),
-            ents: InlineVec::new(),
+            ents: Slots::new(),
         }
     }
 }
@@ -664,7 +815,7 @@ impl<K, V> Inner<K, V> {
     pub(super) fn new(bottom: bool) -> Self {
         Inner {
             bottom,
-            keys: InlineVec::new(),
+            keys: Slots::new(),
             kids: InlineVec::new(),
         }
     }
@@ -683,13 +834,13 @@ impl<K, V> Inner<K, V> {
         K: core::borrow::Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        let keys = self.keys.as_slice();
         if let Some(h) = query_image::<K, Q>(q) {
-            return image_partition(keys, |x| x <= h);
+            return image_partition(self.keys.images(), |x| x <= h);
         }
+        let keys = self.keys.entries();
         prefetch_all(keys);
-        // SAFETY: `s` is read from `self`, borrowed here.
-        keys.partition_point(|s| unsafe { key_of(s.e) }.borrow() <= q)
+        // SAFETY: `e` is read from `self`, borrowed here.
+        keys.partition_point(|&e| unsafe { key_of(e) }.borrow() <= q)
     }
 
     #[inline]
@@ -720,18 +871,19 @@ impl<K, V> Leaf<K, V> {
         K: core::borrow::Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        let ents = self.ents.as_slice();
         if let Some(h) = query_image::<K, Q>(q) {
-            let i = image_partition(ents, |x| x < h);
+            let hs = self.ents.images();
+            let i = image_partition(hs, |x| x < h);
             // Images are injective: an equal image is the key.
-            return match ents.get(i) {
-                Some(s) if s.h == h => Ok(i),
+            return match hs.get(i) {
+                Some(&x) if x == h => Ok(i),
                 _ => Err(i),
             };
         }
+        let ents = self.ents.entries();
         prefetch_all(ents);
-        // SAFETY: `s` is read from `self`, borrowed here.
-        ents.binary_search_by(|s| unsafe { key_of(s.e) }.borrow().cmp(q))
+        // SAFETY: `e` is read from `self`, borrowed here.
+        ents.binary_search_by(|&e| unsafe { key_of(e) }.borrow().cmp(q))
     }
 
     /// The number of leading entries whose key is `< q` (`inclusive`:
@@ -742,18 +894,19 @@ impl<K, V> Leaf<K, V> {
         K: core::borrow::Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        let ents = self.ents.as_slice();
         if let Some(h) = query_image::<K, Q>(q) {
+            let hs = self.ents.images();
             return if inclusive {
-                image_partition(ents, |x| x <= h)
+                image_partition(hs, |x| x <= h)
             } else {
-                image_partition(ents, |x| x < h)
+                image_partition(hs, |x| x < h)
             };
         }
+        let ents = self.ents.entries();
         prefetch_all(ents);
-        ents.partition_point(|s| {
-            // SAFETY: `s` is read from `self`, borrowed here.
-            let k = unsafe { key_of(s.e) }.borrow();
+        ents.partition_point(|&e| {
+            // SAFETY: `e` is read from `self`, borrowed here.
+            let k = unsafe { key_of(e) }.borrow();
             if inclusive {
                 k <= q
             } else {
@@ -766,7 +919,7 @@ impl<K, V> Leaf<K, V> {
     #[inline]
     pub(super) fn entry(&self, i: usize) -> &Entry<K, V> {
         // SAFETY: a node's entries are alive while it is (see `key_of`).
-        unsafe { &*self.ents.as_slice()[i].e }
+        unsafe { &*self.ents.entries()[i] }
     }
 
     /// The number of entries.
@@ -780,9 +933,9 @@ impl<K, V> Leaf<K, V> {
 /// binary search that follows wait for about one memory latency in all
 /// instead of one each (the entries of a node are scattered in the heap).
 #[inline(always)]
-pub(super) fn prefetch_all<K, V>(ents: &[Slot<K, V>]) {
+pub(super) fn prefetch_all<K, V>(ents: &[EntryPtr<K, V>]) {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
-    for &Slot { e, .. } in ents {
+    for &e in ents {
         // SAFETY: a prefetch is only a hint: it never faults and has no
         // effect on the program's semantics, whatever the address.
         unsafe {
@@ -883,4 +1036,122 @@ pub(super) unsafe fn resolve<'a, K, V>(
         v = unsafe { leaf_at(v.prev) };
     }
     v
+}
+
+#[cfg(all(test, not(loom)))]
+mod layout_tests {
+    use super::*;
+
+    /// Where `x` lies, in bytes from the start of `p`'s block, checked to
+    /// be a whole word of the block's first cache line.
+    fn in_header<K, V, T>(p: NodePtr<K, V>, x: *const T) -> usize {
+        let at = (x as usize) - (block_of(p) as usize);
+        assert!(
+            at + core::mem::size_of::<T>() <= 64,
+            "a field read before every search lies {at} bytes into the block"
+        );
+        at
+    }
+
+    /// The block layout of "Nodes" in `docs/btree.md`: a visit reads the
+    /// discriminant and its node's header (a leaf version's `ts` and
+    /// length, an inner node's `bottom` and separator count) from the
+    /// block's first line, which starts the block; the key images follow,
+    /// packed, then the entry pointers.
+    #[test]
+    fn a_node_header_is_the_first_line_of_its_block() {
+        assert_eq!(core::mem::align_of::<Block<u64, u64>>(), 64);
+        // SAFETY: no pool; the nodes are freed below, never published.
+        let leaf: NodePtr<u64, u64> = unsafe { alloc_node(None, Node::Leaf(Leaf::first())) };
+        // SAFETY: as above.
+        let inner: NodePtr<u64, u64> = unsafe { alloc_node(None, Node::Inner(Inner::new(true))) };
+        for p in [leaf, inner] {
+            assert_eq!(block_of(p) as usize % 64, 0, "block not line-aligned");
+            // The discriminant is the node's first word (`repr(C)`), so the
+            // first field of either variant lies one word further.
+            assert_eq!(in_header(p, p.cast::<u64>()), 8);
+        }
+        // SAFETY: `leaf` is a leaf node we own.
+        let Node::Leaf(l) = (unsafe { &*leaf }) else {
+            unreachable!()
+        };
+        assert_eq!(in_header(leaf, &l.ts), 16);
+        in_header(leaf, &l.prev);
+        in_header(leaf, &l.ents.len);
+        // The images follow the header, eight to a line, and the entry
+        // pointers follow the images (`Slots`).
+        assert_eq!(in_header(leaf, l.ents.hs.as_ptr()), 40);
+        assert_eq!(
+            l.ents.es.as_ptr() as usize - l.ents.hs.as_ptr() as usize,
+            8 * B
+        );
+        // SAFETY: `inner` is an inner node we own.
+        let Node::Inner(n) = (unsafe { &*inner }) else {
+            unreachable!()
+        };
+        assert_eq!(in_header(inner, &n.bottom), 16);
+        in_header(inner, &n.keys.len);
+        in_header(inner, n.keys.hs.as_ptr());
+        // SAFETY: allocated above by `alloc_node`, never published.
+        unsafe {
+            free_node_now(leaf);
+            free_node_now(inner);
+        }
+    }
+
+    /// A key type without an image: searches take the `Ord` path.
+    #[derive(PartialEq, Eq, PartialOrd, Ord, Debug)]
+    struct Opaque(u64);
+
+    /// Every size of leaf (0..=B entries) and inner node (1..=B children),
+    /// every query position (before, at and between the keys, after the
+    /// last): `search`, `partition` and `route` agree with the slice
+    /// searches over the keys, for image keys (`u64`) and `Ord` keys.
+    fn searches_agree<K, Q>(key: impl Fn(u64) -> K, query: impl Fn(u64) -> Q)
+    where
+        K: Ord + core::borrow::Borrow<Q>,
+        Q: Ord,
+    {
+        for n in 0..=B {
+            let ks: Vec<u64> = (1..=n as u64).map(|i| 10 * i).collect();
+            let es: Vec<EntryPtr<K, ()>> = ks.iter().map(|&k| Entry::alloc(key(k), ())).collect();
+            let mut leaf = Leaf::<K, ()>::first();
+            // An inner node with `n` children routes on the first `n - 1`.
+            let mut inner = Inner::<K, ()>::new(false);
+            for (i, &e) in es.iter().enumerate() {
+                // SAFETY: `e` is alive until the end of this iteration.
+                let s = unsafe { Slot::of(e) };
+                leaf.ents.push(s);
+                if i + 1 < n {
+                    inner.keys.push(s);
+                }
+                inner.kids.push(ptr::null_mut());
+            }
+            for q in 0..=10 * n as u64 + 10 {
+                let qq = query(q);
+                let lt = ks.partition_point(|&k| k < q);
+                let le = ks.partition_point(|&k| k <= q);
+                assert_eq!(leaf.search(&qq), ks.binary_search(&q), "n {n} q {q}");
+                assert_eq!(leaf.partition(&qq, false), lt, "n {n} q {q}");
+                assert_eq!(leaf.partition(&qq, true), le, "n {n} q {q}");
+                if n > 0 {
+                    let route = ks[..n - 1].partition_point(|&k| k <= q);
+                    assert_eq!(inner.route(&qq), route, "n {n} q {q}");
+                }
+            }
+            for e in es {
+                // SAFETY: allocated above, reachable only from the two
+                // local nodes, which are not used again.
+                drop(unsafe { Entry::unalloc(e) });
+            }
+        }
+    }
+
+    #[test]
+    fn node_searches_agree_with_slice_searches_at_every_size() {
+        searches_agree(|k| k, |q| q);
+        searches_agree(|k| k as i32 - 100, |q| q as i32 - 100);
+        searches_agree(Opaque, Opaque);
+        searches_agree(|k| format!("{k:05}"), |q| format!("{q:05}"));
+    }
 }

@@ -49,13 +49,13 @@ fn check_invariants<K: Ord + fmt::Debug, V>(m: &LockFreeBTree<K, V>) {
         assert_ne!(l.ts.load(Ordering::Relaxed), PENDING, "unstamped version");
         let k: Vec<&K> = l
             .ents
-            .as_slice()
+            .entries()
             .iter()
             // SAFETY: entries of a live version are alive.
-            .map(|s| unsafe { key_of(s.e) })
+            .map(|&e| unsafe { key_of(e) })
             .collect();
         assert!(sole || !k.is_empty(), "empty leaf that is not the only one");
-        for &s in l.ents.as_slice() {
+        for s in l.ents.iter() {
             // SAFETY: as above.
             let refs = unsafe { (*s.e).refs.load(Ordering::Relaxed) };
             assert!(refs >= 1, "a leaf entry with no count");
@@ -84,12 +84,12 @@ fn check_invariants<K: Ord + fmt::Debug, V>(m: &LockFreeBTree<K, V>) {
         };
         let ks: Vec<&K> = n
             .keys
-            .as_slice()
+            .entries()
             .iter()
             // SAFETY: separators of a live node are alive.
-            .map(|s| unsafe { key_of(s.e) })
+            .map(|&e| unsafe { key_of(e) })
             .collect();
-        n.keys.as_slice().iter().for_each(|&s| check_image(s));
+        n.keys.iter().for_each(check_image);
         let kids = n.kids.as_slice();
         assert!(!kids.is_empty() && ks.len() + 1 == kids.len());
         assert!(
