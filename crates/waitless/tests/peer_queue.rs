@@ -226,7 +226,7 @@ fn dequeue_after_own_enqueue_never_misses() {
 }
 
 #[derive(Debug)]
-struct Counted(#[allow(dead_code)] waitless_check::Tracked);
+struct Counted(waitless_check::Tracked);
 
 // Inspired by crossbeam-queue `array_queue.rs::drops` and
 // `seg_queue.rs::drops`: values moved through the queue are dropped by
@@ -377,4 +377,60 @@ fn auto_traits_and_debug() {
     let q = WaitFreeQueue::<u8>::new(2);
     q.enqueue(1).unwrap();
     assert!(format!("{q:?}").contains("WaitFreeQueue"));
+}
+
+// Inspired by crossbeam-queue `array_queue.rs::into_iter` and
+// `seg_queue.rs::into_iter`: the owning iterator yields FIFO order.
+#[test]
+fn into_iter_yields_fifo_order() {
+    let q = WaitFreeQueue::new(128);
+    for i in 0..100 {
+        q.enqueue(i).unwrap();
+    }
+    // Some laps first, so the values wrap around the ring.
+    for i in 0..60 {
+        assert_eq!(q.dequeue(), Some(i));
+        q.enqueue(100 + i).unwrap();
+    }
+    let it = q.into_iter();
+    assert_eq!(it.len(), 100);
+    for (i, v) in it.enumerate() {
+        assert_eq!(v, 60 + i);
+    }
+}
+
+// Inspired by crossbeam-queue `seg_queue.rs::into_iter_drop`: stopping
+// half way drops the rest exactly once.
+#[test]
+fn a_partial_into_iter_drops_the_rest() {
+    let ledger = DropLedger::new(100);
+    let q = WaitFreeQueue::new(128);
+    for id in 0..100 {
+        q.enqueue(Counted(ledger.track(id))).unwrap();
+    }
+    let mut it = q.into_iter();
+    for id in 0..50 {
+        assert_eq!(it.next().map(|c| c.0.id()), Some(id));
+    }
+    assert_eq!(it.size_hint(), (50, Some(50)));
+    assert_eq!(ledger.live(), 50);
+    drop(it);
+    ledger.assert_all_dropped();
+}
+
+// Inspired by crossbeam-queue's `impl UnwindSafe/RefUnwindSafe for
+// ArrayQueue`: a queue can be used across `catch_unwind` without
+// `AssertUnwindSafe`, and a panic in user code between operations leaves
+// it whole.
+#[test]
+fn usable_across_catch_unwind() {
+    let q = WaitFreeQueue::new(4);
+    q.enqueue(1).unwrap();
+    let r = catch_unwind(|| {
+        q.enqueue(2).unwrap();
+        panic!("user code after an enqueue");
+    });
+    assert!(r.is_err());
+    let owned = catch_unwind(move || q.into_iter().collect::<Vec<i32>>());
+    assert_eq!(owned.unwrap(), [1, 2]);
 }
