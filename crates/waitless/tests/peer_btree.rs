@@ -601,3 +601,102 @@ fn auto_traits_and_default() {
     let shown = format!("{m:?}");
     assert!(shown.contains("LockFreeBTree"), "{shown}");
 }
+
+/// A key whose `tag` takes no part in the order.
+#[derive(Clone, Debug)]
+struct Tagged {
+    k: u32,
+    tag: &'static str,
+}
+impl PartialEq for Tagged {
+    fn eq(&self, o: &Self) -> bool {
+        self.k == o.k
+    }
+}
+impl Eq for Tagged {}
+impl PartialOrd for Tagged {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Tagged {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.k.cmp(&o.k)
+    }
+}
+
+// Inspired by std's `BTreeMap::insert` docs ("the key is not updated")
+// and crossbeam-skiplist's `insert` (which replaces the whole entry). Our
+// B-tree documents SkipMap's behaviour (`insert` docs): the new key object
+// replaces the old one — a documented difference from std, checked here.
+#[test]
+fn insert_replaces_the_whole_entry_like_skipmap() {
+    let m = LockFreeBTree::new();
+    assert_eq!(m.insert(Tagged { k: 1, tag: "first" }, 1), None);
+    assert_eq!(
+        m.insert(
+            Tagged {
+                k: 1,
+                tag: "second"
+            },
+            2
+        ),
+        Some(1)
+    );
+    let (k, v) = m.first_key_value().unwrap();
+    assert_eq!((k.tag, v), ("second", 2));
+    assert_eq!(m.len(), 1);
+}
+
+// Inspired by crossbeam-skiplist `map.rs::concurrent_insert_get_same_key`
+// and `concurrent_remove`, widened to node splits and merges: while writers
+// insert and remove the odd keys (splitting and merging nodes), the even
+// keys — present throughout — are never missing from lookups, ranges,
+// `first/last_key_value` or `len`, and every range is ascending.
+#[test]
+fn stable_keys_survive_concurrent_splits_and_merges() {
+    let evens: u32 = if cfg!(miri) { 24 } else { 2_000 };
+    let rounds = if cfg!(miri) { 2 } else { 6 };
+    let m = LockFreeBTree::new();
+    for k in 0..evens {
+        m.insert(2 * k, k);
+    }
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..rounds {
+                for k in 0..evens - 1 {
+                    m.insert(2 * k + 1, 0);
+                }
+                for k in 0..evens - 1 {
+                    assert_eq!(m.remove(&(2 * k + 1)), Some(0));
+                }
+            }
+            done.store(true, Ordering::Release);
+        });
+        let mut rng = Rng(7);
+        // At least some checks even if the writer finishes first.
+        for checks in 0.. {
+            if checks >= 50 && done.load(Ordering::Acquire) {
+                break;
+            }
+            let k = u32::try_from(rng.below(u64::from(evens))).unwrap();
+            assert_eq!(m.get(&(2 * k)), Some(k));
+            let lo = 2 * k;
+            let hi = lo + 200;
+            let got: Vec<u32> = m.range(lo..hi).map(|(k, _)| k).collect();
+            assert!(got.windows(2).all(|w| w[0] < w[1]), "ascending: {got:?}");
+            let want_evens: Vec<u32> = (lo..hi.min(2 * evens)).step_by(2).collect();
+            let got_evens: Vec<u32> = got.iter().copied().filter(|k| k % 2 == 0).collect();
+            assert_eq!(got_evens, want_evens);
+            assert_eq!(m.first_key_value(), Some((0, 0)));
+            assert_eq!(m.last_key_value(), Some((2 * (evens - 1), evens - 1)));
+            let len = m.len();
+            assert!(
+                len >= evens as usize && len < 2 * evens as usize,
+                "len {len}"
+            );
+        }
+    });
+    assert_eq!(m.len(), evens as usize);
+}

@@ -489,3 +489,54 @@ fn auto_traits() {
     send_sync::<LockFreeHashMap<String, Vec<u8>>>();
     send_sync::<LockFreeHashMap<u64, (), Collide>>();
 }
+
+#[derive(Clone, Debug)]
+struct Tagged {
+    k: u32,
+    tag: &'static str,
+}
+impl PartialEq for Tagged {
+    fn eq(&self, o: &Self) -> bool {
+        self.k == o.k
+    }
+}
+impl Eq for Tagged {}
+impl std::hash::Hash for Tagged {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.k.hash(h);
+    }
+}
+
+// Inspired by papaya's `insert` contract (its docs and std's "insert and
+// complex keys": the key is not updated) — a replace, an update and a
+// `get_or_insert_with` of a present key keep the key object first stored.
+#[test]
+fn replacing_a_value_keeps_the_stored_key() {
+    let m = LockFreeHashMap::new();
+    m.insert(Tagged { k: 1, tag: "first" }, 1);
+    assert_eq!(
+        m.insert(
+            Tagged {
+                k: 1,
+                tag: "second"
+            },
+            2
+        ),
+        Some(1)
+    );
+    let (k, v) = m.get_key_value(&Tagged { k: 1, tag: "query" }).unwrap();
+    assert_eq!((k.tag, v), ("first", 2));
+    assert_eq!(
+        m.update(
+            &Tagged {
+                k: 1,
+                tag: "update"
+            },
+            |v| v + 1
+        ),
+        Some(2)
+    );
+    assert_eq!(m.get_or_insert_with(Tagged { k: 1, tag: "other" }, || 9), 3);
+    let all: Vec<(&str, u32)> = m.iter().map(|(k, v)| (k.tag, v)).collect();
+    assert_eq!(all, [("first", 3)]);
+}
