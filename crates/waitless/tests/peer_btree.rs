@@ -12,6 +12,10 @@
 //! the notes): reverse iteration (`Range: DoubleEndedIterator`), `clear`,
 //! `FromIterator`/`Extend`/`IntoIterator for &map`, `pop_first`/`pop_last`.
 
+// The structures run on loom's atomics under `--cfg loom`, which work only
+// inside `loom::model`: these tests are for the real build.
+#![cfg(not(loom))]
+
 use std::collections::BTreeMap;
 use std::ops::Bound::{self, Excluded, Included, Unbounded};
 use std::panic::{catch_unwind, AssertUnwindSafe};

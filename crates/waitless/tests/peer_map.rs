@@ -7,6 +7,10 @@
 //! documented contract, like `insert`), where papaya's `update` returns the
 //! new one; the tests check ours.
 
+// The structures run on loom's atomics under `--cfg loom`, which work only
+// inside `loom::model`: these tests are for the real build.
+#![cfg(not(loom))]
+
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -7,6 +7,10 @@
 //! (`ArrayQueue` takes any non-zero capacity), and there is no `force_push`
 //! (the ring-buffer tests are not ported).
 
+// The structures run on loom's atomics under `--cfg loom`, which work only
+// inside `loom::model`: these tests are for the real build.
+#![cfg(not(loom))]
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 

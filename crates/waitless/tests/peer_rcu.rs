@@ -3,6 +3,10 @@
 //! read-mostly cell, checked against [`Rcu`]. Written for waitless; each
 //! test names the peer test that inspired it.
 
+// The structures run on loom's atomics under `--cfg loom`, which work only
+// inside `loom::model`: these tests are for the real build.
+#![cfg(not(loom))]
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};

@@ -8,6 +8,10 @@
 //! returns `Option` (rtrb: `Result<T, PopError>`); chunks publish when
 //! dropped (rtrb: an explicit `commit`).
 
+// The structures run on loom's atomics under `--cfg loom`, which work only
+// inside `loom::model`: these tests are for the real build.
+#![cfg(not(loom))]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use waitless::channel::spsc;
