@@ -274,3 +274,27 @@ fn channel_last_receiver_drop_races_a_send() {
         drop(tx);
     });
 }
+
+/// SPSC abandonment (rtrb's `no_race_with_is_abandoned`; peers10): a
+/// consumer that sees the producer gone also sees what it pushed first —
+/// `is_abandoned` must synchronize with the producer's drop, and the value
+/// is then popped, not reported missing. (The `Relaxed`
+/// `Arc::strong_count` check this replaced was caught by Miri's weak-memory
+/// emulation in `tests/peer_spsc.rs`; loom's `Arc` does not model that
+/// load. This model fails if the flag's load is weakened to `Relaxed`.)
+#[test]
+fn channel_spsc_abandoned_sees_last_push() {
+    loom::model(|| {
+        let (mut p, mut c) = channel::spsc::bounded::<u32>(2);
+        let producer = thread::spawn(move || {
+            p.push(10).unwrap();
+            drop(p);
+        });
+        if c.is_abandoned() {
+            assert_eq!(c.pop(), Some(10), "the producer's last push is lost");
+            assert_eq!(c.pop(), None);
+        }
+        producer.join().unwrap();
+        assert!(c.is_abandoned());
+    });
+}

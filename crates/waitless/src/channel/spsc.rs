@@ -42,7 +42,7 @@ use core::fmt;
 use core::mem::MaybeUninit;
 
 use super::error::PushError;
-use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sync::{Arc, UnsafeCell};
 use crate::CachePadded;
 
@@ -53,6 +53,10 @@ struct Ring<T> {
     tail: CachePadded<AtomicUsize>,
     buffer: Slots<T>,
     mask: usize,
+    /// Set (`Release`) by the first handle dropped, after its last index
+    /// store; read (`Acquire`) by `is_abandoned`, so a handle that sees it
+    /// also sees every value pushed (or slot freed) before that drop.
+    abandoned: AtomicBool,
 }
 
 /// Alignment (and size granule) of the slot array: a cache-line pair, as
@@ -210,6 +214,7 @@ pub fn bounded<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
         tail: CachePadded::new(AtomicUsize::new(0)),
         buffer: Slots::new(capacity),
         mask: capacity - 1,
+        abandoned: AtomicBool::new(false),
     });
     let buf = ring.buffer.as_ptr();
     let mask = ring.mask;
@@ -878,6 +883,19 @@ impl<T> Drop for Consumer<T> {
         // Release: publishes the position past the values a leaked
         // `ReadChunk` claimed, so the ring's drop does not drop them again.
         self.ring.head.store(self.head, Ordering::Release);
+        // Release: pairs with the `Acquire` load in
+        // `Producer::is_abandoned` (after the store above).
+        self.ring.abandoned.store(true, Ordering::Release);
+    }
+}
+
+impl<T> Drop for Producer<T> {
+    fn drop(&mut self) {
+        // Release: pairs with the `Acquire` load in
+        // `Consumer::is_abandoned`, so a consumer that sees the producer
+        // gone also sees every value it published (each `Release` store of
+        // `tail` is sequenced before this store).
+        self.ring.abandoned.store(true, Ordering::Release);
     }
 }
 
@@ -912,9 +930,10 @@ impl<T> Producer<T> {
     /// ```
     #[must_use]
     pub fn is_abandoned(&self) -> bool {
-        // The ring is shared by exactly the two handles; a count of one means
-        // the other was dropped. Once true it stays true.
-        Arc::strong_count(&self.ring) == 1
+        // Acquire: pairs with the `Release` store in `Consumer::drop`. Once
+        // true it stays true. (`Arc::strong_count` is a `Relaxed` load: it
+        // said "gone" without synchronizing with the drop.)
+        self.ring.abandoned.load(Ordering::Acquire)
     }
 }
 
@@ -933,8 +952,10 @@ impl<T> Consumer<T> {
     /// ```
     #[must_use]
     pub fn is_abandoned(&self) -> bool {
-        // As in `Producer::is_abandoned`.
-        Arc::strong_count(&self.ring) == 1
+        // Acquire: pairs with the `Release` store in `Producer::drop`, so
+        // the values pushed before the drop are visible to the next `pop`
+        // (rtrb's `no_race_with_is_abandoned` checks the same).
+        self.ring.abandoned.load(Ordering::Acquire)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Collection conveniences for [`LockFreeHashMap`]: the std traits
-//! (`FromIterator`, `Extend`, `IntoIterator for &map`, `Clone`, an entry
-//! printing `Debug`) and `keys`, `values`, `retain`, `clear`.
+//! (`FromIterator`, `Extend`, `IntoIterator for &map`, `Clone`, `PartialEq`/`Eq`,
+//! an entry printing `Debug`) and `keys`, `values`, `retain`, `clear`.
 //!
 //! Everything here is built on the map's public operations (`insert`,
 //! `remove`, `iter`), so it inherits their guarantees: each single
@@ -135,6 +135,43 @@ where
         }
         copy
     }
+}
+
+impl<K, V, S> PartialEq for LockFreeHashMap<K, V, S>
+where
+    K: Hash + Eq + Clone,
+    V: PartialEq + Clone,
+    S: BuildHasher,
+{
+    /// Two maps are equal when they hold the same keys with equal values,
+    /// as with `std::collections::HashMap` (papaya and dashmap compare the
+    /// same way). Read with a weakly consistent iteration of `self` and
+    /// lookups in `other`: exact when neither map is written meanwhile.
+    ///
+    /// ```
+    /// use waitless::map::LockFreeHashMap;
+    ///
+    /// let a: LockFreeHashMap<u32, &str> = [(1, "one"), (2, "two")].into_iter().collect();
+    /// let b = LockFreeHashMap::new();
+    /// b.insert(2, "two");
+    /// assert_ne!(a, b);
+    /// b.insert(1, "one");
+    /// assert_eq!(a, b);
+    /// ```
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self
+                .iter()
+                .all(|(k, v)| other.get_with(&k, |w| *w == v).unwrap_or(false))
+    }
+}
+
+impl<K, V, S> Eq for LockFreeHashMap<K, V, S>
+where
+    K: Hash + Eq + Clone,
+    V: Eq + Clone,
+    S: BuildHasher,
+{
 }
 
 impl<K, V, S> fmt::Debug for LockFreeHashMap<K, V, S>

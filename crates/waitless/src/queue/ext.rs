@@ -1,9 +1,13 @@
 //! Bulk enqueue for [`WaitFreeQueue`], built on
 //! [`enqueue`](WaitFreeQueue::enqueue): each element is its own wait-free,
 //! linearizable operation (the batch as a whole is not atomic: other
-//! threads' operations may interleave).
+//! threads' operations may interleave). Also the owning iterator
+//! ([`IntoIter`], like crossbeam's `ArrayQueue::into_iter`) and the unwind
+//! safety impls that crossbeam's queues have.
 
 use core::fmt;
+use core::iter::FusedIterator;
+use std::panic::{RefUnwindSafe, UnwindSafe};
 
 use super::{QueueError, WaitFreeQueue};
 
@@ -93,6 +97,68 @@ impl<T> WaitFreeQueue<T> {
             }
         }
         Ok(enqueued)
+    }
+}
+
+// Unwind safety: no operation runs user code while a cell is half-written
+// (`enqueue` and `dequeue` move whole values and call no `T` method;
+// `enqueue_all` calls its iterator only between two complete enqueues; a
+// panicking `T::drop` in `Drop` still drops the rest), so after a panic
+// the queue holds whole values only, and it is unwind-safe whenever the
+// values are (the same condition as the SPSC handles).
+impl<T: UnwindSafe> UnwindSafe for WaitFreeQueue<T> {}
+impl<T: UnwindSafe> RefUnwindSafe for WaitFreeQueue<T> {}
+
+/// The owning iterator of a [`WaitFreeQueue`]: dequeues the values left, in
+/// FIFO order; values not taken are dropped with the iterator.
+///
+/// ```
+/// use waitless::queue::WaitFreeQueue;
+///
+/// let q = WaitFreeQueue::new(4);
+/// q.enqueue_all(["a", "b", "c"]).unwrap();
+/// let mut it = q.into_iter();
+/// assert_eq!(it.len(), 3);
+/// assert_eq!(it.next(), Some("a"));
+/// assert_eq!(it.collect::<Vec<_>>(), ["b", "c"]);
+/// ```
+pub struct IntoIter<T> {
+    queue: WaitFreeQueue<T>,
+}
+
+impl<T> IntoIterator for WaitFreeQueue<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { queue: self }
+    }
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        self.queue.dequeue()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        // Exact: the iterator owns the queue, so no other thread can
+        // enqueue or dequeue meanwhile.
+        let n = self.queue.len();
+        (n, Some(n))
+    }
+}
+
+impl<T> ExactSizeIterator for IntoIter<T> {}
+
+impl<T> FusedIterator for IntoIter<T> {}
+
+impl<T> fmt::Debug for IntoIter<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntoIter")
+            .field("len", &self.queue.len())
+            .finish()
     }
 }
 

@@ -775,4 +775,4 @@ mod loom_tests;
 
 // --- bulk enqueue (issue 15)
 mod ext;
-pub use ext::EnqueueAllError;
+pub use ext::{EnqueueAllError, IntoIter};
