@@ -599,7 +599,13 @@ fn auto_traits_and_default() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<LockFreeBTree<String, Vec<u8>>>();
     send_sync::<LockFreeBTree<u64, ()>>();
+    // std's BTreeMap and SkipMap are UnwindSafe and RefUnwindSafe (peers10's B1).
+    fn unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+    unwind_safe::<LockFreeBTree<u8, u8>>();
+    unwind_safe::<LockFreeBTree<String, Vec<u8>>>();
     let m: LockFreeBTree<u8, u8> = LockFreeBTree::default();
+    // Usable across catch_unwind without AssertUnwindSafe.
+    assert!(std::panic::catch_unwind(|| m.len()).is_ok());
     assert!(m.is_empty());
     m.insert(1, 2);
     let shown = format!("{m:?}");

@@ -129,6 +129,7 @@ use core::borrow::Borrow;
 use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Bound, RangeBounds};
+use core::panic::{RefUnwindSafe, UnwindSafe};
 
 pub use iter::Range;
 use node::{
@@ -198,6 +199,18 @@ unsafe impl<K: Send, V: Send> Send for LockFreeBTree<K, V> {}
 // counts) apart from a value's drop after its grace period; nodes and
 // versions are immutable once published (apart from their stamp).
 unsafe impl<K: Send + Sync, V: Send + Sync> Sync for LockFreeBTree<K, V> {}
+
+// Unwind safety, as std's `BTreeMap` and crossbeam's `SkipMap` have it: an
+// update publishes with one CAS after every call into user code (`K::cmp`,
+// `V::clone`) that can panic, so a panic leaves the map as it was before
+// the operation or after it, never in between (shown by
+// `tests/peer_btree.rs::a_panicking_value_clone_corrupts_nothing`). The
+// auto trait is lost only through the `UnsafeCell` of a value behind a raw
+// pointer.
+impl<K: UnwindSafe + RefUnwindSafe, V: UnwindSafe + RefUnwindSafe> UnwindSafe
+    for LockFreeBTree<K, V>
+{
+}
 
 /// What a rebuilt subtree became, reported to the level above.
 enum Up<K, V> {
