@@ -61,6 +61,24 @@ const ADVANCE_BATCH: usize = 1024;
 #[cfg(any(loom, miri))]
 const ADVANCE_BATCH: usize = 2;
 
+/// The most expired bags a collection run from [`Global::defer`] (inside
+/// the caller's critical section, so pinned) runs; the periodic collection
+/// runs the rest with the pin withdrawn ([`Global::periodic_withdrawn`]).
+/// Two: more than the one bag the same call sealed, so a thread that defers
+/// steadily still frees its own garbage as fast as it makes it.
+const DEFER_COLLECT_BAGS: usize = 2;
+
+/// The most blocks one deferred function of a handed-off pool backlog frees
+/// (see [`Global::hand_off_pool`]): the backlog goes to the garbage list in
+/// bags of this many blocks, so that a bounded collection is bounded in
+/// time too (a whole 4 MiB backlog freed by one call, block by block against
+/// the arena lock of the thread that allocated it, took up to seconds with 8
+/// threads on 2 CPUs).
+#[cfg(not(any(loom, miri)))]
+const HAND_OFF_PIECE: usize = 256;
+#[cfg(any(loom, miri))]
+const HAND_OFF_PIECE: usize = 2;
+
 /// Sealed pool blocks count towards [`ADVANCE_BATCH`] by size: a block of
 /// this many bytes or more counts as one (like a deferred function), a
 /// smaller one as its share. So a collector of small blocks (the stack's
@@ -578,14 +596,84 @@ impl Global {
         })
     }
 
+    /// [`periodic`](Self::periodic) for the outermost guard that
+    /// [`pin`](Self::pin) has just built, before its critical section
+    /// begins: the pin is withdrawn while the work runs and published again
+    /// afterwards, at the epoch of that moment.
+    ///
+    /// The work runs deferred functions, and one of them can take long (a
+    /// pool backlog handed to the garbage list frees thousands of blocks,
+    /// each `free` contending for the arena lock of the thread that
+    /// allocated it). Pinned, that stalled every advance for as long: with
+    /// 4–8 writers of a B-tree on 2 CPUs, single operations took up to 1.4 s,
+    /// the epoch stood still, the writers' pools ran dry and the process grew
+    /// to 1 GB (docs/epoch.md, "Collecting with the pin withdrawn").
+    /// Nothing has been read under the guard yet, so withdrawing the pin
+    /// protects nothing less.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns `p`, `p` belongs to `self`, and `pin` has
+    ///    just pinned `p` for a guard that is the thread's only one on `p`
+    ///    (not nested), that unpins it if this unwinds, and through which
+    ///    nothing has been loaded yet.
+    #[cold]
+    #[inline(never)]
+    pub(crate) unsafe fn periodic_withdrawn(&self, p: &Participant) {
+        // Release: as in `unpin` (what this thread did before, its earlier
+        // critical sections, happens before an advance that reads this
+        // word). The guard's own critical section has not begun.
+        p.epoch.store(0, Ordering::Release);
+        // SAFETY: precondition 1. A deferred function run in there may pin
+        // and unpin `p` itself (a real pin: the word shows unpinned), which
+        // leaves the word unpinned as we found it; a panic unwinds through
+        // the caller's guard, whose drop stores the unpinned word again.
+        unsafe { self.periodic(p) };
+        // SAFETY: precondition 1: `p` is unpinned again here (see above)
+        // and the guard's critical section begins after this returns.
+        unsafe { self.republish_pin(p) };
+    }
+
+    /// Publishes `p`'s pin again after [`periodic_withdrawn`]
+    /// (Self::periodic_withdrawn), exactly as [`pin`](Self::pin) does (the
+    /// same Acquire load, Release store and store-buffering barrier), but
+    /// without touching the guard count or the countdown.
+    ///
+    /// # Safety
+    /// 1. The calling thread owns `p`, `p` belongs to `self`, `p`'s word is
+    ///    unpinned and a guard of this thread on `p` is about to begin its
+    ///    critical section.
+    #[inline]
+    unsafe fn republish_pin(&self, p: &Participant) {
+        // Acquire: as in `pin` (the seal lemma: pairs with the release
+        // sequence of the sealing RMWs).
+        let global = self.epoch.load(Ordering::Acquire);
+        // Release: as in `pin` (pairs with the advancer's Acquire fence).
+        p.epoch.store(pinned_word(global), Ordering::Release);
+        // The store-buffering handshake with `try_advance`'s
+        // `barrier::heavy`, as in `pin` and `pin_cold`: a compiler fence in
+        // the asymmetric mode (the advancer's membarrier is the CPU
+        // barrier), a SeqCst fence otherwise; loom's shim always fences.
+        #[cfg(not(loom))]
+        {
+            crate::sync::atomic::compiler_fence(Ordering::SeqCst);
+            if !p.asymmetric {
+                barrier::light(false);
+            }
+        }
+        #[cfg(loom)]
+        barrier::light(p.asymmetric);
+    }
+
     /// The periodic background work of every [`PINS_BETWEEN_COLLECT`]-th
     /// pin: seal this thread's bag if it holds anything (so garbage of a
     /// thread that defers rarely does not wait for the bag to fill), then
     /// advance (paced in the asymmetric mode) and collect.
     ///
     /// # Safety
-    /// 1. The calling thread owns `p`, `p` belongs to `self`, and `p` is
-    ///    pinned by a guard that unpins it if this unwinds.
+    /// 1. The calling thread owns `p`, `p` belongs to `self`, and a guard
+    ///    of this thread on `p` unpins it if this unwinds (`p` may be
+    ///    pinned or, in [`periodic_withdrawn`](Self::periodic_withdrawn),
+    ///    withdrawn).
     #[cold]
     #[inline(never)]
     pub(crate) unsafe fn periodic(&self, p: &Participant) {
@@ -746,21 +834,33 @@ impl Global {
         let retired = p.local.with_mut(|l| unsafe { (*l).pool.take_retired() });
         // SAFETY: precondition 1.
         unsafe { p.mirror_pool() };
-        if let Some((chain, n)) = retired {
-            let mut bag = Bag::new();
-            let d = Deferred::new(move || {
-                // SAFETY: a deferred function runs after the grace period
-                // of its bag's seal, which follows every retirement in the
-                // chain (this thread retired them all before this call), so
-                // no thread can access the blocks; it runs once.
-                unsafe { chain.free() }
-            });
-            if bag.try_push(d).is_err() {
-                unreachable!("a fresh bag has room");
+        if let Some((mut chain, n)) = retired {
+            // In pieces of `HAND_OFF_PIECE` blocks, one bag each, from the
+            // chain's head: a piece's last block still links to the next
+            // piece's first (a stale walker may follow it, see `pool`'s
+            // module docs), and the next piece is sealed after this one,
+            // so it expires no earlier.
+            let mut left = n;
+            while left > 0 {
+                let piece = chain.split_off_front(HAND_OFF_PIECE.min(left));
+                left -= piece.len();
+                let mut bag = Bag::new();
+                let d = Deferred::new(move || {
+                    // SAFETY: a deferred function runs after the grace
+                    // period of its bag's seal, which follows every
+                    // retirement in the piece (this thread retired them all
+                    // before this call), so no thread can access the
+                    // blocks; it runs once, and the pieces are disjoint.
+                    unsafe { piece.free() }
+                });
+                if bag.try_push(d).is_err() {
+                    unreachable!("a fresh bag has room");
+                }
+                self.push_bag(bag);
             }
-            self.push_bag(bag);
-            // `push_bag` counted one function; the pacing counts blocks.
-            self.note_sealed(n.saturating_sub(1));
+            // `push_bag` counted one function per piece; the pacing counts
+            // blocks.
+            self.note_sealed(n.saturating_sub(n.div_ceil(HAND_OFF_PIECE)));
         }
     }
 
@@ -911,7 +1011,11 @@ impl Global {
         if let Some(full) = full {
             self.push_bag(full);
             self.background_advance(false);
-            self.collect();
+            // Bounded: this runs inside the caller's critical section, so
+            // whatever it runs holds the epoch back (see
+            // `DEFER_COLLECT_BAGS`); the periodic collection, with the pin
+            // withdrawn, runs the rest.
+            self.collect_bounded(DEFER_COLLECT_BAGS);
         }
     }
 
@@ -1116,11 +1220,17 @@ impl Global {
     /// Runs the sealed bags whose epoch is at least two behind the global
     /// one, from the list where they gather (see `garbage`).
     pub(crate) fn collect(&self) {
+        self.collect_bounded(usize::MAX);
+    }
+
+    /// [`collect`](Self::collect), running at most `max` expired bags; the
+    /// others stay on their list for a later collection.
+    pub(crate) fn collect_bounded(&self, max: usize) {
         // Acquire pairs with the AcqRel CAS in `try_advance`: everything the
         // advancer ordered before the advance (the ended critical sections)
         // happens before the frees below.
         let global = self.epoch.load(Ordering::Acquire);
-        self.collect_list(global.wrapping_add(1) % 3, global);
+        self.collect_list(global.wrapping_add(1) % 3, global, max);
     }
 
     /// Like [`collect`](Self::collect) but examines all three limbo lists,
@@ -1130,23 +1240,31 @@ impl Global {
         // Acquire: as in `collect`.
         let global = self.epoch.load(Ordering::Acquire);
         for i in 0..3 {
-            self.collect_list(i, global);
+            self.collect_list(i, global, usize::MAX);
         }
     }
 
-    /// Runs the expired bags of list `i` as of epoch `global` (which the
-    /// caller loaded with Acquire) and puts the others back.
-    fn collect_list(&self, i: usize, global: usize) {
+    /// Runs at most `max` of the expired bags of list `i` as of epoch
+    /// `global` (which the caller loaded with Acquire), the oldest first,
+    /// and puts the others back.
+    fn collect_list(&self, i: usize, global: usize, max: usize) {
         let list = &self.garbage[i];
         if list.load(Ordering::Relaxed).is_null() {
             return;
         }
         // Acquire pairs with the Release CAS in `push_sealed`.
         let mut cur = list.swap(ptr::null_mut(), Ordering::Acquire);
+        // The list runs from the newest bag to the oldest; prepending each
+        // expired one makes `expired` run from the oldest.
         let mut expired: *mut SealedBag = ptr::null_mut();
+        // The bags put back, as one chain (every bag of list `i` was sealed
+        // at an epoch ≡ i mod 3, and goes back to list `i`).
+        let (mut kept, mut kept_last): (*mut SealedBag, *mut SealedBag) =
+            (ptr::null_mut(), ptr::null_mut());
         while !cur.is_null() {
             // SAFETY: the swap made the whole chain ours.
             let (next, epoch) = unsafe { ((*cur).next, (*cur).epoch) };
+            debug_assert_eq!(epoch % 3, i, "a bag on the wrong list");
             // Signed distance: a bag sealed *after* our load of the global
             // epoch (its sealer saw `global + 1`) is one step in the future,
             // not `usize::MAX` steps in the past. (Treating that difference
@@ -1157,16 +1275,63 @@ impl Global {
                 unsafe { (*cur).next = expired };
                 expired = cur;
             } else {
-                // Not expired yet: put it back on its list. No user code
-                // runs here, so a panic cannot lose the chain.
-                // SAFETY: as above; the node leaves our chain here.
-                unsafe { (*cur).next = ptr::null_mut() };
-                self.push_sealed(epoch % 3, cur, cur);
+                // Not expired yet: it goes back. No user code runs here, so
+                // a panic cannot lose the chain.
+                // SAFETY: as above; the node moves to the kept chain.
+                unsafe { (*cur).next = kept };
+                if kept.is_null() {
+                    kept_last = cur;
+                }
+                kept = cur;
             }
             cur = next;
         }
+        // Over the bound: the newer expired bags go back too, for a later
+        // collection.
+        let mut last_run = expired;
+        let mut n = 1;
+        while n < max && !last_run.is_null() {
+            // SAFETY: our private chain.
+            last_run = unsafe { (*last_run).next };
+            n += 1;
+        }
+        if max == 0 {
+            (kept, expired) = (splice(expired, kept, &mut kept_last), ptr::null_mut());
+        } else if !last_run.is_null() {
+            // SAFETY: our private chain; `last_run` is its `max`-th bag.
+            let rest = unsafe { core::mem::replace(&mut (*last_run).next, ptr::null_mut()) };
+            kept = splice(rest, kept, &mut kept_last);
+        }
+        if !kept.is_null() {
+            self.push_sealed(i, kept, kept_last);
+        }
         free_chain(expired, &self.garbage_count);
     }
+}
+
+/// Prepends the private chain `front` (null-terminated) to the private
+/// chain `back`, whose last bag is `*back_last` (set when `back` is empty).
+/// Returns the joined chain's head.
+fn splice(
+    front: *mut SealedBag,
+    back: *mut SealedBag,
+    back_last: &mut *mut SealedBag,
+) -> *mut SealedBag {
+    if front.is_null() {
+        return back;
+    }
+    let mut last = front;
+    // SAFETY: the caller's private chain.
+    while !unsafe { (*last).next }.is_null() {
+        // SAFETY: as above.
+        last = unsafe { (*last).next };
+    }
+    // SAFETY: as above.
+    unsafe { (*last).next = back };
+    if back.is_null() {
+        *back_last = last;
+    }
+    front
 }
 
 /// Runs and frees a private chain of sealed bags. If a deferred function
@@ -1316,6 +1481,89 @@ mod tests {
         g.collect();
         assert_eq!(ran.load(Ordering::Relaxed), 1);
         assert_eq!(g.pending(), 0);
+    }
+
+    /// A bounded collection (the one `defer` starts inside a critical
+    /// section) runs at most its bound of expired bags, the oldest first,
+    /// and keeps the rest (and the unexpired ones) for later.
+    #[test]
+    fn a_bounded_collection_runs_the_oldest_expired_bags_and_keeps_the_rest() {
+        let g = Global::new(false);
+        let ran = Arc::new(std::sync::Mutex::new(Vec::new()));
+        // Bags 0..5 sealed at epoch 0 (oldest first), bag 5 at epoch 3.
+        for (k, epoch) in [(0, 0), (1, 0), (2, 0), (3, 0), (4, 0), (5, 3)] {
+            let mut bag = Bag::new();
+            let r = Arc::clone(&ran);
+            assert!(bag
+                .try_push(Deferred::new(move || r.lock().unwrap().push(k)))
+                .is_ok());
+            g.garbage_count.fetch_add(1, Ordering::Relaxed);
+            let node = Box::into_raw(Box::new(SealedBag {
+                epoch,
+                bag,
+                next: ptr::null_mut(),
+            }));
+            g.push_sealed(epoch % 3, node, node);
+        }
+        // At epoch 2 the five bags of epoch 0 have expired; bag 5 sits in
+        // the same list (3 ≡ 0 mod 3) and has not.
+        g.epoch.store(2, Ordering::Relaxed);
+        g.collect_bounded(2);
+        assert_eq!(*ran.lock().unwrap(), [0, 1]);
+        assert_eq!(g.pending(), 4);
+        g.collect_bounded(0);
+        assert_eq!(ran.lock().unwrap().len(), 2, "a bound of 0 ran a bag");
+        g.collect();
+        assert_eq!(*ran.lock().unwrap(), [0, 1, 2, 3, 4]);
+        assert_eq!(g.pending(), 1, "an unexpired bag ran, or one was lost");
+        g.epoch.store(5, Ordering::Relaxed);
+        g.collect_bounded(1);
+        assert_eq!(*ran.lock().unwrap(), [0, 1, 2, 3, 4, 5]);
+        assert_eq!(g.pending(), 0);
+    }
+
+    /// A pool backlog handed to the garbage list goes in bags of at most
+    /// `HAND_OFF_PIECE` blocks (so a bounded collection is bounded in
+    /// time), every block freed once (Miri checks the frees).
+    #[test]
+    fn a_handed_off_backlog_goes_in_bounded_pieces() {
+        let g = Global::new(false);
+        // SAFETY: `register` returns a live record owned by this thread.
+        let p = unsafe { &*g.register() };
+        let layout = core::alloc::Layout::from_size_align(64, 8).unwrap();
+        let n = 2 * HAND_OFF_PIECE + 1;
+        // SAFETY: this thread owns `p`, a record of `g`.
+        unsafe { g.pin(p) };
+        for _ in 0..n {
+            // SAFETY: a fresh block of `layout`, large enough for a link.
+            let b = unsafe { std::alloc::alloc(layout) };
+            assert!(!b.is_null());
+            // SAFETY: as above.
+            unsafe {
+                b.cast::<super::super::pool::Link>()
+                    .write(super::super::pool::Link {
+                        next: AtomicPtr::new(ptr::null_mut()),
+                    })
+            };
+            // SAFETY: our pinned record; a block nobody else can reach.
+            unsafe { g.retire_block(p, b, layout) };
+        }
+        // SAFETY: as above; balances the pin.
+        unsafe { g.unpin(p) };
+        let before = g.garbage_count.load(Ordering::Relaxed);
+        // SAFETY: our record.
+        unsafe { g.hand_off_pool(p) };
+        let bags = g.garbage_count.load(Ordering::Relaxed) - before;
+        assert_eq!(
+            bags,
+            n.div_ceil(HAND_OFF_PIECE),
+            "pieces of {HAND_OFF_PIECE}"
+        );
+        g.epoch.fetch_add(3, Ordering::Relaxed);
+        g.collect_all();
+        assert_eq!(g.garbage_count.load(Ordering::Relaxed), 0);
+        // SAFETY: owned by this thread, not pinned.
+        unsafe { g.release(p) };
     }
 
     /// Defect 4: a pin word keeps the epoch without its top bit. Comparing

@@ -300,9 +300,11 @@ impl Collector {
         };
         if due {
             // After the guard exists: if a deferred function panics in
-            // there, unwinding drops the guard and unpins.
-            // SAFETY: our record, pinned by `guard`.
-            unsafe { self.global.periodic(&*p) };
+            // there, unwinding drops the guard and unpins. With the pin
+            // withdrawn: a long collection must not hold the epoch back.
+            // SAFETY: our record, just pinned by `guard` (`due` only for
+            // an outermost pin), which has loaded nothing yet.
+            unsafe { self.global.periodic_withdrawn(&*p) };
         }
         guard
     }
@@ -323,9 +325,9 @@ impl Collector {
             _not_send: PhantomData,
         };
         if due {
-            // SAFETY: our record, pinned by `guard` (which unpins and
-            // releases it if this unwinds).
-            unsafe { self.global.periodic(&*p) };
+            // SAFETY: our record, just pinned by `guard` (which unpins and
+            // releases it if this unwinds, and has loaded nothing yet).
+            unsafe { self.global.periodic_withdrawn(&*p) };
         }
         guard
     }
