@@ -154,8 +154,12 @@ static SHAPE_SITE: Site = Site::new("btree.shape");
 /// largest backlog of retired blocks the thread has waited on, see
 /// `epoch/pool.rs`, `Pool::missed`): without it most of the blocks a
 /// writer retires overflow the default 64 KiB free list and go back to the
-/// allocator.
-pub(super) const NODE_POOL_BYTES: usize = 4 << 20;
+/// allocator. 16 MiB, as the stack's: with 8 writers on 2 CPUs a grace
+/// period spans several scheduler slices, and at 4 MiB the backlog
+/// overflowed, went to the allocator and came back as fresh pages (8
+/// threads: 1.64 → 2.01 M ops/s and a peak resident set of 294 → 105 MB,
+/// `examples/oversubscribed.rs`, docs/btree.md).
+pub(super) const NODE_POOL_BYTES: usize = 16 << 20;
 
 /// A lock-free ordered map (B+tree with per-leaf versions) whose range
 /// scans are linearizable snapshots. See the [module documentation](self).
