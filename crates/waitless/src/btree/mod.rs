@@ -113,6 +113,7 @@
 //! an existing key stores the key object given to `insert` (an equal key)
 //! and drops the old one with the old value.
 
+mod ext;
 mod iter;
 mod node;
 
@@ -126,7 +127,6 @@ mod loom_tests;
 mod leaf_protocol;
 
 use core::borrow::Borrow;
-use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Bound, RangeBounds};
 use core::panic::{RefUnwindSafe, UnwindSafe};
@@ -1066,14 +1066,6 @@ fn split_version<K, V>(lv: &Leaf<K, V>, at: &mut Attempt<'_, K, V>) -> Up<K, V> 
 impl<K, V> Default for LockFreeBTree<K, V> {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-impl<K, V> fmt::Debug for LockFreeBTree<K, V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockFreeBTree")
-            .field("len", &self.len())
-            .finish_non_exhaustive()
     }
 }
 
