@@ -8,11 +8,10 @@
 //! - `iter`/`range` are snapshots: removals after the iterator was created
 //!   are not seen (SkipMap's iterator is weakly consistent and sees them).
 //!
-//! Peer behaviours our API does not offer (no test possible, reported in
-//! the notes): reverse iteration (`Range: DoubleEndedIterator`).
-//! (`clear`, `FromIterator`/`Extend`/`IntoIterator for &map`, `Clone`,
-//! `PartialEq` and `pop_first`/`pop_last` came in session 11: tested at the
-//! end of this file.)
+//! Since session 11 the API offers every peer behaviour these suites use:
+//! reverse iteration (`Range: DoubleEndedIterator`), `clear`,
+//! `FromIterator`/`Extend`/`IntoIterator for &map`, `Clone`, `PartialEq`
+//! and `pop_first`/`pop_last` (tested at the end of this file).
 
 // The structures run on loom's atomics under `--cfg loom`, which work only
 // inside `loom::model`: these tests are for the real build.
@@ -821,4 +820,90 @@ fn concurrent_pops_take_every_key_once() {
     all.sort_unstable();
     assert_eq!(all, (0..n).map(|i| (i, i * 2)).collect::<Vec<_>>());
     assert!(m.is_empty());
+}
+
+/// std's `BTreeMap` range tests run from both ends (`test_range_backwards*`,
+/// `test_range_1000` with `next_back`): `rev()` and any mix of `next` and
+/// `next_back` yield what `BTreeMap::range` yields, across many leaves and
+/// levels, with sparse leaves left by removals.
+#[test]
+fn double_ended_ranges_match_std_across_leaves() {
+    let m = LockFreeBTree::new();
+    let mut reference = BTreeMap::new();
+    let n = if cfg!(miri) { 200 } else { 3000 };
+    // Insert in a scrambled order, then thin out runs of keys.
+    for i in 0..n {
+        let k = (i * 7919) % n * 3;
+        m.insert(k, -k);
+        reference.insert(k, -k);
+    }
+    for k in (0..n * 3).filter(|k| k % 9 == 0 || (k / 100) % 4 == 1) {
+        assert_eq!(m.remove(&k), reference.remove(&k));
+    }
+    let points = [-5, 0, 1, 299, 300, 301, n * 3 / 2, n * 3 - 3, n * 3 + 10];
+    let mut bounds = vec![Unbounded];
+    for p in points {
+        bounds.push(Included(p));
+        bounds.push(Excluded(p));
+    }
+    for &lo in &bounds {
+        for &hi in &bounds {
+            let mut want = expected(&reference, lo, hi);
+            // An alternation of ends driven by the bounds, then the rest.
+            let mut got_front = Vec::new();
+            let mut got_back = Vec::new();
+            let mut r = m.range((lo, hi));
+            let (mut a, mut b) = (0usize, want.len());
+            for step in 0.. {
+                let from_back = (step * 5 + 3) % 7 < 3;
+                let item = if from_back { r.next_back() } else { r.next() };
+                let Some(item) = item else { break };
+                if from_back {
+                    b -= 1;
+                    assert_eq!(item, want[b], "next_back of range({lo:?}, {hi:?})");
+                    got_back.push(item);
+                } else {
+                    assert_eq!(item, want[a], "next of range({lo:?}, {hi:?})");
+                    a += 1;
+                    got_front.push(item);
+                }
+            }
+            assert_eq!(a, b, "range({lo:?}, {hi:?}) stopped early or ran over");
+            assert_eq!(r.next(), None);
+            assert_eq!(r.next_back(), None);
+            want.reverse();
+            let rev: Vec<(i32, i32)> = m.range((lo, hi)).rev().collect();
+            assert_eq!(rev, want, "rev of range({lo:?}, {hi:?})");
+        }
+    }
+    assert_eq!(
+        m.iter().next_back(),
+        reference.iter().next_back().map(|(k, v)| (*k, *v))
+    );
+    #[allow(clippy::reversed_empty_ranges)]
+    let reversed = m.range(80..20).next_back();
+    assert_eq!(reversed, None);
+}
+
+/// The back end walks the same snapshot as the front: entries removed
+/// after the iterator was created still come out of `next_back`, and keys
+/// inserted later do not (std has no concurrent writers; SPEC §9.1's
+/// snapshot, from the other end).
+#[test]
+fn next_back_walks_the_snapshot_taken_at_the_call() {
+    let m = LockFreeBTree::new();
+    for k in 0..500 {
+        m.insert(k, k);
+    }
+    let mut r = m.range(100..400);
+    assert_eq!(r.next(), Some((100, 100)));
+    for k in 0..500 {
+        m.remove(&k);
+    }
+    m.insert(450, 0);
+    m.insert(399, -1);
+    let back: Vec<i32> = r.by_ref().rev().map(|(k, _)| k).collect();
+    assert_eq!(back, (101..400).rev().collect::<Vec<_>>());
+    assert_eq!(r.next(), None);
+    assert_eq!(m.iter().rev().collect::<Vec<_>>(), [(450, 0), (399, -1)]);
 }

@@ -10,7 +10,9 @@ use crate::epoch::Guard;
 use crate::sync::atomic::AtomicU64;
 
 /// An iterator over a key range of one snapshot of a
-/// [`LockFreeBTree`](super::LockFreeBTree), ascending, yielding clones.
+/// [`LockFreeBTree`](super::LockFreeBTree), ascending, yielding clones;
+/// double-ended (`rev()`, `next_back`), both ends walking the same
+/// snapshot, like `BTreeMap`'s `Range`.
 ///
 /// It holds a guard of the map's collector: the version it walks stays
 /// alive (and nodes retired meanwhile are not freed) until it is dropped.
@@ -27,7 +29,10 @@ use crate::sync::atomic::AtomicU64;
 /// let mut r = m.range(4..);
 /// m.insert(100, ()); // not in the snapshot `r` walks
 /// assert_eq!(r.next(), Some((4, ())));
-/// assert_eq!(r.count(), 5);
+/// assert_eq!(r.next_back(), Some((9, ())));
+/// assert_eq!(r.count(), 4);
+/// let down: Vec<u32> = m.range(..3).rev().map(|(k, _)| k).collect();
+/// assert_eq!(down, [2, 1, 0]);
 /// ```
 pub struct Range<'a, K, V> {
     _guard: Guard<'a>,
@@ -41,9 +46,15 @@ pub struct Range<'a, K, V> {
     leaf: *const Leaf<K, V>,
     idx: usize,
     /// The first position past the range; a null leaf means the end of the
-    /// tree.
+    /// tree. `next_back` moves it back one element at a time; the
+    /// iteration is over when the two positions meet.
     end_leaf: *const Leaf<K, V>,
     end_idx: usize,
+    /// The inner nodes above `end_leaf` (empty while it is null).
+    end_stack: Vec<(*const Inner<K, V>, usize)>,
+    /// The snapshot's tree, from which `next_back` descends when the end
+    /// position is the end of the tree.
+    root: *const Node<K, V>,
 }
 
 impl<'a, K, V> Range<'a, K, V> {
@@ -57,7 +68,21 @@ impl<'a, K, V> Range<'a, K, V> {
             idx: 0,
             end_leaf: core::ptr::null(),
             end_idx: 0,
+            end_stack: Vec::new(),
+            root: core::ptr::null(),
         }
+    }
+
+    /// Whether the two positions met (nothing is left), and if so, parks
+    /// both at the end so that neither end yields again.
+    fn exhausted(&mut self) -> bool {
+        if self.leaf == self.end_leaf && self.idx == self.end_idx {
+            self.leaf = core::ptr::null();
+            self.end_leaf = core::ptr::null();
+            (self.idx, self.end_idx) = (0, 0);
+            return true;
+        }
+        false
     }
 
     /// The iterator over positions from the first key at or after `lo` up
@@ -84,6 +109,7 @@ impl<'a, K, V> Range<'a, K, V> {
     {
         let mut it = Range::empty(guard, clock);
         it.s = s;
+        it.root = root;
         let at = (clock, s);
         // SAFETY: the precondition: the version is alive while `guard` is.
         let (leaf, idx) = unsafe { seek(at, root, lo, &mut it.stack) };
@@ -96,7 +122,7 @@ impl<'a, K, V> Range<'a, K, V> {
             let (mut leaf, mut idx) = unsafe { seek(at, root, end, &mut stack) };
             // SAFETY: as above.
             unsafe { normalize(at, &mut stack, &mut leaf, &mut idx) };
-            (it.end_leaf, it.end_idx) = (leaf, idx);
+            (it.end_leaf, it.end_idx, it.end_stack) = (leaf, idx, stack);
         }
         it
     }
@@ -141,6 +167,83 @@ unsafe fn normalize<K, V>(
                 break;
             }
             stack.pop();
+        }
+    }
+}
+
+/// Moves a position one element back: to the element before it in its
+/// leaf, or to the last element of the previous non-empty leaf; a null
+/// leaf (the end of the tree) moves to the tree's last element.
+///
+/// # Safety
+/// `root`, `leaf` and the nodes on `stack` (the path to `leaf`, empty when
+/// it is null) are in the pinned snapshot `at`, and the snapshot holds an
+/// element before the position.
+unsafe fn retreat<K, V>(
+    at: (&AtomicU64, u64),
+    root: *const Node<K, V>,
+    stack: &mut Vec<(*const Inner<K, V>, usize)>,
+    leaf: &mut *const Leaf<K, V>,
+    idx: &mut usize,
+) {
+    if leaf.is_null() {
+        stack.clear();
+        // SAFETY: the precondition.
+        *leaf = unsafe { rightmost(at, root, stack) };
+        // SAFETY: a leaf of the pinned version.
+        *idx = unsafe { (**leaf).len() };
+    }
+    while *idx == 0 {
+        // Climb to the nearest ancestor with a child to the left; there is
+        // one, since an element precedes the position.
+        loop {
+            let top = stack
+                .last_mut()
+                .expect("retreat from the first position of a snapshot");
+            // SAFETY: nodes of the pinned version.
+            let n = unsafe { &*top.0 };
+            if top.1 > 0 {
+                top.1 -= 1;
+                *leaf = if n.bottom {
+                    // SAFETY: as above.
+                    unsafe { resolve(at.0, n.handle(top.1), at.1) }
+                } else {
+                    // SAFETY: as above.
+                    unsafe { rightmost(at, n.kid(top.1), stack) }
+                };
+                // SAFETY: as above.
+                *idx = unsafe { (**leaf).len() };
+                break;
+            }
+            stack.pop();
+        }
+    }
+    *idx -= 1;
+}
+
+/// Descends from inner node `p` always taking the last child, pushing the
+/// path.
+///
+/// # Safety
+/// `p` is in the pinned snapshot `at`.
+unsafe fn rightmost<K, V>(
+    at: (&AtomicU64, u64),
+    mut p: *const Node<K, V>,
+    stack: &mut Vec<(*const Inner<K, V>, usize)>,
+) -> *const Leaf<K, V> {
+    loop {
+        // SAFETY: the precondition (children of a pinned node are pinned).
+        match unsafe { &*p } {
+            Node::Leaf(_) => unreachable!("a tree holds inner nodes above its handles"),
+            Node::Inner(n) => {
+                let last = n.kids.len() - 1;
+                stack.push((n, last));
+                if n.bottom {
+                    // SAFETY: the precondition.
+                    return unsafe { resolve(at.0, n.handle(last), at.1) };
+                }
+                p = n.kid(last);
+            }
         }
     }
 }
@@ -222,8 +325,7 @@ impl<K: Clone, V: Clone> Iterator for Range<'_, K, V> {
     type Item = (K, V);
 
     fn next(&mut self) -> Option<(K, V)> {
-        if self.leaf.is_null() || (self.leaf == self.end_leaf && self.idx == self.end_idx) {
-            self.leaf = core::ptr::null();
+        if self.exhausted() {
             return None;
         }
         // SAFETY: `leaf` is a node of the version `_guard` keeps alive, and
@@ -245,6 +347,32 @@ impl<K: Clone, V: Clone> Iterator for Range<'_, K, V> {
             };
         }
         Some(item)
+    }
+}
+
+impl<K: Clone, V: Clone> DoubleEndedIterator for Range<'_, K, V> {
+    /// The last entry not yet yielded by either end, from the same
+    /// snapshot.
+    fn next_back(&mut self) -> Option<(K, V)> {
+        if self.exhausted() {
+            return None;
+        }
+        // SAFETY: the end position is in the version `_guard` keeps alive
+        // (as `root` is), and the positions have not met, so an element of
+        // the snapshot precedes it (the one `next` would yield last).
+        unsafe {
+            retreat(
+                (self.clock, self.s),
+                self.root,
+                &mut self.end_stack,
+                &mut self.end_leaf,
+                &mut self.end_idx,
+            )
+        };
+        // SAFETY: as above; `retreat` leaves a valid slot.
+        let e = unsafe { &*self.end_leaf }.entry(self.end_idx);
+        // SAFETY: `e` is reached through a leaf slot of the pinned version.
+        Some((e.key.clone(), unsafe { e.with_val(V::clone) }))
     }
 }
 

@@ -153,6 +153,31 @@ fn split_races_a_range_scan() {
     });
 }
 
+/// As above, scanned from the back (`next_back` descends the snapshot's
+/// rightmost path and climbs back across the split).
+#[test]
+fn split_races_a_reverse_range_scan() {
+    loom::model(|| {
+        let m = full_leaf();
+        let scanner = {
+            let m = Arc::clone(&m);
+            thread::spawn(move || {
+                let got: Vec<u64> = m
+                    .range(Key::new(15)..Key::new(45))
+                    .rev()
+                    .map(|(_, v)| v)
+                    .collect();
+                got
+            })
+        };
+        m.insert(Key::new(25), 25);
+        m.remove(&Key::new(30));
+        let got = scanner.join().unwrap();
+        let states: [&[u64]; 3] = [&[40, 30, 20], &[40, 30, 25, 20], &[40, 25, 20]];
+        assert!(states.contains(&got.as_slice()), "not a snapshot: {got:?}");
+    });
+}
+
 /// Removing the last keys of a leaf drops the leaf from its parent and
 /// collapses the one-child root, racing a scan and a lookup.
 #[test]

@@ -1184,3 +1184,32 @@ fn reads_write_nothing_shared_without_a_pending_update() {
     m.insert(4 * n + 1, 0);
     assert!(m.clock.load(Ordering::Relaxed) > clock);
 }
+
+/// `next_back` and `rev` over a tree several levels deep (fan-out 4 under
+/// Miri), with empty ranges and both ends meeting in the middle of a leaf
+/// and at a leaf boundary.
+#[test]
+fn ranges_are_double_ended() {
+    let m = LockFreeBTree::new();
+    let n: i64 = if cfg!(miri) { 40 } else { 400 };
+    for k in (0..n).rev() {
+        m.insert(k, k * 2);
+    }
+    check_invariants(&m);
+    let all: Vec<(i64, i64)> = (0..n).map(|k| (k, k * 2)).collect();
+    let rev: Vec<(i64, i64)> = m.iter().rev().collect();
+    assert!(rev.iter().eq(all.iter().rev()));
+    for meet in [0, 1, n / 2, n - 1, n] {
+        let mut r = m.iter();
+        let front: Vec<_> = r.by_ref().take(meet as usize).collect();
+        let back: Vec<_> = r.by_ref().rev().collect();
+        assert_eq!(front.len() + back.len(), n as usize, "meeting at {meet}");
+        assert!(front.iter().chain(back.iter().rev()).eq(all.iter()));
+        assert_eq!((r.next(), r.next_back()), (None, None));
+    }
+    assert_eq!(m.range(5..5).next_back(), None);
+    assert_eq!(m.range(n..).next_back(), None);
+    assert_eq!(m.range(..0).next_back(), None);
+    assert_eq!(m.range(..=0).next_back(), Some((0, 0)));
+    assert_eq!(m.range(3..n - 3).next_back(), Some((n - 4, 2 * (n - 4))));
+}
