@@ -633,8 +633,9 @@ impl Global {
         unsafe { self.republish_pin(p) };
     }
 
-    /// Publishes `p`'s pin again after [`periodic_withdrawn`]
-    /// (Self::periodic_withdrawn), exactly as [`pin`](Self::pin) does (the
+    /// Publishes `p`'s pin again after
+    /// [`periodic_withdrawn`](Self::periodic_withdrawn), exactly as
+    /// [`pin`](Self::pin) does (the
     /// same Acquire load, Release store and store-buffering barrier), but
     /// without touching the guard count or the countdown.
     ///
