@@ -65,19 +65,10 @@ const ADVANCE_BATCH: usize = 2;
 /// the caller's critical section, so pinned) runs; the periodic collection
 /// runs the rest with the pin withdrawn ([`Global::periodic_withdrawn`]).
 /// Two: more than the one bag the same call sealed, so a thread that defers
-/// steadily still frees its own garbage as fast as it makes it.
+/// steadily still frees its own garbage as fast as it makes it. Heavy bags
+/// (a handed-off pool backlog: thousands of frees in one function, see
+/// [`Global::hand_off_pool`]) are never run by such a bounded collection.
 const DEFER_COLLECT_BAGS: usize = 2;
-
-/// The most blocks one deferred function of a handed-off pool backlog frees
-/// (see [`Global::hand_off_pool`]): the backlog goes to the garbage list in
-/// bags of this many blocks, so that a bounded collection is bounded in
-/// time too (a whole 4 MiB backlog freed by one call, block by block against
-/// the arena lock of the thread that allocated it, took up to seconds with 8
-/// threads on 2 CPUs).
-#[cfg(not(any(loom, miri)))]
-const HAND_OFF_PIECE: usize = 256;
-#[cfg(any(loom, miri))]
-const HAND_OFF_PIECE: usize = 2;
 
 /// Sealed pool blocks count towards [`ADVANCE_BATCH`] by size: a block of
 /// this many bytes or more counts as one (like a deferred function), a
@@ -334,6 +325,10 @@ struct SealedBag {
     epoch: usize,
     bag: Bag,
     next: *mut SealedBag,
+    /// One function that does much work (a handed-off pool backlog): left
+    /// to unbounded collections, which do not run inside a caller's
+    /// critical section.
+    heavy: bool,
 }
 
 /// A collector's shared state.
@@ -352,6 +347,12 @@ pub(crate) struct Global {
     /// Deferred functions in sealed bags (for `pending` and for skipping
     /// the participant walk when there is nothing to free).
     garbage_count: AtomicUsize,
+    /// Bounded collections started and finished (see
+    /// [`Global::collect_all_settled`]): while one runs it holds a limbo
+    /// list privately and may put expired bags back instead of running
+    /// them.
+    bounded_started: AtomicUsize,
+    bounded_finished: AtomicUsize,
     /// Deferred functions ever sealed (monotonic, wrapping): paces the
     /// background advances with `advance_mark` (see [`ADVANCE_BATCH`]).
     sealed: AtomicUsize,
@@ -380,6 +381,8 @@ impl Global {
             epoch: CachePadded::new(AtomicUsize::new(0)),
             garbage: core::array::from_fn(|_| CachePadded::new(AtomicPtr::new(ptr::null_mut()))),
             garbage_count: AtomicUsize::new(0),
+            bounded_started: AtomicUsize::new(0),
+            bounded_finished: AtomicUsize::new(0),
             sealed: AtomicUsize::new(0),
             advance_mark: AtomicUsize::new(0),
             #[cfg(not(any(loom, miri)))]
@@ -619,18 +622,48 @@ impl Global {
     #[cold]
     #[inline(never)]
     pub(crate) unsafe fn periodic_withdrawn(&self, p: &Participant) {
+        /// Ends the withdrawal, also when the work unwinds.
+        struct Republish<'a> {
+            global: &'a Global,
+            p: &'a Participant,
+            completed: bool,
+        }
+        impl Drop for Republish<'_> {
+            fn drop(&mut self) {
+                if self.p.is_pinned() {
+                    // A guard that a deferred function took in there (a
+                    // real pin: the word showed unpinned) is still alive,
+                    // kept in a thread-local, say. Its word stays (an epoch
+                    // no newer than the one we would publish, so it protects
+                    // the caller's guard too), and the caller's guard counts
+                    // as nested on it: whichever is dropped last unpins.
+                    // SAFETY: precondition 1 of `periodic_withdrawn`:
+                    // owner-only state; no user code runs.
+                    self.p.local.with_mut(|l| unsafe { (*l).nested += 1 });
+                } else if self.completed {
+                    // SAFETY: precondition 1; the word is unpinned and the
+                    // caller's critical section begins after this.
+                    unsafe { self.global.republish_pin(self.p) };
+                }
+                // Unwinding with the word unpinned: the caller's guard is
+                // dropped next and unpins (stores the unpinned word again).
+            }
+        }
         // Release: as in `unpin` (what this thread did before, its earlier
         // critical sections, happens before an advance that reads this
         // word). The guard's own critical section has not begun.
         p.epoch.store(0, Ordering::Release);
+        let mut end = Republish {
+            global: self,
+            p,
+            completed: false,
+        };
         // SAFETY: precondition 1. A deferred function run in there may pin
-        // and unpin `p` itself (a real pin: the word shows unpinned), which
-        // leaves the word unpinned as we found it; a panic unwinds through
-        // the caller's guard, whose drop stores the unpinned word again.
+        // and unpin `p` itself (a real pin: the word shows unpinned), and
+        // may keep such a guard past this call (`Republish` handles it); a
+        // panic unwinds through `end` and then the caller's guard.
         unsafe { self.periodic(p) };
-        // SAFETY: precondition 1: `p` is unpinned again here (see above)
-        // and the guard's critical section begins after this returns.
-        unsafe { self.republish_pin(p) };
+        end.completed = true;
     }
 
     /// Publishes `p`'s pin again after
@@ -835,33 +868,27 @@ impl Global {
         let retired = p.local.with_mut(|l| unsafe { (*l).pool.take_retired() });
         // SAFETY: precondition 1.
         unsafe { p.mirror_pool() };
-        if let Some((mut chain, n)) = retired {
-            // In pieces of `HAND_OFF_PIECE` blocks, one bag each, from the
-            // chain's head: a piece's last block still links to the next
-            // piece's first (a stale walker may follow it, see `pool`'s
-            // module docs), and the next piece is sealed after this one,
-            // so it expires no earlier.
-            let mut left = n;
-            while left > 0 {
-                let piece = chain.split_off_front(HAND_OFF_PIECE.min(left));
-                left -= piece.len();
-                let mut bag = Bag::new();
-                let d = Deferred::new(move || {
-                    // SAFETY: a deferred function runs after the grace
-                    // period of its bag's seal, which follows every
-                    // retirement in the piece (this thread retired them all
-                    // before this call), so no thread can access the
-                    // blocks; it runs once, and the pieces are disjoint.
-                    unsafe { piece.free() }
-                });
-                if bag.try_push(d).is_err() {
-                    unreachable!("a fresh bag has room");
-                }
-                self.push_bag(bag);
+        if let Some((chain, n)) = retired {
+            let mut bag = Bag::new();
+            let d = Deferred::new(move || {
+                // SAFETY: a deferred function runs after the grace period
+                // of its bag's seal, which follows every retirement in the
+                // chain (this thread retired them all before this call), so
+                // no thread can access the blocks; it runs once.
+                unsafe { chain.free() }
+            });
+            if bag.try_push(d).is_err() {
+                unreachable!("a fresh bag has room");
             }
-            // `push_bag` counted one function per piece; the pacing counts
-            // blocks.
-            self.note_sealed(n.saturating_sub(n.div_ceil(HAND_OFF_PIECE)));
+            // Heavy: thousands of frees, each against the arena lock of the
+            // thread that allocated the block. Run inside a critical
+            // section (a bounded collection from `defer`), that held the
+            // epoch back for up to seconds with 8 writers on 2 CPUs; only
+            // unbounded collections (with the pin withdrawn, or unpinned)
+            // run it.
+            self.push_bag_as(bag, true);
+            // `push_bag` counted one function; the pacing counts blocks.
+            self.note_sealed(n.saturating_sub(1));
         }
     }
 
@@ -1076,12 +1103,19 @@ impl Global {
     /// Seals `bag` with the current epoch and pushes it on the garbage list;
     /// returns the seal epoch.
     fn push_bag(&self, bag: Bag) -> usize {
+        self.push_bag_as(bag, false)
+    }
+
+    /// [`push_bag`](Self::push_bag), marking the bag heavy or not (see
+    /// [`SealedBag::heavy`]).
+    fn push_bag_as(&self, bag: Bag, heavy: bool) -> usize {
         let n = bag.len();
         let epoch = self.read_epoch_rmw();
         let node = Box::into_raw(Box::new(SealedBag {
             epoch,
             bag,
             next: ptr::null_mut(),
+            heavy,
         }));
         self.garbage_count.fetch_add(n, Ordering::Relaxed);
         self.note_sealed(n);
@@ -1221,17 +1255,20 @@ impl Global {
     /// Runs the sealed bags whose epoch is at least two behind the global
     /// one, from the list where they gather (see `garbage`).
     pub(crate) fn collect(&self) {
-        self.collect_bounded(usize::MAX);
-    }
-
-    /// [`collect`](Self::collect), running at most `max` expired bags; the
-    /// others stay on their list for a later collection.
-    pub(crate) fn collect_bounded(&self, max: usize) {
         // Acquire pairs with the AcqRel CAS in `try_advance`: everything the
         // advancer ordered before the advance (the ended critical sections)
         // happens before the frees below.
         let global = self.epoch.load(Ordering::Acquire);
-        self.collect_list(global.wrapping_add(1) % 3, global, max);
+        self.collect_list(global.wrapping_add(1) % 3, global, None);
+    }
+
+    /// [`collect`](Self::collect) from inside a critical section: runs at
+    /// most `max` expired bags, the oldest first, and no heavy one; the
+    /// others stay on their list for a later collection.
+    pub(crate) fn collect_bounded(&self, max: usize) {
+        // Acquire: as in `collect`.
+        let global = self.epoch.load(Ordering::Acquire);
+        self.collect_list(global.wrapping_add(1) % 3, global, Some(max));
     }
 
     /// Like [`collect`](Self::collect) but examines all three limbo lists,
@@ -1241,98 +1278,124 @@ impl Global {
         // Acquire: as in `collect`.
         let global = self.epoch.load(Ordering::Acquire);
         for i in 0..3 {
-            self.collect_list(i, global, usize::MAX);
+            self.collect_list(i, global, None);
         }
     }
 
-    /// Runs at most `max` of the expired bags of list `i` as of epoch
-    /// `global` (which the caller loaded with Acquire), the oldest first,
-    /// and puts the others back.
-    fn collect_list(&self, i: usize, global: usize, max: usize) {
+    /// [`collect_all`](Self::collect_all), repeated until a pass overlapped
+    /// no bounded collection, so that a bag which was expired and on a list
+    /// when the call began has run (here, or by an unbounded collection of
+    /// another thread, which runs what it takes) when it returns. A bounded
+    /// collection holds a list privately and may put expired bags back;
+    /// one that overlaps a pass is seen: it started before the pass and
+    /// had not finished (`s0 != f0`), or started during it (`s1 != s0`; if
+    /// it took a list before this pass did, its `started` increment happens
+    /// before this pass's swap of that list, through the swaps' release
+    /// sequence on the list). One that finished before the pass put its
+    /// bags back before this pass's swaps read the lists.
+    pub(crate) fn collect_all_settled(&self) {
+        let backoff = crate::Backoff::new();
+        loop {
+            // Acquire: pairs with the Release increment of `bounded_finished`
+            // (its put-back happens before this pass) and with that of
+            // `bounded_started` (reads a count at least as new as the one
+            // its holder's swap published).
+            let s0 = self.bounded_started.load(Ordering::Acquire);
+            let f0 = self.bounded_finished.load(Ordering::Acquire);
+            self.collect_all();
+            let s1 = self.bounded_started.load(Ordering::Acquire);
+            if s0 == f0 && s1 == s0 {
+                return;
+            }
+            backoff.snooze();
+        }
+    }
+
+    /// Runs the expired bags of list `i` as of epoch `global` (which the
+    /// caller loaded with Acquire) and puts the others back; with a `bound`,
+    /// at most that many, the oldest first, and no heavy one.
+    fn collect_list(&self, i: usize, global: usize, bound: Option<usize>) {
         let list = &self.garbage[i];
         if list.load(Ordering::Relaxed).is_null() {
             return;
         }
-        // Acquire pairs with the Release CAS in `push_sealed`.
-        let mut cur = list.swap(ptr::null_mut(), Ordering::Acquire);
-        // The list runs from the newest bag to the oldest; prepending each
-        // expired one makes `expired` run from the oldest.
-        let mut expired: *mut SealedBag = ptr::null_mut();
-        // The bags put back, as one chain (every bag of list `i` was sealed
-        // at an epoch ≡ i mod 3, and goes back to list `i`).
+        if bound.is_some() {
+            // Relaxed: ordered before the swap below by its release half
+            // (see `collect_all_settled`).
+            self.bounded_started.fetch_add(1, Ordering::Relaxed);
+        }
+        // AcqRel: the Acquire half pairs with the Release CAS in
+        // `push_sealed` (we see the bags' contents) and with other takers'
+        // swaps; the Release half heads a release sequence on the list (all
+        // its writes are RMWs) that carries our `bounded_started` increment
+        // to the next taker (`collect_all_settled`).
+        let chain = list.swap(ptr::null_mut(), Ordering::AcqRel);
+        // Signed distance: a bag sealed *after* our load of the global
+        // epoch (its sealer saw `global + 1`) is one step in the future,
+        // not `usize::MAX` steps in the past. (Treating that difference as
+        // unsigned freed such bags at once — Miri caught it as a
+        // use-after-free in the 8-thread stack test.)
+        let runnable = |b: *mut SealedBag| {
+            // SAFETY: the swap made the whole chain ours.
+            let (epoch, heavy) = unsafe { ((*b).epoch, (*b).heavy) };
+            debug_assert_eq!(epoch % 3, i, "a bag on the wrong list");
+            epoch_at_least(global, epoch.wrapping_add(2)) && !(heavy && bound.is_some())
+        };
+        // The chain runs from the newest bag to the oldest. With a bound,
+        // the newest runnable ones beyond it go back: count them first.
+        let mut skip = 0;
+        if let Some(max) = bound {
+            let mut cur = chain;
+            while !cur.is_null() {
+                skip += usize::from(runnable(cur));
+                // SAFETY: ours, as above.
+                cur = unsafe { (*cur).next };
+            }
+            skip = skip.saturating_sub(max);
+        }
+        // Put back in the same order (newest first, so that the next
+        // bounded pass also finds the oldest last); run the rest oldest
+        // first (prepending reverses).
+        let mut run: *mut SealedBag = ptr::null_mut();
         let (mut kept, mut kept_last): (*mut SealedBag, *mut SealedBag) =
             (ptr::null_mut(), ptr::null_mut());
+        let mut cur = chain;
         while !cur.is_null() {
-            // SAFETY: the swap made the whole chain ours.
-            let (next, epoch) = unsafe { ((*cur).next, (*cur).epoch) };
-            debug_assert_eq!(epoch % 3, i, "a bag on the wrong list");
-            // Signed distance: a bag sealed *after* our load of the global
-            // epoch (its sealer saw `global + 1`) is one step in the future,
-            // not `usize::MAX` steps in the past. (Treating that difference
-            // as unsigned freed such bags at once — Miri caught it as a
-            // use-after-free in the 8-thread stack test.)
-            if epoch_at_least(global, epoch.wrapping_add(2)) {
-                // SAFETY: as above.
-                unsafe { (*cur).next = expired };
-                expired = cur;
+            // SAFETY: ours, as above.
+            let next = unsafe { (*cur).next };
+            let go = runnable(cur) && {
+                let over = skip > 0;
+                skip = skip.saturating_sub(1);
+                !over
+            };
+            if go {
+                // SAFETY: ours; the node moves to the run chain.
+                unsafe { (*cur).next = run };
+                run = cur;
             } else {
-                // Not expired yet: it goes back. No user code runs here, so
-                // a panic cannot lose the chain.
-                // SAFETY: as above; the node moves to the kept chain.
-                unsafe { (*cur).next = kept };
-                if kept.is_null() {
-                    kept_last = cur;
+                // No user code runs here, so a panic cannot lose the chain.
+                // SAFETY: ours; the node moves to the end of the kept chain.
+                unsafe { (*cur).next = ptr::null_mut() };
+                if kept_last.is_null() {
+                    kept = cur;
+                } else {
+                    // SAFETY: ours.
+                    unsafe { (*kept_last).next = cur };
                 }
-                kept = cur;
+                kept_last = cur;
             }
             cur = next;
-        }
-        // Over the bound: the newer expired bags go back too, for a later
-        // collection.
-        let mut last_run = expired;
-        let mut n = 1;
-        while n < max && !last_run.is_null() {
-            // SAFETY: our private chain.
-            last_run = unsafe { (*last_run).next };
-            n += 1;
-        }
-        if max == 0 {
-            (kept, expired) = (splice(expired, kept, &mut kept_last), ptr::null_mut());
-        } else if !last_run.is_null() {
-            // SAFETY: our private chain; `last_run` is its `max`-th bag.
-            let rest = unsafe { core::mem::replace(&mut (*last_run).next, ptr::null_mut()) };
-            kept = splice(rest, kept, &mut kept_last);
         }
         if !kept.is_null() {
             self.push_sealed(i, kept, kept_last);
         }
-        free_chain(expired, &self.garbage_count);
+        if bound.is_some() {
+            // Release: our put-back happens before whoever reads this count
+            // (`collect_all_settled`).
+            self.bounded_finished.fetch_add(1, Ordering::Release);
+        }
+        free_chain(run, &self.garbage_count);
     }
-}
-
-/// Prepends the private chain `front` (null-terminated) to the private
-/// chain `back`, whose last bag is `*back_last` (set when `back` is empty).
-/// Returns the joined chain's head.
-fn splice(
-    front: *mut SealedBag,
-    back: *mut SealedBag,
-    back_last: &mut *mut SealedBag,
-) -> *mut SealedBag {
-    if front.is_null() {
-        return back;
-    }
-    let mut last = front;
-    // SAFETY: the caller's private chain.
-    while !unsafe { (*last).next }.is_null() {
-        // SAFETY: as above.
-        last = unsafe { (*last).next };
-    }
-    // SAFETY: as above.
-    unsafe { (*last).next = back };
-    if back.is_null() {
-        *back_last = last;
-    }
-    front
 }
 
 /// Runs and frees a private chain of sealed bags. If a deferred function
@@ -1472,6 +1535,7 @@ mod tests {
             epoch: 1,
             bag,
             next: ptr::null_mut(),
+            heavy: false,
         }));
         g.push_sealed(1, node, node);
         g.collect();
@@ -1503,6 +1567,7 @@ mod tests {
                 epoch,
                 bag,
                 next: ptr::null_mut(),
+                heavy: false,
             }));
             g.push_sealed(epoch % 3, node, node);
         }
@@ -1512,30 +1577,40 @@ mod tests {
         g.collect_bounded(2);
         assert_eq!(*ran.lock().unwrap(), [0, 1]);
         assert_eq!(g.pending(), 4);
+        // The put-back kept the order: the next bounded pass takes the
+        // oldest again.
+        g.collect_bounded(1);
+        assert_eq!(*ran.lock().unwrap(), [0, 1, 2]);
         g.collect_bounded(0);
-        assert_eq!(ran.lock().unwrap().len(), 2, "a bound of 0 ran a bag");
+        assert_eq!(ran.lock().unwrap().len(), 3, "a bound of 0 ran a bag");
+        g.collect_bounded(1);
+        assert_eq!(*ran.lock().unwrap(), [0, 1, 2, 3]);
         g.collect();
         assert_eq!(*ran.lock().unwrap(), [0, 1, 2, 3, 4]);
         assert_eq!(g.pending(), 1, "an unexpired bag ran, or one was lost");
+        assert_eq!(
+            g.bounded_started.load(Ordering::Relaxed),
+            g.bounded_finished.load(Ordering::Relaxed)
+        );
         g.epoch.store(5, Ordering::Relaxed);
         g.collect_bounded(1);
         assert_eq!(*ran.lock().unwrap(), [0, 1, 2, 3, 4, 5]);
         assert_eq!(g.pending(), 0);
     }
 
-    /// A pool backlog handed to the garbage list goes in bags of at most
-    /// `HAND_OFF_PIECE` blocks (so a bounded collection is bounded in
-    /// time), every block freed once (Miri checks the frees).
+    /// A pool backlog handed to the garbage list is one heavy bag: a
+    /// bounded collection (inside a critical section) leaves it, expired or
+    /// not, and an unbounded one runs it; every block is freed once (Miri
+    /// checks the frees).
     #[test]
-    fn a_handed_off_backlog_goes_in_bounded_pieces() {
+    fn a_handed_off_backlog_waits_for_an_unbounded_collection() {
         let g = Global::new(false);
         // SAFETY: `register` returns a live record owned by this thread.
         let p = unsafe { &*g.register() };
         let layout = core::alloc::Layout::from_size_align(64, 8).unwrap();
-        let n = 2 * HAND_OFF_PIECE + 1;
         // SAFETY: this thread owns `p`, a record of `g`.
         unsafe { g.pin(p) };
-        for _ in 0..n {
+        for _ in 0..40 {
             // SAFETY: a fresh block of `layout`, large enough for a link.
             let b = unsafe { std::alloc::alloc(layout) };
             assert!(!b.is_null());
@@ -1554,13 +1629,20 @@ mod tests {
         let before = g.garbage_count.load(Ordering::Relaxed);
         // SAFETY: our record.
         unsafe { g.hand_off_pool(p) };
-        let bags = g.garbage_count.load(Ordering::Relaxed) - before;
         assert_eq!(
-            bags,
-            n.div_ceil(HAND_OFF_PIECE),
-            "pieces of {HAND_OFF_PIECE}"
+            g.garbage_count.load(Ordering::Relaxed),
+            before + 1,
+            "one bag"
         );
         g.epoch.fetch_add(3, Ordering::Relaxed);
+        for i in 0..3 {
+            g.collect_list(i, g.epoch.load(Ordering::Relaxed), Some(8));
+        }
+        assert_eq!(
+            g.garbage_count.load(Ordering::Relaxed),
+            before + 1,
+            "a bounded collection ran the heavy bag"
+        );
         g.collect_all();
         assert_eq!(g.garbage_count.load(Ordering::Relaxed), 0);
         // SAFETY: owned by this thread, not pinned.

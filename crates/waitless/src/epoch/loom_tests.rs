@@ -217,13 +217,13 @@ fn nested_guards_dropped_out_of_order_protect_until_the_last() {
 /// second pin under loom), which runs with the pin withdrawn and may run
 /// the writer's destructor itself; the pin is then published again and
 /// the read that follows must still be protected: it sees the new node,
-/// or the old one not yet destroyed. Both fence strategies (their pins
-/// reach the periodic work by different countdowns).
+/// or the old one not yet destroyed. (One model: under loom the
+/// asymmetric strategy falls back to the symmetric one.)
 #[test]
 fn a_pin_published_again_after_a_withdrawn_collection_protects() {
-    for strategy in [FenceStrategy::Asymmetric, FenceStrategy::Symmetric] {
+    {
         loom::model(move || {
-            let c = Arc::new(Collector::with_strategy(strategy));
+            let c = Arc::new(Collector::with_strategy(FenceStrategy::Symmetric));
             let shared = Arc::new(AtomicPtr::new(new_node(1)));
 
             let reader = {

@@ -469,11 +469,14 @@ impl Collector {
             let now = self.global.try_advance();
             // Run the expired bags of every limbo list, not only the one
             // `collect` looks at: another thread may have advanced past
-            // epochs at which nobody collected.
-            self.global.collect_all();
+            // epochs at which nobody collected. The last time, until no
+            // bounded collection of another thread (which may put expired
+            // bags back) overlapped the pass.
             if internal::epoch_at_least(now, target) {
+                self.global.collect_all_settled();
                 break;
             }
+            self.global.collect_all();
             backoff.snooze();
         }
         if let Some(p) = local::participant(self) {

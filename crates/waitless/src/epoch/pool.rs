@@ -479,7 +479,6 @@ impl Pool {
         let layout = self.layout?;
         let mut chain = RetiredChain {
             head: ptr::null_mut(),
-            len: 0,
             layout,
         };
         let mut len = 0;
@@ -497,7 +496,6 @@ impl Pool {
                 len += b.len;
             }
         }
-        chain.len = len;
         (len > 0).then_some((chain, len))
     }
 
@@ -510,7 +508,6 @@ impl Pool {
         self.free_cap = self.cap_min;
         let chain = RetiredChain {
             head: core::mem::replace(&mut self.free, ptr::null_mut()),
-            len: self.free_len,
             layout,
         };
         self.free_len = 0;
@@ -532,7 +529,6 @@ impl Drop for Pool {
         };
         let chain = RetiredChain {
             head: core::mem::replace(&mut self.free, ptr::null_mut()),
-            len: self.free_len,
             layout,
         };
         self.free_len = 0;
@@ -541,44 +537,14 @@ impl Drop for Pool {
     }
 }
 
-/// A chain of empty blocks of one layout, to be freed once safe: the
-/// `len` blocks from `head` on (the last one's link is not followed: it
-/// may lead on to another piece of the same backlog, see
-/// [`split_off_front`](Self::split_off_front)).
+/// A null-terminated chain of empty blocks of one layout, to be freed once
+/// safe. Three words, so a closure owning it is stored inline in a bag.
 pub(crate) struct RetiredChain {
     head: *mut Link,
-    len: usize,
     layout: Layout,
 }
 
 impl RetiredChain {
-    /// Blocks in the chain.
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Splits off the first `n` blocks (at most `len`) as a chain of their
-    /// own; `self` keeps the rest. The links are left as they are: the
-    /// front piece's last block still links to the rest's first.
-    pub(crate) fn split_off_front(&mut self, n: usize) -> RetiredChain {
-        let n = n.min(self.len);
-        let front = RetiredChain {
-            head: self.head,
-            len: n,
-            layout: self.layout,
-        };
-        let mut cur = self.head;
-        for _ in 0..n {
-            // SAFETY: the chain's first `len` blocks are live blocks of
-            // ours (retired, not yet freed: the caller owns the chain).
-            // Relaxed: private links.
-            cur = unsafe { (*cur).next.load(Ordering::Relaxed) };
-        }
-        self.head = cur;
-        self.len -= n;
-        front
-    }
-
     /// Frees every block.
     ///
     /// # Safety
@@ -586,7 +552,7 @@ impl RetiredChain {
     ///    chain is freed once.
     pub(crate) unsafe fn free(self) {
         let mut cur = self.head;
-        for _ in 0..self.len {
+        while !cur.is_null() {
             // SAFETY: precondition 1. Relaxed: private blocks.
             let next = unsafe { (*cur).next.load(Ordering::Relaxed) };
             // SAFETY: precondition 1; every block was allocated with

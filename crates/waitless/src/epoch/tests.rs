@@ -727,7 +727,9 @@ fn dropping_a_collector_with_a_panicking_function_runs_all_the_rest() {
 /// The collection that a periodic pin runs happens with the pin withdrawn:
 /// a deferred function that takes long there (here: one that waits for the
 /// epoch to move twice) does not hold the epoch back. Pinned, it did (the
-/// epoch could move once, to the epoch it was pinned at plus one): with
+/// epoch could move at most once past the pin's epoch; the old code moved
+/// it 0 times here, the pin having seen the epoch before its own periodic
+/// advance): with
 /// 4–8 B-tree writers on 2 CPUs a handed-off pool backlog freed that way
 /// stalled every advance for up to 1.4 s and the process grew to 1 GB.
 #[test]
@@ -770,12 +772,21 @@ fn a_long_collection_at_pin_time_does_not_hold_the_epoch_back() {
                     n += 1;
                 }
             });
-            // Seal it (the bag is this thread's) and let its grace period
-            // pass, without running it: `Global::try_advance` collects
-            // nothing, and `flush`'s collection finds it not yet expired.
-            c.flush();
-            c.global.try_advance();
-            c.global.try_advance();
+            // Seal it (the bag is this thread's; an idle collector sealed
+            // it already) and let its grace period pass without running it:
+            // `Global::try_advance` collects nothing. (Not `flush`: its
+            // collection would run it, unpinned.)
+            let p = local::participant(&c).expect("the cache is alive");
+            // SAFETY: `p` is this thread's record in `c`.
+            unsafe { c.global.seal_own(&*p) };
+            for _ in 0..3 {
+                c.global.try_advance();
+            }
+            assert_eq!(
+                c.pending(),
+                1,
+                "{strategy:?}: the function ran before the pins did"
+            );
             // Plain pins until one of them is due and its collection runs
             // the function (a thread with no garbage of its own collects on
             // its forced checks: a few thousand pins).
@@ -794,5 +805,92 @@ fn a_long_collection_at_pin_time_does_not_hold_the_epoch_back() {
             moved >= 2,
             "{strategy:?}: the epoch moved {moved} times while a pin-time collection ran"
         );
+    }
+}
+
+/// A deferred function run by a periodic pin's collection (with the pin
+/// withdrawn) may take a guard of the same collector and keep it past the
+/// collection, in a thread-local: that is safe code. Its pin must not be
+/// overwritten, and the caller's guard must count as nested on it, so that
+/// neither drop unpins while the other guard lives (found in review: the
+/// caller's drop stored the unpinned word under the kept guard). Also when
+/// a later function of the same collection panics.
+#[test]
+fn a_guard_kept_by_a_deferred_function_outlives_the_collection_safely() {
+    use std::cell::RefCell;
+    std::thread_local! {
+        static KEPT: RefCell<Option<Guard<'static>>> = const { RefCell::new(None) };
+    }
+    static COLLECTORS: std::sync::OnceLock<[Collector; 2]> = std::sync::OnceLock::new();
+    let cs = COLLECTORS.get_or_init(|| {
+        [
+            Collector::with_strategy(FenceStrategy::Asymmetric),
+            Collector::with_strategy(FenceStrategy::Symmetric),
+        ]
+    });
+    let limit: usize = if cfg!(miri) { 20_000 } else { 5_000_000 };
+    for (c, panics) in [
+        (&cs[0], false),
+        (&cs[1], false),
+        (&cs[0], true),
+        (&cs[1], true),
+    ] {
+        let c: &'static Collector = c;
+        {
+            let g = c.pin();
+            g.defer(move || {
+                KEPT.with(|k| *k.borrow_mut() = Some(c.pin()));
+                assert!(!panics, "a destructor that panics after keeping a guard");
+            });
+        }
+        let p = local::participant(c).expect("the cache is alive");
+        // SAFETY: `p` is this thread's record in `c`.
+        let p: &Participant = unsafe { &*p };
+        // SAFETY: as above.
+        unsafe { c.global.seal_own(p) };
+        for _ in 0..3 {
+            c.global.try_advance();
+        }
+        // Pin until a pin's collection has run the functions; keep that pin.
+        let mut pins = 0;
+        let caller = loop {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.pin()));
+            let kept = KEPT.with(|k| k.borrow().is_some());
+            match r {
+                Ok(g) if kept => break Some(g),
+                Ok(g) => drop(g),
+                Err(_) if kept => break None,
+                Err(_) => panic!("a pin panicked before the keeping function ran"),
+            }
+            pins += 1;
+            assert!(pins < limit, "no pin ran the deferred functions");
+        };
+        assert!(p.is_pinned(), "the kept guard is not pinned");
+        let word = p.epoch.load(O::Relaxed);
+        for _ in 0..3 {
+            c.global.try_advance();
+        }
+        if let Some(caller) = caller {
+            assert_eq!(
+                p.epoch.load(O::Relaxed),
+                word,
+                "the kept guard's pin word changed"
+            );
+            drop(caller);
+            assert!(
+                p.is_pinned(),
+                "dropping the caller's guard unpinned the guard a deferred function kept"
+            );
+        }
+        assert_eq!(
+            p.epoch.load(O::Relaxed),
+            word,
+            "the kept guard's pin word changed"
+        );
+        KEPT.with(|k| drop(k.borrow_mut().take()));
+        assert!(!p.is_pinned(), "the last guard's drop did not unpin");
+        // Everything still runs once the guards are gone.
+        c.synchronize();
+        assert_eq!(c.pending(), 0);
     }
 }
