@@ -326,8 +326,9 @@ struct SealedBag {
     bag: Bag,
     next: *mut SealedBag,
     /// One function that does much work (a handed-off pool backlog): left
-    /// to unbounded collections, which do not run inside a caller's
-    /// critical section.
+    /// to unbounded collections (the periodic one, with the pin withdrawn,
+    /// and the user's `flush`, `try_advance` and `synchronize`), never run
+    /// by the bounded one that `defer` starts inside a critical section.
     heavy: bool,
 }
 
@@ -347,12 +348,13 @@ pub(crate) struct Global {
     /// Deferred functions in sealed bags (for `pending` and for skipping
     /// the participant walk when there is nothing to free).
     garbage_count: AtomicUsize,
-    /// Bounded collections started and finished (see
-    /// [`Global::collect_all_settled`]): while one runs it holds a limbo
-    /// list privately and may put expired bags back instead of running
-    /// them.
+    /// Bounded collections started and finished, and those that put an
+    /// expired bag back (see [`Global::collect_all_settled`]): while one
+    /// runs it holds a limbo list privately and may put expired bags back
+    /// instead of running them.
     bounded_started: AtomicUsize,
     bounded_finished: AtomicUsize,
+    bounded_requeued: AtomicUsize,
     /// Deferred functions ever sealed (monotonic, wrapping): paces the
     /// background advances with `advance_mark` (see [`ADVANCE_BATCH`]).
     sealed: AtomicUsize,
@@ -383,6 +385,7 @@ impl Global {
             garbage_count: AtomicUsize::new(0),
             bounded_started: AtomicUsize::new(0),
             bounded_finished: AtomicUsize::new(0),
+            bounded_requeued: AtomicUsize::new(0),
             sealed: AtomicUsize::new(0),
             advance_mark: AtomicUsize::new(0),
             #[cfg(not(any(loom, miri)))]
@@ -1147,7 +1150,7 @@ impl Global {
         loop {
             // SAFETY: the chain is ours until the CAS publishes it.
             unsafe { (*last).next = head };
-            // Release pairs with the Acquire swap in `collect`: the taker
+            // Release pairs with the AcqRel swap in `collect_list`: the taker
             // sees the bag's contents.
             match list.compare_exchange_weak(head, first, Ordering::Release, Ordering::Relaxed) {
                 Ok(_) => return,
@@ -1282,32 +1285,49 @@ impl Global {
         }
     }
 
-    /// [`collect_all`](Self::collect_all), repeated until a pass overlapped
-    /// no bounded collection, so that a bag which was expired and on a list
-    /// when the call began has run (here, or by an unbounded collection of
-    /// another thread, which runs what it takes) when it returns. A bounded
-    /// collection holds a list privately and may put expired bags back;
-    /// one that overlaps a pass is seen: it started before the pass and
-    /// had not finished (`s0 != f0`), or started during it (`s1 != s0`; if
-    /// it took a list before this pass did, its `started` increment happens
-    /// before this pass's swap of that list, through the swaps' release
-    /// sequence on the list). One that finished before the pass put its
-    /// bags back before this pass's swaps read the lists.
+    /// [`collect_all`](Self::collect_all), repeated while a bounded
+    /// collection put back an expired bag that the pass may have missed, so
+    /// that a bag which was expired and on a list when the call began has
+    /// been taken to run (here, or by another thread's collection) when it
+    /// returns.
+    ///
+    /// A bounded collection holds a list privately between its swap and its
+    /// put-back. After a pass, this waits until every bounded collection
+    /// counted as started has finished (a short window: no user code runs
+    /// in it), then compares the count of those that put an expired bag
+    /// back with the one read before the pass. One that took a list before
+    /// this pass did is counted as started: its Relaxed `started` increment
+    /// is sequenced before its AcqRel swap, and this pass read that list
+    /// (its swap or its Acquire empty check) from the swap's release
+    /// sequence (every write to a list is an RMW). Its `requeued`
+    /// increment is sequenced before its Release `finished` increment,
+    /// which the wait reads with Acquire. One that finished before the
+    /// pass began had put its bags back before the pass read the lists.
+    /// Only a collection that actually put an expired bag back makes the
+    /// pass repeat, and this pass runs every expired bag it finds (heavy
+    /// ones too), so steady deferring elsewhere does not keep it looping.
     pub(crate) fn collect_all_settled(&self) {
         let backoff = crate::Backoff::new();
         loop {
-            // Acquire: pairs with the Release increment of `bounded_finished`
-            // (its put-back happens before this pass) and with that of
-            // `bounded_started` (reads a count at least as new as the one
-            // its holder's swap published).
-            let s0 = self.bounded_started.load(Ordering::Acquire);
-            let f0 = self.bounded_finished.load(Ordering::Acquire);
+            // Acquire: pairs with the Release `finished` increment that
+            // follows each `requeued` increment (see above).
+            let r0 = self.bounded_requeued.load(Ordering::Acquire);
             self.collect_all();
-            let s1 = self.bounded_started.load(Ordering::Acquire);
-            if s0 == f0 && s1 == s0 {
+            // Acquire: see above.
+            let started = self.bounded_started.load(Ordering::Acquire);
+            // Wrapping counters: "finished has reached started".
+            while (self
+                .bounded_finished
+                .load(Ordering::Acquire)
+                .wrapping_sub(started) as isize)
+                < 0
+            {
+                backoff.snooze();
+            }
+            // Acquire: as above.
+            if self.bounded_requeued.load(Ordering::Acquire) == r0 {
                 return;
             }
-            backoff.snooze();
         }
     }
 
@@ -1316,7 +1336,10 @@ impl Global {
     /// at most that many, the oldest first, and no heavy one.
     fn collect_list(&self, i: usize, global: usize, bound: Option<usize>) {
         let list = &self.garbage[i];
-        if list.load(Ordering::Relaxed).is_null() {
+        // Acquire: reading null from another collection's swap (or a later
+        // write of the list's release sequence) synchronizes with it, so
+        // that `collect_all_settled` sees that collection as started.
+        if list.load(Ordering::Acquire).is_null() {
             return;
         }
         if bound.is_some() {
@@ -1359,6 +1382,8 @@ impl Global {
         let mut run: *mut SealedBag = ptr::null_mut();
         let (mut kept, mut kept_last): (*mut SealedBag, *mut SealedBag) =
             (ptr::null_mut(), ptr::null_mut());
+        // Whether an expired bag goes back (over the bound, or heavy).
+        let mut requeued = false;
         let mut cur = chain;
         while !cur.is_null() {
             // SAFETY: ours, as above.
@@ -1373,6 +1398,8 @@ impl Global {
                 unsafe { (*cur).next = run };
                 run = cur;
             } else {
+                // SAFETY: ours, as above.
+                requeued |= epoch_at_least(global, unsafe { (*cur).epoch }.wrapping_add(2));
                 // No user code runs here, so a panic cannot lose the chain.
                 // SAFETY: ours; the node moves to the end of the kept chain.
                 unsafe { (*cur).next = ptr::null_mut() };
@@ -1390,8 +1417,12 @@ impl Global {
             self.push_sealed(i, kept, kept_last);
         }
         if bound.is_some() {
-            // Release: our put-back happens before whoever reads this count
-            // (`collect_all_settled`).
+            if requeued {
+                // Relaxed: ordered by the Release increment below.
+                self.bounded_requeued.fetch_add(1, Ordering::Relaxed);
+            }
+            // Release: our put-back (and the `requeued` count) happens
+            // before whoever reads this count (`collect_all_settled`).
             self.bounded_finished.fetch_add(1, Ordering::Release);
         }
         free_chain(run, &self.garbage_count);
@@ -1592,6 +1623,9 @@ mod tests {
             g.bounded_started.load(Ordering::Relaxed),
             g.bounded_finished.load(Ordering::Relaxed)
         );
+        // The passes that put expired bags back (bounds 2, 1, 0, 1 with
+        // 5, 3, 2, 2 expired) counted themselves for `synchronize`.
+        assert_eq!(g.bounded_requeued.load(Ordering::Relaxed), 4);
         g.epoch.store(5, Ordering::Relaxed);
         g.collect_bounded(1);
         assert_eq!(*ran.lock().unwrap(), [0, 1, 2, 3, 4, 5]);

@@ -221,47 +221,45 @@ fn nested_guards_dropped_out_of_order_protect_until_the_last() {
 /// asymmetric strategy falls back to the symmetric one.)
 #[test]
 fn a_pin_published_again_after_a_withdrawn_collection_protects() {
-    {
-        loom::model(move || {
-            let c = Arc::new(Collector::with_strategy(FenceStrategy::Symmetric));
-            let shared = Arc::new(AtomicPtr::new(new_node(1)));
+    loom::model(move || {
+        let c = Arc::new(Collector::with_strategy(FenceStrategy::Symmetric));
+        let shared = Arc::new(AtomicPtr::new(new_node(1)));
 
-            let reader = {
-                let (c, shared) = (Arc::clone(&c), Arc::clone(&shared));
-                thread::spawn(move || {
-                    drop(c.pin());
-                    let g = c.pin();
-                    let p = shared.load(Ordering::Acquire);
-                    // SAFETY: pinned: `p` is not freed until `g` drops.
-                    let v = unsafe { (*p).value.with(|v| *v) };
-                    assert!(v == 1 || v == 2, "read a destroyed node: {v}");
-                    drop(g);
-                })
-            };
-
-            let old = shared.swap(new_node(2), Ordering::AcqRel);
-            {
+        let reader = {
+            let (c, shared) = (Arc::clone(&c), Arc::clone(&shared));
+            thread::spawn(move || {
+                drop(c.pin());
                 let g = c.pin();
-                let old = SendPtr(old);
-                let f = move || {
-                    let old = old;
-                    // SAFETY: as in the first test.
-                    unsafe {
-                        (*old.0).value.with_mut(|v| *v = 0);
-                        drop(Box::from_raw(old.0));
-                    }
-                };
+                let p = shared.load(Ordering::Acquire);
+                // SAFETY: pinned: `p` is not freed until `g` drops.
+                let v = unsafe { (*p).value.with(|v| *v) };
+                assert!(v == 1 || v == 2, "read a destroyed node: {v}");
+                drop(g);
+            })
+        };
+
+        let old = shared.swap(new_node(2), Ordering::AcqRel);
+        {
+            let g = c.pin();
+            let old = SendPtr(old);
+            let f = move || {
+                let old = old;
                 // SAFETY: as in the first test.
-                unsafe { g.defer_unchecked(f) };
-                g.flush();
-            }
-            c.try_advance();
-            c.try_advance();
-            reader.join().unwrap();
-            let last = shared.load(Ordering::Relaxed);
-            // SAFETY: all threads are done; `last` is still owned by `shared`.
-            drop(unsafe { Box::from_raw(last) });
-            drop(c);
-        });
-    }
+                unsafe {
+                    (*old.0).value.with_mut(|v| *v = 0);
+                    drop(Box::from_raw(old.0));
+                }
+            };
+            // SAFETY: as in the first test.
+            unsafe { g.defer_unchecked(f) };
+            g.flush();
+        }
+        c.try_advance();
+        c.try_advance();
+        reader.join().unwrap();
+        let last = shared.load(Ordering::Relaxed);
+        // SAFETY: all threads are done; `last` is still owned by `shared`.
+        drop(unsafe { Box::from_raw(last) });
+        drop(c);
+    });
 }

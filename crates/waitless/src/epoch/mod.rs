@@ -423,7 +423,10 @@ impl Collector {
     ///
     /// Blocks (spinning, then yielding) while such a guard stays alive —
     /// the one blocking call of the module, meant for RCU-style writers. A
-    /// guard leaked with `mem::forget` makes it wait forever.
+    /// guard leaked with `mem::forget` makes it wait forever. At the end it
+    /// also waits out the short window in which another thread's `defer`
+    /// holds a limbo list (no user code runs there), and collects again if
+    /// that thread put back an expired bag.
     ///
     /// # Panics
     /// If the calling thread is pinned in this collector (it would wait for
