@@ -1301,16 +1301,18 @@ impl Global {
     /// (its swap or its Acquire empty check) from the swap's release
     /// sequence (every write to a list is an RMW). Its `requeued`
     /// increment is sequenced before its Release `finished` increment,
-    /// which the wait reads with Acquire. One that finished before the
-    /// pass began had put its bags back before the pass read the lists.
+    /// which the wait reads with Acquire. One whose `requeued` increment
+    /// (Release, after its put-back) was already counted in `r0` put its
+    /// bags back before the pass read the lists.
     /// Only a collection that actually put an expired bag back makes the
     /// pass repeat, and this pass runs every expired bag it finds (heavy
     /// ones too), so steady deferring elsewhere does not keep it looping.
     pub(crate) fn collect_all_settled(&self) {
         let backoff = crate::Backoff::new();
         loop {
-            // Acquire: pairs with the Release `finished` increment that
-            // follows each `requeued` increment (see above).
+            // Acquire: pairs with the Release `requeued` increment, which
+            // follows its collection's put-back: a count read here has its
+            // bags on the lists for the pass below.
             let r0 = self.bounded_requeued.load(Ordering::Acquire);
             self.collect_all();
             // Acquire: see above.
@@ -1418,8 +1420,12 @@ impl Global {
         }
         if bound.is_some() {
             if requeued {
-                // Relaxed: ordered by the Release increment below.
-                self.bounded_requeued.fetch_add(1, Ordering::Relaxed);
+                // Release: the put-back happens before a `collect_all_settled`
+                // that reads this count before its pass (its `r0`): that pass
+                // then finds the bags. (Relaxed let such a pass read the
+                // count and miss the bags, then compare equal and return:
+                // loom, `a_settled_collection_runs_what_a_bounded_one_put_back`.)
+                self.bounded_requeued.fetch_add(1, Ordering::Release);
             }
             // Release: our put-back (and the `requeued` count) happens
             // before whoever reads this count (`collect_all_settled`).
@@ -1759,5 +1765,55 @@ mod tests {
         assert_eq!(pool_pace_units(128, 4096), 128);
         // 16-byte nodes: one advance attempt per 64 KiB sealed.
         assert_eq!(ADVANCE_BATCH * POOL_PACE_BYTES / 16, 4096);
+    }
+}
+
+/// loom model of `collect_all_settled` (what `synchronize` ends with)
+/// racing a bounded collection that holds the list and puts expired bags
+/// back.
+#[cfg(all(test, loom))]
+mod loom_settle {
+    use super::*;
+    use crate::sync::Arc;
+    use loom::thread;
+
+    /// Three expired bags on one list; another thread's bounded collection
+    /// (bound 1) takes the list, runs the oldest and puts the other two
+    /// back. Whatever the interleaving, when the settled collection returns
+    /// those two have run (the oldest may still be running on the other
+    /// thread: "taken to run"). A plain `collect_all` fails this: it can
+    /// find the list empty while the other thread holds it.
+    #[test]
+    fn a_settled_collection_runs_what_a_bounded_one_put_back() {
+        loom::model(|| {
+            let g = Arc::new(Global::new(false));
+            let flags: Arc<[AtomicBool; 3]> =
+                Arc::new(core::array::from_fn(|_| AtomicBool::new(false)));
+            for k in 0..3 {
+                let mut bag = Bag::new();
+                let f = Arc::clone(&flags);
+                // Release: pairs with the Acquire loads below.
+                let d = Deferred::new(move || f[k].store(true, Ordering::Release));
+                assert!(bag.try_push(d).is_ok());
+                g.garbage_count.fetch_add(1, Ordering::Relaxed);
+                let node = Box::into_raw(Box::new(SealedBag {
+                    epoch: 0,
+                    bag,
+                    next: ptr::null_mut(),
+                    heavy: false,
+                }));
+                g.push_sealed(0, node, node);
+            }
+            g.epoch.store(2, Ordering::Relaxed);
+            let other = {
+                let g = Arc::clone(&g);
+                thread::spawn(move || g.collect_bounded(1))
+            };
+            g.collect_all_settled();
+            // Acquire: pairs with the deferred functions' Release stores.
+            let done = [1, 2].map(|k| flags[k].load(Ordering::Acquire));
+            assert_eq!(done, [true, true], "a put-back bag was missed");
+            other.join().unwrap();
+        });
     }
 }
