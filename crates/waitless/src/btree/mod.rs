@@ -114,6 +114,7 @@
 //! and drops the old one with the old value.
 
 mod ext;
+mod handles;
 mod iter;
 mod node;
 
@@ -131,11 +132,12 @@ use core::marker::PhantomData;
 use core::ops::{Bound, RangeBounds};
 use core::panic::{RefUnwindSafe, UnwindSafe};
 
+use handles::HandleArena;
 pub use iter::Range;
 use node::{
     alloc_node, free_node_now, free_unpublished, frozen, is_frozen, key_of, leaf_at, release,
-    release_now, resolve, retire_node, stamp, unmarked, Entry, EntryPtr, Handle, HandlePtr,
-    InlineVec, Inner, Leaf, Node, NodePtr, Slot, B, MAX_HEIGHT, PENDING,
+    release_now, resolve, retire_node, stamp, unmarked, Entry, EntryPtr, HandlePtr, InlineVec,
+    Inner, Leaf, Node, NodePtr, Slot, B, MAX_HEIGHT, PENDING,
 };
 
 use crate::contention::Site;
@@ -180,6 +182,10 @@ pub struct LockFreeBTree<K, V> {
     clock: CachePadded<AtomicU64>,
     collector: Collector,
     _owns: PhantomData<(K, V)>,
+    /// The leaf handles' memory. Boxed, because the collector's deferred
+    /// functions push retired handles onto it by address (the map may move),
+    /// and declared after `collector`, which runs them when it drops.
+    handles: Box<HandleArena<K, V>>,
 }
 
 /// A version of the tree's shape: the inner nodes (immutable, path-copied
@@ -242,8 +248,12 @@ impl<K, V> LockFreeBTree<K, V> {
     /// ```
     #[must_use]
     pub fn new() -> Self {
+        let handles = Box::new(HandleArena::new());
+        // SAFETY: no record given: a fresh block of the map's layout.
+        let first = unsafe { alloc_node(None, Node::Leaf(Leaf::first())) };
         let mut top = Inner::new(true);
-        top.kids.push(new_handle_now::<K, V>().cast());
+        // SAFETY: no other thread can reach the new arena.
+        top.kids.push(unsafe { handles.alloc(first) }.cast());
         // SAFETY: no record given: a fresh block of the map's layout.
         let tree = unsafe { alloc_node(None, Node::Inner(top)) };
         Self {
@@ -255,6 +265,7 @@ impl<K, V> LockFreeBTree<K, V> {
             clock: CachePadded::new(AtomicU64::new(1)),
             collector: Collector::with_pool_max(NODE_POOL_BYTES),
             _owns: PhantomData,
+            handles,
         }
     }
 
@@ -653,7 +664,7 @@ impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
         // panics first. `publish_leaf` disarms that right at its successful
         // CAS, before anything that can run user code.
         let e = Entry::alloc(key, value);
-        let mut at = Attempt::new(&guard);
+        let mut at = Attempt::new(&guard, &self.handles);
         at.unpublished = Some(e);
         // SAFETY: `e` is ours and alive for this call.
         let k = unsafe { key_of(e) };
@@ -726,7 +737,7 @@ impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
         Q: Ord + ?Sized,
     {
         let guard = self.collector.pin();
-        let mut at = Attempt::new(&guard);
+        let mut at = Attempt::new(&guard, &self.handles);
         let backoff = Backoff::new();
         loop {
             let (_, r) = self.root_ver_stamped(&guard);
@@ -858,7 +869,7 @@ impl<K, V> LockFreeBTree<K, V> {
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        let mut at = Attempt::new(guard);
+        let mut at = Attempt::new(guard, &self.handles);
         let mut path: Path<K, V> = InlineVec::new();
         let backoff = Backoff::new();
         loop {
@@ -919,7 +930,7 @@ impl<K, V> LockFreeBTree<K, V> {
                         retire_node(guard, p);
                     }
                     retire_node(guard, last);
-                    guard.defer_destroy(hp);
+                    self.handles.retire(guard, hp);
                     guard.defer_destroy(rp);
                 }
                 while let Some((e, is_leaf)) = at.drops.pop() {
@@ -936,16 +947,6 @@ impl<K, V> LockFreeBTree<K, V> {
             backoff.spin();
         }
     }
-}
-
-/// A new handle with an empty first version, outside any attempt (a new
-/// map).
-fn new_handle_now<K, V>() -> HandlePtr<K, V> {
-    // SAFETY: no record given: a fresh block of the map's layout.
-    let v = unsafe { alloc_node(None, Node::Leaf(Leaf::first())) };
-    Box::into_raw(Box::new(Handle {
-        cur: AtomicPtr::new(v),
-    }))
 }
 
 /// The handle whose key range contains `q`, descending from `tree`;
@@ -1092,8 +1093,8 @@ impl<K, V> Drop for LockFreeBTree<K, V> {
 enum Work<K, V> {
     /// Free this inner node after queueing its children and separators.
     Node(NodePtr<K, V>),
-    /// Free this handle and its current leaf version after queueing the
-    /// version's entry references.
+    /// Free this handle's current leaf version after queueing the version's
+    /// entry references (the handle's memory goes with the arena).
     Handle(HandlePtr<K, V>),
     /// Release this entry reference (`true`: the leaf reference).
     Release(EntryPtr<K, V>, bool),
@@ -1141,10 +1142,9 @@ impl<K, V> Teardown<K, V> {
                     // once (from its bottom node) and owned by it; its
                     // current version (frozen or not) likewise. Older
                     // versions were retired by the writers that replaced
-                    // them.
-                    let h = unsafe { Box::from_raw(h) };
-                    let v = unmarked(h.cur.load(Ordering::Relaxed));
-                    drop(h);
+                    // them. The handle's memory is the arena's, freed when
+                    // the map's fields drop.
+                    let v = unmarked(unsafe { &*h }.cur.load(Ordering::Relaxed));
                     // SAFETY: as above.
                     let l = unsafe { leaf_at(v) };
                     self.work
@@ -1177,6 +1177,8 @@ struct Attempt<'g, K, V> {
     /// This thread's record in the map's collector: its pool recycles our
     /// node blocks.
     rec: &'g Participant,
+    /// The map's handle arena.
+    arena: &'g HandleArena<K, V>,
     /// Set at the successful CAS: from then on the attempt's references in
     /// `drops` must be released even if the caller unwinds.
     published: bool,
@@ -1198,10 +1200,11 @@ struct Attempt<'g, K, V> {
 }
 
 impl<'g, K, V> Attempt<'g, K, V> {
-    fn new(guard: &'g Guard<'g>) -> Self {
+    fn new(guard: &'g Guard<'g>, arena: &'g HandleArena<K, V>) -> Self {
         Attempt {
             guard,
             rec: guard.participant(),
+            arena,
             published: false,
             fresh: InlineVec::new(),
             handles: InlineVec::new(),
@@ -1225,9 +1228,8 @@ impl<'g, K, V> Attempt<'g, K, V> {
     /// A new handle whose version is `v` (one of this attempt's), recorded
     /// as this attempt's.
     fn handle(&mut self, v: NodePtr<K, V>) -> HandlePtr<K, V> {
-        let h = Box::into_raw(Box::new(Handle {
-            cur: AtomicPtr::new(v),
-        }));
+        // SAFETY: the attempt's guard is pinned in the map's collector.
+        let h = unsafe { self.arena.alloc(v) };
         self.handles.push(h);
         h
     }
@@ -1243,9 +1245,12 @@ impl<'g, K, V> Attempt<'g, K, V> {
             unsafe { free_unpublished(self.rec, p) };
         }
         while let Some(h) = self.handles.pop() {
-            // SAFETY: built by this attempt and never published; its
-            // version was in `fresh`.
-            drop(unsafe { Box::from_raw(h) });
+            // SAFETY: built by this attempt and never published (its
+            // version was in `fresh`); the guard is pinned in the map's
+            // collector, which drops before the arena. Back to the free
+            // list through a grace period all the same: a pop that read it
+            // at the head before our pop may still be comparing it.
+            unsafe { self.arena.retire(self.guard, h) };
         }
         if let Some(e) = self.spec.take() {
             // Release: orders our reads of the entry before whoever frees

@@ -779,9 +779,9 @@ pub(super) struct Leaf<K, V> {
 /// version; the low bit of `cur` is the *frozen* mark (the version is the
 /// handle's last: a shape change replaces the handle). Inner nodes of the
 /// bottom level point to handles, so a leaf update CASes `cur` and copies
-/// nothing above the leaf. Handles are small heap boxes (many to a cache
-/// line) retired through the map's collector when a shape change replaces
-/// them.
+/// nothing above the leaf. Handles live packed in the map's
+/// [`HandleArena`](super::handles::HandleArena) and go back to its free
+/// list a grace period after a shape change replaces them.
 pub(super) struct Handle<K, V> {
     pub(super) cur: AtomicPtr<Node<K, V>>,
 }
