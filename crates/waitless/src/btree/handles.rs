@@ -20,15 +20,16 @@
 //! the pop runs under; while `h` stays at the head, its link stays `n` and
 //! `n` stays free (only the head is popped).
 
-use core::ptr;
+use core::ptr::{self, NonNull};
 
 use super::node::{Handle, HandlePtr, Node};
 use crate::epoch::Guard;
 use crate::sync::atomic::{AtomicPtr, Ordering};
 
 /// Handles per chunk: 1 KiB chunks with the link word (a few under loom,
-/// whose atomics are heavy and whose models make few handles).
-const CHUNK: usize = if cfg!(loom) { 4 } else { 127 };
+/// whose atomics are heavy and whose models make few handles, and under
+/// Miri, whose small maps would otherwise never fill a second chunk).
+const CHUNK: usize = if cfg!(any(loom, miri)) { 4 } else { 127 };
 
 /// A block of handles, linked to the arena's other chunks for the drop.
 #[repr(C, align(64))]
@@ -44,6 +45,37 @@ pub(super) struct HandleArena<K, V> {
     free: AtomicPtr<Handle<K, V>>,
     /// Every chunk, linked through `Chunk::next`; freed by the drop.
     chunks: AtomicPtr<Chunk<K, V>>,
+}
+
+/// The map's owning pointer to its arena. Not a `Box` field: the deferred
+/// `retire` functions reach the arena through raw pointers made before the
+/// map may have moved, and moving a `Box` asserts that it is unique (Miri's
+/// Stacked Borrows would then reject those pointers; the collector's
+/// `GlobalBox` is the same). Declared after the map's `collector`, whose
+/// drop runs the pending `retire`s first.
+pub(super) struct ArenaBox<K, V>(NonNull<HandleArena<K, V>>);
+
+impl<K, V> ArenaBox<K, V> {
+    pub(super) fn new() -> Self {
+        ArenaBox(NonNull::from(Box::leak(Box::new(HandleArena::new()))))
+    }
+}
+
+impl<K, V> core::ops::Deref for ArenaBox<K, V> {
+    type Target = HandleArena<K, V>;
+    fn deref(&self) -> &HandleArena<K, V> {
+        // SAFETY: allocated in `new`, freed only in `drop`.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl<K, V> Drop for ArenaBox<K, V> {
+    fn drop(&mut self) {
+        // SAFETY: from `Box::leak` in `new`, freed once; the map's
+        // collector, which held the only other pointers (in pending
+        // `retire`s), has dropped.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
 }
 
 impl<K, V> HandleArena<K, V> {
@@ -187,15 +219,16 @@ impl<K, V> HandleArena<K, V> {
     }
 
     /// The number of chunks (tests: the free list recycles handles).
+    /// Only while no other thread grows the arena (the list is Relaxed).
     #[cfg(all(test, not(loom)))]
     pub(super) fn chunks(&self) -> usize {
         let mut n = 0;
-        let mut c = self.chunks.load(Ordering::Acquire);
+        let mut c = self.chunks.load(Ordering::Relaxed);
         while !c.is_null() {
             n += 1;
-            // SAFETY: chunks live as long as `self`; `next` is written
-            // before the Relaxed CAS that publishes the chunk, and this is
-            // a test running after the writers were joined.
+            // SAFETY: chunks live as long as `self`; the tests call this
+            // with no other thread using the arena (their writes were
+            // ordered before it by a join, or made by this thread).
             c = unsafe { (*c).next };
         }
         n
@@ -224,8 +257,10 @@ mod tests {
 
     #[test]
     fn a_retired_handle_comes_back_after_a_grace_period_only() {
-        let c = Collector::new();
+        // The arena first: locals drop in reverse, so the collector (and
+        // the retirements it holds) goes first even if an assertion fails.
         let a = HandleArena::<u64, u64>::new();
+        let c = Collector::new();
         let v = ptr::null_mut();
         let g = c.pin();
         // SAFETY: pinned in `c`, which the arena's retirements go through.

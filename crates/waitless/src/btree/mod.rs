@@ -132,7 +132,7 @@ use core::marker::PhantomData;
 use core::ops::{Bound, RangeBounds};
 use core::panic::{RefUnwindSafe, UnwindSafe};
 
-use handles::HandleArena;
+use handles::{ArenaBox, HandleArena};
 pub use iter::Range;
 use node::{
     alloc_node, free_node_now, free_unpublished, frozen, is_frozen, key_of, leaf_at, release,
@@ -182,10 +182,11 @@ pub struct LockFreeBTree<K, V> {
     clock: CachePadded<AtomicU64>,
     collector: Collector,
     _owns: PhantomData<(K, V)>,
-    /// The leaf handles' memory. Boxed, because the collector's deferred
-    /// functions push retired handles onto it by address (the map may move),
-    /// and declared after `collector`, which runs them when it drops.
-    handles: Box<HandleArena<K, V>>,
+    /// The leaf handles' memory. On the heap, because the collector's
+    /// deferred functions push retired handles onto it by address (the map
+    /// may move), and declared after `collector`, which runs them when it
+    /// drops.
+    handles: ArenaBox<K, V>,
 }
 
 /// A version of the tree's shape: the inner nodes (immutable, path-copied
@@ -248,7 +249,7 @@ impl<K, V> LockFreeBTree<K, V> {
     /// ```
     #[must_use]
     pub fn new() -> Self {
-        let handles = Box::new(HandleArena::new());
+        let handles = ArenaBox::new();
         // SAFETY: no record given: a fresh block of the map's layout.
         let first = unsafe { alloc_node(None, Node::Leaf(Leaf::first())) };
         let mut top = Inner::new(true);
@@ -1187,6 +1188,13 @@ struct Attempt<'g, K, V> {
     fresh: InlineVec<NodePtr<K, V>, { 2 * MAX_HEIGHT + 4 }>,
     /// Handles built by this attempt (a split's two, or an empty map's).
     handles: InlineVec<HandlePtr<K, V>, 2>,
+    /// Handles of failed tries, never published, for the next try: they
+    /// cannot go straight back to the arena's free list (a pop that read
+    /// one at the head before ours took it may still be comparing it), and
+    /// retiring them through the collector on every failed try would grow
+    /// the arena while a guard holds the epoch back. Retired when the
+    /// attempt is dropped.
+    spare: InlineVec<HandlePtr<K, V>, 2>,
     /// An entry whose count this attempt raised for a new separator (a leaf
     /// split); undone if the attempt fails.
     spec: Option<EntryPtr<K, V>>,
@@ -1208,6 +1216,7 @@ impl<'g, K, V> Attempt<'g, K, V> {
             published: false,
             fresh: InlineVec::new(),
             handles: InlineVec::new(),
+            spare: InlineVec::new(),
             spec: None,
             drops: InlineVec::new(),
             unpublished: None,
@@ -1228,8 +1237,16 @@ impl<'g, K, V> Attempt<'g, K, V> {
     /// A new handle whose version is `v` (one of this attempt's), recorded
     /// as this attempt's.
     fn handle(&mut self, v: NodePtr<K, V>) -> HandlePtr<K, V> {
-        // SAFETY: the attempt's guard is pinned in the map's collector.
-        let h = unsafe { self.arena.alloc(v) };
+        let h = match self.spare.pop() {
+            Some(h) => {
+                // SAFETY: one of our failed tries' handles: never published,
+                // ours alone (published, if at all, by a Release CAS).
+                unsafe { &*h }.cur.store(v, Ordering::Relaxed);
+                h
+            }
+            // SAFETY: the attempt's guard is pinned in the map's collector.
+            None => unsafe { self.arena.alloc(v) },
+        };
         self.handles.push(h);
         h
     }
@@ -1245,12 +1262,15 @@ impl<'g, K, V> Attempt<'g, K, V> {
             unsafe { free_unpublished(self.rec, p) };
         }
         while let Some(h) = self.handles.pop() {
-            // SAFETY: built by this attempt and never published (its
-            // version was in `fresh`); the guard is pinned in the map's
-            // collector, which drops before the arena. Back to the free
-            // list through a grace period all the same: a pop that read it
-            // at the head before our pop may still be comparing it.
-            unsafe { self.arena.retire(self.guard, h) };
+            // Built by this attempt and never published (its version was in
+            // `fresh`): kept for the next try (see `spare`).
+            if self.spare.len() < 2 {
+                self.spare.push(h);
+            } else {
+                // SAFETY: never published; the guard is pinned in the map's
+                // collector, which drops before the arena.
+                unsafe { self.arena.retire(self.guard, h) };
+            }
         }
         if let Some(e) = self.spec.take() {
             // Release: orders our reads of the entry before whoever frees
@@ -1270,7 +1290,8 @@ impl<K, V> Drop for Attempt<'_, K, V> {
     /// and an `insert`'s entry that no CAS published is freed. One dropped
     /// after its publishing CAS (a destructor run by a collection inside a
     /// release panicked) still releases the references its version
-    /// dropped, so they do not leak.
+    /// dropped, so they do not leak. Either way the handles of failed tries
+    /// are retired.
     fn drop(&mut self) {
         if self.published {
             while let Some((e, is_leaf)) = self.drops.pop() {
@@ -1280,17 +1301,23 @@ impl<K, V> Drop for Attempt<'_, K, V> {
                 // and the new version was stamped right after the CAS.
                 unsafe { release(self.guard, e, is_leaf) };
             }
-            return;
+        } else {
+            // First: the speculative count may be on our own entry.
+            self.abandon();
+            if let Some(e) = self.unpublished.take() {
+                // SAFETY: `e` came from `Entry::alloc` in `insert` and no
+                // CAS published it (`publish_leaf` clears `unpublished` at
+                // its successful CAS, before anything that can unwind), so
+                // no other thread has seen it; the speculative count
+                // `abandon` just took back was the only other use of it.
+                drop(unsafe { Entry::unalloc(e) });
+            }
         }
-        // First: the speculative count may be on our own entry.
-        self.abandon();
-        if let Some(e) = self.unpublished.take() {
-            // SAFETY: `e` came from `Entry::alloc` in `insert` and no CAS
-            // published it (`publish_leaf` clears `unpublished` at its
-            // successful CAS, before anything that can unwind), so no other
-            // thread has seen it; the speculative count `abandon` just took
-            // back was the only other use of it.
-            drop(unsafe { Entry::unalloc(e) });
+        while let Some(h) = self.spare.pop() {
+            // SAFETY: a failed try's handle, never published; back to the
+            // free list a grace period from now (see `spare`). The guard is
+            // pinned in the map's collector, which drops before the arena.
+            unsafe { self.arena.retire(self.guard, h) };
         }
     }
 }
