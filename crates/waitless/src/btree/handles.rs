@@ -5,8 +5,9 @@
 //! version (`docs/btree.md`, "Nodes"). Handles used to be 8-byte boxes
 //! that `malloc` scattered among the entries (about 800 pages for 100k
 //! `u64` entries), so that load missed the cache and the TLB; packed here,
-//! the handles of a 100k-key map fill about nine pages (session 12: about
-//! 16 % off a one-thread lookup, `docs/btree.md`, "Session 12").
+//! the handles of a 100k-key map fill about nine pages (`docs/btree.md`,
+//! "Session 12: a binary search without branches", "Handles packed in an
+//! arena").
 //!
 //! Chunks are never freed before the arena (the map) is, so a handle's
 //! memory stays valid for the arena's life: a stale pointer to a free
