@@ -5,15 +5,17 @@
 //! ```text
 //! cargo build --release -p waitless-bench --example btree_callgrind
 //! valgrind --tool=callgrind --cache-sim=yes --LL=1048576,16,64 \
-//!     target/release/examples/btree_callgrind <ours|skipmap|scc> <get|ins> N
+//!     target/release/examples/btree_callgrind <ours|skipmap|scc> <get|ins|try> N
 //! ```
 //!
 //! Each run fills the map with the same [`PREFILL`] (100k) `u64` keys drawn
 //! uniformly from a key space of [`KEYS`] (1M), as `btree/read-heavy` does,
 //! then runs `N` operations on one thread: `get` looks up uniform keys of
 //! the space (about 10% present), `ins` is `btree/insert-heavy`'s mix (50%
-//! insert / 50% remove of uniform keys). Per operation = (run with 2N − run
-//! with N) / N, so the prefill cancels. `--LL=1048576,16,64` simulates a
+//! insert / 50% remove of uniform keys), `try` the same mix with an insert
+//! that leaves an existing key's value alone (ours: `try_insert`; scc's
+//! `insert` always does; `SkipMap::get_or_insert`). Per operation = (run
+//! with 2N − run with N) / N, so the prefill cancels. `--LL=1048576,16,64` simulates a
 //! 1 MiB last level, a stand-in for a per-core L2 (a large real L3 holds
 //! the whole working set, so callgrind's default LL shows no misses).
 
@@ -43,6 +45,8 @@ fn keys(seed: u64) -> impl FnMut() -> u64 {
 trait Probe {
     fn get(&self, k: u64) -> u64;
     fn insert(&self, k: u64, v: u64);
+    /// Inserts unless the key is present.
+    fn try_insert(&self, k: u64, v: u64);
     fn remove(&self, k: u64);
 }
 
@@ -52,6 +56,9 @@ impl Probe for LockFreeBTree<u64, u64> {
     }
     fn insert(&self, k: u64, v: u64) {
         LockFreeBTree::insert(self, k, v);
+    }
+    fn try_insert(&self, k: u64, v: u64) {
+        let _ = LockFreeBTree::try_insert(self, k, v);
     }
     fn remove(&self, k: u64) {
         LockFreeBTree::remove(self, &k);
@@ -65,6 +72,9 @@ impl Probe for SkipMap<u64, u64> {
     fn insert(&self, k: u64, v: u64) {
         SkipMap::insert(self, k, v);
     }
+    fn try_insert(&self, k: u64, v: u64) {
+        SkipMap::get_or_insert(self, k, v);
+    }
     fn remove(&self, k: u64) {
         SkipMap::remove(self, &k);
     }
@@ -77,6 +87,9 @@ impl Probe for TreeIndex<u64, u64> {
     fn insert(&self, k: u64, v: u64) {
         // `TreeIndex` has no replace: an existing key keeps its value (as in
         // the benchmark's workloads).
+        let _ = self.insert_sync(k, v);
+    }
+    fn try_insert(&self, k: u64, v: u64) {
         let _ = self.insert_sync(k, v);
     }
     fn remove(&self, k: u64) {
@@ -99,18 +112,21 @@ fn run(m: &impl Probe, op: &str, n: u64) -> u64 {
                 acc = acc.wrapping_add(m.get(black_box(k)));
             }
         }
-        "ins" => {
+        "ins" | "try" => {
+            let replace = op == "ins";
             for _ in 0..n {
                 let x = next();
                 let k = (x >> 1) % KEYS;
-                if x & 1 == 0 {
+                if x & 1 == 1 {
+                    m.remove(black_box(k));
+                } else if replace {
                     m.insert(black_box(k), x);
                 } else {
-                    m.remove(black_box(k));
+                    m.try_insert(black_box(k), x);
                 }
             }
         }
-        other => panic!("unknown operation {other}: get or ins"),
+        other => panic!("unknown operation {other}: get, ins or try"),
     }
     acc
 }

@@ -13,6 +13,7 @@ use waitless::btree::LockFreeBTree;
 #[derive(Debug, Clone)]
 enum Op {
     Insert(u16, u32),
+    TryInsert(u16, u32),
     Get(u16),
     Remove(u16),
     Range(Bound<u16>, Bound<u16>),
@@ -35,6 +36,7 @@ fn op() -> impl Strategy<Value = Op> {
     let k = 0u16..1000;
     prop_oneof![
         6 => (k.clone(), any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
+        2 => (k.clone(), any::<u32>()).prop_map(|(k, v)| Op::TryInsert(k, v)),
         2 => k.clone().prop_map(Op::Get),
         3 => k.prop_map(Op::Remove),
         2 => (bound(), bound()).prop_map(|(a, b)| Op::Range(a, b)),
@@ -67,6 +69,15 @@ proptest! {
         for op in ops {
             match op {
                 Op::Insert(k, v) => prop_assert_eq!(m.insert(k, v), r.insert(k, v)),
+                Op::TryInsert(k, v) => {
+                    let want = if r.contains_key(&k) {
+                        Err((k, v))
+                    } else {
+                        r.insert(k, v);
+                        Ok(())
+                    };
+                    prop_assert_eq!(m.try_insert(k, v), want);
+                }
                 Op::Get(k) => {
                     prop_assert_eq!(m.get(&k), r.get(&k).copied());
                     prop_assert_eq!(m.contains_key(&k), r.contains_key(&k));

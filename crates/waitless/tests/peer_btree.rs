@@ -907,3 +907,56 @@ fn next_back_walks_the_snapshot_taken_at_the_call() {
     assert_eq!(r.next(), None);
     assert_eq!(m.iter().rev().collect::<Vec<_>>(), [(450, 0), (399, -1)]);
 }
+
+/// `try_insert` racing on the same keys (scc's `TreeIndex::insert`
+/// semantics): exactly one thread wins each key, the map keeps the winner's
+/// value, every loser gets its own key and value back, and no value is
+/// leaked or dropped twice (counted through `Arc`s).
+#[test]
+fn racing_try_inserts_make_one_winner_per_key() {
+    use std::sync::Arc;
+    let n: u32 = if cfg!(miri) { 40 } else { 5_000 };
+    let token = Arc::new(());
+    let m: LockFreeBTree<u32, (usize, Arc<()>)> = LockFreeBTree::new();
+    let wins: Vec<Vec<u32>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4usize)
+            .map(|t| {
+                let (m, token) = (&m, &token);
+                s.spawn(move || {
+                    let mut won = Vec::new();
+                    for i in 0..n {
+                        // Each thread walks the keys in its own order.
+                        let k = if t % 2 == 0 { i } else { n - 1 - i };
+                        match m.try_insert(k, (t, Arc::clone(token))) {
+                            Ok(()) => won.push(k),
+                            Err((back_k, (back_t, _))) => {
+                                assert_eq!((back_k, back_t), (k, t), "not our key and value back");
+                            }
+                        }
+                    }
+                    won
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let mut all: Vec<u32> = wins.iter().flatten().copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..n).collect::<Vec<_>>(), "a key won twice or never");
+    for (t, won) in wins.iter().enumerate() {
+        for &k in won {
+            assert_eq!(
+                m.get_with(&k, |v| v.0),
+                Some(t),
+                "key {k} holds a loser's value"
+            );
+        }
+    }
+    assert_eq!(Arc::strong_count(&token), 1 + n as usize);
+    drop(m);
+    assert_eq!(
+        Arc::strong_count(&token),
+        1,
+        "a value leaked or was dropped twice"
+    );
+}

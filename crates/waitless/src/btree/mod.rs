@@ -644,34 +644,58 @@ impl<K, V> LockFreeBTree<K, V> {
     }
 }
 
-impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
-    /// Inserts `key → value`; returns the previous value (a clone), like
-    /// [`std::collections::BTreeMap::insert`]. For an existing key the
-    /// entry is replaced by the one given: the map then holds the new key
-    /// object (equal to the old one), and the old key is dropped with the
-    /// old value. Only `V: Clone` is needed (to return the old value): keys
-    /// are never cloned.
+/// What [`LockFreeBTree::put`] did.
+enum Put<K, V> {
+    /// The key was absent; our entry is in the map now.
+    Inserted,
+    /// Our entry replaced this one (its leaf reference is released a grace
+    /// period after the caller's guard unpins).
+    Replaced(EntryPtr<K, V>),
+    /// The key was present and the caller asked not to replace it: our
+    /// entry, never published, handed back.
+    Present(EntryPtr<K, V>),
+}
+
+impl<K: Ord, V> LockFreeBTree<K, V> {
+    /// Inserts `key → value` if `key` is absent. If it is present, the map
+    /// is unchanged and the key and value are given back, like
+    /// `scc::TreeIndex::insert`; unlike [`insert`](Self::insert) this needs
+    /// no `V: Clone`. Linearized, when the key is present, at the read of
+    /// the leaf version that holds it (as a lookup).
     ///
     /// ```
     /// let m = waitless::btree::LockFreeBTree::new();
-    /// assert_eq!(m.insert(7, 'a'), None);
-    /// assert_eq!(m.insert(7, 'b'), Some('a'));
-    /// assert_eq!(m.len(), 1);
+    /// assert_eq!(m.try_insert(7, 'a'), Ok(()));
+    /// assert_eq!(m.try_insert(7, 'b'), Err((7, 'b')));
+    /// assert_eq!(m.get(&7), Some('a'));
     /// ```
-    pub fn insert(&self, key: K, value: V) -> Option<V> {
+    pub fn try_insert(&self, key: K, value: V) -> Result<(), (K, V)> {
         let guard = self.collector.pin();
+        match self.put(&guard, key, value, false) {
+            Put::Present(e) => {
+                // SAFETY: `put` handed back our entry, never published: a
+                // unique box.
+                Err(unsafe { Entry::unalloc(e) })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Inserts `key → value`, replacing an existing entry for `key` if
+    /// `replace`, under `guard` (pinned in our collector).
+    fn put(&self, guard: &Guard<'_>, key: K, value: V, replace: bool) -> Put<K, V> {
         // Our entry: private until a CAS publishes it, reused by retries;
         // freed (key and value dropped) by `at`'s drop if a comparison
         // panics first. `publish_leaf` disarms that right at its successful
         // CAS, before anything that can run user code.
         let e = Entry::alloc(key, value);
-        let mut at = Attempt::new(&guard, &self.handles);
+        let mut at = Attempt::new(guard, &self.handles);
         at.unpublished = Some(e);
         // SAFETY: `e` is ours and alive for this call.
         let k = unsafe { key_of(e) };
         let backoff = Backoff::new();
         loop {
-            let (_, r) = self.root_ver_stamped(&guard);
+            let (_, r) = self.root_ver_stamped(guard);
             // SAFETY: `r.tree` heads a version our guard keeps alive.
             let hp = unsafe { handle_for(r.tree, k, None) };
             // SeqCst: see `current`.
@@ -679,14 +703,21 @@ impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
             let cur = unsafe { &*hp }.cur.load(Ordering::SeqCst);
             if is_frozen(cur) {
                 // SAFETY: `hp` was reached by routing `k` under `guard`.
-                unsafe { self.complete_shape(&guard, hp, k) };
+                unsafe { self.complete_shape(guard, hp, k) };
                 continue;
             }
             // SAFETY: the current version of a live handle, pinned.
             let v = unsafe { leaf_at(cur) };
-            // Stamped before it can be replaced: stamps grow along a chain.
+            // Stamped before it can be replaced: stamps grow along a chain
+            // (and a `Present` answer is linearized at this read, as a
+            // lookup's).
             stamp(&self.clock, &v.ts);
             let (nv, replaced) = match v.search(k) {
+                Ok(_) if !replace => {
+                    // Not published: `at`'s drop must not free it.
+                    at.unpublished = None;
+                    return Put::Present(e);
+                }
                 Ok(i) => {
                     let old = v.ents.entries()[i];
                     at.drops.push((old, true));
@@ -706,21 +737,45 @@ impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
                         .is_ok()
                     {
                         // SAFETY: as above.
-                        unsafe { self.complete_shape(&guard, hp, k) };
+                        unsafe { self.complete_shape(guard, hp, k) };
                     }
                     continue;
                 }
             };
             // SAFETY: `hp`, `cur` and `nv` as `publish_leaf` requires.
-            if unsafe { self.publish_leaf(&guard, hp, cur, nv, &mut at) } {
+            if unsafe { self.publish_leaf(guard, hp, cur, nv, &mut at) } {
                 INSERT_SITE.record(true);
-                // SAFETY: `old` was in the version we replaced; its leaf
-                // reference is released only after `guard` unpins.
-                return replaced.map(|old| unsafe { (*old).with_val(V::clone) });
+                return replaced.map_or(Put::Inserted, Put::Replaced);
             }
             INSERT_SITE.record(false);
             at.abandon();
             backoff.spin();
+        }
+    }
+}
+
+impl<K: Ord, V: Clone> LockFreeBTree<K, V> {
+    /// Inserts `key → value`; returns the previous value (a clone), like
+    /// [`std::collections::BTreeMap::insert`]. For an existing key the
+    /// entry is replaced by the one given: the map then holds the new key
+    /// object (equal to the old one), and the old key is dropped with the
+    /// old value. Only `V: Clone` is needed (to return the old value): keys
+    /// are never cloned. [`try_insert`](Self::try_insert) leaves an
+    /// existing entry as it is.
+    ///
+    /// ```
+    /// let m = waitless::btree::LockFreeBTree::new();
+    /// assert_eq!(m.insert(7, 'a'), None);
+    /// assert_eq!(m.insert(7, 'b'), Some('a'));
+    /// assert_eq!(m.len(), 1);
+    /// ```
+    pub fn insert(&self, key: K, value: V) -> Option<V> {
+        let guard = self.collector.pin();
+        match self.put(&guard, key, value, true) {
+            // SAFETY: `old` was in the version our entry replaced; its leaf
+            // reference is released only after `guard` unpins.
+            Put::Replaced(old) => Some(unsafe { (*old).with_val(V::clone) }),
+            _ => None,
         }
     }
 
