@@ -70,11 +70,12 @@ proptest! {
             match op {
                 Op::Insert(k, v) => prop_assert_eq!(m.insert(k, v), r.insert(k, v)),
                 Op::TryInsert(k, v) => {
-                    let want = if r.contains_key(&k) {
-                        Err((k, v))
-                    } else {
-                        r.insert(k, v);
-                        Ok(())
+                    let want = match r.entry(k) {
+                        std::collections::btree_map::Entry::Occupied(_) => Err((k, v)),
+                        std::collections::btree_map::Entry::Vacant(slot) => {
+                            slot.insert(v);
+                            Ok(())
+                        }
                     };
                     prop_assert_eq!(m.try_insert(k, v), want);
                 }
