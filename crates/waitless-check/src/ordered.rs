@@ -20,6 +20,9 @@ use crate::model::Model;
 pub enum OrderedOp<K, V> {
     /// Insert or replace; answers the previous value.
     Insert(K, V),
+    /// Insert only if the key is absent (`try_insert`); answers whether it
+    /// inserted.
+    TryInsert(K, V),
     /// Read one key.
     Get(K),
     /// Remove; answers the removed value.
@@ -34,6 +37,8 @@ pub enum OrderedOp<K, V> {
 pub enum OrderedRet<K, V> {
     /// The previous value of the key, if any.
     Inserted(Option<V>),
+    /// Whether a `TryInsert` inserted (`false`: the key was present).
+    TryInserted(bool),
     /// The value read, if any.
     Got(Option<V>),
     /// The removed value, if any.
@@ -112,6 +117,13 @@ where
                 n.insert(k.clone(), v.clone());
                 Some(n)
             }
+            (OrderedOp::TryInsert(k, v), OrderedRet::TryInserted(done))
+                if *done != s.contains_key(k) =>
+            {
+                let mut n = s.clone();
+                n.entry(k.clone()).or_insert_with(|| v.clone());
+                Some(n)
+            }
             (OrderedOp::Get(k), OrderedRet::Got(got)) if s.get(k) == got.as_ref() => {
                 Some(s.clone())
             }
@@ -139,6 +151,9 @@ where
             OrderedOp::Insert(k, v) => {
                 n.insert(k.clone(), v.clone());
             }
+            OrderedOp::TryInsert(k, v) => {
+                n.entry(k.clone()).or_insert_with(|| v.clone());
+            }
             OrderedOp::Remove(k) => {
                 n.remove(k);
             }
@@ -158,6 +173,64 @@ mod tests {
     use crate::{check, History};
 
     type H = History<OrderedOp<u32, u32>, OrderedRet<u32, u32>>;
+
+    #[test]
+    fn try_insert_succeeds_only_on_an_absent_key() {
+        // Two racing try-inserts of one key: one wins, and the map keeps
+        // the winner's value.
+        let mut h = H::new();
+        h.push(
+            0,
+            OrderedOp::TryInsert(1, 10),
+            OrderedRet::TryInserted(true),
+            0,
+            10,
+        )
+        .push(
+            1,
+            OrderedOp::TryInsert(1, 11),
+            OrderedRet::TryInserted(false),
+            0,
+            10,
+        )
+        .push(1, OrderedOp::Get(1), OrderedRet::Got(Some(10)), 20, 30);
+        assert!(check(&OrderedMapModel::new(), &h).is_ok());
+        // Both cannot win, and a loser does not change the value.
+        let mut both = H::new();
+        both.push(
+            0,
+            OrderedOp::TryInsert(1, 10),
+            OrderedRet::TryInserted(true),
+            0,
+            10,
+        )
+        .push(
+            1,
+            OrderedOp::TryInsert(1, 11),
+            OrderedRet::TryInserted(true),
+            0,
+            10,
+        );
+        assert!(check(&OrderedMapModel::new(), &both).is_err());
+        let mut replaced = H::new();
+        replaced
+            .push(
+                0,
+                OrderedOp::Insert(1, 10),
+                OrderedRet::Inserted(None),
+                0,
+                10,
+            )
+            .push(
+                0,
+                OrderedOp::TryInsert(1, 11),
+                OrderedRet::TryInserted(false),
+                20,
+                30,
+            )
+            .push(0, OrderedOp::Get(1), OrderedRet::Got(Some(11)), 40, 50);
+        assert!(check(&OrderedMapModel::new(), &replaced).is_err());
+    }
 
     #[test]
     fn a_snapshot_scan_passes() {

@@ -45,7 +45,13 @@ fn run(m: &LockFreeBTree<u64, u64>, threads: u64, ops: u64, keys: u64) -> Histor
                             let v = t << 32 | i;
                             log.op(Op::Insert(k, v), || Ret::Inserted(m.insert(k, v)));
                         }
-                        3 | 4 => {
+                        3 => {
+                            let v = t << 32 | i;
+                            log.op(Op::TryInsert(k, v), || {
+                                Ret::TryInserted(m.try_insert(k, v).is_ok())
+                            });
+                        }
+                        4 => {
                             log.op(Op::Remove(k), || Ret::Removed(m.remove(&k)));
                         }
                         5 => {
