@@ -129,6 +129,36 @@ fn split_races_an_insert() {
     });
 }
 
+/// Two `try_insert`s of one new key into a full leaf (the first to
+/// publish splits it) make one winner, whose value the map keeps; the
+/// loser gets its own key and value back.
+#[test]
+fn racing_try_inserts_across_a_split_make_one_winner() {
+    loom::model(|| {
+        let m = full_leaf();
+        let other = {
+            let m = Arc::clone(&m);
+            thread::spawn(move || m.try_insert(Key::new(25), 2).map_err(|(k, v)| (k.get(), v)))
+        };
+        let mine = m.try_insert(Key::new(25), 1).map_err(|(k, v)| (k.get(), v));
+        let theirs = other.join().unwrap();
+        let winner = match (mine, theirs) {
+            (Ok(()), Err(back)) => {
+                assert_eq!(back, (25, 2), "not the loser's own key and value");
+                1
+            }
+            (Err(back), Ok(())) => {
+                assert_eq!(back, (25, 1), "not the loser's own key and value");
+                2
+            }
+            other => panic!("not exactly one winner: {other:?}"),
+        };
+        assert_eq!(m.get(&Key::new(25)), Some(winner));
+        let ks: Vec<u64> = m.iter().map(|(k, _)| k.get()).collect();
+        assert_eq!(ks, [10, 20, 25, 30, 40]);
+    });
+}
+
 #[test]
 fn split_races_a_range_scan() {
     loom::model(|| {
