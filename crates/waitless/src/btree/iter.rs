@@ -158,11 +158,11 @@ unsafe fn normalize<K, V>(
                     unsafe { resolve(at.0, n.handle(top.1), at.1) }
                 } else {
                     // SAFETY: see above.
-                    unsafe { leftmost(at, n.kid(top.1), stack) }
+                    unsafe { edge(at, n.kid(top.1), stack, Side::First) }
                 };
                 // The scan reads every entry of the new leaf: start loading
                 // them all now.
-                // SAFETY: `leftmost` returns a leaf of the pinned version.
+                // SAFETY: `edge` returns a leaf of the pinned version.
                 prefetch_all(unsafe { (**leaf).ents.entries() });
                 break;
             }
@@ -189,7 +189,7 @@ unsafe fn retreat<K, V>(
     if leaf.is_null() {
         stack.clear();
         // SAFETY: the precondition.
-        *leaf = unsafe { rightmost(at, root, stack) };
+        *leaf = unsafe { edge(at, root, stack, Side::Last) };
         // SAFETY: a leaf of the pinned version.
         *idx = unsafe { (**leaf).len() };
     }
@@ -209,7 +209,7 @@ unsafe fn retreat<K, V>(
                     unsafe { resolve(at.0, n.handle(top.1), at.1) }
                 } else {
                     // SAFETY: as above.
-                    unsafe { rightmost(at, n.kid(top.1), stack) }
+                    unsafe { edge(at, n.kid(top.1), stack, Side::Last) }
                 };
                 // SAFETY: as above.
                 *idx = unsafe { (**leaf).len() };
@@ -221,57 +221,53 @@ unsafe fn retreat<K, V>(
     *idx -= 1;
 }
 
-/// Descends from inner node `p` always taking the last child, pushing the
-/// path.
+/// Which child [`edge`] takes at every level.
+#[derive(Clone, Copy)]
+enum Side {
+    First,
+    Last,
+}
+
+/// Descends from inner node `p` always taking the first (or last) child,
+/// pushing the path; returns the leftmost (or rightmost) leaf below `p`.
 ///
 /// # Safety
 /// `p` is in the pinned snapshot `at`.
-unsafe fn rightmost<K, V>(
+unsafe fn edge<K, V>(
     at: (&AtomicU64, u64),
     mut p: *const Node<K, V>,
     stack: &mut Vec<(*const Inner<K, V>, usize)>,
+    side: Side,
 ) -> *const Leaf<K, V> {
     loop {
         // SAFETY: the precondition (children of a pinned node are pinned).
         match unsafe { &*p } {
             Node::Leaf(_) => unreachable!("a tree holds inner nodes above its handles"),
             Node::Inner(n) => {
-                let last = n.kids.len() - 1;
-                stack.push((n, last));
+                let i = match side {
+                    Side::First => 0,
+                    Side::Last => n.kids.len() - 1,
+                };
+                stack.push((n, i));
                 if n.bottom {
                     // SAFETY: the precondition.
-                    return unsafe { resolve(at.0, n.handle(last), at.1) };
+                    return unsafe { resolve(at.0, n.handle(i), at.1) };
                 }
-                p = n.kid(last);
+                p = n.kid(i);
             }
         }
     }
 }
 
-/// Descends from inner node `p` always taking the first child, pushing
-/// the path.
+/// A clone of entry `i` of leaf `l`.
 ///
 /// # Safety
-/// `p` is in the pinned snapshot `at`.
-unsafe fn leftmost<K, V>(
-    at: (&AtomicU64, u64),
-    mut p: *const Node<K, V>,
-    stack: &mut Vec<(*const Inner<K, V>, usize)>,
-) -> *const Leaf<K, V> {
-    loop {
-        // SAFETY: the precondition (children of a pinned node are pinned).
-        match unsafe { &*p } {
-            Node::Leaf(_) => unreachable!("a tree holds inner nodes above its handles"),
-            Node::Inner(n) => {
-                stack.push((n, 0));
-                if n.bottom {
-                    // SAFETY: the precondition.
-                    return unsafe { resolve(at.0, n.handle(0), at.1) };
-                }
-                p = n.kid(0);
-            }
-        }
-    }
+/// `l` is a leaf version of the pinned snapshot and `i` one of its slots.
+unsafe fn cloned<K: Clone, V: Clone>(l: *const Leaf<K, V>, i: usize) -> (K, V) {
+    // SAFETY: the precondition.
+    let e = unsafe { &*l }.entry(i);
+    // SAFETY: `e` is reached through a leaf slot of the pinned version.
+    (e.key.clone(), unsafe { e.with_val(V::clone) })
 }
 
 /// The position of the first key at or after lower bound `b`, possibly
@@ -330,12 +326,10 @@ impl<K: Clone, V: Clone> Iterator for Range<'_, K, V> {
         }
         // SAFETY: `leaf` is a node of the version `_guard` keeps alive, and
         // a normalized position is a valid slot.
-        let l = unsafe { &*self.leaf };
-        let e = l.entry(self.idx);
-        // SAFETY: `e` is reached through a leaf slot of the pinned version.
-        let item = (e.key.clone(), unsafe { e.with_val(V::clone) });
+        let item = unsafe { cloned(self.leaf, self.idx) };
         self.idx += 1;
-        if self.idx == l.len() {
+        // SAFETY: as above.
+        if self.idx == unsafe { &*self.leaf }.len() {
             // SAFETY: as above.
             unsafe {
                 normalize(
@@ -370,9 +364,7 @@ impl<K: Clone, V: Clone> DoubleEndedIterator for Range<'_, K, V> {
             )
         };
         // SAFETY: as above; `retreat` leaves a valid slot.
-        let e = unsafe { &*self.end_leaf }.entry(self.end_idx);
-        // SAFETY: `e` is reached through a leaf slot of the pinned version.
-        Some((e.key.clone(), unsafe { e.with_val(V::clone) }))
+        Some(unsafe { cloned(self.end_leaf, self.end_idx) })
     }
 }
 
