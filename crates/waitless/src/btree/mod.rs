@@ -135,9 +135,9 @@ use core::panic::{RefUnwindSafe, UnwindSafe};
 use handles::{ArenaBox, HandleArena};
 pub use iter::Range;
 use node::{
-    alloc_node, free_node_now, free_unpublished, frozen, is_frozen, key_of, leaf_at, release,
-    release_now, resolve, retire_node, stamp, unmarked, Entry, EntryPtr, HandlePtr, InlineVec,
-    Inner, Leaf, Node, NodePtr, Slot, B, MAX_HEIGHT, PENDING,
+    alloc_node, free_node_now, free_unpublished, frozen, is_frozen, key_of, leaf_at,
+    prefetch_images, release, release_now, resolve, retire_node, stamp, unmarked, Entry, EntryPtr,
+    HandlePtr, InlineVec, Inner, Leaf, Node, NodePtr, Slot, B, MAX_HEIGHT, PENDING,
 };
 
 use crate::contention::Site;
@@ -378,8 +378,11 @@ impl<K, V> LockFreeBTree<K, V> {
     unsafe fn current<'g>(&self, h: HandlePtr<K, V>) -> &'g Leaf<K, V> {
         // SeqCst: see `root_ver` (pairs with the handle CAS in
         // `publish_leaf`).
-        // SAFETY: the precondition.
-        let l = unsafe { leaf_at(unmarked((*h).cur.load(Ordering::SeqCst))) };
+        // SAFETY: the precondition: `h` is alive.
+        let p = unmarked(unsafe { (*h).cur.load(Ordering::SeqCst) });
+        prefetch_images(p);
+        // SAFETY: the precondition: `p` is the handle's current version.
+        let l = unsafe { leaf_at(p) };
         stamp(&self.clock, &l.ts);
         l
     }
@@ -1035,6 +1038,7 @@ where
             return n.handle(i);
         }
         p = n.kid(i);
+        prefetch_images(p);
     }
 }
 

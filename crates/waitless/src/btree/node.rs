@@ -27,6 +27,15 @@ use crate::sync::UnsafeCell;
 /// Shrunk under loom and Miri so a handful of inserts splits nodes.
 pub(super) const B: usize = if cfg!(any(loom, miri)) { 4 } else { 32 };
 
+/// Key images per group: a search binary-searches one group, picked by the
+/// group tops of the node's header ([`Slots::partition_images`]). Eight
+/// `u64`s are one cache line; 2 under loom and Miri so that their small
+/// nodes have groups too.
+pub(super) const GROUP: usize = if B >= 32 { 8 } else { 2 };
+
+/// Group tops per node: one per group after the first.
+const TOPS: usize = (B - 1) / GROUP;
+
 /// A vector with inline capacity `N`, used only to build nodes.
 ///
 /// `repr(C)`: the length comes first, so that a node's lengths lie in its
@@ -455,7 +464,15 @@ impl<K, V> Slot<K, V> {
 #[repr(C)]
 pub(super) struct Slots<K, V> {
     len: usize,
-    /// Initialized below `len`.
+    /// `tops[j]` is a copy of image `GROUP * (j + 1)` (the first of group
+    /// `j + 1`) while that slot exists, else `u64::MAX`: the
+    /// search reads these, in the header line, to pick the one group of
+    /// images it binary-searches ([`Slots::partition_images`]).
+    tops: [u64; TOPS],
+    /// Initialized below `len`. Starts a cache line when the node's
+    /// header is one line (`B = 32`: the test
+    /// `a_node_header_is_the_first_line_of_its_block`), so each group of
+    /// [`GROUP`] images is one line.
     hs: [MaybeUninit<u64>; B],
     /// Initialized below `len`.
     es: [MaybeUninit<EntryPtr<K, V>>; B],
@@ -465,6 +482,7 @@ impl<K, V> Slots<K, V> {
     pub(super) fn new() -> Self {
         Slots {
             len: 0,
+            tops: [u64::MAX; TOPS],
             hs: [const { MaybeUninit::uninit() }; B],
             es: [const { MaybeUninit::uninit() }; B],
         }
@@ -520,7 +538,16 @@ impl<K, V> Slots<K, V> {
         assert!(self.len < B, "Slots overflow");
         self.hs[self.len].write(s.h);
         self.es[self.len].write(s.e);
+        self.note_top(self.len, s.h);
         self.len += 1;
+    }
+
+    /// Keeps `tops` in step with image `i` (just written as `h`).
+    #[inline(always)]
+    fn note_top(&mut self, i: usize, h: u64) {
+        if i % GROUP == 0 && i > 0 {
+            self.tops[i / GROUP - 1] = h;
+        }
     }
 
     /// Appends a copy of slots `r` of `src`.
@@ -550,7 +577,50 @@ impl<K, V> Slots<K, V> {
                 es.len(),
             );
         }
+        // The group starts among the copied slots get their tops.
+        let mut i = len.next_multiple_of(GROUP).max(GROUP);
+        while i < len + hs.len() {
+            self.tops[i / GROUP - 1] = hs[i - len];
+            i += GROUP;
+        }
         self.len = len + hs.len();
+    }
+
+    /// The number of leading slots whose image satisfies `pred`, which
+    /// must hold for a prefix of the (sorted) images: `pred` is `x < h` or
+    /// `x <= h`.
+    ///
+    /// Two levels, so that a search touches one line of images: `pred` on
+    /// the group tops (in the header line) gives the group `g` that holds
+    /// the boundary (the first `g` tops satisfy it, so the boundary is past
+    /// slot `GROUP * g`; top `g` does not, so it is at most `GROUP * (g +
+    /// 1)`), then a branch-free binary search of that group's images.
+    #[inline(always)]
+    pub(super) fn partition_images(
+        &self,
+        pred: impl Fn(u64) -> bool,
+        ahead: impl FnOnce(usize),
+    ) -> usize {
+        let len = self.len;
+        // Tops `0..valid` exist (top `j` is image `GROUP * (j + 1)`); the
+        // others are `u64::MAX`, so the tops are sorted and `pred` holds
+        // for a prefix of them. It can hold for a missing top only when it
+        // holds for every existing one (`x <= u64::MAX`): the `min`.
+        let valid = len.saturating_sub(1) / GROUP;
+        let mut g = 0;
+        for &t in &self.tops {
+            g += usize::from(pred(t));
+        }
+        let start = g.min(valid) * GROUP;
+        // `start < len` when `len > 0` (`valid * GROUP <= len - 1`), and
+        // `start = 0` when `len = 0`.
+        let n = (len - start).min(GROUP);
+        ahead(start);
+        // SAFETY: `start + n <= len`: images `start..start + n` are
+        // initialized (`images`).
+        let group =
+            unsafe { core::slice::from_raw_parts(self.hs.as_ptr().add(start).cast::<u64>(), n) };
+        start + image_partition(group, pred)
     }
 
     /// Appends a copy of every slot of `src`.
@@ -824,6 +894,9 @@ pub(super) fn unmarked<K, V>(p: NodePtr<K, V>) -> NodePtr<K, V> {
 pub(super) struct Inner<K, V> {
     /// The children are leaf [`Handle`]s (cast to `NodePtr`), not nodes.
     pub(super) bottom: bool,
+    /// Places `keys` at the offset of a leaf's `ents`, so that the images
+    /// of both kinds of node start a cache line ([`Slots`]).
+    _pad: u64,
     pub(super) keys: Slots<K, V>,
     pub(super) kids: InlineVec<NodePtr<K, V>, B>,
 }
@@ -853,6 +926,7 @@ impl<K, V> Inner<K, V> {
     pub(super) fn new(bottom: bool) -> Self {
         Inner {
             bottom,
+            _pad: 0,
             keys: Slots::new(),
             kids: InlineVec::new(),
         }
@@ -873,7 +947,15 @@ impl<K, V> Inner<K, V> {
         Q: Ord + ?Sized,
     {
         if let Some(h) = query_image::<K, Q>(q) {
-            return image_partition(self.keys.images(), |x| x <= h);
+            return self.keys.partition_images(
+                |x| x <= h,
+                |start| {
+                    // The child is one of `start..=start + GROUP`: two lines.
+                    let k = self.kids.as_slice().as_ptr().wrapping_add(start);
+                    prefetch(k);
+                    prefetch(k.wrapping_add(GROUP));
+                },
+            );
         }
         let keys = self.keys.entries();
         prefetch_all(keys);
@@ -910,10 +992,14 @@ impl<K, V> Leaf<K, V> {
         Q: Ord + ?Sized,
     {
         if let Some(h) = query_image::<K, Q>(q) {
-            let hs = self.ents.images();
-            let i = image_partition(hs, |x| x < h);
+            let i = self.ents.partition_images(
+                |x| x < h,
+                // A found key's entry pointer is one of the group's, in one
+                // line.
+                |start| prefetch(self.ents.es.as_ptr().wrapping_add(start)),
+            );
             // Images are injective: an equal image is the key.
-            return match hs.get(i) {
+            return match self.ents.images().get(i) {
                 Some(&x) if x == h => Ok(i),
                 _ => Err(i),
             };
@@ -933,11 +1019,10 @@ impl<K, V> Leaf<K, V> {
         Q: Ord + ?Sized,
     {
         if let Some(h) = query_image::<K, Q>(q) {
-            let hs = self.ents.images();
             return if inclusive {
-                image_partition(hs, |x| x <= h)
+                self.ents.partition_images(|x| x <= h, |_| ())
             } else {
-                image_partition(hs, |x| x < h)
+                self.ents.partition_images(|x| x < h, |_| ())
             };
         }
         let ents = self.ents.entries();
@@ -972,19 +1057,36 @@ impl<K, V> Leaf<K, V> {
 /// instead of one each (the entries of a node are scattered in the heap).
 #[inline(always)]
 pub(super) fn prefetch_all<K, V>(ents: &[EntryPtr<K, V>]) {
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
     for &e in ents {
-        // SAFETY: a prefetch is only a hint: it never faults and has no
-        // effect on the program's semantics, whatever the address.
-        unsafe {
-            core::arch::x86_64::_mm_prefetch(
-                e.cast_const().cast::<i8>(),
-                core::arch::x86_64::_MM_HINT_T0,
-            )
-        };
+        prefetch(e);
     }
+}
+
+/// Starts loading the lines of node `p`'s key images (it need not have
+/// arrived: a hint only), so that they come in with its header line and
+/// the search's one group does not wait for a miss of its own after it.
+#[inline(always)]
+pub(super) fn prefetch_images<K, V>(p: NodePtr<K, V>) {
+    // The images are lines `1..=IMAGE_LINES` of the block (the test
+    // `a_node_header_is_the_first_line_of_its_block`).
+    const IMAGE_LINES: usize = B * 8 / 64;
+    let block = block_of(p).cast::<u8>().cast_const();
+    for i in 1..=IMAGE_LINES {
+        prefetch(block.wrapping_add(64 * i));
+    }
+}
+
+/// Starts loading the cache line at `p` (any address: a hint only).
+#[inline(always)]
+pub(super) fn prefetch<T>(p: *const T) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    // SAFETY: a prefetch is only a hint: it never faults and has no
+    // effect on the program's semantics, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch(p.cast::<i8>(), core::arch::x86_64::_MM_HINT_T0)
+    };
     #[cfg(not(all(target_arch = "x86_64", not(miri))))]
-    let _ = ents;
+    let _ = p;
 }
 
 /// Stamps the version timestamp `ts` if it is still [`PENDING`], and
@@ -1116,9 +1218,14 @@ mod layout_tests {
         assert_eq!(in_header(leaf, &l.ts), 16);
         in_header(leaf, &l.prev);
         in_header(leaf, &l.ents.len);
-        // The images follow the header, eight to a line, and the entry
-        // pointers follow the images (`Slots`).
-        assert_eq!(in_header(leaf, l.ents.hs.as_ptr()), 40);
+        in_header(leaf, &l.ents.tops);
+        // The images start the next line, eight to a line (one group each),
+        // and the entry pointers follow the images (`Slots`).
+        // (Under Miri's `B = 4` the three header words of tops shrink to
+        // one and the images follow it.)
+        let images_at = if B >= 32 { 64 } else { 48 };
+        let block = block_of(leaf) as usize;
+        assert_eq!(l.ents.hs.as_ptr() as usize - block, images_at);
         assert_eq!(
             l.ents.es.as_ptr() as usize - l.ents.hs.as_ptr() as usize,
             8 * B
@@ -1129,11 +1236,62 @@ mod layout_tests {
         };
         assert_eq!(in_header(inner, &n.bottom), 16);
         in_header(inner, &n.keys.len);
-        in_header(inner, n.keys.hs.as_ptr());
+        in_header(inner, &n.keys.tops);
+        assert_eq!(
+            n.keys.hs.as_ptr() as usize - block_of(inner) as usize,
+            images_at
+        );
         // SAFETY: allocated above by `alloc_node`, never published.
         unsafe {
             free_node_now(leaf);
             free_node_now(inner);
+        }
+    }
+
+    /// The group tops stay right however a node is filled (pushes, then
+    /// bulk copies of any range at any offset), and the two-level search
+    /// agrees with a plain one, up to the largest image (`u64::MAX`, where
+    /// `x <= h` holds for the missing tops too).
+    #[test]
+    fn group_tops_follow_every_way_of_filling_a_node() {
+        for n in 0..=B {
+            let ks: Vec<u64> = (0..n as u64)
+                .map(|i| u64::MAX - 3 * (n as u64 - 1 - i))
+                .collect();
+            let es: Vec<EntryPtr<u64, ()>> = ks.iter().map(|&k| Entry::alloc(k, ())).collect();
+            let mut src = Slots::new();
+            for &e in &es {
+                // SAFETY: `e` is alive until the end of this iteration of `n`.
+                src.push(unsafe { Slot::of(e) });
+            }
+            let mut qs = vec![0, 1, u64::MAX];
+            qs.extend(ks.iter().flat_map(|&k| [k - 1, k, k.saturating_add(1)]));
+            for a in 0..=n {
+                for c in 0..=a {
+                    let mut s = Slots::new();
+                    for i in 0..c {
+                        s.push(src.get(i));
+                    }
+                    s.extend_from(&src, c..a);
+                    s.extend_from(&src, a..n);
+                    assert_eq!(s.images(), &ks[..]);
+                    for (j, &t) in s.tops.iter().enumerate() {
+                        let i = GROUP * (j + 1);
+                        let want = if i < n { ks[i] } else { u64::MAX };
+                        assert_eq!(t, want, "n {n} a {a} c {c} top {j}");
+                    }
+                    for &q in &qs {
+                        let le = s.partition_images(|x| x <= q, |_| ());
+                        let lt = s.partition_images(|x| x < q, |_| ());
+                        assert_eq!(le, ks.partition_point(|&k| k <= q), "n {n} q {q}");
+                        assert_eq!(lt, ks.partition_point(|&k| k < q), "n {n} q {q}");
+                    }
+                }
+            }
+            for e in es {
+                // SAFETY: allocated above; the slot arrays are not used again.
+                let _ = unsafe { Entry::unalloc(e) };
+            }
         }
     }
 
