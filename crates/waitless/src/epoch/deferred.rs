@@ -68,13 +68,20 @@ impl Deferred {
     }
 }
 
-/// Deferred functions per bag. 31 keeps a sealed bag (31 × 32 + 24 bytes)
-/// under glibc's 1032-byte thread-cache limit: with 64, every seal/free of
-/// a 2 KiB block triggered `malloc_consolidate`, which showed up as the top
-/// cost of `collect` in `perf`. Small under loom and Miri so that sealing,
-/// advancing and collecting run in small models.
+/// Deferred functions per bag. 30 keeps a sealed bag (30 × 32 + 32 bytes:
+/// the array, its length, the seal epoch, the list link and the `heavy`
+/// flag) within glibc's small-bin requests (at most 1000 bytes, a chunk
+/// under 1024). A larger request is a "large" one, and glibc's `malloc`
+/// runs `malloc_consolidate` over every fast-bin chunk (the map's 32-byte
+/// entries, freed by other threads) whenever its thread cache has none of
+/// that size, which is the usual case when one thread seals bags and
+/// another frees them: with 31 (a 1024-byte node) `perf` put 4–5 % of a
+/// four-thread B-tree insert mix in `malloc_consolidate` (docs/epoch.md,
+/// "Bags"; 64 had made it the top cost of `collect`). The test
+/// `a_sealed_bag_is_a_small_bin_request` holds the size. Small under loom
+/// and Miri so that sealing, advancing and collecting run in small models.
 #[cfg(not(any(loom, miri)))]
-pub(crate) const BAG_CAP: usize = 31;
+pub(crate) const BAG_CAP: usize = 30;
 #[cfg(miri)]
 pub(crate) const BAG_CAP: usize = 4;
 #[cfg(all(loom, not(miri)))]

@@ -1551,6 +1551,18 @@ mod tests {
     use std::sync::atomic::AtomicUsize as StdUsize;
     use std::sync::Arc;
 
+    /// A sealed bag, the one block the collector allocates per bag, is a
+    /// small-bin request for glibc (at most 1000 bytes: a chunk below
+    /// 1024), so allocating one never triggers `malloc_consolidate`
+    /// (`deferred::BAG_CAP`).
+    #[test]
+    fn a_sealed_bag_is_a_small_bin_request() {
+        if super::super::deferred::BAG_CAP >= 30 {
+            let size = core::mem::size_of::<SealedBag>();
+            assert!(size <= 1000, "a sealed bag takes {size} bytes");
+        }
+    }
+
     /// A bag sealed by a thread that already saw the next epoch must not
     /// be run by a collector that loaded the previous one (regression: an
     /// unsigned epoch difference made it look `usize::MAX` epochs old).
