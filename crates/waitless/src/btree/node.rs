@@ -456,11 +456,11 @@ impl<K, V> Slot<K, V> {
 /// images, then the entry pointers (structure of arrays).
 ///
 /// A search reads only images until it has its index, so they are packed
-/// eight to a cache line instead of four `{e, h}` pairs: the binary search
-/// of a full node spans four lines instead of eight, and a lookup then
-/// reads one entry pointer (a line of its own, only when the key is
-/// found). `repr(C)`: the length comes first, in the node's header line
-/// ([`Block`]).
+/// eight to a cache line (one group) instead of four `{e, h}` pairs: with
+/// the group tops it reads one line of images, and a lookup then reads one
+/// entry pointer (in the line of its group, only when the key is found).
+/// `repr(C)`: the length and the tops come first, in the node's header
+/// line ([`Block`]).
 #[repr(C)]
 pub(super) struct Slots<K, V> {
     len: usize,
@@ -1067,8 +1067,9 @@ pub(super) fn prefetch_all<K, V>(ents: &[EntryPtr<K, V>]) {
 /// the search's one group does not wait for a miss of its own after it.
 #[inline(always)]
 pub(super) fn prefetch_images<K, V>(p: NodePtr<K, V>) {
-    // The images are lines `1..=IMAGE_LINES` of the block (the test
-    // `a_node_header_is_the_first_line_of_its_block`).
+    // At `B = 32` the images are lines `1..=IMAGE_LINES` of the block (the
+    // test `a_node_header_is_the_first_line_of_its_block`); under loom and
+    // Miri (`B = 4`) the loop is empty.
     const IMAGE_LINES: usize = B * 8 / 64;
     let block = block_of(p).cast::<u8>().cast_const();
     for i in 1..=IMAGE_LINES {

@@ -49,7 +49,7 @@
 //!   scheme of liburcu's `memb` flavour and of [`crate::hazard`]); otherwise
 //!   the pin issues one `SeqCst` fence. [`Collector::with_strategy`] picks
 //!   one explicitly.
-//! - **Bags.** Deferred functions go into the thread's bag (31 entries). A
+//! - **Bags.** Deferred functions go into the thread's bag (30 entries). A
 //!   full bag is sealed with the global epoch and pushed on the collector's
 //!   lock-free garbage list; it runs once the global epoch is two past the
 //!   seal. A bag that is not full is sealed too when the collector holds no

@@ -546,7 +546,7 @@ fn a_bag_that_never_fills_is_sealed_and_run() {
         let g = c.pin();
         g.defer(counter_closure(&first));
         g.flush(); // sealed garbage pending: the collector is busy
-        g.defer(counter_closure(&rare)); // one item in a 31-item bag
+        g.defer(counter_closure(&rare)); // one item in a 30-item bag
     }
     // Forced background advances are paced by time (at most one per
     // millisecond per collector), so the bound is generous; the loop ends as

@@ -372,7 +372,7 @@ fn a_panicking_drop_run_by_a_read_does_not_pin_the_reader_forever() {
 }
 
 /// Defect 6: an `Rcu` written rarely must not keep old values alive until
-/// a bag of 31 fills: a single replacement is dropped once readers have
+/// a bag of 30 fills: a single replacement is dropped once readers have
 /// moved on (here by this thread's own reads).
 #[test]
 fn a_rarely_written_rcu_drops_its_old_value() {

@@ -6,7 +6,7 @@
 //!
 //! Every push needs a node and every pop gives one up; through the global
 //! allocator and a deferred closure per node that was a `malloc`, a closure
-//! in a bag, a sealed-bag allocation per 31 pops and a `free` per pair. A
+//! in a bag, a sealed-bag allocation per 30 pops and a `free` per pair. A
 //! popped node is instead *retired* into the calling thread's record in the
 //! stack's collector (`epoch/pool.rs`): linked through its first word (the
 //! node's atomic `next` link), sealed with the global epoch every 2 KiB of nodes (32 to 128 pops),
