@@ -396,9 +396,28 @@ pub struct ThreadTimes {
     pub wait_ns: u64,
 }
 
+/// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), up to date
+/// to the call.
+fn thread_cpu_ns() -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes one `timespec` through the pointer,
+    // which points to a live local of that type.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return None;
+    }
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u64::try_from(ts.tv_nsec).ok()?;
+    Some(secs * 1_000_000_000 + nanos)
+}
+
 impl ThreadTimes {
-    /// The calling thread's totals so far (Linux:
-    /// `/proc/thread-self/schedstat`); `None` elsewhere and under Miri.
+    /// The calling thread's totals so far (Linux: the CPU time from the
+    /// thread CPU clock, the wait from `/proc/thread-self/schedstat`);
+    /// `None` elsewhere and under Miri.
     ///
     /// ```
     /// use waitless::measure::ThreadTimes;
@@ -413,9 +432,15 @@ impl ThreadTimes {
         }
         let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
         let mut f = s.split_whitespace().map(|v| v.parse::<u64>().ok());
+        let ticked = f.next()??;
+        let wait_ns = f.next()??;
+        // The schedstat run time of a running thread is as of its last
+        // scheduler tick or switch: it advances in steps of a tick (4 ms at
+        // HZ = 250), so over a window of a few milliseconds it read 0 or
+        // 133 % of the window. The thread CPU clock brings it up to date.
         Some(Self {
-            cpu_ns: f.next()??,
-            wait_ns: f.next()??,
+            cpu_ns: thread_cpu_ns().unwrap_or(ticked),
+            wait_ns,
         })
     }
 
