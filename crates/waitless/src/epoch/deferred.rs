@@ -11,6 +11,21 @@ use core::ptr;
 /// Inline storage for a closure: three words, word-aligned.
 type Data = [usize; 3];
 
+/// The word of `Data` where [`Deferred::hinted`] keeps its hint.
+const HINT_WORD: usize = 2;
+
+/// Calls the `F` stored inline at `raw`.
+///
+/// # Safety
+/// 1. `raw` holds an `F` written by `Deferred::new` or `Deferred::hinted`
+///    and not yet read.
+unsafe fn call_inline<F: FnOnce()>(raw: *mut Data) {
+    // SAFETY: precondition 1: an initialized `F` lives at `raw`, and this
+    // is the only read of it (the caller calls once).
+    let f: F = unsafe { ptr::read(raw.cast::<F>()) };
+    f();
+}
+
 /// A type-erased `FnOnce()` that is called exactly once, or dropped without
 /// being called only by [`Deferred::call`]'s absence (never: every bag runs
 /// what it holds).
@@ -26,14 +41,6 @@ impl Deferred {
         if mem::size_of::<F>() <= mem::size_of::<Data>()
             && mem::align_of::<F>() <= mem::align_of::<Data>()
         {
-            /// # Safety
-            /// 1. `raw` holds an `F` written by `Deferred::new` and not yet read.
-            unsafe fn call_inline<F: FnOnce()>(raw: *mut Data) {
-                // SAFETY: precondition 1: an initialized `F` lives at `raw`,
-                // and this is the only read of it (the caller calls once).
-                let f: F = unsafe { ptr::read(raw.cast::<F>()) };
-                f();
-            }
             // SAFETY: `F` fits in `Data` in size and alignment (checked
             // above), and `data` is a fresh, writable buffer.
             unsafe { ptr::write(data.as_mut_ptr().cast::<F>(), f) };
@@ -57,6 +64,53 @@ impl Deferred {
                 call: call_boxed::<F>,
                 data,
             }
+        }
+    }
+
+    /// Wraps `f`, whose captures fit in two words, with `hint`: an address
+    /// that `f` reads first. A bag holding it starts loading that line
+    /// before it runs any of its functions ([`Bag::run_all`]), so that the
+    /// cache misses of a bag's functions overlap instead of following one
+    /// another: a function run a grace period after it was deferred finds
+    /// its object cold. The hint is only ever prefetched, never
+    /// dereferenced, so any address is sound. Push it with
+    /// [`Bag::try_push_hinted`].
+    pub(crate) fn hinted<F: FnOnce()>(f: F, hint: *const u8) -> Self {
+        const {
+            assert!(
+                mem::size_of::<F>() <= HINT_WORD * mem::size_of::<usize>()
+                    && mem::align_of::<F>() <= mem::align_of::<Data>(),
+                "a hinted function must fit in two words"
+            )
+        };
+        let mut data = MaybeUninit::<Data>::uninit();
+        let raw = data.as_mut_ptr();
+        // SAFETY: `F` fits in the first two words of `Data` in size and
+        // alignment (asserted above), and the third word, written next, is
+        // past it; `data` is a fresh, writable buffer.
+        unsafe {
+            ptr::write(raw.cast::<F>(), f);
+            ptr::write(raw.cast::<*const u8>().add(HINT_WORD), hint);
+        }
+        Self {
+            call: call_inline::<F>,
+            data,
+        }
+    }
+
+    /// The hint of a [`Deferred::hinted`] function.
+    ///
+    /// # Safety
+    /// 1. `d` points to a live `Deferred` made by [`Deferred::hinted`].
+    #[inline]
+    unsafe fn hint(d: *const Self) -> *const u8 {
+        // SAFETY: precondition 1: `hinted` wrote a pointer in the third
+        // word of `data`.
+        unsafe {
+            ptr::addr_of!((*d).data)
+                .cast::<*const u8>()
+                .add(HINT_WORD)
+                .read()
         }
     }
 
@@ -91,13 +145,18 @@ pub(crate) const BAG_CAP: usize = 2;
 pub(crate) struct Bag {
     items: [MaybeUninit<Deferred>; BAG_CAP],
     len: usize,
+    /// Bit `i` set: item `i` came from [`Deferred::hinted`].
+    hinted: u32,
 }
+
+const _: () = assert!(BAG_CAP <= 32, "`Bag::hinted` has a bit per item");
 
 impl Bag {
     pub(crate) fn new() -> Self {
         Self {
             items: [const { MaybeUninit::uninit() }; BAG_CAP],
             len: 0,
+            hinted: 0,
         }
     }
 
@@ -119,6 +178,30 @@ impl Bag {
         Ok(())
     }
 
+    /// Adds `d` as [`try_push`](Self::try_push) does; `hinted` says that
+    /// `d` came from [`Deferred::hinted`] (otherwise its hint is not read).
+    pub(crate) fn try_push_hinted(&mut self, d: Deferred, hinted: bool) -> Result<(), Deferred> {
+        let i = self.len;
+        self.try_push(d)?;
+        self.hinted |= u32::from(hinted) << i;
+        Ok(())
+    }
+
+    /// Starts loading the hints of the hinted items, all at once.
+    fn prefetch_hints(&mut self) {
+        let mut m = core::mem::take(&mut self.hinted);
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            debug_assert!(i < self.len);
+            // SAFETY: item `i` was pushed by `try_push_hinted` with its bit
+            // set, so it is initialized (`i < len`: items are only taken
+            // by `run_all`, after this) and came from `Deferred::hinted`.
+            let hint = unsafe { Deferred::hint(self.items[i].as_ptr()) };
+            crate::utils::prefetch(hint);
+        }
+    }
+
     /// Runs every function in the bag. If one panics, the rest still run
     /// (a drop guard continues the loop while unwinding) and the panic then
     /// propagates; a second panic during that unwinding aborts, as for any
@@ -134,6 +217,7 @@ impl Bag {
                 unsafe { (*self.0).run_all() }
             }
         }
+        self.prefetch_hints();
         while self.len > 0 {
             self.len -= 1;
             // SAFETY: items `0..len` are initialized; `len` shrank before
@@ -159,6 +243,39 @@ mod tests {
     use super::*;
     use std::cell::Cell;
     use std::rc::Rc;
+
+    #[test]
+    fn hinted_functions_keep_their_hint_and_run_once_with_the_rest() {
+        let hits = Rc::new(Cell::new(0usize));
+        let target = [0u8; 64];
+        let mut bag = Bag::new();
+        for i in 0..BAG_CAP {
+            let h = Rc::clone(&hits);
+            let hint = target.as_ptr().wrapping_add(i % 64);
+            // Two words of captures: the most a hinted function may hold.
+            let d = if i % 2 == 0 {
+                Deferred::hinted(move || h.set(h.get() + 1 + i), hint)
+            } else {
+                Deferred::new(move || h.set(h.get() + 1 + i))
+            };
+            if i % 2 == 0 {
+                // SAFETY: `d` came from `Deferred::hinted`.
+                assert_eq!(unsafe { Deferred::hint(&d) }, hint);
+            }
+            assert!(bag.try_push_hinted(d, i % 2 == 0).is_ok());
+        }
+        assert_eq!(bag.hinted.count_ones() as usize, BAG_CAP.div_ceil(2));
+        bag.run_all();
+        assert_eq!(hits.get(), (1..=BAG_CAP).sum::<usize>());
+        assert_eq!(bag.hinted, 0, "hints are consumed with the items");
+        assert_eq!(Rc::strong_count(&hits), 1, "every closure was consumed");
+        drop(bag);
+        assert_eq!(
+            hits.get(),
+            (1..=BAG_CAP).sum::<usize>(),
+            "nothing ran twice"
+        );
+    }
 
     #[test]
     fn inline_and_boxed_closures_run_once() {

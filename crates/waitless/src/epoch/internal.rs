@@ -1009,7 +1009,9 @@ impl Global {
     ///
     /// # Safety
     /// 1. The calling thread owns `p`, `p` belongs to `self`, and `p` is pinned.
-    pub(crate) unsafe fn defer(&self, p: &Participant, d: Deferred) {
+    ///
+    /// `hinted`: `d` came from [`Deferred::hinted`].
+    pub(crate) unsafe fn defer(&self, p: &Participant, d: Deferred, hinted: bool) {
         // Relaxed: a heuristic. With no sealed garbage in the collector
         // nothing advances the epoch, so a bag that is not full would wait
         // (possibly for ever, for a thread that defers rarely: an `Rcu`
@@ -1020,7 +1022,7 @@ impl Global {
         // SAFETY: precondition 1: owner-only state. No user code runs while
         // the `&mut` is live (moving a `Deferred` runs nothing).
         let full = p.local.with_mut(|l| unsafe {
-            match (*l).bag.try_push(d) {
+            match (*l).bag.try_push_hinted(d, hinted) {
                 Ok(()) if idle => {
                     p.bag_len.store(0, Ordering::Relaxed);
                     Some(core::mem::replace(&mut (*l).bag, Bag::new()))
@@ -1031,7 +1033,7 @@ impl Global {
                 }
                 Err(d) => {
                     let full = core::mem::replace(&mut (*l).bag, Bag::new());
-                    if (*l).bag.try_push(d).is_err() {
+                    if (*l).bag.try_push_hinted(d, hinted).is_err() {
                         unreachable!("a fresh bag has room");
                     }
                     p.bag_len.store(1, Ordering::Relaxed);

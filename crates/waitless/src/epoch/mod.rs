@@ -657,7 +657,21 @@ impl<'a> Guard<'a> {
         let d = Deferred::new(f);
         // SAFETY: this thread owns the record, which belongs to the
         // collector, and the guard keeps it pinned.
-        unsafe { self.collector.global.defer(self.participant(), d) }
+        unsafe { self.collector.global.defer(self.participant(), d, false) }
+    }
+
+    /// Like [`defer_unchecked`](Self::defer_unchecked), for a function
+    /// whose captures fit in two words and which reads `hint` first: the
+    /// collection that runs it starts loading `hint`'s line together with
+    /// those of the other functions of its bag (a prefetch: `hint` is never
+    /// dereferenced).
+    ///
+    /// # Safety
+    /// As for [`defer_unchecked`](Self::defer_unchecked).
+    pub(crate) unsafe fn defer_unchecked_hinted<F: FnOnce()>(&self, f: F, hint: *const u8) {
+        let d = Deferred::hinted(f, hint);
+        // SAFETY: as in `defer_unchecked`.
+        unsafe { self.collector.global.defer(self.participant(), d, true) }
     }
 
     /// Drops the `Box<T>` behind `ptr` once no pinned thread can see it.

@@ -340,20 +340,7 @@ fn home(tag: u32, mask: usize) -> usize {
     (tag >> 1) as usize & mask
 }
 
-/// Hints the CPU to start loading `p`'s cache line (no effect on the
-/// program: a prefetch never faults, and `p` may be null or dangling).
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
-    // SAFETY: `_mm_prefetch` (SSE, always present on x86-64) only hints the
-    // cache; it reads nothing the program can observe and never faults.
-    unsafe {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(p.cast());
-    }
-    #[cfg(not(all(target_arch = "x86_64", not(miri), not(loom))))]
-    let _ = p;
-}
+use crate::utils::prefetch;
 
 /// `p` (whose bits in `f` may be set already) with the bits `f` set.
 #[inline]
