@@ -23,7 +23,10 @@
 
 use core::ptr::{self, NonNull};
 
-use super::node::{Handle, HandlePtr, Node};
+use core::alloc::Layout;
+
+use super::blocks::Depot;
+use super::node::{Entry, Handle, HandlePtr, Node};
 use crate::epoch::Guard;
 use crate::sync::atomic::{AtomicPtr, Ordering};
 
@@ -46,6 +49,10 @@ pub(super) struct HandleArena<K, V> {
     free: AtomicPtr<Handle<K, V>>,
     /// Every chunk, linked through `Chunk::next`; freed by the drop.
     chunks: AtomicPtr<Chunk<K, V>>,
+    /// The map's depot of entry blocks (`btree/blocks.rs`). Here because
+    /// the deferred entry releases reach it by address, like the
+    /// `retire`s reach the arena, and it must outlive the collector.
+    pub(super) depot: Depot,
 }
 
 /// The map's owning pointer to its arena. Not a `Box` field: the deferred
@@ -84,6 +91,7 @@ impl<K, V> HandleArena<K, V> {
         HandleArena {
             free: AtomicPtr::new(ptr::null_mut()),
             chunks: AtomicPtr::new(ptr::null_mut()),
+            depot: Depot::new(Layout::new::<Entry<K, V>>()),
         }
     }
 

@@ -113,6 +113,7 @@
 //! an existing key stores the key object given to `insert` (an equal key)
 //! and drops the old one with the old value.
 
+mod blocks;
 mod ext;
 mod handles;
 mod iter;
@@ -132,6 +133,7 @@ use core::marker::PhantomData;
 use core::ops::{Bound, RangeBounds};
 use core::panic::{RefUnwindSafe, UnwindSafe};
 
+use blocks::Depot;
 use handles::{ArenaBox, HandleArena};
 pub use iter::Range;
 use node::{
@@ -678,7 +680,7 @@ impl<K: Ord, V> LockFreeBTree<K, V> {
             Put::Present(e) => {
                 // SAFETY: `put` handed back our entry, never published: a
                 // unique box.
-                Err(unsafe { Entry::unalloc(e) })
+                Err(unsafe { Entry::unalloc(e, &self.handles.depot) })
             }
             _ => Ok(()),
         }
@@ -691,7 +693,7 @@ impl<K: Ord, V> LockFreeBTree<K, V> {
         // freed (key and value dropped) by `at`'s drop if a comparison
         // panics first. `publish_leaf` disarms that right at its successful
         // CAS, before anything that can run user code.
-        let e = Entry::alloc(key, value);
+        let e = Entry::alloc(key, value, &self.handles.depot);
         let mut at = Attempt::new(guard, &self.handles);
         at.unpublished = Some(e);
         // SAFETY: `e` is ours and alive for this call.
@@ -908,8 +910,9 @@ impl<K, V> LockFreeBTree<K, V> {
         while let Some((e, is_leaf)) = at.drops.pop() {
             // SAFETY: `nv` dropped exactly these references of `cur`, each
             // counted and released once here, after `nv`'s stamp (scans
-            // older than it may still read them through `cur`).
-            unsafe { release(guard, e, is_leaf) };
+            // older than it may still read them through `cur`). The depot
+            // is in the map's arena, which outlives the collector.
+            unsafe { release(guard, e, is_leaf, &self.handles.depot) };
         }
         true
     }
@@ -995,7 +998,7 @@ impl<K, V> LockFreeBTree<K, V> {
                 while let Some((e, is_leaf)) = at.drops.pop() {
                     // SAFETY: as in `publish_leaf`: the separators `nr`
                     // dropped, released once, after its stamp.
-                    unsafe { release(guard, e, is_leaf) };
+                    unsafe { release(guard, e, is_leaf, &self.handles.depot) };
                 }
                 return;
             }
@@ -1143,6 +1146,7 @@ impl<K, V> Drop for LockFreeBTree<K, V> {
         let rv = unsafe { Box::from_raw(rv) };
         let mut walk = Teardown {
             work: vec![Work::Node(rv.tree)],
+            depot: &self.handles.depot,
         };
         drop(rv);
         walk.run();
@@ -1164,11 +1168,13 @@ enum Work<K, V> {
 /// destructor panics, unwinding drops the `Teardown`, which runs the rest
 /// of the list (a second panic then aborts, as in std's collections)
 /// instead of leaking the rest of the map.
-struct Teardown<K, V> {
+struct Teardown<'a, K, V> {
     work: Vec<Work<K, V>>,
+    /// The map's depot, where freed entry blocks may go.
+    depot: &'a Depot,
 }
 
-impl<K, V> Teardown<K, V> {
+impl<K, V> Teardown<'_, K, V> {
     fn run(&mut self) {
         // Entry releases are queued after a node's children, so they run
         // first: the list holds at most about `2 * B` items per level.
@@ -1216,13 +1222,13 @@ impl<K, V> Teardown<K, V> {
                 // of an inner node, or a leaf slot), counted, queued once
                 // with the node it belongs to and released once (popped
                 // first); no other thread exists.
-                Work::Release(e, is_leaf) => unsafe { release_now(e, is_leaf) },
+                Work::Release(e, is_leaf) => unsafe { release_now(e, is_leaf, self.depot) },
             }
         }
     }
 }
 
-impl<K, V> Drop for Teardown<K, V> {
+impl<K, V> Drop for Teardown<'_, K, V> {
     fn drop(&mut self) {
         // Empty unless a destructor unwound out of `run`.
         self.run();
@@ -1358,7 +1364,7 @@ impl<K, V> Drop for Attempt<'_, K, V> {
                 // these references, each counted and released once (popped
                 // first); `guard` is still pinned (the attempt borrows it),
                 // and the new version was stamped right after the CAS.
-                unsafe { release(self.guard, e, is_leaf) };
+                unsafe { release(self.guard, e, is_leaf, &self.arena.depot) };
             }
         } else {
             // First: the speculative count may be on our own entry.
@@ -1369,7 +1375,7 @@ impl<K, V> Drop for Attempt<'_, K, V> {
                 // its successful CAS, before anything that can unwind), so
                 // no other thread has seen it; the speculative count
                 // `abandon` just took back was the only other use of it.
-                drop(unsafe { Entry::unalloc(e) });
+                drop(unsafe { Entry::unalloc(e, &self.arena.depot) });
             }
         }
         while let Some(h) = self.spare.pop() {

@@ -17,6 +17,9 @@
 use core::mem::{ManuallyDrop, MaybeUninit};
 
 use core::alloc::Layout;
+use core::marker::PhantomData;
+
+use super::blocks::{self, Depot};
 use core::ptr;
 
 use crate::epoch::{Guard, Link, Participant};
@@ -311,13 +314,32 @@ pub(super) struct Entry<K, V> {
 pub(super) type EntryPtr<K, V> = *mut Entry<K, V>;
 
 impl<K, V> Entry<K, V> {
-    /// A new entry with its leaf reference counted.
-    pub(super) fn alloc(key: K, val: V) -> EntryPtr<K, V> {
-        Box::into_raw(Box::new(Entry {
-            refs: AtomicUsize::new(1),
-            key,
-            val: UnsafeCell::new(ManuallyDrop::new(val)),
-        }))
+    /// A new entry with its leaf reference counted, in a block from this
+    /// thread's cache or the map's `depot` when they have one.
+    pub(super) fn alloc(key: K, val: V, depot: &Depot) -> EntryPtr<K, V> {
+        let p = blocks::alloc(Layout::new::<Self>(), depot).cast::<Self>();
+        // SAFETY: `blocks::alloc` returns a fresh block (never null) of
+        // `Self`'s size and alignment.
+        unsafe {
+            p.write(Entry {
+                refs: AtomicUsize::new(1),
+                key,
+                val: UnsafeCell::new(ManuallyDrop::new(val)),
+            })
+        };
+        p
+    }
+
+    /// Gives the block of an entry whose fields are dropped or moved out
+    /// back to this thread's cache.
+    ///
+    /// # Safety
+    /// 1. `p` came from [`Entry::alloc`], its key and value are dropped or
+    ///    moved out, and no thread can access it any more.
+    /// 2. `depot` is the map's (made for entries of this type).
+    unsafe fn free_block(p: EntryPtr<K, V>, depot: &Depot) {
+        // SAFETY: preconditions 1 and 2; allocated with this layout.
+        unsafe { blocks::free(p.cast(), Layout::new::<Self>(), depot) }
     }
 
     /// Runs `f` on the value.
@@ -337,11 +359,15 @@ impl<K, V> Entry<K, V> {
     /// Takes key and value back out of an entry that was never published.
     ///
     /// # Safety
-    /// `p` came from [`Entry::alloc`] and no other thread has seen it.
-    pub(super) unsafe fn unalloc(p: EntryPtr<K, V>) -> (K, V) {
-        // SAFETY: the precondition: `p` is a unique box.
-        let e = unsafe { Box::from_raw(p) };
-        let Entry { key, val, .. } = *e;
+    /// `p` came from [`Entry::alloc`] and no other thread has seen it;
+    /// `depot` is the map's.
+    pub(super) unsafe fn unalloc(p: EntryPtr<K, V>, depot: &Depot) -> (K, V) {
+        // SAFETY: the precondition: `p` is initialized and ours alone; it
+        // is read once, and its block freed right after.
+        let Entry { key, val, .. } = unsafe { p.read() };
+        // SAFETY: the fields were moved out; nobody else has seen `p`; the
+        // map's depot.
+        unsafe { Self::free_block(p, depot) };
         (key, ManuallyDrop::into_inner(val.into_inner()))
     }
 }
@@ -353,12 +379,12 @@ impl<K, V> Entry<K, V> {
 /// The reference being dropped was counted in `e.refs` and is dropped once;
 /// no thread can still reach `e` through it (it was unlinked and a grace
 /// period has passed, or the map is being dropped); for `leaf`, it is the
-/// leaf reference.
-pub(super) unsafe fn release_now<K, V>(e: EntryPtr<K, V>, leaf: bool) {
+/// leaf reference. `depot` is the map's.
+pub(super) unsafe fn release_now<K, V>(e: EntryPtr<K, V>, leaf: bool, depot: &Depot) {
     /// Drops the counted reference when it goes out of scope, so that a
     /// value destructor that unwinds does not leak the entry and its key.
-    struct Unref<K, V>(EntryPtr<K, V>);
-    impl<K, V> Drop for Unref<K, V> {
+    struct Unref<'d, K, V>(EntryPtr<K, V>, &'d Depot);
+    impl<K, V> Drop for Unref<'_, K, V> {
         fn drop(&mut self) {
             // AcqRel: the last releaser's Acquire sees every other
             // releaser's accesses (Release) before freeing, as for `Arc`.
@@ -368,15 +394,19 @@ pub(super) unsafe fn release_now<K, V>(e: EntryPtr<K, V>, leaf: bool) {
                 // SAFETY: the count reached zero: no version references the
                 // entry and every release (each after its grace period) has
                 // run, so no thread can reach it; it came from
-                // `Entry::alloc`.
-                let b = unsafe { Box::from_raw(self.0) };
+                // `Entry::alloc`. It is read out once, and its block freed
+                // before the key's destructor runs (which may unwind).
+                let e = unsafe { self.0.read() };
+                // SAFETY: moved out just now; unreachable, as above; the
+                // map's depot (precondition).
+                unsafe { Entry::free_block(self.0, self.1) };
                 // The value was dropped by the leaf release (ManuallyDrop);
                 // this drops the key.
-                drop(b);
+                drop(e);
             }
         }
     }
-    let unref = Unref(e);
+    let unref = Unref(e, depot);
     if leaf {
         // SAFETY: the precondition: nobody reads the value any more (only
         // leaf slots lead to it); other threads may read the key, a
@@ -392,21 +422,40 @@ pub(super) unsafe fn release_now<K, V>(e: EntryPtr<K, V>, leaf: bool) {
 /// As for [`release_now`], except that threads pinned now may still reach
 /// `e` through the reference (it is unlinked from the current version), and
 /// running the release on another thread is sound (`K, V: Send` when the
-/// map is shared).
-pub(super) unsafe fn release<K, V>(guard: &Guard<'_>, e: EntryPtr<K, V>, leaf: bool) {
-    struct SendPtr<K, V>(EntryPtr<K, V>);
-    // SAFETY: the precondition: releasing on another thread is sound.
-    unsafe impl<K, V> Send for SendPtr<K, V> {}
-    let p = SendPtr(e);
+/// map is shared); `depot` is the map's, and lives until the map's
+/// collector has dropped (it is in the map's arena, which drops after it).
+pub(super) unsafe fn release<K, V>(
+    guard: &Guard<'_>,
+    e: EntryPtr<K, V>,
+    leaf: bool,
+    depot: &Depot,
+) {
+    /// The entry with `leaf` in its low bit (entries are at least
+    /// 8-aligned), and the depot: two words, so the function can carry a
+    /// hint.
+    struct Args<K, V>(*mut u8, *const Depot, PhantomData<EntryPtr<K, V>>);
+    // SAFETY: the precondition: releasing on another thread is sound, and
+    // the depot is `Sync` (a mutex and an atomic).
+    unsafe impl<K, V> Send for Args<K, V> {}
+    const { assert!(core::mem::align_of::<Entry<K, V>>() >= 2) };
+    let args = Args::<K, V>(
+        e.cast::<u8>().wrapping_add(usize::from(leaf)),
+        depot,
+        PhantomData,
+    );
     let f = move || {
-        let p = p;
+        let args = args;
+        let leaf = (args.0 as usize) & 1 == 1;
+        let e = args.0.wrapping_sub(usize::from(leaf)).cast::<Entry<K, V>>();
         // SAFETY: the grace period has passed: the precondition of
-        // `release_now` holds now.
-        unsafe { release_now(p.0, leaf) }
+        // `release_now` holds now; the depot is alive (precondition).
+        unsafe { release_now(e, leaf, &*args.1) }
     };
     // SAFETY: the closure runs once, and `release_now` is sound on any
-    // thread (precondition); it borrows nothing.
-    unsafe { guard.defer_unchecked(f) }
+    // thread (precondition); it borrows nothing. It reads `e.refs` first:
+    // the hint (a grace period later the entry is cold, and a bag's
+    // releases would otherwise miss one after another).
+    unsafe { guard.defer_unchecked_hinted(f, e.cast_const().cast()) }
 }
 
 /// A node's reference to an entry: the pointer, and the *image* of the
@@ -1077,18 +1126,7 @@ pub(super) fn prefetch_images<K, V>(p: NodePtr<K, V>) {
     }
 }
 
-/// Starts loading the cache line at `p` (any address: a hint only).
-#[inline(always)]
-pub(super) fn prefetch<T>(p: *const T) {
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
-    // SAFETY: a prefetch is only a hint: it never faults and has no
-    // effect on the program's semantics, whatever the address.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch(p.cast::<i8>(), core::arch::x86_64::_MM_HINT_T0)
-    };
-    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
-    let _ = p;
-}
+pub(super) use crate::utils::prefetch;
 
 /// Stamps the version timestamp `ts` if it is still [`PENDING`], and
 /// returns its stamp. Writers advance the clock (bundled references,
@@ -1264,7 +1302,9 @@ mod layout_tests {
             let ks: Vec<u64> = (0..n as u64)
                 .map(|i| u64::MAX - 3 * (n as u64 - 1 - i))
                 .collect();
-            let es: Vec<EntryPtr<u64, ()>> = ks.iter().map(|&k| Entry::alloc(k, ())).collect();
+            let depot = Depot::new(Layout::new::<Entry<u64, ()>>());
+            let es: Vec<EntryPtr<u64, ()>> =
+                ks.iter().map(|&k| Entry::alloc(k, (), &depot)).collect();
             let mut src = Slots::new();
             for &e in &es {
                 // SAFETY: `e` is alive until the end of this iteration of `n`.
@@ -1296,7 +1336,7 @@ mod layout_tests {
             }
             for e in es {
                 // SAFETY: allocated above; the slot arrays are not used again.
-                let _ = unsafe { Entry::unalloc(e) };
+                let _ = unsafe { Entry::unalloc(e, &depot) };
             }
         }
     }
@@ -1316,7 +1356,11 @@ mod layout_tests {
     {
         for n in 0..=B {
             let ks: Vec<u64> = (1..=n as u64).map(|i| 10 * i).collect();
-            let es: Vec<EntryPtr<K, ()>> = ks.iter().map(|&k| Entry::alloc(key(k), ())).collect();
+            let depot = Depot::new(Layout::new::<Entry<K, ()>>());
+            let es: Vec<EntryPtr<K, ()>> = ks
+                .iter()
+                .map(|&k| Entry::alloc(key(k), (), &depot))
+                .collect();
             let mut leaf = Leaf::<K, ()>::first();
             // An inner node with `n` children routes on the first `n - 1`.
             let mut inner = Inner::<K, ()>::new(false);
@@ -1344,7 +1388,7 @@ mod layout_tests {
             for e in es {
                 // SAFETY: allocated above, reachable only from the two
                 // local nodes, which are not used again.
-                drop(unsafe { Entry::unalloc(e) });
+                drop(unsafe { Entry::unalloc(e, &depot) });
             }
         }
     }
