@@ -32,13 +32,15 @@
 //! with the class's size and an alignment of 8, so any block of a class
 //! serves any layout of it). Other layouts go straight to the allocator.
 //! Each class keeps at most [`CACHE_BYTES`] per thread, in two magazines of
-//! half that (Bonwick and Adams' magazine layer, USENIX 2001, without the
-//! shared depot: a depot would keep memory after every map and thread is
-//! gone); when both are full, the older goes back to the allocator. So a
-//! thread holds at most 4 × 16 KiB of free blocks. A thread's blocks go back to
-//! the allocator when it exits (the thread-local's destructor); a block
-//! freed after that, from a later thread-local destructor, goes straight to
-//! the allocator. Under loom every block goes to the allocator (loom's
+//! half that (Bonwick and Adams' magazine layer, USENIX 2001); when both are
+//! full, the older goes to the map's [`Depot`] (at most [`DEPOT_MAGS`]
+//! magazines), or back to the allocator when the depot is full or busy. A
+//! thread whose magazines are both empty takes a full one from the depot.
+//! So a thread holds at most 4 × 16 KiB of free blocks, and a map's depot
+//! at most 64 KiB. A thread's blocks go back to the allocator when it exits
+//! (the thread-local's destructor), a depot's when its map drops; a block
+//! freed after the thread-local is gone, from a later thread-local
+//! destructor, goes straight to the allocator. Under loom every block goes to the allocator (loom's
 //! threads share the OS thread's thread-locals).
 
 use core::alloc::Layout;
@@ -299,9 +301,9 @@ impl Cache {
         self.cur[c].pop()
     }
 
-    /// Keeps `b`; returns the magazine that must go back to the allocator
-    /// (usually empty), for the caller to free once it no longer borrows
-    /// the cache.
+    /// Keeps `b`; returns the magazine the cache sheds (usually empty),
+    /// for the caller to give to the depot or the allocator once it no
+    /// longer borrows the cache.
     ///
     /// # Safety
     /// 1. `b` is a free block of class `c`, ours alone.

@@ -678,8 +678,8 @@ impl<K: Ord, V> LockFreeBTree<K, V> {
         let guard = self.collector.pin();
         match self.put(&guard, key, value, false) {
             Put::Present(e) => {
-                // SAFETY: `put` handed back our entry, never published: a
-                // unique box.
+                // SAFETY: `put` handed back our entry, never published: ours
+                // alone, from `Entry::alloc` with the map's depot.
                 Err(unsafe { Entry::unalloc(e, &self.handles.depot) })
             }
             _ => Ok(()),

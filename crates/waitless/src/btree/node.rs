@@ -431,7 +431,7 @@ pub(super) unsafe fn release<K, V>(
     depot: &Depot,
 ) {
     /// The entry with `leaf` in its low bit (entries are at least
-    /// 8-aligned), and the depot: two words, so the function can carry a
+    /// 2-aligned: they hold an `AtomicUsize`; asserted below), and the depot: two words, so the function can carry a
     /// hint.
     struct Args<K, V>(*mut u8, *const Depot, PhantomData<EntryPtr<K, V>>);
     // SAFETY: the precondition: releasing on another thread is sound, and
@@ -452,9 +452,10 @@ pub(super) unsafe fn release<K, V>(
         unsafe { release_now(e, leaf, &*args.1) }
     };
     // SAFETY: the closure runs once, and `release_now` is sound on any
-    // thread (precondition); it borrows nothing. It reads `e.refs` first:
-    // the hint (a grace period later the entry is cold, and a bag's
-    // releases would otherwise miss one after another).
+    // thread (precondition); it borrows nothing. Its first accesses are to
+    // the entry (the value, then `refs`): the hint (a grace period later
+    // the entry is cold, and a bag's releases would otherwise miss one
+    // after another).
     unsafe { guard.defer_unchecked_hinted(f, e.cast_const().cast()) }
 }
 

@@ -116,15 +116,15 @@ impl Deferred {
 
     /// Runs the function, consuming it.
     pub(crate) fn call(mut self) {
-        // SAFETY: `data` was initialized by `new` with the closure `call`
-        // expects, and `self` is consumed, so this is the only call.
+        // SAFETY: `data` was initialized by `new` or `hinted` with the
+        // closure `call` expects, and `self` is consumed, so this is the only call.
         unsafe { (self.call)(self.data.as_mut_ptr()) }
     }
 }
 
-/// Deferred functions per bag. 30 keeps a sealed bag (30 × 32 + 32 bytes:
-/// the array, its length, the seal epoch, the list link and the `heavy`
-/// flag) within glibc's small-bin requests (at most 1000 bytes, a chunk
+/// Deferred functions per bag. 30 keeps a sealed bag (30 × 32 + 40 bytes:
+/// the array, its length, its `hinted` bits, the seal epoch, the list link
+/// and the `heavy` flag, 1 000 bytes) within glibc's small-bin requests (at most 1000 bytes, a chunk
 /// under 1024). A larger request is a "large" one, and glibc's `malloc`
 /// runs `malloc_consolidate` over every fast-bin chunk (the map's 32-byte
 /// entries, freed by other threads) whenever its thread cache has none of
@@ -180,7 +180,16 @@ impl Bag {
 
     /// Adds `d` as [`try_push`](Self::try_push) does; `hinted` says that
     /// `d` came from [`Deferred::hinted`] (otherwise its hint is not read).
-    pub(crate) fn try_push_hinted(&mut self, d: Deferred, hinted: bool) -> Result<(), Deferred> {
+    ///
+    /// # Safety
+    /// 1. If `hinted`, `d` came from [`Deferred::hinted`] (the bag reads
+    ///    its third word as a pointer, which other functions may leave
+    ///    uninitialized).
+    pub(crate) unsafe fn try_push_hinted(
+        &mut self,
+        d: Deferred,
+        hinted: bool,
+    ) -> Result<(), Deferred> {
         let i = self.len;
         self.try_push(d)?;
         self.hinted |= u32::from(hinted) << i;
@@ -196,7 +205,8 @@ impl Bag {
             debug_assert!(i < self.len);
             // SAFETY: item `i` was pushed by `try_push_hinted` with its bit
             // set, so it is initialized (`i < len`: items are only taken
-            // by `run_all`, after this) and came from `Deferred::hinted`.
+            // by `run_all`, after this) and came from `Deferred::hinted`
+            // (that function's precondition 1).
             let hint = unsafe { Deferred::hint(self.items[i].as_ptr()) };
             crate::utils::prefetch(hint);
         }
@@ -262,7 +272,8 @@ mod tests {
                 // SAFETY: `d` came from `Deferred::hinted`.
                 assert_eq!(unsafe { Deferred::hint(&d) }, hint);
             }
-            assert!(bag.try_push_hinted(d, i % 2 == 0).is_ok());
+            // SAFETY: `hinted` exactly for the `Deferred::hinted` ones.
+            assert!(unsafe { bag.try_push_hinted(d, i % 2 == 0) }.is_ok());
         }
         assert_eq!(bag.hinted.count_ones() as usize, BAG_CAP.div_ceil(2));
         bag.run_all();

@@ -1009,8 +1009,7 @@ impl Global {
     ///
     /// # Safety
     /// 1. The calling thread owns `p`, `p` belongs to `self`, and `p` is pinned.
-    ///
-    /// `hinted`: `d` came from [`Deferred::hinted`].
+    /// 2. If `hinted`, `d` came from [`Deferred::hinted`].
     pub(crate) unsafe fn defer(&self, p: &Participant, d: Deferred, hinted: bool) {
         // Relaxed: a heuristic. With no sealed garbage in the collector
         // nothing advances the epoch, so a bag that is not full would wait
@@ -1020,7 +1019,8 @@ impl Global {
         // bags fill as before.
         let idle = self.garbage_count.load(Ordering::Relaxed) == 0;
         // SAFETY: precondition 1: owner-only state. No user code runs while
-        // the `&mut` is live (moving a `Deferred` runs nothing).
+        // the `&mut` is live (moving a `Deferred` runs nothing). Precondition
+        // 2 is `try_push_hinted`'s.
         let full = p.local.with_mut(|l| unsafe {
             match (*l).bag.try_push_hinted(d, hinted) {
                 Ok(()) if idle => {

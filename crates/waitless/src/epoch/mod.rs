@@ -670,7 +670,7 @@ impl<'a> Guard<'a> {
     /// As for [`defer_unchecked`](Self::defer_unchecked).
     pub(crate) unsafe fn defer_unchecked_hinted<F: FnOnce()>(&self, f: F, hint: *const u8) {
         let d = Deferred::hinted(f, hint);
-        // SAFETY: as in `defer_unchecked`.
+        // SAFETY: as in `defer_unchecked`; `d` came from `Deferred::hinted`.
         unsafe { self.collector.global.defer(self.participant(), d, true) }
     }
 
