@@ -52,7 +52,7 @@ const MIN_CALLS_PER_THREAD: u64 = LATENCY_SAMPLE_EVERY;
 /// use waitless::channel::OptimizedChannel;
 /// let report = OptimizedChannel::<u64>::new(16).benchmark_orderings_for(Duration::from_millis(1));
 /// let r = report.optimized();
-/// assert!((0.0..=1.5).contains(&r.cpu_utilization));
+/// assert!((0.0..=1.0).contains(&r.cpu_utilization));
 /// if let Some(m) = r.cache_misses_per_op {
 ///     assert!(m >= 0.0);
 /// }
@@ -70,8 +70,9 @@ pub struct BenchmarkResults {
     /// CPU time the worker threads consumed (from the scheduler,
     /// `/proc/thread-self/schedstat`) divided by wall time × worker threads:
     /// 1.0 means every worker was on a CPU the whole time; lower means it was
-    /// descheduled (oversubscription) or blocked. 0.0 where the OS does not
-    /// report a thread's CPU time (outside Linux).
+    /// descheduled (oversubscription) or blocked. At most 1.0 (a worker's
+    /// last batch may run past a very short window). 0.0 where the OS does
+    /// not report a thread's CPU time (outside Linux).
     pub cpu_utilization: f64,
 }
 
@@ -311,8 +312,14 @@ impl Sums {
                 .misses
                 .filter(|_| self.ops > 0)
                 .map(|m| m as f64 / self.ops as f64),
+            // At most 1.0: a worker's CPU interval runs from its own start
+            // to the end of the batch in which it sees the stop signal, so
+            // over a window of a few milliseconds on a loaded machine it
+            // can exceed the window the coordinator timed (1.60 was seen
+            // with 3 ms windows while other tests ran). A thread cannot
+            // use more CPU than wall time, so the excess is that skew.
             cpu_utilization: if self.thread_wall_ns > 0 {
-                self.cpu_ns as f64 / self.thread_wall_ns as f64
+                (self.cpu_ns as f64 / self.thread_wall_ns as f64).min(1.0)
             } else {
                 0.0
             },
@@ -405,7 +412,7 @@ mod tests {
         for s in &report.strategies {
             assert_eq!(s.points.len(), POINTS.len());
             for r in s.points.iter().map(|p| &p.results).chain([&s.overall]) {
-                assert!((0.0..=1.5).contains(&r.cpu_utilization), "{r:?}");
+                assert!((0.0..=1.0).contains(&r.cpu_utilization), "{r:?}");
                 if let Some(m) = r.cache_misses_per_op {
                     assert!(m.is_finite() && m >= 0.0);
                 }
